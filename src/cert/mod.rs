@@ -1,0 +1,7 @@
+//! Certificates as facts: summarising DER once ([`summarize`]) and reasoning about summaries
+//! ([`reason`]): CA-name matching, completeness, validity, purpose.
+
+pub mod reason;
+mod summary;
+
+pub use summary::{dn_to_string, hex, summarize, summarize_chain, unhex, SummaryError};

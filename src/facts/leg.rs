@@ -1,0 +1,283 @@
+//! Facts of one TLS leg: hello, certificate request, chains, alerts, timed events, the end.
+
+use super::cert::{CertSummary, ChainVerdict};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// One TLS leg, seen from mtlscope: the client leg (mtlscope is the server) or the upstream leg
+/// (mtlscope is the client).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Leg {
+    /// The peer's socket address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// Negotiated protocol version; null if the handshake never got that far.
+    pub tls_version: Option<TlsVersion>,
+    /// Negotiated cipher suite, IANA name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    /// Negotiated ALPN protocol, e.g. `h2`, `http/1.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    /// Server name: what the client sent (client leg) or what mtlscope sent (upstream leg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// The ClientHello of this leg (client leg: the client's; upstream leg: mtlscope's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_hello: Option<ClientHelloFacts>,
+    /// The CertificateRequest: what mtlscope sent (client leg) or what the server sent (upstream
+    /// leg). Null when none was sent.
+    pub cert_request: Option<CertRequest>,
+    /// Client leg: the chain the client presented. Upstream leg: the chain mtlscope presented.
+    /// Empty when none was presented (or none was asked for: see `cert_request`).
+    pub chain: Vec<CertSummary>,
+    /// Client leg: mtlscope's own verdict on the presented chain against `--client-ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_verdict: Option<ChainVerdict>,
+    /// Upstream leg: which identity mtlscope presented, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityChoice>,
+    /// The server's chain: the upstream's (upstream leg) or mtlscope's own (client leg).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_chain: Vec<CertSummary>,
+    /// Upstream leg: whether the server's chain verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_verification: Option<ServerVerification>,
+    /// Alerts sent and received, in order.
+    pub alerts: Vec<Alert>,
+    /// Timed steps, in order.
+    pub events: Vec<Event>,
+    /// TLS 1.2 renegotiations seen after the first handshake.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renegotiations: Vec<Renegotiation>,
+    /// Wall-clock time of the handshake: certificate validity is judged at this instant.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub handshake_at: Option<OffsetDateTime>,
+    /// When the handshake completed, ms from connection start; null if it never did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_done_ms: Option<f64>,
+    /// The TLS or I/O error that ended the leg, in words.
+    pub error: Option<String>,
+    /// The same error, classified for rules and scripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<LegFailure>,
+}
+
+/// TLS protocol version.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.0 (seen only on the wire; mtlscope does not negotiate it).
+    #[serde(rename = "TLSv1.0")]
+    Tls10,
+    /// TLS 1.1 (seen only on the wire).
+    #[serde(rename = "TLSv1.1")]
+    Tls11,
+    /// TLS 1.2.
+    #[serde(rename = "TLSv1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "TLSv1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The contract's spelling, e.g. `TLSv1.2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Tls10 => "TLSv1.0",
+            TlsVersion::Tls11 => "TLSv1.1",
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+
+    /// From the wire value (0x0301..=0x0304).
+    pub fn from_wire(v: u16) -> Option<TlsVersion> {
+        match v {
+            0x0301 => Some(TlsVersion::Tls10),
+            0x0302 => Some(TlsVersion::Tls11),
+            0x0303 => Some(TlsVersion::Tls12),
+            0x0304 => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+/// What a ClientHello offered.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientHelloFacts {
+    /// SNI host name, if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// ALPN protocols offered, in order.
+    pub alpn: Vec<String>,
+    /// Versions offered (supported_versions, or the legacy version).
+    pub versions: Vec<TlsVersion>,
+    /// Signature schemes offered, rustls/IANA names.
+    pub signature_schemes: Vec<String>,
+    /// Whether the `post_handshake_auth` extension was offered (TLS 1.3).
+    pub offered_pha: bool,
+}
+
+/// When the certificate was asked for.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// In the initial handshake.
+    Handshake,
+    /// In a TLS 1.2 renegotiation after the handshake.
+    Renegotiation,
+    /// In TLS 1.3 post-handshake authentication.
+    PostHandshake,
+}
+
+/// A CertificateRequest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CertRequest {
+    /// When in the connection the certificate was asked for.
+    pub phase: Phase,
+    /// Acceptable-CA names as RFC 4514 strings; empty for an empty list; null when unknown
+    /// (encrypted on the wire).
+    pub ca_names: Option<Vec<String>>,
+    /// The same names as hex DER (`Name` with its outer SEQUENCE), for exact comparison.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_names_der: Vec<String>,
+    /// Signature schemes the requester accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signature_schemes: Vec<String>,
+    /// Client leg only: whether mtlscope insisted on a certificate (`required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandatory: Option<bool>,
+    /// When the request was seen, ms from connection start.
+    pub at_ms: f64,
+    /// For a late request: ms since the HTTP request that triggered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_request_ms: Option<f64>,
+}
+
+/// Which identity mtlscope presented on the upstream leg, and why.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct IdentityChoice {
+    /// The identities that were candidates, with their chains (presented or withheld).
+    pub candidates: Vec<IdentityCandidate>,
+    /// Label of the identity presented; null when none was.
+    pub chosen: Option<String>,
+    /// Why this one (or why none), in words.
+    pub reason: String,
+}
+
+/// One configured upstream identity.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct IdentityCandidate {
+    /// Where it came from, e.g. the certificate file name.
+    pub label: String,
+    /// Its chain, leaf first.
+    pub chain: Vec<CertSummary>,
+    /// Whether any certificate in the chain matches the server's CA names (null: not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches_ca_names: Option<bool>,
+}
+
+/// The result of verifying the upstream's certificate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerVerification {
+    /// Whether the chain verified against the upstream trust anchors and the name.
+    pub ok: bool,
+    /// Why not, in words (e.g. `unknown issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether verification failures were ignored (`--insecure-upstream`).
+    pub enforced: bool,
+}
+
+/// Direction of an alert, seen from mtlscope.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// mtlscope sent it (on observe: the client sent it).
+    Sent,
+    /// mtlscope received it (on observe: the server sent it).
+    Received,
+}
+
+/// Alert level.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    /// Level 1.
+    Warning,
+    /// Level 2.
+    Fatal,
+    /// Unknown: the alert was encrypted or inferred from an error.
+    Unknown,
+}
+
+/// One TLS alert.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Alert {
+    /// Who sent it.
+    pub direction: Direction,
+    /// Warning or fatal.
+    pub level: AlertLevel,
+    /// RFC name, snake_case, e.g. `bad_certificate`.
+    pub description: String,
+    /// The numeric code, e.g. 42.
+    pub code: u8,
+    /// When, ms from connection start.
+    pub at_ms: f64,
+    /// How it is known: `wire` (read from the bytes), `tls` (reported by the TLS library), or
+    /// `inferred` (from an error).
+    pub source: String,
+}
+
+/// One timed step.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Ms from connection start.
+    pub at_ms: f64,
+    /// Step name, snake_case: `tcp_accept`, `tcp_connect`, `client_hello`, `server_hello`,
+    /// `certificate_request`, `certificate`, `handshake_done`, `request`, `response_head`, ….
+    pub name: String,
+    /// Detail in words, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A TLS 1.2 renegotiation attempt.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Renegotiation {
+    /// When the first handshake record after the handshake was seen.
+    pub at_ms: f64,
+    /// Who started it.
+    pub initiated_by: Initiator,
+    /// Ms since the last application data before it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_app_data_ms: Option<f64>,
+    /// Whether it completed, was refused (and by whom), or is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+/// Who started a renegotiation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    /// The TLS server (HelloRequest).
+    Server,
+    /// The TLS client (a new ClientHello).
+    Client,
+}
+
+/// The classified end of a leg.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LegFailure {
+    /// Where it failed: `connect`, `handshake`, `after_handshake`, `http`, `config`.
+    pub stage: String,
+    /// What failed, snake_case: `connection_refused`, `timed_out`, `reset`, `alert_received`,
+    /// `peer_certificate_invalid`, `no_certificates_presented`, `eof`, `not_tls`, ….
+    pub kind: String,
+}

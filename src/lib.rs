@@ -1,0 +1,11 @@
+//! mtlscope: a TLS-terminating debugging proxy that explains client-certificate failures.
+//!
+//! The pipeline is capture → facts → diagnose → render: capturers write [`facts`], the
+//! [`diagnose`] stage turns facts into findings, and renderers show both.
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod diagnose;
+pub mod facts;
+pub mod pki;
+pub mod wire;

@@ -1,0 +1,166 @@
+//! Loading certificates, chains and private keys from PEM files, with errors that name the file.
+//!
+//! An identity whose key does not match its certificate is refused here, at start-up, so the
+//! proxy never presents a certificate it cannot prove.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a certificate, key or identity could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file holds no PEM certificate.
+    #[error("{path}: no PEM certificate found (expected a -----BEGIN CERTIFICATE----- block)")]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file holds no usable private key.
+    #[error("{path}: no PEM private key found (expected PKCS#8, PKCS#1 or SEC1 PEM): {detail}")]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The key's algorithm is not supported by the crypto provider.
+    #[error("{path}: private key not usable: {detail}")]
+    UnusableKey {
+        /// The file.
+        path: PathBuf,
+        /// What the provider said.
+        detail: String,
+    },
+    /// The key belongs to another certificate.
+    #[error("{key}: private key does not match the certificate in {cert} (expected the key of {subject})")]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// A `CERT,KEY` argument without the comma.
+    #[error("expected CERT,KEY (two paths separated by a comma), got {0:?}")]
+    PairSyntax(String),
+}
+
+/// A certificate chain with its private key, checked to belong together.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// A short name for records: the certificate file's name.
+    pub label: String,
+    /// Where the chain came from.
+    pub cert_path: PathBuf,
+    /// The chain, leaf first, as it will be presented.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The signing key and chain, ready for rustls.
+    pub certified: Arc<CertifiedKey>,
+}
+
+impl Identity {
+    /// Load `cert` (leaf first, then any intermediates) and `key`, and check they pair.
+    pub fn load(cert: &Path, key: &Path) -> Result<Identity, LoadError> {
+        let chain = load_certs(cert)?;
+        let key_der = load_key(key)?;
+        Identity::from_parts(cert, key, chain, key_der)
+    }
+
+    /// Parse a `CERT,KEY` pair as given on the command line and load it.
+    pub fn load_pair(arg: &str) -> Result<Identity, LoadError> {
+        let (cert, key) = split_pair(arg)?;
+        Identity::load(Path::new(cert), Path::new(key))
+    }
+
+    /// Build from already-read parts; `cert` and `key` name the sources in errors.
+    pub fn from_parts(
+        cert: &Path,
+        key: &Path,
+        chain: Vec<CertificateDer<'static>>,
+        key_der: PrivateKeyDer<'static>,
+    ) -> Result<Identity, LoadError> {
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let signing = provider
+            .key_provider
+            .load_private_key(key_der)
+            .map_err(|e| LoadError::UnusableKey {
+                path: key.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        let certified = CertifiedKey::new(chain.clone(), signing);
+        match certified.keys_match() {
+            Ok(()) => {}
+            // Unknown means the provider cannot tell (e.g. an exotic key type): let it through.
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+            Err(_) => {
+                let subject = crate::cert::summarize(&chain[0])
+                    .map(|s| s.subject)
+                    .unwrap_or_else(|_| "the certificate".into());
+                return Err(LoadError::KeyMismatch {
+                    cert: cert.to_path_buf(),
+                    key: key.to_path_buf(),
+                    subject,
+                });
+            }
+        }
+        Ok(Identity {
+            label: cert
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| cert.display().to_string()),
+            cert_path: cert.to_path_buf(),
+            chain,
+            certified: Arc::new(certified),
+        })
+    }
+}
+
+/// Split a `CERT,KEY` argument.
+pub fn split_pair(arg: &str) -> Result<(&str, &str), LoadError> {
+    match arg.split_once(',') {
+        Some((c, k)) if !c.is_empty() && !k.is_empty() => Ok((c, k)),
+        _ => Err(LoadError::PairSyntax(arg.to_string())),
+    }
+}
+
+/// All certificates in a PEM file, in file order; at least one.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let bytes = read(path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(LoadError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The first private key in a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, LoadError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| LoadError::NoKey {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}

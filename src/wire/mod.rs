@@ -1,0 +1,1 @@
+//! The wire tap: TLS records and plaintext handshake messages seen below TLS.
