@@ -5,7 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod cli;
 pub mod diagnose;
+pub mod error;
 pub mod facts;
 pub mod pki;
+pub mod record;
+pub mod render;
 pub mod wire;

@@ -1,0 +1,73 @@
+//! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
+
+pub mod certs;
+
+use crate::error::CommandError;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// A debugging proxy that explains client-certificate (mutual TLS) failures.
+#[derive(Debug, Parser)]
+#[command(name = "mtlscope", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the dev PKI, or inspect certificates.
+    Certs(certs::CertsArgs),
+    /// Print where mtlscope's local CA is and how to trust it.
+    Ca(certs::CaArgs),
+}
+
+/// Parse the command line, run the command, map its error to the contract's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    init_tracing();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mtlscope: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), CommandError> {
+    match command {
+        Command::Certs(args) => certs::run(args),
+        Command::Ca(args) => certs::run_ca(args),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A multi-threaded tokio runtime for the network commands.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::runtime(format!("cannot start the async runtime: {e}")))
+}

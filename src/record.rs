@@ -1,0 +1,127 @@
+//! The end of the pipeline for one flow: diagnose it, print its terminal line, and append it to
+//! the JSON Lines recording through one writer task.
+//!
+//! Connection tasks never touch the file: they hand finished flows to a bounded channel, and the
+//! writer appends and flushes one line per flow, so a slow disk slows recording, not relaying
+//! (until the channel is full, which then applies back-pressure rather than losing records).
+
+use crate::facts::Flow;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+
+/// Records in flight between connection tasks and the writer.
+const CHANNEL_DEPTH: usize = 1024;
+
+/// Where finished flows go. Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct Sink {
+    /// To the writer task; `None` when there is no `--record` file.
+    tx: Option<mpsc::Sender<WriterMsg>>,
+    /// Whether to print a terminal line per flow.
+    print: bool,
+}
+
+enum WriterMsg {
+    Flow(Box<Flow>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Why the recording could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open recording {path}: {source}")]
+pub struct RecordOpenError {
+    /// The `--record` path.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub source: std::io::Error,
+}
+
+impl Sink {
+    /// Open (append, create) the recording, if any, and start its writer task. Must be called
+    /// inside a tokio runtime.
+    pub async fn open(record: Option<&Path>, print: bool) -> Result<Sink, RecordOpenError> {
+        let tx = match record {
+            None => None,
+            Some(path) => {
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await
+                    .map_err(|source| RecordOpenError {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+                tokio::spawn(write_lines(file, path.to_path_buf(), rx));
+                Some(tx)
+            }
+        };
+        Ok(Sink { tx, print })
+    }
+
+    /// A sink that records nothing and prints nothing (tests, probes that render themselves).
+    pub fn discard() -> Sink {
+        Sink {
+            tx: None,
+            print: false,
+        }
+    }
+
+    /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.
+    pub async fn emit(&self, mut flow: Flow) -> Flow {
+        flow.findings = crate::diagnose::diagnose(&flow);
+        if self.print {
+            println!("{}", crate::render::explain::terminal_line(&flow));
+        }
+        if let Some(tx) = &self.tx {
+            if tx
+                .send(WriterMsg::Flow(Box::new(flow.clone())))
+                .await
+                .is_err()
+            {
+                tracing::error!("recording writer has stopped; record lost");
+            }
+        }
+        flow
+    }
+
+    /// Wait until everything emitted so far is written and flushed.
+    pub async fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done, wait) = oneshot::channel();
+            if tx.send(WriterMsg::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
+    }
+}
+
+async fn write_lines(mut file: tokio::fs::File, path: PathBuf, mut rx: mpsc::Receiver<WriterMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            WriterMsg::Flow(flow) => {
+                let mut line = match serde_json::to_vec(&flow) {
+                    Ok(line) => line,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serialise a flow; record lost");
+                        continue;
+                    }
+                };
+                line.push(b'\n');
+                let written = async {
+                    file.write_all(&line).await?;
+                    file.flush().await
+                };
+                if let Err(e) = written.await {
+                    tracing::error!(path = %path.display(), error = %e, "cannot write recording");
+                }
+            }
+            WriterMsg::Flush(done) => {
+                let _ = file.sync_data().await;
+                let _ = done.send(());
+            }
+        }
+    }
+}

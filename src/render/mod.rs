@@ -1,0 +1,3 @@
+//! Views of facts and findings. A renderer formats; it never decides.
+
+pub mod explain;
