@@ -4,12 +4,16 @@
 //! [`diagnose`] stage turns facts into findings, and renderers show both.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cert;
 pub mod cli;
+pub mod config;
 pub mod diagnose;
 pub mod error;
 pub mod facts;
 pub mod pki;
+pub mod proxy;
 pub mod record;
 pub mod render;
+pub mod upstream;
 pub mod wire;

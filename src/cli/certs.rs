@@ -46,3 +46,13 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
 pub fn run_ca(_args: CaArgs) -> Result<(), CommandError> {
     Err(CommandError::runtime("the local CA is not built yet"))
 }
+
+/// The local CA's resolver for client-facing leaves (default host: the upstream's).
+pub fn local_ca_resolver(
+    _ca_dir: Option<&std::path::Path>,
+    _upstream: Option<&str>,
+) -> Result<std::sync::Arc<dyn rustls::server::ResolvesServerCert>, CommandError> {
+    Err(CommandError::usage(
+        "--server-cert CERT,KEY is required until the local CA is built",
+    ))
+}

@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
 pub mod certs;
+pub mod proxy_args;
+pub mod reverse;
 
 use crate::error::CommandError;
 use clap::{Parser, Subcommand};
@@ -22,6 +24,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Print where mtlscope's local CA is and how to trust it.
     Ca(certs::CaArgs),
+    /// Listen with TLS and relay to one upstream over TLS, recording both legs.
+    Reverse(reverse::ReverseArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -52,6 +56,7 @@ fn run(command: Command) -> Result<(), CommandError> {
     match command {
         Command::Certs(args) => certs::run(args),
         Command::Ca(args) => certs::run_ca(args),
+        Command::Reverse(args) => reverse::run(args),
     }
 }
 

@@ -21,3 +21,29 @@ pub fn terminal_line(flow: &Flow) -> String {
         ),
     }
 }
+
+/// `Mtlscope-Diagnosis` value.
+pub fn diagnosis_header_value(findings: &[crate::facts::Finding]) -> Option<String> {
+    (!findings.is_empty()).then(|| {
+        findings
+            .iter()
+            .map(|f| f.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// 502 body, text.
+pub fn error_body_text(flow: &Flow) -> String {
+    let leg = flow
+        .upstream_leg
+        .as_ref()
+        .and_then(|l| l.error.clone())
+        .unwrap_or_default();
+    format!("mtlscope: the upstream leg failed: {leg}\n")
+}
+
+/// 502 body, JSON.
+pub fn error_body_json(flow: &Flow) -> serde_json::Value {
+    serde_json::json!({ "error": error_body_text(flow), "findings": flow.findings })
+}

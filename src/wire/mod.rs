@@ -1,1 +1,2 @@
 //! The wire tap: TLS records and plaintext handshake messages seen below TLS.
+pub mod alert_names;

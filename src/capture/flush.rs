@@ -1,0 +1,95 @@
+//! Sends what TLS queued while reading.
+//!
+//! tokio-rustls does not write from `poll_read`, so an alert rustls queues in answer to
+//! something it read (a refused TLS 1.2 renegotiation's `no_renegotiation`) would sit unsent and
+//! the connection would hang until the peer gave up. This wrapper flushes after every read that
+//! left TLS data to write.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A TLS stream that can say whether it has records queued to write.
+pub trait WantsWrite {
+    /// Whether the TLS session has data queued for the peer.
+    fn wants_write(&self) -> bool;
+}
+
+impl<IO> WantsWrite for tokio_rustls::client::TlsStream<IO> {
+    fn wants_write(&self) -> bool {
+        self.get_ref().1.wants_write()
+    }
+}
+
+impl<IO> WantsWrite for tokio_rustls::server::TlsStream<IO> {
+    fn wants_write(&self) -> bool {
+        self.get_ref().1.wants_write()
+    }
+}
+
+/// A TLS stream that flushes queued records after reads.
+#[derive(Debug)]
+pub struct FlushAfterRead<T> {
+    /// The TLS stream.
+    inner: T,
+}
+
+impl<T> FlushAfterRead<T> {
+    /// Wrap a TLS stream.
+    pub fn new(inner: T) -> Self {
+        FlushAfterRead { inner }
+    }
+
+    /// The TLS stream.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + WantsWrite + Unpin> AsyncRead for FlushAfterRead<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.inner.wants_write() {
+            // Pending here means the socket is full; the write side will finish the job.
+            if let Poll::Ready(Err(e)) = Pin::new(&mut self.inner).poll_flush(cx) {
+                tracing::debug!(error = %e, "flush after read failed");
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FlushAfterRead<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

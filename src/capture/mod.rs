@@ -1,0 +1,96 @@
+//! Capture: the hooks that see things happen on a connection and write them down as facts.
+//!
+//! Capturers record; they do not interpret. Each leg has one [`LegRecorder`] that every hook
+//! of that leg (verifier, resolver, relay) writes into, with times from the connection's
+//! [`ConnClock`].
+
+pub mod client_auth;
+pub mod clock;
+pub mod flush;
+pub mod keylog;
+pub mod server_auth;
+pub mod tls_error;
+pub mod upstream_auth;
+
+pub use clock::ConnClock;
+
+use crate::facts::{Alert, Event, Leg};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The shared, growing facts of one leg. Cheap to clone; all clones write the same leg.
+#[derive(Clone, Debug)]
+pub struct LegRecorder {
+    /// The leg's facts so far.
+    leg: Arc<Mutex<Leg>>,
+    /// The connection's clock, for `at_ms`.
+    clock: ConnClock,
+}
+
+impl LegRecorder {
+    /// A recorder for a new, empty leg.
+    pub fn new(clock: ConnClock) -> LegRecorder {
+        LegRecorder {
+            leg: Arc::new(Mutex::new(Leg::default())),
+            clock,
+        }
+    }
+
+    /// The connection clock.
+    pub fn clock(&self) -> ConnClock {
+        self.clock
+    }
+
+    /// Change the leg's facts. Critical sections are short; a poisoned lock still records.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Leg) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Append a timed step.
+    pub fn event(&self, name: &str, detail: Option<String>) {
+        let at_ms = self.clock.ms();
+        self.with(|leg| {
+            leg.events.push(Event {
+                at_ms,
+                name: name.to_string(),
+                detail,
+            })
+        });
+    }
+
+    /// Append an alert, unless the same alert is already recorded (the wire and the TLS
+    /// library may both report it).
+    pub fn alert(&self, alert: Alert) {
+        self.with(|leg| {
+            let dup = leg.alerts.iter().any(|a| {
+                a.direction == alert.direction && a.code == alert.code && a.source != alert.source
+            });
+            if !dup {
+                leg.alerts.push(alert);
+            }
+        });
+    }
+
+    /// Record the error that ended the leg: words, classification, and the alert it implies.
+    pub fn fail(&self, c: &tls_error::Classified) {
+        let at_ms = self.clock.ms();
+        if let Some((dir, desc)) = c.alert {
+            self.alert(tls_error::alert_fact(dir, desc, at_ms));
+        }
+        self.event("error", Some(c.words.clone()));
+        self.with(|leg| {
+            leg.error = Some(c.words.clone());
+            leg.failure = Some(c.failure.clone());
+        });
+    }
+
+    /// A copy of the facts as they stand now.
+    pub fn snapshot(&self) -> Leg {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Leg> {
+        self.leg
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,152 @@
+//! The upstream leg's server-certificate verifier: records the server's chain and whether it
+//! verified, and with `--insecure-upstream` continues anyway.
+
+use super::LegRecorder;
+use crate::facts::ServerVerification;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::sync::Arc;
+
+/// The upstream trust decision shared by every connection.
+#[derive(Debug, Clone)]
+pub struct UpstreamTrust {
+    /// WebPKI verification against the upstream trust anchors; None when there are none.
+    pub webpki: Option<Arc<dyn ServerCertVerifier>>,
+    /// `--insecure-upstream`: record the verdict, continue regardless.
+    pub insecure: bool,
+    /// The crypto provider, for signature checks.
+    pub provider: Arc<CryptoProvider>,
+}
+
+impl UpstreamTrust {
+    /// Trust anchors from `roots` (`--upstream-ca`, or the system store).
+    pub fn new(
+        roots: rustls::RootCertStore,
+        insecure: bool,
+        provider: Arc<CryptoProvider>,
+    ) -> UpstreamTrust {
+        let webpki = if roots.is_empty() {
+            None
+        } else {
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .ok()
+            .map(|v| v as Arc<dyn ServerCertVerifier>)
+        };
+        UpstreamTrust {
+            webpki,
+            insecure,
+            provider,
+        }
+    }
+}
+
+/// The per-connection verifier.
+#[derive(Debug)]
+pub struct RecordingServerVerifier {
+    /// Shared trust settings.
+    trust: UpstreamTrust,
+    /// The upstream leg.
+    rec: LegRecorder,
+}
+
+impl RecordingServerVerifier {
+    /// A verifier for one upstream connection.
+    pub fn new(trust: UpstreamTrust, rec: LegRecorder) -> Self {
+        RecordingServerVerifier { trust, rec }
+    }
+}
+
+impl ServerCertVerifier for RecordingServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain = crate::cert::summarize_chain(
+            std::iter::once(end_entity.as_ref()).chain(intermediates.iter().map(|c| c.as_ref())),
+        );
+        let result = match &self.trust.webpki {
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::General(
+                "no upstream trust anchors are configured".into(),
+            )),
+        };
+        let enforced = !self.trust.insecure;
+        self.rec.event(
+            "server_certificate",
+            chain.first().map(|c| c.subject.clone()),
+        );
+        self.rec.with(|leg| {
+            leg.server_chain = chain;
+            leg.server_verification = Some(ServerVerification {
+                ok: result.is_ok(),
+                reason: result.as_ref().err().map(verification_words),
+                enforced,
+            });
+        });
+        match result {
+            Err(e) if enforced => Err(e),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.trust.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.trust.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.trust
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn verification_words(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "unknown issuer".into(),
+        rustls::Error::InvalidCertificate(C::NotValidForName)
+        | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
+            "name mismatch".into()
+        }
+        rustls::Error::InvalidCertificate(C::Expired)
+        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => "expired".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,185 @@
+//! The upstream leg's client-certificate resolver: records the server's CertificateRequest and
+//! chooses which identity mtlscope presents, saying why.
+//!
+//! rustls calls `resolve` only when the server sends a CertificateRequest in the handshake, so a
+//! recorded request here is one at `phase: handshake`.
+
+use super::LegRecorder;
+use crate::cert::reason::match_ca_names;
+use crate::facts::{CertRequest, IdentityCandidate, IdentityChoice, Phase};
+use crate::pki::load::Identity;
+use rustls::client::ResolvesClientCert;
+use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
+use std::sync::Arc;
+
+/// Which identity to present when the server asks.
+#[derive(Clone, Debug)]
+pub enum IdentityPolicy {
+    /// Present nothing.
+    None,
+    /// Always present this one (like curl `--cert`), even if it does not match the CA names.
+    Fixed(Arc<Identity>),
+    /// Present the first whose chain matches the server's CA names (as browsers do); with an
+    /// empty list, the first; with no match, nothing.
+    Auto(Vec<Arc<Identity>>),
+}
+
+impl IdentityPolicy {
+    fn candidates(&self) -> &[Arc<Identity>] {
+        match self {
+            IdentityPolicy::None => &[],
+            IdentityPolicy::Fixed(id) => std::slice::from_ref(id),
+            IdentityPolicy::Auto(ids) => ids,
+        }
+    }
+}
+
+/// The per-connection resolver.
+#[derive(Debug)]
+pub struct RecordingClientResolver {
+    /// Which identity to present.
+    policy: IdentityPolicy,
+    /// The upstream leg.
+    rec: LegRecorder,
+}
+
+impl RecordingClientResolver {
+    /// A resolver for one upstream connection; also records the identities on offer.
+    pub fn new(policy: IdentityPolicy, rec: LegRecorder) -> Self {
+        let candidates = policy
+            .candidates()
+            .iter()
+            .map(|id| IdentityCandidate {
+                label: id.label.clone(),
+                chain: crate::cert::summarize_chain(id.chain.iter().map(|c| c.as_ref())),
+                matches_ca_names: None,
+            })
+            .collect();
+        let reason = match &policy {
+            IdentityPolicy::None => "no upstream identity is configured",
+            _ => "the server did not ask for a certificate",
+        };
+        rec.with(|leg| {
+            leg.identity = Some(IdentityChoice {
+                candidates,
+                chosen: None,
+                reason: reason.into(),
+            })
+        });
+        RecordingClientResolver { policy, rec }
+    }
+}
+
+impl ResolvesClientCert for RecordingClientResolver {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        let at_ms = self.rec.clock().ms();
+        let ca_names: Vec<String> = root_hint_subjects
+            .iter()
+            .map(|dn| crate::cert::dn_to_string(dn))
+            .collect();
+        let ca_names_der: Vec<String> = root_hint_subjects
+            .iter()
+            .map(|dn| crate::cert::hex(dn))
+            .collect();
+        let request = CertRequest {
+            phase: Phase::Handshake,
+            ca_names: Some(ca_names.clone()),
+            ca_names_der: ca_names_der.clone(),
+            signature_schemes: sigschemes.iter().map(|s| format!("{s:?}")).collect(),
+            mandatory: None,
+            at_ms,
+            after_request_ms: None,
+        };
+        self.rec.event(
+            "certificate_request",
+            Some(format!("{} CA name(s)", ca_names.len())),
+        );
+
+        let chosen = self.rec.with(|leg| {
+            leg.cert_request = Some(request);
+            let choice = leg.identity.get_or_insert_with(IdentityChoice::default);
+            for cand in &mut choice.candidates {
+                cand.matches_ca_names = Some(
+                    ca_names.is_empty()
+                        || match_ca_names(&cand.chain, &ca_names, &ca_names_der).is_some(),
+                );
+            }
+            let (index, reason) = choose(&self.policy, &choice.candidates, ca_names.is_empty());
+            choice.reason = reason;
+            choice.chosen = index.map(|i| choice.candidates[i].label.clone());
+            if let Some(i) = index {
+                leg.chain = choice.candidates[i].chain.clone();
+            }
+            index
+        });
+        let identity = chosen.and_then(|i| self.policy.candidates().get(i).cloned());
+        self.rec.event(
+            "certificate_presented",
+            Some(
+                identity
+                    .as_ref()
+                    .map_or("none".to_string(), |id| id.label.clone()),
+            ),
+        );
+        identity.map(|id| id.certified.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        // True whenever resolve may return one, or TLS 1.2 signing breaks (TLS-NOTES).
+        !self.policy.candidates().is_empty()
+    }
+}
+
+/// Pick a candidate and say why.
+fn choose(
+    policy: &IdentityPolicy,
+    candidates: &[IdentityCandidate],
+    empty_list: bool,
+) -> (Option<usize>, String) {
+    match policy {
+        IdentityPolicy::None => (None, "no upstream identity is configured".into()),
+        IdentityPolicy::Fixed(id) => {
+            let matched = candidates
+                .first()
+                .and_then(|c| c.matches_ca_names)
+                .unwrap_or(false);
+            let why = if empty_list {
+                "the server sent an empty CA list"
+            } else if matched {
+                "its chain matches the server's CA names"
+            } else {
+                "it does not match the server's CA names, but was presented as configured"
+            };
+            (
+                Some(0),
+                format!("presented the configured identity {}: {why}", id.label),
+            )
+        }
+        IdentityPolicy::Auto(_) => {
+            if candidates.is_empty() {
+                return (None, "no upstream identity is configured".into());
+            }
+            if empty_list {
+                return (
+                    Some(0),
+                    format!(
+                        "the server sent an empty CA list; presented the first identity, {}",
+                        candidates[0].label
+                    ),
+                );
+            }
+            match candidates.iter().position(|c| c.matches_ca_names == Some(true)) {
+                Some(i) => (Some(i), format!("auto: {} is the first identity whose chain matches the server's CA names", candidates[i].label)),
+                None => (None, format!(
+                    "auto: none of the {} identities matches the server's CA names, so none was presented (as browsers do)",
+                    candidates.len()
+                )),
+            }
+        }
+    }
+}

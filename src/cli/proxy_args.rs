@@ -1,0 +1,330 @@
+//! The flags `reverse` and `forward` share, merged with the config file, and turned into the
+//! client-leg and upstream settings. Start-up errors (missing files, mismatched keys) end here
+//! with exit code 2 and a message naming the flag or config key.
+
+use crate::capture::client_auth::{ClientAuthMode, ClientAuthPolicy};
+use crate::capture::keylog::KeyLogFile;
+use crate::capture::server_auth::UpstreamTrust;
+use crate::capture::upstream_auth::IdentityPolicy;
+use crate::config::{CaNames, CertKey, Loaded};
+use crate::error::CommandError;
+use crate::pki::load::{load_certs, Identity};
+use crate::proxy::client_leg::ClientLegSettings;
+use crate::upstream::{Engine, RustlsEngine, RustlsSettings};
+use clap::Args;
+use rustls::crypto::CryptoProvider;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flags shared by the TLS-terminating modes.
+#[derive(Debug, Args, Default)]
+pub struct ProxyArgs {
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// TOML configuration file; flags win over it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Append one JSON object per flow to FILE (JSON Lines, flushed per line).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Write NSS key-log lines for both legs to FILE (for Wireshark).
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// Certificate and key shown to clients; default: a leaf from the local CA.
+    #[arg(long, value_name = "CERT,KEY")]
+    pub server_cert: Option<String>,
+    /// Where the local CA lives.
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Ask clients for a certificate: none, optional, required, or mirror the upstream's request.
+    #[arg(long, value_enum)]
+    pub client_auth: Option<ClientAuthMode>,
+    /// CA certificate(s) whose names the client leg's CertificateRequest carries (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Vec<PathBuf>,
+    /// Which CA names to send: from-ca (the --client-ca subjects) or none (an empty list).
+    #[arg(long, value_enum)]
+    pub client_ca_names: Option<CaNames>,
+    /// Identity mtlscope presents upstream (repeatable; with several, the first matching the
+    /// server's CA names is chosen).
+    #[arg(long, value_name = "CERT,KEY")]
+    pub identity: Vec<String>,
+    /// Trust anchors for the upstream's certificate (repeatable; default: the system store).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// Do not verify the upstream's certificate (the result is still recorded).
+    #[arg(long)]
+    pub insecure_upstream: bool,
+    /// Refuse client certificates that do not verify against --client-ca, like a real server.
+    #[arg(long)]
+    pub enforce: bool,
+    /// Keep Authorization, Cookie and similar header values in recordings.
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Bound, in seconds, on each connect and handshake.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Do not print a line per flow.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The merged, loaded settings.
+pub struct Built {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// `--upstream`, if any.
+    pub upstream: Option<String>,
+    /// The client leg.
+    pub client: ClientLegSettings,
+    /// The upstream engine.
+    pub engine: Engine,
+    /// `--record`.
+    pub record: Option<PathBuf>,
+    /// Redact credentials.
+    pub redact: bool,
+    /// Print a line per flow.
+    pub print: bool,
+    /// The local CA directory.
+    pub ca_dir: Option<PathBuf>,
+}
+
+/// The one crypto provider.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+impl ProxyArgs {
+    /// Merge with the config file and load every file named.
+    pub fn build(
+        &self,
+        default_listen: &str,
+        server_cert: impl FnOnce(
+            &Built0,
+        )
+            -> Result<Arc<dyn rustls::server::ResolvesServerCert>, CommandError>,
+    ) -> Result<Built, CommandError> {
+        let loaded = match &self.config {
+            Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
+            None => Loaded::default(),
+        };
+        let c = &loaded.config;
+        let provider = provider();
+        let timeout = Duration::from_secs(self.timeout.max(1));
+
+        let listen_text = self
+            .listen
+            .clone()
+            .or(c.listen.clone())
+            .unwrap_or_else(|| default_listen.to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|e| {
+            CommandError::usage(format!(
+                "--listen {listen_text:?}: not an address like 127.0.0.1:8443 ({e})"
+            ))
+        })?;
+
+        let keylog: Option<Arc<dyn rustls::KeyLog>> = match self
+            .keylog
+            .clone()
+            .or(c.keylog.as_ref().map(|p| loaded.resolve(p)))
+        {
+            Some(p) => Some(Arc::new(KeyLogFile::open(&p).map_err(|e| {
+                CommandError::usage(format!("--keylog {}: {e}", p.display()))
+            })?)),
+            None => None,
+        };
+
+        // Client leg: certificate request policy.
+        let mode = self
+            .client_auth
+            .or(c.client_auth)
+            .unwrap_or(ClientAuthMode::None);
+        let mut client_cas = Vec::new();
+        let ca_files: Vec<(String, PathBuf)> = if self.client_ca.is_empty() {
+            c.client_ca
+                .iter()
+                .map(|p| (loaded.key("client_ca"), loaded.resolve(p)))
+                .collect()
+        } else {
+            self.client_ca
+                .iter()
+                .map(|p| ("--client-ca".to_string(), p.clone()))
+                .collect()
+        };
+        for (flag, path) in &ca_files {
+            client_cas
+                .extend(load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?);
+        }
+        let send_names = self
+            .client_ca_names
+            .or(c.client_ca_names)
+            .unwrap_or(CaNames::FromCa)
+            == CaNames::FromCa;
+        let enforce = self.enforce || c.enforce.unwrap_or(false);
+        let policy =
+            ClientAuthPolicy::new(mode, &client_cas, send_names, enforce, provider.clone())
+                .map_err(|e| CommandError::usage(format!("--client-ca: {e}")))?;
+
+        // Upstream leg: identities and trust.
+        let mut identities = Vec::new();
+        if self.identity.is_empty() {
+            for ck in &c.identity {
+                let (cert, key) = ck
+                    .paths(&loaded.base)
+                    .map_err(|e| CommandError::usage(format!("{}: {e}", loaded.key("identity"))))?;
+                identities.push(Arc::new(Identity::load(&cert, &key).map_err(|e| {
+                    CommandError::usage(format!("{}: {e}", loaded.key("identity")))
+                })?));
+            }
+        } else {
+            for arg in &self.identity {
+                identities
+                    .push(Arc::new(Identity::load_pair(arg).map_err(|e| {
+                        CommandError::usage(format!("--identity: {e}"))
+                    })?));
+            }
+        }
+        let identity = match identities.len() {
+            0 => IdentityPolicy::None,
+            1 => IdentityPolicy::Fixed(identities.remove(0)),
+            _ => IdentityPolicy::Auto(identities),
+        };
+        let insecure = self.insecure_upstream || c.insecure_upstream.unwrap_or(false);
+        let roots = upstream_roots(self, &loaded)?;
+        let trust = UpstreamTrust::new(roots, insecure, provider.clone());
+        let engine = Engine::Rustls(RustlsEngine {
+            settings: Arc::new(RustlsSettings {
+                provider: provider.clone(),
+                trust,
+                identity,
+                alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                keylog: keylog.clone(),
+                timeout,
+                resumption: rustls::client::Resumption::default(),
+            }),
+        });
+
+        let built0 = Built0 {
+            upstream: self.upstream_arg(&loaded),
+            ca_dir: self
+                .ca_dir
+                .clone()
+                .or(c.ca_dir.as_ref().map(|p| loaded.resolve(p))),
+            server_cert: match (&self.server_cert, &c.server_cert) {
+                (Some(arg), _) => Some((
+                    "--server-cert".to_string(),
+                    CertKey::Pair(arg.clone()),
+                    PathBuf::new(),
+                )),
+                (None, Some(ck)) => {
+                    Some((loaded.key("server_cert"), ck.clone(), loaded.base.clone()))
+                }
+                (None, None) => None,
+            },
+        };
+        let resolver = server_cert(&built0)?;
+        Ok(Built {
+            listen,
+            upstream: built0.upstream,
+            client: ClientLegSettings {
+                provider,
+                server_cert: resolver,
+                client_auth: Arc::new(policy),
+                alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                keylog,
+                timeout,
+            },
+            engine,
+            record: self
+                .record
+                .clone()
+                .or(c.record.as_ref().map(|p| loaded.resolve(p))),
+            redact: !self.no_redact && c.redact.unwrap_or(true),
+            print: !self.quiet,
+            ca_dir: built0.ca_dir,
+        })
+    }
+
+    fn upstream_arg(&self, loaded: &Loaded) -> Option<String> {
+        loaded.config.upstream.clone()
+    }
+}
+
+/// The settings the server-certificate choice depends on.
+pub struct Built0 {
+    /// `--upstream` from the config file (the flag is handled by the command).
+    pub upstream: Option<String>,
+    /// `--ca-dir`.
+    pub ca_dir: Option<PathBuf>,
+    /// `--server-cert`: where it was named, the pair, and the base for relative paths.
+    pub server_cert: Option<(String, CertKey, PathBuf)>,
+}
+
+impl Built0 {
+    /// Load `--server-cert` into a fixed resolver, if given.
+    pub fn fixed_server_cert(
+        &self,
+    ) -> Result<Option<Arc<dyn rustls::server::ResolvesServerCert>>, CommandError> {
+        let Some((flag, ck, base)) = &self.server_cert else {
+            return Ok(None);
+        };
+        let (cert, key) = ck
+            .paths(base)
+            .map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
+        let id =
+            Identity::load(&cert, &key).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
+        Ok(Some(Arc::new(FixedCert(id.certified.clone()))))
+    }
+}
+
+/// Always the same server certificate.
+#[derive(Debug)]
+pub struct FixedCert(pub Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn upstream_roots(
+    args: &ProxyArgs,
+    loaded: &Loaded,
+) -> Result<rustls::RootCertStore, CommandError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let files: Vec<(String, PathBuf)> = if args.upstream_ca.is_empty() {
+        loaded
+            .config
+            .upstream_ca
+            .iter()
+            .map(|p| (loaded.key("upstream_ca"), loaded.resolve(p)))
+            .collect()
+    } else {
+        args.upstream_ca
+            .iter()
+            .map(|p| ("--upstream-ca".to_string(), p.clone()))
+            .collect()
+    };
+    if files.is_empty() {
+        // Like curl without --cacert: the system store.
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        return Ok(roots);
+    }
+    for (flag, path) in files {
+        for cert in load_certs(&path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))? {
+            roots
+                .add(cert)
+                .map_err(|e| CommandError::usage(format!("{flag} {}: {e}", path.display())))?;
+        }
+    }
+    Ok(roots)
+}

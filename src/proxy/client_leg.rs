@@ -1,0 +1,180 @@
+//! The client leg: accepting TLS from the client with a per-connection server configuration
+//! chosen after reading the ClientHello, and recording what happened.
+
+use crate::capture::client_auth::{ClientAuthPolicy, RecordingClientVerifier};
+use crate::capture::flush::FlushAfterRead;
+use crate::capture::tls_error::{classify_io, Classified};
+use crate::capture::LegRecorder;
+use crate::facts::{ClientHelloFacts, LegFailure, TlsVersion};
+use crate::upstream::BoxIo;
+use rustls::crypto::CryptoProvider;
+use rustls::server::ResolvesServerCert;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::server::TlsStream;
+
+/// The decrypted client stream.
+pub type ClientTls = FlushAfterRead<TlsStream<BoxIo>>;
+
+/// What every client connection of a listener shares.
+#[derive(Clone, Debug)]
+pub struct ClientLegSettings {
+    /// The crypto provider.
+    pub provider: Arc<CryptoProvider>,
+    /// The certificate mtlscope shows the client (`--server-cert`, or the local CA's leaves).
+    pub server_cert: Arc<dyn ResolvesServerCert>,
+    /// Whether and how to ask the client for a certificate.
+    pub client_auth: Arc<ClientAuthPolicy>,
+    /// ALPN protocols accepted from clients.
+    pub alpn: Vec<Vec<u8>>,
+    /// `--keylog`.
+    pub keylog: Option<Arc<dyn rustls::KeyLog>>,
+    /// Bound on the whole handshake.
+    pub timeout: Duration,
+}
+
+/// How the client leg's handshake ended. Built once per connection; the facts are in the
+/// recorder either way.
+pub enum ClientLegOutcome {
+    /// TLS is up.
+    Established(Box<ClientTls>),
+    /// The handshake failed; the recorder holds why.
+    Failed,
+}
+
+/// Read the ClientHello, choose the configuration, complete the handshake.
+///
+/// `policy_override` replaces the listener's client-auth policy for this connection (`mirror`).
+pub async fn accept(
+    io: BoxIo,
+    settings: &ClientLegSettings,
+    policy_override: Option<Arc<ClientAuthPolicy>>,
+    rec: &LegRecorder,
+) -> ClientLegOutcome {
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
+    let start = match tokio::time::timeout(settings.timeout, acceptor).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => return failed(rec, hello_error(&e)),
+        Err(_) => return failed(rec, timed_out(settings.timeout)),
+    };
+    record_hello(rec, &start.client_hello());
+
+    let policy = policy_override.unwrap_or_else(|| settings.client_auth.clone());
+    let config = match server_config(settings, policy, rec) {
+        Ok(c) => c,
+        Err(e) => {
+            return failed(
+                rec,
+                Classified {
+                    words: format!("cannot build the client-facing TLS configuration: {e}"),
+                    failure: LegFailure {
+                        stage: "config".into(),
+                        kind: "config".into(),
+                    },
+                    alert: None,
+                },
+            )
+        }
+    };
+    let handshake = start.into_stream(Arc::new(config)).into_fallible();
+    let tls = match tokio::time::timeout(settings.timeout, handshake).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err((e, _io))) => return failed(rec, classify_io("handshake", &e)),
+        Err(_) => return failed(rec, timed_out(settings.timeout)),
+    };
+    let (_, conn) = tls.get_ref();
+    let version = conn
+        .protocol_version()
+        .and_then(|v| TlsVersion::from_wire(u16::from(v)));
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()));
+    let alpn = conn
+        .alpn_protocol()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    let at_ms = rec.clock().ms();
+    rec.with(|leg| {
+        leg.tls_version = version;
+        leg.cipher = cipher;
+        leg.alpn = alpn;
+        leg.handshake_done_ms = Some(at_ms);
+    });
+    rec.event("handshake_done", None);
+    ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls)))
+}
+
+fn server_config(
+    settings: &ClientLegSettings,
+    policy: Arc<ClientAuthPolicy>,
+    rec: &LegRecorder,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    let verifier = Arc::new(RecordingClientVerifier::new(policy, rec.clone()));
+    let mut config = rustls::ServerConfig::builder_with_provider(settings.provider.clone())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(settings.server_cert.clone());
+    config.alpn_protocols = settings.alpn.clone();
+    if let Some(k) = &settings.keylog {
+        config.key_log = k.clone();
+    }
+    Ok(config)
+}
+
+fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
+    let facts = ClientHelloFacts {
+        sni: hello.server_name().map(str::to_string),
+        alpn: hello
+            .alpn()
+            .map(|protos| {
+                protos
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        versions: Vec::new(),
+        signature_schemes: hello
+            .signature_schemes()
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect(),
+        offered_pha: false,
+    };
+    let sni = facts.sni.clone();
+    rec.with(|leg| {
+        leg.sni = sni;
+        leg.client_hello = Some(facts);
+        leg.handshake_at = Some(rec.clock().wall_now());
+    });
+    rec.event("client_hello", None);
+}
+
+/// An error while reading the ClientHello: garbage, plain HTTP, a truncated record.
+fn hello_error(e: &std::io::Error) -> Classified {
+    let mut c = classify_io("client_hello", e);
+    if matches!(c.failure.kind.as_str(), "not_tls" | "invalid_data" | "tls") {
+        c.failure.kind = "not_tls".into();
+        c.words = format!("the client did not send a TLS ClientHello ({})", c.words);
+    } else if c.failure.kind == "eof" {
+        c.words = "the client closed the connection before completing a ClientHello".into();
+    }
+    c
+}
+
+fn timed_out(after: Duration) -> Classified {
+    Classified {
+        words: format!(
+            "the client's TLS handshake did not complete within {} ms",
+            after.as_millis()
+        ),
+        failure: LegFailure {
+            stage: "handshake".into(),
+            kind: "timed_out".into(),
+        },
+        alert: None,
+    }
+}
+
+fn failed(rec: &LegRecorder, c: Classified) -> ClientLegOutcome {
+    rec.fail(&c);
+    ClientLegOutcome::Failed
+}

@@ -1,0 +1,7 @@
+//! The proxy modes: the client leg, the relay, and the listeners that tie them together.
+
+pub mod body;
+pub mod client_leg;
+pub mod headers;
+pub mod relay;
+pub mod reverse;

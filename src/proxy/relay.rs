@@ -1,0 +1,394 @@
+//! The HTTP relay of one connection pair: each client request goes to the connection's own
+//! upstream connection; each exchange becomes a record.
+//!
+//! Bodies stream both ways. Only error responses (400–599) are held back, and only for a bounded
+//! excerpt, so the diagnosis — and its `Mtlscope-Diagnosis` header — can quote the server's error
+//! page before the head goes to the client.
+
+use super::body::RelayBody;
+use super::headers::{kept_request, kept_response, strip_hop_by_hop};
+use crate::capture::tls_error::{classify_io, find_io_error, Classified};
+use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{
+    FaultEffect, Flow, LegFailure, Mode, RecordKind, Request, Response, ResponseSource,
+};
+use crate::record::Sink;
+use crate::upstream::{BoxIo, Target};
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use http::{Method, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The most of an error body kept for the record and the diagnosis.
+const EXCERPT_BYTES: usize = 4096;
+/// How long to wait for that excerpt before relaying the head anyway.
+const EXCERPT_WAIT: Duration = Duration::from_secs(2);
+
+/// The header carrying the finding ids on diagnosed error responses.
+pub const DIAGNOSIS_HEADER: &str = "mtlscope-diagnosis";
+
+/// The upstream HTTP connection of a pair.
+pub enum UpstreamSender {
+    /// HTTP/1.1: one request at a time.
+    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>),
+    /// HTTP/2: multiplexed.
+    H2(hyper::client::conn::http2::SendRequest<Incoming>),
+}
+
+impl UpstreamSender {
+    /// Start HTTP on an established upstream TLS stream (h2 when ALPN chose it) and spawn the
+    /// connection driver.
+    pub async fn handshake(io: BoxIo, alpn: Option<&[u8]>) -> Result<UpstreamSender, hyper::Error> {
+        let io = TokioIo::new(io);
+        if alpn == Some(b"h2") {
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream h2 connection ended");
+                }
+            });
+            Ok(UpstreamSender::H2(sender))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream h1 connection ended");
+                }
+            });
+            Ok(UpstreamSender::H1(tokio::sync::Mutex::new(sender)))
+        }
+    }
+
+    async fn send(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<Incoming>, hyper::Error> {
+        match self {
+            UpstreamSender::H1(s) => {
+                let fut = {
+                    let mut s = s.lock().await;
+                    s.ready().await?;
+                    s.send_request(req)
+                };
+                fut.await
+            }
+            UpstreamSender::H2(s) => {
+                let mut s = s.clone();
+                s.ready().await?;
+                s.send_request(req).await
+            }
+        }
+    }
+
+    fn is_h2(&self) -> bool {
+        matches!(self, UpstreamSender::H2(_))
+    }
+}
+
+/// Everything the relay of one connection pair knows and writes.
+pub struct Pair {
+    /// Process-unique connection number.
+    pub id: u64,
+    /// The command relaying.
+    pub mode: Mode,
+    /// The connection's clock.
+    pub clock: ConnClock,
+    /// The client's address.
+    pub client_addr: String,
+    /// Where the upstream leg goes.
+    pub target: Target,
+    /// The client leg's facts.
+    pub client: LegRecorder,
+    /// The upstream leg's facts (present even when it failed).
+    pub upstream: LegRecorder,
+    /// The upstream HTTP connection; None when the upstream leg failed.
+    pub sender: Option<UpstreamSender>,
+    /// Faults that acted on this pair.
+    pub faults: Mutex<Vec<FaultEffect>>,
+    /// Exchanges so far.
+    pub exchanges: AtomicU32,
+    /// Where finished flows go.
+    pub sink: Sink,
+    /// Redact credential headers in records.
+    pub redact: bool,
+}
+
+impl Pair {
+    /// The pair's facts as they stand, as a record of `kind`.
+    pub fn flow(&self, kind: RecordKind) -> Flow {
+        let mut flow = Flow::new(self.mode, self.id, self.clock.started_at());
+        flow.kind = kind;
+        flow.client_addr = Some(self.client_addr.clone());
+        flow.upstream = Some(self.target.authority());
+        flow.client_leg = Some(self.client.snapshot());
+        flow.upstream_leg = Some(self.upstream.snapshot());
+        flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+        flow
+    }
+
+    /// Relay one request; never fails (failures become diagnosed responses).
+    pub async fn handle(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<RelayBody>, std::convert::Infallible> {
+        let index = self.exchanges.fetch_add(1, Ordering::Relaxed);
+        let at_ms = self.clock.ms();
+        let request = Request {
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            version: format!("{:?}", req.version()),
+            headers: kept_request(req.headers(), self.redact),
+            at_ms,
+        };
+        self.client.event(
+            "request",
+            Some(format!("{} {}", request.method, request.uri)),
+        );
+        let wants_json = accepts_json(req.headers().get(ACCEPT));
+
+        let Some(sender) = &self.sender else {
+            return Ok(self
+                .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
+                .await);
+        };
+        let upstream_req = match self.upstream_request(req, sender.is_h2()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.upstream.fail(&Classified {
+                    words: format!("cannot form the upstream request: {e}"),
+                    failure: LegFailure {
+                        stage: "http".into(),
+                        kind: "bad_request".into(),
+                    },
+                    alert: None,
+                });
+                return Ok(self
+                    .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
+                    .await);
+            }
+        };
+        self.upstream.event(
+            "request_sent",
+            Some(format!("{} {}", request.method, request.uri)),
+        );
+        let resp = match sender.send(upstream_req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.upstream.fail(&http_error(&e));
+                return Ok(self
+                    .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
+                    .await);
+            }
+        };
+        self.upstream
+            .event("response_head", Some(resp.status().to_string()));
+        Ok(self.relay_response(index, request, resp).await)
+    }
+
+    /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
+    /// upstream, hop-by-hop headers removed.
+    fn upstream_request(
+        &self,
+        req: http::Request<Incoming>,
+        h2: bool,
+    ) -> Result<http::Request<Incoming>, http::Error> {
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
+        strip_hop_by_hop(&mut parts.headers);
+        let authority = self.target.authority();
+        if h2 {
+            parts.uri = Uri::builder()
+                .scheme("https")
+                .authority(authority.as_str())
+                .path_and_query(path)
+                .build()?;
+            parts.version = Version::HTTP_2;
+            parts.headers.remove(HOST);
+        } else {
+            parts.uri = Uri::builder().path_and_query(path).build()?;
+            parts.version = Version::HTTP_11;
+            parts
+                .headers
+                .insert(HOST, HeaderValue::from_str(&authority)?);
+        }
+        Ok(http::Request::from_parts(parts, body))
+    }
+
+    async fn relay_response(
+        self: &Arc<Self>,
+        index: u32,
+        request: Request,
+        resp: http::Response<Incoming>,
+    ) -> http::Response<RelayBody> {
+        let (mut parts, mut body) = resp.into_parts();
+        let status = parts.status;
+        let mut prefix = VecDeque::new();
+        let mut excerpt = None;
+        if status.is_client_error() || status.is_server_error() {
+            let (frames, text) = read_excerpt(&mut body).await;
+            prefix = frames;
+            excerpt = Some(text);
+        }
+        let response = Response {
+            status: status.as_u16(),
+            source: ResponseSource::Upstream,
+            headers: kept_response(&parts.headers, self.redact),
+            body_excerpt: excerpt,
+            at_ms: self.clock.ms(),
+        };
+        let flow = self.exchange_flow(index, request, response);
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(v) = diagnosis_header(&flow) {
+            parts.headers.insert(DIAGNOSIS_HEADER, v);
+        }
+        let body = RelayBody::relayed(prefix, body, flow, self.sink.clone());
+        http::Response::from_parts(parts, body)
+    }
+
+    /// A response mtlscope produces itself (the upstream leg failed): the diagnosis is the body.
+    async fn produce(
+        self: &Arc<Self>,
+        index: u32,
+        request: Request,
+        status: StatusCode,
+        json: bool,
+    ) -> http::Response<RelayBody> {
+        let mut flow = self.exchange_flow(
+            index,
+            request,
+            Response {
+                status: status.as_u16(),
+                source: ResponseSource::Mtlscope,
+                at_ms: self.clock.ms(),
+                ..Response::default()
+            },
+        );
+        flow.findings = crate::diagnose::diagnose(&flow);
+        let (body, content_type) = if json {
+            (
+                crate::render::explain::error_body_json(&flow).to_string(),
+                "application/json",
+            )
+        } else {
+            (
+                crate::render::explain::error_body_text(&flow),
+                "text/plain; charset=utf-8",
+            )
+        };
+        let header = diagnosis_header(&flow);
+        let flow = self.sink.emit(flow).await;
+        tracing::debug!(
+            connection = flow.connection_id,
+            "answered {status} for a failed upstream leg"
+        );
+        let mut resp = http::Response::new(RelayBody::full(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Some(v) = header {
+            resp.headers_mut().insert(DIAGNOSIS_HEADER, v);
+        }
+        resp
+    }
+
+    fn exchange_flow(&self, index: u32, request: Request, response: Response) -> Flow {
+        let mut flow = self.flow(RecordKind::Exchange);
+        flow.exchange_index = Some(index);
+        flow.request = Some(request);
+        flow.response = Some(response);
+        flow
+    }
+
+    /// Record that the client side ended the connection without any exchange.
+    pub async fn finish(&self, error: Option<String>) {
+        if self.exchanges.load(Ordering::Relaxed) == 0 {
+            let mut flow = self.flow(RecordKind::Connection);
+            flow.error = error.or_else(|| {
+                Some("the client closed the connection without sending a request".into())
+            });
+            self.sink.emit(flow).await;
+        }
+    }
+}
+
+/// The `Mtlscope-Diagnosis` value for a 4xx/5xx flow with findings.
+fn diagnosis_header(flow: &Flow) -> Option<HeaderValue> {
+    let status = flow.status()?;
+    if status < 400 {
+        return None;
+    }
+    let findings = crate::diagnose::diagnose(flow);
+    let value = crate::render::explain::diagnosis_header_value(&findings)?;
+    HeaderValue::from_str(&value).ok()
+}
+
+async fn read_excerpt(body: &mut Incoming) -> (VecDeque<http_body::Frame<Bytes>>, String) {
+    let mut frames = VecDeque::new();
+    let mut text = Vec::new();
+    let collect = async {
+        while text.len() < EXCERPT_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let room = EXCERPT_BYTES - text.len();
+                        text.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                    frames.push_back(frame);
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "error body ended early");
+                    break;
+                }
+                None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(EXCERPT_WAIT, collect).await;
+    (frames, String::from_utf8_lossy(&text).into_owned())
+}
+
+fn accepts_json(accept: Option<&HeaderValue>) -> bool {
+    accept
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// Classify a hyper client error, using the I/O (and TLS) error inside it when there is one.
+fn http_error(e: &hyper::Error) -> Classified {
+    match find_io_error(e) {
+        Some(io) => classify_io("after_handshake", io),
+        None => Classified {
+            words: if e.is_incomplete_message() {
+                "the server closed the connection before sending a response".into()
+            } else {
+                format!("the upstream HTTP exchange failed: {e}")
+            },
+            failure: LegFailure {
+                stage: "after_handshake".into(),
+                kind: if e.is_incomplete_message() {
+                    "eof".into()
+                } else {
+                    "http".into()
+                },
+            },
+            alert: None,
+        },
+    }
+}
+
+/// Whether a request is a CONNECT (the relay does not tunnel; forward mode handles those).
+pub fn is_connect(req: &http::Request<Incoming>) -> bool {
+    req.method() == Method::CONNECT
+}

@@ -1,0 +1,68 @@
+//! The upstream leg: opening one TLS connection to the server for one client connection.
+//!
+//! The TLS client sits behind [`Engine`] so a second engine (OpenSSL, which can complete TLS 1.2
+//! renegotiation and TLS 1.3 post-handshake auth, which rustls cannot) can join without changing
+//! the proxy. Every engine writes the same facts into the leg's recorder.
+
+mod rustls_engine;
+
+pub use rustls_engine::{RustlsEngine, RustlsSettings};
+
+use crate::capture::LegRecorder;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Any byte stream the relay can drive.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed byte stream.
+pub type BoxIo = Box<dyn Io>;
+
+/// Where the upstream leg goes.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Host name or IP literal (also the SNI unless it is an IP).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Target {
+    /// `host:port`, with brackets for IPv6.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// An established upstream leg.
+pub struct Connected {
+    /// The decrypted stream.
+    pub io: BoxIo,
+    /// Negotiated ALPN, if any.
+    pub alpn: Option<Vec<u8>>,
+}
+
+/// The upstream leg could not be established; the reason is in the leg's facts.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream leg failed: {0}")]
+pub struct Failed(pub String);
+
+/// The TLS client engines.
+#[derive(Clone, Debug)]
+pub enum Engine {
+    /// rustls: refuses renegotiation, never offers post-handshake auth.
+    Rustls(RustlsEngine),
+}
+
+impl Engine {
+    /// Connect to `target` and complete the TLS handshake, recording both into `rec`.
+    pub async fn connect(&self, target: &Target, rec: &LegRecorder) -> Result<Connected, Failed> {
+        match self {
+            Engine::Rustls(e) => e.connect(target, rec).await,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The rustls upstream engine.
+
+use super::{Connected, Failed, Target};
+use crate::capture::flush::FlushAfterRead;
+use crate::capture::server_auth::{RecordingServerVerifier, UpstreamTrust};
+use crate::capture::tls_error::{classify_io, Classified};
+use crate::capture::upstream_auth::{IdentityPolicy, RecordingClientResolver};
+use crate::capture::LegRecorder;
+use crate::facts::{ClientHelloFacts, TlsVersion};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// What every upstream connection of a listener shares.
+#[derive(Clone, Debug)]
+pub struct RustlsSettings {
+    /// The crypto provider.
+    pub provider: Arc<CryptoProvider>,
+    /// Trust anchors and `--insecure-upstream`.
+    pub trust: UpstreamTrust,
+    /// Which identity to present.
+    pub identity: IdentityPolicy,
+    /// ALPN protocols offered upstream.
+    pub alpn: Vec<Vec<u8>>,
+    /// `--keylog`.
+    pub keylog: Option<Arc<dyn rustls::KeyLog>>,
+    /// Bound on TCP connect and on the handshake, each.
+    pub timeout: Duration,
+    /// Client session cache shared across connections (resumption).
+    pub resumption: rustls::client::Resumption,
+}
+
+/// The rustls engine.
+#[derive(Clone, Debug)]
+pub struct RustlsEngine {
+    /// Shared settings.
+    pub settings: Arc<RustlsSettings>,
+}
+
+impl RustlsEngine {
+    /// Connect and handshake, recording into `rec`.
+    pub async fn connect(&self, target: &Target, rec: &LegRecorder) -> Result<Connected, Failed> {
+        let s = &self.settings;
+        rec.with(|leg| leg.peer = Some(target.authority()));
+        rec.event("tcp_connect_start", Some(target.authority()));
+        let tcp = match tokio::time::timeout(
+            s.timeout,
+            TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await
+        {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(fail(rec, classify_io("connect", &e))),
+            Err(_) => return Err(fail(rec, timed_out("connect", s.timeout))),
+        };
+        let _ = tcp.set_nodelay(true);
+        rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
+
+        let config = self.client_config(rec).map_err(|e| {
+            fail(
+                rec,
+                Classified {
+                    words: format!("cannot build the upstream TLS configuration: {e}"),
+                    failure: crate::facts::LegFailure {
+                        stage: "config".into(),
+                        kind: "config".into(),
+                    },
+                    alert: None,
+                },
+            )
+        })?;
+        let server_name = ServerName::try_from(target.host.clone()).map_err(|e| {
+            fail(
+                rec,
+                Classified {
+                    words: format!("invalid server name {:?}: {e}", target.host),
+                    failure: crate::facts::LegFailure {
+                        stage: "config".into(),
+                        kind: "server_name".into(),
+                    },
+                    alert: None,
+                },
+            )
+        })?;
+        let sni = match &server_name {
+            ServerName::DnsName(d) => Some(d.as_ref().to_string()),
+            _ => None,
+        };
+        rec.with(|leg| {
+            leg.sni = sni.clone();
+            leg.client_hello = Some(ClientHelloFacts {
+                sni,
+                alpn: s
+                    .alpn
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect(),
+                versions: vec![TlsVersion::Tls13, TlsVersion::Tls12],
+                signature_schemes: Vec::new(),
+                // rustls never offers post-handshake auth.
+                offered_pha: false,
+            });
+            leg.handshake_at = Some(rec.clock().wall_now());
+        });
+        rec.event("client_hello", None);
+
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let handshake = connector.connect(server_name, tcp).into_fallible();
+        let tls = match tokio::time::timeout(s.timeout, handshake).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err((e, _tcp))) => return Err(fail(rec, classify_io("handshake", &e))),
+            Err(_) => return Err(fail(rec, timed_out("handshake", s.timeout))),
+        };
+        let (_, conn) = tls.get_ref();
+        let alpn = conn.alpn_protocol().map(|p| p.to_vec());
+        let version = conn
+            .protocol_version()
+            .and_then(|v| TlsVersion::from_wire(u16::from(v)));
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()));
+        let at_ms = rec.clock().ms();
+        rec.with(|leg| {
+            leg.tls_version = version;
+            leg.cipher = cipher;
+            leg.alpn = alpn
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            leg.handshake_done_ms = Some(at_ms);
+        });
+        rec.event("handshake_done", None);
+        Ok(Connected {
+            io: Box::new(FlushAfterRead::new(tls)),
+            alpn,
+        })
+    }
+
+    fn client_config(&self, rec: &LegRecorder) -> Result<rustls::ClientConfig, rustls::Error> {
+        let s = &self.settings;
+        let mut config = rustls::ClientConfig::builder_with_provider(s.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(RecordingServerVerifier::new(
+                s.trust.clone(),
+                rec.clone(),
+            )))
+            .with_client_cert_resolver(Arc::new(RecordingClientResolver::new(
+                s.identity.clone(),
+                rec.clone(),
+            )));
+        config.alpn_protocols = s.alpn.clone();
+        config.resumption = s.resumption.clone();
+        if let Some(k) = &s.keylog {
+            config.key_log = k.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Record a classified failure on the leg and turn it into the engine's error.
+pub(crate) fn fail(rec: &LegRecorder, c: Classified) -> Failed {
+    rec.fail(&c);
+    Failed(c.words)
+}
+
+fn timed_out(stage: &str, after: Duration) -> Classified {
+    Classified {
+        words: format!("{stage} timed out after {} ms", after.as_millis()),
+        failure: crate::facts::LegFailure {
+            stage: stage.into(),
+            kind: "timed_out".into(),
+        },
+        alert: None,
+    }
+}
