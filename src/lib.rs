@@ -11,6 +11,7 @@ pub mod config;
 pub mod diagnose;
 pub mod error;
 pub mod facts;
+pub mod lab;
 pub mod pki;
 pub mod proxy;
 pub mod record;

@@ -9,7 +9,7 @@ use crate::capture::upstream_auth::IdentityPolicy;
 use crate::config::{CaNames, CertKey, Loaded};
 use crate::error::CommandError;
 use crate::pki::load::{load_certs, Identity};
-use crate::proxy::client_leg::ClientLegSettings;
+use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
 use crate::upstream::{Engine, RustlsEngine, RustlsSettings};
 use clap::Args;
 use rustls::crypto::CryptoProvider;
@@ -276,20 +276,7 @@ impl Built0 {
             .map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
         let id =
             Identity::load(&cert, &key).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
-        Ok(Some(Arc::new(FixedCert(id.certified.clone()))))
-    }
-}
-
-/// Always the same server certificate.
-#[derive(Debug)]
-pub struct FixedCert(pub Arc<rustls::sign::CertifiedKey>);
-
-impl rustls::server::ResolvesServerCert for FixedCert {
-    fn resolve(
-        &self,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
+        Ok(Some(Arc::new(FixedServerCert(id.certified.clone()))))
     }
 }
 

@@ -178,3 +178,16 @@ fn failed(rec: &LegRecorder, c: Classified) -> ClientLegOutcome {
     rec.fail(&c);
     ClientLegOutcome::Failed
 }
+
+/// Always the same server certificate (`--server-cert`).
+#[derive(Debug)]
+pub struct FixedServerCert(pub Arc<rustls::sign::CertifiedKey>);
+
+impl ResolvesServerCert for FixedServerCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
