@@ -84,8 +84,20 @@ impl ClientAuthPolicy {
         })
     }
 
-    /// This policy with another CA list (used by `mirror` once the upstream's list is known).
-    pub fn with_ca_names(&self, ca_names: Vec<DistinguishedName>, mode: ClientAuthMode) -> Self {
+    /// The `mirror` policy for one connection: ask the client with exactly the upstream's CA
+    /// names (empty if its list was empty), or ask nothing if the upstream asked nothing.
+    pub fn mirror_of(&self, upstream_request: Option<&CertRequest>) -> ClientAuthPolicy {
+        let (mode, ca_names) = match upstream_request {
+            None => (ClientAuthMode::None, Vec::new()),
+            Some(req) => (
+                ClientAuthMode::Optional,
+                req.ca_names_der
+                    .iter()
+                    .filter_map(|hex| crate::cert::unhex(hex))
+                    .map(DistinguishedName::from)
+                    .collect(),
+            ),
+        };
         ClientAuthPolicy {
             mode,
             ca_names,

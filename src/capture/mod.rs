@@ -9,6 +9,7 @@ pub mod clock;
 pub mod flush;
 pub mod keylog;
 pub mod server_auth;
+pub mod sniff;
 pub mod tls_error;
 pub mod upstream_auth;
 

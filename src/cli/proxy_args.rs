@@ -82,6 +82,8 @@ pub struct Built {
     pub client: ClientLegSettings,
     /// The upstream engine.
     pub engine: Engine,
+    /// Which identity to present upstream.
+    pub identity: IdentityPolicy,
     /// `--record`.
     pub record: Option<PathBuf>,
     /// Redact credentials.
@@ -199,7 +201,6 @@ impl ProxyArgs {
             settings: Arc::new(RustlsSettings {
                 provider: provider.clone(),
                 trust,
-                identity,
                 alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 keylog: keylog.clone(),
                 timeout,
@@ -238,6 +239,7 @@ impl ProxyArgs {
                 timeout,
             },
             engine,
+            identity,
             record: self
                 .record
                 .clone()

@@ -2,7 +2,9 @@
 
 use super::proxy_args::ProxyArgs;
 use crate::error::CommandError;
+use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
+use crate::proxy::session::SessionContext;
 use crate::record::Sink;
 use crate::upstream::Target;
 use clap::Args;
@@ -65,11 +67,15 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             .await
             .map_err(CommandError::usage)?;
         let opts = ReverseOptions {
-            client: built.client,
-            engine: built.engine,
+            session: SessionContext {
+                mode: Mode::Reverse,
+                client: built.client,
+                engine: built.engine,
+                sink: sink.clone(),
+                redact: built.redact,
+            },
+            identity: built.identity,
             target: target.clone(),
-            sink: sink.clone(),
-            redact: built.redact,
         };
         let proxy = ReverseProxy::start(built.listen, opts)
             .await

@@ -3,6 +3,7 @@
 
 use crate::capture::client_auth::{ClientAuthPolicy, RecordingClientVerifier};
 use crate::capture::flush::FlushAfterRead;
+use crate::capture::sniff::{FirstBytes, Sniff};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
 use crate::facts::{ClientHelloFacts, LegFailure, TlsVersion};
@@ -42,65 +43,86 @@ pub enum ClientLegOutcome {
     Failed,
 }
 
-/// Read the ClientHello, choose the configuration, complete the handshake.
-///
-/// `policy_override` replaces the listener's client-auth policy for this connection (`mirror`).
-pub async fn accept(
+/// A client whose ClientHello has been read and recorded; the configuration is not chosen yet.
+pub struct Hello {
+    /// The paused handshake.
+    start: tokio_rustls::StartHandshake<BoxIo>,
+}
+
+/// Read and record the ClientHello; on failure the recorder holds why.
+pub async fn read_hello(
     io: BoxIo,
     settings: &ClientLegSettings,
-    policy_override: Option<Arc<ClientAuthPolicy>>,
     rec: &LegRecorder,
-) -> ClientLegOutcome {
+) -> Option<Hello> {
+    let (io, first_bytes) = Sniff::new(io);
+    let io: BoxIo = Box::new(io);
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
     let start = match tokio::time::timeout(settings.timeout, acceptor).await {
         Ok(Ok(start)) => start,
-        Ok(Err(e)) => return failed(rec, hello_error(&e)),
-        Err(_) => return failed(rec, timed_out(settings.timeout)),
-    };
-    record_hello(rec, &start.client_hello());
-
-    let policy = policy_override.unwrap_or_else(|| settings.client_auth.clone());
-    let config = match server_config(settings, policy, rec) {
-        Ok(c) => c,
-        Err(e) => {
-            return failed(
-                rec,
-                Classified {
-                    words: format!("cannot build the client-facing TLS configuration: {e}"),
-                    failure: LegFailure {
-                        stage: "config".into(),
-                        kind: "config".into(),
-                    },
-                    alert: None,
-                },
-            )
+        Ok(Err(e)) => {
+            rec.fail(&hello_error(&e, &first_bytes));
+            return None;
+        }
+        Err(_) => {
+            rec.fail(&timed_out(settings.timeout));
+            return None;
         }
     };
-    let handshake = start.into_stream(Arc::new(config)).into_fallible();
-    let tls = match tokio::time::timeout(settings.timeout, handshake).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err((e, _io))) => return failed(rec, classify_io("handshake", &e)),
-        Err(_) => return failed(rec, timed_out(settings.timeout)),
-    };
-    let (_, conn) = tls.get_ref();
-    let version = conn
-        .protocol_version()
-        .and_then(|v| TlsVersion::from_wire(u16::from(v)));
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .map(|c| format!("{:?}", c.suite()));
-    let alpn = conn
-        .alpn_protocol()
-        .map(|p| String::from_utf8_lossy(p).into_owned());
-    let at_ms = rec.clock().ms();
-    rec.with(|leg| {
-        leg.tls_version = version;
-        leg.cipher = cipher;
-        leg.alpn = alpn;
-        leg.handshake_done_ms = Some(at_ms);
-    });
-    rec.event("handshake_done", None);
-    ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls)))
+    record_hello(rec, &start.client_hello());
+    Some(Hello { start })
+}
+
+impl Hello {
+    /// Complete the handshake with `policy` (the listener's, or a `mirror` one).
+    pub async fn finish(
+        self,
+        settings: &ClientLegSettings,
+        policy: Arc<ClientAuthPolicy>,
+        rec: &LegRecorder,
+    ) -> ClientLegOutcome {
+        let config = match server_config(settings, policy, rec) {
+            Ok(c) => c,
+            Err(e) => {
+                return failed(
+                    rec,
+                    Classified {
+                        words: format!("cannot build the client-facing TLS configuration: {e}"),
+                        failure: LegFailure {
+                            stage: "config".into(),
+                            kind: "config".into(),
+                        },
+                        alert: None,
+                    },
+                )
+            }
+        };
+        let handshake = self.start.into_stream(Arc::new(config)).into_fallible();
+        let tls = match tokio::time::timeout(settings.timeout, handshake).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err((e, _io))) => return failed(rec, classify_io("handshake", &e)),
+            Err(_) => return failed(rec, timed_out(settings.timeout)),
+        };
+        let (_, conn) = tls.get_ref();
+        let version = conn
+            .protocol_version()
+            .and_then(|v| TlsVersion::from_wire(u16::from(v)));
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()));
+        let alpn = conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let at_ms = rec.clock().ms();
+        rec.with(|leg| {
+            leg.tls_version = version;
+            leg.cipher = cipher;
+            leg.alpn = alpn;
+            leg.handshake_done_ms = Some(at_ms);
+        });
+        rec.event("handshake_done", None);
+        ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls)))
+    }
 }
 
 fn server_config(
@@ -149,11 +171,21 @@ fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
 }
 
 /// An error while reading the ClientHello: garbage, plain HTTP, a truncated record.
-fn hello_error(e: &std::io::Error) -> Classified {
+fn hello_error(e: &std::io::Error, first: &FirstBytes) -> Classified {
     let mut c = classify_io("client_hello", e);
-    if matches!(c.failure.kind.as_str(), "not_tls" | "invalid_data" | "tls") {
+    if let Some(words) = first.describe_non_tls() {
+        c.failure.kind = if words.starts_with("plain HTTP") {
+            "plain_http".into()
+        } else {
+            "not_tls".into()
+        };
+        c.words = format!("the client did not send a TLS ClientHello: {words}");
+    } else if matches!(c.failure.kind.as_str(), "not_tls" | "invalid_data" | "tls") {
         c.failure.kind = "not_tls".into();
-        c.words = format!("the client did not send a TLS ClientHello ({})", c.words);
+        c.words = format!(
+            "the client did not send a valid TLS ClientHello ({})",
+            c.words
+        );
     } else if c.failure.kind == "eof" {
         c.words = "the client closed the connection before completing a ClientHello".into();
     }

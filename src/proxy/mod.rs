@@ -5,3 +5,4 @@ pub mod client_leg;
 pub mod headers;
 pub mod relay;
 pub mod reverse;
+pub mod session;

@@ -1,15 +1,14 @@
 //! `mtlscope reverse`: a TLS listener whose every connection gets its own upstream connection.
 
-use super::client_leg::{accept, ClientLegOutcome, ClientLegSettings};
-use super::relay::{Pair, UpstreamSender};
+use super::relay::Pair;
+use super::session::{self, Accepted, SessionContext};
+use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{Flow, Mode, RecordKind};
-use crate::record::Sink;
-use crate::upstream::{Engine, Target};
+use crate::upstream::Target;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -22,16 +21,12 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Everything a reverse listener needs.
 #[derive(Clone)]
 pub struct ReverseOptions {
-    /// The client leg's TLS settings.
-    pub client: ClientLegSettings,
-    /// The upstream engine.
-    pub engine: Engine,
+    /// Client leg, engine, sink.
+    pub session: SessionContext,
+    /// Which identity to present upstream.
+    pub identity: IdentityPolicy,
     /// Where to relay.
     pub target: Target,
-    /// Where flows go.
-    pub sink: Sink,
-    /// Redact credentials in records.
-    pub redact: bool,
 }
 
 /// A running reverse proxy.
@@ -86,57 +81,21 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, opts: Arc<Reverse
     let client = LegRecorder::new(clock);
     client.with(|leg| leg.peer = Some(peer.to_string()));
     client.event("tcp_accept", Some(peer.to_string()));
-
-    let tls = match accept(Box::new(tcp), &opts.client, None, &client).await {
-        ClientLegOutcome::Established(tls) => tls,
-        ClientLegOutcome::Failed => {
-            let mut flow = Flow::new(Mode::Reverse, id, clock.started_at());
-            flow.kind = RecordKind::Connection;
-            flow.client_addr = Some(peer.to_string());
-            flow.upstream = Some(opts.target.authority());
-            let leg = client.snapshot();
-            flow.error = leg.error.clone();
-            flow.client_leg = Some(leg);
-            opts.sink.emit(flow).await;
-            return;
-        }
-    };
-
-    let upstream = LegRecorder::new(clock);
-    let sender = match opts.engine.connect(&opts.target, &upstream).await {
-        Ok(conn) => match UpstreamSender::handshake(conn.io, conn.alpn.as_deref()).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                upstream.fail(&crate::capture::tls_error::Classified {
-                    words: format!("HTTP handshake with the upstream failed: {e}"),
-                    failure: crate::facts::LegFailure {
-                        stage: "http".into(),
-                        kind: "http".into(),
-                    },
-                    alert: None,
-                });
-                None
-            }
-        },
-        Err(_) => None,
-    };
-
-    let pair = Arc::new(Pair {
+    let accepted = Accepted {
+        io: Box::new(tcp),
+        peer: peer.to_string(),
         id,
-        mode: Mode::Reverse,
         clock,
-        client_addr: peer.to_string(),
-        target: opts.target.clone(),
         client,
-        upstream,
-        sender,
-        faults: Mutex::new(Vec::new()),
-        exchanges: AtomicU32::new(0),
-        sink: opts.sink.clone(),
-        redact: opts.redact,
-    });
-    let error = serve_client(*tls, pair.clone()).await;
-    pair.finish(error).await;
+        faults: Vec::new(),
+    };
+    session::run(
+        accepted,
+        opts.target.clone(),
+        opts.identity.clone(),
+        &opts.session,
+    )
+    .await;
 }
 
 /// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.

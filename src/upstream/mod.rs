@@ -8,6 +8,7 @@ mod rustls_engine;
 
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 
+use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -60,9 +61,14 @@ pub enum Engine {
 
 impl Engine {
     /// Connect to `target` and complete the TLS handshake, recording both into `rec`.
-    pub async fn connect(&self, target: &Target, rec: &LegRecorder) -> Result<Connected, Failed> {
+    pub async fn connect(
+        &self,
+        target: &Target,
+        identity: &IdentityPolicy,
+        rec: &LegRecorder,
+    ) -> Result<Connected, Failed> {
         match self {
-            Engine::Rustls(e) => e.connect(target, rec).await,
+            Engine::Rustls(e) => e.connect(target, identity, rec).await,
         }
     }
 }

@@ -20,8 +20,6 @@ pub struct RustlsSettings {
     pub provider: Arc<CryptoProvider>,
     /// Trust anchors and `--insecure-upstream`.
     pub trust: UpstreamTrust,
-    /// Which identity to present.
-    pub identity: IdentityPolicy,
     /// ALPN protocols offered upstream.
     pub alpn: Vec<Vec<u8>>,
     /// `--keylog`.
@@ -41,7 +39,12 @@ pub struct RustlsEngine {
 
 impl RustlsEngine {
     /// Connect and handshake, recording into `rec`.
-    pub async fn connect(&self, target: &Target, rec: &LegRecorder) -> Result<Connected, Failed> {
+    pub async fn connect(
+        &self,
+        target: &Target,
+        identity: &IdentityPolicy,
+        rec: &LegRecorder,
+    ) -> Result<Connected, Failed> {
         let s = &self.settings;
         rec.with(|leg| leg.peer = Some(target.authority()));
         rec.event("tcp_connect_start", Some(target.authority()));
@@ -58,7 +61,7 @@ impl RustlsEngine {
         let _ = tcp.set_nodelay(true);
         rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
 
-        let config = self.client_config(rec).map_err(|e| {
+        let config = self.client_config(identity, rec).map_err(|e| {
             fail(
                 rec,
                 Classified {
@@ -137,7 +140,11 @@ impl RustlsEngine {
         })
     }
 
-    fn client_config(&self, rec: &LegRecorder) -> Result<rustls::ClientConfig, rustls::Error> {
+    fn client_config(
+        &self,
+        identity: &IdentityPolicy,
+        rec: &LegRecorder,
+    ) -> Result<rustls::ClientConfig, rustls::Error> {
         let s = &self.settings;
         let mut config = rustls::ClientConfig::builder_with_provider(s.provider.clone())
             .with_safe_default_protocol_versions()?
@@ -147,7 +154,7 @@ impl RustlsEngine {
                 rec.clone(),
             )))
             .with_client_cert_resolver(Arc::new(RecordingClientResolver::new(
-                s.identity.clone(),
+                identity.clone(),
                 rec.clone(),
             )));
         config.alpn_protocols = s.alpn.clone();

@@ -1,0 +1,147 @@
+//! One client connection and its own upstream connection, from the TLS accept to the last
+//! exchange: shared by `reverse` and by `forward` for intercepted hosts.
+
+use super::client_leg::{read_hello, ClientLegOutcome, ClientLegSettings};
+use super::relay::{Pair, UpstreamSender};
+use crate::capture::client_auth::ClientAuthMode;
+use crate::capture::tls_error::Classified;
+use crate::capture::upstream_auth::IdentityPolicy;
+use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{FaultEffect, Flow, LegFailure, Mode, RecordKind};
+use crate::record::Sink;
+use crate::upstream::{BoxIo, Engine, Target};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+
+/// What a session needs from its listener.
+#[derive(Clone)]
+pub struct SessionContext {
+    /// The command.
+    pub mode: Mode,
+    /// The client leg's TLS settings.
+    pub client: ClientLegSettings,
+    /// The upstream engine.
+    pub engine: Engine,
+    /// Where flows go.
+    pub sink: Sink,
+    /// Redact credentials in records.
+    pub redact: bool,
+}
+
+/// One accepted client connection.
+pub struct Accepted {
+    /// The client's byte stream (TCP, or a CONNECT tunnel).
+    pub io: BoxIo,
+    /// The client's address.
+    pub peer: String,
+    /// Process-unique connection number.
+    pub id: u64,
+    /// The connection's clock (started at TCP accept).
+    pub clock: ConnClock,
+    /// The client leg's recorder (may already hold events such as the CONNECT).
+    pub client: LegRecorder,
+    /// Faults or proxy facts already recorded for this connection.
+    pub faults: Vec<FaultEffect>,
+}
+
+/// Run a session to its end: client handshake, upstream connection, HTTP relay, records.
+pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &SessionContext) {
+    let Accepted {
+        io,
+        peer,
+        id,
+        clock,
+        client,
+        faults,
+    } = acc;
+    let upstream = LegRecorder::new(clock);
+    let Some(hello) = read_hello(io, &ctx.client, &client).await else {
+        return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults).await;
+    };
+
+    // `mirror` learns the upstream's CertificateRequest before asking the client.
+    let mirror = ctx.client.client_auth.mode == ClientAuthMode::Mirror;
+    let mut sender = None;
+    let policy = if mirror {
+        sender = connect_upstream(ctx, &target, &identity, &upstream).await;
+        let request = upstream.with(|leg| leg.cert_request.clone());
+        Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()))
+    } else {
+        ctx.client.client_auth.clone()
+    };
+
+    let tls = match hello.finish(&ctx.client, policy, &client).await {
+        ClientLegOutcome::Established(tls) => tls,
+        ClientLegOutcome::Failed => {
+            let up = mirror.then(|| upstream.snapshot());
+            return emit_client_failure(ctx, id, clock, &peer, &target, client, up, faults).await;
+        }
+    };
+    if !mirror {
+        sender = connect_upstream(ctx, &target, &identity, &upstream).await;
+    }
+
+    let pair = Arc::new(Pair {
+        id,
+        mode: ctx.mode,
+        clock,
+        client_addr: peer,
+        target,
+        client,
+        upstream,
+        sender,
+        faults: Mutex::new(faults),
+        exchanges: AtomicU32::new(0),
+        sink: ctx.sink.clone(),
+        redact: ctx.redact,
+    });
+    let error = super::reverse::serve_client(*tls, pair.clone()).await;
+    pair.finish(error).await;
+}
+
+async fn connect_upstream(
+    ctx: &SessionContext,
+    target: &Target,
+    identity: &IdentityPolicy,
+    rec: &LegRecorder,
+) -> Option<UpstreamSender> {
+    let conn = ctx.engine.connect(target, identity, rec).await.ok()?;
+    match UpstreamSender::handshake(conn.io, conn.alpn.as_deref()).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            rec.fail(&Classified {
+                words: format!("HTTP handshake with the upstream failed: {e}"),
+                failure: LegFailure {
+                    stage: "http".into(),
+                    kind: "http".into(),
+                },
+                alert: None,
+            });
+            None
+        }
+    }
+}
+
+/// The connection record of a client leg that never completed its handshake.
+#[allow(clippy::too_many_arguments)]
+async fn emit_client_failure(
+    ctx: &SessionContext,
+    id: u64,
+    clock: ConnClock,
+    peer: &str,
+    target: &Target,
+    client: LegRecorder,
+    upstream: Option<crate::facts::Leg>,
+    faults: Vec<FaultEffect>,
+) {
+    let mut flow = Flow::new(ctx.mode, id, clock.started_at());
+    flow.kind = RecordKind::Connection;
+    flow.client_addr = Some(peer.to_string());
+    flow.upstream = Some(target.authority());
+    let leg = client.snapshot();
+    flow.error = leg.error.clone();
+    flow.client_leg = Some(leg);
+    flow.upstream_leg = upstream;
+    flow.faults = faults;
+    ctx.sink.emit(flow).await;
+}

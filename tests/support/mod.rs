@@ -1,0 +1,160 @@
+//! Test support shared by the end-to-end tests: the `mtlscope` binary as a child process, and
+//! reading its recording.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `mtlscope` child, killed on drop.
+pub struct Mtlscope {
+    /// The child process.
+    child: Child,
+    /// The address it reported listening on.
+    pub addr: String,
+    /// Its recording file.
+    pub record: PathBuf,
+    /// Keeps the temp dir alive.
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Mtlscope {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mtlscope {
+    /// Start `mtlscope <args> --listen 127.0.0.1:0 --record <tmp>` and wait (≤ 15 s) for its
+    /// "listening on" line.
+    pub fn start(args: &[&str]) -> Mtlscope {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let record = dir.path().join("record.jsonl");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--record"])
+            .arg(&record)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mtlscope");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .to_string();
+                    let _ = tx.send(Ok(addr));
+                } else {
+                    let _ = tx.send(Err(line));
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(addr)) => {
+                    return Mtlscope {
+                        child,
+                        addr,
+                        record,
+                        _dir: dir,
+                    }
+                }
+                Ok(Err(line)) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("mtlscope did not start listening; stderr: {seen:#?}");
+                }
+            }
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
+    /// Wait (≤ 10 s) until the recording has at least `n` records, and return them.
+    pub fn records(&self, n: usize) -> Vec<Value> {
+        wait_records(&self.record, n)
+    }
+}
+
+/// Wait (≤ 10 s) until `path` has at least `n` JSON lines, and return them all.
+pub fn wait_records(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record is JSON"))
+            .collect();
+        if records.len() >= n || Instant::now() > deadline {
+            assert!(
+                records.len() >= n,
+                "expected {n} records, got {}: {records:#?}",
+                records.len()
+            );
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Finding ids of a record.
+pub fn finding_ids(record: &Value) -> Vec<String> {
+    record["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Run curl with a hard time limit; returns (exit code, http code, body, headers).
+pub fn curl(args: &[&str]) -> (i32, u16, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let headers = dir.path().join("headers");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "15",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-D",
+        ])
+        .arg(&headers)
+        .args(args)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let head = std::fs::read_to_string(&headers).unwrap_or_default();
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        body.to_string(),
+        head,
+    )
+}
