@@ -2,7 +2,10 @@
 
 pub mod body;
 pub mod client_leg;
+pub mod forward;
 pub mod headers;
+pub mod hosts;
 pub mod relay;
 pub mod reverse;
+pub mod rewind;
 pub mod session;

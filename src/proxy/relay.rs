@@ -16,7 +16,7 @@ use crate::record::Sink;
 use crate::upstream::{BoxIo, Target};
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
-use http::{Method, StatusCode, Uri, Version};
+use http::{StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -232,32 +232,10 @@ impl Pair {
         request: Request,
         resp: http::Response<Incoming>,
     ) -> http::Response<RelayBody> {
-        let (mut parts, mut body) = resp.into_parts();
-        let status = parts.status;
-        let mut prefix = VecDeque::new();
-        let mut excerpt = None;
-        if status.is_client_error() || status.is_server_error() {
-            let (frames, text) = read_excerpt(&mut body).await;
-            prefix = frames;
-            excerpt = Some(text);
-        }
-        let response = Response {
-            status: status.as_u16(),
-            source: ResponseSource::Upstream,
-            headers: kept_response(&parts.headers, self.redact),
-            body_excerpt: excerpt,
-            at_ms: self.clock.ms(),
-        };
-        let flow = self.exchange_flow(index, request, response);
-        strip_hop_by_hop(&mut parts.headers);
-        if let Some(v) = diagnosis_header(&flow) {
-            parts.headers.insert(DIAGNOSIS_HEADER, v);
-        }
-        let body = RelayBody::relayed(prefix, body, flow, self.sink.clone());
-        http::Response::from_parts(parts, body)
+        let flow = self.exchange_flow(index, request, Response::default());
+        respond_relayed(flow, resp, &self.sink, self.redact, self.clock).await
     }
 
-    /// A response mtlscope produces itself (the upstream leg failed): the diagnosis is the body.
     async fn produce(
         self: &Arc<Self>,
         index: u32,
@@ -265,42 +243,8 @@ impl Pair {
         status: StatusCode,
         json: bool,
     ) -> http::Response<RelayBody> {
-        let mut flow = self.exchange_flow(
-            index,
-            request,
-            Response {
-                status: status.as_u16(),
-                source: ResponseSource::Mtlscope,
-                at_ms: self.clock.ms(),
-                ..Response::default()
-            },
-        );
-        flow.findings = crate::diagnose::diagnose(&flow);
-        let (body, content_type) = if json {
-            (
-                crate::render::explain::error_body_json(&flow).to_string(),
-                "application/json",
-            )
-        } else {
-            (
-                crate::render::explain::error_body_text(&flow),
-                "text/plain; charset=utf-8",
-            )
-        };
-        let header = diagnosis_header(&flow);
-        let flow = self.sink.emit(flow).await;
-        tracing::debug!(
-            connection = flow.connection_id,
-            "answered {status} for a failed upstream leg"
-        );
-        let mut resp = http::Response::new(RelayBody::full(Bytes::from(body)));
-        *resp.status_mut() = status;
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Some(v) = header {
-            resp.headers_mut().insert(DIAGNOSIS_HEADER, v);
-        }
-        resp
+        let flow = self.exchange_flow(index, request, Response::default());
+        respond_produced(flow, status, json, Vec::new(), &self.sink, self.clock).await
     }
 
     fn exchange_flow(&self, index: u32, request: Request, response: Response) -> Flow {
@@ -321,6 +265,106 @@ impl Pair {
             self.sink.emit(flow).await;
         }
     }
+}
+
+/// Relay an upstream response to the client: `flow` holds the request and the legs; the response
+/// facts, the excerpt of an error body, and the diagnosis header are added here. The record is
+/// emitted when the body ends.
+pub async fn respond_relayed(
+    mut flow: Flow,
+    resp: http::Response<Incoming>,
+    sink: &Sink,
+    redact: bool,
+    clock: ConnClock,
+) -> http::Response<RelayBody> {
+    let (mut parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    let mut prefix = VecDeque::new();
+    let mut excerpt = None;
+    if status.is_client_error() || status.is_server_error() {
+        let (frames, text) = read_excerpt(&mut body).await;
+        prefix = frames;
+        excerpt = Some(text);
+    }
+    flow.response = Some(Response {
+        status: status.as_u16(),
+        source: ResponseSource::Upstream,
+        headers: kept_response(&parts.headers, redact),
+        body_excerpt: excerpt,
+        at_ms: clock.ms(),
+    });
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(v) = diagnosis_header(&flow) {
+        parts.headers.insert(DIAGNOSIS_HEADER, v);
+    }
+    http::Response::from_parts(parts, RelayBody::relayed(prefix, body, flow, sink.clone()))
+}
+
+/// A response mtlscope produces itself (a failed upstream leg, a 407, a loop): the diagnosis is
+/// the body (JSON when the client accepts it). `headers` are added to the response. The record
+/// is emitted at once.
+pub async fn respond_produced(
+    mut flow: Flow,
+    status: StatusCode,
+    json: bool,
+    headers: Vec<(http::header::HeaderName, HeaderValue)>,
+    sink: &Sink,
+    clock: ConnClock,
+) -> http::Response<RelayBody> {
+    flow.response = Some(Response {
+        status: status.as_u16(),
+        source: ResponseSource::Mtlscope,
+        headers: headers
+            .iter()
+            .map(|(n, v)| crate::facts::Header {
+                name: n.to_string(),
+                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            })
+            .collect(),
+        at_ms: clock.ms(),
+        ..Response::default()
+    });
+    flow.findings = crate::diagnose::diagnose(&flow);
+    let (body, content_type) = if json {
+        (
+            crate::render::explain::error_body_json(&flow).to_string(),
+            "application/json",
+        )
+    } else {
+        (
+            crate::render::explain::error_body_text(&flow),
+            "text/plain; charset=utf-8",
+        )
+    };
+    let header = diagnosis_header(&flow);
+    sink.emit(flow).await;
+    let mut resp = http::Response::new(RelayBody::full(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    for (n, v) in headers {
+        resp.headers_mut().insert(n, v);
+    }
+    if let Some(v) = header {
+        resp.headers_mut().insert(DIAGNOSIS_HEADER, v);
+    }
+    resp
+}
+
+/// The request facts of a client request.
+pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClock) -> Request {
+    Request {
+        method: req.method().to_string(),
+        uri: req.uri().to_string(),
+        version: format!("{:?}", req.version()),
+        headers: kept_request(req.headers(), redact),
+        at_ms: clock.ms(),
+    }
+}
+
+/// Whether the client prefers a JSON error body.
+pub fn wants_json(req: &http::Request<Incoming>) -> bool {
+    accepts_json(req.headers().get(ACCEPT))
 }
 
 /// The `Mtlscope-Diagnosis` value for a 4xx/5xx flow with findings.
@@ -386,9 +430,4 @@ fn http_error(e: &hyper::Error) -> Classified {
             alert: None,
         },
     }
-}
-
-/// Whether a request is a CONNECT (the relay does not tunnel; forward mode handles those).
-pub fn is_connect(req: &http::Request<Incoming>) -> bool {
-    req.method() == Method::CONNECT
 }

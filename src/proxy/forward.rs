@@ -1,0 +1,439 @@
+//! `mtlscope forward`: an HTTP proxy for plain HTTP (absolute-form) and `CONNECT`.
+//!
+//! After CONNECT the first bytes are sniffed and replayed: TLS to a host in scope is intercepted
+//! (a leaf for that host from the local CA; both legs captured exactly as in reverse mode, one
+//! upstream connection per client connection); anything else is tunnelled untouched.
+
+use super::body::RelayBody;
+use super::hosts::{IdentityMap, Scope};
+use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
+use super::rewind::Rewind;
+use super::session::{self, Accepted, SessionContext};
+use crate::capture::tls_error::{classify_io, find_io_error};
+use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Wire};
+use crate::upstream::Target;
+use bytes::Bytes;
+use http::header::{HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::server::ResolvesServerCert;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Issues the client-facing certificate for an intercepted host (the local CA).
+pub type LeafFactory = Arc<dyn Fn(&str) -> Arc<dyn ResolvesServerCert> + Send + Sync>;
+
+/// How long to wait for the first bytes in a CONNECT tunnel before tunnelling blind.
+const SNIFF_WAIT: Duration = Duration::from_secs(10);
+
+/// Everything a forward listener needs.
+#[derive(Clone)]
+pub struct ForwardOptions {
+    /// Client leg, engine, sink (mode `forward`).
+    pub session: SessionContext,
+    /// Leaves for intercepted hosts.
+    pub leaves: LeafFactory,
+    /// Upstream identities per host.
+    pub identities: IdentityMap,
+    /// Which hosts are intercepted.
+    pub scope: Scope,
+    /// `--proxy-auth USER:PASS`, as the `Proxy-Authorization` value expected.
+    pub proxy_auth: Option<String>,
+    /// `--allow-remote`: accept clients that are not on loopback.
+    pub allow_remote: bool,
+}
+
+/// A running forward proxy.
+pub struct ForwardProxy {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// The accept loop.
+    task: JoinHandle<()>,
+}
+
+impl ForwardProxy {
+    /// Bind and start accepting.
+    pub async fn start(listen: SocketAddr, opts: ForwardOptions) -> std::io::Result<ForwardProxy> {
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared { opts, local_addr });
+        let task = tokio::spawn(accept_loop(listener, shared));
+        Ok(ForwardProxy { local_addr, task })
+    }
+
+    /// Run until the accept loop ends.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+struct Shared {
+    opts: ForwardOptions,
+    local_addr: SocketAddr,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !peer.ip().is_loopback() && !shared.opts.allow_remote {
+            tracing::warn!(%peer, "refused a client that is not on loopback (use --allow-remote)");
+            drop(tcp);
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(shared.clone(), peer, req));
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "proxy connection ended");
+            }
+        });
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<RelayBody>, std::convert::Infallible> {
+    let opts = &shared.opts;
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let clock = ConnClock::start();
+    let base = || {
+        let mut flow = Flow::new(Mode::Forward, id, clock.started_at());
+        flow.kind = RecordKind::Exchange;
+        flow.exchange_index = Some(0);
+        flow.client_addr = Some(peer.to_string());
+        flow.request = Some(request_facts(&req, opts.session.redact, clock));
+        flow
+    };
+
+    if let Some(expected) = &opts.proxy_auth {
+        let given = req
+            .headers()
+            .get(PROXY_AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            let mut flow = base();
+            flow.error = Some(match given {
+                None => "the client sent no Proxy-Authorization".into(),
+                Some(_) => "the client's Proxy-Authorization did not match --proxy-auth".into(),
+            });
+            let challenge = (
+                PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mtlscope\""),
+            );
+            return Ok(respond_produced(
+                flow,
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                wants_json(&req),
+                vec![challenge],
+                &opts.session.sink,
+                clock,
+            )
+            .await);
+        }
+    }
+
+    let Some(target) = target_of(&req) else {
+        let mut flow = base();
+        flow.error = Some("not a proxy request: send an absolute-form URI or CONNECT (e.g. curl -x http://THIS_ADDRESS …)".into());
+        return Ok(respond_produced(
+            flow,
+            StatusCode::BAD_REQUEST,
+            wants_json(&req),
+            vec![],
+            &opts.session.sink,
+            clock,
+        )
+        .await);
+    };
+    if is_own_listener(&target, shared.local_addr) {
+        let mut flow = base();
+        flow.upstream = Some(target.authority());
+        flow.error = Some(format!(
+            "refused a request to mtlscope's own listener {} (loop)",
+            shared.local_addr
+        ));
+        return Ok(respond_produced(
+            flow,
+            StatusCode::LOOP_DETECTED,
+            wants_json(&req),
+            vec![],
+            &opts.session.sink,
+            clock,
+        )
+        .await);
+    }
+
+    if req.method() == Method::CONNECT {
+        let shared = shared.clone();
+        let on_upgrade = hyper::upgrade::on(req);
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    tunnel(shared, peer, id, clock, target, TokioIo::new(upgraded)).await
+                }
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        return Ok(http::Response::new(RelayBody::full(Bytes::new())));
+    }
+    Ok(plain_http(opts, base(), target, req, clock).await)
+}
+
+/// Where a proxy request goes: CONNECT's authority, or an absolute-form `http://` URI.
+fn target_of(req: &http::Request<Incoming>) -> Option<Target> {
+    let uri = req.uri();
+    let default_port = match (req.method() == Method::CONNECT, uri.scheme_str()) {
+        (true, _) => 443,
+        (false, Some("http")) => 80,
+        _ => return None,
+    };
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Some(Target {
+        host,
+        port: uri.port_u16().unwrap_or(default_port),
+    })
+}
+
+fn is_own_listener(target: &Target, own: SocketAddr) -> bool {
+    if target.port != own.port() {
+        return false;
+    }
+    let host = target.host.to_ascii_lowercase();
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            ip == own.ip()
+                || (ip.is_loopback() && own.ip().is_loopback())
+                || own.ip().is_unspecified()
+        }
+        Err(_) => host == "localhost" && own.ip().is_loopback(),
+    }
+}
+
+/// A CONNECT tunnel: sniff, then intercept TLS in scope or tunnel untouched.
+async fn tunnel<S>(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    id: u64,
+    clock: ConnClock,
+    target: Target,
+    mut io: S,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let opts = &shared.opts;
+    let mut first = vec![0u8; 5];
+    let n = match tokio::time::timeout(SNIFF_WAIT, io.read(&mut first)).await {
+        Ok(Ok(n)) => n,
+        _ => 0,
+    };
+    first.truncate(n);
+    let is_tls = first.first() == Some(&0x16);
+    let io = Rewind::new(Bytes::from(first), io);
+
+    if is_tls && opts.scope.intercepts(&target.host, target.port) {
+        let client = LegRecorder::new(clock);
+        client.with(|leg| leg.peer = Some(peer.to_string()));
+        client.event("connect", Some(target.authority()));
+        let mut ctx = opts.session.clone();
+        ctx.client.server_cert = (opts.leaves)(&target.host);
+        let (identity, why) = opts.identities.policy_for(&target.host, target.port);
+        let faults = vec![];
+        let accepted = Accepted {
+            io: Box::new(io),
+            peer: peer.to_string(),
+            id,
+            clock,
+            client,
+            faults,
+        };
+        tracing::debug!(target = %target.authority(), identity = %why, "intercepting");
+        session::run(accepted, target, identity, &ctx).await;
+    } else {
+        passthrough(opts, peer, id, clock, target, io, is_tls).await;
+    }
+}
+
+/// Tunnel bytes untouched, and record what the tunnel carried.
+async fn passthrough<S>(
+    opts: &ForwardOptions,
+    peer: SocketAddr,
+    id: u64,
+    clock: ConnClock,
+    target: Target,
+    mut io: S,
+    is_tls: bool,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let mut flow = Flow::new(Mode::Forward, id, clock.started_at());
+    flow.client_addr = Some(peer.to_string());
+    flow.upstream = Some(target.authority());
+    let why = if is_tls {
+        "passthrough host: tunnelled untouched"
+    } else {
+        "not TLS: tunnelled untouched"
+    };
+    flow.faults.push(FaultEffect {
+        name: "tunnel".into(),
+        effect: why.into(),
+    });
+    let upstream = LegRecorder::new(clock);
+    match TcpStream::connect((target.host.as_str(), target.port)).await {
+        Ok(mut tcp) => {
+            let _ = tcp.set_nodelay(true);
+            let copied = tokio::io::copy_bidirectional(&mut io, &mut tcp).await;
+            let (up, down) = copied.as_ref().map(|(a, b)| (*a, *b)).unwrap_or((0, 0));
+            flow.wire = Some(Wire {
+                bytes_client_to_server: up,
+                bytes_server_to_client: down,
+                ..Wire::default()
+            });
+            if let Err(e) = copied {
+                flow.error = Some(format!("tunnel ended: {e}"));
+            }
+        }
+        Err(e) => {
+            upstream.fail(&classify_io("connect", &e));
+            flow.upstream_leg = Some(upstream.snapshot());
+            flow.error = flow.upstream_leg.as_ref().and_then(|l| l.error.clone());
+        }
+    }
+    opts.session.sink.emit(flow).await;
+}
+
+/// Relay a plain-HTTP proxy request over a fresh connection to the origin.
+async fn plain_http(
+    opts: &ForwardOptions,
+    mut flow: Flow,
+    target: Target,
+    req: http::Request<Incoming>,
+    clock: ConnClock,
+) -> http::Response<RelayBody> {
+    let json = wants_json(&req);
+    flow.upstream = Some(target.authority());
+    let upstream = LegRecorder::new(clock);
+    let fail = |flow: &mut Flow, upstream: &LegRecorder| {
+        flow.upstream_leg = Some(upstream.snapshot());
+        flow.error = flow.upstream_leg.as_ref().and_then(|l| l.error.clone());
+    };
+    let tcp = match TcpStream::connect((target.host.as_str(), target.port)).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            upstream.fail(&classify_io("connect", &e));
+            fail(&mut flow, &upstream);
+            return respond_produced(
+                flow,
+                StatusCode::BAD_GATEWAY,
+                json,
+                vec![],
+                &opts.session.sink,
+                clock,
+            )
+            .await;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let (mut parts, body) = req.into_parts();
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .and_then(|p| p.as_str().parse().ok())
+        .unwrap_or_else(|| http::Uri::from_static("/"));
+    super::headers::strip_hop_by_hop(&mut parts.headers);
+    let sent = async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        sender
+            .send_request(http::Request::from_parts(parts, body))
+            .await
+    };
+    match sent.await {
+        Ok(resp) => {
+            respond_relayed(flow, resp, &opts.session.sink, opts.session.redact, clock).await
+        }
+        Err(e) => {
+            match find_io_error(&e) {
+                Some(io) => upstream.fail(&classify_io("http", io)),
+                None => upstream.fail(&crate::capture::tls_error::Classified {
+                    words: format!("the origin's HTTP exchange failed: {e}"),
+                    failure: crate::facts::LegFailure {
+                        stage: "http".into(),
+                        kind: "http".into(),
+                    },
+                    alert: None,
+                }),
+            }
+            fail(&mut flow, &upstream);
+            respond_produced(
+                flow,
+                StatusCode::BAD_GATEWAY,
+                json,
+                vec![],
+                &opts.session.sink,
+                clock,
+            )
+            .await
+        }
+    }
+}
+
+/// The `Proxy-Authorization` value for `USER:PASS`.
+pub fn basic_credentials(user_pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_listener_is_recognised() {
+        let own: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let t = |h: &str, p| Target {
+            host: h.into(),
+            port: p,
+        };
+        assert!(is_own_listener(&t("127.0.0.1", 8080), own));
+        assert!(is_own_listener(&t("localhost", 8080), own));
+        assert!(!is_own_listener(&t("localhost", 8081), own));
+        assert!(!is_own_listener(&t("example.com", 8080), own));
+    }
+
+    #[test]
+    fn credentials() {
+        assert_eq!(basic_credentials("user:pass"), "Basic dXNlcjpwYXNz");
+    }
+}
