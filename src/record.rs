@@ -20,6 +20,8 @@ pub struct Sink {
     tx: Option<mpsc::Sender<WriterMsg>>,
     /// Whether to print a terminal line per flow.
     print: bool,
+    /// Also hand each diagnosed flow to this channel (the demo, tests).
+    observer: Option<mpsc::UnboundedSender<Flow>>,
 }
 
 enum WriterMsg {
@@ -58,15 +60,19 @@ impl Sink {
                 Some(tx)
             }
         };
-        Ok(Sink { tx, print })
+        Ok(Sink { tx, print, observer: None })
     }
 
     /// A sink that records nothing and prints nothing (tests, probes that render themselves).
     pub fn discard() -> Sink {
-        Sink {
-            tx: None,
-            print: false,
-        }
+        Sink { tx: None, print: false, observer: None }
+    }
+
+    /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
+    /// returned receiver.
+    pub fn observed() -> (Sink, mpsc::UnboundedReceiver<Flow>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Sink { tx: None, print: false, observer: Some(tx) }, rx)
     }
 
     /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.
@@ -74,6 +80,9 @@ impl Sink {
         flow.findings = crate::diagnose::diagnose(&flow);
         if self.print {
             println!("{}", crate::render::explain::terminal_line(&flow));
+        }
+        if let Some(obs) = &self.observer {
+            let _ = obs.send(flow.clone());
         }
         if let Some(tx) = &self.tx {
             if tx
