@@ -279,3 +279,38 @@ fn harness_stops_servers_on_drop() {
         );
     }
 }
+
+#[tokio::test]
+async fn async_clients_and_net_helpers() {
+    let pki = pki();
+    let nginx = nginx_verify_on(&pki);
+    let addr: std::net::SocketAddr = nginx.addr().parse().unwrap_or_else(|e| panic!("addr: {e}"));
+    assert!(common::wait_for_tcp(addr, Duration::from_secs(2)).is_ok());
+    let port = common::free_port().unwrap_or_else(|e| panic!("free port: {e}"));
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(common::wait_for_tcp(closed, Duration::from_millis(100)).is_err());
+
+    let r = Curl::new(format!("{}/", nginx.base_url()))
+        .cacert(&pki.ca_cert)
+        .identity(&pki.client.cert, &pki.client.key)
+        .run_async()
+        .await;
+    expect_status(&r, 200);
+    let s = SClient::new(nginx.addr())
+        .cafile(&pki.ca_cert)
+        .identity(&pki.client.cert, &pki.client.key)
+        .run_async()
+        .await;
+    assert_eq!(
+        s.status,
+        Some(200),
+        "stdout: {}\nstderr: {}",
+        s.stdout,
+        s.stderr
+    );
+    assert!(
+        s.response.contains("verify=SUCCESS"),
+        "response: {}",
+        s.response
+    );
+}

@@ -3,6 +3,20 @@
 //!
 //! Use it from a test file with `mod common;`. Every wait here is bounded; servers are started
 //! on free 127.0.0.1 ports from their own temporary directories and stopped when dropped.
+//!
+//! ```ignore
+//! let nginx = Nginx::start(NginxConfig {
+//!     verify_client: VerifyClient::On,
+//!     client_certificate: Some(ca.clone()),
+//!     ..NginxConfig::new(&server_cert, &server_key)
+//! })?;
+//! let r = Curl::new(format!("{}/", nginx.base_url())).cacert(&ca).identity(&cert, &key).run();
+//! assert_eq!(r.status, 200);
+//! ```
+//!
+//! In `#[tokio::test]`s use `run_async()` so the runtime keeps serving while the client runs.
+//! The servers' startup probe (one TCP connect, closed at once) shows in their logs as an
+//! aborted handshake.
 #![allow(dead_code)]
 
 pub mod apache;

@@ -18,6 +18,8 @@ pub struct ServerProcess {
     child: Child,
     /// Short name for messages (`nginx`, `apache2`).
     name: &'static str,
+    /// Set once stopped, so a later stop never signals a process group id that may be reused.
+    stopped: bool,
 }
 
 impl ServerProcess {
@@ -32,7 +34,11 @@ impl ServerProcess {
             .stderr(Stdio::from(log2))
             .process_group(0);
         let child = cmd.spawn().map_err(|e| format!("spawn {name}: {e}"))?;
-        Ok(ServerProcess { child, name })
+        Ok(ServerProcess {
+            child,
+            name,
+            stopped: false,
+        })
     }
 
     /// The exit status if the main process has already exited.
@@ -42,6 +48,10 @@ impl ServerProcess {
 
     /// Stops the whole process group: SIGTERM, a bounded wait, then SIGKILL. Idempotent.
     pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
         if self.exited().is_some() {
             // The main process is gone; workers may still linger in the group.
             signal_group(self.child.id(), "KILL");
