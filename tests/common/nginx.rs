@@ -1,0 +1,217 @@
+//! A real nginx for tests: one TLS server on a free 127.0.0.1 port, configured from
+//! [`NginxConfig`], run in the foreground as a single process from its own temp dir.
+//!
+//! The default location answers 200 with what nginx concluded about the client certificate
+//! (`verify=$ssl_client_verify`, `s_dn=$ssl_client_s_dn`, ...), so a test can assert on it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::process::{self, ServerProcess};
+use super::TlsVersion;
+
+/// nginx's `ssl_verify_client` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyClient {
+    /// No CertificateRequest.
+    Off,
+    /// Require a certificate that verifies; 400 otherwise.
+    On,
+    /// Ask; pass the verdict to the config in `$ssl_client_verify`.
+    Optional,
+    /// Ask without CA names and without verifying (the result is still in `$ssl_client_verify`).
+    OptionalNoCa,
+}
+
+impl VerifyClient {
+    fn directive(self) -> &'static str {
+        match self {
+            VerifyClient::Off => "off",
+            VerifyClient::On => "on",
+            VerifyClient::Optional => "optional",
+            VerifyClient::OptionalNoCa => "optional_no_ca",
+        }
+    }
+}
+
+/// What the nginx server block does.
+#[derive(Debug, Clone)]
+pub struct NginxConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// `ssl_verify_client`.
+    pub verify_client: VerifyClient,
+    /// `ssl_client_certificate`: CAs that verify clients and whose names go in the
+    /// CertificateRequest.
+    pub client_certificate: Option<PathBuf>,
+    /// `ssl_trusted_certificate`: CAs that verify clients without being advertised.
+    pub trusted_certificate: Option<PathBuf>,
+    /// `ssl_verify_depth` (nginx's default is 1: one intermediate needs 2).
+    pub verify_depth: Option<u32>,
+    /// `ssl_protocols`.
+    pub protocols: Vec<TlsVersion>,
+    /// Adds `location /app` answering 403 unless `$ssl_client_verify` is `SUCCESS`.
+    pub app_location: bool,
+    /// Listen with `http2` as well.
+    pub http2: bool,
+    /// Free-form directives appended inside the `server` block.
+    pub extra: String,
+}
+
+impl NginxConfig {
+    /// TLS 1.2 and 1.3, no client authentication, no `/app`, nothing extra.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        NginxConfig {
+            cert: cert.into(),
+            key: key.into(),
+            verify_client: VerifyClient::Off,
+            client_certificate: None,
+            trusted_certificate: None,
+            verify_depth: None,
+            protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            app_location: false,
+            http2: false,
+            extra: String::new(),
+        }
+    }
+
+    /// The whole nginx.conf for a server in `dir` listening on `port`.
+    fn render(&self, dir: &Path, port: u16) -> String {
+        let d = dir.display();
+        let mut c = String::new();
+        let _ = writeln!(c, "daemon off;\nmaster_process off;\nworker_processes 1;");
+        let _ = writeln!(
+            c,
+            "pid \"{d}/nginx.pid\";\nerror_log \"{d}/error.log\" info;"
+        );
+        let _ = writeln!(c, "events {{ worker_connections 64; }}");
+        let _ = writeln!(c, "http {{");
+        let _ = writeln!(
+            c,
+            "  access_log \"{d}/access.log\";\n  default_type text/plain;"
+        );
+        for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            let _ = writeln!(c, "  {t}_temp_path \"{d}/{t}_temp\";");
+        }
+        let http2 = if self.http2 { " http2" } else { "" };
+        let _ = writeln!(c, "  server {{\n    listen 127.0.0.1:{port} ssl{http2};");
+        let _ = writeln!(c, "    server_name localhost;");
+        let _ = writeln!(c, "    ssl_certificate \"{}\";", self.cert.display());
+        let _ = writeln!(c, "    ssl_certificate_key \"{}\";", self.key.display());
+        let protocols: Vec<&str> = self.protocols.iter().map(|p| p.openssl_name()).collect();
+        let _ = writeln!(c, "    ssl_protocols {};", protocols.join(" "));
+        let _ = writeln!(
+            c,
+            "    ssl_verify_client {};",
+            self.verify_client.directive()
+        );
+        if let Some(p) = &self.client_certificate {
+            let _ = writeln!(c, "    ssl_client_certificate \"{}\";", p.display());
+        }
+        if let Some(p) = &self.trusted_certificate {
+            let _ = writeln!(c, "    ssl_trusted_certificate \"{}\";", p.display());
+        }
+        if let Some(depth) = self.verify_depth {
+            let _ = writeln!(c, "    ssl_verify_depth {depth};");
+        }
+        let report = "verify=$ssl_client_verify\\ns_dn=$ssl_client_s_dn\\n\
+                      i_dn=$ssl_client_i_dn\\nprotocol=$ssl_protocol\\n";
+        let _ = writeln!(c, "    location / {{ return 200 \"{report}\"; }}");
+        if self.app_location {
+            let _ = writeln!(
+                c,
+                "    location /app {{\n      if ($ssl_client_verify != SUCCESS) \
+                 {{ return 403 \"app: forbidden\\n{report}\"; }}\n      \
+                 return 200 \"app: welcome\\n{report}\";\n    }}"
+            );
+        }
+        let _ = writeln!(c, "{}", self.extra);
+        let _ = writeln!(c, "  }}\n}}");
+        c
+    }
+}
+
+/// A running nginx; stopped (process group killed) on drop.
+#[derive(Debug)]
+pub struct Nginx {
+    /// The nginx process. Declared first so it is stopped before `dir` is removed.
+    process: ServerProcess,
+    /// The port it listens on, on 127.0.0.1.
+    port: u16,
+    /// Config, pid, logs and temp paths; removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Writes the config into a fresh temp dir, starts nginx on a free port (retrying if the
+    /// port is taken meanwhile) and waits up to 10 s until it accepts TCP.
+    pub fn start(cfg: NginxConfig) -> Result<Nginx, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("nginx temp dir: {e}"))?;
+        let conf = dir.path().join("nginx.conf");
+        let logs = [dir.path().join("error.log")];
+        let (process, port) = process::start_server("nginx", dir.path(), &logs, |port| {
+            std::fs::write(&conf, cfg.render(dir.path(), port))
+                .map_err(|e| format!("write {}: {e}", conf.display()))?;
+            let mut cmd = Command::new("nginx");
+            // `-e` also moves the log nginx opens before reading the config into DIR.
+            cmd.arg("-p")
+                .arg(dir.path())
+                .arg("-e")
+                .arg(&logs[0])
+                .arg("-c")
+                .arg(&conf);
+            Ok(cmd)
+        })?;
+        Ok(Nginx { process, port, dir })
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `https://127.0.0.1:PORT`. For a server certificate that names only `localhost`, use
+    /// [`Nginx::localhost_url`] with curl's `--resolve localhost:PORT:127.0.0.1`.
+    pub fn base_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://localhost:PORT`.
+    pub fn localhost_url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`, for `openssl s_client -connect` and TCP clients.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The temp dir holding config and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The error log so far (empty if unreadable).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// The access log so far (empty if unreadable).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Waits until the error log contains `needle`, at most `timeout`.
+    pub fn wait_for_error_log(&self, needle: &str, timeout: Duration) -> bool {
+        process::wait_for_log(&self.dir.path().join("error.log"), needle, timeout)
+    }
+
+    /// Stops nginx now (also done on drop).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
