@@ -8,4 +8,5 @@ pub mod cert;
 pub mod diagnose;
 pub mod facts;
 pub mod pki;
+pub mod render;
 pub mod wire;
