@@ -7,6 +7,7 @@
 //! falling back to the connection start.
 
 pub mod alerts;
+mod http;
 mod http_refusal;
 mod late;
 mod middlebox;
