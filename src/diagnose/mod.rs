@@ -248,6 +248,45 @@ mod tests {
     }
 
     #[test]
+    fn successful_variants_carry_no_error() {
+        use crate::facts::{Phase, TlsVersion};
+        let variants = [
+            success(),
+            success_wire(),
+            success_builder()
+                .upstream(|l| l.tls_version = Some(TlsVersion::Tls12))
+                .build(),
+            success_builder()
+                .upstream(|l| l.alpn = Some("h2".into()))
+                .build(),
+            success_builder()
+                .upstream(|l| {
+                    l.cert_request = None;
+                    l.chain = vec![];
+                })
+                .client(|l| {
+                    l.cert_request = None;
+                    l.chain = vec![];
+                })
+                .build(),
+            success_builder()
+                .response(302, "", &[("location", "/x")])
+                .build(),
+            success_builder()
+                .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+                .build(),
+        ];
+        for flow in &variants {
+            let errors: Vec<_> = diagnose(flow)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| f.id)
+                .collect();
+            assert!(errors.is_empty(), "{errors:?} for {flow:?}");
+        }
+    }
+
+    #[test]
     fn findings_are_ordered_and_deduplicated() {
         let a = finding(
             "empty-ca-list",

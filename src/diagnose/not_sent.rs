@@ -92,13 +92,14 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     evidence.extend(signals);
     evidence.extend(inferred.clone());
     let mut summary = format!(
-        "{} asked for a client certificate and {} sent none, so {} refused it.",
+        "{} asked for a client certificate and {} sent none; {} then refused the {}.",
         capital(hop.server_name()),
         hop.client_name(),
+        hop.server_name(),
         if v.http_on(hop).is_some_and(|h| h.status >= 400) {
-            "the request was"
+            "request"
         } else {
-            "the handshake was"
+            "handshake"
         }
     );
     if inferred.is_some() {
@@ -149,7 +150,8 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             "{what}: {}; no certificate's subject or issuer is among the names",
             chain_text(chain)
         ));
-        if let (Some(last), Some(issuer)) = (chain.last(), missing_issuer(chain)) {
+        let last = chain.last().filter(|c| !c.is_ca);
+        if let (Some(last), Some(issuer)) = (last, missing_issuer(chain)) {
             evidence.push(format!(
                 "inferred: the chain ends at \"{}\", whose issuer \"{issuer}\" is not in it; if a listed CA issued \"{issuer}\", likely the chain lacks the intermediate that links to it; to confirm, look up the issuer of \"{issuer}\"",
                 last.subject
@@ -202,6 +204,11 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         return None;
     }
     let rejected = hop.presented().is_some() && rejection(v, hop).is_some();
+    // mtlscope's own empty list is its configuration: worth a finding only when it mattered or
+    // was injected on purpose.
+    if hop.kind == HopKind::Client && !rejected && v.flow.faults.is_empty() {
+        return None;
+    }
     let mut evidence = vec![hop.describe_cr(cr), hop.describe_presented()];
     if let Some(r) = rejection(v, hop) {
         evidence.extend(r.evidence);
@@ -441,6 +448,25 @@ mod tests {
             find(&flow, "empty-ca-list").unwrap().severity,
             Severity::Error
         );
+    }
+
+    #[test]
+    fn mtlscope_own_empty_list_only_when_it_mattered() {
+        let flow = success_builder()
+            .client(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+            .build();
+        assert!(find(&flow, "empty-ca-list").is_none());
+        let flow = success_builder()
+            .client(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+            .with(|f| {
+                f.faults = vec![crate::facts::FaultEffect {
+                    name: "empty-ca-list".into(),
+                    effect: "sent the client an empty CA list".into(),
+                }]
+            })
+            .build();
+        let f = find(&flow, "empty-ca-list").unwrap();
+        assert!(f.fix.starts_with("mtlscope"));
     }
 
     #[test]
