@@ -1,8 +1,307 @@
-//! The diagnosis: a pure function from recorded facts to findings (ids from `DIAGNOSES.md`).
+//! The diagnosis: a pure function from recorded facts to findings, one rule per id of the
+//! catalogue (`DIAGNOSES.md`), grouped by the catalogue's sections.
+//!
+//! Rules read a [`view`] of the flow in which the client leg, the upstream leg and an observed
+//! wire session are all the same shape (a hop with a client side and a server side), so each
+//! rule is written once. No I/O and no clock: "now" is each leg's recorded handshake time,
+//! falling back to the connection start.
 
-use crate::facts::{Finding, Flow};
+pub mod alerts;
+mod http;
+mod http_refusal;
+mod late;
+mod middlebox;
+mod not_sent;
+mod rejected;
+#[cfg(test)]
+pub(crate) mod test_support;
+mod view;
 
-/// Every finding the catalogue's rules draw from `flow`, most severe first.
-pub fn diagnose(_flow: &Flow) -> Vec<Finding> {
-    Vec::new()
+pub use alerts::{alert_name, alert_usual_meaning};
+
+use crate::facts::{Finding, Flow, Severity};
+use view::View;
+
+/// The catalogue's sections, in the catalogue's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    /// The server wanted a certificate and did not get one.
+    NotSent,
+    /// A certificate was sent and refused.
+    Rejected,
+    /// The certificate was asked for after the handshake.
+    Late,
+    /// TLS accepted the certificate; HTTP refused the request.
+    HttpRefusal,
+    /// Something between client and server changed what happened.
+    Middlebox,
+}
+
+impl Section {
+    /// The section's heading in `DIAGNOSES.md`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::NotSent => "Certificate not sent",
+            Section::Rejected => "Certificate sent and rejected",
+            Section::Late => "Asked for late",
+            Section::HttpRefusal => "Accepted by TLS, refused by HTTP",
+            Section::Middlebox => "Middleboxes and proxies",
+        }
+    }
+}
+
+/// One catalogue entry: a finding id the diagnosis can emit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatalogueEntry {
+    /// Stable id, e.g. `no-client-cert`.
+    pub id: &'static str,
+    /// Catalogue section it belongs to.
+    pub section: Section,
+    /// What it means, in one line.
+    pub description: &'static str,
+}
+
+const fn entry(id: &'static str, section: Section, description: &'static str) -> CatalogueEntry {
+    CatalogueEntry {
+        id,
+        section,
+        description,
+    }
+}
+
+static CATALOGUE: &[CatalogueEntry] = &[
+    entry("no-client-cert", Section::NotSent, "The server asked for a client certificate and got none, then refused the handshake or the request."),
+    entry("issuer-not-in-ca-list", Section::NotSent, "No certificate in the chain on offer matches the CA names the server asked for, so many clients send nothing."),
+    entry("empty-ca-list", Section::NotSent, "The CertificateRequest named no CA: legal, but clients with several certificates may pick the wrong one."),
+    entry("chain-untrusted", Section::Rejected, "The server does not trust the issuer of the certificate it was sent."),
+    entry("chain-incomplete", Section::Rejected, "The chain sent lacks an intermediate, so the server cannot build a path to a CA it trusts."),
+    entry("cert-expired", Section::Rejected, "A certificate in the chain was past its notAfter at handshake time (or the server said certificate_expired)."),
+    entry("cert-not-yet-valid", Section::Rejected, "A certificate in the chain was before its notBefore at handshake time."),
+    entry("cert-revoked", Section::Rejected, "The server considers the certificate revoked."),
+    entry("wrong-purpose", Section::Rejected, "The leaf lacks the clientAuth extended key usage or the digitalSignature key usage."),
+    entry("key-unusable", Section::Rejected, "The private key does not match the certificate or cannot be used, so the signature check failed."),
+    entry("handshake-rejected", Section::Rejected, "A fatal alert ended the handshake that no more specific finding explains."),
+    entry("renegotiation-requested", Section::Late, "The server asked for the certificate late, by TLS 1.2 renegotiation after a request."),
+    entry("post-handshake-auth", Section::Late, "The server wants the certificate after a TLS 1.3 handshake, which needs post-handshake auth."),
+    entry("http2-blocks-late-auth", Section::Late, "A late certificate request on an HTTP/2 connection, which HTTP/2 forbids."),
+    entry("access-denied-after-auth", Section::HttpRefusal, "TLS accepted the certificate, then the application refused the identity with 401/403."),
+    entry("cert-not-registered", Section::HttpRefusal, "TLS accepted the certificate, but the service's own registry does not know it."),
+    entry("iis-substatus", Section::HttpRefusal, "An IIS error revealed a 403.x sub-status that names the client-certificate problem."),
+    entry("identity-not-forwarded", Section::Middlebox, "The client presented a certificate, but the upstream saw none or a different one."),
+    entry("intercepted-upstream", Section::Middlebox, "The upstream certificate comes from a TLS-inspection CA: a middlebox sits on the path."),
+    entry("server-cert-untrusted", Section::Middlebox, "mtlscope could not verify the upstream server's certificate."),
+    entry("proxy-auth-required", Section::Middlebox, "A forward proxy answered 407 and wants credentials; not a certificate problem."),
+    entry("upstream-unreachable", Section::Middlebox, "The TCP connection to the upstream was refused, timed out, or reset before TLS."),
+    entry("injected-fault", Section::Middlebox, "A configured mtlscope fault acted on this connection: the failure is a reproduction."),
+];
+
+/// Every id the diagnosis can emit, in catalogue order.
+pub fn catalogue() -> &'static [CatalogueEntry] {
+    CATALOGUE
+}
+
+/// Every finding the catalogue's rules draw from `flow`: most severe first, one per id,
+/// in a stable order.
+pub fn diagnose(flow: &Flow) -> Vec<Finding> {
+    let view = View::new(flow);
+    let mut found = Vec::new();
+    found.extend(not_sent::rules(&view));
+    found.extend(rejected::rules(&view));
+    found.extend(late::rules(&view));
+    found.extend(http_refusal::rules(&view));
+    found.extend(middlebox::rules(&view));
+    finish(found)
+}
+
+/// One finding per id (the most severe kept, the others' evidence added), ordered by severity,
+/// then injected faults first (so a reproduction is never read as real), then catalogue order.
+fn finish(found: Vec<Finding>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for f in found {
+        match out.iter_mut().find(|o| o.id == f.id) {
+            Some(o) => {
+                let (mut keep, other) = if f.severity > o.severity {
+                    (f, o.clone())
+                } else {
+                    (o.clone(), f)
+                };
+                for e in other.evidence {
+                    if !keep.evidence.contains(&e) {
+                        keep.evidence.push(e);
+                    }
+                }
+                *o = keep;
+            }
+            None => out.push(f),
+        }
+    }
+    let rank = |id: &str| {
+        let pos = CATALOGUE
+            .iter()
+            .position(|e| e.id == id)
+            .unwrap_or(CATALOGUE.len());
+        (id != "injected-fault", pos)
+    };
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| rank(&a.id).cmp(&rank(&b.id)))
+    });
+    out
+}
+
+/// Build a finding (rules only fill in words; the id must be in the catalogue).
+fn finding(
+    id: &'static str,
+    severity: Severity,
+    summary: impl Into<String>,
+    evidence: Vec<String>,
+    fix: impl Into<String>,
+) -> Finding {
+    debug_assert!(CATALOGUE.iter().any(|e| e.id == id), "{id} not catalogued");
+    Finding {
+        id: id.to_string(),
+        severity,
+        summary: summary.into(),
+        evidence,
+        fix: fix.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The ids in the first column of the catalogue's tables.
+    fn catalogue_ids_in_markdown() -> BTreeSet<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/DIAGNOSES.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "the catalogue {} must exist beside the repository to check ids against: {e}",
+                path.display()
+            )
+        });
+        text.lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(id, _)| id.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn catalogue_matches_diagnoses_md() {
+        let md = catalogue_ids_in_markdown();
+        assert!(!md.is_empty(), "no ids parsed from DIAGNOSES.md");
+        let ours: BTreeSet<String> = catalogue().iter().map(|e| e.id.to_string()).collect();
+        assert_eq!(ours.len(), catalogue().len(), "duplicate ids");
+        assert_eq!(ours, md);
+    }
+
+    #[test]
+    fn findings_doc_lists_every_id() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/findings.md is committed");
+        for e in catalogue() {
+            assert!(
+                doc.contains(&format!("`{}`", e.id)),
+                "docs/findings.md lacks {}",
+                e.id
+            );
+        }
+    }
+
+    #[test]
+    fn findings_doc_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md");
+        if std::env::var_os("MTLSCOPE_REGENERATE_DOCS").is_some() {
+            std::fs::write(&path, findings_markdown()).expect("write docs/findings.md");
+        }
+        let doc = std::fs::read_to_string(&path).expect("docs/findings.md is committed");
+        assert_eq!(
+            doc,
+            findings_markdown(),
+            "docs/findings.md is stale: rerun with MTLSCOPE_REGENERATE_DOCS=1"
+        );
+    }
+
+    /// The text of `docs/findings.md`.
+    fn findings_markdown() -> String {
+        let mut s = String::from(
+            "# Findings\n\n<!-- Generated from `mtlscope::diagnose::catalogue()`; a unit test keeps it current. -->\n\nEvery finding mtlscope emits carries one of these ids (see the full catalogue in `DIAGNOSES.md`).\n",
+        );
+        let mut section = None;
+        for e in catalogue() {
+            if section != Some(e.section) {
+                s.push_str(&format!("\n## {}\n\n", e.section.title()));
+                section = Some(e.section);
+            }
+            s.push_str(&format!("- `{}`: {}\n", e.id, e.description));
+        }
+        s
+    }
+
+    #[test]
+    fn successful_mutual_tls_exchange_has_no_findings() {
+        assert_eq!(ids(&success()), Vec::<String>::new());
+        assert_eq!(ids(&success_wire()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn successful_variants_carry_no_error() {
+        use crate::facts::{Phase, TlsVersion};
+        let variants = [
+            success(),
+            success_wire(),
+            success_builder()
+                .upstream(|l| l.tls_version = Some(TlsVersion::Tls12))
+                .build(),
+            success_builder()
+                .upstream(|l| l.alpn = Some("h2".into()))
+                .build(),
+            success_builder()
+                .upstream(|l| {
+                    l.cert_request = None;
+                    l.chain = vec![];
+                })
+                .client(|l| {
+                    l.cert_request = None;
+                    l.chain = vec![];
+                })
+                .build(),
+            success_builder()
+                .response(302, "", &[("location", "/x")])
+                .build(),
+            success_builder()
+                .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+                .build(),
+        ];
+        for flow in &variants {
+            let errors: Vec<_> = diagnose(flow)
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| f.id)
+                .collect();
+            assert!(errors.is_empty(), "{errors:?} for {flow:?}");
+        }
+    }
+
+    #[test]
+    fn findings_are_ordered_and_deduplicated() {
+        let a = finding(
+            "empty-ca-list",
+            Severity::Warning,
+            "a",
+            vec!["x".into()],
+            "f",
+        );
+        let b = finding("empty-ca-list", Severity::Error, "b", vec!["y".into()], "f");
+        let c = finding("no-client-cert", Severity::Error, "c", vec![], "f");
+        let d = finding("injected-fault", Severity::Error, "d", vec![], "f");
+        let out = finish(vec![a, c, b, d]);
+        let got: Vec<_> = out.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(got, ["injected-fault", "no-client-cert", "empty-ca-list"]);
+        assert_eq!(out[2].summary, "b");
+        assert_eq!(out[2].evidence, ["y", "x"]);
+    }
 }

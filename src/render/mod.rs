@@ -1,3 +1,4 @@
-//! Views of facts and findings. A renderer formats; it never decides.
+//! Renderers: views of facts and findings (terminal line, header, error bodies). They format;
+//! they never decide a diagnosis.
 
 pub mod explain;

@@ -1,0 +1,255 @@
+//! Rules of the catalogue section "Asked for late": `renegotiation-requested`,
+//! `post-handshake-auth`, `http2-blocks-late-auth`.
+
+use super::finding;
+use super::not_sent::capital;
+use super::view::{ms, Hop, HopKind, View};
+use crate::facts::{Finding, Initiator, Phase, Severity, TlsVersion};
+
+pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for hop in &v.hops {
+        out.extend(renegotiation_requested(v, hop));
+        out.extend(post_handshake_auth(v, hop));
+        out.extend(http2_blocks_late_auth(v, hop));
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    Refused,
+    Unknown,
+}
+
+fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let renegs: Vec<_> = hop
+        .renegotiations
+        .iter()
+        .filter(|r| r.initiated_by == Initiator::Server)
+        .collect();
+    let late_cr = hop
+        .cert_request
+        .filter(|cr| cr.phase == Phase::Renegotiation);
+    let refused_alert = hop.alerts.iter().find(|a| a.code == 100);
+    if renegs.is_empty() && late_cr.is_none() && refused_alert.is_none() {
+        return None;
+    }
+    let outcome_text = renegs
+        .iter()
+        .filter_map(|r| r.outcome.as_deref())
+        .collect::<Vec<_>>();
+    let outcome = if refused_alert.is_some() || outcome_text.iter().any(|o| o.contains("refus")) {
+        Outcome::Refused
+    } else if late_cr.is_some() || outcome_text.iter().any(|o| o.contains("complet")) {
+        Outcome::Completed
+    } else {
+        Outcome::Unknown
+    };
+    let at = renegs
+        .first()
+        .map(|r| r.at_ms)
+        .or(late_cr.map(|cr| cr.at_ms))
+        .or(refused_alert.map(|a| a.at_ms))
+        .unwrap_or_default();
+    let delay = late_cr
+        .and_then(|cr| cr.after_request_ms)
+        .or_else(|| v.request_at().map(|r| at - r).filter(|d| *d >= 0.0))
+        .or_else(|| renegs.first().and_then(|r| r.after_app_data_ms));
+    let request = v
+        .request_line()
+        .map(|l| format!(" for {l}"))
+        .unwrap_or_default();
+    let delay_text = delay
+        .map(|d| format!("{} after the request", ms(d)))
+        .unwrap_or_else(|| format!("at {}", ms(at)));
+    let mut evidence = vec![format!(
+        "{} started a TLS 1.2 renegotiation (HelloRequest) on the {} at {}{request}, {delay_text}",
+        hop.server_name(),
+        hop.name(),
+        ms(at)
+    )];
+    evidence.extend(
+        outcome_text
+            .iter()
+            .map(|o| format!("renegotiation outcome: {o}")),
+    );
+    if let Some(cr) = late_cr {
+        evidence.push(hop.describe_cr(cr));
+    }
+    for a in hop.alerts.iter().filter(|a| hop.is_late(a)) {
+        evidence.push(hop.describe_alert(a));
+    }
+    let http = v.http_on(hop);
+    if let Some(h) = &http {
+        if h.status == 413 {
+            evidence.push(format!(
+                "{} — the request body did not fit the server's renegotiation buffer (Apache `SSLRenegBufferSize`)",
+                h.evidence()
+            ));
+        } else if h.status >= 400 {
+            evidence.push(h.evidence());
+        }
+    }
+    let failed =
+        hop.failed() || http.as_ref().is_some_and(|h| h.status >= 400) || v.flow.error.is_some();
+    let (how, severity) = match outcome {
+        Outcome::Refused => (format!("{} refused it", hop.client_name()), Severity::Error),
+        Outcome::Completed => (
+            format!("{} completed it", hop.client_name()),
+            Severity::Warning,
+        ),
+        Outcome::Unknown if failed => ("the connection then failed".to_string(), Severity::Error),
+        Outcome::Unknown => (
+            "it is not known how it ended".to_string(),
+            Severity::Warning,
+        ),
+    };
+    Some(finding(
+        "renegotiation-requested",
+        severity,
+        format!(
+            "{} asked for a client certificate by renegotiation {delay_text}; {how}.",
+            capital(hop.server_name())
+        ),
+        evidence,
+        "Server: ask for the certificate in the initial handshake (IIS: enable client-certificate negotiation on the binding; Apache: `SSLVerifyClient` at virtual-host level, not per location), or raise the renegotiation buffer (Apache `SSLRenegBufferSize`) for large bodies. Clients, middleboxes and HTTP/2 that refuse renegotiation cannot be fixed from the client side.",
+    ))
+}
+
+/// TLS 1.3 without a certificate request in the handshake, `post_handshake_auth` not offered,
+/// and an answer for a request that typically means the server wanted one after all.
+pub(super) fn pha_inferred(v: &View<'_>, hop: &Hop<'_>) -> bool {
+    pha_inference(v, hop).is_some()
+}
+
+fn pha_inference(v: &View<'_>, hop: &Hop<'_>) -> Option<String> {
+    if hop.kind == HopKind::Client
+        || hop.version != Some(TlsVersion::Tls13)
+        || hop.cert_request.is_some()
+        || hop.offered_pha != Some(false)
+    {
+        return None;
+    }
+    let req_at = v.request_at()?;
+    if let Some(h) = v.http_on(hop) {
+        if h.status == 403 && h.is_apache() {
+            return Some(format!("{} — Apache's answer when it cannot perform post-handshake authentication (error log AH10158)", h.evidence()));
+        }
+        if h.status == 500 && h.is_http_sys() {
+            return Some(format!("{} — HTTP.sys's answer when it cannot ask for the certificate after a TLS 1.3 handshake", h.evidence()));
+        }
+    }
+    if hop
+        .failure
+        .is_some_and(|f| f.kind == "reset" && f.stage != "connect" && f.stage != "handshake")
+    {
+        return Some(format!(
+            "the server reset the {} after the request",
+            hop.name()
+        ));
+    }
+    hop.alerts
+        .iter()
+        .find(|a| a.code == 10 && !hop.sent_by_server(a) && a.at_ms >= req_at)
+        .map(|a| {
+            format!(
+                "{} — the typical answer of a client that did not offer post_handshake_auth to a post-handshake CertificateRequest",
+                hop.describe_alert(a)
+            )
+        })
+}
+
+fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let fix = "Server: ask for the certificate in the initial handshake (Apache: `SSLVerifyClient` at virtual-host level; IIS: client-certificate negotiation on the binding), or disable TLS 1.3 for that site so it can renegotiate; clients must offer post_handshake_auth (Chrome never does; OpenSSL clients must opt in), and HTTP/2 cannot use it.";
+    let offered = match hop.offered_pha {
+        Some(true) => "the ClientHello offered post_handshake_auth",
+        Some(false) => "the ClientHello did not offer post_handshake_auth",
+        None => "whether the ClientHello offered post_handshake_auth is not known",
+    };
+    if let Some(cr) = hop
+        .cert_request
+        .filter(|cr| cr.phase == Phase::PostHandshake)
+    {
+        let failed = hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
+        let mut evidence = vec![hop.describe_cr(cr), offered.to_string()];
+        evidence.extend(
+            hop.alerts
+                .iter()
+                .filter(|a| hop.is_late(a))
+                .map(|a| hop.describe_alert(a)),
+        );
+        return Some(finding(
+            "post-handshake-auth",
+            if failed { Severity::Error } else { Severity::Warning },
+            format!(
+                "{} asked for a client certificate after the TLS 1.3 handshake (post-handshake authentication){}.",
+                capital(hop.server_name()),
+                if failed { ", and the exchange failed" } else { "" }
+            ),
+            evidence,
+            fix,
+        ));
+    }
+    let signal = pha_inference(v, hop)?;
+    let request = v.request_line().unwrap_or_else(|| "the request".into());
+    Some(finding(
+        "post-handshake-auth",
+        Severity::Error,
+        format!(
+            "Likely the server wants a client certificate for {request} only after the TLS 1.3 handshake, which {} cannot give without post_handshake_auth.",
+            hop.client_name()
+        ),
+        vec![
+            format!("TLS 1.3 on the {}, and the server sent no CertificateRequest in the handshake", hop.name()),
+            offered.to_string(),
+            signal,
+            "inferred: to confirm, retry with TLS 1.2 (the server would then renegotiate), or watch a client that offers post_handshake_auth (curl) with `mtlscope observe`".into(),
+        ],
+        fix,
+    ))
+}
+
+fn http2_blocks_late_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let h2 = hop.alpn == Some("h2");
+    let http11_required = hop.error.is_some_and(|e| e.contains("HTTP_1_1_REQUIRED"));
+    let late = hop.late_since().is_some() || pha_inferred(v, hop);
+    if !(http11_required || h2 && late) {
+        return None;
+    }
+    let mut evidence = vec![format!(
+        "the {} negotiated ALPN {}",
+        hop.name(),
+        hop.alpn.unwrap_or("(none recorded)")
+    )];
+    if let Some(t) = hop.late_since() {
+        evidence.push(format!(
+            "{} asked for the certificate late, at {}",
+            hop.server_name(),
+            ms(t)
+        ));
+    }
+    let mut summary = format!(
+        "{} asked for a client certificate after the handshake on an HTTP/2 connection, which HTTP/2 forbids (RFC 7540 §9.2.1, RFC 8740).",
+        capital(hop.server_name())
+    );
+    if let Some(e) = hop.error.filter(|_| http11_required) {
+        evidence.push(format!("the {} ended: {e}", hop.name()));
+        if !late {
+            evidence.push("inferred: HTTP_1_1_REQUIRED is how Apache refuses a per-location client-certificate request over HTTP/2; to confirm, retry over HTTP/1.1".into());
+            summary = format!("Likely: {}", summary.replacen("asked", "wants", 1));
+        }
+    }
+    Some(finding(
+        "http2-blocks-late-auth",
+        Severity::Error,
+        summary,
+        evidence,
+        "Server: ask for the certificate in the handshake; or force HTTP/1.1 for that site (client: offer only http/1.1 in ALPN).",
+    ))
+}
+
+#[cfg(test)]
+#[path = "late_tests.rs"]
+mod tests;

@@ -1,0 +1,188 @@
+//! Tests of the "Asked for late" rules.
+
+use super::super::test_support::*;
+use crate::facts::{
+    CertRequest, Direction, Flow, Initiator, LegFailure, Phase, Renegotiation, Severity, TlsVersion,
+};
+
+/// Apache asking by TLS 1.2 renegotiation after `GET /secure`; `outcome` as recorded.
+fn renegotiation(outcome: &str, refused: bool) -> Flow {
+    let b = success_builder().upstream(|l| {
+        l.tls_version = Some(TlsVersion::Tls12);
+        l.cert_request = None;
+        l.renegotiations = vec![Renegotiation {
+            at_ms: 13.0,
+            initiated_by: Initiator::Server,
+            after_app_data_ms: Some(3.0),
+            outcome: Some(outcome.into()),
+        }];
+        if refused {
+            l.alerts = vec![
+                alert(Direction::Sent, 100, 13.1),
+                alert(Direction::Received, 40, 13.3),
+            ];
+        }
+    });
+    if refused {
+        b.response(403, "", &[]).build()
+    } else {
+        b.build()
+    }
+}
+
+#[test]
+fn refused_renegotiation_is_an_error_with_the_delay() {
+    let flow = renegotiation("refused by mtlscope", true);
+    assert_eq!(ids(&flow), ["renegotiation-requested"]);
+    let f = find(&flow, "renegotiation-requested").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(
+        f.summary,
+        "The server asked for a client certificate by renegotiation 3 ms after the request; mtlscope refused it."
+    );
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.contains("no_renegotiation (100)")));
+    assert!(f.fix.contains("SSLVerifyClient"));
+}
+
+#[test]
+fn completed_renegotiation_on_success_is_a_warning() {
+    let flow = renegotiation("completed", false);
+    let f = find(&flow, "renegotiation-requested").unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.summary.contains("mtlscope completed it"));
+    assert!(!has_error(&flow));
+}
+
+#[test]
+fn renegotiation_not_without_one() {
+    assert!(find(&success(), "renegotiation-requested").is_none());
+    // A client-initiated renegotiation is not the server asking.
+    let flow = success_builder()
+        .upstream(|l| {
+            l.renegotiations = vec![Renegotiation {
+                at_ms: 13.0,
+                initiated_by: Initiator::Client,
+                after_app_data_ms: None,
+                outcome: None,
+            }]
+        })
+        .build();
+    assert!(find(&flow, "renegotiation-requested").is_none());
+}
+
+#[test]
+fn renegotiation_seen_on_the_wire() {
+    let flow = FlowBuilder::observe()
+        .wire(|w| {
+            w.renegotiations = vec![Renegotiation {
+                at_ms: 40.0,
+                initiated_by: Initiator::Server,
+                after_app_data_ms: Some(0.2),
+                outcome: None,
+            }];
+            w.alerts = vec![alert(Direction::Received, 40, 41.0)];
+        })
+        .build();
+    assert_eq!(ids(&flow), ["renegotiation-requested"]);
+    assert!(find(&flow, "renegotiation-requested")
+        .unwrap()
+        .summary
+        .contains("0.2 ms after"));
+}
+
+/// TLS 1.3 upstream with no request in the handshake, and Apache's 403.
+fn apache_pha_403() -> Flow {
+    success_builder()
+        .upstream(|l| {
+            l.cert_request = None;
+            l.chain = vec![];
+        })
+        .response(
+            403,
+            "<title>403 Forbidden</title><p>You don't have permission to access this resource.</p><address>Apache/2.4.62 (Debian) Server at localhost</address>",
+            &[],
+        )
+        .build()
+}
+
+#[test]
+fn apache_403_after_tls13_without_request_is_likely_post_handshake_auth() {
+    let flow = apache_pha_403();
+    assert_eq!(ids(&flow), ["post-handshake-auth"]);
+    let f = find(&flow, "post-handshake-auth").unwrap();
+    assert!(f.summary.starts_with("Likely"));
+    assert!(f.summary.contains("GET /secure"));
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.contains("did not offer post_handshake_auth")));
+    assert!(f.evidence.iter().any(|e| e.contains("retry with TLS 1.2")));
+}
+
+#[test]
+fn observed_post_handshake_request() {
+    let flow = success_builder()
+        .upstream(|l| {
+            l.cert_request = Some(CertRequest {
+                after_request_ms: Some(0.28),
+                at_ms: 10.3,
+                ..cr(Phase::PostHandshake, &["Root"])
+            });
+            l.chain = vec![];
+            l.alerts = vec![alert(Direction::Sent, 10, 10.4)];
+            l.failure = Some(LegFailure {
+                stage: "after_handshake".into(),
+                kind: "unexpected_message".into(),
+            });
+        })
+        .own_response(502)
+        .build();
+    let got = ids(&flow);
+    assert_eq!(got, ["post-handshake-auth"], "{got:?}");
+    let f = find(&flow, "post-handshake-auth").unwrap();
+    assert!(f.evidence[0].contains("0.28 ms after the request"));
+}
+
+#[test]
+fn post_handshake_auth_not_for_other_403s_or_tls12_or_success() {
+    assert!(find(&success(), "post-handshake-auth").is_none());
+    // A non-Apache 403 without a request for a certificate: no guess.
+    let flow = success_builder()
+        .upstream(|l| {
+            l.cert_request = None;
+            l.chain = vec![];
+        })
+        .response(403, "denied", &[])
+        .build();
+    assert!(find(&flow, "post-handshake-auth").is_none());
+    let mut flow = apache_pha_403();
+    if let Some(l) = flow.upstream_leg.as_mut() {
+        l.tls_version = Some(TlsVersion::Tls12);
+    }
+    assert!(find(&flow, "post-handshake-auth").is_none());
+}
+
+#[test]
+fn late_request_over_h2() {
+    let mut flow = renegotiation("refused by mtlscope", true);
+    if let Some(l) = flow.upstream_leg.as_mut() {
+        l.alpn = Some("h2".into());
+    }
+    let f = find(&flow, "http2-blocks-late-auth").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.summary.contains("RFC 7540"));
+    // The same over HTTP/1.1 is not an HTTP/2 problem.
+    assert!(find(
+        &renegotiation("refused by mtlscope", true),
+        "http2-blocks-late-auth"
+    )
+    .is_none());
+    let mut ok = success();
+    if let Some(l) = ok.upstream_leg.as_mut() {
+        l.alpn = Some("h2".into());
+    }
+    assert!(find(&ok, "http2-blocks-late-auth").is_none());
+}

@@ -1,0 +1,260 @@
+//! Rules of the catalogue section "Middleboxes and proxies": `identity-not-forwarded`,
+//! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
+//! `upstream-unreachable`, `injected-fault`.
+
+use super::finding;
+use super::view::{cert_text, chain_text, HopKind, View};
+use crate::facts::{Finding, Severity};
+
+pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
+    [
+        identity_not_forwarded(v),
+        intercepted_upstream(v),
+        server_cert_untrusted(v),
+        proxy_auth_required(v),
+        upstream_unreachable(v),
+        injected_fault(v),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
+    let client = v.hop(HopKind::Client)?;
+    let up = v.hop(HopKind::Upstream)?;
+    let client_leaf = client.presented()?.first()?;
+    // Only a server that asked can miss the identity.
+    up.cert_request?;
+    let up_leaf = up.presented().and_then(|c| c.first());
+    if up_leaf.is_some_and(|l| l.sha256 == client_leaf.sha256) {
+        return None;
+    }
+    // Nothing presented to a late request: the late findings explain that.
+    if up_leaf.is_none() && up.late_since().is_some() {
+        return None;
+    }
+    let http = v.http_on(up);
+    let refused = up.failed()
+        || http
+            .as_ref()
+            .is_some_and(|h| matches!(h.status, 400 | 401 | 403 | 495 | 496));
+    let mut evidence = vec![
+        format!(
+            "the client presented {} on the client leg",
+            cert_text(client_leaf)
+        ),
+        match up.presented() {
+            Some(chain) => format!(
+                "mtlscope presented a different chain upstream: {}",
+                chain_text(chain)
+            ),
+            None => "mtlscope presented no certificate upstream".into(),
+        },
+    ];
+    if let Some(cr) = up.cert_request {
+        evidence.push(up.describe_cr(cr));
+    }
+    evidence.extend(
+        v.flow
+            .faults
+            .iter()
+            .map(|f| format!("fault `{}`: {}", f.name, f.effect)),
+    );
+    if let Some(h) = http.filter(|_| refused) {
+        evidence.push(h.evidence());
+    }
+    let summary = if refused {
+        "The client's certificate stopped at the TLS-terminating proxy: the server asked for one and saw a different identity or none, and refused."
+    } else {
+        "The client's certificate stopped at the TLS-terminating proxy: the server saw a different identity (or none) and accepted that."
+    };
+    Some(finding(
+        "identity-not-forwarded",
+        if refused { Severity::Error } else { Severity::Info },
+        summary,
+        evidence,
+        "Middlebox: a proxy that terminates TLS cannot forward the client's private key; configure the proxy's own client certificate deliberately (`--identity`), forward the identity in a header the server trusts (XFCC, RFC 9440 `Client-Cert`), or pass TLS through.",
+    ))
+}
+
+/// Issuer names of well-known TLS-inspection products, lowercase.
+const INSPECTION_CAS: &[&str] = &[
+    "zscaler",
+    "fortinet",
+    "fortigate",
+    "palo alto",
+    "blue coat",
+    "bluecoat",
+    "netskope",
+    "cisco umbrella",
+    "forcepoint",
+    "websense",
+    "sophos",
+    "check point",
+    "checkpoint",
+    "mcafee web gateway",
+    "barracuda",
+    "watchguard",
+    "sonicwall",
+    "kaspersky",
+    "eset ssl filter",
+    "avast",
+    "bitdefender",
+    "mitmproxy",
+    "charles proxy",
+    "portswigger",
+    "do_not_trust_fiddlerroot",
+    "untangle",
+    "contentkeeper",
+    "iboss",
+    "lightspeed",
+];
+
+fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {
+    let hop = v.server_hop()?;
+    let (cert, product) = hop.server_chain.iter().find_map(|c| {
+        let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
+        INSPECTION_CAS
+            .iter()
+            .find(|p| names.contains(*p))
+            .map(|p| (c, *p))
+    })?;
+    let failed = hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
+    Some(finding(
+        "intercepted-upstream",
+        if failed { Severity::Error } else { Severity::Warning },
+        "Likely a TLS-inspecting middlebox sits between mtlscope and the server: the server's certificate comes from an inspection CA, so mutual TLS through it cannot work.",
+        vec![
+            format!("the server's chain contains {} (matches the inspection product \"{product}\")", cert_text(cert)),
+            "inferred: to confirm, compare with the certificate the server presents when reached directly (without the middlebox)".into(),
+        ],
+        "Middlebox: exempt this destination from TLS inspection.",
+    ))
+}
+
+fn server_cert_untrusted(v: &View<'_>) -> Option<Finding> {
+    let up = v.hop(HopKind::Upstream)?;
+    let failed_kind = up
+        .failure
+        .is_some_and(|f| f.kind == "peer_certificate_invalid");
+    let sv = up.server_verification;
+    if !(sv.is_some_and(|s| !s.ok) || failed_kind) {
+        return None;
+    }
+    let reason = sv
+        .and_then(|s| s.reason.as_deref())
+        .or(up.error)
+        .unwrap_or("not verified");
+    let enforced = failed_kind || sv.is_some_and(|s| s.enforced);
+    let mut evidence = vec![format!(
+        "mtlscope could not verify the upstream's certificate: {reason}"
+    )];
+    if !up.server_chain.is_empty() {
+        evidence.push(format!(
+            "the server presented {}",
+            chain_text(up.server_chain)
+        ));
+    }
+    if let Some(u) = &v.flow.upstream {
+        evidence.push(format!("upstream: {u}"));
+    }
+    Some(finding(
+        "server-cert-untrusted",
+        if enforced { Severity::Error } else { Severity::Warning },
+        if enforced {
+            format!("mtlscope could not verify the upstream server's certificate ({reason}) and did not connect.")
+        } else {
+            format!("mtlscope could not verify the upstream server's certificate ({reason}); it continued because verification is not enforced.")
+        },
+        evidence,
+        "mtlscope: trust the server's CA with `--upstream-ca FILE` (or fix the name or dates on the server's certificate); `--insecure-upstream` continues while recording the result.",
+    ))
+}
+
+fn proxy_auth_required(v: &View<'_>) -> Option<Finding> {
+    let r = v.flow.response.as_ref().filter(|r| r.status == 407)?;
+    let challenge = r
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("proxy-authenticate"))
+        .map(|h| h.value.as_str());
+    let evidence = vec![match challenge {
+        Some(c) => format!("407 Proxy Authentication Required with Proxy-Authenticate: {c}"),
+        None => "407 Proxy Authentication Required, without a Proxy-Authenticate header".into(),
+    }];
+    Some(finding(
+        "proxy-auth-required",
+        Severity::Error,
+        "The forward proxy wants credentials before it opens any TLS to the origin; this is not a certificate problem.",
+        evidence,
+        "Client: send `Proxy-Authorization` with credentials the proxy accepts (curl `--proxy-user`), or use a proxy that does not require them.",
+    ))
+}
+
+fn upstream_unreachable(v: &View<'_>) -> Option<Finding> {
+    let up = v.hop(HopKind::Upstream)?;
+    let f = up.failure?;
+    let before_tls = up.version.is_none()
+        && !up.events.iter().any(|e| e.name == "server_hello")
+        && up.alerts.iter().all(|a| !up.sent_by_server(a));
+    let tcp = f.stage == "connect"
+        || (before_tls
+            && matches!(
+                f.kind.as_str(),
+                "connection_refused" | "timed_out" | "reset" | "eof" | "not_tls"
+            ));
+    if !tcp {
+        return None;
+    }
+    let target = v.flow.upstream.as_deref().unwrap_or("the upstream");
+    let what = match f.kind.as_str() {
+        "connection_refused" => "refused the TCP connection",
+        "timed_out" => "did not answer in time",
+        "reset" => "reset the connection before TLS",
+        "eof" => "closed the connection before TLS",
+        "not_tls" => "answered, but not with TLS",
+        _ => "could not be reached",
+    };
+    let mut evidence = vec![format!("{target} {what} (stage {}, {})", f.stage, f.kind)];
+    if let Some(e) = up.error {
+        evidence.push(format!("error: {e}"));
+    }
+    Some(finding(
+        "upstream-unreachable",
+        Severity::Error,
+        format!("The upstream {target} {what}; no TLS was exchanged with it."),
+        evidence,
+        if f.kind == "not_tls" {
+            "mtlscope: check the upstream URL's scheme and port (the port answers plain text, e.g. HTTP)."
+        } else {
+            "mtlscope / network: check the upstream address and port (`--upstream`), name resolution, and firewalls between mtlscope and the server."
+        },
+    ))
+}
+
+fn injected_fault(v: &View<'_>) -> Option<Finding> {
+    let faults = &v.flow.faults;
+    if faults.is_empty() {
+        return None;
+    }
+    let failed = v.hops.iter().any(|h| h.failed())
+        || v.flow.status().is_some_and(|s| s >= 400)
+        || v.flow.error.is_some();
+    let names = faults
+        .iter()
+        .map(|f| format!("`{}`", f.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(finding(
+        "injected-fault",
+        if failed { Severity::Error } else { Severity::Info },
+        format!("mtlscope's configured fault {names} acted on this connection: what follows is a reproduction, not the real peers' behaviour."),
+        faults.iter().map(|f| format!("fault `{}`: {}", f.name, f.effect)).collect(),
+        "Nothing to fix on the client or server for this part: run without the `--fault` to see the real behaviour.",
+    ))
+}
+
+#[cfg(test)]
+#[path = "middlebox_tests.rs"]
+mod tests;

@@ -1,0 +1,480 @@
+//! Rules of the catalogue section "Certificate not sent": `no-client-cert`,
+//! `issuer-not-in-ca-list`, `empty-ca-list`.
+
+use super::finding;
+use super::rejected::rejection;
+use super::view::{ca_list, chain_text, Hop, HopKind, View};
+use crate::cert::reason::{match_ca_names, missing_issuer};
+use crate::facts::{Alert, Finding, Phase, Severity};
+
+pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for hop in &v.hops {
+        out.extend(no_client_cert(v, hop));
+        out.extend(issuer_not_in_ca_list(v, hop));
+        out.extend(empty_ca_list(v, hop));
+    }
+    out
+}
+
+/// Whether `a` is the server's "certificate missing" alert: certificate_required (TLS 1.3), or
+/// handshake_failure / bad_certificate after a request answered with no certificate.
+pub(super) fn no_cert_alert(hop: &Hop<'_>, a: &Alert) -> bool {
+    hop.sent_by_server(a)
+        && hop.presented().is_none()
+        && (a.code == 116
+            || (matches!(a.code, 40 | 42) && hop.sent_none() && hop.cert_request.is_some()))
+}
+
+fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    if hop.presented().is_some() {
+        return None;
+    }
+    let mut signals = Vec::new();
+    let mut inferred = None;
+    for a in hop
+        .server_failing_alerts()
+        .filter(|a| no_cert_alert(hop, a))
+    {
+        signals.push(hop.describe_alert(a));
+    }
+    if hop
+        .failure
+        .is_some_and(|f| f.kind == "no_certificates_presented")
+    {
+        signals.push(format!(
+            "the {} ended: {}",
+            hop.name(),
+            hop.error.unwrap_or("no certificates presented")
+        ));
+    }
+    if let Some(http) = v.http_on(hop) {
+        if let Some(who) = http.says_no_cert() {
+            signals.push(format!("{} — {who}", http.evidence()));
+        } else if matches!(http.status, 401 | 403)
+            && hop.sent_none()
+            && hop
+                .cert_request
+                .is_some_and(|cr| cr.phase == Phase::Handshake)
+            && http.iis_substatus().is_none()
+            && !http.names_unknown_cert()
+        {
+            signals.push(http.evidence());
+            inferred = Some(format!(
+                "inferred: likely the server verifies client certificates as optional and its application refused the request without one; to confirm, check the server's log or retry with a certificate{}",
+                if hop.kind == HopKind::Upstream { " (`--identity`)" } else { "" }
+            ));
+        }
+    }
+    if signals.is_empty() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    if let Some(cr) = hop.cert_request {
+        evidence.push(hop.describe_cr(cr));
+    }
+    evidence.push(hop.describe_presented());
+    let withheld = hop.withheld();
+    if hop.kind == HopKind::Upstream {
+        match hop.identity {
+            Some(id) if !id.candidates.is_empty() => {
+                for (label, chain) in &withheld {
+                    evidence.push(format!(
+                        "configured identity `{label}` ({}) was withheld: {}",
+                        chain_text(chain),
+                        id.reason
+                    ));
+                }
+            }
+            _ => evidence.push("no upstream identity is configured".into()),
+        }
+    }
+    evidence.extend(signals);
+    evidence.extend(inferred.clone());
+    let mut summary = format!(
+        "{} asked for a client certificate and {} sent none; {} then refused the {}.",
+        capital(hop.server_name()),
+        hop.client_name(),
+        hop.server_name(),
+        if v.http_on(hop).is_some_and(|h| h.status >= 400) {
+            "request"
+        } else {
+            "handshake"
+        }
+    );
+    if inferred.is_some() {
+        summary = format!("Likely: {}", lower_first(&summary));
+    }
+    let fix = match hop.kind {
+        HopKind::Upstream if !withheld.is_empty() => "mtlscope (client side): an upstream identity is configured but was withheld; see issuer-not-in-ca-list, wrong-purpose and key-unusable for why, and fix that identity (`--identity`) rather than the server.".to_string(),
+        HopKind::Upstream => "mtlscope (client side): give it an upstream identity with `--identity CERT,KEY` (or per host in the config), issued by a CA the server trusts.".to_string(),
+        HopKind::Client => "Client: configure it to send its certificate (curl `--cert`/`--key`, a keystore, a browser certificate store); if it has one, it likely withheld it: check that it matches the CA names mtlscope sent (issuer-not-in-ca-list), its purpose (wrong-purpose) and its private key (key-unusable).".to_string(),
+        HopKind::Wire => "Client: configure it to send its certificate; if it has one, it likely withheld it: compare its issuer with the server's CA names (issuer-not-in-ca-list), its purpose (wrong-purpose) and its private key (key-unusable).".to_string(),
+    };
+    Some(finding(
+        "no-client-cert",
+        Severity::Error,
+        summary,
+        evidence,
+        fix,
+    ))
+}
+
+fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let cr = hop.cert_request?;
+    let names = cr.ca_names.as_ref().filter(|n| !n.is_empty())?;
+    let presented = hop.presented();
+    let offered: Vec<(String, &[_])> = match presented {
+        Some(chain) => vec![(format!("{} presented", hop.client_name()), chain)],
+        None => hop
+            .withheld()
+            .into_iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(l, c)| (format!("configured identity `{l}` (withheld)"), c))
+            .collect(),
+    };
+    if offered.is_empty()
+        || offered
+            .iter()
+            .any(|(_, c)| match_ca_names(c, names, &cr.ca_names_der).is_some())
+    {
+        return None;
+    }
+    let mut evidence = vec![format!(
+        "{} named these acceptable CAs: {}",
+        hop.server_name(),
+        ca_list(cr)
+    )];
+    for (what, chain) in &offered {
+        evidence.push(format!(
+            "{what}: {}; no certificate's subject or issuer is among the names",
+            chain_text(chain)
+        ));
+        let last = chain.last().filter(|c| !c.is_ca);
+        if let (Some(last), Some(issuer)) = (last, missing_issuer(chain)) {
+            evidence.push(format!(
+                "inferred: the chain ends at \"{}\", whose issuer \"{issuer}\" is not in it; if a listed CA issued \"{issuer}\", likely the chain lacks the intermediate that links to it; to confirm, look up the issuer of \"{issuer}\"",
+                last.subject
+            ));
+        }
+    }
+    let (summary, severity) = if presented.is_some() {
+        let severity = if rejection(v, hop).is_some() {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        (
+            format!(
+                "The certificate {} presented was issued by none of the CAs {} named; many clients (Go, Java, browsers, Apache) would have sent nothing.",
+                hop.client_name(),
+                hop.server_name()
+            ),
+            severity,
+        )
+    } else {
+        let failed = hop.failed()
+            || v.http_on(hop)
+                .is_some_and(|h| (400..500).contains(&h.status));
+        (
+            format!(
+                "{} withheld its configured certificate because no certificate in its chain matches the CAs {} named.",
+                capital(hop.client_name()),
+                hop.server_name()
+            ),
+            if failed { Severity::Error } else { Severity::Warning },
+        )
+    };
+    let fix = match hop.kind {
+        HopKind::Client => "mtlscope: list the client's CA with `--client-ca` (or use `--client-auth mirror`), or give the client a certificate from a listed CA; send the full chain.",
+        _ => "Server: advertise the CA that issues the client certificates (nginx advertises `ssl_client_certificate` only, never `ssl_trusted_certificate`; HAProxy `ca-file`, not `ca-verify-file`; Apache `SSLCACertificateFile` unless `SSLCADNRequestFile`); or client: send the full chain including the intermediate, or use a certificate issued by a listed CA.",
+    };
+    Some(finding(
+        "issuer-not-in-ca-list",
+        severity,
+        summary,
+        evidence,
+        fix,
+    ))
+}
+
+fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let cr = hop.cert_request?;
+    if !cr.ca_names.as_ref().is_some_and(|n| n.is_empty()) {
+        return None;
+    }
+    let rejected = hop.presented().is_some() && rejection(v, hop).is_some();
+    // mtlscope's own empty list is its configuration: worth a finding only when it mattered or
+    // was injected on purpose.
+    if hop.kind == HopKind::Client && !rejected && v.flow.faults.is_empty() {
+        return None;
+    }
+    let mut evidence = vec![hop.describe_cr(cr), hop.describe_presented()];
+    if let Some(r) = rejection(v, hop) {
+        evidence.extend(r.evidence);
+    }
+    let summary = if rejected {
+        format!(
+            "{} named no acceptable CA, and the certificate {} picked was rejected: likely the wrong one of several.",
+            capital(hop.server_name()),
+            hop.client_name()
+        )
+    } else {
+        format!(
+            "{} asked for a client certificate without naming any acceptable CA; clients holding several certificates may pick the wrong one or prompt the user.",
+            capital(hop.server_name())
+        )
+    };
+    let fix = match hop.kind {
+        HopKind::Client => "mtlscope: pass `--client-ca` so the request names the CAs (or `--client-auth mirror`), unless reproducing an empty list on purpose.",
+        _ => "Server: send a trimmed CA list (Windows/IIS: `SendTrustedIssuerList=1` with the Client Authentication Issuers store; AWS ALB: `advertiseTrustStoreCaNames`), or client: pin the certificate to use for this server.",
+    };
+    Some(finding(
+        "empty-ca-list",
+        if rejected {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
+        summary,
+        evidence,
+        fix,
+    ))
+}
+
+/// `mtlscope` stays as is; `the server` becomes `The server`.
+pub(super) fn capital(s: &str) -> String {
+    if s.starts_with("mtlscope") {
+        return s.to_string();
+    }
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match (c.next(), s.chars().nth(1)) {
+        (Some(f), Some(n)) if n.is_lowercase() => f.to_lowercase().chain(c).collect(),
+        _ => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use crate::facts::{CertRequest, Direction, Phase, Severity, TlsVersion};
+
+    fn no_identity_flow() -> crate::facts::Flow {
+        success_builder()
+            .upstream(|l| {
+                l.chain = vec![];
+                l.identity = Some(identity(None, &[], "no identity configured"));
+                l.alerts = vec![alert(Direction::Received, 116, 12.0)];
+                l.failure = Some(crate::facts::LegFailure {
+                    stage: "after_handshake".into(),
+                    kind: "alert_received".into(),
+                });
+            })
+            .own_response(502)
+            .build()
+    }
+
+    #[test]
+    fn certificate_required_without_a_certificate_is_no_client_cert() {
+        let f = find(&no_identity_flow(), "no-client-cert").expect("no-client-cert");
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("certificate_required (116)")));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("no upstream identity is configured")));
+        assert!(f.fix.contains("--identity"));
+        // The specific finding explains the alert; nothing generic is added.
+        assert!(find(&no_identity_flow(), "handshake-rejected").is_none());
+    }
+
+    #[test]
+    fn client_leg_without_certificate_when_mtlscope_requires_one() {
+        let flow = FlowBuilder::reverse()
+            .connection()
+            .client(|l| {
+                l.cert_request = Some(CertRequest {
+                    mandatory: Some(true),
+                    ..cr(Phase::Handshake, &["Root"])
+                });
+                l.handshake_done_ms = None;
+                l.alerts = vec![alert(Direction::Sent, 116, 4.0)];
+                l.error = Some("peer sent no certificates".into());
+                l.failure = Some(crate::facts::LegFailure {
+                    stage: "handshake".into(),
+                    kind: "no_certificates_presented".into(),
+                });
+            })
+            .build();
+        assert_eq!(ids(&flow), ["no-client-cert"]);
+        let f = find(&flow, "no-client-cert").unwrap();
+        assert!(f.summary.starts_with("mtlscope asked"), "{}", f.summary);
+        assert!(f.fix.starts_with("Client"));
+    }
+
+    #[test]
+    fn nginx_no_certificate_page_is_no_client_cert() {
+        let flow = success_builder()
+            .upstream(|l| {
+                l.chain = vec![];
+                l.identity = None;
+                l.tls_version = Some(TlsVersion::Tls12);
+            })
+            .response(
+                400,
+                "<html><head><title>400 No required SSL certificate was sent</title></head></html>",
+                &[("server", "nginx")],
+            )
+            .build();
+        let f = find(&flow, "no-client-cert").unwrap();
+        assert!(f.evidence.iter().any(|e| e.contains("nginx's 400")));
+        assert!(!f.summary.starts_with("Likely"));
+        assert!(has_error(&flow));
+    }
+
+    #[test]
+    fn optional_verification_403_is_likely_no_client_cert() {
+        let flow = success_builder()
+            .upstream(|l| l.chain = vec![])
+            .response(403, "Forbidden", &[])
+            .build();
+        let f = find(&flow, "no-client-cert").unwrap();
+        assert!(f.summary.starts_with("Likely"), "{}", f.summary);
+        assert!(f.evidence.iter().any(|e| e.contains("to confirm")));
+    }
+
+    #[test]
+    fn no_client_cert_not_on_success_or_when_a_certificate_was_sent() {
+        assert!(find(&success(), "no-client-cert").is_none());
+        // A certificate was optional and none was sent, but the server answered 200.
+        let flow = success_builder().upstream(|l| l.chain = vec![]).build();
+        assert!(find(&flow, "no-client-cert").is_none());
+        // handshake_failure after a certificate was sent is not "not sent".
+        let flow = success_builder()
+            .upstream(|l| l.alerts = vec![alert(Direction::Received, 40, 6.0)])
+            .own_response(502)
+            .build();
+        assert!(find(&flow, "no-client-cert").is_none());
+    }
+
+    #[test]
+    fn withheld_identity_is_issuer_not_in_ca_list() {
+        let flow = success_builder()
+            .upstream(|l| {
+                l.cert_request = Some(cr(Phase::Handshake, &["Other Root"]));
+                l.chain = vec![];
+                l.identity = Some(identity(
+                    None,
+                    &[("client.pem", good_chain())],
+                    "no identity matches the CA names",
+                ));
+                l.alerts = vec![alert(Direction::Received, 116, 12.0)];
+            })
+            .own_response(502)
+            .build();
+        let f = find(&flow, "issuer-not-in-ca-list").unwrap();
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.evidence.iter().any(|e| e.contains("\"CN=Other Root\"")));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("`client.pem` (withheld)")));
+        let n = find(&flow, "no-client-cert").unwrap();
+        assert!(n.evidence.iter().any(|e| e.contains("was withheld")));
+        assert!(n.fix.contains("issuer-not-in-ca-list"));
+    }
+
+    #[test]
+    fn presented_chain_outside_the_list_is_a_warning_when_accepted() {
+        let flow = success_builder()
+            .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &["Other Root"])))
+            .build();
+        let f = find(&flow, "issuer-not-in-ca-list").unwrap();
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(!has_error(&flow));
+    }
+
+    #[test]
+    fn leaf_without_intermediate_against_a_root_only_list() {
+        let flow = success_builder()
+            .upstream(|l| l.chain = vec![leaf("client", "Inter")])
+            .build();
+        let f = find(&flow, "issuer-not-in-ca-list").unwrap();
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("likely the chain lacks the intermediate")));
+    }
+
+    #[test]
+    fn issuer_not_in_ca_list_not_when_the_chain_matches() {
+        assert!(find(&success(), "issuer-not-in-ca-list").is_none());
+        assert!(find(&success_wire(), "issuer-not-in-ca-list").is_none());
+        // The intermediate's subject is named: a match.
+        let flow = success_builder()
+            .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &["Inter"])))
+            .build();
+        assert!(find(&flow, "issuer-not-in-ca-list").is_none());
+    }
+
+    #[test]
+    fn empty_ca_list_is_a_warning_then_an_error_when_the_pick_is_rejected() {
+        let flow = success_builder()
+            .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+            .build();
+        let f = find(&flow, "empty-ca-list").unwrap();
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(!has_error(&flow));
+
+        let flow = success_builder()
+            .upstream(|l| {
+                l.cert_request = Some(cr(Phase::Handshake, &[]));
+                l.alerts = vec![alert(Direction::Received, 48, 6.0)];
+            })
+            .own_response(502)
+            .build();
+        assert_eq!(
+            find(&flow, "empty-ca-list").unwrap().severity,
+            Severity::Error
+        );
+    }
+
+    #[test]
+    fn mtlscope_own_empty_list_only_when_it_mattered() {
+        let flow = success_builder()
+            .client(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+            .build();
+        assert!(find(&flow, "empty-ca-list").is_none());
+        let flow = success_builder()
+            .client(|l| l.cert_request = Some(cr(Phase::Handshake, &[])))
+            .with(|f| {
+                f.faults = vec![crate::facts::FaultEffect {
+                    name: "empty-ca-list".into(),
+                    effect: "sent the client an empty CA list".into(),
+                }]
+            })
+            .build();
+        let f = find(&flow, "empty-ca-list").unwrap();
+        assert!(f.fix.starts_with("mtlscope"));
+    }
+
+    #[test]
+    fn empty_ca_list_on_the_wire() {
+        let flow = FlowBuilder::observe()
+            .wire(|w| w.cert_request = Some(cr(Phase::Handshake, &[])))
+            .build();
+        assert_eq!(ids(&flow), ["empty-ca-list"]);
+        assert!(find(&success_wire(), "empty-ca-list").is_none());
+    }
+}

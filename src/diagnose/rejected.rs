@@ -1,0 +1,608 @@
+//! Rules of the catalogue section "Certificate sent and rejected": `chain-untrusted`,
+//! `chain-incomplete`, `cert-expired`, `cert-not-yet-valid`, `cert-revoked`, `wrong-purpose`,
+//! `key-unusable`, and `handshake-rejected` for the alerts nothing more specific explains.
+
+use super::finding;
+use super::not_sent::{capital, no_cert_alert};
+use super::view::{cert_text, chain_text, when, Hop, HopKind, View};
+use crate::cert::reason::{
+    client_purpose_problems, match_ca_names, missing_issuer, validity_at, Validity,
+};
+use crate::facts::{Alert, CertSummary, Finding, Severity};
+
+pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for hop in &v.hops {
+        out.extend(chain_untrusted(v, hop));
+        out.extend(chain_incomplete(v, hop));
+        out.extend(cert_expired(v, hop));
+        out.extend(cert_not_yet_valid(v, hop));
+        out.extend(cert_revoked(v, hop));
+        out.extend(wrong_purpose(v, hop));
+        out.extend(key_unusable(v, hop));
+        out.extend(handshake_rejected(v, hop));
+    }
+    out
+}
+
+/// Alerts by which a server refuses a certificate it was sent.
+const REJECT_CODES: [u8; 8] = [42, 43, 44, 45, 46, 48, 49, 51];
+/// Of those, the ones that say "not trusted" (OpenSSL, Java, Go).
+const TRUST_CODES: [u8; 3] = [42, 46, 48];
+
+/// The server side refused the certificate it was sent.
+pub(super) struct Rejection {
+    /// The signals, quoted.
+    pub evidence: Vec<String>,
+    /// Whether a signal says "untrusted / invalid" rather than naming a specific cause.
+    pub trust: bool,
+}
+
+/// How the server side refused the certificate the client side (may have) sent, if it did.
+pub(super) fn rejection(v: &View<'_>, hop: &Hop<'_>) -> Option<Rejection> {
+    if !hop.may_have_sent() {
+        return None;
+    }
+    let mut evidence = Vec::new();
+    let mut trust = false;
+    for a in hop
+        .server_failing_alerts()
+        .filter(|a| REJECT_CODES.contains(&a.code) && !hop.is_late(a))
+    {
+        trust |= TRUST_CODES.contains(&a.code);
+        evidence.push(hop.describe_alert(a));
+    }
+    if let Some(http) = v.http_on(hop) {
+        if let Some(who) = http.says_cert_invalid() {
+            trust = true;
+            evidence.push(format!("{} — {who}", http.evidence()));
+        } else if matches!(http.iis_substatus(), Some(13 | 17)) {
+            evidence.push(http.evidence());
+        }
+    }
+    if hop.kind == HopKind::Client {
+        if let Some(verdict) = hop.verdict.filter(|v| !v.trusted && v.enforced) {
+            trust = true;
+            evidence.push(format!(
+                "mtlscope's check against `--client-ca` refused the chain: {}",
+                verdict.reason.as_deref().unwrap_or("not trusted")
+            ));
+        } else if hop
+            .failure
+            .is_some_and(|f| f.kind == "peer_certificate_invalid")
+        {
+            trust = true;
+            evidence.push(format!(
+                "the client leg ended: {}",
+                hop.error.unwrap_or("the client's certificate is invalid")
+            ));
+        }
+    }
+    (!evidence.is_empty()).then_some(Rejection { evidence, trust })
+}
+
+/// Certificates of the presented chain with a given validity at the hop's handshake time.
+fn with_validity<'a>(hop: &Hop<'a>, want: Validity) -> Vec<&'a CertSummary> {
+    hop.presented()
+        .unwrap_or(&[])
+        .iter()
+        .filter(|c| validity_at(c, hop.now) == want)
+        .collect()
+}
+
+/// The issuer the presented chain lacks, when the chain likely stops short of an intermediate:
+/// it ends at a non-CA certificate that is not self-issued and whose issuer the server's CA
+/// names do not include.
+fn likely_missing_intermediate<'a>(hop: &Hop<'a>) -> Option<&'a str> {
+    let chain = hop.presented()?;
+    let last = chain.last()?;
+    let issuer = missing_issuer(chain)?;
+    if last.is_ca {
+        return None;
+    }
+    if let Some(cr) = hop.cert_request {
+        let names = cr.ca_names.as_deref().unwrap_or(&[]);
+        let named = match_ca_names(std::slice::from_ref(last), names, &cr.ca_names_der)
+            .is_some_and(|m| !m.by_subject);
+        if named {
+            return None;
+        }
+    }
+    Some(issuer)
+}
+
+/// Whether the facts name a cause more specific than "untrusted".
+fn specific_cause(hop: &Hop<'_>) -> bool {
+    !with_validity(hop, Validity::Expired).is_empty()
+        || !with_validity(hop, Validity::NotYetValid).is_empty()
+        || hop
+            .presented()
+            .and_then(|c| c.first())
+            .is_some_and(|l| !client_purpose_problems(l).is_empty())
+        || likely_missing_intermediate(hop).is_some()
+}
+
+fn stack_hint(hop: &Hop<'_>) -> Option<&'static str> {
+    let a = hop.server_alert(&TRUST_CODES)?;
+    Some(match a.code {
+        48 => " The unknown_ca alert points to an OpenSSL-based server (nginx, Apache, HAProxy).",
+        46 => " The certificate_unknown alert points to a Java server (or an Envoy pin mismatch).",
+        _ => " The bad_certificate alert points to a Go server (or OpenSSL).",
+    })
+}
+
+fn chain_untrusted(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let rej = rejection(v, hop).filter(|r| r.trust)?;
+    if specific_cause(hop) {
+        return None;
+    }
+    let mut evidence = vec![hop.describe_presented()];
+    evidence.extend(rej.evidence);
+    if let Some(verdict) = hop.verdict.filter(|v| !v.trusted && !v.enforced) {
+        evidence.push(format!(
+            "mtlscope's own check against `--client-ca`: {}",
+            verdict.reason.as_deref().unwrap_or("not trusted")
+        ));
+    }
+    let mut summary = format!(
+        "{} does not trust the issuer of the certificate {} presented.{}",
+        capital(hop.server_name()),
+        hop.client_name(),
+        stack_hint(hop).unwrap_or("")
+    );
+    if hop.chain.is_none() {
+        summary = format!("Likely: {summary} (the chain itself is not visible; to confirm, look at the client's configured certificate)");
+    }
+    let fix = match hop.kind {
+        HopKind::Client => "mtlscope: add the client's CA with `--client-ca`, or give the client a certificate issued by one of the `--client-ca` CAs.",
+        _ => "Client: use a certificate issued by a CA the server trusts; or server: add the issuing CA to its client-certificate trust store (nginx `ssl_client_certificate`/`ssl_trusted_certificate`, Apache `SSLCACertificateFile`, HAProxy `ca-file`, IIS the Client Authentication Issuers store).",
+    };
+    Some(finding(
+        "chain-untrusted",
+        Severity::Error,
+        summary,
+        evidence,
+        fix,
+    ))
+}
+
+fn chain_incomplete(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let rej = rejection(v, hop).filter(|r| r.trust)?;
+    let issuer = likely_missing_intermediate(hop)?;
+    let chain = hop.presented()?;
+    let mut evidence = vec![format!(
+        "{} presented {}",
+        hop.client_name(),
+        chain_text(chain)
+    )];
+    evidence.extend(rej.evidence);
+    evidence.push(format!(
+        "inferred: the chain ends at \"{}\", whose issuer \"{issuer}\" was not sent; likely \"{issuer}\" is an intermediate the server cannot find; to confirm, check that \"{issuer}\" is not a root the server trusts, or send it along with the leaf and retry",
+        chain.last().map(|c| c.subject.as_str()).unwrap_or("")
+    ));
+    Some(finding(
+        "chain-incomplete",
+        Severity::Error,
+        format!(
+            "Likely an incomplete chain: {} sent its certificate without the intermediate \"{issuer}\", and {} could not build a path to a CA it trusts.",
+            hop.client_name(),
+            hop.server_name()
+        ),
+        evidence,
+        format!(
+            "{}: send the full chain (leaf + intermediates); or server: install the intermediate, and check the verify depth (nginx `ssl_verify_depth` ≥ 2 for one intermediate).",
+            capital(hop.client_fix_target())
+        ),
+    ))
+}
+
+fn human_duration(d: time::Duration) -> String {
+    let s = d.whole_seconds().unsigned_abs();
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+fn cert_expired(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let expired = with_validity(hop, Validity::Expired);
+    let a45 = hop.server_alert(&[45]).filter(|a| !hop.is_late(a));
+    let http = v.http_on(hop);
+    let iis17 = http.as_ref().is_some_and(|h| h.iis_substatus() == Some(17))
+        && with_validity(hop, Validity::NotYetValid).is_empty();
+    if expired.is_empty() && a45.is_none() && !iis17 {
+        return None;
+    }
+    let rej = rejection(v, hop);
+    let mut evidence = Vec::new();
+    for c in &expired {
+        evidence.push(format!(
+            "{} expired at {}, {} before the handshake at {}",
+            cert_text(c),
+            when(c.not_after),
+            human_duration(hop.now - c.not_after),
+            when(hop.now)
+        ));
+    }
+    if let Some(r) = &rej {
+        evidence.extend(r.evidence.iter().cloned());
+    } else if let Some(a) = a45 {
+        evidence.push(hop.describe_alert(a));
+    }
+    if iis17 {
+        if let Some(h) = &http {
+            let e = format!(
+                "{} — IIS 403.17 (client certificate expired or not yet valid)",
+                h.evidence()
+            );
+            if !evidence.iter().any(|x| x.starts_with(&h.evidence())) {
+                evidence.push(e);
+            }
+        }
+    }
+    let (summary, severity, fix);
+    if !expired.is_empty() {
+        let skew = expired
+            .iter()
+            .all(|c| hop.now - c.not_after < time::Duration::minutes(10));
+        if rej.is_some() || iis17 {
+            summary = format!(
+                "The certificate {} presented had expired at the handshake time, and {} refused it.",
+                hop.client_name(),
+                hop.server_name()
+            );
+            severity = Severity::Error;
+        } else {
+            summary = format!(
+                "The certificate {} presented had expired at the handshake time; {} accepted it here, but a server that checks validity will refuse it.",
+                hop.client_name(),
+                hop.server_name()
+            );
+            severity = Severity::Warning;
+        }
+        fix = format!(
+            "{}: renew the certificate.{}",
+            capital(hop.client_fix_target()),
+            if skew {
+                " It expired only minutes before the handshake: also check clock skew between client and server."
+            } else {
+                " If the dates look right, check clock skew between client and server."
+            }
+        );
+    } else if let (Some(chain), Some(_)) = (hop.presented(), a45) {
+        evidence.push(format!(
+            "every certificate presented is within its validity at the handshake time ({}): {}",
+            when(hop.now),
+            chain
+                .iter()
+                .map(|c| format!("\"{}\" until {}", c.subject, when(c.not_after)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        evidence.push("inferred: likely the server's CRL has expired (OpenSSL sends certificate_expired for that too, for every client) or the server's clock is wrong; to confirm, check the CRL's nextUpdate and the clock on the server".into());
+        summary = format!(
+            "{} said certificate_expired although the certificate is valid at the handshake time: likely an expired CRL or a wrong clock on the server.",
+            capital(hop.server_name())
+        );
+        severity = Severity::Error;
+        fix = "Server: refresh its CRL (or fix its CRL distribution), and check its clock; the client certificate itself needs no change.".into();
+    } else {
+        summary = format!(
+            "{} refused the certificate as expired (or, for IIS 403.17, not yet valid).",
+            capital(hop.server_name())
+        );
+        severity = Severity::Error;
+        fix = format!(
+            "{}: renew the certificate; if its dates look right, check the clocks and the server's CRL.",
+            capital(hop.client_fix_target())
+        );
+    }
+    Some(finding("cert-expired", severity, summary, evidence, fix))
+}
+
+fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let early = with_validity(hop, Validity::NotYetValid);
+    if early.is_empty() {
+        return None;
+    }
+    let rej = rejection(v, hop);
+    let iis17 = v
+        .http_on(hop)
+        .is_some_and(|h| h.iis_substatus() == Some(17));
+    let mut evidence: Vec<String> = early
+        .iter()
+        .map(|c| {
+            format!(
+                "{} is valid only from {}, {} after the handshake at {}",
+                cert_text(c),
+                when(c.not_before),
+                human_duration(c.not_before - hop.now),
+                when(hop.now)
+            )
+        })
+        .collect();
+    if let Some(r) = &rej {
+        evidence.extend(r.evidence.iter().cloned());
+    }
+    let refused = rej.is_some() || iis17;
+    let summary = if refused {
+        format!(
+            "The certificate {} presented was not yet valid at the handshake time, and {} refused it.",
+            hop.client_name(),
+            hop.server_name()
+        )
+    } else {
+        format!(
+            "The certificate {} presented was not yet valid at the handshake time; {} accepted it here, but a server that checks validity will refuse it.",
+            hop.client_name(),
+            hop.server_name()
+        )
+    };
+    Some(finding(
+        "cert-not-yet-valid",
+        if refused { Severity::Error } else { Severity::Warning },
+        summary,
+        evidence,
+        format!(
+            "Check the clocks of the issuing CA, the client and the server; {}: reissue with a notBefore in the past.",
+            hop.client_fix_target()
+        ),
+    ))
+}
+
+fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let mut evidence = Vec::new();
+    if let Some(a) = hop.server_alert(&[44]).filter(|a| !hop.is_late(a)) {
+        evidence.push(hop.describe_alert(a));
+    }
+    if let Some(h) = v.http_on(hop).filter(|h| h.iis_substatus() == Some(13)) {
+        evidence.push(format!(
+            "{} — IIS 403.13 (client certificate revoked)",
+            h.evidence()
+        ));
+    }
+    if let Some(verdict) = hop
+        .verdict
+        .filter(|v| v.enforced && v.reason.as_deref().is_some_and(|r| r.contains("revoked")))
+    {
+        evidence.push(format!(
+            "mtlscope's check against `--client-ca`: {}",
+            verdict.reason.as_deref().unwrap_or("revoked")
+        ));
+    }
+    if evidence.is_empty() {
+        return None;
+    }
+    evidence.insert(0, hop.describe_presented());
+    Some(finding(
+        "cert-revoked",
+        Severity::Error,
+        format!(
+            "{} considers the certificate {} presented revoked.",
+            capital(hop.server_name()),
+            hop.client_name()
+        ),
+        evidence,
+        format!(
+            "{}: get a new certificate issued; if the revocation is unexpected, check the server's CRL/OCSP configuration.",
+            capital(hop.client_fix_target())
+        ),
+    ))
+}
+
+fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let fix = format!(
+        "{}: reissue the certificate with extended key usage clientAuth (1.3.6.1.5.5.7.3.2) and key usage digitalSignature.",
+        capital(hop.client_fix_target())
+    );
+    if let Some(leaf) = hop.presented().and_then(|c| c.first()) {
+        let problems = client_purpose_problems(leaf);
+        if problems.is_empty() {
+            return None;
+        }
+        let mut evidence = vec![format!(
+            "{} presented {}",
+            hop.client_name(),
+            cert_text(leaf)
+        )];
+        evidence.extend(problems.iter().map(|p| format!("its {p}")));
+        let rej = rejection(v, hop);
+        if let Some(r) = &rej {
+            evidence.extend(r.evidence.iter().cloned());
+        }
+        let (summary, severity) = if rej.is_some() {
+            (
+                format!(
+                    "The certificate {} presented is not meant for client authentication, and {} refused it.",
+                    hop.client_name(),
+                    hop.server_name()
+                ),
+                Severity::Error,
+            )
+        } else {
+            (
+                format!(
+                    "The certificate {} presented is not meant for client authentication; {} accepted it here, but browsers and Java will not offer it and Go and OpenSSL servers reject it.",
+                    hop.client_name(),
+                    hop.server_name()
+                ),
+                Severity::Warning,
+            )
+        };
+        return Some(finding("wrong-purpose", severity, summary, evidence, fix));
+    }
+    // Nothing presented: a configured identity may have been withheld for its purpose.
+    let evidence: Vec<String> = hop
+        .withheld()
+        .into_iter()
+        .filter_map(|(label, chain)| {
+            let leaf = chain.first()?;
+            let problems = client_purpose_problems(leaf);
+            (!problems.is_empty()).then(|| {
+                format!(
+                    "configured identity `{label}` ({}) was not presented: {}",
+                    cert_text(leaf),
+                    problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })
+        })
+        .collect();
+    if evidence.is_empty() {
+        return None;
+    }
+    let failed = hop.failed()
+        || v.http_on(hop)
+            .is_some_and(|h| (400..500).contains(&h.status));
+    Some(finding(
+        "wrong-purpose",
+        if failed { Severity::Error } else { Severity::Warning },
+        format!(
+            "{} has a configured certificate that is not meant for client authentication, so it was not offered.",
+            capital(hop.client_name())
+        ),
+        evidence,
+        fix,
+    ))
+}
+
+fn key_unusable(_v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let mut evidence = Vec::new();
+    if let Some(a) = hop
+        .server_alert(&[51])
+        .filter(|a| !hop.is_late(a) && hop.may_have_sent())
+    {
+        evidence.push(hop.describe_presented());
+        evidence.push(hop.describe_alert(a));
+    }
+    if let Some(f) = hop.failure.filter(|f| f.kind.contains("key")) {
+        evidence.push(format!(
+            "the {} ended at {}: {} ({})",
+            hop.name(),
+            f.stage,
+            hop.error.unwrap_or("the private key is unusable"),
+            f.kind
+        ));
+    }
+    if evidence.is_empty() {
+        return None;
+    }
+    evidence.push("inferred: likely the private key does not match the certificate's public key; to confirm, compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`".into());
+    Some(finding(
+        "key-unusable",
+        Severity::Error,
+        format!(
+            "{} could not use or prove possession of the certificate's private key: likely the key does not match the certificate.",
+            capital(hop.client_name())
+        ),
+        evidence,
+        format!(
+            "{}: pair the certificate with its own private key; fix the key's format, password or file permissions.",
+            capital(hop.client_fix_target())
+        ),
+    ))
+}
+
+/// Whether a more specific rule explains `a`.
+fn explained(v: &View<'_>, hop: &Hop<'_>, a: &Alert) -> bool {
+    if hop.is_late(a) || no_cert_alert(hop, a) {
+        return true;
+    }
+    if hop.sent_by_server(a) {
+        if !hop.may_have_sent() {
+            return false;
+        }
+        return match a.code {
+            42 | 44 | 45 | 46 | 48 | 51 => true,
+            43 => hop
+                .presented()
+                .and_then(|c| c.first())
+                .is_some_and(|l| !client_purpose_problems(l).is_empty()),
+            _ => false,
+        };
+    }
+    // The client side's own alerts: on the upstream leg, mtlscope refusing the server.
+    hop.kind == HopKind::Upstream
+        && (hop.server_verification.is_some_and(|s| !s.ok)
+            || hop
+                .failure
+                .is_some_and(|f| f.kind == "peer_certificate_invalid")
+            || super::late::pha_inferred(v, hop))
+}
+
+fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    let open: Vec<&Alert> = hop
+        .failing_alerts()
+        .filter(|a| !explained(v, hop, a))
+        .collect();
+    let first = *open.first()?;
+    let who = if hop.sent_by_server(first) {
+        capital(hop.server_name())
+    } else {
+        capital(hop.client_name())
+    };
+    let mut evidence: Vec<String> = open.iter().map(|a| hop.describe_alert(a)).collect();
+    if let Some(cr) = hop.cert_request {
+        evidence.push(hop.describe_cr(cr));
+    }
+    evidence.push(hop.describe_presented());
+    if let Some(e) = hop.error {
+        evidence.push(format!("the {} ended: {e}", hop.name()));
+    }
+    let client_distrusts_us = hop.kind == HopKind::Client
+        && !hop.sent_by_server(first)
+        && matches!(first.code, 42 | 43 | 45 | 46 | 48);
+    let (detail, fix) = if client_distrusts_us {
+        (
+            " The client does not accept mtlscope's own server certificate.".to_string(),
+            "Client: trust mtlscope's CA (`mtlscope ca` prints where it is), or run mtlscope with `--server-cert` and a certificate the client trusts.".to_string(),
+        )
+    } else {
+        match first.code {
+            40 => (
+                " With a certificate sent (or none asked for), likely no common cipher suite, signature scheme or key type; to confirm, read the sender's log.".to_string(),
+                format!("Compare the TLS versions, cipher suites and signature schemes both sides allow; read {}'s log for the reason.", if hop.sent_by_server(first) { hop.server_name() } else { hop.client_name() }),
+            ),
+            49 => (
+                " The certificate was valid but refused by policy.".to_string(),
+                "Server: its access rules (allow-lists, pins) refused this identity; change them, not the certificate.".to_string(),
+            ),
+            70 => (
+                " The two sides share no TLS version.".to_string(),
+                "Enable a TLS version both sides support (TLS 1.2 or 1.3).".to_string(),
+            ),
+            _ => (
+                String::new(),
+                format!(
+                    "Read the log of {} for why it sent {}{}.",
+                    if hop.sent_by_server(first) { hop.server_name() } else { hop.client_name() },
+                    first.description,
+                    crate::diagnose::alert_usual_meaning(first.code)
+                        .map(|m| format!(" (usually: {m})"))
+                        .unwrap_or_default()
+                ),
+            ),
+        }
+    };
+    Some(finding(
+        "handshake-rejected",
+        Severity::Error,
+        format!(
+            "{who} ended the {} with the alert {} ({}).{detail}",
+            hop.name(),
+            first.description,
+            first.code
+        ),
+        evidence,
+        fix,
+    ))
+}
+
+#[cfg(test)]
+#[path = "rejected_tests.rs"]
+mod tests;
