@@ -60,19 +60,34 @@ impl Sink {
                 Some(tx)
             }
         };
-        Ok(Sink { tx, print, observer: None })
+        Ok(Sink {
+            tx,
+            print,
+            observer: None,
+        })
     }
 
     /// A sink that records nothing and prints nothing (tests, probes that render themselves).
     pub fn discard() -> Sink {
-        Sink { tx: None, print: false, observer: None }
+        Sink {
+            tx: None,
+            print: false,
+            observer: None,
+        }
     }
 
     /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
     /// returned receiver.
     pub fn observed() -> (Sink, mpsc::UnboundedReceiver<Flow>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Sink { tx: None, print: false, observer: Some(tx) }, rx)
+        (
+            Sink {
+                tx: None,
+                print: false,
+                observer: Some(tx),
+            },
+            rx,
+        )
     }
 
     /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.

@@ -38,12 +38,29 @@ fn severity_word(s: Severity) -> &'static str {
     }
 }
 
-/// The 502 body as text: what failed, the key TLS facts, then each finding with its evidence
-/// and fix.
+/// The body of a response mtlscope produced itself. For a 502 (the upstream leg failed): what
+/// failed, the key TLS facts, then each finding with its evidence and fix; for another status
+/// (407, 400, 508): why mtlscope answered, then the findings.
 pub fn error_body_text(flow: &Flow) -> String {
     let findings = findings(flow);
+    let status = flow.status().unwrap_or(502);
+    let mut s = String::new();
+    if status != 502 {
+        let why = flow
+            .error
+            .as_deref()
+            .unwrap_or("mtlscope answered this request itself");
+        s.push_str(&format!("mtlscope: {status}: {why}\n"));
+        if !findings.is_empty() {
+            s.push('\n');
+            s.push_str(&findings_text(&findings));
+        }
+        return s;
+    }
     let target = flow.upstream.as_deref().unwrap_or("the upstream server");
-    let mut s = format!("mtlscope could not establish the connection to {target}");
+    s.push_str(&format!(
+        "mtlscope could not establish the connection to {target}"
+    ));
     if let Some(r) = &flow.request {
         s.push_str(&format!(" for {} {}", r.method, r.uri));
     }
@@ -61,7 +78,13 @@ pub fn error_body_text(flow: &Flow) -> String {
         s.push_str("No finding explains this failure; the facts above are all mtlscope saw.\n");
         return s;
     }
-    s.push_str("Diagnosis:\n");
+    s.push_str(&findings_text(&findings));
+    s
+}
+
+/// Findings as a numbered list with severity, evidence and fix.
+pub fn findings_text(findings: &[Finding]) -> String {
+    let mut s = String::from("Diagnosis:\n");
     for (i, f) in findings.iter().enumerate() {
         s.push_str(&format!(
             "\n{}. [{}] {}: {}\n",
@@ -82,6 +105,23 @@ pub fn error_body_text(flow: &Flow) -> String {
         f.summary.contains("ikely") || f.evidence.iter().any(|e| e.starts_with("inferred"))
     }) {
         s.push_str("\nFindings that say \"likely\" are inferred; their evidence says what would confirm them.\n");
+    }
+    s
+}
+
+/// A flow for `mtlscope demo`: the terminal line, then the findings in full.
+pub fn demo_block(flow: &Flow) -> String {
+    let findings = findings(flow);
+    let mut s = terminal_line(flow);
+    s.push('\n');
+    if findings.is_empty() {
+        s.push_str("  no findings: nothing went wrong\n");
+    } else {
+        for line in findings_text(&findings).lines() {
+            s.push_str("  ");
+            s.push_str(line);
+            s.push('\n');
+        }
     }
     s
 }
