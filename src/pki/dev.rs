@@ -492,3 +492,7 @@ impl DevPki {
         self.generated.describe()
     }
 }
+
+#[cfg(test)]
+#[path = "dev_tests.rs"]
+mod tests;
