@@ -9,8 +9,8 @@ use crate::cli::proxy_args::ProxyArgs;
 use crate::error::CommandError;
 use crate::facts::{Flow, Mode};
 use crate::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
-use crate::pki::dev::{ClientCert, DevPki};
 use crate::pki::load::load_certs;
+use crate::pki::{ClientCert, DevPki};
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
 use crate::proxy::session::SessionContext;
 use crate::record::Sink;
@@ -30,12 +30,30 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { title: "a good client certificate (leaf + intermediate)", cert: Some(ClientCert::Good) },
-    Scenario { title: "no client certificate", cert: None },
-    Scenario { title: "an expired client certificate", cert: Some(ClientCert::Expired) },
-    Scenario { title: "a certificate from the wrong CA", cert: Some(ClientCert::OtherCa) },
-    Scenario { title: "a leaf without its intermediate", cert: Some(ClientCert::NoIntermediate) },
-    Scenario { title: "a serverAuth-only certificate (wrong purpose)", cert: Some(ClientCert::ServerAuthOnly) },
+    Scenario {
+        title: "a good client certificate (leaf + intermediate)",
+        cert: Some(ClientCert::Good),
+    },
+    Scenario {
+        title: "no client certificate",
+        cert: None,
+    },
+    Scenario {
+        title: "an expired client certificate",
+        cert: Some(ClientCert::Expired),
+    },
+    Scenario {
+        title: "a certificate from the wrong CA",
+        cert: Some(ClientCert::OtherCa),
+    },
+    Scenario {
+        title: "a leaf without its intermediate",
+        cert: Some(ClientCert::NoIntermediate),
+    },
+    Scenario {
+        title: "a serverAuth-only certificate (wrong purpose)",
+        cert: Some(ClientCert::ServerAuthOnly),
+    },
 ];
 
 /// Run the demo, printing to stdout.
@@ -65,7 +83,10 @@ async fn demo(dir: &Path) -> Result<(), CommandError> {
     .await
     .map_err(CommandError::runtime)?;
     println!("mtlscope demo");
-    println!("  upstream: an in-process HTTPS server on {} that requires a client certificate", upstream.addr);
+    println!(
+        "  upstream: an in-process HTTPS server on {} that requires a client certificate",
+        upstream.addr
+    );
     println!("  issued by the dev root CA; mtlscope sits in front of it and presents each identity below.\n");
 
     let mut failures = 0;
@@ -84,27 +105,45 @@ async fn demo(dir: &Path) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn run_scenario(pki: &DevPki, upstream: &LabUpstream, scenario: &Scenario) -> Result<Flow, CommandError> {
+async fn run_scenario(
+    pki: &DevPki,
+    upstream: &LabUpstream,
+    scenario: &Scenario,
+) -> Result<Flow, CommandError> {
     let args = ProxyArgs {
         listen: Some("127.0.0.1:0".into()),
         server_cert: Some(pki.server().arg()),
-        identity: scenario.cert.map(|c| pki.client(c).arg()).into_iter().collect(),
+        identity: scenario
+            .cert
+            .map(|c| pki.client(c).arg())
+            .into_iter()
+            .collect(),
         upstream_ca: vec![pki.root_ca().to_path_buf()],
         timeout: 5,
         quiet: true,
         ..ProxyArgs::default()
     };
     let built = args.build("127.0.0.1:0", |b0| {
-        b0.fixed_server_cert()?.ok_or_else(|| CommandError::runtime("demo server certificate missing"))
+        b0.fixed_server_cert()?
+            .ok_or_else(|| CommandError::runtime("demo server certificate missing"))
     })?;
     let (sink, mut flows) = Sink::observed();
-    let target = crate::cli::reverse::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
+    let target =
+        crate::cli::reverse::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
     let opts = ReverseOptions {
-        session: SessionContext { mode: Mode::Reverse, client: built.client, engine: built.engine, sink, redact: true },
+        session: SessionContext {
+            mode: Mode::Reverse,
+            client: built.client,
+            engine: built.engine,
+            sink,
+            redact: true,
+        },
         identity: built.identity,
         target,
     };
-    let proxy = ReverseProxy::start(built.listen, opts).await.map_err(CommandError::runtime)?;
+    let proxy = ReverseProxy::start(built.listen, opts)
+        .await
+        .map_err(CommandError::runtime)?;
     let request = get(pki, proxy.local_addr.port()).await;
     if let Err(e) = &request {
         tracing::debug!(error = %e, "demo client request failed");
@@ -129,10 +168,17 @@ async fn get(pki: &DevPki, port: u16) -> Result<u16, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
     let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let req = http::Request::get("/")
         .header(http::header::HOST, format!("localhost:{port}"))

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diagnose;
 pub mod error;
 pub mod facts;

@@ -4,8 +4,8 @@
 mod support;
 
 use mtlscope::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
-use mtlscope::pki::dev::{ClientCert, DevPki};
 use mtlscope::pki::load::{load_certs, Identity};
+use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 use std::sync::Arc;
 use support::{curl, finding_ids, Mtlscope};

@@ -1,10 +1,15 @@
-//! Sends what TLS queued while reading.
+//! The established TLS stream of a leg: sends what TLS queued while reading, and records the
+//! error that ends it.
 //!
 //! tokio-rustls does not write from `poll_read`, so an alert rustls queues in answer to
 //! something it read (a refused TLS 1.2 renegotiation's `no_renegotiation`) would sit unsent and
 //! the connection would hang until the peer gave up. This wrapper flushes after every read that
 //! left TLS data to write.
+//!
+//! The error is recorded here, where it is still a `rustls::Error` inside an `io::Error`: the
+//! HTTP layers above (h2 in particular) keep only its text.
 
+use super::LegRecorder;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -28,17 +33,27 @@ impl<IO> WantsWrite for tokio_rustls::server::TlsStream<IO> {
     }
 }
 
-/// A TLS stream that flushes queued records after reads.
+/// A TLS stream that flushes queued records after reads and records its first error.
 #[derive(Debug)]
 pub struct FlushAfterRead<T> {
     /// The TLS stream.
     inner: T,
+    /// The leg whose facts an error goes into.
+    rec: LegRecorder,
 }
 
 impl<T> FlushAfterRead<T> {
-    /// Wrap a TLS stream.
-    pub fn new(inner: T) -> Self {
-        FlushAfterRead { inner }
+    /// Wrap a TLS stream of the leg recorded by `rec`.
+    pub fn new(inner: T, rec: LegRecorder) -> Self {
+        FlushAfterRead { inner, rec }
+    }
+
+    fn record<R>(&self, res: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if let Poll::Ready(Err(e)) = &res {
+            self.rec
+                .fail(&super::tls_error::classify_io("after_handshake", e));
+        }
+        res
     }
 
     /// The TLS stream.
@@ -54,6 +69,7 @@ impl<T: AsyncRead + AsyncWrite + WantsWrite + Unpin> AsyncRead for FlushAfterRea
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let res = self.record(res);
         if self.inner.wants_write() {
             // Pending here means the socket is full; the write side will finish the job.
             if let Poll::Ready(Err(e)) = Pin::new(&mut self.inner).poll_flush(cx) {
@@ -70,11 +86,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FlushAfterRead<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.record(res)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let res = Pin::new(&mut self.inner).poll_flush(cx);
+        self.record(res)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -86,7 +104,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FlushAfterRead<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.record(res)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -72,7 +72,11 @@ impl LegRecorder {
     }
 
     /// Record the error that ended the leg: words, classification, and the alert it implies.
+    /// The first error is the cause; later ones (the HTTP layer's view of it) are not recorded.
     pub fn fail(&self, c: &tls_error::Classified) {
+        if self.with(|leg| leg.failure.is_some()) {
+            return;
+        }
         let at_ms = self.clock.ms();
         if let Some((dir, desc)) = c.alert {
             self.alert(tls_error::alert_fact(dir, desc, at_ms));

@@ -1,8 +1,14 @@
 //! `mtlscope certs dev|inspect` and `mtlscope ca`.
 
 use crate::error::CommandError;
+use crate::pki::dev::generate_recipe;
+use crate::pki::inspect::{self, InspectError};
+use crate::pki::local_ca::{self, LocalCa};
+use crate::pki::recipe::Recipe;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// `mtlscope certs …`
 #[derive(Debug, Args)]
@@ -21,6 +27,26 @@ pub enum CertsCommand {
         /// Output directory.
         #[arg(long, default_value = "certs-dev/out")]
         out: PathBuf,
+        /// Recipe to generate instead of the built-in one (see certs-dev/recipe.toml).
+        #[arg(long, value_name = "FILE")]
+        recipe: Option<PathBuf>,
+    },
+    /// Show what certificate files hold and whether each chain would work as a client
+    /// certificate (optionally against a server's acceptable-CA list).
+    Inspect {
+        /// PEM (or DER) files, each a chain: leaf first, then intermediates.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// PEM file of CA certificates whose subjects form the acceptable-CA list to check
+        /// against (what a server would send in its CertificateRequest).
+        #[arg(long, value_name = "FILE")]
+        ca_names: Option<PathBuf>,
+        /// Judge validity at this instant (RFC 3339) instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -30,29 +56,108 @@ pub struct CaArgs {
     /// Where the local CA lives (default: the user's data directory).
     #[arg(long)]
     pub ca_dir: Option<PathBuf>,
+    /// Print only the certificate's path (for `curl --cacert "$(mtlscope ca --path)"`).
+    #[arg(long)]
+    pub path: bool,
 }
 
 /// Run a `certs` job.
 pub fn run(args: CertsArgs) -> Result<(), CommandError> {
     match args.command {
-        CertsCommand::Dev { out } => Err(CommandError::runtime(format!(
-            "certs dev is not built yet (would write to {})",
-            out.display()
-        ))),
+        CertsCommand::Dev { out, recipe } => {
+            let recipe = match recipe {
+                Some(path) => Recipe::from_file(&path)?,
+                None => Recipe::embedded()?,
+            };
+            let generated = generate_recipe(&recipe, &out)?;
+            print!("{}", generated.describe());
+            let (good, bundle) = (out.join("client-good.pem"), out.join("ca-bundle.pem"));
+            if good.exists() && bundle.exists() {
+                println!(
+                    "\ntry: mtlscope certs inspect {} --ca-names {}",
+                    good.display(),
+                    bundle.display()
+                );
+            }
+            Ok(())
+        }
+        CertsCommand::Inspect {
+            files,
+            ca_names,
+            at,
+            json,
+        } => {
+            let at = match at {
+                Some(text) => OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
+                    CommandError::usage(format!(
+                        "--at {text:?}: not an RFC 3339 time (e.g. 2030-01-01T00:00:00Z): {e}"
+                    ))
+                })?,
+                None => OffsetDateTime::now_utc(),
+            };
+            let report = inspect::inspect(&files, ca_names.as_deref(), at)
+                .map_err(|e: InspectError| CommandError::usage(e))?;
+            if json {
+                let text = serde_json::to_string_pretty(&report)
+                    .map_err(|e| CommandError::runtime(format!("cannot encode the report: {e}")))?;
+                println!("{text}");
+            } else {
+                print!("{}", inspect::render_text(&report));
+            }
+            Ok(())
+        }
     }
 }
 
 /// Run `mtlscope ca`.
-pub fn run_ca(_args: CaArgs) -> Result<(), CommandError> {
-    Err(CommandError::runtime("the local CA is not built yet"))
+pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
+    let ca = open_local_ca(args.ca_dir.as_deref())?;
+    if args.path {
+        println!("{}", ca.cert_path().display());
+        return Ok(());
+    }
+    let subject = crate::cert::summarize(ca.ca_der())
+        .map(|s| s.subject)
+        .unwrap_or_default();
+    println!(
+        "{} mtlscope's local CA ({subject}):",
+        if ca.created() { "created" } else { "using" }
+    );
+    println!("  certificate  {}", ca.cert_path().display());
+    println!(
+        "  private key  {} (mode 0600; keep it private)",
+        ca.key_path().display()
+    );
+    println!(
+        "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
+    );
+    print!("{}", local_ca::how_to_trust(ca.cert_path()));
+    Ok(())
+}
+
+/// Open (creating on first use) the local CA in `ca_dir` or the default directory.
+pub fn open_local_ca(ca_dir: Option<&std::path::Path>) -> Result<LocalCa, CommandError> {
+    let dir = match ca_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => LocalCa::default_dir()?,
+    };
+    Ok(LocalCa::open_or_create(&dir)?)
 }
 
 /// The local CA's resolver for client-facing leaves (default host: the upstream's).
 pub fn local_ca_resolver(
-    _ca_dir: Option<&std::path::Path>,
-    _upstream: Option<&str>,
+    ca_dir: Option<&std::path::Path>,
+    upstream: Option<&str>,
 ) -> Result<std::sync::Arc<dyn rustls::server::ResolvesServerCert>, CommandError> {
-    Err(CommandError::usage(
-        "--server-cert CERT,KEY is required until the local CA is built",
-    ))
+    let ca = std::sync::Arc::new(open_local_ca(ca_dir)?);
+    let default_host = upstream
+        .and_then(|u| super::reverse::parse_upstream(u).ok())
+        .map(|t| t.host)
+        .unwrap_or_else(|| "localhost".to_string());
+    // Issue the default leaf now: a broken CA should fail at start-up, not on the first client.
+    ca.leaf_for(&default_host)?;
+    Ok(std::sync::Arc::new(crate::pki::LocalCaResolver {
+        ca,
+        default_host,
+    }))
 }

@@ -24,6 +24,9 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Print where mtlscope's local CA is and how to trust it.
     Ca(certs::CaArgs),
+    /// Run the whole thing on an embedded default: dev PKI, an in-process server that requires
+    /// client certificates, mtlscope in front of it, and six clients.
+    Demo,
     /// Listen with TLS and relay to one upstream over TLS, recording both legs.
     Reverse(reverse::ReverseArgs),
 }
@@ -57,6 +60,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Certs(args) => certs::run(args),
         Command::Ca(args) => certs::run_ca(args),
         Command::Reverse(args) => reverse::run(args),
+        Command::Demo => crate::demo::run(),
     }
 }
 

@@ -55,6 +55,14 @@ pub enum LoadError {
     /// A `CERT,KEY` argument without the comma.
     #[error("expected CERT,KEY (two paths separated by a comma), got {0:?}")]
     PairSyntax(String),
+    /// A PKCS#12 file that could not be opened (wrong password, corrupt, no key).
+    #[error("{path}: cannot use as a PKCS#12 identity: {detail}")]
+    Pkcs12 {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// A certificate chain with its private key, checked to belong together.
@@ -76,6 +84,34 @@ impl Identity {
         let chain = load_certs(cert)?;
         let key_der = load_key(key)?;
         Identity::from_parts(cert, key, chain, key_der)
+    }
+
+    /// Load a PKCS#12 (`.p12`/`.pfx`) file holding one private key and its chain (leaf first).
+    pub fn load_pkcs12(path: &Path, password: &str) -> Result<Identity, LoadError> {
+        let err = |detail: String| LoadError::Pkcs12 {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let bytes = read(path)?;
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            &bytes,
+            password,
+            p12_keystore::Pkcs12ImportPolicy::Strict,
+        )
+        .map_err(|e| err(format!("{e} (wrong password, or not a PKCS#12 file?)")))?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or_else(|| err("no private key with a matching certificate in it".into()))?;
+        let certs: Vec<CertificateDer<'static>> = chain
+            .certs()
+            .iter()
+            .map(|c| CertificateDer::from(c.as_der().to_vec()))
+            .collect();
+        if certs.is_empty() {
+            return Err(err("the private key has no certificate".into()));
+        }
+        let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+        Identity::from_parts(path, path, certs, key)
     }
 
     /// Parse a `CERT,KEY` pair as given on the command line and load it.
@@ -164,3 +200,7 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
         source,
     })
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

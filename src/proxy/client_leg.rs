@@ -121,7 +121,7 @@ impl Hello {
             leg.handshake_done_ms = Some(at_ms);
         });
         rec.event("handshake_done", None);
-        ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls)))
+        ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls, rec.clone())))
     }
 }
 

@@ -135,7 +135,7 @@ impl RustlsEngine {
         });
         rec.event("handshake_done", None);
         Ok(Connected {
-            io: Box::new(FlushAfterRead::new(tls)),
+            io: Box::new(FlushAfterRead::new(tls, rec.clone())),
             alpn,
         })
     }
