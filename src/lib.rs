@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diagnose;
 pub mod error;
 pub mod facts;
+pub mod io;
 pub mod lab;
 pub mod pki;
 pub mod proxy;

@@ -98,13 +98,18 @@ async fn required_with_good_identity_records_request_names_and_presented_chain()
         .as_str()
         .unwrap()
         .starts_with("TLSv1."));
-    assert_eq!(up_leg["identity"]["chosen"].as_str().is_some(), true);
+    assert_eq!(up_leg["identity"]["chosen"], "client-good.pem");
     assert_eq!(r["response"]["status"], 200);
-    assert!(!finding_ids(r).iter().any(|_| r["findings"]
+    let errors: Vec<&Value> = r["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|f| f["severity"] == "error")));
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a successful exchange has no error finding: {errors:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +133,19 @@ async fn required_without_identity_gives_a_diagnosed_502() {
         .filter_map(|a| a["description"].as_str())
         .collect();
     assert!(alerts.contains(&"certificate_required"), "{alerts:?}");
-    assert!(finding_ids(r).contains(&"no-client-cert".to_string()) || headers.is_empty() == false);
+    assert_eq!(
+        finding_ids(r).first().map(String::as_str),
+        Some("no-client-cert"),
+        "{:?}",
+        finding_ids(r)
+    );
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("mtlscope-diagnosis: no-client-cert"),
+        "{headers}"
+    );
+    assert!(body.contains("no-client-cert"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

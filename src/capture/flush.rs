@@ -80,19 +80,55 @@ impl<T: AsyncRead + AsyncWrite + WantsWrite + Unpin> AsyncRead for FlushAfterRea
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for FlushAfterRead<T> {
+impl<T: AsyncRead + Unpin> FlushAfterRead<T> {
+    /// After a write failed because the peer closed, read what it sent before closing: a peer
+    /// that refuses us sends its alert (certificate_required, bad_certificate, …) and closes,
+    /// and that alert, not the broken pipe, is the fact worth recording. The connection is
+    /// dead, so the plaintext this drains is not needed by anyone.
+    fn record_write<R>(&mut self, res: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        if let Poll::Ready(Err(e)) = &res {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) {
+                self.drain_after_close();
+            }
+        }
+        self.record(res)
+    }
+
+    fn drain_after_close(&mut self) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut scratch = [0u8; 4096];
+        // Bounded: a closed connection has at most its receive buffer left to give.
+        for _ in 0..64 {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                Poll::Ready(Err(e)) => {
+                    self.rec
+                        .fail(&super::tls_error::classify_io("after_handshake", &e));
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FlushAfterRead<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.record(res)
+        self.record_write(res)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let res = Pin::new(&mut self.inner).poll_flush(cx);
-        self.record(res)
+        self.record_write(res)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -105,7 +141,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FlushAfterRead<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.record(res)
+        self.record_write(res)
     }
 
     fn is_write_vectored(&self) -> bool {

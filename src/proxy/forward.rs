@@ -7,11 +7,11 @@
 use super::body::RelayBody;
 use super::hosts::{IdentityMap, Scope};
 use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
-use super::rewind::Rewind;
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Wire};
+use crate::io::Rewind;
 use crate::upstream::Target;
 use bytes::Bytes;
 use http::header::{HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};

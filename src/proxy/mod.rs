@@ -7,5 +7,4 @@ pub mod headers;
 pub mod hosts;
 pub mod relay;
 pub mod reverse;
-pub mod rewind;
 pub mod session;

@@ -139,19 +139,12 @@ impl Pair {
         req: http::Request<Incoming>,
     ) -> Result<http::Response<RelayBody>, std::convert::Infallible> {
         let index = self.exchanges.fetch_add(1, Ordering::Relaxed);
-        let at_ms = self.clock.ms();
-        let request = Request {
-            method: req.method().to_string(),
-            uri: req.uri().to_string(),
-            version: format!("{:?}", req.version()),
-            headers: kept_request(req.headers(), self.redact),
-            at_ms,
-        };
+        let request = request_facts(&req, self.redact, self.clock);
         self.client.event(
             "request",
             Some(format!("{} {}", request.method, request.uri)),
         );
-        let wants_json = accepts_json(req.headers().get(ACCEPT));
+        let wants_json = wants_json(&req);
 
         let Some(sender) = &self.sender else {
             return Ok(self
@@ -353,9 +346,17 @@ pub async fn respond_produced(
 
 /// The request facts of a client request.
 pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClock) -> Request {
+    // HTTP/2 carries the target as :path plus :authority; record the path, as HTTP/1.1 would.
+    let uri = if req.version() == Version::HTTP_2 {
+        req.uri()
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.to_string())
+    } else {
+        req.uri().to_string()
+    };
     Request {
         method: req.method().to_string(),
-        uri: req.uri().to_string(),
+        uri,
         version: format!("{:?}", req.version()),
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),

@@ -10,14 +10,7 @@ pub use rustls_engine::{RustlsEngine, RustlsSettings};
 
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
-use tokio::io::{AsyncRead, AsyncWrite};
-
-/// Any byte stream the relay can drive.
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
-
-/// A boxed byte stream.
-pub type BoxIo = Box<dyn Io>;
+pub use crate::io::{BoxIo, Io};
 
 /// Where the upstream leg goes.
 #[derive(Clone, Debug)]

@@ -7,6 +7,8 @@ use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::upstream_auth::{IdentityPolicy, RecordingClientResolver};
 use crate::capture::LegRecorder;
 use crate::facts::{ClientHelloFacts, TlsVersion};
+use crate::io::Rewind;
+use bytes::Bytes;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
@@ -48,6 +50,7 @@ impl RustlsEngine {
         let s = &self.settings;
         rec.with(|leg| leg.peer = Some(target.authority()));
         rec.event("tcp_connect_start", Some(target.authority()));
+        let connect_started = std::time::Instant::now();
         let tcp = match tokio::time::timeout(
             s.timeout,
             TcpStream::connect((target.host.as_str(), target.port)),
@@ -59,6 +62,7 @@ impl RustlsEngine {
             Err(_) => return Err(fail(rec, timed_out("connect", s.timeout))),
         };
         let _ = tcp.set_nodelay(true);
+        let connect_rtt = connect_started.elapsed();
         rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
 
         let config = self.client_config(identity, rec).map_err(|e| {
@@ -134,8 +138,15 @@ impl RustlsEngine {
             leg.handshake_done_ms = Some(at_ms);
         });
         rec.event("handshake_done", None);
+        let mut tls = FlushAfterRead::new(tls, rec.clone());
+        let early = if version == Some(TlsVersion::Tls13) && rec.with(|l| l.cert_request.is_some())
+        {
+            await_verdict(&mut tls, verdict_wait(connect_rtt), rec).await?
+        } else {
+            Bytes::new()
+        };
         Ok(Connected {
-            io: Box::new(FlushAfterRead::new(tls, rec.clone())),
+            io: Box::new(Rewind::new(early, tls)),
             alpn,
         })
     }
@@ -170,6 +181,47 @@ impl RustlsEngine {
 pub(crate) fn fail(rec: &LegRecorder, c: Classified) -> Failed {
     rec.fail(&c);
     Failed(c.words)
+}
+
+/// How long to wait for a TLS 1.3 server's verdict on our certificate: a few round trips.
+fn verdict_wait(rtt: Duration) -> Duration {
+    (rtt * 4).clamp(Duration::from_millis(20), Duration::from_millis(500))
+}
+
+/// In TLS 1.3 the server judges the client certificate after the client's handshake is done,
+/// and a refusal (certificate_required, bad_certificate, unknown_ca …) arrives just before it
+/// closes. If the request were written first, the server's reset could destroy that alert
+/// unread. So read briefly first: an alert fails the leg with the server's own reason; plaintext
+/// that arrives is kept and replayed; silence means the certificate was accepted.
+async fn await_verdict<S>(tls: &mut S, wait: Duration, rec: &LegRecorder) -> Result<Bytes, Failed>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(wait, tls.read(&mut buf)).await {
+        Err(_) => Ok(Bytes::new()),
+        Ok(Ok(0)) => {
+            let c = Classified {
+                words: "the server closed the connection right after the handshake".into(),
+                failure: crate::facts::LegFailure {
+                    stage: "after_handshake".into(),
+                    kind: "eof".into(),
+                },
+                alert: None,
+            };
+            Err(fail(rec, c))
+        }
+        Ok(Ok(n)) => {
+            buf.truncate(n);
+            Ok(Bytes::from(buf))
+        }
+        // The stream recorded the error (alert) itself.
+        Ok(Err(e)) => Err(Failed(
+            rec.with(|l| l.error.clone())
+                .unwrap_or_else(|| e.to_string()),
+        )),
+    }
 }
 
 fn timed_out(stage: &str, after: Duration) -> Classified {
