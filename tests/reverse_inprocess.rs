@@ -1,14 +1,14 @@
 //! `mtlscope reverse` end to end against in-process lab upstreams (port 0), with real curl as
 //! the client: what the record says about both legs' client-certificate story.
 
-mod support;
+mod common;
 
+use common::{finding_ids, Curl, Mtlscope};
 use mtlscope::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
 use mtlscope::pki::load::{load_certs, Identity};
 use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 use std::sync::Arc;
-use support::{curl, finding_ids, Mtlscope};
 
 struct Lab {
     pki: DevPki,
@@ -58,13 +58,13 @@ fn proxy(lab: &Lab, up: &LabUpstream, extra: &[&str]) -> Mtlscope {
 }
 
 async fn get(lab: &Lab, p: &Mtlscope, path: &str, extra: &[&str]) -> (i32, u16, String, String) {
-    let ca = lab.pki.root_ca().display().to_string();
     let url = format!("https://localhost:{}{path}", p.port());
-    let mut args: Vec<String> = vec!["--cacert".into(), ca, url];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    tokio::task::spawn_blocking(move || curl(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-        .await
-        .unwrap()
+    let mut curl = Curl::new(url).cacert(lab.pki.root_ca());
+    for a in extra {
+        curl = curl.arg(*a);
+    }
+    let r = curl.run_async().await;
+    (r.exit_code.unwrap_or(-1), r.status, r.body, r.headers)
 }
 
 fn upstream_leg(r: &Value) -> &Value {

@@ -21,6 +21,7 @@
 
 pub mod apache;
 pub mod clients;
+pub mod mtlscope;
 pub mod net;
 pub mod nginx;
 pub mod process;
@@ -31,6 +32,8 @@ pub mod testpki;
 pub use apache::{Apache, ApacheConfig, ClientAuthScope};
 #[allow(unused_imports)]
 pub use clients::{Curl, CurlResult, SClient, SClientResult};
+#[allow(unused_imports)]
+pub use mtlscope::{finding_ids, wait_records, Mtlscope};
 #[allow(unused_imports)]
 pub use net::{free_port, wait_for_tcp};
 #[allow(unused_imports)]

@@ -1,6 +1,4 @@
-//! Test support shared by the end-to-end tests: the `mtlscope` binary as a child process, and
-//! reading its recording.
-#![allow(dead_code)]
+//! The `mtlscope` binary as a child process under test, and reading its recording.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -127,34 +125,4 @@ pub fn finding_ids(record: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Run curl with a hard time limit; returns (exit code, http code, body, headers).
-pub fn curl(args: &[&str]) -> (i32, u16, String, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let headers = dir.path().join("headers");
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "15",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            "-D",
-        ])
-        .arg(&headers)
-        .args(args)
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    let head = std::fs::read_to_string(&headers).unwrap_or_default();
-    (
-        out.status.code().unwrap_or(-1),
-        code.trim().parse().unwrap_or(0),
-        body.to_string(),
-        head,
-    )
 }
