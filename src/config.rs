@@ -42,6 +42,38 @@ pub struct FileConfig {
     pub enforce: Option<bool>,
     /// `--no-redact` (as `redact = false`).
     pub redact: Option<bool>,
+    /// forward: `--intercept` host patterns.
+    #[serde(default)]
+    pub intercept: Vec<String>,
+    /// forward: `--passthrough` host patterns.
+    #[serde(default)]
+    pub passthrough: Vec<String>,
+    /// forward: `--allow-remote`.
+    pub allow_remote: Option<bool>,
+    /// forward: `--proxy-auth USER:PASS`.
+    pub proxy_auth: Option<String>,
+    /// forward: `--identity-dir` (`<host>.pem` files).
+    pub identity_dir: Option<PathBuf>,
+    /// forward: per-host upstream identities.
+    #[serde(default)]
+    pub host: Vec<HostEntry>,
+}
+
+/// `[[host]]`: the upstream identity for hosts matching a pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// `host`, `host:port`, `*.domain` or `*`.
+    pub pattern: String,
+    /// One identity, or several (the first matching the server's CA names is presented).
+    #[serde(default)]
+    pub identity: Vec<CertKey>,
+    /// A PKCS#12 file instead of PEM.
+    pub pkcs12: Option<PathBuf>,
+    /// Environment variable holding the PKCS#12 password.
+    pub password_env: Option<String>,
+    /// File holding the PKCS#12 password (first line).
+    pub password_file: Option<PathBuf>,
 }
 
 /// A certificate and its key: `{ cert = "...", key = "..." }` or `"cert.pem,key.pem"`.

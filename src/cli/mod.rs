@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
 pub mod certs;
+pub mod forward;
 pub mod proxy_args;
 pub mod reverse;
 
@@ -27,6 +28,8 @@ pub enum Command {
     /// Run the whole thing on an embedded default: dev PKI, an in-process server that requires
     /// client certificates, mtlscope in front of it, and six clients.
     Demo,
+    /// An HTTP proxy (plain HTTP and CONNECT) that intercepts TLS to hosts in scope.
+    Forward(forward::ForwardArgs),
     /// Listen with TLS and relay to one upstream over TLS, recording both legs.
     Reverse(reverse::ReverseArgs),
 }
@@ -61,6 +64,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Ca(args) => certs::run_ca(args),
         Command::Reverse(args) => reverse::run(args),
         Command::Demo => crate::demo::run(),
+        Command::Forward(args) => forward::run(args),
     }
 }
 

@@ -10,7 +10,7 @@ use super::relay::{request_facts, respond_produced, respond_relayed, wants_json}
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Wire};
+use crate::facts::{Flow, Mode, RecordKind, Wire};
 use crate::io::Rewind;
 use crate::upstream::Target;
 use bytes::Bytes;
@@ -302,10 +302,11 @@ async fn passthrough<S>(
     } else {
         "not TLS: tunnelled untouched"
     };
-    flow.faults.push(FaultEffect {
+    let tunnel_event = crate::facts::Event {
+        at_ms: clock.ms(),
         name: "tunnel".into(),
-        effect: why.into(),
-    });
+        detail: Some(why.into()),
+    };
     let upstream = LegRecorder::new(clock);
     match TcpStream::connect((target.host.as_str(), target.port)).await {
         Ok(mut tcp) => {
@@ -315,6 +316,7 @@ async fn passthrough<S>(
             flow.wire = Some(Wire {
                 bytes_client_to_server: up,
                 bytes_server_to_client: down,
+                events: vec![tunnel_event],
                 ..Wire::default()
             });
             if let Err(e) = copied {

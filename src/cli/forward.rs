@@ -1,0 +1,239 @@
+//! `mtlscope forward`: an HTTP proxy (plain HTTP and CONNECT) that intercepts TLS to hosts in
+//! scope, with per-host upstream identities.
+
+use super::proxy_args::ProxyArgs;
+use crate::capture::upstream_auth::IdentityPolicy;
+use crate::config::{HostEntry, Loaded};
+use crate::error::CommandError;
+use crate::facts::Mode;
+use crate::pki::load::Identity;
+use crate::pki::{LocalCa, LocalCaResolver};
+use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
+use crate::proxy::hosts::{HostPattern, IdentityMap, Scope};
+use crate::proxy::session::SessionContext;
+use crate::record::Sink;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `mtlscope forward` flags.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The shared proxy flags (`--identity` is the default identity for every host).
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+    /// Intercept only hosts matching PATTERN (repeatable; default: all). `host`, `host:port`,
+    /// `*.domain`, `*`.
+    #[arg(long, value_name = "PATTERN")]
+    pub intercept: Vec<String>,
+    /// Tunnel hosts matching PATTERN untouched (repeatable; wins over --intercept).
+    #[arg(long, value_name = "PATTERN")]
+    pub passthrough: Vec<String>,
+    /// Identity for hosts matching PATTERN (repeatable; several for one pattern: the first whose
+    /// chain matches the server's CA names is presented).
+    #[arg(long, value_name = "PATTERN=CERT,KEY")]
+    pub host_identity: Vec<String>,
+    /// A directory of `<host>.pem` (or `<host>:<port>.pem`) files holding certificate, chain and
+    /// key, for hosts no other rule names.
+    #[arg(long, value_name = "DIR")]
+    pub identity_dir: Option<PathBuf>,
+    /// Require `Proxy-Authorization: Basic` with these credentials (answer 407 otherwise).
+    #[arg(long, value_name = "USER:PASS")]
+    pub proxy_auth: Option<String>,
+    /// Listen on, and accept clients from, non-loopback addresses (requires --proxy-auth).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Run `mtlscope forward` until interrupted.
+pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
+    let loaded = match &args.proxy.config {
+        Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
+        None => Loaded::default(),
+    };
+    let c = &loaded.config;
+    let mut ca: Option<Arc<LocalCa>> = None;
+    let built = args.proxy.build("127.0.0.1:8080", |b0| {
+        let local = Arc::new(super::certs::open_local_ca(b0.ca_dir.as_deref())?);
+        ca = Some(local.clone());
+        Ok(Arc::new(LocalCaResolver {
+            ca: local,
+            default_host: "localhost".into(),
+        }))
+    })?;
+    let ca = ca.ok_or_else(|| CommandError::runtime("local CA missing"))?;
+
+    let allow_remote = args.allow_remote || c.allow_remote.unwrap_or(false);
+    let proxy_auth = args.proxy_auth.clone().or(c.proxy_auth.clone());
+    if let Some(pa) = &proxy_auth {
+        if !pa.contains(':') {
+            return Err(CommandError::usage("--proxy-auth: expected USER:PASS"));
+        }
+    }
+    if !built.listen.ip().is_loopback() && !(allow_remote && proxy_auth.is_some()) {
+        return Err(CommandError::usage(format!(
+            "--listen {}: a forward proxy on a non-loopback address needs both --allow-remote and --proxy-auth USER:PASS",
+            built.listen
+        )));
+    }
+
+    let patterns = |flag: &str,
+                    flags: &[String],
+                    file: &[String]|
+     -> Result<Vec<HostPattern>, CommandError> {
+        let (src, list) = if flags.is_empty() {
+            (loaded.key(flag.trim_start_matches("--")), file)
+        } else {
+            (flag.to_string(), flags)
+        };
+        list.iter()
+            .map(|p| HostPattern::parse(p).map_err(|e| CommandError::usage(format!("{src}: {e}"))))
+            .collect()
+    };
+    let scope = Scope {
+        intercept: patterns("--intercept", &args.intercept, &c.intercept)?,
+        passthrough: patterns("--passthrough", &args.passthrough, &c.passthrough)?,
+    };
+    let identities = IdentityMap {
+        rules: host_rules(&args.host_identity, &c.host, &loaded)?,
+        dir: args
+            .identity_dir
+            .clone()
+            .or(c.identity_dir.as_ref().map(|d| loaded.resolve(d))),
+        default: built.identity.clone(),
+    };
+    if let Some(dir) = &identities.dir {
+        if !dir.is_dir() {
+            return Err(CommandError::usage(format!(
+                "--identity-dir {}: not a directory",
+                dir.display()
+            )));
+        }
+    }
+
+    let leaves: LeafFactory = {
+        let ca = ca.clone();
+        Arc::new(move |host: &str| {
+            Arc::new(LocalCaResolver {
+                ca: ca.clone(),
+                default_host: host.to_string(),
+            }) as _
+        })
+    };
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let sink = Sink::open(built.record.as_deref(), built.print)
+            .await
+            .map_err(CommandError::usage)?;
+        let opts = ForwardOptions {
+            session: SessionContext {
+                mode: Mode::Forward,
+                client: built.client,
+                engine: built.engine,
+                sink: sink.clone(),
+                redact: built.redact,
+            },
+            leaves,
+            identities,
+            scope,
+            proxy_auth: proxy_auth.as_deref().map(basic_credentials),
+            allow_remote,
+        };
+        let proxy = ForwardProxy::start(built.listen, opts)
+            .await
+            .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))?;
+        eprintln!(
+            "mtlscope forward: listening on http://{} (local CA: {})",
+            proxy.local_addr,
+            ca.cert_path().display()
+        );
+        tokio::select! {
+            _ = proxy.wait() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        sink.flush().await;
+        Ok(())
+    })
+}
+
+/// `--host-identity PATTERN=CERT,KEY` flags (or `[[host]]` entries), grouped by pattern.
+fn host_rules(
+    flags: &[String],
+    entries: &[HostEntry],
+    loaded: &Loaded,
+) -> Result<Vec<(HostPattern, IdentityPolicy)>, CommandError> {
+    let mut grouped: Vec<(HostPattern, Vec<Arc<Identity>>)> = Vec::new();
+    let mut add = |pattern: HostPattern, id: Identity| match grouped
+        .iter_mut()
+        .find(|(p, _)| *p == pattern)
+    {
+        Some((_, ids)) => ids.push(Arc::new(id)),
+        None => grouped.push((pattern, vec![Arc::new(id)])),
+    };
+    if !flags.is_empty() {
+        for f in flags {
+            let (pattern, pair) = f.split_once('=').ok_or_else(|| {
+                CommandError::usage(format!("--host-identity {f:?}: expected PATTERN=CERT,KEY"))
+            })?;
+            let pattern = HostPattern::parse(pattern)
+                .map_err(|e| CommandError::usage(format!("--host-identity: {e}")))?;
+            add(
+                pattern,
+                Identity::load_pair(pair)
+                    .map_err(|e| CommandError::usage(format!("--host-identity: {e}")))?,
+            );
+        }
+    } else {
+        for entry in entries {
+            let key = loaded.key(&format!("host {}", entry.pattern));
+            let pattern = HostPattern::parse(&entry.pattern)
+                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
+            for ck in &entry.identity {
+                let (cert, k) = ck
+                    .paths(&loaded.base)
+                    .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
+                add(
+                    pattern.clone(),
+                    Identity::load(&cert, &k)
+                        .map_err(|e| CommandError::usage(format!("{key}: {e}")))?,
+                );
+            }
+            if let Some(p12) = &entry.pkcs12 {
+                let password = pkcs12_password(entry, &loaded.base)
+                    .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
+                let path = loaded.resolve(p12);
+                add(
+                    pattern.clone(),
+                    Identity::load_pkcs12(&path, &password)
+                        .map_err(|e| CommandError::usage(format!("{key}: {e}")))?,
+                );
+            }
+        }
+    }
+    Ok(grouped
+        .into_iter()
+        .map(|(p, mut ids)| {
+            let policy = if ids.len() == 1 {
+                IdentityPolicy::Fixed(ids.remove(0))
+            } else {
+                IdentityPolicy::Auto(ids)
+            };
+            (p, policy)
+        })
+        .collect())
+}
+
+/// A PKCS#12 password from an environment variable or a file, never the command line.
+fn pkcs12_password(entry: &HostEntry, base: &Path) -> Result<String, String> {
+    match (&entry.password_env, &entry.password_file) {
+        (Some(var), _) => std::env::var(var)
+            .map_err(|_| format!("password_env: environment variable {var} is not set")),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            std::fs::read_to_string(&path)
+                .map(|s| s.lines().next().unwrap_or_default().to_string())
+                .map_err(|e| format!("password_file {}: {e}", path.display()))
+        }
+        (None, None) => Ok(String::new()),
+    }
+}
