@@ -1,0 +1,317 @@
+//! `mtlscope forward` end to end: curl and `openssl s_client` through the proxy to real nginx and
+//! in-process upstreams; interception, passthrough, per-host and `auto` identities, `mirror`,
+//! 407, loop protection, loopback-only listening, and the local CA's file modes.
+
+mod common;
+
+use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, SClient, VerifyClient};
+use mtlscope::pki::{ClientCert, DevPki};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+struct Setup {
+    pki: DevPki,
+    nginx: Nginx,
+    ca_dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).expect("dev pki");
+    let server = pki.server();
+    let nginx = Nginx::start(NginxConfig {
+        verify_client: VerifyClient::On,
+        client_certificate: Some(pki.root_ca().to_path_buf()),
+        verify_depth: Some(3),
+        ..NginxConfig::new(&server.cert, &server.key)
+    })
+    .expect("start nginx");
+    Setup {
+        pki,
+        nginx,
+        ca_dir: tempfile::tempdir().unwrap(),
+        _dir: dir,
+    }
+}
+
+fn forward(s: &Setup, extra: &[&str]) -> Mtlscope {
+    let ca_dir = s.ca_dir.path().display().to_string();
+    let root = s.pki.root_ca().display().to_string();
+    let mut args = vec!["forward", "--ca-dir", &ca_dir, "--upstream-ca", &root];
+    args.extend_from_slice(extra);
+    Mtlscope::start(&args)
+}
+
+fn local_ca(s: &Setup) -> std::path::PathBuf {
+    s.ca_dir.path().join("ca.pem")
+}
+
+fn target(s: &Setup) -> String {
+    format!("{}/", s.nginx.localhost_url())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_through_the_proxy_with_a_configured_identity_records_both_legs() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good).arg();
+    let p = forward(&s, &["--identity", &good]);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("verify=SUCCESS"), "{}", r.body);
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["mode"], "forward");
+    assert_eq!(rec["client_leg"]["sni"], "localhost");
+    assert_eq!(rec["upstream_leg"]["cert_request"]["phase"], "handshake");
+    assert!(rec["upstream_leg"]["chain"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("client-good"));
+    // The client saw mtlscope's leaf for localhost, issued by the local CA.
+    assert!(rec["client_leg"]["tls_version"].is_string());
+    let ca_key = s.ca_dir.path().join("ca.key");
+    assert_eq!(
+        std::fs::metadata(&ca_key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_proxy_with_a_second_client_openssl_s_client() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good).arg();
+    let p = forward(&s, &["--identity", &good]);
+    let connect = format!("localhost:{}", s.nginx.port());
+    let r = SClient::new(connect)
+        .arg("-proxy")
+        .arg(p.addr.clone())
+        .cafile(local_ca(&s))
+        .servername("localhost")
+        .get("/", "localhost")
+        .run_async()
+        .await;
+    assert_eq!(r.status, Some(200), "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["response"]["status"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_requests_through_https_proxy() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good).arg();
+    let p = forward(&s, &["--identity", &good]);
+    let script =
+        "import requests,sys; r=requests.get(sys.argv[1], timeout=10); print(r.status_code)";
+    let out = tokio::task::spawn_blocking({
+        let url = target(&s);
+        let proxy = format!("http://{}", p.addr);
+        let ca = local_ca(&s);
+        move || {
+            Command::new("python3")
+                .args(["-c", script, &url])
+                .env("HTTPS_PROXY", &proxy)
+                .env("REQUESTS_CA_BUNDLE", &ca)
+                .env("NO_PROXY", "")
+                .output()
+                .expect("python3")
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.records(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_host_is_tunnelled_untouched() {
+    let s = setup();
+    let pattern = format!("localhost:{}", s.nginx.port());
+    let p = forward(&s, &["--passthrough", &pattern]);
+    // Trusting only the dev root works: the client sees the real server's certificate.
+    let good = s.pki.client(ClientCert::Good);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(s.pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.contains("verify=SUCCESS"),
+        "the client's own certificate reached nginx: {}",
+        r.body
+    );
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["kind"], "connection");
+    assert!(rec["client_leg"].is_null());
+    assert!(rec["wire"]["bytes_server_to_client"].as_u64().unwrap() > 0);
+    assert!(
+        rec["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"),
+        "{rec:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_chooses_the_identity_matching_the_servers_ca_names() {
+    let s = setup();
+    let rule_other = format!("localhost={}", s.pki.client(ClientCert::OtherCa).arg());
+    let rule_good = format!("localhost={}", s.pki.client(ClientCert::Good).arg());
+    let p = forward(
+        &s,
+        &[
+            "--host-identity",
+            &rule_other,
+            "--host-identity",
+            &rule_good,
+        ],
+    );
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    let identity = &rec["upstream_leg"]["identity"];
+    assert_eq!(identity["chosen"], "client-good.pem", "{identity:#}");
+    assert!(
+        identity["reason"].as_str().unwrap().contains("auto"),
+        "{identity:#}"
+    );
+    assert_eq!(identity["candidates"][0]["matches_ca_names"], false);
+    assert_eq!(identity["candidates"][1]["matches_ca_names"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_rules_beat_the_default_identity() {
+    let s = setup();
+    let default = s.pki.client(ClientCert::Expired).arg();
+    let rule = format!(
+        "localhost:{}={}",
+        s.nginx.port(),
+        s.pki.client(ClientCert::Good).arg()
+    );
+    let p = forward(&s, &["--identity", &default, "--host-identity", &rule]);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["upstream_leg"]["identity"]["chosen"], "client-good.pem");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_asks_the_client_with_the_servers_ca_names() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good).arg();
+    let p = forward(&s, &["--identity", &good, "--client-auth", "mirror"]);
+    let client = s.pki.client(ClientCert::Good);
+    let r = SClient::new(format!("localhost:{}", s.nginx.port()))
+        .arg("-proxy")
+        .arg(p.addr.clone())
+        .cafile(local_ca(&s))
+        .servername("localhost")
+        .identity(&client.cert, &client.key)
+        .get("/", "localhost")
+        .run_async()
+        .await;
+    assert_eq!(r.status, Some(200), "{r:?}");
+    assert!(
+        r.stdout.contains("Acceptable client certificate CA names"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("mtlscope dev root"), "{}", r.stdout);
+    let rec = p.records(1).remove(0);
+    let client_names = &rec["client_leg"]["cert_request"]["ca_names"];
+    assert_eq!(
+        client_names,
+        &rec["upstream_leg"]["cert_request"]["ca_names"]
+    );
+    assert_eq!(client_names.as_array().unwrap().len(), 1);
+    assert!(rec["client_leg"]["chain"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("client-good"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_auth_answers_407_and_lets_credentials_through() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good).arg();
+    let p = forward(&s, &["--identity", &good, "--proxy-auth", "alice:s3cret"]);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_ne!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["response"]["status"], 407);
+    assert!(
+        finding_ids(&rec).contains(&"proxy-auth-required".to_string()),
+        "{:?}",
+        finding_ids(&rec)
+    );
+    assert!(
+        rec["response"]["headers"]
+            .to_string()
+            .contains("Basic realm"),
+        "{rec:#}"
+    );
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://alice:s3cret@{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_the_proxy_itself_are_refused_as_a_loop() {
+    let s = setup();
+    let p = forward(&s, &[]);
+    let r = Curl::new(format!("http://127.0.0.1:{}/x", p.port()))
+        .proxy(format!("http://{}", p.addr))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 508, "{r:?}");
+}
+
+#[test]
+fn non_loopback_listen_needs_allow_remote_and_proxy_auth() {
+    let run = |extra: &[&str]| {
+        let ca = tempfile::tempdir().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args(["forward", "--listen", "0.0.0.0:0", "--ca-dir"])
+            .arg(ca.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
+    let out = run(&["--allow-remote"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--allow-remote alone is not enough"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy-auth"));
+}
