@@ -7,7 +7,6 @@
 
 use crate::facts::Flow;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 /// Records in flight between connection tasks and the writer.
@@ -40,23 +39,28 @@ pub struct RecordOpenError {
 }
 
 impl Sink {
-    /// Open (append, create) the recording, if any, and start its writer task. Must be called
-    /// inside a tokio runtime.
-    pub async fn open(record: Option<&Path>, print: bool) -> Result<Sink, RecordOpenError> {
+    /// Open (append, create) the recording, if any, and start its writer thread.
+    pub fn open(record: Option<&Path>, print: bool) -> Result<Sink, RecordOpenError> {
         let tx = match record {
             None => None,
             Some(path) => {
-                let file = tokio::fs::OpenOptions::new()
+                let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .await
                     .map_err(|source| RecordOpenError {
                         path: path.to_path_buf(),
                         source,
                     })?;
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                tokio::spawn(write_lines(file, path.to_path_buf(), rx));
+                let path = path.to_path_buf();
+                std::thread::Builder::new()
+                    .name("mtlscope-record".into())
+                    .spawn(move || write_lines(file, path, rx))
+                    .map_err(|source| RecordOpenError {
+                        path: PathBuf::from("<writer thread>"),
+                        source,
+                    })?;
                 Some(tx)
             }
         };
@@ -122,28 +126,26 @@ impl Sink {
     }
 }
 
-async fn write_lines(mut file: tokio::fs::File, path: PathBuf, mut rx: mpsc::Receiver<WriterMsg>) {
-    while let Some(msg) = rx.recv().await {
+/// The writer: one thread, one `write` per line (so every line reaches the OS as it is
+/// recorded), never touched by connection tasks.
+fn write_lines(mut file: std::fs::File, path: PathBuf, mut rx: mpsc::Receiver<WriterMsg>) {
+    use std::io::Write;
+    let mut line = Vec::with_capacity(16 * 1024);
+    while let Some(msg) = rx.blocking_recv() {
         match msg {
             WriterMsg::Flow(flow) => {
-                let mut line = match serde_json::to_vec(&flow) {
-                    Ok(line) => line,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot serialise a flow; record lost");
-                        continue;
-                    }
-                };
+                line.clear();
+                if let Err(e) = serde_json::to_writer(&mut line, &flow) {
+                    tracing::error!(error = %e, "cannot serialise a flow; record lost");
+                    continue;
+                }
                 line.push(b'\n');
-                let written = async {
-                    file.write_all(&line).await?;
-                    file.flush().await
-                };
-                if let Err(e) = written.await {
+                if let Err(e) = file.write_all(&line) {
                     tracing::error!(path = %path.display(), error = %e, "cannot write recording");
                 }
             }
             WriterMsg::Flush(done) => {
-                let _ = file.sync_data().await;
+                let _ = file.sync_data();
                 let _ = done.send(());
             }
         }

@@ -122,9 +122,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     };
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(built.record.as_deref(), built.print)
-            .await
-            .map_err(CommandError::usage)?;
+        let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
         let opts = ForwardOptions {
             session: SessionContext {
                 mode: Mode::Forward,

@@ -63,9 +63,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
         parse_upstream(&target_text).map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(built.record.as_deref(), built.print)
-            .await
-            .map_err(CommandError::usage)?;
+        let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
         let opts = ReverseOptions {
             session: SessionContext {
                 mode: Mode::Reverse,

@@ -107,6 +107,9 @@ pub struct Request {
     pub headers: Vec<Header>,
     /// When the request head arrived from the client.
     pub at_ms: f64,
+    /// When it was sent upstream; null if it never was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_at_ms: Option<f64>,
 }
 
 /// The response as the client received it.

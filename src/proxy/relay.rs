@@ -139,11 +139,9 @@ impl Pair {
         req: http::Request<Incoming>,
     ) -> Result<http::Response<RelayBody>, std::convert::Infallible> {
         let index = self.exchanges.fetch_add(1, Ordering::Relaxed);
-        let request = request_facts(&req, self.redact, self.clock);
-        self.client.event(
-            "request",
-            Some(format!("{} {}", request.method, request.uri)),
-        );
+        // Per-exchange times live in the exchange, not in the legs' events: a leg's events are
+        // copied into every record of its connection and must not grow with each request.
+        let mut request = request_facts(&req, self.redact, self.clock);
         let wants_json = wants_json(&req);
 
         let Some(sender) = &self.sender else {
@@ -167,10 +165,7 @@ impl Pair {
                     .await);
             }
         };
-        self.upstream.event(
-            "request_sent",
-            Some(format!("{} {}", request.method, request.uri)),
-        );
+        request.forwarded_at_ms = Some(self.clock.ms());
         let resp = match sender.send(upstream_req).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -180,8 +175,6 @@ impl Pair {
                     .await);
             }
         };
-        self.upstream
-            .event("response_head", Some(resp.status().to_string()));
         Ok(self.relay_response(index, request, resp).await)
     }
 
@@ -360,6 +353,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
         version: format!("{:?}", req.version()),
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),
+        forwarded_at_ms: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! the proxy. Every engine writes the same facts into the leg's recorder.
 
 mod rustls_engine;
+mod tickets;
 
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 

@@ -1,5 +1,6 @@
 //! The rustls upstream engine.
 
+use super::tickets::TicketSignal;
 use super::{Connected, Failed, Target};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::server_auth::{RecordingServerVerifier, UpstreamTrust};
@@ -28,8 +29,6 @@ pub struct RustlsSettings {
     pub keylog: Option<Arc<dyn rustls::KeyLog>>,
     /// Bound on TCP connect and on the handshake, each.
     pub timeout: Duration,
-    /// Client session cache shared across connections (resumption).
-    pub resumption: rustls::client::Resumption,
 }
 
 /// The rustls engine.
@@ -65,7 +64,9 @@ impl RustlsEngine {
         let connect_rtt = connect_started.elapsed();
         rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
 
-        let config = self.client_config(identity, rec).map_err(|e| {
+        let tickets = Arc::new(TicketSignal::new());
+        let ticket_seen = tickets.notify();
+        let config = self.client_config(identity, tickets, rec).map_err(|e| {
             fail(
                 rec,
                 Classified {
@@ -141,7 +142,7 @@ impl RustlsEngine {
         let mut tls = FlushAfterRead::new(tls, rec.clone());
         let early = if version == Some(TlsVersion::Tls13) && rec.with(|l| l.cert_request.is_some())
         {
-            await_verdict(&mut tls, verdict_wait(connect_rtt), rec).await?
+            await_verdict(&mut tls, &ticket_seen, verdict_wait(connect_rtt), rec).await?
         } else {
             Bytes::new()
         };
@@ -154,6 +155,7 @@ impl RustlsEngine {
     fn client_config(
         &self,
         identity: &IdentityPolicy,
+        tickets: Arc<TicketSignal>,
         rec: &LegRecorder,
     ) -> Result<rustls::ClientConfig, rustls::Error> {
         let s = &self.settings;
@@ -169,7 +171,8 @@ impl RustlsEngine {
                 rec.clone(),
             )));
         config.alpn_protocols = s.alpn.clone();
-        config.resumption = s.resumption.clone();
+        config.resumption = rustls::client::Resumption::store(tickets)
+            .tls12_resumption(rustls::client::Tls12Resumption::Disabled);
         if let Some(k) = &s.keylog {
             config.key_log = k.clone();
         }
@@ -191,15 +194,28 @@ fn verdict_wait(rtt: Duration) -> Duration {
 /// In TLS 1.3 the server judges the client certificate after the client's handshake is done,
 /// and a refusal (certificate_required, bad_certificate, unknown_ca …) arrives just before it
 /// closes. If the request were written first, the server's reset could destroy that alert
-/// unread. So read briefly first: an alert fails the leg with the server's own reason; plaintext
-/// that arrives is kept and replayed; silence means the certificate was accepted.
-async fn await_verdict<S>(tls: &mut S, wait: Duration, rec: &LegRecorder) -> Result<Bytes, Failed>
+/// unread. So read first, until the verdict: an alert fails the leg with the server's own
+/// reason; a session ticket means acceptance; plaintext is kept and replayed; silence for
+/// `wait` (a server that sends no tickets) is taken as acceptance.
+async fn await_verdict<S>(
+    tls: &mut S,
+    ticket_seen: &tokio::sync::Notify,
+    wait: Duration,
+    rec: &LegRecorder,
+) -> Result<Bytes, Failed>
 where
     S: tokio::io::AsyncRead + Unpin,
 {
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; 4096];
-    match tokio::time::timeout(wait, tls.read(&mut buf)).await {
+    let read = tokio::select! {
+        r = tokio::time::timeout(wait, tls.read(&mut buf)) => r,
+        _ = ticket_seen.notified() => {
+            rec.event("session_ticket", Some("the server accepted the handshake".into()));
+            return Ok(Bytes::new());
+        }
+    };
+    match read {
         Err(_) => Ok(Bytes::new()),
         Ok(Ok(0)) => {
             let c = Classified {
