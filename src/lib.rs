@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod error;
 pub mod facts;
+pub mod observe;
 pub mod pki;
 pub mod record;
 pub mod render;

@@ -22,6 +22,8 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Print where mtlscope's local CA is and how to trust it.
     Ca(certs::CaArgs),
+    /// Relay TCP without terminating TLS and record what the real client and server did.
+    Observe(crate::observe::ObserveArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -52,6 +54,7 @@ fn run(command: Command) -> Result<(), CommandError> {
     match command {
         Command::Certs(args) => certs::run(args),
         Command::Ca(args) => certs::run_ca(args),
+        Command::Observe(args) => crate::observe::run_cli(args),
     }
 }
 

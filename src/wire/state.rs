@@ -400,7 +400,12 @@ impl Session {
                 None => self.malformed(dir, at, "ClientHello"),
             },
             ty::SERVER_HELLO => match msg::server_hello(body) {
-                Some(sh) if sh.is_hrr => self.event(at, "hello_retry_request", None),
+                Some(sh) if sh.is_hrr => {
+                    // Only TLS 1.3 retries: CCS from here on is for compatibility, and the next
+                    // ClientHello and ServerHello are still plaintext.
+                    self.tls13 = true;
+                    self.event(at, "hello_retry_request", None);
+                }
                 Some(sh) => {
                     self.server_hello_seen = true;
                     self.version = TlsVersion::from_wire(sh.version());
