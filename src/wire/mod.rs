@@ -10,6 +10,14 @@
 //! - [`Tap`]: an `AsyncRead + AsyncWrite` wrapper around a raw stream that feeds a shared
 //!   [`TapHandle`] with every read and write.
 //!
+//! What the wire cannot show: in TLS 1.3 everything after the ServerHello is encrypted and every
+//! encrypted record is `application_data` on the outside, so the CertificateRequest (in the
+//! handshake or post-handshake), certificates, alerts and KeyUpdates are invisible; only the
+//! hellos, the `post_handshake_auth` offer, plaintext alerts and timing are seen, and the
+//! handshake's end is inferred from the client's first encrypted flight. In a TLS 1.2
+//! renegotiation the messages are encrypted: the request for a certificate is inferred from the
+//! number of handshake records the client answers with (see `state.rs`), with null CA names.
+//!
 //! Hand-written rather than `tls-parser`: that crate parses whole records into allocated message
 //! lists (not incrementally across reads), does not decode TLS 1.3 CertificateRequest or
 //! `certificate_authorities`, and brings nom; the handful of messages needed here take a few

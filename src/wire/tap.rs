@@ -51,16 +51,21 @@ impl TapHandle {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Feed bytes we read (`write == false`) or wrote, timestamped now.
-    pub fn observe(&self, write: bool, bytes: &[u8]) {
+    /// Report bytes we read from the peer, timestamped now (for streams not wrapped in a
+    /// [`Tap`]).
+    pub fn saw_read(&self, bytes: &[u8]) {
+        self.feed(self.role.read_dir(), bytes);
+    }
+
+    /// Report bytes we wrote to the peer, timestamped now.
+    pub fn saw_write(&self, bytes: &[u8]) {
+        self.feed(self.role.write_dir(), bytes);
+    }
+
+    fn feed(&self, dir: super::Dir, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
-        let dir = if write {
-            self.role.write_dir()
-        } else {
-            self.role.read_dir()
-        };
         let at = ms_between(self.start, Instant::now());
         self.lock().feed(dir, at, bytes);
     }
@@ -129,7 +134,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
             if let Some(new) = buf.filled().get(before..) {
-                this.handle.observe(false, new);
+                this.handle.saw_read(new);
             }
         }
         res
@@ -145,7 +150,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
         let this = &mut *self;
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = res {
-            this.handle.observe(true, buf.get(..n).unwrap_or(buf));
+            this.handle.saw_write(buf.get(..n).unwrap_or(buf));
         }
         res
     }
@@ -164,7 +169,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
                     break;
                 }
                 let take = left.min(b.len());
-                this.handle.observe(true, b.get(..take).unwrap_or(b));
+                this.handle.saw_write(b.get(..take).unwrap_or(b));
                 left -= take;
             }
         }
