@@ -14,6 +14,7 @@ pub mod error;
 pub mod facts;
 pub mod io;
 pub mod lab;
+pub mod observe;
 pub mod pki;
 pub mod proxy;
 pub mod record;

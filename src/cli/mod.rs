@@ -32,6 +32,8 @@ pub enum Command {
     Forward(forward::ForwardArgs),
     /// Listen with TLS and relay to one upstream over TLS, recording both legs.
     Reverse(reverse::ReverseArgs),
+    /// Relay TCP without terminating TLS and record what the real client and server did.
+    Observe(crate::observe::ObserveArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -65,6 +67,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Reverse(args) => reverse::run(args),
         Command::Demo => crate::demo::run(),
         Command::Forward(args) => forward::run(args),
+        Command::Observe(args) => crate::observe::run_cli(args),
     }
 }
 

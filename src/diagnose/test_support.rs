@@ -84,6 +84,7 @@ impl FlowBuilder {
             version: "HTTP/1.1".into(),
             headers: vec![],
             at_ms: 10.0,
+            forwarded_at_ms: Some(10.1),
         });
         self
     }

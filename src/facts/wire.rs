@@ -1,7 +1,7 @@
 //! Facts of one TLS session seen on the wire without terminating it (`observe`).
 
 use super::cert::CertSummary;
-use super::leg::{Alert, CertRequest, Event, Renegotiation, TlsVersion};
+use super::leg::{Alert, CertRequest, Event, LegFailure, Renegotiation, TlsVersion};
 use serde::{Deserialize, Serialize};
 
 /// What the wire showed of one TLS session between a real client and a real server.
@@ -37,4 +37,7 @@ pub struct Wire {
     /// The ClientHello random as hex, the key to join NSS key-log secrets later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_random: Option<String>,
+    /// How the relayed connection ended abnormally (e.g. the upstream refused it), classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<LegFailure>,
 }

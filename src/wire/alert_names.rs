@@ -1,6 +1,9 @@
-//! TLS alert names (RFC 8446 §6, RFC 5246 §7.2, RFC 7301), snake_case as in the RFCs.
+//! The canonical TLS alert-name table (RFC 8446 §6, RFC 5246 §7.2, RFC 7507, RFC 8701 and the
+//! IANA registry), in the contract's snake_case spelling. Every part of mtlscope that names an
+//! alert uses [`alert_name`]; OpenSSL's own strings are not used because they lag (116 is
+//! "unknown" in OpenSSL 3.0).
 
-/// The RFC name of an alert code; `unknown_<n>` for unassigned codes.
+/// The RFC name of alert description `code`, snake_case; `unknown_<n>` for unassigned codes.
 pub fn alert_name(code: u8) -> &'static str {
     match code {
         0 => "close_notify",
@@ -38,13 +41,36 @@ pub fn alert_name(code: u8) -> &'static str {
         116 => "certificate_required",
         120 => "no_application_protocol",
         121 => "ech_required",
-        _ => UNKNOWN[code as usize],
+        _ => unknown_name(code),
     }
 }
 
-// Static names for every code so the function can return `&'static str` without allocating.
-static UNKNOWN: [&str; 256] = {
-    let mut t = ["unknown"; 256];
-    t[0] = "unknown";
-    t
-};
+/// `unknown_<n>` as a `&'static str` without allocating per call: the 256 names are built once.
+fn unknown_name(code: u8) -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| (0..=255u8).map(|n| format!("unknown_{n}")).collect());
+    names
+        .get(usize::from(code))
+        .map(String::as_str)
+        .unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alert_name;
+
+    #[test]
+    fn names_follow_the_rfcs() {
+        assert_eq!(alert_name(0), "close_notify");
+        assert_eq!(alert_name(42), "bad_certificate");
+        assert_eq!(alert_name(48), "unknown_ca");
+        assert_eq!(alert_name(100), "no_renegotiation");
+        assert_eq!(alert_name(116), "certificate_required");
+    }
+
+    #[test]
+    fn unassigned_codes_are_numbered() {
+        assert_eq!(alert_name(1), "unknown_1");
+        assert_eq!(alert_name(255), "unknown_255");
+    }
+}

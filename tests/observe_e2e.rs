@@ -1,0 +1,471 @@
+//! End-to-end tests of `mtlscope observe` with real peers: `openssl s_server` behind it and
+//! `openssl s_client` in front, on loopback, with bounded waits everywhere. The records are read
+//! back from the `--record` file.
+//!
+//! The small PKI here is made with the `openssl` CLI and is temporary: it goes once the shared
+//! dev PKI (`mtlscope::pki::dev`) lands.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const CA_NAME: &str = "O=mtlscope observe test, CN=Observe Test Client CA";
+
+/// Run a command to completion, panicking with its stderr on failure.
+fn run(dir: &Path, args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate and a client certificate (ECDSA P-256), made once per run.
+fn pki() -> &'static Path {
+    static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for k in ["ca", "server", "client"] {
+            let out = format!("{k}.key");
+            run(
+                d,
+                &[
+                    "openssl",
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    &out,
+                ],
+            );
+        }
+        let subj = "/O=mtlscope observe test/CN=Observe Test Client CA";
+        run(
+            d,
+            &[
+                "openssl",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                subj,
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        for (who, cn, eku) in [
+            ("server", "localhost", "serverAuth"),
+            ("client", "observe client", "clientAuth"),
+        ] {
+            let subj = format!("/CN={cn}");
+            run(
+                d,
+                &[
+                    "openssl",
+                    "req",
+                    "-new",
+                    "-key",
+                    &format!("{who}.key"),
+                    "-subj",
+                    &subj,
+                    "-out",
+                    &format!("{who}.csr"),
+                ],
+            );
+            std::fs::write(
+                d.join(format!("{who}.ext")),
+                format!("extendedKeyUsage={eku}\nsubjectAltName=DNS:localhost\n"),
+            )
+            .expect("ext");
+            run(
+                d,
+                &[
+                    "openssl",
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{who}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "30",
+                    "-extfile",
+                    &format!("{who}.ext"),
+                    "-out",
+                    &format!("{who}.pem"),
+                ],
+            );
+        }
+        dir
+    })
+    .path()
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Wait (bounded) until something listens on `port`.
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// A child process killed on drop, its stdout collected in the background.
+struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<String>>,
+}
+
+impl Peer {
+    fn spawn(cmd: &mut Command) -> Peer {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        let stdin = child.stdin.take();
+        let out = Arc::new(Mutex::new(String::new()));
+        let readers: [Option<Box<dyn Read + Send>>; 2] = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ];
+        for mut r in readers.into_iter().flatten() {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = r.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .expect("lock")
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Peer { child, stdin, out }
+    }
+
+    fn send(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(line.as_bytes());
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Wait (bounded) until the output contains `needle`.
+    fn wait_output(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.out.lock().expect("lock").contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    /// Wait (bounded) for the process to exit.
+    fn wait_exit(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl s_server` on a free port with `flags`.
+fn s_server(flags: &[&str]) -> (Peer, u16) {
+    let port = free_port();
+    let p = pki();
+    let peer = Peer::spawn(
+        Command::new("openssl")
+            .current_dir(p)
+            .args([
+                "s_server",
+                "-accept",
+                &port.to_string(),
+                "-cert",
+                "server.pem",
+                "-key",
+                "server.key",
+            ])
+            .args(flags),
+    );
+    wait_listening(port);
+    (peer, port)
+}
+
+/// `mtlscope observe` relaying a free port to `upstream`, recording into a temp file.
+fn observe(upstream: u16) -> (Peer, u16, PathBuf, tempfile::TempDir) {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("rec.jsonl");
+    let peer = Peer::spawn(Command::new(env!("CARGO_BIN_EXE_mtlscope")).args([
+        "observe",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--upstream",
+        &format!("127.0.0.1:{upstream}"),
+        "--record",
+        record.to_str().expect("utf-8 path"),
+    ]));
+    wait_listening(port);
+    (peer, port, record, dir)
+}
+
+/// `openssl s_client` to the observe port.
+fn s_client(port: u16, flags: &[&str]) -> Peer {
+    Peer::spawn(
+        Command::new("openssl")
+            .current_dir(pki())
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-servername",
+                "localhost",
+            ])
+            .args(flags),
+    )
+}
+
+/// Wait (bounded) until the recording holds `n` records with a `wire` object (the probes of
+/// `wait_listening` make records without one), and return them.
+fn records(path: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let recs: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["wire"]["client_random"].is_string())
+            .collect();
+        if recs.len() >= n || Instant::now() > deadline {
+            assert!(
+                recs.len() >= n,
+                "only {} records in {}:\n{text}",
+                recs.len(),
+                path.display()
+            );
+            return recs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tls12_certificate_request_and_client_chain_from_the_wire() {
+    let (mut server, sport) = s_server(&["-tls1_2", "-Verify", "1", "-CAfile", "ca.pem"]);
+    let (_obs, oport, record, _dir) = observe(sport);
+    let mut client = s_client(
+        oport,
+        &["-tls1_2", "-cert", "client.pem", "-key", "client.key"],
+    );
+    assert!(
+        client.wait_output("Verify return code"),
+        "handshake through observe"
+    );
+    client.send("hello through observe\n");
+    assert!(server.wait_output("hello through observe"), "data relayed");
+    client.send("Q\n");
+    client.wait_exit();
+    server.send("Q\n");
+
+    let rec = &records(&record, 1)[0];
+    assert_eq!(rec["mode"], "observe");
+    assert_eq!(rec["kind"], "connection");
+    assert!(rec["client_leg"].is_null() && rec["upstream_leg"].is_null());
+    let w = &rec["wire"];
+    assert_eq!(w["tls_version"], "TLSv1.2");
+    assert_eq!(w["sni"], "localhost");
+    assert_eq!(w["cert_request"]["phase"], "handshake");
+    assert_eq!(w["cert_request"]["ca_names"], serde_json::json!([CA_NAME]));
+    assert_eq!(w["client_chain"][0]["subject"], "CN=observe client");
+    assert_eq!(w["client_chain"][0]["issuer"], CA_NAME);
+    assert_eq!(w["server_chain"][0]["subject"], "CN=localhost");
+    assert!(w["bytes_client_to_server"].as_u64().unwrap_or(0) > 0);
+    assert!(w["bytes_server_to_client"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(w["client_random"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn tls12_server_renegotiation_completes_through_observe_and_is_recorded() {
+    let (mut server, sport) =
+        s_server(&["-tls1_2", "-CAfile", "ca.pem", "-no_cache", "-no_ticket"]);
+    let (_obs, oport, record, _dir) = observe(sport);
+    let mut client = s_client(
+        oport,
+        &["-tls1_2", "-cert", "client.pem", "-key", "client.key"],
+    );
+    assert!(
+        client.wait_output("Verify return code"),
+        "handshake through observe"
+    );
+    client.send("before\n");
+    assert!(
+        server.wait_output("before"),
+        "data relayed before renegotiation"
+    );
+    // s_server's "R": renegotiate and ask for a client certificate (as Apache's per-location
+    // SSLVerifyClient does).
+    server.send("R\n");
+    assert!(
+        server.wait_output("depth=0"),
+        "the server verified the certificate in the renegotiation"
+    );
+    client.send("after\n");
+    assert!(
+        server.wait_output("after"),
+        "data relayed after renegotiation"
+    );
+    client.send("Q\n");
+    client.wait_exit();
+
+    let w = &records(&record, 1)[0]["wire"];
+    let renegs = w["renegotiations"].as_array().expect("renegotiations");
+    assert_eq!(renegs.len(), 1, "{w:#}");
+    assert_eq!(renegs[0]["initiated_by"], "server");
+    assert_eq!(renegs[0]["outcome"], "completed");
+    assert!(renegs[0]["at_ms"].as_f64().is_some());
+    assert!(
+        renegs[0]["after_app_data_ms"].as_f64().is_some(),
+        "client data came before it"
+    );
+    assert_eq!(w["cert_request"]["phase"], "renegotiation");
+    assert!(
+        w["cert_request"]["ca_names"].is_null(),
+        "encrypted in the renegotiation"
+    );
+    assert!(w["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| e["name"] == "renegotiation_request"));
+}
+
+#[test]
+fn tls13_client_hello_post_handshake_auth_offer() {
+    let (_server, sport) = s_server(&["-tls1_3"]);
+    let (_obs, oport, record, _dir) = observe(sport);
+    for (i, flags) in [&["-tls1_3", "-enable_pha"][..], &["-tls1_3"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let mut client = s_client(oport, flags);
+        assert!(
+            client.wait_output("Verify return code"),
+            "handshake through observe"
+        );
+        client.send("Q\n");
+        client.wait_exit();
+        let recs = records(&record, i + 1);
+        let w = &recs[i]["wire"];
+        assert_eq!(w["tls_version"], "TLSv1.3");
+        assert_eq!(w["client_offered_pha"], i == 0, "{flags:?}");
+    }
+}
+
+#[test]
+fn upstream_refused_is_a_recorded_connection() {
+    let closed = free_port();
+    let (_obs, oport, record, _dir) = observe(closed);
+    let mut client = s_client(oport, &[]);
+    client.wait_exit();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let text = std::fs::read_to_string(&record).unwrap_or_default();
+        if let Some(r) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .next()
+        {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no record");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(rec["mode"], "observe");
+    assert!(
+        rec["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "{rec:#}"
+    );
+    assert_eq!(rec["wire"]["failure"]["kind"], "connection_refused");
+    assert_eq!(rec["wire"]["failure"]["stage"], "connect");
+}
+
+#[test]
+fn bad_addresses_exit_2_naming_the_flag() {
+    for (args, flag) in [
+        (
+            ["--listen", "not-an-address", "--upstream", "127.0.0.1:1"],
+            "--listen",
+        ),
+        (
+            ["--listen", "127.0.0.1:0", "--upstream", "https://example:1"],
+            "--upstream",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .arg("observe")
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{args:?}"
+        );
+    }
+}
