@@ -12,28 +12,56 @@ pub mod server_auth;
 pub mod sniff;
 pub mod tls_error;
 pub mod upstream_auth;
+pub mod wire_merge;
 
 pub use clock::ConnClock;
 
 use crate::facts::{Alert, Event, Leg};
+use crate::wire::TapHandle;
 use std::sync::{Arc, Mutex, MutexGuard};
+use wire_merge::MergeContext;
 
 /// The shared, growing facts of one leg. Cheap to clone; all clones write the same leg.
 #[derive(Clone, Debug)]
 pub struct LegRecorder {
-    /// The leg's facts so far.
-    leg: Arc<Mutex<Leg>>,
+    /// The leg's facts so far, and the tap below its TLS.
+    state: Arc<Mutex<LegState>>,
     /// The connection's clock, for `at_ms`.
     clock: ConnClock,
+}
+
+#[derive(Debug, Default)]
+struct LegState {
+    /// What the hooks wrote.
+    leg: Leg,
+    /// The wire tap under this leg's TLS, merged in at each snapshot.
+    tap: Option<TapHandle>,
+    /// What the merge needs to know about this leg.
+    merge: MergeContext,
 }
 
 impl LegRecorder {
     /// A recorder for a new, empty leg.
     pub fn new(clock: ConnClock) -> LegRecorder {
         LegRecorder {
-            leg: Arc::new(Mutex::new(Leg::default())),
+            state: Arc::new(Mutex::new(LegState::default())),
             clock,
         }
+    }
+
+    /// Attach the tap that sees this leg's records; `refuses_renegotiation` says the TLS engine
+    /// on this leg refuses TLS 1.2 renegotiation (rustls).
+    pub fn attach_tap(&self, tap: TapHandle, refuses_renegotiation: bool) {
+        let mut state = self.lock();
+        state.tap = Some(tap);
+        state.merge.refuses_renegotiation = refuses_renegotiation;
+    }
+
+    /// Note that an HTTP request went out on this leg now (a late certificate request is timed
+    /// from it).
+    pub fn note_request(&self) {
+        let at_ms = self.clock.ms();
+        self.lock().merge.last_request_ms = Some(at_ms);
     }
 
     /// The connection clock.
@@ -43,7 +71,7 @@ impl LegRecorder {
 
     /// Change the leg's facts. Critical sections are short; a poisoned lock still records.
     pub fn with<R>(&self, f: impl FnOnce(&mut Leg) -> R) -> R {
-        f(&mut self.lock())
+        f(&mut self.lock().leg)
     }
 
     /// Append a timed step.
@@ -88,13 +116,18 @@ impl LegRecorder {
         });
     }
 
-    /// A copy of the facts as they stand now.
+    /// A copy of the facts as they stand now, with what the tap saw merged in.
     pub fn snapshot(&self) -> Leg {
-        self.lock().clone()
+        let state = self.lock();
+        let mut leg = state.leg.clone();
+        if let Some(tap) = &state.tap {
+            wire_merge::merge(&mut leg, &tap.snapshot(), state.merge);
+        }
+        leg
     }
 
-    fn lock(&self) -> MutexGuard<'_, Leg> {
-        self.leg
+    fn lock(&self) -> MutexGuard<'_, LegState> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

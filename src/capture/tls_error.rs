@@ -76,6 +76,14 @@ pub fn classify_tls(stage: &str, e: &rustls::Error) -> Classified {
         E::PeerMisbehaved(PeerMisbehaved::TooManyRenegotiationRequests) => {
             ("renegotiation_refused", None)
         }
+        // TLS 1.3 post-handshake auth that rustls never offered to accept.
+        E::InappropriateHandshakeMessage {
+            got_type: rustls::HandshakeType::CertificateRequest,
+            ..
+        } => (
+            "post_handshake_certificate_request",
+            Some((Direction::Sent, A::UnexpectedMessage)),
+        ),
         E::InappropriateHandshakeMessage { .. } | E::InappropriateMessage { .. } => (
             "unexpected_message",
             Some((Direction::Sent, A::UnexpectedMessage)),

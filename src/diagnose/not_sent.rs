@@ -26,8 +26,25 @@ pub(super) fn no_cert_alert(hop: &Hop<'_>, a: &Alert) -> bool {
             || (matches!(a.code, 40 | 42) && hop.sent_none() && hop.cert_request.is_some()))
 }
 
+/// The server asked late and mtlscope's TLS engine could not answer: the certificate was never
+/// sent because the late request was refused, which `renegotiation-requested` or
+/// `post-handshake-auth` explains; "no certificate" would send the reader to the wrong fix.
+fn late_request_refused_by_mtlscope(hop: &Hop<'_>) -> bool {
+    hop.kind == HopKind::Upstream
+        && hop
+            .cert_request
+            .is_some_and(|cr| cr.phase != Phase::Handshake)
+        && (hop.renegotiations.iter().any(|r| {
+            r.outcome
+                .as_deref()
+                .is_some_and(|o| o.starts_with("refused by mtlscope"))
+        }) || hop
+            .failure
+            .is_some_and(|f| f.kind == "post_handshake_certificate_request"))
+}
+
 fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
-    if hop.presented().is_some() {
+    if hop.presented().is_some() || late_request_refused_by_mtlscope(hop) {
         return None;
     }
     let mut signals = Vec::new();
@@ -366,6 +383,27 @@ mod tests {
             .own_response(502)
             .build();
         assert!(find(&flow, "no-client-cert").is_none());
+    }
+
+    #[test]
+    fn no_client_cert_defers_to_a_late_request_mtlscope_refused() {
+        let flow = success_builder()
+            .upstream(|l| {
+                l.cert_request = Some(cr(Phase::Renegotiation, &[]));
+                l.cert_request.as_mut().unwrap().ca_names = None;
+                l.chain = vec![];
+                l.renegotiations = vec![crate::facts::Renegotiation {
+                    at_ms: 12.0,
+                    initiated_by: crate::facts::Initiator::Server,
+                    after_app_data_ms: Some(0.2),
+                    outcome: Some("refused by mtlscope: rustls does not renegotiate".into()),
+                }];
+                l.alerts = vec![alert(Direction::Received, 40, 12.5)];
+            })
+            .own_response(502)
+            .build();
+        assert!(find(&flow, "no-client-cert").is_none());
+        assert!(find(&flow, "renegotiation-requested").is_some());
     }
 
     #[test]

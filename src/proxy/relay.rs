@@ -166,6 +166,7 @@ impl Pair {
             }
         };
         request.forwarded_at_ms = Some(self.clock.ms());
+        self.upstream.note_request();
         let resp = match sender.send(upstream_req).await {
             Ok(resp) => resp,
             Err(e) => {

@@ -10,6 +10,7 @@ use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, LegFailure, Mode, RecordKind};
 use crate::record::Sink;
 use crate::upstream::{BoxIo, Engine, Target};
+use crate::wire::{Tap, TapHandle, TapRole};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
@@ -54,6 +55,9 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         client,
         faults,
     } = acc;
+    let tap = TapHandle::new(clock.instant(), TapRole::Server);
+    client.attach_tap(tap.clone(), false);
+    let io: BoxIo = Box::new(Tap::new(io, tap));
     let upstream = LegRecorder::new(clock);
     let Some(hello) = read_hello(io, &ctx.client, &client).await else {
         return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults).await;

@@ -9,6 +9,7 @@ use crate::capture::upstream_auth::{IdentityPolicy, RecordingClientResolver};
 use crate::capture::LegRecorder;
 use crate::facts::{ClientHelloFacts, TlsVersion};
 use crate::io::Rewind;
+use crate::wire::{Tap, TapHandle, TapRole};
 use bytes::Bytes;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
@@ -63,6 +64,9 @@ impl RustlsEngine {
         let _ = tcp.set_nodelay(true);
         let connect_rtt = connect_started.elapsed();
         rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
+        let tap = TapHandle::new(rec.clock().instant(), TapRole::Client);
+        rec.attach_tap(tap.clone(), true);
+        let tcp = Tap::new(tcp, tap);
 
         let tickets = Arc::new(TicketSignal::new());
         let ticket_seen = tickets.notify();

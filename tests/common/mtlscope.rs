@@ -50,6 +50,7 @@ impl Mtlscope {
                         .unwrap_or("")
                         .trim_start_matches("https://")
                         .trim_start_matches("http://")
+                        .trim_end_matches(',')
                         .to_string();
                     let _ = tx.send(Ok(addr));
                 } else {
