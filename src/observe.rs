@@ -52,11 +52,7 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;
         let local = listener.local_addr().map_err(CommandError::runtime)?;
         eprintln!("mtlscope observe: listening on {local}, relaying to {upstream}");
-        tokio::select! {
-            () = serve(listener, upstream, sink.clone()) => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        sink.flush().await;
+        crate::cli::until_interrupted(serve(listener, upstream, sink.clone()), &sink).await;
         Ok(())
     })
 }

@@ -5,6 +5,7 @@
 //! side can still be observed; with `--enforce` it rejects like a real server. Proof of key
 //! possession (CertificateVerify) is always checked.
 
+use super::signatures::SignatureChecks;
 use super::LegRecorder;
 use crate::facts::{CertRequest, ChainVerdict, Phase};
 use rustls::client::danger::HandshakeSignatureValid;
@@ -197,12 +198,7 @@ impl ClientCertVerifier for RecordingClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.policy.provider.signature_verification_algorithms,
-        )
+        SignatureChecks(&self.policy.provider).tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -211,18 +207,10 @@ impl ClientCertVerifier for RecordingClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.policy.provider.signature_verification_algorithms,
-        )
+        SignatureChecks(&self.policy.provider).tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.policy
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        SignatureChecks(&self.policy.provider).schemes()
     }
 }

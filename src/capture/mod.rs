@@ -9,6 +9,7 @@ pub mod clock;
 pub mod flush;
 pub mod keylog;
 pub mod server_auth;
+pub mod signatures;
 pub mod sniff;
 pub mod tls_error;
 pub mod upstream_auth;
@@ -97,6 +98,27 @@ impl LegRecorder {
                 leg.alerts.push(alert);
             }
         });
+    }
+
+    /// Record what a completed handshake negotiated (version, cipher, ALPN) and when.
+    pub fn handshake_done(&self, conn: &rustls::CommonState) {
+        let version = conn
+            .protocol_version()
+            .and_then(|v| crate::facts::TlsVersion::from_wire(u16::from(v)));
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()));
+        let alpn = conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let at_ms = self.clock.ms();
+        self.with(|leg| {
+            leg.tls_version = version;
+            leg.cipher = cipher;
+            leg.alpn = alpn;
+            leg.handshake_done_ms = Some(at_ms);
+        });
+        self.event("handshake_done", None);
     }
 
     /// Record the error that ended the leg: words, classification, and the alert it implies.

@@ -1,6 +1,7 @@
 //! The upstream leg's server-certificate verifier: records the server's chain and whether it
 //! verified, and with `--insecure-upstream` continues anyway.
 
+use super::signatures::SignatureChecks;
 use super::LegRecorder;
 use crate::facts::ServerVerification;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -107,12 +108,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.trust.provider.signature_verification_algorithms,
-        )
+        SignatureChecks(&self.trust.provider).tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -121,19 +117,11 @@ impl ServerCertVerifier for RecordingServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.trust.provider.signature_verification_algorithms,
-        )
+        SignatureChecks(&self.trust.provider).tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        SignatureChecks(&self.trust.provider).schemes()
     }
 }
 

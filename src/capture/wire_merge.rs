@@ -25,6 +25,9 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     if let Some(hello) = &tap.client_hello {
         leg.client_hello = Some(hello.clone());
     }
+    if tap.client_random.is_some() {
+        leg.client_random = tap.client_random.clone();
+    }
     for alert in tap.alerts.iter().filter(|a| a.code != ENCRYPTED_ALERT) {
         let known = leg
             .alerts

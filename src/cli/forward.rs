@@ -145,11 +145,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             proxy.local_addr,
             ca.cert_path().display()
         );
-        tokio::select! {
-            _ = proxy.wait() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        sink.flush().await;
+        super::until_interrupted(proxy.wait(), &sink).await;
         Ok(())
     })
 }

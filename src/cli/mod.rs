@@ -87,3 +87,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .build()
         .map_err(|e| CommandError::runtime(format!("cannot start the async runtime: {e}")))
 }
+
+/// Run a listener until it ends or Ctrl-C, then flush the recording.
+pub async fn until_interrupted(
+    listener: impl std::future::Future<Output = ()>,
+    sink: &crate::record::Sink,
+) {
+    tokio::select! {
+        _ = listener => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    sink.flush().await;
+}

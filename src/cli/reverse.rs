@@ -83,11 +83,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             proxy.local_addr,
             target.authority()
         );
-        tokio::select! {
-            _ = proxy.wait() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        sink.flush().await;
+        super::until_interrupted(proxy.wait(), &sink).await;
         Ok(())
     })
 }

@@ -22,6 +22,9 @@ pub struct Leg {
     /// Server name: what the client sent (client leg) or what mtlscope sent (upstream leg).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
+    /// The ClientHello random as hex: the key that joins this leg to `--keylog` lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_random: Option<String>,
     /// The ClientHello of this leg (client leg: the client's; upstream leg: mtlscope's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_hello: Option<ClientHelloFacts>,

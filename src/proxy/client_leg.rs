@@ -6,7 +6,7 @@ use crate::capture::flush::FlushAfterRead;
 use crate::capture::sniff::{FirstBytes, Sniff};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
-use crate::facts::{ClientHelloFacts, LegFailure, TlsVersion};
+use crate::facts::{ClientHelloFacts, LegFailure};
 use crate::upstream::BoxIo;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ResolvesServerCert;
@@ -103,24 +103,7 @@ impl Hello {
             Ok(Err((e, _io))) => return failed(rec, classify_io("handshake", &e)),
             Err(_) => return failed(rec, timed_out(settings.timeout)),
         };
-        let (_, conn) = tls.get_ref();
-        let version = conn
-            .protocol_version()
-            .and_then(|v| TlsVersion::from_wire(u16::from(v)));
-        let cipher = conn
-            .negotiated_cipher_suite()
-            .map(|c| format!("{:?}", c.suite()));
-        let alpn = conn
-            .alpn_protocol()
-            .map(|p| String::from_utf8_lossy(p).into_owned());
-        let at_ms = rec.clock().ms();
-        rec.with(|leg| {
-            leg.tls_version = version;
-            leg.cipher = cipher;
-            leg.alpn = alpn;
-            leg.handshake_done_ms = Some(at_ms);
-        });
-        rec.event("handshake_done", None);
+        rec.handshake_done(tls.get_ref().1);
         ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls, rec.clone())))
     }
 }

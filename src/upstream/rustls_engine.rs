@@ -127,24 +127,11 @@ impl RustlsEngine {
         };
         let (_, conn) = tls.get_ref();
         let alpn = conn.alpn_protocol().map(|p| p.to_vec());
-        let version = conn
-            .protocol_version()
-            .and_then(|v| TlsVersion::from_wire(u16::from(v)));
-        let cipher = conn
-            .negotiated_cipher_suite()
-            .map(|c| format!("{:?}", c.suite()));
-        let at_ms = rec.clock().ms();
-        rec.with(|leg| {
-            leg.tls_version = version;
-            leg.cipher = cipher;
-            leg.alpn = alpn
-                .as_ref()
-                .map(|p| String::from_utf8_lossy(p).into_owned());
-            leg.handshake_done_ms = Some(at_ms);
-        });
-        rec.event("handshake_done", None);
+        let version = conn.protocol_version();
+        rec.handshake_done(conn);
         let mut tls = FlushAfterRead::new(tls, rec.clone());
-        let early = if version == Some(TlsVersion::Tls13) && rec.with(|l| l.cert_request.is_some())
+        let early = if version == Some(rustls::ProtocolVersion::TLSv1_3)
+            && rec.with(|l| l.cert_request.is_some())
         {
             await_verdict(&mut tls, &ticket_seen, verdict_wait(connect_rtt), rec).await?
         } else {
