@@ -315,3 +315,104 @@ fn non_loopback_listen_needs_allow_remote_and_proxy_auth() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy-auth"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_host_identity_with_resolve_and_an_insecure_upstream() {
+    let s = setup();
+    let rule = format!("*.example.test={}", s.pki.client(ClientCert::Good).arg());
+    let resolve = format!("api.example.test:{}:127.0.0.1", s.nginx.port());
+    let p = forward(
+        &s,
+        &[
+            "--host-identity",
+            &rule,
+            "--resolve",
+            &resolve,
+            "--insecure-upstream",
+        ],
+    );
+    let r = Curl::new(format!("https://api.example.test:{}/", s.nginx.port()))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    let up = &rec["upstream_leg"];
+    assert_eq!(up["identity"]["chosen"], "client-good.pem", "{up:#}");
+    assert_eq!(up["sni"], "api.example.test");
+    assert_eq!(
+        up["server_verification"]["ok"], false,
+        "the dev server certificate names only localhost"
+    );
+    assert_eq!(up["server_verification"]["enforced"], false);
+    assert!(
+        finding_ids(&rec).contains(&"server-cert-untrusted".to_string()),
+        "{:?}",
+        finding_ids(&rec)
+    );
+    assert_eq!(rec["client_leg"]["sni"], "api.example.test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkcs12_identity_with_a_password_from_a_file() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("good.p12");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let good = s.pki.client(ClientCert::Good);
+    let out = Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "pass:s3cret", "-out"])
+        .arg(&p12)
+        .arg("-in")
+        .arg(&good.cert)
+        .arg("-inkey")
+        .arg(&good.key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p12 = p12.display().to_string();
+    let pw = pw.display().to_string();
+    let p = forward(&s, &["--identity", &p12, "--pkcs12-password-file", &pw]);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(&s))
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("verify=SUCCESS"), "{}", r.body);
+    let rec = p.records(1).remove(0);
+    assert!(rec["upstream_leg"]["chain"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("client-good"));
+
+    // A wrong password is a start-up error naming the file.
+    std::fs::write(dir.path().join("bad"), "nope\n").unwrap();
+    let bad = dir.path().join("bad").display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args([
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--identity",
+            &p12,
+            "--pkcs12-password-file",
+            &bad,
+            "--ca-dir",
+        ])
+        .arg(s.ca_dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("good.p12"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

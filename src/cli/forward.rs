@@ -13,7 +13,7 @@ use crate::proxy::hosts::{HostPattern, IdentityMap, Scope};
 use crate::proxy::session::SessionContext;
 use crate::record::Sink;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `mtlscope forward` flags.
@@ -29,9 +29,9 @@ pub struct ForwardArgs {
     /// Tunnel hosts matching PATTERN untouched (repeatable; wins over --intercept).
     #[arg(long, value_name = "PATTERN")]
     pub passthrough: Vec<String>,
-    /// Identity for hosts matching PATTERN (repeatable; several for one pattern: the first whose
-    /// chain matches the server's CA names is presented).
-    #[arg(long, value_name = "PATTERN=CERT,KEY")]
+    /// Identity for hosts matching PATTERN: CERT,KEY or FILE.p12 (repeatable; several for one
+    /// pattern: the first whose chain matches the server's CA names is presented).
+    #[arg(long, value_name = "PATTERN=CERT,KEY|FILE.p12")]
     pub host_identity: Vec<String>,
     /// A directory of `<host>.pem` (or `<host>:<port>.pem`) files holding certificate, chain and
     /// key, for hosts no other rule names.
@@ -95,7 +95,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         passthrough: patterns("--passthrough", &args.passthrough, &c.passthrough)?,
     };
     let identities = IdentityMap {
-        rules: host_rules(&args.host_identity, &c.host, &loaded)?,
+        rules: host_rules(&args.proxy, &args.host_identity, &c.host, &loaded)?,
         dir: args
             .identity_dir
             .clone()
@@ -136,6 +136,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             scope,
             proxy_auth: proxy_auth.as_deref().map(basic_credentials),
             allow_remote,
+            resolve: built.resolve.clone(),
         };
         let proxy = ForwardProxy::start(built.listen, opts)
             .await
@@ -152,6 +153,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
 
 /// `--host-identity PATTERN=CERT,KEY` flags (or `[[host]]` entries), grouped by pattern.
 fn host_rules(
+    proxy: &ProxyArgs,
     flags: &[String],
     entries: &[HostEntry],
     loaded: &Loaded,
@@ -173,7 +175,8 @@ fn host_rules(
                 .map_err(|e| CommandError::usage(format!("--host-identity: {e}")))?;
             add(
                 pattern,
-                Identity::load_pair(pair)
+                proxy
+                    .load_identity_arg(pair)
                     .map_err(|e| CommandError::usage(format!("--host-identity: {e}")))?,
             );
         }
@@ -193,8 +196,15 @@ fn host_rules(
                 );
             }
             if let Some(p12) = &entry.pkcs12 {
-                let password = pkcs12_password(entry, &loaded.base)
-                    .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
+                let password = super::proxy_args::pkcs12_password(
+                    entry.password_env.as_deref(),
+                    entry
+                        .password_file
+                        .as_ref()
+                        .map(|f| loaded.resolve(f))
+                        .as_deref(),
+                )
+                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
                 let path = loaded.resolve(p12);
                 add(
                     pattern.clone(),
@@ -215,19 +225,4 @@ fn host_rules(
             (p, policy)
         })
         .collect())
-}
-
-/// A PKCS#12 password from an environment variable or a file, never the command line.
-fn pkcs12_password(entry: &HostEntry, base: &Path) -> Result<String, String> {
-    match (&entry.password_env, &entry.password_file) {
-        (Some(var), _) => std::env::var(var)
-            .map_err(|_| format!("password_env: environment variable {var} is not set")),
-        (None, Some(file)) => {
-            let path = base.join(file);
-            std::fs::read_to_string(&path)
-                .map(|s| s.lines().next().unwrap_or_default().to_string())
-                .map_err(|e| format!("password_file {}: {e}", path.display()))
-        }
-        (None, None) => Ok(String::new()),
-    }
 }

@@ -48,10 +48,17 @@ pub struct ProxyArgs {
     /// Which CA names to send: from-ca (the --client-ca subjects) or none (an empty list).
     #[arg(long, value_enum)]
     pub client_ca_names: Option<CaNames>,
-    /// Identity mtlscope presents upstream (repeatable; with several, the first matching the
-    /// server's CA names is chosen).
-    #[arg(long, value_name = "CERT,KEY")]
+    /// Identity mtlscope presents upstream: CERT,KEY (PEM) or FILE.p12 / FILE.pfx (password from
+    /// --pkcs12-password-env or --pkcs12-password-file, never the command line). Repeatable; with
+    /// several, the first whose chain matches the server's CA names is presented.
+    #[arg(long, value_name = "CERT,KEY|FILE.p12")]
     pub identity: Vec<String>,
+    /// Environment variable holding the password of PKCS#12 identities (`--identity FILE.p12`).
+    #[arg(long, value_name = "VAR")]
+    pub pkcs12_password_env: Option<String>,
+    /// File whose first line is the password of PKCS#12 identities.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs12_password_file: Option<PathBuf>,
     /// Trust anchors for the upstream's certificate (repeatable; default: the system store).
     #[arg(long, value_name = "FILE")]
     pub upstream_ca: Vec<PathBuf>,
@@ -64,6 +71,10 @@ pub struct ProxyArgs {
     /// Keep Authorization, Cookie and similar header values in recordings.
     #[arg(long)]
     pub no_redact: bool,
+    /// Connect to ADDR for HOST:PORT instead of resolving it (repeatable, like curl's); the
+    /// server name and certificate checks still use HOST.
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
     /// Bound, in seconds, on each connect and handshake.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
@@ -92,6 +103,42 @@ pub struct Built {
     pub print: bool,
     /// The local CA directory.
     pub ca_dir: Option<PathBuf>,
+    /// `--resolve` overrides.
+    pub resolve: Resolve,
+}
+
+/// `--resolve HOST:PORT:ADDR` overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Resolve(Vec<(String, u16, SocketAddr)>);
+
+impl Resolve {
+    /// Parse the flags.
+    pub fn parse(flags: &[String]) -> Result<Resolve, CommandError> {
+        flags
+            .iter()
+            .map(|f| {
+                let bad = || CommandError::usage(format!("--resolve {f:?}: expected HOST:PORT:ADDR (e.g. api.example.com:443:127.0.0.1)"));
+                let (host, rest) = f.split_once(':').ok_or_else(bad)?;
+                let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                let ip: std::net::IpAddr = addr.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
+                Ok((host.to_ascii_lowercase(), port, SocketAddr::new(ip, port)))
+            })
+            .collect::<Result<_, _>>()
+            .map(Resolve)
+    }
+
+    /// Apply to a target.
+    pub fn apply(&self, target: &mut crate::upstream::Target) {
+        let host = target.host.to_ascii_lowercase();
+        if let Some((_, _, addr)) = self
+            .0
+            .iter()
+            .find(|(h, p, _)| *h == host && *p == target.port)
+        {
+            target.connect_addr = Some(*addr);
+        }
+    }
 }
 
 /// The one crypto provider.
@@ -184,7 +231,7 @@ impl ProxyArgs {
         } else {
             for arg in &self.identity {
                 identities
-                    .push(Arc::new(Identity::load_pair(arg).map_err(|e| {
+                    .push(Arc::new(self.load_identity_arg(arg).map_err(|e| {
                         CommandError::usage(format!("--identity: {e}"))
                     })?));
             }
@@ -246,7 +293,28 @@ impl ProxyArgs {
             redact: !self.no_redact && c.redact.unwrap_or(true),
             print: !self.quiet,
             ca_dir: built0.ca_dir,
+            resolve: Resolve::parse(&self.resolve)?,
         })
+    }
+
+    /// Load `CERT,KEY` or a PKCS#12 file named on the command line.
+    pub fn load_identity_arg(&self, arg: &str) -> Result<Identity, String> {
+        let lower = arg.to_ascii_lowercase();
+        if !arg.contains(',') && (lower.ends_with(".p12") || lower.ends_with(".pfx")) {
+            let password = self.pkcs12_password()?;
+            return Identity::load_pkcs12(std::path::Path::new(arg), &password)
+                .map_err(|e| e.to_string());
+        }
+        Identity::load_pair(arg).map_err(|e| e.to_string())
+    }
+
+    /// The PKCS#12 password from --pkcs12-password-env or --pkcs12-password-file (empty if
+    /// neither is given).
+    fn pkcs12_password(&self) -> Result<String, String> {
+        pkcs12_password(
+            self.pkcs12_password_env.as_deref(),
+            self.pkcs12_password_file.as_deref(),
+        )
     }
 
     fn upstream_arg(&self, loaded: &Loaded) -> Option<String> {
@@ -315,4 +383,20 @@ fn upstream_roots(
         }
     }
     Ok(roots)
+}
+
+/// A PKCS#12 password from an environment variable or a file's first line, never the command
+/// line (where other users can read it); empty when neither is given.
+pub fn pkcs12_password(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<String, String> {
+    match (env, file) {
+        (Some(var), _) => std::env::var(var)
+            .map_err(|_| format!("environment variable {var} (the PKCS#12 password) is not set")),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| s.lines().next().unwrap_or_default().to_string())
+            .map_err(|e| format!("PKCS#12 password file {}: {e}", path.display())),
+        (None, None) => Ok(String::new()),
+    }
 }

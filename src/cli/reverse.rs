@@ -39,10 +39,7 @@ pub fn parse_upstream(url: &str) -> Result<Target, String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    Ok(Target {
-        host,
-        port: uri.port_u16().unwrap_or(443),
-    })
+    Ok(Target::new(host, uri.port_u16().unwrap_or(443)))
 }
 
 /// Run `mtlscope reverse` until interrupted.
@@ -59,8 +56,9 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     })?;
     let target_text = target_text
         .ok_or_else(|| CommandError::usage("--upstream is required (https://HOST[:PORT])"))?;
-    let target =
+    let mut target =
         parse_upstream(&target_text).map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
+    built.resolve.apply(&mut target);
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;

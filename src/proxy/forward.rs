@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// Issues the client-facing certificate for an intercepted host (the local CA).
@@ -48,6 +48,8 @@ pub struct ForwardOptions {
     pub proxy_auth: Option<String>,
     /// `--allow-remote`: accept clients that are not on loopback.
     pub allow_remote: bool,
+    /// `--resolve` overrides for upstream connections.
+    pub resolve: crate::cli::proxy_args::Resolve,
 }
 
 /// A running forward proxy.
@@ -157,7 +159,7 @@ async fn handle(
         }
     }
 
-    let Some(target) = target_of(&req) else {
+    let Some(mut target) = target_of(&req) else {
         let mut flow = base();
         flow.error = Some("not a proxy request: send an absolute-form URI or CONNECT (e.g. curl -x http://THIS_ADDRESS …)".into());
         return Ok(respond_produced(
@@ -170,6 +172,7 @@ async fn handle(
         )
         .await);
     };
+    opts.resolve.apply(&mut target);
     if is_own_listener(&target, shared.local_addr) {
         let mut flow = base();
         flow.upstream = Some(target.authority());
@@ -217,13 +220,14 @@ fn target_of(req: &http::Request<Incoming>) -> Option<Target> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    Some(Target {
-        host,
-        port: uri.port_u16().unwrap_or(default_port),
-    })
+    Some(Target::new(host, uri.port_u16().unwrap_or(default_port)))
 }
 
 fn is_own_listener(target: &Target, own: SocketAddr) -> bool {
+    if let Some(addr) = target.connect_addr {
+        return addr.port() == own.port()
+            && (addr.ip() == own.ip() || (addr.ip().is_loopback() && own.ip().is_loopback()));
+    }
     if target.port != own.port() {
         return false;
     }
@@ -308,7 +312,7 @@ async fn passthrough<S>(
         detail: Some(why.into()),
     };
     let upstream = LegRecorder::new(clock);
-    match TcpStream::connect((target.host.as_str(), target.port)).await {
+    match target.connect_tcp().await {
         Ok(mut tcp) => {
             let _ = tcp.set_nodelay(true);
             let copied = tokio::io::copy_bidirectional(&mut io, &mut tcp).await;
@@ -347,7 +351,7 @@ async fn plain_http(
         flow.upstream_leg = Some(upstream.snapshot());
         flow.error = flow.upstream_leg.as_ref().and_then(|l| l.error.clone());
     };
-    let tcp = match TcpStream::connect((target.host.as_str(), target.port)).await {
+    let tcp = match target.connect_tcp().await {
         Ok(tcp) => tcp,
         Err(e) => {
             upstream.fail(&classify_io("connect", &e));
@@ -424,10 +428,7 @@ mod tests {
     #[test]
     fn own_listener_is_recognised() {
         let own: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let t = |h: &str, p| Target {
-            host: h.into(),
-            port: p,
-        };
+        let t = |h: &str, p| Target::new(h, p);
         assert!(is_own_listener(&t("127.0.0.1", 8080), own));
         assert!(is_own_listener(&t("localhost", 8080), own));
         assert!(!is_own_listener(&t("localhost", 8081), own));

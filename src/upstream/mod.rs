@@ -20,9 +20,29 @@ pub struct Target {
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// Connect here instead of resolving `host` (`--resolve`, like curl's); SNI and
+    /// certificate checks still use `host`.
+    pub connect_addr: Option<std::net::SocketAddr>,
 }
 
 impl Target {
+    /// A target reached by resolving its host.
+    pub fn new(host: impl Into<String>, port: u16) -> Target {
+        Target {
+            host: host.into(),
+            port,
+            connect_addr: None,
+        }
+    }
+
+    /// Open the TCP connection (to `connect_addr` when set).
+    pub async fn connect_tcp(&self) -> std::io::Result<tokio::net::TcpStream> {
+        match self.connect_addr {
+            Some(addr) => tokio::net::TcpStream::connect(addr).await,
+            None => tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await,
+        }
+    }
+
     /// `host:port`, with brackets for IPv6.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {

@@ -15,7 +15,6 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 
 /// What every upstream connection of a listener shares.
 #[derive(Clone, Debug)]
@@ -51,12 +50,7 @@ impl RustlsEngine {
         rec.with(|leg| leg.peer = Some(target.authority()));
         rec.event("tcp_connect_start", Some(target.authority()));
         let connect_started = std::time::Instant::now();
-        let tcp = match tokio::time::timeout(
-            s.timeout,
-            TcpStream::connect((target.host.as_str(), target.port)),
-        )
-        .await
-        {
+        let tcp = match tokio::time::timeout(s.timeout, target.connect_tcp()).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Err(fail(rec, classify_io("connect", &e))),
             Err(_) => return Err(fail(rec, timed_out("connect", s.timeout))),
