@@ -4,17 +4,19 @@
 //!
 //! [`Wire`]: crate::facts::Wire
 
+use crate::capture::tls_error::classify_io;
+use crate::capture::ConnClock;
 use crate::error::CommandError;
-use crate::facts::{ms_between, Event, Flow, LegFailure, Mode};
+use crate::facts::{Event, Flow, LegFailure, Mode, Wire};
 use crate::record::Sink;
+use crate::upstream::Target;
 use crate::wire::{Tap, TapHandle, TapRole};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use time::OffsetDateTime;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long to wait for the upstream's TCP handshake.
@@ -95,46 +97,90 @@ pub async fn serve(listener: TcpListener, upstream: String, sink: Sink) {
 
 /// Relay one connection and emit its record.
 async fn relay(id: u64, mut client: TcpStream, addr: SocketAddr, upstream: Arc<str>, sink: Sink) {
-    let start = Instant::now();
-    let mut flow = Flow::new(Mode::Observe, id, OffsetDateTime::now_utc());
+    let clock = ConnClock::start();
+    let mut flow = Flow::new(Mode::Observe, id, clock.started_at());
     flow.client_addr = Some(addr.to_string());
     flow.upstream = Some(upstream.to_string());
     let _ = client.set_nodelay(true);
-    let handle = TapHandle::new(start, TapRole::Client);
-    let mut outer = vec![Event {
+    let accept = Event {
         at_ms: 0.0,
         name: "tcp_accept".into(),
         detail: Some(addr.to_string()),
-    }];
+    };
+    let (wire, error) = tunnel_observed(
+        &mut client,
+        Connect::Authority(&upstream),
+        clock,
+        vec![accept],
+    )
+    .await;
+    flow.wire = Some(wire);
+    flow.error = error;
+    sink.emit(flow).await;
+}
+
+/// Where a tunnel connects.
+pub enum Connect<'a> {
+    /// `host:port`, resolved.
+    Authority(&'a str),
+    /// A proxy target (which may carry a `--resolve` address).
+    Target(&'a Target),
+}
+
+/// Relay `client` to the upstream through the wire tap, untouched, and return what the wire
+/// showed (with `outer` events such as the accept) and the error that ended the tunnel, if any.
+/// Shared by `observe` and by `forward` for passthrough hosts.
+pub async fn tunnel_observed<C>(
+    client: &mut C,
+    to: Connect<'_>,
+    clock: ConnClock,
+    mut outer: Vec<Event>,
+) -> (Wire, Option<String>)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let handle = TapHandle::new(clock.instant(), TapRole::Client);
+    let (name, connect) = match to {
+        Connect::Authority(a) => (
+            a.to_string(),
+            futures_connect(TcpStream::connect(a.to_string())),
+        ),
+        Connect::Target(t) => (t.authority(), futures_connect(t.connect_tcp())),
+    };
+    let mut error = None;
     let mut failure = None;
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*upstream)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => {
-            flow.error = Some(format!(
-                "cannot connect to upstream {upstream}: timed out after {}s",
+            error = Some(format!(
+                "cannot connect to upstream {name}: timed out after {}s",
                 CONNECT_TIMEOUT.as_secs()
             ));
-            failure = Some(leg_failure("connect", "timed_out"));
+            failure = Some(LegFailure {
+                stage: "connect".into(),
+                kind: "timed_out".into(),
+            });
         }
         Ok(Err(e)) => {
-            flow.error = Some(format!("cannot connect to upstream {upstream}: {e}"));
-            failure = Some(leg_failure("connect", io_kind(&e)));
+            error = Some(format!("cannot connect to upstream {name}: {e}"));
+            failure = Some(classify_io("connect", &e).failure);
         }
         Ok(Ok(up)) => {
             let _ = up.set_nodelay(true);
             outer.push(Event {
-                at_ms: ms_between(start, Instant::now()),
+                at_ms: clock.ms(),
                 name: "tcp_connect".into(),
                 detail: up.peer_addr().ok().map(|a| a.to_string()),
             });
             let mut tap = Tap::new(up, handle.clone());
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut tap).await {
+            if let Err(e) = tokio::io::copy_bidirectional(client, &mut tap).await {
                 let done = handle.snapshot().handshake_done_ms.is_some();
-                let stage = if done { "after_handshake" } else { "handshake" };
-                flow.error = Some(format!("relay ended: {e}"));
-                failure = Some(leg_failure(stage, io_kind(&e)));
+                error = Some(format!("relay ended: {e}"));
+                failure = Some(
+                    classify_io(if done { "after_handshake" } else { "handshake" }, &e).failure,
+                );
             }
             outer.push(Event {
-                at_ms: ms_between(start, Instant::now()),
+                at_ms: clock.ms(),
                 name: "tcp_close".into(),
                 detail: None,
             });
@@ -144,31 +190,16 @@ async fn relay(id: u64, mut client: TcpStream, addr: SocketAddr, upstream: Arc<s
     wire.events.extend(outer);
     wire.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     wire.failure = failure;
-    flow.wire = Some(wire);
-    sink.emit(flow).await;
+    (wire, error)
 }
 
-fn leg_failure(stage: &str, kind: &str) -> LegFailure {
-    LegFailure {
-        stage: stage.into(),
-        kind: kind.into(),
-    }
-}
+type ConnectFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send + 'a>>;
 
-/// The contract's snake_case failure kind of an I/O error.
-fn io_kind(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection_refused",
-        io::ErrorKind::ConnectionReset => "reset",
-        io::ErrorKind::ConnectionAborted => "aborted",
-        io::ErrorKind::TimedOut => "timed_out",
-        io::ErrorKind::UnexpectedEof => "eof",
-        io::ErrorKind::BrokenPipe => "broken_pipe",
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
-        io::ErrorKind::AddrNotAvailable => "address_not_available",
-        _ if e.to_string().contains("failed to lookup") => "dns",
-        _ => "io",
-    }
+fn futures_connect<'a>(
+    f: impl std::future::Future<Output = io::Result<TcpStream>> + Send + 'a,
+) -> ConnectFuture<'a> {
+    Box::pin(f)
 }
 
 #[cfg(test)]

@@ -154,6 +154,16 @@ async fn passthrough_host_is_tunnelled_untouched() {
     assert_eq!(rec["kind"], "connection");
     assert!(rec["client_leg"].is_null());
     assert!(rec["wire"]["bytes_server_to_client"].as_u64().unwrap() > 0);
+    // Observed like `mtlscope observe`: the real server's CertificateRequest and the client's
+    // own chain, read off the wire (TLS 1.2 keeps them in plaintext).
+    let wire = &rec["wire"];
+    if wire["tls_version"] == "TLSv1.2" {
+        assert!(wire["client_chain"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("client-good"));
+    }
+    assert_eq!(wire["sni"], "localhost");
     assert!(
         rec["findings"]
             .as_array()

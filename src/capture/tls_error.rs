@@ -47,6 +47,9 @@ pub fn classify_io(stage: &str, e: &io::Error) -> Classified {
         io::ErrorKind::BrokenPipe => "broken_pipe",
         io::ErrorKind::NotFound => "not_found",
         io::ErrorKind::InvalidData => "invalid_data",
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
+        io::ErrorKind::AddrNotAvailable => "address_not_available",
+        _ if e.to_string().contains("failed to lookup") => "dns",
         _ => "io",
     };
     let words = match kind {

@@ -10,8 +10,9 @@ use super::relay::{request_facts, respond_produced, respond_relayed, wants_json}
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{Flow, Mode, RecordKind, Wire};
+use crate::facts::{Event, Flow, Mode, RecordKind};
 use crate::io::Rewind;
+use crate::observe::Connect;
 use crate::upstream::Target;
 use bytes::Bytes;
 use http::header::{HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
@@ -286,7 +287,7 @@ async fn tunnel<S>(
     }
 }
 
-/// Tunnel bytes untouched, and record what the tunnel carried.
+/// Tunnel bytes untouched, observed by the wire tap as `observe` would, and record them.
 async fn passthrough<S>(
     opts: &ForwardOptions,
     peer: SocketAddr,
@@ -306,33 +307,16 @@ async fn passthrough<S>(
     } else {
         "not TLS: tunnelled untouched"
     };
-    let tunnel_event = crate::facts::Event {
+    let tunnel = Event {
         at_ms: clock.ms(),
         name: "tunnel".into(),
         detail: Some(why.into()),
     };
-    let upstream = LegRecorder::new(clock);
-    match target.connect_tcp().await {
-        Ok(mut tcp) => {
-            let _ = tcp.set_nodelay(true);
-            let copied = tokio::io::copy_bidirectional(&mut io, &mut tcp).await;
-            let (up, down) = copied.as_ref().map(|(a, b)| (*a, *b)).unwrap_or((0, 0));
-            flow.wire = Some(Wire {
-                bytes_client_to_server: up,
-                bytes_server_to_client: down,
-                events: vec![tunnel_event],
-                ..Wire::default()
-            });
-            if let Err(e) = copied {
-                flow.error = Some(format!("tunnel ended: {e}"));
-            }
-        }
-        Err(e) => {
-            upstream.fail(&classify_io("connect", &e));
-            flow.upstream_leg = Some(upstream.snapshot());
-            flow.error = flow.upstream_leg.as_ref().and_then(|l| l.error.clone());
-        }
-    }
+    let (wire, error) =
+        crate::observe::tunnel_observed(&mut io, Connect::Target(&target), clock, vec![tunnel])
+            .await;
+    flow.wire = Some(wire);
+    flow.error = error;
     opts.session.sink.emit(flow).await;
 }
 
