@@ -234,6 +234,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let loaded = Loaded::read(&path).unwrap();
+        assert_eq!(loaded.config.client_auth, Some(ClientAuthMode::Optional));
+        assert_eq!(loaded.config.identity.len(), 1);
+    }
+
+    #[test]
     fn missing_file_is_named() {
         let err = Loaded::read(Path::new("/nonexistent/x.toml"))
             .unwrap_err()

@@ -268,3 +268,83 @@ async fn garbage_plain_http_and_truncated_hello_end_only_their_connection() {
     let (_, status, _, _) = get(&lab, &p, "/", &[]).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_ca_list_can_be_sent_to_the_client() {
+    let lab = lab();
+    let up = upstream(&lab, LabClientAuth::None, false, false).await;
+    let ca = lab.pki.root_ca().display().to_string();
+    let p = proxy(
+        &lab,
+        &up,
+        &[
+            "--client-auth",
+            "optional",
+            "--client-ca",
+            &ca,
+            "--client-ca-names",
+            "none",
+        ],
+    );
+    let good = lab.pki.client(ClientCert::Good);
+    let (cert, key) = (
+        good.cert.display().to_string(),
+        good.key.display().to_string(),
+    );
+    let (_, status, _, _) = get(&lab, &p, "/", &["--cert", &cert, "--key", &key]).await;
+    assert_eq!(status, 200);
+    let r = &p.records(1)[0];
+    assert_eq!(
+        r["client_leg"]["cert_request"]["ca_names"],
+        serde_json::json!([])
+    );
+    // curl still sent its certificate, and mtlscope still judged it against --client-ca.
+    assert_eq!(r["client_leg"]["chain_verdict"]["trusted"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_refuses_a_client_certificate_like_a_real_server() {
+    let lab = lab();
+    let up = upstream(&lab, LabClientAuth::None, false, false).await;
+    let ca = lab.pki.root_ca().display().to_string();
+    let p = proxy(
+        &lab,
+        &up,
+        &["--client-auth", "required", "--client-ca", &ca, "--enforce"],
+    );
+    let other = lab.pki.client(ClientCert::OtherCa);
+    let (cert, key) = (
+        other.cert.display().to_string(),
+        other.key.display().to_string(),
+    );
+    let (code, status, _, _) = get(&lab, &p, "/", &["--cert", &cert, "--key", &key]).await;
+    assert_ne!(code, 0, "curl fails the handshake");
+    assert_eq!(status, 0);
+    let r = &p.records(1)[0];
+    assert_eq!(r["kind"], "connection");
+    let client = &r["client_leg"];
+    assert_eq!(client["chain_verdict"]["trusted"], false);
+    assert_eq!(client["chain_verdict"]["enforced"], true);
+    assert!(client["chain"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("client-other-ca"));
+    assert!(
+        client["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["direction"] == "sent"),
+        "{client:#}"
+    );
+
+    // Without a certificate, `required` ends the handshake too.
+    let (code, _, _, _) = get(&lab, &p, "/", &[]).await;
+    assert_ne!(code, 0);
+    let r = &p.records(2)[1];
+    assert_eq!(
+        r["client_leg"]["failure"]["kind"], "no_certificates_presented",
+        "{:#}",
+        r["client_leg"]
+    );
+}
