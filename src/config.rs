@@ -42,6 +42,9 @@ pub struct FileConfig {
     pub enforce: Option<bool>,
     /// `--no-redact` (as `redact = false`).
     pub redact: Option<bool>,
+    /// `--fault`s.
+    #[serde(default)]
+    pub fault: Vec<String>,
     /// forward: `--intercept` host patterns.
     #[serde(default)]
     pub intercept: Vec<String>,

@@ -12,7 +12,6 @@ use crate::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
 use crate::pki::load::load_certs;
 use crate::pki::{ClientCert, DevPki};
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
-use crate::proxy::session::SessionContext;
 use crate::record::Sink;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -131,13 +130,7 @@ async fn run_scenario(
     let target =
         crate::cli::reverse::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
     let opts = ReverseOptions {
-        session: SessionContext {
-            mode: Mode::Reverse,
-            client: built.client,
-            engine: built.engine,
-            sink,
-            redact: true,
-        },
+        session: built.session_context(Mode::Reverse, sink),
         identity: built.identity,
         target,
     };

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod diagnose;
 pub mod error;
 pub mod facts;
+pub mod faults;
 pub mod io;
 pub mod lab;
 pub mod observe;

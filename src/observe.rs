@@ -7,7 +7,9 @@
 use crate::capture::tls_error::classify_io;
 use crate::capture::ConnClock;
 use crate::error::CommandError;
-use crate::facts::{Event, Flow, LegFailure, Mode, Wire};
+use crate::facts::{Event, FaultEffect, Flow, LegFailure, Mode, Wire};
+use crate::faults::{effect, Fault, Faults};
+use crate::io::cut::CutOnRenegotiation;
 use crate::record::Sink;
 use crate::upstream::Target;
 use crate::wire::{Tap, TapHandle, TapRole};
@@ -34,6 +36,10 @@ pub struct ObserveArgs {
     /// Append one JSON line per connection to this file.
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// Behave like a broken middlebox: `block-renegotiation` cuts the connection when a TLS 1.2
+    /// renegotiation starts (a firewall that blocks it).
+    #[arg(long, value_name = "NAME")]
+    pub fault: Vec<String>,
 }
 
 /// Validate the flags, then relay until interrupted.
@@ -45,6 +51,13 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         ))
     })?;
     let upstream = parse_upstream(&args.upstream)?;
+    let faults = Faults::parse(&args.fault).map_err(CommandError::usage)?;
+    let block_renegotiation = faults.has(&Fault::BlockRenegotiation);
+    if args.fault.len() > usize::from(block_renegotiation) {
+        return Err(CommandError::usage(
+            "--fault: observe does not terminate TLS; only block-renegotiation applies",
+        ));
+    }
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(args.record.as_deref(), true)
@@ -54,7 +67,11 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;
         let local = listener.local_addr().map_err(CommandError::runtime)?;
         eprintln!("mtlscope observe: listening on {local}, relaying to {upstream}");
-        crate::cli::until_interrupted(serve(listener, upstream, sink.clone()), &sink).await;
+        crate::cli::until_interrupted(
+            serve(listener, upstream, sink.clone(), block_renegotiation),
+            &sink,
+        )
+        .await;
         Ok(())
     })
 }
@@ -77,7 +94,7 @@ fn parse_upstream(s: &str) -> Result<String, CommandError> {
 }
 
 /// Accept connections forever, relaying each to `upstream` on its own task.
-pub async fn serve(listener: TcpListener, upstream: String, sink: Sink) {
+pub async fn serve(listener: TcpListener, upstream: String, sink: Sink, block_renegotiation: bool) {
     let upstream: Arc<str> = upstream.into();
     let ids = AtomicU64::new(1);
     loop {
@@ -91,12 +108,26 @@ pub async fn serve(listener: TcpListener, upstream: String, sink: Sink) {
             }
         };
         let id = ids.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(relay(id, client, addr, upstream.clone(), sink.clone()));
+        tokio::spawn(relay(
+            id,
+            client,
+            addr,
+            upstream.clone(),
+            sink.clone(),
+            block_renegotiation,
+        ));
     }
 }
 
 /// Relay one connection and emit its record.
-async fn relay(id: u64, mut client: TcpStream, addr: SocketAddr, upstream: Arc<str>, sink: Sink) {
+async fn relay(
+    id: u64,
+    mut client: TcpStream,
+    addr: SocketAddr,
+    upstream: Arc<str>,
+    sink: Sink,
+    block_renegotiation: bool,
+) {
     let clock = ConnClock::start();
     let mut flow = Flow::new(Mode::Observe, id, clock.started_at());
     flow.client_addr = Some(addr.to_string());
@@ -107,15 +138,17 @@ async fn relay(id: u64, mut client: TcpStream, addr: SocketAddr, upstream: Arc<s
         name: "tcp_accept".into(),
         detail: Some(addr.to_string()),
     };
-    let (wire, error) = tunnel_observed(
+    let (wire, error, fault) = tunnel_observed(
         &mut client,
         Connect::Authority(&upstream),
         clock,
         vec![accept],
+        block_renegotiation,
     )
     .await;
     flow.wire = Some(wire);
     flow.error = error;
+    flow.faults.extend(fault);
     sink.emit(flow).await;
 }
 
@@ -128,14 +161,16 @@ pub enum Connect<'a> {
 }
 
 /// Relay `client` to the upstream through the wire tap, untouched, and return what the wire
-/// showed (with `outer` events such as the accept) and the error that ended the tunnel, if any.
-/// Shared by `observe` and by `forward` for passthrough hosts.
+/// showed (with `outer` events such as the accept), the error that ended the tunnel, if any,
+/// and the effect of `block_renegotiation` if it cut the tunnel. Shared by `observe` and by
+/// `forward` for passthrough hosts.
 pub async fn tunnel_observed<C>(
     client: &mut C,
     to: Connect<'_>,
     clock: ConnClock,
     mut outer: Vec<Event>,
-) -> (Wire, Option<String>)
+    block_renegotiation: bool,
+) -> (Wire, Option<String>, Option<FaultEffect>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -149,6 +184,7 @@ where
     };
     let mut error = None;
     let mut failure = None;
+    let mut fault = None;
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => {
             error = Some(format!(
@@ -171,8 +207,16 @@ where
                 name: "tcp_connect".into(),
                 detail: up.peer_addr().ok().map(|a| a.to_string()),
             });
-            let mut tap = Tap::new(up, handle.clone());
-            if let Err(e) = tokio::io::copy_bidirectional(client, &mut tap).await {
+            let mut tap = CutOnRenegotiation::new(Tap::new(up, handle.clone()), handle.clone());
+            let copied = if block_renegotiation {
+                tokio::io::copy_bidirectional(client, &mut tap).await
+            } else {
+                tokio::io::copy_bidirectional(client, tap.inner_mut()).await
+            };
+            if tap.cut {
+                fault = Some(effect("block-renegotiation", "cut the connection when a TLS 1.2 renegotiation started, before it reached the other side"));
+            }
+            if let Err(e) = copied {
                 let done = handle.snapshot().handshake_done_ms.is_some();
                 error = Some(format!("relay ended: {e}"));
                 failure = Some(
@@ -190,7 +234,7 @@ where
     wire.events.extend(outer);
     wire.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     wire.failure = failure;
-    (wire, error)
+    (wire, error, fault)
 }
 
 type ConnectFuture<'a> =

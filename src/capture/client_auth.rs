@@ -85,6 +85,17 @@ impl ClientAuthPolicy {
         })
     }
 
+    /// This policy sending other CA names (a `ca-list` or `empty-ca-list` fault).
+    pub fn with_ca_names(&self, names: Vec<Vec<u8>>) -> ClientAuthPolicy {
+        ClientAuthPolicy {
+            mode: self.mode,
+            ca_names: names.into_iter().map(DistinguishedName::from).collect(),
+            trust: self.trust.clone(),
+            enforce: self.enforce,
+            provider: self.provider.clone(),
+        }
+    }
+
     /// The `mirror` policy for one connection: ask the client with exactly the upstream's CA
     /// names (empty if its list was empty), or ask nothing if the upstream asked nothing.
     pub fn mirror_of(&self, upstream_request: Option<&CertRequest>) -> ClientAuthPolicy {

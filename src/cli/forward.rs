@@ -10,7 +10,6 @@ use crate::pki::load::Identity;
 use crate::pki::{LocalCa, LocalCaResolver};
 use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
 use crate::proxy::hosts::{HostPattern, IdentityMap, Scope};
-use crate::proxy::session::SessionContext;
 use crate::record::Sink;
 use clap::Args;
 use std::path::PathBuf;
@@ -124,13 +123,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     rt.block_on(async move {
         let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
         let opts = ForwardOptions {
-            session: SessionContext {
-                mode: Mode::Forward,
-                client: built.client,
-                engine: built.engine,
-                sink: sink.clone(),
-                redact: built.redact,
-            },
+            session: built.session_context(Mode::Forward, sink.clone()),
             leaves,
             identities,
             scope,

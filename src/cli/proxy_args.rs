@@ -8,8 +8,12 @@ use crate::capture::server_auth::UpstreamTrust;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::config::{CaNames, CertKey, Loaded};
 use crate::error::CommandError;
+use crate::facts::Mode;
+use crate::faults::Faults;
 use crate::pki::load::{load_certs, Identity};
 use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
+use crate::proxy::session::SessionContext;
+use crate::record::Sink;
 use crate::upstream::{Engine, RustlsEngine, RustlsSettings};
 use clap::Args;
 use rustls::crypto::CryptoProvider;
@@ -75,6 +79,10 @@ pub struct ProxyArgs {
     /// server name and certificate checks still use HOST.
     #[arg(long, value_name = "HOST:PORT:ADDR")]
     pub resolve: Vec<String>,
+    /// Behave like a broken middlebox on purpose (repeatable): strip-client-cert, empty-ca-list,
+    /// ca-list=FILE, cut-on-cert-request, alert=NAME, allow-fingerprint=SHA256, delay=STEP:MS.
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub fault: Vec<String>,
     /// Bound, in seconds, on each connect and handshake.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
@@ -105,6 +113,22 @@ pub struct Built {
     pub ca_dir: Option<PathBuf>,
     /// `--resolve` overrides.
     pub resolve: Resolve,
+    /// `--fault`s.
+    pub faults: Arc<Faults>,
+}
+
+impl Built {
+    /// The session context every connection of a `mode` listener shares.
+    pub fn session_context(&self, mode: Mode, sink: Sink) -> SessionContext {
+        SessionContext {
+            mode,
+            client: self.client.clone(),
+            engine: self.engine.clone(),
+            sink,
+            redact: self.redact,
+            faults: self.faults.clone(),
+        }
+    }
 }
 
 /// `--resolve HOST:PORT:ADDR` overrides.
@@ -294,6 +318,14 @@ impl ProxyArgs {
             print: !self.quiet,
             ca_dir: built0.ca_dir,
             resolve: Resolve::parse(&self.resolve)?,
+            faults: Arc::new(
+                Faults::parse(if self.fault.is_empty() {
+                    &c.fault
+                } else {
+                    &self.fault
+                })
+                .map_err(CommandError::usage)?,
+            ),
         })
     }
 

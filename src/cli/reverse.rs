@@ -4,7 +4,6 @@ use super::proxy_args::ProxyArgs;
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
-use crate::proxy::session::SessionContext;
 use crate::record::Sink;
 use crate::upstream::Target;
 use clap::Args;
@@ -63,13 +62,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     rt.block_on(async move {
         let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
         let opts = ReverseOptions {
-            session: SessionContext {
-                mode: Mode::Reverse,
-                client: built.client,
-                engine: built.engine,
-                sink: sink.clone(),
-                redact: built.redact,
-            },
+            session: built.session_context(Mode::Reverse, sink.clone()),
             identity: built.identity,
             target: target.clone(),
         };

@@ -1,5 +1,6 @@
 //! Byte-stream adapters shared by the legs.
 
+pub mod cut;
 pub mod rewind;
 
 pub use rewind::Rewind;

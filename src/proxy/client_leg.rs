@@ -206,3 +206,41 @@ impl ResolvesServerCert for FixedServerCert {
         Some(self.0.clone())
     }
 }
+
+/// The `alert=NAME` fault: read the client's first record (its ClientHello), answer with a
+/// plaintext fatal alert, and close — what a middlebox that refuses the client does.
+pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeout: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let read_hello = async {
+        let mut header = [0u8; 5];
+        io.read_exact(&mut header).await?;
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]])).min(16 * 1024);
+        let mut body = vec![0u8; len];
+        io.read_exact(&mut body).await
+    };
+    let _ = tokio::time::timeout(timeout, read_hello).await;
+    let at_ms = rec.clock().ms();
+    let _ = io
+        .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, code])
+        .await;
+    let _ = io.shutdown().await;
+    let name = crate::wire::alert_name(code);
+    rec.alert(crate::facts::Alert {
+        direction: crate::facts::Direction::Sent,
+        level: crate::facts::AlertLevel::Fatal,
+        description: name.to_string(),
+        code,
+        at_ms,
+        source: "fault".into(),
+    });
+    rec.fail(&Classified {
+        words: format!(
+            "mtlscope answered the ClientHello with a fatal {name} alert (fault alert={name})"
+        ),
+        failure: LegFailure {
+            stage: "handshake".into(),
+            kind: "injected_alert".into(),
+        },
+        alert: None,
+    });
+}

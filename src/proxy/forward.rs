@@ -312,11 +312,21 @@ async fn passthrough<S>(
         name: "tunnel".into(),
         detail: Some(why.into()),
     };
-    let (wire, error) =
-        crate::observe::tunnel_observed(&mut io, Connect::Target(&target), clock, vec![tunnel])
-            .await;
+    let block = opts
+        .session
+        .faults
+        .has(&crate::faults::Fault::BlockRenegotiation);
+    let (wire, error, fault) = crate::observe::tunnel_observed(
+        &mut io,
+        Connect::Target(&target),
+        clock,
+        vec![tunnel],
+        block,
+    )
+    .await;
     flow.wire = Some(wire);
     flow.error = error;
+    flow.faults.extend(fault);
     opts.session.sink.emit(flow).await;
 }
 

@@ -118,6 +118,8 @@ pub struct Pair {
     pub sink: Sink,
     /// Redact credential headers in records.
     pub redact: bool,
+    /// The listener's `--fault`s that act per exchange (allow-list, response delay).
+    pub fault_config: Arc<crate::faults::Faults>,
 }
 
 impl Pair {
@@ -144,6 +146,21 @@ impl Pair {
         let mut request = request_facts(&req, self.redact, self.clock);
         let wants_json = wants_json(&req);
 
+        if let Some(refusal) = self.allow_list_refusal() {
+            self.add_fault(refusal.0, refusal.1);
+            let flow = self.exchange_flow(index, request, Response::default());
+            let mut flow = flow;
+            flow.error = Some(refusal.2);
+            return Ok(respond_produced(
+                flow,
+                StatusCode::FORBIDDEN,
+                wants_json,
+                vec![],
+                &self.sink,
+                self.clock,
+            )
+            .await);
+        }
         let Some(sender) = &self.sender else {
             return Ok(self
                 .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
@@ -219,6 +236,13 @@ impl Pair {
         request: Request,
         resp: http::Response<Incoming>,
     ) -> http::Response<RelayBody> {
+        if let Some(d) = self.fault_config.delay(crate::faults::DelayStep::Response) {
+            self.add_fault(
+                "delay=response".into(),
+                format!("held the response back {} ms", d.as_millis()),
+            );
+            tokio::time::sleep(d).await;
+        }
         let flow = self.exchange_flow(index, request, Response::default());
         respond_relayed(flow, resp, &self.sink, self.redact, self.clock).await
     }
@@ -232,6 +256,38 @@ impl Pair {
     ) -> http::Response<RelayBody> {
         let flow = self.exchange_flow(index, request, Response::default());
         respond_produced(flow, status, json, Vec::new(), &self.sink, self.clock).await
+    }
+
+    /// The `allow-fingerprint` fault: (fault name, effect, why) when the client's certificate
+    /// is not on the allow-list.
+    fn allow_list_refusal(&self) -> Option<(String, String, String)> {
+        let allowed = self.fault_config.allowed_fingerprints();
+        if allowed.is_empty() {
+            return None;
+        }
+        let leaf = self.client.with(|leg| {
+            leg.chain
+                .first()
+                .map(|c| (c.sha256.clone(), c.subject.clone()))
+        });
+        let why = match &leaf {
+            Some((sha, _)) if allowed.contains(&sha.as_str()) => return None,
+            Some((sha, subject)) => format!("the access manager's allow-list does not contain {subject} (SHA-256 {sha})"),
+            None => "the access manager's allow-list requires a client certificate, and the client presented none".into(),
+        };
+        Some((
+            "allow-fingerprint".into(),
+            format!("answered 403: {why}"),
+            why,
+        ))
+    }
+
+    fn add_fault(&self, name: String, effect: String) {
+        if let Ok(mut faults) = self.faults.lock() {
+            if !faults.iter().any(|f| f.name == name) {
+                faults.push(crate::facts::FaultEffect { name, effect });
+            }
+        }
     }
 
     fn exchange_flow(&self, index: u32, request: Request, response: Response) -> Flow {

@@ -1,13 +1,14 @@
 //! One client connection and its own upstream connection, from the TLS accept to the last
 //! exchange: shared by `reverse` and by `forward` for intercepted hosts.
 
-use super::client_leg::{read_hello, ClientLegOutcome, ClientLegSettings};
+use super::client_leg::{read_hello, refuse_with_alert, ClientLegOutcome, ClientLegSettings};
 use super::relay::{Pair, UpstreamSender};
 use crate::capture::client_auth::ClientAuthMode;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, LegFailure, Mode, RecordKind};
+use crate::faults::{effect, DelayStep, Fault, Faults};
 use crate::record::Sink;
 use crate::upstream::{BoxIo, Engine, Target};
 use crate::wire::{Tap, TapHandle, TapRole};
@@ -27,6 +28,8 @@ pub struct SessionContext {
     pub sink: Sink,
     /// Redact credentials in records.
     pub redact: bool,
+    /// `--fault`s: middlebox behaviour on purpose.
+    pub faults: Arc<Faults>,
 }
 
 /// One accepted client connection.
@@ -59,19 +62,49 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     client.attach_tap(tap.clone(), false);
     let io: BoxIo = Box::new(Tap::new(io, tap));
     let upstream = LegRecorder::new(clock);
+    let mut faults = faults;
+    if let Some(code) = ctx.faults.alert() {
+        refuse_with_alert(io, code, &client, ctx.client.timeout).await;
+        let name = crate::wire::alert_name(code);
+        faults.push(effect(
+            &format!("alert={name}"),
+            &format!("answered the client's ClientHello with a fatal {name} alert"),
+        ));
+        return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults).await;
+    }
     let Some(hello) = read_hello(io, &ctx.client, &client).await else {
         return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults).await;
+    };
+    if let Some(d) = ctx.faults.delay(DelayStep::ClientHello) {
+        faults.push(effect(
+            "delay=client-hello",
+            &format!("held the ClientHello back {} ms", d.as_millis()),
+        ));
+        tokio::time::sleep(d).await;
+    }
+    let identity = if ctx.faults.has(&Fault::StripClientCert) {
+        faults.push(effect("strip-client-cert", "presented no certificate upstream, whatever the client or the configuration had (a TLS offloader that does not forward the identity)"));
+        IdentityPolicy::None
+    } else {
+        identity
     };
 
     // `mirror` learns the upstream's CertificateRequest before asking the client.
     let mirror = ctx.client.client_auth.mode == ClientAuthMode::Mirror;
     let mut sender = None;
     let policy = if mirror {
-        sender = connect_upstream(ctx, &target, &identity, &upstream).await;
+        sender = connect_upstream(ctx, &target, &identity, &upstream, &mut faults).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
         Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()))
     } else {
         ctx.client.client_auth.clone()
+    };
+    let policy = match ctx.faults.ca_names_override() {
+        Some((names, eff)) if policy.mode != ClientAuthMode::None => {
+            faults.push(eff);
+            Arc::new(policy.with_ca_names(names))
+        }
+        _ => policy,
     };
 
     let tls = match hello.finish(&ctx.client, policy, &client).await {
@@ -82,7 +115,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         }
     };
     if !mirror {
-        sender = connect_upstream(ctx, &target, &identity, &upstream).await;
+        sender = connect_upstream(ctx, &target, &identity, &upstream, &mut faults).await;
     }
 
     let pair = Arc::new(Pair {
@@ -98,6 +131,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         exchanges: AtomicU32::new(0),
         sink: ctx.sink.clone(),
         redact: ctx.redact,
+        fault_config: ctx.faults.clone(),
     });
     let error = super::reverse::serve_client(*tls, pair.clone()).await;
     pair.finish(error).await;
@@ -108,8 +142,28 @@ async fn connect_upstream(
     target: &Target,
     identity: &IdentityPolicy,
     rec: &LegRecorder,
+    faults: &mut Vec<FaultEffect>,
 ) -> Option<UpstreamSender> {
+    if let Some(d) = ctx.faults.delay(DelayStep::UpstreamConnect) {
+        faults.push(effect(
+            "delay=upstream-connect",
+            &format!("held the upstream connection back {} ms", d.as_millis()),
+        ));
+        tokio::time::sleep(d).await;
+    }
     let conn = ctx.engine.connect(target, identity, rec).await.ok()?;
+    if ctx.faults.has(&Fault::CutOnCertRequest) && rec.with(|l| l.cert_request.is_some()) {
+        faults.push(effect(
+            "cut-on-cert-request",
+            "closed the upstream connection because the server asked for a client certificate",
+        ));
+        rec.fail(&Classified {
+            words: "mtlscope cut the connection when the server asked for a client certificate (fault cut-on-cert-request)".into(),
+            failure: LegFailure { stage: "after_handshake".into(), kind: "cut_by_fault".into() },
+            alert: None,
+        });
+        return None;
+    }
     match UpstreamSender::handshake(conn.io, conn.alpn.as_deref()).await {
         Ok(s) => Some(s),
         Err(e) => {

@@ -1,0 +1,321 @@
+//! Faults: mtlscope playing the broken middlebox on purpose, against real nginx and Apache with
+//! real curl and openssl clients. Every injected failure is recorded and diagnosed as
+//! `injected-fault` first, so it is never taken for a real one.
+
+mod common;
+
+use common::{
+    finding_ids, Apache, ApacheConfig, ClientAuthScope, Curl, Mtlscope, Nginx, NginxConfig,
+    SClient, TlsVersion, VerifyClient,
+};
+use mtlscope::pki::{ClientCert, DevPki};
+use serde_json::Value;
+
+struct Setup {
+    pki: DevPki,
+    nginx: Nginx,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).expect("dev pki");
+    let server = pki.server();
+    let nginx = Nginx::start(NginxConfig {
+        verify_client: VerifyClient::On,
+        client_certificate: Some(pki.root_ca().to_path_buf()),
+        verify_depth: Some(3),
+        ..NginxConfig::new(&server.cert, &server.key)
+    })
+    .expect("start nginx");
+    Setup {
+        pki,
+        nginx,
+        _dir: dir,
+    }
+}
+
+fn reverse(s: &Setup, extra: &[&str]) -> Mtlscope {
+    let upstream = s.nginx.localhost_url();
+    let server = s.pki.server().arg();
+    let ca = s.pki.root_ca().display().to_string();
+    let mut args = vec![
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--server-cert",
+        &server,
+        "--upstream-ca",
+        &ca,
+    ];
+    args.extend_from_slice(extra);
+    Mtlscope::start(&args)
+}
+
+fn fault_names(rec: &Value) -> Vec<String> {
+    rec["faults"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_injected_first(rec: &Value) {
+    assert_eq!(
+        finding_ids(rec).first().map(String::as_str),
+        Some("injected-fault"),
+        "{:?}",
+        finding_ids(rec)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strip_client_cert_reproduces_a_tls_offloader() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good);
+    let id = good.arg();
+    let ca = s.pki.root_ca().display().to_string();
+    let p = reverse(
+        &s,
+        &[
+            "--identity",
+            &id,
+            "--client-auth",
+            "optional",
+            "--client-ca",
+            &ca,
+            "--fault",
+            "strip-client-cert",
+        ],
+    );
+    let r = Curl::new(format!("https://localhost:{}/", p.port()))
+        .cacert(s.pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(fault_names(&rec), vec!["strip-client-cert"]);
+    assert_injected_first(&rec);
+    let ids = finding_ids(&rec);
+    assert!(
+        ids.contains(&"identity-not-forwarded".to_string()),
+        "{ids:?}"
+    );
+    assert!(r
+        .header("mtlscope-diagnosis")
+        .unwrap_or_default()
+        .starts_with("injected-fault"));
+    assert_eq!(rec["upstream_leg"]["chain"], serde_json::json!([]));
+    assert!(rec["client_leg"]["chain"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("client-good"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_ca_list_is_what_the_client_sees() {
+    let s = setup();
+    let id = s.pki.client(ClientCert::Good).arg();
+    let ca = s.pki.root_ca().display().to_string();
+    let p = reverse(
+        &s,
+        &[
+            "--identity",
+            &id,
+            "--client-auth",
+            "optional",
+            "--client-ca",
+            &ca,
+            "--fault",
+            "empty-ca-list",
+        ],
+    );
+    let r = SClient::new(format!("127.0.0.1:{}", p.port()))
+        .servername("localhost")
+        .cafile(s.pki.root_ca())
+        .tls(TlsVersion::Tls12)
+        .get("/", "localhost")
+        .run_async()
+        .await;
+    assert!(
+        r.stdout.contains("No client certificate CA names sent"),
+        "{}",
+        r.stdout
+    );
+    let rec = p.records(1).remove(0);
+    assert_eq!(
+        rec["client_leg"]["cert_request"]["ca_names"],
+        serde_json::json!([])
+    );
+    assert_eq!(fault_names(&rec), vec!["empty-ca-list"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_fault_answers_the_client_hello_with_the_chosen_alert() {
+    let s = setup();
+    let p = reverse(&s, &["--fault", "alert=unknown_ca"]);
+    let r = SClient::new(format!("127.0.0.1:{}", p.port()))
+        .servername("localhost")
+        .get("/", "localhost")
+        .run_async()
+        .await;
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("unknown ca"),
+        "{r:?}"
+    );
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["kind"], "connection");
+    let alerts = rec["client_leg"]["alerts"].as_array().unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["description"] == "unknown_ca" && a["direction"] == "sent"),
+        "{alerts:?}"
+    );
+    assert_injected_first(&rec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_list_admits_listed_fingerprints_only() {
+    let s = setup();
+    let id = s.pki.client(ClientCert::Good).arg();
+    let ca = s.pki.root_ca().display().to_string();
+    let good = s.pki.client(ClientCert::Good);
+    let leaf = mtlscope::pki::load::Identity::load(&good.cert, &good.key).unwrap();
+    let sha = mtlscope::cert::summarize(&leaf.chain[0]).unwrap().sha256;
+    let allow = format!("allow-fingerprint={sha}");
+    let p = reverse(
+        &s,
+        &[
+            "--identity",
+            &id,
+            "--client-auth",
+            "optional",
+            "--client-ca",
+            &ca,
+            "--fault",
+            &allow,
+        ],
+    );
+    let url = format!("https://localhost:{}/", p.port());
+    let r = Curl::new(&url)
+        .cacert(s.pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let expired = s.pki.client(ClientCert::Expired);
+    let r = Curl::new(&url)
+        .cacert(s.pki.root_ca())
+        .identity(&expired.cert, &expired.key)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r
+        .header("mtlscope-diagnosis")
+        .unwrap_or_default()
+        .contains("injected-fault"));
+    let rec = p.records(2).remove(1);
+    assert_eq!(fault_names(&rec), vec!["allow-fingerprint"]);
+    assert_injected_first(&rec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_on_cert_request_drops_mutual_tls_upstream() {
+    let s = setup();
+    let id = s.pki.client(ClientCert::Good).arg();
+    let p = reverse(&s, &["--identity", &id, "--fault", "cut-on-cert-request"]);
+    let r = Curl::new(format!("https://localhost:{}/", p.port()))
+        .cacert(s.pki.root_ca())
+        .run_async()
+        .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["upstream_leg"]["failure"]["kind"], "cut_by_fault");
+    assert_injected_first(&rec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_response_still_arrives_and_says_it_was_delayed() {
+    let s = setup();
+    let id = s.pki.client(ClientCert::Good).arg();
+    let p = reverse(&s, &["--identity", &id, "--fault", "delay=response:200"]);
+    let r = Curl::new(format!("https://localhost:{}/", p.port()))
+        .cacert(s.pki.root_ca())
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(fault_names(&rec), vec!["delay=response"]);
+    // An injected fault on a success is info, never an error.
+    assert!(
+        rec["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"),
+        "{:#}",
+        rec["findings"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_renegotiation_reproduces_a_firewall_in_observe() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).unwrap();
+    let server = pki.server();
+    let apache = Apache::start(ApacheConfig {
+        protocols: vec![TlsVersion::Tls12],
+        ca_certificate: Some(pki.root_ca().to_path_buf()),
+        client_auth: ClientAuthScope::SecureLocation,
+        verify_depth: Some(3),
+        ..ApacheConfig::new(&server.cert, &server.key)
+    })
+    .expect("apache");
+    let upstream = format!("127.0.0.1:{}", apache.port());
+    let p = Mtlscope::start(&[
+        "observe",
+        "--upstream",
+        &upstream,
+        "--fault",
+        "block-renegotiation",
+    ]);
+    let good = pki.client(ClientCert::Good);
+    let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
+        .cacert(pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .tls_max(TlsVersion::Tls12)
+        .http1_1()
+        .run_async()
+        .await;
+    assert_ne!(r.status, 200, "the renegotiation was blocked: {r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(fault_names(&rec), vec!["block-renegotiation"]);
+    assert_injected_first(&rec);
+    assert_eq!(rec["wire"]["renegotiations"][0]["initiated_by"], "server");
+}
+
+#[test]
+fn an_unknown_fault_is_a_usage_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args([
+            "reverse",
+            "--upstream",
+            "https://localhost:1",
+            "--server-cert",
+            &pki.server().arg(),
+            "--fault",
+            "gremlins",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--fault") && err.contains("gremlins"), "{err}");
+}
