@@ -193,7 +193,8 @@ pub struct ServerVerification {
     /// Why not, in words (e.g. `unknown issuer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Whether verification failures were ignored (`--insecure-upstream`).
+    /// Whether the verdict was enforced: false with `--insecure-upstream`, when the connection
+    /// went on whatever the verdict.
     pub enforced: bool,
 }
 
