@@ -36,6 +36,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const DIE_AFTER_BYTES: usize = 16 * 1024;
 /// What `/die` promises in `Content-Length`.
 const DIE_PROMISED_BYTES: u64 = 1024 * 1024;
+/// The largest HTTP/2 request head the lab server takes.
+const LAB_MAX_HEAD_BYTES: u32 = 64 * 1024;
 /// The size of the chunks `/big` streams.
 const BIG_CHUNK: u64 = 64 * 1024;
 
@@ -115,8 +117,10 @@ impl LabUpstream {
                         let reply = respond(&cfg, peer.as_ref(), req, &die_route);
                         async move { Ok::<_, std::convert::Infallible>(reply) }
                     });
-                    let builder =
+                    let mut builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    // Heads as large as a proxy in front may relay (h2's default is 16 KiB).
+                    builder.http2().max_header_list_size(LAB_MAX_HEAD_BYTES);
                     let conn = builder.serve_connection(TokioIo::new(tls), service);
                     tokio::select! {
                         _ = conn => {}
