@@ -22,10 +22,13 @@ const EXCERPT_LIMIT: usize = 4096;
 
 /// The dev PKI, an upstream that wants a client certificate, and mtlscope in front of it.
 struct Rig {
+    /// The dev PKI (the proxy's server certificate, the identity it presents, the root).
     pki: DevPki,
-    /// Kept alive for the proxy's lifetime.
+    /// The lab server, kept alive for the proxy's lifetime.
     _upstream: LabUpstream,
+    /// `mtlscope reverse` under test, with its recording.
     proxy: Mtlscope,
+    /// Holds the PKI and any files a test writes.
     dir: tempfile::TempDir,
 }
 
@@ -130,9 +133,12 @@ fn request_header(record: &Value, name: &str) -> Option<String> {
         .and_then(|h| h["value"].as_str().map(String::from))
 }
 
+/// The HTTP version curl speaks on the client leg.
 #[derive(Clone, Copy, Debug)]
 enum Http {
+    /// `--http1.1`.
     One,
+    /// `--http2` (negotiated by ALPN).
     Two,
 }
 
@@ -247,6 +253,31 @@ async fn an_upstream_that_dies_mid_response_is_recorded_as_a_failed_body() {
         assert_eq!(record["response"]["status"], 200);
         let error = record["error"].as_str().unwrap_or_default();
         assert!(error.contains("body failed"), "{http:?}: {record:#}");
+        rig.still_serves().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_body_ends_only_its_exchange() {
+    const N: usize = 64 * 1024 * 1024;
+    for http in [Http::One, Http::Two] {
+        let rig = rig(&[]).await;
+        // curl gives up as soon as it sees a Content-Length over its limit: mid-stream for us.
+        let curl = rig
+            .curl(&format!("/big?n={N}"))
+            .arg("--max-filesize")
+            .arg("1000000");
+        let r = http.apply(curl).run_async().await;
+        assert_eq!(
+            r.exit_code,
+            Some(63),
+            "{http:?}: curl should give up: {r:?}"
+        );
+        let record = rig.last_record(1);
+        assert_eq!(record["kind"], "exchange", "{record:#}");
+        assert_eq!(record["response"]["status"], 200);
+        let error = record["error"].as_str().unwrap_or_default();
+        assert!(error.contains("stopped reading"), "{http:?}: {record:#}");
         rig.still_serves().await;
     }
 }
@@ -393,8 +424,8 @@ async fn credentials_record(rig: &Rig) -> (CurlResult, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_redacted_unless_no_redact() {
-    let rig = rig(&[]).await;
-    let (r, record) = credentials_record(&rig).await;
+    let redacting = rig(&[]).await;
+    let (r, record) = credentials_record(&redacting).await;
     assert_eq!(
         request_header(&record, "authorization").as_deref(),
         Some("<redacted>"),
@@ -409,8 +440,8 @@ async fn credentials_are_redacted_unless_no_redact() {
     assert!(!text.contains("a=b"), "{text}");
     assert_clean_200(&r, &record);
 
-    let rig = rig_no_redact().await;
-    let (r, record) = credentials_record(&rig).await;
+    let open = rig(&["--no-redact"]).await;
+    let (r, record) = credentials_record(&open).await;
     assert_eq!(
         request_header(&record, "authorization").as_deref(),
         Some("Basic dXNlcjpwYXNz"),
@@ -418,8 +449,4 @@ async fn credentials_are_redacted_unless_no_redact() {
     );
     assert_eq!(request_header(&record, "cookie").as_deref(), Some("a=b"));
     assert_clean_200(&r, &record);
-}
-
-async fn rig_no_redact() -> Rig {
-    rig(&["--no-redact"]).await
 }
