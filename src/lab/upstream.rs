@@ -1,18 +1,45 @@
 //! An in-process HTTPS server that asks for client certificates the way real servers do:
 //! required, optional (with an application that answers 403 without one), or not at all; with
 //! CA names or an empty list; on TLS 1.2 or 1.3.
+//!
+//! Besides `/app` (the certificate-checking application) and the greeting every other path gets,
+//! it has routes for exercising a proxy's streaming and failure handling:
+//! `/echo` streams the request body back, `/big?n=BYTES[&status=CODE]` streams `n` bytes of
+//! `a..z` (with that status, default 200), and `/die` sends a response head and part of its
+//! body, then drops the connection.
 
 use crate::pki::load::Identity;
 use crate::proxy::client_leg::FixedServerCert;
-use http_body_util::Full;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+/// The body type of every lab response.
+type LabBody = BoxBody<Bytes, BoxError>;
+/// A body error of any kind.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How much of its promised body `/die` sends before dropping the connection.
+const DIE_AFTER_BYTES: usize = 16 * 1024;
+/// What `/die` promises in `Content-Length`.
+const DIE_PROMISED_BYTES: u64 = 1024 * 1024;
+/// The largest HTTP/2 request head the lab server takes.
+const LAB_MAX_HEAD_BYTES: u32 = 64 * 1024;
+/// The size of the chunks `/big` streams.
+const BIG_CHUNK: u64 = 64 * 1024;
 
 /// How the lab server asks for a client certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,13 +110,22 @@ impl LabUpstream {
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .and_then(|c| crate::cert::summarize(c).ok());
+                    // `/die` asks for the whole connection to be dropped, mid-response.
+                    let die = Arc::new(Notify::new());
+                    let die_route = die.clone();
                     let service = hyper::service::service_fn(move |req| {
-                        let reply = respond(&cfg, peer.as_ref(), &req);
+                        let reply = respond(&cfg, peer.as_ref(), req, &die_route);
                         async move { Ok::<_, std::convert::Infallible>(reply) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let mut builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    // Heads as large as a proxy in front may relay (h2's default is 16 KiB).
+                    builder.http2().max_header_list_size(LAB_MAX_HEAD_BYTES);
+                    let conn = builder.serve_connection(TokioIo::new(tls), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = die.notified() => {}
+                    }
                 });
             }
         });
@@ -150,8 +186,36 @@ fn server_config(cfg: &LabUpstreamConfig) -> Result<rustls::ServerConfig, LabErr
 fn respond(
     cfg: &LabUpstreamConfig,
     peer: Option<&crate::facts::CertSummary>,
-    req: &http::Request<Incoming>,
-) -> http::Response<Full<Bytes>> {
+    req: http::Request<Incoming>,
+    die: &Arc<Notify>,
+) -> http::Response<LabBody> {
+    match req.uri().path() {
+        "/echo" => {
+            let body = req.into_body().map_err(BoxError::from).boxed();
+            return http::Response::new(body);
+        }
+        "/big" => {
+            let n = query_param(&req, "n").unwrap_or(0);
+            let status = query_param(&req, "status")
+                .and_then(|s| u16::try_from(s).ok())
+                .and_then(|s| http::StatusCode::from_u16(s).ok())
+                .unwrap_or(http::StatusCode::OK);
+            let mut resp = http::Response::new(Pattern { left: n, sent: 0 }.boxed());
+            *resp.status_mut() = status;
+            return resp;
+        }
+        "/die" => {
+            let body = DieBody {
+                state: DieState::Head,
+                die: die.clone(),
+            };
+            let mut resp = http::Response::new(body.boxed());
+            resp.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, DIE_PROMISED_BYTES.into());
+            return resp;
+        }
+        _ => {}
+    }
     let (status, body) = match (req.uri().path(), peer) {
         ("/app", None) => (
             403,
@@ -171,7 +235,103 @@ fn respond(
         (_, Some(p)) => (200, format!("hello {}\n", p.subject)),
         (_, None) => (200, "hello anonymous\n".to_string()),
     };
-    let mut resp = http::Response::new(Full::new(Bytes::from(body)));
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed();
+    let mut resp = http::Response::new(body);
     *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     resp
+}
+
+/// A numeric query parameter.
+fn query_param(req: &http::Request<Incoming>, name: &str) -> Option<u64> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// `/big`: `left` more bytes of `a..z`, repeating, in chunks.
+struct Pattern {
+    /// Bytes still to send.
+    left: u64,
+    /// Bytes sent so far (the pattern's phase).
+    sent: u64,
+}
+
+impl Body for Pattern {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let len = self.left.min(BIG_CHUNK);
+        let start = self.sent;
+        let chunk: Vec<u8> = (start..start + len)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect();
+        self.left -= len;
+        self.sent += len;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
+/// `/die`: part of the promised body, a pause so it is flushed, then the connection is dropped.
+struct DieBody {
+    /// Where the body is.
+    state: DieState,
+    /// Tells the connection task to drop the connection.
+    die: Arc<Notify>,
+}
+
+enum DieState {
+    /// The partial body is still to be sent.
+    Head,
+    /// Sent; waiting for it to reach the socket.
+    Flushing(Pin<Box<tokio::time::Sleep>>),
+    /// The connection is being dropped; no more frames.
+    Dead,
+}
+
+impl Body for DieBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.state {
+            DieState::Head => {
+                let pause = tokio::time::sleep(Duration::from_millis(100));
+                self.state = DieState::Flushing(Box::pin(pause));
+                let part = Bytes::from(vec![b'x'; DIE_AFTER_BYTES]);
+                Poll::Ready(Some(Ok(Frame::data(part))))
+            }
+            DieState::Flushing(pause) => {
+                if pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.die.notify_one();
+                self.state = DieState::Dead;
+                Poll::Pending
+            }
+            DieState::Dead => Poll::Pending,
+        }
+    }
 }

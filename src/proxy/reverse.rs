@@ -109,7 +109,11 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES);
-    builder.http2().timer(TokioTimer::new());
+    // The same head limit on both protocols (h2's default is 16 KiB).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32);
     let service = hyper::service::service_fn(move |req| pair.clone().handle(req));
     builder
         .serve_connection(TokioIo::new(io), service)
