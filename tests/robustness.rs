@@ -253,6 +253,12 @@ async fn an_upstream_that_dies_mid_response_is_recorded_as_a_failed_body() {
         assert_eq!(record["response"]["status"], 200);
         let error = record["error"].as_str().unwrap_or_default();
         assert!(error.contains("body failed"), "{http:?}: {record:#}");
+        // The upstream leg says how it ended, too.
+        assert!(
+            record["upstream_leg"]["error"].is_string(),
+            "{http:?}: {:#}",
+            record["upstream_leg"]
+        );
         rig.still_serves().await;
     }
 }

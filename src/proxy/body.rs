@@ -3,6 +3,7 @@
 //! hands its exchange record to the sink when it ends, so the record knows whether the body
 //! arrived whole.
 
+use crate::capture::LegRecorder;
 use crate::facts::Flow;
 use crate::record::Sink;
 use bytes::Bytes;
@@ -29,6 +30,8 @@ enum Kind {
         inner: Incoming,
         /// The exchange record, emitted once when the body ends or is dropped.
         record: Option<(Box<Flow>, Sink)>,
+        /// The upstream leg, re-read into the record if the body fails.
+        upstream: Option<LegRecorder>,
     },
 }
 
@@ -46,21 +49,29 @@ impl RelayBody {
         inner: Incoming,
         flow: Flow,
         sink: Sink,
+        upstream: Option<LegRecorder>,
     ) -> RelayBody {
         RelayBody {
             kind: Kind::Relayed {
                 prefix,
                 inner,
                 record: Some((Box::new(flow), sink)),
+                upstream,
             },
         }
     }
 
     fn finish(&mut self, error: Option<String>) {
-        if let Kind::Relayed { record, .. } = &mut self.kind {
+        if let Kind::Relayed {
+            record, upstream, ..
+        } = &mut self.kind
+        {
             if let Some((mut flow, sink)) = record.take() {
                 if error.is_some() {
                     flow.error = error;
+                    if let Some(up) = upstream {
+                        flow.upstream_leg = Some(up.snapshot());
+                    }
                 }
                 match tokio::runtime::Handle::try_current() {
                     Ok(rt) => {

@@ -378,7 +378,15 @@ async fn plain_http(
     };
     match sent.await {
         Ok(resp) => {
-            respond_relayed(flow, resp, &opts.session.sink, opts.session.redact, clock).await
+            respond_relayed(
+                flow,
+                resp,
+                &opts.session.sink,
+                opts.session.redact,
+                clock,
+                None,
+            )
+            .await
         }
         Err(e) => {
             match find_io_error(&e) {

@@ -244,7 +244,15 @@ impl Pair {
             tokio::time::sleep(d).await;
         }
         let flow = self.exchange_flow(index, request, Response::default());
-        respond_relayed(flow, resp, &self.sink, self.redact, self.clock).await
+        respond_relayed(
+            flow,
+            resp,
+            &self.sink,
+            self.redact,
+            self.clock,
+            Some(self.upstream.clone()),
+        )
+        .await
     }
 
     async fn produce(
@@ -312,13 +320,15 @@ impl Pair {
 
 /// Relay an upstream response to the client: `flow` holds the request and the legs; the response
 /// facts, the excerpt of an error body, and the diagnosis header are added here. The record is
-/// emitted when the body ends.
+/// emitted when the body ends; if the body fails, `upstream`'s facts are taken again then, so the
+/// record shows how the upstream leg ended.
 pub async fn respond_relayed(
     mut flow: Flow,
     resp: http::Response<Incoming>,
     sink: &Sink,
     redact: bool,
     clock: ConnClock,
+    upstream: Option<LegRecorder>,
 ) -> http::Response<RelayBody> {
     let (mut parts, mut body) = resp.into_parts();
     let status = parts.status;
@@ -340,7 +350,8 @@ pub async fn respond_relayed(
     if let Some(v) = diagnosis_header(&flow) {
         parts.headers.insert(DIAGNOSIS_HEADER, v);
     }
-    http::Response::from_parts(parts, RelayBody::relayed(prefix, body, flow, sink.clone()))
+    let body = RelayBody::relayed(prefix, body, flow, sink.clone(), upstream);
+    http::Response::from_parts(parts, body)
 }
 
 /// A response mtlscope produces itself (a failed upstream leg, a 407, a loop): the diagnosis is
