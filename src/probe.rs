@@ -391,13 +391,21 @@ impl ProbeReport {
         out
     }
 
-    /// For each version and path (in the order probed): when the certificate was asked for.
+    /// For each negotiated version and each path (in the order probed): when the certificate
+    /// was asked for.
     pub fn paths(&self) -> Vec<PathSummary> {
+        let negotiated: Vec<TlsVersion> = self
+            .versions()
+            .into_iter()
+            .filter(|v| v.negotiated)
+            .map(|v| v.version)
+            .collect();
         let mut out: Vec<PathSummary> = Vec::new();
         for a in &self.attempts {
-            if out
-                .iter()
-                .any(|p| p.version == a.offered && p.path == a.path)
+            if !negotiated.contains(&a.offered)
+                || out
+                    .iter()
+                    .any(|p| p.version == a.offered && p.path == a.path)
             {
                 continue;
             }
