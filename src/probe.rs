@@ -472,61 +472,13 @@ fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
     (Asked::Unknown, false)
 }
 
-/// One line saying how an attempt ended — could not connect, handshake failed, or the HTTP
-/// status — and its most severe finding with every finding's id.
-pub fn verdict(a: &Attempt) -> String {
-    let f = &a.flow;
-    let leg = f.upstream_leg.as_ref();
-    let error = leg
-        .and_then(|l| l.error.clone())
-        .or_else(|| f.error.clone())
-        .unwrap_or_else(|| "no reason recorded".into());
-    let outcome = match (&f.response, &f.request) {
-        (Some(r), _) => format!("HTTP {}", r.status),
-        (None, Some(_)) => format!("no HTTP answer: {error}"),
-        (None, None)
-            if leg
-                .and_then(|l| l.failure.as_ref())
-                .is_some_and(|x| x.stage == "connect") =>
-        {
-            format!("could not connect: {error}")
-        }
-        (None, None) => format!("handshake failed: {error}"),
-    };
-    match f.findings.first() {
-        None => format!("{outcome}; no findings"),
-        Some(top) => {
-            let ids: Vec<&str> = f.findings.iter().map(|x| x.id.as_str()).collect();
-            format!(
-                "{outcome}; {} [{}]",
-                first_sentence(&top.summary),
-                ids.join(", ")
-            )
-        }
-    }
-}
-
-/// A summary's first sentence as a clause: no final period, lowercase start unless an acronym.
-fn first_sentence(s: &str) -> String {
-    let first = match s.find(". ") {
-        Some(i) => &s[..i],
-        None => s.trim_end_matches('.'),
-    };
-    let mut chars = first.chars();
-    match (chars.next(), first.chars().nth(1)) {
-        (Some(c), Some(n)) if c.is_uppercase() && n.is_lowercase() => {
-            c.to_lowercase().chain(chars).collect()
-        }
-        _ => first.to_string(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::facts::{Finding, Leg, Renegotiation, Severity};
 
-    fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {
+    /// An attempt on TLS 1.2 for `path` with `leg`, an answer `status`, and error findings `ids`.
+    pub(crate) fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {
         let mut flow = Flow::new(Mode::Probe, 1, time::OffsetDateTime::UNIX_EPOCH);
         flow.kind = RecordKind::Exchange;
         flow.request = Some(Request {
@@ -619,12 +571,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_name_the_outcome_and_the_findings() {
-        let a = attempt("/", Leg::default(), Some(400), &["no-client-cert", "x"]);
-        assert_eq!(
-            verdict(&a),
-            "HTTP 400; no-client-cert happened [no-client-cert, x]"
-        );
+    fn a_refused_connection_is_unreachable_and_not_negotiated() {
         let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
         b.flow.request = None;
         b.flow.upstream_leg = Some(Leg {
@@ -635,13 +582,13 @@ mod tests {
             }),
             ..Leg::default()
         });
-        assert_eq!(
-            verdict(&b),
-            "could not connect: refused; upstream-unreachable happened [upstream-unreachable]"
-        );
         let r = summary(vec![b]);
         assert!(!r.reachable());
         assert!(!r.versions()[0].negotiated);
         assert_eq!(r.versions()[0].error.as_deref(), Some("refused"));
+        assert!(
+            r.paths().is_empty(),
+            "no path summary for a version never negotiated"
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::capture::server_auth::UpstreamTrust;
 use crate::error::CommandError;
 use crate::facts::{CertRequest, TlsVersion};
 use crate::pki::load::load_certs;
-use crate::probe::{verdict, Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
+use crate::probe::{Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
 use crate::record::Sink;
 use crate::upstream::RustlsSettings;
 use clap::Args;
@@ -181,6 +181,55 @@ fn roots(files: &[PathBuf]) -> Result<rustls::RootCertStore, CommandError> {
     Ok(roots)
 }
 
+/// One line saying how an attempt ended — could not connect, handshake failed, or the HTTP
+/// status — and its most severe finding with every finding's id.
+pub fn verdict(a: &Attempt) -> String {
+    let f = &a.flow;
+    let leg = f.upstream_leg.as_ref();
+    let error = leg
+        .and_then(|l| l.error.clone())
+        .or_else(|| f.error.clone())
+        .unwrap_or_else(|| "no reason recorded".into());
+    let outcome = match (&f.response, &f.request) {
+        (Some(r), _) => format!("HTTP {}", r.status),
+        (None, Some(_)) => format!("no HTTP answer: {error}"),
+        (None, None)
+            if leg
+                .and_then(|l| l.failure.as_ref())
+                .is_some_and(|x| x.stage == "connect") =>
+        {
+            format!("could not connect: {error}")
+        }
+        (None, None) => format!("handshake failed: {error}"),
+    };
+    match f.findings.first() {
+        None => format!("{outcome}; no findings"),
+        Some(top) => {
+            let ids: Vec<&str> = f.findings.iter().map(|x| x.id.as_str()).collect();
+            format!(
+                "{outcome}; {} [{}]",
+                first_sentence(&top.summary),
+                ids.join(", ")
+            )
+        }
+    }
+}
+
+/// A summary's first sentence as a clause: no final period, lowercase start unless an acronym.
+fn first_sentence(s: &str) -> String {
+    let first = match s.find(". ") {
+        Some(i) => &s[..i],
+        None => s.trim_end_matches('.'),
+    };
+    let mut chars = first.chars();
+    match (chars.next(), first.chars().nth(1)) {
+        (Some(c), Some(n)) if c.is_uppercase() && n.is_lowercase() => {
+            c.to_lowercase().chain(chars).collect()
+        }
+        _ => first.to_string(),
+    }
+}
+
 fn identity_name(a: &Attempt) -> &str {
     a.identity.as_deref().unwrap_or("no identity")
 }
@@ -349,4 +398,53 @@ pub fn to_json(r: &ProbeReport) -> Value {
         "attempts": attempts,
         "skipped": r.skipped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verdict;
+    use crate::facts::{Leg, LegFailure};
+    use crate::probe::tests::attempt;
+
+    #[test]
+    fn verdicts_name_the_outcome_and_the_findings() {
+        let a = attempt("/", Leg::default(), Some(400), &["no-client-cert", "x"]);
+        assert_eq!(
+            verdict(&a),
+            "HTTP 400; no-client-cert happened [no-client-cert, x]"
+        );
+        let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
+        b.flow.request = None;
+        b.flow.upstream_leg = Some(Leg {
+            error: Some("refused".into()),
+            failure: Some(LegFailure {
+                stage: "connect".into(),
+                kind: "connection_refused".into(),
+            }),
+            ..Leg::default()
+        });
+        assert_eq!(
+            verdict(&b),
+            "could not connect: refused; upstream-unreachable happened [upstream-unreachable]"
+        );
+        b.flow.upstream_leg = Some(Leg {
+            error: Some("the peer sent a fatal protocol_version alert".into()),
+            failure: Some(LegFailure {
+                stage: "handshake".into(),
+                kind: "alert_received".into(),
+            }),
+            ..Leg::default()
+        });
+        b.flow.findings.clear();
+        assert_eq!(
+            verdict(&b),
+            "handshake failed: the peer sent a fatal protocol_version alert; no findings"
+        );
+        let mut c = attempt("/secure", Leg::default(), None, &[]);
+        c.flow.error = Some("the server closed the connection".into());
+        assert_eq!(
+            verdict(&c),
+            "no HTTP answer: the server closed the connection; no findings"
+        );
+    }
 }
