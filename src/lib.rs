@@ -17,6 +17,7 @@ pub mod io;
 pub mod lab;
 pub mod observe;
 pub mod pki;
+pub mod probe;
 pub mod proxy;
 pub mod record;
 pub mod render;

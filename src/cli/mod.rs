@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod forward;
+pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
 
@@ -34,6 +35,9 @@ pub enum Command {
     Reverse(reverse::ReverseArgs),
     /// Relay TCP without terminating TLS and record what the real client and server did.
     Observe(crate::observe::ObserveArgs),
+    /// Check once how a server asks for client certificates (in the handshake or later, with
+    /// which CA names) and what it does with none and with each given identity.
+    Probe(probe::ProbeArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -68,6 +72,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Demo => crate::demo::run(),
         Command::Forward(args) => forward::run(args),
         Command::Observe(args) => crate::observe::run_cli(args),
+        Command::Probe(args) => probe::run(args),
     }
 }
 

@@ -275,6 +275,7 @@ impl ProxyArgs {
                 alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 keylog: keylog.clone(),
                 timeout,
+                versions: None,
             }),
         });
 

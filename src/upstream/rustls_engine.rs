@@ -29,6 +29,26 @@ pub struct RustlsSettings {
     pub keylog: Option<Arc<dyn rustls::KeyLog>>,
     /// Bound on TCP connect and on the handshake, each.
     pub timeout: Duration,
+    /// Offer only these protocol versions (`probe --tls12`/`--tls13`); `None`: rustls's safe
+    /// defaults (TLS 1.3 and 1.2).
+    pub versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+}
+
+impl RustlsSettings {
+    /// The versions the ClientHello offers, newest first.
+    fn offered_versions(&self) -> Vec<TlsVersion> {
+        match &self.versions {
+            None => vec![TlsVersion::Tls13, TlsVersion::Tls12],
+            Some(v) => {
+                let mut out: Vec<TlsVersion> = v
+                    .iter()
+                    .filter_map(|p| TlsVersion::from_wire(u16::from(p.version)))
+                    .collect();
+                out.sort_by(|a, b| b.cmp(a));
+                out
+            }
+        }
+    }
 }
 
 /// The rustls engine.
@@ -103,7 +123,7 @@ impl RustlsEngine {
                     .iter()
                     .map(|p| String::from_utf8_lossy(p).into_owned())
                     .collect(),
-                versions: vec![TlsVersion::Tls13, TlsVersion::Tls12],
+                versions: s.offered_versions(),
                 signature_schemes: Vec::new(),
                 // rustls never offers post-handshake auth.
                 offered_pha: false,
@@ -144,8 +164,12 @@ impl RustlsEngine {
         rec: &LegRecorder,
     ) -> Result<rustls::ClientConfig, rustls::Error> {
         let s = &self.settings;
-        let mut config = rustls::ClientConfig::builder_with_provider(s.provider.clone())
-            .with_safe_default_protocol_versions()?
+        let builder = rustls::ClientConfig::builder_with_provider(s.provider.clone());
+        let builder = match &s.versions {
+            Some(v) => builder.with_protocol_versions(v)?,
+            None => builder.with_safe_default_protocol_versions()?,
+        };
+        let mut config = builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(RecordingServerVerifier::new(
                 s.trust.clone(),

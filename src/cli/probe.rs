@@ -1,0 +1,450 @@
+//! `mtlscope probe URL`: flags into a [`ProbePlan`], the probe run, and its report as text or
+//! JSON. Exit codes: 0 when the probe ran (whatever it found), 2 for bad usage, 1 when the
+//! server could not be reached at all.
+
+use super::proxy_args::{provider, ProxyArgs, Resolve};
+use crate::capture::server_auth::UpstreamTrust;
+use crate::error::CommandError;
+use crate::facts::{CertRequest, TlsVersion};
+use crate::pki::load::load_certs;
+use crate::probe::{Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
+use crate::record::Sink;
+use crate::upstream::RustlsSettings;
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `mtlscope probe` flags.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The server to check: https://HOST[:PORT][/PATH] (the path is requested unless --path is
+    /// given).
+    pub url: String,
+    /// Identity to try: CERT,KEY (PEM) or FILE.p12 / FILE.pfx (password from
+    /// --pkcs12-password-env or --pkcs12-password-file). Repeatable; each is tried on its own
+    /// connections, after trying none.
+    #[arg(long, value_name = "CERT,KEY|FILE.p12")]
+    pub identity: Vec<String>,
+    /// Environment variable holding the password of PKCS#12 identities.
+    #[arg(long, value_name = "VAR")]
+    pub pkcs12_password_env: Option<String>,
+    /// File whose first line is the password of PKCS#12 identities.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs12_password_file: Option<PathBuf>,
+    /// Trust anchors for the server's certificate (repeatable; default: the system store).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
+    /// Do not verify the server's certificate (the result is still recorded).
+    #[arg(long)]
+    pub insecure_upstream: bool,
+    /// Connect to ADDR for HOST:PORT instead of resolving it (repeatable, like curl's).
+    #[arg(long, value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+    /// Path to GET, each on its own connections (repeatable; default: the URL's path, or /).
+    #[arg(long = "path", value_name = "/PATH")]
+    pub paths: Vec<String>,
+    /// Probe TLS 1.2 only (default: TLS 1.3 and TLS 1.2, each on its own connections).
+    #[arg(long, conflicts_with = "tls13")]
+    pub tls12: bool,
+    /// Probe TLS 1.3 only.
+    #[arg(long)]
+    pub tls13: bool,
+    /// Print a machine-readable summary instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// Append every attempt's flow to FILE (JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Bound, in seconds, on each connect, handshake and HTTP exchange.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// Run `mtlscope probe`.
+pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
+    let plan = plan(&args)?;
+    let rt = super::runtime()?;
+    let report = rt.block_on(async {
+        let sink = Sink::open(args.record.as_deref(), false)
+            .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        Ok::<_, CommandError>(crate::probe::run(&plan, &sink).await)
+    })?;
+    if args.json {
+        println!("{:#}", to_json(&report));
+    } else {
+        print!("{}", to_text(&report));
+    }
+    if report.reachable() {
+        Ok(())
+    } else {
+        Err(CommandError::runtime(format!(
+            "{} could not be reached",
+            report.target
+        )))
+    }
+}
+
+/// The flags, checked and loaded.
+fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
+    let mut target = super::reverse::parse_upstream(&args.url)
+        .map_err(|e| CommandError::usage(format!("URL {e}")))?;
+    Resolve::parse(&args.resolve)?.apply(&mut target);
+    let url_path = args
+        .url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let paths = if args.paths.is_empty() {
+        vec![url_path]
+    } else {
+        args.paths.clone()
+    };
+    for p in &paths {
+        let ok = p.starts_with('/') && p.parse::<http::uri::PathAndQuery>().is_ok();
+        if !ok {
+            return Err(CommandError::usage(format!(
+                "--path {p:?}: expected an absolute path such as /secure"
+            )));
+        }
+    }
+    if args.timeout == 0 {
+        return Err(CommandError::usage("--timeout: must be at least 1 second"));
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let versions = match (args.tls12, args.tls13) {
+        (true, _) => vec![TlsVersion::Tls12],
+        (_, true) => vec![TlsVersion::Tls13],
+        _ => vec![TlsVersion::Tls13, TlsVersion::Tls12],
+    };
+    // The identity loader of the proxy commands, with only the PKCS#12 password flags set.
+    let loader = ProxyArgs {
+        pkcs12_password_env: args.pkcs12_password_env.clone(),
+        pkcs12_password_file: args.pkcs12_password_file.clone(),
+        ..ProxyArgs::default()
+    };
+    let identities = args
+        .identity
+        .iter()
+        .map(|arg| {
+            loader
+                .load_identity_arg(arg)
+                .map(Arc::new)
+                .map_err(|e| CommandError::usage(format!("--identity {arg}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let provider = provider();
+    let trust = UpstreamTrust::new(
+        roots(&args.upstream_ca)?,
+        args.insecure_upstream,
+        provider.clone(),
+    );
+    Ok(ProbePlan {
+        url: args.url.clone(),
+        target,
+        paths,
+        versions,
+        identities,
+        settings: RustlsSettings {
+            provider,
+            trust,
+            // HTTP/1.1 only: HTTP/2 forbids the late requests the probe looks for.
+            alpn: vec![b"http/1.1".to_vec()],
+            keylog: None,
+            timeout,
+            versions: None,
+        },
+        timeout,
+    })
+}
+
+/// `--upstream-ca` files, or the system store (as curl without `--cacert`).
+fn roots(files: &[PathBuf]) -> Result<rustls::RootCertStore, CommandError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if files.is_empty() {
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        return Ok(roots);
+    }
+    for path in files {
+        let bad = |e: &dyn std::fmt::Display| {
+            CommandError::usage(format!("--upstream-ca {}: {e}", path.display()))
+        };
+        for cert in load_certs(path).map_err(|e| bad(&e))? {
+            roots.add(cert).map_err(|e| bad(&e))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// One line saying how an attempt ended — could not connect, handshake failed, or the HTTP
+/// status — and its most severe finding with every finding's id.
+pub fn verdict(a: &Attempt) -> String {
+    let f = &a.flow;
+    let leg = f.upstream_leg.as_ref();
+    let error = leg
+        .and_then(|l| l.error.clone())
+        .or_else(|| f.error.clone())
+        .unwrap_or_else(|| "no reason recorded".into());
+    let outcome = match (&f.response, &f.request) {
+        (Some(r), _) => format!("HTTP {}", r.status),
+        (None, Some(_)) => format!("no HTTP answer: {error}"),
+        (None, None)
+            if leg
+                .and_then(|l| l.failure.as_ref())
+                .is_some_and(|x| x.stage == "connect") =>
+        {
+            format!("could not connect: {error}")
+        }
+        (None, None) => format!("handshake failed: {error}"),
+    };
+    match f.findings.first() {
+        None => format!("{outcome}; no findings"),
+        Some(top) => {
+            let ids: Vec<&str> = f.findings.iter().map(|x| x.id.as_str()).collect();
+            format!(
+                "{outcome}; {} [{}]",
+                first_sentence(&top.summary),
+                ids.join(", ")
+            )
+        }
+    }
+}
+
+/// A summary's first sentence as a clause: no final period, lowercase start unless an acronym.
+fn first_sentence(s: &str) -> String {
+    let first = match s.find(". ") {
+        Some(i) => &s[..i],
+        None => s.trim_end_matches('.'),
+    };
+    let mut chars = first.chars();
+    match (chars.next(), first.chars().nth(1)) {
+        (Some(c), Some(n)) if c.is_uppercase() && n.is_lowercase() => {
+            c.to_lowercase().chain(chars).collect()
+        }
+        _ => first.to_string(),
+    }
+}
+
+fn identity_name(a: &Attempt) -> &str {
+    a.identity.as_deref().unwrap_or("no identity")
+}
+
+fn asked_words(p: &PathSummary) -> &'static str {
+    match (p.asked, p.inferred) {
+        (Asked::Handshake, _) => "asked in the handshake",
+        (Asked::Renegotiation, _) => "asked only after the request, by TLS 1.2 renegotiation",
+        (Asked::PostHandshake, false) => {
+            "asked only after the request, by TLS 1.3 post-handshake authentication"
+        }
+        (Asked::PostHandshake, true) => {
+            "likely asked only after the request (TLS 1.3 post-handshake authentication, inferred from the answer)"
+        }
+        (Asked::No, _) => "not asked",
+        (Asked::Unknown, _) => "unknown: no attempt got an answer",
+    }
+}
+
+fn request_words(cr: &CertRequest) -> String {
+    let names = match &cr.ca_names {
+        None => "not visible".to_string(),
+        Some(n) if n.is_empty() => "an empty list (any certificate)".to_string(),
+        Some(n) => n
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mut s = format!("asked for a client certificate; CA names: {names}");
+    if !cr.signature_schemes.is_empty() {
+        s.push_str(&format!(
+            "; signature schemes: {}",
+            cr.signature_schemes.join(", ")
+        ));
+    }
+    s
+}
+
+/// The report for people: the handshake's request per version, when each path is asked for,
+/// one verdict line per attempt, then the findings (repeated findings referred back).
+pub fn to_text(r: &ProbeReport) -> String {
+    let mut s = format!("mtlscope probe {} ({})\n", r.url, r.target);
+    s.push_str("\nIn the handshake:\n");
+    for v in r.versions() {
+        let line = match (&v.cert_request, v.negotiated) {
+            (Some(cr), _) => request_words(cr),
+            (None, true) => "did not ask for a client certificate".into(),
+            (None, false) => format!(
+                "not negotiated: {}",
+                v.error.as_deref().unwrap_or("no reason recorded")
+            ),
+        };
+        s.push_str(&format!("  {}: {line}\n", v.version.as_str()));
+    }
+    s.push_str("\nPer path:\n");
+    for p in r.paths() {
+        s.push_str(&format!(
+            "  {} GET {}: {}\n",
+            p.version.as_str(),
+            p.path,
+            asked_words(&p)
+        ));
+    }
+    s.push_str("\nAttempts:\n");
+    for (i, a) in r.attempts.iter().enumerate() {
+        s.push_str(&format!(
+            "  {}. {}, {}, GET {}: {}\n",
+            i + 1,
+            a.offered.as_str(),
+            identity_name(a),
+            a.path,
+            verdict(a)
+        ));
+    }
+    for skipped in &r.skipped {
+        s.push_str(&format!("  skipped {skipped}\n"));
+    }
+    let mut shown: Vec<(usize, Vec<(&str, &str)>)> = Vec::new();
+    for (i, a) in r.attempts.iter().enumerate() {
+        let f = &a.flow.findings;
+        if f.is_empty() {
+            continue;
+        }
+        let key: Vec<(&str, &str)> = f
+            .iter()
+            .map(|x| (x.id.as_str(), x.summary.as_str()))
+            .collect();
+        s.push_str(&format!(
+            "\nAttempt {} ({}, {}, GET {}):\n",
+            i + 1,
+            a.offered.as_str(),
+            identity_name(a),
+            a.path
+        ));
+        if let Some((n, _)) = shown.iter().find(|(_, k)| *k == key) {
+            s.push_str(&format!("  the same findings as attempt {n}\n"));
+            continue;
+        }
+        for line in crate::render::explain::findings_text(f).lines() {
+            match line.is_empty() {
+                true => s.push('\n'),
+                false => s.push_str(&format!("  {line}\n")),
+            }
+        }
+        shown.push((i + 1, key));
+    }
+    s
+}
+
+/// The machine-readable summary.
+pub fn to_json(r: &ProbeReport) -> Value {
+    let versions: Vec<Value> = r
+        .versions()
+        .iter()
+        .map(|v| {
+            json!({
+                "tls_version": v.version,
+                "negotiated": v.negotiated,
+                "asked_in_handshake": v.cert_request.is_some(),
+                "cert_request": v.cert_request,
+                "error": v.error,
+            })
+        })
+        .collect();
+    let paths: Vec<Value> = r
+        .paths()
+        .iter()
+        .map(|p| {
+            json!({
+                "path": p.path,
+                "tls_version": p.version,
+                "asked": p.asked.as_str(),
+                "inferred": p.inferred,
+            })
+        })
+        .collect();
+    let attempts: Vec<Value> = r
+        .attempts
+        .iter()
+        .map(|a| {
+            let leg = a.flow.upstream_leg.as_ref();
+            json!({
+                "tls_version": a.offered,
+                "negotiated": leg.and_then(|l| l.tls_version),
+                "identity": a.identity,
+                "path": a.path,
+                "handshake": if leg.is_some_and(|l| l.handshake_done_ms.is_some()) { "completed" } else { "failed" },
+                "cert_request": leg.and_then(|l| l.cert_request.as_ref()),
+                "presented": leg.and_then(|l| l.chain.first()).map(|c| &c.subject),
+                "alerts": leg.map(|l| l.alerts.as_slice()).unwrap_or_default(),
+                "status": a.flow.status(),
+                "error": leg.and_then(|l| l.error.as_ref()).or(a.flow.error.as_ref()),
+                "failure": leg.and_then(|l| l.failure.as_ref()),
+                "findings": a.flow.findings,
+                "verdict": verdict(a),
+            })
+        })
+        .collect();
+    json!({
+        "url": r.url,
+        "target": r.target,
+        "reachable": r.reachable(),
+        "versions": versions,
+        "paths": paths,
+        "attempts": attempts,
+        "skipped": r.skipped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verdict;
+    use crate::facts::{Leg, LegFailure};
+    use crate::probe::tests::attempt;
+
+    #[test]
+    fn verdicts_name_the_outcome_and_the_findings() {
+        let a = attempt("/", Leg::default(), Some(400), &["no-client-cert", "x"]);
+        assert_eq!(
+            verdict(&a),
+            "HTTP 400; no-client-cert happened [no-client-cert, x]"
+        );
+        let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
+        b.flow.request = None;
+        b.flow.upstream_leg = Some(Leg {
+            error: Some("refused".into()),
+            failure: Some(LegFailure {
+                stage: "connect".into(),
+                kind: "connection_refused".into(),
+            }),
+            ..Leg::default()
+        });
+        assert_eq!(
+            verdict(&b),
+            "could not connect: refused; upstream-unreachable happened [upstream-unreachable]"
+        );
+        b.flow.upstream_leg = Some(Leg {
+            error: Some("the peer sent a fatal protocol_version alert".into()),
+            failure: Some(LegFailure {
+                stage: "handshake".into(),
+                kind: "alert_received".into(),
+            }),
+            ..Leg::default()
+        });
+        b.flow.findings.clear();
+        assert_eq!(
+            verdict(&b),
+            "handshake failed: the peer sent a fatal protocol_version alert; no findings"
+        );
+        let mut c = attempt("/secure", Leg::default(), None, &[]);
+        c.flow.error = Some("the server closed the connection".into());
+        assert_eq!(
+            verdict(&c),
+            "no HTTP answer: the server closed the connection; no findings"
+        );
+    }
+}

@@ -1,0 +1,594 @@
+//! `mtlscope probe`: a one-shot check of a server's client-certificate behaviour.
+//!
+//! The probe owns the plan of attempts and their summary, nothing else: each attempt is one
+//! upstream connection through the ordinary [`Engine`] (its wire tap, its recording resolver, its
+//! TLS 1.3 verdict wait) with one identity (or none), one protocol version offered alone, and one
+//! `GET` of one path. Every attempt becomes a [`Flow`] (`mode: probe`) diagnosed like any other,
+//! so the probe's answers — asked in the handshake or only later, with which CA names, what each
+//! identity got — are read from the same facts and findings as a proxied connection's.
+
+use crate::capture::upstream_auth::IdentityPolicy;
+use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{
+    CertRequest, Flow, Initiator, LegFailure, Mode, Phase, RecordKind, Request, Response,
+    ResponseSource, TlsVersion,
+};
+use crate::pki::load::Identity;
+use crate::proxy::headers::{kept_request, kept_response};
+use crate::record::Sink;
+use crate::upstream::{Connected, Engine, RustlsEngine, RustlsSettings, Target};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The most of an error body kept for the record and the diagnosis (as the relay keeps).
+const EXCERPT_BYTES: usize = 4096;
+
+/// What to probe.
+#[derive(Clone, Debug)]
+pub struct ProbePlan {
+    /// The URL as given, for the report.
+    pub url: String,
+    /// Where to connect (with any `--resolve` applied).
+    pub target: Target,
+    /// Paths to `GET`, each on its own connection.
+    pub paths: Vec<String>,
+    /// Protocol versions to probe, each offered alone on its own connections.
+    pub versions: Vec<TlsVersion>,
+    /// Identities to present, each on its own connections, besides presenting none.
+    pub identities: Vec<Arc<Identity>>,
+    /// Engine settings every attempt shares (`versions` is set per attempt).
+    pub settings: RustlsSettings,
+    /// Bound on each HTTP exchange (the engine bounds connect and handshake).
+    pub timeout: Duration,
+}
+
+/// One connection of the probe.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// The version offered (alone) in the ClientHello.
+    pub offered: TlsVersion,
+    /// Label of the identity on offer; `None` for none.
+    pub identity: Option<String>,
+    /// The path requested.
+    pub path: String,
+    /// The diagnosed facts of the connection (`kind: exchange` once a request went out).
+    pub flow: Flow,
+}
+
+/// Everything the probe did.
+#[derive(Clone, Debug)]
+pub struct ProbeReport {
+    /// The URL as given.
+    pub url: String,
+    /// `host:port` probed.
+    pub target: String,
+    /// The attempts made, in order.
+    pub attempts: Vec<Attempt>,
+    /// Attempts not made, and why (in words).
+    pub skipped: Vec<String>,
+}
+
+/// What one protocol version showed about the handshake's CertificateRequest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionSummary {
+    /// The version.
+    pub version: TlsVersion,
+    /// Whether any attempt negotiated it.
+    pub negotiated: bool,
+    /// The CertificateRequest of the handshake, if the server sent one.
+    pub cert_request: Option<CertRequest>,
+    /// Why no attempt negotiated it (the first attempt's error).
+    pub error: Option<String>,
+}
+
+/// When the server asks for a certificate for one path on one version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// In the initial handshake.
+    Handshake,
+    /// By TLS 1.2 renegotiation after the request.
+    Renegotiation,
+    /// By TLS 1.3 post-handshake authentication (seen, or inferred from the answer).
+    PostHandshake,
+    /// Not at all: the request was answered without a certificate request.
+    No,
+    /// Not known: no attempt got an answer.
+    Unknown,
+}
+
+impl Asked {
+    /// snake_case name for JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Asked::Handshake => "handshake",
+            Asked::Renegotiation => "renegotiation",
+            Asked::PostHandshake => "post_handshake",
+            Asked::No => "no",
+            Asked::Unknown => "unknown",
+        }
+    }
+}
+
+/// When one path, on one version, gets its certificate request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathSummary {
+    /// The path.
+    pub path: String,
+    /// The version offered.
+    pub version: TlsVersion,
+    /// When the certificate was asked for.
+    pub asked: Asked,
+    /// Whether `asked` is inferred from the server's answer rather than seen.
+    pub inferred: bool,
+}
+
+/// Run the plan: every version × path × identity (none first), one connection each. Stops at
+/// once when the server cannot be reached, and skips the rest of a version whose first
+/// handshake failed before the server could ask for a certificate. Flows go to `sink`.
+pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
+    let mut report = ProbeReport {
+        url: plan.url.clone(),
+        target: plan.target.authority(),
+        attempts: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let identities: Vec<Option<&Arc<Identity>>> = std::iter::once(None)
+        .chain(plan.identities.iter().map(Some))
+        .collect();
+    'versions: for &version in &plan.versions {
+        let settings = Arc::new(RustlsSettings {
+            versions: Some(vec![protocol(version)]),
+            ..plan.settings.clone()
+        });
+        let engine = Engine::Rustls(RustlsEngine { settings });
+        for path in &plan.paths {
+            for identity in &identities {
+                let id = report.attempts.len() as u64 + 1;
+                let flow = attempt(plan, &engine, *identity, path, id).await;
+                let flow = sink.emit(flow).await;
+                let first_of_version = report
+                    .attempts
+                    .iter()
+                    .all(|a: &Attempt| a.offered != version);
+                let leg = flow.upstream_leg.clone().unwrap_or_default();
+                report.attempts.push(Attempt {
+                    offered: version,
+                    identity: identity.map(|i| i.label.clone()),
+                    path: path.clone(),
+                    flow,
+                });
+                if leg.failure.as_ref().is_some_and(|f| f.stage == "connect") {
+                    report.skipped.push(format!(
+                        "every other attempt: the TCP connection to {} failed",
+                        report.target
+                    ));
+                    break 'versions;
+                }
+                let before_ask = leg.tls_version.is_none()
+                    && leg.cert_request.is_none()
+                    && leg.failure.is_some();
+                if first_of_version && before_ask {
+                    report.skipped.push(format!(
+                        "the other {} attempts: the handshake failed before the server could ask for a certificate",
+                        version.as_str()
+                    ));
+                    continue 'versions;
+                }
+            }
+        }
+    }
+    sink.flush().await;
+    report
+}
+
+fn protocol(v: TlsVersion) -> &'static rustls::SupportedProtocolVersion {
+    match v {
+        TlsVersion::Tls12 => &rustls::version::TLS12,
+        _ => &rustls::version::TLS13,
+    }
+}
+
+/// One connection: handshake with `identity` on offer, then `GET path`.
+async fn attempt(
+    plan: &ProbePlan,
+    engine: &Engine,
+    identity: Option<&Arc<Identity>>,
+    path: &str,
+    id: u64,
+) -> Flow {
+    let clock = ConnClock::start();
+    let rec = LegRecorder::new(clock);
+    let policy = identity.map_or(IdentityPolicy::None, |i| IdentityPolicy::Fixed(i.clone()));
+    let mut flow = Flow::new(Mode::Probe, id, clock.started_at());
+    flow.upstream = Some(plan.target.authority());
+    match engine.connect(&plan.target, &policy, &rec).await {
+        Err(failed) => {
+            flow.kind = RecordKind::Connection;
+            flow.error = Some(failed.0);
+        }
+        Ok(conn) => {
+            flow.kind = RecordKind::Exchange;
+            flow.exchange_index = Some(0);
+            let (request, response) = exchange(conn, plan, path, &rec, clock).await;
+            flow.request = Some(request);
+            if response.is_none() {
+                flow.error = rec.with(|l| l.error.clone());
+            }
+            flow.response = response;
+        }
+    }
+    flow.upstream_leg = Some(rec.snapshot());
+    flow
+}
+
+/// `GET path` over HTTP/1.1 on the established leg, bounded by the plan's timeout; a failure is
+/// recorded on the leg (the TLS stream records its own errors first).
+async fn exchange(
+    conn: Connected,
+    plan: &ProbePlan,
+    path: &str,
+    rec: &LegRecorder,
+    clock: ConnClock,
+) -> (Request, Option<Response>) {
+    let authority = plan.target.authority();
+    let built = http::Request::get(path)
+        .header(http::header::HOST, authority.as_str())
+        .header(
+            http::header::USER_AGENT,
+            concat!("mtlscope-probe/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::<Bytes>::new());
+    let mut request = Request {
+        method: "GET".into(),
+        uri: path.to_string(),
+        version: "HTTP/1.1".into(),
+        headers: Vec::new(),
+        at_ms: clock.ms(),
+        forwarded_at_ms: None,
+    };
+    let req = match built {
+        Ok(r) => r,
+        Err(e) => {
+            fail(rec, format!("cannot form the request: {e}"), "bad_request");
+            return (request, None);
+        }
+    };
+    request.headers = kept_request(req.headers(), true);
+    let work = async {
+        let (mut sender, driver) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(conn.io)).await?;
+        // Driven here and dropped with this future, so a timeout leaves nothing running.
+        let driver = Driver(tokio::spawn(async move {
+            if let Err(e) = driver.await {
+                tracing::debug!(error = %e, "probe connection ended");
+            }
+        }));
+        request.forwarded_at_ms = Some(clock.ms());
+        rec.note_request();
+        let resp = sender.send_request(req).await?;
+        let (parts, mut body) = resp.into_parts();
+        let mut excerpt = None;
+        if parts.status.is_client_error() || parts.status.is_server_error() {
+            let mut text = Vec::new();
+            while text.len() < EXCERPT_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(d) = frame.data_ref() {
+                            text.extend_from_slice(&d[..d.len().min(EXCERPT_BYTES - text.len())]);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            excerpt = Some(String::from_utf8_lossy(&text).into_owned());
+        }
+        drop(driver);
+        Ok::<_, hyper::Error>(Response {
+            status: parts.status.as_u16(),
+            source: ResponseSource::Upstream,
+            headers: kept_response(&parts.headers, true),
+            body_excerpt: excerpt,
+            at_ms: clock.ms(),
+        })
+    };
+    let response = match tokio::time::timeout(plan.timeout, work).await {
+        Ok(Ok(r)) => Some(r),
+        Ok(Err(e)) => {
+            match crate::capture::tls_error::find_io_error(&e) {
+                Some(io) => rec.fail(&crate::capture::tls_error::classify_io(
+                    "after_handshake",
+                    io,
+                )),
+                None if e.is_incomplete_message() => fail(
+                    rec,
+                    "the server closed the connection before sending a response".into(),
+                    "eof",
+                ),
+                None => fail(rec, format!("the HTTP exchange failed: {e}"), "http"),
+            }
+            None
+        }
+        Err(_) => {
+            fail(
+                rec,
+                format!(
+                    "no response within {} ms of the request",
+                    plan.timeout.as_millis()
+                ),
+                "timed_out",
+            );
+            None
+        }
+    };
+    (request, response)
+}
+
+/// Aborts the HTTP connection task when dropped.
+struct Driver(tokio::task::JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn fail(rec: &LegRecorder, words: String, kind: &str) {
+    rec.fail(&crate::capture::tls_error::Classified {
+        words,
+        failure: LegFailure {
+            stage: "after_handshake".into(),
+            kind: kind.into(),
+        },
+        alert: None,
+    });
+}
+
+impl ProbeReport {
+    /// Whether any attempt got past the TCP connection (and was not reset before TLS).
+    pub fn reachable(&self) -> bool {
+        self.attempts.iter().any(|a| {
+            !a.flow
+                .findings
+                .iter()
+                .any(|f| f.id == "upstream-unreachable")
+        })
+    }
+
+    /// The versions probed, in the plan's order, with the handshake's CertificateRequest.
+    pub fn versions(&self) -> Vec<VersionSummary> {
+        let mut out: Vec<VersionSummary> = Vec::new();
+        for a in &self.attempts {
+            let leg = a.flow.upstream_leg.clone().unwrap_or_default();
+            let i = match out.iter().position(|v| v.version == a.offered) {
+                Some(i) => i,
+                None => {
+                    out.push(VersionSummary {
+                        version: a.offered,
+                        negotiated: false,
+                        cert_request: None,
+                        error: None,
+                    });
+                    out.len() - 1
+                }
+            };
+            let v = &mut out[i];
+            v.negotiated |= leg.tls_version == Some(a.offered);
+            if v.cert_request.is_none() {
+                v.cert_request = leg.cert_request.filter(|cr| cr.phase == Phase::Handshake);
+            }
+            if v.error.is_none() && leg.tls_version.is_none() {
+                v.error = leg.error.or_else(|| a.flow.error.clone());
+            }
+        }
+        for v in &mut out {
+            if v.negotiated {
+                v.error = None;
+            }
+        }
+        out
+    }
+
+    /// For each negotiated version and each path (in the order probed): when the certificate
+    /// was asked for.
+    pub fn paths(&self) -> Vec<PathSummary> {
+        let negotiated: Vec<TlsVersion> = self
+            .versions()
+            .into_iter()
+            .filter(|v| v.negotiated)
+            .map(|v| v.version)
+            .collect();
+        let mut out: Vec<PathSummary> = Vec::new();
+        for a in &self.attempts {
+            if !negotiated.contains(&a.offered)
+                || out
+                    .iter()
+                    .any(|p| p.version == a.offered && p.path == a.path)
+            {
+                continue;
+            }
+            let same: Vec<&Attempt> = self
+                .attempts
+                .iter()
+                .filter(|b| b.offered == a.offered && b.path == a.path)
+                .collect();
+            let (asked, inferred) = asked(&same);
+            out.push(PathSummary {
+                path: a.path.clone(),
+                version: a.offered,
+                asked,
+                inferred,
+            });
+        }
+        out
+    }
+}
+
+/// When the attempts on one path and version saw the certificate asked for, most telling first:
+/// a late request (seen, then inferred), then one in the handshake, then an answer without one.
+fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
+    let legs: Vec<_> = attempts
+        .iter()
+        .filter_map(|a| a.flow.upstream_leg.as_ref())
+        .collect();
+    let phase = |p: Phase| {
+        legs.iter()
+            .any(|l| l.cert_request.as_ref().is_some_and(|cr| cr.phase == p))
+    };
+    if phase(Phase::Renegotiation)
+        || legs.iter().any(|l| {
+            l.renegotiations
+                .iter()
+                .any(|r| r.initiated_by == Initiator::Server)
+        })
+    {
+        return (Asked::Renegotiation, false);
+    }
+    if phase(Phase::PostHandshake)
+        || legs.iter().any(|l| {
+            l.failure
+                .as_ref()
+                .is_some_and(|f| f.kind == "post_handshake_certificate_request")
+        })
+    {
+        return (Asked::PostHandshake, false);
+    }
+    if attempts.iter().any(|a| {
+        a.flow
+            .findings
+            .iter()
+            .any(|f| f.id == "post-handshake-auth")
+    }) {
+        return (Asked::PostHandshake, true);
+    }
+    if phase(Phase::Handshake) {
+        return (Asked::Handshake, false);
+    }
+    if attempts.iter().any(|a| a.flow.response.is_some()) {
+        return (Asked::No, false);
+    }
+    (Asked::Unknown, false)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::facts::{Finding, Leg, Renegotiation, Severity};
+
+    /// An attempt on TLS 1.2 for `path` with `leg`, an answer `status`, and error findings `ids`.
+    pub(crate) fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {
+        let mut flow = Flow::new(Mode::Probe, 1, time::OffsetDateTime::UNIX_EPOCH);
+        flow.kind = RecordKind::Exchange;
+        flow.request = Some(Request {
+            method: "GET".into(),
+            uri: path.into(),
+            ..Request::default()
+        });
+        flow.response = status.map(|s| Response {
+            status: s,
+            ..Response::default()
+        });
+        flow.upstream_leg = Some(leg);
+        flow.findings = ids
+            .iter()
+            .map(|id| Finding {
+                id: id.to_string(),
+                severity: Severity::Error,
+                summary: format!("{id} happened. More words."),
+                evidence: vec![],
+                fix: String::new(),
+            })
+            .collect();
+        Attempt {
+            offered: TlsVersion::Tls12,
+            identity: None,
+            path: path.into(),
+            flow,
+        }
+    }
+
+    fn cr(phase: Phase) -> CertRequest {
+        CertRequest {
+            phase,
+            ca_names: Some(vec!["CN=Root".into()]),
+            ca_names_der: vec![],
+            signature_schemes: vec![],
+            mandatory: None,
+            at_ms: 1.0,
+            after_request_ms: None,
+        }
+    }
+
+    fn summary(attempts: Vec<Attempt>) -> ProbeReport {
+        ProbeReport {
+            url: "https://x".into(),
+            target: "x:443".into(),
+            attempts,
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn asked_prefers_late_requests_then_the_handshake_then_an_answer() {
+        let tls12 = |cr: Option<CertRequest>| Leg {
+            tls_version: Some(TlsVersion::Tls12),
+            cert_request: cr,
+            ..Leg::default()
+        };
+        let reneg = Leg {
+            renegotiations: vec![Renegotiation {
+                at_ms: 2.0,
+                initiated_by: Initiator::Server,
+                after_app_data_ms: None,
+                outcome: None,
+            }],
+            ..tls12(None)
+        };
+        let r = summary(vec![
+            attempt("/", tls12(None), Some(200), &[]),
+            attempt("/hs", tls12(Some(cr(Phase::Handshake))), Some(400), &[]),
+            attempt("/late", reneg, None, &["renegotiation-requested"]),
+            attempt("/pha", tls12(None), Some(403), &["post-handshake-auth"]),
+            attempt("/gone", Leg::default(), None, &[]),
+        ]);
+        let got: Vec<_> = r.paths().iter().map(|p| (p.asked, p.inferred)).collect();
+        assert_eq!(
+            got,
+            [
+                (Asked::No, false),
+                (Asked::Handshake, false),
+                (Asked::Renegotiation, false),
+                (Asked::PostHandshake, true),
+                (Asked::Unknown, false),
+            ]
+        );
+        let v = r.versions();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].negotiated);
+        assert_eq!(v[0].cert_request, Some(cr(Phase::Handshake)));
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable_and_not_negotiated() {
+        let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
+        b.flow.request = None;
+        b.flow.upstream_leg = Some(Leg {
+            error: Some("refused".into()),
+            failure: Some(LegFailure {
+                stage: "connect".into(),
+                kind: "connection_refused".into(),
+            }),
+            ..Leg::default()
+        });
+        let r = summary(vec![b]);
+        assert!(!r.reachable());
+        assert!(!r.versions()[0].negotiated);
+        assert_eq!(r.versions()[0].error.as_deref(), Some("refused"));
+        assert!(
+            r.paths().is_empty(),
+            "no path summary for a version never negotiated"
+        );
+    }
+}
