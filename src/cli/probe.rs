@@ -6,7 +6,6 @@ use super::proxy_args::{provider, ProxyArgs, Resolve};
 use crate::capture::server_auth::UpstreamTrust;
 use crate::error::CommandError;
 use crate::facts::{CertRequest, TlsVersion};
-use crate::pki::load::load_certs;
 use crate::probe::{Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
 use crate::record::Sink;
 use crate::upstream::RustlsSettings;
@@ -163,22 +162,11 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
 
 /// `--upstream-ca` files, or the system store (as curl without `--cacert`).
 fn roots(files: &[PathBuf]) -> Result<rustls::RootCertStore, CommandError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if files.is_empty() {
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        return Ok(roots);
-    }
-    for path in files {
-        let bad = |e: &dyn std::fmt::Display| {
-            CommandError::usage(format!("--upstream-ca {}: {e}", path.display()))
-        };
-        for cert in load_certs(path).map_err(|e| bad(&e))? {
-            roots.add(cert).map_err(|e| bad(&e))?;
-        }
-    }
-    Ok(roots)
+    let named: Vec<(String, PathBuf)> = files
+        .iter()
+        .map(|p| ("--upstream-ca".to_string(), p.clone()))
+        .collect();
+    super::proxy_args::load_roots(&named)
 }
 
 /// One line saying how an attempt ended — could not connect, handshake failed, or the HTTP

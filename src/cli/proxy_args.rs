@@ -386,7 +386,6 @@ fn upstream_roots(
     args: &ProxyArgs,
     loaded: &Loaded,
 ) -> Result<rustls::RootCertStore, CommandError> {
-    let mut roots = rustls::RootCertStore::empty();
     let files: Vec<(String, PathBuf)> = if args.upstream_ca.is_empty() {
         loaded
             .config
@@ -400,16 +399,21 @@ fn upstream_roots(
             .map(|p| ("--upstream-ca".to_string(), p.clone()))
             .collect()
     };
+    load_roots(&files)
+}
+
+/// Trust anchors from `(where named, file)` pairs, or the system store when there are none (as
+/// curl without `--cacert`). Errors name where the file was named.
+pub fn load_roots(files: &[(String, PathBuf)]) -> Result<rustls::RootCertStore, CommandError> {
+    let mut roots = rustls::RootCertStore::empty();
     if files.is_empty() {
-        // Like curl without --cacert: the system store.
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
+        for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
         return Ok(roots);
     }
     for (flag, path) in files {
-        for cert in load_certs(&path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))? {
+        for cert in load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))? {
             roots
                 .add(cert)
                 .map_err(|e| CommandError::usage(format!("{flag} {}: {e}", path.display())))?;
