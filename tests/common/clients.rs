@@ -225,7 +225,7 @@ impl CurlResult {
             .filter_map(|l| l.split_once(':'))
             .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.trim().to_string())
-            .last()
+            .next_back()
     }
 
     fn from_output(out: ProcOutput, files: &tempfile::TempDir) -> Self {
