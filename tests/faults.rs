@@ -4,10 +4,7 @@
 
 mod common;
 
-use common::{
-    finding_ids, Apache, ApacheConfig, ClientAuthScope, Curl, Mtlscope, Nginx, NginxConfig,
-    SClient, TlsVersion, VerifyClient,
-};
+use common::{finding_ids, Curl, Mtlscope, Nginx, SClient, TlsVersion, VerifyClient};
 use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 
@@ -18,16 +15,8 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = DevPki::generate(dir.path()).expect("dev pki");
-    let server = pki.server();
-    let nginx = Nginx::start(NginxConfig {
-        verify_client: VerifyClient::On,
-        client_certificate: Some(pki.root_ca().to_path_buf()),
-        verify_depth: Some(3),
-        ..NginxConfig::new(&server.cert, &server.key)
-    })
-    .expect("start nginx");
+    let (pki, dir) = common::dev_pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
     Setup {
         pki,
         nginx,
@@ -265,17 +254,8 @@ async fn a_delayed_response_still_arrives_and_says_it_was_delayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_renegotiation_reproduces_a_firewall_in_observe() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = DevPki::generate(dir.path()).unwrap();
-    let server = pki.server();
-    let apache = Apache::start(ApacheConfig {
-        protocols: vec![TlsVersion::Tls12],
-        ca_certificate: Some(pki.root_ca().to_path_buf()),
-        client_auth: ClientAuthScope::SecureLocation,
-        verify_depth: Some(3),
-        ..ApacheConfig::new(&server.cert, &server.key)
-    })
-    .expect("apache");
+    let (pki, _dir) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
     let upstream = format!("127.0.0.1:{}", apache.port());
     let p = Mtlscope::start(&[
         "observe",

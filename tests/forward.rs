@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, SClient, VerifyClient};
+use common::{finding_ids, Curl, Mtlscope, Nginx, SClient, VerifyClient};
 use mtlscope::pki::{ClientCert, DevPki};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -17,16 +17,8 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = DevPki::generate(dir.path()).expect("dev pki");
-    let server = pki.server();
-    let nginx = Nginx::start(NginxConfig {
-        verify_client: VerifyClient::On,
-        client_certificate: Some(pki.root_ca().to_path_buf()),
-        verify_depth: Some(3),
-        ..NginxConfig::new(&server.cert, &server.key)
-    })
-    .expect("start nginx");
+    let (pki, dir) = common::dev_pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
     Setup {
         pki,
         nginx,

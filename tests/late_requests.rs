@@ -5,28 +5,16 @@
 
 mod common;
 
-use common::{
-    finding_ids, Apache, ApacheConfig, ClientAuthScope, Curl, Mtlscope, Nginx, NginxConfig,
-    TlsVersion, VerifyClient,
-};
+use common::{finding_ids, Apache, Curl, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient};
 use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 
 fn pki() -> (DevPki, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    (DevPki::generate(dir.path()).expect("dev pki"), dir)
+    common::dev_pki()
 }
 
 fn apache(pki: &DevPki, version: TlsVersion) -> Apache {
-    let server = pki.server();
-    Apache::start(ApacheConfig {
-        protocols: vec![version],
-        ca_certificate: Some(pki.root_ca().to_path_buf()),
-        client_auth: ClientAuthScope::SecureLocation,
-        verify_depth: Some(3),
-        ..ApacheConfig::new(&server.cert, &server.key)
-    })
-    .expect("start apache")
+    common::apache_secure_location(pki, version)
 }
 
 fn reverse(pki: &DevPki, upstream: String) -> Mtlscope {
@@ -178,13 +166,9 @@ async fn curl_renegotiation_completes_through_observe_and_is_timed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_reads_nginx_ca_names_and_the_client_chain_off_the_wire() {
     let (pki, _d) = pki();
-    let server = pki.server();
     let nginx = Nginx::start(NginxConfig {
-        verify_client: VerifyClient::On,
-        client_certificate: Some(pki.root_ca().to_path_buf()),
-        verify_depth: Some(3),
         protocols: vec![TlsVersion::Tls12],
-        ..NginxConfig::new(&server.cert, &server.key)
+        ..common::nginx_config(&pki, VerifyClient::On)
     })
     .expect("start nginx");
     let upstream = format!("127.0.0.1:{}", nginx.port());

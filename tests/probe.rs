@@ -5,9 +5,7 @@
 mod common;
 
 use common::process::run_bounded;
-use common::{
-    free_port, Apache, ApacheConfig, ClientAuthScope, Nginx, NginxConfig, TlsVersion, VerifyClient,
-};
+use common::{free_port, Apache, Nginx, TlsVersion, VerifyClient};
 use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 use std::process::Command;
@@ -73,15 +71,7 @@ fn path_entry(r: &Run, version: &str, path: &str) -> Value {
 }
 
 fn apache(pki: &DevPki, version: TlsVersion) -> Apache {
-    let server = pki.server();
-    Apache::start(ApacheConfig {
-        protocols: vec![version],
-        ca_certificate: Some(pki.root_ca().to_path_buf()),
-        client_auth: ClientAuthScope::SecureLocation,
-        verify_depth: Some(3),
-        ..ApacheConfig::new(&server.cert, &server.key)
-    })
-    .expect("start apache")
+    common::apache_secure_location(pki, version)
 }
 
 #[test]
@@ -109,14 +99,7 @@ fn help_describes_the_flags() {
 #[test]
 fn nginx_asks_in_the_handshake_refuses_none_and_accepts_the_good_identity() {
     let (pki, _d) = pki();
-    let server = pki.server();
-    let nginx = Nginx::start(NginxConfig {
-        verify_client: VerifyClient::On,
-        client_certificate: Some(pki.root_ca().to_path_buf()),
-        verify_depth: Some(3),
-        ..NginxConfig::new(&server.cert, &server.key)
-    })
-    .expect("start nginx");
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
     let record_dir = tempfile::tempdir().unwrap();
     let record = record_dir.path().join("probe.jsonl");
     let ca = pki.root_ca().display().to_string();

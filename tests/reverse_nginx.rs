@@ -15,15 +15,10 @@ struct Setup {
 }
 
 fn setup(verify: VerifyClient) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = DevPki::generate(dir.path()).expect("dev pki");
-    let server = pki.server();
+    let (pki, dir) = common::dev_pki();
     let nginx = Nginx::start(NginxConfig {
-        verify_client: verify,
-        client_certificate: Some(pki.root_ca().to_path_buf()),
-        verify_depth: Some(3),
         app_location: true,
-        ..NginxConfig::new(&server.cert, &server.key)
+        ..common::nginx_config(&pki, verify)
     })
     .expect("start nginx");
     Setup {

@@ -21,6 +21,7 @@
 
 pub mod apache;
 pub mod clients;
+pub mod mtls;
 pub mod mtlscope;
 pub mod net;
 pub mod nginx;
@@ -32,6 +33,8 @@ pub mod testpki;
 pub use apache::{Apache, ApacheConfig, ClientAuthScope};
 #[allow(unused_imports)]
 pub use clients::{Curl, CurlResult, SClient, SClientResult};
+#[allow(unused_imports)]
+pub use mtls::{apache_secure_location, dev_pki, nginx_config};
 #[allow(unused_imports)]
 pub use mtlscope::{finding_ids, wait_records, Mtlscope};
 #[allow(unused_imports)]
