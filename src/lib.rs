@@ -18,6 +18,7 @@ pub mod observe;
 pub mod pki;
 pub mod proxy;
 pub mod record;
+pub mod recording;
 pub mod render;
 pub mod upstream;
 pub mod wire;
