@@ -4,6 +4,7 @@ pub mod certs;
 pub mod forward;
 pub mod proxy_args;
 pub mod reverse;
+pub mod views;
 
 use crate::error::CommandError;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,12 @@ pub enum Command {
     Reverse(reverse::ReverseArgs),
     /// Relay TCP without terminating TLS and record what the real client and server did.
     Observe(crate::observe::ObserveArgs),
+    /// A table (or HTML) report of recordings: one row per record, then counts per finding.
+    Report(views::ReportArgs),
+    /// Two recorded flows side by side, fact by fact, differences first.
+    Diff(views::DiffArgs),
+    /// Export a recording as HAR 1.2, with mtlscope's facts and findings in custom fields.
+    Export(views::ExportArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -68,6 +75,9 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Demo => crate::demo::run(),
         Command::Forward(args) => forward::run(args),
         Command::Observe(args) => crate::observe::run_cli(args),
+        Command::Report(args) => views::run_report(args),
+        Command::Diff(args) => views::run_diff(args),
+        Command::Export(args) => views::run_export(args),
     }
 }
 
