@@ -103,24 +103,41 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// One side of a diff: its file and which record.
-fn pick(arg: &str, by_id: Option<u64>) -> Result<Record, CommandError> {
-    let (path, index) = recording::split_file_index(arg);
-    let rec = load(std::slice::from_ref(&path))?;
+/// One side of a diff: which record of the loaded file.
+fn pick(
+    rec: &Recording,
+    path: &Path,
+    index: Option<usize>,
+    by_id: Option<u64>,
+) -> Result<Record, CommandError> {
     let selector = match (by_id, index) {
         (Some(id), _) => Selector::ConnectionId(id),
         (None, Some(n)) => Selector::Index(n),
         (None, None) => Selector::Default,
     };
-    recording::select(&rec, &selector)
+    recording::select(rec, &selector)
         .cloned()
         .map_err(|why| CommandError::usage(format!("recording {} {why}", path.display())))
 }
 
 /// Run `mtlscope diff`.
 pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
-    let a = pick(&args.a, args.a_id)?;
-    let b = pick(&args.b, args.b_id)?;
+    let (path_a, index_a) = recording::split_file_index(&args.a);
+    let (path_b, index_b) = recording::split_file_index(&args.b);
+    let rec_a = load(std::slice::from_ref(&path_a))?;
+    // Comparing two records of one file reads (and warns about) it once.
+    let rec_b = if path_b == path_a {
+        None
+    } else {
+        Some(load(std::slice::from_ref(&path_b))?)
+    };
+    let a = pick(&rec_a, &path_a, index_a, args.a_id)?;
+    let b = pick(
+        rec_b.as_ref().unwrap_or(&rec_a),
+        &path_b,
+        index_b,
+        args.b_id,
+    )?;
     if args.json {
         println!("{}", pretty(&diff::json(&a, &b))?);
     } else {

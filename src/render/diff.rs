@@ -328,7 +328,12 @@ pub fn text(a: &Record, b: &Record) -> String {
             ));
         }
     }
-    out.push_str("\nSide by side (* = differs):\n");
+    out.push_str("\nSide by side (* = differs; facts empty in both are left out):\n");
+    let empty = |v: &str| v == "none" || v == "[]" || v == NO_LEG;
+    let pairs: Vec<&FactPair> = pairs
+        .iter()
+        .filter(|p| p.differs() || !empty(&p.a))
+        .collect();
     let name_w = pairs.iter().map(|p| p.fact.len()).max().unwrap_or(0);
     let cells: Vec<(String, String)> = pairs
         .iter()
@@ -341,7 +346,7 @@ pub fn text(a: &Record, b: &Record) -> String {
         .unwrap_or(0)
         .max(1);
     out.push_str(&format!("  {:name_w$}  {:a_w$}  B\n", "FACT", "A"));
-    for (p, (ca, cb)) in pairs.iter().zip(&cells) {
+    for (p, (ca, cb)) in pairs.into_iter().zip(&cells) {
         let mark = if p.differs() { '*' } else { ' ' };
         let pad = a_w - ca.chars().count();
         out.push_str(&format!(
