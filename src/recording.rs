@@ -23,7 +23,8 @@ pub struct Record {
     pub index: usize,
     /// The record itself; `findings` filled by the diagnosis when the file had none.
     pub flow: Flow,
-    /// Whether the findings were computed on reading rather than recorded.
+    /// Whether the findings were computed on reading (the record carried none, and the
+    /// diagnosis found some).
     pub diagnosed_on_read: bool,
 }
 
@@ -119,9 +120,10 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
         let truncated = i == last && !ends_with_newline;
         match parse_line(raw) {
             Ok(mut flow) => {
-                let diagnosed_on_read = flow.findings.is_empty();
-                if diagnosed_on_read {
+                let mut diagnosed_on_read = false;
+                if flow.findings.is_empty() {
                     flow.findings = diagnose(&flow);
+                    diagnosed_on_read = !flow.findings.is_empty();
                 }
                 let index = out.records.len() + 1;
                 out.records.push(Record {

@@ -5,7 +5,7 @@
 //! Recordings carry attacker-controlled strings (headers, bodies, certificate names), so every
 //! recorded string goes through [`esc`]; nothing recorded is ever written raw.
 
-use super::report::{Row, Summary};
+use super::report::{self, Row, Summary};
 use crate::facts::{
     Alert, CertRequest, CertSummary, Event, Finding, Flow, Header, Leg, Renegotiation, Wire,
 };
@@ -93,19 +93,6 @@ fn table_html(h: &mut String, rows: &[Row]) {
             Some(x) => format!("{}/{x}", r.connection_id),
             None => r.connection_id.to_string(),
         };
-        let outcome = match (r.status, &r.error) {
-            (Some(s), _) => s.to_string(),
-            (None, Some(e)) => format!("error: {e}"),
-            (None, None) => "-".into(),
-        };
-        let cr = match (r.cert_request_phase, r.ca_names) {
-            (None, _) => "-".to_string(),
-            (Some(p), n) => format!(
-                "{} {} CA",
-                word(&p),
-                n.map(|n| n.to_string()).unwrap_or("?".into())
-            ),
-        };
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td><a href=\"#flow-{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
@@ -113,11 +100,11 @@ fn table_html(h: &mut String, rows: &[Row]) {
             esc(&r.started_at),
             esc(&conn),
             esc(r.request.as_deref().unwrap_or("connection")),
-            esc(&outcome),
+            esc(&report::outcome_cell(r)),
             r.leg.unwrap_or("-"),
             r.tls_version.unwrap_or("-"),
-            esc(&cr),
-            esc(r.presented.as_deref().unwrap_or("-")),
+            esc(&report::cert_request_cell(r)),
+            esc(&report::presented_cell(r)),
             esc(&r.findings.join(", ")),
         );
     }
@@ -134,7 +121,7 @@ fn word(v: &impl serde::Serialize) -> String {
 /// One flow's section; `i` is its row's position, the anchor the table links to.
 fn flow_html(h: &mut String, i: usize, r: &Record, row: &Row) {
     let f = &r.flow;
-    let failed = super::report::failed(f);
+    let failed = report::failed(f);
     let title = format!(
         "{} — connection {} — {} — {}",
         row.record,
@@ -145,9 +132,9 @@ fn flow_html(h: &mut String, i: usize, r: &Record, row: &Row) {
             .or_else(|| row.error.clone())
             .unwrap_or_else(|| "-".into())
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<details id=\"flow-{i}\"{}><summary>{}</summary>\n",
+        "<details id=\"flow-{i}\"{}><summary>{}</summary>",
         if failed { " class=\"fail\" open" } else { "" },
         esc(&title)
     );
@@ -196,7 +183,7 @@ fn table_kv(h: &mut String, kv: &[(&str, String)]) {
 
 fn findings_html(h: &mut String, findings: &[Finding], diagnosed_on_read: bool) {
     h.push_str("<h3>Findings</h3>");
-    if diagnosed_on_read {
+    if diagnosed_on_read && !findings.is_empty() {
         h.push_str(
             "<p><em>The record carried no findings; these were diagnosed on reading.</em></p>",
         );
@@ -222,7 +209,7 @@ fn findings_html(h: &mut String, findings: &[Finding], diagnosed_on_read: bool) 
             }
             h.push_str("</ul>");
         }
-        let _ = write!(h, "<p><b>Fix:</b> {}</p></div>\n", esc(&x.fix));
+        let _ = writeln!(h, "<p><b>Fix:</b> {}</p></div>", esc(&x.fix));
     }
 }
 
@@ -514,18 +501,19 @@ fn events_html(h: &mut String, events: &[Event]) {
 mod tests {
     use super::*;
     use crate::diagnose::test_support::*;
-    use crate::render::report;
     use std::path::PathBuf;
 
     #[test]
     fn recorded_strings_are_escaped() {
-        let flow = success_builder()
+        let mut flow = success_builder()
             .response(
                 403,
                 "<script>alert(1)</script>",
                 &[("x-evil", "\"><img src=x onerror=alert(1)>")],
             )
             .build();
+        flow.findings = crate::diagnose::diagnose(&flow);
+        assert!(!flow.findings.is_empty());
         let rec = Record {
             file: PathBuf::from("<rec>.jsonl"),
             line: 1,
@@ -542,5 +530,6 @@ mod tests {
         assert!(page.contains("&lt;rec&gt;.jsonl:1"));
         assert!(page.contains("CN=client"));
         assert!(page.contains("diagnosed on reading"));
+        assert!(page.contains("<b>Fix:</b>"));
     }
 }

@@ -242,6 +242,33 @@ fn phase_word(p: Phase) -> &'static str {
     }
 }
 
+/// The status, or the error when there was no response.
+pub fn outcome_cell(r: &Row) -> String {
+    match (r.status, &r.error) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(e)) => format!("error: {e}"),
+        (None, None) => "-".into(),
+    }
+}
+
+/// `phase N CA` (`?` when the names were not visible), or `-` when no certificate was asked.
+pub fn cert_request_cell(r: &Row) -> String {
+    match (r.cert_request_phase, r.ca_names) {
+        (None, _) => "-".to_string(),
+        (Some(p), Some(n)) => format!("{} {n} CA", phase_word(p)),
+        (Some(p), None) => format!("{} ? CA", phase_word(p)),
+    }
+}
+
+/// The leaf subject presented, `(none)` when asked and none was, `-` when not asked.
+pub fn presented_cell(r: &Row) -> String {
+    match (&r.presented, r.cert_request_phase) {
+        (Some(s), _) => s.clone(),
+        (None, Some(_)) => "(none)".into(),
+        (None, None) => "-".into(),
+    }
+}
+
 /// The cells of a row, in table order.
 fn cells(r: &Row) -> [String; 10] {
     let time = r
@@ -258,21 +285,6 @@ fn cells(r: &Row) -> [String; 10] {
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
     let request = r.request.as_deref().unwrap_or("connection");
-    let outcome = match (r.status, &r.error) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(e)) => format!("error: {e}"),
-        (None, None) => "-".into(),
-    };
-    let cr = match (r.cert_request_phase, r.ca_names) {
-        (None, _) => "-".to_string(),
-        (Some(p), Some(n)) => format!("{} {n} CA", phase_word(p)),
-        (Some(p), None) => format!("{} ? CA", phase_word(p)),
-    };
-    let presented = match (&r.presented, r.cert_request_phase) {
-        (Some(s), _) => s.clone(),
-        (None, Some(_)) => "(none)".into(),
-        (None, None) => "-".into(),
-    };
     let findings = if r.findings.is_empty() {
         "-".to_string()
     } else {
@@ -283,11 +295,11 @@ fn cells(r: &Row) -> [String; 10] {
         conn,
         mode,
         cell(request, 40),
-        cell(&outcome, 40),
+        cell(&outcome_cell(r), 40),
         r.leg.unwrap_or("-").to_string(),
         r.tls_version.unwrap_or("-").to_string(),
-        cr,
-        cell(&presented, 40),
+        cert_request_cell(r),
+        cell(&presented_cell(r), 40),
         cell(&findings, 80),
     ]
 }
@@ -435,7 +447,7 @@ mod tests {
 
     #[test]
     fn table_rows_and_summary() {
-        let records = vec![rec(success(), 1), rec(failing(), 2)];
+        let records = [rec(success(), 1), rec(failing(), 2)];
         let rows: Vec<Row> = records.iter().map(row).collect();
         assert_eq!(rows[0].presented.as_deref(), Some("CN=client"));
         assert_eq!(rows[1].presented, None);
