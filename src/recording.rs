@@ -261,6 +261,33 @@ mod tests {
     }
 
     #[test]
+    fn a_record_without_findings_is_diagnosed_on_reading() {
+        use crate::diagnose::test_support::*;
+        use crate::facts::{Direction, LegFailure};
+        let flow = success_builder()
+            .upstream(|l| {
+                l.chain = vec![];
+                l.identity = None;
+                l.alerts = vec![alert(Direction::Received, 116, 12.0)];
+                l.failure = Some(LegFailure {
+                    stage: "after_handshake".into(),
+                    kind: "alert_received".into(),
+                });
+            })
+            .own_response(502)
+            .build();
+        assert!(flow.findings.is_empty());
+        let text = format!("{}\n{}\n", serde_json::to_string(&flow).unwrap(), line(2));
+        let r = parse(Path::new("x"), text.as_bytes());
+        assert!(r.records[0].diagnosed_on_read);
+        assert_eq!(r.records[0].flow.findings[0].id, "no-client-cert");
+        assert!(
+            !r.records[1].diagnosed_on_read,
+            "nothing found, nothing to mark"
+        );
+    }
+
+    #[test]
     fn invalid_utf8_is_skipped_not_fatal() {
         let mut bytes = line(1).into_bytes();
         bytes.extend_from_slice(b"\n\xff\xfe\n");

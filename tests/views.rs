@@ -127,9 +127,6 @@ async fn report_diff_and_har_views_of_a_real_recording() {
 
     // report: the table, the summary, and the garbage line named.
     let r = mtlscope(&["report", &rec_s]);
-    if std::env::var_os("VIEWS_KEEP").is_some() {
-        let _ = std::fs::copy(&rec, "/tmp/views-recording.jsonl");
-    }
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr
