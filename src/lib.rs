@@ -20,6 +20,7 @@ pub mod pki;
 pub mod probe;
 pub mod proxy;
 pub mod record;
+pub mod recording;
 pub mod render;
 pub mod upstream;
 pub mod wire;

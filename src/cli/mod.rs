@@ -5,6 +5,7 @@ pub mod forward;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
+pub mod views;
 
 use crate::error::CommandError;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,12 @@ pub enum Command {
     /// Check once how a server asks for client certificates (in the handshake or later, with
     /// which CA names) and what it does with none and with each given identity.
     Probe(probe::ProbeArgs),
+    /// A table (or HTML) report of recordings: one row per record, then counts per finding.
+    Report(views::ReportArgs),
+    /// Two recorded flows side by side, fact by fact, differences first.
+    Diff(views::DiffArgs),
+    /// Export a recording as HAR 1.2, with mtlscope's facts and findings in custom fields.
+    Export(views::ExportArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -73,6 +80,9 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Forward(args) => forward::run(args),
         Command::Observe(args) => crate::observe::run_cli(args),
         Command::Probe(args) => probe::run(args),
+        Command::Report(args) => views::run_report(args),
+        Command::Diff(args) => views::run_diff(args),
+        Command::Export(args) => views::run_export(args),
     }
 }
 

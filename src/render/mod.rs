@@ -1,4 +1,8 @@
 //! Renderers: views of facts and findings (terminal line, header, error bodies). They format;
 //! they never decide a diagnosis.
 
+pub mod diff;
 pub mod explain;
+pub mod har;
+pub mod html;
+pub mod report;

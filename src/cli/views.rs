@@ -1,0 +1,168 @@
+//! `mtlscope report`, `diff` and `export`: views of recordings. They read JSON Lines recordings
+//! (see [`crate::recording`]), hand the records to a renderer, and print or write the result.
+//!
+//! Skipped lines are warned about on stderr (file and line named) and never end the command; a
+//! file that cannot be read, or a record that is not there, is bad usage (exit 2); failing to
+//! write an output is a runtime failure (exit 1).
+
+use crate::error::CommandError;
+use crate::recording::{self, Record, Recording, Selector};
+use crate::render::{diff, har, html, report};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// `mtlscope report` flags.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Recordings (JSON Lines), read in order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Also write a self-contained HTML report here.
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
+    /// Print the table and summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only records that failed (4xx/5xx, a recorded error, or an error finding).
+    #[arg(long)]
+    pub only_failures: bool,
+    /// Only records carrying this finding id.
+    #[arg(long, value_name = "FINDING_ID")]
+    pub id: Option<String>,
+}
+
+/// `mtlscope diff` flags.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first flow: FILE, or FILE:N for its N-th record (default: its first exchange).
+    #[arg(value_name = "FILE[:N]")]
+    pub a: String,
+    /// The second flow: FILE or FILE:M.
+    #[arg(value_name = "FILE[:M]")]
+    pub b: String,
+    /// Pick the first flow by connection id instead of by position.
+    #[arg(long, value_name = "CONNECTION_ID")]
+    pub a_id: Option<u64>,
+    /// Pick the second flow by connection id instead of by position.
+    #[arg(long, value_name = "CONNECTION_ID")]
+    pub b_id: Option<u64>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mtlscope export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The recording (JSON Lines).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write HAR 1.2 here.
+    #[arg(long, value_name = "OUT.har")]
+    pub har: PathBuf,
+}
+
+/// Read recordings, warning on stderr about every skipped line.
+fn load(paths: &[PathBuf]) -> Result<Recording, CommandError> {
+    let rec = recording::read_all(paths).map_err(CommandError::usage)?;
+    for s in &rec.skipped {
+        eprintln!("mtlscope: warning: {}", report::clean(&s.to_string()));
+    }
+    Ok(rec)
+}
+
+fn write_file(path: &Path, what: &str, contents: &str) -> Result<(), CommandError> {
+    std::fs::write(path, contents)
+        .map_err(|e| CommandError::runtime(format!("cannot write {what} {}: {e}", path.display())))
+}
+
+/// Run `mtlscope report`.
+pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
+    let rec = load(&args.files)?;
+    let filter = report::Filter {
+        only_failures: args.only_failures,
+        id: args.id.clone(),
+    };
+    let shown: Vec<&Record> = rec.records.iter().filter(|r| filter.keeps(r)).collect();
+    let rows: Vec<report::Row> = shown.iter().map(|r| report::row(r)).collect();
+    let summary = report::summary(&rows, &rec.skipped);
+    if let Some(out) = &args.html {
+        write_file(
+            out,
+            "HTML report",
+            &html::page(&shown, &rows, &summary, &rec.skipped),
+        )?;
+        eprintln!("mtlscope: wrote HTML report to {}", out.display());
+    }
+    if args.json {
+        let v = report::json(&rows, &summary, &rec.skipped);
+        println!("{}", pretty(&v)?);
+    } else {
+        print!("{}", report::text(&rows, &summary));
+    }
+    Ok(())
+}
+
+/// One side of a diff: which record of the loaded file.
+fn pick(
+    rec: &Recording,
+    path: &Path,
+    index: Option<usize>,
+    by_id: Option<u64>,
+) -> Result<Record, CommandError> {
+    let selector = match (by_id, index) {
+        (Some(id), _) => Selector::ConnectionId(id),
+        (None, Some(n)) => Selector::Index(n),
+        (None, None) => Selector::Default,
+    };
+    recording::select(rec, &selector)
+        .cloned()
+        .map_err(|why| CommandError::usage(format!("recording {} {why}", path.display())))
+}
+
+/// Run `mtlscope diff`.
+pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
+    let (path_a, index_a) = recording::split_file_index(&args.a);
+    let (path_b, index_b) = recording::split_file_index(&args.b);
+    let rec_a = load(std::slice::from_ref(&path_a))?;
+    // Comparing two records of one file reads (and warns about) it once.
+    let rec_b = if path_b == path_a {
+        None
+    } else {
+        Some(load(std::slice::from_ref(&path_b))?)
+    };
+    let a = pick(&rec_a, &path_a, index_a, args.a_id)?;
+    let b = pick(
+        rec_b.as_ref().unwrap_or(&rec_a),
+        &path_b,
+        index_b,
+        args.b_id,
+    )?;
+    if args.json {
+        println!("{}", pretty(&diff::json(&a, &b))?);
+    } else {
+        print!("{}", diff::text(&a, &b));
+    }
+    Ok(())
+}
+
+/// Run `mtlscope export`.
+pub fn run_export(args: ExportArgs) -> Result<(), CommandError> {
+    let rec = load(std::slice::from_ref(&args.file))?;
+    let doc = har::har(&rec.records);
+    write_file(&args.har, "HAR file", &pretty(&doc)?)?;
+    let entries = doc["log"]["entries"].as_array().map_or(0, Vec::len);
+    let conns = doc["log"]["_mtlscope_connections"]
+        .as_array()
+        .map_or(0, Vec::len);
+    eprintln!(
+        "mtlscope: wrote {} ({entries} entries, {conns} connection records)",
+        args.har.display()
+    );
+    Ok(())
+}
+
+fn pretty(v: &serde_json::Value) -> Result<String, CommandError> {
+    serde_json::to_string_pretty(v)
+        .map_err(|e| CommandError::runtime(format!("cannot serialise the output: {e}")))
+}

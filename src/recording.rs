@@ -1,0 +1,321 @@
+//! Reading JSON Lines recordings back: the input of the views (`report`, `diff`, `export`).
+//!
+//! Reading is forgiving by design: a recording may be cut off by a crash, edited by hand, or
+//! written by a newer mtlscope. A line that is not valid UTF-8 or JSON, not a record, or of a
+//! newer `schema` is skipped with a [`Skipped`] note naming the file and line; only a file that
+//! cannot be read at all is an error. A record written without findings is diagnosed here (the
+//! diagnosis stage), so every view shows conclusions and no renderer has to decide one.
+
+use crate::diagnose::diagnose;
+use crate::facts::{Flow, RecordKind, SCHEMA};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One record read from a recording, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The recording file, as named on the command line.
+    pub file: PathBuf,
+    /// 1-based line number in that file.
+    pub line: usize,
+    /// 1-based position among the file's readable records (what `FILE:N` selects).
+    pub index: usize,
+    /// The record itself; `findings` filled by the diagnosis when the file had none.
+    pub flow: Flow,
+    /// Whether the findings were computed on reading (the record carried none, and the
+    /// diagnosis found some).
+    pub diagnosed_on_read: bool,
+}
+
+impl Record {
+    /// `FILE:N`, the name `diff` accepts for this record.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.file.display(), self.index)
+    }
+}
+
+/// A line that was skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The recording file.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    /// Why it was skipped, in words.
+    pub reason: String,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: skipped: {}",
+            self.file.display(),
+            self.line,
+            self.reason
+        )
+    }
+}
+
+/// The readable records of one or more recordings, and the lines skipped.
+#[derive(Clone, Debug, Default)]
+pub struct Recording {
+    /// Records in file order (files in the order given).
+    pub records: Vec<Record>,
+    /// Lines that were not records, in order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A recording that could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read recording {}: {source}", path.display())]
+pub struct ReadError {
+    /// The file named.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub source: std::io::Error,
+}
+
+/// Read one recording file.
+pub fn read(path: &Path) -> Result<Recording, ReadError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadError {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse(path, &bytes))
+}
+
+/// Read several recording files, concatenated in order.
+pub fn read_all(paths: &[PathBuf]) -> Result<Recording, ReadError> {
+    let mut all = Recording::default();
+    for p in paths {
+        let one = read(p)?;
+        all.records.extend(one.records);
+        all.skipped.extend(one.skipped);
+    }
+    Ok(all)
+}
+
+/// Just enough of a record to check its schema before committing to the full model.
+#[derive(Deserialize)]
+struct Head {
+    /// The record's schema version.
+    schema: Option<u64>,
+}
+
+/// Parse the bytes of a recording named `file`.
+pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
+    let mut out = Recording::default();
+    let ends_with_newline = bytes.last() == Some(&b'\n');
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    let last = lines.len().saturating_sub(1);
+    for (i, raw) in lines.into_iter().enumerate() {
+        let line = i + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        // The last line without a newline is what a writer cut off mid-line leaves behind.
+        let truncated = i == last && !ends_with_newline;
+        match parse_line(raw) {
+            Ok(mut flow) => {
+                let mut diagnosed_on_read = false;
+                if flow.findings.is_empty() {
+                    flow.findings = diagnose(&flow);
+                    diagnosed_on_read = !flow.findings.is_empty();
+                }
+                let index = out.records.len() + 1;
+                out.records.push(Record {
+                    file: file.to_path_buf(),
+                    line,
+                    index,
+                    flow,
+                    diagnosed_on_read,
+                });
+            }
+            Err(reason) => {
+                let reason = if truncated && reason.starts_with("malformed") {
+                    format!("truncated last line ({reason})")
+                } else {
+                    reason
+                };
+                out.skipped.push(Skipped {
+                    file: file.to_path_buf(),
+                    line,
+                    reason,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn parse_line(raw: &[u8]) -> Result<Flow, String> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| format!("malformed line: not UTF-8 ({e})"))?
+        .trim();
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("malformed JSON ({e})"))?;
+    let head = Head::deserialize(&value).map_err(|e| format!("not a record ({e})"))?;
+    match head.schema {
+        None => return Err("not a record (no \"schema\")".into()),
+        Some(s) if s > u64::from(SCHEMA) => {
+            return Err(format!(
+                "schema {s} is newer than this mtlscope reads (schema {SCHEMA})"
+            ))
+        }
+        Some(_) => {}
+    }
+    Flow::deserialize(&value).map_err(|e| format!("not a record ({e})"))
+}
+
+impl Recording {
+    /// The records of one exchange kind, in order.
+    pub fn exchanges(&self) -> impl Iterator<Item = &Record> {
+        self.records
+            .iter()
+            .filter(|r| r.flow.kind == RecordKind::Exchange)
+    }
+}
+
+/// Which record of a file `diff` compares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// The first exchange record (or the first record, if there is no exchange).
+    Default,
+    /// The N-th readable record (1-based).
+    Index(usize),
+    /// The first record of this connection (an exchange if it has one).
+    ConnectionId(u64),
+}
+
+/// Split `FILE[:N]` into a path and an optional index. A path that exists as written wins, so a
+/// file whose name ends in `:3` can still be named.
+pub fn split_file_index(arg: &str) -> (PathBuf, Option<usize>) {
+    if !Path::new(arg).exists() {
+        if let Some((file, n)) = arg.rsplit_once(':') {
+            if let Ok(n) = n.parse::<usize>() {
+                return (PathBuf::from(file), Some(n));
+            }
+        }
+    }
+    (PathBuf::from(arg), None)
+}
+
+/// Pick one record out of a file's records; `Err` says why none matched.
+pub fn select<'a>(recording: &'a Recording, selector: &Selector) -> Result<&'a Record, String> {
+    let records = &recording.records;
+    match selector {
+        Selector::Default => recording
+            .exchanges()
+            .next()
+            .or_else(|| records.first())
+            .ok_or_else(|| "has no readable record".to_string()),
+        Selector::Index(n) => records
+            .iter()
+            .find(|r| r.index == *n)
+            .ok_or_else(|| format!("has no record {n} (it has {})", records.len())),
+        Selector::ConnectionId(id) => {
+            let of_conn = || records.iter().filter(|r| r.flow.connection_id == *id);
+            of_conn()
+                .find(|r| r.flow.kind == RecordKind::Exchange)
+                .or_else(|| of_conn().next())
+                .ok_or_else(|| format!("has no record of connection {id}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Mode;
+
+    fn line(conn: u64) -> String {
+        let mut f = Flow::new(Mode::Reverse, conn, time::OffsetDateTime::UNIX_EPOCH);
+        f.findings = vec![];
+        serde_json::to_string(&f).unwrap()
+    }
+
+    #[test]
+    fn skips_garbage_newer_schema_and_a_truncated_tail() {
+        let newer = line(2).replace("\"schema\":1", "\"schema\":7");
+        let text = format!(
+            "{}\n{{not json\n\n{newer}\n[1,2]\n{}\n{}",
+            line(1),
+            line(3),
+            &line(4)[..20]
+        );
+        let r = parse(Path::new("rec.jsonl"), text.as_bytes());
+        let ids: Vec<u64> = r.records.iter().map(|r| r.flow.connection_id).collect();
+        assert_eq!(ids, vec![1, 3]);
+        assert_eq!(r.records[1].line, 6);
+        assert_eq!(r.records[1].index, 2);
+        let lines: Vec<usize> = r.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, vec![2, 4, 5, 7]);
+        assert!(r.skipped[0]
+            .to_string()
+            .starts_with("rec.jsonl:2: skipped: malformed JSON"));
+        assert!(r.skipped[1].reason.contains("schema 7 is newer"));
+        assert!(r.skipped[3].reason.starts_with("truncated last line"));
+    }
+
+    #[test]
+    fn a_record_without_findings_is_diagnosed_on_reading() {
+        use crate::diagnose::test_support::*;
+        use crate::facts::{Direction, LegFailure};
+        let flow = success_builder()
+            .upstream(|l| {
+                l.chain = vec![];
+                l.identity = None;
+                l.alerts = vec![alert(Direction::Received, 116, 12.0)];
+                l.failure = Some(LegFailure {
+                    stage: "after_handshake".into(),
+                    kind: "alert_received".into(),
+                });
+            })
+            .own_response(502)
+            .build();
+        assert!(flow.findings.is_empty());
+        let text = format!("{}\n{}\n", serde_json::to_string(&flow).unwrap(), line(2));
+        let r = parse(Path::new("x"), text.as_bytes());
+        assert!(r.records[0].diagnosed_on_read);
+        assert_eq!(r.records[0].flow.findings[0].id, "no-client-cert");
+        assert!(
+            !r.records[1].diagnosed_on_read,
+            "nothing found, nothing to mark"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_skipped_not_fatal() {
+        let mut bytes = line(1).into_bytes();
+        bytes.extend_from_slice(b"\n\xff\xfe\n");
+        let r = parse(Path::new("x"), &bytes);
+        assert_eq!(r.records.len(), 1);
+        assert!(r.skipped[0].reason.contains("not UTF-8"));
+    }
+
+    #[test]
+    fn selectors() {
+        let text = format!("{}\n{}\n", line(5), line(9));
+        let r = parse(Path::new("x"), text.as_bytes());
+        assert_eq!(
+            select(&r, &Selector::Default).unwrap().flow.connection_id,
+            5
+        );
+        assert_eq!(
+            select(&r, &Selector::Index(2)).unwrap().flow.connection_id,
+            9
+        );
+        assert!(select(&r, &Selector::Index(3))
+            .unwrap_err()
+            .contains("has no record 3"));
+        assert_eq!(select(&r, &Selector::ConnectionId(9)).unwrap().index, 2);
+        assert_eq!(
+            split_file_index("/nonexistent/rec.jsonl:12"),
+            (PathBuf::from("/nonexistent/rec.jsonl"), Some(12))
+        );
+        assert_eq!(split_file_index("a:b").1, None);
+    }
+}
