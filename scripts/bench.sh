@@ -58,7 +58,7 @@ nginx_conf "$work/base" "upstream up { server 127.0.0.1:$up; keepalive 64; }
 
 nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
 nginx -p "$work/base" -c "$work/base/nginx.conf" & pids+=($!)
-"$bin" reverse --quiet --listen "127.0.0.1:$mt" --upstream "https://localhost:$up" \
+${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" --upstream "https://localhost:$up" \
     --server-cert "$pki/server.pem,$pki/server.key" --upstream-ca "$pki/root.pem" \
     --identity "$pki/client-good.pem,$pki/client-good.key" --record "$work/record.jsonl" \
     2>"$work/mtlscope.log" & mpid=$!; pids+=($mpid)
@@ -73,7 +73,7 @@ run() { # $1 port, $2.. extra wrk args
 }
 
 printf '%-28s %12s %12s %10s\n' "load" "nginx rps" "mtlscope rps" "ratio"
-for mode in keepalive close; do
+for mode in ${BENCH_MODES:-keepalive close}; do
     extra=(); [ "$mode" = close ] && extra=(-H "Connection: close")
     read -r b_rps b_p99 < <(run "$base" "${extra[@]}")
     read -r m_rps m_p99 < <(run "$mt" "${extra[@]}")

@@ -65,6 +65,9 @@ struct Session {
     cert_request: Option<CertRequest>,
     /// Certificate DERs per direction (summarised on snapshot, not on the I/O path).
     chains: [Option<Vec<Vec<u8>>>; 2],
+    /// Their summaries, made on the first snapshot and kept: a chain is set once per
+    /// direction, and the proxy snapshots a leg for every exchange.
+    chain_summaries: [std::cell::OnceCell<Vec<crate::facts::CertSummary>>; 2],
     /// Alerts with their TLS direction (made relative to the role on snapshot).
     alerts: Vec<(Dir, Alert)>,
     renegotiations: Vec<Renegotiation>,
@@ -122,9 +125,11 @@ impl WireParser {
             }
         }
         let chain = |d: Dir| {
-            s.chains[d.index()]
-                .as_ref()
-                .map(|c| summarize_chain(c.iter().map(Vec::as_slice)))
+            s.chains[d.index()].as_ref().map(|c| {
+                s.chain_summaries[d.index()]
+                    .get_or_init(|| summarize_chain(c.iter().map(Vec::as_slice)))
+                    .clone()
+            })
         };
         TapFacts {
             tls_version: s.version,
