@@ -147,6 +147,7 @@ async fn each_rejected_certificate_gets_its_own_finding() {
         (ClientCert::OtherCa, "issuer-not-in-ca-list"),
         (ClientCert::NoIntermediate, "chain-incomplete"),
         (ClientCert::ServerAuthOnly, "wrong-purpose"),
+        (ClientCert::SelfSigned, "chain-untrusted"),
     ] {
         let (r, rec) = exchange(&s, Some(cert), "/").await;
         assert_eq!(r.status, 400, "{cert:?}: {r:?}");
