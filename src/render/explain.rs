@@ -1,13 +1,11 @@
 //! Explaining a flow in words: the `Mtlscope-Diagnosis` header value, the 502 body (text or
 //! JSON) when the upstream leg could not be established, and the terminal log line.
 //!
-//! These only format findings and facts. A flow whose `findings` are still empty is diagnosed
-//! first (by the diagnosis stage, not here), so every view shows the same conclusions.
+//! These only format findings and facts: callers hand them diagnosed flows (the sink diagnoses
+//! every flow before it prints or records it), so every view shows the same conclusions.
 
-use crate::diagnose::diagnose;
 use crate::facts::{CertRequest, CertSummary, Finding, Flow, Leg, Phase, RecordKind, Severity};
 use serde_json::json;
-use std::borrow::Cow;
 
 /// The `Mtlscope-Diagnosis` header value: the finding ids, most severe first (`id, id`);
 /// `None` when there are no findings.
@@ -21,13 +19,9 @@ pub fn diagnosis_header_value(findings: &[Finding]) -> Option<String> {
     })
 }
 
-/// The flow's findings; a flow not yet diagnosed is diagnosed now.
-fn findings(flow: &Flow) -> Cow<'_, [Finding]> {
-    if flow.findings.is_empty() {
-        Cow::Owned(diagnose(flow))
-    } else {
-        Cow::Borrowed(&flow.findings)
-    }
+/// The flow's findings, as the diagnosis stage recorded them.
+fn findings(flow: &Flow) -> &[Finding] {
+    &flow.findings
 }
 
 fn severity_word(s: Severity) -> &'static str {
@@ -359,10 +353,28 @@ fn facts_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::diagnose;
     use crate::diagnose::test_support::*;
     use crate::facts::{
         CertRequest, Direction, Initiator, LegFailure, Phase, Renegotiation, TlsVersion,
     };
+
+    // The renderers format what the diagnosis stage recorded; these tests diagnose first, as
+    // the sink does, and shadow the renderers under test with that step.
+    fn diagnosed(flow: &Flow) -> Flow {
+        let mut flow = flow.clone();
+        flow.findings = diagnose(&flow);
+        flow
+    }
+    fn terminal_line(flow: &Flow) -> String {
+        super::terminal_line(&diagnosed(flow))
+    }
+    fn error_body_text(flow: &Flow) -> String {
+        super::error_body_text(&diagnosed(flow))
+    }
+    fn error_body_json(flow: &Flow) -> serde_json::Value {
+        super::error_body_json(&diagnosed(flow))
+    }
 
     fn no_identity_502() -> Flow {
         success_builder()
@@ -424,8 +436,11 @@ mod tests {
             evidence: vec![],
             fix: "none".into(),
         }];
-        assert!(terminal_line(&flow).contains("[injected-fault]"));
-        assert_eq!(error_body_json(&flow)["diagnosis"], "injected-fault");
+        // Straight to the renderers: they show what was recorded, and decide nothing.
+        assert!(super::terminal_line(&flow).contains("[injected-fault]"));
+        assert_eq!(super::error_body_json(&flow)["diagnosis"], "injected-fault");
+        flow.findings.clear();
+        assert!(!super::terminal_line(&flow).contains('['));
     }
 
     #[test]
