@@ -12,9 +12,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use super::process::{self, ServerProcess};
+use super::process::{self, RunningServer};
 use super::TlsVersion;
 
 /// Where the Debian package keeps module objects.
@@ -152,13 +151,19 @@ impl ApacheConfig {
 
 /// A running Apache httpd; stopped (process group terminated) on drop.
 #[derive(Debug)]
-pub struct Apache {
-    /// The master process. Declared first so it is stopped before `dir` is removed.
-    process: ServerProcess,
-    /// The port it listens on, on 127.0.0.1.
-    port: u16,
-    /// Config, pid, mutexes, logs and document root; removed on drop.
-    dir: tempfile::TempDir,
+pub struct Apache(RunningServer);
+
+impl std::ops::Deref for Apache {
+    type Target = RunningServer;
+    fn deref(&self) -> &RunningServer {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Apache {
+    fn deref_mut(&mut self) -> &mut RunningServer {
+        &mut self.0
+    }
 }
 
 impl Apache {
@@ -184,53 +189,7 @@ impl Apache {
             cmd.arg("-f").arg(&conf).arg("-DFOREGROUND");
             Ok(cmd)
         })?;
-        Ok(Apache { process, port, dir })
-    }
-
-    /// The port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `https://127.0.0.1:PORT`. For a server certificate that names only `localhost`, use
-    /// [`Apache::localhost_url`] with curl's `--resolve localhost:PORT:127.0.0.1`.
-    pub fn base_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    /// `https://localhost:PORT`.
-    pub fn localhost_url(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-
-    /// `127.0.0.1:PORT`, for `openssl s_client -connect` and TCP clients.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The temp dir holding config, logs and the document root.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The error log so far (empty if unreadable).
-    pub fn error_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    /// The access log so far (empty if unreadable).
-    pub fn access_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
-    }
-
-    /// Waits until the error log contains `needle`, at most `timeout`.
-    pub fn wait_for_error_log(&self, needle: &str, timeout: Duration) -> bool {
-        process::wait_for_log(&self.dir.path().join("error.log"), needle, timeout)
-    }
-
-    /// Stops httpd now (also done on drop).
-    pub fn stop(&mut self) {
-        self.process.stop();
+        Ok(Apache(RunningServer::new(process, port, dir)))
     }
 }
 

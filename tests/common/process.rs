@@ -277,3 +277,68 @@ pub fn wait_for_log(path: &std::path::Path, needle: &str, timeout: Duration) -> 
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A real server started from its own temp dir: the process, its port, and the directory holding
+/// its config and logs. Nginx and Apache are this plus how they are configured.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The server process. Declared first so it is stopped before `dir` is removed.
+    process: ServerProcess,
+    /// The port it listens on, on 127.0.0.1.
+    port: u16,
+    /// Config, pid, logs (and document root); removed on drop.
+    dir: tempfile::TempDir,
+}
+
+impl RunningServer {
+    /// Wrap a started server.
+    pub fn new(process: ServerProcess, port: u16, dir: tempfile::TempDir) -> Self {
+        RunningServer { process, port, dir }
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `https://127.0.0.1:PORT`. For a server certificate that names only `localhost`, use
+    /// [`RunningServer::localhost_url`] with curl's `--resolve localhost:PORT:127.0.0.1`.
+    pub fn base_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// `https://localhost:PORT`.
+    pub fn localhost_url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`, for `openssl s_client -connect` and TCP clients.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The temp dir holding config and logs.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The error log so far (empty if unreadable).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// The access log so far (empty if unreadable).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Waits until the error log contains `needle`, at most `timeout`.
+    pub fn wait_for_error_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_for_log(&self.dir.path().join("error.log"), needle, timeout)
+    }
+
+    /// Stops the server now (also done on drop).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
