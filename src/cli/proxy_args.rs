@@ -176,7 +176,7 @@ impl ProxyArgs {
         &self,
         default_listen: &str,
         server_cert: impl FnOnce(
-            &Built0,
+            &ServerCertInputs,
         )
             -> Result<Arc<dyn rustls::server::ResolvesServerCert>, CommandError>,
     ) -> Result<Built, CommandError> {
@@ -216,17 +216,13 @@ impl ProxyArgs {
             .or(c.client_auth)
             .unwrap_or(ClientAuthMode::None);
         let mut client_cas = Vec::new();
-        let ca_files: Vec<(String, PathBuf)> = if self.client_ca.is_empty() {
-            c.client_ca
-                .iter()
-                .map(|p| (loaded.key("client_ca"), loaded.resolve(p)))
-                .collect()
-        } else {
-            self.client_ca
-                .iter()
-                .map(|p| ("--client-ca".to_string(), p.clone()))
-                .collect()
-        };
+        let ca_files = named_files(
+            &self.client_ca,
+            "--client-ca",
+            &c.client_ca,
+            "client_ca",
+            &loaded,
+        );
         for (flag, path) in &ca_files {
             client_cas
                 .extend(load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?);
@@ -279,8 +275,8 @@ impl ProxyArgs {
             }),
         });
 
-        let built0 = Built0 {
-            upstream: self.upstream_arg(&loaded),
+        let inputs = ServerCertInputs {
+            upstream: c.upstream.clone(),
             ca_dir: self
                 .ca_dir
                 .clone()
@@ -297,10 +293,10 @@ impl ProxyArgs {
                 (None, None) => None,
             },
         };
-        let resolver = server_cert(&built0)?;
+        let resolver = server_cert(&inputs)?;
         Ok(Built {
             listen,
-            upstream: built0.upstream,
+            upstream: inputs.upstream,
             client: ClientLegSettings {
                 provider,
                 server_cert: resolver,
@@ -317,7 +313,7 @@ impl ProxyArgs {
                 .or(c.record.as_ref().map(|p| loaded.resolve(p))),
             redact: !self.no_redact && c.redact.unwrap_or(true),
             print: !self.quiet,
-            ca_dir: built0.ca_dir,
+            ca_dir: inputs.ca_dir,
             resolve: Resolve::parse(&self.resolve)?,
             faults: Arc::new(
                 Faults::parse(if self.fault.is_empty() {
@@ -349,14 +345,10 @@ impl ProxyArgs {
             self.pkcs12_password_file.as_deref(),
         )
     }
-
-    fn upstream_arg(&self, loaded: &Loaded) -> Option<String> {
-        loaded.config.upstream.clone()
-    }
 }
 
 /// The settings the server-certificate choice depends on.
-pub struct Built0 {
+pub struct ServerCertInputs {
     /// `--upstream` from the config file (the flag is handled by the command).
     pub upstream: Option<String>,
     /// `--ca-dir`.
@@ -365,7 +357,7 @@ pub struct Built0 {
     pub server_cert: Option<(String, CertKey, PathBuf)>,
 }
 
-impl Built0 {
+impl ServerCertInputs {
     /// Load `--server-cert` into a fixed resolver, if given.
     pub fn fixed_server_cert(
         &self,
@@ -386,20 +378,36 @@ fn upstream_roots(
     args: &ProxyArgs,
     loaded: &Loaded,
 ) -> Result<rustls::RootCertStore, CommandError> {
-    let files: Vec<(String, PathBuf)> = if args.upstream_ca.is_empty() {
-        loaded
-            .config
-            .upstream_ca
+    let files = named_files(
+        &args.upstream_ca,
+        "--upstream-ca",
+        &loaded.config.upstream_ca,
+        "upstream_ca",
+        loaded,
+    );
+    load_roots(&files)
+}
+
+/// Files from a repeatable flag, or else from the config key, each with where it was named (for
+/// error messages) and config paths resolved against the config file.
+fn named_files(
+    flag_values: &[PathBuf],
+    flag: &str,
+    config_values: &[PathBuf],
+    key: &str,
+    loaded: &Loaded,
+) -> Vec<(String, PathBuf)> {
+    if flag_values.is_empty() {
+        config_values
             .iter()
-            .map(|p| (loaded.key("upstream_ca"), loaded.resolve(p)))
+            .map(|p| (loaded.key(key), loaded.resolve(p)))
             .collect()
     } else {
-        args.upstream_ca
+        flag_values
             .iter()
-            .map(|p| ("--upstream-ca".to_string(), p.clone()))
+            .map(|p| (flag.to_string(), p.clone()))
             .collect()
-    };
-    load_roots(&files)
+    }
 }
 
 /// Trust anchors from `(where named, file)` pairs, or the system store when there are none (as
