@@ -122,8 +122,9 @@ async fn run_scenario(
         quiet: true,
         ..ProxyArgs::default()
     };
-    let built = args.build("127.0.0.1:0", |b0| {
-        b0.fixed_server_cert()?
+    let built = args.build("127.0.0.1:0", |inputs| {
+        inputs
+            .fixed_server_cert()?
             .ok_or_else(|| CommandError::runtime("demo server certificate missing"))
     })?;
     let (sink, mut flows) = Sink::observed();

@@ -52,8 +52,8 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     };
     let c = &loaded.config;
     let mut ca: Option<Arc<LocalCa>> = None;
-    let built = args.proxy.build("127.0.0.1:8080", |b0| {
-        let local = Arc::new(super::certs::open_local_ca(b0.ca_dir.as_deref())?);
+    let built = args.proxy.build("127.0.0.1:8080", |inputs| {
+        let local = Arc::new(super::certs::open_local_ca(inputs.ca_dir.as_deref())?);
         ca = Some(local.clone());
         Ok(Arc::new(LocalCaResolver {
             ca: local,

@@ -44,13 +44,15 @@ pub fn parse_upstream(url: &str) -> Result<Target, String> {
 /// Run `mtlscope reverse` until interrupted.
 pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     let mut target_text = args.upstream.clone();
-    let built = args.proxy.build("127.0.0.1:8443", |b0| {
+    let built = args.proxy.build("127.0.0.1:8443", |inputs| {
         if target_text.is_none() {
-            target_text = b0.upstream.clone();
+            target_text = inputs.upstream.clone();
         }
-        match b0.fixed_server_cert()? {
+        match inputs.fixed_server_cert()? {
             Some(r) => Ok(r),
-            None => super::certs::local_ca_resolver(b0.ca_dir.as_deref(), target_text.as_deref()),
+            None => {
+                super::certs::local_ca_resolver(inputs.ca_dir.as_deref(), target_text.as_deref())
+            }
         }
     })?;
     let target_text = target_text
