@@ -187,13 +187,15 @@ mod tests {
 
     #[test]
     fn a_handshake_request_is_kept_when_the_server_also_renegotiates() {
-        let mut leg = Leg::default();
-        leg.cert_request = Some(late_request(
-            Phase::Handshake,
-            Some(vec![]),
-            1.0,
-            MergeContext::default(),
-        ));
+        let mut leg = Leg {
+            cert_request: Some(late_request(
+                Phase::Handshake,
+                Some(vec![]),
+                1.0,
+                MergeContext::default(),
+            )),
+            ..Leg::default()
+        };
         let tap = TapFacts {
             renegotiations: vec![reneg(9.0)],
             ..TapFacts::default()
@@ -205,11 +207,13 @@ mod tests {
 
     #[test]
     fn a_post_handshake_request_is_read_from_the_failure() {
-        let mut leg = Leg::default();
-        leg.failure = Some(LegFailure {
-            stage: "after_handshake".into(),
-            kind: "post_handshake_certificate_request".into(),
-        });
+        let mut leg = Leg {
+            failure: Some(LegFailure {
+                stage: "after_handshake".into(),
+                kind: "post_handshake_certificate_request".into(),
+            }),
+            ..Leg::default()
+        };
         leg.events.push(crate::facts::Event {
             at_ms: 7.0,
             name: "error".into(),

@@ -69,7 +69,9 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             return Err(CommandError::usage("--proxy-auth: expected USER:PASS"));
         }
     }
-    if !built.listen.ip().is_loopback() && !(allow_remote && proxy_auth.is_some()) {
+    let exposed = !built.listen.ip().is_loopback();
+    let remote_allowed = allow_remote && proxy_auth.is_some();
+    if exposed && !remote_allowed {
         return Err(CommandError::usage(format!(
             "--listen {}: a forward proxy on a non-loopback address needs both --allow-remote and --proxy-auth USER:PASS",
             built.listen

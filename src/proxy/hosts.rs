@@ -33,10 +33,8 @@ impl HostPattern {
             }
             _ => (s.trim_start_matches('[').trim_end_matches(']'), None),
         };
-        if host.contains('*')
-            && host != "*"
-            && !(host.starts_with("*.") && !host[2..].contains('*'))
-        {
+        let valid_wildcard = host == "*" || (host.starts_with("*.") && !host[2..].contains('*'));
+        if host.contains('*') && !valid_wildcard {
             return Err(format!(
                 "{s:?}: a wildcard must be `*` or lead as `*.domain`"
             ));

@@ -47,7 +47,7 @@ pub fn error_body_text(flow: &Flow) -> String {
         s.push_str(&format!("mtlscope: {status}: {why}\n"));
         if !findings.is_empty() {
             s.push('\n');
-            s.push_str(&findings_text(&findings));
+            s.push_str(&findings_text(findings));
         }
         return s;
     }
@@ -72,7 +72,7 @@ pub fn error_body_text(flow: &Flow) -> String {
         s.push_str("No finding explains this failure; the facts above are all mtlscope saw.\n");
         return s;
     }
-    s.push_str(&findings_text(&findings));
+    s.push_str(&findings_text(findings));
     s
 }
 
@@ -111,9 +111,11 @@ pub fn demo_block(flow: &Flow) -> String {
     if findings.is_empty() {
         s.push_str("  no findings: nothing went wrong\n");
     } else {
-        for line in findings_text(&findings).lines() {
-            s.push_str("  ");
-            s.push_str(line);
+        for line in findings_text(findings).lines() {
+            if !line.is_empty() {
+                s.push_str("  ");
+                s.push_str(line);
+            }
             s.push('\n');
         }
     }
@@ -135,8 +137,8 @@ pub fn error_body_json(flow: &Flow) -> serde_json::Value {
         "what_failed": what_failed(flow),
         "failure": failure,
         "tls": tls_facts(flow),
-        "diagnosis": diagnosis_header_value(&findings),
-        "findings": findings.as_ref(),
+        "diagnosis": diagnosis_header_value(findings),
+        "findings": findings,
     })
 }
 
@@ -148,7 +150,7 @@ pub fn terminal_line(flow: &Flow) -> String {
         Some(f) => format!(
             "{} [{}]",
             headline(&f.summary),
-            diagnosis_header_value(&findings).unwrap_or_default()
+            diagnosis_header_value(findings).unwrap_or_default()
         ),
         None => String::new(),
     };
