@@ -19,12 +19,16 @@ use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use http::{StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most a client may send as a request head (larger gets 431).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most of an error body kept for the record and the diagnosis.
 const EXCERPT_BYTES: usize = 4096;
 /// How long to wait for that excerpt before relaying the head anyway.
@@ -493,4 +497,28 @@ fn http_error(e: &hyper::Error) -> Classified {
             alert: None,
         },
     }
+}
+
+/// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.
+pub async fn serve_client<IO>(io: IO, pair: Arc<Pair>) -> Option<String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    // The same head limit on both protocols (h2's default is 16 KiB).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD_BYTES as u32);
+    let service = hyper::service::service_fn(move |req| pair.clone().handle(req));
+    builder
+        .serve_connection(TokioIo::new(io), service)
+        .await
+        .err()
+        .map(|e| format!("client HTTP connection ended: {e}"))
 }

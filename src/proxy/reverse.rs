@@ -1,22 +1,15 @@
 //! `mtlscope reverse`: a TLS listener whose every connection gets its own upstream connection.
 
-use super::relay::Pair;
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::upstream::Target;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-
-/// How long a client may take to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// The most a client may send as a request head (larger gets 431).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Everything a reverse listener needs.
 #[derive(Clone)]
@@ -96,28 +89,4 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, opts: Arc<Reverse
         &opts.session,
     )
     .await;
-}
-
-/// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.
-pub async fn serve_client<IO>(io: IO, pair: Arc<Pair>) -> Option<String>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
-    // The same head limit on both protocols (h2's default is 16 KiB).
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEAD_BYTES as u32);
-    let service = hyper::service::service_fn(move |req| pair.clone().handle(req));
-    builder
-        .serve_connection(TokioIo::new(io), service)
-        .await
-        .err()
-        .map(|e| format!("client HTTP connection ended: {e}"))
 }

@@ -56,13 +56,12 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         id,
         clock,
         client,
-        faults,
+        mut faults,
     } = acc;
     let tap = TapHandle::new(clock.instant(), TapRole::Server);
     client.attach_tap(tap.clone(), false);
     let io: BoxIo = Box::new(Tap::new(io, tap));
     let upstream = LegRecorder::new(clock);
-    let mut faults = faults;
     if let Some(code) = ctx.faults.alert() {
         refuse_with_alert(io, code, &client, ctx.client.timeout).await;
         let name = crate::wire::alert_name(code);
@@ -133,7 +132,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),
     });
-    let error = super::reverse::serve_client(*tls, pair.clone()).await;
+    let error = super::relay::serve_client(*tls, pair.clone()).await;
     pair.finish(error).await;
 }
 
