@@ -208,7 +208,11 @@ async fn allow_list_admits_listed_fingerprints_only() {
         .header("mtlscope-diagnosis")
         .unwrap_or_default()
         .contains("injected-fault"));
-    let rec = p.records(2).remove(1);
+    let rec = p
+        .records(2)
+        .into_iter()
+        .find(|r| r["response"]["status"] == 403)
+        .expect("the refused exchange");
     assert_eq!(fault_names(&rec), vec!["allow-fingerprint"]);
     assert_injected_first(&rec);
 }
