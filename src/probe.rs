@@ -10,8 +10,8 @@
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{
-    CertRequest, Flow, Initiator, LegFailure, Mode, Phase, RecordKind, Request, Response,
-    ResponseSource, TlsVersion,
+    CertRequest, Flow, Initiator, Mode, Phase, RecordKind, Request, Response, ResponseSource,
+    TlsVersion,
 };
 use crate::pki::load::Identity;
 use crate::proxy::headers::{kept_request, kept_response};
@@ -336,14 +336,11 @@ impl Drop for Driver {
 }
 
 fn fail(rec: &LegRecorder, words: String, kind: &str) {
-    rec.fail(&crate::capture::tls_error::Classified {
+    rec.fail(&crate::capture::tls_error::Classified::new(
+        "after_handshake",
+        kind,
         words,
-        failure: LegFailure {
-            stage: "after_handshake".into(),
-            kind: kind.into(),
-        },
-        alert: None,
-    });
+    ));
 }
 
 impl ProbeReport {
@@ -475,7 +472,7 @@ fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::facts::{Finding, Leg, Renegotiation, Severity};
+    use crate::facts::{Finding, Leg, LegFailure, Renegotiation, Severity};
 
     /// An attempt on TLS 1.2 for `path` with `leg`, an answer `status`, and error findings `ids`.
     pub(crate) fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {
@@ -543,6 +540,7 @@ pub(crate) mod tests {
                 initiated_by: Initiator::Server,
                 after_app_data_ms: None,
                 outcome: None,
+                refused_by_mtlscope: false,
             }],
             ..tls12(None)
         };

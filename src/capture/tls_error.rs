@@ -15,6 +15,17 @@ pub struct Classified {
     pub alert: Option<(Direction, rustls::AlertDescription)>,
 }
 
+impl Classified {
+    /// A failure with no alert: `stage` and `kind` as in [`LegFailure`], `words` for people.
+    pub fn new(stage: &str, kind: &str, words: impl Into<String>) -> Classified {
+        Classified {
+            words: words.into(),
+            failure: failure(stage, kind),
+            alert: None,
+        }
+    }
+}
+
 /// The rustls error inside an I/O error, if any.
 pub fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref()

@@ -45,6 +45,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
             && reneg.outcome.as_deref() != Some("completed")
         {
             reneg.outcome = Some("refused by mtlscope: its TLS engine (rustls) does not renegotiate, and answered no_renegotiation".into());
+            reneg.refused_by_mtlscope = true;
             if !leg.alerts.iter().any(|a| a.code == 100) {
                 leg.alerts.push(Alert {
                     direction: Direction::Sent,
@@ -145,6 +146,7 @@ mod tests {
             initiated_by: Initiator::Server,
             after_app_data_ms: Some(0.2),
             outcome: None,
+            refused_by_mtlscope: false,
         }
     }
 
@@ -172,6 +174,7 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("refused by mtlscope"));
+        assert!(leg.renegotiations[0].refused_by_mtlscope);
         assert_eq!(leg.alerts[0].description, "no_renegotiation");
         // Merging the same facts again (a later snapshot) adds nothing.
         merge(

@@ -40,9 +40,9 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         .iter()
         .filter_map(|r| r.outcome.as_deref())
         .collect::<Vec<_>>();
-    let outcome = if refused_alert.is_some() || outcome_text.iter().any(|o| o.contains("refus")) {
+    let outcome = if refused_alert.is_some() || renegs.iter().any(|r| r.refused_by_mtlscope) {
         Outcome::Refused
-    } else if late_cr.is_some() || outcome_text.iter().any(|o| o.contains("complet")) {
+    } else if late_cr.is_some() || outcome_text.contains(&"completed") {
         Outcome::Completed
     } else {
         Outcome::Unknown

@@ -15,6 +15,7 @@ fn renegotiation(outcome: &str, refused: bool) -> Flow {
             initiated_by: Initiator::Server,
             after_app_data_ms: Some(3.0),
             outcome: Some(outcome.into()),
+            refused_by_mtlscope: false,
         }];
         if refused {
             l.alerts = vec![
@@ -67,6 +68,7 @@ fn renegotiation_not_without_one() {
                 initiated_by: Initiator::Client,
                 after_app_data_ms: None,
                 outcome: None,
+                refused_by_mtlscope: false,
             }]
         })
         .build();
@@ -82,6 +84,7 @@ fn renegotiation_seen_on_the_wire() {
                 initiated_by: Initiator::Server,
                 after_app_data_ms: Some(0.2),
                 outcome: None,
+                refused_by_mtlscope: false,
             }];
             w.alerts = vec![alert(Direction::Received, 40, 41.0)];
         })

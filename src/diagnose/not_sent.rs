@@ -34,13 +34,10 @@ fn late_request_refused_by_mtlscope(hop: &Hop<'_>) -> bool {
         && hop
             .cert_request
             .is_some_and(|cr| cr.phase != Phase::Handshake)
-        && (hop.renegotiations.iter().any(|r| {
-            r.outcome
-                .as_deref()
-                .is_some_and(|o| o.starts_with("refused by mtlscope"))
-        }) || hop
-            .failure
-            .is_some_and(|f| f.kind == "post_handshake_certificate_request"))
+        && (hop.renegotiations.iter().any(|r| r.refused_by_mtlscope)
+            || hop
+                .failure
+                .is_some_and(|f| f.kind == "post_handshake_certificate_request"))
 }
 
 fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
@@ -397,6 +394,7 @@ mod tests {
                     initiated_by: crate::facts::Initiator::Server,
                     after_app_data_ms: Some(0.2),
                     outcome: Some("refused by mtlscope: rustls does not renegotiate".into()),
+                    refused_by_mtlscope: true,
                 }];
                 l.alerts = vec![alert(Direction::Received, 40, 12.5)];
             })

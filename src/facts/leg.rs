@@ -261,9 +261,12 @@ pub struct Renegotiation {
     /// Ms since the last application data before it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_app_data_ms: Option<f64>,
-    /// Whether it completed, was refused (and by whom), or is unknown.
+    /// Whether it completed, was refused (and by whom), or is unknown, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// mtlscope's own TLS engine refused it (rules read this, not the words).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused_by_mtlscope: bool,
 }
 
 /// Who started a renegotiation.

@@ -6,7 +6,7 @@ use crate::capture::flush::FlushAfterRead;
 use crate::capture::sniff::{FirstBytes, Sniff};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
-use crate::facts::{ClientHelloFacts, LegFailure};
+use crate::facts::ClientHelloFacts;
 use crate::upstream::BoxIo;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ResolvesServerCert;
@@ -86,14 +86,11 @@ impl Hello {
             Err(e) => {
                 return failed(
                     rec,
-                    Classified {
-                        words: format!("cannot build the client-facing TLS configuration: {e}"),
-                        failure: LegFailure {
-                            stage: "config".into(),
-                            kind: "config".into(),
-                        },
-                        alert: None,
-                    },
+                    Classified::new(
+                        "config",
+                        "config",
+                        format!("cannot build the client-facing TLS configuration: {e}"),
+                    ),
                 )
             }
         };
@@ -176,17 +173,14 @@ fn hello_error(e: &std::io::Error, first: &FirstBytes) -> Classified {
 }
 
 fn timed_out(after: Duration) -> Classified {
-    Classified {
-        words: format!(
+    Classified::new(
+        "handshake",
+        "timed_out",
+        format!(
             "the client's TLS handshake did not complete within {} ms",
             after.as_millis()
         ),
-        failure: LegFailure {
-            stage: "handshake".into(),
-            kind: "timed_out".into(),
-        },
-        alert: None,
-    }
+    )
 }
 
 fn failed(rec: &LegRecorder, c: Classified) -> ClientLegOutcome {
@@ -233,14 +227,9 @@ pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeo
         at_ms,
         source: "fault".into(),
     });
-    rec.fail(&Classified {
-        words: format!(
-            "mtlscope answered the ClientHello with a fatal {name} alert (fault alert={name})"
-        ),
-        failure: LegFailure {
-            stage: "handshake".into(),
-            kind: "injected_alert".into(),
-        },
-        alert: None,
-    });
+    rec.fail(&Classified::new(
+        "handshake",
+        "injected_alert",
+        format!("mtlscope answered the ClientHello with a fatal {name} alert (fault alert={name})"),
+    ));
 }

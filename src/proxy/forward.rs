@@ -391,14 +391,11 @@ async fn plain_http(
         Err(e) => {
             match find_io_error(&e) {
                 Some(io) => upstream.fail(&classify_io("http", io)),
-                None => upstream.fail(&crate::capture::tls_error::Classified {
-                    words: format!("the origin's HTTP exchange failed: {e}"),
-                    failure: crate::facts::LegFailure {
-                        stage: "http".into(),
-                        kind: "http".into(),
-                    },
-                    alert: None,
-                }),
+                None => upstream.fail(&crate::capture::tls_error::Classified::new(
+                    "http",
+                    "http",
+                    format!("the origin's HTTP exchange failed: {e}"),
+                )),
             }
             fail(&mut flow, &upstream);
             respond_produced(

@@ -9,9 +9,7 @@ use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{
-    FaultEffect, Flow, LegFailure, Mode, RecordKind, Request, Response, ResponseSource,
-};
+use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
 use crate::record::Sink;
 use crate::upstream::{BoxIo, Target};
 use bytes::Bytes;
@@ -173,14 +171,11 @@ impl Pair {
         let upstream_req = match self.upstream_request(req, sender.is_h2()) {
             Ok(r) => r,
             Err(e) => {
-                self.upstream.fail(&Classified {
-                    words: format!("cannot form the upstream request: {e}"),
-                    failure: LegFailure {
-                        stage: "http".into(),
-                        kind: "bad_request".into(),
-                    },
-                    alert: None,
-                });
+                self.upstream.fail(&Classified::new(
+                    "http",
+                    "bad_request",
+                    format!("cannot form the upstream request: {e}"),
+                ));
                 return Ok(self
                     .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
                     .await);
@@ -480,22 +475,16 @@ fn accepts_json(accept: Option<&HeaderValue>) -> bool {
 fn http_error(e: &hyper::Error) -> Classified {
     match find_io_error(e) {
         Some(io) => classify_io("after_handshake", io),
-        None => Classified {
-            words: if e.is_incomplete_message() {
-                "the server closed the connection before sending a response".into()
-            } else {
-                format!("the upstream HTTP exchange failed: {e}")
-            },
-            failure: LegFailure {
-                stage: "after_handshake".into(),
-                kind: if e.is_incomplete_message() {
-                    "eof".into()
-                } else {
-                    "http".into()
-                },
-            },
-            alert: None,
-        },
+        None if e.is_incomplete_message() => Classified::new(
+            "after_handshake",
+            "eof",
+            "the server closed the connection before sending a response",
+        ),
+        None => Classified::new(
+            "after_handshake",
+            "http",
+            format!("the upstream HTTP exchange failed: {e}"),
+        ),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::capture::client_auth::ClientAuthMode;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{FaultEffect, Flow, LegFailure, Mode, RecordKind};
+use crate::facts::{FaultEffect, Flow, Mode, RecordKind};
 use crate::faults::{effect, DelayStep, Fault, Faults};
 use crate::record::Sink;
 use crate::upstream::{BoxIo, Engine, Target};
@@ -156,24 +156,21 @@ async fn connect_upstream(
             "cut-on-cert-request",
             "closed the upstream connection because the server asked for a client certificate",
         ));
-        rec.fail(&Classified {
-            words: "mtlscope cut the connection when the server asked for a client certificate (fault cut-on-cert-request)".into(),
-            failure: LegFailure { stage: "after_handshake".into(), kind: "cut_by_fault".into() },
-            alert: None,
-        });
+        rec.fail(&Classified::new(
+            "after_handshake",
+            "cut_by_fault",
+            "mtlscope cut the connection when the server asked for a client certificate (fault cut-on-cert-request)",
+        ));
         return None;
     }
     match UpstreamSender::handshake(conn.io, conn.alpn.as_deref()).await {
         Ok(s) => Some(s),
         Err(e) => {
-            rec.fail(&Classified {
-                words: format!("HTTP handshake with the upstream failed: {e}"),
-                failure: LegFailure {
-                    stage: "http".into(),
-                    kind: "http".into(),
-                },
-                alert: None,
-            });
+            rec.fail(&Classified::new(
+                "http",
+                "http",
+                format!("HTTP handshake with the upstream failed: {e}"),
+            ));
             None
         }
     }

@@ -90,19 +90,7 @@ pub fn facts(flow: &Flow) -> Vec<(String, String)> {
             chain(&w.server_chain, subjects),
         );
         put("wire alerts", alerts(&w.alerts));
-        put(
-            "wire renegotiations",
-            list(w.renegotiations.iter().map(|r| {
-                format!(
-                    "by {}{}",
-                    enum_word(&r.initiated_by),
-                    r.outcome
-                        .as_ref()
-                        .map(|o| format!(" ({o})"))
-                        .unwrap_or_default()
-                )
-            })),
-        );
+        put("wire renegotiations", renegotiations(&w.renegotiations));
         put(
             "wire failure",
             opt(w
@@ -166,19 +154,7 @@ fn leg_facts(name: &str, leg: Option<&Leg>, put: &mut impl FnMut(&str, String)) 
         })),
     );
     field("alerts", alerts(&l.alerts));
-    field(
-        "renegotiations",
-        list(l.renegotiations.iter().map(|r| {
-            format!(
-                "by {}{}",
-                enum_word(&r.initiated_by),
-                r.outcome
-                    .as_ref()
-                    .map(|o| format!(" ({o})"))
-                    .unwrap_or_default()
-            )
-        })),
-    );
+    field("renegotiations", renegotiations(&l.renegotiations));
     field("error", opt(l.error.as_ref()));
     field(
         "failure",
@@ -261,6 +237,20 @@ fn opt(v: Option<impl ToString>) -> String {
 }
 
 /// A serde enum's snake_case name.
+/// Renegotiations as `by server (outcome)`, one list value.
+fn renegotiations(list_of: &[crate::facts::Renegotiation]) -> String {
+    list(list_of.iter().map(|r| {
+        format!(
+            "by {}{}",
+            enum_word(&r.initiated_by),
+            r.outcome
+                .as_ref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default()
+        )
+    }))
+}
+
 fn enum_word(v: &impl Serialize) -> String {
     serde_json::to_value(v)
         .ok()

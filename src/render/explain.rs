@@ -457,6 +457,7 @@ mod tests {
                     initiated_by: Initiator::Server,
                     after_app_data_ms: None,
                     outcome: Some("refused by mtlscope".into()),
+                    refused_by_mtlscope: true,
                 }];
                 l.alerts = vec![alert(Direction::Sent, 100, 13.1)];
             })

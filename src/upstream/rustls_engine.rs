@@ -87,27 +87,21 @@ impl RustlsEngine {
         let config = self.client_config(identity, tickets, rec).map_err(|e| {
             fail(
                 rec,
-                Classified {
-                    words: format!("cannot build the upstream TLS configuration: {e}"),
-                    failure: crate::facts::LegFailure {
-                        stage: "config".into(),
-                        kind: "config".into(),
-                    },
-                    alert: None,
-                },
+                Classified::new(
+                    "config",
+                    "config",
+                    format!("cannot build the upstream TLS configuration: {e}"),
+                ),
             )
         })?;
         let server_name = ServerName::try_from(target.host.clone()).map_err(|e| {
             fail(
                 rec,
-                Classified {
-                    words: format!("invalid server name {:?}: {e}", target.host),
-                    failure: crate::facts::LegFailure {
-                        stage: "config".into(),
-                        kind: "server_name".into(),
-                    },
-                    alert: None,
-                },
+                Classified::new(
+                    "config",
+                    "server_name",
+                    format!("invalid server name {:?}: {e}", target.host),
+                ),
             )
         })?;
         let sni = match &server_name {
@@ -227,14 +221,11 @@ where
     match read {
         Err(_) => Ok(Bytes::new()),
         Ok(Ok(0)) => {
-            let c = Classified {
-                words: "the server closed the connection right after the handshake".into(),
-                failure: crate::facts::LegFailure {
-                    stage: "after_handshake".into(),
-                    kind: "eof".into(),
-                },
-                alert: None,
-            };
+            let c = Classified::new(
+                "after_handshake",
+                "eof",
+                "the server closed the connection right after the handshake",
+            );
             Err(fail(rec, c))
         }
         Ok(Ok(n)) => {
@@ -250,12 +241,9 @@ where
 }
 
 fn timed_out(stage: &str, after: Duration) -> Classified {
-    Classified {
-        words: format!("{stage} timed out after {} ms", after.as_millis()),
-        failure: crate::facts::LegFailure {
-            stage: stage.into(),
-            kind: "timed_out".into(),
-        },
-        alert: None,
-    }
+    Classified::new(
+        stage,
+        "timed_out",
+        format!("{stage} timed out after {} ms", after.as_millis()),
+    )
 }

@@ -298,6 +298,7 @@ impl Session {
             initiated_by,
             after_app_data_ms: last_app.map(|t| round_us(at - t)),
             outcome: None,
+            refused_by_mtlscope: false,
         });
         let mut p = RenegProgress {
             index: self.renegotiations.len() - 1,
