@@ -2,143 +2,45 @@
 //! `openssl s_client` in front, on loopback, with bounded waits everywhere. The records are read
 //! back from the `--record` file.
 //!
-//! The small PKI here is made with the `openssl` CLI and is temporary: it goes once the shared
-//! dev PKI (`mtlscope::pki::dev`) lands.
+//! Certificates come from the project's dev PKI.
 
+mod common;
+
+use mtlscope::pki::DevPki;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const CA_NAME: &str = "O=mtlscope observe test, CN=Observe Test Client CA";
-
-/// Run a command to completion, panicking with its stderr on failure.
-fn run(dir: &Path, args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .current_dir(dir)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate and a client certificate (ECDSA P-256), made once per run.
+/// The dev PKI, made once per run: `root.pem`, `server.pem`/`.key`, `client-good.pem`/`.key`
+/// (leaf + intermediate) in one directory the openssl tools run in.
 fn pki() -> &'static Path {
-    static PKI: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static PKI: OnceLock<(DevPki, tempfile::TempDir)> = OnceLock::new();
     PKI.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        for k in ["ca", "server", "client"] {
-            let out = format!("{k}.key");
-            run(
-                d,
-                &[
-                    "openssl",
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    &out,
-                ],
-            );
-        }
-        let subj = "/O=mtlscope observe test/CN=Observe Test Client CA";
-        run(
-            d,
-            &[
-                "openssl",
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-subj",
-                subj,
-                "-days",
-                "30",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-                "-out",
-                "ca.pem",
-            ],
-        );
-        for (who, cn, eku) in [
-            ("server", "localhost", "serverAuth"),
-            ("client", "observe client", "clientAuth"),
-        ] {
-            let subj = format!("/CN={cn}");
-            run(
-                d,
-                &[
-                    "openssl",
-                    "req",
-                    "-new",
-                    "-key",
-                    &format!("{who}.key"),
-                    "-subj",
-                    &subj,
-                    "-out",
-                    &format!("{who}.csr"),
-                ],
-            );
-            std::fs::write(
-                d.join(format!("{who}.ext")),
-                format!("extendedKeyUsage={eku}\nsubjectAltName=DNS:localhost\n"),
-            )
-            .expect("ext");
-            run(
-                d,
-                &[
-                    "openssl",
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{who}.csr"),
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "30",
-                    "-extfile",
-                    &format!("{who}.ext"),
-                    "-out",
-                    &format!("{who}.pem"),
-                ],
-            );
-        }
-        dir
+        (DevPki::generate(dir.path()).expect("dev pki"), dir)
     })
-    .path()
+    .0
+    .out_dir()
+}
+
+/// The subject of a PEM file's first certificate, as mtlscope records it.
+fn subject_of(file: &str) -> String {
+    let certs = mtlscope::pki::load::load_certs(&pki().join(file)).expect("certs");
+    mtlscope::cert::summarize(&certs[0])
+        .expect("summary")
+        .subject
 }
 
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    common::free_port().expect("free port")
 }
 
-/// Wait (bounded) until something listens on `port`.
 fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on {port}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    common::wait_for_tcp(addr, Duration::from_secs(10)).expect("listening");
 }
 
 /// A child process killed on drop, its stdout collected in the background.
@@ -305,11 +207,19 @@ fn records(path: &Path, n: usize) -> Vec<Value> {
 
 #[test]
 fn tls12_certificate_request_and_client_chain_from_the_wire() {
-    let (mut server, sport) = s_server(&["-tls1_2", "-Verify", "1", "-CAfile", "ca.pem"]);
+    let (mut server, sport) = s_server(&["-tls1_2", "-Verify", "3", "-CAfile", "root.pem"]);
     let (_obs, oport, record, _dir) = observe(sport);
     let mut client = s_client(
         oport,
-        &["-tls1_2", "-cert", "client.pem", "-key", "client.key"],
+        &[
+            "-tls1_2",
+            "-cert",
+            "client-good.pem",
+            "-cert_chain",
+            "intermediate.pem",
+            "-key",
+            "client-good.key",
+        ],
     );
     assert!(
         client.wait_output("Verify return code"),
@@ -329,10 +239,19 @@ fn tls12_certificate_request_and_client_chain_from_the_wire() {
     assert_eq!(w["tls_version"], "TLSv1.2");
     assert_eq!(w["sni"], "localhost");
     assert_eq!(w["cert_request"]["phase"], "handshake");
-    assert_eq!(w["cert_request"]["ca_names"], serde_json::json!([CA_NAME]));
-    assert_eq!(w["client_chain"][0]["subject"], "CN=observe client");
-    assert_eq!(w["client_chain"][0]["issuer"], CA_NAME);
-    assert_eq!(w["server_chain"][0]["subject"], "CN=localhost");
+    assert_eq!(
+        w["cert_request"]["ca_names"],
+        serde_json::json!([subject_of("root.pem")])
+    );
+    assert_eq!(
+        w["client_chain"][0]["subject"],
+        subject_of("client-good.pem")
+    );
+    assert_eq!(
+        w["client_chain"][1]["subject"],
+        subject_of("intermediate.pem")
+    );
+    assert_eq!(w["server_chain"][0]["subject"], subject_of("server.pem"));
     assert!(w["bytes_client_to_server"].as_u64().unwrap_or(0) > 0);
     assert!(w["bytes_server_to_client"].as_u64().unwrap_or(0) > 0);
     assert_eq!(w["client_random"].as_str().map(str::len), Some(64));
@@ -341,11 +260,19 @@ fn tls12_certificate_request_and_client_chain_from_the_wire() {
 #[test]
 fn tls12_server_renegotiation_completes_through_observe_and_is_recorded() {
     let (mut server, sport) =
-        s_server(&["-tls1_2", "-CAfile", "ca.pem", "-no_cache", "-no_ticket"]);
+        s_server(&["-tls1_2", "-CAfile", "root.pem", "-no_cache", "-no_ticket"]);
     let (_obs, oport, record, _dir) = observe(sport);
     let mut client = s_client(
         oport,
-        &["-tls1_2", "-cert", "client.pem", "-key", "client.key"],
+        &[
+            "-tls1_2",
+            "-cert",
+            "client-good.pem",
+            "-cert_chain",
+            "intermediate.pem",
+            "-key",
+            "client-good.key",
+        ],
     );
     assert!(
         client.wait_output("Verify return code"),
