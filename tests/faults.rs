@@ -41,6 +41,11 @@ fn reverse(s: &Setup, extra: &[&str]) -> Mtlscope {
     Mtlscope::start(&args)
 }
 
+/// curl to mtlscope's `/`, trusting the dev root.
+fn to_proxy(s: &Setup, p: &Mtlscope) -> Curl {
+    Curl::new(format!("https://localhost:{}/", p.port())).cacert(s.pki.root_ca())
+}
+
 fn fault_names(rec: &Value) -> Vec<String> {
     rec["faults"]
         .as_array()
@@ -80,8 +85,7 @@ async fn strip_client_cert_reproduces_a_tls_offloader() {
             "strip-client-cert",
         ],
     );
-    let r = Curl::new(format!("https://localhost:{}/", p.port()))
-        .cacert(s.pki.root_ca())
+    let r = to_proxy(&s, &p)
         .identity(&good.cert, &good.key)
         .run_async()
         .await;
@@ -222,10 +226,7 @@ async fn cut_on_cert_request_drops_mutual_tls_upstream() {
     let s = setup();
     let id = s.pki.client(ClientCert::Good).arg();
     let p = reverse(&s, &["--identity", &id, "--fault", "cut-on-cert-request"]);
-    let r = Curl::new(format!("https://localhost:{}/", p.port()))
-        .cacert(s.pki.root_ca())
-        .run_async()
-        .await;
+    let r = to_proxy(&s, &p).run_async().await;
     assert_eq!(r.status, 502, "{r:?}");
     let rec = p.records(1).remove(0);
     assert_eq!(rec["upstream_leg"]["failure"]["kind"], "cut_by_fault");
@@ -237,10 +238,7 @@ async fn a_delayed_response_still_arrives_and_says_it_was_delayed() {
     let s = setup();
     let id = s.pki.client(ClientCert::Good).arg();
     let p = reverse(&s, &["--identity", &id, "--fault", "delay=response:200"]);
-    let r = Curl::new(format!("https://localhost:{}/", p.port()))
-        .cacert(s.pki.root_ca())
-        .run_async()
-        .await;
+    let r = to_proxy(&s, &p).run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
     let rec = p.records(1).remove(0);
     assert_eq!(fault_names(&rec), vec!["delay=response"]);

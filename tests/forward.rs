@@ -39,6 +39,13 @@ fn local_ca(s: &Setup) -> std::path::PathBuf {
     s.ca_dir.path().join("ca.pem")
 }
 
+/// curl to nginx through the proxy `p`, trusting mtlscope's local CA.
+fn through(s: &Setup, p: &Mtlscope) -> Curl {
+    Curl::new(target(s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(local_ca(s))
+}
+
 fn target(s: &Setup) -> String {
     format!("{}/", s.nginx.localhost_url())
 }
@@ -48,11 +55,7 @@ async fn curl_through_the_proxy_with_a_configured_identity_records_both_legs() {
     let s = setup();
     let good = s.pki.client(ClientCert::Good).arg();
     let p = forward(&s, &["--identity", &good]);
-    let r = Curl::new(target(&s))
-        .proxy(format!("http://{}", p.addr))
-        .cacert(local_ca(&s))
-        .run_async()
-        .await;
+    let r = through(&s, &p).run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("verify=SUCCESS"), "{}", r.body);
     let rec = p.records(1).remove(0);
@@ -180,11 +183,7 @@ async fn auto_chooses_the_identity_matching_the_servers_ca_names() {
             &rule_good,
         ],
     );
-    let r = Curl::new(target(&s))
-        .proxy(format!("http://{}", p.addr))
-        .cacert(local_ca(&s))
-        .run_async()
-        .await;
+    let r = through(&s, &p).run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
     let rec = p.records(1).remove(0);
     let identity = &rec["upstream_leg"]["identity"];
@@ -207,11 +206,7 @@ async fn host_rules_beat_the_default_identity() {
         s.pki.client(ClientCert::Good).arg()
     );
     let p = forward(&s, &["--identity", &default, "--host-identity", &rule]);
-    let r = Curl::new(target(&s))
-        .proxy(format!("http://{}", p.addr))
-        .cacert(local_ca(&s))
-        .run_async()
-        .await;
+    let r = through(&s, &p).run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
     let rec = p.records(1).remove(0);
     assert_eq!(rec["upstream_leg"]["identity"]["chosen"], "client-good.pem");
@@ -257,11 +252,7 @@ async fn proxy_auth_answers_407_and_lets_credentials_through() {
     let s = setup();
     let good = s.pki.client(ClientCert::Good).arg();
     let p = forward(&s, &["--identity", &good, "--proxy-auth", "alice:s3cret"]);
-    let r = Curl::new(target(&s))
-        .proxy(format!("http://{}", p.addr))
-        .cacert(local_ca(&s))
-        .run_async()
-        .await;
+    let r = through(&s, &p).run_async().await;
     assert_ne!(r.status, 200, "{r:?}");
     let rec = p.records(1).remove(0);
     assert_eq!(rec["response"]["status"], 407);
@@ -381,11 +372,7 @@ async fn pkcs12_identity_with_a_password_from_a_file() {
     let p12 = p12.display().to_string();
     let pw = pw.display().to_string();
     let p = forward(&s, &["--identity", &p12, "--pkcs12-password-file", &pw]);
-    let r = Curl::new(target(&s))
-        .proxy(format!("http://{}", p.addr))
-        .cacert(local_ca(&s))
-        .run_async()
-        .await;
+    let r = through(&s, &p).run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("verify=SUCCESS"), "{}", r.body);
     let rec = p.records(1).remove(0);
