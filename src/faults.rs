@@ -64,11 +64,6 @@ impl Faults {
             .map(Faults)
     }
 
-    /// Whether any fault is configured.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Whether `fault` is configured.
     pub fn has(&self, fault: &Fault) -> bool {
         self.0.contains(fault)

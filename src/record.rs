@@ -71,15 +71,6 @@ impl Sink {
         })
     }
 
-    /// A sink that records nothing and prints nothing (tests, probes that render themselves).
-    pub fn discard() -> Sink {
-        Sink {
-            tx: None,
-            print: false,
-            observer: None,
-        }
-    }
-
     /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
     /// returned receiver.
     pub fn observed() -> (Sink, mpsc::UnboundedReceiver<Flow>) {

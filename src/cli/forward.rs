@@ -46,11 +46,6 @@ pub struct ForwardArgs {
 
 /// Run `mtlscope forward` until interrupted.
 pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
-    let loaded = match &args.proxy.config {
-        Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
-        None => Loaded::default(),
-    };
-    let c = &loaded.config;
     let mut ca: Option<Arc<LocalCa>> = None;
     let built = args.proxy.build("127.0.0.1:8080", |inputs| {
         let local = Arc::new(super::certs::open_local_ca(inputs.ca_dir.as_deref())?);
@@ -61,6 +56,8 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         }))
     })?;
     let ca = ca.ok_or_else(|| CommandError::runtime("local CA missing"))?;
+    let loaded = built.loaded.clone();
+    let c = &loaded.config;
 
     let allow_remote = args.allow_remote || c.allow_remote.unwrap_or(false);
     let proxy_auth = args.proxy_auth.clone().or(c.proxy_auth.clone());

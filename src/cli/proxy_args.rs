@@ -115,6 +115,8 @@ pub struct Built {
     pub resolve: Resolve,
     /// `--fault`s.
     pub faults: Arc<Faults>,
+    /// The config file as read, for the keys only one command uses.
+    pub loaded: Arc<Loaded>,
 }
 
 impl Built {
@@ -294,6 +296,17 @@ impl ProxyArgs {
             },
         };
         let resolver = server_cert(&inputs)?;
+        let fault_values = if self.fault.is_empty() {
+            &c.fault
+        } else {
+            &self.fault
+        };
+        let faults = Faults::parse(fault_values).map_err(CommandError::usage)?;
+        let record = self
+            .record
+            .clone()
+            .or(c.record.as_ref().map(|p| loaded.resolve(p)));
+        let redact = !self.no_redact && c.redact.unwrap_or(true);
         Ok(Built {
             listen,
             upstream: inputs.upstream,
@@ -307,22 +320,13 @@ impl ProxyArgs {
             },
             engine,
             identity,
-            record: self
-                .record
-                .clone()
-                .or(c.record.as_ref().map(|p| loaded.resolve(p))),
-            redact: !self.no_redact && c.redact.unwrap_or(true),
+            record,
+            redact,
             print: !self.quiet,
             ca_dir: inputs.ca_dir,
             resolve: Resolve::parse(&self.resolve)?,
-            faults: Arc::new(
-                Faults::parse(if self.fault.is_empty() {
-                    &c.fault
-                } else {
-                    &self.fault
-                })
-                .map_err(CommandError::usage)?,
-            ),
+            faults: Arc::new(faults),
+            loaded: Arc::new(loaded),
         })
     }
 
