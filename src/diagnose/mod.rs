@@ -1,5 +1,5 @@
 //! The diagnosis: a pure function from recorded facts to findings, one rule per id of the
-//! catalogue (`DIAGNOSES.md`), grouped by the catalogue's sections.
+//! catalogue (`docs/findings.md`), grouped by the catalogue's sections.
 //!
 //! Rules read a [`view`] of the flow in which the client leg, the upstream leg and an observed
 //! wire session are all the same shape (a hop with a client side and a server side), so each
@@ -38,7 +38,7 @@ pub enum Section {
 }
 
 impl Section {
-    /// The section's heading in `DIAGNOSES.md`.
+    /// The section's heading in `docs/findings.md`.
     pub fn title(self) -> &'static str {
         match self {
             Section::NotSent => "Certificate not sent",
@@ -174,71 +174,39 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    /// The ids in the first column of the catalogue's tables.
-    fn catalogue_ids_in_markdown() -> BTreeSet<String> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/DIAGNOSES.md");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the catalogue {} must exist beside the repository to check ids against: {e}",
-                path.display()
-            )
-        });
-        text.lines()
-            .filter_map(|l| l.strip_prefix("| `"))
-            .filter_map(|l| l.split_once('`').map(|(id, _)| id.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn catalogue_matches_diagnoses_md() {
-        let md = catalogue_ids_in_markdown();
-        assert!(!md.is_empty(), "no ids parsed from DIAGNOSES.md");
-        let ours: BTreeSet<String> = catalogue().iter().map(|e| e.id.to_string()).collect();
-        assert_eq!(ours.len(), catalogue().len(), "duplicate ids");
-        assert_eq!(ours, md);
-    }
-
-    #[test]
-    fn findings_doc_lists_every_id() {
+    /// The repository's own catalogue: nothing here reads outside the repository.
+    fn findings_md() -> String {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md");
-        let doc = std::fs::read_to_string(&path).expect("docs/findings.md is committed");
-        for e in catalogue() {
-            assert!(
-                doc.contains(&format!("`{}`", e.id)),
-                "docs/findings.md lacks {}",
-                e.id
-            );
-        }
+        std::fs::read_to_string(&path).expect("docs/findings.md is committed")
     }
 
-    #[test]
-    fn findings_doc_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md");
-        if std::env::var_os("MTLSCOPE_REGENERATE_DOCS").is_some() {
-            std::fs::write(&path, findings_markdown()).expect("write docs/findings.md");
-        }
-        let doc = std::fs::read_to_string(&path).expect("docs/findings.md is committed");
-        assert_eq!(
-            doc,
-            findings_markdown(),
-            "docs/findings.md is stale: rerun with MTLSCOPE_REGENERATE_DOCS=1"
-        );
-    }
-
-    /// The text of `docs/findings.md`.
-    fn findings_markdown() -> String {
-        let mut s = String::from(
-            "# Findings\n\n<!-- Generated from `mtlscope::diagnose::catalogue()`; a unit test keeps it current. -->\n\nEvery finding mtlscope emits carries one of these ids (see the full catalogue in `DIAGNOSES.md`).\n",
-        );
-        let mut section = None;
-        for e in catalogue() {
-            if section != Some(e.section) {
-                s.push_str(&format!("\n## {}\n\n", e.section.title()));
-                section = Some(e.section);
+    /// (section heading, id) for every id in the first column of the catalogue's tables.
+    fn ids_in_findings_md() -> Vec<(String, String)> {
+        let mut section = String::new();
+        let mut out = Vec::new();
+        for line in findings_md().lines() {
+            if let Some(h) = line.strip_prefix("## ") {
+                section = h.to_string();
+            } else if let Some(rest) = line.strip_prefix("| `") {
+                if let Some((id, _)) = rest.split_once('`') {
+                    out.push((section.clone(), id.to_string()));
+                }
             }
-            s.push_str(&format!("- `{}`: {}\n", e.id, e.description));
         }
-        s
+        out
+    }
+
+    #[test]
+    fn catalogue_matches_findings_md() {
+        let md = ids_in_findings_md();
+        assert!(!md.is_empty(), "no ids parsed from docs/findings.md");
+        let ours: Vec<(String, String)> = catalogue()
+            .iter()
+            .map(|e| (e.section.title().to_string(), e.id.to_string()))
+            .collect();
+        let unique: BTreeSet<&String> = ours.iter().map(|(_, id)| id).collect();
+        assert_eq!(unique.len(), ours.len(), "duplicate ids");
+        assert_eq!(ours, md, "docs/findings.md and the code's catalogue differ");
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub struct FaultEffect {
     pub effect: String,
 }
 
-/// One diagnosis finding (see `DIAGNOSES.md`).
+/// One diagnosis finding (see `docs/findings.md`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Finding {
     /// Stable id from the catalogue, e.g. `no-client-cert`.
