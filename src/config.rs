@@ -60,6 +60,12 @@ pub struct FileConfig {
     /// forward: per-host upstream identities.
     #[serde(default)]
     pub host: Vec<HostEntry>,
+    /// `--grace` seconds.
+    pub grace: Option<u64>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// `--record-max-size` (e.g. `100M`).
+    pub record_max_size: Option<String>,
 }
 
 /// `[[host]]`: the upstream identity for hosts matching a pattern.

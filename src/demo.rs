@@ -135,7 +135,7 @@ async fn run_scenario(
         identity: built.identity,
         target,
     };
-    let proxy = ReverseProxy::start(built.listen, opts)
+    let proxy = ReverseProxy::start(built.listen, opts, None)
         .await
         .map_err(CommandError::runtime)?;
     let request = get(pki, proxy.local_addr.port()).await;

@@ -15,6 +15,7 @@ pub mod facts;
 pub mod faults;
 pub mod io;
 pub mod lab;
+pub mod lifecycle;
 pub mod observe;
 pub mod pki;
 pub mod probe;

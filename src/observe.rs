@@ -10,13 +10,14 @@ use crate::error::CommandError;
 use crate::facts::{Event, FaultEffect, Flow, LegFailure, Mode, Wire};
 use crate::faults::{effect, Fault, Faults};
 use crate::io::cut::CutOnRenegotiation;
-use crate::record::Sink;
+use crate::io::idle::{Activity, Watched};
+use crate::lifecycle::{accept_loop, AcceptLimits, Lifecycle};
+use crate::record::{RecordSettings, Sink};
 use crate::upstream::Target;
 use crate::wire::{Tap, TapHandle, TapRole};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -40,6 +41,29 @@ pub struct ObserveArgs {
     /// renegotiation starts (a firewall that blocks it).
     #[arg(long, value_name = "NAME")]
     pub fault: Vec<String>,
+    /// Close a connection on which no byte moved for SECS, either way (recorded).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// On SIGTERM/SIGINT, seconds open connections get before they are ended and recorded.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub grace: u64,
+    /// At most N client connections at once; more are closed at accept and recorded.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Rotate the recording when it reaches SIZE (e.g. 100M).
+    #[arg(long, value_name = "SIZE")]
+    pub record_max_size: Option<String>,
+}
+
+/// How observe relays every connection.
+#[derive(Clone, Debug)]
+pub struct TunnelSettings {
+    /// `--fault block-renegotiation`.
+    pub block_renegotiation: bool,
+    /// `--idle-timeout`.
+    pub idle_timeout: Duration,
+    /// The process's stop signals.
+    pub life: Lifecycle,
 }
 
 /// Validate the flags, then relay until interrupted.
@@ -58,17 +82,35 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
             "--fault: observe does not terminate TLS; only block-renegotiation applies",
         ));
     }
+    let max_size = args
+        .record_max_size
+        .as_deref()
+        .map(crate::cli::proxy_args::parse_size)
+        .transpose()
+        .map_err(|e| CommandError::usage(format!("--record-max-size: {e}")))?;
+    let settings = TunnelSettings {
+        block_renegotiation,
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        life: Lifecycle::new(),
+    };
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(args.record.as_deref(), true)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        let sink = Sink::open(&RecordSettings {
+            path: args.record.clone(),
+            max_size,
+            print: true,
+        })
+        .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;
         let local = listener.local_addr().map_err(CommandError::runtime)?;
         eprintln!("mtlscope observe: listening on {local}, relaying to {upstream}");
+        let life = settings.life.clone();
         crate::cli::until_interrupted(
-            serve(listener, upstream, sink.clone(), block_renegotiation),
+            serve(listener, upstream, sink.clone(), settings, args.max_connections),
+            &life,
+            Duration::from_secs(args.grace),
             &sink,
         )
         .await;
@@ -93,30 +135,33 @@ fn parse_upstream(s: &str) -> Result<String, CommandError> {
     Ok(s.to_string())
 }
 
-/// Accept connections forever, relaying each to `upstream` on its own task.
-pub async fn serve(listener: TcpListener, upstream: String, sink: Sink, block_renegotiation: bool) {
+/// Accept connections until the process stops, relaying each to `upstream` on its own task.
+pub async fn serve(
+    listener: TcpListener,
+    upstream: String,
+    sink: Sink,
+    settings: TunnelSettings,
+    max_connections: Option<usize>,
+) {
     let upstream: Arc<str> = upstream.into();
-    let ids = AtomicU64::new(1);
-    loop {
-        let (client, addr) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Per-connection accept errors (e.g. too many files) must not end the relay.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let id = ids.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(relay(
+    let limits = AcceptLimits {
+        max_connections,
+        loopback_only: false,
+        mode: Mode::Observe,
+        sink: sink.clone(),
+    };
+    let life = settings.life.clone();
+    accept_loop(listener, life, limits, move |client, addr, id| {
+        relay(
             id,
             client,
             addr,
             upstream.clone(),
             sink.clone(),
-            block_renegotiation,
-        ));
-    }
+            settings.clone(),
+        )
+    })
+    .await
 }
 
 /// Relay one connection and emit its record.
@@ -126,13 +171,12 @@ async fn relay(
     addr: SocketAddr,
     upstream: Arc<str>,
     sink: Sink,
-    block_renegotiation: bool,
+    settings: TunnelSettings,
 ) {
     let clock = ConnClock::start();
     let mut flow = Flow::new(Mode::Observe, id, clock.started_at());
     flow.client_addr = Some(addr.to_string());
     flow.upstream = Some(upstream.to_string());
-    let _ = client.set_nodelay(true);
     let accept = Event {
         at_ms: 0.0,
         name: "tcp_accept".into(),
@@ -143,7 +187,7 @@ async fn relay(
         Connect::Authority(&upstream),
         clock,
         vec![accept],
-        block_renegotiation,
+        &settings,
     )
     .await;
     flow.wire = Some(wire);
@@ -169,7 +213,7 @@ pub async fn tunnel_observed<C>(
     to: Connect<'_>,
     clock: ConnClock,
     mut outer: Vec<Event>,
-    block_renegotiation: bool,
+    settings: &TunnelSettings,
 ) -> (Wire, Option<String>, Option<FaultEffect>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -208,10 +252,25 @@ where
                 detail: up.peer_addr().ok().map(|a| a.to_string()),
             });
             let mut tap = CutOnRenegotiation::new(Tap::new(up, handle.clone()), handle.clone());
-            let copied = if block_renegotiation {
-                tokio::io::copy_bidirectional(client, &mut tap).await
-            } else {
-                tokio::io::copy_bidirectional(client, tap.inner_mut()).await
+            let activity = Activity::new();
+            let mut client = Watched::new(client, activity.clone());
+            let copy = async {
+                if settings.block_renegotiation {
+                    tokio::io::copy_bidirectional(&mut client, &mut tap).await
+                } else {
+                    tokio::io::copy_bidirectional(&mut client, tap.inner_mut()).await
+                }
+            };
+            let idle = settings.idle_timeout;
+            let copied = tokio::select! {
+                r = copy => r.map(|_| ()),
+                _ = activity.idle_for(idle) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no byte moved either way for {} s (--idle-timeout)", idle.as_secs()),
+                )),
+                _ = settings.life.ending() => Err(io::Error::other(
+                    "mtlscope stopped: the grace period ended",
+                )),
             };
             if tap.cut {
                 fault = Some(effect("block-renegotiation", "cut the connection when a TLS 1.2 renegotiation started, before it reached the other side"));

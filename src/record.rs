@@ -1,31 +1,66 @@
 //! The end of the pipeline for one flow: diagnose it, print its terminal line, and append it to
-//! the JSON Lines recording through one writer task.
+//! the JSON Lines recording through one writer thread.
 //!
 //! Connection tasks never touch the file: they hand finished flows to a bounded channel, and the
-//! writer appends and flushes one line per flow, so a slow disk slows recording, not relaying
-//! (until the channel is full, which then applies back-pressure rather than losing records).
+//! writer appends one line per flow, so a slow disk slows recording, not relaying (until the
+//! channel is full, which then applies back-pressure rather than losing records). The writer
+//! also keeps the recording small (schema 2, `docs/recording.md`): an exchange whose legs are
+//! unchanged since an earlier full exchange of its connection, and which has no finding, names
+//! that exchange in `legs_from` instead of repeating the legs. It rotates the file at
+//! `--record-max-size`.
+
+mod writer;
 
 use crate::facts::Flow;
-use std::path::{Path, PathBuf};
-use tokio::sync::{mpsc, oneshot};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Notify};
+pub use writer::WriterStats;
 
 /// Records in flight between connection tasks and the writer.
 const CHANNEL_DEPTH: usize = 1024;
 
+/// How flows are recorded.
+#[derive(Clone, Debug, Default)]
+pub struct RecordSettings {
+    /// `--record FILE`; `None` records nothing.
+    pub path: Option<PathBuf>,
+    /// `--record-max-size`: rotate when the file reaches this many bytes.
+    pub max_size: Option<u64>,
+    /// Print a terminal line per flow.
+    pub print: bool,
+}
+
 /// Where finished flows go. Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct Sink {
-    /// To the writer task; `None` when there is no `--record` file.
+    /// To the writer thread; `None` when there is no `--record` file.
     tx: Option<mpsc::Sender<WriterMsg>>,
     /// Whether to print a terminal line per flow.
     print: bool,
     /// Also hand each diagnosed flow to this channel (the demo, tests).
     observer: Option<mpsc::UnboundedSender<Flow>>,
+    /// Flows handed over but not yet queued for the writer (emitted from a task of their
+    /// own); `flush` waits for them.
+    pending: Arc<Pending>,
 }
 
+/// A count of flows on their way, and a wake-up for when it reaches zero.
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    zero: Notify,
+}
+
+/// What the writer thread is asked to do.
 enum WriterMsg {
+    /// Append this flow.
     Flow(Box<Flow>),
-    Flush(oneshot::Sender<()>),
+    /// The connection ended: forget what the writer kept for compacting its exchanges.
+    Closed(u64),
+    /// Answer once everything before is written and synced, with the totals so far.
+    Flush(oneshot::Sender<WriterStats>),
 }
 
 /// Why the recording could not be opened.
@@ -40,23 +75,15 @@ pub struct RecordOpenError {
 
 impl Sink {
     /// Open (append, create) the recording, if any, and start its writer thread.
-    pub fn open(record: Option<&Path>, print: bool) -> Result<Sink, RecordOpenError> {
-        let tx = match record {
+    pub fn open(settings: &RecordSettings) -> Result<Sink, RecordOpenError> {
+        let tx = match &settings.path {
             None => None,
             Some(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| RecordOpenError {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
+                let writer = writer::Writer::open(path, settings.max_size)?;
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                let path = path.to_path_buf();
                 std::thread::Builder::new()
                     .name("mtlscope-record".into())
-                    .spawn(move || write_lines(file, path, rx))
+                    .spawn(move || writer.run(rx))
                     .map_err(|source| RecordOpenError {
                         path: PathBuf::from("<writer thread>"),
                         source,
@@ -66,8 +93,9 @@ impl Sink {
         };
         Ok(Sink {
             tx,
-            print,
+            print: settings.print,
             observer: None,
+            pending: Arc::default(),
         })
     }
 
@@ -80,6 +108,7 @@ impl Sink {
                 tx: None,
                 print: false,
                 observer: Some(tx),
+                pending: Arc::default(),
             },
             rx,
         )
@@ -89,7 +118,7 @@ impl Sink {
     pub async fn emit(&self, mut flow: Flow) -> Flow {
         flow.findings = crate::diagnose::diagnose(&flow);
         if self.print {
-            println!("{}", crate::render::explain::terminal_line(&flow));
+            crate::render::explain::print_line(&flow);
         }
         if let Some(obs) = &self.observer {
             let _ = obs.send(flow.clone());
@@ -106,39 +135,46 @@ impl Sink {
         flow
     }
 
-    /// Wait until everything emitted so far is written and flushed.
-    pub async fn flush(&self) {
-        if let Some(tx) = &self.tx {
-            let (done, wait) = oneshot::channel();
-            if tx.send(WriterMsg::Flush(done)).await.is_ok() {
-                let _ = wait.await;
+    /// Emit `flow` from a task of its own (for code that cannot wait, like a body's end);
+    /// [`Sink::flush`] waits for it.
+    pub fn emit_detached(&self, flow: Flow) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("no runtime to record a flow; record lost");
+            return;
+        };
+        self.pending.count.fetch_add(1, Ordering::AcqRel);
+        let sink = self.clone();
+        rt.spawn(async move {
+            sink.emit(flow).await;
+            if sink.pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                sink.pending.zero.notify_waiters();
             }
+        });
+    }
+
+    /// Tell the writer a connection ended (its exchanges' legs need not be kept any more).
+    pub async fn connection_closed(&self, connection_id: u64) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(WriterMsg::Closed(connection_id)).await;
         }
     }
-}
 
-/// The writer: one thread, one `write` per line (so every line reaches the OS as it is
-/// recorded), never touched by connection tasks.
-fn write_lines(mut file: std::fs::File, path: PathBuf, mut rx: mpsc::Receiver<WriterMsg>) {
-    use std::io::Write;
-    let mut line = Vec::with_capacity(16 * 1024);
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            WriterMsg::Flow(flow) => {
-                line.clear();
-                if let Err(e) = serde_json::to_writer(&mut line, &flow) {
-                    tracing::error!(error = %e, "cannot serialise a flow; record lost");
-                    continue;
-                }
-                line.push(b'\n');
-                if let Err(e) = file.write_all(&line) {
-                    tracing::error!(path = %path.display(), error = %e, "cannot write recording");
-                }
+    /// Wait until everything emitted so far is written and synced; the writer's totals.
+    pub async fn flush(&self) -> WriterStats {
+        loop {
+            let zero = self.pending.zero.notified();
+            if self.pending.count.load(Ordering::Acquire) == 0 {
+                break;
             }
-            WriterMsg::Flush(done) => {
-                let _ = file.sync_data();
-                let _ = done.send(());
-            }
+            zero.await;
         }
+        let Some(tx) = &self.tx else {
+            return WriterStats::default();
+        };
+        let (done, wait) = oneshot::channel();
+        if tx.send(WriterMsg::Flush(done)).await.is_err() {
+            return WriterStats::default();
+        }
+        wait.await.unwrap_or_default()
     }
 }

@@ -9,6 +9,7 @@
 use crate::diagnose::diagnose;
 use crate::facts::{Flow, RecordKind, SCHEMA};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -109,6 +110,8 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
     let mut out = Recording::default();
     let ends_with_newline = bytes.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // (connection, exchange index) → position of the latest record carrying its legs in full.
+    let mut full_legs: HashMap<(u64, u32), usize> = HashMap::new();
     let last = lines.len().saturating_sub(1);
     for (i, raw) in lines.into_iter().enumerate() {
         let line = i + 1;
@@ -120,6 +123,10 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
         let truncated = i == last && !ends_with_newline;
         match parse_line(raw) {
             Ok(mut flow) => {
+                resolve_legs_from(&mut flow, &out.records, &full_legs);
+                if let (None, Some(i)) = (flow.legs_from, flow.exchange_index) {
+                    full_legs.insert((flow.connection_id, i), out.records.len());
+                }
                 let mut diagnosed_on_read = false;
                 if flow.findings.is_empty() {
                     flow.findings = diagnose(&flow);
@@ -149,6 +156,22 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
         }
     }
     out
+}
+
+/// Schema 2: put back the legs a compact exchange shares with an earlier one of its connection
+/// (the latest such record before it). Left as it is when that record is not in the file.
+fn resolve_legs_from(flow: &mut Flow, earlier: &[Record], full: &HashMap<(u64, u32), usize>) {
+    let Some(from) = flow.legs_from else {
+        return;
+    };
+    if let Some(src) = full
+        .get(&(flow.connection_id, from))
+        .and_then(|&i| earlier.get(i))
+    {
+        flow.client_leg = src.flow.client_leg.clone();
+        flow.upstream_leg = src.flow.upstream_leg.clone();
+        flow.legs_from = None;
+    }
 }
 
 fn parse_line(raw: &[u8]) -> Result<Flow, String> {
@@ -239,7 +262,7 @@ mod tests {
 
     #[test]
     fn skips_garbage_newer_schema_and_a_truncated_tail() {
-        let newer = line(2).replace("\"schema\":1", "\"schema\":7");
+        let newer = line(2).replace(&format!("\"schema\":{SCHEMA}"), "\"schema\":7");
         let text = format!(
             "{}\n{{not json\n\n{newer}\n[1,2]\n{}\n{}",
             line(1),

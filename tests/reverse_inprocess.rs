@@ -81,7 +81,7 @@ async fn required_with_good_identity_records_request_names_and_presented_chain()
     assert_eq!((code, status), (0, 200), "body: {body}");
     assert!(body.contains("hello"), "{body}");
     let r = &p.records(1)[0];
-    assert_eq!(r["schema"], 1);
+    assert_eq!(r["schema"], 2);
     assert_eq!(r["kind"], "exchange");
     let up_leg = upstream_leg(r);
     assert_eq!(up_leg["cert_request"]["phase"], "handshake");

@@ -10,10 +10,10 @@ use crate::pki::load::Identity;
 use crate::pki::{LocalCa, LocalCaResolver};
 use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
 use crate::proxy::hosts::{HostPattern, IdentityMap, Scope};
-use crate::record::Sink;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `mtlscope forward` flags.
 #[derive(Debug, Args)]
@@ -42,6 +42,9 @@ pub struct ForwardArgs {
     /// Listen on, and accept clients from, non-loopback addresses (requires --proxy-auth).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Close a passthrough tunnel on which no byte moved for SECS, either way (recorded).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub idle_timeout: u64,
 }
 
 /// Run `mtlscope forward` until interrupted.
@@ -120,7 +123,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     };
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
+        let sink = built.open_sink()?;
         let opts = ForwardOptions {
             session: built.session_context(Mode::Forward, sink.clone()),
             leaves,
@@ -129,8 +132,9 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             proxy_auth: proxy_auth.as_deref().map(basic_credentials),
             allow_remote,
             resolve: built.resolve.clone(),
+            idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         };
-        let proxy = ForwardProxy::start(built.listen, opts)
+        let proxy = ForwardProxy::start(built.listen, opts, built.max_connections)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))?;
         eprintln!(
@@ -138,7 +142,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             proxy.local_addr,
             ca.cert_path().display()
         );
-        super::until_interrupted(proxy.wait(), &sink).await;
+        super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
         Ok(())
     })
 }

@@ -103,14 +103,30 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .map_err(|e| CommandError::runtime(format!("cannot start the async runtime: {e}")))
 }
 
-/// Run a listener until it ends or Ctrl-C, then flush the recording.
+/// Run a listener until SIGTERM/SIGINT (or until it ends), then stop like a server should:
+/// no new connections, in-flight exchanges finish within `grace`, every record is written and
+/// synced. Says what the recording got.
 pub async fn until_interrupted(
     listener: impl std::future::Future<Output = ()>,
+    life: &crate::lifecycle::Lifecycle,
+    grace: std::time::Duration,
     sink: &crate::record::Sink,
 ) {
     tokio::select! {
         _ = listener => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = crate::lifecycle::stop_signal() => {
+            eprintln!("mtlscope: stopping (in-flight exchanges get {} s)", grace.as_secs());
+        }
     }
-    sink.flush().await;
+    if !life.stop(grace).await {
+        eprintln!("mtlscope: some connections did not end in time; their records may be missing");
+    }
+    let stats = sink.flush().await;
+    if stats.failed > 0 {
+        eprintln!(
+            "mtlscope: {} records could not be written (see the log above)",
+            stats.failed
+        );
+    }
+    tracing::info!(written = stats.written, compacted = stats.compacted, rotations = stats.rotations, "recording closed");
 }

@@ -66,7 +66,11 @@ pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
     let plan = plan(&args)?;
     let rt = super::runtime()?;
     let report = rt.block_on(async {
-        let sink = Sink::open(args.record.as_deref(), false)
+        let sink = Sink::open(&crate::record::RecordSettings {
+            path: args.record.clone(),
+            max_size: None,
+            print: false,
+        })
             .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
         Ok::<_, CommandError>(crate::probe::run(&plan, &sink).await)
     })?;

@@ -17,6 +17,8 @@ use crate::record::Sink;
 use crate::upstream::{Engine, RustlsEngine, RustlsSettings};
 use clap::Args;
 use rustls::crypto::CryptoProvider;
+use crate::lifecycle::Lifecycle;
+use crate::record::RecordSettings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,9 +85,21 @@ pub struct ProxyArgs {
     /// ca-list=FILE, cut-on-cert-request, alert=NAME, allow-fingerprint=SHA256, delay=STEP:MS.
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub fault: Vec<String>,
-    /// Bound, in seconds, on each connect and handshake.
+    /// Bound, in seconds, on each connect and handshake, on a client's request head, and on
+    /// the upstream's response head.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// On SIGTERM/SIGINT, seconds in-flight exchanges get to finish before they are ended
+    /// (every record is written either way; a second signal exits at once).
+    #[arg(long, value_name = "SECS")]
+    pub grace: Option<u64>,
+    /// At most N client connections at once; more are closed at accept and recorded.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Rotate the recording when it reaches SIZE (e.g. 100M, 1G): FILE becomes FILE.1, FILE.1
+    /// becomes FILE.2, ….
+    #[arg(long, value_name = "SIZE")]
+    pub record_max_size: Option<String>,
     /// Do not print a line per flow.
     #[arg(long, short)]
     pub quiet: bool,
@@ -117,6 +131,14 @@ pub struct Built {
     pub faults: Arc<Faults>,
     /// The config file as read, for the keys only one command uses.
     pub loaded: Arc<Loaded>,
+    /// How the recording is written (`--record`, `--record-max-size`).
+    pub recording: RecordSettings,
+    /// `--grace`.
+    pub grace: Duration,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// The process's stop signals and connection tasks.
+    pub life: Lifecycle,
 }
 
 impl Built {
@@ -129,7 +151,13 @@ impl Built {
             sink,
             redact: self.redact,
             faults: self.faults.clone(),
+            life: self.life.clone(),
         }
+    }
+
+    /// Open the recording (if any) with this listener's settings.
+    pub fn open_sink(&self) -> Result<Sink, CommandError> {
+        Sink::open(&self.recording).map_err(CommandError::usage)
     }
 }
 
@@ -164,6 +192,32 @@ impl Resolve {
         {
             target.connect_addr = Some(*addr);
         }
+    }
+}
+
+/// `--grace` when not given: what systemd and Kubernetes allow before SIGKILL is longer.
+const DEFAULT_GRACE_SECS: u64 = 10;
+
+/// A size like `512K`, `100M`, `1G` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "expected a number with an optional K, M or G suffix".to_string())?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use K, M or G)")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err("the size must be above 0 and fit in 64 bits".into()),
+        Some(v) => Ok(v),
     }
 }
 
@@ -307,6 +361,14 @@ impl ProxyArgs {
             .clone()
             .or(c.record.as_ref().map(|p| loaded.resolve(p)));
         let redact = !self.no_redact && c.redact.unwrap_or(true);
+        let max_size = match (&self.record_max_size, &c.record_max_size) {
+            (Some(v), _) => Some(parse_size(v).map_err(|e| CommandError::usage(format!("--record-max-size {v:?}: {e}")))?),
+            (None, Some(v)) => Some(parse_size(v).map_err(|e| {
+                CommandError::usage(format!("{}: record_max_size {v:?}: {e}", loaded.key("record_max_size")))
+            })?),
+            (None, None) => None,
+        };
+        let print = !self.quiet;
         Ok(Built {
             listen,
             upstream: inputs.upstream,
@@ -320,12 +382,20 @@ impl ProxyArgs {
             },
             engine,
             identity,
+            recording: RecordSettings {
+                path: record.clone(),
+                max_size,
+                print,
+            },
             record,
             redact,
-            print: !self.quiet,
+            print,
             ca_dir: inputs.ca_dir,
             resolve: Resolve::parse(&self.resolve)?,
             faults: Arc::new(faults),
+            grace: Duration::from_secs(self.grace.or(c.grace).unwrap_or(DEFAULT_GRACE_SECS)),
+            max_connections: self.max_connections.or(c.max_connections),
+            life: Lifecycle::new(),
             loaded: Arc::new(loaded),
         })
     }

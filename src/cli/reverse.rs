@@ -4,7 +4,6 @@ use super::proxy_args::ProxyArgs;
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
-use crate::record::Sink;
 use crate::upstream::Target;
 use clap::Args;
 
@@ -62,13 +61,13 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     built.resolve.apply(&mut target);
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
+        let sink = built.open_sink()?;
         let opts = ReverseOptions {
             session: built.session_context(Mode::Reverse, sink.clone()),
             identity: built.identity,
             target: target.clone(),
         };
-        let proxy = ReverseProxy::start(built.listen, opts)
+        let proxy = ReverseProxy::start(built.listen, opts, built.max_connections)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))?;
         eprintln!(
@@ -76,7 +75,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             proxy.local_addr,
             target.authority()
         );
-        super::until_interrupted(proxy.wait(), &sink).await;
+        super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
         Ok(())
     })
 }

@@ -20,8 +20,9 @@ pub use wire::Wire;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// The recording schema version written in every record.
-pub const SCHEMA: u32 = 1;
+/// The recording schema version written in every record. Schema 2 adds `legs_from` (see
+/// `docs/recording.md`); readers still read schema 1.
+pub const SCHEMA: u32 = 2;
 
 /// One record: a connection and (for `kind: exchange`) one HTTP exchange on it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -46,10 +47,26 @@ pub struct Flow {
     /// Where the upstream leg goes, as `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
-    /// Client ⇄ mtlscope, where mtlscope is the TLS server. Null where it never existed.
+    /// Client ⇄ mtlscope, where mtlscope is the TLS server. Absent where it never existed, or
+    /// where `legs_from` names the exchange that carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_leg: Option<Leg>,
-    /// mtlscope ⇄ server, where mtlscope is the TLS client. Null where it never existed.
+    /// mtlscope ⇄ server, where mtlscope is the TLS client. Absent where it never existed, or
+    /// where `legs_from` names the exchange that carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_leg: Option<Leg>,
+    /// Schema 2: the `exchange_index` of an earlier exchange of the same connection whose legs
+    /// this exchange shares unchanged; `client_leg` and `upstream_leg` are then left out.
+    /// Readers resolve it; in memory it is always `None` and the legs are present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legs_from: Option<u32>,
+    /// Which upstream leg of the client connection carried this exchange (0 = the first);
+    /// a new leg is opened when the upstream ended the previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_leg_index: Option<u32>,
+    /// The request was sent again on a new upstream leg, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_retry: Option<UpstreamRetry>,
     /// `observe` mode: the one TLS session seen on the wire, instead of two legs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<Wire>,
@@ -140,6 +157,18 @@ pub enum ResponseSource {
     Mtlscope,
 }
 
+/// A request mtlscope sent again on a new upstream leg because the upstream ended the leg it
+/// was sent on before answering (what a client talking to the server directly would do).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UpstreamRetry {
+    /// The leg the first attempt went to.
+    pub from_leg: u32,
+    /// Why the first attempt got no answer, in words.
+    pub reason: String,
+    /// Whether any byte of the first attempt had reached the upstream.
+    pub was_sent: bool,
+}
+
 /// One header as a name/value pair (names lowercase).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Header {
@@ -199,6 +228,9 @@ impl Flow {
             upstream: None,
             client_leg: None,
             upstream_leg: None,
+            legs_from: None,
+            upstream_leg_index: None,
+            upstream_retry: None,
             wire: None,
             request: None,
             response: None,

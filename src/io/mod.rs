@@ -1,6 +1,7 @@
 //! Byte-stream adapters shared by the legs.
 
 pub mod cut;
+pub mod idle;
 pub mod rewind;
 
 pub use rewind::Rewind;

@@ -6,7 +6,7 @@
 //! it has routes for exercising a proxy's streaming and failure handling:
 //! `/echo` streams the request body back, `/big?n=BYTES[&status=CODE]` streams `n` bytes of
 //! `a..z` (with that status, default 200), and `/die` sends a response head and part of its
-//! body, then drops the connection.
+//! body, then drops the connection; `/stall?ms=N` answers after N ms.
 
 use crate::pki::load::Identity;
 use crate::proxy::client_leg::FixedServerCert;
@@ -114,8 +114,16 @@ impl LabUpstream {
                     let die = Arc::new(Notify::new());
                     let die_route = die.clone();
                     let service = hyper::service::service_fn(move |req| {
+                        // `/stall?ms=N` holds the response head back (at most 60 s).
+                        let stall = (req.uri().path() == "/stall")
+                            .then(|| query_param(&req, "ms").unwrap_or(0).min(60_000));
                         let reply = respond(&cfg, peer.as_ref(), req, &die_route);
-                        async move { Ok::<_, std::convert::Infallible>(reply) }
+                        async move {
+                            if let Some(ms) = stall {
+                                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                            }
+                            Ok::<_, std::convert::Infallible>(reply)
+                        }
                     });
                     let mut builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

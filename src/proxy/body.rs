@@ -73,14 +73,7 @@ impl RelayBody {
                         flow.upstream_leg = Some(up.snapshot());
                     }
                 }
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
-                        rt.spawn(async move {
-                            sink.emit(*flow).await;
-                        });
-                    }
-                    Err(_) => tracing::error!("no runtime to record an exchange; record lost"),
-                }
+                sink.emit_detached(*flow);
             }
         }
     }

@@ -20,12 +20,12 @@ use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::server::ResolvesServerCert;
+use crate::lifecycle::{accept_loop, AcceptLimits};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Issues the client-facing certificate for an intercepted host (the local CA).
@@ -51,6 +51,8 @@ pub struct ForwardOptions {
     pub allow_remote: bool,
     /// `--resolve` overrides for upstream connections.
     pub resolve: crate::cli::proxy_args::Resolve,
+    /// Passthrough tunnels on which no byte moved this long are closed.
+    pub idle_timeout: Duration,
 }
 
 /// A running forward proxy.
@@ -62,16 +64,29 @@ pub struct ForwardProxy {
 }
 
 impl ForwardProxy {
-    /// Bind and start accepting.
-    pub async fn start(listen: SocketAddr, opts: ForwardOptions) -> std::io::Result<ForwardProxy> {
+    /// Bind and start accepting; `max_connections` bounds the open proxy connections.
+    pub async fn start(
+        listen: SocketAddr,
+        opts: ForwardOptions,
+        max_connections: Option<usize>,
+    ) -> std::io::Result<ForwardProxy> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
+        let life = opts.session.life.clone();
+        let limits = AcceptLimits {
+            max_connections,
+            loopback_only: !opts.allow_remote,
+            mode: Mode::Forward,
+            sink: opts.session.sink.clone(),
+        };
         let shared = Arc::new(Shared { opts, local_addr });
-        let task = tokio::spawn(accept_loop(listener, shared));
+        let task = tokio::spawn(accept_loop(listener, life, limits, move |tcp, peer, _id| {
+            proxy_connection(shared.clone(), tcp, peer)
+        }));
         Ok(ForwardProxy { local_addr, task })
     }
 
-    /// Run until the accept loop ends.
+    /// Run until the accept loop ends (when the process stops).
     pub async fn wait(self) {
         let _ = self.task.await;
     }
@@ -82,37 +97,30 @@ struct Shared {
     local_addr: SocketAddr,
 }
 
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+/// Serve one proxy client connection (plain HTTP requests and CONNECTs) until it ends or the
+/// process stops.
+async fn proxy_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let life = shared.opts.session.life.clone();
+    let head_timeout = shared.opts.session.client.timeout;
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), peer, req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let served = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = life.stopping() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = life.ending() => return,
             }
-        };
-        if !peer.ip().is_loopback() && !shared.opts.allow_remote {
-            tracing::warn!(%peer, "refused a client that is not on loopback (use --allow-remote)");
-            drop(tcp);
-            continue;
         }
-        let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(shared.clone(), peer, req));
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades()
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "proxy connection ended");
-            }
-        });
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "proxy connection ended");
     }
 }
 
@@ -122,7 +130,7 @@ async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<RelayBody>, std::convert::Infallible> {
     let opts = &shared.opts;
-    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let id = crate::lifecycle::next_connection_id();
     let clock = ConnClock::start();
     let base = || {
         let mut flow = Flow::new(Mode::Forward, id, clock.started_at());
@@ -195,7 +203,8 @@ async fn handle(
     if req.method() == Method::CONNECT {
         let shared = shared.clone();
         let on_upgrade = hyper::upgrade::on(req);
-        tokio::spawn(async move {
+        let life = shared.opts.session.life.clone();
+        life.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     tunnel(shared, peer, id, clock, target, TokioIo::new(upgraded)).await
@@ -312,16 +321,20 @@ async fn passthrough<S>(
         name: "tunnel".into(),
         detail: Some(why.into()),
     };
-    let block = opts
-        .session
-        .faults
-        .has(&crate::faults::Fault::BlockRenegotiation);
+    let settings = crate::observe::TunnelSettings {
+        block_renegotiation: opts
+            .session
+            .faults
+            .has(&crate::faults::Fault::BlockRenegotiation),
+        idle_timeout: opts.idle_timeout,
+        life: opts.session.life.clone(),
+    };
     let (wire, error, fault) = crate::observe::tunnel_observed(
         &mut io,
         Connect::Target(&target),
         clock,
         vec![tunnel],
-        block,
+        &settings,
     )
     .await;
     flow.wire = Some(wire);
@@ -345,7 +358,15 @@ async fn plain_http(
         flow.upstream_leg = Some(upstream.snapshot());
         flow.error = flow.upstream_leg.as_ref().and_then(|l| l.error.clone());
     };
-    let tcp = match target.connect_tcp().await {
+    let timeout = opts.session.client.timeout;
+    let connected = match tokio::time::timeout(timeout, target.connect_tcp()).await {
+        Ok(c) => c,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no TCP connection to the origin within {} s", timeout.as_secs()),
+        )),
+    };
+    let tcp = match connected {
         Ok(tcp) => tcp,
         Err(e) => {
             upstream.fail(&classify_io("connect", &e));
@@ -376,7 +397,24 @@ async fn plain_http(
             .send_request(http::Request::from_parts(parts, body))
             .await
     };
-    match sent.await {
+    let sent = match tokio::time::timeout(timeout, sent).await {
+        Ok(r) => r.map_err(|e| {
+            match find_io_error(&e) {
+                Some(io) => classify_io("http", io),
+                None => crate::capture::tls_error::Classified::new(
+                    "http",
+                    "http",
+                    format!("the origin's HTTP exchange failed: {e}"),
+                ),
+            }
+        }),
+        Err(_) => Err(crate::capture::tls_error::Classified::new(
+            "http",
+            "timed_out",
+            format!("the origin sent no response head within {} s", timeout.as_secs()),
+        )),
+    };
+    match sent {
         Ok(resp) => {
             respond_relayed(
                 flow,
@@ -388,15 +426,8 @@ async fn plain_http(
             )
             .await
         }
-        Err(e) => {
-            match find_io_error(&e) {
-                Some(io) => upstream.fail(&classify_io("http", io)),
-                None => upstream.fail(&crate::capture::tls_error::Classified::new(
-                    "http",
-                    "http",
-                    format!("the origin's HTTP exchange failed: {e}"),
-                )),
-            }
+        Err(c) => {
+            upstream.fail(&c);
             fail(&mut flow, &upstream);
             respond_produced(
                 flow,

@@ -8,3 +8,4 @@ pub mod hosts;
 pub mod relay;
 pub mod reverse;
 pub mod session;
+pub mod upstream_legs;

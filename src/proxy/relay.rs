@@ -7,13 +7,15 @@
 
 use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
+use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
+use crate::lifecycle::Lifecycle;
 use crate::record::Sink;
-use crate::upstream::{BoxIo, Target};
+use crate::upstream::Target;
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE, HOST};
 use http::{StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -23,8 +25,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long a client may take to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most a client may send as a request head (larger gets 431).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most of an error body kept for the record and the diagnosis.
@@ -34,65 +34,6 @@ const EXCERPT_WAIT: Duration = Duration::from_secs(2);
 
 /// The header carrying the finding ids on diagnosed error responses.
 pub const DIAGNOSIS_HEADER: &str = "mtlscope-diagnosis";
-
-/// The upstream HTTP connection of a pair.
-pub enum UpstreamSender {
-    /// HTTP/1.1: one request at a time.
-    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>),
-    /// HTTP/2: multiplexed.
-    H2(hyper::client::conn::http2::SendRequest<Incoming>),
-}
-
-impl UpstreamSender {
-    /// Start HTTP on an established upstream TLS stream (h2 when ALPN chose it) and spawn the
-    /// connection driver.
-    pub async fn handshake(io: BoxIo, alpn: Option<&[u8]>) -> Result<UpstreamSender, hyper::Error> {
-        let io = TokioIo::new(io);
-        if alpn == Some(b"h2") {
-            let (sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "upstream h2 connection ended");
-                }
-            });
-            Ok(UpstreamSender::H2(sender))
-        } else {
-            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "upstream h1 connection ended");
-                }
-            });
-            Ok(UpstreamSender::H1(tokio::sync::Mutex::new(sender)))
-        }
-    }
-
-    async fn send(
-        &self,
-        req: http::Request<Incoming>,
-    ) -> Result<http::Response<Incoming>, hyper::Error> {
-        match self {
-            UpstreamSender::H1(s) => {
-                let fut = {
-                    let mut s = s.lock().await;
-                    s.ready().await?;
-                    s.send_request(req)
-                };
-                fut.await
-            }
-            UpstreamSender::H2(s) => {
-                let mut s = s.clone();
-                s.ready().await?;
-                s.send_request(req).await
-            }
-        }
-    }
-
-    fn is_h2(&self) -> bool {
-        matches!(self, UpstreamSender::H2(_))
-    }
-}
 
 /// Everything the relay of one connection pair knows and writes.
 pub struct Pair {
@@ -108,12 +49,10 @@ pub struct Pair {
     pub target: Target,
     /// The client leg's facts.
     pub client: LegRecorder,
-    /// The upstream leg's facts (present even when it failed).
-    pub upstream: LegRecorder,
-    /// The upstream HTTP connection; None when the upstream leg failed.
-    pub sender: Option<UpstreamSender>,
+    /// The upstream legs, one at a time (each with its facts, present even when it failed).
+    pub legs: UpstreamLegs,
     /// Faults that acted on this pair.
-    pub faults: Mutex<Vec<FaultEffect>>,
+    pub faults: Arc<Mutex<Vec<FaultEffect>>>,
     /// Exchanges so far.
     pub exchanges: AtomicU32,
     /// Where finished flows go.
@@ -122,17 +61,20 @@ pub struct Pair {
     pub redact: bool,
     /// The listener's `--fault`s that act per exchange (allow-list, response delay).
     pub fault_config: Arc<crate::faults::Faults>,
+    /// The process's stop signals: the client connection closes gracefully on stop.
+    pub life: Lifecycle,
 }
 
 impl Pair {
-    /// The pair's facts as they stand, as a record of `kind`.
-    pub fn flow(&self, kind: RecordKind) -> Flow {
+    /// The pair's facts as they stand, with upstream leg `leg`, as a record of `kind`.
+    pub fn flow(&self, kind: RecordKind, leg: &LegInUse) -> Flow {
         let mut flow = Flow::new(self.mode, self.id, self.clock.started_at());
         flow.kind = kind;
         flow.client_addr = Some(self.client_addr.clone());
         flow.upstream = Some(self.target.authority());
         flow.client_leg = Some(self.client.snapshot());
-        flow.upstream_leg = Some(self.upstream.snapshot());
+        flow.upstream_leg = Some(leg.rec.snapshot());
+        flow.upstream_leg_index = Some(leg.index);
         flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         flow
     }
@@ -150,8 +92,8 @@ impl Pair {
 
         if let Some(refusal) = self.allow_list_refusal() {
             self.add_fault(refusal.0, refusal.1);
-            let flow = self.exchange_flow(index, request, Response::default());
-            let mut flow = flow;
+            let leg = self.legs.current().await;
+            let mut flow = self.exchange_flow(index, request, &leg);
             flow.error = Some(refusal.2);
             return Ok(respond_produced(
                 flow,
@@ -163,45 +105,58 @@ impl Pair {
             )
             .await);
         }
-        let Some(sender) = &self.sender else {
-            return Ok(self
-                .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
-                .await);
+        let forwarded_at = self.clock.ms();
+        let sent = self
+            .legs
+            .send(req, |r, h2| self.upstream_request(r, h2))
+            .await;
+        request.forwarded_at_ms = Some(forwarded_at);
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(NoLeg { leg, retry }) => {
+                request.forwarded_at_ms = None;
+                let mut flow = self.exchange_flow(index, request, &leg);
+                flow.upstream_retry = retry;
+                return Ok(self.produce(flow, StatusCode::BAD_GATEWAY, wants_json).await);
+            }
         };
-        let upstream_req = match self.upstream_request(req, sender.is_h2()) {
-            Ok(r) => r,
-            Err(e) => {
-                self.upstream.fail(&Classified::new(
-                    "http",
-                    "bad_request",
-                    format!("cannot form the upstream request: {e}"),
+        let Sent { leg, result, retry } = sent;
+        match result {
+            Ok(resp) => {
+                let mut flow = self.exchange_flow(index, request, &leg);
+                flow.upstream_retry = retry;
+                Ok(self.relay_response(flow, leg, resp).await)
+            }
+            Err(NoResponse::Http(e)) => {
+                leg.rec.fail(&http_error(&e));
+                let mut flow = self.exchange_flow(index, request, &leg);
+                flow.upstream_retry = retry;
+                Ok(self.produce(flow, StatusCode::BAD_GATEWAY, wants_json).await)
+            }
+            Err(NoResponse::HeadTimeout(d)) => {
+                leg.rec.fail(&Classified::new(
+                    "after_handshake",
+                    "timed_out",
+                    format!(
+                        "the upstream sent no response head within {} s (--timeout)",
+                        d.as_secs()
+                    ),
                 ));
-                return Ok(self
-                    .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
-                    .await);
+                let mut flow = self.exchange_flow(index, request, &leg);
+                flow.upstream_retry = retry;
+                Ok(self.produce(flow, StatusCode::GATEWAY_TIMEOUT, wants_json).await)
             }
-        };
-        request.forwarded_at_ms = Some(self.clock.ms());
-        self.upstream.note_request();
-        let resp = match sender.send(upstream_req).await {
-            Ok(resp) => resp,
-            Err(e) => {
-                self.upstream.fail(&http_error(&e));
-                return Ok(self
-                    .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
-                    .await);
-            }
-        };
-        Ok(self.relay_response(index, request, resp).await)
+        }
     }
 
     /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
-    /// upstream, hop-by-hop headers removed.
+    /// upstream, hop-by-hop headers removed. Applying it twice (a request sent again on a new
+    /// leg) gives the same request.
     fn upstream_request(
         &self,
-        req: http::Request<Incoming>,
+        req: http::Request<UpstreamBody>,
         h2: bool,
-    ) -> Result<http::Request<Incoming>, http::Error> {
+    ) -> http::Request<UpstreamBody> {
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -212,27 +167,34 @@ impl Pair {
         strip_hop_by_hop(&mut parts.headers);
         let authority = self.target.authority();
         if h2 {
-            parts.uri = Uri::builder()
+            match Uri::builder()
                 .scheme("https")
                 .authority(authority.as_str())
                 .path_and_query(path)
-                .build()?;
+                .build()
+            {
+                Ok(uri) => parts.uri = uri,
+                Err(e) => tracing::warn!(error = %e, "cannot form the upstream URI; sent as received"),
+            }
             parts.version = Version::HTTP_2;
             parts.headers.remove(HOST);
         } else {
-            parts.uri = Uri::builder().path_and_query(path).build()?;
+            match Uri::builder().path_and_query(path).build() {
+                Ok(uri) => parts.uri = uri,
+                Err(e) => tracing::warn!(error = %e, "cannot form the upstream URI; sent as received"),
+            }
             parts.version = Version::HTTP_11;
-            parts
-                .headers
-                .insert(HOST, HeaderValue::from_str(&authority)?);
+            if let Ok(host) = HeaderValue::from_str(&authority) {
+                parts.headers.insert(HOST, host);
+            }
         }
-        Ok(http::Request::from_parts(parts, body))
+        http::Request::from_parts(parts, body)
     }
 
     async fn relay_response(
         self: &Arc<Self>,
-        index: u32,
-        request: Request,
+        flow: Flow,
+        leg: LegInUse,
         resp: http::Response<Incoming>,
     ) -> http::Response<RelayBody> {
         if let Some(d) = self.fault_config.delay(crate::faults::DelayStep::Response) {
@@ -242,26 +204,25 @@ impl Pair {
             );
             tokio::time::sleep(d).await;
         }
-        let flow = self.exchange_flow(index, request, Response::default());
+        let mut flow = flow;
+        flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         respond_relayed(
             flow,
             resp,
             &self.sink,
             self.redact,
             self.clock,
-            Some(self.upstream.clone()),
+            Some(leg.rec),
         )
         .await
     }
 
     async fn produce(
         self: &Arc<Self>,
-        index: u32,
-        request: Request,
+        flow: Flow,
         status: StatusCode,
         json: bool,
     ) -> http::Response<RelayBody> {
-        let flow = self.exchange_flow(index, request, Response::default());
         respond_produced(flow, status, json, Vec::new(), &self.sink, self.clock).await
     }
 
@@ -297,23 +258,25 @@ impl Pair {
         }
     }
 
-    fn exchange_flow(&self, index: u32, request: Request, response: Response) -> Flow {
-        let mut flow = self.flow(RecordKind::Exchange);
+    fn exchange_flow(&self, index: u32, request: Request, leg: &LegInUse) -> Flow {
+        let mut flow = self.flow(RecordKind::Exchange, leg);
         flow.exchange_index = Some(index);
         flow.request = Some(request);
-        flow.response = Some(response);
+        flow.response = Some(Response::default());
         flow
     }
 
     /// Record that the client side ended the connection without any exchange.
     pub async fn finish(&self, error: Option<String>) {
         if self.exchanges.load(Ordering::Relaxed) == 0 {
-            let mut flow = self.flow(RecordKind::Connection);
+            let leg = self.legs.current().await;
+            let mut flow = self.flow(RecordKind::Connection, &leg);
             flow.error = error.or_else(|| {
                 Some("the client closed the connection without sending a request".into())
             });
             self.sink.emit(flow).await;
         }
+        self.sink.connection_closed(self.id).await;
     }
 }
 
@@ -345,7 +308,16 @@ pub async fn respond_relayed(
         body_excerpt: excerpt,
         at_ms: clock.ms(),
     });
+    // The upstream ends its connection after this response: pass that on to an HTTP/1.1
+    // client, as the server would have told it directly (HTTP/2 clients get a GOAWAY when the
+    // upstream connection ends; see `serve_client`).
+    let closing = upstream_closes(&parts.headers) && client_speaks_h1(&flow);
     strip_hop_by_hop(&mut parts.headers);
+    if closing {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(v) = diagnosis_header(&flow) {
         parts.headers.insert(DIAGNOSIS_HEADER, v);
     }
@@ -424,6 +396,23 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
     }
 }
 
+/// Whether a response's `Connection` header says the connection ends after it.
+fn upstream_closes(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+}
+
+/// Whether the exchange's client spoke HTTP/1.x.
+fn client_speaks_h1(flow: &Flow) -> bool {
+    flow.request
+        .as_ref()
+        .is_some_and(|r| r.version.starts_with("HTTP/1"))
+}
+
 /// Whether the client prefers a JSON error body.
 pub fn wants_json(req: &http::Request<Incoming>) -> bool {
     accepts_json(req.headers().get(ACCEPT))
@@ -489,7 +478,9 @@ fn http_error(e: &hyper::Error) -> Classified {
 }
 
 /// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.
-pub async fn serve_client<IO>(io: IO, pair: Arc<Pair>) -> Option<String>
+/// When the upstream ends a leg's connection, or the process stops, the client connection
+/// closes gracefully: after the response in flight (HTTP/1.1), with a GOAWAY (HTTP/2).
+pub async fn serve_client<IO>(io: IO, pair: Arc<Pair>, head_timeout: Duration) -> Option<String>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -497,17 +488,35 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
     // The same head limit on both protocols (h2's default is 16 KiB).
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEAD_BYTES as u32);
-    let service = hyper::service::service_fn(move |req| pair.clone().handle(req));
-    builder
-        .serve_connection(TokioIo::new(io), service)
-        .await
+    let served = pair.clone();
+    let service = hyper::service::service_fn(move |req| served.clone().handle(req));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = pair.legs.ended(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = pair.life.stopping(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = pair.life.ending() => {
+                break Err("mtlscope stopped: the grace period ended".into());
+            }
+        }
+    };
+    result
         .err()
         .map(|e| format!("client HTTP connection ended: {e}"))
 }

@@ -4,10 +4,9 @@ use super::session::{self, Accepted, SessionContext};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::upstream::Target;
+use crate::lifecycle::{accept_loop, AcceptLimits};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -31,15 +30,30 @@ pub struct ReverseProxy {
 }
 
 impl ReverseProxy {
-    /// Bind `listen` and start accepting.
-    pub async fn start(listen: SocketAddr, opts: ReverseOptions) -> std::io::Result<ReverseProxy> {
+    /// Bind `listen` and start accepting; `max_connections` bounds the open client
+    /// connections.
+    pub async fn start(
+        listen: SocketAddr,
+        opts: ReverseOptions,
+        max_connections: Option<usize>,
+    ) -> std::io::Result<ReverseProxy> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
-        let task = tokio::spawn(accept_loop(listener, Arc::new(opts)));
+        let life = opts.session.life.clone();
+        let limits = AcceptLimits {
+            max_connections,
+            loopback_only: false,
+            mode: opts.session.mode,
+            sink: opts.session.sink.clone(),
+        };
+        let opts = Arc::new(opts);
+        let task = tokio::spawn(accept_loop(listener, life, limits, move |tcp, peer, id| {
+            connection(tcp, peer, id, opts.clone())
+        }));
         Ok(ReverseProxy { local_addr, task })
     }
 
-    /// Run until the accept loop ends (it does not, short of a panic).
+    /// Run until the accept loop ends (when the process stops).
     pub async fn wait(self) {
         let _ = self.task.await;
     }
@@ -50,27 +64,8 @@ impl ReverseProxy {
     }
 }
 
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
-
-async fn accept_loop(listener: TcpListener, opts: Arc<ReverseOptions>) {
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection(tcp, peer, id, opts.clone()));
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
 async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, opts: Arc<ReverseOptions>) {
     let clock = ConnClock::start();
-    let _ = tcp.set_nodelay(true);
     let client = LegRecorder::new(clock);
     client.with(|leg| leg.peer = Some(peer.to_string()));
     client.event("tcp_accept", Some(peer.to_string()));

@@ -2,13 +2,14 @@
 //! exchange: shared by `reverse` and by `forward` for intercepted hosts.
 
 use super::client_leg::{read_hello, refuse_with_alert, ClientLegOutcome, ClientLegSettings};
-use super::relay::{Pair, UpstreamSender};
+use super::relay::Pair;
+use super::upstream_legs::{LegOpener, UpstreamLegs};
 use crate::capture::client_auth::ClientAuthMode;
-use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind};
 use crate::faults::{effect, DelayStep, Fault, Faults};
+use crate::lifecycle::Lifecycle;
 use crate::record::Sink;
 use crate::upstream::{BoxIo, Engine, Target};
 use crate::wire::{Tap, TapHandle, TapRole};
@@ -30,6 +31,8 @@ pub struct SessionContext {
     pub redact: bool,
     /// `--fault`s: middlebox behaviour on purpose.
     pub faults: Arc<Faults>,
+    /// The process's stop signals and connection tasks.
+    pub life: Lifecycle,
 }
 
 /// One accepted client connection.
@@ -61,7 +64,6 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     let tap = TapHandle::new(clock.instant(), TapRole::Server);
     client.attach_tap(tap.clone(), false);
     let io: BoxIo = Box::new(Tap::new(io, tap));
-    let upstream = LegRecorder::new(clock);
     if let Some(code) = ctx.faults.alert() {
         refuse_with_alert(io, code, &client, ctx.client.timeout).await;
         let name = crate::wire::alert_name(code);
@@ -88,34 +90,40 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         identity
     };
 
-    // `mirror` learns the upstream's CertificateRequest before asking the client.
-    let mirror = ctx.client.client_auth.mode == ClientAuthMode::Mirror;
-    let mut sender = None;
-    let policy = if mirror {
-        sender = connect_upstream(ctx, &target, &identity, &upstream, &mut faults).await;
+    let faults = Arc::new(Mutex::new(faults));
+    let opener = LegOpener {
+        ctx: ctx.clone(),
+        target: target.clone(),
+        identity,
+        clock,
+        faults: faults.clone(),
+    };
+    let upstream = LegRecorder::new(clock);
+    // `mirror` learns the upstream's CertificateRequest before asking the client; otherwise
+    // the upstream leg comes up while the client finishes its handshake.
+    let (outcome, legs) = if ctx.client.client_auth.mode == ClientAuthMode::Mirror {
+        let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
-        Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()))
+        let policy = Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()));
+        let policy = with_ca_list_fault(ctx, policy, &faults);
+        (hello.finish(&ctx.client, policy, &client).await, legs)
     } else {
-        ctx.client.client_auth.clone()
+        let policy = with_ca_list_fault(ctx, ctx.client.client_auth.clone(), &faults);
+        tokio::join!(
+            hello.finish(&ctx.client, policy, &client),
+            UpstreamLegs::first(opener, upstream.clone())
+        )
     };
-    let policy = match ctx.faults.ca_names_override() {
-        Some((names, eff)) if policy.mode != ClientAuthMode::None => {
-            faults.push(eff);
-            Arc::new(policy.with_ca_names(names))
-        }
-        _ => policy,
-    };
-
-    let tls = match hello.finish(&ctx.client, policy, &client).await {
+    let tls = match outcome {
         ClientLegOutcome::Established(tls) => tls,
         ClientLegOutcome::Failed => {
-            let up = mirror.then(|| upstream.snapshot());
+            let up = upstream.snapshot();
+            // Only a leg that was asked for shows in the record of a failed client leg.
+            let up = (ctx.client.client_auth.mode == ClientAuthMode::Mirror).then_some(up);
+            let faults = faults.lock().map(|f| f.clone()).unwrap_or_default();
             return emit_client_failure(ctx, id, clock, &peer, &target, client, up, faults).await;
         }
     };
-    if !mirror {
-        sender = connect_upstream(ctx, &target, &identity, &upstream, &mut faults).await;
-    }
 
     let pair = Arc::new(Pair {
         id,
@@ -124,55 +132,33 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         client_addr: peer,
         target,
         client,
-        upstream,
-        sender,
-        faults: Mutex::new(faults),
+        legs,
+        faults,
         exchanges: AtomicU32::new(0),
         sink: ctx.sink.clone(),
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),
+        life: ctx.life.clone(),
     });
-    let error = super::relay::serve_client(*tls, pair.clone()).await;
+    let error = super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout).await;
     pair.finish(error).await;
 }
 
-async fn connect_upstream(
+/// The client leg's CertificateRequest policy with the `empty-ca-list` / `ca-list=FILE`
+/// faults applied (recorded when they act).
+fn with_ca_list_fault(
     ctx: &SessionContext,
-    target: &Target,
-    identity: &IdentityPolicy,
-    rec: &LegRecorder,
-    faults: &mut Vec<FaultEffect>,
-) -> Option<UpstreamSender> {
-    if let Some(d) = ctx.faults.delay(DelayStep::UpstreamConnect) {
-        faults.push(effect(
-            "delay=upstream-connect",
-            &format!("held the upstream connection back {} ms", d.as_millis()),
-        ));
-        tokio::time::sleep(d).await;
-    }
-    let conn = ctx.engine.connect(target, identity, rec).await.ok()?;
-    if ctx.faults.has(&Fault::CutOnCertRequest) && rec.with(|l| l.cert_request.is_some()) {
-        faults.push(effect(
-            "cut-on-cert-request",
-            "closed the upstream connection because the server asked for a client certificate",
-        ));
-        rec.fail(&Classified::new(
-            "after_handshake",
-            "cut_by_fault",
-            "mtlscope cut the connection when the server asked for a client certificate (fault cut-on-cert-request)",
-        ));
-        return None;
-    }
-    match UpstreamSender::handshake(conn.io, conn.alpn.as_deref()).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            rec.fail(&Classified::new(
-                "http",
-                "http",
-                format!("HTTP handshake with the upstream failed: {e}"),
-            ));
-            None
+    policy: Arc<crate::capture::client_auth::ClientAuthPolicy>,
+    faults: &Mutex<Vec<FaultEffect>>,
+) -> Arc<crate::capture::client_auth::ClientAuthPolicy> {
+    match ctx.faults.ca_names_override() {
+        Some((names, eff)) if policy.mode != ClientAuthMode::None => {
+            if let Ok(mut f) = faults.lock() {
+                f.push(eff);
+            }
+            Arc::new(policy.with_ca_names(names))
         }
+        _ => policy,
     }
 }
 

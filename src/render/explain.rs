@@ -142,6 +142,12 @@ pub fn error_body_json(flow: &Flow) -> serde_json::Value {
     })
 }
 
+/// Print a flow's terminal line; a closed stdout (a pager that quit) is not an error.
+pub fn print_line(flow: &Flow) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{}", terminal_line(flow));
+}
+
 /// One or two lines for the terminal log: the outcome, the headline finding and the ids, then
 /// the key TLS facts of each leg.
 pub fn terminal_line(flow: &Flow) -> String {

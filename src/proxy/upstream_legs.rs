@@ -1,0 +1,426 @@
+//! The upstream legs of one client connection: one at a time, the first opened with the
+//! connection, each next one when a request needs it after the upstream ended the previous one
+//! (`Connection: close`, GOAWAY, an idle close, a reset).
+//!
+//! A request that the upstream never saw goes to the new leg, as would one that the upstream
+//! dropped unanswered when it is safe to send again (idempotent, no body): the client sees what
+//! it would see talking to the server directly. Each leg has its own recorder, so its handshake
+//! facts (a server may ask for a certificate differently on a later connection) and its index
+//! go into the exchanges it carries.
+
+use super::session::SessionContext;
+use crate::capture::tls_error::Classified;
+use crate::capture::upstream_auth::IdentityPolicy;
+use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{FaultEffect, UpstreamRetry};
+use crate::faults::{effect, DelayStep, Fault};
+use crate::upstream::{BoxIo, Target};
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// The body of a request sent upstream: the client's, or none when mtlscope sends a
+/// body-less request again.
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
+/// The HTTP connection of one upstream leg.
+pub enum UpstreamSender {
+    /// HTTP/1.1: one request at a time.
+    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<UpstreamBody>>),
+    /// HTTP/2: multiplexed.
+    H2(hyper::client::conn::http2::SendRequest<UpstreamBody>),
+}
+
+/// Why a send got no response.
+enum SendFailed {
+    /// No byte of the request reached the upstream (the connection had ended); here it is.
+    NotSent(http::Request<UpstreamBody>, hyper::Error),
+    /// The request went out (at least in part) and no response came.
+    Failed(hyper::Error),
+}
+
+impl From<hyper::client::conn::TrySendError<http::Request<UpstreamBody>>> for SendFailed {
+    fn from(mut e: hyper::client::conn::TrySendError<http::Request<UpstreamBody>>) -> SendFailed {
+        match e.take_message() {
+            Some(req) => SendFailed::NotSent(req, e.into_error()),
+            None => SendFailed::Failed(e.into_error()),
+        }
+    }
+}
+
+impl UpstreamSender {
+    /// Start HTTP on an established upstream TLS stream (h2 when ALPN chose it) and spawn the
+    /// connection driver, which signals `ended` when the upstream ends the connection.
+    pub async fn handshake(
+        io: BoxIo,
+        alpn: Option<&[u8]>,
+        ended: Arc<Notify>,
+    ) -> Result<UpstreamSender, hyper::Error> {
+        let io = TokioIo::new(io);
+        if alpn == Some(b"h2") {
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream h2 connection ended");
+                }
+                ended.notify_one();
+            });
+            Ok(UpstreamSender::H2(sender))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream h1 connection ended");
+                }
+                ended.notify_one();
+            });
+            Ok(UpstreamSender::H1(tokio::sync::Mutex::new(sender)))
+        }
+    }
+
+    /// Send `req`; on failure the request comes back when no byte of it was sent.
+    async fn try_send(
+        &self,
+        req: http::Request<UpstreamBody>,
+    ) -> Result<http::Response<Incoming>, SendFailed> {
+        match self {
+            UpstreamSender::H1(s) => {
+                let fut = {
+                    let mut s = s.lock().await;
+                    // Waits for the previous response's body; fails when the connection ended.
+                    if let Err(e) = s.ready().await {
+                        return Err(SendFailed::NotSent(req, e));
+                    }
+                    s.try_send_request(req)
+                };
+                Ok(fut.await?)
+            }
+            UpstreamSender::H2(s) => {
+                let mut s = s.clone();
+                if let Err(e) = s.ready().await {
+                    return Err(SendFailed::NotSent(req, e));
+                }
+                Ok(s.try_send_request(req).await?)
+            }
+        }
+    }
+
+    /// Whether the upstream has ended this connection.
+    fn is_closed(&self) -> bool {
+        match self {
+            UpstreamSender::H1(s) => s.try_lock().map(|s| s.is_closed()).unwrap_or(false),
+            UpstreamSender::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Whether this leg speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        matches!(self, UpstreamSender::H2(_))
+    }
+}
+
+/// One upstream leg as a request sees it.
+#[derive(Clone)]
+pub struct LegInUse {
+    /// 0 for the connection's first upstream leg, then 1, 2, ….
+    pub index: u32,
+    /// The leg's facts.
+    pub rec: LegRecorder,
+    /// Its HTTP connection; `None` when the leg could not be established.
+    pub sender: Option<Arc<UpstreamSender>>,
+}
+
+/// How to open an upstream leg for this client connection.
+pub struct LegOpener {
+    /// The listener's settings (engine, faults).
+    pub ctx: SessionContext,
+    /// Where the legs go.
+    pub target: Target,
+    /// Which identity to present.
+    pub identity: IdentityPolicy,
+    /// The client connection's clock: every leg's times count from the client's accept.
+    pub clock: ConnClock,
+    /// Where fault effects on the connection are collected.
+    pub faults: Arc<Mutex<Vec<FaultEffect>>>,
+}
+
+impl LegOpener {
+    /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
+    /// (the recorder says why).
+    pub async fn open(&self, rec: &LegRecorder, ended: Arc<Notify>) -> Option<UpstreamSender> {
+        if let Some(d) = self.ctx.faults.delay(DelayStep::UpstreamConnect) {
+            self.fault(effect(
+                "delay=upstream-connect",
+                &format!("held the upstream connection back {} ms", d.as_millis()),
+            ));
+            tokio::time::sleep(d).await;
+        }
+        let conn = self
+            .ctx
+            .engine
+            .connect(&self.target, &self.identity, rec)
+            .await
+            .ok()?;
+        if self.ctx.faults.has(&Fault::CutOnCertRequest) && rec.with(|l| l.cert_request.is_some())
+        {
+            self.fault(effect(
+                "cut-on-cert-request",
+                "closed the upstream connection because the server asked for a client certificate",
+            ));
+            rec.fail(&Classified::new(
+                "after_handshake",
+                "cut_by_fault",
+                "mtlscope cut the connection when the server asked for a client certificate (fault cut-on-cert-request)",
+            ));
+            return None;
+        }
+        match UpstreamSender::handshake(conn.io, conn.alpn.as_deref(), ended).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                rec.fail(&Classified::new(
+                    "http",
+                    "http",
+                    format!("HTTP handshake with the upstream failed: {e}"),
+                ));
+                None
+            }
+        }
+    }
+
+    fn fault(&self, f: FaultEffect) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.push(f);
+        }
+    }
+}
+
+/// The legs of one client connection.
+pub struct UpstreamLegs {
+    /// Opens the next leg.
+    opener: LegOpener,
+    /// The leg requests go to now.
+    current: tokio::sync::Mutex<LegInUse>,
+    /// Signalled when a leg's connection ends on the upstream's side.
+    ended: Arc<Notify>,
+}
+
+/// What sending a request upstream came to.
+pub struct Sent {
+    /// The leg that carried (or last tried) it.
+    pub leg: LegInUse,
+    /// The response, or why the last attempt got none.
+    pub result: Result<http::Response<Incoming>, NoResponse>,
+    /// Set when the request went out again on a new leg.
+    pub retry: Option<UpstreamRetry>,
+}
+
+/// Why a request sent upstream got no response.
+#[derive(Debug)]
+pub enum NoResponse {
+    /// The HTTP exchange failed (the error says how).
+    Http(hyper::Error),
+    /// No response head within `--timeout`.
+    HeadTimeout(std::time::Duration),
+}
+
+/// No upstream leg could carry the request; the leg's recorder says why.
+pub struct NoLeg {
+    /// The leg that failed to come up.
+    pub leg: LegInUse,
+    /// Set when the request was on its way to a new leg after the previous one ended.
+    pub retry: Option<UpstreamRetry>,
+}
+
+/// What it takes to send a request again after the upstream dropped it unanswered: only a
+/// request without a body and with an idempotent method.
+pub struct Resend {
+    /// Method, URI, version and headers of the request.
+    parts: http::request::Parts,
+}
+
+impl Resend {
+    /// The resend copy of `req`, when it is safe to send twice.
+    pub fn of(req: &http::Request<UpstreamBody>) -> Option<Resend> {
+        use http_body::Body;
+        let idempotent = matches!(
+            *req.method(),
+            http::Method::GET
+                | http::Method::HEAD
+                | http::Method::OPTIONS
+                | http::Method::TRACE
+                | http::Method::PUT
+                | http::Method::DELETE
+        );
+        if !idempotent || !req.body().is_end_stream() {
+            return None;
+        }
+        let mut copy = http::Request::new(());
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.version_mut() = req.version();
+        *copy.headers_mut() = req.headers().clone();
+        Some(Resend {
+            parts: copy.into_parts().0,
+        })
+    }
+
+    fn request(self) -> http::Request<UpstreamBody> {
+        http::Request::from_parts(self.parts, Either::Right(Empty::new()))
+    }
+}
+
+impl UpstreamLegs {
+    /// Open the connection's first leg (index 0) into `rec`.
+    pub async fn first(opener: LegOpener, rec: LegRecorder) -> UpstreamLegs {
+        let ended = Arc::new(Notify::new());
+        let sender = opener.open(&rec, ended.clone()).await.map(Arc::new);
+        UpstreamLegs {
+            opener,
+            current: tokio::sync::Mutex::new(LegInUse {
+                index: 0,
+                rec,
+                sender,
+            }),
+            ended,
+        }
+    }
+
+    /// Resolves when the upstream ends a leg's connection.
+    pub async fn ended(&self) {
+        self.ended.notified().await
+    }
+
+    /// The leg in use now (for records made without sending).
+    pub async fn current(&self) -> LegInUse {
+        self.current.lock().await.clone()
+    }
+
+    /// The leg a new request goes to: the current one, or a new one when the upstream has
+    /// ended the current one. A leg that never came up is not retried: every request on the
+    /// connection is answered from its facts, as the first was.
+    async fn acquire(&self) -> LegInUse {
+        let mut cur = self.current.lock().await;
+        if cur.sender.as_ref().is_some_and(|s| s.is_closed()) {
+            *cur = self.next_leg(cur.index).await;
+        }
+        cur.clone()
+    }
+
+    /// Replace leg `index` by a new one, unless another request already did.
+    async fn replace(&self, index: u32) -> LegInUse {
+        let mut cur = self.current.lock().await;
+        if cur.index == index {
+            *cur = self.next_leg(index).await;
+        }
+        cur.clone()
+    }
+
+    async fn next_leg(&self, after: u32) -> LegInUse {
+        let rec = LegRecorder::new(self.opener.clock);
+        rec.event("new_upstream_leg", Some(format!("the upstream ended leg {after}")));
+        let sender = self
+            .opener
+            .open(&rec, self.ended.clone())
+            .await
+            .map(Arc::new);
+        LegInUse {
+            index: after + 1,
+            rec,
+            sender,
+        }
+    }
+
+    /// Send `req` upstream, on a new leg when the current one has ended; send it once more on
+    /// a new leg when the upstream dropped it unanswered and that is safe (see [`Resend`]).
+    /// `build` makes the request for the leg's protocol.
+    pub async fn send<F>(&self, req: http::Request<Incoming>, build: F) -> Result<Sent, NoLeg>
+    where
+        F: Fn(http::Request<UpstreamBody>, bool) -> http::Request<UpstreamBody>,
+    {
+        let leg = self.acquire().await;
+        let Some(sender) = leg.sender.clone() else {
+            return Err(NoLeg { leg, retry: None });
+        };
+        let req = build(req.map(Either::Left), sender.is_h2());
+        let resend = Resend::of(&req);
+        leg.rec.note_request();
+        let timeout = self.opener.ctx.client.timeout;
+        let failed = match tokio::time::timeout(timeout, sender.try_send(req)).await {
+            Ok(Ok(resp)) => {
+                return Ok(Sent {
+                    leg,
+                    result: Ok(resp),
+                    retry: None,
+                })
+            }
+            Ok(Err(f)) => f,
+            Err(_) => {
+                return Ok(Sent {
+                    leg,
+                    result: Err(NoResponse::HeadTimeout(timeout)),
+                    retry: None,
+                })
+            }
+        };
+        let (again, retry) = match failed {
+            SendFailed::NotSent(req, why) => {
+                let reason = format!("the upstream had ended the connection: {why}");
+                (req, UpstreamRetry { from_leg: leg.index, reason, was_sent: false })
+            }
+            SendFailed::Failed(e) => match resend {
+                Some(copy) if is_dropped_unanswered(&e) => {
+                    let reason = format!("the upstream closed the connection without answering: {e}");
+                    (copy.request(), UpstreamRetry { from_leg: leg.index, reason, was_sent: true })
+                }
+                _ => {
+                    return Ok(Sent {
+                        leg,
+                        result: Err(NoResponse::Http(e)),
+                        retry: None,
+                    })
+                }
+            },
+        };
+        let next = self.replace(leg.index).await;
+        let Some(sender) = next.sender.clone() else {
+            return Err(NoLeg {
+                leg: next,
+                retry: Some(retry),
+            });
+        };
+        let again = build(again, sender.is_h2());
+        next.rec.note_request();
+        let result = match tokio::time::timeout(timeout, sender.try_send(again)).await {
+            Ok(r) => r.map_err(|f| match f {
+                SendFailed::NotSent(_, e) | SendFailed::Failed(e) => NoResponse::Http(e),
+            }),
+            Err(_) => Err(NoResponse::HeadTimeout(timeout)),
+        };
+        Ok(Sent {
+            leg: next,
+            result,
+            retry: Some(retry),
+        })
+    }
+}
+
+/// The upstream closed or reset the connection before answering: what a server does to a
+/// request that raced its keep-alive close.
+fn is_dropped_unanswered(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return true;
+    }
+    crate::capture::tls_error::find_io_error(e).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionAborted
+        )
+    })
+}

@@ -1,0 +1,186 @@
+//! The recording's writer thread: one `write` per line, legs left out where an earlier full
+//! exchange of the same connection carries them (schema 2), rotation at a size bound.
+
+use super::{RecordOpenError, WriterMsg};
+use crate::facts::{Flow, Leg, RecordKind};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+/// How many rotated files are kept (`FILE.1` … `FILE.N`).
+const KEEP_ROTATED: u32 = 9;
+
+/// What the writer did, reported at exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Lines written.
+    pub written: u64,
+    /// Of those, exchanges written with `legs_from` instead of their legs.
+    pub compacted: u64,
+    /// Flows that could not be serialised or written (each logged).
+    pub failed: u64,
+    /// Times the file was rotated.
+    pub rotations: u64,
+}
+
+/// The last exchange of a connection written with its legs in full.
+struct FullLegs {
+    /// Its `exchange_index`.
+    index: u32,
+    /// Its client leg.
+    client: Option<Leg>,
+    /// Its upstream leg.
+    upstream: Option<Leg>,
+}
+
+/// The open recording.
+pub struct Writer {
+    /// `--record`.
+    path: PathBuf,
+    /// The file being appended to.
+    file: File,
+    /// Its size so far.
+    size: u64,
+    /// `--record-max-size`.
+    max_size: Option<u64>,
+    /// Per open connection, the exchange whose legs later exchanges may point at.
+    full: HashMap<u64, FullLegs>,
+    /// Totals.
+    stats: WriterStats,
+}
+
+impl Writer {
+    /// Open `path` for appending.
+    pub fn open(path: &Path, max_size: Option<u64>) -> Result<Writer, RecordOpenError> {
+        let file = open_append(path).map_err(|source| RecordOpenError {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_size,
+            full: HashMap::new(),
+            stats: WriterStats::default(),
+        })
+    }
+
+    /// Serve messages until every sender is gone.
+    pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
+        let mut line = Vec::with_capacity(16 * 1024);
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                WriterMsg::Flow(flow) => self.write(*flow, &mut line),
+                WriterMsg::Closed(id) => {
+                    self.full.remove(&id);
+                }
+                WriterMsg::Flush(done) => {
+                    let _ = self.file.sync_data();
+                    let _ = done.send(self.stats);
+                }
+            }
+        }
+        let _ = self.file.sync_data();
+    }
+
+    fn write(&mut self, mut flow: Flow, line: &mut Vec<u8>) {
+        // Rotate once the file has reached the bound (the line that crossed it stays), and
+        // start the new file without anything compacted lines could point at.
+        if self.max_size.is_some_and(|max| self.size >= max) {
+            self.rotate();
+            self.full.clear();
+        }
+        self.compact(&mut flow);
+        line.clear();
+        if let Err(e) = serde_json::to_writer(&mut *line, &flow) {
+            self.stats.failed += 1;
+            tracing::error!(error = %e, "cannot serialise a flow; record lost");
+            return;
+        }
+        line.push(b'\n');
+        match self.file.write_all(line) {
+            Ok(()) => {
+                self.size += line.len() as u64;
+                self.stats.written += 1;
+                if flow.legs_from.is_some() {
+                    self.stats.compacted += 1;
+                }
+            }
+            Err(e) => {
+                self.stats.failed += 1;
+                tracing::error!(path = %self.path.display(), error = %e, "cannot write recording");
+            }
+        }
+    }
+
+    /// Leave the legs out when an earlier full exchange of the connection carries the same
+    /// ones and this exchange has nothing to explain; otherwise remember these legs.
+    fn compact(&mut self, flow: &mut Flow) {
+        if flow.kind != RecordKind::Exchange {
+            return;
+        }
+        let Some(index) = flow.exchange_index else {
+            return;
+        };
+        let same = self.full.get(&flow.connection_id).is_some_and(|f| {
+            f.client == flow.client_leg && f.upstream == flow.upstream_leg
+        });
+        if same && flow.findings.is_empty() && flow.legs_from.is_none() {
+            if let Some(f) = self.full.get(&flow.connection_id) {
+                flow.legs_from = Some(f.index);
+                flow.client_leg = None;
+                flow.upstream_leg = None;
+            }
+            return;
+        }
+        if flow.legs_from.is_none() {
+            self.full.insert(
+                flow.connection_id,
+                FullLegs {
+                    index,
+                    client: flow.client_leg.clone(),
+                    upstream: flow.upstream_leg.clone(),
+                },
+            );
+        }
+    }
+
+    /// FILE → FILE.1 → FILE.2 …, keeping [`KEEP_ROTATED`]; then a new FILE.
+    fn rotate(&mut self) {
+        let _ = self.file.sync_data();
+        let name = |n: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        let _ = std::fs::remove_file(name(KEEP_ROTATED));
+        for n in (1..KEEP_ROTATED).rev() {
+            let _ = std::fs::rename(name(n), name(n + 1));
+        }
+        if let Err(e) = std::fs::rename(&self.path, name(1)) {
+            tracing::error!(path = %self.path.display(), error = %e, "cannot rotate the recording; appending on");
+            return;
+        }
+        match open_append(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                self.size = 0;
+                self.stats.rotations += 1;
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "cannot open the new recording after rotating; writing to the rotated file");
+            }
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
