@@ -163,7 +163,9 @@ fn refused_flow(mode: Mode, id: u64, peer: SocketAddr, max: usize) -> Flow {
     let mut flow = Flow::new(mode, id, time::OffsetDateTime::now_utc());
     flow.kind = RecordKind::Connection;
     flow.client_addr = Some(peer.to_string());
-    let why = format!("closed at accept: {max} client connections were already open (--max-connections {max})");
+    let why = format!(
+        "closed at accept: {max} client connections were already open (--max-connections {max})"
+    );
     flow.error = Some(why.clone());
     flow.faults.push(FaultEffect {
         name: format!("max-connections={max}"),
@@ -219,7 +221,10 @@ mod tests {
             let _ = tx.send(());
         });
         assert!(life.stop(Duration::from_secs(5)).await);
-        assert!(rx.await.is_ok(), "the task finished its work before stop returned");
+        assert!(
+            rx.await.is_ok(),
+            "the task finished its work before stop returned"
+        );
     }
 
     #[tokio::test]
@@ -246,10 +251,15 @@ mod tests {
             sink,
         };
         let hold = life.clone();
-        tokio::spawn(accept_loop(listener, life.clone(), limits, move |_tcp, _peer, _id| {
-            let hold = hold.clone();
-            async move { hold.stopping().await }
-        }));
+        tokio::spawn(accept_loop(
+            listener,
+            life.clone(),
+            limits,
+            move |_tcp, _peer, _id| {
+                let hold = hold.clone();
+                async move { hold.stopping().await }
+            },
+        ));
         let _first = TcpStream::connect(addr).await.unwrap();
         let _second = TcpStream::connect(addr).await.unwrap();
         let flow = tokio::time::timeout(Duration::from_secs(5), flows.recv())

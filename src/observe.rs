@@ -4,6 +4,7 @@
 //!
 //! [`Wire`]: crate::facts::Wire
 
+use crate::facts::{FailureKind, Stage};
 use crate::capture::tls_error::classify_io;
 use crate::capture::ConnClock;
 use crate::error::CommandError;
@@ -108,7 +109,13 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         eprintln!("mtlscope observe: listening on {local}, relaying to {upstream}");
         let life = settings.life.clone();
         crate::cli::until_interrupted(
-            serve(listener, upstream, sink.clone(), settings, args.max_connections),
+            serve(
+                listener,
+                upstream,
+                sink.clone(),
+                settings,
+                args.max_connections,
+            ),
             &life,
             Duration::from_secs(args.grace),
             &sink,
@@ -236,13 +243,13 @@ where
                 CONNECT_TIMEOUT.as_secs()
             ));
             failure = Some(LegFailure {
-                stage: "connect".into(),
-                kind: "timed_out".into(),
+                stage: Stage::Connect,
+                kind: FailureKind::TimedOut,
             });
         }
         Ok(Err(e)) => {
             error = Some(format!("cannot connect to upstream {name}: {e}"));
-            failure = Some(classify_io("connect", &e).failure);
+            failure = Some(classify_io(Stage::Connect, &e).failure);
         }
         Ok(Ok(up)) => {
             let _ = up.set_nodelay(true);
@@ -279,7 +286,7 @@ where
                 let done = handle.snapshot().handshake_done_ms.is_some();
                 error = Some(format!("relay ended: {e}"));
                 failure = Some(
-                    classify_io(if done { "after_handshake" } else { "handshake" }, &e).failure,
+                    classify_io(if done { Stage::AfterHandshake } else { Stage::Handshake }, &e).failure,
                 );
             }
             outer.push(Event {

@@ -7,6 +7,7 @@
 //! so the probe's answers — asked in the handshake or only later, with which CA names, what each
 //! identity got — are read from the same facts and findings as a proxied connection's.
 
+use crate::facts::{FailureKind, Stage};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{
@@ -160,7 +161,7 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     path: path.clone(),
                     flow,
                 });
-                if leg.failure.as_ref().is_some_and(|f| f.stage == "connect") {
+                if leg.failure.as_ref().is_some_and(|f| f.stage == Stage::Connect) {
                     report.skipped.push(format!(
                         "every other attempt: the TCP connection to {} failed",
                         report.target
@@ -252,7 +253,7 @@ async fn exchange(
     let req = match built {
         Ok(r) => r,
         Err(e) => {
-            fail(rec, format!("cannot form the request: {e}"), "bad_request");
+            fail(rec, format!("cannot form the request: {e}"), FailureKind::BadRequest);
             return (request, None);
         }
     };
@@ -299,27 +300,19 @@ async fn exchange(
         Ok(Err(e)) => {
             match crate::capture::tls_error::find_io_error(&e) {
                 Some(io) => rec.fail(&crate::capture::tls_error::classify_io(
-                    "after_handshake",
+                    Stage::AfterHandshake,
                     io,
                 )),
-                None if e.is_incomplete_message() => fail(
-                    rec,
-                    "the server closed the connection before sending a response".into(),
-                    "eof",
-                ),
-                None => fail(rec, format!("the HTTP exchange failed: {e}"), "http"),
+                None if e.is_incomplete_message() => fail(rec, "the server closed the connection before sending a response".into(), FailureKind::Eof),
+                None => fail(rec, format!("the HTTP exchange failed: {e}"), FailureKind::Http),
             }
             None
         }
         Err(_) => {
-            fail(
-                rec,
-                format!(
+            fail(rec, format!(
                     "no response within {} ms of the request",
                     plan.timeout.as_millis()
-                ),
-                "timed_out",
-            );
+                ), FailureKind::TimedOut);
             None
         }
     };
@@ -335,9 +328,9 @@ impl Drop for Driver {
     }
 }
 
-fn fail(rec: &LegRecorder, words: String, kind: &str) {
+fn fail(rec: &LegRecorder, words: String, kind: FailureKind) {
     rec.fail(&crate::capture::tls_error::Classified::new(
-        "after_handshake",
+        Stage::AfterHandshake,
         kind,
         words,
     ));
@@ -447,7 +440,7 @@ fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
         || legs.iter().any(|l| {
             l.failure
                 .as_ref()
-                .is_some_and(|f| f.kind == "post_handshake_certificate_request")
+                .is_some_and(|f| f.kind == FailureKind::PostHandshakeCertificateRequest)
         })
     {
         return (Asked::PostHandshake, false);
@@ -472,7 +465,7 @@ fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::facts::{Finding, Leg, LegFailure, Renegotiation, Severity};
+    use crate::facts::{Finding, FindingId, Leg, LegFailure, Renegotiation, Severity};
 
     /// An attempt on TLS 1.2 for `path` with `leg`, an answer `status`, and error findings `ids`.
     pub(crate) fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {
@@ -491,7 +484,8 @@ pub(crate) mod tests {
         flow.findings = ids
             .iter()
             .map(|id| Finding {
-                id: id.to_string(),
+                id: serde_json::from_value(serde_json::json!(id)).unwrap_or(FindingId::Other),
+                inferred: false,
                 severity: Severity::Error,
                 summary: format!("{id} happened. More words."),
                 evidence: vec![],
@@ -575,8 +569,8 @@ pub(crate) mod tests {
         b.flow.upstream_leg = Some(Leg {
             error: Some("refused".into()),
             failure: Some(LegFailure {
-                stage: "connect".into(),
-                kind: "connection_refused".into(),
+                stage: Stage::Connect,
+                kind: FailureKind::ConnectionRefused,
             }),
             ..Leg::default()
         });

@@ -293,8 +293,8 @@ mod tests {
                 l.identity = None;
                 l.alerts = vec![alert(Direction::Received, 116, 12.0)];
                 l.failure = Some(LegFailure {
-                    stage: "after_handshake".into(),
-                    kind: "alert_received".into(),
+                    stage: crate::facts::Stage::AfterHandshake,
+                    kind: crate::facts::FailureKind::AlertReceived,
                 });
             })
             .own_response(502)

@@ -178,7 +178,7 @@ fn tls12_no_certificate_gets_a_plaintext_fatal_alert() {
     assert_eq!(alert.description, "handshake_failure");
     assert_eq!(alert.level, AlertLevel::Fatal);
     assert_eq!(alert.direction, Direction::Received, "the server sent it");
-    assert_eq!(alert.source, "wire");
+    assert_eq!(alert.source, mtlscope::facts::AlertSource::Wire);
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn server_renegotiation_with_certificate_request() {
         assert_eq!(f.renegotiations.len(), 1, "{name}");
         let r = &f.renegotiations[0];
         assert_eq!(r.initiated_by, Initiator::Server, "{name}");
-        assert_eq!(r.outcome.as_deref(), Some("completed"), "{name}");
+        assert_eq!(r.outcome, Some(mtlscope::facts::RenegotiationOutcome::Completed), "{name}");
         // Frame i is at i ms: application data in frame 4, HelloRequest in frame 5.
         assert_eq!(r.at_ms, 5.0, "{name}");
         assert_eq!(r.after_app_data_ms, Some(1.0), "{name}");
@@ -239,7 +239,7 @@ fn renegotiations_without_certificate_request() {
     assert_eq!(client.renegotiations.len(), 1);
     let r = &client.renegotiations[0];
     assert_eq!(r.initiated_by, Initiator::Client);
-    assert_eq!(r.outcome.as_deref(), Some("completed"));
+    assert_eq!(r.outcome, Some(mtlscope::facts::RenegotiationOutcome::Completed));
     assert!(client.cert_request.is_none());
 }
 

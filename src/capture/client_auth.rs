@@ -7,7 +7,7 @@
 
 use super::signatures::SignatureChecks;
 use super::LegRecorder;
-use crate::facts::{CertRequest, ChainVerdict, Phase};
+use crate::facts::{CertProblem, CertRequest, ChainVerdict, Phase};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -194,6 +194,7 @@ impl ClientCertVerifier for RecordingClientVerifier {
             leg.chain_verdict = verdict.as_ref().map(|v| ChainVerdict {
                 trusted: v.is_ok(),
                 reason: v.as_ref().err().map(|e| e.to_string()),
+                problem: v.as_ref().err().and_then(CertProblem::of_error),
                 enforced: enforce,
             });
         });

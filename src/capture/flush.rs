@@ -9,6 +9,7 @@
 //! The error is recorded here, where it is still a `rustls::Error` inside an `io::Error`: the
 //! HTTP layers above (h2 in particular) keep only its text.
 
+use crate::facts::{Stage};
 use super::LegRecorder;
 use std::io;
 use std::pin::Pin;
@@ -51,7 +52,7 @@ impl<T> FlushAfterRead<T> {
     fn record<R>(&self, res: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         if let Poll::Ready(Err(e)) = &res {
             self.rec
-                .fail(&super::tls_error::classify_io("after_handshake", e));
+                .fail(&super::tls_error::classify_io(Stage::AfterHandshake, e));
         }
         res
     }
@@ -107,7 +108,7 @@ impl<T: AsyncRead + Unpin> FlushAfterRead<T> {
                 Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
                 Poll::Ready(Err(e)) => {
                     self.rec
-                        .fail(&super::tls_error::classify_io("after_handshake", &e));
+                        .fail(&super::tls_error::classify_io(Stage::AfterHandshake, &e));
                     return;
                 }
                 _ => return,

@@ -3,7 +3,7 @@
 
 use super::signatures::SignatureChecks;
 use super::LegRecorder;
-use crate::facts::ServerVerification;
+use crate::facts::{CertProblem, ServerVerification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -93,6 +93,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
             leg.server_verification = Some(ServerVerification {
                 ok: result.is_ok(),
                 reason: result.as_ref().err().map(verification_words),
+                problem: result.as_ref().err().and_then(CertProblem::of_error),
                 enforced,
             });
         });

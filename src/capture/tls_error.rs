@@ -1,7 +1,7 @@
 //! Classifying the error that ended a leg: words for people, a [`LegFailure`] for rules, and the
 //! alert it implies when the TLS library reports one it received or sent.
 
-use crate::facts::{Alert, AlertLevel, Direction, LegFailure};
+use crate::facts::{Alert, AlertLevel, AlertSource, Direction, FailureKind, LegFailure, Stage};
 use std::io;
 
 /// What an error says about a leg.
@@ -17,10 +17,10 @@ pub struct Classified {
 
 impl Classified {
     /// A failure with no alert: `stage` and `kind` as in [`LegFailure`], `words` for people.
-    pub fn new(stage: &str, kind: &str, words: impl Into<String>) -> Classified {
+    pub fn new(stage: Stage, kind: FailureKind, words: impl Into<String>) -> Classified {
         Classified {
             words: words.into(),
-            failure: failure(stage, kind),
+            failure: LegFailure { stage, kind },
             alert: None,
         }
     }
@@ -44,76 +44,90 @@ pub fn find_io_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     None
 }
 
-/// Classify an I/O error that ended `stage` (`connect`, `handshake`, `after_handshake`, …).
-pub fn classify_io(stage: &str, e: &io::Error) -> Classified {
+/// A name that did not resolve; carried inside the `io::Error` that `Target::connect_tcp`
+/// returns, so the failure is classified by type, not by the resolver's words.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve {host}: {source}")]
+pub struct DnsError {
+    /// The host name.
+    pub host: String,
+    /// The resolver's error.
+    pub source: io::Error,
+}
+
+/// Classify an I/O error that ended `stage`.
+pub fn classify_io(stage: Stage, e: &io::Error) -> Classified {
     if let Some(tls) = rustls_error(e) {
         return classify_tls(stage, tls);
     }
+    let dns = e.get_ref().is_some_and(|inner| inner.is::<DnsError>());
     let kind = match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection_refused",
-        io::ErrorKind::TimedOut => "timed_out",
-        io::ErrorKind::ConnectionReset => "reset",
-        io::ErrorKind::ConnectionAborted => "aborted",
-        io::ErrorKind::UnexpectedEof => "eof",
-        io::ErrorKind::BrokenPipe => "broken_pipe",
-        io::ErrorKind::NotFound => "not_found",
-        io::ErrorKind::InvalidData => "invalid_data",
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => "unreachable",
-        io::ErrorKind::AddrNotAvailable => "address_not_available",
-        _ if e.to_string().contains("failed to lookup") => "dns",
-        _ => "io",
+        _ if dns => FailureKind::Dns,
+        io::ErrorKind::ConnectionRefused => FailureKind::ConnectionRefused,
+        io::ErrorKind::TimedOut => FailureKind::TimedOut,
+        io::ErrorKind::ConnectionReset => FailureKind::Reset,
+        io::ErrorKind::ConnectionAborted => FailureKind::Aborted,
+        io::ErrorKind::UnexpectedEof => FailureKind::Eof,
+        io::ErrorKind::BrokenPipe => FailureKind::BrokenPipe,
+        io::ErrorKind::NotFound => FailureKind::NotFound,
+        io::ErrorKind::InvalidData => FailureKind::InvalidData,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            FailureKind::Unreachable
+        }
+        io::ErrorKind::AddrNotAvailable => FailureKind::AddressNotAvailable,
+        _ => FailureKind::Io,
     };
     let words = match kind {
-        "eof" => "the peer closed the connection".to_string(),
+        FailureKind::Eof => "the peer closed the connection".to_string(),
         _ => e.to_string(),
     };
     Classified {
         words,
-        failure: failure(stage, kind),
+        failure: LegFailure { stage, kind },
         alert: None,
     }
 }
 
 /// Classify a rustls error.
-pub fn classify_tls(stage: &str, e: &rustls::Error) -> Classified {
+pub fn classify_tls(stage: Stage, e: &rustls::Error) -> Classified {
     use rustls::{AlertDescription as A, Error as E, PeerMisbehaved};
     let (kind, alert) = match e {
-        E::AlertReceived(desc) => ("alert_received", Some((Direction::Received, *desc))),
+        E::AlertReceived(desc) => (FailureKind::AlertReceived, Some((Direction::Received, *desc))),
         E::NoCertificatesPresented => (
-            "no_certificates_presented",
+            FailureKind::NoCertificatesPresented,
             Some((Direction::Sent, A::CertificateRequired)),
         ),
         E::InvalidCertificate(ce) => (
-            "peer_certificate_invalid",
+            FailureKind::PeerCertificateInvalid,
             Some((Direction::Sent, A::from(ce.clone()))),
         ),
         E::PeerMisbehaved(PeerMisbehaved::TooManyRenegotiationRequests) => {
-            ("renegotiation_refused", None)
+            (FailureKind::RenegotiationRefused, None)
         }
         // TLS 1.3 post-handshake auth that rustls never offered to accept.
         E::InappropriateHandshakeMessage {
             got_type: rustls::HandshakeType::CertificateRequest,
             ..
         } => (
-            "post_handshake_certificate_request",
+            FailureKind::PostHandshakeCertificateRequest,
             Some((Direction::Sent, A::UnexpectedMessage)),
         ),
         E::InappropriateHandshakeMessage { .. } | E::InappropriateMessage { .. } => (
-            "unexpected_message",
+            FailureKind::UnexpectedMessage,
             Some((Direction::Sent, A::UnexpectedMessage)),
         ),
-        E::InvalidMessage(_) => ("not_tls", Some((Direction::Sent, A::DecodeError))),
-        E::PeerIncompatible(_) => ("incompatible", Some((Direction::Sent, A::HandshakeFailure))),
+        E::InvalidMessage(_) => (FailureKind::NotTls, Some((Direction::Sent, A::DecodeError))),
+        E::PeerIncompatible(_) => (FailureKind::Incompatible, Some((Direction::Sent, A::HandshakeFailure))),
         E::NoApplicationProtocol => (
-            "no_application_protocol",
+            FailureKind::NoApplicationProtocol,
             Some((Direction::Sent, A::NoApplicationProtocol)),
         ),
-        E::DecryptError => ("decrypt_error", Some((Direction::Sent, A::DecryptError))),
-        _ => ("tls", None),
+        E::DecryptError => (FailureKind::DecryptError, Some((Direction::Sent, A::DecryptError))),
+        _ => (FailureKind::Tls, None),
     };
     Classified {
         words: tls_words(e),
-        failure: failure(stage, kind),
+        failure: LegFailure { stage, kind },
         alert,
     }
 }
@@ -127,8 +141,8 @@ pub fn alert_fact(direction: Direction, desc: rustls::AlertDescription, at_ms: f
         code: u8::from(desc),
         at_ms,
         source: match direction {
-            Direction::Received => "tls".into(),
-            Direction::Sent => "inferred".into(),
+            Direction::Received => AlertSource::Tls,
+            Direction::Sent => AlertSource::Inferred,
         },
     }
 }
@@ -136,13 +150,6 @@ pub fn alert_fact(direction: Direction, desc: rustls::AlertDescription, at_ms: f
 /// RFC snake_case name of an alert.
 pub fn alert_name(desc: rustls::AlertDescription) -> String {
     crate::wire::alert_names::alert_name(u8::from(desc)).to_string()
-}
-
-fn failure(stage: &str, kind: &str) -> LegFailure {
-    LegFailure {
-        stage: stage.into(),
-        kind: kind.into(),
-    }
 }
 
 fn tls_words(e: &rustls::Error) -> String {
@@ -171,8 +178,8 @@ mod tests {
             io::ErrorKind::InvalidData,
             rustls::Error::AlertReceived(rustls::AlertDescription::BadCertificate),
         );
-        let c = classify_io("handshake", &e);
-        assert_eq!(c.failure.kind, "alert_received");
+        let c = classify_io(Stage::Handshake, &e);
+        assert_eq!(c.failure.kind, FailureKind::AlertReceived);
         assert_eq!(
             c.alert,
             Some((
@@ -187,12 +194,12 @@ mod tests {
     fn plain_io_errors_keep_their_kind() {
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(
-            classify_io("connect", &e).failure.kind,
-            "connection_refused"
+            classify_io(Stage::Connect, &e).failure.kind,
+            FailureKind::ConnectionRefused
         );
         let e = io::Error::from(io::ErrorKind::UnexpectedEof);
         assert_eq!(
-            classify_io("handshake", &e).words,
+            classify_io(Stage::Handshake, &e).words,
             "the peer closed the connection"
         );
     }
@@ -200,7 +207,7 @@ mod tests {
     #[test]
     fn rejected_certificate_implies_the_alert_we_sent() {
         let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let c = classify_tls("handshake", &e);
+        let c = classify_tls(Stage::Handshake, &e);
         assert_eq!(
             c.alert,
             Some((Direction::Sent, rustls::AlertDescription::UnknownCA))

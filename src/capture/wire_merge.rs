@@ -5,6 +5,7 @@
 //! taken from the side that knows it: the library for decrypted alerts and errors, the tap for
 //! record timing, plaintext alerts and the peer's ClientHello.
 
+use crate::facts::{AlertSource, FailureKind, RenegotiationOutcome};
 use crate::facts::{Alert, AlertLevel, CertRequest, Direction, Initiator, Leg, Phase};
 use crate::wire::TapFacts;
 
@@ -42,9 +43,10 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
         let mut reneg = reneg.clone();
         if ctx.refuses_renegotiation
             && reneg.initiated_by == Initiator::Server
-            && reneg.outcome.as_deref() != Some("completed")
+            && reneg.outcome != Some(RenegotiationOutcome::Completed)
         {
-            reneg.outcome = Some("refused by mtlscope: its TLS engine (rustls) does not renegotiate, and answered no_renegotiation".into());
+            // rustls does not renegotiate: it answered no_renegotiation.
+            reneg.outcome = Some(RenegotiationOutcome::RefusedByMtlscope);
             reneg.refused_by_mtlscope = true;
             if !leg.alerts.iter().any(|a| a.code == 100) {
                 leg.alerts.push(Alert {
@@ -53,7 +55,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
                     description: crate::wire::alert_name(100).into(),
                     code: 100,
                     at_ms: reneg.at_ms,
-                    source: "inferred".into(),
+                    source: AlertSource::Inferred,
                 });
             }
         }
@@ -83,7 +85,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     // TLS 1.3: rustls fails on a post-handshake CertificateRequest it never offered to accept.
     if leg.cert_request.is_none() {
         if let Some(f) = &leg.failure {
-            if f.kind == "post_handshake_certificate_request" {
+            if f.kind == FailureKind::PostHandshakeCertificateRequest {
                 let at = leg
                     .events
                     .iter()
@@ -169,11 +171,10 @@ mod tests {
         assert_eq!(cr.phase, Phase::Renegotiation);
         assert_eq!(cr.ca_names, None);
         assert_eq!(cr.after_request_ms, Some(0.5));
-        assert!(leg.renegotiations[0]
-            .outcome
-            .as_deref()
-            .unwrap()
-            .contains("refused by mtlscope"));
+        assert_eq!(
+            leg.renegotiations[0].outcome,
+            Some(RenegotiationOutcome::RefusedByMtlscope)
+        );
         assert!(leg.renegotiations[0].refused_by_mtlscope);
         assert_eq!(leg.alerts[0].description, "no_renegotiation");
         // Merging the same facts again (a later snapshot) adds nothing.
@@ -212,8 +213,8 @@ mod tests {
     fn a_post_handshake_request_is_read_from_the_failure() {
         let mut leg = Leg {
             failure: Some(LegFailure {
-                stage: "after_handshake".into(),
-                kind: "post_handshake_certificate_request".into(),
+                stage: crate::facts::Stage::AfterHandshake,
+                kind: FailureKind::PostHandshakeCertificateRequest,
             }),
             ..Leg::default()
         };
@@ -246,7 +247,7 @@ mod tests {
             description: "encrypted".into(),
             code: 255,
             at_ms: 3.0,
-            source: "wire".into(),
+            source: AlertSource::Wire,
         };
         merge(
             &mut leg,

@@ -128,5 +128,10 @@ pub async fn until_interrupted(
             stats.failed
         );
     }
-    tracing::info!(written = stats.written, compacted = stats.compacted, rotations = stats.rotations, "recording closed");
+    tracing::info!(
+        written = stats.written,
+        compacted = stats.compacted,
+        rotations = stats.rotations,
+        "recording closed"
+    );
 }

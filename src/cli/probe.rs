@@ -2,6 +2,7 @@
 //! JSON. Exit codes: 0 when the probe ran (whatever it found), 2 for bad usage, 1 when the
 //! server could not be reached at all.
 
+use crate::facts::Stage;
 use super::proxy_args::{provider, ProxyArgs, Resolve};
 use crate::capture::server_auth::UpstreamTrust;
 use crate::error::CommandError;
@@ -71,7 +72,7 @@ pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
             max_size: None,
             print: false,
         })
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
         Ok::<_, CommandError>(crate::probe::run(&plan, &sink).await)
     })?;
     if args.json {
@@ -188,7 +189,7 @@ pub fn verdict(a: &Attempt) -> String {
         (None, None)
             if leg
                 .and_then(|l| l.failure.as_ref())
-                .is_some_and(|x| x.stage == "connect") =>
+                .is_some_and(|x| x.stage == Stage::Connect) =>
         {
             format!("could not connect: {error}")
         }
@@ -400,18 +401,18 @@ mod tests {
 
     #[test]
     fn verdicts_name_the_outcome_and_the_findings() {
-        let a = attempt("/", Leg::default(), Some(400), &["no-client-cert", "x"]);
+        let a = attempt("/", Leg::default(), Some(400), &["no-client-cert", "empty-ca-list"]);
         assert_eq!(
             verdict(&a),
-            "HTTP 400; no-client-cert happened [no-client-cert, x]"
+            "HTTP 400; no-client-cert happened [no-client-cert, empty-ca-list]"
         );
         let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
         b.flow.request = None;
         b.flow.upstream_leg = Some(Leg {
             error: Some("refused".into()),
             failure: Some(LegFailure {
-                stage: "connect".into(),
-                kind: "connection_refused".into(),
+                stage: crate::facts::Stage::Connect,
+                kind: crate::facts::FailureKind::ConnectionRefused,
             }),
             ..Leg::default()
         });
@@ -422,8 +423,8 @@ mod tests {
         b.flow.upstream_leg = Some(Leg {
             error: Some("the peer sent a fatal protocol_version alert".into()),
             failure: Some(LegFailure {
-                stage: "handshake".into(),
-                kind: "alert_received".into(),
+                stage: crate::facts::Stage::Handshake,
+                kind: crate::facts::FailureKind::AlertReceived,
             }),
             ..Leg::default()
         });

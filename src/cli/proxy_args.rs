@@ -10,15 +10,15 @@ use crate::config::{CaNames, CertKey, Loaded};
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::faults::Faults;
+use crate::lifecycle::Lifecycle;
 use crate::pki::load::{load_certs, Identity};
 use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
 use crate::proxy::session::SessionContext;
+use crate::record::RecordSettings;
 use crate::record::Sink;
 use crate::upstream::{Engine, RustlsEngine, RustlsSettings};
 use clap::Args;
 use rustls::crypto::CryptoProvider;
-use crate::lifecycle::Lifecycle;
-use crate::record::RecordSettings;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,7 +208,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| "expected a number with an optional K, M or G suffix".to_string())?;
-    let mult: u64 = match unit.trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
         "" => 1,
         "K" => 1 << 10,
         "M" => 1 << 20,
@@ -362,9 +366,15 @@ impl ProxyArgs {
             .or(c.record.as_ref().map(|p| loaded.resolve(p)));
         let redact = !self.no_redact && c.redact.unwrap_or(true);
         let max_size = match (&self.record_max_size, &c.record_max_size) {
-            (Some(v), _) => Some(parse_size(v).map_err(|e| CommandError::usage(format!("--record-max-size {v:?}: {e}")))?),
+            (Some(v), _) => Some(
+                parse_size(v)
+                    .map_err(|e| CommandError::usage(format!("--record-max-size {v:?}: {e}")))?,
+            ),
             (None, Some(v)) => Some(parse_size(v).map_err(|e| {
-                CommandError::usage(format!("{}: record_max_size {v:?}: {e}", loaded.key("record_max_size")))
+                CommandError::usage(format!(
+                    "{}: record_max_size {v:?}: {e}",
+                    loaded.key("record_max_size")
+                ))
             })?),
             (None, None) => None,
         };

@@ -3,7 +3,7 @@
 
 use super::finding;
 use super::view::{cert_text, ms, Hop, HttpAnswer, View};
-use crate::facts::{CertSummary, Finding, Severity};
+use crate::facts::{CertSummary, Finding, FindingId, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -57,7 +57,7 @@ fn access_denied_after_auth(hop: &Hop<'_>, http: &HttpAnswer<'_>) -> Option<Find
         evidence.push("IIS 403.12: the certificate mapper denied access (mappings only count when set at site level)".into());
     }
     Some(finding(
-        "access-denied-after-auth",
+        FindingId::AccessDeniedAfterAuth,
         Severity::Error,
         format!(
             "TLS accepted the certificate, then the server's application refused the identity with {}.",
@@ -82,7 +82,7 @@ fn cert_not_registered(hop: &Hop<'_>, http: &HttpAnswer<'_>) -> Option<Finding> 
         ),
     ];
     Some(finding(
-        "cert-not-registered",
+        FindingId::CertNotRegistered,
         Severity::Error,
         "TLS accepted the certificate, but the service's own certificate registry does not know it.",
         evidence,
@@ -121,7 +121,7 @@ fn iis_substatus(http: &HttpAnswer<'_>) -> Option<Finding> {
         _ => (Severity::Info, ""),
     };
     Some(finding(
-        "iis-substatus",
+        FindingId::IisSubstatus,
         severity,
         format!("IIS answered 403.{n}: {}{see}.", substatus_meaning(n)),
         vec![http.evidence()],

@@ -1,10 +1,11 @@
 //! Rules of the catalogue section "Asked for late": `renegotiation-requested`,
 //! `post-handshake-auth`, `http2-blocks-late-auth`.
 
-use super::finding;
+use crate::facts::{FailureKind, RenegotiationOutcome, Stage};
+use super::{finding, inferred};
 use super::not_sent::capital;
 use super::view::{ms, Hop, HopKind, View};
-use crate::facts::{Finding, Initiator, Phase, Severity, TlsVersion};
+use crate::facts::{Finding, FindingId, Initiator, Phase, Severity, TlsVersion};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -38,7 +39,7 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     }
     let outcome_text = renegs
         .iter()
-        .filter_map(|r| r.outcome.as_deref())
+        .filter_map(|r| r.outcome.map(RenegotiationOutcome::as_str))
         .collect::<Vec<_>>();
     let outcome = if refused_alert.is_some() || renegs.iter().any(|r| r.refused_by_mtlscope) {
         Outcome::Refused
@@ -107,7 +108,7 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         ),
     };
     Some(finding(
-        "renegotiation-requested",
+        FindingId::RenegotiationRequested,
         severity,
         format!(
             "{} asked for a client certificate by renegotiation {delay_text}; {how}.",
@@ -143,7 +144,7 @@ fn pha_inference(v: &View<'_>, hop: &Hop<'_>) -> Option<String> {
     }
     if hop
         .failure
-        .is_some_and(|f| f.kind == "reset" && f.stage != "connect" && f.stage != "handshake")
+        .is_some_and(|f| f.kind == FailureKind::Reset && f.stage != Stage::Connect && f.stage != Stage::Handshake)
     {
         return Some(format!(
             "the server reset the {} after the request",
@@ -181,7 +182,7 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
                 .map(|a| hop.describe_alert(a)),
         );
         return Some(finding(
-            "post-handshake-auth",
+            FindingId::PostHandshakeAuth,
             if failed { Severity::Error } else { Severity::Warning },
             format!(
                 "{} asked for a client certificate after the TLS 1.3 handshake (post-handshake authentication){}.",
@@ -195,7 +196,7 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let signal = pha_inference(v, hop)?;
     let request = v.request_line().unwrap_or_else(|| "the request".into());
     Some(finding(
-        "post-handshake-auth",
+        FindingId::PostHandshakeAuth,
         Severity::Error,
         format!(
             "Likely the server wants a client certificate for {request} only after the TLS 1.3 handshake, which {} cannot give without post_handshake_auth.",
@@ -205,7 +206,7 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             format!("TLS 1.3 on the {}, and the server sent no CertificateRequest in the handshake", hop.name()),
             offered.to_string(),
             signal,
-            "inferred: to confirm, retry with TLS 1.2 (the server would then renegotiate), or watch a client that offers post_handshake_auth (curl) with `mtlscope observe`".into(),
+            inferred("to confirm, retry with TLS 1.2 (the server would then renegotiate), or watch a client that offers post_handshake_auth (curl) with `mtlscope observe`"),
         ],
         fix,
     ))
@@ -237,12 +238,12 @@ fn http2_blocks_late_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     if let Some(e) = hop.error.filter(|_| http11_required) {
         evidence.push(format!("the {} ended: {e}", hop.name()));
         if !late {
-            evidence.push("inferred: HTTP_1_1_REQUIRED is how Apache refuses a per-location client-certificate request over HTTP/2; to confirm, retry over HTTP/1.1".into());
+            evidence.push(inferred("HTTP_1_1_REQUIRED is how Apache refuses a per-location client-certificate request over HTTP/2; to confirm, retry over HTTP/1.1"));
             summary = format!("Likely: {}", summary.replacen("asked", "wants", 1));
         }
     }
     Some(finding(
-        "http2-blocks-late-auth",
+        FindingId::Http2BlocksLateAuth,
         Severity::Error,
         summary,
         evidence,

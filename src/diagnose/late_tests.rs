@@ -1,12 +1,13 @@
 //! Tests of the "Asked for late" rules.
 
+use crate::facts::{FailureKind, Stage};
 use super::super::test_support::*;
 use crate::facts::{
     CertRequest, Direction, Flow, Initiator, LegFailure, Phase, Renegotiation, Severity, TlsVersion,
 };
 
 /// Apache asking by TLS 1.2 renegotiation after `GET /secure`; `outcome` as recorded.
-fn renegotiation(outcome: &str, refused: bool) -> Flow {
+fn renegotiation(outcome: crate::facts::RenegotiationOutcome, refused: bool) -> Flow {
     let b = success_builder().upstream(|l| {
         l.tls_version = Some(TlsVersion::Tls12);
         l.cert_request = None;
@@ -14,7 +15,7 @@ fn renegotiation(outcome: &str, refused: bool) -> Flow {
             at_ms: 13.0,
             initiated_by: Initiator::Server,
             after_app_data_ms: Some(3.0),
-            outcome: Some(outcome.into()),
+            outcome: Some(outcome),
             refused_by_mtlscope: false,
         }];
         if refused {
@@ -33,7 +34,7 @@ fn renegotiation(outcome: &str, refused: bool) -> Flow {
 
 #[test]
 fn refused_renegotiation_is_an_error_with_the_delay() {
-    let flow = renegotiation("refused by mtlscope", true);
+    let flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
     assert_eq!(ids(&flow), ["renegotiation-requested"]);
     let f = find(&flow, "renegotiation-requested").unwrap();
     assert_eq!(f.severity, Severity::Error);
@@ -50,7 +51,7 @@ fn refused_renegotiation_is_an_error_with_the_delay() {
 
 #[test]
 fn completed_renegotiation_on_success_is_a_warning() {
-    let flow = renegotiation("completed", false);
+    let flow = renegotiation(crate::facts::RenegotiationOutcome::Completed, false);
     let f = find(&flow, "renegotiation-requested").unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.summary.contains("mtlscope completed it"));
@@ -137,8 +138,8 @@ fn observed_post_handshake_request() {
             l.chain = vec![];
             l.alerts = vec![alert(Direction::Sent, 10, 10.4)];
             l.failure = Some(LegFailure {
-                stage: "after_handshake".into(),
-                kind: "unexpected_message".into(),
+                stage: Stage::AfterHandshake,
+                kind: FailureKind::UnexpectedMessage,
             });
         })
         .own_response(502)
@@ -170,7 +171,7 @@ fn post_handshake_auth_not_for_other_403s_or_tls12_or_success() {
 
 #[test]
 fn late_request_over_h2() {
-    let mut flow = renegotiation("refused by mtlscope", true);
+    let mut flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
     if let Some(l) = flow.upstream_leg.as_mut() {
         l.alpn = Some("h2".into());
     }
@@ -179,7 +180,7 @@ fn late_request_over_h2() {
     assert!(f.summary.contains("RFC 7540"));
     // The same over HTTP/1.1 is not an HTTP/2 problem.
     assert!(find(
-        &renegotiation("refused by mtlscope", true),
+        &renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true),
         "http2-blocks-late-auth"
     )
     .is_none());

@@ -2,9 +2,10 @@
 //! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
 //! `upstream-unreachable`, `injected-fault`.
 
-use super::finding;
+use crate::facts::{FailureKind, Stage};
+use super::{finding, inferred};
 use super::view::{cert_text, chain_text, HopKind, View};
-use crate::facts::{Finding, Severity};
+use crate::facts::{Finding, FindingId, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
@@ -70,7 +71,7 @@ fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
         "The client's certificate stopped at the TLS-terminating proxy: the server saw a different identity (or none) and accepted that."
     };
     Some(finding(
-        "identity-not-forwarded",
+        FindingId::IdentityNotForwarded,
         if refused { Severity::Error } else { Severity::Info },
         summary,
         evidence,
@@ -122,12 +123,12 @@ fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {
     })?;
     let failed = hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
     Some(finding(
-        "intercepted-upstream",
+        FindingId::InterceptedUpstream,
         if failed { Severity::Error } else { Severity::Warning },
         "Likely a TLS-inspecting middlebox sits between mtlscope and the server: the server's certificate comes from an inspection CA, so mutual TLS through it cannot work.",
         vec![
             format!("the server's chain contains {} (matches the inspection product \"{product}\")", cert_text(cert)),
-            "inferred: to confirm, compare with the certificate the server presents when reached directly (without the middlebox)".into(),
+            inferred("to confirm, compare with the certificate the server presents when reached directly (without the middlebox)"),
         ],
         "Middlebox: exempt this destination from TLS inspection.",
     ))
@@ -137,7 +138,7 @@ fn server_cert_untrusted(v: &View<'_>) -> Option<Finding> {
     let up = v.hop(HopKind::Upstream)?;
     let failed_kind = up
         .failure
-        .is_some_and(|f| f.kind == "peer_certificate_invalid");
+        .is_some_and(|f| f.kind == FailureKind::PeerCertificateInvalid);
     let sv = up.server_verification;
     if !(sv.is_some_and(|s| !s.ok) || failed_kind) {
         return None;
@@ -160,7 +161,7 @@ fn server_cert_untrusted(v: &View<'_>) -> Option<Finding> {
         evidence.push(format!("upstream: {u}"));
     }
     Some(finding(
-        "server-cert-untrusted",
+        FindingId::ServerCertUntrusted,
         if enforced { Severity::Error } else { Severity::Warning },
         if enforced {
             format!("mtlscope could not verify the upstream server's certificate ({reason}) and did not connect.")
@@ -184,7 +185,7 @@ fn proxy_auth_required(v: &View<'_>) -> Option<Finding> {
         None => "407 Proxy Authentication Required, without a Proxy-Authenticate header".into(),
     }];
     Some(finding(
-        "proxy-auth-required",
+        FindingId::ProxyAuthRequired,
         Severity::Error,
         "The forward proxy wants credentials before it opens any TLS to the origin; this is not a certificate problem.",
         evidence,
@@ -198,22 +199,26 @@ fn upstream_unreachable(v: &View<'_>) -> Option<Finding> {
     let before_tls = up.version.is_none()
         && !up.events.iter().any(|e| e.name == "server_hello")
         && up.alerts.iter().all(|a| !up.sent_by_server(a));
-    let tcp = f.stage == "connect"
+    let tcp = f.stage == Stage::Connect
         || (before_tls
             && matches!(
-                f.kind.as_str(),
-                "connection_refused" | "timed_out" | "reset" | "eof" | "not_tls"
+                f.kind,
+                FailureKind::ConnectionRefused
+                    | FailureKind::TimedOut
+                    | FailureKind::Reset
+                    | FailureKind::Eof
+                    | FailureKind::NotTls
             ));
     if !tcp {
         return None;
     }
     let target = v.flow.upstream.as_deref().unwrap_or("the upstream");
-    let what = match f.kind.as_str() {
-        "connection_refused" => "refused the TCP connection",
-        "timed_out" => "did not answer in time",
-        "reset" => "reset the connection before TLS",
-        "eof" => "closed the connection before TLS",
-        "not_tls" => "answered, but not with TLS",
+    let what = match f.kind {
+        FailureKind::ConnectionRefused => "refused the TCP connection",
+        FailureKind::TimedOut => "did not answer in time",
+        FailureKind::Reset => "reset the connection before TLS",
+        FailureKind::Eof => "closed the connection before TLS",
+        FailureKind::NotTls => "answered, but not with TLS",
         _ => "could not be reached",
     };
     let mut evidence = vec![format!("{target} {what} (stage {}, {})", f.stage, f.kind)];
@@ -221,11 +226,11 @@ fn upstream_unreachable(v: &View<'_>) -> Option<Finding> {
         evidence.push(format!("error: {e}"));
     }
     Some(finding(
-        "upstream-unreachable",
+        FindingId::UpstreamUnreachable,
         Severity::Error,
         format!("The upstream {target} {what}; no TLS was exchanged with it."),
         evidence,
-        if f.kind == "not_tls" {
+        if f.kind == FailureKind::NotTls {
             "mtlscope: check the upstream URL's scheme and port (the port answers plain text, e.g. HTTP)."
         } else {
             "mtlscope / network: check the upstream address and port (`--upstream`), name resolution, and firewalls between mtlscope and the server."
@@ -247,7 +252,7 @@ fn injected_fault(v: &View<'_>) -> Option<Finding> {
         .collect::<Vec<_>>()
         .join(", ");
     Some(finding(
-        "injected-fault",
+        FindingId::InjectedFault,
         if failed { Severity::Error } else { Severity::Info },
         format!("mtlscope's configured fault {names} acted on this connection: what follows is a reproduction, not the real peers' behaviour."),
         faults.iter().map(|f| format!("fault `{}`: {}", f.name, f.effect)).collect(),

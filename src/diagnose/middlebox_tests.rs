@@ -1,5 +1,6 @@
 //! Tests of the "Middleboxes and proxies" rules.
 
+use crate::facts::{FailureKind, Stage};
 use super::super::test_support::*;
 use crate::facts::{Direction, FaultEffect, LegFailure, Phase, ServerVerification, Severity};
 
@@ -59,11 +60,12 @@ fn unverified_upstream_certificate() {
             l.server_verification = Some(ServerVerification {
                 ok: false,
                 reason: Some("unknown issuer".into()),
+                problem: None,
                 enforced: true,
             });
             l.failure = Some(LegFailure {
-                stage: "handshake".into(),
-                kind: "peer_certificate_invalid".into(),
+                stage: Stage::Handshake,
+                kind: FailureKind::PeerCertificateInvalid,
             });
             l.alerts = vec![alert(Direction::Sent, 48, 3.0)];
             l.handshake_done_ms = None;
@@ -83,6 +85,7 @@ fn insecure_upstream_is_a_warning_and_verified_is_nothing() {
             l.server_verification = Some(ServerVerification {
                 ok: false,
                 reason: Some("name mismatch".into()),
+                problem: None,
                 enforced: false,
             })
         })
@@ -96,6 +99,7 @@ fn insecure_upstream_is_a_warning_and_verified_is_nothing() {
             l.server_verification = Some(ServerVerification {
                 ok: true,
                 reason: None,
+                problem: None,
                 enforced: true,
             })
         })
@@ -123,8 +127,8 @@ fn connection_refused_upstream() {
             *l = Default::default();
             l.error = Some("Connection refused (os error 111)".into());
             l.failure = Some(LegFailure {
-                stage: "connect".into(),
-                kind: "connection_refused".into(),
+                stage: Stage::Connect,
+                kind: FailureKind::ConnectionRefused,
             });
         })
         .get("/")
@@ -138,8 +142,8 @@ fn connection_refused_upstream() {
     let flow = success_builder()
         .upstream(|l| {
             l.failure = Some(LegFailure {
-                stage: "handshake".into(),
-                kind: "reset".into(),
+                stage: Stage::Handshake,
+                kind: FailureKind::Reset,
             })
         })
         .build();

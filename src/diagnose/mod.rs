@@ -19,7 +19,7 @@ mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};
 
-use crate::facts::{Finding, Flow, Severity};
+use crate::facts::{Finding, FindingId, Flow, Severity};
 use view::View;
 
 /// The catalogue's sections, in the catalogue's order.
@@ -35,6 +35,8 @@ pub enum Section {
     HttpRefusal,
     /// Something between client and server changed what happened.
     Middlebox,
+    /// No rule explains it, or the peer does not speak TLS.
+    Gaps,
 }
 
 impl Section {
@@ -46,6 +48,7 @@ impl Section {
             Section::Late => "Asked for late",
             Section::HttpRefusal => "Accepted by TLS, refused by HTTP",
             Section::Middlebox => "Middleboxes and proxies",
+            Section::Gaps => "Gaps and non-TLS peers",
         }
     }
 }
@@ -54,14 +57,14 @@ impl Section {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CatalogueEntry {
     /// Stable id, e.g. `no-client-cert`.
-    pub id: &'static str,
+    pub id: FindingId,
     /// Catalogue section it belongs to.
     pub section: Section,
     /// What it means, in one line.
     pub description: &'static str,
 }
 
-const fn entry(id: &'static str, section: Section, description: &'static str) -> CatalogueEntry {
+const fn entry(id: FindingId, section: Section, description: &'static str) -> CatalogueEntry {
     CatalogueEntry {
         id,
         section,
@@ -70,29 +73,31 @@ const fn entry(id: &'static str, section: Section, description: &'static str) ->
 }
 
 static CATALOGUE: &[CatalogueEntry] = &[
-    entry("no-client-cert", Section::NotSent, "The server asked for a client certificate and got none, then refused the handshake or the request."),
-    entry("issuer-not-in-ca-list", Section::NotSent, "No certificate in the chain on offer matches the CA names the server asked for, so many clients send nothing."),
-    entry("empty-ca-list", Section::NotSent, "The CertificateRequest named no CA: legal, but clients with several certificates may pick the wrong one."),
-    entry("chain-untrusted", Section::Rejected, "The server does not trust the issuer of the certificate it was sent."),
-    entry("chain-incomplete", Section::Rejected, "The chain sent lacks an intermediate, so the server cannot build a path to a CA it trusts."),
-    entry("cert-expired", Section::Rejected, "A certificate in the chain was past its notAfter at handshake time (or the server said certificate_expired)."),
-    entry("cert-not-yet-valid", Section::Rejected, "A certificate in the chain was before its notBefore at handshake time."),
-    entry("cert-revoked", Section::Rejected, "The server considers the certificate revoked."),
-    entry("wrong-purpose", Section::Rejected, "The leaf lacks the clientAuth extended key usage or the digitalSignature key usage."),
-    entry("key-unusable", Section::Rejected, "The private key does not match the certificate or cannot be used, so the signature check failed."),
-    entry("handshake-rejected", Section::Rejected, "A fatal alert ended the handshake that no more specific finding explains."),
-    entry("renegotiation-requested", Section::Late, "The server asked for the certificate late, by TLS 1.2 renegotiation after a request."),
-    entry("post-handshake-auth", Section::Late, "The server wants the certificate after a TLS 1.3 handshake, which needs post-handshake auth."),
-    entry("http2-blocks-late-auth", Section::Late, "A late certificate request on an HTTP/2 connection, which HTTP/2 forbids."),
-    entry("access-denied-after-auth", Section::HttpRefusal, "TLS accepted the certificate, then the application refused the identity with 401/403."),
-    entry("cert-not-registered", Section::HttpRefusal, "TLS accepted the certificate, but the service's own registry does not know it."),
-    entry("iis-substatus", Section::HttpRefusal, "An IIS error revealed a 403.x sub-status that names the client-certificate problem."),
-    entry("identity-not-forwarded", Section::Middlebox, "The client presented a certificate, but the upstream saw none or a different one."),
-    entry("intercepted-upstream", Section::Middlebox, "The upstream certificate comes from a TLS-inspection CA: a middlebox sits on the path."),
-    entry("server-cert-untrusted", Section::Middlebox, "mtlscope could not verify the upstream server's certificate."),
-    entry("proxy-auth-required", Section::Middlebox, "A forward proxy answered 407 and wants credentials; not a certificate problem."),
-    entry("upstream-unreachable", Section::Middlebox, "The TCP connection to the upstream was refused, timed out, or reset before TLS."),
-    entry("injected-fault", Section::Middlebox, "A configured mtlscope fault acted on this connection: the failure is a reproduction."),
+    entry(FindingId::NoClientCert, Section::NotSent, "The server asked for a client certificate and got none, then refused the handshake or the request."),
+    entry(FindingId::IssuerNotInCaList, Section::NotSent, "No certificate in the chain on offer matches the CA names the server asked for, so many clients send nothing."),
+    entry(FindingId::EmptyCaList, Section::NotSent, "The CertificateRequest named no CA: legal, but clients with several certificates may pick the wrong one."),
+    entry(FindingId::ChainUntrusted, Section::Rejected, "The server does not trust the issuer of the certificate it was sent."),
+    entry(FindingId::ChainIncomplete, Section::Rejected, "The chain sent lacks an intermediate, so the server cannot build a path to a CA it trusts."),
+    entry(FindingId::CertExpired, Section::Rejected, "A certificate in the chain was past its notAfter at handshake time (or the server said certificate_expired)."),
+    entry(FindingId::CertNotYetValid, Section::Rejected, "A certificate in the chain was before its notBefore at handshake time."),
+    entry(FindingId::CertRevoked, Section::Rejected, "The server considers the certificate revoked."),
+    entry(FindingId::WrongPurpose, Section::Rejected, "The leaf lacks the clientAuth extended key usage or the digitalSignature key usage."),
+    entry(FindingId::KeyUnusable, Section::Rejected, "The private key does not match the certificate or cannot be used, so the signature check failed."),
+    entry(FindingId::HandshakeRejected, Section::Rejected, "A fatal alert ended the handshake that no more specific finding explains."),
+    entry(FindingId::RenegotiationRequested, Section::Late, "The server asked for the certificate late, by TLS 1.2 renegotiation after a request."),
+    entry(FindingId::PostHandshakeAuth, Section::Late, "The server wants the certificate after a TLS 1.3 handshake, which needs post-handshake auth."),
+    entry(FindingId::Http2BlocksLateAuth, Section::Late, "A late certificate request on an HTTP/2 connection, which HTTP/2 forbids."),
+    entry(FindingId::AccessDeniedAfterAuth, Section::HttpRefusal, "TLS accepted the certificate, then the application refused the identity with 401/403."),
+    entry(FindingId::CertNotRegistered, Section::HttpRefusal, "TLS accepted the certificate, but the service's own registry does not know it."),
+    entry(FindingId::IisSubstatus, Section::HttpRefusal, "An IIS error revealed a 403.x sub-status that names the client-certificate problem."),
+    entry(FindingId::IdentityNotForwarded, Section::Middlebox, "The client presented a certificate, but the upstream saw none or a different one."),
+    entry(FindingId::InterceptedUpstream, Section::Middlebox, "The upstream certificate comes from a TLS-inspection CA: a middlebox sits on the path."),
+    entry(FindingId::ServerCertUntrusted, Section::Middlebox, "mtlscope could not verify the upstream server's certificate."),
+    entry(FindingId::ProxyAuthRequired, Section::Middlebox, "A forward proxy answered 407 and wants credentials; not a certificate problem."),
+    entry(FindingId::UpstreamUnreachable, Section::Middlebox, "The TCP connection to the upstream was refused, timed out, or reset before TLS."),
+    entry(FindingId::InjectedFault, Section::Middlebox, "A configured mtlscope fault acted on this connection: the failure is a reproduction."),
+    entry(FindingId::Unexplained, Section::Gaps, "A failure no other rule explains; the facts that were there are quoted so the gap is visible."),
+    entry(FindingId::ClientNotTls, Section::Gaps, "The client's first bytes were not a TLS ClientHello (plain HTTP, a health check, a scanner)."),
 ];
 
 /// Every id the diagnosis can emit, in catalogue order.
@@ -135,36 +140,47 @@ fn finish(found: Vec<Finding>) -> Vec<Finding> {
             None => out.push(f),
         }
     }
-    let rank = |id: &str| {
+    let rank = |id: FindingId| {
         let pos = CATALOGUE
             .iter()
             .position(|e| e.id == id)
             .unwrap_or(CATALOGUE.len());
-        (id != "injected-fault", pos)
+        (id != FindingId::InjectedFault, pos)
     };
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
-            .then_with(|| rank(&a.id).cmp(&rank(&b.id)))
+            .then_with(|| rank(a.id).cmp(&rank(b.id)))
     });
     out
 }
 
-/// Build a finding (rules only fill in words; the id must be in the catalogue).
+/// The evidence line of an inference starts with this; [`inferred`] builds it and [`finding`]
+/// marks a finding that carries one as inferred.
+const INFERRED: &str = "inferred: ";
+
+/// The evidence line saying what a finding concludes rather than observes, and what would
+/// confirm it.
+fn inferred(text: impl AsRef<str>) -> String {
+    format!("{INFERRED}{}", text.as_ref())
+}
+
+/// Build a finding (rules only fill in words).
 fn finding(
-    id: &'static str,
+    id: FindingId,
     severity: Severity,
     summary: impl Into<String>,
     evidence: Vec<String>,
     fix: impl Into<String>,
 ) -> Finding {
-    debug_assert!(CATALOGUE.iter().any(|e| e.id == id), "{id} not catalogued");
+    let inferred = evidence.iter().any(|e| e.starts_with(INFERRED));
     Finding {
-        id: id.to_string(),
+        id,
         severity,
         summary: summary.into(),
         evidence,
         fix: fix.into(),
+        inferred,
     }
 }
 
@@ -204,6 +220,12 @@ mod tests {
             .iter()
             .map(|e| (e.section.title().to_string(), e.id.to_string()))
             .collect();
+        let ids: Vec<FindingId> = catalogue().iter().map(|e| e.id).collect();
+        assert_eq!(ids, FindingId::ALL, "FindingId::ALL in catalogue order");
+        for id in FindingId::ALL {
+            let spelled = serde_json::to_value(id).unwrap();
+            assert_eq!(spelled, id.as_str(), "serde and as_str agree");
+        }
         let unique: BTreeSet<&String> = ours.iter().map(|(_, id)| id).collect();
         assert_eq!(unique.len(), ours.len(), "duplicate ids");
         assert_eq!(ours, md, "docs/findings.md and the code's catalogue differ");
@@ -257,15 +279,15 @@ mod tests {
     #[test]
     fn findings_are_ordered_and_deduplicated() {
         let a = finding(
-            "empty-ca-list",
+            FindingId::EmptyCaList,
             Severity::Warning,
             "a",
             vec!["x".into()],
             "f",
         );
-        let b = finding("empty-ca-list", Severity::Error, "b", vec!["y".into()], "f");
-        let c = finding("no-client-cert", Severity::Error, "c", vec![], "f");
-        let d = finding("injected-fault", Severity::Error, "d", vec![], "f");
+        let b = finding(FindingId::EmptyCaList, Severity::Error, "b", vec!["y".into()], "f");
+        let c = finding(FindingId::NoClientCert, Severity::Error, "c", vec![], "f");
+        let d = finding(FindingId::InjectedFault, Severity::Error, "d", vec![], "f");
         let out = finish(vec![a, c, b, d]);
         let got: Vec<_> = out.iter().map(|f| f.id.as_str()).collect();
         assert_eq!(got, ["injected-fault", "no-client-cert", "empty-ca-list"]);

@@ -1,11 +1,12 @@
 //! Rules of the catalogue section "Certificate not sent": `no-client-cert`,
 //! `issuer-not-in-ca-list`, `empty-ca-list`.
 
-use super::finding;
+use crate::facts::FailureKind;
+use super::{finding, inferred};
 use super::rejected::rejection;
 use super::view::{ca_list, chain_text, Hop, HopKind, View};
 use crate::cert::reason::{match_ca_names, missing_issuer};
-use crate::facts::{Alert, Finding, Phase, Severity};
+use crate::facts::{Alert, Finding, FindingId, Phase, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -37,7 +38,7 @@ fn late_request_refused_by_mtlscope(hop: &Hop<'_>) -> bool {
         && (hop.renegotiations.iter().any(|r| r.refused_by_mtlscope)
             || hop
                 .failure
-                .is_some_and(|f| f.kind == "post_handshake_certificate_request"))
+                .is_some_and(|f| f.kind == FailureKind::PostHandshakeCertificateRequest))
 }
 
 fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
@@ -54,7 +55,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     }
     if hop
         .failure
-        .is_some_and(|f| f.kind == "no_certificates_presented")
+        .is_some_and(|f| f.kind == FailureKind::NoCertificatesPresented)
     {
         signals.push(format!(
             "the {} ended: {}",
@@ -74,10 +75,9 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             && !http.names_unknown_cert()
         {
             signals.push(http.evidence());
-            inferred = Some(format!(
-                "inferred: likely the server verifies client certificates as optional and its application refused the request without one; to confirm, check the server's log or retry with a certificate{}",
+            inferred = Some(super::inferred(format!("likely the server verifies client certificates as optional and its application refused the request without one; to confirm, check the server's log or retry with a certificate{}",
                 if hop.kind == HopKind::Upstream { " (`--identity`)" } else { "" }
-            ));
+            )));
         }
     }
     if signals.is_empty() {
@@ -126,7 +126,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         HopKind::Wire => "Client: configure it to send its certificate; if it has one, it likely withheld it: compare its issuer with the server's CA names (issuer-not-in-ca-list), its purpose (wrong-purpose) and its private key (key-unusable).".to_string(),
     };
     Some(finding(
-        "no-client-cert",
+        FindingId::NoClientCert,
         Severity::Error,
         summary,
         evidence,
@@ -166,10 +166,9 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         ));
         let last = chain.last().filter(|c| !c.is_ca);
         if let (Some(last), Some(issuer)) = (last, missing_issuer(chain)) {
-            evidence.push(format!(
-                "inferred: the chain ends at \"{}\", whose issuer \"{issuer}\" is not in it; if a listed CA issued \"{issuer}\", likely the chain lacks the intermediate that links to it; to confirm, look up the issuer of \"{issuer}\"",
+            evidence.push(inferred(format!("the chain ends at \"{}\", whose issuer \"{issuer}\" is not in it; if a listed CA issued \"{issuer}\", likely the chain lacks the intermediate that links to it; to confirm, look up the issuer of \"{issuer}\"",
                 last.subject
-            ));
+            )));
         }
     }
     let (summary, severity) = if presented.is_some() {
@@ -204,7 +203,7 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         _ => "Server: advertise the CA that issues the client certificates (nginx advertises `ssl_client_certificate` only, never `ssl_trusted_certificate`; HAProxy `ca-file`, not `ca-verify-file`; Apache `SSLCACertificateFile` unless `SSLCADNRequestFile`); or client: send the full chain including the intermediate, or use a certificate issued by a listed CA.",
     };
     Some(finding(
-        "issuer-not-in-ca-list",
+        FindingId::IssuerNotInCaList,
         severity,
         summary,
         evidence,
@@ -244,7 +243,7 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         _ => "Server: send a trimmed CA list (Windows/IIS: `SendTrustedIssuerList=1` with the Client Authentication Issuers store; AWS ALB: `advertiseTrustStoreCaNames`), or client: pin the certificate to use for this server.",
     };
     Some(finding(
-        "empty-ca-list",
+        FindingId::EmptyCaList,
         if rejected {
             Severity::Error
         } else {
@@ -288,8 +287,8 @@ mod tests {
                 l.identity = Some(identity(None, &[], "no identity configured"));
                 l.alerts = vec![alert(Direction::Received, 116, 12.0)];
                 l.failure = Some(crate::facts::LegFailure {
-                    stage: "after_handshake".into(),
-                    kind: "alert_received".into(),
+                    stage: crate::facts::Stage::AfterHandshake,
+                    kind: crate::facts::FailureKind::AlertReceived,
                 });
             })
             .own_response(502)
@@ -326,8 +325,8 @@ mod tests {
                 l.alerts = vec![alert(Direction::Sent, 116, 4.0)];
                 l.error = Some("peer sent no certificates".into());
                 l.failure = Some(crate::facts::LegFailure {
-                    stage: "handshake".into(),
-                    kind: "no_certificates_presented".into(),
+                    stage: crate::facts::Stage::Handshake,
+                    kind: crate::facts::FailureKind::NoCertificatesPresented,
                 });
             })
             .build();
@@ -393,7 +392,7 @@ mod tests {
                     at_ms: 12.0,
                     initiated_by: crate::facts::Initiator::Server,
                     after_app_data_ms: Some(0.2),
-                    outcome: Some("refused by mtlscope: rustls does not renegotiate".into()),
+                    outcome: Some(crate::facts::RenegotiationOutcome::RefusedByMtlscope),
                     refused_by_mtlscope: true,
                 }];
                 l.alerts = vec![alert(Direction::Received, 40, 12.5)];

@@ -2,13 +2,14 @@
 //! `chain-incomplete`, `cert-expired`, `cert-not-yet-valid`, `cert-revoked`, `wrong-purpose`,
 //! `key-unusable`, and `handshake-rejected` for the alerts nothing more specific explains.
 
-use super::finding;
+use crate::facts::{FailureKind};
+use super::{finding, inferred};
 use super::not_sent::{capital, no_cert_alert};
 use super::view::{cert_text, chain_text, when, Hop, HopKind, View};
 use crate::cert::reason::{
     client_purpose_problems, match_ca_names, missing_issuer, validity_at, Validity,
 };
-use crate::facts::{Alert, CertSummary, Finding, Severity};
+use crate::facts::{Alert, CertSummary, Finding, FindingId, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -69,7 +70,7 @@ pub(super) fn rejection(v: &View<'_>, hop: &Hop<'_>) -> Option<Rejection> {
             ));
         } else if hop
             .failure
-            .is_some_and(|f| f.kind == "peer_certificate_invalid")
+            .is_some_and(|f| f.kind == FailureKind::PeerCertificateInvalid)
         {
             trust = true;
             evidence.push(format!(
@@ -158,7 +159,7 @@ fn chain_untrusted(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         _ => "Client: use a certificate issued by a CA the server trusts; or server: add the issuing CA to its client-certificate trust store (nginx `ssl_client_certificate`/`ssl_trusted_certificate`, Apache `SSLCACertificateFile`, HAProxy `ca-file`, IIS the Client Authentication Issuers store).",
     };
     Some(finding(
-        "chain-untrusted",
+        FindingId::ChainUntrusted,
         Severity::Error,
         summary,
         evidence,
@@ -176,12 +177,11 @@ fn chain_incomplete(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         chain_text(chain)
     )];
     evidence.extend(rej.evidence);
-    evidence.push(format!(
-        "inferred: the chain ends at \"{}\", whose issuer \"{issuer}\" was not sent; likely \"{issuer}\" is an intermediate the server cannot find; to confirm, check that \"{issuer}\" is not a root the server trusts, or send it along with the leaf and retry",
+    evidence.push(inferred(format!("the chain ends at \"{}\", whose issuer \"{issuer}\" was not sent; likely \"{issuer}\" is an intermediate the server cannot find; to confirm, check that \"{issuer}\" is not a root the server trusts, or send it along with the leaf and retry",
         chain.last().map(|c| c.subject.as_str()).unwrap_or("")
-    ));
+    )));
     Some(finding(
-        "chain-incomplete",
+        FindingId::ChainIncomplete,
         Severity::Error,
         format!(
             "Likely an incomplete chain: {} sent its certificate without the intermediate \"{issuer}\", and {} could not build a path to a CA it trusts.",
@@ -281,7 +281,7 @@ fn cert_expired(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
                 .collect::<Vec<_>>()
                 .join("; ")
         ));
-        evidence.push("inferred: likely the server's CRL has expired (OpenSSL sends certificate_expired for that too, for every client) or the server's clock is wrong; to confirm, check the CRL's nextUpdate and the clock on the server".into());
+        evidence.push(inferred("likely the server's CRL has expired (OpenSSL sends certificate_expired for that too, for every client) or the server's clock is wrong; to confirm, check the CRL's nextUpdate and the clock on the server"));
         summary = format!(
             "{} said certificate_expired although the certificate is valid at the handshake time: likely an expired CRL or a wrong clock on the server.",
             capital(hop.server_name())
@@ -299,7 +299,7 @@ fn cert_expired(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             capital(hop.client_fix_target())
         );
     }
-    Some(finding("cert-expired", severity, summary, evidence, fix))
+    Some(finding(FindingId::CertExpired, severity, summary, evidence, fix))
 }
 
 fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
@@ -341,7 +341,7 @@ fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         )
     };
     Some(finding(
-        "cert-not-yet-valid",
+        FindingId::CertNotYetValid,
         if refused { Severity::Error } else { Severity::Warning },
         summary,
         evidence,
@@ -377,7 +377,7 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     }
     evidence.insert(0, hop.describe_presented());
     Some(finding(
-        "cert-revoked",
+        FindingId::CertRevoked,
         Severity::Error,
         format!(
             "{} considers the certificate {} presented revoked.",
@@ -431,7 +431,7 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
                 Severity::Warning,
             )
         };
-        return Some(finding("wrong-purpose", severity, summary, evidence, fix));
+        return Some(finding(FindingId::WrongPurpose, severity, summary, evidence, fix));
     }
     // Nothing presented: a configured identity may have been withheld for its purpose.
     let evidence: Vec<String> = hop
@@ -460,7 +460,7 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         || v.http_on(hop)
             .is_some_and(|h| (400..500).contains(&h.status));
     Some(finding(
-        "wrong-purpose",
+        FindingId::WrongPurpose,
         if failed { Severity::Error } else { Severity::Warning },
         format!(
             "{} has a configured certificate that is not meant for client authentication, so it was not offered.",
@@ -480,7 +480,7 @@ fn key_unusable(_v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         evidence.push(hop.describe_presented());
         evidence.push(hop.describe_alert(a));
     }
-    if let Some(f) = hop.failure.filter(|f| f.kind.contains("key")) {
+    if let Some(f) = hop.failure.filter(|f| matches!(f.kind, FailureKind::KeyUnusable | FailureKind::DecryptError)) {
         evidence.push(format!(
             "the {} ended at {}: {} ({})",
             hop.name(),
@@ -492,9 +492,9 @@ fn key_unusable(_v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     if evidence.is_empty() {
         return None;
     }
-    evidence.push("inferred: likely the private key does not match the certificate's public key; to confirm, compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`".into());
+    evidence.push(inferred("likely the private key does not match the certificate's public key; to confirm, compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`"));
     Some(finding(
-        "key-unusable",
+        FindingId::KeyUnusable,
         Severity::Error,
         format!(
             "{} could not use or prove possession of the certificate's private key: likely the key does not match the certificate.",
@@ -531,7 +531,7 @@ fn explained(v: &View<'_>, hop: &Hop<'_>, a: &Alert) -> bool {
         && (hop.server_verification.is_some_and(|s| !s.ok)
             || hop
                 .failure
-                .is_some_and(|f| f.kind == "peer_certificate_invalid")
+                .is_some_and(|f| f.kind == FailureKind::PeerCertificateInvalid)
             || super::late::pha_inferred(v, hop))
 }
 
@@ -590,7 +590,7 @@ fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         }
     };
     Some(finding(
-        "handshake-rejected",
+        FindingId::HandshakeRejected,
         Severity::Error,
         format!(
             "{who} ended the {} with the alert {} ({}).{detail}",

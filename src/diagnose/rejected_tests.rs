@@ -1,5 +1,6 @@
 //! Tests of the "Certificate sent and rejected" rules.
 
+use crate::facts::{FailureKind, Stage};
 use super::super::test_support::*;
 use crate::facts::{
     CertSummary, ChainVerdict, Direction, Flow, LegFailure, Phase, Severity, TlsVersion,
@@ -14,8 +15,8 @@ fn upstream_alert(chain: Vec<CertSummary>, code: u8) -> Flow {
             l.handshake_done_ms = None;
             l.alerts = vec![alert(Direction::Received, code, 4.0)];
             l.failure = Some(LegFailure {
-                stage: "handshake".into(),
-                kind: "alert_received".into(),
+                stage: Stage::Handshake,
+                kind: FailureKind::AlertReceived,
             });
         })
         .own_response(502)
@@ -54,6 +55,7 @@ fn mtlscope_enforced_verdict_is_chain_untrusted_on_the_client_leg() {
             l.chain_verdict = Some(ChainVerdict {
                 trusted: false,
                 reason: Some("unknown issuer".into()),
+                problem: None,
                 enforced: true,
             });
             l.alerts = vec![alert(Direction::Sent, 48, 4.0)];
@@ -75,6 +77,7 @@ fn chain_untrusted_not_on_success_nor_for_a_missing_certificate() {
             l.chain_verdict = Some(ChainVerdict {
                 trusted: false,
                 reason: Some("unknown issuer".into()),
+                problem: None,
                 enforced: false,
             })
         })

@@ -2,6 +2,7 @@
 //! (a successful mutual-TLS exchange through the proxy, and one seen on the wire).
 
 pub(crate) use crate::cert::reason::test_support::{ca, der_of, leaf};
+use crate::facts::{AlertSource};
 use crate::facts::{
     Alert, AlertLevel, CertRequest, CertSummary, Direction, Flow, Header, IdentityCandidate,
     IdentityChoice, Leg, Mode, Phase, RecordKind, Request, Response, ResponseSource, TlsVersion,
@@ -163,7 +164,7 @@ pub(crate) fn alert(direction: Direction, code: u8, at_ms: f64) -> Alert {
         description: super::alert_name(code).into(),
         code,
         at_ms,
-        source: "wire".into(),
+        source: AlertSource::Wire,
     }
 }
 
@@ -235,7 +236,10 @@ pub(crate) fn success_wire() -> Flow {
 
 /// The finding ids of a flow, in order.
 pub(crate) fn ids(flow: &Flow) -> Vec<String> {
-    super::diagnose(flow).into_iter().map(|f| f.id).collect()
+    super::diagnose(flow)
+        .into_iter()
+        .map(|f| f.id.to_string())
+        .collect()
 }
 
 /// The finding with `id`, if the diagnosis emitted it.

@@ -218,7 +218,7 @@ impl<'a> Hop<'a> {
             AlertLevel::Warning => "warning ",
             AlertLevel::Unknown => "",
         };
-        let how = if a.source == "inferred" {
+        let how = if a.source == crate::facts::AlertSource::Inferred {
             ", inferred from the error"
         } else {
             ""

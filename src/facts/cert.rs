@@ -53,6 +53,57 @@ pub struct ChainVerdict {
     /// Why not, in words (e.g. `unknown issuer`, `expired`); empty when trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why not, classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<CertProblem>,
     /// Whether the verdict was enforced (`--enforce`): the handshake was refused.
     pub enforced: bool,
+}
+
+/// Why a certificate chain did not verify.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CertProblem {
+    /// No path to a trusted anchor.
+    UnknownIssuer,
+    /// Past notAfter.
+    Expired,
+    /// Before notBefore.
+    NotYetValid,
+    /// Revoked (CRL or OCSP).
+    Revoked,
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// Not valid for the purpose (extended key usage).
+    WrongPurpose,
+    /// Not valid for the name.
+    NameMismatch,
+    /// Anything else, or a value this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl CertProblem {
+    /// Classify a rustls certificate error.
+    pub fn of(e: &rustls::CertificateError) -> CertProblem {
+        use rustls::CertificateError as C;
+        match e {
+            C::UnknownIssuer => CertProblem::UnknownIssuer,
+            C::Expired | C::ExpiredContext { .. } => CertProblem::Expired,
+            C::NotValidYet | C::NotValidYetContext { .. } => CertProblem::NotYetValid,
+            C::Revoked => CertProblem::Revoked,
+            C::BadSignature => CertProblem::BadSignature,
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => CertProblem::WrongPurpose,
+            C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::NameMismatch,
+            _ => CertProblem::Other,
+        }
+    }
+
+    /// Classify a rustls error, when it is about a certificate.
+    pub fn of_error(e: &rustls::Error) -> Option<CertProblem> {
+        match e {
+            rustls::Error::InvalidCertificate(c) => Some(CertProblem::of(c)),
+            _ => None,
+        }
+    }
 }

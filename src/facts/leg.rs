@@ -193,6 +193,9 @@ pub struct ServerVerification {
     /// Why not, in words (e.g. `unknown issuer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why not, classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<super::cert::CertProblem>,
     /// Whether the verdict was enforced: false with `--insecure-upstream`, when the connection
     /// went on whatever the verdict.
     pub enforced: bool,
@@ -233,9 +236,34 @@ pub struct Alert {
     pub code: u8,
     /// When, ms from connection start.
     pub at_ms: f64,
-    /// How it is known: `wire` (read from the bytes), `tls` (reported by the TLS library), or
-    /// `inferred` (from an error).
-    pub source: String,
+    /// How it is known.
+    pub source: AlertSource,
+}
+
+/// How an alert is known.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSource {
+    /// Read from the bytes on the wire.
+    Wire,
+    /// Reported by the TLS library.
+    Tls,
+    /// Inferred from an error (the library does not report alerts it sends).
+    Inferred,
+    /// Sent by a `--fault alert=NAME`.
+    Fault,
+}
+
+impl AlertSource {
+    /// The recorded spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSource::Wire => "wire",
+            AlertSource::Tls => "tls",
+            AlertSource::Inferred => "inferred",
+            AlertSource::Fault => "fault",
+        }
+    }
 }
 
 /// One timed step.
@@ -261,9 +289,9 @@ pub struct Renegotiation {
     /// Ms since the last application data before it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_app_data_ms: Option<f64>,
-    /// Whether it completed, was refused (and by whom), or is unknown, in words.
+    /// Whether it completed, was refused (and by whom); null while unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<RenegotiationOutcome>,
     /// mtlscope's own TLS engine refused it (rules read this, not the words).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refused_by_mtlscope: bool,
@@ -279,12 +307,171 @@ pub enum Initiator {
     Client,
 }
 
+/// How a TLS 1.2 renegotiation ended.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RenegotiationOutcome {
+    /// Both sides finished the new handshake.
+    Completed,
+    /// The connection ended before it finished.
+    Incomplete,
+    /// The client answered with an alert (no_renegotiation or fatal).
+    AlertFromClient,
+    /// The server answered with an alert.
+    AlertFromServer,
+    /// mtlscope's own TLS engine refused it (rustls never renegotiates).
+    RefusedByMtlscope,
+    /// mtlscope completed it (an engine that renegotiates).
+    CompletedByMtlscope,
+    /// A value this version does not know (a newer recording).
+    #[serde(other)]
+    Other,
+}
+
+impl RenegotiationOutcome {
+    /// The recorded spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RenegotiationOutcome::Completed => "completed",
+            RenegotiationOutcome::Incomplete => "incomplete",
+            RenegotiationOutcome::AlertFromClient => "alert_from_client",
+            RenegotiationOutcome::AlertFromServer => "alert_from_server",
+            RenegotiationOutcome::RefusedByMtlscope => "refused_by_mtlscope",
+            RenegotiationOutcome::CompletedByMtlscope => "completed_by_mtlscope",
+            RenegotiationOutcome::Other => "other",
+        }
+    }
+}
+
 /// The classified end of a leg.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LegFailure {
-    /// Where it failed: `connect`, `handshake`, `after_handshake`, `http`, `config`.
-    pub stage: String,
-    /// What failed, snake_case: `connection_refused`, `timed_out`, `reset`, `alert_received`,
-    /// `peer_certificate_invalid`, `no_certificates_presented`, `eof`, `not_tls`, ….
-    pub kind: String,
+    /// Where it failed.
+    pub stage: Stage,
+    /// What failed.
+    pub kind: FailureKind,
+}
+
+/// Where in a leg's life it failed.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Opening the TCP connection (or resolving the name).
+    Connect,
+    /// Reading the client's first bytes, before a ClientHello was whole.
+    ClientHello,
+    /// During the TLS handshake.
+    Handshake,
+    /// After the handshake completed (a late request, a close, a reset).
+    AfterHandshake,
+    /// In the HTTP exchange.
+    Http,
+    /// Before any I/O: mtlscope's own configuration.
+    Config,
+    /// A value this version does not know (a newer recording).
+    #[serde(other)]
+    Other,
+}
+
+/// What ended a leg.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// TCP connection refused.
+    ConnectionRefused,
+    /// A step took longer than its bound.
+    TimedOut,
+    /// The peer reset the connection.
+    Reset,
+    /// The connection was aborted locally.
+    Aborted,
+    /// The peer closed the connection (no alert, no answer).
+    Eof,
+    /// Writing to a connection the peer had closed.
+    BrokenPipe,
+    /// A file or name was not found.
+    NotFound,
+    /// Bytes that do not parse.
+    InvalidData,
+    /// No route to the host or network.
+    Unreachable,
+    /// The local address is not available.
+    AddressNotAvailable,
+    /// The host name did not resolve.
+    Dns,
+    /// Another I/O error.
+    Io,
+    /// The peer sent a fatal alert.
+    AlertReceived,
+    /// The client presented no certificate to a mandatory request.
+    NoCertificatesPresented,
+    /// The peer's certificate was rejected.
+    PeerCertificateInvalid,
+    /// The server asked to renegotiate again after a refusal.
+    RenegotiationRefused,
+    /// A TLS 1.3 post-handshake CertificateRequest the engine cannot answer.
+    PostHandshakeCertificateRequest,
+    /// A TLS message out of place.
+    UnexpectedMessage,
+    /// The peer does not speak TLS.
+    NotTls,
+    /// The peer spoke plain HTTP to a TLS port.
+    PlainHttp,
+    /// mtlscope's own TLS configuration could not be built.
+    Config,
+    /// No common protocol version, cipher suite or signature scheme.
+    Incompatible,
+    /// No common ALPN protocol.
+    NoApplicationProtocol,
+    /// A signature or MAC did not verify.
+    DecryptError,
+    /// Another TLS error.
+    Tls,
+    /// A `--fault` cut the connection.
+    CutByFault,
+    /// A `--fault alert=NAME` answered the client.
+    InjectedAlert,
+    /// The HTTP layer failed.
+    Http,
+    /// The request could not be formed.
+    BadRequest,
+    /// The server name is not valid for SNI.
+    ServerName,
+    /// A private key could not be used with its certificate.
+    KeyUnusable,
+    /// A value this version does not know (a newer recording).
+    #[serde(other)]
+    Other,
+}
+
+/// The recorded snake_case spelling of a typed fact.
+fn spelling<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&spelling(self))
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&spelling(self))
+    }
+}
+
+impl std::fmt::Display for RenegotiationOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for AlertSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -9,11 +9,11 @@ mod cert;
 mod leg;
 mod wire;
 
-pub use cert::{CertSummary, ChainVerdict};
+pub use cert::{CertProblem, CertSummary, ChainVerdict};
 pub use leg::{
-    Alert, AlertLevel, CertRequest, ClientHelloFacts, Direction, Event, IdentityCandidate,
-    IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation, ServerVerification,
-    TlsVersion,
+    Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event,
+    FailureKind, IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase,
+    Renegotiation, RenegotiationOutcome, ServerVerification, Stage, TlsVersion,
 };
 pub use wire::Wire;
 
@@ -187,11 +187,120 @@ pub struct FaultEffect {
     pub effect: String,
 }
 
+/// A finding id: the catalogue of `docs/findings.md`, checked by the compiler (every rule names
+/// one of these) and by a test (the document lists exactly these).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingId {
+    /// `no-client-cert`.
+    NoClientCert,
+    /// `issuer-not-in-ca-list`.
+    IssuerNotInCaList,
+    /// `empty-ca-list`.
+    EmptyCaList,
+    /// `chain-untrusted`.
+    ChainUntrusted,
+    /// `chain-incomplete`.
+    ChainIncomplete,
+    /// `cert-expired`.
+    CertExpired,
+    /// `cert-not-yet-valid`.
+    CertNotYetValid,
+    /// `cert-revoked`.
+    CertRevoked,
+    /// `wrong-purpose`.
+    WrongPurpose,
+    /// `key-unusable`.
+    KeyUnusable,
+    /// `handshake-rejected`.
+    HandshakeRejected,
+    /// `renegotiation-requested`.
+    RenegotiationRequested,
+    /// `post-handshake-auth`.
+    PostHandshakeAuth,
+    /// `http2-blocks-late-auth`.
+    Http2BlocksLateAuth,
+    /// `access-denied-after-auth`.
+    AccessDeniedAfterAuth,
+    /// `cert-not-registered`.
+    CertNotRegistered,
+    /// `iis-substatus`.
+    IisSubstatus,
+    /// `identity-not-forwarded`.
+    IdentityNotForwarded,
+    /// `intercepted-upstream`.
+    InterceptedUpstream,
+    /// `server-cert-untrusted`.
+    ServerCertUntrusted,
+    /// `proxy-auth-required`.
+    ProxyAuthRequired,
+    /// `upstream-unreachable`.
+    UpstreamUnreachable,
+    /// `injected-fault`.
+    InjectedFault,
+    /// `unexplained`.
+    Unexplained,
+    /// `client-not-tls`.
+    ClientNotTls,
+    /// An id this version does not know (a newer recording).
+    #[serde(other)]
+    Other,
+}
+
+impl FindingId {
+    /// Every id the diagnosis can emit.
+    pub const ALL: &'static [FindingId] = &[FindingId::NoClientCert, FindingId::IssuerNotInCaList, FindingId::EmptyCaList, FindingId::ChainUntrusted, FindingId::ChainIncomplete, FindingId::CertExpired, FindingId::CertNotYetValid, FindingId::CertRevoked, FindingId::WrongPurpose, FindingId::KeyUnusable, FindingId::HandshakeRejected, FindingId::RenegotiationRequested, FindingId::PostHandshakeAuth, FindingId::Http2BlocksLateAuth, FindingId::AccessDeniedAfterAuth, FindingId::CertNotRegistered, FindingId::IisSubstatus, FindingId::IdentityNotForwarded, FindingId::InterceptedUpstream, FindingId::ServerCertUntrusted, FindingId::ProxyAuthRequired, FindingId::UpstreamUnreachable, FindingId::InjectedFault, FindingId::Unexplained, FindingId::ClientNotTls];
+
+    /// The id as recorded, e.g. `no-client-cert`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingId::NoClientCert => "no-client-cert",
+            FindingId::IssuerNotInCaList => "issuer-not-in-ca-list",
+            FindingId::EmptyCaList => "empty-ca-list",
+            FindingId::ChainUntrusted => "chain-untrusted",
+            FindingId::ChainIncomplete => "chain-incomplete",
+            FindingId::CertExpired => "cert-expired",
+            FindingId::CertNotYetValid => "cert-not-yet-valid",
+            FindingId::CertRevoked => "cert-revoked",
+            FindingId::WrongPurpose => "wrong-purpose",
+            FindingId::KeyUnusable => "key-unusable",
+            FindingId::HandshakeRejected => "handshake-rejected",
+            FindingId::RenegotiationRequested => "renegotiation-requested",
+            FindingId::PostHandshakeAuth => "post-handshake-auth",
+            FindingId::Http2BlocksLateAuth => "http2-blocks-late-auth",
+            FindingId::AccessDeniedAfterAuth => "access-denied-after-auth",
+            FindingId::CertNotRegistered => "cert-not-registered",
+            FindingId::IisSubstatus => "iis-substatus",
+            FindingId::IdentityNotForwarded => "identity-not-forwarded",
+            FindingId::InterceptedUpstream => "intercepted-upstream",
+            FindingId::ServerCertUntrusted => "server-cert-untrusted",
+            FindingId::ProxyAuthRequired => "proxy-auth-required",
+            FindingId::UpstreamUnreachable => "upstream-unreachable",
+            FindingId::InjectedFault => "injected-fault",
+            FindingId::Unexplained => "unexplained",
+            FindingId::ClientNotTls => "client-not-tls",
+            FindingId::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for FindingId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One diagnosis finding (see `docs/findings.md`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Finding {
     /// Stable id from the catalogue, e.g. `no-client-cert`.
-    pub id: String,
+    pub id: FindingId,
     /// How much this finding explains.
     pub severity: Severity,
     /// One plain sentence.
@@ -200,6 +309,9 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// What to change, and where (client, server or middlebox).
     pub fix: String,
+    /// Concluded rather than observed: the evidence says what would confirm it.
+    #[serde(default)]
+    pub inferred: bool,
 }
 
 /// Severity of a finding.

@@ -117,10 +117,17 @@ mod tests {
         b.write_all(b"x").await.unwrap();
         let mut one = [0u8; 1];
         watched.read_exact(&mut one).await.unwrap();
-        let idle = tokio::time::timeout(Duration::from_millis(20), activity.idle_for(Duration::from_secs(5))).await;
+        let idle = tokio::time::timeout(
+            Duration::from_millis(20),
+            activity.idle_for(Duration::from_secs(5)),
+        )
+        .await;
         assert!(idle.is_err(), "bytes just moved: not idle yet");
-        tokio::time::timeout(Duration::from_secs(5), activity.idle_for(Duration::from_millis(30)))
-            .await
-            .expect("idle after 30 ms of quiet");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            activity.idle_for(Duration::from_millis(30)),
+        )
+        .await
+        .expect("idle after 30 ms of quiet");
     }
 }

@@ -1,6 +1,7 @@
 //! The client leg: accepting TLS from the client with a per-connection server configuration
 //! chosen after reading the ClientHello, and recording what happened.
 
+use crate::facts::{AlertSource, FailureKind, Stage};
 use crate::capture::client_auth::{ClientAuthPolicy, RecordingClientVerifier};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::sniff::{FirstBytes, Sniff};
@@ -87,8 +88,8 @@ impl Hello {
                 return failed(
                     rec,
                     Classified::new(
-                        "config",
-                        "config",
+            Stage::Config,
+            FailureKind::Config,
                         format!("cannot build the client-facing TLS configuration: {e}"),
                     ),
                 )
@@ -97,7 +98,7 @@ impl Hello {
         let handshake = self.start.into_stream(Arc::new(config)).into_fallible();
         let tls = match tokio::time::timeout(settings.timeout, handshake).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err((e, _io))) => return failed(rec, classify_io("handshake", &e)),
+            Ok(Err((e, _io))) => return failed(rec, classify_io(Stage::Handshake, &e)),
             Err(_) => return failed(rec, timed_out(settings.timeout)),
         };
         rec.handshake_done(tls.get_ref().1);
@@ -152,21 +153,24 @@ fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
 
 /// An error while reading the ClientHello: garbage, plain HTTP, a truncated record.
 fn hello_error(e: &std::io::Error, first: &FirstBytes) -> Classified {
-    let mut c = classify_io("client_hello", e);
+    let mut c = classify_io(Stage::ClientHello, e);
     if let Some(words) = first.describe_non_tls() {
         c.failure.kind = if words.starts_with("plain HTTP") {
-            "plain_http".into()
+            FailureKind::PlainHttp
         } else {
-            "not_tls".into()
+            FailureKind::NotTls
         };
         c.words = format!("the client did not send a TLS ClientHello: {words}");
-    } else if matches!(c.failure.kind.as_str(), "not_tls" | "invalid_data" | "tls") {
-        c.failure.kind = "not_tls".into();
+    } else if matches!(
+        c.failure.kind,
+        FailureKind::NotTls | FailureKind::InvalidData | FailureKind::Tls
+    ) {
+        c.failure.kind = FailureKind::NotTls;
         c.words = format!(
             "the client did not send a valid TLS ClientHello ({})",
             c.words
         );
-    } else if c.failure.kind == "eof" {
+    } else if c.failure.kind == FailureKind::Eof {
         c.words = "the client closed the connection before completing a ClientHello".into();
     }
     c
@@ -174,8 +178,8 @@ fn hello_error(e: &std::io::Error, first: &FirstBytes) -> Classified {
 
 fn timed_out(after: Duration) -> Classified {
     Classified::new(
-        "handshake",
-        "timed_out",
+            Stage::Handshake,
+            FailureKind::TimedOut,
         format!(
             "the client's TLS handshake did not complete within {} ms",
             after.as_millis()
@@ -225,11 +229,11 @@ pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeo
         description: name.to_string(),
         code,
         at_ms,
-        source: "fault".into(),
+        source: AlertSource::Fault,
     });
     rec.fail(&Classified::new(
-        "handshake",
-        "injected_alert",
+            Stage::Handshake,
+            FailureKind::InjectedAlert,
         format!("mtlscope answered the ClientHello with a fatal {name} alert (fault alert={name})"),
     ));
 }

@@ -4,6 +4,7 @@
 //! (a leaf for that host from the local CA; both legs captured exactly as in reverse mode, one
 //! upstream connection per client connection); anything else is tunnelled untouched.
 
+use crate::facts::{FailureKind, Stage};
 use super::body::RelayBody;
 use super::hosts::{IdentityMap, Scope};
 use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
@@ -12,6 +13,7 @@ use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{Event, Flow, Mode, RecordKind};
 use crate::io::Rewind;
+use crate::lifecycle::{accept_loop, AcceptLimits};
 use crate::observe::Connect;
 use crate::upstream::Target;
 use bytes::Bytes;
@@ -20,7 +22,6 @@ use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::server::ResolvesServerCert;
-use crate::lifecycle::{accept_loop, AcceptLimits};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,9 +81,12 @@ impl ForwardProxy {
             sink: opts.session.sink.clone(),
         };
         let shared = Arc::new(Shared { opts, local_addr });
-        let task = tokio::spawn(accept_loop(listener, life, limits, move |tcp, peer, _id| {
-            proxy_connection(shared.clone(), tcp, peer)
-        }));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            life,
+            limits,
+            move |tcp, peer, _id| proxy_connection(shared.clone(), tcp, peer),
+        ));
         Ok(ForwardProxy { local_addr, task })
     }
 
@@ -363,13 +367,16 @@ async fn plain_http(
         Ok(c) => c,
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("no TCP connection to the origin within {} s", timeout.as_secs()),
+            format!(
+                "no TCP connection to the origin within {} s",
+                timeout.as_secs()
+            ),
         )),
     };
     let tcp = match connected {
         Ok(tcp) => tcp,
         Err(e) => {
-            upstream.fail(&classify_io("connect", &e));
+            upstream.fail(&classify_io(Stage::Connect, &e));
             fail(&mut flow, &upstream);
             return respond_produced(
                 flow,
@@ -398,20 +405,21 @@ async fn plain_http(
             .await
     };
     let sent = match tokio::time::timeout(timeout, sent).await {
-        Ok(r) => r.map_err(|e| {
-            match find_io_error(&e) {
-                Some(io) => classify_io("http", io),
-                None => crate::capture::tls_error::Classified::new(
-                    "http",
-                    "http",
-                    format!("the origin's HTTP exchange failed: {e}"),
-                ),
-            }
+        Ok(r) => r.map_err(|e| match find_io_error(&e) {
+            Some(io) => classify_io(Stage::Http, io),
+            None => crate::capture::tls_error::Classified::new(
+            Stage::Http,
+            FailureKind::Http,
+                format!("the origin's HTTP exchange failed: {e}"),
+            ),
         }),
         Err(_) => Err(crate::capture::tls_error::Classified::new(
-            "http",
-            "timed_out",
-            format!("the origin sent no response head within {} s", timeout.as_secs()),
+            Stage::Http,
+            FailureKind::TimedOut,
+            format!(
+                "the origin sent no response head within {} s",
+                timeout.as_secs()
+            ),
         )),
     };
     match sent {

@@ -5,6 +5,7 @@
 //! excerpt, so the diagnosis — and its `Mtlscope-Diagnosis` header — can quote the server's error
 //! page before the head goes to the client.
 
+use crate::facts::{FailureKind, Stage};
 use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
@@ -117,7 +118,9 @@ impl Pair {
                 request.forwarded_at_ms = None;
                 let mut flow = self.exchange_flow(index, request, &leg);
                 flow.upstream_retry = retry;
-                return Ok(self.produce(flow, StatusCode::BAD_GATEWAY, wants_json).await);
+                return Ok(self
+                    .produce(flow, StatusCode::BAD_GATEWAY, wants_json)
+                    .await);
             }
         };
         let Sent { leg, result, retry } = sent;
@@ -131,12 +134,14 @@ impl Pair {
                 leg.rec.fail(&http_error(&e));
                 let mut flow = self.exchange_flow(index, request, &leg);
                 flow.upstream_retry = retry;
-                Ok(self.produce(flow, StatusCode::BAD_GATEWAY, wants_json).await)
+                Ok(self
+                    .produce(flow, StatusCode::BAD_GATEWAY, wants_json)
+                    .await)
             }
             Err(NoResponse::HeadTimeout(d)) => {
                 leg.rec.fail(&Classified::new(
-                    "after_handshake",
-                    "timed_out",
+            Stage::AfterHandshake,
+            FailureKind::TimedOut,
                     format!(
                         "the upstream sent no response head within {} s (--timeout)",
                         d.as_secs()
@@ -144,7 +149,9 @@ impl Pair {
                 ));
                 let mut flow = self.exchange_flow(index, request, &leg);
                 flow.upstream_retry = retry;
-                Ok(self.produce(flow, StatusCode::GATEWAY_TIMEOUT, wants_json).await)
+                Ok(self
+                    .produce(flow, StatusCode::GATEWAY_TIMEOUT, wants_json)
+                    .await)
             }
         }
     }
@@ -174,14 +181,18 @@ impl Pair {
                 .build()
             {
                 Ok(uri) => parts.uri = uri,
-                Err(e) => tracing::warn!(error = %e, "cannot form the upstream URI; sent as received"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot form the upstream URI; sent as received")
+                }
             }
             parts.version = Version::HTTP_2;
             parts.headers.remove(HOST);
         } else {
             match Uri::builder().path_and_query(path).build() {
                 Ok(uri) => parts.uri = uri,
-                Err(e) => tracing::warn!(error = %e, "cannot form the upstream URI; sent as received"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot form the upstream URI; sent as received")
+                }
             }
             parts.version = Version::HTTP_11;
             if let Ok(host) = HeaderValue::from_str(&authority) {
@@ -463,15 +474,15 @@ fn accepts_json(accept: Option<&HeaderValue>) -> bool {
 /// Classify a hyper client error, using the I/O (and TLS) error inside it when there is one.
 fn http_error(e: &hyper::Error) -> Classified {
     match find_io_error(e) {
-        Some(io) => classify_io("after_handshake", io),
+        Some(io) => classify_io(Stage::AfterHandshake, io),
         None if e.is_incomplete_message() => Classified::new(
-            "after_handshake",
-            "eof",
+            Stage::AfterHandshake,
+            FailureKind::Eof,
             "the server closed the connection before sending a response",
         ),
         None => Classified::new(
-            "after_handshake",
-            "http",
+            Stage::AfterHandshake,
+            FailureKind::Http,
             format!("the upstream HTTP exchange failed: {e}"),
         ),
     }

@@ -3,8 +3,8 @@
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
-use crate::upstream::Target;
 use crate::lifecycle::{accept_loop, AcceptLimits};
+use crate::upstream::Target;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};

@@ -8,6 +8,7 @@
 //! facts (a server may ask for a certificate differently on a later connection) and its index
 //! go into the exchanges it carries.
 
+use crate::facts::{FailureKind, Stage};
 use super::session::SessionContext;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
@@ -165,15 +166,14 @@ impl LegOpener {
             .connect(&self.target, &self.identity, rec)
             .await
             .ok()?;
-        if self.ctx.faults.has(&Fault::CutOnCertRequest) && rec.with(|l| l.cert_request.is_some())
-        {
+        if self.ctx.faults.has(&Fault::CutOnCertRequest) && rec.with(|l| l.cert_request.is_some()) {
             self.fault(effect(
                 "cut-on-cert-request",
                 "closed the upstream connection because the server asked for a client certificate",
             ));
             rec.fail(&Classified::new(
-                "after_handshake",
-                "cut_by_fault",
+            Stage::AfterHandshake,
+            FailureKind::CutByFault,
                 "mtlscope cut the connection when the server asked for a client certificate (fault cut-on-cert-request)",
             ));
             return None;
@@ -182,8 +182,8 @@ impl LegOpener {
             Ok(s) => Some(s),
             Err(e) => {
                 rec.fail(&Classified::new(
-                    "http",
-                    "http",
+            Stage::Http,
+            FailureKind::Http,
                     format!("HTTP handshake with the upstream failed: {e}"),
                 ));
                 None
@@ -321,7 +321,10 @@ impl UpstreamLegs {
 
     async fn next_leg(&self, after: u32) -> LegInUse {
         let rec = LegRecorder::new(self.opener.clock);
-        rec.event("new_upstream_leg", Some(format!("the upstream ended leg {after}")));
+        rec.event(
+            "new_upstream_leg",
+            Some(format!("the upstream ended leg {after}")),
+        );
         let sender = self
             .opener
             .open(&rec, self.ended.clone())
@@ -369,12 +372,27 @@ impl UpstreamLegs {
         let (again, retry) = match failed {
             SendFailed::NotSent(req, why) => {
                 let reason = format!("the upstream had ended the connection: {why}");
-                (req, UpstreamRetry { from_leg: leg.index, reason, was_sent: false })
+                (
+                    req,
+                    UpstreamRetry {
+                        from_leg: leg.index,
+                        reason,
+                        was_sent: false,
+                    },
+                )
             }
             SendFailed::Failed(e) => match resend {
                 Some(copy) if is_dropped_unanswered(&e) => {
-                    let reason = format!("the upstream closed the connection without answering: {e}");
-                    (copy.request(), UpstreamRetry { from_leg: leg.index, reason, was_sent: true })
+                    let reason =
+                        format!("the upstream closed the connection without answering: {e}");
+                    (
+                        copy.request(),
+                        UpstreamRetry {
+                            from_leg: leg.index,
+                            reason,
+                            was_sent: true,
+                        },
+                    )
                 }
                 _ => {
                     return Ok(Sent {

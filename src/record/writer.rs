@@ -126,9 +126,10 @@ impl Writer {
         let Some(index) = flow.exchange_index else {
             return;
         };
-        let same = self.full.get(&flow.connection_id).is_some_and(|f| {
-            f.client == flow.client_leg && f.upstream == flow.upstream_leg
-        });
+        let same = self
+            .full
+            .get(&flow.connection_id)
+            .is_some_and(|f| f.client == flow.client_leg && f.upstream == flow.upstream_leg);
         if same && flow.findings.is_empty() && flow.legs_from.is_none() {
             if let Some(f) = self.full.get(&flow.connection_id) {
                 flow.legs_from = Some(f.index);

@@ -99,7 +99,7 @@ pub fn facts(flow: &Flow) -> Vec<(String, String)> {
                 .map(|f| format!("{} at {}", f.kind, f.stage))),
         );
     }
-    put("findings", list(flow.findings.iter().map(|f| f.id.clone())));
+    put("findings", list(flow.findings.iter().map(|f| f.id.to_string())));
     out
 }
 

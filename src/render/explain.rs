@@ -95,9 +95,7 @@ pub fn findings_text(findings: &[Finding]) -> String {
         }
         s.push_str(&format!("   Fix: {}\n", f.fix));
     }
-    if findings.iter().any(|f| {
-        f.summary.contains("ikely") || f.evidence.iter().any(|e| e.starts_with("inferred"))
-    }) {
+    if findings.iter().any(|f| f.inferred) {
         s.push_str("\nFindings that say \"likely\" are inferred; their evidence says what would confirm them.\n");
     }
     s
@@ -392,8 +390,8 @@ mod tests {
                 l.alerts = vec![alert(Direction::Received, 116, 12.0)];
                 l.error = Some("received fatal alert: CertificateRequired".into());
                 l.failure = Some(LegFailure {
-                    stage: "after_handshake".into(),
-                    kind: "alert_received".into(),
+                    stage: crate::facts::Stage::AfterHandshake,
+                    kind: crate::facts::FailureKind::AlertReceived,
                 });
             })
             .own_response(502)
@@ -438,7 +436,8 @@ mod tests {
     fn renderers_use_recorded_findings_when_present() {
         let mut flow = no_identity_502();
         flow.findings = vec![Finding {
-            id: "injected-fault".into(),
+            id: crate::facts::FindingId::InjectedFault,
+            inferred: false,
             severity: Severity::Error,
             summary: "Recorded.".into(),
             evidence: vec![],
@@ -462,7 +461,7 @@ mod tests {
                     at_ms: 13.0,
                     initiated_by: Initiator::Server,
                     after_app_data_ms: None,
-                    outcome: Some("refused by mtlscope".into()),
+                    outcome: Some(crate::facts::RenegotiationOutcome::RefusedByMtlscope),
                     refused_by_mtlscope: true,
                 }];
                 l.alerts = vec![alert(Direction::Sent, 100, 13.1)];
@@ -490,8 +489,8 @@ mod tests {
                 l.handshake_done_ms = None;
                 l.alerts = vec![alert(Direction::Sent, 116, 4.0)];
                 l.failure = Some(LegFailure {
-                    stage: "handshake".into(),
-                    kind: "no_certificates_presented".into(),
+                    stage: crate::facts::Stage::Handshake,
+                    kind: crate::facts::FailureKind::NoCertificatesPresented,
                 });
             })
             .build();

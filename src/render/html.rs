@@ -199,7 +199,7 @@ fn findings_html(h: &mut String, findings: &[Finding], diagnosed_on_read: bool) 
             "<div class=\"finding\"><b class=\"{}\">[{}] <code>{}</code></b> {}",
             esc(&sev),
             esc(&sev),
-            esc(&x.id),
+            esc(x.id.as_str()),
             esc(&x.summary)
         );
         if !x.evidence.is_empty() {
@@ -453,7 +453,7 @@ fn alerts_html(h: &mut String, alerts: &[Alert]) {
             word(&a.level),
             esc(&a.description),
             a.code,
-            esc(&a.source)
+            esc(a.source.as_str())
         );
     }
     h.push_str("</table>");

@@ -28,7 +28,7 @@ impl Filter {
             return false;
         }
         match &self.id {
-            Some(id) => flow.findings.iter().any(|f| &f.id == id),
+            Some(id) => flow.findings.iter().any(|f| f.id.as_str() == id.as_str()),
             None => true,
         }
     }
@@ -165,7 +165,7 @@ pub fn row(record: &Record) -> Row {
             .and_then(|s| s.3)
             .and_then(|c| c.first())
             .map(|c| c.subject.clone()),
-        findings: flow.findings.iter().map(|f| f.id.clone()).collect(),
+        findings: flow.findings.iter().map(|f| f.id.to_string()).collect(),
         diagnosed_on_read: record.diagnosed_on_read,
     }
 }
@@ -428,15 +428,16 @@ mod tests {
             .upstream(|l| {
                 l.chain = vec![];
                 l.failure = Some(LegFailure {
-                    stage: "handshake".into(),
-                    kind: "alert_received".into(),
+                    stage: crate::facts::Stage::Handshake,
+                    kind: crate::facts::FailureKind::AlertReceived,
                 });
                 l.error = Some("received fatal alert\u{1b}[31m".into());
             })
             .own_response(502)
             .build();
         f.findings = vec![Finding {
-            id: "no-client-cert".into(),
+            id: crate::facts::FindingId::NoClientCert,
+            inferred: false,
             severity: Severity::Error,
             summary: "s".into(),
             evidence: vec![],

@@ -35,12 +35,27 @@ impl Target {
         }
     }
 
-    /// Open the TCP connection (to `connect_addr` when set).
+    /// Open the TCP connection (to `connect_addr` when set). A name that does not resolve
+    /// fails with a [`DnsError`] inside the `io::Error`, so it is classified by type.
+    ///
+    /// [`DnsError`]: crate::capture::tls_error::DnsError
     pub async fn connect_tcp(&self) -> std::io::Result<tokio::net::TcpStream> {
-        match self.connect_addr {
-            Some(addr) => tokio::net::TcpStream::connect(addr).await,
-            None => tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await,
+        if let Some(addr) = self.connect_addr {
+            return tokio::net::TcpStream::connect(addr).await;
         }
+        let addrs: Vec<std::net::SocketAddr> =
+            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+                Ok(a) => a.collect(),
+                Err(source) => {
+                    let kind = source.kind();
+                    let dns = crate::capture::tls_error::DnsError {
+                        host: self.host.clone(),
+                        source,
+                    };
+                    return Err(std::io::Error::new(kind, dns));
+                }
+            };
+        tokio::net::TcpStream::connect(&addrs[..]).await
     }
 
     /// `host:port`, with brackets for IPv6.

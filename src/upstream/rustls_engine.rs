@@ -1,5 +1,6 @@
 //! The rustls upstream engine.
 
+use crate::facts::{FailureKind, Stage};
 use super::tickets::TicketSignal;
 use super::{Connected, Failed, Target};
 use crate::capture::flush::FlushAfterRead;
@@ -72,8 +73,8 @@ impl RustlsEngine {
         let connect_started = std::time::Instant::now();
         let tcp = match tokio::time::timeout(s.timeout, target.connect_tcp()).await {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(fail(rec, classify_io("connect", &e))),
-            Err(_) => return Err(fail(rec, timed_out("connect", s.timeout))),
+            Ok(Err(e)) => return Err(fail(rec, classify_io(Stage::Connect, &e))),
+            Err(_) => return Err(fail(rec, timed_out(Stage::Connect, s.timeout))),
         };
         let _ = tcp.set_nodelay(true);
         let connect_rtt = connect_started.elapsed();
@@ -88,8 +89,8 @@ impl RustlsEngine {
             fail(
                 rec,
                 Classified::new(
-                    "config",
-                    "config",
+            Stage::Config,
+            FailureKind::Config,
                     format!("cannot build the upstream TLS configuration: {e}"),
                 ),
             )
@@ -98,8 +99,8 @@ impl RustlsEngine {
             fail(
                 rec,
                 Classified::new(
-                    "config",
-                    "server_name",
+            Stage::Config,
+            FailureKind::ServerName,
                     format!("invalid server name {:?}: {e}", target.host),
                 ),
             )
@@ -130,8 +131,8 @@ impl RustlsEngine {
         let handshake = connector.connect(server_name, tcp).into_fallible();
         let tls = match tokio::time::timeout(s.timeout, handshake).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err((e, _tcp))) => return Err(fail(rec, classify_io("handshake", &e))),
-            Err(_) => return Err(fail(rec, timed_out("handshake", s.timeout))),
+            Ok(Err((e, _tcp))) => return Err(fail(rec, classify_io(Stage::Handshake, &e))),
+            Err(_) => return Err(fail(rec, timed_out(Stage::Handshake, s.timeout))),
         };
         let (_, conn) = tls.get_ref();
         let alpn = conn.alpn_protocol().map(|p| p.to_vec());
@@ -222,8 +223,8 @@ where
         Err(_) => Ok(Bytes::new()),
         Ok(Ok(0)) => {
             let c = Classified::new(
-                "after_handshake",
-                "eof",
+            Stage::AfterHandshake,
+            FailureKind::Eof,
                 "the server closed the connection right after the handshake",
             );
             Err(fail(rec, c))
@@ -240,10 +241,10 @@ where
     }
 }
 
-fn timed_out(stage: &str, after: Duration) -> Classified {
+fn timed_out(stage: Stage, after: Duration) -> Classified {
     Classified::new(
         stage,
-        "timed_out",
+        FailureKind::TimedOut,
         format!("{stage} timed out after {} ms", after.as_millis()),
     )
 }

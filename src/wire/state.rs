@@ -4,6 +4,7 @@
 //! classifies TLS 1.2 records by outer type: a handshake record is a renegotiation, an alert
 //! record an encrypted alert. No I/O and no clock: the caller passes each chunk's time.
 
+use crate::facts::{AlertSource, RenegotiationOutcome};
 use super::alert_names::alert_name;
 use super::msg::{self, ty};
 use super::split::{content, Item, Splitter};
@@ -121,7 +122,7 @@ impl WireParser {
         let mut renegotiations = s.renegotiations.clone();
         if let Some(p) = s.reneg.as_ref().filter(|p| !p.ended) {
             if let Some(r) = renegotiations.get_mut(p.index) {
-                r.outcome.get_or_insert_with(|| "incomplete".into());
+                r.outcome.get_or_insert(RenegotiationOutcome::Incomplete);
             }
         }
         let chain = |d: Dir| {
@@ -269,7 +270,7 @@ impl Session {
                 if p.fin == [true, true] {
                     p.ended = true;
                     if let Some(r) = self.renegotiations.get_mut(p.index) {
-                        r.outcome = Some("completed".into());
+                        r.outcome = Some(RenegotiationOutcome::Completed);
                     }
                     self.event(at, "renegotiation_done", None);
                 }
@@ -351,7 +352,10 @@ impl Session {
         if let Some(p) = self.reneg.as_mut().filter(|p| !p.ended) {
             p.ended = true;
             if let Some(r) = self.renegotiations.get_mut(p.index) {
-                r.outcome = Some(format!("alert_from_{}", dir.sender()));
+                r.outcome = Some(match dir {
+                    Dir::ClientToServer => RenegotiationOutcome::AlertFromClient,
+                    Dir::ServerToClient => RenegotiationOutcome::AlertFromServer,
+                });
             }
         }
         let lvl = match level {
@@ -373,7 +377,7 @@ impl Session {
                 description: description.to_string(),
                 code,
                 at_ms: at,
-                source: "wire".into(),
+                source: AlertSource::Wire,
             },
         ));
     }

@@ -21,6 +21,7 @@
 
 pub mod apache;
 pub mod clients;
+pub mod https_client;
 pub mod mtls;
 pub mod mtlscope;
 pub mod net;
