@@ -78,6 +78,7 @@ async fn demo(dir: &Path) -> Result<(), CommandError> {
         empty_ca_names: false,
         tls12_only: false,
         allowed_sha256: Vec::new(),
+        silent_reject: false,
     })
     .await
     .map_err(CommandError::runtime)?;

@@ -4,11 +4,11 @@
 //!
 //! [`Wire`]: crate::facts::Wire
 
-use crate::facts::{FailureKind, Stage};
 use crate::capture::tls_error::classify_io;
 use crate::capture::ConnClock;
 use crate::error::CommandError;
 use crate::facts::{Event, FaultEffect, Flow, LegFailure, Mode, Wire};
+use crate::facts::{FailureKind, Stage};
 use crate::faults::{effect, Fault, Faults};
 use crate::io::cut::CutOnRenegotiation;
 use crate::io::idle::{Activity, Watched};
@@ -286,7 +286,15 @@ where
                 let done = handle.snapshot().handshake_done_ms.is_some();
                 error = Some(format!("relay ended: {e}"));
                 failure = Some(
-                    classify_io(if done { Stage::AfterHandshake } else { Stage::Handshake }, &e).failure,
+                    classify_io(
+                        if done {
+                            Stage::AfterHandshake
+                        } else {
+                            Stage::Handshake
+                        },
+                        &e,
+                    )
+                    .failure,
                 );
             }
             outer.push(Event {

@@ -7,13 +7,13 @@
 //! so the probe's answers — asked in the handshake or only later, with which CA names, what each
 //! identity got — are read from the same facts and findings as a proxied connection's.
 
-use crate::facts::{FailureKind, Stage};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{
     CertRequest, Flow, Initiator, Mode, Phase, RecordKind, Request, Response, ResponseSource,
     TlsVersion,
 };
+use crate::facts::{FailureKind, Stage};
 use crate::pki::load::Identity;
 use crate::proxy::headers::{kept_request, kept_response};
 use crate::record::Sink;
@@ -161,7 +161,11 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     path: path.clone(),
                     flow,
                 });
-                if leg.failure.as_ref().is_some_and(|f| f.stage == Stage::Connect) {
+                if leg
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.stage == Stage::Connect)
+                {
                     report.skipped.push(format!(
                         "every other attempt: the TCP connection to {} failed",
                         report.target
@@ -253,7 +257,11 @@ async fn exchange(
     let req = match built {
         Ok(r) => r,
         Err(e) => {
-            fail(rec, format!("cannot form the request: {e}"), FailureKind::BadRequest);
+            fail(
+                rec,
+                format!("cannot form the request: {e}"),
+                FailureKind::BadRequest,
+            );
             return (request, None);
         }
     };
@@ -303,16 +311,28 @@ async fn exchange(
                     Stage::AfterHandshake,
                     io,
                 )),
-                None if e.is_incomplete_message() => fail(rec, "the server closed the connection before sending a response".into(), FailureKind::Eof),
-                None => fail(rec, format!("the HTTP exchange failed: {e}"), FailureKind::Http),
+                None if e.is_incomplete_message() => fail(
+                    rec,
+                    "the server closed the connection before sending a response".into(),
+                    FailureKind::Eof,
+                ),
+                None => fail(
+                    rec,
+                    format!("the HTTP exchange failed: {e}"),
+                    FailureKind::Http,
+                ),
             }
             None
         }
         Err(_) => {
-            fail(rec, format!(
+            fail(
+                rec,
+                format!(
                     "no response within {} ms of the request",
                     plan.timeout.as_millis()
-                ), FailureKind::TimedOut);
+                ),
+                FailureKind::TimedOut,
+            );
             None
         }
     };

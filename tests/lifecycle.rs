@@ -264,6 +264,7 @@ async fn an_upstream_that_never_answers_gets_a_504_after_the_timeout() {
         empty_ca_names: false,
         tls12_only: false,
         allowed_sha256: vec![],
+        silent_reject: false,
     })
     .await
     .expect("lab upstream");

@@ -35,6 +35,7 @@ async fn upstream(
         empty_ca_names,
         tls12_only,
         allowed_sha256: vec![],
+        silent_reject: false,
     })
     .await
     .unwrap()

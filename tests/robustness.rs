@@ -48,6 +48,7 @@ async fn rig_with(pki: DevPki, dir: tempfile::TempDir, extra: &[&str]) -> Rig {
         empty_ca_names: false,
         tls12_only: false,
         allowed_sha256: vec![],
+        silent_reject: false,
     })
     .await
     .expect("lab upstream");

@@ -97,6 +97,7 @@ async fn recording(dir: &Path) -> std::path::PathBuf {
         empty_ca_names: false,
         tls12_only: false,
         allowed_sha256: vec![],
+        silent_reject: false,
     })
     .await
     .expect("lab upstream");

@@ -213,7 +213,11 @@ fn server_renegotiation_with_certificate_request() {
         assert_eq!(f.renegotiations.len(), 1, "{name}");
         let r = &f.renegotiations[0];
         assert_eq!(r.initiated_by, Initiator::Server, "{name}");
-        assert_eq!(r.outcome, Some(mtlscope::facts::RenegotiationOutcome::Completed), "{name}");
+        assert_eq!(
+            r.outcome,
+            Some(mtlscope::facts::RenegotiationOutcome::Completed),
+            "{name}"
+        );
         // Frame i is at i ms: application data in frame 4, HelloRequest in frame 5.
         assert_eq!(r.at_ms, 5.0, "{name}");
         assert_eq!(r.after_app_data_ms, Some(1.0), "{name}");
@@ -239,7 +243,10 @@ fn renegotiations_without_certificate_request() {
     assert_eq!(client.renegotiations.len(), 1);
     let r = &client.renegotiations[0];
     assert_eq!(r.initiated_by, Initiator::Client);
-    assert_eq!(r.outcome, Some(mtlscope::facts::RenegotiationOutcome::Completed));
+    assert_eq!(
+        r.outcome,
+        Some(mtlscope::facts::RenegotiationOutcome::Completed)
+    );
     assert!(client.cert_request.is_none());
 }
 

@@ -42,6 +42,8 @@ pub struct ClientAuthPolicy {
     pub enforce: bool,
     /// The crypto provider, for signature checks.
     pub provider: Arc<CryptoProvider>,
+    /// Configured CA certificates, to look up the issuer a presented chain lacks.
+    pub known: Arc<crate::cert::KnownCerts>,
 }
 
 impl ClientAuthPolicy {
@@ -82,6 +84,7 @@ impl ClientAuthPolicy {
             trust,
             enforce,
             provider,
+            known: Arc::default(),
         })
     }
 
@@ -93,6 +96,7 @@ impl ClientAuthPolicy {
             trust: self.trust.clone(),
             enforce: self.enforce,
             provider: self.provider.clone(),
+            known: self.known.clone(),
         }
     }
 
@@ -116,6 +120,7 @@ impl ClientAuthPolicy {
             trust: self.trust.clone(),
             enforce: self.enforce,
             provider: self.provider.clone(),
+            known: self.known.clone(),
         }
     }
 }
@@ -190,6 +195,7 @@ impl ClientCertVerifier for RecordingClientVerifier {
             chain.first().map(|c| c.subject.clone()),
         );
         self.rec.with(|leg| {
+            leg.issuer_lookup = self.policy.known.lookup_issuer(&chain);
             leg.chain = chain;
             leg.chain_verdict = verdict.as_ref().map(|v| ChainVerdict {
                 trusted: v.is_ok(),

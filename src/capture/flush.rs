@@ -9,8 +9,8 @@
 //! The error is recorded here, where it is still a `rustls::Error` inside an `io::Error`: the
 //! HTTP layers above (h2 in particular) keep only its text.
 
-use crate::facts::{Stage};
 use super::LegRecorder;
+use crate::facts::Stage;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};

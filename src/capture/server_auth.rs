@@ -54,12 +54,25 @@ pub struct RecordingServerVerifier {
     trust: UpstreamTrust,
     /// The upstream leg.
     rec: LegRecorder,
+    /// Configured CA certificates: with the server's chain, they may complete the chain
+    /// mtlscope presented (TLS 1.3 sends the server's chain after the certificate request).
+    known: Arc<crate::cert::KnownCerts>,
 }
 
 impl RecordingServerVerifier {
     /// A verifier for one upstream connection.
     pub fn new(trust: UpstreamTrust, rec: LegRecorder) -> Self {
-        RecordingServerVerifier { trust, rec }
+        RecordingServerVerifier {
+            trust,
+            rec,
+            known: Arc::default(),
+        }
+    }
+
+    /// Look up the presented chain's missing issuer in `known` and the server's chain.
+    pub fn with_known(mut self, known: Arc<crate::cert::KnownCerts>) -> Self {
+        self.known = known;
+        self
     }
 }
 
@@ -90,6 +103,13 @@ impl ServerCertVerifier for RecordingServerVerifier {
         );
         self.rec.with(|leg| {
             leg.server_chain = chain;
+            if leg.issuer_lookup.is_some() {
+                leg.issuer_lookup = self.known.lookup_issuer_with(
+                    &leg.chain,
+                    &leg.server_chain,
+                    super::upstream_auth::SERVER_CHAIN_SOURCE,
+                );
+            }
             leg.server_verification = Some(ServerVerification {
                 ok: result.is_ok(),
                 reason: result.as_ref().err().map(verification_words),

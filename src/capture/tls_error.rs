@@ -92,7 +92,10 @@ pub fn classify_io(stage: Stage, e: &io::Error) -> Classified {
 pub fn classify_tls(stage: Stage, e: &rustls::Error) -> Classified {
     use rustls::{AlertDescription as A, Error as E, PeerMisbehaved};
     let (kind, alert) = match e {
-        E::AlertReceived(desc) => (FailureKind::AlertReceived, Some((Direction::Received, *desc))),
+        E::AlertReceived(desc) => (
+            FailureKind::AlertReceived,
+            Some((Direction::Received, *desc)),
+        ),
         E::NoCertificatesPresented => (
             FailureKind::NoCertificatesPresented,
             Some((Direction::Sent, A::CertificateRequired)),
@@ -117,12 +120,18 @@ pub fn classify_tls(stage: Stage, e: &rustls::Error) -> Classified {
             Some((Direction::Sent, A::UnexpectedMessage)),
         ),
         E::InvalidMessage(_) => (FailureKind::NotTls, Some((Direction::Sent, A::DecodeError))),
-        E::PeerIncompatible(_) => (FailureKind::Incompatible, Some((Direction::Sent, A::HandshakeFailure))),
+        E::PeerIncompatible(_) => (
+            FailureKind::Incompatible,
+            Some((Direction::Sent, A::HandshakeFailure)),
+        ),
         E::NoApplicationProtocol => (
             FailureKind::NoApplicationProtocol,
             Some((Direction::Sent, A::NoApplicationProtocol)),
         ),
-        E::DecryptError => (FailureKind::DecryptError, Some((Direction::Sent, A::DecryptError))),
+        E::DecryptError => (
+            FailureKind::DecryptError,
+            Some((Direction::Sent, A::DecryptError)),
+        ),
         _ => (FailureKind::Tls, None),
     };
     Classified {

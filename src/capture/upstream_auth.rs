@@ -26,7 +26,7 @@ pub enum IdentityPolicy {
 }
 
 impl IdentityPolicy {
-    fn candidates(&self) -> &[Arc<Identity>] {
+    pub fn candidates(&self) -> &[Arc<Identity>] {
         match self {
             IdentityPolicy::None => &[],
             IdentityPolicy::Fixed(id) => std::slice::from_ref(id),
@@ -35,6 +35,9 @@ impl IdentityPolicy {
     }
 }
 
+/// Where an intermediate found in the server's own chain came from, in records.
+pub const SERVER_CHAIN_SOURCE: &str = "the server's own certificate chain";
+
 /// The per-connection resolver.
 #[derive(Debug)]
 pub struct RecordingClientResolver {
@@ -42,6 +45,8 @@ pub struct RecordingClientResolver {
     policy: IdentityPolicy,
     /// The upstream leg.
     rec: LegRecorder,
+    /// Configured CA certificates, to look up the issuer a presented chain lacks.
+    known: Arc<crate::cert::KnownCerts>,
 }
 
 impl RecordingClientResolver {
@@ -67,7 +72,17 @@ impl RecordingClientResolver {
                 reason: reason.into(),
             })
         });
-        RecordingClientResolver { policy, rec }
+        RecordingClientResolver {
+            policy,
+            rec,
+            known: Arc::default(),
+        }
+    }
+
+    /// Look up a presented chain's missing issuer in `known`.
+    pub fn with_known(mut self, known: Arc<crate::cert::KnownCerts>) -> Self {
+        self.known = known;
+        self
     }
 }
 
@@ -114,6 +129,11 @@ impl ResolvesClientCert for RecordingClientResolver {
             choice.chosen = index.map(|i| choice.candidates[i].label.clone());
             if let Some(i) = index {
                 leg.chain = choice.candidates[i].chain.clone();
+                leg.issuer_lookup = self.known.lookup_issuer_with(
+                    &leg.chain,
+                    &leg.server_chain,
+                    SERVER_CHAIN_SOURCE,
+                );
             }
             index
         });

@@ -5,8 +5,8 @@
 //! taken from the side that knows it: the library for decrypted alerts and errors, the tap for
 //! record timing, plaintext alerts and the peer's ClientHello.
 
-use crate::facts::{AlertSource, FailureKind, RenegotiationOutcome};
 use crate::facts::{Alert, AlertLevel, CertRequest, Direction, Initiator, Leg, Phase};
+use crate::facts::{AlertSource, FailureKind, RenegotiationOutcome};
 use crate::wire::TapFacts;
 
 /// Leg-specific knowledge the merge needs.

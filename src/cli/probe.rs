@@ -2,10 +2,10 @@
 //! JSON. Exit codes: 0 when the probe ran (whatever it found), 2 for bad usage, 1 when the
 //! server could not be reached at all.
 
-use crate::facts::Stage;
 use super::proxy_args::{provider, ProxyArgs, Resolve};
 use crate::capture::server_auth::UpstreamTrust;
 use crate::error::CommandError;
+use crate::facts::Stage;
 use crate::facts::{CertRequest, TlsVersion};
 use crate::probe::{Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
 use crate::record::Sink;
@@ -160,6 +160,7 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
             keylog: None,
             timeout,
             versions: None,
+            known: Arc::new(crate::cert::KnownCerts::new()),
         },
         timeout,
     })
@@ -401,7 +402,12 @@ mod tests {
 
     #[test]
     fn verdicts_name_the_outcome_and_the_findings() {
-        let a = attempt("/", Leg::default(), Some(400), &["no-client-cert", "empty-ca-list"]);
+        let a = attempt(
+            "/",
+            Leg::default(),
+            Some(400),
+            &["no-client-cert", "empty-ca-list"],
+        );
         assert_eq!(
             verdict(&a),
             "HTTP 400; no-client-cert happened [no-client-cert, empty-ca-list]"

@@ -6,6 +6,7 @@ use crate::capture::client_auth::{ClientAuthMode, ClientAuthPolicy};
 use crate::capture::keylog::KeyLogFile;
 use crate::capture::server_auth::UpstreamTrust;
 use crate::capture::upstream_auth::IdentityPolicy;
+use crate::cert::KnownCerts;
 use crate::config::{CaNames, CertKey, Loaded};
 use crate::error::CommandError;
 use crate::facts::Mode;
@@ -293,9 +294,15 @@ impl ProxyArgs {
             .unwrap_or(CaNames::FromCa)
             == CaNames::FromCa;
         let enforce = self.enforce || c.enforce.unwrap_or(false);
-        let policy =
+        let mut policy =
             ClientAuthPolicy::new(mode, &client_cas, send_names, enforce, provider.clone())
                 .map_err(|e| CommandError::usage(format!("--client-ca: {e}")))?;
+        let mut known = KnownCerts::new();
+        for (flag, path) in &ca_files {
+            if let Ok(certs) = load_certs(path) {
+                known.add(&certs, &format!("{flag} {}", path.display()));
+            }
+        }
 
         // Upstream leg: identities and trust.
         let mut identities = Vec::new();
@@ -321,6 +328,23 @@ impl ProxyArgs {
             1 => IdentityPolicy::Fixed(identities.remove(0)),
             _ => IdentityPolicy::Auto(identities),
         };
+        for id in identity.candidates() {
+            known.add(&id.chain, &format!("identity {}", id.cert_path.display()));
+        }
+        let upstream_ca_files = named_files(
+            &self.upstream_ca,
+            "--upstream-ca",
+            &c.upstream_ca,
+            "upstream_ca",
+            &loaded,
+        );
+        for (flag, path) in &upstream_ca_files {
+            if let Ok(certs) = load_certs(path) {
+                known.add(&certs, &format!("{flag} {}", path.display()));
+            }
+        }
+        let known = Arc::new(known);
+        policy.known = known.clone();
         let insecure = self.insecure_upstream || c.insecure_upstream.unwrap_or(false);
         let roots = upstream_roots(self, &loaded)?;
         let trust = UpstreamTrust::new(roots, insecure, provider.clone());
@@ -332,6 +356,7 @@ impl ProxyArgs {
                 keylog: keylog.clone(),
                 timeout,
                 versions: None,
+                known: known.clone(),
             }),
         });
 

@@ -1,10 +1,10 @@
 //! Rules of the catalogue section "Asked for late": `renegotiation-requested`,
 //! `post-handshake-auth`, `http2-blocks-late-auth`.
 
-use crate::facts::{FailureKind, RenegotiationOutcome, Stage};
-use super::{finding, inferred};
 use super::not_sent::capital;
 use super::view::{ms, Hop, HopKind, View};
+use super::{finding, inferred};
+use crate::facts::{FailureKind, RenegotiationOutcome, Stage};
 use crate::facts::{Finding, FindingId, Initiator, Phase, Severity, TlsVersion};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
@@ -142,10 +142,9 @@ fn pha_inference(v: &View<'_>, hop: &Hop<'_>) -> Option<String> {
             return Some(format!("{} — HTTP.sys's answer when it cannot ask for the certificate after a TLS 1.3 handshake", h.evidence()));
         }
     }
-    if hop
-        .failure
-        .is_some_and(|f| f.kind == FailureKind::Reset && f.stage != Stage::Connect && f.stage != Stage::Handshake)
-    {
+    if hop.failure.is_some_and(|f| {
+        f.kind == FailureKind::Reset && f.stage != Stage::Connect && f.stage != Stage::Handshake
+    }) {
         return Some(format!(
             "the server reset the {} after the request",
             hop.name()

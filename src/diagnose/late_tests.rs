@@ -1,10 +1,10 @@
 //! Tests of the "Asked for late" rules.
 
-use crate::facts::{FailureKind, Stage};
 use super::super::test_support::*;
 use crate::facts::{
     CertRequest, Direction, Flow, Initiator, LegFailure, Phase, Renegotiation, Severity, TlsVersion,
 };
+use crate::facts::{FailureKind, Stage};
 
 /// Apache asking by TLS 1.2 renegotiation after `GET /secure`; `outcome` as recorded.
 fn renegotiation(outcome: crate::facts::RenegotiationOutcome, refused: bool) -> Flow {

@@ -2,9 +2,9 @@
 //! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
 //! `upstream-unreachable`, `injected-fault`.
 
-use crate::facts::{FailureKind, Stage};
-use super::{finding, inferred};
 use super::view::{cert_text, chain_text, HopKind, View};
+use super::{finding, inferred};
+use crate::facts::{FailureKind, Stage};
 use crate::facts::{Finding, FindingId, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {

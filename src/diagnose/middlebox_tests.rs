@@ -1,8 +1,8 @@
 //! Tests of the "Middleboxes and proxies" rules.
 
-use crate::facts::{FailureKind, Stage};
 use super::super::test_support::*;
 use crate::facts::{Direction, FaultEffect, LegFailure, Phase, ServerVerification, Severity};
+use crate::facts::{FailureKind, Stage};
 
 #[test]
 fn stripped_identity_rejected_upstream() {

@@ -7,6 +7,7 @@
 //! falling back to the connection start.
 
 pub mod alerts;
+mod gaps;
 mod http;
 mod http_refusal;
 mod late;
@@ -15,7 +16,7 @@ mod not_sent;
 mod rejected;
 #[cfg(test)]
 pub(crate) mod test_support;
-mod view;
+pub(crate) mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};
 
@@ -115,6 +116,8 @@ pub fn diagnose(flow: &Flow) -> Vec<Finding> {
     found.extend(late::rules(&view));
     found.extend(http_refusal::rules(&view));
     found.extend(middlebox::rules(&view));
+    found.extend(gaps::rules(&view));
+    found.extend(gaps::unexplained(&view, &found));
     finish(found)
 }
 
@@ -285,7 +288,13 @@ mod tests {
             vec!["x".into()],
             "f",
         );
-        let b = finding(FindingId::EmptyCaList, Severity::Error, "b", vec!["y".into()], "f");
+        let b = finding(
+            FindingId::EmptyCaList,
+            Severity::Error,
+            "b",
+            vec!["y".into()],
+            "f",
+        );
         let c = finding(FindingId::NoClientCert, Severity::Error, "c", vec![], "f");
         let d = finding(FindingId::InjectedFault, Severity::Error, "d", vec![], "f");
         let out = finish(vec![a, c, b, d]);

@@ -1,11 +1,11 @@
 //! Rules of the catalogue section "Certificate not sent": `no-client-cert`,
 //! `issuer-not-in-ca-list`, `empty-ca-list`.
 
-use crate::facts::FailureKind;
-use super::{finding, inferred};
+use super::finding;
 use super::rejected::rejection;
 use super::view::{ca_list, chain_text, Hop, HopKind, View};
-use crate::cert::reason::{match_ca_names, missing_issuer};
+use crate::cert::reason::match_ca_names;
+use crate::facts::FailureKind;
 use crate::facts::{Alert, Finding, FindingId, Phase, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
@@ -62,6 +62,11 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             hop.name(),
             hop.error.unwrap_or("no certificates presented")
         ));
+    }
+    if hop.sent_none() && v.http_on(hop).is_none() {
+        if let Some(after) = hop.silent_close_after_request() {
+            signals.push(hop.describe_silent_close(after));
+        }
     }
     if let Some(http) = v.http_on(hop) {
         if let Some(who) = http.says_no_cert() {
@@ -164,18 +169,22 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             "{what}: {}; no certificate's subject or issuer is among the names",
             chain_text(chain)
         ));
-        let last = chain.last().filter(|c| !c.is_ca);
-        if let (Some(last), Some(issuer)) = (last, missing_issuer(chain)) {
-            evidence.push(inferred(format!("the chain ends at \"{}\", whose issuer \"{issuer}\" is not in it; if a listed CA issued \"{issuer}\", likely the chain lacks the intermediate that links to it; to confirm, look up the issuer of \"{issuer}\"",
-                last.subject
-            )));
+    }
+    if let Some(missing) = hop.missing_intermediates() {
+        for k in missing {
+            evidence.push(format!(
+                "the presented chain lacks the intermediate \"{}\" (mtlscope has it from {}), which links it to a listed CA",
+                k.subject, k.source
+            ));
         }
     }
     let (summary, severity) = if presented.is_some() {
-        let severity = if rejection(v, hop).is_some() {
-            Severity::Error
-        } else {
-            Severity::Warning
+        let severity = match rejection(v, hop) {
+            Some(rej) => {
+                evidence.extend(rej.evidence);
+                Severity::Error
+            }
+            None => Severity::Warning,
         };
         (
             format!(
@@ -443,13 +452,19 @@ mod tests {
     #[test]
     fn leaf_without_intermediate_against_a_root_only_list() {
         let flow = success_builder()
-            .upstream(|l| l.chain = vec![leaf("client", "Inter")])
+            .upstream(|l| {
+                l.chain = vec![leaf("client", "Inter")];
+                l.issuer_lookup = Some(inter_lookup());
+            })
             .build();
         let f = find(&flow, "issuer-not-in-ca-list").unwrap();
-        assert!(f
-            .evidence
-            .iter()
-            .any(|e| e.contains("likely the chain lacks the intermediate")));
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.contains("lacks the intermediate \"CN=Inter\"")),
+            "{:?}",
+            f.evidence
+        );
     }
 
     #[test]

@@ -2,13 +2,11 @@
 //! `chain-incomplete`, `cert-expired`, `cert-not-yet-valid`, `cert-revoked`, `wrong-purpose`,
 //! `key-unusable`, and `handshake-rejected` for the alerts nothing more specific explains.
 
-use crate::facts::{FailureKind};
-use super::{finding, inferred};
 use super::not_sent::{capital, no_cert_alert};
 use super::view::{cert_text, chain_text, when, Hop, HopKind, View};
-use crate::cert::reason::{
-    client_purpose_problems, match_ca_names, missing_issuer, validity_at, Validity,
-};
+use super::{finding, inferred};
+use crate::cert::reason::{client_purpose_problems, validity_at, Validity};
+use crate::facts::FailureKind;
 use crate::facts::{Alert, CertSummary, Finding, FindingId, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
@@ -37,6 +35,8 @@ pub(super) struct Rejection {
     pub evidence: Vec<String>,
     /// Whether a signal says "untrusted / invalid" rather than naming a specific cause.
     pub trust: bool,
+    /// Whether the server refused without a word (closed after the certificate).
+    pub silent: bool,
 }
 
 /// How the server side refused the certificate the client side (may have) sent, if it did.
@@ -46,12 +46,19 @@ pub(super) fn rejection(v: &View<'_>, hop: &Hop<'_>) -> Option<Rejection> {
     }
     let mut evidence = Vec::new();
     let mut trust = false;
+    let mut silent = false;
     for a in hop
         .server_failing_alerts()
         .filter(|a| REJECT_CODES.contains(&a.code) && !hop.is_late(a))
     {
         trust |= TRUST_CODES.contains(&a.code);
         evidence.push(hop.describe_alert(a));
+    }
+    if v.http_on(hop).is_none() && hop.presented().is_some() {
+        if let Some(after) = hop.silent_close_after_request() {
+            silent = true;
+            evidence.push(hop.describe_silent_close(after));
+        }
     }
     if let Some(http) = v.http_on(hop) {
         if let Some(who) = http.says_cert_invalid() {
@@ -79,7 +86,11 @@ pub(super) fn rejection(v: &View<'_>, hop: &Hop<'_>) -> Option<Rejection> {
             ));
         }
     }
-    (!evidence.is_empty()).then_some(Rejection { evidence, trust })
+    (!evidence.is_empty()).then_some(Rejection {
+        evidence,
+        trust,
+        silent,
+    })
 }
 
 /// Certificates of the presented chain with a given validity at the hop's handshake time.
@@ -91,27 +102,6 @@ fn with_validity<'a>(hop: &Hop<'a>, want: Validity) -> Vec<&'a CertSummary> {
         .collect()
 }
 
-/// The issuer the presented chain lacks, when the chain likely stops short of an intermediate:
-/// it ends at a non-CA certificate that is not self-issued and whose issuer the server's CA
-/// names do not include.
-fn likely_missing_intermediate<'a>(hop: &Hop<'a>) -> Option<&'a str> {
-    let chain = hop.presented()?;
-    let last = chain.last()?;
-    let issuer = missing_issuer(chain)?;
-    if last.is_ca {
-        return None;
-    }
-    if let Some(cr) = hop.cert_request {
-        let names = cr.ca_names.as_deref().unwrap_or(&[]);
-        let named = match_ca_names(std::slice::from_ref(last), names, &cr.ca_names_der)
-            .is_some_and(|m| !m.by_subject);
-        if named {
-            return None;
-        }
-    }
-    Some(issuer)
-}
-
 /// Whether the facts name a cause more specific than "untrusted".
 fn specific_cause(hop: &Hop<'_>) -> bool {
     !with_validity(hop, Validity::Expired).is_empty()
@@ -120,7 +110,7 @@ fn specific_cause(hop: &Hop<'_>) -> bool {
             .presented()
             .and_then(|c| c.first())
             .is_some_and(|l| !client_purpose_problems(l).is_empty())
-        || likely_missing_intermediate(hop).is_some()
+        || hop.missing_intermediates().is_some()
 }
 
 fn stack_hint(hop: &Hop<'_>) -> Option<&'static str> {
@@ -168,29 +158,33 @@ fn chain_untrusted(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
 }
 
 fn chain_incomplete(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
-    let rej = rejection(v, hop).filter(|r| r.trust)?;
-    let issuer = likely_missing_intermediate(hop)?;
+    let rej = rejection(v, hop).filter(|r| r.trust || r.silent)?;
+    let missing = hop.missing_intermediates()?;
     let chain = hop.presented()?;
     let mut evidence = vec![format!(
         "{} presented {}",
-        hop.client_name(),
+        capital(hop.client_name()),
         chain_text(chain)
     )];
     evidence.extend(rej.evidence);
-    evidence.push(inferred(format!("the chain ends at \"{}\", whose issuer \"{issuer}\" was not sent; likely \"{issuer}\" is an intermediate the server cannot find; to confirm, check that \"{issuer}\" is not a root the server trusts, or send it along with the leaf and retry",
-        chain.last().map(|c| c.subject.as_str()).unwrap_or("")
-    )));
+    for k in &missing {
+        evidence.push(format!(
+            "missing from the chain: the intermediate \"{}\" (SHA-256 {}), which mtlscope has from {}",
+            k.subject, k.sha256, k.source
+        ));
+    }
+    let first = missing.first().map(|k| k.subject.as_str()).unwrap_or("");
     Some(finding(
         FindingId::ChainIncomplete,
         Severity::Error,
         format!(
-            "Likely an incomplete chain: {} sent its certificate without the intermediate \"{issuer}\", and {} could not build a path to a CA it trusts.",
-            hop.client_name(),
+            "{} sent its certificate without the intermediate \"{first}\", so {} could not build a path to a CA it trusts.",
+            capital(hop.client_name()),
             hop.server_name()
         ),
         evidence,
         format!(
-            "{}: send the full chain (leaf + intermediates); or server: install the intermediate, and check the verify depth (nginx `ssl_verify_depth` ≥ 2 for one intermediate).",
+            "{}: send the full chain (leaf + intermediates: append \"{first}\" to the certificate file); or server: install the intermediate, and check the verify depth (nginx `ssl_verify_depth` ≥ 2 for one intermediate).",
             capital(hop.client_fix_target())
         ),
     ))
@@ -299,7 +293,13 @@ fn cert_expired(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             capital(hop.client_fix_target())
         );
     }
-    Some(finding(FindingId::CertExpired, severity, summary, evidence, fix))
+    Some(finding(
+        FindingId::CertExpired,
+        severity,
+        summary,
+        evidence,
+        fix,
+    ))
 }
 
 fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
@@ -431,7 +431,13 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
                 Severity::Warning,
             )
         };
-        return Some(finding(FindingId::WrongPurpose, severity, summary, evidence, fix));
+        return Some(finding(
+            FindingId::WrongPurpose,
+            severity,
+            summary,
+            evidence,
+            fix,
+        ));
     }
     // Nothing presented: a configured identity may have been withheld for its purpose.
     let evidence: Vec<String> = hop
@@ -480,7 +486,10 @@ fn key_unusable(_v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         evidence.push(hop.describe_presented());
         evidence.push(hop.describe_alert(a));
     }
-    if let Some(f) = hop.failure.filter(|f| matches!(f.kind, FailureKind::KeyUnusable | FailureKind::DecryptError)) {
+    if let Some(f) = hop
+        .failure
+        .filter(|f| matches!(f.kind, FailureKind::KeyUnusable | FailureKind::DecryptError))
+    {
         evidence.push(format!(
             "the {} ended at {}: {} ({})",
             hop.name(),
@@ -536,6 +545,10 @@ fn explained(v: &View<'_>, hop: &Hop<'_>, a: &Alert) -> bool {
 }
 
 fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+    // mtlscope's decode_error to a client that does not speak TLS is client-not-tls.
+    if hop.peer_not_tls() {
+        return None;
+    }
     let open: Vec<&Alert> = hop
         .failing_alerts()
         .filter(|a| !explained(v, hop, a))

@@ -1,10 +1,10 @@
 //! Tests of the "Certificate sent and rejected" rules.
 
-use crate::facts::{FailureKind, Stage};
 use super::super::test_support::*;
 use crate::facts::{
     CertSummary, ChainVerdict, Direction, Flow, LegFailure, Phase, Severity, TlsVersion,
 };
+use crate::facts::{FailureKind, Stage};
 use time::macros::datetime;
 
 /// The upstream presented `chain`; the server answered `code` and mtlscope produced a 502.
@@ -95,6 +95,7 @@ fn leaf_without_intermediate_rejected_is_chain_incomplete() {
         .upstream(|l| {
             l.cert_request = Some(cr(Phase::Handshake, &["Root"]));
             l.chain = vec![leaf("client", "Inter")];
+            l.issuer_lookup = Some(inter_lookup());
             l.alerts = vec![alert(Direction::Received, 48, 4.0)];
         })
         .own_response(502)
@@ -104,7 +105,29 @@ fn leaf_without_intermediate_rejected_is_chain_incomplete() {
     assert!(!got.contains(&"chain-untrusted".to_string()));
     let f = find(&flow, "chain-incomplete").unwrap();
     assert!(f.summary.contains("\"CN=Inter\""));
-    assert!(f.evidence.iter().any(|e| e.contains("to confirm")));
+    assert!(!f.inferred, "decided from the configured certificates");
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.contains("mtlscope has from --upstream-ca ca.pem")));
+}
+
+#[test]
+fn a_foreign_issuer_nobody_configured_is_not_chain_incomplete() {
+    let flow = success_builder()
+        .upstream(|l| {
+            l.chain = vec![leaf("client", "Elsewhere")];
+            l.issuer_lookup = Some(crate::facts::IssuerLookup {
+                issuer: "CN=Elsewhere".into(),
+                found: vec![],
+            });
+            l.alerts = vec![alert(Direction::Received, 48, 4.0)];
+        })
+        .own_response(502)
+        .build();
+    let got = ids(&flow);
+    assert!(!got.contains(&"chain-incomplete".to_string()), "{got:?}");
+    assert!(got.contains(&"chain-untrusted".to_string()), "{got:?}");
 }
 
 #[test]
@@ -315,7 +338,9 @@ fn wire_tls12_rejection_is_diagnosed_like_a_leg() {
             w.alerts = vec![alert(Direction::Received, 48, 4.0)];
         })
         .build();
-    let f = find(&flow, "chain-incomplete").unwrap();
-    assert!(f.summary.contains("the client sent its certificate"));
-    assert!(f.fix.starts_with("The client"));
+    // The wire shows no configuration to complete the chain from: untrusted, not "incomplete".
+    assert!(find(&flow, "chain-incomplete").is_none());
+    let f = find(&flow, "chain-untrusted").unwrap();
+    assert!(f.summary.contains("the client presented"), "{}", f.summary);
+    assert!(f.fix.starts_with("Client"));
 }

@@ -2,7 +2,7 @@
 //! (a successful mutual-TLS exchange through the proxy, and one seen on the wire).
 
 pub(crate) use crate::cert::reason::test_support::{ca, der_of, leaf};
-use crate::facts::{AlertSource};
+use crate::facts::AlertSource;
 use crate::facts::{
     Alert, AlertLevel, CertRequest, CertSummary, Direction, Flow, Header, IdentityCandidate,
     IdentityChoice, Leg, Mode, Phase, RecordKind, Request, Response, ResponseSource, TlsVersion,
@@ -252,4 +252,19 @@ pub(crate) fn has_error(flow: &Flow) -> bool {
     super::diagnose(flow)
         .iter()
         .any(|f| f.severity == crate::facts::Severity::Error)
+}
+
+/// What mtlscope's configuration says about `CN=Inter`, the issuer a leaf-only chain lacks:
+/// the intermediate (from `--upstream-ca ca.pem`), then the root.
+pub(crate) fn inter_lookup() -> crate::facts::IssuerLookup {
+    let known = |name: &str, root: bool| crate::facts::KnownIssuer {
+        subject: format!("CN={name}"),
+        sha256: format!("{name}-sha256"),
+        self_issued: root,
+        source: "--upstream-ca ca.pem".into(),
+    };
+    crate::facts::IssuerLookup {
+        issuer: "CN=Inter".into(),
+        found: vec![known("Inter", false), known("Root", true)],
+    }
 }

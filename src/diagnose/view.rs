@@ -5,9 +5,9 @@
 use super::alerts::alert_usual_meaning;
 pub(crate) use super::http::HttpAnswer;
 use crate::facts::{
-    Alert, AlertLevel, CertRequest, CertSummary, ChainVerdict, Direction, Event, Flow,
-    IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation, ResponseSource,
-    ServerVerification, TlsVersion,
+    Alert, AlertLevel, CertRequest, CertSummary, ChainVerdict, Direction, Event, FailureKind, Flow,
+    IdentityChoice, Initiator, IssuerLookup, Leg, LegFailure, Phase, Renegotiation, ResponseSource,
+    ServerVerification, Stage, TlsVersion,
 };
 use time::OffsetDateTime;
 
@@ -38,6 +38,8 @@ pub(crate) struct Hop<'a> {
     pub identity: Option<&'a IdentityChoice>,
     /// Client leg only: mtlscope's verdict on the client's chain.
     pub verdict: Option<&'a ChainVerdict>,
+    /// What mtlscope's configured certificates say about the issuer the presented chain lacks.
+    pub issuer_lookup: Option<&'a IssuerLookup>,
     /// Upstream only: whether the server's certificate verified.
     pub server_verification: Option<&'a ServerVerification>,
     /// The server side's chain, when known.
@@ -76,6 +78,7 @@ impl<'a> Hop<'a> {
             chain: Some(&leg.chain),
             identity: leg.identity.as_ref(),
             verdict: leg.chain_verdict.as_ref(),
+            issuer_lookup: leg.issuer_lookup.as_ref(),
             server_verification: leg.server_verification.as_ref(),
             server_chain: &leg.server_chain,
             alerts: &leg.alerts,
@@ -187,6 +190,73 @@ impl<'a> Hop<'a> {
         self.failure.is_some() || self.failing_alerts().next().is_some()
     }
 
+    /// The client side's first bytes were not TLS (plain HTTP, a health check's newline).
+    pub fn peer_not_tls(&self) -> bool {
+        self.failure.is_some_and(|f| {
+            matches!(f.kind, FailureKind::NotTls | FailureKind::PlainHttp)
+                && f.stage == Stage::ClientHello
+        })
+    }
+
+    /// The server side asked for a certificate in the handshake, then ended the session
+    /// without a word: no alert, only a close or a reset (some stacks do this instead of
+    /// sending an alert). The time from the request to the close, in ms.
+    pub fn silent_close_after_request(&self) -> Option<f64> {
+        let cr = self
+            .cert_request
+            .filter(|cr| cr.phase == Phase::Handshake)?;
+        let f = self.failure?;
+        let closed = matches!(
+            f.kind,
+            FailureKind::Eof | FailureKind::Reset | FailureKind::BrokenPipe | FailureKind::Aborted
+        ) && matches!(
+            f.stage,
+            Stage::Handshake | Stage::AfterHandshake | Stage::Http
+        );
+        if !closed || self.server_failing_alerts().next().is_some() {
+            return None;
+        }
+        let at = self
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.name == "error")
+            .map_or(cr.at_ms, |e| e.at_ms);
+        Some((at - cr.at_ms).max(0.0))
+    }
+
+    /// The evidence line for a silent close.
+    pub fn describe_silent_close(&self, after_ms: f64) -> String {
+        format!(
+            "{} closed the connection {} after its CertificateRequest, with no alert and no HTTP answer (a silent close){}",
+            capital_first(self.server_name()),
+            ms(after_ms),
+            self.error.map(|e| format!(": {e}")).unwrap_or_default()
+        )
+    }
+
+    /// The intermediates the presented chain lacks, as mtlscope's configured certificates show
+    /// them (issuer first), when they link it to a CA the server named (or the server named
+    /// none): the chain is incomplete, observed rather than guessed.
+    pub fn missing_intermediates(&self) -> Option<Vec<&'a crate::facts::KnownIssuer>> {
+        let lookup = self.issuer_lookup?;
+        let intermediates: Vec<_> = lookup.found.iter().filter(|k| !k.self_issued).collect();
+        if intermediates.is_empty() {
+            return None;
+        }
+        let names = self
+            .cert_request
+            .and_then(|cr| cr.ca_names.as_deref())
+            .unwrap_or(&[]);
+        let links_to_named = names.is_empty()
+            || lookup
+                .found
+                .iter()
+                .any(|k| names.iter().any(|n| n == &k.subject))
+            || names.iter().any(|n| n == &lookup.issuer);
+        links_to_named.then_some(intermediates)
+    }
+
     /// The identities configured but not presented, with their chains.
     pub fn withheld(&self) -> Vec<(&'a str, &'a [CertSummary])> {
         let Some(id) = self.identity else {
@@ -274,6 +344,13 @@ impl<'a> Hop<'a> {
 }
 
 /// The CA names of a request, quoted.
+fn capital_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 pub(crate) fn ca_list(cr: &CertRequest) -> String {
     match &cr.ca_names {
         None => "not visible (encrypted)".into(),
@@ -351,6 +428,7 @@ impl<'a> View<'a> {
                 chain: w.client_chain.as_deref(),
                 identity: None,
                 verdict: None,
+                issuer_lookup: None,
                 server_verification: None,
                 server_chain: w.server_chain.as_deref().unwrap_or(&[]),
                 alerts: &w.alerts,

@@ -107,3 +107,27 @@ impl CertProblem {
         }
     }
 }
+
+/// What mtlscope's configured certificates say about a chain that does not include its last
+/// certificate's issuer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssuerLookup {
+    /// The issuer the chain names but does not include (RFC 4514).
+    pub issuer: String,
+    /// The configured certificates that link it upwards, issuer first, up to a root when
+    /// known; empty when mtlscope knows no such certificate.
+    pub found: Vec<KnownIssuer>,
+}
+
+/// A configured CA certificate found by [`IssuerLookup`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KnownIssuer {
+    /// Its subject (RFC 4514).
+    pub subject: String,
+    /// Its SHA-256 fingerprint.
+    pub sha256: String,
+    /// Whether it is self-issued (a root).
+    pub self_issued: bool,
+    /// Where mtlscope found it, e.g. `--upstream-ca ca.pem`.
+    pub source: String,
+}

@@ -34,6 +34,10 @@ pub struct Leg {
     /// Client leg: the chain the client presented. Upstream leg: the chain mtlscope presented.
     /// Empty when none was presented (or none was asked for: see `cert_request`).
     pub chain: Vec<CertSummary>,
+    /// When the presented chain does not include its last certificate's issuer: what
+    /// mtlscope's configured certificates say about that issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_lookup: Option<super::cert::IssuerLookup>,
     /// Client leg: mtlscope's own verdict on the presented chain against `--client-ca`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_verdict: Option<ChainVerdict>,

@@ -9,11 +9,11 @@ mod cert;
 mod leg;
 mod wire;
 
-pub use cert::{CertProblem, CertSummary, ChainVerdict};
+pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
-    Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event,
-    FailureKind, IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase,
-    Renegotiation, RenegotiationOutcome, ServerVerification, Stage, TlsVersion,
+    Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
+    IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation,
+    RenegotiationOutcome, ServerVerification, Stage, TlsVersion,
 };
 pub use wire::Wire;
 
@@ -249,7 +249,33 @@ pub enum FindingId {
 
 impl FindingId {
     /// Every id the diagnosis can emit.
-    pub const ALL: &'static [FindingId] = &[FindingId::NoClientCert, FindingId::IssuerNotInCaList, FindingId::EmptyCaList, FindingId::ChainUntrusted, FindingId::ChainIncomplete, FindingId::CertExpired, FindingId::CertNotYetValid, FindingId::CertRevoked, FindingId::WrongPurpose, FindingId::KeyUnusable, FindingId::HandshakeRejected, FindingId::RenegotiationRequested, FindingId::PostHandshakeAuth, FindingId::Http2BlocksLateAuth, FindingId::AccessDeniedAfterAuth, FindingId::CertNotRegistered, FindingId::IisSubstatus, FindingId::IdentityNotForwarded, FindingId::InterceptedUpstream, FindingId::ServerCertUntrusted, FindingId::ProxyAuthRequired, FindingId::UpstreamUnreachable, FindingId::InjectedFault, FindingId::Unexplained, FindingId::ClientNotTls];
+    pub const ALL: &'static [FindingId] = &[
+        FindingId::NoClientCert,
+        FindingId::IssuerNotInCaList,
+        FindingId::EmptyCaList,
+        FindingId::ChainUntrusted,
+        FindingId::ChainIncomplete,
+        FindingId::CertExpired,
+        FindingId::CertNotYetValid,
+        FindingId::CertRevoked,
+        FindingId::WrongPurpose,
+        FindingId::KeyUnusable,
+        FindingId::HandshakeRejected,
+        FindingId::RenegotiationRequested,
+        FindingId::PostHandshakeAuth,
+        FindingId::Http2BlocksLateAuth,
+        FindingId::AccessDeniedAfterAuth,
+        FindingId::CertNotRegistered,
+        FindingId::IisSubstatus,
+        FindingId::IdentityNotForwarded,
+        FindingId::InterceptedUpstream,
+        FindingId::ServerCertUntrusted,
+        FindingId::ProxyAuthRequired,
+        FindingId::UpstreamUnreachable,
+        FindingId::InjectedFault,
+        FindingId::Unexplained,
+        FindingId::ClientNotTls,
+    ];
 
     /// The id as recorded, e.g. `no-client-cert`.
     pub fn as_str(self) -> &'static str {

@@ -67,6 +67,9 @@ pub struct LabUpstreamConfig {
     pub tls12_only: bool,
     /// Fingerprints (SHA-256 hex) the application accepts on `/app`; empty = any verified one.
     pub allowed_sha256: Vec<String>,
+    /// Refuse a missing or invalid certificate by closing the connection without an alert
+    /// (TLS 1.2: instead of the alert; TLS 1.3: right after the handshake).
+    pub silent_reject: bool,
 }
 
 /// A running lab server.
@@ -87,6 +90,11 @@ impl LabUpstream {
     /// Start on 127.0.0.1:0.
     pub async fn start(cfg: LabUpstreamConfig) -> Result<LabUpstream, LabError> {
         let tls = Arc::new(server_config(&cfg)?);
+        let strict = if cfg.silent_reject {
+            Some(strict_verifier(&cfg)?)
+        } else {
+            None
+        };
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(LabError::Io)?;
@@ -100,10 +108,18 @@ impl LabUpstream {
                 let _ = tcp.set_nodelay(true);
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
                 let cfg = cfg.clone();
+                let strict = strict.clone();
                 tokio::spawn(async move {
+                    let tcp = super::silent::DropAlerts::new(tcp, cfg.silent_reject);
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    if let Some(strict) = &strict {
+                        if !super::silent::accepts(strict, tls.get_ref().1.peer_certificates()) {
+                            // Dropped without close_notify: the client sees only the close.
+                            return;
+                        }
+                    }
                     let peer = tls
                         .get_ref()
                         .1
@@ -157,6 +173,22 @@ pub enum LabError {
     Io(std::io::Error),
 }
 
+/// The verifier that decides, in `silent_reject` mode, whether a client certificate is good.
+fn strict_verifier(
+    cfg: &LabUpstreamConfig,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, LabError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in &cfg.client_cas {
+        roots
+            .add(ca.clone())
+            .map_err(|e| LabError::Tls(e.to_string()))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| LabError::Tls(e.to_string()))
+}
+
 fn server_config(cfg: &LabUpstreamConfig) -> Result<rustls::ServerConfig, LabError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if cfg.tls12_only {
@@ -183,7 +215,14 @@ fn server_config(cfg: &LabUpstreamConfig) -> Result<rustls::ServerConfig, LabErr
         if cfg.client_auth == LabClientAuth::Optional {
             v = v.allow_unauthenticated();
         }
-        builder.with_client_cert_verifier(v.build().map_err(|e| LabError::Tls(e.to_string()))?)
+        let verifier = v.build().map_err(|e| LabError::Tls(e.to_string()))?;
+        if cfg.silent_reject && !cfg.tls12_only {
+            // TLS 1.3: refuse after the handshake (see `silent`), so accept any chain here.
+            builder
+                .with_client_cert_verifier(Arc::new(super::silent::AcceptAny { strict: verifier }))
+        } else {
+            builder.with_client_cert_verifier(verifier)
+        }
     };
     let mut config =
         builder.with_cert_resolver(Arc::new(FixedServerCert(cfg.server.certified.clone())));

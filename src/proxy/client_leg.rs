@@ -1,13 +1,13 @@
 //! The client leg: accepting TLS from the client with a per-connection server configuration
 //! chosen after reading the ClientHello, and recording what happened.
 
-use crate::facts::{AlertSource, FailureKind, Stage};
 use crate::capture::client_auth::{ClientAuthPolicy, RecordingClientVerifier};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::sniff::{FirstBytes, Sniff};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
 use crate::facts::ClientHelloFacts;
+use crate::facts::{AlertSource, FailureKind, Stage};
 use crate::upstream::BoxIo;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ResolvesServerCert;
@@ -88,8 +88,8 @@ impl Hello {
                 return failed(
                     rec,
                     Classified::new(
-            Stage::Config,
-            FailureKind::Config,
+                        Stage::Config,
+                        FailureKind::Config,
                         format!("cannot build the client-facing TLS configuration: {e}"),
                     ),
                 )
@@ -178,8 +178,8 @@ fn hello_error(e: &std::io::Error, first: &FirstBytes) -> Classified {
 
 fn timed_out(after: Duration) -> Classified {
     Classified::new(
-            Stage::Handshake,
-            FailureKind::TimedOut,
+        Stage::Handshake,
+        FailureKind::TimedOut,
         format!(
             "the client's TLS handshake did not complete within {} ms",
             after.as_millis()
@@ -232,8 +232,8 @@ pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeo
         source: AlertSource::Fault,
     });
     rec.fail(&Classified::new(
-            Stage::Handshake,
-            FailureKind::InjectedAlert,
+        Stage::Handshake,
+        FailureKind::InjectedAlert,
         format!("mtlscope answered the ClientHello with a fatal {name} alert (fault alert={name})"),
     ));
 }

@@ -4,7 +4,6 @@
 //! (a leaf for that host from the local CA; both legs captured exactly as in reverse mode, one
 //! upstream connection per client connection); anything else is tunnelled untouched.
 
-use crate::facts::{FailureKind, Stage};
 use super::body::RelayBody;
 use super::hosts::{IdentityMap, Scope};
 use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
@@ -12,6 +11,7 @@ use super::session::{self, Accepted, SessionContext};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{Event, Flow, Mode, RecordKind};
+use crate::facts::{FailureKind, Stage};
 use crate::io::Rewind;
 use crate::lifecycle::{accept_loop, AcceptLimits};
 use crate::observe::Connect;
@@ -408,8 +408,8 @@ async fn plain_http(
         Ok(r) => r.map_err(|e| match find_io_error(&e) {
             Some(io) => classify_io(Stage::Http, io),
             None => crate::capture::tls_error::Classified::new(
-            Stage::Http,
-            FailureKind::Http,
+                Stage::Http,
+                FailureKind::Http,
                 format!("the origin's HTTP exchange failed: {e}"),
             ),
         }),

@@ -5,12 +5,12 @@
 //! excerpt, so the diagnosis — and its `Mtlscope-Diagnosis` header — can quote the server's error
 //! page before the head goes to the client.
 
-use crate::facts::{FailureKind, Stage};
 use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
 use crate::lifecycle::Lifecycle;
 use crate::record::Sink;
@@ -140,8 +140,8 @@ impl Pair {
             }
             Err(NoResponse::HeadTimeout(d)) => {
                 leg.rec.fail(&Classified::new(
-            Stage::AfterHandshake,
-            FailureKind::TimedOut,
+                    Stage::AfterHandshake,
+                    FailureKind::TimedOut,
                     format!(
                         "the upstream sent no response head within {} s (--timeout)",
                         d.as_secs()

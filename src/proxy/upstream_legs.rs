@@ -8,11 +8,11 @@
 //! facts (a server may ask for a certificate differently on a later connection) and its index
 //! go into the exchanges it carries.
 
-use crate::facts::{FailureKind, Stage};
 use super::session::SessionContext;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, UpstreamRetry};
 use crate::faults::{effect, DelayStep, Fault};
 use crate::upstream::{BoxIo, Target};
@@ -182,8 +182,8 @@ impl LegOpener {
             Ok(s) => Some(s),
             Err(e) => {
                 rec.fail(&Classified::new(
-            Stage::Http,
-            FailureKind::Http,
+                    Stage::Http,
+                    FailureKind::Http,
                     format!("HTTP handshake with the upstream failed: {e}"),
                 ));
                 None

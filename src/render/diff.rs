@@ -99,7 +99,10 @@ pub fn facts(flow: &Flow) -> Vec<(String, String)> {
                 .map(|f| format!("{} at {}", f.kind, f.stage))),
         );
     }
-    put("findings", list(flow.findings.iter().map(|f| f.id.to_string())));
+    put(
+        "findings",
+        list(flow.findings.iter().map(|f| f.id.to_string())),
+    );
     out
 }
 

@@ -1,6 +1,5 @@
 //! The rustls upstream engine.
 
-use crate::facts::{FailureKind, Stage};
 use super::tickets::TicketSignal;
 use super::{Connected, Failed, Target};
 use crate::capture::flush::FlushAfterRead;
@@ -9,6 +8,7 @@ use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::upstream_auth::{IdentityPolicy, RecordingClientResolver};
 use crate::capture::LegRecorder;
 use crate::facts::{ClientHelloFacts, TlsVersion};
+use crate::facts::{FailureKind, Stage};
 use crate::io::Rewind;
 use crate::wire::{Tap, TapHandle, TapRole};
 use bytes::Bytes;
@@ -33,6 +33,8 @@ pub struct RustlsSettings {
     /// Offer only these protocol versions (`probe --tls12`/`--tls13`); `None`: rustls's safe
     /// defaults (TLS 1.3 and 1.2).
     pub versions: Option<Vec<&'static rustls::SupportedProtocolVersion>>,
+    /// CA certificates from the configuration, for completing a presented chain's issuer.
+    pub known: Arc<crate::cert::KnownCerts>,
 }
 
 impl RustlsSettings {
@@ -89,8 +91,8 @@ impl RustlsEngine {
             fail(
                 rec,
                 Classified::new(
-            Stage::Config,
-            FailureKind::Config,
+                    Stage::Config,
+                    FailureKind::Config,
                     format!("cannot build the upstream TLS configuration: {e}"),
                 ),
             )
@@ -99,8 +101,8 @@ impl RustlsEngine {
             fail(
                 rec,
                 Classified::new(
-            Stage::Config,
-            FailureKind::ServerName,
+                    Stage::Config,
+                    FailureKind::ServerName,
                     format!("invalid server name {:?}: {e}", target.host),
                 ),
             )
@@ -166,14 +168,14 @@ impl RustlsEngine {
         };
         let mut config = builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(RecordingServerVerifier::new(
-                s.trust.clone(),
-                rec.clone(),
-            )))
-            .with_client_cert_resolver(Arc::new(RecordingClientResolver::new(
-                identity.clone(),
-                rec.clone(),
-            )));
+            .with_custom_certificate_verifier(Arc::new(
+                RecordingServerVerifier::new(s.trust.clone(), rec.clone())
+                    .with_known(s.known.clone()),
+            ))
+            .with_client_cert_resolver(Arc::new(
+                RecordingClientResolver::new(identity.clone(), rec.clone())
+                    .with_known(s.known.clone()),
+            ));
         config.alpn_protocols = s.alpn.clone();
         config.resumption = rustls::client::Resumption::store(tickets)
             .tls12_resumption(rustls::client::Tls12Resumption::Disabled);
@@ -223,8 +225,8 @@ where
         Err(_) => Ok(Bytes::new()),
         Ok(Ok(0)) => {
             let c = Classified::new(
-            Stage::AfterHandshake,
-            FailureKind::Eof,
+                Stage::AfterHandshake,
+                FailureKind::Eof,
                 "the server closed the connection right after the handshake",
             );
             Err(fail(rec, c))

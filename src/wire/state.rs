@@ -4,7 +4,6 @@
 //! classifies TLS 1.2 records by outer type: a handshake record is a renegotiation, an alert
 //! record an encrypted alert. No I/O and no clock: the caller passes each chunk's time.
 
-use crate::facts::{AlertSource, RenegotiationOutcome};
 use super::alert_names::alert_name;
 use super::msg::{self, ty};
 use super::split::{content, Item, Splitter};
@@ -14,6 +13,7 @@ use crate::facts::{
     Alert, AlertLevel, CertRequest, ClientHelloFacts, Direction, Event, Initiator, Phase,
     Renegotiation, TlsVersion,
 };
+use crate::facts::{AlertSource, RenegotiationOutcome};
 
 /// Caps on what one connection may accumulate, so a flood of tiny records stays bounded.
 const MAX_EVENTS: usize = 512;

@@ -1,0 +1,253 @@
+//! Tests of the "Gaps and non-TLS peers" rules, the silent close after a CertificateRequest,
+//! and the property that no failure is left without a finding.
+
+use super::super::test_support::*;
+use crate::facts::{AlertLevel, Direction, Event, FailureKind, Flow, LegFailure, Severity, Stage};
+use time::macros::datetime;
+
+/// A client that sent a lone newline to the TLS port.
+fn newline_client() -> Flow {
+    FlowBuilder::reverse()
+        .connection()
+        .client(|l| {
+            l.tls_version = None;
+            l.alerts = vec![alert(Direction::Sent, 50, 0.4)];
+            l.failure = Some(LegFailure {
+                stage: Stage::ClientHello,
+                kind: FailureKind::NotTls,
+            });
+            l.error = Some("the client did not send a TLS ClientHello: 1 byte: 0a".into());
+        })
+        .build()
+}
+
+#[test]
+fn a_health_check_newline_is_client_not_tls_not_handshake_rejected() {
+    let flow = newline_client();
+    assert_eq!(ids(&flow), ["client-not-tls"]);
+    let f = find(&flow, "client-not-tls").unwrap();
+    assert!(
+        f.evidence.iter().any(|e| e.contains("0a")),
+        "{:?}",
+        f.evidence
+    );
+}
+
+/// The server asked in the handshake, mtlscope presented `chain`, and the server closed the
+/// connection without an alert; mtlscope answered 502.
+fn silent_close(chain: Vec<crate::facts::CertSummary>, stage: Stage) -> Flow {
+    success_builder()
+        .upstream(|l| {
+            l.chain = chain;
+            l.handshake_done_ms = None;
+            l.alerts = vec![];
+            l.failure = Some(LegFailure {
+                stage,
+                kind: FailureKind::Eof,
+            });
+            l.error = Some("the peer closed the connection".into());
+            l.events.push(Event {
+                at_ms: 9.5,
+                name: "error".into(),
+                detail: None,
+            });
+        })
+        .own_response(502)
+        .build()
+}
+
+#[test]
+fn a_silent_close_after_an_empty_certificate_is_no_client_cert() {
+    for stage in [Stage::Handshake, Stage::AfterHandshake] {
+        let flow = silent_close(vec![], stage);
+        assert_eq!(ids(&flow)[0], "no-client-cert", "{stage}: {:?}", ids(&flow));
+        let f = find(&flow, "no-client-cert").unwrap();
+        assert!(
+            f.evidence.iter().any(|e| e.contains("silent close")),
+            "{:?}",
+            f.evidence
+        );
+    }
+}
+
+#[test]
+fn a_silent_close_after_an_expired_certificate_is_cert_expired() {
+    let mut chain = good_chain();
+    chain[0].not_after = datetime!(2020-01-01 0:00 UTC);
+    let flow = silent_close(chain, Stage::AfterHandshake);
+    assert_eq!(ids(&flow)[0], "cert-expired", "{:?}", ids(&flow));
+}
+
+#[test]
+fn a_failure_no_rule_explains_is_unexplained_with_its_facts() {
+    let flow = success_builder().response(418, "I'm a teapot", &[]).build();
+    assert_eq!(ids(&flow), ["unexplained"]);
+    let f = find(&flow, "unexplained").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("418")),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn success_is_not_unexplained() {
+    assert!(find(&success(), "unexplained").is_none());
+    assert!(find(&success_wire(), "unexplained").is_none());
+}
+
+#[test]
+fn a_close_notify_is_not_a_failure() {
+    let flow = success_builder()
+        .upstream(|l| {
+            let mut a = alert(Direction::Received, 0, 20.0);
+            a.level = AlertLevel::Warning;
+            l.alerts = vec![a];
+        })
+        .build();
+    assert!(!has_error(&flow), "{:?}", ids(&flow));
+}
+
+mod property {
+    //! Generated leg facts: every failure gets an error finding, and no rule panics.
+
+    use super::*;
+    use crate::facts::{Alert, AlertSource, Phase};
+    use proptest::prelude::*;
+
+    fn stage() -> impl Strategy<Value = Stage> {
+        prop_oneof![
+            Just(Stage::Connect),
+            Just(Stage::ClientHello),
+            Just(Stage::Handshake),
+            Just(Stage::AfterHandshake),
+            Just(Stage::Http),
+        ]
+    }
+
+    fn kind() -> impl Strategy<Value = FailureKind> {
+        prop_oneof![
+            Just(FailureKind::ConnectionRefused),
+            Just(FailureKind::TimedOut),
+            Just(FailureKind::Reset),
+            Just(FailureKind::Eof),
+            Just(FailureKind::AlertReceived),
+            Just(FailureKind::NoCertificatesPresented),
+            Just(FailureKind::PeerCertificateInvalid),
+            Just(FailureKind::PostHandshakeCertificateRequest),
+            Just(FailureKind::NotTls),
+            Just(FailureKind::PlainHttp),
+            Just(FailureKind::DecryptError),
+            Just(FailureKind::Tls),
+            Just(FailureKind::Http),
+            Just(FailureKind::Dns),
+        ]
+    }
+
+    fn alerts() -> impl Strategy<Value = Vec<Alert>> {
+        proptest::collection::vec(
+            (
+                any::<bool>(),
+                prop_oneof![
+                    Just(0u8),
+                    Just(40),
+                    Just(42),
+                    Just(45),
+                    Just(46),
+                    Just(48),
+                    Just(49),
+                    Just(51),
+                    Just(80),
+                    Just(100),
+                    Just(116),
+                    any::<u8>()
+                ],
+                0.0f64..50.0,
+            ),
+            0..3,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(sent, code, at)| {
+                    let mut a = alert(
+                        if sent {
+                            Direction::Sent
+                        } else {
+                            Direction::Received
+                        },
+                        code,
+                        at,
+                    );
+                    a.source = AlertSource::Wire;
+                    a
+                })
+                .collect()
+        })
+    }
+
+    fn phase() -> impl Strategy<Value = Option<Phase>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Phase::Handshake)),
+            Just(Some(Phase::Renegotiation)),
+            Just(Some(Phase::PostHandshake)),
+        ]
+    }
+
+    prop_compose! {
+        fn flow()(
+            up_failure in proptest::option::of((stage(), kind())),
+            client_failure in proptest::option::of((stage(), kind())),
+            up_alerts in alerts(),
+            client_alerts in alerts(),
+            up_phase in phase(),
+            presented in any::<bool>(),
+            status in prop_oneof![Just(None), Just(Some(200u16)), Just(Some(302)), Just(Some(400)), Just(Some(401)), Just(Some(403)), Just(Some(404)), Just(Some(500)), Just(Some(502))],
+            own in any::<bool>(),
+        ) -> Flow {
+            let mut b = success_builder().upstream(|l| {
+                l.failure = up_failure.map(|(stage, kind)| LegFailure { stage, kind });
+                if l.failure.is_some() {
+                    l.error = Some("an error".into());
+                }
+                l.alerts = up_alerts;
+                l.cert_request = up_phase.map(|p| cr(p, &["Root"]));
+                if !presented {
+                    l.chain = vec![];
+                }
+            })
+            .client(|l| {
+                l.failure = client_failure.map(|(stage, kind)| LegFailure { stage, kind });
+                l.alerts = client_alerts;
+            });
+            match (status, own) {
+                (Some(s), true) => b = b.own_response(s),
+                (Some(s), false) => b = b.response(s, "", &[]),
+                (None, _) => b = b.connection(),
+            }
+            b.build()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn every_failure_has_an_error_finding(flow in flow()) {
+            let findings = crate::diagnose::diagnose(&flow);
+            let view = crate::diagnose::view::View::new(&flow);
+            if crate::diagnose::gaps::is_failure(&view) {
+                prop_assert!(
+                    findings.iter().any(|f| f.severity == Severity::Error),
+                    "no error finding for {flow:#?}: {findings:#?}"
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for f in &findings {
+                prop_assert!(seen.insert(f.id), "duplicate {}", f.id);
+                prop_assert!(crate::facts::FindingId::ALL.contains(&f.id));
+            }
+        }
+    }
+}
