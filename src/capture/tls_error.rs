@@ -130,6 +130,7 @@ pub fn alert_fact(direction: Direction, desc: rustls::AlertDescription, at_ms: f
             Direction::Received => "tls".into(),
             Direction::Sent => "inferred".into(),
         },
+        encrypted: false,
     }
 }
 

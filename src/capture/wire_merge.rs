@@ -17,9 +17,6 @@ pub struct MergeContext {
     pub last_request_ms: Option<f64>,
 }
 
-/// The alert code the tap gives an encrypted alert it could not read.
-const ENCRYPTED_ALERT: u8 = 255;
-
 /// Merge `tap` into `leg`.
 pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     if let Some(hello) = &tap.client_hello {
@@ -28,7 +25,8 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     if tap.client_random.is_some() {
         leg.client_random = tap.client_random.clone();
     }
-    for alert in tap.alerts.iter().filter(|a| a.code != ENCRYPTED_ALERT) {
+    // An encrypted alert's description is the TLS library's to report (it decrypted it).
+    for alert in tap.alerts.iter().filter(|a| !a.encrypted) {
         let known = leg
             .alerts
             .iter()
@@ -54,6 +52,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
                     code: 100,
                     at_ms: reneg.at_ms,
                     source: "inferred".into(),
+                    encrypted: false,
                 });
             }
         }
@@ -247,11 +246,20 @@ mod tests {
             code: 255,
             at_ms: 3.0,
             source: "wire".into(),
+            encrypted: true,
         };
         merge(
             &mut leg,
             &TapFacts {
-                alerts: vec![enc],
+                alerts: vec![
+                    enc.clone(),
+                    // A presumed close_notify (encrypted, after application data).
+                    Alert {
+                        description: "close_notify".into(),
+                        code: 0,
+                        ..enc
+                    },
+                ],
                 ..TapFacts::default()
             },
             MergeContext::default(),

@@ -164,6 +164,7 @@ pub(crate) fn alert(direction: Direction, code: u8, at_ms: f64) -> Alert {
         code,
         at_ms,
         source: "wire".into(),
+        encrypted: false,
     }
 }
 

@@ -236,6 +236,10 @@ pub struct Alert {
     /// How it is known: `wire` (read from the bytes), `tls` (reported by the TLS library), or
     /// `inferred` (from an error).
     pub source: String,
+    /// Read from an encrypted record: the level is unknown and the description is either
+    /// `encrypted` or presumed from context (`close_notify` when it follows application data).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// One timed step.

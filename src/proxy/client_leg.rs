@@ -226,6 +226,7 @@ pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeo
         code,
         at_ms,
         source: "fault".into(),
+        encrypted: false,
     });
     rec.fail(&Classified::new(
         "handshake",

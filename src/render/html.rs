@@ -350,7 +350,11 @@ fn wire_html(h: &mut String, w: &Wire) {
             ("bytes server→client", w.bytes_server_to_client.to_string()),
         ],
     );
-    cert_request_html(h, w.cert_request.as_ref());
+    if w.cert_request_hidden() {
+        h.push_str("<p>CertificateRequest: encrypted (TLS 1.3): cannot tell</p>");
+    } else {
+        cert_request_html(h, w.cert_request.as_ref());
+    }
     chain_html(h, "Client chain", w.client_chain.as_deref());
     chain_html(h, "Server chain", w.server_chain.as_deref());
     alerts_html(h, &w.alerts);
