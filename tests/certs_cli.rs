@@ -269,7 +269,7 @@ fn ca_creates_once_prints_how_to_trust_and_refuses_a_broken_pair() {
     assert!(text.contains(s(&cert)), "{text}");
     for hint in [
         "--cacert",
-        "--proxy-cacert",
+        "curl -x",
         "update-ca-certificates",
         "keytool -importcert",
         "NODE_EXTRA_CA_CERTS",
