@@ -81,22 +81,22 @@ async fn demo(dir: &Path) -> Result<(), CommandError> {
     })
     .await
     .map_err(CommandError::runtime)?;
-    println!("mtlscope demo");
-    println!(
+    crate::outln!("mtlscope demo");
+    crate::outln!(
         "  upstream: an in-process HTTPS server on {} that requires a client certificate",
         upstream.addr
     );
-    println!("  issued by the dev root CA; mtlscope sits in front of it and presents each identity below.\n");
+    crate::outln!("  issued by the dev root CA; mtlscope sits in front of it and presents each identity below.\n");
 
     let mut failures = 0;
     for scenario in SCENARIOS {
         let flow = run_scenario(&pki, &upstream, scenario).await?;
         let failed = flow.status().is_none_or(|s| s >= 400);
         failures += usize::from(failed);
-        println!("▶ {}", scenario.title);
-        println!("{}", crate::render::explain::demo_block(&flow));
+        crate::outln!("▶ {}", scenario.title);
+        crate::outln!("{}", crate::render::explain::demo_block(&flow));
     }
-    println!(
+    crate::outln!(
         "{} exchanges, {} failed and were explained. Run `mtlscope reverse --help` to put mtlscope in front of your own server.",
         SCENARIOS.len(),
         failures

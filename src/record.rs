@@ -89,7 +89,8 @@ impl Sink {
     pub async fn emit(&self, mut flow: Flow) -> Flow {
         flow.findings = crate::diagnose::diagnose(&flow);
         if self.print {
-            println!("{}", crate::render::explain::terminal_line(&flow));
+            let line = crate::render::explain::terminal_line(&flow);
+            crate::io::stdout::try_write(format_args!("{line}\n"));
         }
         if let Some(obs) = &self.observer {
             let _ = obs.send(flow.clone());

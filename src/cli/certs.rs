@@ -70,10 +70,10 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
                 None => Recipe::embedded()?,
             };
             let generated = generate_recipe(&recipe, &out)?;
-            print!("{}", generated.describe());
+            crate::out!("{}", generated.describe());
             let (good, bundle) = (out.join("client-good.pem"), out.join("ca-bundle.pem"));
             if good.exists() && bundle.exists() {
-                println!(
+                crate::outln!(
                     "\ntry: mtlscope certs inspect {} --ca-names {}",
                     good.display(),
                     bundle.display()
@@ -100,9 +100,9 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
             if json {
                 let text = serde_json::to_string_pretty(&report)
                     .map_err(|e| CommandError::runtime(format!("cannot encode the report: {e}")))?;
-                println!("{text}");
+                crate::outln!("{text}");
             } else {
-                print!("{}", inspect::render_text(&report));
+                crate::out!("{}", inspect::render_text(&report));
             }
             Ok(())
         }
@@ -113,25 +113,25 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
 pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
     let ca = open_local_ca(args.ca_dir.as_deref())?;
     if args.path {
-        println!("{}", ca.cert_path().display());
+        crate::outln!("{}", ca.cert_path().display());
         return Ok(());
     }
     let subject = crate::cert::summarize(ca.ca_der())
         .map(|s| s.subject)
         .unwrap_or_default();
-    println!(
+    crate::outln!(
         "{} mtlscope's local CA ({subject}):",
         if ca.created() { "created" } else { "using" }
     );
-    println!("  certificate  {}", ca.cert_path().display());
-    println!(
+    crate::outln!("  certificate  {}", ca.cert_path().display());
+    crate::outln!(
         "  private key  {} (mode 0600; keep it private)",
         ca.key_path().display()
     );
-    println!(
+    crate::outln!(
         "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
     );
-    print!("{}", local_ca::how_to_trust(ca.cert_path()));
+    crate::out!("{}", local_ca::how_to_trust(ca.cert_path()));
     Ok(())
 }
 

@@ -71,9 +71,9 @@ pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
         Ok::<_, CommandError>(crate::probe::run(&plan, &sink).await)
     })?;
     if args.json {
-        println!("{:#}", to_json(&report));
+        crate::outln!("{:#}", to_json(&report));
     } else {
-        print!("{}", to_text(&report));
+        crate::out!("{}", to_text(&report));
     }
     if report.reachable() {
         Ok(())

@@ -96,9 +96,9 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     }
     if args.json {
         let v = report::json(&rows, &summary, &rec.skipped);
-        println!("{}", pretty(&v)?);
+        crate::outln!("{}", pretty(&v)?);
     } else {
-        print!("{}", report::text(&rows, &summary));
+        crate::out!("{}", report::text(&rows, &summary));
     }
     Ok(())
 }
@@ -139,9 +139,9 @@ pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
         args.b_id,
     )?;
     if args.json {
-        println!("{}", pretty(&diff::json(&a, &b))?);
+        crate::outln!("{}", pretty(&diff::json(&a, &b))?);
     } else {
-        print!("{}", diff::text(&a, &b));
+        crate::out!("{}", diff::text(&a, &b));
     }
     Ok(())
 }

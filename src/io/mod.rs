@@ -2,6 +2,7 @@
 
 pub mod cut;
 pub mod rewind;
+pub mod stdout;
 
 pub use rewind::Rewind;
 
