@@ -61,3 +61,81 @@ fn a_closed_stdout_ends_each_command_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// A dev PKI made by the binary itself, in a temp dir.
+fn dev_pki() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("pki");
+    let o = mtlscope()
+        .args(["certs", "dev", "--out"])
+        .arg(&out)
+        .output()
+        .expect("certs dev");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    (dir, out)
+}
+
+fn inspect(args: &[&std::ffi::OsStr]) -> Output {
+    mtlscope()
+        .args(["certs", "inspect"])
+        .args(args)
+        .output()
+        .expect("inspect runs")
+}
+
+#[test]
+fn certs_inspect_exit_codes_follow_the_verdict() {
+    let (_dir, pki) = dev_pki();
+    let f = |n: &str| pki.join(n).into_os_string();
+    // An expired certificate: never "usable", exit 3.
+    let o = inspect(&[&f("client-expired.pem")]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("NOT USABLE"), "{out}");
+    assert!(!out.contains(": usable"), "{out}");
+    // A good chain: exit 0.
+    let o = inspect(&[&f("client-good.pem")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("verdict: usable"));
+}
+
+#[test]
+fn certs_inspect_trust_is_what_openssl_verify_would_say() {
+    let (_dir, pki) = dev_pki();
+    let f = |n: &str| pki.join(n).into_os_string();
+    let trust = std::ffi::OsString::from("--trust");
+    for (cert, anchors, ok) in [
+        ("client-good.pem", "root.pem", true),
+        ("client-other-ca.pem", "root.pem", false),
+        ("client-no-intermediate.pem", "root.pem", false),
+        ("client-good.pem", "other-ca.pem", false),
+    ] {
+        let o = inspect(&[&trust, &f(anchors), &f(cert)]);
+        let out = text(&o.stdout);
+        let verify = Command::new("openssl")
+            .args(["verify", "-purpose", "sslclient", "-CAfile"])
+            .arg(f(anchors))
+            .arg("-untrusted")
+            .arg(f(cert))
+            .arg(f(cert))
+            .output()
+            .expect("openssl verify");
+        assert_eq!(verify.status.success(), ok, "openssl agrees on {cert}");
+        let want = if ok { 0 } else { 3 };
+        assert_eq!(o.status.code(), Some(want), "{cert} vs {anchors}: {out}");
+        assert!(out.contains(if ok { "trust" } else { "does not verify" }), "{out}");
+    }
+}
+
+#[test]
+fn certs_inspect_key_says_whether_it_matches() {
+    let (_dir, pki) = dev_pki();
+    let f = |n: &str| pki.join(n).into_os_string();
+    let key = std::ffi::OsString::from("--key");
+    let o = inspect(&[&key, &f("client-good.key"), &f("client-good.pem")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("matches"));
+    let o = inspect(&[&key, &f("client-expired.key"), &f("client-good.pem")]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("DOES NOT MATCH"));
+}
