@@ -44,12 +44,7 @@ pub struct ObserveArgs {
 
 /// Validate the flags, then relay until interrupted.
 pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
-    let listen: SocketAddr = args.listen.parse().map_err(|e| {
-        CommandError::usage(format!(
-            "--listen {:?} is not an address like 127.0.0.1:8443: {e}",
-            args.listen
-        ))
-    })?;
+    let listen: SocketAddr = crate::cli::listen_addr(&args.listen)?;
     let upstream = parse_upstream(&args.upstream)?;
     let faults = Faults::parse(&args.fault).map_err(CommandError::usage)?;
     let block_renegotiation = faults.has(&Fault::BlockRenegotiation);

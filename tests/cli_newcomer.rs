@@ -139,3 +139,43 @@ fn certs_inspect_key_says_whether_it_matches() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("DOES NOT MATCH"));
 }
+
+/// Start `mtlscope args…` and return the first stderr line (bounded), then kill it.
+fn first_stderr_line(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = mtlscope()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let ca = tempfile::tempdir().expect("temp dir");
+    let ca = ca.path().to_str().expect("utf-8");
+    for args in [
+        &["observe", "--listen", "localhost:0", "--upstream", "127.0.0.1:1"][..],
+        &["forward", "--listen", "localhost:0", "--ca-dir", ca][..],
+    ] {
+        let line = first_stderr_line(args);
+        assert!(line.contains("listening on"), "{args:?}: {line}");
+        assert!(line.contains("127.0.0.1:"), "{args:?}: {line}");
+    }
+    let line = first_stderr_line(&["observe", "--listen", "no-such-host.invalid:0", "--upstream", "127.0.0.1:1"]);
+    assert!(line.contains("--listen") && line.contains("cannot resolve"), "{line}");
+}

@@ -95,6 +95,42 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The address for `--listen TEXT`: an IP address and port, or a host name and port
+/// (`localhost:8443`) resolved once at start-up. A name with several addresses listens on the
+/// first IPv4 one (else the first), so `127.0.0.1` reaches a `localhost` listener; loopback
+/// checks apply to the address chosen.
+pub fn listen_addr(text: &str) -> Result<std::net::SocketAddr, CommandError> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = |why: String| {
+        CommandError::usage(format!(
+            "--listen {text:?}: {why} (expected HOST:PORT, e.g. 127.0.0.1:8443 or localhost:8443)"
+        ))
+    };
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(bad("no port".into()));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("the host is empty".into()));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad(format!("the port {port:?} is not a number from 0 to 65535")))?;
+    let addrs: Vec<std::net::SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve {host:?}: {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad(format!("{host:?} resolves to no address")))
+}
+
 /// A multi-threaded tokio runtime for the network commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     tokio::runtime::Builder::new_multi_thread()

@@ -195,11 +195,7 @@ impl ProxyArgs {
             .clone()
             .or(c.listen.clone())
             .unwrap_or_else(|| default_listen.to_string());
-        let listen: SocketAddr = listen_text.parse().map_err(|e| {
-            CommandError::usage(format!(
-                "--listen {listen_text:?}: not an address like 127.0.0.1:8443 ({e})"
-            ))
-        })?;
+        let listen: SocketAddr = super::listen_addr(&listen_text)?;
 
         let keylog: Option<Arc<dyn rustls::KeyLog>> = match self
             .keylog
