@@ -179,3 +179,42 @@ fn listen_takes_a_host_name() {
     let line = first_stderr_line(&["observe", "--listen", "no-such-host.invalid:0", "--upstream", "127.0.0.1:1"]);
     assert!(line.contains("--listen") && line.contains("cannot resolve"), "{line}");
 }
+
+/// `probe` against a closed port: it reaches identity loading first, so load errors show.
+fn probe_with(args: &[&str]) -> Output {
+    let port = common::free_port().expect("free port");
+    mtlscope()
+        .args(["probe", &format!("https://127.0.0.1:{port}/"), "--timeout", "2", "--tls12"])
+        .args(args)
+        .output()
+        .expect("probe runs")
+}
+
+#[test]
+fn identity_spellings_a_newcomer_tries() {
+    let (_dir, pki) = dev_pki();
+    let cert = pki.join("client-good.pem").display().to_string();
+    let key = pki.join("client-good.key").display().to_string();
+    // A space after the comma is fine: the probe runs (exit 1: nothing listens), no usage error.
+    let o = probe_with(&["--identity", &format!("{cert}, {key}")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    // Swapped: a hint at the order.
+    let o = probe_with(&["--identity", &format!("{key},{cert}")]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("CERT,KEY, certificate first"), "{err}");
+    // curl's spelling.
+    let o = probe_with(&["--cert", &cert, "--key", &key]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let o = probe_with(&["--cert", &cert]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--key"), "{err}");
+    // The proxies take the same spellings.
+    let ca = tempfile::tempdir().expect("temp dir");
+    let ca = ca.path().to_str().expect("utf-8");
+    let line = first_stderr_line(&[
+        "forward", "--listen", "127.0.0.1:0", "--ca-dir", ca, "--cert", &cert, "--key", &key,
+    ]);
+    assert!(line.contains("listening on"), "{line}");
+}

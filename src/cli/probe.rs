@@ -26,6 +26,13 @@ pub struct ProbeArgs {
     /// connections, after trying none.
     #[arg(long, value_name = "CERT,KEY|FILE.p12")]
     pub identity: Vec<String>,
+    /// curl's spelling of `--identity CERT,KEY`: the certificate (with `--key`), or a
+    /// FILE.p12 alone. Repeatable; the n-th `--cert` pairs with the n-th `--key`.
+    #[arg(long = "cert", value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    /// curl's spelling: the private key of the matching `--cert`.
+    #[arg(long = "key", value_name = "KEY")]
+    pub key: Vec<PathBuf>,
     /// Environment variable holding the password of PKCS#12 identities.
     #[arg(long, value_name = "VAR")]
     pub pkcs12_password_env: Option<String>,
@@ -125,8 +132,9 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
         pkcs12_password_file: args.pkcs12_password_file.clone(),
         ..ProxyArgs::default()
     };
-    let identities = args
-        .identity
+    let mut identity_args = args.identity.clone();
+    identity_args.extend(super::proxy_args::curl_style_identities(&args.cert, &args.key)?);
+    let identities = identity_args
         .iter()
         .map(|arg| {
             loader

@@ -57,6 +57,13 @@ pub struct ProxyArgs {
     /// several, the first whose chain matches the server's CA names is presented.
     #[arg(long, value_name = "CERT,KEY|FILE.p12")]
     pub identity: Vec<String>,
+    /// curl's spelling of `--identity CERT,KEY`: the certificate (with `--key`), or a
+    /// FILE.p12 alone. Repeatable; the n-th `--cert` pairs with the n-th `--key`.
+    #[arg(long = "cert", value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    /// curl's spelling: the private key of the matching `--cert`.
+    #[arg(long = "key", value_name = "KEY")]
+    pub key: Vec<PathBuf>,
     /// Environment variable holding the password of PKCS#12 identities (`--identity FILE.p12`).
     #[arg(long, value_name = "VAR")]
     pub pkcs12_password_env: Option<String>,
@@ -237,7 +244,8 @@ impl ProxyArgs {
 
         // Upstream leg: identities and trust.
         let mut identities = Vec::new();
-        if self.identity.is_empty() {
+        let identity_args = self.identity_args()?;
+        if identity_args.is_empty() {
             for ck in &c.identity {
                 let (cert, key) = ck
                     .paths(&loaded.base)
@@ -247,7 +255,7 @@ impl ProxyArgs {
                 })?));
             }
         } else {
-            for arg in &self.identity {
+            for arg in &identity_args {
                 identities
                     .push(Arc::new(self.load_identity_arg(arg).map_err(|e| {
                         CommandError::usage(format!("--identity: {e}"))
@@ -326,8 +334,16 @@ impl ProxyArgs {
         })
     }
 
+    /// Every `--identity`, then every curl-style `--cert`/`--key` pair as `CERT,KEY`.
+    pub fn identity_args(&self) -> Result<Vec<String>, CommandError> {
+        let mut out = self.identity.clone();
+        out.extend(curl_style_identities(&self.cert, &self.key)?);
+        Ok(out)
+    }
+
     /// Load `CERT,KEY` or a PKCS#12 file named on the command line.
     pub fn load_identity_arg(&self, arg: &str) -> Result<Identity, String> {
+        let arg = arg.trim();
         let lower = arg.to_ascii_lowercase();
         if !arg.contains(',') && (lower.ends_with(".p12") || lower.ends_with(".pfx")) {
             let password = self.pkcs12_password()?;
@@ -345,6 +361,40 @@ impl ProxyArgs {
             self.pkcs12_password_file.as_deref(),
         )
     }
+}
+
+/// curl's `--cert CERT --key KEY` as `CERT,KEY` identity arguments (a PKCS#12 `--cert` needs no
+/// `--key`).
+pub fn curl_style_identities(
+    certs: &[PathBuf],
+    keys: &[PathBuf],
+) -> Result<Vec<String>, CommandError> {
+    let is_p12 = |p: &PathBuf| {
+        let l = p.to_string_lossy().to_ascii_lowercase();
+        l.ends_with(".p12") || l.ends_with(".pfx")
+    };
+    let mut keys = keys.iter();
+    let mut out = Vec::new();
+    for cert in certs {
+        if is_p12(cert) {
+            out.push(cert.display().to_string());
+            continue;
+        }
+        let key = keys.next().ok_or_else(|| {
+            CommandError::usage(format!(
+                "--cert {}: needs a --key KEY (or use --identity CERT,KEY)",
+                cert.display()
+            ))
+        })?;
+        out.push(format!("{},{}", cert.display(), key.display()));
+    }
+    if let Some(key) = keys.next() {
+        return Err(CommandError::usage(format!(
+            "--key {}: no --cert CERT to go with it (or use --identity CERT,KEY)",
+            key.display()
+        )));
+    }
+    Ok(out)
 }
 
 /// The settings the server-certificate choice depends on.
