@@ -140,30 +140,6 @@ fn certs_inspect_key_says_whether_it_matches() {
     assert!(text(&o.stdout).contains("DOES NOT MATCH"));
 }
 
-/// Start `mtlscope args…` and return the first stderr line (bounded), then kill it.
-fn first_stderr_line(args: &[&str]) -> String {
-    use std::io::{BufRead, BufReader};
-    let mut child = mtlscope()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stderr).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(std::time::Duration::from_secs(15))
-        .unwrap_or_default();
-    let _ = child.kill();
-    let _ = child.wait();
-    line
-}
-
 #[test]
 fn listen_takes_a_host_name() {
     let ca = tempfile::tempdir().expect("temp dir");
@@ -172,11 +148,11 @@ fn listen_takes_a_host_name() {
         &["observe", "--listen", "localhost:0", "--upstream", "127.0.0.1:1"][..],
         &["forward", "--listen", "localhost:0", "--ca-dir", ca][..],
     ] {
-        let line = first_stderr_line(args);
+        let line = stderr_until_listening(args);
         assert!(line.contains("listening on"), "{args:?}: {line}");
         assert!(line.contains("127.0.0.1:"), "{args:?}: {line}");
     }
-    let line = first_stderr_line(&["observe", "--listen", "no-such-host.invalid:0", "--upstream", "127.0.0.1:1"]);
+    let line = stderr_until_listening(&["observe", "--listen", "no-such-host.invalid:0", "--upstream", "127.0.0.1:1"]);
     assert!(line.contains("--listen") && line.contains("cannot resolve"), "{line}");
 }
 
@@ -213,8 +189,79 @@ fn identity_spellings_a_newcomer_tries() {
     // The proxies take the same spellings.
     let ca = tempfile::tempdir().expect("temp dir");
     let ca = ca.path().to_str().expect("utf-8");
-    let line = first_stderr_line(&[
+    let line = stderr_until_listening(&[
         "forward", "--listen", "127.0.0.1:0", "--ca-dir", ca, "--cert", &cert, "--key", &key,
     ]);
     assert!(line.contains("listening on"), "{line}");
+}
+
+/// Start `mtlscope args…`, collect stderr until the "listening on" line (bounded), kill it.
+fn stderr_until_listening(args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = mtlscope()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut all = String::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+        all.push_str(&line);
+        all.push('\n');
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    all
+}
+
+#[test]
+fn settings_that_would_do_nothing_are_refused_or_warned_about() {
+    let (_dir, pki) = dev_pki();
+    let root = pki.join("root.pem").display().to_string();
+    let server = format!(
+        "{},{}",
+        pki.join("server.pem").display(),
+        pki.join("server.key").display()
+    );
+    let base = [
+        "reverse", "--listen", "127.0.0.1:0", "--upstream", "https://localhost:1",
+        "--server-cert", &server,
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    // reverse cannot block a renegotiation it terminates: refused, naming where it applies.
+    let o = mtlscope().args(run(&["--fault", "block-renegotiation"])).output().expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("observe") && err.contains("--passthrough"), "{err}");
+    // --enforce with nothing to enforce against: refused.
+    let o = mtlscope().args(run(&["--client-auth", "required", "--enforce"])).output().expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--client-ca"), "{err}");
+    // Asking without CA names: runs, with a warning saying what would work.
+    let args = run(&["--client-auth", "optional"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = stderr_until_listening(&args);
+    assert!(err.contains("warning") && err.contains("--client-ca FILE"), "{err}");
+    assert!(err.contains("listening on"), "{err}");
+    // CA names without asking: a warning too.
+    let args = run(&["--client-ca", &root]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = stderr_until_listening(&args);
+    assert!(err.contains("warning") && err.contains("--client-auth optional"), "{err}");
 }

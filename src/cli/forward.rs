@@ -92,6 +92,16 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         intercept: patterns("--intercept", &args.intercept, &c.intercept)?,
         passthrough: patterns("--passthrough", &args.passthrough, &c.passthrough)?,
     };
+    if scope.passthrough.is_empty()
+        && built
+            .faults
+            .has(&crate::faults::Fault::BlockRenegotiation)
+    {
+        eprintln!(
+            "mtlscope: warning: --fault block-renegotiation acts only on --passthrough tunnels, \
+             and none is configured: add --passthrough PATTERN"
+        );
+    }
     let identities = IdentityMap {
         rules: host_rules(&args.proxy, &args.host_identity, &c.host, &loaded)?,
         dir: args

@@ -238,6 +238,9 @@ impl ProxyArgs {
             .unwrap_or(CaNames::FromCa)
             == CaNames::FromCa;
         let enforce = self.enforce || c.enforce.unwrap_or(false);
+        for warning in client_auth_warnings(mode, !ca_files.is_empty(), enforce)? {
+            eprintln!("mtlscope: warning: {warning}");
+        }
         let policy =
             ClientAuthPolicy::new(mode, &client_cas, send_names, enforce, provider.clone())
                 .map_err(|e| CommandError::usage(format!("--client-ca: {e}")))?;
@@ -361,6 +364,38 @@ impl ProxyArgs {
             self.pkcs12_password_file.as_deref(),
         )
     }
+}
+
+/// Client-leg settings that would do nothing: an error when the user asked for a behaviour
+/// mtlscope cannot give (`--enforce` with nothing to enforce against), warnings otherwise.
+pub fn client_auth_warnings(
+    mode: ClientAuthMode,
+    has_cas: bool,
+    enforce: bool,
+) -> Result<Vec<String>, CommandError> {
+    if enforce && !has_cas {
+        return Err(CommandError::usage(
+            "--enforce: there is nothing to enforce against without --client-ca FILE (the CAs a \
+             client certificate must chain to)",
+        ));
+    }
+    let mut out = Vec::new();
+    match mode {
+        ClientAuthMode::None if has_cas => out.push(
+            "--client-ca has no effect with --client-auth none (the default): mtlscope asks \
+             clients for no certificate; add --client-auth optional or required"
+                .to_string(),
+        ),
+        ClientAuthMode::Optional | ClientAuthMode::Required if !has_cas => out.push(
+            "--client-auth without --client-ca: the request names no CA (an empty list, which \
+             some clients answer with no certificate) and the client's certificate is recorded \
+             but not judged; add --client-ca FILE, or use --client-auth mirror to send the \
+             upstream's CA names"
+                .to_string(),
+        ),
+        _ => {}
+    }
+    Ok(out)
 }
 
 /// curl's `--cert CERT --key KEY` as `CERT,KEY` identity arguments (a PKCS#12 `--cert` needs no

@@ -55,6 +55,16 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             }
         }
     })?;
+    if built
+        .faults
+        .has(&crate::faults::Fault::BlockRenegotiation)
+    {
+        return Err(CommandError::usage(
+            "--fault block-renegotiation: reverse terminates TLS, so there is no renegotiation \
+             to cut between client and server; it applies to observe and to forward's \
+             --passthrough tunnels",
+        ));
+    }
     let target_text = target_text
         .ok_or_else(|| CommandError::usage("--upstream is required (https://HOST[:PORT])"))?;
     let mut target =
