@@ -7,7 +7,22 @@
 
 use crate::facts::Flow;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use tokio::sync::{mpsc, oneshot};
+
+/// This process's run id: its start time (UTC, to the second) and pid, e.g.
+/// `20261130T021713Z-12345`. Fixed on first use; `main` uses it first, at start-up.
+pub fn run_id() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        );
+        let when = now.format(&stamp).unwrap_or_else(|_| now.unix_timestamp().to_string());
+        format!("{when}-{}", std::process::id())
+    })
+}
 
 /// Records in flight between connection tasks and the writer.
 const CHANNEL_DEPTH: usize = 1024;
@@ -87,6 +102,9 @@ impl Sink {
 
     /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.
     pub async fn emit(&self, mut flow: Flow) -> Flow {
+        if flow.run.is_empty() {
+            flow.run = run_id().to_string();
+        }
         flow.findings = crate::diagnose::diagnose(&flow);
         if self.print {
             let line = crate::render::explain::terminal_line(&flow);

@@ -62,6 +62,8 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing();
+    // The run id carries the start time: fix it now.
+    let _ = crate::record::run_id();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -32,6 +32,11 @@ pub struct Flow {
     pub kind: RecordKind,
     /// Which command produced the record.
     pub mode: Mode,
+    /// The mtlscope process that wrote the record (its start time and pid, e.g.
+    /// `20261130T021713Z-12345`), so ids stay unambiguous in a file several runs appended to.
+    /// Empty in records written before runs were recorded.
+    #[serde(default)]
+    pub run: String,
     /// Process-unique connection number; all exchanges of one connection share it.
     pub connection_id: u64,
     /// Position of this exchange on its connection (0-based); absent on connection records.
@@ -192,6 +197,7 @@ impl Flow {
             schema: SCHEMA,
             kind: RecordKind::Connection,
             mode,
+            run: String::new(),
             connection_id,
             exchange_index: None,
             started_at,

@@ -18,6 +18,8 @@ pub struct Filter {
     pub only_failures: bool,
     /// Only records carrying this finding id.
     pub id: Option<String>,
+    /// Only records of this run (`Flow::run`).
+    pub run: Option<String>,
 }
 
 impl Filter {
@@ -25,6 +27,9 @@ impl Filter {
     pub fn keeps(&self, record: &Record) -> bool {
         let flow = &record.flow;
         if self.only_failures && !failed(flow) {
+            return false;
+        }
+        if self.run.as_ref().is_some_and(|run| &flow.run != run) {
             return false;
         }
         match &self.id {
@@ -55,6 +60,8 @@ pub struct Row {
     pub line: usize,
     /// When the connection was accepted (RFC 3339).
     pub started_at: String,
+    /// The run that recorded it (with `connection_id`, what `diff --a-id RUN/ID` takes).
+    pub run: String,
     /// Connection number.
     pub connection_id: u64,
     /// Exchange position on the connection; null for a connection record.
@@ -147,6 +154,7 @@ pub fn row(record: &Record) -> Row {
             .started_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
+        run: flow.run.clone(),
         connection_id: flow.connection_id,
         exchange_index: flow.exchange_index,
         kind: flow.kind,
