@@ -190,3 +190,23 @@ async fn optional_verification_with_an_app_answering_403() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_no_error_finding(&rec);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_post_records_its_redacted_request_body() {
+    let s = setup(VerifyClient::Optional);
+    let p = proxy(&s, None);
+    let r = Curl::new(format!("https://localhost:{}/app", p.port()))
+        .cacert(s.pki.root_ca())
+        .arg("--data")
+        .arg("user=ann&password=hunter2")
+        .run_async()
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["request"]["method"], "POST");
+    assert_eq!(
+        rec["request"]["body_excerpt"], "user=ann&password=<redacted>",
+        "{:#}",
+        rec["request"]
+    );
+}

@@ -115,6 +115,10 @@ pub struct Request {
     /// When it was sent upstream; null if it never was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_at_ms: Option<f64>,
+    /// The first bytes (at most 4 KiB) of the body sent upstream, lossily decoded, credential
+    /// fields of form and JSON bodies redacted unless `--no-redact`; `…` marks a cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_excerpt: Option<String>,
 }
 
 /// The response as the client received it.

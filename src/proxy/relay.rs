@@ -6,6 +6,7 @@
 //! page before the head goes to the client.
 
 use super::body::RelayBody;
+use super::request_excerpt::{Excerpt, TeeBody};
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
@@ -38,9 +39,9 @@ pub const DIAGNOSIS_HEADER: &str = "mtlscope-diagnosis";
 /// The upstream HTTP connection of a pair.
 pub enum UpstreamSender {
     /// HTTP/1.1: one request at a time.
-    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>),
+    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<TeeBody>>),
     /// HTTP/2: multiplexed.
-    H2(hyper::client::conn::http2::SendRequest<Incoming>),
+    H2(hyper::client::conn::http2::SendRequest<TeeBody>),
 }
 
 impl UpstreamSender {
@@ -70,7 +71,7 @@ impl UpstreamSender {
 
     async fn send(
         &self,
-        req: http::Request<Incoming>,
+        req: http::Request<TeeBody>,
     ) -> Result<http::Response<Incoming>, hyper::Error> {
         match self {
             UpstreamSender::H1(s) => {
@@ -168,7 +169,7 @@ impl Pair {
                 .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
                 .await);
         };
-        let upstream_req = match self.upstream_request(req, sender.is_h2()) {
+        let (upstream_req, excerpt) = match self.upstream_request(req, sender.is_h2()) {
             Ok(r) => r,
             Err(e) => {
                 self.upstream.fail(&Classified::new(
@@ -183,7 +184,9 @@ impl Pair {
         };
         request.forwarded_at_ms = Some(self.clock.ms());
         self.upstream.note_request();
-        let resp = match sender.send(upstream_req).await {
+        let sent = sender.send(upstream_req).await;
+        request.body_excerpt = excerpt.take();
+        let resp = match sent {
             Ok(resp) => resp,
             Err(e) => {
                 self.upstream.fail(&http_error(&e));
@@ -196,12 +199,12 @@ impl Pair {
     }
 
     /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
-    /// upstream, hop-by-hop headers removed.
+    /// upstream, hop-by-hop headers removed; the body copies its excerpt as it goes.
     fn upstream_request(
         &self,
         req: http::Request<Incoming>,
         h2: bool,
-    ) -> Result<http::Request<Incoming>, http::Error> {
+    ) -> Result<(http::Request<TeeBody>, Excerpt), http::Error> {
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -226,7 +229,9 @@ impl Pair {
                 .headers
                 .insert(HOST, HeaderValue::from_str(&authority)?);
         }
-        Ok(http::Request::from_parts(parts, body))
+        let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let (body, excerpt) = TeeBody::new(body, content_type, self.redact);
+        Ok((http::Request::from_parts(parts, body), excerpt))
     }
 
     async fn relay_response(
@@ -421,6 +426,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),
         forwarded_at_ms: None,
+        body_excerpt: None,
     }
 }
 

@@ -477,13 +477,13 @@ mod tests {
         let records = [rec(success(), 1), rec(failing(), 2)];
         let only = Filter {
             only_failures: true,
-            id: None,
+            ..Filter::default()
         };
         let kept: Vec<bool> = records.iter().map(|r| only.keeps(r)).collect();
         assert_eq!(kept, vec![false, true]);
         let by_id = Filter {
-            only_failures: false,
             id: Some("empty-ca-list".into()),
+            ..Filter::default()
         };
         assert!(!records.iter().any(|r| by_id.keeps(r)));
         assert_eq!(clean("a\u{1b}[31mb"), "a\u{fffd}[31mb");
