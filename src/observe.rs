@@ -40,6 +40,9 @@ pub struct ObserveArgs {
     /// renegotiation starts (a firewall that blocks it).
     #[arg(long, value_name = "NAME")]
     pub fault: Vec<String>,
+    /// Under each connection, print every finding's evidence and fix.
+    #[arg(long, short = 'v')]
+    pub explain: bool,
 }
 
 /// Validate the flags, then relay until interrupted.
@@ -56,7 +59,8 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(args.record.as_deref(), true)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
+            .explaining(args.explain);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;

@@ -34,6 +34,8 @@ pub struct Sink {
     tx: Option<mpsc::Sender<WriterMsg>>,
     /// Whether to print a terminal line per flow.
     print: bool,
+    /// Also print each finding's evidence and fix under its flow (`-v/--explain`).
+    explain: bool,
     /// Also hand each diagnosed flow to this channel (the demo, tests).
     observer: Option<mpsc::UnboundedSender<Flow>>,
 }
@@ -82,8 +84,15 @@ impl Sink {
         Ok(Sink {
             tx,
             print,
+            explain: false,
             observer: None,
         })
+    }
+
+    /// This sink, printing each finding's evidence and fix under its flow when `explain`.
+    pub fn explaining(mut self, explain: bool) -> Sink {
+        self.explain = explain;
+        self
     }
 
     /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
@@ -94,6 +103,7 @@ impl Sink {
             Sink {
                 tx: None,
                 print: false,
+                explain: false,
                 observer: Some(tx),
             },
             rx,
@@ -107,7 +117,11 @@ impl Sink {
         }
         flow.findings = crate::diagnose::diagnose(&flow);
         if self.print {
-            let line = crate::render::explain::terminal_line(&flow);
+            let line = if self.explain {
+                crate::render::explain::explained_block(&flow)
+            } else {
+                crate::render::explain::terminal_line(&flow)
+            };
             crate::io::stdout::try_write(format_args!("{line}\n"));
         }
         if let Some(obs) = &self.observer {

@@ -130,7 +130,9 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     };
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
+        let sink = Sink::open(built.record.as_deref(), built.print)
+            .map_err(CommandError::usage)?
+            .explaining(built.explain);
         let opts = ForwardOptions {
             session: built.session_context(Mode::Forward, sink.clone()),
             leaves,

@@ -13,8 +13,21 @@ use std::process::ExitCode;
 
 /// A debugging proxy that explains client-certificate (mutual TLS) failures.
 #[derive(Debug, Parser)]
-#[command(name = "mtlscope", version, about, long_about = None)]
+#[command(
+    name = "mtlscope",
+    version,
+    about,
+    long_about = None,
+    after_help = "Logging: mtlscope's own diagnostics go to stderr at `warn`; raise them with \
+                  --log-level debug, or RUST_LOG (e.g. RUST_LOG=mtlscope=debug), which --log-level \
+                  overrides. -v/--explain on reverse, forward, observe and report prints each \
+                  finding's evidence and fix."
+)]
 pub struct Cli {
+    /// Level of mtlscope's own log on stderr: error, warn, info, debug or trace (or a
+    /// RUST_LOG-style filter); default: RUST_LOG, else warn.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -61,7 +74,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_tracing();
+    if let Err(e) = init_tracing(cli.log_level.as_deref()) {
+        eprintln!("mtlscope: {e}");
+        return ExitCode::from(e.code);
+    }
     // The run id carries the start time: fix it now.
     let _ = crate::record::run_id();
     match run(cli.command) {
@@ -88,13 +104,18 @@ fn run(command: Command) -> Result<(), CommandError> {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+fn init_tracing(level: Option<&str>) -> Result<(), CommandError> {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::try_new(l)
+            .map_err(|e| CommandError::usage(format!("--log-level {l:?}: {e}")))?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
 }
 
 /// The address for `--listen TEXT`: an IP address and port, or a host name and port

@@ -96,6 +96,9 @@ pub struct ProxyArgs {
     /// Do not print a line per flow.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Under each flow, print every finding's evidence and fix (what `demo` shows).
+    #[arg(long, short = 'v')]
+    pub explain: bool,
 }
 
 /// The merged, loaded settings.
@@ -116,6 +119,8 @@ pub struct Built {
     pub redact: bool,
     /// Print a line per flow.
     pub print: bool,
+    /// Print each finding's evidence and fix under its flow.
+    pub explain: bool,
     /// The local CA directory.
     pub ca_dir: Option<PathBuf>,
     /// `--resolve` overrides.
@@ -330,6 +335,7 @@ impl ProxyArgs {
             record,
             redact,
             print: !self.quiet,
+            explain: self.explain,
             ca_dir: inputs.ca_dir,
             resolve: Resolve::parse(&self.resolve)?,
             faults: Arc::new(faults),

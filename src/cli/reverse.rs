@@ -72,7 +72,9 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     built.resolve.apply(&mut target);
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
+        let sink = Sink::open(built.record.as_deref(), built.print)
+            .map_err(CommandError::usage)?
+            .explaining(built.explain);
         let opts = ReverseOptions {
             session: built.session_context(Mode::Reverse, sink.clone()),
             identity: built.identity,

@@ -29,6 +29,9 @@ pub struct ReportArgs {
     /// Only records carrying this finding id.
     #[arg(long, value_name = "FINDING_ID")]
     pub id: Option<String>,
+    /// After the table, print every finding's evidence and fix under its record.
+    #[arg(long, short = 'v')]
+    pub explain: bool,
     /// Only records of this run (each record's `run`: the mtlscope process that wrote it).
     #[arg(long, value_name = "RUN")]
     pub run: Option<String>,
@@ -105,6 +108,9 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
         crate::outln!("{}", pretty(&v)?);
     } else {
         crate::out!("{}", report::text(&rows, &summary));
+        if args.explain {
+            crate::out!("{}", report::explain_text(&shown));
+        }
     }
     Ok(())
 }

@@ -122,6 +122,26 @@ pub fn demo_block(flow: &Flow) -> String {
     s
 }
 
+/// A flow for `-v/--explain`: the terminal line, then each finding with its evidence and fix,
+/// indented under it (nothing more for a flow without findings).
+pub fn explained_block(flow: &Flow) -> String {
+    let mut s = terminal_line(flow);
+    if !flow.findings.is_empty() {
+        s.push('\n');
+        s.push_str(&indented(&findings_text(&flow.findings)));
+    }
+    s
+}
+
+/// Every line of `text` indented by two spaces (blank lines kept blank), without a final
+/// newline.
+pub fn indented(text: &str) -> String {
+    text.lines()
+        .map(|l| if l.is_empty() { String::new() } else { format!("  {l}") })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The 502 body as JSON: the same content as [`error_body_text`], structured.
 pub fn error_body_json(flow: &Flow) -> serde_json::Value {
     let findings = findings(flow);

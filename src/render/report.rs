@@ -39,6 +39,25 @@ impl Filter {
     }
 }
 
+/// `-v/--explain`: each shown record with findings, by its `FILE:N` and terminal line, then
+/// each finding's evidence and fix.
+pub fn explain_text(records: &[&Record]) -> String {
+    let mut s = String::new();
+    for r in records.iter().filter(|r| !r.flow.findings.is_empty()) {
+        let block = format!(
+            "{}: {}",
+            r.label(),
+            crate::render::explain::explained_block(&r.flow)
+        );
+        s.push('\n');
+        for line in block.lines() {
+            s.push_str(&clean(line));
+            s.push('\n');
+        }
+    }
+    s
+}
+
 /// Whether the facts or recorded findings say the flow failed.
 pub fn failed(flow: &Flow) -> bool {
     flow.status().is_some_and(|s| s >= 400)
