@@ -137,7 +137,7 @@ fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
         signature_schemes: hello
             .signature_schemes()
             .iter()
-            .map(|s| format!("{s:?}"))
+            .map(|s| crate::wire::scheme_name(u16::from(*s)))
             .collect(),
         offered_pha: false,
     };
