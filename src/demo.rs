@@ -118,11 +118,11 @@ async fn run_scenario(
             .into_iter()
             .collect(),
         upstream_ca: vec![pki.root_ca().to_path_buf()],
-        timeout: 5,
+        timeout: Some(5),
         quiet: true,
         ..ProxyArgs::default()
     };
-    let built = args.build("127.0.0.1:0", |inputs| {
+    let built = args.build("reverse", "127.0.0.1:0", |inputs| {
         inputs
             .fixed_server_cert()?
             .ok_or_else(|| CommandError::runtime("demo server certificate missing"))

@@ -27,12 +27,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Flags of `mtlscope observe`.
 #[derive(Debug, clap::Args)]
 pub struct ObserveArgs {
-    /// Address to listen on (loopback unless told otherwise).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    pub listen: String,
+    /// Address to listen on (loopback unless told otherwise; default 127.0.0.1:8443).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// The real server, as `host:port`.
     #[arg(long)]
-    pub upstream: String,
+    pub upstream: Option<String>,
+    /// TOML configuration file (keys: listen, upstream, record, fault, quiet, explain); flags
+    /// win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not print a line per connection.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Append one JSON line per connection to this file.
     #[arg(long)]
     pub record: Option<PathBuf>,
@@ -47,20 +54,46 @@ pub struct ObserveArgs {
 
 /// Validate the flags, then relay until interrupted.
 pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
-    let listen: SocketAddr = crate::cli::listen_addr(&args.listen)?;
-    let upstream = parse_upstream(&args.upstream)?;
-    let faults = Faults::parse(&args.fault).map_err(CommandError::usage)?;
+    let loaded = match &args.config {
+        Some(p) => crate::config::Loaded::read(p).map_err(CommandError::usage)?,
+        None => crate::config::Loaded::default(),
+    };
+    loaded
+        .only("observe", crate::config::keys::OBSERVE)
+        .map_err(CommandError::usage)?;
+    let c = &loaded.config;
+    let listen_text = args
+        .listen
+        .clone()
+        .or(c.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8443".into());
+    let listen: SocketAddr = crate::cli::listen_addr(&listen_text)?;
+    let upstream = match (&args.upstream, &c.upstream) {
+        (Some(u), _) => parse_upstream(u)?,
+        (None, Some(u)) => parse_upstream(u).map_err(|e| {
+            CommandError::usage(format!("{}: {}", loaded.key("upstream"), e.message))
+        })?,
+        (None, None) => return Err(CommandError::usage("--upstream HOST:PORT is required")),
+    };
+    let fault_values = if args.fault.is_empty() { &c.fault } else { &args.fault };
+    let faults = Faults::parse(fault_values).map_err(CommandError::usage)?;
     let block_renegotiation = faults.has(&Fault::BlockRenegotiation);
-    if args.fault.len() > usize::from(block_renegotiation) {
+    let record = args
+        .record
+        .clone()
+        .or(c.record.as_ref().map(|p| loaded.resolve(p)));
+    let print = !(args.quiet || c.quiet.unwrap_or(false));
+    let explain = args.explain || c.explain.unwrap_or(false);
+    if fault_values.len() > usize::from(block_renegotiation) {
         return Err(CommandError::usage(
             "--fault: observe does not terminate TLS; only block-renegotiation applies",
         ));
     }
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(args.record.as_deref(), true)
+        let sink = Sink::open(record.as_deref(), print)
             .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-            .explaining(args.explain);
+            .explaining(explain);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;

@@ -265,3 +265,80 @@ fn settings_that_would_do_nothing_are_refused_or_warned_about() {
     let err = stderr_until_listening(&args);
     assert!(err.contains("warning") && err.contains("--client-auth optional"), "{err}");
 }
+
+#[test]
+fn one_config_file_serves_every_command_and_names_lines() {
+    let (dir, pki) = dev_pki();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write config");
+        p.display().to_string()
+    };
+    let ca = dir.path().join("ca").display().to_string();
+    // forward refuses `upstream`, naming its line.
+    let cfg = write("fwd.toml", "listen = \"127.0.0.1:0\"\n\nupstream = \"https://localhost:1\"\n");
+    let o = mtlscope()
+        .args(["forward", "--ca-dir", &ca, "--config", &cfg])
+        .output()
+        .expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 3") && err.contains("`upstream`"), "{err}");
+    // A bad path in the file: the error carries the file and the line.
+    let cfg = write(
+        "bad.toml",
+        "listen = \"127.0.0.1:0\"\nupstream = \"https://localhost:1\"\n\
+         identity = [\"missing.pem,missing.key\"]\n",
+    );
+    let o = mtlscope()
+        .args(["reverse", "--ca-dir", &ca, "--config", &cfg])
+        .output()
+        .expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml line 3"), "{err}");
+    // timeout, resolve, the PKCS#12 password settings and quiet are keys now.
+    let cfg = write(
+        "keys.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nupstream = \"https://localhost:1\"\ntimeout = 3\n\
+             resolve = [\"localhost:1:127.0.0.1\"]\npkcs12_password_env = \"NOPE\"\n\
+             quiet = true\nexplain = true\nidentity = [\"{},{}\"]\n",
+            pki.join("client-good.pem").display(),
+            pki.join("client-good.key").display()
+        ),
+    );
+    let err = stderr_until_listening(&["reverse", "--ca-dir", &ca, "--config", &cfg]);
+    assert!(err.contains("listening on"), "{err}");
+    // observe and probe take --config.
+    let cfg = write("obs.toml", "listen = \"localhost:0\"\nupstream = \"127.0.0.1:1\"\nquiet = true\n");
+    let err = stderr_until_listening(&["observe", "--config", &cfg]);
+    assert!(err.contains("listening on 127.0.0.1:"), "{err}");
+    let cfg = write("obs-bad.toml", "upstream = \"127.0.0.1:1\"\nidentity = [\"a.pem,a.key\"]\n");
+    let o = mtlscope().args(["observe", "--config", &cfg]).output().expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2") && err.contains("`identity`"), "{err}");
+    let cfg = write(
+        "probe.toml",
+        &format!(
+            "timeout = 2\nidentity = [\"{}, {}\"]\n",
+            pki.join("client-good.pem").display(),
+            pki.join("client-good.key").display()
+        ),
+    );
+    let port = common::free_port().expect("free port");
+    let o = mtlscope()
+        .args(["probe", &format!("https://127.0.0.1:{port}/"), "--tls12", "--json", "--config", &cfg])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1), "unreachable, not a usage error: {}", text(&o.stderr));
+    let cfg = write("probe-bad.toml", "identity = [\"nowhere.pem,nowhere.key\"]\n");
+    let o = mtlscope()
+        .args(["probe", &format!("https://127.0.0.1:{port}/"), "--config", &cfg])
+        .output()
+        .expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("nowhere.pem"), "the file's identity was loaded: {err}");
+}

@@ -47,7 +47,7 @@ pub struct ForwardArgs {
 /// Run `mtlscope forward` until interrupted.
 pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     let mut ca: Option<Arc<LocalCa>> = None;
-    let built = args.proxy.build("127.0.0.1:8080", |inputs| {
+    let built = args.proxy.build("forward", "127.0.0.1:8080", |inputs| {
         let local = Arc::new(super::certs::open_local_ca(inputs.ca_dir.as_deref())?);
         ca = Some(local.clone());
         Ok(Arc::new(LocalCaResolver {

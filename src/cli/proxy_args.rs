@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Flags shared by the TLS-terminating modes.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct ProxyArgs {
     /// Address to listen on (loopback unless told otherwise).
     #[arg(long)]
@@ -90,9 +90,9 @@ pub struct ProxyArgs {
     /// ca-list=FILE, cut-on-cert-request, alert=NAME, allow-fingerprint=SHA256, delay=STEP:MS.
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub fault: Vec<String>,
-    /// Bound, in seconds, on each connect and handshake.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
+    /// Bound, in seconds, on each connect and handshake (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// Do not print a line per flow.
     #[arg(long, short)]
     pub quiet: bool,
@@ -185,9 +185,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 impl ProxyArgs {
-    /// Merge with the config file and load every file named.
+    /// Merge with the config file (refusing keys `command` does not read) and load every file
+    /// named.
     pub fn build(
         &self,
+        command: &str,
         default_listen: &str,
         server_cert: impl FnOnce(
             &ServerCertInputs,
@@ -198,9 +200,44 @@ impl ProxyArgs {
             Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
             None => Loaded::default(),
         };
+        let allowed = match command {
+            "forward" => crate::config::keys::FORWARD,
+            _ => crate::config::keys::REVERSE,
+        };
+        loaded.only(command, allowed).map_err(CommandError::usage)?;
+        self.merged_with(&loaded)
+            .build_merged(loaded, default_listen, server_cert)
+    }
+
+    /// These flags with the config file's values filled in where a flag was not given.
+    fn merged_with(&self, loaded: &Loaded) -> ProxyArgs {
+        let c = &loaded.config;
+        let mut m = self.clone();
+        m.timeout = m.timeout.or(c.timeout);
+        if m.resolve.is_empty() {
+            m.resolve = c.resolve.clone();
+        }
+        if m.pkcs12_password_env.is_none() && m.pkcs12_password_file.is_none() {
+            m.pkcs12_password_env = c.pkcs12_password_env.clone();
+            m.pkcs12_password_file = c.pkcs12_password_file.as_ref().map(|p| loaded.resolve(p));
+        }
+        m.quiet |= c.quiet.unwrap_or(false);
+        m.explain |= c.explain.unwrap_or(false);
+        m
+    }
+
+    fn build_merged(
+        &self,
+        loaded: Loaded,
+        default_listen: &str,
+        server_cert: impl FnOnce(
+            &ServerCertInputs,
+        )
+            -> Result<Arc<dyn rustls::server::ResolvesServerCert>, CommandError>,
+    ) -> Result<Built, CommandError> {
         let c = &loaded.config;
         let provider = provider();
-        let timeout = Duration::from_secs(self.timeout.max(1));
+        let timeout = Duration::from_secs(self.timeout.unwrap_or(10).max(1));
 
         let listen_text = self
             .listen
@@ -243,7 +280,7 @@ impl ProxyArgs {
             .unwrap_or(CaNames::FromCa)
             == CaNames::FromCa;
         let enforce = self.enforce || c.enforce.unwrap_or(false);
-        for warning in client_auth_warnings(mode, !ca_files.is_empty(), enforce)? {
+        for warning in super::lint::client_auth_warnings(mode, !ca_files.is_empty(), enforce)? {
             eprintln!("mtlscope: warning: {warning}");
         }
         let policy =
@@ -255,12 +292,15 @@ impl ProxyArgs {
         let identity_args = self.identity_args()?;
         if identity_args.is_empty() {
             for ck in &c.identity {
-                let (cert, key) = ck
-                    .paths(&loaded.base)
-                    .map_err(|e| CommandError::usage(format!("{}: {e}", loaded.key("identity"))))?;
-                identities.push(Arc::new(Identity::load(&cert, &key).map_err(|e| {
-                    CommandError::usage(format!("{}: {e}", loaded.key("identity")))
-                })?));
+                let at = |e: String| CommandError::usage(format!("{}: {e}", loaded.key("identity")));
+                let identity = match ck.pkcs12() {
+                    Some(p12) => self.load_identity_arg(&loaded.resolve(p12).to_string_lossy()),
+                    None => {
+                        let (cert, key) = ck.paths(&loaded.base).map_err(at)?;
+                        Identity::load(&cert, &key).map_err(|e| e.to_string())
+                    }
+                };
+                identities.push(Arc::new(identity.map_err(at)?));
             }
         } else {
             for arg in &identity_args {
@@ -337,7 +377,13 @@ impl ProxyArgs {
             print: !self.quiet,
             explain: self.explain,
             ca_dir: inputs.ca_dir,
-            resolve: Resolve::parse(&self.resolve)?,
+            resolve: Resolve::parse(&self.resolve).map_err(|e| {
+                if self.resolve == c.resolve && !c.resolve.is_empty() {
+                    CommandError::usage(format!("{}: {e}", loaded.key("resolve")))
+                } else {
+                    e
+                }
+            })?,
             faults: Arc::new(faults),
             loaded: Arc::new(loaded),
         })
@@ -346,7 +392,7 @@ impl ProxyArgs {
     /// Every `--identity`, then every curl-style `--cert`/`--key` pair as `CERT,KEY`.
     pub fn identity_args(&self) -> Result<Vec<String>, CommandError> {
         let mut out = self.identity.clone();
-        out.extend(curl_style_identities(&self.cert, &self.key)?);
+        out.extend(super::lint::curl_style_identities(&self.cert, &self.key)?);
         Ok(out)
     }
 
@@ -370,72 +416,6 @@ impl ProxyArgs {
             self.pkcs12_password_file.as_deref(),
         )
     }
-}
-
-/// Client-leg settings that would do nothing: an error when the user asked for a behaviour
-/// mtlscope cannot give (`--enforce` with nothing to enforce against), warnings otherwise.
-pub fn client_auth_warnings(
-    mode: ClientAuthMode,
-    has_cas: bool,
-    enforce: bool,
-) -> Result<Vec<String>, CommandError> {
-    if enforce && !has_cas {
-        return Err(CommandError::usage(
-            "--enforce: there is nothing to enforce against without --client-ca FILE (the CAs a \
-             client certificate must chain to)",
-        ));
-    }
-    let mut out = Vec::new();
-    match mode {
-        ClientAuthMode::None if has_cas => out.push(
-            "--client-ca has no effect with --client-auth none (the default): mtlscope asks \
-             clients for no certificate; add --client-auth optional or required"
-                .to_string(),
-        ),
-        ClientAuthMode::Optional | ClientAuthMode::Required if !has_cas => out.push(
-            "--client-auth without --client-ca: the request names no CA (an empty list, which \
-             some clients answer with no certificate) and the client's certificate is recorded \
-             but not judged; add --client-ca FILE, or use --client-auth mirror to send the \
-             upstream's CA names"
-                .to_string(),
-        ),
-        _ => {}
-    }
-    Ok(out)
-}
-
-/// curl's `--cert CERT --key KEY` as `CERT,KEY` identity arguments (a PKCS#12 `--cert` needs no
-/// `--key`).
-pub fn curl_style_identities(
-    certs: &[PathBuf],
-    keys: &[PathBuf],
-) -> Result<Vec<String>, CommandError> {
-    let is_p12 = |p: &PathBuf| {
-        let l = p.to_string_lossy().to_ascii_lowercase();
-        l.ends_with(".p12") || l.ends_with(".pfx")
-    };
-    let mut keys = keys.iter();
-    let mut out = Vec::new();
-    for cert in certs {
-        if is_p12(cert) {
-            out.push(cert.display().to_string());
-            continue;
-        }
-        let key = keys.next().ok_or_else(|| {
-            CommandError::usage(format!(
-                "--cert {}: needs a --key KEY (or use --identity CERT,KEY)",
-                cert.display()
-            ))
-        })?;
-        out.push(format!("{},{}", cert.display(), key.display()));
-    }
-    if let Some(key) = keys.next() {
-        return Err(CommandError::usage(format!(
-            "--key {}: no --cert CERT to go with it (or use --identity CERT,KEY)",
-            key.display()
-        )));
-    }
-    Ok(out)
 }
 
 /// The settings the server-certificate choice depends on.

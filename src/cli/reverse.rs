@@ -44,7 +44,7 @@ pub fn parse_upstream(url: &str) -> Result<Target, String> {
 /// Run `mtlscope reverse` until interrupted.
 pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     let mut target_text = args.upstream.clone();
-    let built = args.proxy.build("127.0.0.1:8443", |inputs| {
+    let built = args.proxy.build("reverse", "127.0.0.1:8443", |inputs| {
         if target_text.is_none() {
             target_text = inputs.upstream.clone();
         }
