@@ -80,24 +80,69 @@ pub struct FileConfig {
 pub mod keys {
     /// `reverse`.
     pub const REVERSE: &[&str] = &[
-        "listen", "upstream", "record", "keylog", "server_cert", "ca_dir", "client_auth",
-        "client_ca", "client_ca_names", "identity", "upstream_ca", "insecure_upstream",
-        "enforce", "redact", "fault", "timeout", "resolve", "pkcs12_password_env",
-        "pkcs12_password_file", "quiet", "explain",
+        "listen",
+        "upstream",
+        "record",
+        "keylog",
+        "server_cert",
+        "ca_dir",
+        "client_auth",
+        "client_ca",
+        "client_ca_names",
+        "identity",
+        "upstream_ca",
+        "insecure_upstream",
+        "enforce",
+        "redact",
+        "fault",
+        "timeout",
+        "resolve",
+        "pkcs12_password_env",
+        "pkcs12_password_file",
+        "quiet",
+        "explain",
     ];
     /// `forward` (no `upstream`: it goes where each client asks).
     pub const FORWARD: &[&str] = &[
-        "listen", "record", "keylog", "server_cert", "ca_dir", "client_auth", "client_ca",
-        "client_ca_names", "identity", "upstream_ca", "insecure_upstream", "enforce", "redact",
-        "fault", "timeout", "resolve", "pkcs12_password_env", "pkcs12_password_file", "quiet",
-        "explain", "intercept", "passthrough", "allow_remote", "proxy_auth", "identity_dir", "host",
+        "listen",
+        "record",
+        "keylog",
+        "server_cert",
+        "ca_dir",
+        "client_auth",
+        "client_ca",
+        "client_ca_names",
+        "identity",
+        "upstream_ca",
+        "insecure_upstream",
+        "enforce",
+        "redact",
+        "fault",
+        "timeout",
+        "resolve",
+        "pkcs12_password_env",
+        "pkcs12_password_file",
+        "quiet",
+        "explain",
+        "intercept",
+        "passthrough",
+        "allow_remote",
+        "proxy_auth",
+        "identity_dir",
+        "host",
     ];
     /// `observe` (it terminates no TLS: no certificates, identities or trust).
     pub const OBSERVE: &[&str] = &["listen", "upstream", "record", "fault", "quiet", "explain"];
     /// `probe` (the URL is its argument).
     pub const PROBE: &[&str] = &[
-        "identity", "pkcs12_password_env", "pkcs12_password_file", "upstream_ca",
-        "insecure_upstream", "resolve", "timeout", "record",
+        "identity",
+        "pkcs12_password_env",
+        "pkcs12_password_file",
+        "upstream_ca",
+        "insecure_upstream",
+        "resolve",
+        "timeout",
+        "record",
     ];
 }
 
@@ -269,17 +314,20 @@ impl Loaded {
 
     /// The line (1-based) where top-level `key` is set (`key =`, `[key]` or `[[key]]`).
     pub fn line_of(&self, key: &str) -> Option<usize> {
-        self.text.lines().position(|l| {
-            let l = l.trim_start();
-            let assigned = l
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='));
-            let table = l.trim_start_matches('[').strip_prefix(key).is_some_and(|rest| {
-                l.starts_with('[') && rest.trim_start().starts_with(']')
-            });
-            assigned || table
-        })
-        .map(|i| i + 1)
+        self.text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start();
+                let assigned = l
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='));
+                let table = l
+                    .trim_start_matches('[')
+                    .strip_prefix(key)
+                    .is_some_and(|rest| l.starts_with('[') && rest.trim_start().starts_with(']'));
+                assigned || table
+            })
+            .map(|i| i + 1)
     }
 
     /// A path from the file, resolved.
@@ -366,9 +414,18 @@ mod tests {
         let (_d, path) = write("listen = \"127.0.0.1:1\"\n\nupstream = \"https://x:1\"\n");
         let loaded = Loaded::read(&path).unwrap();
         assert!(loaded.only("reverse", keys::REVERSE).is_ok());
-        let err = loaded.only("forward", keys::FORWARD).unwrap_err().to_string();
-        assert!(err.contains("line 3") && err.contains("`upstream`"), "{err}");
-        assert_eq!(loaded.key("upstream"), format!("{} line 3 (upstream)", path.display()));
+        let err = loaded
+            .only("forward", keys::FORWARD)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("`upstream`"),
+            "{err}"
+        );
+        assert_eq!(
+            loaded.key("upstream"),
+            format!("{} line 3 (upstream)", path.display())
+        );
     }
 
     /// Every key the file model accepts belongs to some command and is shown in the example.
@@ -390,7 +447,12 @@ mod tests {
             });
             assert!(shown, "{f} missing from config/example.toml");
         }
-        for k in keys::REVERSE.iter().chain(keys::FORWARD).chain(keys::OBSERVE).chain(keys::PROBE) {
+        for k in keys::REVERSE
+            .iter()
+            .chain(keys::FORWARD)
+            .chain(keys::OBSERVE)
+            .chain(keys::PROBE)
+        {
             assert!(fields.contains(k), "{k} listed but not a key");
         }
     }

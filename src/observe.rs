@@ -75,7 +75,11 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         })?,
         (None, None) => return Err(CommandError::usage("--upstream HOST:PORT is required")),
     };
-    let fault_values = if args.fault.is_empty() { &c.fault } else { &args.fault };
+    let fault_values = if args.fault.is_empty() {
+        &c.fault
+    } else {
+        &args.fault
+    };
     let faults = Faults::parse(fault_values).map_err(CommandError::usage)?;
     let block_renegotiation = faults.has(&Fault::BlockRenegotiation);
     let record = args

@@ -16,10 +16,10 @@ pub fn run_id() -> &'static str {
     static RUN: OnceLock<String> = OnceLock::new();
     RUN.get_or_init(|| {
         let now = time::OffsetDateTime::now_utc();
-        let stamp = time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        );
-        let when = now.format(&stamp).unwrap_or_else(|_| now.unix_timestamp().to_string());
+        let stamp = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let when = now
+            .format(&stamp)
+            .unwrap_or_else(|_| now.unix_timestamp().to_string());
         format!("{when}-{}", std::process::id())
     })
 }

@@ -255,7 +255,13 @@ pub fn select<'a>(recording: &'a Recording, selector: &Selector) -> Result<&'a R
                 if runs.len() > 1 {
                     let named: Vec<String> = runs
                         .iter()
-                        .map(|r| if r.is_empty() { "(no run id)".into() } else { format!("{r}/{id}") })
+                        .map(|r| {
+                            if r.is_empty() {
+                                "(no run id)".into()
+                            } else {
+                                format!("{r}/{id}")
+                            }
+                        })
                         .collect();
                     return Err(format!(
                         "has connection {id} in {} runs: name one of {}",
@@ -365,7 +371,10 @@ mod tests {
         assert_eq!(select(&r, &conn("9")).unwrap().index, 2);
         assert_eq!(
             split_file_selector("/nonexistent/rec.jsonl:12"),
-            (PathBuf::from("/nonexistent/rec.jsonl"), Some(Selector::Index(12)))
+            (
+                PathBuf::from("/nonexistent/rec.jsonl"),
+                Some(Selector::Index(12))
+            )
         );
         assert_eq!(
             split_file_selector("/nonexistent/rec.jsonl:R1/3").1,
@@ -381,7 +390,12 @@ mod tests {
             f.run = run.to_string();
             serde_json::to_string(&f).unwrap()
         };
-        let text = format!("{}\n{}\n{}\n", in_run("A", 1), in_run("B", 1), in_run("B", 2));
+        let text = format!(
+            "{}\n{}\n{}\n",
+            in_run("A", 1),
+            in_run("B", 1),
+            in_run("B", 2)
+        );
         let r = parse(Path::new("x"), text.as_bytes());
         let conn = |s: &str| Selector::connection(s).unwrap();
         let e = select(&r, &conn("1")).unwrap_err();

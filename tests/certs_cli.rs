@@ -154,7 +154,12 @@ fn inspect_text_calls_out_validity_and_purpose() {
         s(&out.join("client-not-yet-valid.pem")),
         s(&out.join("client-server-eku.pem")),
     ]);
-    assert_eq!(o.status.code(), Some(3), "negative verdicts: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "negative verdicts: {}",
+        stderr(&o)
+    );
     let text = stdout(&o);
     assert!(text.contains("EXPIRED"), "{text}");
     assert!(text.contains("NOT YET VALID"), "{text}");

@@ -123,7 +123,10 @@ fn certs_inspect_trust_is_what_openssl_verify_would_say() {
         assert_eq!(verify.status.success(), ok, "openssl agrees on {cert}");
         let want = if ok { 0 } else { 3 };
         assert_eq!(o.status.code(), Some(want), "{cert} vs {anchors}: {out}");
-        assert!(out.contains(if ok { "trust" } else { "does not verify" }), "{out}");
+        assert!(
+            out.contains(if ok { "trust" } else { "does not verify" }),
+            "{out}"
+        );
     }
 }
 
@@ -145,22 +148,43 @@ fn listen_takes_a_host_name() {
     let ca = tempfile::tempdir().expect("temp dir");
     let ca = ca.path().to_str().expect("utf-8");
     for args in [
-        &["observe", "--listen", "localhost:0", "--upstream", "127.0.0.1:1"][..],
+        &[
+            "observe",
+            "--listen",
+            "localhost:0",
+            "--upstream",
+            "127.0.0.1:1",
+        ][..],
         &["forward", "--listen", "localhost:0", "--ca-dir", ca][..],
     ] {
         let line = stderr_until_listening(args);
         assert!(line.contains("listening on"), "{args:?}: {line}");
         assert!(line.contains("127.0.0.1:"), "{args:?}: {line}");
     }
-    let line = stderr_until_listening(&["observe", "--listen", "no-such-host.invalid:0", "--upstream", "127.0.0.1:1"]);
-    assert!(line.contains("--listen") && line.contains("cannot resolve"), "{line}");
+    let line = stderr_until_listening(&[
+        "observe",
+        "--listen",
+        "no-such-host.invalid:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ]);
+    assert!(
+        line.contains("--listen") && line.contains("cannot resolve"),
+        "{line}"
+    );
 }
 
 /// `probe` against a closed port: it reaches identity loading first, so load errors show.
 fn probe_with(args: &[&str]) -> Output {
     let port = common::free_port().expect("free port");
     mtlscope()
-        .args(["probe", &format!("https://127.0.0.1:{port}/"), "--timeout", "2", "--tls12"])
+        .args([
+            "probe",
+            &format!("https://127.0.0.1:{port}/"),
+            "--timeout",
+            "2",
+            "--tls12",
+        ])
         .args(args)
         .output()
         .expect("probe runs")
@@ -190,7 +214,15 @@ fn identity_spellings_a_newcomer_tries() {
     let ca = tempfile::tempdir().expect("temp dir");
     let ca = ca.path().to_str().expect("utf-8");
     let line = stderr_until_listening(&[
-        "forward", "--listen", "127.0.0.1:0", "--ca-dir", ca, "--cert", &cert, "--key", &key,
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        "--ca-dir",
+        ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
     ]);
     assert!(line.contains("listening on"), "{line}");
 }
@@ -213,7 +245,9 @@ fn stderr_until_listening(args: &[&str]) -> String {
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let mut all = String::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
         all.push_str(&line);
         all.push('\n');
         if line.contains("listening on") {
@@ -235,8 +269,13 @@ fn settings_that_would_do_nothing_are_refused_or_warned_about() {
         pki.join("server.key").display()
     );
     let base = [
-        "reverse", "--listen", "127.0.0.1:0", "--upstream", "https://localhost:1",
-        "--server-cert", &server,
+        "reverse",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "https://localhost:1",
+        "--server-cert",
+        &server,
     ];
     let run = |extra: &[&str]| {
         let mut args = base.to_vec();
@@ -244,12 +283,21 @@ fn settings_that_would_do_nothing_are_refused_or_warned_about() {
         args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
     // reverse cannot block a renegotiation it terminates: refused, naming where it applies.
-    let o = mtlscope().args(run(&["--fault", "block-renegotiation"])).output().expect("runs");
+    let o = mtlscope()
+        .args(run(&["--fault", "block-renegotiation"]))
+        .output()
+        .expect("runs");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("observe") && err.contains("--passthrough"), "{err}");
+    assert!(
+        err.contains("observe") && err.contains("--passthrough"),
+        "{err}"
+    );
     // --enforce with nothing to enforce against: refused.
-    let o = mtlscope().args(run(&["--client-auth", "required", "--enforce"])).output().expect("runs");
+    let o = mtlscope()
+        .args(run(&["--client-auth", "required", "--enforce"]))
+        .output()
+        .expect("runs");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--client-ca"), "{err}");
@@ -257,13 +305,19 @@ fn settings_that_would_do_nothing_are_refused_or_warned_about() {
     let args = run(&["--client-auth", "optional"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = stderr_until_listening(&args);
-    assert!(err.contains("warning") && err.contains("--client-ca FILE"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("--client-ca FILE"),
+        "{err}"
+    );
     assert!(err.contains("listening on"), "{err}");
     // CA names without asking: a warning too.
     let args = run(&["--client-ca", &root]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = stderr_until_listening(&args);
-    assert!(err.contains("warning") && err.contains("--client-auth optional"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("--client-auth optional"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -276,14 +330,20 @@ fn one_config_file_serves_every_command_and_names_lines() {
     };
     let ca = dir.path().join("ca").display().to_string();
     // forward refuses `upstream`, naming its line.
-    let cfg = write("fwd.toml", "listen = \"127.0.0.1:0\"\n\nupstream = \"https://localhost:1\"\n");
+    let cfg = write(
+        "fwd.toml",
+        "listen = \"127.0.0.1:0\"\n\nupstream = \"https://localhost:1\"\n",
+    );
     let o = mtlscope()
         .args(["forward", "--ca-dir", &ca, "--config", &cfg])
         .output()
         .expect("runs");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("line 3") && err.contains("`upstream`"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("`upstream`"),
+        "{err}"
+    );
     // A bad path in the file: the error carries the file and the line.
     let cfg = write(
         "bad.toml",
@@ -311,14 +371,26 @@ fn one_config_file_serves_every_command_and_names_lines() {
     let err = stderr_until_listening(&["reverse", "--ca-dir", &ca, "--config", &cfg]);
     assert!(err.contains("listening on"), "{err}");
     // observe and probe take --config.
-    let cfg = write("obs.toml", "listen = \"localhost:0\"\nupstream = \"127.0.0.1:1\"\nquiet = true\n");
+    let cfg = write(
+        "obs.toml",
+        "listen = \"localhost:0\"\nupstream = \"127.0.0.1:1\"\nquiet = true\n",
+    );
     let err = stderr_until_listening(&["observe", "--config", &cfg]);
     assert!(err.contains("listening on 127.0.0.1:"), "{err}");
-    let cfg = write("obs-bad.toml", "upstream = \"127.0.0.1:1\"\nidentity = [\"a.pem,a.key\"]\n");
-    let o = mtlscope().args(["observe", "--config", &cfg]).output().expect("runs");
+    let cfg = write(
+        "obs-bad.toml",
+        "upstream = \"127.0.0.1:1\"\nidentity = [\"a.pem,a.key\"]\n",
+    );
+    let o = mtlscope()
+        .args(["observe", "--config", &cfg])
+        .output()
+        .expect("runs");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("line 2") && err.contains("`identity`"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("`identity`"),
+        "{err}"
+    );
     let cfg = write(
         "probe.toml",
         &format!(
@@ -329,16 +401,39 @@ fn one_config_file_serves_every_command_and_names_lines() {
     );
     let port = common::free_port().expect("free port");
     let o = mtlscope()
-        .args(["probe", &format!("https://127.0.0.1:{port}/"), "--tls12", "--json", "--config", &cfg])
+        .args([
+            "probe",
+            &format!("https://127.0.0.1:{port}/"),
+            "--tls12",
+            "--json",
+            "--config",
+            &cfg,
+        ])
         .output()
         .expect("runs");
-    assert_eq!(o.status.code(), Some(1), "unreachable, not a usage error: {}", text(&o.stderr));
-    let cfg = write("probe-bad.toml", "identity = [\"nowhere.pem,nowhere.key\"]\n");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unreachable, not a usage error: {}",
+        text(&o.stderr)
+    );
+    let cfg = write(
+        "probe-bad.toml",
+        "identity = [\"nowhere.pem,nowhere.key\"]\n",
+    );
     let o = mtlscope()
-        .args(["probe", &format!("https://127.0.0.1:{port}/"), "--config", &cfg])
+        .args([
+            "probe",
+            &format!("https://127.0.0.1:{port}/"),
+            "--config",
+            &cfg,
+        ])
         .output()
         .expect("runs");
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("nowhere.pem"), "the file's identity was loaded: {err}");
+    assert!(
+        err.contains("nowhere.pem"),
+        "the file's identity was loaded: {err}"
+    );
 }

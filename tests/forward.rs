@@ -425,7 +425,10 @@ async fn the_ca_hint_for_forward_names_the_flag_curl_needs() {
         .find_map(|l| l.split_once("curl -x ").map(|(_, rest)| rest.to_string()))
         .unwrap_or_else(|| panic!("no `curl -x` hint:\n{text}"));
     let words: Vec<&str> = hint.split_whitespace().collect();
-    let at = words.iter().position(|w| *w == ca).expect("the hint names the CA file");
+    let at = words
+        .iter()
+        .position(|w| *w == ca)
+        .expect("the hint names the CA file");
     let flag = words[at - 1];
     let r = Curl::new(target(&s))
         .proxy(format!("http://{}", p.addr))

@@ -340,7 +340,13 @@ fn signature_schemes_are_named_by_iana_name() {
     let (pki, _d) = pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
     let ca = pki.root_ca().display().to_string();
-    let r = probe(&[&nginx.localhost_url(), "--upstream-ca", &ca, "--timeout", "5"]);
+    let r = probe(&[
+        &nginx.localhost_url(),
+        "--upstream-ca",
+        &ca,
+        "--timeout",
+        "5",
+    ]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.stdout);
     assert!(r.stdout.contains("signature schemes:"), "{}", r.stdout);
     assert!(!r.stdout.contains("SignatureScheme("), "{}", r.stdout);

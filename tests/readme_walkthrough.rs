@@ -187,7 +187,8 @@ fn the_readme_walkthrough_works_as_written() {
                         ("9444", common::free_port().expect("port")),
                     ];
                 }
-                background = None; // stop the previous one first: ports are reused
+                // Stop the previous one first: ports are reused.
+                drop(background.take());
                 background = Some(shell.start(line));
             }
             ("curl", _) => {
@@ -223,6 +224,12 @@ fn the_readme_walkthrough_works_as_written() {
         .collect();
     assert_eq!(records.len(), 2, "{text}");
     assert!(records.iter().all(|r| r["run"].is_string()));
-    assert!(dir.path().join("flows.har").exists(), "export wrote flows.har");
-    assert!(ran.iter().any(|l| l.starts_with("mtlscope probe")), "{ran:#?}");
+    assert!(
+        dir.path().join("flows.har").exists(),
+        "export wrote flows.har"
+    );
+    assert!(
+        ran.iter().any(|l| l.starts_with("mtlscope probe")),
+        "{ran:#?}"
+    );
 }

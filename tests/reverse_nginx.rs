@@ -261,7 +261,10 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
     let _ = child.wait();
     let text = out.lock().expect("lock").clone();
     assert!(text.contains("no-client-cert"), "{text}");
-    assert!(text.contains("  Evidence:") && text.contains("  Fix:"), "{text}");
+    assert!(
+        text.contains("  Evidence:") && text.contains("  Fix:"),
+        "{text}"
+    );
 
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .args(["report", "-v"])
@@ -269,12 +272,18 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
         .output()
         .expect("report");
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("Evidence:") && text.contains("Fix:"), "{text}");
+    assert!(
+        text.contains("Evidence:") && text.contains("Fix:"),
+        "{text}"
+    );
 
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .arg("--help")
         .output()
         .expect("help");
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("RUST_LOG") && text.contains("--log-level"), "{text}");
+    assert!(
+        text.contains("RUST_LOG") && text.contains("--log-level"),
+        "{text}"
+    );
 }

@@ -23,7 +23,9 @@ fn one_observed_connection(record: &Path, records_before: usize) {
         .expect("spawn observe");
     let mut line = String::new();
     let stderr = child.stderr.take().expect("stderr");
-    BufReader::new(stderr).read_line(&mut line).expect("listening line");
+    BufReader::new(stderr)
+        .read_line(&mut line)
+        .expect("listening line");
     let addr = line
         .split("listening on ")
         .nth(1)
@@ -63,7 +65,10 @@ fn records_of_two_runs_are_told_apart() {
     one_observed_connection(&record, 1);
     let recs = lines(&record);
     assert_eq!(recs.len(), 2);
-    let runs: Vec<&str> = recs.iter().map(|r| r["run"].as_str().expect("run")).collect();
+    let runs: Vec<&str> = recs
+        .iter()
+        .map(|r| r["run"].as_str().expect("run"))
+        .collect();
     assert_eq!(recs[0]["connection_id"], recs[1]["connection_id"]);
     assert_ne!(runs[0], runs[1], "each process has its own run id");
     for run in &runs {
@@ -83,7 +88,12 @@ fn records_of_two_runs_are_told_apart() {
     let a = format!("{}/{id}", runs[0]);
     let b = format!("{file}:{}/{id}", runs[1]);
     let o = mtlscope(&["diff", file, &b, "--a-id", &a, "--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // report --run shows one run only.
     let o = mtlscope(&["report", file, "--json", "--run", runs[1]]);
     let v: Value = serde_json::from_slice(&o.stdout).expect("json");

@@ -92,11 +92,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         intercept: patterns("--intercept", &args.intercept, &c.intercept)?,
         passthrough: patterns("--passthrough", &args.passthrough, &c.passthrough)?,
     };
-    if scope.passthrough.is_empty()
-        && built
-            .faults
-            .has(&crate::faults::Fault::BlockRenegotiation)
-    {
+    if scope.passthrough.is_empty() && built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
         eprintln!(
             "mtlscope: warning: --fault block-renegotiation acts only on --passthrough tunnels, \
              and none is configured: add --passthrough PATTERN"

@@ -292,7 +292,8 @@ impl ProxyArgs {
         let identity_args = self.identity_args()?;
         if identity_args.is_empty() {
             for ck in &c.identity {
-                let at = |e: String| CommandError::usage(format!("{}: {e}", loaded.key("identity")));
+                let at =
+                    |e: String| CommandError::usage(format!("{}: {e}", loaded.key("identity")));
                 let identity = match ck.pkcs12() {
                     Some(p12) => self.load_identity_arg(&loaded.resolve(p12).to_string_lossy()),
                     None => {

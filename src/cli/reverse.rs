@@ -55,10 +55,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             }
         }
     })?;
-    if built
-        .faults
-        .has(&crate::faults::Fault::BlockRenegotiation)
-    {
+    if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
         return Err(CommandError::usage(
             "--fault block-renegotiation: reverse terminates TLS, so there is no renegotiation \
              to cut between client and server; it applies to observe and to forward's \

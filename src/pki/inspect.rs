@@ -12,9 +12,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
+use super::inspect_checks::{check_key, TrustAnchors};
 pub use super::inspect_checks::{KeyCheck, TrustCheck};
 pub use super::inspect_text::render_text;
-use super::inspect_checks::{check_key, TrustAnchors};
 use rustls::pki_types::CertificateDer;
 
 /// Why a file could not be inspected (all of these are bad input: exit 2).
@@ -390,11 +390,17 @@ impl FileReport {
                 "not_yet_valid" => "is not valid yet",
                 _ => continue,
             };
-            problems.push(format!("certificate #{} ({}) {what}", c.position, c.summary.subject));
+            problems.push(format!(
+                "certificate #{} ({}) {what}",
+                c.position, c.summary.subject
+            ));
         }
         problems.extend(self.client_purpose_problems.iter().cloned());
         if let Some(c) = self.ca_names_check.as_ref().filter(|c| !c.satisfied) {
-            problems.push(format!("the acceptable-CA list is not satisfied: {}", c.explanation));
+            problems.push(format!(
+                "the acceptable-CA list is not satisfied: {}",
+                c.explanation
+            ));
         }
         if let Some(c) = self.trust_check.as_ref().filter(|c| !c.verifies) {
             problems.push(format!("the chain {}", c.explanation));

@@ -48,23 +48,19 @@ impl TrustAnchors {
     pub fn load(file: &Path) -> Result<TrustAnchors, InspectError> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in load_certs(file)? {
-            roots
-                .add(cert)
+            roots.add(cert).map_err(|e| InspectError::BadTrustAnchor {
+                path: file.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
                 .map_err(|e| InspectError::BadTrustAnchor {
                     path: file.to_path_buf(),
                     detail: e.to_string(),
                 })?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider,
-        )
-        .build()
-        .map_err(|e| InspectError::BadTrustAnchor {
-            path: file.to_path_buf(),
-            detail: e.to_string(),
-        })?;
         Ok(TrustAnchors {
             file: file.to_path_buf(),
             verifier,

@@ -66,10 +66,7 @@ fn render_file(s: &mut String, file: &FileReport, at: OffsetDateTime) {
         }
     }
     if file.client_purpose_problems.is_empty() {
-        let _ = writeln!(
-            s,
-            "  key usage and EKU: allow client authentication"
-        );
+        let _ = writeln!(s, "  key usage and EKU: allow client authentication");
     } else {
         for p in &file.client_purpose_problems {
             let _ = writeln!(s, "  key usage and EKU: NOT FOR CLIENTS: {p}");
@@ -85,11 +82,25 @@ fn render_file(s: &mut String, file: &FileReport, at: OffsetDateTime) {
     }
     if let Some(check) = &file.trust_check {
         let verdict = if check.verifies { "ok" } else { "FAILED" };
-        let _ = writeln!(s, "  trust ({}): {verdict}: {}", check.file.display(), check.explanation);
+        let _ = writeln!(
+            s,
+            "  trust ({}): {verdict}: {}",
+            check.file.display(),
+            check.explanation
+        );
     }
     if let Some(check) = &file.key_check {
-        let verdict = if check.matches { "matches" } else { "DOES NOT MATCH" };
-        let _ = writeln!(s, "  key ({}): {verdict}: {}", check.file.display(), check.explanation);
+        let verdict = if check.matches {
+            "matches"
+        } else {
+            "DOES NOT MATCH"
+        };
+        let _ = writeln!(
+            s,
+            "  key ({}): {verdict}: {}",
+            check.file.display(),
+            check.explanation
+        );
     }
     if file.usable {
         let _ = writeln!(s, "  verdict: usable as a client certificate");

@@ -6,8 +6,8 @@
 //! page before the head goes to the client.
 
 use super::body::RelayBody;
-use super::request_excerpt::{Excerpt, TeeBody};
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
+use super::request_excerpt::{Excerpt, TeeBody};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
@@ -229,7 +229,10 @@ impl Pair {
                 .headers
                 .insert(HOST, HeaderValue::from_str(&authority)?);
         }
-        let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let (body, excerpt) = TeeBody::new(body, content_type, self.redact);
         Ok((http::Request::from_parts(parts, body), excerpt))
     }

@@ -17,8 +17,19 @@ pub const EXCERPT_BYTES: usize = 4096;
 
 /// Field names whose values are redacted (matched case-insensitively as substrings).
 const SECRET_NAMES: &[&str] = &[
-    "password", "passwd", "secret", "token", "apikey", "api_key", "api-key", "authorization",
-    "credential", "private_key", "client_assertion", "session", "cookie",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "authorization",
+    "credential",
+    "private_key",
+    "client_assertion",
+    "session",
+    "cookie",
 ];
 
 /// What stands for a redacted value.
@@ -180,9 +191,7 @@ fn redact_json(text: &str) -> String {
         let end = if value.starts_with('"') {
             split_string(value).0.len()
         } else {
-            value
-                .find([',', '}', ']', '\n'])
-                .unwrap_or(value.len())
+            value.find([',', '}', ']', '\n']).unwrap_or(value.len())
         };
         out.push('"');
         out.push_str(REDACTED);
@@ -213,14 +222,18 @@ mod tests {
     #[test]
     fn form_fields_with_credentials_are_redacted() {
         assert_eq!(
-            redact("user=ann&password=hunter2&x=1", Some("application/x-www-form-urlencoded")),
+            redact(
+                "user=ann&password=hunter2&x=1",
+                Some("application/x-www-form-urlencoded")
+            ),
             "user=ann&password=<redacted>&x=1"
         );
     }
 
     #[test]
     fn json_values_of_secret_keys_are_redacted_even_when_cut_off() {
-        let body = r#"{"user": "ann", "client_secret": "s3\"cr", "n": 1, "apiKey": 42, "token": "abc"#;
+        let body =
+            r#"{"user": "ann", "client_secret": "s3\"cr", "n": 1, "apiKey": 42, "token": "abc"#;
         let out = redact(body, Some("application/json"));
         assert_eq!(
             out,

@@ -24,8 +24,8 @@
 //! hundred lines of slice reading.
 
 pub mod alert_names;
-pub mod scheme_names;
 pub mod msg;
+pub mod scheme_names;
 pub mod split;
 mod state;
 mod tap;

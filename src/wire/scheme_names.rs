@@ -96,7 +96,10 @@ mod tests {
         assert!(!schemes.is_empty());
         for s in schemes {
             let name = scheme_name(u16::from(s));
-            assert!(!name.starts_with("unknown") && !name.contains('('), "{s:?}: {name}");
+            assert!(
+                !name.starts_with("unknown") && !name.contains('('),
+                "{s:?}: {name}"
+            );
         }
     }
 }

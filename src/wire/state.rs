@@ -385,7 +385,11 @@ impl Session {
             AlertLevel::Fatal => "fatal ",
             AlertLevel::Unknown => "",
         };
-        let shown = if detail.is_empty() { description } else { detail };
+        let shown = if detail.is_empty() {
+            description
+        } else {
+            detail
+        };
         let detail = format!("{lvl}{shown} from {}", dir.sender());
         self.event(at, "alert", Some(detail));
         if self.alerts.len() >= MAX_ALERTS {
