@@ -438,3 +438,30 @@ async fn the_ca_hint_for_forward_names_the_flag_curl_needs() {
         .await;
     assert_eq!(r.status, 200, "curl {flag} {ca} through forward: {r:?}");
 }
+
+/// A successful TLS 1.2 session tunnelled by --passthrough ends with an encrypted alert after
+/// the data: a presumed close_notify, never a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_tls12_success_has_no_failure() {
+    let s = setup();
+    let pattern = format!("localhost:{}", s.nginx.port());
+    let p = forward(&s, &["--passthrough", &pattern]);
+    let good = s.pki.client(ClientCert::Good);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(s.pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .tls_only(common::TlsVersion::Tls12)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["wire"]["tls_version"], "TLSv1.2");
+    assert!(finding_ids(&rec).is_empty(), "{rec:#}");
+    let alerts = rec["wire"]["alerts"].as_array().expect("alerts");
+    assert!(!alerts.is_empty(), "{rec:#}");
+    assert!(
+        alerts.iter().all(|a| a["description"] == "close_notify"),
+        "{alerts:#?}"
+    );
+}

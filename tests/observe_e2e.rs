@@ -452,6 +452,19 @@ fn tls12_success_with_curl_and_nginx_ends_with_a_presumed_close_notify_not_a_fai
         .expect("report runs");
     let text = String::from_utf8_lossy(&report.stdout);
     assert!(!text.contains("handshake-rejected"), "{text}");
+    let html = record.with_extension("html");
+    let o = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", "--html"])
+        .arg(&html)
+        .arg(&record)
+        .output()
+        .expect("report --html runs");
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(
+        page.contains("presumed"),
+        "the page says the close_notify is presumed"
+    );
 }
 
 #[test]
@@ -467,4 +480,20 @@ fn tls13_server_that_asks_is_never_shown_as_asking_for_no_cert() {
     let out = obs.out.lock().expect("lock").clone();
     assert!(!out.contains("asked for no cert"), "{out}");
     assert!(out.contains("encrypted: cannot tell"), "{out}");
+
+    // The report's table says "?" (not visible), not "-" (not asked).
+    let report = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", "--json"])
+        .arg(&record)
+        .output()
+        .expect("report runs");
+    let v: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let row = v["records"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["tls_version"] == "TLSv1.3")
+        .cloned()
+        .expect("the TLS 1.3 row");
+    assert_eq!(row["cert_request_hidden"], true, "{row:#}");
 }

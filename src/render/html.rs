@@ -451,12 +451,17 @@ fn alerts_html(h: &mut String, alerts: &[Alert]) {
     for a in alerts {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({}){}</td><td>{}</td></tr>",
             a.at_ms,
             word(&a.direction),
             word(&a.level),
             esc(&a.description),
             a.code,
+            match (a.encrypted, a.code) {
+                (false, _) => "",
+                (true, crate::wire::ENCRYPTED_ALERT_CODE) => " — encrypted",
+                (true, _) => " — encrypted; presumed from its place after application data",
+            },
             esc(&a.source)
         );
     }

@@ -99,8 +99,11 @@ pub struct Row {
     pub leg: Option<&'static str>,
     /// That leg's TLS version.
     pub tls_version: Option<&'static str>,
-    /// When the certificate was asked for on that leg; null when it was not.
+    /// When the certificate was asked for on that leg; null when it was not (or not visible).
     pub cert_request_phase: Option<Phase>,
+    /// The wire could not show whether a certificate was asked for (TLS 1.3 is encrypted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cert_request_hidden: bool,
     /// How many CA names the request carried; null when unknown or not asked.
     pub ca_names: Option<usize>,
     /// Subject of the leaf presented on that leg; null when none was.
@@ -187,6 +190,7 @@ pub fn row(record: &Record) -> Row {
         leg: side.map(|s| s.0),
         tls_version: side.and_then(|s| s.1),
         cert_request_phase: cr.map(|c| c.phase),
+        cert_request_hidden: flow.wire.as_ref().is_some_and(|w| w.cert_request_hidden()),
         ca_names: cr.and_then(|c| c.ca_names.as_ref().map(Vec::len)),
         presented: side
             .and_then(|s| s.3)
@@ -278,19 +282,23 @@ pub fn outcome_cell(r: &Row) -> String {
     }
 }
 
-/// `phase N CA` (`?` when the names were not visible), or `-` when no certificate was asked.
+/// `phase N CA` (`?` when the names were not visible), `?` when the request itself was not
+/// visible, or `-` when no certificate was asked.
 pub fn cert_request_cell(r: &Row) -> String {
     match (r.cert_request_phase, r.ca_names) {
+        (None, _) if r.cert_request_hidden => "?".to_string(),
         (None, _) => "-".to_string(),
         (Some(p), Some(n)) => format!("{} {n} CA", phase_word(p)),
         (Some(p), None) => format!("{} ? CA", phase_word(p)),
     }
 }
 
-/// The leaf subject presented, `(none)` when asked and none was, `-` when not asked.
+/// The leaf subject presented, `(none)` when asked and none was, `-` when not asked, `?` when
+/// not visible.
 pub fn presented_cell(r: &Row) -> String {
     match (&r.presented, r.cert_request_phase) {
         (Some(s), _) => s.clone(),
+        (None, None) if r.cert_request_hidden => "?".into(),
         (None, Some(_)) => "(none)".into(),
         (None, None) => "-".into(),
     }
