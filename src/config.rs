@@ -66,6 +66,96 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     /// `--record-max-size` (e.g. `100M`).
     pub record_max_size: Option<String>,
+    /// `--timeout` (seconds, each connect, handshake and exchange).
+    pub timeout: Option<u64>,
+    /// `--resolve HOST:PORT:ADDR` overrides.
+    #[serde(default)]
+    pub resolve: Vec<String>,
+    /// `--pkcs12-password-env`: the variable holding the password of PKCS#12 identities.
+    pub pkcs12_password_env: Option<String>,
+    /// `--pkcs12-password-file`: the file whose first line is that password.
+    pub pkcs12_password_file: Option<PathBuf>,
+    /// `--quiet`: no line per flow.
+    pub quiet: Option<bool>,
+    /// `--explain`: each finding's evidence and fix under its flow.
+    pub explain: Option<bool>,
+}
+
+/// The keys each command reads from a config file; any other key in the file is refused with
+/// its line, so a setting never silently does nothing.
+pub mod keys {
+    /// `reverse`.
+    pub const REVERSE: &[&str] = &[
+        "listen",
+        "upstream",
+        "record",
+        "keylog",
+        "server_cert",
+        "ca_dir",
+        "client_auth",
+        "client_ca",
+        "client_ca_names",
+        "identity",
+        "upstream_ca",
+        "insecure_upstream",
+        "enforce",
+        "redact",
+        "fault",
+        "timeout",
+        "resolve",
+        "pkcs12_password_env",
+        "pkcs12_password_file",
+        "quiet",
+        "explain",
+        "grace",
+        "max_connections",
+        "record_max_size",
+    ];
+    /// `forward` (no `upstream`: it goes where each client asks).
+    pub const FORWARD: &[&str] = &[
+        "listen",
+        "record",
+        "keylog",
+        "server_cert",
+        "ca_dir",
+        "client_auth",
+        "client_ca",
+        "client_ca_names",
+        "identity",
+        "upstream_ca",
+        "insecure_upstream",
+        "enforce",
+        "redact",
+        "fault",
+        "timeout",
+        "resolve",
+        "pkcs12_password_env",
+        "pkcs12_password_file",
+        "quiet",
+        "explain",
+        "intercept",
+        "passthrough",
+        "allow_remote",
+        "proxy_auth",
+        "identity_dir",
+        "host",
+        "grace",
+        "max_connections",
+        "record_max_size",
+    ];
+    /// `observe` (it terminates no TLS: no certificates, identities or trust).
+    pub const OBSERVE: &[&str] = &["listen", "upstream", "record", "fault", "quiet", "explain"];
+    /// `probe` (the URL is its argument).
+    pub const PROBE: &[&str] = &[
+        "identity",
+        "pkcs12_password_env",
+        "pkcs12_password_file",
+        "upstream_ca",
+        "insecure_upstream",
+        "resolve",
+        "timeout",
+        "record",
+    ];
 }
 
 /// `[[host]]`: the upstream identity for hosts matching a pattern.
@@ -129,13 +219,38 @@ pub enum ConfigError {
         /// toml's message, with line and column.
         message: String,
     },
+    /// A key this command does not read.
+    #[error("config {path}: line {line}: `{key}` does not apply to `mtlscope {command}`{why}")]
+    NotForCommand {
+        /// The file.
+        path: PathBuf,
+        /// Where the key is.
+        line: usize,
+        /// The key.
+        key: String,
+        /// The command.
+        command: String,
+        /// Why, when there is more to say.
+        why: String,
+    },
 }
 
 impl CertKey {
+    /// The PKCS#12 file, when the entry is one (`"client.p12"`: no comma, `.p12`/`.pfx`).
+    pub fn pkcs12(&self) -> Option<&Path> {
+        match self {
+            CertKey::Pair(s) if !s.contains(',') => {
+                let l = s.to_ascii_lowercase();
+                (l.ends_with(".p12") || l.ends_with(".pfx")).then(|| Path::new(s.as_str()))
+            }
+            _ => None,
+        }
+    }
+
     /// `(cert, key)` paths, resolved against `base`.
     pub fn paths(&self, base: &Path) -> Result<(PathBuf, PathBuf), String> {
         match self {
-            CertKey::Pair(s) => match s.split_once(',') {
+            CertKey::Pair(s) => match s.split_once(',').map(|(c, k)| (c.trim(), k.trim())) {
                 Some((c, k)) if !c.is_empty() && !k.is_empty() => Ok((base.join(c), base.join(k))),
                 _ => Err(format!("expected \"CERT,KEY\", got {s:?}")),
             },
@@ -153,6 +268,8 @@ pub struct Loaded {
     pub base: PathBuf,
     /// The file, for messages.
     pub path: Option<PathBuf>,
+    /// Its text, to say on which line a key is.
+    pub text: String,
 }
 
 impl Loaded {
@@ -171,7 +288,58 @@ impl Loaded {
             config,
             base,
             path: Some(path.to_path_buf()),
+            text,
         })
+    }
+
+    /// Refuse every top-level key `command` does not read (`allowed`), naming its line.
+    pub fn only(&self, command: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let table: toml::Table = toml::from_str(&self.text).unwrap_or_default();
+        for key in table.keys() {
+            if allowed.contains(&key.as_str()) {
+                continue;
+            }
+            let why = match (command, key.as_str()) {
+                ("forward", "upstream") => {
+                    ": a forward proxy goes where each client asks (CONNECT or an absolute URL); \
+                     use `reverse` for one upstream"
+                        .to_string()
+                }
+                ("observe", _) => ": observe terminates no TLS, so it presents and checks no \
+                                   certificate"
+                    .to_string(),
+                _ => String::new(),
+            };
+            return Err(ConfigError::NotForCommand {
+                path: path.clone(),
+                line: self.line_of(key).unwrap_or(1),
+                key: key.clone(),
+                command: command.to_string(),
+                why,
+            });
+        }
+        Ok(())
+    }
+
+    /// The line (1-based) where top-level `key` is set (`key =`, `[key]` or `[[key]]`).
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start();
+                let assigned = l
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='));
+                let table = l
+                    .trim_start_matches('[')
+                    .strip_prefix(key)
+                    .is_some_and(|rest| l.starts_with('[') && rest.trim_start().starts_with(']'));
+                assigned || table
+            })
+            .map(|i| i + 1)
     }
 
     /// A path from the file, resolved.
@@ -179,11 +347,13 @@ impl Loaded {
         self.base.join(p)
     }
 
-    /// Name a setting for messages: `FILE: key`.
+    /// Name a setting for messages: `FILE line N (key)`.
     pub fn key(&self, key: &str) -> String {
-        match &self.path {
-            Some(p) => format!("{} ({key})", p.display()),
-            None => key.to_string(),
+        let top = key.split_whitespace().next().unwrap_or(key);
+        match (&self.path, self.line_of(top)) {
+            (Some(p), Some(line)) => format!("{} line {line} ({key})", p.display()),
+            (Some(p), None) => format!("{} ({key})", p.display()),
+            (None, _) => key.to_string(),
         }
     }
 }
@@ -248,6 +418,84 @@ mod tests {
         let loaded = Loaded::read(&path).unwrap();
         assert_eq!(loaded.config.client_auth, Some(ClientAuthMode::Optional));
         assert_eq!(loaded.config.identity.len(), 1);
+        assert!(loaded.only("reverse", keys::REVERSE).is_ok());
+    }
+
+    #[test]
+    fn keys_a_command_does_not_read_are_refused_with_their_line() {
+        let (_d, path) = write("listen = \"127.0.0.1:1\"\n\nupstream = \"https://x:1\"\n");
+        let loaded = Loaded::read(&path).unwrap();
+        assert!(loaded.only("reverse", keys::REVERSE).is_ok());
+        let err = loaded
+            .only("forward", keys::FORWARD)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("`upstream`"),
+            "{err}"
+        );
+        assert_eq!(
+            loaded.key("upstream"),
+            format!("{} line 3 (upstream)", path.display())
+        );
+    }
+
+    /// Every key the file model accepts belongs to some command and is shown in the example.
+    #[test]
+    fn every_key_is_read_by_a_command_and_in_the_example() {
+        let fields = struct_fields::<FileConfig>();
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml"),
+        )
+        .unwrap();
+        for f in fields {
+            let used = [keys::REVERSE, keys::FORWARD, keys::OBSERVE, keys::PROBE]
+                .iter()
+                .any(|k| k.contains(f));
+            assert!(used, "{f} is read by no command");
+            let shown = example.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{f} =")) || l.starts_with(&format!("[[{f}]]"))
+            });
+            assert!(shown, "{f} missing from config/example.toml");
+        }
+        for k in keys::REVERSE
+            .iter()
+            .chain(keys::FORWARD)
+            .chain(keys::OBSERVE)
+            .chain(keys::PROBE)
+        {
+            assert!(fields.contains(k), "{k} listed but not a key");
+        }
+    }
+
+    /// The field names serde's derive gives `T` (what `deny_unknown_fields` accepts).
+    fn struct_fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        use serde::de::{self, Visitor};
+        struct Probe<'a>(&'a mut &'static [&'static str]);
+        impl<'de> de::Deserializer<'de> for Probe<'_> {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("probe"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(de::Error::custom("probe"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(Probe(&mut fields));
+        fields
     }
 
     #[test]

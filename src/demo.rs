@@ -82,22 +82,22 @@ async fn demo(dir: &Path) -> Result<(), CommandError> {
     })
     .await
     .map_err(CommandError::runtime)?;
-    println!("mtlscope demo");
-    println!(
+    crate::outln!("mtlscope demo");
+    crate::outln!(
         "  upstream: an in-process HTTPS server on {} that requires a client certificate",
         upstream.addr
     );
-    println!("  issued by the dev root CA; mtlscope sits in front of it and presents each identity below.\n");
+    crate::outln!("  issued by the dev root CA; mtlscope sits in front of it and presents each identity below.\n");
 
     let mut failures = 0;
     for scenario in SCENARIOS {
         let flow = run_scenario(&pki, &upstream, scenario).await?;
         let failed = flow.status().is_none_or(|s| s >= 400);
         failures += usize::from(failed);
-        println!("▶ {}", scenario.title);
-        println!("{}", crate::render::explain::demo_block(&flow));
+        crate::outln!("▶ {}", scenario.title);
+        crate::outln!("{}", crate::render::explain::demo_block(&flow));
     }
-    println!(
+    crate::outln!(
         "{} exchanges, {} failed and were explained. Run `mtlscope reverse --help` to put mtlscope in front of your own server.",
         SCENARIOS.len(),
         failures
@@ -119,11 +119,11 @@ async fn run_scenario(
             .into_iter()
             .collect(),
         upstream_ca: vec![pki.root_ca().to_path_buf()],
-        timeout: 5,
+        timeout: Some(5),
         quiet: true,
         ..ProxyArgs::default()
     };
-    let built = args.build("127.0.0.1:0", |inputs| {
+    let built = args.build("reverse", "127.0.0.1:0", |inputs| {
         inputs
             .fixed_server_cert()?
             .ok_or_else(|| CommandError::runtime("demo server certificate missing"))

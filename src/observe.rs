@@ -29,12 +29,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Flags of `mtlscope observe`.
 #[derive(Debug, clap::Args)]
 pub struct ObserveArgs {
-    /// Address to listen on (loopback unless told otherwise).
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    pub listen: String,
+    /// Address to listen on (loopback unless told otherwise; default 127.0.0.1:8443).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// The real server, as `host:port`.
     #[arg(long)]
-    pub upstream: String,
+    pub upstream: Option<String>,
+    /// TOML configuration file (keys: listen, upstream, record, fault, quiet, explain); flags
+    /// win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Do not print a line per connection.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Append one JSON line per connection to this file.
     #[arg(long)]
     pub record: Option<PathBuf>,
@@ -42,6 +49,9 @@ pub struct ObserveArgs {
     /// renegotiation starts (a firewall that blocks it).
     #[arg(long, value_name = "NAME")]
     pub fault: Vec<String>,
+    /// Under each connection, print every finding's evidence and fix.
+    #[arg(long, short = 'v')]
+    pub explain: bool,
     /// Close a connection on which no byte moved for SECS, either way (recorded).
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub idle_timeout: u64,
@@ -69,16 +79,41 @@ pub struct TunnelSettings {
 
 /// Validate the flags, then relay until interrupted.
 pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
-    let listen: SocketAddr = args.listen.parse().map_err(|e| {
-        CommandError::usage(format!(
-            "--listen {:?} is not an address like 127.0.0.1:8443: {e}",
-            args.listen
-        ))
-    })?;
-    let upstream = parse_upstream(&args.upstream)?;
-    let faults = Faults::parse(&args.fault).map_err(CommandError::usage)?;
+    let loaded = match &args.config {
+        Some(p) => crate::config::Loaded::read(p).map_err(CommandError::usage)?,
+        None => crate::config::Loaded::default(),
+    };
+    loaded
+        .only("observe", crate::config::keys::OBSERVE)
+        .map_err(CommandError::usage)?;
+    let c = &loaded.config;
+    let listen_text = args
+        .listen
+        .clone()
+        .or(c.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8443".into());
+    let listen: SocketAddr = crate::cli::listen_addr(&listen_text)?;
+    let upstream = match (&args.upstream, &c.upstream) {
+        (Some(u), _) => parse_upstream(u)?,
+        (None, Some(u)) => parse_upstream(u).map_err(|e| {
+            CommandError::usage(format!("{}: {}", loaded.key("upstream"), e.message))
+        })?,
+        (None, None) => return Err(CommandError::usage("--upstream HOST:PORT is required")),
+    };
+    let fault_values = if args.fault.is_empty() {
+        &c.fault
+    } else {
+        &args.fault
+    };
+    let faults = Faults::parse(fault_values).map_err(CommandError::usage)?;
     let block_renegotiation = faults.has(&Fault::BlockRenegotiation);
-    if args.fault.len() > usize::from(block_renegotiation) {
+    let record = args
+        .record
+        .clone()
+        .or(c.record.as_ref().map(|p| loaded.resolve(p)));
+    let print = !(args.quiet || c.quiet.unwrap_or(false));
+    let explain = args.explain || c.explain.unwrap_or(false);
+    if fault_values.len() > usize::from(block_renegotiation) {
         return Err(CommandError::usage(
             "--fault: observe does not terminate TLS; only block-renegotiation applies",
         ));
@@ -97,11 +132,12 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(&RecordSettings {
-            path: args.record.clone(),
+            path: record.clone(),
             max_size,
-            print: true,
+            print,
         })
-        .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        .map_err(|e| CommandError::usage(format!("--record: {e}")))?
+        .explaining(explain);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;

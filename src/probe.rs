@@ -253,6 +253,7 @@ async fn exchange(
         headers: Vec::new(),
         at_ms: clock.ms(),
         forwarded_at_ms: None,
+        body_excerpt: None,
     };
     let req = match built {
         Ok(r) => r,

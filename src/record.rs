@@ -14,9 +14,23 @@ mod writer;
 use crate::facts::Flow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 pub use writer::WriterStats;
+
+/// This process's run id: its start time (UTC, to the second) and pid, e.g.
+/// `20261130T021713Z-12345`. Fixed on first use; `main` uses it first, at start-up.
+pub fn run_id() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let when = now
+            .format(&stamp)
+            .unwrap_or_else(|_| now.unix_timestamp().to_string());
+        format!("{when}-{}", std::process::id())
+    })
+}
 
 /// Records in flight between connection tasks and the writer.
 const CHANNEL_DEPTH: usize = 1024;
@@ -39,6 +53,8 @@ pub struct Sink {
     tx: Option<mpsc::Sender<WriterMsg>>,
     /// Whether to print a terminal line per flow.
     print: bool,
+    /// Also print each finding's evidence and fix under its flow (`-v/--explain`).
+    explain: bool,
     /// Also hand each diagnosed flow to this channel (the demo, tests).
     observer: Option<mpsc::UnboundedSender<Flow>>,
     /// Flows handed over but not yet queued for the writer (emitted from a task of their
@@ -94,9 +110,16 @@ impl Sink {
         Ok(Sink {
             tx,
             print: settings.print,
+            explain: false,
             observer: None,
             pending: Arc::default(),
         })
+    }
+
+    /// This sink, printing each finding's evidence and fix under its flow when `explain`.
+    pub fn explaining(mut self, explain: bool) -> Sink {
+        self.explain = explain;
+        self
     }
 
     /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
@@ -107,6 +130,7 @@ impl Sink {
             Sink {
                 tx: None,
                 print: false,
+                explain: false,
                 observer: Some(tx),
                 pending: Arc::default(),
             },
@@ -116,9 +140,17 @@ impl Sink {
 
     /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.
     pub async fn emit(&self, mut flow: Flow) -> Flow {
+        if flow.run.is_empty() {
+            flow.run = run_id().to_string();
+        }
         flow.findings = crate::diagnose::diagnose(&flow);
         if self.print {
-            crate::render::explain::print_line(&flow);
+            let line = if self.explain {
+                crate::render::explain::explained_block(&flow)
+            } else {
+                crate::render::explain::terminal_line(&flow)
+            };
+            crate::io::stdout::try_write(format_args!("{line}\n"));
         }
         if let Some(obs) = &self.observer {
             let _ = obs.send(flow.clone());

@@ -209,17 +209,42 @@ pub enum Selector {
     Default,
     /// The N-th readable record (1-based).
     Index(usize),
-    /// The first record of this connection (an exchange if it has one).
-    ConnectionId(u64),
+    /// The first record of this connection (an exchange if it has one), in `run` when given;
+    /// without a run the id must belong to one run only.
+    Connection {
+        /// The run id (`Flow::run`), when named.
+        run: Option<String>,
+        /// The connection id.
+        id: u64,
+    },
 }
 
-/// Split `FILE[:N]` into a path and an optional index. A path that exists as written wins, so a
-/// file whose name ends in `:3` can still be named.
-pub fn split_file_index(arg: &str) -> (PathBuf, Option<usize>) {
+impl Selector {
+    /// A connection as `ID` or `RUN/ID` (what `--a-id` and `FILE:RUN/ID` take).
+    pub fn connection(text: &str) -> Result<Selector, String> {
+        let (run, id) = match text.rsplit_once('/') {
+            Some((run, id)) => (Some(run.to_string()), id),
+            None => (None, text),
+        };
+        let id = id
+            .parse()
+            .map_err(|_| format!("{text:?} is not a connection id (ID or RUN/ID)"))?;
+        Ok(Selector::Connection { run, id })
+    }
+}
+
+/// Split `FILE[:N]` or `FILE:RUN/ID` into a path and an optional selector. A path that exists
+/// as written wins, so a file whose name ends in `:3` can still be named.
+pub fn split_file_selector(arg: &str) -> (PathBuf, Option<Selector>) {
     if !Path::new(arg).exists() {
-        if let Some((file, n)) = arg.rsplit_once(':') {
-            if let Ok(n) = n.parse::<usize>() {
-                return (PathBuf::from(file), Some(n));
+        if let Some((file, sel)) = arg.rsplit_once(':') {
+            if let Ok(n) = sel.parse::<usize>() {
+                return (PathBuf::from(file), Some(Selector::Index(n)));
+            }
+            if sel.contains('/') {
+                if let Ok(s) = Selector::connection(sel) {
+                    return (PathBuf::from(file), Some(s));
+                }
             }
         }
     }
@@ -239,12 +264,43 @@ pub fn select<'a>(recording: &'a Recording, selector: &Selector) -> Result<&'a R
             .iter()
             .find(|r| r.index == *n)
             .ok_or_else(|| format!("has no record {n} (it has {})", records.len())),
-        Selector::ConnectionId(id) => {
-            let of_conn = || records.iter().filter(|r| r.flow.connection_id == *id);
+        Selector::Connection { run, id } => {
+            let of_conn = || {
+                records.iter().filter(|r| {
+                    r.flow.connection_id == *id && run.as_ref().is_none_or(|run| &r.flow.run == run)
+                })
+            };
+            if run.is_none() {
+                let mut runs: Vec<&str> = of_conn().map(|r| r.flow.run.as_str()).collect();
+                runs.dedup();
+                runs.sort_unstable();
+                runs.dedup();
+                if runs.len() > 1 {
+                    let named: Vec<String> = runs
+                        .iter()
+                        .map(|r| {
+                            if r.is_empty() {
+                                "(no run id)".into()
+                            } else {
+                                format!("{r}/{id}")
+                            }
+                        })
+                        .collect();
+                    return Err(format!(
+                        "has connection {id} in {} runs: name one of {}",
+                        runs.len(),
+                        named.join(", ")
+                    ));
+                }
+            }
+            let name = match run {
+                Some(run) => format!("{run}/{id}"),
+                None => id.to_string(),
+            };
             of_conn()
                 .find(|r| r.flow.kind == RecordKind::Exchange)
                 .or_else(|| of_conn().next())
-                .ok_or_else(|| format!("has no record of connection {id}"))
+                .ok_or_else(|| format!("has no record of connection {name}"))
         }
     }
 }
@@ -334,11 +390,41 @@ mod tests {
         assert!(select(&r, &Selector::Index(3))
             .unwrap_err()
             .contains("has no record 3"));
-        assert_eq!(select(&r, &Selector::ConnectionId(9)).unwrap().index, 2);
+        let conn = |s: &str| Selector::connection(s).unwrap();
+        assert_eq!(select(&r, &conn("9")).unwrap().index, 2);
         assert_eq!(
-            split_file_index("/nonexistent/rec.jsonl:12"),
-            (PathBuf::from("/nonexistent/rec.jsonl"), Some(12))
+            split_file_selector("/nonexistent/rec.jsonl:12"),
+            (
+                PathBuf::from("/nonexistent/rec.jsonl"),
+                Some(Selector::Index(12))
+            )
         );
-        assert_eq!(split_file_index("a:b").1, None);
+        assert_eq!(
+            split_file_selector("/nonexistent/rec.jsonl:R1/3").1,
+            Some(conn("R1/3"))
+        );
+        assert_eq!(split_file_selector("a:b").1, None);
+    }
+
+    #[test]
+    fn connection_ids_of_several_runs_need_the_run() {
+        let in_run = |run: &str, id: u64| {
+            let mut f = Flow::new(Mode::Reverse, id, time::OffsetDateTime::UNIX_EPOCH);
+            f.run = run.to_string();
+            serde_json::to_string(&f).unwrap()
+        };
+        let text = format!(
+            "{}\n{}\n{}\n",
+            in_run("A", 1),
+            in_run("B", 1),
+            in_run("B", 2)
+        );
+        let r = parse(Path::new("x"), text.as_bytes());
+        let conn = |s: &str| Selector::connection(s).unwrap();
+        let e = select(&r, &conn("1")).unwrap_err();
+        assert!(e.contains("A/1") && e.contains("B/1"), "{e}");
+        assert_eq!(select(&r, &conn("B/1")).unwrap().index, 2);
+        assert_eq!(select(&r, &conn("2")).unwrap().index, 3);
+        assert!(select(&r, &conn("C/1")).unwrap_err().contains("C/1"));
     }
 }

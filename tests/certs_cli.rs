@@ -154,7 +154,12 @@ fn inspect_text_calls_out_validity_and_purpose() {
         s(&out.join("client-not-yet-valid.pem")),
         s(&out.join("client-server-eku.pem")),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "negative verdicts: {}",
+        stderr(&o)
+    );
     let text = stdout(&o);
     assert!(text.contains("EXPIRED"), "{text}");
     assert!(text.contains("NOT YET VALID"), "{text}");
@@ -167,7 +172,7 @@ fn inspect_json_and_at() {
     let (_dir, out) = dev();
     let expired = out.join("client-expired.pem");
     let o = mtlscope(&["certs", "inspect", "--json", s(&expired)]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "expired: {}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let leaf = &v["files"][0]["certificates"][0];
     assert_eq!(leaf["validity"], "expired");
@@ -214,7 +219,7 @@ fn inspect_against_ca_names() {
         s(&bundle),
         s(&out.join("client-no-intermediate.pem")),
     ]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(3), "a negative verdict");
     let text = stdout(&o);
     assert!(text.contains("NOT SATISFIED"), "{text}");
     assert!(text.contains("names only CN=mtlscope dev root"), "{text}");
@@ -269,7 +274,7 @@ fn ca_creates_once_prints_how_to_trust_and_refuses_a_broken_pair() {
     assert!(text.contains(s(&cert)), "{text}");
     for hint in [
         "--cacert",
-        "--proxy-cacert",
+        "curl -x",
         "update-ca-certificates",
         "keytool -importcert",
         "NODE_EXTRA_CA_CERTS",

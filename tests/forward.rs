@@ -405,3 +405,63 @@ async fn pkcs12_identity_with_a_password_from_a_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The curl command `mtlscope ca` suggests for going through `forward` works as printed: the
+/// flag that names the CA file is the one curl needs to trust intercepted hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_hint_for_forward_names_the_flag_curl_needs() {
+    let s = setup();
+    let good = s.pki.client(ClientCert::Good).arg();
+    let p = forward(&s, &["--identity", &good]);
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["ca", "--ca-dir"])
+        .arg(s.ca_dir.path())
+        .output()
+        .expect("mtlscope ca runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let ca = local_ca(&s).display().to_string();
+    let hint = text
+        .lines()
+        .find_map(|l| l.split_once("curl -x ").map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("no `curl -x` hint:\n{text}"));
+    let words: Vec<&str> = hint.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == ca)
+        .expect("the hint names the CA file");
+    let flag = words[at - 1];
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .arg(flag)
+        .arg(&ca)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "curl {flag} {ca} through forward: {r:?}");
+}
+
+/// A successful TLS 1.2 session tunnelled by --passthrough ends with an encrypted alert after
+/// the data: a presumed close_notify, never a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_tls12_success_has_no_failure() {
+    let s = setup();
+    let pattern = format!("localhost:{}", s.nginx.port());
+    let p = forward(&s, &["--passthrough", &pattern]);
+    let good = s.pki.client(ClientCert::Good);
+    let r = Curl::new(target(&s))
+        .proxy(format!("http://{}", p.addr))
+        .cacert(s.pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .tls_only(common::TlsVersion::Tls12)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["wire"]["tls_version"], "TLSv1.2");
+    assert!(finding_ids(&rec).is_empty(), "{rec:#}");
+    let alerts = rec["wire"]["alerts"].as_array().expect("alerts");
+    assert!(!alerts.is_empty(), "{rec:#}");
+    assert!(
+        alerts.iter().all(|a| a["description"] == "close_notify"),
+        "{alerts:#?}"
+    );
+}

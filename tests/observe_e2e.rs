@@ -396,3 +396,104 @@ fn bad_addresses_exit_2_naming_the_flag() {
         );
     }
 }
+
+/// nginx asking for (and verifying) client certificates on `version` only.
+fn nginx_on(pki: &DevPki, version: common::TlsVersion) -> common::Nginx {
+    common::Nginx::start(common::NginxConfig {
+        protocols: vec![version],
+        ..common::nginx_config(pki, common::VerifyClient::On)
+    })
+    .expect("start nginx")
+}
+
+/// curl through observe to `nginx` with the good client certificate; asserts the 200.
+fn curl_good_through(pki: &DevPki, oport: u16, version: common::TlsVersion) {
+    let good = pki.client(mtlscope::pki::ClientCert::Good);
+    let r = common::Curl::new(format!("https://localhost:{oport}/"))
+        .resolve("localhost", oport, "127.0.0.1")
+        .cacert(pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .tls_only(version)
+        .run();
+    assert_eq!(r.status, 200, "curl through observe: {r:?}");
+    assert!(r.body.contains("verify=SUCCESS"), "{}", r.body);
+}
+
+#[test]
+fn tls12_success_with_curl_and_nginx_ends_with_a_presumed_close_notify_not_a_failure() {
+    let (pki, _pdir) = common::dev_pki();
+    let nginx = nginx_on(&pki, common::TlsVersion::Tls12);
+    let (obs, oport, record, _dir) = observe(nginx.port());
+    curl_good_through(&pki, oport, common::TlsVersion::Tls12);
+
+    let rec = &records(&record, 1)[0];
+    let w = &rec["wire"];
+    assert_eq!(w["tls_version"], "TLSv1.2");
+    let findings = rec["findings"].as_array().expect("findings");
+    assert!(findings.is_empty(), "a success has no findings: {rec:#}");
+    let alerts = w["alerts"].as_array().expect("alerts");
+    assert!(!alerts.is_empty(), "the encrypted alert is recorded: {w:#}");
+    for a in alerts {
+        assert_eq!(a["description"], "close_notify", "{a}");
+        assert_eq!(a["code"], 0, "{a}");
+        assert_eq!(a["level"], "unknown", "{a}");
+        assert_eq!(a["encrypted"], true, "{a}");
+    }
+    assert!(obs.wait_output("✓"), "the terminal line marks success");
+    let out = obs.out.lock().expect("lock").clone();
+    assert!(!out.contains("✗"), "{out}");
+    assert!(!out.contains("handshake-rejected"), "{out}");
+
+    // `report` counts no finding and no failure.
+    let report = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", "--json"])
+        .arg(&record)
+        .output()
+        .expect("report runs");
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(!text.contains("handshake-rejected"), "{text}");
+    let html = record.with_extension("html");
+    let o = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", "--html"])
+        .arg(&html)
+        .arg(&record)
+        .output()
+        .expect("report --html runs");
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(
+        page.contains("presumed"),
+        "the page says the close_notify is presumed"
+    );
+}
+
+#[test]
+fn tls13_server_that_asks_is_never_shown_as_asking_for_no_cert() {
+    let (pki, _pdir) = common::dev_pki();
+    let nginx = nginx_on(&pki, common::TlsVersion::Tls13);
+    let (obs, oport, record, _dir) = observe(nginx.port());
+    curl_good_through(&pki, oport, common::TlsVersion::Tls13);
+
+    let rec = &records(&record, 1)[0];
+    assert_eq!(rec["wire"]["tls_version"], "TLSv1.3");
+    assert!(obs.wait_output("wire TLSv1.3"), "the facts line is printed");
+    let out = obs.out.lock().expect("lock").clone();
+    assert!(!out.contains("asked for no cert"), "{out}");
+    assert!(out.contains("encrypted: cannot tell"), "{out}");
+
+    // The report's table says "?" (not visible), not "-" (not asked).
+    let report = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", "--json"])
+        .arg(&record)
+        .output()
+        .expect("report runs");
+    let v: Value = serde_json::from_slice(&report.stdout).expect("report JSON");
+    let row = v["records"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["tls_version"] == "TLSv1.3")
+        .cloned()
+        .expect("the TLS 1.3 row");
+    assert_eq!(row["cert_request_hidden"], true, "{row:#}");
+}

@@ -332,3 +332,24 @@ fn bad_usage_exits_2_naming_the_flag() {
     let r = probe(&["https://localhost:1/", "--tls12", "--tls13"]);
     assert_eq!(r.code, Some(2));
 }
+
+/// nginx (OpenSSL) lists RSA-PSS-with-PSS-key schemes such as 0x0809 in its CertificateRequest:
+/// every scheme is printed by its IANA name.
+#[test]
+fn signature_schemes_are_named_by_iana_name() {
+    let (pki, _d) = pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
+    let ca = pki.root_ca().display().to_string();
+    let r = probe(&[
+        &nginx.localhost_url(),
+        "--upstream-ca",
+        &ca,
+        "--timeout",
+        "5",
+    ]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.stdout);
+    assert!(r.stdout.contains("signature schemes:"), "{}", r.stdout);
+    assert!(!r.stdout.contains("SignatureScheme("), "{}", r.stdout);
+    assert!(r.stdout.contains("rsa_pss_pss_sha256"), "{}", r.stdout);
+    assert!(r.stdout.contains("ecdsa_secp256r1_sha256"), "{}", r.stdout);
+}

@@ -190,3 +190,100 @@ async fn optional_verification_with_an_app_answering_403() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_no_error_finding(&rec);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_post_records_its_redacted_request_body() {
+    let s = setup(VerifyClient::Optional);
+    let p = proxy(&s, None);
+    let r = Curl::new(format!("https://localhost:{}/app", p.port()))
+        .cacert(s.pki.root_ca())
+        .arg("--data")
+        .arg("user=ann&password=hunter2")
+        .run_async()
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["request"]["method"], "POST");
+    assert_eq!(
+        rec["request"]["body_excerpt"], "user=ann&password=<redacted>",
+        "{:#}",
+        rec["request"]
+    );
+}
+
+/// `-v/--explain`: the proxy prints each finding's evidence and fix under its flow, and
+/// `report -v` does the same from the recording; `--help` says how to raise the log level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_prints_evidence_and_fix_under_the_flow() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::{Arc, Mutex};
+    let s = setup(VerifyClient::On);
+    let port = common::free_port().expect("free port");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("rec.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["reverse", "-v", "--upstream", &s.nginx.localhost_url()])
+        .args(["--server-cert", &s.pki.server().arg()])
+        .arg("--upstream-ca")
+        .arg(s.pki.root_ca())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--record")
+        .arg(&record)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let out = Arc::new(Mutex::new(String::new()));
+    let stdout = child.stdout.take().expect("stdout");
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut s = sink.lock().expect("lock");
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    common::wait_for_tcp(
+        ([127, 0, 0, 1], port).into(),
+        std::time::Duration::from_secs(10),
+    )
+    .expect("listening");
+    let r = Curl::new(format!("https://localhost:{port}/"))
+        .cacert(s.pki.root_ca())
+        .run_async()
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !out.lock().expect("lock").contains("Fix:") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = out.lock().expect("lock").clone();
+    assert!(text.contains("no-client-cert"), "{text}");
+    assert!(
+        text.contains("  Evidence:") && text.contains("  Fix:"),
+        "{text}"
+    );
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", "-v"])
+        .arg(&record)
+        .output()
+        .expect("report");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("Evidence:") && text.contains("Fix:"),
+        "{text}"
+    );
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .arg("--help")
+        .output()
+        .expect("help");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("RUST_LOG") && text.contains("--log-level"),
+        "{text}"
+    );
+}

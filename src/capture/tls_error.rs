@@ -153,6 +153,7 @@ pub fn alert_fact(direction: Direction, desc: rustls::AlertDescription, at_ms: f
             Direction::Received => AlertSource::Tls,
             Direction::Sent => AlertSource::Inferred,
         },
+        encrypted: false,
     }
 }
 

@@ -105,7 +105,10 @@ impl ResolvesClientCert for RecordingClientResolver {
             phase: Phase::Handshake,
             ca_names: Some(ca_names.clone()),
             ca_names_der: ca_names_der.clone(),
-            signature_schemes: sigschemes.iter().map(|s| format!("{s:?}")).collect(),
+            signature_schemes: sigschemes
+                .iter()
+                .map(|s| crate::wire::scheme_name(u16::from(*s)))
+                .collect(),
             mandatory: None,
             at_ms,
             after_request_ms: None,

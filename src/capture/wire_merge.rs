@@ -18,9 +18,6 @@ pub struct MergeContext {
     pub last_request_ms: Option<f64>,
 }
 
-/// The alert code the tap gives an encrypted alert it could not read.
-const ENCRYPTED_ALERT: u8 = 255;
-
 /// Merge `tap` into `leg`.
 pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     if let Some(hello) = &tap.client_hello {
@@ -29,7 +26,8 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     if tap.client_random.is_some() {
         leg.client_random = tap.client_random.clone();
     }
-    for alert in tap.alerts.iter().filter(|a| a.code != ENCRYPTED_ALERT) {
+    // An encrypted alert's description is the TLS library's to report (it decrypted it).
+    for alert in tap.alerts.iter().filter(|a| !a.encrypted) {
         let known = leg
             .alerts
             .iter()
@@ -56,6 +54,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
                     code: 100,
                     at_ms: reneg.at_ms,
                     source: AlertSource::Inferred,
+                    encrypted: false,
                 });
             }
         }
@@ -248,11 +247,20 @@ mod tests {
             code: 255,
             at_ms: 3.0,
             source: AlertSource::Wire,
+            encrypted: true,
         };
         merge(
             &mut leg,
             &TapFacts {
-                alerts: vec![enc],
+                alerts: vec![
+                    enc.clone(),
+                    // A presumed close_notify (encrypted, after application data).
+                    Alert {
+                        description: "close_notify".into(),
+                        code: 0,
+                        ..enc
+                    },
+                ],
                 ..TapFacts::default()
             },
             MergeContext::default(),

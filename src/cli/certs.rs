@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// `certs inspect`'s exit code when a chain would not work as a client certificate.
+pub const NOT_USABLE: u8 = 3;
+
 /// `mtlscope certs …`
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -32,7 +35,12 @@ pub enum CertsCommand {
         recipe: Option<PathBuf>,
     },
     /// Show what certificate files hold and whether each chain would work as a client
-    /// certificate (optionally against a server's acceptable-CA list).
+    /// certificate (optionally against a server's acceptable-CA list, trust anchors, and its
+    /// private key).
+    ///
+    /// Exit codes: 0 every chain is usable, 3 at least one is not (expired or not yet valid,
+    /// not for client authentication, acceptable-CA list not satisfied, does not verify
+    /// against --trust, key does not match), 2 bad usage or unreadable files.
     Inspect {
         /// PEM (or DER) files, each a chain: leaf first, then intermediates.
         #[arg(required = true, value_name = "FILE")]
@@ -41,6 +49,13 @@ pub enum CertsCommand {
         /// against (what a server would send in its CertificateRequest).
         #[arg(long, value_name = "FILE")]
         ca_names: Option<PathBuf>,
+        /// PEM file of trust anchors: would the chain verify as a client certificate against
+        /// them (what `openssl verify -purpose sslclient -CAfile FILE` answers)?
+        #[arg(long, value_name = "CA.pem")]
+        trust: Option<PathBuf>,
+        /// Private key (PEM): does it belong to the leaf?
+        #[arg(long, value_name = "KEY")]
+        key: Option<PathBuf>,
         /// Judge validity at this instant (RFC 3339) instead of now.
         #[arg(long, value_name = "RFC3339")]
         at: Option<String>,
@@ -70,10 +85,10 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
                 None => Recipe::embedded()?,
             };
             let generated = generate_recipe(&recipe, &out)?;
-            print!("{}", generated.describe());
+            crate::out!("{}", generated.describe());
             let (good, bundle) = (out.join("client-good.pem"), out.join("ca-bundle.pem"));
             if good.exists() && bundle.exists() {
-                println!(
+                crate::outln!(
                     "\ntry: mtlscope certs inspect {} --ca-names {}",
                     good.display(),
                     bundle.display()
@@ -84,6 +99,8 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
         CertsCommand::Inspect {
             files,
             ca_names,
+            trust,
+            key,
             at,
             json,
         } => {
@@ -95,14 +112,30 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
                 })?,
                 None => OffsetDateTime::now_utc(),
             };
-            let report = inspect::inspect(&files, ca_names.as_deref(), at)
+            let checks = inspect::Checks {
+                ca_names: ca_names.as_deref(),
+                trust: trust.as_deref(),
+                key: key.as_deref(),
+            };
+            let report = inspect::inspect_with(&files, checks, at)
                 .map_err(|e: InspectError| CommandError::usage(e))?;
             if json {
                 let text = serde_json::to_string_pretty(&report)
                     .map_err(|e| CommandError::runtime(format!("cannot encode the report: {e}")))?;
-                println!("{text}");
+                crate::outln!("{text}");
             } else {
-                print!("{}", inspect::render_text(&report));
+                crate::out!("{}", inspect::render_text(&report));
+            }
+            let unusable = report.files.iter().filter(|f| !f.usable).count();
+            if unusable > 0 {
+                return Err(CommandError {
+                    code: NOT_USABLE,
+                    message: format!(
+                        "certs inspect: {unusable} of {} chains would not work as a client \
+                         certificate",
+                        report.files.len()
+                    ),
+                });
             }
             Ok(())
         }
@@ -113,25 +146,25 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
 pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
     let ca = open_local_ca(args.ca_dir.as_deref())?;
     if args.path {
-        println!("{}", ca.cert_path().display());
+        crate::outln!("{}", ca.cert_path().display());
         return Ok(());
     }
     let subject = crate::cert::summarize(ca.ca_der())
         .map(|s| s.subject)
         .unwrap_or_default();
-    println!(
+    crate::outln!(
         "{} mtlscope's local CA ({subject}):",
         if ca.created() { "created" } else { "using" }
     );
-    println!("  certificate  {}", ca.cert_path().display());
-    println!(
+    crate::outln!("  certificate  {}", ca.cert_path().display());
+    crate::outln!(
         "  private key  {} (mode 0600; keep it private)",
         ca.key_path().display()
     );
-    println!(
+    crate::outln!(
         "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
     );
-    print!("{}", local_ca::how_to_trust(ca.cert_path()));
+    crate::out!("{}", local_ca::how_to_trust(ca.cert_path()));
     Ok(())
 }
 

@@ -50,7 +50,7 @@ pub struct ForwardArgs {
 /// Run `mtlscope forward` until interrupted.
 pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     let mut ca: Option<Arc<LocalCa>> = None;
-    let built = args.proxy.build("127.0.0.1:8080", |inputs| {
+    let built = args.proxy.build("forward", "127.0.0.1:8080", |inputs| {
         let local = Arc::new(super::certs::open_local_ca(inputs.ca_dir.as_deref())?);
         ca = Some(local.clone());
         Ok(Arc::new(LocalCaResolver {
@@ -95,6 +95,12 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         intercept: patterns("--intercept", &args.intercept, &c.intercept)?,
         passthrough: patterns("--passthrough", &args.passthrough, &c.passthrough)?,
     };
+    if scope.passthrough.is_empty() && built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
+        eprintln!(
+            "mtlscope: warning: --fault block-renegotiation acts only on --passthrough tunnels, \
+             and none is configured: add --passthrough PATTERN"
+        );
+    }
     let identities = IdentityMap {
         rules: host_rules(&args.proxy, &args.host_identity, &c.host, &loaded)?,
         dir: args
@@ -123,7 +129,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
     };
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = built.open_sink()?;
+        let sink = built.open_sink()?.explaining(built.explain);
         let opts = ForwardOptions {
             session: built.session_context(Mode::Forward, sink.clone()),
             leaves,

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod forward;
+pub mod lint;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
@@ -13,8 +14,21 @@ use std::process::ExitCode;
 
 /// A debugging proxy that explains client-certificate (mutual TLS) failures.
 #[derive(Debug, Parser)]
-#[command(name = "mtlscope", version, about, long_about = None)]
+#[command(
+    name = "mtlscope",
+    version,
+    about,
+    long_about = None,
+    after_help = "Logging: mtlscope's own diagnostics go to stderr at `warn`; raise them with \
+                  --log-level debug, or RUST_LOG (e.g. RUST_LOG=mtlscope=debug), which --log-level \
+                  overrides. -v/--explain on reverse, forward, observe and report prints each \
+                  finding's evidence and fix."
+)]
 pub struct Cli {
+    /// Level of mtlscope's own log on stderr: error, warn, info, debug or trace (or a
+    /// RUST_LOG-style filter); default: RUST_LOG, else warn.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -61,7 +75,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_tracing();
+    if let Err(e) = init_tracing(cli.log_level.as_deref()) {
+        eprintln!("mtlscope: {e}");
+        return ExitCode::from(e.code);
+    }
+    // The run id carries the start time: fix it now.
+    let _ = crate::record::run_id();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -86,13 +105,54 @@ fn run(command: Command) -> Result<(), CommandError> {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+fn init_tracing(level: Option<&str>) -> Result<(), CommandError> {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::try_new(l)
+            .map_err(|e| CommandError::usage(format!("--log-level {l:?}: {e}")))?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
+}
+
+/// The address for `--listen TEXT`: an IP address and port, or a host name and port
+/// (`localhost:8443`) resolved once at start-up. A name with several addresses listens on the
+/// first IPv4 one (else the first), so `127.0.0.1` reaches a `localhost` listener; loopback
+/// checks apply to the address chosen.
+pub fn listen_addr(text: &str) -> Result<std::net::SocketAddr, CommandError> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bad = |why: String| {
+        CommandError::usage(format!(
+            "--listen {text:?}: {why} (expected HOST:PORT, e.g. 127.0.0.1:8443 or localhost:8443)"
+        ))
+    };
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(bad("no port".into()));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad("the host is empty".into()));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad(format!("the port {port:?} is not a number from 0 to 65535")))?;
+    let addrs: Vec<std::net::SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve {host:?}: {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| bad(format!("{host:?} resolves to no address")))
 }
 
 /// A multi-threaded tokio runtime for the network commands.

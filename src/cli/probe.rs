@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `mtlscope probe` flags.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ProbeArgs {
     /// The server to check: https://HOST[:PORT][/PATH] (the path is requested unless --path is
     /// given).
@@ -27,6 +27,13 @@ pub struct ProbeArgs {
     /// connections, after trying none.
     #[arg(long, value_name = "CERT,KEY|FILE.p12")]
     pub identity: Vec<String>,
+    /// curl's spelling of `--identity CERT,KEY`: the certificate (with `--key`), or a
+    /// FILE.p12 alone. Repeatable; the n-th `--cert` pairs with the n-th `--key`.
+    #[arg(long = "cert", value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    /// curl's spelling: the private key of the matching `--cert`.
+    #[arg(long = "key", value_name = "KEY")]
+    pub key: Vec<PathBuf>,
     /// Environment variable holding the password of PKCS#12 identities.
     #[arg(long, value_name = "VAR")]
     pub pkcs12_password_env: Option<String>,
@@ -57,13 +64,61 @@ pub struct ProbeArgs {
     /// Append every attempt's flow to FILE (JSON Lines).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
-    /// Bound, in seconds, on each connect, handshake and HTTP exchange.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub timeout: u64,
+    /// Bound, in seconds, on each connect, handshake and HTTP exchange (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// TOML configuration file (keys: identity, pkcs12_password_env, pkcs12_password_file,
+    /// upstream_ca, insecure_upstream, resolve, timeout, record); flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ProbeArgs {
+    /// These flags with the config file's values filled in where a flag was not given.
+    fn merged(&self) -> Result<ProbeArgs, CommandError> {
+        let Some(path) = &self.config else {
+            return Ok(self.clone());
+        };
+        let loaded = crate::config::Loaded::read(path).map_err(CommandError::usage)?;
+        loaded
+            .only("probe", crate::config::keys::PROBE)
+            .map_err(CommandError::usage)?;
+        let c = &loaded.config;
+        let mut m = self.clone();
+        if m.identity.is_empty() && m.cert.is_empty() {
+            for ck in &c.identity {
+                let arg = match ck.pkcs12() {
+                    Some(p12) => loaded.resolve(p12).display().to_string(),
+                    None => {
+                        let (cert, key) = ck.paths(&loaded.base).map_err(|e| {
+                            CommandError::usage(format!("{}: {e}", loaded.key("identity")))
+                        })?;
+                        format!("{},{}", cert.display(), key.display())
+                    }
+                };
+                m.identity.push(arg);
+            }
+        }
+        if m.pkcs12_password_env.is_none() && m.pkcs12_password_file.is_none() {
+            m.pkcs12_password_env = c.pkcs12_password_env.clone();
+            m.pkcs12_password_file = c.pkcs12_password_file.as_ref().map(|p| loaded.resolve(p));
+        }
+        if m.upstream_ca.is_empty() {
+            m.upstream_ca = c.upstream_ca.iter().map(|p| loaded.resolve(p)).collect();
+        }
+        m.insecure_upstream |= c.insecure_upstream.unwrap_or(false);
+        if m.resolve.is_empty() {
+            m.resolve = c.resolve.clone();
+        }
+        m.timeout = m.timeout.or(c.timeout);
+        m.record = m.record.or(c.record.as_ref().map(|p| loaded.resolve(p)));
+        Ok(m)
+    }
 }
 
 /// Run `mtlscope probe`.
 pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
+    let args = args.merged()?;
     let plan = plan(&args)?;
     let rt = super::runtime()?;
     let report = rt.block_on(async {
@@ -76,9 +131,9 @@ pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
         Ok::<_, CommandError>(crate::probe::run(&plan, &sink).await)
     })?;
     if args.json {
-        println!("{:#}", to_json(&report));
+        crate::outln!("{:#}", to_json(&report));
     } else {
-        print!("{}", to_text(&report));
+        crate::out!("{}", to_text(&report));
     }
     if report.reachable() {
         Ok(())
@@ -115,10 +170,11 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
             )));
         }
     }
-    if args.timeout == 0 {
+    let timeout = args.timeout.unwrap_or(10);
+    if timeout == 0 {
         return Err(CommandError::usage("--timeout: must be at least 1 second"));
     }
-    let timeout = Duration::from_secs(args.timeout);
+    let timeout = Duration::from_secs(timeout);
     let versions = match (args.tls12, args.tls13) {
         (true, _) => vec![TlsVersion::Tls12],
         (_, true) => vec![TlsVersion::Tls13],
@@ -130,8 +186,9 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
         pkcs12_password_file: args.pkcs12_password_file.clone(),
         ..ProxyArgs::default()
     };
-    let identities = args
-        .identity
+    let mut identity_args = args.identity.clone();
+    identity_args.extend(super::lint::curl_style_identities(&args.cert, &args.key)?);
+    let identities = identity_args
         .iter()
         .map(|arg| {
             loader

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Flags shared by the TLS-terminating modes.
-#[derive(Debug, Args, Default)]
+#[derive(Clone, Debug, Args, Default)]
 pub struct ProxyArgs {
     /// Address to listen on (loopback unless told otherwise).
     #[arg(long)]
@@ -60,6 +60,13 @@ pub struct ProxyArgs {
     /// several, the first whose chain matches the server's CA names is presented.
     #[arg(long, value_name = "CERT,KEY|FILE.p12")]
     pub identity: Vec<String>,
+    /// curl's spelling of `--identity CERT,KEY`: the certificate (with `--key`), or a
+    /// FILE.p12 alone. Repeatable; the n-th `--cert` pairs with the n-th `--key`.
+    #[arg(long = "cert", value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    /// curl's spelling: the private key of the matching `--cert`.
+    #[arg(long = "key", value_name = "KEY")]
+    pub key: Vec<PathBuf>,
     /// Environment variable holding the password of PKCS#12 identities (`--identity FILE.p12`).
     #[arg(long, value_name = "VAR")]
     pub pkcs12_password_env: Option<String>,
@@ -86,10 +93,9 @@ pub struct ProxyArgs {
     /// ca-list=FILE, cut-on-cert-request, alert=NAME, allow-fingerprint=SHA256, delay=STEP:MS.
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub fault: Vec<String>,
-    /// Bound, in seconds, on each connect and handshake, on a client's request head, and on
-    /// the upstream's response head.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
+    /// Bound, in seconds, on each connect and handshake (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// On SIGTERM/SIGINT, seconds in-flight exchanges get to finish before they are ended
     /// (every record is written either way; a second signal exits at once).
     #[arg(long, value_name = "SECS")]
@@ -104,6 +110,9 @@ pub struct ProxyArgs {
     /// Do not print a line per flow.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Under each flow, print every finding's evidence and fix (what `demo` shows).
+    #[arg(long, short = 'v')]
+    pub explain: bool,
 }
 
 /// The merged, loaded settings.
@@ -124,6 +133,8 @@ pub struct Built {
     pub redact: bool,
     /// Print a line per flow.
     pub print: bool,
+    /// Print each finding's evidence and fix under its flow.
+    pub explain: bool,
     /// The local CA directory.
     pub ca_dir: Option<PathBuf>,
     /// `--resolve` overrides.
@@ -232,9 +243,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 impl ProxyArgs {
-    /// Merge with the config file and load every file named.
+    /// Merge with the config file (refusing keys `command` does not read) and load every file
+    /// named.
     pub fn build(
         &self,
+        command: &str,
         default_listen: &str,
         server_cert: impl FnOnce(
             &ServerCertInputs,
@@ -245,20 +258,51 @@ impl ProxyArgs {
             Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
             None => Loaded::default(),
         };
+        let allowed = match command {
+            "forward" => crate::config::keys::FORWARD,
+            _ => crate::config::keys::REVERSE,
+        };
+        loaded.only(command, allowed).map_err(CommandError::usage)?;
+        self.merged_with(&loaded)
+            .build_merged(loaded, default_listen, server_cert)
+    }
+
+    /// These flags with the config file's values filled in where a flag was not given.
+    fn merged_with(&self, loaded: &Loaded) -> ProxyArgs {
+        let c = &loaded.config;
+        let mut m = self.clone();
+        m.timeout = m.timeout.or(c.timeout);
+        if m.resolve.is_empty() {
+            m.resolve = c.resolve.clone();
+        }
+        if m.pkcs12_password_env.is_none() && m.pkcs12_password_file.is_none() {
+            m.pkcs12_password_env = c.pkcs12_password_env.clone();
+            m.pkcs12_password_file = c.pkcs12_password_file.as_ref().map(|p| loaded.resolve(p));
+        }
+        m.quiet |= c.quiet.unwrap_or(false);
+        m.explain |= c.explain.unwrap_or(false);
+        m
+    }
+
+    fn build_merged(
+        &self,
+        loaded: Loaded,
+        default_listen: &str,
+        server_cert: impl FnOnce(
+            &ServerCertInputs,
+        )
+            -> Result<Arc<dyn rustls::server::ResolvesServerCert>, CommandError>,
+    ) -> Result<Built, CommandError> {
         let c = &loaded.config;
         let provider = provider();
-        let timeout = Duration::from_secs(self.timeout.max(1));
+        let timeout = Duration::from_secs(self.timeout.unwrap_or(10).max(1));
 
         let listen_text = self
             .listen
             .clone()
             .or(c.listen.clone())
             .unwrap_or_else(|| default_listen.to_string());
-        let listen: SocketAddr = listen_text.parse().map_err(|e| {
-            CommandError::usage(format!(
-                "--listen {listen_text:?}: not an address like 127.0.0.1:8443 ({e})"
-            ))
-        })?;
+        let listen: SocketAddr = super::listen_addr(&listen_text)?;
 
         let keylog: Option<Arc<dyn rustls::KeyLog>> = match self
             .keylog
@@ -294,6 +338,9 @@ impl ProxyArgs {
             .unwrap_or(CaNames::FromCa)
             == CaNames::FromCa;
         let enforce = self.enforce || c.enforce.unwrap_or(false);
+        for warning in super::lint::client_auth_warnings(mode, !ca_files.is_empty(), enforce)? {
+            eprintln!("mtlscope: warning: {warning}");
+        }
         let mut policy =
             ClientAuthPolicy::new(mode, &client_cas, send_names, enforce, provider.clone())
                 .map_err(|e| CommandError::usage(format!("--client-ca: {e}")))?;
@@ -306,17 +353,22 @@ impl ProxyArgs {
 
         // Upstream leg: identities and trust.
         let mut identities = Vec::new();
-        if self.identity.is_empty() {
+        let identity_args = self.identity_args()?;
+        if identity_args.is_empty() {
             for ck in &c.identity {
-                let (cert, key) = ck
-                    .paths(&loaded.base)
-                    .map_err(|e| CommandError::usage(format!("{}: {e}", loaded.key("identity"))))?;
-                identities.push(Arc::new(Identity::load(&cert, &key).map_err(|e| {
-                    CommandError::usage(format!("{}: {e}", loaded.key("identity")))
-                })?));
+                let at =
+                    |e: String| CommandError::usage(format!("{}: {e}", loaded.key("identity")));
+                let identity = match ck.pkcs12() {
+                    Some(p12) => self.load_identity_arg(&loaded.resolve(p12).to_string_lossy()),
+                    None => {
+                        let (cert, key) = ck.paths(&loaded.base).map_err(at)?;
+                        Identity::load(&cert, &key).map_err(|e| e.to_string())
+                    }
+                };
+                identities.push(Arc::new(identity.map_err(at)?));
             }
         } else {
-            for arg in &self.identity {
+            for arg in &identity_args {
                 identities
                     .push(Arc::new(self.load_identity_arg(arg).map_err(|e| {
                         CommandError::usage(format!("--identity: {e}"))
@@ -425,8 +477,15 @@ impl ProxyArgs {
             record,
             redact,
             print,
+            explain: self.explain,
             ca_dir: inputs.ca_dir,
-            resolve: Resolve::parse(&self.resolve)?,
+            resolve: Resolve::parse(&self.resolve).map_err(|e| {
+                if self.resolve == c.resolve && !c.resolve.is_empty() {
+                    CommandError::usage(format!("{}: {e}", loaded.key("resolve")))
+                } else {
+                    e
+                }
+            })?,
             faults: Arc::new(faults),
             grace: Duration::from_secs(self.grace.or(c.grace).unwrap_or(DEFAULT_GRACE_SECS)),
             max_connections: self.max_connections.or(c.max_connections),
@@ -435,8 +494,16 @@ impl ProxyArgs {
         })
     }
 
+    /// Every `--identity`, then every curl-style `--cert`/`--key` pair as `CERT,KEY`.
+    pub fn identity_args(&self) -> Result<Vec<String>, CommandError> {
+        let mut out = self.identity.clone();
+        out.extend(super::lint::curl_style_identities(&self.cert, &self.key)?);
+        Ok(out)
+    }
+
     /// Load `CERT,KEY` or a PKCS#12 file named on the command line.
     pub fn load_identity_arg(&self, arg: &str) -> Result<Identity, String> {
+        let arg = arg.trim();
         let lower = arg.to_ascii_lowercase();
         if !arg.contains(',') && (lower.ends_with(".p12") || lower.ends_with(".pfx")) {
             let password = self.pkcs12_password()?;

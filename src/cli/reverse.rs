@@ -43,7 +43,7 @@ pub fn parse_upstream(url: &str) -> Result<Target, String> {
 /// Run `mtlscope reverse` until interrupted.
 pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     let mut target_text = args.upstream.clone();
-    let built = args.proxy.build("127.0.0.1:8443", |inputs| {
+    let built = args.proxy.build("reverse", "127.0.0.1:8443", |inputs| {
         if target_text.is_none() {
             target_text = inputs.upstream.clone();
         }
@@ -54,6 +54,13 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             }
         }
     })?;
+    if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
+        return Err(CommandError::usage(
+            "--fault block-renegotiation: reverse terminates TLS, so there is no renegotiation \
+             to cut between client and server; it applies to observe and to forward's \
+             --passthrough tunnels",
+        ));
+    }
     let target_text = target_text
         .ok_or_else(|| CommandError::usage("--upstream is required (https://HOST[:PORT])"))?;
     let mut target =
@@ -61,7 +68,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     built.resolve.apply(&mut target);
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = built.open_sink()?;
+        let sink = built.open_sink()?.explaining(built.explain);
         let opts = ReverseOptions {
             session: built.session_context(Mode::Reverse, sink.clone()),
             identity: built.identity,

@@ -29,23 +29,31 @@ pub struct ReportArgs {
     /// Only records carrying this finding id.
     #[arg(long, value_name = "FINDING_ID")]
     pub id: Option<String>,
+    /// After the table, print every finding's evidence and fix under its record.
+    #[arg(long, short = 'v')]
+    pub explain: bool,
+    /// Only records of this run (each record's `run`: the mtlscope process that wrote it).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
 }
 
 /// `mtlscope diff` flags.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The first flow: FILE, or FILE:N for its N-th record (default: its first exchange).
-    #[arg(value_name = "FILE[:N]")]
+    /// The first flow: FILE, FILE:N for its N-th record, or FILE:RUN/ID for a connection of
+    /// one run (default: its first exchange).
+    #[arg(value_name = "FILE[:N|:RUN/ID]")]
     pub a: String,
-    /// The second flow: FILE or FILE:M.
-    #[arg(value_name = "FILE[:M]")]
+    /// The second flow: FILE, FILE:M or FILE:RUN/ID.
+    #[arg(value_name = "FILE[:M|:RUN/ID]")]
     pub b: String,
-    /// Pick the first flow by connection id instead of by position.
-    #[arg(long, value_name = "CONNECTION_ID")]
-    pub a_id: Option<u64>,
-    /// Pick the second flow by connection id instead of by position.
-    #[arg(long, value_name = "CONNECTION_ID")]
-    pub b_id: Option<u64>,
+    /// Pick the first flow by connection id instead of by position: ID, or RUN/ID when the
+    /// file holds several runs (each record's `run`).
+    #[arg(long, value_name = "[RUN/]ID")]
+    pub a_id: Option<String>,
+    /// Pick the second flow by connection id: ID or RUN/ID.
+    #[arg(long, value_name = "[RUN/]ID")]
+    pub b_id: Option<String>,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
@@ -82,6 +90,7 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     let filter = report::Filter {
         only_failures: args.only_failures,
         id: args.id.clone(),
+        run: args.run.clone(),
     };
     let shown: Vec<&Record> = rec.records.iter().filter(|r| filter.keeps(r)).collect();
     let rows: Vec<report::Row> = shown.iter().map(|r| report::row(r)).collect();
@@ -96,9 +105,12 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     }
     if args.json {
         let v = report::json(&rows, &summary, &rec.skipped);
-        println!("{}", pretty(&v)?);
+        crate::outln!("{}", pretty(&v)?);
     } else {
-        print!("{}", report::text(&rows, &summary));
+        crate::out!("{}", report::text(&rows, &summary));
+        if args.explain {
+            crate::out!("{}", report::explain_text(&shown));
+        }
     }
     Ok(())
 }
@@ -107,12 +119,15 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
 fn pick(
     rec: &Recording,
     path: &Path,
-    index: Option<usize>,
-    by_id: Option<u64>,
+    in_arg: Option<Selector>,
+    by_id: Option<&str>,
+    flag: &str,
 ) -> Result<Record, CommandError> {
-    let selector = match (by_id, index) {
-        (Some(id), _) => Selector::ConnectionId(id),
-        (None, Some(n)) => Selector::Index(n),
+    let selector = match (by_id, in_arg) {
+        (Some(id), _) => {
+            Selector::connection(id).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?
+        }
+        (None, Some(s)) => s,
         (None, None) => Selector::Default,
     };
     recording::select(rec, &selector)
@@ -122,8 +137,8 @@ fn pick(
 
 /// Run `mtlscope diff`.
 pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
-    let (path_a, index_a) = recording::split_file_index(&args.a);
-    let (path_b, index_b) = recording::split_file_index(&args.b);
+    let (path_a, index_a) = recording::split_file_selector(&args.a);
+    let (path_b, index_b) = recording::split_file_selector(&args.b);
     let rec_a = load(std::slice::from_ref(&path_a))?;
     // Comparing two records of one file reads (and warns about) it once.
     let rec_b = if path_b == path_a {
@@ -131,17 +146,18 @@ pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
     } else {
         Some(load(std::slice::from_ref(&path_b))?)
     };
-    let a = pick(&rec_a, &path_a, index_a, args.a_id)?;
+    let a = pick(&rec_a, &path_a, index_a, args.a_id.as_deref(), "--a-id")?;
     let b = pick(
         rec_b.as_ref().unwrap_or(&rec_a),
         &path_b,
         index_b,
-        args.b_id,
+        args.b_id.as_deref(),
+        "--b-id",
     )?;
     if args.json {
-        println!("{}", pretty(&diff::json(&a, &b))?);
+        crate::outln!("{}", pretty(&diff::json(&a, &b))?);
     } else {
-        print!("{}", diff::text(&a, &b));
+        crate::out!("{}", diff::text(&a, &b));
     }
     Ok(())
 }

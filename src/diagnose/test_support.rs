@@ -86,6 +86,7 @@ impl FlowBuilder {
             headers: vec![],
             at_ms: 10.0,
             forwarded_at_ms: Some(10.1),
+            body_excerpt: None,
         });
         self
     }
@@ -165,6 +166,7 @@ pub(crate) fn alert(direction: Direction, code: u8, at_ms: f64) -> Alert {
         code,
         at_ms,
         source: AlertSource::Wire,
+        encrypted: false,
     }
 }
 

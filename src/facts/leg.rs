@@ -242,6 +242,10 @@ pub struct Alert {
     pub at_ms: f64,
     /// How it is known.
     pub source: AlertSource,
+    /// Read from an encrypted record: the level is unknown and the description is either
+    /// `encrypted` or presumed from context (`close_notify` when it follows application data).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// How an alert is known.

@@ -33,6 +33,11 @@ pub struct Flow {
     pub kind: RecordKind,
     /// Which command produced the record.
     pub mode: Mode,
+    /// The mtlscope process that wrote the record (its start time and pid, e.g.
+    /// `20261130T021713Z-12345`), so ids stay unambiguous in a file several runs appended to.
+    /// Empty in records written before runs were recorded.
+    #[serde(default)]
+    pub run: String,
     /// Process-unique connection number; all exchanges of one connection share it.
     pub connection_id: u64,
     /// Position of this exchange on its connection (0-based); absent on connection records.
@@ -127,6 +132,10 @@ pub struct Request {
     /// When it was sent upstream; null if it never was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_at_ms: Option<f64>,
+    /// The first bytes (at most 4 KiB) of the body sent upstream, lossily decoded, credential
+    /// fields of form and JSON bodies redacted unless `--no-redact`; `…` marks a cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_excerpt: Option<String>,
 }
 
 /// The response as the client received it.
@@ -359,6 +368,7 @@ impl Flow {
             schema: SCHEMA,
             kind: RecordKind::Connection,
             mode,
+            run: String::new(),
             connection_id,
             exchange_index: None,
             started_at,

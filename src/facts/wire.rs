@@ -41,3 +41,11 @@ pub struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<LegFailure>,
 }
+
+impl Wire {
+    /// Whether the wire could not show a CertificateRequest: in TLS 1.3 everything after the
+    /// ServerHello is encrypted, so `cert_request: null` there means "cannot tell", not "none".
+    pub fn cert_request_hidden(&self) -> bool {
+        self.cert_request.is_none() && self.tls_version == Some(TlsVersion::Tls13)
+    }
+}

@@ -3,6 +3,7 @@
 pub mod cut;
 pub mod idle;
 pub mod rewind;
+pub mod stdout;
 
 pub use rewind::Rewind;
 

@@ -12,7 +12,10 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
+use super::inspect_checks::{check_key, TrustAnchors};
+pub use super::inspect_checks::{KeyCheck, TrustCheck};
 pub use super::inspect_text::render_text;
+use rustls::pki_types::CertificateDer;
 
 /// Why a file could not be inspected (all of these are bad input: exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,17 @@ pub enum InspectError {
         /// What the parser said.
         detail: String,
     },
+    /// A `--trust` certificate cannot serve as a trust anchor.
+    #[error("--trust {path}: not usable as trust anchors: {detail}")]
+    BadTrustAnchor {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said.
+        detail: String,
+    },
+    /// A `--key` or `--trust` file could not be loaded.
+    #[error(transparent)]
+    Load(#[from] super::load::LoadError),
 }
 
 fn found_note(found: &[String]) -> String {
@@ -107,6 +121,28 @@ pub struct FileReport {
     /// The verdict against the acceptable-CA list, when one was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_names_check: Option<CaNamesCheck>,
+    /// Whether the chain verifies against `--trust`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_check: Option<TrustCheck>,
+    /// Whether `--key` belongs to the leaf, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<KeyCheck>,
+    /// Everything above that keeps the chain from working as a client certificate at the
+    /// report's instant; empty when nothing does.
+    pub problems: Vec<String>,
+    /// The verdict: `problems` is empty.
+    pub usable: bool,
+}
+
+/// What to check each chain against, besides its own structure.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checks<'a> {
+    /// `--ca-names`: a file whose certificates' subjects form an acceptable-CA list.
+    pub ca_names: Option<&'a Path>,
+    /// `--trust`: trust anchors to verify the chain against.
+    pub trust: Option<&'a Path>,
+    /// `--key`: a private key that should belong to the leaf.
+    pub key: Option<&'a Path>,
 }
 
 /// One certificate with its judgement.
@@ -171,6 +207,21 @@ pub struct CaNameMatch {
 /// Read every certificate in a PEM (or single DER) file, strictly: any malformed part is an error
 /// naming the file.
 pub fn read_cert_file(path: &Path) -> Result<Vec<CertSummary>, InspectError> {
+    read_cert_ders(path)?
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            crate::cert::summarize(der).map_err(|e| InspectError::BadCertificate {
+                path: path.to_path_buf(),
+                index: i + 1,
+                detail: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The certificates of a PEM (or single DER) file as DER, strictly.
+pub fn read_cert_ders(path: &Path) -> Result<Vec<CertificateDer<'static>>, InspectError> {
     let bytes = std::fs::read(path).map_err(|source| InspectError::Read {
         path: path.to_path_buf(),
         source,
@@ -178,7 +229,7 @@ pub fn read_cert_file(path: &Path) -> Result<Vec<CertSummary>, InspectError> {
     let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
     if !looks_pem {
         return crate::cert::summarize(&bytes)
-            .map(|s| vec![s])
+            .map(|_| vec![CertificateDer::from(bytes.clone())])
             .map_err(|e| InspectError::NotCertificate {
                 path: path.to_path_buf(),
                 detail: e.to_string(),
@@ -189,7 +240,7 @@ pub fn read_cert_file(path: &Path) -> Result<Vec<CertSummary>, InspectError> {
     let mut found = Vec::new();
     loop {
         match rustls::pki_types::pem::from_buf(&mut reader) {
-            Ok(Some((SectionKind::Certificate, der))) => ders.push(der),
+            Ok(Some((SectionKind::Certificate, der))) => ders.push(CertificateDer::from(der)),
             Ok(Some((kind, _))) => found.push(section_name(kind)),
             Ok(None) => break,
             Err(e) => {
@@ -206,16 +257,7 @@ pub fn read_cert_file(path: &Path) -> Result<Vec<CertSummary>, InspectError> {
             found,
         });
     }
-    ders.iter()
-        .enumerate()
-        .map(|(i, der)| {
-            crate::cert::summarize(der).map_err(|e| InspectError::BadCertificate {
-                path: path.to_path_buf(),
-                index: i + 1,
-                detail: e.to_string(),
-            })
-        })
-        .collect()
+    Ok(ders)
 }
 
 fn section_name(kind: SectionKind) -> String {
@@ -247,10 +289,31 @@ pub fn inspect(
     ca_names: Option<&Path>,
     at: OffsetDateTime,
 ) -> Result<InspectReport, InspectError> {
-    let ca_names = ca_names.map(read_ca_names).transpose()?;
+    let checks = Checks {
+        ca_names,
+        ..Checks::default()
+    };
+    inspect_with(files, checks, at)
+}
+
+/// Inspect `files` at `at` with every check in `checks`.
+pub fn inspect_with(
+    files: &[PathBuf],
+    checks: Checks<'_>,
+    at: OffsetDateTime,
+) -> Result<InspectReport, InspectError> {
+    let ca_names = checks.ca_names.map(read_ca_names).transpose()?;
+    let anchors = checks.trust.map(TrustAnchors::load).transpose()?;
     let files = files
         .iter()
-        .map(|f| Ok(inspect_chain(f, read_cert_file(f)?, ca_names.as_ref(), at)))
+        .map(|f| {
+            let ders = read_cert_ders(f)?;
+            let mut report = inspect_chain(f, read_cert_file(f)?, ca_names.as_ref(), at);
+            report.trust_check = anchors.as_ref().map(|a| a.check(&ders, at));
+            report.key_check = checks.key.map(|k| check_key(f, &ders, k)).transpose()?;
+            report.judge();
+            Ok(report)
+        })
         .collect::<Result<Vec<_>, InspectError>>()?;
     Ok(InspectReport {
         at,
@@ -299,7 +362,7 @@ pub fn inspect_chain(
             summary,
         })
         .collect();
-    FileReport {
+    let mut report = FileReport {
         path: path.to_path_buf(),
         certificates,
         chain: ChainReport {
@@ -308,6 +371,45 @@ pub fn inspect_chain(
         },
         client_purpose_problems,
         ca_names_check,
+        trust_check: None,
+        key_check: None,
+        problems: Vec::new(),
+        usable: false,
+    };
+    report.judge();
+    report
+}
+
+impl FileReport {
+    /// Collect the problems of every check made so far into the verdict.
+    fn judge(&mut self) {
+        let mut problems = Vec::new();
+        for c in &self.certificates {
+            let what = match c.validity {
+                "expired" => "has expired",
+                "not_yet_valid" => "is not valid yet",
+                _ => continue,
+            };
+            problems.push(format!(
+                "certificate #{} ({}) {what}",
+                c.position, c.summary.subject
+            ));
+        }
+        problems.extend(self.client_purpose_problems.iter().cloned());
+        if let Some(c) = self.ca_names_check.as_ref().filter(|c| !c.satisfied) {
+            problems.push(format!(
+                "the acceptable-CA list is not satisfied: {}",
+                c.explanation
+            ));
+        }
+        if let Some(c) = self.trust_check.as_ref().filter(|c| !c.verifies) {
+            problems.push(format!("the chain {}", c.explanation));
+        }
+        if let Some(c) = self.key_check.as_ref().filter(|c| !c.matches) {
+            problems.push(c.explanation.clone());
+        }
+        self.usable = problems.is_empty();
+        self.problems = problems;
     }
 }
 

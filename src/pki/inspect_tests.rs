@@ -97,9 +97,12 @@ fn validity_purpose_and_chain_findings() {
         "{text}"
     );
     assert!(
-        text.contains("NOT USABLE: extended key usage lacks clientAuth"),
+        text.contains("NOT FOR CLIENTS: extended key usage lacks clientAuth"),
         "{text}"
     );
+
+    assert!(!report.files[0].usable && report.files[3].usable);
+    assert!(report.files[0].problems[0].contains("has expired"));
 
     // Judged a month ago, the expired certificate was valid and the future one not yet.
     let past = inspect(&files[..2], None, now - Duration::days(30)).unwrap();

@@ -66,13 +66,10 @@ fn render_file(s: &mut String, file: &FileReport, at: OffsetDateTime) {
         }
     }
     if file.client_purpose_problems.is_empty() {
-        let _ = writeln!(
-            s,
-            "  as a client certificate: usable (key usage and EKU allow it)"
-        );
+        let _ = writeln!(s, "  key usage and EKU: allow client authentication");
     } else {
         for p in &file.client_purpose_problems {
-            let _ = writeln!(s, "  as a client certificate: NOT USABLE: {p}");
+            let _ = writeln!(s, "  key usage and EKU: NOT FOR CLIENTS: {p}");
         }
     }
     if let Some(check) = &file.ca_names_check {
@@ -82,6 +79,36 @@ fn render_file(s: &mut String, file: &FileReport, at: OffsetDateTime) {
             "NOT SATISFIED"
         };
         let _ = writeln!(s, "  acceptable-CA list: {verdict}: {}", check.explanation);
+    }
+    if let Some(check) = &file.trust_check {
+        let verdict = if check.verifies { "ok" } else { "FAILED" };
+        let _ = writeln!(
+            s,
+            "  trust ({}): {verdict}: {}",
+            check.file.display(),
+            check.explanation
+        );
+    }
+    if let Some(check) = &file.key_check {
+        let verdict = if check.matches {
+            "matches"
+        } else {
+            "DOES NOT MATCH"
+        };
+        let _ = writeln!(
+            s,
+            "  key ({}): {verdict}: {}",
+            check.file.display(),
+            check.explanation
+        );
+    }
+    if file.usable {
+        let _ = writeln!(s, "  verdict: usable as a client certificate");
+    } else {
+        let _ = writeln!(s, "  verdict: NOT USABLE as a client certificate:");
+        for p in &file.problems {
+            let _ = writeln!(s, "    - {p}");
+        }
     }
 }
 

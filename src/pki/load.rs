@@ -52,6 +52,14 @@ pub enum LoadError {
         /// The certificate's subject.
         subject: String,
     },
+    /// Certificate and key given in the wrong order.
+    #[error("{cert} holds a private key and {key} a certificate: the order is CERT,KEY, certificate first (try {key},{cert})")]
+    Swapped {
+        /// The file given as the certificate.
+        cert: PathBuf,
+        /// The file given as the key.
+        key: PathBuf,
+    },
     /// A `CERT,KEY` argument without the comma.
     #[error("expected CERT,KEY (two paths separated by a comma), got {0:?}")]
     PairSyntax(String),
@@ -81,7 +89,18 @@ pub struct Identity {
 impl Identity {
     /// Load `cert` (leaf first, then any intermediates) and `key`, and check they pair.
     pub fn load(cert: &Path, key: &Path) -> Result<Identity, LoadError> {
-        let chain = load_certs(cert)?;
+        let chain = match load_certs(cert) {
+            Ok(chain) => chain,
+            Err(LoadError::NoCertificate { .. })
+                if load_key(cert).is_ok() && load_certs(key).is_ok() =>
+            {
+                return Err(LoadError::Swapped {
+                    cert: cert.to_path_buf(),
+                    key: key.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let key_der = load_key(key)?;
         Identity::from_parts(cert, key, chain, key_der)
     }
@@ -163,9 +182,9 @@ impl Identity {
     }
 }
 
-/// Split a `CERT,KEY` argument.
+/// Split a `CERT,KEY` argument; spaces around either path are dropped (`a.pem, a.key`).
 pub fn split_pair(arg: &str) -> Result<(&str, &str), LoadError> {
-    match arg.split_once(',') {
+    match arg.split_once(',').map(|(c, k)| (c.trim(), k.trim())) {
         Some((c, k)) if !c.is_empty() && !k.is_empty() => Ok((c, k)),
         _ => Err(LoadError::PairSyntax(arg.to_string())),
     }

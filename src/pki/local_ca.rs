@@ -312,7 +312,8 @@ pub fn how_to_trust(cert: &Path) -> String {
     format!(
         "\
 To trust it:
-  curl                  curl --cacert {p} https://…   (through `forward`: --proxy-cacert {p})
+  curl                  curl --cacert {p} https://…
+  curl through forward  curl -x http://127.0.0.1:8080 --cacert {p} https://…   (--cacert: the proxy intercepts; --proxy-cacert is for an HTTPS proxy's own certificate)
   Debian/Ubuntu         sudo cp {p} /usr/local/share/ca-certificates/mtlscope.crt && sudo update-ca-certificates
   Java                  keytool -importcert -noprompt -alias mtlscope -file {p} -cacerts   (or -keystore FILE)
   Node.js               NODE_EXTRA_CA_CERTS={p}

@@ -4,6 +4,7 @@
 pub mod dev;
 mod files;
 pub mod inspect;
+pub mod inspect_checks;
 mod inspect_text;
 pub mod load;
 pub mod local_ca;

@@ -138,7 +138,7 @@ fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
         signature_schemes: hello
             .signature_schemes()
             .iter()
-            .map(|s| format!("{s:?}"))
+            .map(|s| crate::wire::scheme_name(u16::from(*s)))
             .collect(),
         offered_pha: false,
     };
@@ -230,6 +230,7 @@ pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeo
         code,
         at_ms,
         source: AlertSource::Fault,
+        encrypted: false,
     });
     rec.fail(&Classified::new(
         Stage::Handshake,

@@ -6,6 +6,7 @@ pub mod forward;
 pub mod headers;
 pub mod hosts;
 pub mod relay;
+pub mod request_excerpt;
 pub mod reverse;
 pub mod session;
 pub mod upstream_legs;

@@ -7,6 +7,7 @@
 
 use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
+use super::request_excerpt::TeeBody;
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
@@ -107,11 +108,21 @@ impl Pair {
             .await);
         }
         let forwarded_at = self.clock.ms();
+        // The body copies its bounded, redacted excerpt as it streams upstream.
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (parts, body) = req.into_parts();
+        let (body, excerpt) = TeeBody::new(body, content_type.as_deref(), self.redact);
+        let req = http::Request::from_parts(parts, body);
         let sent = self
             .legs
             .send(req, |r, h2| self.upstream_request(r, h2))
             .await;
         request.forwarded_at_ms = Some(forwarded_at);
+        request.body_excerpt = excerpt.take();
         let sent = match sent {
             Ok(sent) => sent,
             Err(NoLeg { leg, retry }) => {
@@ -404,6 +415,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),
         forwarded_at_ms: None,
+        body_excerpt: None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! facts (a server may ask for a certificate differently on a later connection) and its index
 //! go into the exchanges it carries.
 
+use super::request_excerpt::TeeBody;
 use super::session::SessionContext;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
@@ -23,9 +24,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
-/// The body of a request sent upstream: the client's, or none when mtlscope sends a
-/// body-less request again.
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// The body of a request sent upstream: the client's (copying its excerpt as it streams), or
+/// none when mtlscope sends a body-less request again.
+pub type UpstreamBody = Either<TeeBody, Empty<Bytes>>;
 
 /// The HTTP connection of one upstream leg.
 pub enum UpstreamSender {
@@ -340,7 +341,7 @@ impl UpstreamLegs {
     /// Send `req` upstream, on a new leg when the current one has ended; send it once more on
     /// a new leg when the upstream dropped it unanswered and that is safe (see [`Resend`]).
     /// `build` makes the request for the leg's protocol.
-    pub async fn send<F>(&self, req: http::Request<Incoming>, build: F) -> Result<Sent, NoLeg>
+    pub async fn send<F>(&self, req: http::Request<TeeBody>, build: F) -> Result<Sent, NoLeg>
     where
         F: Fn(http::Request<UpstreamBody>, bool) -> http::Request<UpstreamBody>,
     {

@@ -76,7 +76,11 @@ pub fn facts(flow: &Flow) -> Vec<(String, String)> {
         put("wire sni", opt(w.sni.as_ref()));
         put("wire alpn", opt(w.alpn.as_ref()));
         put("wire client_offered_pha", w.client_offered_pha.to_string());
-        cert_request_facts("wire", w.cert_request.as_ref(), &mut put);
+        if w.cert_request_hidden() {
+            put("wire cert_request.phase", "encrypted: cannot tell".into());
+        } else {
+            cert_request_facts("wire", w.cert_request.as_ref(), &mut put);
+        }
         let chain = |c: &Option<Vec<CertSummary>>, f: fn(&[CertSummary]) -> String| {
             c.as_deref().map(f).unwrap_or_else(|| "not visible".into())
         };

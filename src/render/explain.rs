@@ -120,6 +120,32 @@ pub fn demo_block(flow: &Flow) -> String {
     s
 }
 
+/// A flow for `-v/--explain`: the terminal line, then each finding with its evidence and fix,
+/// indented under it (nothing more for a flow without findings).
+pub fn explained_block(flow: &Flow) -> String {
+    let mut s = terminal_line(flow);
+    if !flow.findings.is_empty() {
+        s.push('\n');
+        s.push_str(&indented(&findings_text(&flow.findings)));
+    }
+    s
+}
+
+/// Every line of `text` indented by two spaces (blank lines kept blank), without a final
+/// newline.
+pub fn indented(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The 502 body as JSON: the same content as [`error_body_text`], structured.
 pub fn error_body_json(flow: &Flow) -> serde_json::Value {
     let findings = findings(flow);
@@ -260,7 +286,13 @@ fn tls_facts(flow: &Flow) -> Vec<String> {
             w.tls_version.map(|v| v.as_str()),
             w.alpn.as_deref(),
             "server",
-            w.cert_request.as_ref(),
+            if w.cert_request_hidden() {
+                Asked::Hidden
+            } else if w.tls_version.is_none() && w.cert_request.is_none() {
+                Asked::NotReached
+            } else {
+                Asked::Seen(w.cert_request.as_ref())
+            },
             "client",
             w.client_chain.as_deref(),
             &w.alerts
@@ -299,11 +331,21 @@ fn leg_facts(name: &str, asker: &str, presenter: &str, leg: &Leg) -> String {
         leg.tls_version.map(|v| v.as_str()),
         leg.alpn.as_deref(),
         asker,
-        leg.cert_request.as_ref(),
+        Asked::Seen(leg.cert_request.as_ref()),
         presenter,
         Some(&leg.chain),
         &alerts,
     )
+}
+
+/// What is known of a certificate request.
+enum Asked<'a> {
+    /// Seen (or known to be absent).
+    Seen(Option<&'a CertRequest>),
+    /// Encrypted on the wire (TLS 1.3): cannot tell.
+    Hidden,
+    /// The handshake never got that far: nothing to say.
+    NotReached,
 }
 
 #[allow(clippy::too_many_arguments)] // one line, many small facts
@@ -312,7 +354,7 @@ fn facts_line(
     version: Option<&str>,
     alpn: Option<&str>,
     asker: &str,
-    cr: Option<&CertRequest>,
+    asked: Asked<'_>,
     presenter: &str,
     chain: Option<&[CertSummary]>,
     alerts: &[String],
@@ -324,7 +366,19 @@ fn facts_line(
         head.push_str(&format!(" {a}"));
     }
     let mut parts = Vec::new();
+    let cr = match &asked {
+        Asked::Seen(cr) => *cr,
+        Asked::Hidden => {
+            parts.push(format!(
+                "whether the {asker} asked for a cert: encrypted: cannot tell"
+            ));
+            None
+        }
+        Asked::NotReached => None,
+    };
     match cr {
+        None if matches!(asked, Asked::Seen(_)) => parts.push(format!("{asker} asked for no cert")),
+        None => {}
         Some(cr) => {
             let when = match cr.phase {
                 Phase::Handshake => "",
@@ -339,7 +393,6 @@ fn facts_line(
             };
             parts.push(format!("{asker} asked for a cert{when} (CA: {cas})"));
         }
-        None => parts.push(format!("{asker} asked for no cert")),
     }
     match chain {
         Some([]) if cr.is_some() => parts.push(format!("{presenter} presented none")),
@@ -511,5 +564,26 @@ mod tests {
         assert!(line.starts_with("200 GET /secure\n"), "{line}");
         assert!(line.contains("upstream TLSv1.3 http/1.1: server asked for a cert (CA: CN=Root); mtlscope presented CN=client"));
         assert!(!line.contains('['));
+    }
+
+    #[test]
+    fn tls13_wire_says_the_request_cannot_be_seen() {
+        let flow = FlowBuilder::observe()
+            .wire(|w| {
+                w.tls_version = Some(TlsVersion::Tls13);
+                w.cert_request = None;
+                w.client_chain = None;
+            })
+            .build();
+        let line = terminal_line(&flow);
+        assert!(line.contains("encrypted: cannot tell"), "{line}");
+        assert!(!line.contains("asked for no cert"), "{line}");
+        let tls12 = FlowBuilder::observe()
+            .wire(|w| {
+                w.tls_version = Some(TlsVersion::Tls12);
+                w.cert_request = None;
+            })
+            .build();
+        assert!(terminal_line(&tls12).contains("server asked for no cert"));
     }
 }

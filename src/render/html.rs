@@ -350,7 +350,11 @@ fn wire_html(h: &mut String, w: &Wire) {
             ("bytes server→client", w.bytes_server_to_client.to_string()),
         ],
     );
-    cert_request_html(h, w.cert_request.as_ref());
+    if w.cert_request_hidden() {
+        h.push_str("<p>CertificateRequest: encrypted (TLS 1.3): cannot tell</p>");
+    } else {
+        cert_request_html(h, w.cert_request.as_ref());
+    }
     chain_html(h, "Client chain", w.client_chain.as_deref());
     chain_html(h, "Server chain", w.server_chain.as_deref());
     alerts_html(h, &w.alerts);
@@ -447,12 +451,17 @@ fn alerts_html(h: &mut String, alerts: &[Alert]) {
     for a in alerts {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({}){}</td><td>{}</td></tr>",
             a.at_ms,
             word(&a.direction),
             word(&a.level),
             esc(&a.description),
             a.code,
+            match (a.encrypted, a.code) {
+                (false, _) => "",
+                (true, crate::wire::ENCRYPTED_ALERT_CODE) => " — encrypted",
+                (true, _) => " — encrypted; presumed from its place after application data",
+            },
             esc(a.source.as_str())
         );
     }

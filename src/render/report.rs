@@ -18,6 +18,8 @@ pub struct Filter {
     pub only_failures: bool,
     /// Only records carrying this finding id.
     pub id: Option<String>,
+    /// Only records of this run (`Flow::run`).
+    pub run: Option<String>,
 }
 
 impl Filter {
@@ -27,11 +29,33 @@ impl Filter {
         if self.only_failures && !failed(flow) {
             return false;
         }
+        if self.run.as_ref().is_some_and(|run| &flow.run != run) {
+            return false;
+        }
         match &self.id {
             Some(id) => flow.findings.iter().any(|f| f.id.as_str() == id.as_str()),
             None => true,
         }
     }
+}
+
+/// `-v/--explain`: each shown record with findings, by its `FILE:N` and terminal line, then
+/// each finding's evidence and fix.
+pub fn explain_text(records: &[&Record]) -> String {
+    let mut s = String::new();
+    for r in records.iter().filter(|r| !r.flow.findings.is_empty()) {
+        let block = format!(
+            "{}: {}",
+            r.label(),
+            crate::render::explain::explained_block(&r.flow)
+        );
+        s.push('\n');
+        for line in block.lines() {
+            s.push_str(&clean(line));
+            s.push('\n');
+        }
+    }
+    s
 }
 
 /// Whether the facts or recorded findings say the flow failed.
@@ -55,6 +79,8 @@ pub struct Row {
     pub line: usize,
     /// When the connection was accepted (RFC 3339).
     pub started_at: String,
+    /// The run that recorded it (with `connection_id`, what `diff --a-id RUN/ID` takes).
+    pub run: String,
     /// Connection number.
     pub connection_id: u64,
     /// Exchange position on the connection; null for a connection record.
@@ -73,8 +99,11 @@ pub struct Row {
     pub leg: Option<&'static str>,
     /// That leg's TLS version.
     pub tls_version: Option<&'static str>,
-    /// When the certificate was asked for on that leg; null when it was not.
+    /// When the certificate was asked for on that leg; null when it was not (or not visible).
     pub cert_request_phase: Option<Phase>,
+    /// The wire could not show whether a certificate was asked for (TLS 1.3 is encrypted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cert_request_hidden: bool,
     /// How many CA names the request carried; null when unknown or not asked.
     pub ca_names: Option<usize>,
     /// Subject of the leaf presented on that leg; null when none was.
@@ -147,6 +176,7 @@ pub fn row(record: &Record) -> Row {
             .started_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
+        run: flow.run.clone(),
         connection_id: flow.connection_id,
         exchange_index: flow.exchange_index,
         kind: flow.kind,
@@ -160,6 +190,7 @@ pub fn row(record: &Record) -> Row {
         leg: side.map(|s| s.0),
         tls_version: side.and_then(|s| s.1),
         cert_request_phase: cr.map(|c| c.phase),
+        cert_request_hidden: flow.wire.as_ref().is_some_and(|w| w.cert_request_hidden()),
         ca_names: cr.and_then(|c| c.ca_names.as_ref().map(Vec::len)),
         presented: side
             .and_then(|s| s.3)
@@ -251,19 +282,23 @@ pub fn outcome_cell(r: &Row) -> String {
     }
 }
 
-/// `phase N CA` (`?` when the names were not visible), or `-` when no certificate was asked.
+/// `phase N CA` (`?` when the names were not visible), `?` when the request itself was not
+/// visible, or `-` when no certificate was asked.
 pub fn cert_request_cell(r: &Row) -> String {
     match (r.cert_request_phase, r.ca_names) {
+        (None, _) if r.cert_request_hidden => "?".to_string(),
         (None, _) => "-".to_string(),
         (Some(p), Some(n)) => format!("{} {n} CA", phase_word(p)),
         (Some(p), None) => format!("{} ? CA", phase_word(p)),
     }
 }
 
-/// The leaf subject presented, `(none)` when asked and none was, `-` when not asked.
+/// The leaf subject presented, `(none)` when asked and none was, `-` when not asked, `?` when
+/// not visible.
 pub fn presented_cell(r: &Row) -> String {
     match (&r.presented, r.cert_request_phase) {
         (Some(s), _) => s.clone(),
+        (None, None) if r.cert_request_hidden => "?".into(),
         (None, Some(_)) => "(none)".into(),
         (None, None) => "-".into(),
     }
@@ -470,13 +505,13 @@ mod tests {
         let records = [rec(success(), 1), rec(failing(), 2)];
         let only = Filter {
             only_failures: true,
-            id: None,
+            ..Filter::default()
         };
         let kept: Vec<bool> = records.iter().map(|r| only.keeps(r)).collect();
         assert_eq!(kept, vec![false, true]);
         let by_id = Filter {
-            only_failures: false,
             id: Some("empty-ca-list".into()),
+            ..Filter::default()
         };
         assert!(!records.iter().any(|r| by_id.keeps(r)));
         assert_eq!(clean("a\u{1b}[31mb"), "a\u{fffd}[31mb");

@@ -25,11 +25,13 @@
 
 pub mod alert_names;
 pub mod msg;
+pub mod scheme_names;
 pub mod split;
 mod state;
 mod tap;
 
 pub use alert_names::alert_name;
+pub use scheme_names::scheme_name;
 pub use state::{WireParser, ENCRYPTED_ALERT_CODE};
 pub use tap::{Tap, TapHandle};
 

@@ -320,10 +320,7 @@ fn dn_list<'a>(r: &mut Reader<'a>) -> Option<Vec<&'a [u8]>> {
     Some(out)
 }
 
-/// A signature scheme's name as rustls spells it (e.g. `ECDSA_NISTP256_SHA256`).
-pub fn scheme_name(v: u16) -> String {
-    format!("{:?}", rustls::SignatureScheme::from(v))
-}
+pub use super::scheme_names::scheme_name;
 
 #[cfg(test)]
 mod tests {
@@ -350,7 +347,7 @@ mod tests {
         let cr = certificate_request(&body, false).expect("parses");
         assert_eq!(cr.signature_schemes, vec![0x0403]);
         assert_eq!(cr.ca_names, vec![&[0x30u8, 0][..]]);
-        assert_eq!(scheme_name(0x0403), "ECDSA_NISTP256_SHA256");
+        assert_eq!(scheme_name(0x0403), "ecdsa_secp256r1_sha256");
     }
 
     #[test]

@@ -227,9 +227,7 @@ impl Session {
                 }
             }
             content::HANDSHAKE if !plain => self.encrypted_handshake(dir, at, len),
-            content::ALERT if !plain => {
-                self.alert(dir, at, AlertLevel::Unknown, ENCRYPTED_ALERT_CODE);
-            }
+            content::ALERT if !plain => self.encrypted_alert(dir, at),
             content::APPLICATION_DATA => {
                 if self.tls13
                     && self.done_ms.is_none()
@@ -343,8 +341,36 @@ impl Session {
         self.event(at, "certificate_request", Some(detail));
     }
 
+    /// A TLS 1.2 alert in an encrypted record. After application data and outside a
+    /// renegotiation it is presumed close_notify: a session that carried data ends with one, and
+    /// a fatal alert there would need a failure the wire would have shown (a renegotiation).
+    /// Elsewhere (e.g. a failed Finished) its description stays unknown.
+    fn encrypted_alert(&mut self, dir: Dir, at: f64) {
+        let in_reneg = self.reneg.as_ref().is_some_and(|p| !p.ended);
+        let after_data = self.done_ms.is_some() && self.last_app.iter().any(Option::is_some);
+        if after_data && !in_reneg {
+            let detail = "close_notify (presumed: encrypted, after application data)";
+            self.push_alert(dir, at, AlertLevel::Unknown, 0, detail, true);
+        } else {
+            self.push_alert(dir, at, AlertLevel::Unknown, ENCRYPTED_ALERT_CODE, "", true);
+        }
+    }
+
     fn alert(&mut self, dir: Dir, at: f64, level: AlertLevel, code: u8) {
-        let description = if code == ENCRYPTED_ALERT_CODE && level == AlertLevel::Unknown {
+        self.push_alert(dir, at, level, code, "", false);
+    }
+
+    /// Record an alert; `detail` overrides the event's description.
+    fn push_alert(
+        &mut self,
+        dir: Dir,
+        at: f64,
+        level: AlertLevel,
+        code: u8,
+        detail: &str,
+        encrypted: bool,
+    ) {
+        let description = if code == ENCRYPTED_ALERT_CODE && encrypted {
             "encrypted"
         } else {
             alert_name(code)
@@ -363,7 +389,12 @@ impl Session {
             AlertLevel::Fatal => "fatal ",
             AlertLevel::Unknown => "",
         };
-        let detail = format!("{lvl}{description} from {}", dir.sender());
+        let shown = if detail.is_empty() {
+            description
+        } else {
+            detail
+        };
+        let detail = format!("{lvl}{shown} from {}", dir.sender());
         self.event(at, "alert", Some(detail));
         if self.alerts.len() >= MAX_ALERTS {
             self.events_dropped += 1;
@@ -378,6 +409,7 @@ impl Session {
                 code,
                 at_ms: at,
                 source: AlertSource::Wire,
+                encrypted,
             },
         ));
     }
