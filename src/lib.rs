@@ -16,6 +16,7 @@ pub mod faults;
 pub mod io;
 pub mod lab;
 pub mod observe;
+pub mod offload;
 pub mod pki;
 pub mod probe;
 pub mod proxy;

@@ -248,6 +248,7 @@ async fn exchange(
         headers: Vec::new(),
         at_ms: clock.ms(),
         forwarded_at_ms: None,
+        forwarded_identity: None,
     };
     let req = match built {
         Ok(r) => r,

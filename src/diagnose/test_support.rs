@@ -85,6 +85,7 @@ impl FlowBuilder {
             headers: vec![],
             at_ms: 10.0,
             forwarded_at_ms: Some(10.1),
+            forwarded_identity: None,
         });
         self
     }

@@ -68,6 +68,20 @@ pub struct Leg {
     /// The same error, classified for rules and scripts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<LegFailure>,
+    /// How the leg is carried when that is not TLS: `plain` for a plain-HTTP upstream (then
+    /// every TLS fact stays empty). Absent means TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+}
+
+/// How a leg is carried.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// TLS (the default, and what every other leg fact describes).
+    Tls,
+    /// Plain TCP: no handshake, no certificates (`reverse --upstream http://…`).
+    Plain,
 }
 
 /// TLS protocol version.

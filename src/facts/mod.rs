@@ -7,14 +7,16 @@
 
 mod cert;
 mod leg;
+mod offload;
 mod wire;
 
 pub use cert::{CertSummary, ChainVerdict};
 pub use leg::{
     Alert, AlertLevel, CertRequest, ClientHelloFacts, Direction, Event, IdentityCandidate,
     IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation, ServerVerification,
-    TlsVersion,
+    TlsVersion, Transport,
 };
+pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use wire::Wire;
 
 use serde::{Deserialize, Serialize};
@@ -110,6 +112,10 @@ pub struct Request {
     /// When it was sent upstream; null if it never was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarded_at_ms: Option<f64>,
+    /// Playing a TLS offloader (`--forward-client-cert`, or a plain-HTTP upstream): the
+    /// identity headers added to the request as forwarded, and those taken out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_identity: Option<ForwardedIdentity>,
 }
 
 /// The response as the client received it.

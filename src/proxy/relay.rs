@@ -421,6 +421,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),
         forwarded_at_ms: None,
+        forwarded_identity: None,
     }
 }
 
