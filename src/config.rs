@@ -60,6 +60,13 @@ pub struct FileConfig {
     /// forward: per-host upstream identities.
     #[serde(default)]
     pub host: Vec<HostEntry>,
+    /// reverse: `--forward-client-cert` formats.
+    #[serde(default)]
+    pub forward_client_cert: Vec<String>,
+    /// reverse: `--forward-client-cert-verify`.
+    pub forward_client_cert_verify: Option<bool>,
+    /// reverse: `--expect-client-cert-header`.
+    pub expect_client_cert_header: Option<String>,
 }
 
 /// `[[host]]`: the upstream identity for hosts matching a pattern.

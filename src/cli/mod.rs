@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod forward;
+pub mod offload_args;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;

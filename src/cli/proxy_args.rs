@@ -129,6 +129,7 @@ impl Built {
             sink,
             redact: self.redact,
             faults: self.faults.clone(),
+            offload: None,
         }
     }
 }

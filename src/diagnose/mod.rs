@@ -12,6 +12,7 @@ mod http_refusal;
 mod late;
 mod middlebox;
 mod not_sent;
+mod offload;
 mod rejected;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -88,6 +89,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     entry("cert-not-registered", Section::HttpRefusal, "TLS accepted the certificate, but the service's own registry does not know it."),
     entry("iis-substatus", Section::HttpRefusal, "An IIS error revealed a 403.x sub-status that names the client-certificate problem."),
     entry("identity-not-forwarded", Section::Middlebox, "The client presented a certificate, but the upstream saw none or a different one."),
+    entry("client-sent-identity-header", Section::Middlebox, "With --forward-client-cert, the client's request already carried an identity header the offloader sets."),
     entry("intercepted-upstream", Section::Middlebox, "The upstream certificate comes from a TLS-inspection CA: a middlebox sits on the path."),
     entry("server-cert-untrusted", Section::Middlebox, "mtlscope could not verify the upstream server's certificate."),
     entry("proxy-auth-required", Section::Middlebox, "A forward proxy answered 407 and wants credentials; not a certificate problem."),

@@ -38,24 +38,33 @@ pub struct OffloadSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum OffloadError {
     /// A `--forward-client-cert` value.
-    #[error("--forward-client-cert {value:?}: {source}")]
+    #[error("{named} {value:?}: {source}")]
     Format {
+        /// Where it was named: the flag, or the config file and key.
+        named: String,
         /// The value as given.
         value: String,
         /// What is wrong with it.
         source: FormatError,
     },
     /// `--expect-client-cert-header` is not a header name.
-    #[error("--expect-client-cert-header {0:?} is not a valid header name")]
-    ExpectedName(String),
+    #[error("{named} {value:?} is not a valid header name")]
+    ExpectedName {
+        /// Where it was named.
+        named: String,
+        /// The value as given.
+        value: String,
+    },
 }
 
 impl OffloadSettings {
-    /// Parse the flags' values.
+    /// Parse the flags' values, with where each was named (for messages): `named` pairs the
+    /// formats' and the expected header's origin (flag or config key).
     pub fn parse(
         formats: &[String],
         verify_headers: bool,
         expected_header: Option<&str>,
+        named: (&str, &str),
     ) -> Result<OffloadSettings, OffloadError> {
         let formats = formats
             .iter()
@@ -63,6 +72,7 @@ impl OffloadSettings {
                 v.parse::<Format>()
                     .map(|f| (v.clone(), f))
                     .map_err(|source| OffloadError::Format {
+                        named: named.0.to_string(),
                         value: v.clone(),
                         source,
                     })
@@ -71,7 +81,10 @@ impl OffloadSettings {
         let expected_header = match expected_header {
             Some(n) => Some(
                 HeaderName::from_bytes(n.as_bytes())
-                    .map_err(|_| OffloadError::ExpectedName(n.to_string()))?
+                    .map_err(|_| OffloadError::ExpectedName {
+                        named: named.1.to_string(),
+                        value: n.to_string(),
+                    })?
                     .as_str()
                     .to_string(),
             ),
@@ -134,6 +147,25 @@ impl OffloadSettings {
     }
 }
 
+/// The offloader's work for a client connection whose handshake presented `peer` (None: no
+/// offloader configured, so nothing to do).
+pub fn for_client(
+    settings: Option<&OffloadSettings>,
+    peer: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+    client: &crate::capture::LegRecorder,
+) -> Option<std::sync::Arc<ConnOffload>> {
+    let settings = settings?;
+    let chain: Vec<Vec<u8>> = peer
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.as_ref().to_vec())
+        .collect();
+    let verdict = client.with(|leg| leg.chain_verdict.clone());
+    Some(std::sync::Arc::new(
+        settings.for_connection(&chain, verdict.as_ref()),
+    ))
+}
+
 /// The offloader's work for one client connection, ready to apply to each request.
 #[derive(Clone, Debug)]
 pub struct ConnOffload {
@@ -182,9 +214,11 @@ impl ConnOffload {
 mod tests {
     use super::*;
 
+    const FLAGS: (&str, &str) = ("--forward-client-cert", "--expect-client-cert-header");
+
     #[test]
     fn forged_headers_are_stripped_and_recorded_and_no_cert_adds_nothing() {
-        let s = OffloadSettings::parse(&["rfc9440".into(), "nginx".into()], false, None).unwrap();
+        let s = OffloadSettings::parse(&["rfc9440".into(), "nginx".into()], false, None, FLAGS).unwrap();
         let o = s.for_connection(&[], None);
         let mut h = HeaderMap::new();
         h.insert("client-cert", HeaderValue::from_static(":Zm9yZ2Vk:"));
@@ -201,7 +235,7 @@ mod tests {
 
     #[test]
     fn verify_headers_say_none_without_a_certificate() {
-        let s = OffloadSettings::parse(&["nginx".into()], true, None).unwrap();
+        let s = OffloadSettings::parse(&["nginx".into()], true, None, FLAGS).unwrap();
         let mut h = HeaderMap::new();
         let f = s.for_connection(&[], None).apply(&mut h);
         assert_eq!(h.get("x-ssl-client-verify").unwrap(), "NONE");
@@ -211,9 +245,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        let e = OffloadSettings::parse(&["f5".into()], false, None).unwrap_err();
+        let e = OffloadSettings::parse(&["f5".into()], false, None, FLAGS).unwrap_err();
         assert!(e.to_string().starts_with("--forward-client-cert \"f5\""), "{e}");
-        let e = OffloadSettings::parse(&[], false, Some("bad name")).unwrap_err();
+        let e = OffloadSettings::parse(&[], false, Some("bad name"), FLAGS).unwrap_err();
         assert!(e.to_string().contains("--expect-client-cert-header"), "{e}");
     }
 }

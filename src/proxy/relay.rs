@@ -122,6 +122,8 @@ pub struct Pair {
     pub redact: bool,
     /// The listener's `--fault`s that act per exchange (allow-list, response delay).
     pub fault_config: Arc<crate::faults::Faults>,
+    /// Playing a TLS offloader: the identity headers for this connection's requests.
+    pub offload: Option<Arc<crate::offload::ConnOffload>>,
 }
 
 impl Pair {
@@ -168,6 +170,10 @@ impl Pair {
                 .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
                 .await);
         };
+        let mut req = req;
+        if let Some(o) = &self.offload {
+            request.forwarded_identity = Some(o.apply(req.headers_mut()));
+        }
         let upstream_req = match self.upstream_request(req, sender.is_h2()) {
             Ok(r) => r,
             Err(e) => {

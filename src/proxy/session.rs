@@ -30,6 +30,8 @@ pub struct SessionContext {
     pub redact: bool,
     /// `--fault`s: middlebox behaviour on purpose.
     pub faults: Arc<Faults>,
+    /// Playing a TLS offloader: identity headers to pass on (None: not playing one).
+    pub offload: Option<Arc<crate::offload::OffloadSettings>>,
 }
 
 /// One accepted client connection.
@@ -116,6 +118,8 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     if !mirror {
         sender = connect_upstream(ctx, &target, &identity, &upstream, &mut faults).await;
     }
+    let presented = tls.get_ref().get_ref().1.peer_certificates();
+    let offload = crate::offload::for_client(ctx.offload.as_deref(), presented, &client);
 
     let pair = Arc::new(Pair {
         id,
@@ -131,6 +135,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         sink: ctx.sink.clone(),
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),
+        offload,
     });
     let error = super::relay::serve_client(*tls, pair.clone()).await;
     pair.finish(error).await;
