@@ -306,3 +306,63 @@ async fn a_plain_backend_that_got_no_identity_header_is_explained() {
     assert!(f["fix"].as_str().unwrap().contains("--forward-client-cert"), "{f}");
     assert!(f["evidence"].to_string().contains("no identity header"), "{f}");
 }
+
+/// `mtlscope reverse … extra` run to completion: (exit code, stderr).
+fn refused(s: &Setup, extra: &[&str]) -> (Option<i32>, String) {
+    let server = s.pki.server().arg();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"));
+    cmd.args(["reverse", "--listen", "127.0.0.1:0", "--server-cert", &server])
+        .args(extra);
+    let out = common::process::run_bounded(cmd, None, std::time::Duration::from_secs(20));
+    (out.code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key() {
+    let s = setup(None).await;
+    let up = s.echo.url();
+    let (code, err) = refused(&s, &["--upstream", &up, "--forward-client-cert", "f5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--forward-client-cert \"f5\"") && err.contains("xfcc"), "{err}");
+    let (code, err) = refused(
+        &s,
+        &["--upstream", &up, "--forward-client-cert", "header:X-Cert={fingerprint}"],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("{fingerprint}") && err.contains("{sha256}"), "{err}");
+    let id = s.pki.client(mtlscope::pki::ClientCert::Good).arg();
+    let (code, err) = refused(&s, &["--upstream", &up, "--identity", &id]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--identity") && err.contains("http://"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offload.toml");
+    std::fs::write(
+        &config,
+        format!("upstream = \"{up}\"\nforward_client_cert = [\"nginx\", \"haproxy\"]\n"),
+    )
+    .unwrap();
+    let (code, err) = refused(&s, &["--config", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("offload.toml (forward_client_cert)") && err.contains("haproxy"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_configures_the_offloader() {
+    let s = setup(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offload.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\nforward_client_cert = [\"azure-appgw\"]\nforward_client_cert_verify = true\n",
+            s.echo.url()
+        ),
+    )
+    .unwrap();
+    let server = s.pki.server().arg();
+    let p = Mtlscope::start(&["reverse", "--config", &config.display().to_string(), "--server-cert", &server]);
+    let (status, echo, _) = exchange(&s, &p, false, &["X-ARR-ClientCert: forged"]).await;
+    assert_eq!(status, 200);
+    assert!(echoed(&echo, "x-arr-clientcert").is_empty(), "{echo}");
+    assert_eq!(one(&echo, "x-client-cert-verify"), "NONE");
+}

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! What a TLS offloader should send for a client certificate, built by the tests from the
 //! certificate with `openssl` and the products' documented encodings, never with mtlscope's
 //! own formatting code: a client certificate with URI and DNS names and a subject that needs
