@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use x509_parser::der_parser::asn1_rs::{Any, Tag};
+use x509_parser::der_parser::asn1_rs::{Any, Tag, ToDer};
 use x509_parser::x509::X509Name;
 
 /// PEM of one certificate as `PEM_write_bio_X509` writes it: 64-character lines, each ending
@@ -148,22 +148,14 @@ fn string_value(v: &Any<'_>) -> Option<String> {
     }
 }
 
-/// The whole DER of a value (tag, length, content) as uppercase-free lowercase hex, as
-/// OpenSSL's `DUMP_DER` writes it.
+/// The whole DER of a value (tag, length, content) as uppercase hex, as OpenSSL's
+/// `DUMP_DER` writes it.
 fn der_hex(v: &Any<'_>) -> String {
-    let mut der = Vec::new();
-    let tag = v.tag().0;
-    der.push(v.class() as u8 * 0x40 | if v.header.is_constructed() { 0x20 } else { 0 } | tag as u8);
-    let len = v.data.len();
-    if len < 0x80 {
-        der.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
-        der.push(0x80 | bytes.len() as u8);
-        der.extend(bytes);
-    }
-    der.extend_from_slice(v.data);
-    der.iter().map(|b| format!("{b:02X}")).collect()
+    v.to_der_vec()
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 /// RFC 2253 escapes as OpenSSL applies them: `,+"\<>;` always, `#` and space first, space
@@ -210,6 +202,26 @@ mod tests {
         assert_eq!(lines.last(), Some(&"-----END CERTIFICATE-----"));
         assert!(p.ends_with("-----\n"));
         assert_eq!(sf_binary(&[1, 2, 3]), ":AQID:");
+    }
+
+    #[test]
+    fn names_print_last_rdn_first_with_unknown_types_dumped() {
+        use rcgen::{DistinguishedName, DnType};
+        use x509_parser::prelude::FromDer;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "DE");
+        dn.push(DnType::OrganizationName, "a, b");
+        dn.push(DnType::CustomDnType(vec![1, 2, 3, 4]), "abc");
+        dn.push(DnType::CommonName, " x");
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (_, parsed) = x509_parser::prelude::X509Certificate::from_der(cert.der()).unwrap();
+        assert_eq!(
+            rfc2253(parsed.subject()),
+            "CN=\\ x,1.2.3.4=#0C03616263,O=a\\, b,C=DE"
+        );
     }
 
     #[test]
