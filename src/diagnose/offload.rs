@@ -171,6 +171,13 @@ mod tests {
         let found = crate::diagnose::diagnose(&flow);
         let f = found.iter().find(|f| f.id == "identity-not-forwarded").expect("found");
         assert!(f.fix.contains("--forward-client-cert"), "{}", f.fix);
+        assert_eq!(ids(&flow), ["identity-not-forwarded"], "nothing reads the plain leg as TLS");
+        let no_cert = FlowBuilder::reverse()
+            .get("/api")
+            .response(401, "unauthorized", &[])
+            .with(|f| f.upstream_leg = plain_flow(None, 401).upstream_leg)
+            .build();
+        assert_eq!(ids(&no_cert), Vec::<String>::new());
         assert!(ids(&plain_flow(None, 200)).iter().all(|i| i != "identity-not-forwarded"));
     }
 

@@ -74,6 +74,17 @@ pub struct Leg {
     pub transport: Option<Transport>,
 }
 
+impl Leg {
+    /// The protocol for views: the TLS version, or `plain` for a plain-TCP leg.
+    pub fn protocol(&self) -> Option<&'static str> {
+        match (self.tls_version, self.transport) {
+            (Some(v), _) => Some(v.as_str()),
+            (None, Some(Transport::Plain)) => Some("plain"),
+            (None, _) => None,
+        }
+    }
+}
+
 /// How a leg is carried.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -266,9 +266,7 @@ fn leg_html(h: &mut String, title: &str, l: &Leg) {
         ("peer", l.peer.clone().unwrap_or_default()),
         (
             "TLS version",
-            l.tls_version
-                .map(|v| v.as_str().to_string())
-                .unwrap_or("none".into()),
+            l.protocol().unwrap_or("none").to_string(),
         ),
         ("cipher", l.cipher.clone().unwrap_or_default()),
         ("ALPN", l.alpn.clone().unwrap_or_default()),
