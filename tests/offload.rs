@@ -57,7 +57,12 @@ fn proxy(s: &Setup, extra: &[&str]) -> Mtlscope {
 }
 
 /// One request through the proxy: (status, the backend's echo, the record).
-async fn exchange(s: &Setup, p: &Mtlscope, with_cert: bool, forged: &[&str]) -> (u16, Value, Value) {
+async fn exchange(
+    s: &Setup,
+    p: &Mtlscope,
+    with_cert: bool,
+    forged: &[&str],
+) -> (u16, Value, Value) {
     let mut curl = Curl::new(format!("https://localhost:{}/api", p.port())).cacert(s.pki.root_ca());
     if with_cert {
         curl = curl.identity(&s.client.chain, &s.client.key);
@@ -91,7 +96,11 @@ fn one(echo: &Value, name: &str) -> String {
 fn forwarded_names(record: &Value) -> Vec<String> {
     record["request"]["forwarded_identity"]["headers"]
         .as_array()
-        .map(|a| a.iter().map(|h| h["name"].as_str().unwrap().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|h| h["name"].as_str().unwrap().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -102,18 +111,32 @@ async fn rfc9440_sends_byte_sequences_of_the_leaf_and_the_rest_of_the_chain() {
     let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
     assert_eq!(status, 200);
     let c = &s.client;
-    assert_eq!(one(&echo, "client-cert"), format!(":{}:", OffloadClient::b64(&c.leaf_der)));
+    assert_eq!(
+        one(&echo, "client-cert"),
+        format!(":{}:", OffloadClient::b64(&c.leaf_der))
+    );
     assert_eq!(
         one(&echo, "client-cert-chain"),
         format!(":{}:", OffloadClient::b64(&c.intermediate_der))
     );
     assert_eq!(rec["upstream_leg"]["transport"], "plain");
     assert!(rec["upstream_leg"]["tls_version"].is_null(), "{rec}");
-    assert_eq!(rec["client_leg"]["tls_version"].as_str().map(|v| v.starts_with("TLSv1")), Some(true));
+    assert_eq!(
+        rec["client_leg"]["tls_version"]
+            .as_str()
+            .map(|v| v.starts_with("TLSv1")),
+        Some(true)
+    );
     assert_eq!(forwarded_names(&rec), ["client-cert", "client-cert-chain"]);
     let first = &rec["request"]["forwarded_identity"]["headers"][0];
-    assert!(first["excerpt"].as_str().unwrap().starts_with(":MII"), "{first}");
-    assert!(first["excerpt"].as_str().unwrap().chars().count() <= 97, "bounded: {first}");
+    assert!(
+        first["excerpt"].as_str().unwrap().starts_with(":MII"),
+        "{first}"
+    );
+    assert!(
+        first["excerpt"].as_str().unwrap().chars().count() <= 97,
+        "bounded: {first}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +162,11 @@ async fn xfcc_is_envoys_element_with_every_detail() {
         c.subject,
     );
     assert_eq!(one(&echo, "x-forwarded-client-cert"), expected);
-    assert!(c.subject.contains("\\,"), "the fixture subject needs escaping: {}", c.subject);
+    assert!(
+        c.subject.contains("\\,"),
+        "the fixture subject needs escaping: {}",
+        c.subject
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +191,10 @@ async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() 
     assert_eq!(status, 200);
     let c = &s.client;
     // nginx $ssl_client_escaped_cert: everything but unreserved characters escaped.
-    assert_eq!(one(&echo, "x-ssl-client-cert"), percent(&c.leaf_pem, unreserved));
+    assert_eq!(
+        one(&echo, "x-ssl-client-cert"),
+        percent(&c.leaf_pem, unreserved)
+    );
     assert_eq!(one(&echo, "x-ssl-client-verify"), "SUCCESS");
     assert_eq!(one(&echo, "x-ssl-client-s-dn"), c.subject);
     assert_eq!(one(&echo, "x-ssl-client-i-dn"), c.issuer);
@@ -183,7 +213,10 @@ async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() 
         one(&echo, "x-amzn-mtls-clientcert"),
         aws(&format!("{}{}", c.leaf_pem, c.intermediate_pem))
     );
-    assert_eq!(one(&echo, "x-arr-clientcert"), OffloadClient::b64(&c.leaf_der));
+    assert_eq!(
+        one(&echo, "x-arr-clientcert"),
+        OffloadClient::b64(&c.leaf_der)
+    );
     let sha1 = {
         let out = std::process::Command::new("openssl")
             .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
@@ -191,7 +224,12 @@ async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() 
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        text.trim().split_once('=').unwrap().1.replace(':', "").to_ascii_lowercase()
+        text.trim()
+            .split_once('=')
+            .unwrap()
+            .1
+            .replace(':', "")
+            .to_ascii_lowercase()
     };
     assert_eq!(
         one(&echo, "x-client-id"),
@@ -203,7 +241,15 @@ async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
     let s = setup(None).await;
-    let p = proxy(&s, &["--forward-client-cert", "rfc9440", "--forward-client-cert", "nginx"]);
+    let p = proxy(
+        &s,
+        &[
+            "--forward-client-cert",
+            "rfc9440",
+            "--forward-client-cert",
+            "nginx",
+        ],
+    );
     let forged = [
         "Client-Cert: :Zm9yZ2Vk:",
         "X-SSL-Client-Cert: forged",
@@ -212,8 +258,16 @@ async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
     // Without a certificate: the forged headers go, and nothing takes their place.
     let (status, echo, rec) = exchange(&s, &p, false, &forged).await;
     assert_eq!(status, 200);
-    for name in ["client-cert", "x-ssl-client-cert", "x-ssl-client-verify", "client-cert-chain"] {
-        assert!(echoed(&echo, name).is_empty(), "{name} reached the backend: {echo}");
+    for name in [
+        "client-cert",
+        "x-ssl-client-cert",
+        "x-ssl-client-verify",
+        "client-cert-chain",
+    ] {
+        assert!(
+            echoed(&echo, name).is_empty(),
+            "{name} reached the backend: {echo}"
+        );
     }
     let fi = &rec["request"]["forwarded_identity"];
     assert_eq!(fi["client_cert"], false);
@@ -224,8 +278,14 @@ async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
         .iter()
         .map(|h| h["name"].as_str().unwrap())
         .collect();
-    assert_eq!(stripped, ["client-cert", "x-ssl-client-cert", "x-ssl-client-verify"]);
-    assert!(finding_ids(&rec).contains(&"client-sent-identity-header".to_string()), "{rec}");
+    assert_eq!(
+        stripped,
+        ["client-cert", "x-ssl-client-cert", "x-ssl-client-verify"]
+    );
+    assert!(
+        finding_ids(&rec).contains(&"client-sent-identity-header".to_string()),
+        "{rec}"
+    );
     let f = rec["findings"]
         .as_array()
         .unwrap()
@@ -253,7 +313,11 @@ async fn verify_headers_say_why_there_is_no_identity() {
     let s = setup(None).await;
     let p = proxy(
         &s,
-        &["--forward-client-cert", "nginx", "--forward-client-cert-verify"],
+        &[
+            "--forward-client-cert",
+            "nginx",
+            "--forward-client-cert-verify",
+        ],
     );
     let (status, echo, _) = exchange(&s, &p, false, &[]).await;
     assert_eq!(status, 200);
@@ -287,7 +351,13 @@ async fn a_backend_refusing_without_the_expected_header_is_explained() {
     let text = f.to_string();
     assert!(text.contains("client-cert"), "{text}");
     assert!(text.contains("x-ssl-client-cert"), "{text}");
-    assert!(f["fix"].as_str().unwrap().contains("--forward-client-cert rfc9440"), "{f}");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--forward-client-cert rfc9440"),
+        "{f}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,23 +366,38 @@ async fn a_plain_backend_that_got_no_identity_header_is_explained() {
     let p = proxy(&s, &[]);
     let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
     assert_eq!(status, 401, "{echo}");
-    assert!(finding_ids(&rec).contains(&"identity-not-forwarded".to_string()), "{rec:#}");
+    assert!(
+        finding_ids(&rec).contains(&"identity-not-forwarded".to_string()),
+        "{rec:#}"
+    );
     let f = rec["findings"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["id"] == "identity-not-forwarded")
         .unwrap();
-    assert!(f["fix"].as_str().unwrap().contains("--forward-client-cert"), "{f}");
-    assert!(f["evidence"].to_string().contains("no identity header"), "{f}");
+    assert!(
+        f["fix"].as_str().unwrap().contains("--forward-client-cert"),
+        "{f}"
+    );
+    assert!(
+        f["evidence"].to_string().contains("no identity header"),
+        "{f}"
+    );
 }
 
 /// `mtlscope reverse … extra` run to completion: (exit code, stderr).
 fn refused(s: &Setup, extra: &[&str]) -> (Option<i32>, String) {
     let server = s.pki.server().arg();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"));
-    cmd.args(["reverse", "--listen", "127.0.0.1:0", "--server-cert", &server])
-        .args(extra);
+    cmd.args([
+        "reverse",
+        "--listen",
+        "127.0.0.1:0",
+        "--server-cert",
+        &server,
+    ])
+    .args(extra);
     let out = common::process::run_bounded(cmd, None, std::time::Duration::from_secs(20));
     (out.code, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -323,17 +408,31 @@ async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key()
     let up = s.echo.url();
     let (code, err) = refused(&s, &["--upstream", &up, "--forward-client-cert", "f5"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--forward-client-cert \"f5\"") && err.contains("xfcc"), "{err}");
+    assert!(
+        err.contains("--forward-client-cert \"f5\"") && err.contains("xfcc"),
+        "{err}"
+    );
     let (code, err) = refused(
         &s,
-        &["--upstream", &up, "--forward-client-cert", "header:X-Cert={fingerprint}"],
+        &[
+            "--upstream",
+            &up,
+            "--forward-client-cert",
+            "header:X-Cert={fingerprint}",
+        ],
     );
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("{fingerprint}") && err.contains("{sha256}"), "{err}");
+    assert!(
+        err.contains("{fingerprint}") && err.contains("{sha256}"),
+        "{err}"
+    );
     let id = s.pki.client(mtlscope::pki::ClientCert::Good).arg();
     let (code, err) = refused(&s, &["--upstream", &up, "--identity", &id]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--identity") && err.contains("http://"), "{err}");
+    assert!(
+        err.contains("--identity") && err.contains("http://"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("offload.toml");
     std::fs::write(
@@ -343,7 +442,10 @@ async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key()
     .unwrap();
     let (code, err) = refused(&s, &["--config", &config.display().to_string()]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("offload.toml (forward_client_cert)") && err.contains("haproxy"), "{err}");
+    assert!(
+        err.contains("offload.toml (forward_client_cert)") && err.contains("haproxy"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,7 +462,13 @@ async fn the_config_file_configures_the_offloader() {
     )
     .unwrap();
     let server = s.pki.server().arg();
-    let p = Mtlscope::start(&["reverse", "--config", &config.display().to_string(), "--server-cert", &server]);
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--config",
+        &config.display().to_string(),
+        "--server-cert",
+        &server,
+    ]);
     let (status, echo, _) = exchange(&s, &p, false, &["X-ARR-ClientCert: forged"]).await;
     assert_eq!(status, 200);
     assert!(echoed(&echo, "x-arr-clientcert").is_empty(), "{echo}");

@@ -34,7 +34,12 @@ fn nginx(server: impl Fn(u16) -> String) -> RunningServer {
         c.push_str("}\n");
         std::fs::write(&conf, c).map_err(|e| e.to_string())?;
         let mut cmd = Command::new("nginx");
-        cmd.arg("-p").arg(&d).arg("-e").arg(&log).arg("-c").arg(&conf);
+        cmd.arg("-p")
+            .arg(&d)
+            .arg("-e")
+            .arg(&log)
+            .arg("-c")
+            .arg(&conf);
         Ok(cmd)
     })
     .expect("start nginx");
@@ -73,8 +78,15 @@ fn offloader(s: &Setup, upstream: &str, extra: &[&str]) -> Mtlscope {
     let server = s.pki.server().arg();
     let root = s.pki.root_ca().display().to_string();
     let mut args = vec![
-        "reverse", "--upstream", upstream, "--server-cert", &server, "--client-auth", "optional",
-        "--client-ca", &root,
+        "reverse",
+        "--upstream",
+        upstream,
+        "--server-cert",
+        &server,
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &root,
     ];
     args.extend_from_slice(extra);
     Mtlscope::start(&args)
@@ -109,7 +121,11 @@ async fn nginx_backend_gets_the_rfc9440_client_cert_and_accepts() {
     let rec = p.records(1).remove(0);
     assert_eq!(rec["upstream_leg"]["transport"], "plain");
     assert!(
-        rec["findings"].as_array().unwrap().iter().all(|f| f["severity"] != "error"),
+        rec["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"),
         "{rec:#}"
     );
 }
@@ -132,7 +148,10 @@ async fn a_forged_client_cert_never_reaches_nginx_and_no_certificate_means_no_he
     assert_eq!(fi["stripped"][0]["excerpt"], ":Zm9yZ2Vk:");
     assert!(fi["headers"].as_array().unwrap().is_empty());
     let ids = finding_ids(&rec);
-    assert!(ids.contains(&"client-sent-identity-header".to_string()), "{ids:?}");
+    assert!(
+        ids.contains(&"client-sent-identity-header".to_string()),
+        "{ids:?}"
+    );
     assert!(
         r.header("mtlscope-diagnosis")
             .unwrap_or_default()
@@ -157,7 +176,12 @@ async fn nginx_401_without_an_identity_header_is_identity_not_forwarded() {
         .unwrap_or_else(|| panic!("{rec:#}"));
     assert_eq!(f["severity"], "error");
     assert!(f["evidence"].to_string().contains("plain HTTP"), "{f}");
-    assert!(f["evidence"].to_string().contains("no client certificate header"), "{f}");
+    assert!(
+        f["evidence"]
+            .to_string()
+            .contains("no client certificate header"),
+        "{f}"
+    );
     assert!(
         r.header("mtlscope-diagnosis")
             .unwrap_or_default()
@@ -214,5 +238,8 @@ async fn the_nginx_format_matches_real_nginx_as_offloader_byte_for_byte() {
         assert_eq!(want.len(), 1, "nginx sent {name} once: {}", by_nginx.body);
         assert_eq!(echoed(&by_mtlscope.body, name), want, "{name}");
     }
-    assert_eq!(echoed(&by_nginx.body, "x-ssl-client-s-dn")[0], s.client.subject);
+    assert_eq!(
+        echoed(&by_nginx.body, "x-ssl-client-s-dn")[0],
+        s.client.subject
+    );
 }

@@ -34,7 +34,10 @@ impl OffloadArgs {
         let (formats, formats_named) = if self.forward_client_cert.is_empty() {
             (&c.forward_client_cert, loaded.key("forward_client_cert"))
         } else {
-            (&self.forward_client_cert, "--forward-client-cert".to_string())
+            (
+                &self.forward_client_cert,
+                "--forward-client-cert".to_string(),
+            )
         };
         let (expected, expected_named) = match &self.expect_client_cert_header {
             Some(e) => (Some(e.as_str()), "--expect-client-cert-header".to_string()),
@@ -43,7 +46,8 @@ impl OffloadArgs {
                 loaded.key("expect_client_cert_header"),
             ),
         };
-        let verify = self.forward_client_cert_verify || c.forward_client_cert_verify.unwrap_or(false);
+        let verify =
+            self.forward_client_cert_verify || c.forward_client_cert_verify.unwrap_or(false);
         if formats.is_empty() && expected.is_none() && !verify && !plain_upstream {
             return Ok(None);
         }

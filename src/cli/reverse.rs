@@ -3,11 +3,11 @@
 
 use super::offload_args::OffloadArgs;
 use super::proxy_args::ProxyArgs;
+use crate::capture::upstream_auth::IdentityPolicy;
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
 use crate::record::Sink;
-use crate::capture::upstream_auth::IdentityPolicy;
 use crate::upstream::{Engine, PlainEngine, Target};
 use clap::Args;
 
@@ -57,7 +57,10 @@ pub fn parse_upstream_url(url: &str) -> Result<(Target, bool), String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    Ok((Target::new(host, uri.port_u16().unwrap_or(default_port)), plain))
+    Ok((
+        Target::new(host, uri.port_u16().unwrap_or(default_port)),
+        plain,
+    ))
 }
 
 /// Run `mtlscope reverse` until interrupted.
@@ -129,7 +132,12 @@ mod tests {
         let (t, plain) = super::parse_upstream_url("http://127.0.0.1:8080").unwrap();
         assert!(plain);
         assert_eq!(t.port, 8080);
-        assert_eq!(super::parse_upstream_url("http://backend").unwrap().0.port, 80);
-        assert!(super::parse_upstream_url("ftp://x").unwrap_err().contains("http://"));
+        assert_eq!(
+            super::parse_upstream_url("http://backend").unwrap().0.port,
+            80
+        );
+        assert!(super::parse_upstream_url("ftp://x")
+            .unwrap_err()
+            .contains("http://"));
     }
 }

@@ -5,7 +5,7 @@
 
 use super::finding;
 use super::view::{cert_text, View};
-use crate::facts::{ForwardedIdentity, Finding, Severity, Transport};
+use crate::facts::{Finding, ForwardedIdentity, Severity, Transport};
 
 /// Which `--forward-client-cert` format sends a header, by lowercase name.
 const FORMAT_OF_HEADER: &[(&str, &str)] = &[
@@ -40,7 +40,12 @@ pub(super) fn client_sent_identity_header(v: &View<'_>) -> Option<Finding> {
     let evidence = fi
         .stripped
         .iter()
-        .map(|h| format!("the client's request carried `{}: {}`; mtlscope removed it before forwarding", h.name, h.excerpt))
+        .map(|h| {
+            format!(
+                "the client's request carried `{}: {}`; mtlscope removed it before forwarding",
+                h.name, h.excerpt
+            )
+        })
         .collect();
     let names: Vec<&str> = fi.stripped.iter().map(|h| h.name.as_str()).collect();
     Some(finding(
@@ -101,15 +106,13 @@ pub(super) fn identity_header_view(v: &View<'_>) -> Option<Finding> {
     }
     evidence.push(http.evidence());
     let want = missing_expected.map(|e| e.to_ascii_lowercase());
-    let format = want
-        .as_deref()
-        .map(|w| {
-            FORMAT_OF_HEADER
-                .iter()
-                .find(|(n, _)| *n == w)
-                .map(|(_, f)| f.to_string())
-                .unwrap_or_else(|| format!("header:{w}={{der_b64}}"))
-        });
+    let format = want.as_deref().map(|w| {
+        FORMAT_OF_HEADER
+            .iter()
+            .find(|(n, _)| *n == w)
+            .map(|(_, f)| f.to_string())
+            .unwrap_or_else(|| format!("header:{w}={{der_b64}}"))
+    });
     let fix = match &format {
         Some(f) => {
             let product = PRODUCT_SETTING
@@ -162,23 +165,35 @@ mod tests {
     }
 
     fn ids(flow: &crate::facts::Flow) -> Vec<String> {
-        crate::diagnose::diagnose(flow).into_iter().map(|f| f.id).collect()
+        crate::diagnose::diagnose(flow)
+            .into_iter()
+            .map(|f| f.id)
+            .collect()
     }
 
     #[test]
     fn a_plain_backend_401_without_identity_header_is_identity_not_forwarded() {
         let flow = plain_flow(None, 401);
         let found = crate::diagnose::diagnose(&flow);
-        let f = found.iter().find(|f| f.id == "identity-not-forwarded").expect("found");
+        let f = found
+            .iter()
+            .find(|f| f.id == "identity-not-forwarded")
+            .expect("found");
         assert!(f.fix.contains("--forward-client-cert"), "{}", f.fix);
-        assert_eq!(ids(&flow), ["identity-not-forwarded"], "nothing reads the plain leg as TLS");
+        assert_eq!(
+            ids(&flow),
+            ["identity-not-forwarded"],
+            "nothing reads the plain leg as TLS"
+        );
         let no_cert = FlowBuilder::reverse()
             .get("/api")
             .response(401, "unauthorized", &[])
             .with(|f| f.upstream_leg = plain_flow(None, 401).upstream_leg)
             .build();
         assert_eq!(ids(&no_cert), Vec::<String>::new());
-        assert!(ids(&plain_flow(None, 200)).iter().all(|i| i != "identity-not-forwarded"));
+        assert!(ids(&plain_flow(None, 200))
+            .iter()
+            .all(|i| i != "identity-not-forwarded"));
     }
 
     #[test]
@@ -191,14 +206,19 @@ mod tests {
             ..ForwardedIdentity::default()
         };
         let found = crate::diagnose::diagnose(&plain_flow(Some(fi.clone()), 403));
-        let f = found.iter().find(|f| f.id == "identity-not-forwarded").expect("found");
+        let f = found
+            .iter()
+            .find(|f| f.id == "identity-not-forwarded")
+            .expect("found");
         assert!(f.fix.contains("--forward-client-cert xfcc"), "{}", f.fix);
         // The header it reads was forwarded: the offloader is not the explanation.
         let ok = ForwardedIdentity {
             expected_header: Some("x-ssl-client-cert".into()),
             ..fi
         };
-        assert!(ids(&plain_flow(Some(ok), 403)).iter().all(|i| i != "identity-not-forwarded"));
+        assert!(ids(&plain_flow(Some(ok), 403))
+            .iter()
+            .all(|i| i != "identity-not-forwarded"));
     }
 
     #[test]
@@ -209,7 +229,10 @@ mod tests {
             ..ForwardedIdentity::default()
         };
         let found = crate::diagnose::diagnose(&plain_flow(Some(fi), 200));
-        let f = found.iter().find(|f| f.id == "client-sent-identity-header").expect("found");
+        let f = found
+            .iter()
+            .find(|f| f.id == "client-sent-identity-header")
+            .expect("found");
         assert_eq!(f.severity, crate::facts::Severity::Warning);
         assert!(f.evidence[0].contains(":Zm9yZ2Vk:"));
     }

@@ -36,11 +36,13 @@ impl HeaderExcerpt {
     /// The most characters of a value kept.
     pub const MAX: usize = 96;
 
-    /// The excerpt of `value` under `name`.
+    /// The excerpt of `value` under `name`; reads at most a few hundred bytes of it.
     pub fn new(name: &str, value: &[u8]) -> HeaderExcerpt {
-        let text = String::from_utf8_lossy(value);
-        let mut excerpt: String = text.chars().take(Self::MAX).collect();
-        if text.chars().count() > Self::MAX {
+        let cut = value.len().min(Self::MAX * 4);
+        let text = String::from_utf8_lossy(&value[..cut]);
+        let mut chars = text.chars();
+        let mut excerpt: String = chars.by_ref().take(Self::MAX).collect();
+        if chars.next().is_some() || cut < value.len() {
             excerpt.push('…');
         }
         HeaderExcerpt {
@@ -54,6 +56,27 @@ impl HeaderExcerpt {
 impl ForwardedIdentity {
     /// Whether a header of `name` was forwarded (case-insensitive).
     pub fn forwarded(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.name.eq_ignore_ascii_case(name))
+        self.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderExcerpt;
+
+    #[test]
+    fn excerpts_are_bounded_and_say_when_cut() {
+        let long = "a".repeat(5000);
+        let e = HeaderExcerpt::new("X-Cert", long.as_bytes());
+        assert_eq!(e.name, "x-cert");
+        assert_eq!(e.excerpt.chars().count(), HeaderExcerpt::MAX + 1);
+        assert!(e.excerpt.ends_with('…'));
+        assert_eq!(e.bytes, 5000);
+        let short = HeaderExcerpt::new("a", b"SUCCESS");
+        assert_eq!(short.excerpt, "SUCCESS");
+        let exact = "b".repeat(HeaderExcerpt::MAX);
+        assert_eq!(HeaderExcerpt::new("a", exact.as_bytes()).excerpt, exact);
     }
 }

@@ -41,7 +41,8 @@ impl LabEcho {
                         let reply = respond(require.as_ref(), &req);
                         async move { Ok::<_, std::convert::Infallible>(reply) }
                     });
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
                 });
             }

@@ -188,7 +188,10 @@ mod tests {
     fn the_three_url_encodings_differ_where_their_products_do() {
         let text = "a b\n+/=~_.-!*";
         assert_eq!(url_encode(text, UrlStyle::Envoy), "a%20b%0A%2B%2F%3D~_.-!*");
-        assert_eq!(url_encode(text, UrlStyle::Nginx), "a%20b%0A%2B%2F%3D~_.-%21%2A");
+        assert_eq!(
+            url_encode(text, UrlStyle::Nginx),
+            "a%20b%0A%2B%2F%3D~_.-%21%2A"
+        );
         assert_eq!(url_encode(text, UrlStyle::Aws), "a%20b%0A+/=~_.-%21%2A");
     }
 

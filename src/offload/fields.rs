@@ -73,17 +73,21 @@ impl CertFields {
             }
         }
         let raw = cert.raw_serial();
-        let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+        let start = raw
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(raw.len().saturating_sub(1));
         let serial = raw[start..].iter().map(|b| format!("{b:02X}")).collect();
         Some(CertFields {
             subject: encode::rfc2253(cert.subject()),
             issuer: encode::rfc2253(cert.issuer()),
             serial,
             sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf).as_ref()),
-            sha1: hex(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf)
-                    .as_ref(),
-            ),
+            sha1: hex(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                leaf,
+            )
+            .as_ref()),
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
             uris,
@@ -115,7 +119,10 @@ impl CertFields {
 
     /// An instant as ISO 8601 in UTC to the second, `2024-09-20T01:50:17Z`.
     pub fn iso(t: OffsetDateTime) -> String {
-        let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
+        let t = t
+            .to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .unwrap_or(t);
         t.format(&Rfc3339).unwrap_or_default()
     }
 }

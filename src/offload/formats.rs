@@ -123,7 +123,10 @@ impl Format {
                         CertFields::iso(c.not_after)
                     ),
                 ),
-                h("x-amzn-mtls-clientcert-leaf", c.leaf_pem_encoded(UrlStyle::Aws)),
+                h(
+                    "x-amzn-mtls-clientcert-leaf",
+                    c.leaf_pem_encoded(UrlStyle::Aws),
+                ),
             ],
             Format::AwsAlbPassthrough => vec![h(
                 "x-amzn-mtls-clientcert",

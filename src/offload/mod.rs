@@ -130,7 +130,10 @@ impl OffloadSettings {
             }
         }
         if self.verify_headers {
-            push(vec![(HeaderName::from_static(VERIFY_HEADER), verify.as_text())]);
+            push(vec![(
+                HeaderName::from_static(VERIFY_HEADER),
+                verify.as_text(),
+            )]);
         }
         let mut strip: Vec<HeaderName> = self.formats.iter().flat_map(|(_, f)| f.names()).collect();
         if self.verify_headers {
@@ -140,6 +143,10 @@ impl OffloadSettings {
         ConnOffload {
             formats: self.formats.iter().map(|(n, _)| n.clone()).collect(),
             client_cert: !chain.is_empty(),
+            added: add
+                .iter()
+                .map(|(n, v)| HeaderExcerpt::new(n.as_str(), v.as_bytes()))
+                .collect(),
             add,
             strip,
             expected_header: self.expected_header.clone(),
@@ -175,6 +182,8 @@ pub struct ConnOffload {
     client_cert: bool,
     /// Headers added to every request, in order.
     add: Vec<(HeaderName, HeaderValue)>,
+    /// The same, as recorded (the same for every request of the connection).
+    added: Vec<HeaderExcerpt>,
     /// Header names removed from every request first.
     strip: Vec<HeaderName>,
     /// `--expect-client-cert-header`.
@@ -199,11 +208,7 @@ impl ConnOffload {
         ForwardedIdentity {
             formats: self.formats.clone(),
             client_cert: self.client_cert,
-            headers: self
-                .add
-                .iter()
-                .map(|(n, v)| HeaderExcerpt::new(n.as_str(), v.as_bytes()))
-                .collect(),
+            headers: self.added.clone(),
             stripped,
             expected_header: self.expected_header.clone(),
         }
@@ -218,7 +223,8 @@ mod tests {
 
     #[test]
     fn forged_headers_are_stripped_and_recorded_and_no_cert_adds_nothing() {
-        let s = OffloadSettings::parse(&["rfc9440".into(), "nginx".into()], false, None, FLAGS).unwrap();
+        let s = OffloadSettings::parse(&["rfc9440".into(), "nginx".into()], false, None, FLAGS)
+            .unwrap();
         let o = s.for_connection(&[], None);
         let mut h = HeaderMap::new();
         h.insert("client-cert", HeaderValue::from_static(":Zm9yZ2Vk:"));
@@ -246,7 +252,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag() {
         let e = OffloadSettings::parse(&["f5".into()], false, None, FLAGS).unwrap_err();
-        assert!(e.to_string().starts_with("--forward-client-cert \"f5\""), "{e}");
+        assert!(
+            e.to_string().starts_with("--forward-client-cert \"f5\""),
+            "{e}"
+        );
         let e = OffloadSettings::parse(&[], false, Some("bad name"), FLAGS).unwrap_err();
         assert!(e.to_string().contains("--expect-client-cert-header"), "{e}");
     }

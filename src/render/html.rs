@@ -264,10 +264,7 @@ fn leg_html(h: &mut String, title: &str, l: &Leg) {
     let _ = write!(h, "<h3>{}</h3>", esc(title));
     let mut kv = vec![
         ("peer", l.peer.clone().unwrap_or_default()),
-        (
-            "TLS version",
-            l.protocol().unwrap_or("none").to_string(),
-        ),
+        ("TLS version", l.protocol().unwrap_or("none").to_string()),
         ("cipher", l.cipher.clone().unwrap_or_default()),
         ("ALPN", l.alpn.clone().unwrap_or_default()),
         ("SNI", l.sni.clone().unwrap_or_default()),

@@ -37,7 +37,10 @@ pub struct OffloadClient {
 }
 
 fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).output().expect("run openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -47,14 +50,19 @@ fn openssl(args: &[&str]) -> String {
 }
 
 fn openssl_bytes(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").args(args).output().expect("run openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
     assert!(out.status.success(), "openssl {args:?}");
     out.stdout
 }
 
 /// `key=value` from one line of `openssl x509 -noout` output.
 fn after_eq(line: &str) -> String {
-    line.split_once('=').map(|(_, v)| v.trim().to_string()).unwrap_or_default()
+    line.split_once('=')
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// `2026-11-30 02:30:53Z` → `2026-11-30T02:30:53Z`.
@@ -75,24 +83,63 @@ impl OffloadClient {
              subjectAltName = URI:spiffe://example.org/ns/test/sa/client, DNS:client.example, DNS:alt.example\n",
         )
         .unwrap();
-        openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &p("client.key")]);
         openssl(&[
-            "req", "-new", "-key", &p("client.key"), "-out", &p("client.csr"),
-            "-subj", "/O=mtlscope dev/OU=team\\, west/CN=offload client",
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &p("client.key"),
         ]);
         openssl(&[
-            "x509", "-req", "-in", &p("client.csr"), "-CA", &ca, "-CAkey", &ca_key,
-            "-set_serial", "0x00C0FFEE0123", "-days", "30", "-out", &p("leaf.pem"),
-            "-extfile", &ext.display().to_string(),
+            "req",
+            "-new",
+            "-key",
+            &p("client.key"),
+            "-out",
+            &p("client.csr"),
+            "-subj",
+            "/O=mtlscope dev/OU=team\\, west/CN=offload client",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("client.csr"),
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            "0x00C0FFEE0123",
+            "-days",
+            "30",
+            "-out",
+            &p("leaf.pem"),
+            "-extfile",
+            &ext.display().to_string(),
         ]);
         let leaf_pem = openssl(&["x509", "-in", &p("leaf.pem")]);
         let intermediate_pem = openssl(&["x509", "-in", &ca]);
         let chain = dir.join("chain.pem");
         std::fs::write(&chain, format!("{leaf_pem}{intermediate_pem}")).unwrap();
         let info = openssl(&[
-            "x509", "-in", &p("leaf.pem"), "-noout", "-subject", "-issuer", "-serial",
-            "-nameopt", "RFC2253", "-startdate", "-enddate", "-dateopt", "iso_8601",
-            "-fingerprint", "-sha256",
+            "x509",
+            "-in",
+            &p("leaf.pem"),
+            "-noout",
+            "-subject",
+            "-issuer",
+            "-serial",
+            "-nameopt",
+            "RFC2253",
+            "-startdate",
+            "-enddate",
+            "-dateopt",
+            "iso_8601",
+            "-fingerprint",
+            "-sha256",
         ]);
         let field = |prefix: &str| {
             info.lines()
@@ -110,7 +157,9 @@ impl OffloadClient {
             subject: field("subject="),
             issuer: field("issuer="),
             serial: field("serial="),
-            sha256: field("sha256 Fingerprint=").replace(':', "").to_ascii_lowercase(),
+            sha256: field("sha256 Fingerprint=")
+                .replace(':', "")
+                .to_ascii_lowercase(),
             not_before: iso(&field("notBefore=")),
             not_after: iso(&field("notAfter=")),
         }
