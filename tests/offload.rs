@@ -433,6 +433,9 @@ async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key()
         err.contains("--identity") && err.contains("http://"),
         "{err}"
     );
+    let (code, err) = refused(&s, &["--upstream", &up, "--client-auth", "mirror"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--client-auth mirror"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("offload.toml");
     std::fs::write(

@@ -3,6 +3,7 @@
 
 use super::offload_args::OffloadArgs;
 use super::proxy_args::ProxyArgs;
+use crate::capture::client_auth::ClientAuthMode;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::error::CommandError;
 use crate::facts::Mode;
@@ -83,6 +84,11 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
         .map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
     built.resolve.apply(&mut target);
     let offload = args.offload.settings(&built.loaded, plain)?;
+    if plain && built.client.client_auth.mode == ClientAuthMode::Mirror {
+        return Err(CommandError::usage(
+            "--client-auth mirror: a plain http:// upstream sends no CertificateRequest to mirror; use optional or required",
+        ));
+    }
     if plain && !matches!(built.identity, IdentityPolicy::None) {
         return Err(CommandError::usage(
             "--identity: a plain http:// upstream has no TLS to present a certificate in; pass the client's identity on with --forward-client-cert instead",

@@ -42,8 +42,9 @@ pub enum UrlStyle {
     /// nginx `$ssl_client_escaped_cert` (`ngx_escape_uri`, URI-component table): everything
     /// but `A-Z a-z 0-9 - . _ ~` is escaped.
     Nginx,
-    /// AWS ALB: RFC 3986 unreserved characters plus `+`, `=` and `/` are left alone
-    /// ("with +=/ as safe characters").
+    /// AWS ALB: RFC 3986 unreserved characters plus `+`, `=` and `/` are left alone, as its
+    /// documentation says ("with +=/ as safe characters") and backends behind it report
+    /// (literal `+` breaking form-decoders); the documentation's own example shows `%3D`.
     Aws,
 }
 
