@@ -79,6 +79,13 @@ pub struct FileConfig {
     pub quiet: Option<bool>,
     /// `--explain`: each finding's evidence and fix under its flow.
     pub explain: Option<bool>,
+    /// reverse: `--forward-client-cert` formats.
+    #[serde(default)]
+    pub forward_client_cert: Vec<String>,
+    /// reverse: `--forward-client-cert-verify`.
+    pub forward_client_cert_verify: Option<bool>,
+    /// reverse: `--expect-client-cert-header`.
+    pub expect_client_cert_header: Option<String>,
 }
 
 /// The keys each command reads from a config file; any other key in the file is refused with
@@ -110,6 +117,9 @@ pub mod keys {
         "grace",
         "max_connections",
         "record_max_size",
+        "forward_client_cert",
+        "forward_client_cert_verify",
+        "expect_client_cert_header",
     ];
     /// `forward` (no `upstream`: it goes where each client asks).
     pub const FORWARD: &[&str] = &[

@@ -17,6 +17,7 @@ pub mod io;
 pub mod lab;
 pub mod lifecycle;
 pub mod observe;
+pub mod offload;
 pub mod pki;
 pub mod probe;
 pub mod proxy;

@@ -254,6 +254,7 @@ async fn exchange(
         at_ms: clock.ms(),
         forwarded_at_ms: None,
         body_excerpt: None,
+        forwarded_identity: None,
     };
     let req = match built {
         Ok(r) => r,

@@ -195,8 +195,8 @@ fn an_upstream_without_https_is_refused() {
     let f = fixture();
     let out = f.reverse(&["--upstream", "localhost:9443"]);
     usage_error(&out, &["--upstream", "localhost:9443", "https://"]);
-    let out = f.reverse(&["--upstream", "http://localhost:9443"]);
-    usage_error(&out, &["--upstream", "http://localhost:9443", "https://"]);
+    let out = f.reverse(&["--upstream", "ftp://localhost:9443"]);
+    usage_error(&out, &["--upstream", "ftp://localhost:9443", "https://"]);
 }
 
 #[test]

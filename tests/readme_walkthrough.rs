@@ -1,4 +1,4 @@
-//! The README's walkthrough ("## Using it" up to "## Development"), replayed as written: every
+//! The README's walkthrough ("## Using it" up to the next top-level heading), replayed as written: every
 //! indented command is read from README.md and run by `sh` in a fresh directory, with the
 //! `mtlscope` binary on `PATH`, `HOME` in that directory, the walkthrough's ports swapped for
 //! free ones, and a real nginx on the port the README calls `localhost:9443` (started once the
@@ -33,9 +33,10 @@ fn walkthrough_commands() -> Vec<String> {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md");
     let start = readme.find("## Using it").expect("a '## Using it' section");
-    let end = readme[start..]
-        .find("## Development")
-        .map_or(readme.len(), |i| start + i);
+    // The walkthrough is the "Using it" section, up to the next top-level heading.
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |i| start + 1 + i);
     let mut commands = Vec::new();
     let mut current = String::new();
     for line in readme[start..end].lines() {

@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod forward;
 pub mod lint;
+pub mod offload_args;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;

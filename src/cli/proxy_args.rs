@@ -164,6 +164,7 @@ impl Built {
             redact: self.redact,
             faults: self.faults.clone(),
             life: self.life.clone(),
+            offload: None,
         }
     }
 

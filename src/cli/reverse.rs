@@ -1,43 +1,66 @@
-//! `mtlscope reverse`: listen with TLS, relay to one upstream URL over TLS.
+//! `mtlscope reverse`: listen with TLS, relay to one upstream URL over TLS, or over plain HTTP
+//! as a TLS offloader does (`--upstream http://…`, with `--forward-client-cert`).
 
+use super::offload_args::OffloadArgs;
 use super::proxy_args::ProxyArgs;
+use crate::capture::client_auth::ClientAuthMode;
+use crate::capture::upstream_auth::IdentityPolicy;
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
-use crate::upstream::Target;
+use crate::upstream::{Engine, PlainEngine, Target};
 use clap::Args;
 
 /// `mtlscope reverse` flags.
 #[derive(Debug, Args)]
 pub struct ReverseArgs {
-    /// The server to relay to: https://HOST[:PORT].
+    /// The server to relay to: https://HOST[:PORT], or http://HOST:PORT for a plain-HTTP
+    /// backend behind the TLS offloader mtlscope plays.
     #[arg(long)]
     pub upstream: Option<String>,
     /// The shared proxy flags.
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    /// Playing a TLS offloader.
+    #[command(flatten)]
+    pub offload: OffloadArgs,
 }
 
 /// Parse `https://host[:port]` into a target.
 pub fn parse_upstream(url: &str) -> Result<Target, String> {
+    match parse_upstream_url(url)? {
+        (target, false) => Ok(target),
+        (_, true) => Err(format!(
+            "{url:?}: scheme \"http\" is not supported here; use https://"
+        )),
+    }
+}
+
+/// Parse `https://host[:port]` or `http://host[:port]` into a target and whether it is plain
+/// HTTP.
+pub fn parse_upstream_url(url: &str) -> Result<(Target, bool), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("https") => {}
+    let (plain, default_port) = match uri.scheme_str() {
+        Some("https") => (false, 443),
+        Some("http") => (true, 80),
         Some(other) => {
             return Err(format!(
-                "{url:?}: scheme {other:?} is not supported; use https://"
+                "{url:?}: scheme {other:?} is not supported; use https:// (or http:// for a plain backend)"
             ))
         }
         None => return Err(format!("{url:?}: expected https://HOST[:PORT]")),
-    }
+    };
     let host = uri.host().ok_or_else(|| format!("{url:?}: no host"))?;
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    Ok(Target::new(host, uri.port_u16().unwrap_or(443)))
+    Ok((
+        Target::new(host, uri.port_u16().unwrap_or(default_port)),
+        plain,
+    ))
 }
 
 /// Run `mtlscope reverse` until interrupted.
@@ -63,14 +86,32 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     }
     let target_text = target_text
         .ok_or_else(|| CommandError::usage("--upstream is required (https://HOST[:PORT])"))?;
-    let mut target =
-        parse_upstream(&target_text).map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
+    let (mut target, plain) = parse_upstream_url(&target_text)
+        .map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
     built.resolve.apply(&mut target);
+    let offload = args.offload.settings(&built.loaded, plain)?;
+    if plain && built.client.client_auth.mode == ClientAuthMode::Mirror {
+        return Err(CommandError::usage(
+            "--client-auth mirror: a plain http:// upstream sends no CertificateRequest to mirror; use optional or required",
+        ));
+    }
+    if plain && !matches!(built.identity, IdentityPolicy::None) {
+        return Err(CommandError::usage(
+            "--identity: a plain http:// upstream has no TLS to present a certificate in; pass the client's identity on with --forward-client-cert instead",
+        ));
+    }
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);
+        let mut session = built.session_context(Mode::Reverse, sink.clone());
+        session.offload = offload.map(std::sync::Arc::new);
+        if plain {
+            session.engine = Engine::Plain(PlainEngine {
+                timeout: built.client.timeout,
+            });
+        }
         let opts = ReverseOptions {
-            session: built.session_context(Mode::Reverse, sink.clone()),
+            session,
             identity: built.identity,
             target: target.clone(),
         };
@@ -78,8 +119,9 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             .await
             .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))?;
         eprintln!(
-            "mtlscope reverse: listening on https://{} → {}",
+            "mtlscope reverse: listening on https://{} → {}{}",
             proxy.local_addr,
+            if plain { "http://" } else { "" },
             target.authority()
         );
         super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
@@ -99,5 +141,15 @@ mod tests {
         assert_eq!(parse_upstream("https://[::1]:8443").unwrap().host, "::1");
         assert!(parse_upstream("http://x").unwrap_err().contains("https"));
         assert!(parse_upstream("localhost:1").is_err());
+        let (t, plain) = super::parse_upstream_url("http://127.0.0.1:8080").unwrap();
+        assert!(plain);
+        assert_eq!(t.port, 8080);
+        assert_eq!(
+            super::parse_upstream_url("http://backend").unwrap().0.port,
+            80
+        );
+        assert!(super::parse_upstream_url("ftp://x")
+            .unwrap_err()
+            .contains("http://"));
     }
 }

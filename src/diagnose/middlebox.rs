@@ -1,6 +1,6 @@
 //! Rules of the catalogue section "Middleboxes and proxies": `identity-not-forwarded`,
 //! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
-//! `upstream-unreachable`, `injected-fault`.
+//! `upstream-unreachable`, `injected-fault`; the offloader's header rules are in `offload`.
 
 use super::view::{cert_text, chain_text, HopKind, View};
 use super::{finding, inferred};
@@ -10,6 +10,7 @@ use crate::facts::{Finding, FindingId, Severity};
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
         identity_not_forwarded(v),
+        super::offload::client_sent_identity_header(v),
         intercepted_upstream(v),
         server_cert_untrusted(v),
         proxy_auth_required(v),
@@ -22,6 +23,9 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
 }
 
 fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
+    if let Some(f) = super::offload::identity_header_view(v) {
+        return Some(f);
+    }
     let client = v.hop(HopKind::Client)?;
     let up = v.hop(HopKind::Upstream)?;
     let client_leaf = client.presented()?.first()?;

@@ -13,6 +13,7 @@ mod http_refusal;
 mod late;
 mod middlebox;
 mod not_sent;
+mod offload;
 mod rejected;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -92,6 +93,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     entry(FindingId::CertNotRegistered, Section::HttpRefusal, "TLS accepted the certificate, but the service's own registry does not know it."),
     entry(FindingId::IisSubstatus, Section::HttpRefusal, "An IIS error revealed a 403.x sub-status that names the client-certificate problem."),
     entry(FindingId::IdentityNotForwarded, Section::Middlebox, "The client presented a certificate, but the upstream saw none or a different one."),
+    entry(FindingId::ClientSentIdentityHeader, Section::Middlebox, "With --forward-client-cert, the client's request already carried an identity header the offloader sets."),
     entry(FindingId::InterceptedUpstream, Section::Middlebox, "The upstream certificate comes from a TLS-inspection CA: a middlebox sits on the path."),
     entry(FindingId::ServerCertUntrusted, Section::Middlebox, "mtlscope could not verify the upstream server's certificate."),
     entry(FindingId::ProxyAuthRequired, Section::Middlebox, "A forward proxy answered 407 and wants credentials; not a certificate problem."),

@@ -87,6 +87,7 @@ impl FlowBuilder {
             at_ms: 10.0,
             forwarded_at_ms: Some(10.1),
             body_excerpt: None,
+            forwarded_identity: None,
         });
         self
     }

@@ -72,6 +72,31 @@ pub struct Leg {
     /// The same error, classified for rules and scripts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<LegFailure>,
+    /// How the leg is carried when that is not TLS: `plain` for a plain-HTTP upstream (then
+    /// every TLS fact stays empty). Absent means TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+}
+
+impl Leg {
+    /// The protocol for views: the TLS version, or `plain` for a plain-TCP leg.
+    pub fn protocol(&self) -> Option<&'static str> {
+        match (self.tls_version, self.transport) {
+            (Some(v), _) => Some(v.as_str()),
+            (None, Some(Transport::Plain)) => Some("plain"),
+            (None, _) => None,
+        }
+    }
+}
+
+/// How a leg is carried.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// TLS (the default, and what every other leg fact describes).
+    Tls,
+    /// Plain TCP: no handshake, no certificates (`reverse --upstream http://…`).
+    Plain,
 }
 
 /// TLS protocol version.

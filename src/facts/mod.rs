@@ -7,14 +7,16 @@
 
 mod cert;
 mod leg;
+mod offload;
 mod wire;
 
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
     Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
     IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation,
-    RenegotiationOutcome, ServerVerification, Stage, TlsVersion,
+    RenegotiationOutcome, ServerVerification, Stage, TlsVersion, Transport,
 };
+pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use wire::Wire;
 
 use serde::{Deserialize, Serialize};
@@ -136,6 +138,10 @@ pub struct Request {
     /// fields of form and JSON bodies redacted unless `--no-redact`; `…` marks a cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_excerpt: Option<String>,
+    /// Playing a TLS offloader (`--forward-client-cert`, or a plain-HTTP upstream): the
+    /// identity headers added to the request as forwarded, and those taken out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_identity: Option<ForwardedIdentity>,
 }
 
 /// The response as the client received it.
@@ -237,6 +243,8 @@ pub enum FindingId {
     IisSubstatus,
     /// `identity-not-forwarded`.
     IdentityNotForwarded,
+    /// `client-sent-identity-header`.
+    ClientSentIdentityHeader,
     /// `intercepted-upstream`.
     InterceptedUpstream,
     /// `server-cert-untrusted`.
@@ -277,6 +285,7 @@ impl FindingId {
         FindingId::CertNotRegistered,
         FindingId::IisSubstatus,
         FindingId::IdentityNotForwarded,
+        FindingId::ClientSentIdentityHeader,
         FindingId::InterceptedUpstream,
         FindingId::ServerCertUntrusted,
         FindingId::ProxyAuthRequired,
@@ -307,6 +316,7 @@ impl FindingId {
             FindingId::CertNotRegistered => "cert-not-registered",
             FindingId::IisSubstatus => "iis-substatus",
             FindingId::IdentityNotForwarded => "identity-not-forwarded",
+            FindingId::ClientSentIdentityHeader => "client-sent-identity-header",
             FindingId::InterceptedUpstream => "intercepted-upstream",
             FindingId::ServerCertUntrusted => "server-cert-untrusted",
             FindingId::ProxyAuthRequired => "proxy-auth-required",

@@ -65,6 +65,8 @@ pub struct Pair {
     pub fault_config: Arc<crate::faults::Faults>,
     /// The process's stop signals: the client connection closes gracefully on stop.
     pub life: Lifecycle,
+    /// Playing a TLS offloader: the identity headers for this connection's requests.
+    pub offload: Option<Arc<crate::offload::ConnOffload>>,
 }
 
 impl Pair {
@@ -106,6 +108,10 @@ impl Pair {
                 self.clock,
             )
             .await);
+        }
+        let mut req = req;
+        if let Some(o) = &self.offload {
+            request.forwarded_identity = Some(o.apply(req.headers_mut()));
         }
         let forwarded_at = self.clock.ms();
         // The body copies its bounded, redacted excerpt as it streams upstream.
@@ -416,6 +422,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
         at_ms: clock.ms(),
         forwarded_at_ms: None,
         body_excerpt: None,
+        forwarded_identity: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct SessionContext {
     pub faults: Arc<Faults>,
     /// The process's stop signals and connection tasks.
     pub life: Lifecycle,
+    /// Playing a TLS offloader: identity headers to pass on (None: not playing one).
+    pub offload: Option<Arc<crate::offload::OffloadSettings>>,
 }
 
 /// One accepted client connection.
@@ -124,6 +126,8 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
             return emit_client_failure(ctx, id, clock, &peer, &target, client, up, faults).await;
         }
     };
+    let presented = tls.get_ref().get_ref().1.peer_certificates();
+    let offload = crate::offload::for_client(ctx.offload.as_deref(), presented, &client);
 
     let pair = Arc::new(Pair {
         id,
@@ -139,6 +143,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),
         life: ctx.life.clone(),
+        offload,
     });
     let error = super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout).await;
     pair.finish(error).await;

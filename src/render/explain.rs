@@ -328,7 +328,7 @@ fn leg_facts(name: &str, asker: &str, presenter: &str, leg: &Leg) -> String {
         .collect();
     facts_line(
         name,
-        leg.tls_version.map(|v| v.as_str()),
+        leg.protocol(),
         leg.alpn.as_deref(),
         asker,
         Asked::Seen(leg.cert_request.as_ref()),

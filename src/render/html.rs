@@ -264,12 +264,7 @@ fn leg_html(h: &mut String, title: &str, l: &Leg) {
     let _ = write!(h, "<h3>{}</h3>", esc(title));
     let mut kv = vec![
         ("peer", l.peer.clone().unwrap_or_default()),
-        (
-            "TLS version",
-            l.tls_version
-                .map(|v| v.as_str().to_string())
-                .unwrap_or("none".into()),
-        ),
+        ("TLS version", l.protocol().unwrap_or("none").to_string()),
         ("cipher", l.cipher.clone().unwrap_or_default()),
         ("ALPN", l.alpn.clone().unwrap_or_default()),
         ("SNI", l.sni.clone().unwrap_or_default()),

@@ -142,7 +142,7 @@ pub fn server_side(flow: &Flow) -> Option<LegView<'_>> {
         leg.as_ref().map(|l| {
             (
                 name,
-                l.tls_version.map(|v| v.as_str()),
+                l.protocol(),
                 l.cert_request.as_ref(),
                 Some(l.chain.as_slice()),
             )

@@ -2,11 +2,14 @@
 //!
 //! The TLS client sits behind [`Engine`] so a second engine (OpenSSL, which can complete TLS 1.2
 //! renegotiation and TLS 1.3 post-handshake auth, which rustls cannot) can join without changing
-//! the proxy. Every engine writes the same facts into the leg's recorder.
+//! the proxy. Every engine writes the same facts into the leg's recorder. [`PlainEngine`] is
+//! the odd one out: plain HTTP to a backend behind a TLS offloader, recorded as such.
 
+mod plain;
 mod rustls_engine;
 mod tickets;
 
+pub use plain::PlainEngine;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 
 use crate::capture::upstream_auth::IdentityPolicy;
@@ -86,6 +89,8 @@ pub struct Failed(pub String);
 pub enum Engine {
     /// rustls: refuses renegotiation, never offers post-handshake auth.
     Rustls(RustlsEngine),
+    /// No TLS at all: a plain-HTTP backend (`--upstream http://…`).
+    Plain(PlainEngine),
 }
 
 impl Engine {
@@ -98,6 +103,7 @@ impl Engine {
     ) -> Result<Connected, Failed> {
         match self {
             Engine::Rustls(e) => e.connect(target, identity, rec).await,
+            Engine::Plain(e) => e.connect(target, rec).await,
         }
     }
 }

@@ -1,0 +1,88 @@
+//! A plain-HTTP backend that echoes the request head it received, as a JSON object
+//! `{"method", "uri", "headers": [[name, value], …]}` (headers in arrival order, values as
+//! received): the backend behind a TLS offloader, for seeing exactly which identity headers
+//! arrived. With `require` set it answers 401 to requests without that header, as a backend
+//! that trusts its offloader's identity header does.
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A running echo backend; stopped when dropped.
+pub struct LabEcho {
+    /// Where it listens (127.0.0.1, port chosen by the OS).
+    pub addr: SocketAddr,
+    /// The accept loop.
+    task: JoinHandle<()>,
+}
+
+impl Drop for LabEcho {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LabEcho {
+    /// Start on 127.0.0.1:0; `require`: answer 401 without this header.
+    pub async fn start(require: Option<http::HeaderName>) -> std::io::Result<LabEcho> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let require = require.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let reply = respond(require.as_ref(), &req);
+                        async move { Ok::<_, std::convert::Infallible>(reply) }
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                });
+            }
+        });
+        Ok(LabEcho { addr, task })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn respond(
+    require: Option<&http::HeaderName>,
+    req: &http::Request<Incoming>,
+) -> http::Response<Full<Bytes>> {
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({
+        "method": req.method().as_str(),
+        "uri": req.uri().to_string(),
+        "headers": headers,
+    });
+    let missing = require.filter(|n| !req.headers().contains_key(*n));
+    let mut resp = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    if missing.is_some() {
+        *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
+    }
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,481 @@
+//! `mtlscope reverse --upstream http://… --forward-client-cert FORMAT` in front of a plain-HTTP
+//! backend that echoes the headers it received (the lab echo server), with real curl as the
+//! client: each format arrives byte for byte as its product sends it, compared with values the
+//! test builds from the certificate with `openssl` and the products' documented encodings;
+//! identity headers a client forges never reach the backend and are recorded; a client
+//! without a certificate gets no identity header.
+
+mod common;
+#[path = "common/offload.rs"]
+mod fixture;
+
+use common::{finding_ids, Curl, Mtlscope};
+use fixture::{percent, unreserved, OffloadClient};
+use mtlscope::lab::echo::LabEcho;
+use mtlscope::pki::DevPki;
+use serde_json::Value;
+
+struct Setup {
+    pki: DevPki,
+    client: OffloadClient,
+    echo: LabEcho,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn setup(require: Option<&'static str>) -> Setup {
+    let (pki, pki_dir) = common::dev_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let client = OffloadClient::issue(pki.out_dir(), dir.path());
+    let echo = LabEcho::start(require.map(http::HeaderName::from_static))
+        .await
+        .unwrap();
+    Setup {
+        pki,
+        client,
+        echo,
+        _dirs: (pki_dir, dir),
+    }
+}
+
+fn proxy(s: &Setup, extra: &[&str]) -> Mtlscope {
+    let upstream = s.echo.url();
+    let server = s.pki.server().arg();
+    let root = s.pki.root_ca().display().to_string();
+    let mut args = vec![
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--server-cert",
+        &server,
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &root,
+    ];
+    args.extend_from_slice(extra);
+    Mtlscope::start(&args)
+}
+
+/// One request through the proxy: (status, the backend's echo, the record).
+async fn exchange(
+    s: &Setup,
+    p: &Mtlscope,
+    with_cert: bool,
+    forged: &[&str],
+) -> (u16, Value, Value) {
+    let mut curl = Curl::new(format!("https://localhost:{}/api", p.port())).cacert(s.pki.root_ca());
+    if with_cert {
+        curl = curl.identity(&s.client.chain, &s.client.key);
+    }
+    for h in forged {
+        curl = curl.header(*h);
+    }
+    let r = curl.run_async().await;
+    let echo: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+    let record = p.records(1).remove(0);
+    (r.status, echo, record)
+}
+
+/// The echoed headers named `name`, in order.
+fn echoed(echo: &Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no echo: {echo}"))
+        .iter()
+        .filter(|h| h[0].as_str() == Some(name))
+        .map(|h| h[1].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn one(echo: &Value, name: &str) -> String {
+    let v = echoed(echo, name);
+    assert_eq!(v.len(), 1, "{name}: {v:?} in {echo}");
+    v[0].clone()
+}
+
+fn forwarded_names(record: &Value) -> Vec<String> {
+    record["request"]["forwarded_identity"]["headers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|h| h["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9440_sends_byte_sequences_of_the_leaf_and_the_rest_of_the_chain() {
+    let s = setup(None).await;
+    let p = proxy(&s, &["--forward-client-cert", "rfc9440"]);
+    let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
+    assert_eq!(status, 200);
+    let c = &s.client;
+    assert_eq!(
+        one(&echo, "client-cert"),
+        format!(":{}:", OffloadClient::b64(&c.leaf_der))
+    );
+    assert_eq!(
+        one(&echo, "client-cert-chain"),
+        format!(":{}:", OffloadClient::b64(&c.intermediate_der))
+    );
+    assert_eq!(rec["upstream_leg"]["transport"], "plain");
+    assert!(rec["upstream_leg"]["tls_version"].is_null(), "{rec}");
+    assert_eq!(
+        rec["client_leg"]["tls_version"]
+            .as_str()
+            .map(|v| v.starts_with("TLSv1")),
+        Some(true)
+    );
+    assert_eq!(forwarded_names(&rec), ["client-cert", "client-cert-chain"]);
+    let first = &rec["request"]["forwarded_identity"]["headers"][0];
+    assert!(
+        first["excerpt"].as_str().unwrap().starts_with(":MII"),
+        "{first}"
+    );
+    assert!(
+        first["excerpt"].as_str().unwrap().chars().count() <= 97,
+        "bounded: {first}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xfcc_is_envoys_element_with_every_detail() {
+    let s = setup(None).await;
+    let p = proxy(&s, &["--forward-client-cert", "xfcc"]);
+    let (status, echo, _) = exchange(&s, &p, true, &[]).await;
+    assert_eq!(status, 200);
+    let c = &s.client;
+    // Envoy escapes exactly these five in the PEM (StrReplaceAll in its SSL connection info).
+    let envoy = |pem: &str| {
+        pem.replace('\n', "%0A")
+            .replace(' ', "%20")
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+    };
+    let expected = format!(
+        "Hash={};Cert=\"{}\";Chain=\"{}\";Subject=\"{}\";URI=spiffe://example.org/ns/test/sa/client;DNS=client.example;DNS=alt.example",
+        c.sha256,
+        envoy(&c.leaf_pem),
+        envoy(&format!("{}{}", c.leaf_pem, c.intermediate_pem)),
+        c.subject,
+    );
+    assert_eq!(one(&echo, "x-forwarded-client-cert"), expected);
+    assert!(
+        c.subject.contains("\\,"),
+        "the fixture subject needs escaping: {}",
+        c.subject
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() {
+    let s = setup(None).await;
+    let p = proxy(
+        &s,
+        &[
+            "--forward-client-cert",
+            "nginx",
+            "--forward-client-cert",
+            "aws-alb",
+            "--forward-client-cert",
+            "aws-alb-passthrough",
+            "--forward-client-cert",
+            "azure-appgw",
+            "--forward-client-cert",
+            "header:X-Client-Id={serial}/{sha1}/{not_after}",
+        ],
+    );
+    let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
+    assert_eq!(status, 200);
+    let c = &s.client;
+    // nginx $ssl_client_escaped_cert: everything but unreserved characters escaped.
+    assert_eq!(
+        one(&echo, "x-ssl-client-cert"),
+        percent(&c.leaf_pem, unreserved)
+    );
+    assert_eq!(one(&echo, "x-ssl-client-verify"), "SUCCESS");
+    assert_eq!(one(&echo, "x-ssl-client-s-dn"), c.subject);
+    assert_eq!(one(&echo, "x-ssl-client-i-dn"), c.issuer);
+    // AWS ALB: URL-encoded PEM "with +=/ as safe characters".
+    let aws = |t: &str| percent(t, |b| unreserved(b) || b"+=/".contains(&b));
+    assert_eq!(one(&echo, "x-amzn-mtls-clientcert-serial-number"), c.serial);
+    assert_eq!(c.serial, "C0FFEE0123");
+    assert_eq!(one(&echo, "x-amzn-mtls-clientcert-issuer"), c.issuer);
+    assert_eq!(one(&echo, "x-amzn-mtls-clientcert-subject"), c.subject);
+    assert_eq!(
+        one(&echo, "x-amzn-mtls-clientcert-validity"),
+        format!("NotBefore={};NotAfter={}", c.not_before, c.not_after)
+    );
+    assert_eq!(one(&echo, "x-amzn-mtls-clientcert-leaf"), aws(&c.leaf_pem));
+    assert_eq!(
+        one(&echo, "x-amzn-mtls-clientcert"),
+        aws(&format!("{}{}", c.leaf_pem, c.intermediate_pem))
+    );
+    assert_eq!(
+        one(&echo, "x-arr-clientcert"),
+        OffloadClient::b64(&c.leaf_der)
+    );
+    let sha1 = {
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+            .arg(&s.client.chain)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.trim()
+            .split_once('=')
+            .unwrap()
+            .1
+            .replace(':', "")
+            .to_ascii_lowercase()
+    };
+    assert_eq!(
+        one(&echo, "x-client-id"),
+        format!("{}/{sha1}/{}", c.serial, c.not_after)
+    );
+    assert_eq!(forwarded_names(&rec).len(), 4 + 5 + 1 + 1 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
+    let s = setup(None).await;
+    let p = proxy(
+        &s,
+        &[
+            "--forward-client-cert",
+            "rfc9440",
+            "--forward-client-cert",
+            "nginx",
+        ],
+    );
+    let forged = [
+        "Client-Cert: :Zm9yZ2Vk:",
+        "X-SSL-Client-Cert: forged",
+        "X-SSL-Client-Verify: SUCCESS",
+    ];
+    // Without a certificate: the forged headers go, and nothing takes their place.
+    let (status, echo, rec) = exchange(&s, &p, false, &forged).await;
+    assert_eq!(status, 200);
+    for name in [
+        "client-cert",
+        "x-ssl-client-cert",
+        "x-ssl-client-verify",
+        "client-cert-chain",
+    ] {
+        assert!(
+            echoed(&echo, name).is_empty(),
+            "{name} reached the backend: {echo}"
+        );
+    }
+    let fi = &rec["request"]["forwarded_identity"];
+    assert_eq!(fi["client_cert"], false);
+    assert!(fi["headers"].as_array().unwrap().is_empty(), "{fi}");
+    let stripped: Vec<&str> = fi["stripped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stripped,
+        ["client-cert", "x-ssl-client-cert", "x-ssl-client-verify"]
+    );
+    assert!(
+        finding_ids(&rec).contains(&"client-sent-identity-header".to_string()),
+        "{rec}"
+    );
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "client-sent-identity-header")
+        .unwrap();
+    assert_eq!(f["severity"], "warning");
+    assert!(f["evidence"].to_string().contains("Zm9yZ2Vk"), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_header_is_replaced_by_the_real_identity() {
+    let s = setup(None).await;
+    let p = proxy(&s, &["--forward-client-cert", "rfc9440"]);
+    let (status, echo, _) = exchange(&s, &p, true, &["Client-Cert: :Zm9yZ2Vk:"]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        echoed(&echo, "client-cert"),
+        [format!(":{}:", OffloadClient::b64(&s.client.leaf_der))]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_headers_say_why_there_is_no_identity() {
+    let s = setup(None).await;
+    let p = proxy(
+        &s,
+        &[
+            "--forward-client-cert",
+            "nginx",
+            "--forward-client-cert-verify",
+        ],
+    );
+    let (status, echo, _) = exchange(&s, &p, false, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(one(&echo, "x-ssl-client-verify"), "NONE");
+    assert_eq!(one(&echo, "x-client-cert-verify"), "NONE");
+    assert!(echoed(&echo, "x-ssl-client-cert").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_refusing_without_the_expected_header_is_explained() {
+    let s = setup(Some("client-cert")).await;
+    // The offloader sends nginx's headers; the backend reads RFC 9440's.
+    let p = proxy(
+        &s,
+        &[
+            "--forward-client-cert",
+            "nginx",
+            "--expect-client-cert-header",
+            "Client-Cert",
+        ],
+    );
+    let (status, _, rec) = exchange(&s, &p, true, &[]).await;
+    assert_eq!(status, 401);
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "identity-not-forwarded")
+        .unwrap_or_else(|| panic!("{rec:#}"));
+    assert_eq!(f["severity"], "error");
+    let text = f.to_string();
+    assert!(text.contains("client-cert"), "{text}");
+    assert!(text.contains("x-ssl-client-cert"), "{text}");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--forward-client-cert rfc9440"),
+        "{f}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_backend_that_got_no_identity_header_is_explained() {
+    let s = setup(Some("client-cert")).await;
+    let p = proxy(&s, &[]);
+    let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
+    assert_eq!(status, 401, "{echo}");
+    assert!(
+        finding_ids(&rec).contains(&"identity-not-forwarded".to_string()),
+        "{rec:#}"
+    );
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "identity-not-forwarded")
+        .unwrap();
+    assert!(
+        f["fix"].as_str().unwrap().contains("--forward-client-cert"),
+        "{f}"
+    );
+    assert!(
+        f["evidence"].to_string().contains("no identity header"),
+        "{f}"
+    );
+}
+
+/// `mtlscope reverse … extra` run to completion: (exit code, stderr).
+fn refused(s: &Setup, extra: &[&str]) -> (Option<i32>, String) {
+    let server = s.pki.server().arg();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"));
+    cmd.args([
+        "reverse",
+        "--listen",
+        "127.0.0.1:0",
+        "--server-cert",
+        &server,
+    ])
+    .args(extra);
+    let out = common::process::run_bounded(cmd, None, std::time::Duration::from_secs(20));
+    (out.code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key() {
+    let s = setup(None).await;
+    let up = s.echo.url();
+    let (code, err) = refused(&s, &["--upstream", &up, "--forward-client-cert", "f5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--forward-client-cert \"f5\"") && err.contains("xfcc"),
+        "{err}"
+    );
+    let (code, err) = refused(
+        &s,
+        &[
+            "--upstream",
+            &up,
+            "--forward-client-cert",
+            "header:X-Cert={fingerprint}",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("{fingerprint}") && err.contains("{sha256}"),
+        "{err}"
+    );
+    let id = s.pki.client(mtlscope::pki::ClientCert::Good).arg();
+    let (code, err) = refused(&s, &["--upstream", &up, "--identity", &id]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--identity") && err.contains("http://"),
+        "{err}"
+    );
+    let (code, err) = refused(&s, &["--upstream", &up, "--client-auth", "mirror"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--client-auth mirror"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offload.toml");
+    std::fs::write(
+        &config,
+        format!("upstream = \"{up}\"\nforward_client_cert = [\"nginx\", \"haproxy\"]\n"),
+    )
+    .unwrap();
+    let (code, err) = refused(&s, &["--config", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("offload.toml")
+            && err.contains("(forward_client_cert)")
+            && err.contains("haproxy"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_configures_the_offloader() {
+    let s = setup(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("offload.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\nforward_client_cert = [\"azure-appgw\"]\nforward_client_cert_verify = true\n",
+            s.echo.url()
+        ),
+    )
+    .unwrap();
+    let server = s.pki.server().arg();
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--config",
+        &config.display().to_string(),
+        "--server-cert",
+        &server,
+    ]);
+    let (status, echo, _) = exchange(&s, &p, false, &["X-ARR-ClientCert: forged"]).await;
+    assert_eq!(status, 200);
+    assert!(echoed(&echo, "x-arr-clientcert").is_empty(), "{echo}");
+    assert_eq!(one(&echo, "x-client-cert-verify"), "NONE");
+}
