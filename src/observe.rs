@@ -40,6 +40,12 @@ pub struct ObserveArgs {
     /// renegotiation starts (a firewall that blocks it).
     #[arg(long, value_name = "NAME")]
     pub fault: Vec<String>,
+    /// The web view.
+    #[command(flatten)]
+    pub ui: crate::cli::ui::UiArgs,
+    /// Let the --ui web view listen on a non-loopback address (requires --ui-auth).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// Validate the flags, then relay until interrupted.
@@ -58,10 +64,12 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
             "--fault: observe does not terminate TLS; only block-renegotiation applies",
         ));
     }
+    let ui = args.ui.options(args.allow_remote, None)?;
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(args.record.as_deref(), true)
             .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        let (sink, _ui) = crate::cli::ui::attach(ui, sink).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;

@@ -4,9 +4,15 @@
 //! Connection tasks never touch the file: they hand finished flows to a bounded channel, and the
 //! writer appends and flushes one line per flow, so a slow disk slows recording, not relaying
 //! (until the channel is full, which then applies back-pressure rather than losing records).
+//!
+//! A [`Subscriber`] (the web view) gets each diagnosed flow through its own bounded channel that
+//! never waits: when it is full the flow is dropped for that subscriber and counted, so a slow
+//! browser never slows the relay. The recording keeps everything.
 
 use crate::facts::Flow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Records in flight between connection tasks and the writer.
@@ -21,6 +27,49 @@ pub struct Sink {
     print: bool,
     /// Also hand each diagnosed flow to this channel (the demo, tests).
     observer: Option<mpsc::UnboundedSender<Flow>>,
+    /// A lossy live view of every diagnosed flow (the web view).
+    subscriber: Option<Subscriber>,
+}
+
+/// A bounded, never-blocking feed of diagnosed flows: full means dropped (and counted).
+#[derive(Clone)]
+pub struct Subscriber {
+    /// To the subscriber's task.
+    tx: mpsc::Sender<Arc<Flow>>,
+    /// Flows dropped because the channel was full.
+    dropped: Arc<AtomicU64>,
+}
+
+impl Subscriber {
+    /// A feed holding at most `depth` flows in flight, and its receiving end.
+    pub fn channel(depth: usize) -> (Subscriber, mpsc::Receiver<Arc<Flow>>) {
+        let (tx, rx) = mpsc::channel(depth.max(1));
+        (
+            Subscriber {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// The count of flows dropped so far (shared: it keeps counting).
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
+
+    /// Hand `flow` on if there is room now; otherwise count it as dropped. Never waits, and
+    /// clones the flow only when it can be delivered.
+    pub fn offer(&self, flow: &Flow) {
+        match self.tx.try_reserve() {
+            Ok(permit) => permit.send(Arc::new(flow.clone())),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            // The subscriber has gone; nothing to count.
+            Err(mpsc::error::TrySendError::Closed(())) => {}
+        }
+    }
 }
 
 enum WriterMsg {
@@ -68,7 +117,14 @@ impl Sink {
             tx,
             print,
             observer: None,
+            subscriber: None,
         })
+    }
+
+    /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]).
+    pub fn with_subscriber(mut self, subscriber: Subscriber) -> Sink {
+        self.subscriber = Some(subscriber);
+        self
     }
 
     /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
@@ -80,6 +136,7 @@ impl Sink {
                 tx: None,
                 print: false,
                 observer: Some(tx),
+                subscriber: None,
             },
             rx,
         )
@@ -93,6 +150,9 @@ impl Sink {
         }
         if let Some(obs) = &self.observer {
             let _ = obs.send(flow.clone());
+        }
+        if let Some(sub) = &self.subscriber {
+            sub.offer(&flow);
         }
         if let Some(tx) = &self.tx {
             if tx

@@ -89,6 +89,9 @@ pub struct ProxyArgs {
     /// Do not print a line per flow.
     #[arg(long, short)]
     pub quiet: bool,
+    /// The web view.
+    #[command(flatten)]
+    pub ui: super::ui::UiArgs,
 }
 
 /// The merged, loaded settings.
@@ -117,6 +120,8 @@ pub struct Built {
     pub faults: Arc<Faults>,
     /// The config file as read, for the keys only one command uses.
     pub loaded: Arc<Loaded>,
+    /// `--keylog`'s path, for the web view's per-flow key-log download.
+    pub keylog_path: Option<PathBuf>,
 }
 
 impl Built {
@@ -201,11 +206,11 @@ impl ProxyArgs {
             ))
         })?;
 
-        let keylog: Option<Arc<dyn rustls::KeyLog>> = match self
+        let keylog_path = self
             .keylog
             .clone()
-            .or(c.keylog.as_ref().map(|p| loaded.resolve(p)))
-        {
+            .or(c.keylog.as_ref().map(|p| loaded.resolve(p)));
+        let keylog: Option<Arc<dyn rustls::KeyLog>> = match keylog_path.clone() {
             Some(p) => Some(Arc::new(KeyLogFile::open(&p).map_err(|e| {
                 CommandError::usage(format!("--keylog {}: {e}", p.display()))
             })?)),
@@ -327,6 +332,7 @@ impl ProxyArgs {
             resolve: Resolve::parse(&self.resolve)?,
             faults: Arc::new(faults),
             loaded: Arc::new(loaded),
+            keylog_path,
         })
     }
 

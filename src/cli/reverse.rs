@@ -17,6 +17,9 @@ pub struct ReverseArgs {
     /// The shared proxy flags.
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    /// Let the --ui web view listen on a non-loopback address (requires --ui-auth).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// Parse `https://host[:port]` into a target.
@@ -60,9 +63,14 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
     let mut target =
         parse_upstream(&target_text).map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
     built.resolve.apply(&mut target);
+    let ui = args
+        .proxy
+        .ui
+        .options(args.allow_remote, built.keylog_path.clone())?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
+        let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let opts = ReverseOptions {
             session: built.session_context(Mode::Reverse, sink.clone()),
             identity: built.identity,
