@@ -21,7 +21,7 @@ pub mod probe;
 pub mod proxy;
 pub mod record;
 pub mod recording;
-pub mod ui;
 pub mod render;
+pub mod ui;
 pub mod upstream;
 pub mod wire;

@@ -93,7 +93,7 @@ pub struct Step {
     pub certs: Vec<CertSummary>,
     /// A certificate request or renegotiation after the handshake (after the HTTP request).
     pub late: bool,
-    /// A fatal alert, or an error that ended the leg.
+    /// A fatal alert, an error that ended the leg, or an error status (400–599).
     pub fatal: bool,
 }
 
@@ -247,13 +247,22 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
             .any(|e| e.name == "certificate" && sender(e) == Some(client))
     };
     let (wire_client_cert, wire_server_cert) = (wire_cert(true), wire_cert(false));
+    let wire_hello = v
+        .events
+        .iter()
+        .any(|e| e.name == "client_hello" && sender(e) == Some(true));
     let mut last_ms: f64 = 0.0;
     for e in v.events {
         last_ms = last_ms.max(e.at_ms);
         let chain_step = |client: bool, label: String| {
             let (from, to) = ends.dir(client);
             let mut s = ends.step(e.at_ms, from, to, StepKind::Certificate, label);
-            s.certs = if client { v.client_chain } else { v.server_chain }.to_vec();
+            s.certs = if client {
+                v.client_chain
+            } else {
+                v.server_chain
+            }
+            .to_vec();
             if s.certs.is_empty() {
                 s.details.push("empty: no certificate".into());
             }
@@ -289,15 +298,15 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
                 chain_step(false, "Certificate".into())
             }
             ("client_certificate" | "certificate_presented" | "server_certificate", _) => continue,
+            // The TLS engine's own note that it sent or read the ClientHello.
+            ("client_hello", None) if wire_hello => continue,
+            ("client_hello", None) => {
+                let (from, to) = ends.dir(true);
+                ends.step(e.at_ms, from, to, StepKind::Handshake, "ClientHello".into())
+            }
             (name, Some(client)) => {
                 let (from, to) = ends.dir(client);
-                let mut s = ends.step(
-                    e.at_ms,
-                    from,
-                    to,
-                    StepKind::Handshake,
-                    message_name(name),
-                );
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, message_name(name));
                 let rest = e.detail.as_deref().and_then(|d| d.split_once(", "));
                 s.details.extend(rest.map(|(_, r)| r.to_string()));
                 s
@@ -369,8 +378,7 @@ fn cert_request_step(ends: Ends, cr: &CertRequest) -> Step {
             .push(if m { "mandatory" } else { "optional" }.to_string());
     }
     if let Some(after) = cr.after_request_ms {
-        s.details
-            .push(format!("{after} ms after the HTTP request"));
+        s.details.push(format!("{after} ms after the HTTP request"));
     }
     s.late = cr.phase != Phase::Handshake;
     s
@@ -416,20 +424,36 @@ fn http_steps(out: &mut Vec<Step>, flow: &Flow) {
     };
     if let Some(q) = &flow.request {
         let line = format!("{} {}", q.method, q.uri);
-        out.push(client.step(q.at_ms, Lane::Client, Lane::Mtlscope, StepKind::Http, line.clone()));
+        out.push(client.step(
+            q.at_ms,
+            Lane::Client,
+            Lane::Mtlscope,
+            StepKind::Http,
+            line.clone(),
+        ));
         if let Some(fw) = q.forwarded_at_ms {
             out.push(upstream.step(fw, Lane::Mtlscope, Lane::Server, StepKind::Http, line));
         }
     }
     if let Some(p) = &flow.response {
         let label = format!("HTTP {}", p.status);
+        let failed = p.status >= 400;
         if p.source == ResponseSource::Upstream {
-            out.push(upstream.step(p.at_ms, Lane::Server, Lane::Mtlscope, StepKind::Http, label.clone()));
+            let mut s = upstream.step(
+                p.at_ms,
+                Lane::Server,
+                Lane::Mtlscope,
+                StepKind::Http,
+                label.clone(),
+            );
+            s.fatal = failed;
+            out.push(s);
         }
         let mut s = client.step(p.at_ms, Lane::Mtlscope, Lane::Client, StepKind::Http, label);
         if p.source == ResponseSource::Mtlscope {
             s.details.push("produced by mtlscope".into());
         }
+        s.fatal = failed;
         out.push(s);
     }
 }
@@ -580,7 +604,10 @@ mod tests {
         assert!(http.iter().any(|h| h.starts_with("GET ")), "{http:?}");
         assert!(http.contains(&"HTTP 200"), "{http:?}");
         let svg = svg(&l);
-        assert!(svg.contains("CertificateRequest (handshake, 1 CA name)"), "{svg}");
+        assert!(
+            svg.contains("CertificateRequest (handshake, 1 CA name)"),
+            "{svg}"
+        );
     }
 
     #[test]
@@ -604,7 +631,10 @@ mod tests {
             .build();
         flow.request.as_mut().unwrap().at_ms = 900.0;
         let l = ladder(&flow);
-        let cr = l.steps.iter().position(|s| s.kind == StepKind::CertRequest && s.late);
+        let cr = l
+            .steps
+            .iter()
+            .position(|s| s.kind == StepKind::CertRequest && s.late);
         let req = l.steps.iter().position(|s| s.label.starts_with("GET "));
         assert!(cr.unwrap() > req.unwrap(), "{l:#?}");
         let alert = l.steps.iter().find(|s| s.kind == StepKind::Alert).unwrap();

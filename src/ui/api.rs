@@ -112,8 +112,16 @@ pub fn row(id: u64, r: &Record) -> Row {
         },
         mode: word(&f.mode),
         host: host(f),
-        method: f.request.as_ref().map(|q| q.method.clone()).unwrap_or_default(),
-        path: f.request.as_ref().map(|q| q.uri.clone()).unwrap_or_default(),
+        method: f
+            .request
+            .as_ref()
+            .map(|q| q.method.clone())
+            .unwrap_or_default(),
+        path: f
+            .request
+            .as_ref()
+            .map(|q| q.uri.clone())
+            .unwrap_or_default(),
         status: f.status(),
         error: report::first_error(f),
         client: f.client_leg.as_ref().map(leg_cell).or(wire),

@@ -108,7 +108,10 @@ fn handle(state: &State, req: Request<Incoming>) -> Response<UiBody> {
         }
     }
     if req.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "the web view is read-only\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the web view is read-only\n",
+        );
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -251,7 +254,10 @@ fn events(store: Arc<Store>) -> Response<UiBody> {
 }
 
 fn flow_event(e: &Entry) -> Bytes {
-    Bytes::from(format!("event: flow\nid: {}\ndata: {}\n\n", e.id, e.row_json))
+    Bytes::from(format!(
+        "event: flow\nid: {}\ndata: {}\n\n",
+        e.id, e.row_json
+    ))
 }
 
 fn stats_event(store: &Store) -> Bytes {
@@ -309,9 +315,7 @@ impl Body for EventStream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|b| b.map(|b| Ok(Frame::data(b))))
+        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
     }
 }
 
