@@ -202,3 +202,24 @@ fn write_lines(mut file: std::fs::File, path: PathBuf, mut rx: mpsc::Receiver<Wr
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::test_support::success;
+
+    #[tokio::test]
+    async fn a_full_subscriber_drops_and_counts_without_waiting() {
+        let (sub, mut rx) = Subscriber::channel(1);
+        let dropped = sub.dropped();
+        let sink = Sink::open(None, false).unwrap().with_subscriber(sub);
+        for _ in 0..3 {
+            // Nobody reads: the first fits, the others are dropped, and emit never waits.
+            let emitted = tokio::time::timeout(std::time::Duration::from_secs(5), sink.emit(success()));
+            assert!(emitted.await.is_ok(), "emit waited on a full subscriber");
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(rx.try_recv().unwrap().connection_id, 7);
+        assert!(rx.try_recv().is_err());
+    }
+}
