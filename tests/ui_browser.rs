@@ -31,8 +31,14 @@ struct Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+        // The shell's builtin `kill`: procps-ng 4.0.2's /usr/bin/kill sends `-SIG -PGID` to
+        // every process on the machine instead of the group.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -KILL -{} 2>/dev/null", self.child.id()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -456,6 +462,32 @@ async fn live_list_ladder_compare_downloads_and_the_recording() {
         .unwrap();
     wait_for_list(&b, 2).await;
     open_failing_flow(&b, &rec).await;
+
+    // `report --html` draws the same ladder as SVG.
+    let html = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", &rec_s, "--html"])
+        .arg(&html)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    b.client
+        .goto(&format!("file://{}", html.display()))
+        .await
+        .unwrap();
+    let svg = b
+        .wait_for(
+            "the report's ladder",
+            "const s = document.querySelectorAll('details.fail svg.ladder');
+             return s.length ? s[0].textContent : null;",
+        )
+        .await;
+    let svg = svg.as_str().unwrap();
+    assert!(svg.contains("CertificateRequest (handshake, 1 CA name)"), "{svg}");
+    assert!(svg.contains(rec["upstream_leg"]["cert_request"]["ca_names"][0].as_str().unwrap()));
+    let png = b.client.screenshot().await.unwrap();
+    std::fs::write(html.with_extension("png"), png).unwrap();
     b.close().await;
     drop(s.dir);
 }
