@@ -480,7 +480,7 @@ pub fn svg(l: &Ladder) -> String {
          height=\"{height}\" viewBox=\"0 0 {SVG_WIDTH} {height}\" font-family=\"system-ui,sans-serif\" \
          font-size=\"12\"><defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" \
          markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" \
-         fill=\"context-stroke\"/></marker></defs>"
+         fill=\"#555\"/></marker></defs>"
     );
     for (i, x) in LANE_X.iter().enumerate() {
         let _ = write!(
@@ -642,6 +642,39 @@ mod tests {
         assert_eq!((alert.from, alert.to), (Lane::Server, Lane::Mtlscope));
         let svg = svg(&l);
         assert!(!svg.contains("<script>"), "{svg}");
+        assert!(svg.contains("— late"), "{svg}");
         assert!(svg.contains("CN=&lt;script&gt;x&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn an_observed_session_runs_from_client_to_server() {
+        let flow = FlowBuilder::observe()
+            .wire(|w| {
+                w.cert_request = Some(CertRequest {
+                    phase: Phase::Handshake,
+                    ca_names: None,
+                    ca_names_der: vec![],
+                    signature_schemes: vec![],
+                    mandatory: None,
+                    at_ms: 3.0,
+                    after_request_ms: None,
+                });
+                w.alerts.push(Alert {
+                    direction: Direction::Sent,
+                    level: AlertLevel::Fatal,
+                    description: "unknown_ca".into(),
+                    code: 48,
+                    at_ms: 4.0,
+                    source: "wire".into(),
+                });
+            })
+            .build();
+        let l = ladder(&flow);
+        let cr = &l.steps[0];
+        assert_eq!((cr.leg, cr.from, cr.to), (LegSide::Wire, Lane::Server, Lane::Client));
+        assert_eq!(cr.label, "CertificateRequest (handshake, CA names encrypted)");
+        let alert = &l.steps[1];
+        assert_eq!((alert.from, alert.to), (Lane::Client, Lane::Server));
+        assert_eq!(l.steps[2].kind, StepKind::Note);
     }
 }
