@@ -215,7 +215,8 @@ mod tests {
         let sink = Sink::open(None, false).unwrap().with_subscriber(sub);
         for _ in 0..3 {
             // Nobody reads: the first fits, the others are dropped, and emit never waits.
-            let emitted = tokio::time::timeout(std::time::Duration::from_secs(5), sink.emit(success()));
+            let emitted =
+                tokio::time::timeout(std::time::Duration::from_secs(5), sink.emit(success()));
             assert!(emitted.await.is_ok(), "emit waited on a full subscriber");
         }
         assert_eq!(dropped.load(Ordering::Relaxed), 2);

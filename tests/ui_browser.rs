@@ -471,7 +471,11 @@ async fn live_list_ladder_compare_downloads_and_the_recording() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     b.client
         .goto(&format!("file://{}", html.display()))
         .await
@@ -484,8 +488,15 @@ async fn live_list_ladder_compare_downloads_and_the_recording() {
         )
         .await;
     let svg = svg.as_str().unwrap();
-    assert!(svg.contains("CertificateRequest (handshake, 1 CA name)"), "{svg}");
-    assert!(svg.contains(rec["upstream_leg"]["cert_request"]["ca_names"][0].as_str().unwrap()));
+    assert!(
+        svg.contains("CertificateRequest (handshake, 1 CA name)"),
+        "{svg}"
+    );
+    assert!(svg.contains(
+        rec["upstream_leg"]["cert_request"]["ca_names"][0]
+            .as_str()
+            .unwrap()
+    ));
     let png = b.client.screenshot().await.unwrap();
     std::fs::write(html.with_extension("png"), png).unwrap();
     b.close().await;

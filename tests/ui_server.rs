@@ -38,6 +38,11 @@ fn viewer(extra: &[&str]) -> (Viewer, tempfile::TempDir) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    // Owned by a Viewer from here on, so a failed start still kills and reaps it.
+    let mut v = Viewer {
+        child,
+        addr: String::new(),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -50,8 +55,8 @@ fn viewer(extra: &[&str]) -> (Viewer, tempfile::TempDir) {
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("mtlscope ui prints its address");
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.trim_end_matches('/').to_string();
-            return (Viewer { child, addr }, dir);
+            v.addr = rest.trim_end_matches('/').to_string();
+            return (v, dir);
         }
     }
 }
@@ -91,10 +96,19 @@ fn a_remote_address_needs_allow_remote_and_a_credential() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
-        assert!(err.contains("--listen 0.0.0.0:0") && err.contains("--allow-remote"), "{err}");
+        assert!(
+            err.contains("--listen 0.0.0.0:0") && err.contains("--allow-remote"),
+            "{err}"
+        );
     }
     let out = Command::new(BIN)
-        .args(["observe", "--upstream", "127.0.0.1:1", "--listen", "127.0.0.1:0"])
+        .args([
+            "observe",
+            "--upstream",
+            "127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .args(["--ui", "0.0.0.0:0"])
         .stdin(Stdio::null())
         .output()
@@ -112,17 +126,25 @@ fn credential_host_check_and_read_only_routes() {
     let (st, h, _) = get(&v.addr, "/", "");
     assert_eq!(st, 401);
     assert!(h.contains("www-authenticate: basic"), "{h}");
-    assert_eq!(get(&v.addr, "/", "Authorization: Basic d3Jvbmc6d3Jvbmc=\r\n").0, 401);
+    assert_eq!(
+        get(&v.addr, "/", "Authorization: Basic d3Jvbmc6d3Jvbmc=\r\n").0,
+        401
+    );
 
     let (st, h, body) = get(&v.addr, "/", auth);
     assert_eq!(st, 200);
-    assert!(h.contains("content-security-policy: default-src 'none'; script-src 'self'"), "{h}");
+    assert!(
+        h.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{h}"
+    );
     assert!(body.contains("<script src=\"/app.js\""), "{body}");
 
     // Another site's page reaching the port through DNS rebinding names its own host.
     let (st, _, _) = request(
         &v.addr,
-        &format!("GET /api/flows/1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n{auth}\r\n"),
+        &format!(
+            "GET /api/flows/1 HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n{auth}\r\n"
+        ),
     );
     assert_eq!(st, 421);
 

@@ -64,7 +64,8 @@ fn options(
             return Err(CommandError::usage("--ui-auth: expected USER:PASS"));
         }
     }
-    if !addr.ip().is_loopback() && !(allow_remote && auth.is_some()) {
+    let exposed_ok = allow_remote && auth.is_some();
+    if !addr.ip().is_loopback() && !exposed_ok {
         return Err(CommandError::usage(format!(
             "{flag} {addr}: the web view shows certificates, headers and bodies; on a \
              non-loopback address it needs both --allow-remote and --ui-auth USER:PASS"

@@ -671,8 +671,14 @@ mod tests {
             .build();
         let l = ladder(&flow);
         let cr = &l.steps[0];
-        assert_eq!((cr.leg, cr.from, cr.to), (LegSide::Wire, Lane::Server, Lane::Client));
-        assert_eq!(cr.label, "CertificateRequest (handshake, CA names encrypted)");
+        assert_eq!(
+            (cr.leg, cr.from, cr.to),
+            (LegSide::Wire, Lane::Server, Lane::Client)
+        );
+        assert_eq!(
+            cr.label,
+            "CertificateRequest (handshake, CA names encrypted)"
+        );
         let alert = &l.steps[1];
         assert_eq!((alert.from, alert.to), (Lane::Client, Lane::Server));
         assert_eq!(l.steps[2].kind, StepKind::Note);
