@@ -393,6 +393,10 @@ async fn live_list_ladder_compare_downloads_and_the_recording() {
     .await;
     b.js("document.querySelector('.filters button').click()")
         .await;
+    wait_for_list(&b, 2).await;
+    let png = b.client.screenshot().await.expect("screenshot");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-list.png");
+    std::fs::write(&out, png).expect("write the screenshot");
 
     open_failing_flow(&b, &rec).await;
     let png = b.client.screenshot().await.expect("screenshot");

@@ -45,7 +45,8 @@ function statusClass(s) {
 
 function legCell(l) {
   if (!l) return '—';
-  const asked = l.phase ? l.phase + ', ' + (l.ca_names === null ? '? CA names' : l.ca_names + ' CA names') : 'not asked';
+  const names = l.ca_names === null ? 'CA names not visible' : l.ca_names === 1 ? '1 CA name' : l.ca_names + ' CA names';
+  const asked = l.phase ? l.phase + ', ' + names : 'not asked';
   return asked + ' · ' + (l.presented ? l.presented : 'none presented');
 }
 
@@ -150,7 +151,7 @@ function renderList() {
       el('td', {}, tick),
       el('td', { class: 'mono' }, r.time.replace('T', ' ').replace(/\.\d+/, '')),
       el('td', { class: 'mono' }, r.connection),
-      el('td', {}, el('a', { href: '#/flow/' + r.id }, r.method ? r.method + ' ' + r.path : '(connection)'),
+      el('td', { class: 'request' }, el('a', { href: '#/flow/' + r.id }, r.method ? r.method + ' ' + r.path : '(connection)'),
         r.host ? el('div', { class: 'muted' }, r.host) : ''),
       el('td', { class: statusClass(r.status) }, r.status !== null ? String(r.status) : (r.error ? 'error' : '—')),
       el('td', {}, legCell(r.client)),
