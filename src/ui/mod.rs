@@ -65,6 +65,15 @@ impl Drop for Ui {
     }
 }
 
+/// The `Authorization` value a browser sends for `user:pass`.
+fn basic(user_pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
 impl Ui {
     /// Bind and start serving (on the current tokio runtime).
     pub async fn start(opts: UiOptions) -> Result<Ui, UiError> {
@@ -82,10 +91,7 @@ impl Ui {
         let store = Arc::new(Store::new(opts.max_flows, subscriber.dropped()));
         let state = Arc::new(server::State {
             store: store.clone(),
-            auth: opts
-                .auth
-                .as_deref()
-                .map(crate::proxy::forward::basic_credentials),
+            auth: opts.auth.as_deref().map(basic),
             hosts: local_addr
                 .ip()
                 .is_loopback()
