@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh [SECONDS] [CONNECTIONS]
 #   BENCH_UI=1 scripts/bench.sh …   # the same with `--ui` and headless Chromium watching it live
+#   BENCH_UI=nobrowser …            # `--ui` with nobody watching
 #
 # Two loads with wrk: keep-alive (relay cost) and `Connection: close` (a new TLS connection per
 # request: both legs' handshakes, the capture, the diagnosis and one record per exchange).
@@ -69,7 +70,7 @@ ${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" --upstream "h
     --identity "$pki/client-good.pem,$pki/client-good.key" --record "$work/record.jsonl" \
     "${ui_args[@]}" 2>"$work/mtlscope.log" & mpid=$!; pids+=($mpid)
 wait_port "$up"; wait_port "$base"; wait_port "$mt"
-if [ -n "${BENCH_UI:-}" ]; then
+if [ -n "${BENCH_UI:-}" ] && [ "$BENCH_UI" != nobrowser ]; then
     # A browser on the live list for the whole run: the relay must not wait for it.
     wait_port "$uiport"
     chromium --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \

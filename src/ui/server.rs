@@ -36,7 +36,11 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// How often a live stream gets the counters (and proves the connection is alive).
 const STATS_EVERY: Duration = Duration::from_secs(2);
 /// Events buffered per live stream between its pump and the socket.
-const STREAM_DEPTH: usize = 256;
+const STREAM_DEPTH: usize = 16;
+/// How long new flows gather before they go to a page, as one event.
+const BATCH_EVERY: Duration = Duration::from_millis(250);
+/// Rows per event at most.
+const BATCH_ROWS: usize = 500;
 
 type UiBody = BoxBody<Bytes, Infallible>;
 
@@ -253,50 +257,77 @@ fn events(store: Arc<Store>) -> Response<UiBody> {
     with_headers(r, "text/event-stream")
 }
 
-fn flow_event(e: &Entry) -> Bytes {
-    Bytes::from(format!(
-        "event: flow\nid: {}\ndata: {}\n\n",
-        e.id, e.row_json
-    ))
+/// One `flows` event: a JSON array of list rows.
+fn flows_event(rows: &[Arc<Entry>]) -> Bytes {
+    let mut s = String::with_capacity(64 + rows.iter().map(|e| e.row_json.len() + 1).sum::<usize>());
+    s.push_str("event: flows\ndata: [");
+    for (i, e) in rows.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&e.row_json);
+    }
+    s.push_str("]\n\n");
+    Bytes::from(s)
 }
 
 fn stats_event(store: &Store) -> Bytes {
     Bytes::from(format!("event: stats\ndata: {}\n\n", store.stats()))
 }
 
-/// Feed one live stream until the page goes away (its receiver is dropped).
+/// Send `rows` in events of at most [`BATCH_ROWS`]; false when the page has gone.
+async fn send_rows(tx: &mpsc::Sender<Bytes>, rows: &[Arc<Entry>]) -> bool {
+    for chunk in rows.chunks(BATCH_ROWS) {
+        if tx.send(flows_event(chunk)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Feed one live stream until the page goes away (its receiver is dropped). New flows are
+/// sent in batches at most every [`BATCH_EVERY`], so a busy proxy costs the page a few
+/// events a second, not one per flow.
 async fn pump(store: Arc<Store>, tx: mpsc::Sender<Bytes>) {
     // Subscribe before the snapshot so nothing falls between; numbers drop the overlap.
     let mut live = store.subscribe();
     let mut last = 0;
     let mut tick = tokio::time::interval(STATS_EVERY);
-    loop {
-        for e in store.since(last) {
-            if tx.send(flow_event(&e)).await.is_err() {
-                return;
-            }
-            last = e.id;
+    'resync: loop {
+        let rows = store.since(last);
+        if !send_rows(&tx, &rows).await {
+            return;
         }
+        last = rows.last().map_or(last, |e| e.id);
         loop {
-            tokio::select! {
-                r = live.recv() => match r {
-                    Ok(e) if e.id > last => {
-                        if tx.send(flow_event(&e)).await.is_err() {
-                            return;
-                        }
-                        last = e.id;
-                    }
-                    Ok(_) => {}
-                    // Fell behind: catch up from the store (outer loop).
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+            let first = tokio::select! {
+                r = live.recv() => r,
                 _ = tick.tick() => {
                     if tx.send(stats_event(&store)).await.is_err() {
                         return;
                     }
+                    continue;
+                }
+            };
+            let mut batch = Vec::new();
+            match first {
+                Ok(e) => batch.push(e),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue 'resync,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            tokio::time::sleep(BATCH_EVERY).await;
+            loop {
+                match live.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => continue 'resync,
+                    Err(_) => break,
                 }
             }
+            batch.retain(|e| e.id > last);
+            if !send_rows(&tx, &batch).await {
+                return;
+            }
+            last = batch.last().map_or(last, |e| e.id);
         }
     }
 }

@@ -7,7 +7,8 @@
 const flows = new Map();      // id -> list row, in arrival order
 const picked = new Set();     // ids ticked for comparison
 const filters = { status: '', finding: '', host: '', path: '' };
-const MAX_SHOWN = 1000;
+const MAX_SHOWN = 500;
+const RENDER_EVERY_MS = 500;
 let dirty = false;
 
 // el('td', {class: 'x'}, 'text', node…): an element whose children are text or nodes.
@@ -72,7 +73,7 @@ function matches(r) {
 function filterInput(name, placeholder) {
   return el('label', {}, name + ' ', el('input', {
     id: 'filter-' + name, value: filters[name], placeholder,
-    oninput: ev => { filters[name] = ev.target.value.trim(); markDirty(); },
+    oninput: ev => { filters[name] = ev.target.value.trim(); renderList(); },
   }));
 }
 
@@ -81,7 +82,7 @@ function listView() {
     const [a, b] = [...picked];
     location.hash = '#/compare/' + a + '/' + b;
   } }, 'Compare the two ticked flows');
-  const findingSelect = el('select', { id: 'filter-finding', onchange: ev => { filters.finding = ev.target.value; markDirty(); } });
+  const findingSelect = el('select', { id: 'filter-finding', onchange: ev => { filters.finding = ev.target.value; renderList(); } });
   show(
     el('div', { class: 'filters' },
       filterInput('status', '4, 403, error'),
@@ -100,10 +101,12 @@ function listView() {
   renderList();
 }
 
+// Redraw the list at most every RENDER_EVERY_MS: a busy proxy must not keep the browser (on
+// the same machine) redrawing, taking CPU from the relay.
 function markDirty() {
   if (dirty) return;
   dirty = true;
-  requestAnimationFrame(() => { dirty = false; if (document.getElementById('flows')) renderList(); });
+  setTimeout(() => { dirty = false; if (document.getElementById('flows')) renderList(); }, RENDER_EVERY_MS);
 }
 
 function renderList() {
@@ -317,9 +320,8 @@ function connect() {
   const conn = document.getElementById('conn');
   es.onopen = () => { conn.textContent = 'live'; };
   es.onerror = () => { conn.textContent = 'reconnecting…'; };
-  es.addEventListener('flow', ev => {
-    const r = JSON.parse(ev.data);
-    flows.set(r.id, r);
+  es.addEventListener('flows', ev => {
+    for (const r of JSON.parse(ev.data)) flows.set(r.id, r);
     markDirty();
   });
   es.addEventListener('stats', ev => {
