@@ -7,8 +7,8 @@
 const flows = new Map();      // id -> list row, in arrival order
 const picked = new Set();     // ids ticked for comparison
 const filters = { status: '', finding: '', host: '', path: '' };
-const MAX_SHOWN = 500;
-const RENDER_EVERY_MS = 500;
+const MAX_SHOWN = 300;
+const RENDER_EVERY_MS = 1000;
 let dirty = false;
 
 // el('td', {class: 'x'}, 'text', node…): an element whose children are text or nodes.
