@@ -4,6 +4,8 @@
 # requires client certificates). Both proxies present the same client certificate upstream.
 #
 #   scripts/bench.sh [SECONDS] [CONNECTIONS]
+#   BENCH_UI=1 scripts/bench.sh …   # the same with `--ui` and headless Chromium watching it live
+#   BENCH_UI=nobrowser …            # `--ui` with nobody watching
 #
 # Two loads with wrk: keep-alive (relay cost) and `Connection: close` (a new TLS connection per
 # request: both legs' handshakes, the capture, the diagnosis and one record per exchange).
@@ -30,6 +32,11 @@ wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 "$bin" certs dev --out "$work/pki" >/dev/null
 pki=$work/pki
 up=$(free_port); base=$(free_port); mt=$(free_port)
+ui_args=()
+if [ -n "${BENCH_UI:-}" ]; then
+    uiport=$(free_port)
+    ui_args=(--ui "127.0.0.1:$uiport")
+fi
 
 nginx_conf() { # $1 dir, $2 server block
     mkdir -p "$1"
@@ -61,8 +68,17 @@ nginx -p "$work/base" -c "$work/base/nginx.conf" & pids+=($!)
 ${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" --upstream "https://localhost:$up" \
     --server-cert "$pki/server.pem,$pki/server.key" --upstream-ca "$pki/root.pem" \
     --identity "$pki/client-good.pem,$pki/client-good.key" --record "$work/record.jsonl" \
-    2>"$work/mtlscope.log" & mpid=$!; pids+=($mpid)
+    "${ui_args[@]}" 2>"$work/mtlscope.log" & mpid=$!; pids+=($mpid)
 wait_port "$up"; wait_port "$base"; wait_port "$mt"
+if [ -n "${BENCH_UI:-}" ] && [ "$BENCH_UI" != nobrowser ]; then
+    # A browser on the live list for the whole run: the relay must not wait for it.
+    wait_port "$uiport"
+    chromium --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --remote-debugging-port=0 --user-data-dir="$work/chromium" \
+        "http://127.0.0.1:$uiport/" >/dev/null 2>&1 </dev/null & pids+=($!)
+    sleep 3
+fi
 
 # wrk prints "Requests/sec: N" and a latency distribution; keep rps and p99 (in ms).
 run() { # $1 port, $2.. extra wrk args
@@ -89,3 +105,6 @@ nginx_kb=$(for p in $(pgrep -f "nginx.*$work/base"); do awk '/VmHWM/ {print $2}'
 records=$(wc -l <"$work/record.jsonl")
 echo "peak RSS: mtlscope ${rss_kb} KiB, nginx baseline (all processes) ${nginx_kb} KiB, ratio $(awk -v m="$rss_kb" -v b="$nginx_kb" 'BEGIN {printf "%.2f", m/b}')"
 echo "mtlscope wrote $records records"
+if [ -n "${BENCH_UI:-}" ]; then
+    curl -s "http://127.0.0.1:$uiport/api/stats"; echo " (web view: flows kept, dropped)"
+fi

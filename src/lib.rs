@@ -24,5 +24,6 @@ pub mod proxy;
 pub mod record;
 pub mod recording;
 pub mod render;
+pub mod ui;
 pub mod upstream;
 pub mod wire;

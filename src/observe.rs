@@ -64,6 +64,12 @@ pub struct ObserveArgs {
     /// Rotate the recording when it reaches SIZE (e.g. 100M).
     #[arg(long, value_name = "SIZE")]
     pub record_max_size: Option<String>,
+    /// The web view.
+    #[command(flatten)]
+    pub ui: crate::cli::ui::UiArgs,
+    /// Let the --ui web view listen on a non-loopback address (requires --ui-auth).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// How observe relays every connection.
@@ -129,6 +135,7 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         life: Lifecycle::new(),
     };
+    let ui = args.ui.options(args.allow_remote, None)?;
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(&RecordSettings {
@@ -138,6 +145,7 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         })
         .map_err(|e| CommandError::usage(format!("--record: {e}")))?
         .explaining(explain);
+        let (sink, _ui) = crate::cli::ui::attach(ui, sink).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;

@@ -8,12 +8,16 @@
 //! unchanged since an earlier full exchange of its connection, and which has no finding, names
 //! that exchange in `legs_from` instead of repeating the legs. It rotates the file at
 //! `--record-max-size`.
+//!
+//! A [`Subscriber`] (the web view) gets each diagnosed flow through its own bounded channel that
+//! never waits: when it is full the flow is dropped for that subscriber and counted, so a slow
+//! browser never slows the relay. The recording keeps everything.
 
 mod writer;
 
 use crate::facts::Flow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot, Notify};
 pub use writer::WriterStats;
@@ -60,6 +64,49 @@ pub struct Sink {
     /// Flows handed over but not yet queued for the writer (emitted from a task of their
     /// own); `flush` waits for them.
     pending: Arc<Pending>,
+    /// A lossy live view of every diagnosed flow (the web view).
+    subscriber: Option<Subscriber>,
+}
+
+/// A bounded, never-blocking feed of diagnosed flows: full means dropped (and counted).
+#[derive(Clone)]
+pub struct Subscriber {
+    /// To the subscriber's task.
+    tx: mpsc::Sender<Arc<Flow>>,
+    /// Flows dropped because the channel was full.
+    dropped: Arc<AtomicU64>,
+}
+
+impl Subscriber {
+    /// A feed holding at most `depth` flows in flight, and its receiving end.
+    pub fn channel(depth: usize) -> (Subscriber, mpsc::Receiver<Arc<Flow>>) {
+        let (tx, rx) = mpsc::channel(depth.max(1));
+        (
+            Subscriber {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// The count of flows dropped so far (shared: it keeps counting).
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
+
+    /// Hand `flow` on if there is room now; otherwise count it as dropped. Never waits, and
+    /// clones the flow only when it can be delivered.
+    pub fn offer(&self, flow: &Flow) {
+        match self.tx.try_reserve() {
+            Ok(permit) => permit.send(Arc::new(flow.clone())),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            // The subscriber has gone; nothing to count.
+            Err(mpsc::error::TrySendError::Closed(())) => {}
+        }
+    }
 }
 
 /// A count of flows on their way, and a wake-up for when it reaches zero.
@@ -113,7 +160,14 @@ impl Sink {
             explain: false,
             observer: None,
             pending: Arc::default(),
+            subscriber: None,
         })
+    }
+
+    /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]).
+    pub fn with_subscriber(mut self, subscriber: Subscriber) -> Sink {
+        self.subscriber = Some(subscriber);
+        self
     }
 
     /// This sink, printing each finding's evidence and fix under its flow when `explain`.
@@ -133,6 +187,7 @@ impl Sink {
                 explain: false,
                 observer: Some(tx),
                 pending: Arc::default(),
+                subscriber: None,
             },
             rx,
         )
@@ -154,6 +209,9 @@ impl Sink {
         }
         if let Some(obs) = &self.observer {
             let _ = obs.send(flow.clone());
+        }
+        if let Some(sub) = &self.subscriber {
+            sub.offer(&flow);
         }
         if let Some(tx) = &self.tx {
             if tx
@@ -208,5 +266,29 @@ impl Sink {
             return WriterStats::default();
         }
         wait.await.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::test_support::success;
+
+    #[tokio::test]
+    async fn a_full_subscriber_drops_and_counts_without_waiting() {
+        let (sub, mut rx) = Subscriber::channel(1);
+        let dropped = sub.dropped();
+        let sink = Sink::open(&RecordSettings::default())
+            .unwrap()
+            .with_subscriber(sub);
+        for _ in 0..3 {
+            // Nobody reads: the first fits, the others are dropped, and emit never waits.
+            let emitted =
+                tokio::time::timeout(std::time::Duration::from_secs(5), sink.emit(success()));
+            assert!(emitted.await.is_ok(), "emit waited on a full subscriber");
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(rx.try_recv().unwrap().connection_id, 7);
+        assert!(rx.try_recv().is_err());
     }
 }

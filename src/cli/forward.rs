@@ -39,7 +39,8 @@ pub struct ForwardArgs {
     /// Require `Proxy-Authorization: Basic` with these credentials (answer 407 otherwise).
     #[arg(long, value_name = "USER:PASS")]
     pub proxy_auth: Option<String>,
-    /// Listen on, and accept clients from, non-loopback addresses (requires --proxy-auth).
+    /// Listen on, and accept clients from, non-loopback addresses (requires --proxy-auth; the
+    /// --ui web view on such an address requires --ui-auth).
     #[arg(long)]
     pub allow_remote: bool,
     /// Close a passthrough tunnel on which no byte moved for SECS, either way (recorded).
@@ -127,9 +128,14 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             }) as _
         })
     };
+    let ui = args
+        .proxy
+        .ui
+        .options(allow_remote, built.keylog_path.clone())?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);
+        let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let opts = ForwardOptions {
             session: built.session_context(Mode::Forward, sink.clone()),
             leaves,

@@ -7,6 +7,7 @@ pub mod offload_args;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
+pub mod ui;
 pub mod views;
 
 use crate::error::CommandError;
@@ -60,6 +61,8 @@ pub enum Command {
     Diff(views::DiffArgs),
     /// Export a recording as HAR 1.2, with mtlscope's facts and findings in custom fields.
     Export(views::ExportArgs),
+    /// Show recordings in the web view: flow list, handshake ladder, findings, comparison.
+    Ui(ui::UiCmdArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -103,6 +106,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Report(args) => views::run_report(args),
         Command::Diff(args) => views::run_diff(args),
         Command::Export(args) => views::run_export(args),
+        Command::Ui(args) => ui::run(args),
     }
 }
 

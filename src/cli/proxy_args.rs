@@ -113,6 +113,9 @@ pub struct ProxyArgs {
     /// Under each flow, print every finding's evidence and fix (what `demo` shows).
     #[arg(long, short = 'v')]
     pub explain: bool,
+    /// The web view.
+    #[command(flatten)]
+    pub ui: super::ui::UiArgs,
 }
 
 /// The merged, loaded settings.
@@ -151,6 +154,8 @@ pub struct Built {
     pub max_connections: Option<usize>,
     /// The process's stop signals and connection tasks.
     pub life: Lifecycle,
+    /// `--keylog`'s path, for the web view's per-flow key-log download.
+    pub keylog_path: Option<PathBuf>,
 }
 
 impl Built {
@@ -305,11 +310,11 @@ impl ProxyArgs {
             .unwrap_or_else(|| default_listen.to_string());
         let listen: SocketAddr = super::listen_addr(&listen_text)?;
 
-        let keylog: Option<Arc<dyn rustls::KeyLog>> = match self
+        let keylog_path = self
             .keylog
             .clone()
-            .or(c.keylog.as_ref().map(|p| loaded.resolve(p)))
-        {
+            .or(c.keylog.as_ref().map(|p| loaded.resolve(p)));
+        let keylog: Option<Arc<dyn rustls::KeyLog>> = match keylog_path.clone() {
             Some(p) => Some(Arc::new(KeyLogFile::open(&p).map_err(|e| {
                 CommandError::usage(format!("--keylog {}: {e}", p.display()))
             })?)),
@@ -492,6 +497,7 @@ impl ProxyArgs {
             max_connections: self.max_connections.or(c.max_connections),
             life: Lifecycle::new(),
             loaded: Arc::new(loaded),
+            keylog_path,
         })
     }
 

@@ -24,6 +24,9 @@ pub struct ReverseArgs {
     /// Playing a TLS offloader.
     #[command(flatten)]
     pub offload: OffloadArgs,
+    /// Let the --ui web view listen on a non-loopback address (requires --ui-auth).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// Parse `https://host[:port]` into a target.
@@ -100,9 +103,14 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             "--identity: a plain http:// upstream has no TLS to present a certificate in; pass the client's identity on with --forward-client-cert instead",
         ));
     }
+    let ui = args
+        .proxy
+        .ui
+        .options(args.allow_remote, built.keylog_path.clone())?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);
+        let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let mut session = built.session_context(Mode::Reverse, sink.clone());
         session.offload = offload.map(std::sync::Arc::new);
         if plain {

@@ -22,7 +22,10 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            // Line breaks and tabs are text; a carriage return (HTTP bodies are full of CRLF)
+            // renders as a line break in HTML, so it is kept rather than shown as garbage.
+            '\n' | '\t' | '\r' => out.push(c),
+            c if c.is_control() => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -35,7 +38,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}code,pre{font:12px ui-m
 pre{background:#f7f7f7;padding:.5em;white-space:pre-wrap;word-break:break-all}\
 details{border:1px solid #ddd;margin:.4em 0;padding:.3em .6em}summary{cursor:pointer}\
 .error{color:#a00}.warning{color:#a60}.info{color:#555}.fail{background:#fff0f0}\
-h3{margin:.6em 0 .2em}.finding{border-left:4px solid #ccc;padding-left:.6em;margin:.4em 0}";
+h3{margin:.6em 0 .2em}.ladder{overflow-x:auto}.finding{border-left:4px solid #ccc;padding-left:.6em;margin:.4em 0}";
 
 /// The whole page for the records shown (`records` and `rows` in the same order).
 pub fn page(records: &[&Record], rows: &[Row], summary: &Summary, skipped: &[Skipped]) -> String {
@@ -157,6 +160,12 @@ fn flow_html(h: &mut String, i: usize, r: &Record, row: &Row) {
         h.push_str("</ul>");
     }
     exchange_html(h, f);
+    let steps = super::ladder::ladder(f);
+    if !steps.steps.is_empty() {
+        h.push_str("<h3>Handshake ladder</h3><div class=\"ladder\">");
+        h.push_str(&super::ladder::svg(&steps));
+        h.push_str("</div>\n");
+    }
     for (name, leg) in [
         ("Client leg (mtlscope is the TLS server)", &f.client_leg),
         ("Upstream leg (mtlscope is the TLS client)", &f.upstream_leg),
@@ -535,5 +544,11 @@ mod tests {
         assert!(page.contains("CN=client"));
         assert!(page.contains("diagnosed on reading"));
         assert!(page.contains("<b>Fix:</b>"));
+        assert!(page.contains("<svg"), "the flow's handshake ladder");
+    }
+
+    #[test]
+    fn carriage_returns_in_a_body_stay_line_breaks() {
+        assert_eq!(esc("a\r\nb\rc\u{7}"), "a\r\nb\rc\u{fffd}");
     }
 }

@@ -1,0 +1,165 @@
+//! The web view's flags (`--ui`, `--ui-auth`, `--ui-max-flows` on the proxy modes) and the
+//! `mtlscope ui FILE…` command that shows recordings.
+
+use crate::error::CommandError;
+use crate::record::Sink;
+use crate::ui::{Ui, UiOptions};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags that add the web view to a proxy mode.
+#[derive(Debug, Args, Default, Clone)]
+pub struct UiArgs {
+    /// Serve the web view on http://ADDR/ (loopback unless --allow-remote); port 0 picks one.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<String>,
+    /// Require this Basic credential for the web view (needed with --allow-remote).
+    #[arg(long, value_name = "USER:PASS")]
+    pub ui_auth: Option<String>,
+    /// Flows the web view keeps in memory; older ones stay in the recording.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub ui_max_flows: usize,
+}
+
+/// `mtlscope ui` flags.
+#[derive(Debug, Args)]
+pub struct UiCmdArgs {
+    /// Recordings (JSON Lines), shown in order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Serve on http://ADDR/ (loopback unless --allow-remote).
+    #[arg(long, default_value = "127.0.0.1:8099")]
+    pub listen: String,
+    /// Let the web view listen on a non-loopback address (requires --ui-auth).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Require this Basic credential (USER:PASS).
+    #[arg(long, value_name = "USER:PASS")]
+    pub ui_auth: Option<String>,
+    /// Flows kept in memory (the newest).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub ui_max_flows: usize,
+    /// The key-log file written with the recording, to offer each flow's key-log lines.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+}
+
+/// Check the web view's settings; `flag` names the address flag in errors.
+fn options(
+    flag: &str,
+    listen: &str,
+    allow_remote: bool,
+    auth: Option<&str>,
+    max_flows: usize,
+    keylog: Option<PathBuf>,
+) -> Result<UiOptions, CommandError> {
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        CommandError::usage(format!(
+            "{flag} {listen:?}: not an address like 127.0.0.1:8099 ({e})"
+        ))
+    })?;
+    if let Some(a) = auth {
+        if !a.contains(':') {
+            return Err(CommandError::usage("--ui-auth: expected USER:PASS"));
+        }
+    }
+    let exposed_ok = allow_remote && auth.is_some();
+    if !addr.ip().is_loopback() && !exposed_ok {
+        return Err(CommandError::usage(format!(
+            "{flag} {addr}: the web view shows certificates, headers and bodies; on a \
+             non-loopback address it needs both --allow-remote and --ui-auth USER:PASS"
+        )));
+    }
+    if max_flows == 0 {
+        return Err(CommandError::usage("--ui-max-flows: must be at least 1"));
+    }
+    Ok(UiOptions {
+        listen: addr,
+        auth: auth.map(String::from),
+        max_flows,
+        keylog,
+    })
+}
+
+impl UiArgs {
+    /// The web view's settings, if `--ui` was given.
+    pub fn options(
+        &self,
+        allow_remote: bool,
+        keylog: Option<PathBuf>,
+    ) -> Result<Option<UiOptions>, CommandError> {
+        match &self.ui {
+            None if self.ui_auth.is_some() => {
+                Err(CommandError::usage("--ui-auth: needs --ui ADDR"))
+            }
+            None => Ok(None),
+            Some(listen) => options(
+                "--ui",
+                listen,
+                allow_remote,
+                self.ui_auth.as_deref(),
+                self.ui_max_flows,
+                keylog,
+            )
+            .map(Some),
+        }
+    }
+}
+
+/// Start the web view (if asked for) and make `sink` feed it. The returned [`Ui`] must live as
+/// long as the proxy.
+pub async fn attach(
+    opts: Option<UiOptions>,
+    sink: Sink,
+) -> Result<(Sink, Option<Ui>), CommandError> {
+    let Some(opts) = opts else {
+        return Ok((sink, None));
+    };
+    let ui = Ui::start(opts)
+        .await
+        .map_err(|e| CommandError::usage(format!("--ui: {e}")))?;
+    eprintln!("mtlscope: web view on http://{}/", ui.local_addr);
+    Ok((sink.with_subscriber(ui.subscriber()), Some(ui)))
+}
+
+/// Run `mtlscope ui FILE…` until interrupted.
+pub fn run(args: UiCmdArgs) -> Result<(), CommandError> {
+    let opts = options(
+        "--listen",
+        &args.listen,
+        args.allow_remote,
+        args.ui_auth.as_deref(),
+        args.ui_max_flows,
+        args.keylog.clone(),
+    )?;
+    if let Some(k) = &args.keylog {
+        if !k.is_file() {
+            return Err(CommandError::usage(format!(
+                "--keylog {}: no such file",
+                k.display()
+            )));
+        }
+    }
+    let rec = crate::recording::read_all(&args.files).map_err(CommandError::usage)?;
+    for s in &rec.skipped {
+        eprintln!(
+            "mtlscope: warning: {}",
+            crate::render::report::clean(&s.to_string())
+        );
+    }
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let ui = Ui::start(opts)
+            .await
+            .map_err(|e| CommandError::usage(format!("--listen: {e}")))?;
+        let n = rec.records.len();
+        ui.load(rec.records);
+        eprintln!(
+            "mtlscope ui: {n} records; listening on http://{}/",
+            ui.local_addr
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,153 @@
+//! The web view's memory: the last N flows, numbered in arrival order, and a broadcast of each
+//! new flow's list row to the open live streams.
+//!
+//! Older flows fall out of memory (they stay in the recording). Numbers are never reused, so a
+//! page that links `#/flow/17` gets flow 17 or "no longer in memory", never another flow.
+
+use super::api::row;
+use crate::recording::Record;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Rows in flight to each live stream before a slow page is told it lagged.
+const BROADCAST_DEPTH: usize = 1024;
+
+/// One flow in memory.
+pub struct Entry {
+    /// Its number in this web view (1-based, arrival order).
+    pub id: u64,
+    /// The flow, and where it came from (a recording's file and line, or `live`).
+    pub record: Arc<Record>,
+    /// Its list row, serialised once.
+    pub row_json: Arc<str>,
+}
+
+/// The flows in memory and the live feed of new rows.
+pub struct Store {
+    /// Flows in arrival order, at most `max`.
+    entries: Mutex<VecDeque<Arc<Entry>>>,
+    /// How many flows to keep.
+    max: usize,
+    /// The next flow's number.
+    next_id: AtomicU64,
+    /// New rows, as JSON, to every live stream.
+    live: broadcast::Sender<Arc<Entry>>,
+    /// Flows the proxy dropped before they reached the web view (its channel was full).
+    pub dropped: Arc<AtomicU64>,
+    /// Flows that fell out of memory.
+    evicted: AtomicU64,
+}
+
+impl Store {
+    /// An empty store keeping the last `max` flows.
+    pub fn new(max: usize, dropped: Arc<AtomicU64>) -> Store {
+        let (live, _) = broadcast::channel(BROADCAST_DEPTH);
+        Store {
+            entries: Mutex::new(VecDeque::new()),
+            max: max.max(1),
+            next_id: AtomicU64::new(1),
+            live,
+            dropped,
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add the flow `make` builds, given its number; returns the number.
+    pub fn push_with(&self, make: impl FnOnce(u64) -> Record) -> u64 {
+        // Numbering under the lock keeps the deque in number order (`get` relies on it).
+        let entry = {
+            let mut e = self.lock();
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let record = make(id);
+            let row_json: Arc<str> = serde_json::to_string(&row(id, &record))
+                .unwrap_or_else(|_| "{}".into())
+                .into();
+            let entry = Arc::new(Entry {
+                id,
+                record: Arc::new(record),
+                row_json,
+            });
+            e.push_back(entry.clone());
+            while e.len() > self.max {
+                e.pop_front();
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+            entry
+        };
+        let id = entry.id;
+        // No receivers is fine: nobody is watching.
+        let _ = self.live.send(entry);
+        id
+    }
+
+    /// The flow numbered `id`, if still in memory.
+    pub fn get(&self, id: u64) -> Option<Arc<Entry>> {
+        let e = self.lock();
+        // Numbers are consecutive in the deque, so the position is arithmetic.
+        let first = e.front()?.id;
+        let pos = usize::try_from(id.checked_sub(first)?).ok()?;
+        e.get(pos).filter(|x| x.id == id).cloned()
+    }
+
+    /// Every flow in memory with a number above `after`, oldest first.
+    pub fn since(&self, after: u64) -> Vec<Arc<Entry>> {
+        self.lock()
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect()
+    }
+
+    /// A receiver of every flow pushed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Entry>> {
+        self.live.subscribe()
+    }
+
+    /// `{kept, max, evicted, dropped}` for the page's status line.
+    pub fn stats(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kept": self.lock().len(),
+            "max": self.max,
+            "evicted": self.evicted.load(Ordering::Relaxed),
+            "dropped": self.dropped.load(Ordering::Relaxed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::test_support::success;
+    use std::path::PathBuf;
+
+    fn rec() -> Record {
+        Record {
+            file: PathBuf::from("live"),
+            line: 0,
+            index: 0,
+            flow: success(),
+            diagnosed_on_read: false,
+        }
+    }
+
+    #[test]
+    fn keeps_the_last_n_and_never_reuses_numbers() {
+        let s = Store::new(2, Arc::default());
+        let mut live = s.subscribe();
+        for _ in 0..3 {
+            s.push_with(|_| rec());
+        }
+        assert!(s.get(1).is_none());
+        assert_eq!(s.get(3).unwrap().id, 3);
+        assert!(s.get(4).is_none());
+        assert_eq!(s.since(2).len(), 1);
+        assert_eq!(s.stats()["evicted"], 1);
+        assert_eq!(live.try_recv().unwrap().id, 1);
+    }
+}

@@ -1,0 +1,587 @@
+//! The web view in a real browser: Debian's headless Chromium driven through chromedriver
+//! (WebDriver, via fantoccini). mtlscope runs as the binary with `--ui 127.0.0.1:0` in front of
+//! an in-process lab server that asks for client certificates; curl is the client.
+//!
+//! The page keeps a Server-Sent Events stream open, so the tests poll the live DOM with a
+//! deadline (a `--dump-dom` snapshot could not see it).
+
+mod common;
+
+use common::{wait_for_tcp, wait_records, Curl};
+use fantoccini::{Client, ClientBuilder, Locator};
+use mtlscope::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
+use mtlscope::pki::load::load_certs;
+use mtlscope::pki::{ClientCert, DevPki};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long any one wait for the page may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A child process (and its process group: chromedriver's Chromium) killed on drop.
+struct Proc {
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // The shell's builtin `kill`: procps-ng 4.0.2's /usr/bin/kill sends `-SIG -PGID` to
+        // every process on the machine instead of the group.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -KILL -{} 2>/dev/null", self.child.id()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `mtlscope ARGS` and collect, from stderr, the lines that name the addresses.
+fn start_mtlscope(args: &[&str], wanted: &[&str]) -> (Proc, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn mtlscope");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let proc = Proc { child };
+    let deadline = Instant::now() + WAIT;
+    let mut found: Vec<Option<String>> = vec![None; wanted.len()];
+    let mut seen = Vec::new();
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("mtlscope did not start; stderr: {seen:#?}"));
+        for (i, w) in wanted.iter().enumerate() {
+            if let Some(rest) = line.split(w).nth(1) {
+                let addr = rest
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .split(['/', ' '])
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                found[i] = Some(addr);
+            }
+        }
+        seen.push(line);
+    }
+    (proc, found.into_iter().flatten().collect())
+}
+
+/// A GET over plain HTTP/1.1; returns (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the web view");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// Headless Chromium under chromedriver, with a WebDriver session.
+struct Browser {
+    client: Client,
+    _driver: Proc,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = common::free_port().expect("free port");
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("spawn chromedriver (Debian package chromium-driver)");
+        let driver = Proc { child: driver };
+        wait_for_tcp(([127, 0, 0, 1], port).into(), WAIT).expect("chromedriver listens");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1500",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }
+        });
+        let caps = caps.as_object().unwrap().clone().into_iter().collect();
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("WebDriver session with headless Chromium");
+        Browser {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    /// Run `script` (a function body returning a value) until it returns something truthy.
+    async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let mut last;
+        loop {
+            match self.client.execute(script, vec![]).await {
+                Ok(v) if truthy(&v) => return v,
+                Ok(v) => last = v,
+                Err(e) => last = json!(e.to_string()),
+            }
+            if Instant::now() > deadline {
+                let text = self.js("return document.body.innerText").await;
+                panic!("waited for {what}; last {last}; page text:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.expect(script)
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// A proxied lab server, a good flow (`/`, 200) and a failing one (`/app`, 403: no certificate
+/// presented upstream), recorded, with the web view live.
+struct Scene {
+    ui: String,
+    record: PathBuf,
+    keylog: PathBuf,
+    _mtlscope: Proc,
+    _lab: LabUpstream,
+    _pki: DevPki,
+    dir: tempfile::TempDir,
+}
+
+async fn scene() -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(&dir.path().join("pki")).expect("dev pki");
+    let lab = LabUpstream::start(LabUpstreamConfig {
+        server: Arc::new(pki.server().load().unwrap()),
+        client_auth: LabClientAuth::Optional,
+        client_cas: load_certs(pki.root_ca()).unwrap(),
+        empty_ca_names: false,
+        tls12_only: true,
+        allowed_sha256: vec![],
+        silent_reject: false,
+    })
+    .await
+    .unwrap();
+    let record = dir.path().join("flows.jsonl");
+    let keylog = dir.path().join("keys.log");
+    let (url, server, root) = (
+        lab.url(),
+        pki.server().arg(),
+        pki.root_ca().display().to_string(),
+    );
+    let (record_s, keylog_s) = (record.display().to_string(), keylog.display().to_string());
+    let (proc, addrs) = start_mtlscope(
+        &[
+            "reverse",
+            "--upstream",
+            &url,
+            "--server-cert",
+            &server,
+            "--upstream-ca",
+            &root,
+            "--client-auth",
+            "optional",
+            "--client-ca",
+            &root,
+            "--listen",
+            "127.0.0.1:0",
+            "--record",
+            &record_s,
+            "--keylog",
+            &keylog_s,
+            "--ui",
+            "127.0.0.1:0",
+        ],
+        &["web view on ", "listening on "],
+    );
+    let (ui, proxy) = (addrs[0].clone(), addrs[1].clone());
+    let port = proxy.rsplit(':').next().unwrap();
+    let good = pki.client(ClientCert::Good);
+    let r = Curl::new(format!("https://localhost:{port}/"))
+        .cacert(pki.root_ca())
+        .identity(&good.cert, &good.key)
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = Curl::new(format!("https://localhost:{port}/app"))
+        .cacert(pki.root_ca())
+        .run_async()
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    wait_records(&record, 2);
+    Scene {
+        ui,
+        record,
+        keylog,
+        _mtlscope: proc,
+        _lab: lab,
+        _pki: pki,
+        dir,
+    }
+}
+
+/// The failing record of the scene.
+fn failing(record: &Path) -> Value {
+    wait_records(record, 2)
+        .into_iter()
+        .find(|r| r["response"]["status"] == 403)
+        .expect("the 403 record")
+}
+
+/// Wait for the list to show `n` flows including `GET /app`; return the `/app` row's id.
+async fn wait_for_list(b: &Browser, n: usize) -> String {
+    b.wait_for(
+        "the live list to show both flows",
+        &format!(
+            "const rows = document.querySelectorAll('#flows tbody tr');
+             const t = document.body.innerText;
+             return rows.length >= {n} && t.includes('GET /app') && t.includes('GET /') && t.includes('403');"
+        ),
+    )
+    .await;
+    let id = b
+        .js("return [...document.querySelectorAll('#flows tbody tr')]
+                .find(r => r.innerText.includes('GET /app')).dataset.id")
+        .await;
+    id.as_str().expect("row id").to_string()
+}
+
+/// Open the failing flow from the list; check its ladder and findings against the record.
+async fn open_failing_flow(b: &Browser, rec: &Value) {
+    b.client
+        .find(Locator::XPath(
+            "//table[@id='flows']//a[contains(., 'GET /app')]",
+        ))
+        .await
+        .expect("the /app row's link")
+        .click()
+        .await
+        .expect("open the flow");
+    let ca_name = rec["upstream_leg"]["cert_request"]["ca_names"][0]
+        .as_str()
+        .expect("the server's CA name")
+        .to_string();
+    let finding = rec["findings"][0]["id"]
+        .as_str()
+        .expect("a finding")
+        .to_string();
+    let requests = b
+        .wait_for(
+            "the ladder's CertificateRequest",
+            "const s = [...document.querySelectorAll('#ladder g[data-kind=cert_request]')];
+             return s.length ? s.map(g => g.getAttribute('data-leg') + ': ' + g.textContent) : null;",
+        )
+        .await;
+    let upstream = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|t| t.starts_with("upstream: "))
+        .unwrap_or_else(|| panic!("an upstream CertificateRequest: {requests}"));
+    assert!(
+        upstream.contains("CertificateRequest (handshake, 1 CA name)"),
+        "{upstream}"
+    );
+    assert!(upstream.contains(&ca_name), "{upstream} lacks {ca_name}");
+    let findings = b
+        .wait_for(
+            "the findings",
+            "return document.getElementById('findings').textContent",
+        )
+        .await;
+    assert!(
+        findings.as_str().unwrap().contains(&finding),
+        "{findings} lacks {finding}"
+    );
+    // The failing leg's story in order: the request goes up, the 403 comes back.
+    let labels = b
+        .js("return [...document.querySelectorAll('#ladder g text.label')].map(t => t.textContent)")
+        .await;
+    let labels: Vec<&str> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let pos = |s: &str| {
+        labels
+            .iter()
+            .position(|l| l.starts_with(s))
+            .unwrap_or_else(|| panic!("no {s:?} in the ladder: {labels:?}"))
+    };
+    assert!(pos("ClientHello") < pos("CertificateRequest"), "{labels:?}");
+    assert!(pos("GET /app") < pos("HTTP 403"), "{labels:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_list_ladder_compare_downloads_and_the_recording() {
+    let s = scene().await;
+    let rec = failing(&s.record);
+    let b = Browser::start().await;
+    b.client
+        .goto(&format!("http://{}/", s.ui))
+        .await
+        .expect("load the page");
+    let failing_id = wait_for_list(&b, 2).await;
+
+    // Filters: the finding's id narrows the list to the failing flow.
+    let finding = rec["findings"][0]["id"].as_str().unwrap();
+    b.js(&format!(
+        "const s = document.getElementById('filter-finding'); s.value = {}; s.dispatchEvent(new Event('change'));",
+        json!(finding)
+    ))
+    .await;
+    b.wait_for(
+        "the finding filter",
+        "return document.querySelectorAll('#flows tbody tr').length === 1",
+    )
+    .await;
+    b.js("document.querySelector('.filters button').click()")
+        .await;
+    wait_for_list(&b, 2).await;
+    let png = b.client.screenshot().await.expect("screenshot");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-list.png");
+    std::fs::write(&out, png).expect("write the screenshot");
+
+    open_failing_flow(&b, &rec).await;
+    let png = b.client.screenshot().await.expect("screenshot");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-ladder.png");
+    std::fs::write(&out, png).expect("write the screenshot");
+
+    // Compare: tick both flows, differences first.
+    b.client.goto(&format!("http://{}/#/", s.ui)).await.unwrap();
+    wait_for_list(&b, 2).await;
+    b.js(
+        "document.querySelectorAll('#flows tbody input[type=checkbox]').forEach(c => c.click());
+          document.getElementById('compare').click();",
+    )
+    .await;
+    let diff = b
+        .wait_for(
+            "the comparison",
+            "const d = document.getElementById('differences');
+             return d ? d.nextElementSibling.textContent : null;",
+        )
+        .await;
+    assert!(diff.as_str().unwrap().contains("response.status"), "{diff}");
+    b.close().await;
+
+    // Downloads: the flow as JSON Lines and HAR, and its two legs' key-log lines.
+    let (st, jsonl) = http_get(&s.ui, &format!("/api/flows/{failing_id}/flow.jsonl"));
+    assert_eq!(st, 200);
+    let flow: Value = serde_json::from_str(jsonl.trim()).expect("one JSON line");
+    assert_eq!(flow["request"]["uri"], "/app");
+    let (st, har) = http_get(&s.ui, &format!("/api/flows/{failing_id}/flow.har"));
+    assert_eq!(st, 200);
+    let har: Value = serde_json::from_str(&har).expect("HAR is JSON");
+    assert_eq!(har["log"]["entries"][0]["response"]["status"], 403);
+    let (st, keys) = http_get(&s.ui, &format!("/api/flows/{failing_id}/keylog.txt"));
+    assert_eq!(st, 200);
+    let randoms: Vec<String> = ["client_leg", "upstream_leg"]
+        .iter()
+        .map(|l| {
+            flow[l]["client_random"]
+                .as_str()
+                .expect("client_random")
+                .to_lowercase()
+        })
+        .collect();
+    for r in &randoms {
+        assert!(
+            keys.to_lowercase().contains(r.as_str()),
+            "no key-log line for {r}:\n{keys}"
+        );
+    }
+    let all = std::fs::read_to_string(&s.keylog).unwrap();
+    assert!(
+        keys.lines().count() < all.lines().count(),
+        "only this flow's lines"
+    );
+
+    // The same recording, shown by `mtlscope ui FILE`.
+    let rec_s = s.record.display().to_string();
+    let (_viewer, addrs) = start_mtlscope(
+        &["ui", &rec_s, "--listen", "127.0.0.1:0"],
+        &["listening on "],
+    );
+    let b = Browser::start().await;
+    b.client
+        .goto(&format!("http://{}/", addrs[0]))
+        .await
+        .unwrap();
+    wait_for_list(&b, 2).await;
+    open_failing_flow(&b, &rec).await;
+
+    // `report --html` draws the same ladder as SVG.
+    let html = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["report", &rec_s, "--html"])
+        .arg(&html)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.client
+        .goto(&format!("file://{}", html.display()))
+        .await
+        .unwrap();
+    let svg = b
+        .wait_for(
+            "the report's ladder",
+            "const s = document.querySelectorAll('details.fail svg.ladder');
+             return s.length ? s[0].textContent : null;",
+        )
+        .await;
+    let svg = svg.as_str().unwrap();
+    assert!(
+        svg.contains("CertificateRequest (handshake, 1 CA name)"),
+        "{svg}"
+    );
+    assert!(svg.contains(
+        rec["upstream_leg"]["cert_request"]["ca_names"][0]
+            .as_str()
+            .unwrap()
+    ));
+    let png = b.client.screenshot().await.unwrap();
+    std::fs::write(html.with_extension("png"), png).unwrap();
+    b.close().await;
+    drop(s.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_in_a_recording_are_shown_as_text_and_nothing_runs() {
+    let s = scene().await;
+    let mut rec = failing(&s.record);
+    // The good flow's client presented a certificate: give its chain to the failing flow.
+    let good = wait_records(&s.record, 2)
+        .into_iter()
+        .find(|r| r["response"]["status"] == 200)
+        .expect("the 200 record");
+    rec["client_leg"]["chain"] = good["client_leg"]["chain"].clone();
+    let subject = "CN=<script>window.__pwned=1</script>\"'\u{7}\u{1b}[31m";
+    let header = "\"><img src=x onerror=\"window.__pwned=2\">";
+    rec["client_leg"]["sni"] = json!("<b>bold</b>.example");
+    rec["client_leg"]["chain"][0]["subject"] = json!(subject);
+    rec["client_leg"]["chain"][0]["issuer"] = json!("<iframe src=javascript:window.__pwned=3>");
+    rec["request"]["headers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "x-evil", "value": header}));
+    rec["response"]["body_excerpt"] = json!("</pre><script>window.__pwned=4</script>\r\nline 2");
+    rec["findings"][0]["evidence"] = json!(["<svg onload=window.__pwned=5>"]);
+    let file = s.dir.path().join("hostile.jsonl");
+    std::fs::write(&file, format!("{rec}\n")).unwrap();
+
+    let file_s = file.display().to_string();
+    let (_viewer, addrs) = start_mtlscope(
+        &["ui", &file_s, "--listen", "127.0.0.1:0"],
+        &["listening on "],
+    );
+    let b = Browser::start().await;
+    b.client
+        .goto(&format!("http://{}/", addrs[0]))
+        .await
+        .unwrap();
+    b.wait_for(
+        "the hostile flow in the list",
+        "return document.body.innerText.includes('<b>bold</b>.example')",
+    )
+    .await;
+    b.client
+        .find(Locator::XPath("//table[@id='flows']//a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for(
+        "the ladder",
+        "return document.querySelectorAll('#ladder g[data-kind=certificate]').length > 0",
+    )
+    .await;
+    let text = b.js("return document.body.textContent").await;
+    let text = text.as_str().unwrap();
+    for shown in [
+        "<script>window.__pwned=1</script>",
+        header,
+        "<iframe src=javascript:window.__pwned=3>",
+        "</pre><script>window.__pwned=4</script>",
+        "<svg onload=window.__pwned=5>",
+    ] {
+        assert!(text.contains(shown), "{shown:?} is not shown as text");
+    }
+    let injected = b
+        .js("return {
+                pwned: window.__pwned === undefined ? null : window.__pwned,
+                scripts: [...document.querySelectorAll('script')].map(s => s.getAttribute('src')),
+                elements: document.querySelectorAll('img, iframe, [onload], [onerror]').length
+                    + [...document.querySelectorAll('b')].filter(b => b.textContent === 'bold').length,
+             }")
+        .await;
+    assert_eq!(
+        injected,
+        json!({"pwned": null, "scripts": ["/app.js"], "elements": 0}),
+        "hostile values became markup"
+    );
+    b.close().await;
+}
