@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Throughput, latency and memory of `mtlscope reverse` against a baseline measured in the same
-# run: nginx as a TLS-terminating reverse proxy in front of the same upstream (a real nginx that
-# requires client certificates). Both proxies present the same client certificate upstream.
+# Speed of `mtlscope reverse` against what a user would otherwise put in the same place, all
+# measured in one run against the same upstream (a real nginx that requires a client
+# certificate):
+#
+#   direct      wrk straight to the upstream nginx (on a port that does not ask for a certificate)
+#   nginx       nginx as a TLS reverse proxy presenting a client certificate upstream (pooled,
+#               session reuse): the baseline every ratio is against
+#   mitmproxy   mitmdump in reverse mode presenting the same client certificate (if installed)
+#   mtlscope    recording on, --client-auth optional (the client is asked for a certificate)
 #
 #   scripts/bench.sh [SECONDS] [CONNECTIONS]
-#   BENCH_UI=1 scripts/bench.sh …   # the same with `--ui` and headless Chromium watching it live
-#   BENCH_UI=nobrowser …            # `--ui` with nobody watching
+#   BENCH_UI=1 scripts/bench.sh …        # mtlscope with `--ui` and headless Chromium watching
+#   BENCH_ONLY="nginx mtlscope" …         # a subset of the targets
+#   MTLSCOPE_WRAP="perf record -g --" …   # run mtlscope under a profiler
 #
-# Two loads with wrk: keep-alive (relay cost) and `Connection: close` (a new TLS connection per
-# request: both legs' handshakes, the capture, the diagnosis and one record per exchange).
-# Figures are reported as ratios to the baseline; absolute numbers depend on the machine.
+# Each proxy is pinned to CPU 0 (taskset), wrk and the upstream to the others, so proxies are
+# compared on the same single CPU. Loads: keep-alive (relay cost), `Connection: close` (a new
+# connection per request: every handshake, the capture, the diagnosis, a record each), and one
+# client at a time with new connections (the latency a proxy adds to a handshake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-conns=${2:-16}
+conns=${2:-32}
 export PATH="$PATH:/usr/sbin:/sbin"
-for tool in wrk nginx; do
+for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
+targets=${BENCH_ONLY:-direct nginx mitmproxy mtlscope}
+command -v mitmdump >/dev/null || targets=${targets//mitmproxy/}
+ncpu=$(nproc)
+proxy_cpu=0
+other_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 cargo build --release --quiet
 bin=$PWD/target/release/mtlscope
@@ -27,84 +40,122 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 "$bin" certs dev --out "$work/pki" >/dev/null
 pki=$work/pki
-up=$(free_port); base=$(free_port); mt=$(free_port)
+cat "$pki/client-good.pem" "$pki/client-good.key" >"$work/client-good-combined.pem"
+up=$(free_port); open=$(free_port); base=$(free_port); mt=$(free_port); mp=$(free_port)
+declare -A port=([direct]=$open [nginx]=$base [mitmproxy]=$mp [mtlscope]=$mt)
 ui_args=()
 if [ -n "${BENCH_UI:-}" ]; then
     uiport=$(free_port)
     ui_args=(--ui "127.0.0.1:$uiport")
 fi
 
-nginx_conf() { # $1 dir, $2 server block
+nginx_conf() { # $1 dir, $2 worker_processes, $3 server blocks
     mkdir -p "$1"
     cat >"$1/nginx.conf" <<CONF
-daemon off; master_process on; worker_processes auto; user root;
+daemon off; master_process on; worker_processes $2; user root;
 pid $1/nginx.pid; error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off; client_body_temp_path $1; proxy_temp_path $1;
   fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
-  $2
+  $3
 }
 CONF
 }
 
-nginx_conf "$work/up" "server { listen 127.0.0.1:$up ssl; ssl_certificate $pki/server.pem; ssl_certificate_key $pki/server.key;
-  ssl_verify_client on; ssl_client_certificate $pki/root.pem; ssl_verify_depth 3;
-  keepalive_requests 1000000; location / { return 200 \"ok\\n\"; } }"
-nginx_conf "$work/base" "upstream up { server 127.0.0.1:$up; keepalive 64; }
-  server { listen 127.0.0.1:$base ssl; ssl_certificate $pki/server.pem; ssl_certificate_key $pki/server.key;
-  keepalive_requests 1000000;
+tls="ssl_certificate $pki/server.pem; ssl_certificate_key $pki/server.key;"
+nginx_conf "$work/up" auto "server { listen 127.0.0.1:$up ssl; $tls
+    ssl_verify_client on; ssl_client_certificate $pki/root.pem; ssl_verify_depth 3;
+    location / { return 200 \"ok\\n\"; } }
+  server { listen 127.0.0.1:$open ssl; $tls location / { return 200 \"ok\\n\"; } }"
+nginx_conf "$work/base" 1 "upstream up { server 127.0.0.1:$up; keepalive 64; }
+  server { listen 127.0.0.1:$base ssl; $tls
   location / { proxy_pass https://up; proxy_http_version 1.1; proxy_set_header Connection \"\";
     proxy_ssl_certificate $pki/client-good.pem; proxy_ssl_certificate_key $pki/client-good.key;
     proxy_ssl_trusted_certificate $pki/root.pem; proxy_ssl_verify on; proxy_ssl_name localhost;
     proxy_ssl_session_reuse on; } }"
 
-nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
-nginx -p "$work/base" -c "$work/base/nginx.conf" & pids+=($!)
-${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" --upstream "https://localhost:$up" \
-    --server-cert "$pki/server.pem,$pki/server.key" --upstream-ca "$pki/root.pem" \
-    --identity "$pki/client-good.pem,$pki/client-good.key" --record "$work/record.jsonl" \
-    "${ui_args[@]}" 2>"$work/mtlscope.log" & mpid=$!; pids+=($mpid)
-wait_port "$up"; wait_port "$base"; wait_port "$mt"
+taskset -c "$other_cpus" nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
+taskset -c "$proxy_cpu" nginx -p "$work/base" -c "$work/base/nginx.conf" & pids+=($!)
+if [[ $targets == *mitmproxy* ]]; then
+    taskset -c "$proxy_cpu" mitmdump -q --mode "reverse:https://localhost:$up" \
+        --listen-host 127.0.0.1 --listen-port "$mp" --set confdir="$work/mitm" \
+        --set client_certs="$work/client-good-combined.pem" --ssl-insecure \
+        >"$work/mitm.log" 2>&1 </dev/null & pids+=($!)
+fi
+taskset -c "$proxy_cpu" ${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" \
+    --upstream "https://localhost:$up" --server-cert "$pki/server.pem,$pki/server.key" \
+    --upstream-ca "$pki/root.pem" --identity "$pki/client-good.pem,$pki/client-good.key" \
+    --client-auth optional --client-ca "$pki/root.pem" --record "$work/record.jsonl" \
+    "${ui_args[@]}" 2>"$work/mtlscope.log" </dev/null & mpid=$!; pids+=($mpid)
+for t in $targets; do wait_port "${port[$t]}"; done
 if [ -n "${BENCH_UI:-}" ] && [ "$BENCH_UI" != nobrowser ]; then
     # A browser on the live list for the whole run: the relay must not wait for it.
     wait_port "$uiport"
-    chromium --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \
-        --disable-background-networking --disable-component-update --disable-sync \
-        --remote-debugging-port=0 --user-data-dir="$work/chromium" \
+    taskset -c "$other_cpus" chromium --headless=new --no-sandbox --disable-gpu --disable-quic \
+        --no-first-run --disable-background-networking --disable-component-update \
+        --disable-sync --remote-debugging-port=0 --user-data-dir="$work/chromium" \
         "http://127.0.0.1:$uiport/" >/dev/null 2>&1 </dev/null & pids+=($!)
     sleep 3
 fi
 
-# wrk prints "Requests/sec: N" and a latency distribution; keep rps and p99 (in ms).
-run() { # $1 port, $2.. extra wrk args
-    local port=$1; shift
-    wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" "https://localhost:$port/" 2>&1 |
-        awk '/Requests\/sec/ {rps=$2} / 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-             END {printf "%.0f %.2f\n", rps, p99}'
+# wrk prints "Requests/sec: N", the latency distribution and socket errors; keep rps, mean and
+# p99 latency (ms) and non-2xx/errors.
+run() { # $1 port, $2 connections, $3.. extra wrk args
+    local port=$1 c=$2; shift 2
+    taskset -c "$other_cpus" wrk -t1 -c"$c" -d"${secs}s" --latency "$@" "https://localhost:$port/" 2>&1 |
+        awk 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v} if (v ~ /s$/) {sub(/s/,"",v); return v*1000} return v }
+             /Requests\/sec/ {rps=$2} /^ +Latency/ {mean=ms($2)} / 99%/ {p99=ms($2)}
+             /Non-2xx/ {bad+=$NF} /Socket errors/ {gsub(/,/,""); bad+=$4+$6+$8+$10}
+             END {printf "%.0f %.3f %.2f %d\n", rps, mean, p99, bad}'
 }
 
-printf '%-28s %12s %12s %10s\n' "load" "nginx rps" "mtlscope rps" "ratio"
-for mode in ${BENCH_MODES:-keepalive close}; do
-    extra=(); [ "$mode" = close ] && extra=(-H "Connection: close")
-    read -r b_rps b_p99 < <(run "$base" "${extra[@]}")
-    read -r m_rps m_p99 < <(run "$mt" "${extra[@]}")
-    ratio=$(awk -v m="$m_rps" -v b="$b_rps" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "n/a" }')
-    printf '%-28s %12s %12s %10s\n' "$mode ($conns conns, ${secs}s)" "$b_rps" "$m_rps" "$ratio"
-    printf '%-28s %12s %12s %10s\n' "  p99 latency (ms)" "$b_p99" "$m_p99" \
-        "$(awk -v m="$m_p99" -v b="$b_p99" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "n/a" }')"
+declare -A rps p99 mean bad
+loads="keepalive close single"
+for load in $loads; do
+    extra=(); c=$conns
+    [ "$load" != keepalive ] && extra=(-H "Connection: close")
+    [ "$load" = single ] && c=1
+    for t in $targets; do
+        read -r rps[$t,$load] mean[$t,$load] p99[$t,$load] bad[$t,$load] < <(run "${port[$t]}" "$c" "${extra[@]}")
+    done
 done
 
-cp "$work/record.jsonl" /tmp/bench-record.jsonl 2>/dev/null || true
-rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$mpid/status")
-nginx_kb=$(for p in $(pgrep -f "nginx.*$work/base"); do awk '/VmHWM/ {print $2}' "/proc/$p/status"; done | awk '{s+=$1} END {print s}')
-records=$(wc -l <"$work/record.jsonl")
-echo "peak RSS: mtlscope ${rss_kb} KiB, nginx baseline (all processes) ${nginx_kb} KiB, ratio $(awk -v m="$rss_kb" -v b="$nginx_kb" 'BEGIN {printf "%.2f", m/b}')"
-echo "mtlscope wrote $records records"
-if [ -n "${BENCH_UI:-}" ]; then
-    curl -s "http://127.0.0.1:$uiport/api/stats"; echo " (web view: flows kept, dropped)"
+ratio() { awk -v m="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "n/a" }'; }
+echo "wrk -t1, ${secs}s per run; proxies pinned to CPU $proxy_cpu; ratios against nginx as TLS reverse proxy"
+printf '%-34s' "load"; for t in $targets; do printf '%14s' "$t"; done; printf '%18s\n' "mtlscope/nginx"
+for load in $loads; do
+    case $load in
+        keepalive) label="keep-alive, $conns conns (req/s)" ;;
+        close) label="new conn/request, $conns (req/s)" ;;
+        single) label="new conn/request, 1 (req/s)" ;;
+    esac
+    printf '%-34s' "$label"; for t in $targets; do printf '%14s' "${rps[$t,$load]}"; done
+    printf '%18s\n' "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[nginx,$load]:-0}")"
+    printf '%-34s' "  p99 latency (ms)"; for t in $targets; do printf '%14s' "${p99[$t,$load]}"; done; echo
+    printf '%-34s' "  failed (non-2xx, socket errors)"; for t in $targets; do printf '%14s' "${bad[$t,$load]}"; done; echo
+done
+if [[ $targets == *direct* && $targets == *mtlscope* ]]; then
+    echo "added latency per new connection, one client (mean, ms): mtlscope" \
+        "$(awk -v m="${mean[mtlscope,single]}" -v d="${mean[direct,single]}" 'BEGIN {printf "%.3f", m - d}')," \
+        "nginx $(awk -v m="${mean[nginx,single]:-0}" -v d="${mean[direct,single]}" 'BEGIN {printf "%.3f", m - d}')"
 fi
+
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$mpid/status" 2>/dev/null || echo 0)
+nginx_kb=$(for p in $(pgrep -f "nginx.*$work/base"); do awk '/VmHWM/ {print $2}' "/proc/$p/status"; done | awk '{s+=$1} END {print s+0}')
+echo "peak RSS: mtlscope ${rss_kb} KiB, nginx proxy (all processes) ${nginx_kb} KiB"
+if [ -n "${BENCH_UI:-}" ]; then
+    curl -s "http://127.0.0.1:$uiport/api/stats" || true; echo " (web view: flows kept, dropped)"
+fi
+# SIGTERM: mtlscope writes every record and exits 0.
+kill -TERM "$mpid" 2>/dev/null || true
+wait "$mpid" 2>/dev/null && echo "mtlscope exited 0 on SIGTERM" || echo "mtlscope exit status $? on SIGTERM"
+cp "$work/record.jsonl" /tmp/bench-record.jsonl 2>/dev/null || true
+records=$(wc -l <"$work/record.jsonl")
+bytes=$(wc -c <"$work/record.jsonl")
+compact=$(grep -c '"legs_from"' "$work/record.jsonl" || true)
+echo "mtlscope wrote $records records, $((bytes / (records > 0 ? records : 1))) bytes each on average ($compact with legs_from)"
