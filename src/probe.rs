@@ -10,7 +10,7 @@
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{
-    CertRequest, Flow, Initiator, Mode, Phase, RecordKind, Request, Response, ResponseSource,
+    CertRequest, Flow, Mode, Phase, RecordKind, Request, Response, ResponseSource,
     TlsVersion,
 };
 use crate::facts::{FailureKind, Stage};
@@ -421,7 +421,7 @@ fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::facts::{Finding, FindingId, Leg, LegFailure, Renegotiation, Severity};
+    use crate::facts::{Finding, FindingId, Initiator, Leg, LegFailure, Renegotiation, Severity};
 
     /// An attempt on TLS 1.2 for `path` with `leg`, an answer `status`, and error findings `ids`.
     pub(crate) fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {

@@ -5,4 +5,5 @@ pub mod diff;
 pub mod explain;
 pub mod har;
 pub mod html;
+pub mod paths;
 pub mod report;
