@@ -10,8 +10,7 @@
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{
-    CertRequest, Flow, Mode, Phase, RecordKind, Request, Response, ResponseSource,
-    TlsVersion,
+    CertRequest, Flow, Mode, Phase, RecordKind, Request, Response, ResponseSource, TlsVersion,
 };
 use crate::facts::{FailureKind, Stage};
 use crate::pki::load::Identity;

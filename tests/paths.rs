@@ -143,13 +143,27 @@ fn mitmproxy_in_front_of_nginx_is_intercepted_and_removes_the_cert_request() {
         ],
         &[],
     );
-    assert_eq!(r.code, Some(0), "{}\n{}\n{}", r.stderr, r.stdout, mitm.logs());
+    assert_eq!(
+        r.code,
+        Some(0),
+        "{}\n{}\n{}",
+        r.stderr,
+        r.stdout,
+        mitm.logs()
+    );
     let found = path_findings(&r);
     for id in ["intercepted-upstream", "path-removes-cert-request"] {
-        assert!(found.contains(&id.to_string()), "{id} not in {found:?}\n{:#}", r.json);
+        assert!(
+            found.contains(&id.to_string()),
+            "{id} not in {found:?}\n{:#}",
+            r.json
+        );
     }
     // The same identity nginx accepts directly is refused through the device.
-    assert!(found.contains(&"path-strips-client-cert".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"path-strips-client-cert".to_string()),
+        "{found:?}"
+    );
     let c = &r.json["comparisons"][0];
     let intercepted = c["findings"]
         .as_array()
@@ -191,11 +205,16 @@ fn mitmproxy_in_front_of_nginx_is_intercepted_and_removes_the_cert_request() {
     );
     assert_eq!(text.code, Some(0), "{}", text.stderr);
     assert!(
-        text.stdout.contains(&format!("{} compared with direct:", mitm.url())),
+        text.stdout
+            .contains(&format!("{} compared with direct:", mitm.url())),
         "{}",
         text.stdout
     );
-    assert!(text.stdout.contains("* server leaf sha256"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("* server leaf sha256"),
+        "{}",
+        text.stdout
+    );
 
     let from_recordings = diff_paths(&record);
     assert_eq!(sorted(from_recordings), sorted(found));
@@ -230,7 +249,10 @@ fn a_squid_tunnel_shows_the_same_server_and_gives_no_path_finding() {
     let r = mtlscope(&a.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     assert_eq!(r.code, Some(0), "{}\n{}\n{}", r.stderr, r.stdout, sq.logs());
     assert_eq!(path_findings(&r), Vec::<String>::new(), "{:#}", r.json);
-    assert_eq!(r.json["comparisons"][0]["differences"], serde_json::json!([]));
+    assert_eq!(
+        r.json["comparisons"][0]["differences"],
+        serde_json::json!([])
+    );
     let status = |i: usize| {
         r.json["paths"][i]["facts"]["checks"]
             .as_array()
@@ -240,7 +262,11 @@ fn a_squid_tunnel_shows_the_same_server_and_gives_no_path_finding() {
             .collect::<Vec<_>>()
     };
     assert_eq!(status(0), status(1));
-    assert!(status(1).contains(&serde_json::json!(200)), "{:?}", status(1));
+    assert!(
+        status(1).contains(&serde_json::json!(200)),
+        "{:?}",
+        status(1)
+    );
     assert!(
         sq.logs().contains("CONNECT localhost:"),
         "squid carried nothing:\n{}",
@@ -260,7 +286,10 @@ fn a_squid_tunnel_shows_the_same_server_and_gives_no_path_finding() {
     assert_eq!(path_findings(&r), Vec::<String>::new());
     let r = mtlscope(
         &e,
-        &[("HTTPS_PROXY", &sq.url()), ("no_proxy", "example.com,localhost")],
+        &[
+            ("HTTPS_PROXY", &sq.url()),
+            ("no_proxy", "example.com,localhost"),
+        ],
     );
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(
@@ -317,7 +346,11 @@ fn a_device_that_empties_the_ca_list_changes_it_and_wants_its_proxy_credentials(
     );
     assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.stdout);
     let found = path_findings(&r);
-    assert!(found.contains(&"path-changes-ca-list".to_string()), "{found:?}\n{:#}", r.json);
+    assert!(
+        found.contains(&"path-changes-ca-list".to_string()),
+        "{found:?}\n{:#}",
+        r.json
+    );
     let f = r.json["comparisons"][0]["findings"]
         .as_array()
         .unwrap()
@@ -326,7 +359,10 @@ fn a_device_that_empties_the_ca_list_changes_it_and_wants_its_proxy_credentials(
         .unwrap()
         .clone();
     let evidence = f["evidence"].to_string();
-    assert!(evidence.contains("added by the path: none; removed by the path: "), "{evidence}");
+    assert!(
+        evidence.contains("added by the path: none; removed by the path: "),
+        "{evidence}"
+    );
     assert!(evidence.contains("an empty list"), "{evidence}");
     // The password is never shown.
     assert!(!r.stdout.contains("s3cret"));
@@ -335,7 +371,16 @@ fn a_device_that_empties_the_ca_list_changes_it_and_wants_its_proxy_credentials(
     // Wrong credentials: the device's 407 is the path's answer.
     let bad = format!("http://ops:wrong@{}", device.addr);
     let r = mtlscope(
-        &["probe", &nginx.localhost_url(), "--via", &bad, "--upstream-ca", &root, "--tls13", "--json"],
+        &[
+            "probe",
+            &nginx.localhost_url(),
+            "--via",
+            &bad,
+            "--upstream-ca",
+            &root,
+            "--tls13",
+            "--json",
+        ],
         &[],
     );
     assert_eq!(r.code, Some(0), "direct is reachable: {}", r.stderr);
@@ -395,13 +440,19 @@ fn a_device_that_cuts_renegotiation_blocks_apaches_late_request() {
     let evidence = f["evidence"].to_string();
     assert!(evidence.contains("GET /secure"), "{evidence}");
     assert!(evidence.contains("TLS 1.2 renegotiation"), "{evidence}");
-    assert!(!evidence.contains("GET / "), "the open path is not blocked: {evidence}");
+    assert!(
+        !evidence.contains("GET / "),
+        "the open path is not blocked: {evidence}"
+    );
     assert_eq!(sorted(diff_paths(&record)), sorted(found));
 }
 
 #[test]
 fn bad_via_values_are_usage_errors() {
-    let r = mtlscope(&["probe", "https://localhost:1", "--via", "socks5://p:1"], &[]);
+    let r = mtlscope(
+        &["probe", "https://localhost:1", "--via", "socks5://p:1"],
+        &[],
+    );
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("--via"), "{}", r.stderr);
     let r = mtlscope(

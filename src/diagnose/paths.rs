@@ -161,14 +161,32 @@ fn changes_ca_list(direct: &PathFacts, path: &PathFacts) -> Option<Finding> {
         }
         let list = |s: Vec<&&String>| match s.is_empty() {
             true => "none".to_string(),
-            false => s.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "),
+            false => s
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         let shown = |v: &[String]| match v.is_empty() {
             true => "an empty list".to_string(),
-            false => v.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", "),
+            false => v
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
         };
-        evidence.push(format!("{}: {} — CA names {}", direct.label, what(d), shown(&dn)));
-        evidence.push(format!("{}: {} — CA names {}", path.label, what(p), shown(&pn)));
+        evidence.push(format!(
+            "{}: {} — CA names {}",
+            direct.label,
+            what(d),
+            shown(&dn)
+        ));
+        evidence.push(format!(
+            "{}: {} — CA names {}",
+            path.label,
+            what(p),
+            shown(&pn)
+        ));
         evidence.push(format!(
             "added by the path: {}; removed by the path: {}",
             list(ps.difference(&ds).collect()),
@@ -196,7 +214,11 @@ fn blocks_late_request(direct: &PathFacts, path: &PathFacts) -> Option<Finding> 
     for (d, p) in pairs(direct, path) {
         // Directly the late request shows; through the path it does not, and the attempt
         // was cut or refused.
-        if !d.asked.late() || p.asked.late() || !p.refused() || p.asked == crate::facts::path::Asked::No {
+        if !d.asked.late()
+            || p.asked.late()
+            || !p.refused()
+            || p.asked == crate::facts::path::Asked::No
+        {
             continue;
         }
         if !seen.insert((d.offered, d.path.clone())) {
@@ -245,8 +267,20 @@ fn strips_client_cert(direct: &PathFacts, path: &PathFacts) -> Option<Finding> {
             (false, true) => "asked, but nothing was presented",
             (false, false) => "no certificate was asked for, so none was presented",
         };
-        evidence.push(format!("{}: {} — {}; {}", direct.label, what(d), presented(d), outcome(d)));
-        evidence.push(format!("{}: {} — {}; {}", path.label, what(p), presented(p), outcome(p)));
+        evidence.push(format!(
+            "{}: {} — {}; {}",
+            direct.label,
+            what(d),
+            presented(d),
+            outcome(d)
+        ));
+        evidence.push(format!(
+            "{}: {} — {}; {}",
+            path.label,
+            what(p),
+            presented(p),
+            outcome(p)
+        ));
     }
     if evidence.is_empty() {
         return None;

@@ -82,10 +82,17 @@ fn an_intercepting_device_is_named_by_its_ca_and_removes_the_request() {
         ]
     );
     let i = &found[0];
-    assert!(i.summary.contains("\"CN=Corp Inspection CA\""), "{}", i.summary);
+    assert!(
+        i.summary.contains("\"CN=Corp Inspection CA\""),
+        "{}",
+        i.summary
+    );
     assert!(i.summary.contains("would have to trust"));
     assert!(i.evidence.iter().any(|e| e.starts_with("direct: ")));
-    assert!(i.evidence.iter().any(|e| e.starts_with("http://127.0.0.1:8080: ")));
+    assert!(i
+        .evidence
+        .iter()
+        .any(|e| e.starts_with("http://127.0.0.1:8080: ")));
     assert!(i.fix.contains("bypass list"));
     assert!(found[1].fix.contains("bypass list"));
     assert!(found[2].fix.contains("pass-through"));
@@ -116,16 +123,22 @@ fn a_changed_ca_list_lists_what_was_added_and_removed() {
     let found = compare(&direct(), &p);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].id.as_str(), "path-changes-ca-list");
-    assert!(found[0]
-        .evidence
-        .contains(&"added by the path: \"CN=Device CA\"; removed by the path: \"CN=Root\"".to_string()));
+    assert!(found[0].evidence.contains(
+        &"added by the path: \"CN=Device CA\"; removed by the path: \"CN=Root\"".to_string()
+    ));
     // An empty list through the path.
     for c in &mut p.checks {
         c.cert_request = Some(cr(Phase::Handshake, &[]));
     }
     let f = compare(&direct(), &p);
-    assert!(f[0].evidence.iter().any(|e| e.contains("CA names an empty list")));
-    assert!(f[0].evidence.iter().any(|e| e.contains("added by the path: none")));
+    assert!(f[0]
+        .evidence
+        .iter()
+        .any(|e| e.contains("CA names an empty list")));
+    assert!(f[0]
+        .evidence
+        .iter()
+        .any(|e| e.contains("added by the path: none")));
 }
 
 #[test]
@@ -133,7 +146,12 @@ fn a_cut_renegotiation_is_a_blocked_late_request() {
     let d = path(
         "direct",
         server("server.test", "Root", 'a'),
-        vec![check("/secure", Some("good"), Asked::Renegotiation, Some(403))],
+        vec![check(
+            "/secure",
+            Some("good"),
+            Asked::Renegotiation,
+            Some(403),
+        )],
     );
     let mut cut = check("/secure", Some("good"), Asked::Unknown, None);
     cut.failure = Some(LegFailure {

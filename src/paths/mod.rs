@@ -19,7 +19,10 @@ pub use via::Via;
 /// a late request (seen, then inferred), then one in the handshake, then an answer without one.
 /// The boolean says whether the answer is inferred.
 pub fn asked(flows: &[&Flow]) -> (Asked, bool) {
-    let legs: Vec<_> = flows.iter().filter_map(|f| f.upstream_leg.as_ref()).collect();
+    let legs: Vec<_> = flows
+        .iter()
+        .filter_map(|f| f.upstream_leg.as_ref())
+        .collect();
     let phase = |p: Phase| {
         legs.iter()
             .any(|l| l.cert_request.as_ref().is_some_and(|cr| cr.phase == p))
@@ -42,10 +45,11 @@ pub fn asked(flows: &[&Flow]) -> (Asked, bool) {
     {
         return (Asked::PostHandshake, false);
     }
-    if flows
-        .iter()
-        .any(|f| f.findings.iter().any(|x| x.id == FindingId::PostHandshakeAuth))
-    {
+    if flows.iter().any(|f| {
+        f.findings
+            .iter()
+            .any(|x| x.id == FindingId::PostHandshakeAuth)
+    }) {
         return (Asked::PostHandshake, true);
     }
     if phase(Phase::Handshake) {
@@ -64,10 +68,11 @@ pub fn check_of(flow: &Flow) -> Option<PathCheck> {
         Some([only]) => Some(*only),
         _ => leg.tls_version,
     };
-    let identity = leg
-        .identity
-        .as_ref()
-        .and_then(|i| i.chosen.clone().or_else(|| i.candidates.first().map(|c| c.label.clone())));
+    let identity = leg.identity.as_ref().and_then(|i| {
+        i.chosen
+            .clone()
+            .or_else(|| i.candidates.first().map(|c| c.label.clone()))
+    });
     let (asked, asked_inferred) = asked(&[flow]);
     let alerts = leg
         .alerts

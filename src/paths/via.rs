@@ -202,8 +202,8 @@ mod tests {
         );
         let v = Via::parse("env", "srv.test", &env(&[])).unwrap();
         assert_eq!(v.proxy(), None);
-        let e = Via::parse("env", "srv.test", &env(&[("HTTPS_PROXY", "socks5://p:1")]))
-            .unwrap_err();
+        let e =
+            Via::parse("env", "srv.test", &env(&[("HTTPS_PROXY", "socks5://p:1")])).unwrap_err();
         assert!(e.starts_with("HTTPS_PROXY: "), "{e}");
         assert_eq!(Via::parse("direct", "x", &env(&[])).unwrap(), Via::Direct);
     }

@@ -46,16 +46,15 @@ pub fn facts(p: &PathFacts) -> Vec<(String, String)> {
         );
         put(
             "signature_schemes",
-            cr.map_or("none".into(), |cr| list(cr.signature_schemes.iter().cloned())),
+            cr.map_or("none".into(), |cr| {
+                list(cr.signature_schemes.iter().cloned())
+            }),
         );
         put("tls_version", version_word(c.negotiated).to_string());
         put("alpn", c.alpn.clone().unwrap_or_else(|| "none".into()));
         put("presented", c.presented.to_string());
         put("alerts", list(c.alerts.iter().cloned()));
-        put(
-            "status",
-            c.status.map_or("none".into(), |s| s.to_string()),
-        );
+        put("status", c.status.map_or("none".into(), |s| s.to_string()));
         put(
             "failure",
             c.failure
@@ -110,7 +109,11 @@ fn comparison_text(a: &PathFacts, b: &PathFacts, findings: &[Finding]) -> String
 pub fn probe_text(r: &PathsReport) -> String {
     let url = r.runs.first().map(|p| p.report.url.as_str()).unwrap_or("");
     let labels: Vec<String> = r.runs.iter().map(|p| p.facts.label.clone()).collect();
-    let mut s = format!("mtlscope probe {url} over {} paths: {}\n", labels.len(), labels.join(", "));
+    let mut s = format!(
+        "mtlscope probe {url} over {} paths: {}\n",
+        labels.len(),
+        labels.join(", ")
+    );
     if let Some((first, rest)) = r.runs.split_first() {
         for (run, findings) in rest.iter().zip(&r.findings) {
             s.push_str(&comparison_text(&first.facts, &run.facts, findings));

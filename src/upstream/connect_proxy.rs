@@ -327,7 +327,10 @@ mod tests {
         assert_eq!(&back, b"ping");
         let sent = task.await.unwrap();
         assert!(sent.starts_with("CONNECT origin.test:443 HTTP/1.1\r\n"));
-        assert!(sent.contains("Proxy-Authorization: Basic dTpw\r\n"), "{sent}");
+        assert!(
+            sent.contains("Proxy-Authorization: Basic dTpw\r\n"),
+            "{sent}"
+        );
     }
 
     #[tokio::test]

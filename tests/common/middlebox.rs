@@ -49,14 +49,23 @@ fn mitmdump() -> Command {
     if on_path {
         return Command::new("mitmdump");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    for dir in [home.join(".local/bin"), home.join(".pyenv/shims"), "/usr/local/bin".into()] {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    for dir in [
+        home.join(".local/bin"),
+        home.join(".pyenv/shims"),
+        "/usr/local/bin".into(),
+    ] {
         if dir.join("mitmdump").is_file() {
             return Command::new(dir.join("mitmdump"));
         }
     }
     let mut c = Command::new("python3");
-    c.args(["-c", "from mitmproxy.tools.main import mitmdump; mitmdump()"]);
+    c.args([
+        "-c",
+        "from mitmproxy.tools.main import mitmdump; mitmdump()",
+    ]);
     c
 }
 
@@ -66,15 +75,21 @@ fn mitmdump() -> Command {
 pub fn mitmproxy() -> Middlebox {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("mitmdump.log");
-    let (process, port) = start_server("mitmdump", dir.path(), &[log.clone()], |port| {
-        let mut c = mitmdump();
-        c.args(["--listen-host", "127.0.0.1", "--listen-port", &port.to_string()])
+    let (process, port) =
+        start_server("mitmdump", dir.path(), std::slice::from_ref(&log), |port| {
+            let mut c = mitmdump();
+            c.args([
+                "--listen-host",
+                "127.0.0.1",
+                "--listen-port",
+                &port.to_string(),
+            ])
             .args(["--set", &format!("confdir={}", dir.path().display())])
             .args(["--ssl-insecure", "--set", "termlog_verbosity=warn"])
             .current_dir(dir.path());
-        Ok(c)
-    })
-    .expect("start mitmdump (pip install mitmproxy)");
+            Ok(c)
+        })
+        .expect("start mitmdump (pip install mitmproxy)");
     let mb = Middlebox {
         _process: process,
         port,
