@@ -448,7 +448,71 @@ fn a_device_that_cuts_renegotiation_blocks_apaches_late_request() {
 }
 
 #[test]
+fn a_device_that_does_not_forward_the_identity_strips_it() {
+    let (pki, _d) = common::dev_pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
+    let ca_dir = tempfile::tempdir().unwrap();
+    let root = pki.root_ca().display().to_string();
+    let good = pki.client(ClientCert::Good).arg();
+    // Asks the client with the server's own CA names, and forwards nothing upstream.
+    let device = Mtlscope::start(&[
+        "forward",
+        "--ca-dir",
+        ca_dir.path().to_str().unwrap(),
+        "--upstream-ca",
+        &root,
+        "--client-auth",
+        "required",
+        "--client-ca",
+        &root,
+        "--fault",
+        "strip-client-cert",
+    ]);
+    let device_ca = ca_dir.path().join("ca.pem").display().to_string();
+    let r = mtlscope(
+        &[
+            "probe",
+            &nginx.localhost_url(),
+            "--via",
+            &format!("http://{}", device.addr),
+            "--upstream-ca",
+            &root,
+            "--upstream-ca",
+            &device_ca,
+            "--identity",
+            &good,
+            "--tls13",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stderr, r.stdout);
+    let found = path_findings(&r);
+    assert_eq!(
+        sorted(found),
+        ["intercepted-upstream", "path-strips-client-cert"],
+        "{:#}",
+        r.json["comparisons"]
+    );
+    let f = r.json["comparisons"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "path-strips-client-cert")
+        .unwrap()
+        .clone();
+    let evidence = f["evidence"].to_string();
+    assert!(evidence.contains("HTTP 200"), "{evidence}");
+    assert!(evidence.contains("HTTP 400"), "{evidence}");
+    assert!(f["fix"].as_str().unwrap().contains("pass-through"));
+}
+
+#[test]
 fn bad_via_values_are_usage_errors() {
+    let help = mtlscope(&["probe", "--help"], &[]);
+    assert!(help.stdout.contains("--via"), "{}", help.stdout);
+    let help = mtlscope(&["diff", "--help"], &[]);
+    assert!(help.stdout.contains("--paths"), "{}", help.stdout);
     let r = mtlscope(
         &["probe", "https://localhost:1", "--via", "socks5://p:1"],
         &[],

@@ -167,8 +167,8 @@ impl ConnectProxy {
         }
         head.push_str("\r\n");
         tcp.write_all(head.as_bytes()).await?;
-        let answer = read_head(&mut tcp).await?;
         let proxy = self.url();
+        let answer = read_head(&mut tcp, &proxy).await?;
         let Some(answer) = answer else {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -213,13 +213,14 @@ impl ConnectProxy {
                 reason: parts.next().unwrap_or_default().to_string(),
             }
         };
-        Err(io::Error::new(io::ErrorKind::ConnectionRefused, err))
+        // Not `ConnectionRefused`: TCP to the proxy worked, its answer is the reason.
+        Err(io::Error::other(err))
     }
 }
 
 /// Read up to and including the blank line that ends a response head, one byte at a time so
 /// nothing of the tunnelled stream is consumed. `None` when the peer closed first.
-async fn read_head(tcp: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+async fn read_head(tcp: &mut TcpStream, proxy: &str) -> io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(256);
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -228,7 +229,7 @@ async fn read_head(tcp: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 ProxyError::Malformed {
-                    proxy: format!("at {}", tcp.peer_addr()?),
+                    proxy: proxy.to_string(),
                     first_line,
                 },
             ));
