@@ -72,3 +72,32 @@ pub fn compare(
     );
     (both, alone)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::compare;
+    use crate::diagnose::test_support::{cr, leg, success_builder};
+    use crate::facts::{Phase, TlsVersion};
+
+    #[test]
+    fn hosts_are_paired_and_the_path_findings_named_per_host() {
+        let asked = success_builder()
+            .upstream(|l| {
+                *l = leg(TlsVersion::Tls12);
+                l.cert_request = Some(cr(Phase::Handshake, &["Root"]));
+            })
+            .build();
+        let not_asked = success_builder()
+            .upstream(|l| *l = leg(TlsVersion::Tls12))
+            .build();
+        let mut elsewhere = asked.clone();
+        elsewhere.upstream = Some("other.test:443".into());
+        let (hosts, alone) = compare("a.jsonl", &[&asked, &elsewhere], "b.jsonl", &[&not_asked]);
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].host, "server.test:8443");
+        let ids: Vec<_> = hosts[0].findings.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["path-removes-cert-request"]);
+        assert!(hosts[0].findings[0].evidence[0].starts_with("a.jsonl: "));
+        assert_eq!(alone, ["other.test:443: only in a.jsonl"]);
+    }
+}
