@@ -18,6 +18,7 @@ pub mod lab;
 pub mod lifecycle;
 pub mod observe;
 pub mod offload;
+pub mod paths;
 pub mod pki;
 pub mod probe;
 pub mod proxy;

@@ -10,8 +10,7 @@
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{
-    CertRequest, Flow, Initiator, Mode, Phase, RecordKind, Request, Response, ResponseSource,
-    TlsVersion,
+    CertRequest, Flow, Mode, Phase, RecordKind, Request, Response, ResponseSource, TlsVersion,
 };
 use crate::facts::{FailureKind, Stage};
 use crate::pki::load::Identity;
@@ -85,33 +84,7 @@ pub struct VersionSummary {
     pub error: Option<String>,
 }
 
-/// When the server asks for a certificate for one path on one version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Asked {
-    /// In the initial handshake.
-    Handshake,
-    /// By TLS 1.2 renegotiation after the request.
-    Renegotiation,
-    /// By TLS 1.3 post-handshake authentication (seen, or inferred from the answer).
-    PostHandshake,
-    /// Not at all: the request was answered without a certificate request.
-    No,
-    /// Not known: no attempt got an answer.
-    Unknown,
-}
-
-impl Asked {
-    /// snake_case name for JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Asked::Handshake => "handshake",
-            Asked::Renegotiation => "renegotiation",
-            Asked::PostHandshake => "post_handshake",
-            Asked::No => "no",
-            Asked::Unknown => "unknown",
-        }
-    }
-}
+pub use crate::facts::path::Asked;
 
 /// When one path, on one version, gets its certificate request.
 #[derive(Clone, Debug, PartialEq)]
@@ -438,56 +411,16 @@ impl ProbeReport {
     }
 }
 
-/// When the attempts on one path and version saw the certificate asked for, most telling first:
-/// a late request (seen, then inferred), then one in the handshake, then an answer without one.
+/// When the attempts on one path and version saw the certificate asked for.
 fn asked(attempts: &[&Attempt]) -> (Asked, bool) {
-    let legs: Vec<_> = attempts
-        .iter()
-        .filter_map(|a| a.flow.upstream_leg.as_ref())
-        .collect();
-    let phase = |p: Phase| {
-        legs.iter()
-            .any(|l| l.cert_request.as_ref().is_some_and(|cr| cr.phase == p))
-    };
-    if phase(Phase::Renegotiation)
-        || legs.iter().any(|l| {
-            l.renegotiations
-                .iter()
-                .any(|r| r.initiated_by == Initiator::Server)
-        })
-    {
-        return (Asked::Renegotiation, false);
-    }
-    if phase(Phase::PostHandshake)
-        || legs.iter().any(|l| {
-            l.failure
-                .as_ref()
-                .is_some_and(|f| f.kind == FailureKind::PostHandshakeCertificateRequest)
-        })
-    {
-        return (Asked::PostHandshake, false);
-    }
-    if attempts.iter().any(|a| {
-        a.flow
-            .findings
-            .iter()
-            .any(|f| f.id == "post-handshake-auth")
-    }) {
-        return (Asked::PostHandshake, true);
-    }
-    if phase(Phase::Handshake) {
-        return (Asked::Handshake, false);
-    }
-    if attempts.iter().any(|a| a.flow.response.is_some()) {
-        return (Asked::No, false);
-    }
-    (Asked::Unknown, false)
+    let flows: Vec<&Flow> = attempts.iter().map(|a| &a.flow).collect();
+    crate::paths::asked(&flows)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::facts::{Finding, FindingId, Leg, LegFailure, Renegotiation, Severity};
+    use crate::facts::{Finding, FindingId, Initiator, Leg, LegFailure, Renegotiation, Severity};
 
     /// An attempt on TLS 1.2 for `path` with `leg`, an answer `status`, and error findings `ids`.
     pub(crate) fn attempt(path: &str, leg: Leg, status: Option<u16>, ids: &[&str]) -> Attempt {

@@ -7,6 +7,7 @@ use crate::capture::server_auth::UpstreamTrust;
 use crate::error::CommandError;
 use crate::facts::Stage;
 use crate::facts::{CertRequest, TlsVersion};
+use crate::paths::Via;
 use crate::probe::{Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
 use crate::record::Sink;
 use crate::upstream::RustlsSettings;
@@ -58,6 +59,12 @@ pub struct ProbeArgs {
     /// Probe TLS 1.3 only.
     #[arg(long)]
     pub tls13: bool,
+    /// Probe over this path too, and compare it with the direct path (repeatable):
+    /// `http://[USER:PASS@]HOST:PORT` (an HTTP CONNECT proxy), `env` (the proxy an HTTPS
+    /// client would take from https_proxy / HTTPS_PROXY / ALL_PROXY, honouring NO_PROXY as curl
+    /// does), or `direct`. The first path is the reference; `direct` is added first unless named.
+    #[arg(long, value_name = "PROXY|env|direct")]
+    pub via: Vec<String>,
     /// Print a machine-readable summary instead of the text report.
     #[arg(long)]
     pub json: bool,
@@ -120,6 +127,9 @@ impl ProbeArgs {
 pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
     let args = args.merged()?;
     let plan = plan(&args)?;
+    if !args.via.is_empty() {
+        return run_paths(&args, &plan);
+    }
     let rt = super::runtime()?;
     let report = rt.block_on(async {
         let sink = Sink::open(&crate::record::RecordSettings {
@@ -141,6 +151,49 @@ pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
         Err(CommandError::runtime(format!(
             "{} could not be reached",
             report.target
+        )))
+    }
+}
+
+/// The `--via` paths, in order, `direct` first unless named.
+fn vias(args: &ProbeArgs, host: &str) -> Result<Vec<Via>, CommandError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut out = Vec::new();
+    for v in &args.via {
+        let via = Via::parse(v, host, &env)
+            .map_err(|e| CommandError::usage(format!("--via {v:?}: {e}")))?;
+        out.push(via);
+    }
+    if !out.contains(&Via::Direct) {
+        out.insert(0, Via::Direct);
+    }
+    Ok(out)
+}
+
+/// `probe --via`: the same probe over every path, then each path compared with the first.
+fn run_paths(args: &ProbeArgs, plan: &ProbePlan) -> Result<(), CommandError> {
+    let vias = vias(args, &plan.target.host)?;
+    let rt = super::runtime()?;
+    let report = rt.block_on(async {
+        let sink = Sink::open(&crate::record::RecordSettings {
+            path: args.record.clone(),
+            max_size: None,
+            print: false,
+        })
+        .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        Ok::<_, CommandError>(crate::paths::run(plan, &vias, &sink).await)
+    })?;
+    if args.json {
+        crate::outln!("{:#}", crate::render::paths::probe_json(&report));
+    } else {
+        crate::out!("{}", crate::render::paths::probe_text(&report));
+    }
+    if report.runs.iter().any(|r| r.report.reachable()) {
+        Ok(())
+    } else {
+        Err(CommandError::runtime(format!(
+            "{} could not be reached over any path",
+            plan.target.authority()
         )))
     }
 }

@@ -57,6 +57,11 @@ pub struct DiffArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Compare two recordings as two network paths to the same servers (A made directly, B
+    /// through the device): flows are paired by host, version, path and identity, and the path
+    /// findings are reported per host.
+    #[arg(long, conflicts_with_all = ["a_id", "b_id"])]
+    pub paths: bool,
 }
 
 /// `mtlscope export` flags.
@@ -137,6 +142,9 @@ fn pick(
 
 /// Run `mtlscope diff`.
 pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
+    if args.paths {
+        return run_diff_paths(&args);
+    }
     let (path_a, index_a) = recording::split_file_selector(&args.a);
     let (path_b, index_b) = recording::split_file_selector(&args.b);
     let rec_a = load(std::slice::from_ref(&path_a))?;
@@ -158,6 +166,24 @@ pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
         crate::outln!("{}", pretty(&diff::json(&a, &b))?);
     } else {
         crate::out!("{}", diff::text(&a, &b));
+    }
+    Ok(())
+}
+
+/// `diff --paths A.jsonl B.jsonl`.
+fn run_diff_paths(args: &DiffArgs) -> Result<(), CommandError> {
+    let a = load(&[PathBuf::from(&args.a)])?;
+    let b = load(&[PathBuf::from(&args.b)])?;
+    let fa: Vec<&crate::facts::Flow> = a.records.iter().map(|x| &x.flow).collect();
+    let fb: Vec<&crate::facts::Flow> = b.records.iter().map(|x| &x.flow).collect();
+    let (hosts, alone) = crate::paths::recordings::compare(&args.a, &fa, &args.b, &fb);
+    if args.json {
+        crate::outln!(
+            "{}",
+            pretty(&crate::render::paths::recordings_json(&hosts, &alone))?
+        );
+    } else {
+        crate::out!("{}", crate::render::paths::recordings_text(&hosts, &alone));
     }
     Ok(())
 }

@@ -116,15 +116,18 @@ const INSPECTION_CAS: &[&str] = &[
     "lightspeed",
 ];
 
+/// The inspection product whose name appears in a certificate's subject or issuer, if any.
+pub(super) fn inspection_product(c: &crate::facts::CertSummary) -> Option<&'static str> {
+    let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
+    INSPECTION_CAS.iter().find(|p| names.contains(*p)).copied()
+}
+
 fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {
     let hop = v.server_hop()?;
-    let (cert, product) = hop.server_chain.iter().find_map(|c| {
-        let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
-        INSPECTION_CAS
-            .iter()
-            .find(|p| names.contains(*p))
-            .map(|p| (c, *p))
-    })?;
+    let (cert, product) = hop
+        .server_chain
+        .iter()
+        .find_map(|c| inspection_product(c).map(|p| (c, p)))?;
     let failed = hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
     Some(finding(
         FindingId::InterceptedUpstream,
@@ -132,7 +135,7 @@ fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {
         "Likely a TLS-inspecting middlebox sits between mtlscope and the server: the server's certificate comes from an inspection CA, so mutual TLS through it cannot work.",
         vec![
             format!("the server's chain contains {} (matches the inspection product \"{product}\")", cert_text(cert)),
-            inferred("to confirm, compare with the certificate the server presents when reached directly (without the middlebox)"),
+            inferred("to confirm, compare with the certificate the server presents when reached directly: `mtlscope probe URL --via PROXY`"),
         ],
         "Middlebox: exempt this destination from TLS inspection.",
     ))

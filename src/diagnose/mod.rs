@@ -14,6 +14,7 @@ mod late;
 mod middlebox;
 mod not_sent;
 mod offload;
+pub mod paths;
 mod rejected;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -94,10 +95,14 @@ static CATALOGUE: &[CatalogueEntry] = &[
     entry(FindingId::IisSubstatus, Section::HttpRefusal, "An IIS error revealed a 403.x sub-status that names the client-certificate problem."),
     entry(FindingId::IdentityNotForwarded, Section::Middlebox, "The client presented a certificate, but the upstream saw none or a different one."),
     entry(FindingId::ClientSentIdentityHeader, Section::Middlebox, "With --forward-client-cert, the client's request already carried an identity header the offloader sets."),
-    entry(FindingId::InterceptedUpstream, Section::Middlebox, "The upstream certificate comes from a TLS-inspection CA: a middlebox sits on the path."),
+    entry(FindingId::InterceptedUpstream, Section::Middlebox, "The upstream certificate comes from a CA the direct path does not show (or a TLS-inspection CA): a middlebox sits on the path."),
     entry(FindingId::ServerCertUntrusted, Section::Middlebox, "mtlscope could not verify the upstream server's certificate."),
     entry(FindingId::ProxyAuthRequired, Section::Middlebox, "A forward proxy answered 407 and wants credentials; not a certificate problem."),
     entry(FindingId::UpstreamUnreachable, Section::Middlebox, "The TCP connection to the upstream was refused, timed out, or reset before TLS."),
+    entry(FindingId::PathRemovesCertRequest, Section::Middlebox, "Comparing paths: the server asks for a certificate directly, and not through the path (a device answers the handshake)."),
+    entry(FindingId::PathChangesCaList, Section::Middlebox, "Comparing paths: both ask for a certificate, with different CA names."),
+    entry(FindingId::PathBlocksLateRequest, Section::Middlebox, "Comparing paths: a late certificate request arrives directly and is cut or refused through the path."),
+    entry(FindingId::PathStripsClientCert, Section::Middlebox, "Comparing paths: the same identity is accepted directly and refused through the path."),
     entry(FindingId::InjectedFault, Section::Middlebox, "A configured mtlscope fault acted on this connection: the failure is a reproduction."),
     entry(FindingId::Unexplained, Section::Gaps, "A failure no other rule explains; the facts that were there are quoted so the gap is visible."),
     entry(FindingId::ClientNotTls, Section::Gaps, "The client's first bytes were not a TLS ClientHello (plain HTTP, a health check, a scanner)."),

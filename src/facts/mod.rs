@@ -8,6 +8,7 @@
 mod cert;
 mod leg;
 mod offload;
+pub mod path;
 mod wire;
 
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
@@ -253,6 +254,14 @@ pub enum FindingId {
     ProxyAuthRequired,
     /// `upstream-unreachable`.
     UpstreamUnreachable,
+    /// `path-removes-cert-request`.
+    PathRemovesCertRequest,
+    /// `path-changes-ca-list`.
+    PathChangesCaList,
+    /// `path-blocks-late-request`.
+    PathBlocksLateRequest,
+    /// `path-strips-client-cert`.
+    PathStripsClientCert,
     /// `injected-fault`.
     InjectedFault,
     /// `unexplained`.
@@ -290,6 +299,10 @@ impl FindingId {
         FindingId::ServerCertUntrusted,
         FindingId::ProxyAuthRequired,
         FindingId::UpstreamUnreachable,
+        FindingId::PathRemovesCertRequest,
+        FindingId::PathChangesCaList,
+        FindingId::PathBlocksLateRequest,
+        FindingId::PathStripsClientCert,
         FindingId::InjectedFault,
         FindingId::Unexplained,
         FindingId::ClientNotTls,
@@ -321,6 +334,10 @@ impl FindingId {
             FindingId::ServerCertUntrusted => "server-cert-untrusted",
             FindingId::ProxyAuthRequired => "proxy-auth-required",
             FindingId::UpstreamUnreachable => "upstream-unreachable",
+            FindingId::PathRemovesCertRequest => "path-removes-cert-request",
+            FindingId::PathChangesCaList => "path-changes-ca-list",
+            FindingId::PathBlocksLateRequest => "path-blocks-late-request",
+            FindingId::PathStripsClientCert => "path-strips-client-cert",
             FindingId::InjectedFault => "injected-fault",
             FindingId::Unexplained => "unexplained",
             FindingId::ClientNotTls => "client-not-tls",

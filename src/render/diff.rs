@@ -267,10 +267,14 @@ fn enum_word(v: &impl Serialize) -> String {
 
 /// Both flows' facts, paired by name in display order (facts only one flow has are kept).
 pub fn compare(a: &Flow, b: &Flow) -> Vec<FactPair> {
-    let fa = facts(a);
-    let fb = facts(b);
+    pair_facts(&facts(a), &facts(b))
+}
+
+/// Two lists of named facts paired by name, in `fa`'s order then `fb`'s new names; a fact one
+/// side lacks is shown as absent.
+pub fn pair_facts(fa: &[(String, String)], fb: &[(String, String)]) -> Vec<FactPair> {
     let mut names: Vec<&String> = fa.iter().map(|(n, _)| n).collect();
-    for (n, _) in &fb {
+    for (n, _) in fb {
         if !names.contains(&n) {
             names.push(n);
         }
@@ -285,8 +289,8 @@ pub fn compare(a: &Flow, b: &Flow) -> Vec<FactPair> {
         .into_iter()
         .map(|n| FactPair {
             fact: n.clone(),
-            a: get(&fa, n),
-            b: get(&fb, n),
+            a: get(fa, n),
+            b: get(fb, n),
         })
         .collect()
 }
@@ -309,9 +313,15 @@ fn title(r: &Record) -> String {
 
 /// The diff as text: which flows, the differences, then every fact side by side.
 pub fn text(a: &Record, b: &Record) -> String {
-    let pairs = compare(&a.flow, &b.flow);
+    let out = format!("A: {}\nB: {}\n\n", title(a), title(b));
+    out + &side_by_side(&compare(&a.flow, &b.flow), "A", "B")
+}
+
+/// Fact pairs as text: the differences, then every fact side by side under the column names
+/// `a_name` and `b_name` (facts empty in both left out).
+pub fn side_by_side(pairs: &[FactPair], a_name: &str, b_name: &str) -> String {
     let differing: Vec<&FactPair> = pairs.iter().filter(|p| p.differs()).collect();
-    let mut out = format!("A: {}\nB: {}\n\n", title(a), title(b));
+    let mut out = String::new();
     if differing.is_empty() {
         out.push_str("No differences in the recorded facts.\n");
     } else {
@@ -341,8 +351,15 @@ pub fn text(a: &Record, b: &Record) -> String {
         .map(|(a, _)| a.chars().count())
         .max()
         .unwrap_or(0)
-        .max(1);
-    out.push_str(&format!("  {:name_w$}  {:a_w$}  B\n", "FACT", "A"));
+        .max(a_name.chars().count());
+    let a_head = cell(a_name, 60);
+    let pad = a_w.saturating_sub(a_head.chars().count());
+    out.push_str(&format!(
+        "  {:name_w$}  {a_head}{}  {}\n",
+        "FACT",
+        " ".repeat(pad),
+        clean(b_name)
+    ));
     for (p, (ca, cb)) in pairs.into_iter().zip(&cells) {
         let mark = if p.differs() { '*' } else { ' ' };
         let pad = a_w - ca.chars().count();

@@ -6,4 +6,5 @@ pub mod explain;
 pub mod har;
 pub mod html;
 pub mod ladder;
+pub mod paths;
 pub mod report;

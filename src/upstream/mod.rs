@@ -5,10 +5,12 @@
 //! the proxy. Every engine writes the same facts into the leg's recorder. [`PlainEngine`] is
 //! the odd one out: plain HTTP to a backend behind a TLS offloader, recorded as such.
 
+pub mod connect_proxy;
 mod plain;
 mod rustls_engine;
 mod tickets;
 
+pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 
@@ -26,6 +28,9 @@ pub struct Target {
     /// Connect here instead of resolving `host` (`--resolve`, like curl's); SNI and
     /// certificate checks still use `host`.
     pub connect_addr: Option<std::net::SocketAddr>,
+    /// Reach the server through this HTTP CONNECT proxy (the proxy resolves the name, so
+    /// `connect_addr` is not used); `None` connects directly.
+    pub via: Option<std::sync::Arc<ConnectProxy>>,
 }
 
 impl Target {
@@ -35,14 +40,18 @@ impl Target {
             host: host.into(),
             port,
             connect_addr: None,
+            via: None,
         }
     }
 
-    /// Open the TCP connection (to `connect_addr` when set). A name that does not resolve
+    /// Open the TCP connection (to `connect_addr` when set, or a tunnel through `via`). A name that does not resolve
     /// fails with a [`DnsError`] inside the `io::Error`, so it is classified by type.
     ///
     /// [`DnsError`]: crate::capture::tls_error::DnsError
     pub async fn connect_tcp(&self) -> std::io::Result<tokio::net::TcpStream> {
+        if let Some(proxy) = &self.via {
+            return proxy.tunnel(&self.authority()).await;
+        }
         if let Some(addr) = self.connect_addr {
             return tokio::net::TcpStream::connect(addr).await;
         }

@@ -24,6 +24,10 @@ impl PlainEngine {
             leg.transport = Some(Transport::Plain);
         });
         rec.event("tcp_connect_start", Some(target.authority()));
+        if let Some(proxy) = &target.via {
+            // The path is a fact of the leg: which proxy carried it.
+            rec.event("proxy_connect", Some(proxy.url()));
+        }
         let tcp = match tokio::time::timeout(self.timeout, target.connect_tcp()).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Err(fail(rec, classify_io(Stage::Connect, &e))),

@@ -72,6 +72,10 @@ impl RustlsEngine {
         let s = &self.settings;
         rec.with(|leg| leg.peer = Some(target.authority()));
         rec.event("tcp_connect_start", Some(target.authority()));
+        if let Some(proxy) = &target.via {
+            // The path is a fact of the leg: which proxy carried it.
+            rec.event("proxy_connect", Some(proxy.url()));
+        }
         let connect_started = std::time::Instant::now();
         let tcp = match tokio::time::timeout(s.timeout, target.connect_tcp()).await {
             Ok(Ok(tcp)) => tcp,
