@@ -109,7 +109,7 @@ run() { # $1 port, $2 connections, $3.. extra wrk args
     local port=$1 c=$2; shift 2
     taskset -c "$other_cpus" wrk -t1 -c"$c" -d"${secs}s" --latency "$@" "https://localhost:$port/" 2>&1 |
         awk 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v} if (v ~ /s$/) {sub(/s/,"",v); return v*1000} return v }
-             /Requests\/sec/ {rps=$2} /^ +Latency/ {mean=ms($2)} / 99%/ {p99=ms($2)}
+             /Requests\/sec/ {rps=$2} /^ +Latency +[0-9]/ {mean=ms($2)} / 99%/ {p99=ms($2)}
              /Non-2xx/ {bad+=$NF} /Socket errors/ {gsub(/,/,""); bad+=$4+$6+$8+$10}
              END {printf "%.0f %.3f %.2f %d\n", rps, mean, p99, bad}'
 }
