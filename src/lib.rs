@@ -2,7 +2,7 @@
 //!
 //! The pipeline is capture → facts → diagnose → render: capturers write [`facts`], the
 //! [`diagnose`] stage turns facts into findings, and renderers show both.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod capture;
 pub mod cert;

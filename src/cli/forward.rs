@@ -9,7 +9,7 @@ use crate::facts::Mode;
 use crate::pki::load::Identity;
 use crate::pki::{LocalCa, LocalCaResolver};
 use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
-use crate::proxy::hosts::{HostPattern, IdentityMap, Scope};
+use crate::proxy::hosts::{HostEngines, HostPattern, IdentityMap, Scope};
 use crate::record::Sink;
 use clap::Args;
 use std::path::PathBuf;
@@ -118,6 +118,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             }) as _
         })
     };
+    let engines = host_engines(&c.host, &built.engines, &loaded)?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(built.record.as_deref(), built.print).map_err(CommandError::usage)?;
@@ -125,6 +126,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             session: built.session_context(Mode::Forward, sink.clone()),
             leaves,
             identities,
+            engines,
             scope,
             proxy_auth: proxy_auth.as_deref().map(basic_credentials),
             allow_remote,
@@ -141,6 +143,24 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         super::until_interrupted(proxy.wait(), &sink).await;
         Ok(())
     })
+}
+
+/// `[[host]] engine = "…"` entries.
+fn host_engines(
+    entries: &[HostEntry],
+    engines: &super::proxy_args::Engines,
+    loaded: &Loaded,
+) -> Result<HostEngines, CommandError> {
+    let mut rules = Vec::new();
+    for entry in entries {
+        if let Some(choice) = entry.engine {
+            let key = loaded.key(&format!("host {}", entry.pattern));
+            let pattern = HostPattern::parse(&entry.pattern)
+                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
+            rules.push((pattern, engines.get(choice)));
+        }
+    }
+    Ok(HostEngines { rules })
 }
 
 /// `--host-identity PATTERN=CERT,KEY` flags (or `[[host]]` entries), grouped by pattern.

@@ -76,6 +76,8 @@ pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The signing key and chain, ready for rustls.
     pub certified: Arc<CertifiedKey>,
+    /// The private key as read, for the OpenSSL upstream engine (its `Debug` prints no key).
+    pub key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl Identity {
@@ -130,7 +132,7 @@ impl Identity {
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let signing = provider
             .key_provider
-            .load_private_key(key_der)
+            .load_private_key(key_der.clone_key())
             .map_err(|e| LoadError::UnusableKey {
                 path: key.to_path_buf(),
                 detail: e.to_string(),
@@ -159,6 +161,7 @@ impl Identity {
             cert_path: cert.to_path_buf(),
             chain,
             certified: Arc::new(certified),
+            key: Arc::new(key_der),
         })
     }
 }

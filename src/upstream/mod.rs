@@ -4,9 +4,11 @@
 //! renegotiation and TLS 1.3 post-handshake auth, which rustls cannot) can join without changing
 //! the proxy. Every engine writes the same facts into the leg's recorder.
 
+pub mod openssl;
 mod rustls_engine;
 mod tickets;
 
+pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 
 use crate::capture::upstream_auth::IdentityPolicy;
@@ -71,6 +73,16 @@ pub struct Failed(pub String);
 pub enum Engine {
     /// rustls: refuses renegotiation, never offers post-handshake auth.
     Rustls(RustlsEngine),
+    /// OpenSSL: completes TLS 1.2 renegotiation and TLS 1.3 post-handshake auth.
+    Openssl(OpensslEngine),
+    /// rustls first; a request the server then asks a certificate for late is replayed once
+    /// over a new OpenSSL leg (see `proxy::late_replay`).
+    Auto {
+        /// The first engine.
+        rustls: RustlsEngine,
+        /// The engine of the replay.
+        openssl: OpensslEngine,
+    },
 }
 
 impl Engine {
@@ -82,7 +94,31 @@ impl Engine {
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         match self {
-            Engine::Rustls(e) => e.connect(target, identity, rec).await,
+            Engine::Rustls(e) | Engine::Auto { rustls: e, .. } => {
+                e.connect(target, identity, rec).await
+            }
+            Engine::Openssl(e) => e.connect(target, identity, rec).await,
         }
     }
+
+    /// The engine a late certificate request is replayed over (`auto` only).
+    pub fn replay_engine(&self) -> Option<&OpensslEngine> {
+        match self {
+            Engine::Auto { openssl, .. } => Some(openssl),
+            _ => None,
+        }
+    }
+}
+
+/// `--upstream-engine`: which TLS client the upstream leg uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineChoice {
+    /// rustls (the default).
+    #[default]
+    Rustls,
+    /// OpenSSL, which completes late certificate requests.
+    Openssl,
+    /// rustls, replaying a request refused for a late certificate request over OpenSSL.
+    Auto,
 }

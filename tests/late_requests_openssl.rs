@@ -1,0 +1,127 @@
+//! Late certificate requests completed by the OpenSSL upstream engine, against real Apache httpd
+//! (`SSLVerifyClient require` only inside `<Location /secure>`): TLS 1.2 renegotiation and TLS 1.3
+//! post-handshake auth through `--upstream-engine openssl`, and one recorded replay with
+//! `--upstream-engine auto`. Against nginx (`ssl_verify_client on`), both engines record the same
+//! client-certificate facts.
+
+mod common;
+
+use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient};
+use mtlscope::pki::{ClientCert, DevPki};
+use serde_json::Value;
+
+fn reverse(pki: &DevPki, upstream: String, engine: &str) -> Mtlscope {
+    let server = pki.server().arg();
+    let ca = pki.root_ca().display().to_string();
+    let id = pki.client(ClientCert::Good).arg();
+    Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--server-cert",
+        &server,
+        "--upstream-ca",
+        &ca,
+        "--identity",
+        &id,
+        "--upstream-engine",
+        engine,
+    ])
+}
+
+async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
+    Curl::new(format!("https://localhost:{port}{path}"))
+        .cacert(pki.root_ca())
+        .http1_1()
+        .run_async()
+        .await
+}
+
+fn root_subject(pki: &DevPki) -> String {
+    let root = mtlscope::pki::load::load_certs(pki.root_ca()).unwrap();
+    mtlscope::cert::summarize(&root[0]).unwrap().subject
+}
+
+fn finding<'a>(rec: &'a Value, id: &str) -> &'a Value {
+    rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {:?}", finding_ids(rec)))
+}
+
+fn no_errors(rec: &Value) {
+    let errors: Vec<&Value> = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+/// The facts of a late request the OpenSSL leg completed.
+fn assert_completed_late(pki: &DevPki, up: &Value, phase: &str) {
+    assert_eq!(up["engine"], "openssl", "{up:#}");
+    let cr = &up["cert_request"];
+    assert_eq!(cr["phase"], phase, "{up:#}");
+    assert_eq!(cr["ca_names"], serde_json::json!([root_subject(pki)]));
+    assert!(cr["after_request_ms"].as_f64().is_some(), "{cr:#}");
+    assert_eq!(up["completed_late_request"], phase);
+    assert!(up["identity"]["chosen"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("client-good"));
+    assert!(up["chain"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("client-good"));
+    assert_eq!(up["server_verification"]["ok"], true, "{up:#}");
+    assert_eq!(up["client_hello"]["offered_pha"], true);
+    assert_eq!(up["alpn"], "http/1.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_completes_tls12_renegotiation_and_apache_answers_200() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
+    let p = reverse(&pki, apache.localhost_url(), "openssl");
+    let r = get(&pki, p.port(), "/secure").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("secure"), "{}", r.body);
+    assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
+    let rec = p.records(1).remove(0);
+    let up = &rec["upstream_leg"];
+    assert_eq!(up["tls_version"], "TLSv1.2");
+    assert_completed_late(&pki, up, "renegotiation");
+    assert_eq!(up["renegotiations"][0]["initiated_by"], "server", "{up:#}");
+    let f = finding(&rec, "renegotiation-requested");
+    assert_eq!(f["severity"], "warning");
+    assert!(
+        f["summary"].as_str().unwrap().contains("mtlscope completed it"),
+        "{f:#}"
+    );
+    no_errors(&rec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_completes_tls13_post_handshake_auth_and_apache_answers_200() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls13);
+    let p = reverse(&pki, apache.localhost_url(), "openssl");
+    let r = get(&pki, p.port(), "/secure").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
+    let rec = p.records(1).remove(0);
+    let up = &rec["upstream_leg"];
+    assert_eq!(up["tls_version"], "TLSv1.3");
+    assert_completed_late(&pki, up, "post_handshake");
+    let f = finding(&rec, "post-handshake-auth");
+    assert_eq!(f["severity"], "warning");
+    assert!(
+        f["summary"].as_str().unwrap().contains("mtlscope completed it"),
+        "{f:#}"
+    );
+    no_errors(&rec);
+}
