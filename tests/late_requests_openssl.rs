@@ -125,3 +125,61 @@ async fn openssl_completes_tls13_post_handshake_auth_and_apache_answers_200() {
     );
     no_errors(&rec);
 }
+
+/// `auto`: the first attempt over rustls, the replay over OpenSSL, both in one record.
+async fn auto_replays(version: TlsVersion, phase: &str, finding_id: &str) {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, version);
+    let p = reverse(&pki, apache.localhost_url(), "auto");
+    // A public path needs no replay and stays on rustls.
+    let r = get(&pki, p.port(), "/").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get(&pki, p.port(), "/secure").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("secure"), "{}", r.body);
+    assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
+    let recs = p.records(2);
+    let public = recs.iter().find(|r| r["request"]["uri"] == "/").unwrap();
+    assert_eq!(public["upstream_leg"]["engine"], "rustls");
+    assert!(public["replayed"].is_null());
+    let rec = recs.iter().find(|r| r["request"]["uri"] == "/secure").unwrap();
+    let replayed = &rec["replayed"];
+    assert_eq!(replayed["reason"], phase, "{rec:#}");
+    assert_eq!(replayed["first_leg"]["engine"], "rustls");
+    if phase == "renegotiation" {
+        // rustls refused the renegotiation; Apache then gave up on that connection.
+        assert_eq!(
+            replayed["first_leg"]["renegotiations"][0]["refused_by_mtlscope"],
+            true,
+            "{replayed:#}"
+        );
+        assert!(replayed["first_status"].is_null());
+    } else {
+        // Apache answered 403 (AH10158) to a client that did not offer post-handshake auth.
+        assert_eq!(replayed["first_status"], 403, "{replayed:#}");
+        assert_eq!(replayed["first_leg"]["client_hello"]["offered_pha"], false);
+    }
+    assert_eq!(rec["response"]["status"], 200);
+    assert_completed_late(&pki, &rec["upstream_leg"], phase);
+    let f = finding(rec, finding_id);
+    assert_eq!(f["severity"], "warning", "{f:#}");
+    assert!(
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("replayed it once over a new OpenSSL upstream leg")),
+        "{f:#}"
+    );
+    no_errors(rec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_replays_a_refused_tls12_renegotiation_over_openssl() {
+    auto_replays(TlsVersion::Tls12, "renegotiation", "renegotiation-requested").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_replays_a_tls13_403_for_missing_post_handshake_auth_over_openssl() {
+    auto_replays(TlsVersion::Tls13, "post_handshake", "post-handshake-auth").await;
+}

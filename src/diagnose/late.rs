@@ -283,6 +283,22 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     ))
 }
 
+/// The late certificate request the upstream leg of `flow` could not answer, if the facts say
+/// so: a TLS 1.2 renegotiation mtlscope's engine refused, a post-handshake CertificateRequest
+/// it could not take, or an answer these rules attribute to missing post-handshake auth.
+/// `--upstream-engine auto` replays such a request over OpenSSL.
+pub fn unanswered_late_request(flow: &crate::facts::Flow) -> Option<Phase> {
+    let v = View::new(flow);
+    let hop = v.hop(HopKind::Upstream)?;
+    if hop.renegotiations.iter().any(|r| r.refused_by_mtlscope) {
+        return Some(Phase::Renegotiation);
+    }
+    let pha_refused = hop
+        .failure
+        .is_some_and(|f| f.kind == "post_handshake_certificate_request");
+    (pha_refused || pha_inferred(&v, hop)).then_some(Phase::PostHandshake)
+}
+
 fn http2_blocks_late_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let h2 = hop.alpn == Some("h2");
     let http11_required = hop.error.is_some_and(|e| e.contains("HTTP_1_1_REQUIRED"));

@@ -18,6 +18,7 @@ pub(crate) mod test_support;
 mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};
+pub use late::unanswered_late_request;
 
 use crate::facts::{Finding, Flow, Severity};
 use view::View;

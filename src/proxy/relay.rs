@@ -6,6 +6,7 @@
 //! page before the head goes to the client.
 
 use super::body::RelayBody;
+use super::late_replay::{AutoReplay, FirstAttempt, UpstreamBody};
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
@@ -38,9 +39,9 @@ pub const DIAGNOSIS_HEADER: &str = "mtlscope-diagnosis";
 /// The upstream HTTP connection of a pair.
 pub enum UpstreamSender {
     /// HTTP/1.1: one request at a time.
-    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Incoming>>),
+    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<UpstreamBody>>),
     /// HTTP/2: multiplexed.
-    H2(hyper::client::conn::http2::SendRequest<Incoming>),
+    H2(hyper::client::conn::http2::SendRequest<UpstreamBody>),
 }
 
 impl UpstreamSender {
@@ -68,9 +69,9 @@ impl UpstreamSender {
         }
     }
 
-    async fn send(
+    pub(super) async fn send(
         &self,
-        req: http::Request<Incoming>,
+        req: http::Request<UpstreamBody>,
     ) -> Result<http::Response<Incoming>, hyper::Error> {
         match self {
             UpstreamSender::H1(s) => {
@@ -89,7 +90,7 @@ impl UpstreamSender {
         }
     }
 
-    fn is_h2(&self) -> bool {
+    pub(super) fn is_h2(&self) -> bool {
         matches!(self, UpstreamSender::H2(_))
     }
 }
@@ -122,6 +123,9 @@ pub struct Pair {
     pub redact: bool,
     /// The listener's `--fault`s that act per exchange (allow-list, response delay).
     pub fault_config: Arc<crate::faults::Faults>,
+    /// `--upstream-engine auto`: how a request refused for a late certificate request is
+    /// replayed over OpenSSL.
+    pub replay: Option<AutoReplay>,
 }
 
 impl Pair {
@@ -168,6 +172,7 @@ impl Pair {
                 .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
                 .await);
         };
+        let (req, kept) = super::late_replay::prepare(req, self.replay.as_ref()).await;
         let upstream_req = match self.upstream_request(req, sender.is_h2()) {
             Ok(r) => r,
             Err(e) => {
@@ -183,25 +188,34 @@ impl Pair {
         };
         request.forwarded_at_ms = Some(self.clock.ms());
         self.upstream.note_request();
-        let resp = match sender.send(upstream_req).await {
-            Ok(resp) => resp,
+        let (resp, first) = match sender.send(upstream_req).await {
+            Ok(resp) => (Some(resp), None),
             Err(e) => {
                 self.upstream.fail(&http_error(&e));
-                return Ok(self
-                    .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
-                    .await);
+                (None, Some(FirstAttempt::Failed))
             }
         };
-        Ok(self.relay_response(index, request, resp).await)
+        let first = first.unwrap_or_else(|| resp.as_ref().map_or(FirstAttempt::Failed, FirstAttempt::Answered));
+        if let Some(replayed) =
+            super::late_replay::after_first_attempt(&self, kept, index, &request, first).await
+        {
+            return Ok(replayed);
+        }
+        match resp {
+            Some(resp) => Ok(self.relay_response(index, request, resp).await),
+            None => Ok(self
+                .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
+                .await),
+        }
     }
 
     /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
     /// upstream, hop-by-hop headers removed.
-    fn upstream_request(
+    pub(super) fn upstream_request(
         &self,
-        req: http::Request<Incoming>,
+        req: http::Request<UpstreamBody>,
         h2: bool,
-    ) -> Result<http::Request<Incoming>, http::Error> {
+    ) -> Result<http::Request<UpstreamBody>, http::Error> {
         let (mut parts, body) = req.into_parts();
         let path = parts
             .uri
@@ -297,7 +311,7 @@ impl Pair {
         }
     }
 
-    fn exchange_flow(&self, index: u32, request: Request, response: Response) -> Flow {
+    pub(super) fn exchange_flow(&self, index: u32, request: Request, response: Response) -> Flow {
         let mut flow = self.flow(RecordKind::Exchange);
         flow.exchange_index = Some(index);
         flow.request = Some(request);
@@ -472,7 +486,7 @@ fn accepts_json(accept: Option<&HeaderValue>) -> bool {
 }
 
 /// Classify a hyper client error, using the I/O (and TLS) error inside it when there is one.
-fn http_error(e: &hyper::Error) -> Classified {
+pub(super) fn http_error(e: &hyper::Error) -> Classified {
     match find_io_error(e) {
         Some(io) => classify_io("after_handshake", io),
         None if e.is_incomplete_message() => Classified::new(

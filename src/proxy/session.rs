@@ -117,6 +117,10 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         sender = connect_upstream(ctx, &target, &identity, &upstream, &mut faults).await;
     }
 
+    let replay = ctx
+        .engine
+        .replay_engine()
+        .map(|e| super::late_replay::AutoReplay::new(e.clone(), identity.clone()));
     let pair = Arc::new(Pair {
         id,
         mode: ctx.mode,
@@ -131,6 +135,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         sink: ctx.sink.clone(),
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),
+        replay,
     });
     let error = super::relay::serve_client(*tls, pair.clone()).await;
     pair.finish(error).await;
