@@ -183,3 +183,81 @@ async fn auto_replays_a_refused_tls12_renegotiation_over_openssl() {
 async fn auto_replays_a_tls13_403_for_missing_post_handshake_auth_over_openssl() {
     auto_replays(TlsVersion::Tls13, "post_handshake", "post-handshake-auth").await;
 }
+
+/// The client-certificate facts both engines must agree on, from an upstream leg and its record.
+fn comparable(rec: &Value) -> Value {
+    let up = &rec["upstream_leg"];
+    let subjects = |chain: &Value| -> Vec<Value> {
+        chain
+            .as_array()
+            .map(|c| c.iter().map(|x| x["sha256"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let mut cr = up["cert_request"].clone();
+    if let Some(o) = cr.as_object_mut() {
+        // Times differ from run to run; signature schemes are compared apart (below).
+        o.remove("at_ms");
+        o.remove("signature_schemes");
+    }
+    serde_json::json!({
+        "tls_version": up["tls_version"],
+        "alpn": up["alpn"],
+        "sni": up["sni"],
+        "cert_request": cr,
+        "later_cert_requests": up["later_cert_requests"],
+        "completed_late_request": up["completed_late_request"],
+        "chain": subjects(&up["chain"]),
+        "identity": up["identity"],
+        "server_chain": subjects(&up["server_chain"]),
+        "server_verification": up["server_verification"],
+        "alerts": up["alerts"],
+        "error": up["error"],
+        "status": rec["response"]["status"],
+        "findings": finding_ids(rec),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_engines_record_the_same_facts_against_nginx() {
+    let (pki, _d) = common::dev_pki();
+    for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let nginx = Nginx::start(NginxConfig {
+            protocols: vec![version],
+            ..common::nginx_config(&pki, VerifyClient::On)
+        })
+        .expect("start nginx");
+        let mut seen = Vec::new();
+        let mut schemes = Vec::new();
+        for engine in ["rustls", "openssl"] {
+            let p = reverse(&pki, nginx.localhost_url(), engine);
+            let r = get(&pki, p.port(), "/").await;
+            assert_eq!(r.status, 200, "{engine} {version:?}: {r:?}");
+            let rec = p.records(1).remove(0);
+            assert_eq!(rec["upstream_leg"]["engine"], engine);
+            assert_eq!(rec["upstream_leg"]["cert_request"]["phase"], "handshake");
+            seen.push(comparable(&rec));
+            let list: Vec<String> = rec["upstream_leg"]["cert_request"]["signature_schemes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+            schemes.push(list);
+        }
+        // OpenSSL shows the server's whole list; rustls hands its resolver only the schemes
+        // rustls can sign with, so its list is the part of the server's it understands.
+        assert!(!schemes[0].is_empty());
+        assert!(
+            schemes[0].iter().all(|s| schemes[1].contains(s)),
+            "{version:?}: {schemes:?}"
+        );
+        assert_eq!(
+            seen[0], seen[1],
+            "{version:?}: rustls (left) and openssl (right) disagree"
+        );
+        assert_eq!(
+            seen[0]["cert_request"]["ca_names"],
+            serde_json::json!([root_subject(&pki)])
+        );
+    }
+}

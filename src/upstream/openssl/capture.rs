@@ -141,9 +141,6 @@ impl Capture {
                     self.lock().tls13 = sh.version() == 0x0304;
                 }
             }
-            (false, handshake_type::HELLO_REQUEST) => {
-                self.rec.event("hello_request", None);
-            }
             (false, handshake_type::CERTIFICATE_REQUEST) => self.certificate_request(body),
             (false, handshake_type::CERTIFICATE) => {
                 let tls13 = self.lock().tls13;
