@@ -55,6 +55,14 @@ fn engine_evidence(v: &View<'_>, hop: &Hop<'_>, phase: Phase) -> Vec<String> {
     out
 }
 
+/// ", after replaying the request over OpenSSL" when the flow was replayed for `phase`.
+fn replay_words(v: &View<'_>, phase: Phase) -> &'static str {
+    match &v.flow.replayed {
+        Some(r) if r.reason == phase => " after replaying the request over OpenSSL",
+        _ => "",
+    }
+}
+
 /// Whether mtlscope's OpenSSL engine saw a late request of `phase` and did not complete it.
 fn not_completed(hop: &Hop<'_>, phase: Phase) -> bool {
     hop.engine == Some(TlsEngine::Openssl)
@@ -148,7 +156,11 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let (how, severity) = match outcome {
         Outcome::Refused => (format!("{} refused it", hop.client_name()), Severity::Error),
         Outcome::Completed => (
-            format!("{} completed it", hop.client_name()),
+            format!(
+                "{} completed it{}",
+                hop.client_name(),
+                replay_words(v, Phase::Renegotiation)
+            ),
             Severity::Warning,
         ),
         Outcome::NotCompleted => (
@@ -243,8 +255,9 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         if completed {
             evidence.push(format!("the server's design is fragile: {PHA_DESIGN}"));
         }
+        let replayed = replay_words(v, Phase::PostHandshake);
         let how = match (completed, failed) {
-            (true, false) => "; mtlscope completed it".to_string(),
+            (true, false) => format!("; mtlscope completed it{replayed}"),
             (true, true) => "; mtlscope completed it, and the exchange still failed".to_string(),
             (false, true) if not_completed(hop, Phase::PostHandshake) => format!(
                 "; mtlscope's OpenSSL engine answered it but could not complete it: {}",
