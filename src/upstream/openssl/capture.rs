@@ -287,3 +287,7 @@ pub fn phase_words(phase: Phase) -> &'static str {
         Phase::PostHandshake => "post-handshake",
     }
 }
+
+#[cfg(test)]
+#[path = "capture_tests.rs"]
+mod tests;
