@@ -36,8 +36,9 @@ pub struct Leg {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub later_cert_requests: Vec<CertRequest>,
     /// Upstream leg: the phase (`renegotiation` or `post_handshake`) of a late certificate
-    /// request that mtlscope's TLS engine answered to the end (its Finished sent); null when
-    /// there was none, or it was refused or cut.
+    /// request that mtlscope's TLS engine answered and the server accepted (TLS 1.2: the
+    /// server's Finished; TLS 1.3: no alert in answer to mtlscope's Finished); null when there
+    /// was none, or it was refused or cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_late_request: Option<Phase>,
     /// Upstream leg: the TLS engine mtlscope ran it with.

@@ -7,7 +7,7 @@
 //! completes a late request), and every alert in both directions. The certificate callback
 //! presents the identity the request's CA names chose.
 
-use super::ffi::{Observer, CONTENT_ALERT, CONTENT_HANDSHAKE};
+use super::ffi::{Observer, CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_INNER_TYPE};
 use crate::capture::upstream_auth::{cert_request, record_request, IdentityPolicy};
 use crate::capture::LegRecorder;
 use crate::facts::{Alert, AlertLevel, Direction, Phase};
@@ -22,6 +22,8 @@ use tokio::sync::Notify;
 const FINISHED: u8 = 20;
 /// The handshake type of NewSessionTicket.
 const NEW_SESSION_TICKET: u8 = 4;
+/// The record content type of application data.
+const APPLICATION_DATA: u8 = 23;
 
 /// One configured identity in OpenSSL's types: leaf, intermediates, key.
 pub struct OpensslIdentity {
@@ -90,8 +92,11 @@ struct State {
     established: bool,
     /// The identity chosen for the pending request (outer None: no request seen).
     pending_choice: Option<Option<usize>>,
-    /// A late request is being answered; set until our Finished goes out.
+    /// A late request is being answered; set until it completes or fails.
     late_pending: Option<Phase>,
+    /// TLS 1.3: our Finished answered a post-handshake request and the server has not yet
+    /// shown that it accepted it (data or a ticket after it); an alert now undoes completion.
+    pha_unconfirmed: bool,
     /// The last fatal alert received and sent, for naming the error that follows.
     fatal_received: Option<u8>,
     fatal_sent: Option<u8>,
@@ -152,22 +157,51 @@ impl Capture {
                 }
             }
             (false, NEW_SESSION_TICKET) => {
-                let first = !std::mem::replace(&mut self.lock().ticket_seen, true);
+                let first = {
+                    let mut s = self.lock();
+                    s.pha_unconfirmed = false;
+                    !std::mem::replace(&mut s.ticket_seen, true)
+                };
                 if first {
                     self.ticket.notify_one();
                 }
             }
+            // TLS 1.3 post-handshake auth ends with our Finished; a TLS 1.2 renegotiation with
+            // the server's, which it sends only if it accepted our certificate.
             (true, FINISHED) => {
-                let completed = self.lock().late_pending.take();
-                if let Some(phase) = completed {
-                    self.rec.with(|leg| leg.completed_late_request = Some(phase));
-                    self.rec.event(
-                        "late_request_completed",
-                        Some(format!("mtlscope answered the {} request", phase_words(phase))),
-                    );
-                }
+                let completed = {
+                    let mut s = self.lock();
+                    match s.late_pending {
+                        Some(Phase::PostHandshake) => {
+                            s.pha_unconfirmed = true;
+                            s.late_pending.take()
+                        }
+                        _ => None,
+                    }
+                };
+                self.completed(completed);
+            }
+            (false, FINISHED) => {
+                let completed = {
+                    let mut s = self.lock();
+                    match s.late_pending {
+                        Some(Phase::Renegotiation) => s.late_pending.take(),
+                        _ => None,
+                    }
+                };
+                self.completed(completed);
             }
             _ => {}
+        }
+    }
+
+    fn completed(&self, phase: Option<Phase>) {
+        if let Some(phase) = phase {
+            self.rec.with(|leg| leg.completed_late_request = Some(phase));
+            self.rec.event(
+                "late_request_completed",
+                Some(format!("mtlscope answered the {} request", phase_words(phase))),
+            );
         }
     }
 
@@ -225,14 +259,20 @@ impl Capture {
             _ => AlertLevel::Unknown,
         };
         if level == AlertLevel::Fatal {
-            let mut s = self.lock();
-            if sent {
-                s.fatal_sent = Some(code);
-            } else {
-                s.fatal_received = Some(code);
+            let undo = {
+                let mut s = self.lock();
+                if sent {
+                    s.fatal_sent = Some(code);
+                } else {
+                    s.fatal_received = Some(code);
+                }
+                // A late request that ends in an alert was not completed.
+                s.late_pending = None;
+                std::mem::take(&mut s.pha_unconfirmed)
+            };
+            if undo {
+                self.rec.with(|leg| leg.completed_late_request = None);
             }
-            // A late request that ends in an alert was not completed.
-            s.late_pending = None;
         }
         self.rec.alert(Alert {
             direction: if sent {
@@ -254,6 +294,11 @@ impl Observer for Capture {
         match content_type {
             CONTENT_HANDSHAKE => self.handshake(sent, bytes),
             CONTENT_ALERT => self.alert(sent, bytes),
+            // TLS 1.3 reports each record's inner type: data from the server after our Finished
+            // means it accepted the certificate.
+            CONTENT_INNER_TYPE if !sent && bytes == [APPLICATION_DATA] => {
+                self.lock().pha_unconfirmed = false;
+            }
             _ => {}
         }
     }

@@ -82,15 +82,22 @@ fn tls12_requests_in_the_handshake_and_in_a_renegotiation_are_both_kept() {
     handshake(&c, false, &server_hello(false));
     handshake(&c, false, &cert_request(false));
     handshake(&c, true, &message(FINISHED, &[0; 12]));
+    handshake(&c, false, &message(FINISHED, &[0; 12]));
     c.established();
     handshake(&c, false, &cert_request(false));
+    // Our Finished is not enough in TLS 1.2: the server's says it accepted.
+    handshake(&c, true, &message(FINISHED, &[0; 12]));
+    assert_eq!(rec.snapshot().completed_late_request, None);
+    handshake(&c, false, &message(FINISHED, &[0; 12]));
+    assert_eq!(
+        rec.snapshot().completed_late_request,
+        Some(Phase::Renegotiation)
+    );
     let leg = rec.snapshot();
     assert_eq!(leg.cert_request.as_ref().unwrap().phase, Phase::Handshake);
     assert_eq!(leg.cert_request.as_ref().unwrap().after_request_ms, None);
     assert_eq!(leg.later_cert_requests.len(), 1);
     assert_eq!(leg.later_cert_requests[0].phase, Phase::Renegotiation);
-    // The handshake's own Finished completes nothing late.
-    assert_eq!(leg.completed_late_request, None);
 }
 
 #[test]
@@ -111,6 +118,29 @@ fn a_fatal_alert_ends_a_late_request_uncompleted_and_names_the_error() {
     c.message(false, CONTENT_ALERT, &[1, 0]);
     c.message(false, CONTENT_ALERT, &[2]);
     assert_eq!(rec.snapshot().alerts.len(), 2);
+}
+
+#[test]
+fn a_post_handshake_answer_the_server_then_refuses_is_not_completed() {
+    let (c, rec) = capture();
+    handshake(&c, false, &server_hello(true));
+    c.established();
+    handshake(&c, false, &cert_request(true));
+    handshake(&c, true, &message(FINISHED, &[0; 32]));
+    c.message(false, CONTENT_ALERT, &[2, 48]);
+    assert_eq!(rec.snapshot().completed_late_request, None);
+    // Accepted: data from the server after our Finished makes it stick.
+    let (c, rec) = capture();
+    handshake(&c, false, &server_hello(true));
+    c.established();
+    handshake(&c, false, &cert_request(true));
+    handshake(&c, true, &message(FINISHED, &[0; 32]));
+    c.message(false, CONTENT_INNER_TYPE, &[APPLICATION_DATA]);
+    c.message(false, CONTENT_ALERT, &[2, 80]);
+    assert_eq!(
+        rec.snapshot().completed_late_request,
+        Some(Phase::PostHandshake)
+    );
 }
 
 #[test]

@@ -24,6 +24,8 @@ use std::sync::{Arc, OnceLock};
 pub const CONTENT_ALERT: i32 = 21;
 /// The record content type of a handshake message.
 pub const CONTENT_HANDSHAKE: i32 = 22;
+/// Not a record type: OpenSSL's report of a TLS 1.3 record's inner content type (one byte).
+pub const CONTENT_INNER_TYPE: i32 = 256;
 
 /// What the callbacks of one `SSL` report to.
 pub trait Observer: Send + Sync + 'static {
