@@ -261,3 +261,53 @@ async fn both_engines_record_the_same_facts_against_nginx() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_replays_only_requests_safe_to_send_twice() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
+    let p = reverse(&pki, apache.localhost_url(), "auto");
+    let body = "x".repeat(4000);
+    let send = |method: &'static str| {
+        Curl::new(format!("https://localhost:{}/secure", p.port()))
+            .cacert(pki.root_ca())
+            .http1_1()
+            .arg("-X")
+            .arg(method)
+            .arg("--data-binary")
+            .arg(body.clone())
+    };
+    // PUT is idempotent and its body fits: replayed, body and all; Apache then refuses the
+    // method on a static file, after the renegotiation completed.
+    let r = send("PUT").run_async().await;
+    assert_eq!(r.status, 405, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["replayed"]["reason"], "renegotiation", "{rec:#}");
+    assert_eq!(rec["upstream_leg"]["completed_late_request"], "renegotiation");
+    // POST is not: the refusal stands, explained.
+    let r = send("POST").run_async().await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let rec = p.records(2).remove(1);
+    assert_eq!(rec["request"]["method"], "POST");
+    assert!(rec["replayed"].is_null(), "{rec:#}");
+    assert_eq!(rec["upstream_leg"]["engine"], "rustls");
+    let f = finding(&rec, "renegotiation-requested");
+    assert_eq!(f["severity"], "error");
+    assert!(f["fix"].as_str().unwrap().contains("--upstream-engine"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_replays_for_an_http2_client_over_an_http11_openssl_leg() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls13);
+    let p = reverse(&pki, apache.localhost_url(), "auto");
+    let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
+        .cacert(pki.root_ca())
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(rec["request"]["version"], "HTTP/2.0", "{:#}", rec["request"]);
+    assert_eq!(rec["replayed"]["reason"], "post_handshake");
+    assert_eq!(rec["upstream_leg"]["alpn"], "http/1.1");
+}
