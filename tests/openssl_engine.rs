@@ -26,7 +26,11 @@ fn pkcs12(pki: &DevPki, dir: &Path) -> (PathBuf, PathBuf) {
         .arg(&good.key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (p12, pw)
 }
 
@@ -84,7 +88,11 @@ async fn pkcs12_resolve_insecure_upstream_and_keylog_through_openssl() {
     assert_eq!(up["server_verification"]["ok"], false, "{up:#}");
     assert_eq!(up["server_verification"]["reason"], "name mismatch");
     assert_eq!(up["server_verification"]["enforced"], false);
-    assert!(has(&rec, "server-cert-untrusted"), "{:?}", finding_ids(&rec));
+    assert!(
+        has(&rec, "server-cert-untrusted"),
+        "{:?}",
+        finding_ids(&rec)
+    );
     // The PKCS#12 identity answered the post-handshake request.
     assert_eq!(up["completed_late_request"], "post_handshake");
     assert!(up["chain"][0]["subject"]
@@ -134,7 +142,11 @@ async fn an_untrusted_server_is_refused_and_said_so() {
             .any(|a| a["direction"] == "sent" && a["description"] == "unknown_ca"),
         "{up:#}"
     );
-    assert!(has(&rec, "server-cert-untrusted"), "{:?}", finding_ids(&rec));
+    assert!(
+        has(&rec, "server-cert-untrusted"),
+        "{:?}",
+        finding_ids(&rec)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

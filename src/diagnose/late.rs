@@ -47,7 +47,9 @@ fn engine_evidence(v: &View<'_>, hop: &Hop<'_>, phase: Phase) -> Vec<String> {
         let presented = hop
             .identity
             .and_then(|i| i.chosen.as_deref())
-            .map_or("with no certificate".to_string(), |c| format!("presenting {c}"));
+            .map_or("with no certificate".to_string(), |c| {
+                format!("presenting {c}")
+            });
         out.push(format!(
             "mtlscope's OpenSSL engine answered it {presented} and completed it"
         ));
@@ -71,7 +73,8 @@ fn not_completed(hop: &Hop<'_>, phase: Phase) -> bool {
 }
 
 /// Fix text for a late request rustls could not answer.
-const ENGINE_FIX: &str = " Through mtlscope meanwhile: `--upstream-engine openssl` (or `auto`) completes it.";
+const ENGINE_FIX: &str =
+    " Through mtlscope meanwhile: `--upstream-engine openssl` (or `auto`) completes it.";
 
 fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let renegs: Vec<_> = hop
@@ -138,7 +141,9 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     }
     evidence.extend(engine_evidence(v, hop, Phase::Renegotiation));
     if outcome == Outcome::Completed && hop.kind == HopKind::Upstream {
-        evidence.push(format!("the server's design is fragile: {RENEGOTIATION_DESIGN}"));
+        evidence.push(format!(
+            "the server's design is fragile: {RENEGOTIATION_DESIGN}"
+        ));
     }
     let http = v.http_on(hop);
     if let Some(h) = &http {

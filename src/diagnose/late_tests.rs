@@ -214,17 +214,31 @@ fn a_late_request_completed_by_mtlscope_is_a_warning_about_the_server_design() {
     let flow = completed_by_openssl(Phase::PostHandshake, TlsVersion::Tls13);
     let f = find(&flow, "post-handshake-auth").unwrap();
     assert_eq!(f.severity, Severity::Warning);
-    assert!(f.summary.ends_with("; mtlscope completed it."), "{}", f.summary);
-    assert!(f.evidence.iter().any(|e| e.contains("presenting client.pem and completed it")));
+    assert!(
+        f.summary.ends_with("; mtlscope completed it."),
+        "{}",
+        f.summary
+    );
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.contains("presenting client.pem and completed it")));
     assert!(f.evidence.iter().any(|e| e.contains("HTTP/2 forbids it")));
-    assert!(f.evidence.iter().any(|e| e == "the ClientHello offered post_handshake_auth"));
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e == "the ClientHello offered post_handshake_auth"));
     assert!(!has_error(&flow));
 
     let flow = completed_by_openssl(Phase::Renegotiation, TlsVersion::Tls12);
     let f = find(&flow, "renegotiation-requested").unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.summary.contains("mtlscope completed it"), "{}", f.summary);
-    assert!(f.evidence.iter().any(|e| e.contains("413")), "{:?}", f.evidence);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("413")),
+        "{:?}",
+        f.evidence
+    );
 }
 
 #[test]
@@ -259,7 +273,8 @@ fn a_replayed_exchange_says_so() {
     });
     let f = find(&flow, "post-handshake-auth").unwrap();
     assert!(
-        f.summary.contains("after replaying the request over OpenSSL"),
+        f.summary
+            .contains("after replaying the request over OpenSSL"),
         "{}",
         f.summary
     );
@@ -284,7 +299,10 @@ fn what_auto_replays() {
     // Not a success, not a completed late request, not the client leg's business.
     assert_eq!(unanswered_late_request(&success()), None);
     assert_eq!(
-        unanswered_late_request(&completed_by_openssl(Phase::PostHandshake, TlsVersion::Tls13)),
+        unanswered_late_request(&completed_by_openssl(
+            Phase::PostHandshake,
+            TlsVersion::Tls13
+        )),
         None
     );
 }

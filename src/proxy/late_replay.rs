@@ -66,7 +66,9 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             UpstreamBody::Streaming(b) => b.size_hint(),
-            UpstreamBody::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpstreamBody::Buffered(b) => {
+                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
             UpstreamBody::Broken(_) => SizeHint::default(),
         }
     }
@@ -117,7 +119,10 @@ pub async fn prepare(
         return (req.map(UpstreamBody::Streaming), None);
     }
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(BODY_WAIT, http_body_util::Limited::new(body, MAX_REPLAY_BODY).collect());
+    let read = tokio::time::timeout(
+        BODY_WAIT,
+        http_body_util::Limited::new(body, MAX_REPLAY_BODY).collect(),
+    );
     let body = match read.await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) => {
@@ -201,10 +206,20 @@ pub async fn after_first_attempt(
     flow.upstream_leg = Some(rec.snapshot());
     flow.replayed = Some(replay);
     Some(match outcome {
-        Some(resp) => respond_relayed(flow, resp, &pair.sink, pair.redact, pair.clock, Some(rec)).await,
+        Some(resp) => {
+            respond_relayed(flow, resp, &pair.sink, pair.redact, pair.clock, Some(rec)).await
+        }
         None => {
             flow.upstream_leg = Some(rec.snapshot());
-            respond_produced(flow, StatusCode::BAD_GATEWAY, json, Vec::new(), &pair.sink, pair.clock).await
+            respond_produced(
+                flow,
+                StatusCode::BAD_GATEWAY,
+                json,
+                Vec::new(),
+                &pair.sink,
+                pair.clock,
+            )
+            .await
         }
     })
 }
@@ -217,8 +232,15 @@ async fn send_again(
     kept: Kept,
     rec: &LegRecorder,
 ) -> Option<http::Response<Incoming>> {
-    rec.event("replay", Some("the request is replayed over a new OpenSSL leg".into()));
-    let conn = auto.engine.connect(&pair.target, &auto.identity, rec).await.ok()?;
+    rec.event(
+        "replay",
+        Some("the request is replayed over a new OpenSSL leg".into()),
+    );
+    let conn = auto
+        .engine
+        .connect(&pair.target, &auto.identity, rec)
+        .await
+        .ok()?;
     let sender = match UpstreamSender::handshake(conn.io, conn.alpn.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
@@ -230,7 +252,9 @@ async fn send_again(
             return None;
         }
     };
-    let mut req = http::Request::new(UpstreamBody::Buffered((!kept.body.is_empty()).then_some(kept.body)));
+    let mut req = http::Request::new(UpstreamBody::Buffered(
+        (!kept.body.is_empty()).then_some(kept.body),
+    ));
     *req.method_mut() = kept.method;
     *req.uri_mut() = kept.uri;
     *req.version_mut() = Version::HTTP_11;

@@ -6,8 +6,8 @@
 //! page before the head goes to the client.
 
 use super::body::RelayBody;
-use super::late_replay::{AutoReplay, FirstAttempt, UpstreamBody};
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
+use super::late_replay::{AutoReplay, FirstAttempt, UpstreamBody};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
@@ -195,7 +195,10 @@ impl Pair {
                 (None, Some(FirstAttempt::Failed))
             }
         };
-        let first = first.unwrap_or_else(|| resp.as_ref().map_or(FirstAttempt::Failed, FirstAttempt::Answered));
+        let first = first.unwrap_or_else(|| {
+            resp.as_ref()
+                .map_or(FirstAttempt::Failed, FirstAttempt::Answered)
+        });
         if let Some(replayed) =
             super::late_replay::after_first_attempt(&self, kept, index, &request, first).await
         {

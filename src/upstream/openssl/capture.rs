@@ -45,7 +45,9 @@ impl std::fmt::Debug for OpensslIdentity {
 
 impl OpensslIdentity {
     /// Convert a loaded identity (its chain and key were checked at start-up).
-    pub fn from_identity(id: &crate::pki::load::Identity) -> Result<Self, openssl::error::ErrorStack> {
+    pub fn from_identity(
+        id: &crate::pki::load::Identity,
+    ) -> Result<Self, openssl::error::ErrorStack> {
         let mut certs = id
             .chain
             .iter()
@@ -151,8 +153,10 @@ impl Capture {
                 let tls13 = self.lock().tls13;
                 if let Some(ders) = msg::certificate(body, tls13) {
                     let chain = crate::cert::summarize_chain(ders);
-                    self.rec
-                        .event("server_certificate", chain.first().map(|c| c.subject.clone()));
+                    self.rec.event(
+                        "server_certificate",
+                        chain.first().map(|c| c.subject.clone()),
+                    );
                     self.rec.with(|leg| leg.server_chain = chain);
                 }
             }
@@ -197,10 +201,14 @@ impl Capture {
 
     fn completed(&self, phase: Option<Phase>) {
         if let Some(phase) = phase {
-            self.rec.with(|leg| leg.completed_late_request = Some(phase));
+            self.rec
+                .with(|leg| leg.completed_late_request = Some(phase));
             self.rec.event(
                 "late_request_completed",
-                Some(format!("mtlscope answered the {} request", phase_words(phase))),
+                Some(format!(
+                    "mtlscope answered the {} request",
+                    phase_words(phase)
+                )),
             );
         }
     }
@@ -317,8 +325,10 @@ impl Observer for Capture {
             Ok(())
         };
         if let Err(e) = set() {
-            self.rec
-                .event("certificate_not_set", Some(format!("OpenSSL refused the identity: {e}")));
+            self.rec.event(
+                "certificate_not_set",
+                Some(format!("OpenSSL refused the identity: {e}")),
+            );
         }
         true
     }

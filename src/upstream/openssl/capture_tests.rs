@@ -5,8 +5,8 @@ use crate::capture::ConnClock;
 
 /// `CN=Root` as DER.
 const ROOT_DN: [u8; 17] = [
-    0x30, 0x0f, 0x31, 0x0d, 0x30, 0x0b, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x04, b'R', b'o',
-    b'o', b't',
+    0x30, 0x0f, 0x31, 0x0d, 0x30, 0x0b, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x04, b'R', b'o', b'o',
+    b't',
 ];
 
 fn message(ty: u8, body: &[u8]) -> Vec<u8> {
@@ -49,7 +49,10 @@ fn cert_request(tls13: bool) -> Vec<u8> {
 
 fn capture() -> (Capture, LegRecorder) {
     let rec = LegRecorder::new(ConnClock::start());
-    (Capture::new(rec.clone(), IdentityPolicy::None, Vec::new()), rec)
+    (
+        Capture::new(rec.clone(), IdentityPolicy::None, Vec::new()),
+        rec,
+    )
 }
 
 fn handshake(c: &Capture, sent: bool, m: &[u8]) {

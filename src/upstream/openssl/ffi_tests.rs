@@ -73,7 +73,12 @@ fn handshake(pki: &DevPki, observer: Arc<Seen>, pha: bool) -> Option<String> {
     if pha {
         enable_post_handshake_auth(&mut ctx);
     }
-    let mut ssl = ctx.build().configure().unwrap().into_ssl("localhost").unwrap();
+    let mut ssl = ctx
+        .build()
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
     observe(&mut ssl, observer).unwrap();
     let mut tls = openssl::ssl::SslStream::new(ssl, b).unwrap();
     tls.connect().unwrap();
@@ -97,7 +102,10 @@ fn messages_are_seen_decrypted_and_the_certificate_is_chosen_when_asked() {
     let obs = seen(Some(client_identity(&pki)), false);
     let subject = handshake(&pki, obs.clone(), true);
     assert!(
-        subject.as_deref().unwrap_or_default().contains("client-good"),
+        subject
+            .as_deref()
+            .unwrap_or_default()
+            .contains("client-good"),
         "{subject:?}"
     );
     assert_eq!(*obs.asked.lock().unwrap(), 1);
@@ -134,7 +142,11 @@ fn without_the_switch_post_handshake_auth_is_not_offered() {
         .find(|(sent, ct, b)| *sent && *ct == CONTENT_HANDSHAKE && b.first() == Some(&1))
         .unwrap()
         .2;
-    assert!(!crate::wire::msg::client_hello(&hello[4..]).unwrap().offered_pha);
+    assert!(
+        !crate::wire::msg::client_hello(&hello[4..])
+            .unwrap()
+            .offered_pha
+    );
 }
 
 #[test]

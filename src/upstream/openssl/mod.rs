@@ -163,7 +163,11 @@ impl OpensslEngine {
                 crate::capture::tls_error::Classified::new("config", "config", e.to_string()),
             )
         })?;
-        let sni = target.host.parse::<std::net::IpAddr>().is_err().then(|| target.host.clone());
+        let sni = target
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_err()
+            .then(|| target.host.clone());
         rec.with(|leg| {
             leg.sni = sni.clone();
             leg.client_hello = Some(ClientHelloFacts {
@@ -226,7 +230,12 @@ impl OpensslEngine {
     }
 
     /// A new `SSL` for one connection: SNI, host-name check, recording verifier, callbacks.
-    fn ssl(&self, target: &Target, capture: Arc<Capture>, rec: &LegRecorder) -> Result<Ssl, SetupError> {
+    fn ssl(
+        &self,
+        target: &Target,
+        capture: Arc<Capture>,
+        rec: &LegRecorder,
+    ) -> Result<Ssl, SetupError> {
         let mut ssl = Ssl::new(&self.ctx)?;
         match target.host.parse::<std::net::IpAddr>() {
             Ok(ip) => ssl.param_mut().set_ip(ip)?,
