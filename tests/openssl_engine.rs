@@ -226,3 +226,36 @@ async fn forward_uses_the_engine_a_host_rule_names() {
         "renegotiation"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_act_on_the_openssl_leg_too() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls13);
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &apache.localhost_url(),
+        "--server-cert",
+        &pki.server().arg(),
+        "--upstream-ca",
+        &pki.root_ca().display().to_string(),
+        "--identity",
+        &pki.client(ClientCert::Good).arg(),
+        "--upstream-engine",
+        "openssl",
+        "--fault",
+        "strip-client-cert",
+    ]);
+    let r = get(&pki, p.port(), "/secure").await;
+    assert!(r.status >= 400, "{r:?}");
+    let rec = p.records(1).remove(0);
+    let up = &rec["upstream_leg"];
+    // The late request came and was answered with no certificate, as the fault says.
+    assert_eq!(up["cert_request"]["phase"], "post_handshake", "{up:#}");
+    assert!(up["identity"]["chosen"].is_null(), "{up:#}");
+    assert!(up["completed_late_request"].is_null());
+    assert_eq!(
+        finding_ids(&rec).first().map(String::as_str),
+        Some("injected-fault")
+    );
+}
