@@ -330,3 +330,34 @@ async fn auto_replays_for_an_http2_client_over_an_http11_openssl_leg() {
     assert_eq!(rec["replayed"]["reason"], "post_handshake");
     assert_eq!(rec["upstream_leg"]["alpn"], "http/1.1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_replay_the_connection_stays_on_the_openssl_leg() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
+    let p = reverse(&pki, apache.localhost_url(), "auto");
+    // Two requests on one client connection (curl reuses it).
+    let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
+        .cacert(pki.root_ca())
+        .http1_1()
+        .arg(format!("https://localhost:{}/secure", p.port()))
+        .run_async()
+        .await;
+    // (The helper keeps one transfer's status and body; the records show both.)
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    let recs = p.records(2);
+    assert_eq!(recs[0]["response"]["status"], 200);
+    assert_eq!(recs[0]["connection_id"], recs[1]["connection_id"]);
+    assert_eq!(recs[0]["replayed"]["reason"], "renegotiation");
+    // The second went straight to the OpenSSL leg, where the server already has the
+    // certificate: no second replay, no second renegotiation.
+    assert!(recs[1]["replayed"].is_null(), "{:#}", recs[1]);
+    assert_eq!(recs[1]["response"]["status"], 200);
+    let up = &recs[1]["upstream_leg"];
+    assert_eq!(up["engine"], "openssl");
+    assert_eq!(
+        up["renegotiations"].as_array().map_or(0, Vec::len),
+        1,
+        "{up:#}"
+    );
+}

@@ -6,7 +6,8 @@
 //! [`BODY_WAIT`]. The decision to replay is the diagnosis's ([`unanswered_late_request`]), read
 //! from the facts of the first attempt: a renegotiation rustls refused, or a 403 (Apache) / 500
 //! (HTTP.sys) the rules attribute to missing post-handshake auth. The exchange's record carries
-//! the replay's leg and response, and the first attempt in `replayed`.
+//! the replay's leg and response, and the first attempt in `replayed`. The pair's later requests
+//! go to the OpenSSL leg while it stays open.
 
 use super::body::RelayBody;
 use super::relay::{respond_produced, respond_relayed, Pair, UpstreamSender};
@@ -87,19 +88,104 @@ pub struct Kept {
 }
 
 /// The replay side of a connection pair under `--upstream-engine auto`.
-#[derive(Clone, Debug)]
 pub struct AutoReplay {
     /// The engine of the replay leg.
     engine: OpensslEngine,
     /// The identity policy of the pair's upstream.
     identity: IdentityPolicy,
+    /// After a successful replay, the OpenSSL leg the pair's later requests go to: the server
+    /// has its certificate there, and would ask again on a new rustls leg.
+    switched: std::sync::Mutex<Option<Arc<Switched>>>,
+}
+
+/// An OpenSSL upstream leg a pair switched to.
+struct Switched {
+    /// Its HTTP connection.
+    sender: UpstreamSender,
+    /// Its facts.
+    rec: LegRecorder,
 }
 
 impl AutoReplay {
     /// Replays over `engine`, presenting by `identity`.
     pub fn new(engine: OpensslEngine, identity: IdentityPolicy) -> AutoReplay {
-        AutoReplay { engine, identity }
+        AutoReplay {
+            engine,
+            identity,
+            switched: std::sync::Mutex::new(None),
+        }
     }
+
+    /// The leg switched to, while it is open.
+    fn switched(&self) -> Option<Arc<Switched>> {
+        let mut slot = self.switched.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|s| s.sender.is_closed()) {
+            *slot = None;
+        }
+        slot.clone()
+    }
+
+    fn switch_to(&self, sw: Switched) {
+        *self.switched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(sw));
+    }
+}
+
+/// After a replay, send the pair's request over the OpenSSL leg it switched to; gives the
+/// request back when there is no such leg (any more).
+pub async fn on_switched_leg(
+    pair: &Arc<Pair>,
+    index: u32,
+    mut request: Request,
+    req: http::Request<Incoming>,
+    json: bool,
+) -> Result<http::Response<RelayBody>, (Request, http::Request<Incoming>)> {
+    let Some(sw) = pair.replay.as_ref().and_then(AutoReplay::switched) else {
+        return Err((request, req));
+    };
+    let upstream_req = pair.upstream_request(req.map(UpstreamBody::Streaming), sw.sender.is_h2());
+    request.forwarded_at_ms = Some(pair.clock.ms());
+    let sent = match upstream_req {
+        Ok(r) => {
+            sw.rec.note_request();
+            sw.sender
+                .send(r)
+                .await
+                .map_err(|e| super::relay::http_error(&e))
+        }
+        Err(e) => Err(crate::capture::tls_error::Classified::new(
+            "http",
+            "bad_request",
+            format!("cannot form the upstream request: {e}"),
+        )),
+    };
+    let mut flow = pair.exchange_flow(index, request, Response::default());
+    Ok(match sent {
+        Ok(resp) => {
+            flow.upstream_leg = Some(sw.rec.snapshot());
+            respond_relayed(
+                flow,
+                resp,
+                &pair.sink,
+                pair.redact,
+                pair.clock,
+                Some(sw.rec.clone()),
+            )
+            .await
+        }
+        Err(c) => {
+            sw.rec.fail(&c);
+            flow.upstream_leg = Some(sw.rec.snapshot());
+            respond_produced(
+                flow,
+                StatusCode::BAD_GATEWAY,
+                json,
+                Vec::new(),
+                &pair.sink,
+                pair.clock,
+            )
+            .await
+        }
+    })
 }
 
 /// Turn the client's request into the upstream request's body type, keeping a copy when the
@@ -200,7 +286,16 @@ pub async fn after_first_attempt(
         .is_some_and(|v| v.contains("json"));
     let rec = LegRecorder::new(pair.clock);
     let mut request = request.clone();
-    let outcome = send_again(pair, auto, kept, &rec).await;
+    let outcome = match send_again(pair, auto, kept, &rec).await {
+        Some((resp, sender)) => {
+            auto.switch_to(Switched {
+                sender,
+                rec: rec.clone(),
+            });
+            Some(resp)
+        }
+        None => None,
+    };
     request.forwarded_at_ms = Some(replay.at_ms);
     let mut flow = pair.exchange_flow(index, request, Response::default());
     flow.upstream_leg = Some(rec.snapshot());
@@ -224,14 +319,14 @@ pub async fn after_first_attempt(
     })
 }
 
-/// Open the OpenSSL leg and send the kept request over it; None when the leg or the exchange
-/// failed (recorded on `rec`).
+/// Open the OpenSSL leg and send the kept request over it; the response and the leg's HTTP
+/// connection, or None when the leg or the exchange failed (recorded on `rec`).
 async fn send_again(
     pair: &Arc<Pair>,
     auto: &AutoReplay,
     kept: Kept,
     rec: &LegRecorder,
-) -> Option<http::Response<Incoming>> {
+) -> Option<(http::Response<Incoming>, UpstreamSender)> {
     rec.event(
         "replay",
         Some("the request is replayed over a new OpenSSL leg".into()),
@@ -272,7 +367,7 @@ async fn send_again(
     };
     rec.note_request();
     match sender.send(req).await {
-        Ok(resp) => Some(resp),
+        Ok(resp) => Some((resp, sender)),
         Err(e) => {
             rec.fail(&super::relay::http_error(&e));
             None

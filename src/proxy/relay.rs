@@ -90,6 +90,14 @@ impl UpstreamSender {
         }
     }
 
+    /// Whether the upstream closed the connection.
+    pub(super) fn is_closed(&self) -> bool {
+        match self {
+            UpstreamSender::H1(s) => s.try_lock().is_ok_and(|s| s.is_closed()),
+            UpstreamSender::H2(s) => s.is_closed(),
+        }
+    }
+
     pub(super) fn is_h2(&self) -> bool {
         matches!(self, UpstreamSender::H2(_))
     }
@@ -167,6 +175,12 @@ impl Pair {
             )
             .await);
         }
+        let (mut request, req) =
+            match super::late_replay::on_switched_leg(&self, index, request, req, wants_json).await
+            {
+                Ok(resp) => return Ok(resp),
+                Err(back) => back,
+            };
         let Some(sender) = &self.sender else {
             return Ok(self
                 .produce(index, request, StatusCode::BAD_GATEWAY, wants_json)
