@@ -259,3 +259,39 @@ async fn faults_act_on_the_openssl_leg_too() {
         Some("injected-fault")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_identities_are_chosen_from_the_late_requests_ca_names() {
+    let (pki, _d) = common::dev_pki();
+    let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &apache.localhost_url(),
+        "--server-cert",
+        &pki.server().arg(),
+        "--upstream-ca",
+        &pki.root_ca().display().to_string(),
+        // The first does not match the CA names Apache sends; the second does.
+        "--identity",
+        &pki.client(ClientCert::OtherCa).arg(),
+        "--identity",
+        &pki.client(ClientCert::Good).arg(),
+        "--upstream-engine",
+        "openssl",
+    ]);
+    let r = get(&pki, p.port(), "/secure").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    let id = &rec["upstream_leg"]["identity"];
+    assert!(
+        id["chosen"].as_str().unwrap().contains("client-good"),
+        "{id:#}"
+    );
+    assert!(
+        id["reason"].as_str().unwrap().starts_with("auto:"),
+        "{id:#}"
+    );
+    assert_eq!(id["candidates"][0]["matches_ca_names"], false);
+    assert_eq!(id["candidates"][1]["matches_ca_names"], true);
+}
