@@ -258,6 +258,8 @@ pub async fn after_first_attempt(
     let auto = pair.replay.as_ref()?;
     let kept = kept?;
     let first_status = match &first {
+        // A success needs no replay, whatever happened on the way.
+        FirstAttempt::Answered(resp) if resp.status().as_u16() < 400 => return None,
         FirstAttempt::Answered(resp) => Some(resp.status()),
         FirstAttempt::Failed => None,
     };

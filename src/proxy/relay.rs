@@ -202,17 +202,16 @@ impl Pair {
         };
         request.forwarded_at_ms = Some(self.clock.ms());
         self.upstream.note_request();
-        let (resp, first) = match sender.send(upstream_req).await {
-            Ok(resp) => (Some(resp), None),
+        let resp = match sender.send(upstream_req).await {
+            Ok(resp) => Some(resp),
             Err(e) => {
                 self.upstream.fail(&http_error(&e));
-                (None, Some(FirstAttempt::Failed))
+                None
             }
         };
-        let first = first.unwrap_or_else(|| {
-            resp.as_ref()
-                .map_or(FirstAttempt::Failed, FirstAttempt::Answered)
-        });
+        let first = resp
+            .as_ref()
+            .map_or(FirstAttempt::Failed, FirstAttempt::Answered);
         if let Some(replayed) =
             super::late_replay::after_first_attempt(&self, kept, index, &request, first).await
         {
