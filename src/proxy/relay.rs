@@ -157,7 +157,7 @@ impl Pair {
         let index = self.exchanges.fetch_add(1, Ordering::Relaxed);
         // Per-exchange times live in the exchange, not in the legs' events: a leg's events are
         // copied into every record of its connection and must not grow with each request.
-        let mut request = request_facts(&req, self.redact, self.clock);
+        let request = request_facts(&req, self.redact, self.clock);
         let wants_json = wants_json(&req);
 
         if let Some(refusal) = self.allow_list_refusal() {
