@@ -45,6 +45,8 @@ pub struct FileConfig {
     /// `--fault`s.
     #[serde(default)]
     pub fault: Vec<String>,
+    /// `--upstream-engine`.
+    pub upstream_engine: Option<crate::upstream::EngineChoice>,
     /// forward: `--intercept` host patterns.
     #[serde(default)]
     pub intercept: Vec<String>,
@@ -117,6 +119,7 @@ pub mod keys {
         "grace",
         "max_connections",
         "record_max_size",
+        "upstream_engine",
         "forward_client_cert",
         "forward_client_cert_verify",
         "expect_client_cert_header",
@@ -149,6 +152,7 @@ pub mod keys {
         "proxy_auth",
         "identity_dir",
         "host",
+        "upstream_engine",
         "grace",
         "max_connections",
         "record_max_size",
@@ -183,6 +187,9 @@ pub struct HostEntry {
     pub password_env: Option<String>,
     /// File holding the PKCS#12 password (first line).
     pub password_file: Option<PathBuf>,
+    /// The upstream engine for these hosts (`rustls`, `openssl`, `auto`); default: the
+    /// listener's.
+    pub engine: Option<crate::upstream::EngineChoice>,
 }
 
 /// A certificate and its key: `{ cert = "...", key = "..." }` or `"cert.pem,key.pem"`.

@@ -65,6 +65,11 @@ impl LegRecorder {
         self.lock().merge.last_request_ms = Some(at_ms);
     }
 
+    /// When the latest HTTP request went out on this leg, ms from connection start.
+    pub fn last_request_ms(&self) -> Option<f64> {
+        self.lock().merge.last_request_ms
+    }
+
     /// The connection clock.
     pub fn clock(&self) -> ConnClock {
         self.clock

@@ -2,7 +2,8 @@
 //! chooses which identity mtlscope presents, saying why.
 //!
 //! rustls calls `resolve` only when the server sends a CertificateRequest in the handshake, so a
-//! recorded request here is one at `phase: handshake`.
+//! request recorded by the resolver is one at `phase: handshake`. The OpenSSL engine records
+//! every request, late ones too, through [`record_request`].
 
 use super::LegRecorder;
 use crate::cert::reason::match_ca_names;
@@ -25,19 +26,6 @@ pub enum IdentityPolicy {
     Auto(Vec<Arc<Identity>>),
 }
 
-impl IdentityPolicy {
-    pub fn candidates(&self) -> &[Arc<Identity>] {
-        match self {
-            IdentityPolicy::None => &[],
-            IdentityPolicy::Fixed(id) => std::slice::from_ref(id),
-            IdentityPolicy::Auto(ids) => ids,
-        }
-    }
-}
-
-/// Where an intermediate found in the server's own chain came from, in records.
-pub const SERVER_CHAIN_SOURCE: &str = "the server's own certificate chain";
-
 /// The per-connection resolver.
 #[derive(Debug)]
 pub struct RecordingClientResolver {
@@ -49,29 +37,13 @@ pub struct RecordingClientResolver {
     known: Arc<crate::cert::KnownCerts>,
 }
 
+/// Where an intermediate found in the server's own chain came from, in records.
+pub const SERVER_CHAIN_SOURCE: &str = "the server's own certificate chain";
+
 impl RecordingClientResolver {
     /// A resolver for one upstream connection; also records the identities on offer.
     pub fn new(policy: IdentityPolicy, rec: LegRecorder) -> Self {
-        let candidates = policy
-            .candidates()
-            .iter()
-            .map(|id| IdentityCandidate {
-                label: id.label.clone(),
-                chain: crate::cert::summarize_chain(id.chain.iter().map(|c| c.as_ref())),
-                matches_ca_names: None,
-            })
-            .collect();
-        let reason = match &policy {
-            IdentityPolicy::None => "no upstream identity is configured",
-            _ => "the server did not ask for a certificate",
-        };
-        rec.with(|leg| {
-            leg.identity = Some(IdentityChoice {
-                candidates,
-                chosen: None,
-                reason: reason.into(),
-            })
-        });
+        record_candidates(&policy, &rec);
         RecordingClientResolver {
             policy,
             rec,
@@ -86,70 +58,141 @@ impl RecordingClientResolver {
     }
 }
 
+/// When the chain mtlscope presents lacks its last certificate's issuer, record what `known`
+/// and the server's own chain say about it.
+pub fn record_issuer_lookup(rec: &LegRecorder, known: &crate::cert::KnownCerts) {
+    rec.with(|leg| {
+        leg.issuer_lookup =
+            known.lookup_issuer_with(&leg.chain, &leg.server_chain, SERVER_CHAIN_SOURCE);
+    });
+}
+
+impl IdentityPolicy {
+    /// The identities on offer, in order.
+    pub fn candidates(&self) -> &[Arc<Identity>] {
+        match self {
+            IdentityPolicy::None => &[],
+            IdentityPolicy::Fixed(id) => std::slice::from_ref(id),
+            IdentityPolicy::Auto(ids) => ids,
+        }
+    }
+}
+
+/// Record the identities on offer before the server has asked for anything.
+pub fn record_candidates(policy: &IdentityPolicy, rec: &LegRecorder) {
+    let candidates = policy
+        .candidates()
+        .iter()
+        .map(|id| IdentityCandidate {
+            label: id.label.clone(),
+            chain: crate::cert::summarize_chain(id.chain.iter().map(|c| c.as_ref())),
+            matches_ca_names: None,
+        })
+        .collect();
+    let reason = match policy {
+        IdentityPolicy::None => "no upstream identity is configured",
+        _ => "the server did not ask for a certificate",
+    };
+    rec.with(|leg| {
+        leg.identity = Some(IdentityChoice {
+            candidates,
+            chosen: None,
+            reason: reason.into(),
+        })
+    });
+}
+
+/// A CertificateRequest as recorded, from its DER CA names and signature scheme names.
+pub fn cert_request(
+    phase: Phase,
+    ca_names_der: &[&[u8]],
+    signature_schemes: Vec<String>,
+    at_ms: f64,
+    after_request_ms: Option<f64>,
+) -> CertRequest {
+    CertRequest {
+        phase,
+        ca_names: Some(
+            ca_names_der
+                .iter()
+                .map(|dn| crate::cert::dn_to_string(dn))
+                .collect(),
+        ),
+        ca_names_der: ca_names_der.iter().map(|dn| crate::cert::hex(dn)).collect(),
+        signature_schemes,
+        mandatory: None,
+        at_ms,
+        after_request_ms,
+    }
+}
+
+/// Record the server's CertificateRequest on the leg (the first as `cert_request`, later ones
+/// in `later_cert_requests`) and choose, by `policy`, which identity answers it, saying why.
+/// Returns the chosen index into `policy.candidates()`.
+pub fn record_request(
+    rec: &LegRecorder,
+    policy: &IdentityPolicy,
+    request: CertRequest,
+) -> Option<usize> {
+    let ca_names = request.ca_names.clone().unwrap_or_default();
+    let ca_names_der = request.ca_names_der.clone();
+    rec.event(
+        "certificate_request",
+        Some(format!("{} CA name(s)", ca_names.len())),
+    );
+    let chosen = rec.with(|leg| {
+        if leg.cert_request.is_none() {
+            leg.cert_request = Some(request);
+        } else {
+            leg.later_cert_requests.push(request);
+        }
+        let choice = leg.identity.get_or_insert_with(IdentityChoice::default);
+        for cand in &mut choice.candidates {
+            cand.matches_ca_names = Some(
+                ca_names.is_empty()
+                    || match_ca_names(&cand.chain, &ca_names, &ca_names_der).is_some(),
+            );
+        }
+        let (index, reason) = choose(policy, &choice.candidates, ca_names.is_empty());
+        choice.reason = reason;
+        choice.chosen = index.map(|i| choice.candidates[i].label.clone());
+        leg.chain = index
+            .map(|i| choice.candidates[i].chain.clone())
+            .unwrap_or_default();
+        index
+    });
+    rec.event(
+        "certificate_presented",
+        Some(
+            chosen
+                .and_then(|i| policy.candidates().get(i))
+                .map_or("none".to_string(), |id| id.label.clone()),
+        ),
+    );
+    chosen
+}
+
 impl ResolvesClientCert for RecordingClientResolver {
     fn resolve(
         &self,
         root_hint_subjects: &[&[u8]],
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        let at_ms = self.rec.clock().ms();
-        let ca_names: Vec<String> = root_hint_subjects
-            .iter()
-            .map(|dn| crate::cert::dn_to_string(dn))
-            .collect();
-        let ca_names_der: Vec<String> = root_hint_subjects
-            .iter()
-            .map(|dn| crate::cert::hex(dn))
-            .collect();
-        let request = CertRequest {
-            phase: Phase::Handshake,
-            ca_names: Some(ca_names.clone()),
-            ca_names_der: ca_names_der.clone(),
-            signature_schemes: sigschemes
+        let request = cert_request(
+            Phase::Handshake,
+            root_hint_subjects,
+            sigschemes
                 .iter()
                 .map(|s| crate::wire::scheme_name(u16::from(*s)))
                 .collect(),
-            mandatory: None,
-            at_ms,
-            after_request_ms: None,
-        };
-        self.rec.event(
-            "certificate_request",
-            Some(format!("{} CA name(s)", ca_names.len())),
+            self.rec.clock().ms(),
+            None,
         );
-
-        let chosen = self.rec.with(|leg| {
-            leg.cert_request = Some(request);
-            let choice = leg.identity.get_or_insert_with(IdentityChoice::default);
-            for cand in &mut choice.candidates {
-                cand.matches_ca_names = Some(
-                    ca_names.is_empty()
-                        || match_ca_names(&cand.chain, &ca_names, &ca_names_der).is_some(),
-                );
-            }
-            let (index, reason) = choose(&self.policy, &choice.candidates, ca_names.is_empty());
-            choice.reason = reason;
-            choice.chosen = index.map(|i| choice.candidates[i].label.clone());
-            if let Some(i) = index {
-                leg.chain = choice.candidates[i].chain.clone();
-                leg.issuer_lookup = self.known.lookup_issuer_with(
-                    &leg.chain,
-                    &leg.server_chain,
-                    SERVER_CHAIN_SOURCE,
-                );
-            }
-            index
-        });
-        let identity = chosen.and_then(|i| self.policy.candidates().get(i).cloned());
-        self.rec.event(
-            "certificate_presented",
-            Some(
-                identity
-                    .as_ref()
-                    .map_or("none".to_string(), |id| id.label.clone()),
-            ),
-        );
-        identity.map(|id| id.certified.clone())
+        let chosen = record_request(&self.rec, &self.policy, request);
+        record_issuer_lookup(&self.rec, &self.known);
+        chosen
+            .and_then(|i| self.policy.candidates().get(i))
+            .map(|id| id.certified.clone())
     }
 
     fn has_certs(&self) -> bool {

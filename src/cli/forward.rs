@@ -9,7 +9,7 @@ use crate::facts::Mode;
 use crate::pki::load::Identity;
 use crate::pki::{LocalCa, LocalCaResolver};
 use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
-use crate::proxy::hosts::{HostPattern, IdentityMap, Scope};
+use crate::proxy::hosts::{HostEngines, HostPattern, IdentityMap, Scope};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,6 +132,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         .proxy
         .ui
         .options(allow_remote, built.keylog_path.clone())?;
+    let engines = host_engines(&c.host, &built.engines, &loaded)?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);
@@ -140,6 +141,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             session: built.session_context(Mode::Forward, sink.clone()),
             leaves,
             identities,
+            engines,
             scope,
             proxy_auth: proxy_auth.as_deref().map(basic_credentials),
             allow_remote,
@@ -157,6 +159,24 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
         Ok(())
     })
+}
+
+/// `[[host]] engine = "…"` entries.
+fn host_engines(
+    entries: &[HostEntry],
+    engines: &super::proxy_args::Engines,
+    loaded: &Loaded,
+) -> Result<HostEngines, CommandError> {
+    let mut rules = Vec::new();
+    for entry in entries {
+        if let Some(choice) = entry.engine {
+            let key = loaded.key(&format!("host {}", entry.pattern));
+            let pattern = HostPattern::parse(&entry.pattern)
+                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
+            rules.push((pattern, engines.get(choice)));
+        }
+    }
+    Ok(HostEngines { rules })
 }
 
 /// `--host-identity PATTERN=CERT,KEY` flags (or `[[host]]` entries), grouped by pattern.

@@ -17,7 +17,9 @@ use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
 use crate::proxy::session::SessionContext;
 use crate::record::RecordSettings;
 use crate::record::Sink;
-use crate::upstream::{Engine, RustlsEngine, RustlsSettings};
+use crate::upstream::{
+    Engine, EngineChoice, OpensslEngine, OpensslSettings, RustlsEngine, RustlsSettings,
+};
 use clap::Args;
 use rustls::crypto::CryptoProvider;
 use std::net::SocketAddr;
@@ -93,6 +95,11 @@ pub struct ProxyArgs {
     /// ca-list=FILE, cut-on-cert-request, alert=NAME, allow-fingerprint=SHA256, delay=STEP:MS.
     #[arg(long, value_name = "NAME[=VALUE]")]
     pub fault: Vec<String>,
+    /// The upstream leg's TLS client: rustls, openssl (completes TLS 1.2 renegotiation and
+    /// TLS 1.3 post-handshake auth), or auto (rustls; a request the server then asks a
+    /// certificate for late is replayed once over openssl).
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub upstream_engine: Option<EngineChoice>,
     /// Bound, in seconds, on each connect and handshake (default 10).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -128,6 +135,8 @@ pub struct Built {
     pub client: ClientLegSettings,
     /// The upstream engine.
     pub engine: Engine,
+    /// Every engine, for per-host choices (`forward` `[[host]] engine`).
+    pub engines: Engines,
     /// Which identity to present upstream.
     pub identity: IdentityPolicy,
     /// `--record`.
@@ -176,6 +185,29 @@ impl Built {
     /// Open the recording (if any) with this listener's settings.
     pub fn open_sink(&self) -> Result<Sink, CommandError> {
         Sink::open(&self.recording).map_err(CommandError::usage)
+    }
+}
+
+/// The upstream engines a listener can use, built once.
+#[derive(Clone, Debug)]
+pub struct Engines {
+    /// rustls.
+    pub rustls: RustlsEngine,
+    /// OpenSSL.
+    pub openssl: OpensslEngine,
+}
+
+impl Engines {
+    /// The engine for a choice.
+    pub fn get(&self, choice: EngineChoice) -> Engine {
+        match choice {
+            EngineChoice::Rustls => Engine::Rustls(self.rustls.clone()),
+            EngineChoice::Openssl => Engine::Openssl(self.openssl.clone()),
+            EngineChoice::Auto => Engine::Auto {
+                rustls: self.rustls.clone(),
+                openssl: self.openssl.clone(),
+            },
+        }
     }
 }
 
@@ -404,19 +436,35 @@ impl ProxyArgs {
         let known = Arc::new(known);
         policy.known = known.clone();
         let insecure = self.insecure_upstream || c.insecure_upstream.unwrap_or(false);
-        let roots = upstream_roots(self, &loaded)?;
+        let root_certs = upstream_roots(self, &loaded)?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(root_certs.iter().cloned());
         let trust = UpstreamTrust::new(roots, insecure, provider.clone());
-        let engine = Engine::Rustls(RustlsEngine {
-            settings: Arc::new(RustlsSettings {
-                provider: provider.clone(),
-                trust,
-                alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        let engines = Engines {
+            rustls: RustlsEngine {
+                settings: Arc::new(RustlsSettings {
+                    provider: provider.clone(),
+                    trust,
+                    alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                    keylog: keylog.clone(),
+                    timeout,
+                    versions: None,
+                    known: known.clone(),
+                }),
+            },
+            openssl: OpensslEngine::new(OpensslSettings {
+                roots: root_certs,
+                insecure,
                 keylog: keylog.clone(),
                 timeout,
-                versions: None,
-                known: known.clone(),
-            }),
-        });
+            })
+            .map_err(|e| CommandError::usage(format!("--upstream-engine: {e}")))?,
+        };
+        let engine = engines.get(
+            self.upstream_engine
+                .or(c.upstream_engine)
+                .unwrap_or_default(),
+        );
 
         let inputs = ServerCertInputs {
             upstream: c.upstream.clone(),
@@ -474,6 +522,7 @@ impl ProxyArgs {
                 timeout,
             },
             engine,
+            engines,
             identity,
             recording: RecordSettings {
                 path: record.clone(),
@@ -560,7 +609,7 @@ impl ServerCertInputs {
 fn upstream_roots(
     args: &ProxyArgs,
     loaded: &Loaded,
-) -> Result<rustls::RootCertStore, CommandError> {
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CommandError> {
     let files = named_files(
         &args.upstream_ca,
         "--upstream-ca",
@@ -568,7 +617,7 @@ fn upstream_roots(
         "upstream_ca",
         loaded,
     );
-    load_roots(&files)
+    load_root_certs(&files)
 }
 
 /// Files from a repeatable flag, or else from the config key, each with where it was named (for
@@ -597,20 +646,46 @@ fn named_files(
 /// curl without `--cacert`). Errors name where the file was named.
 pub fn load_roots(files: &[(String, PathBuf)]) -> Result<rustls::RootCertStore, CommandError> {
     let mut roots = rustls::RootCertStore::empty();
-    if files.is_empty() {
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        return Ok(roots);
-    }
-    for (flag, path) in files {
-        for cert in load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))? {
-            roots
-                .add(cert)
-                .map_err(|e| CommandError::usage(format!("{flag} {}: {e}", path.display())))?;
+    let system = files.is_empty();
+    for cert in load_root_certs(files)? {
+        match roots.add(cert) {
+            Ok(()) => {}
+            // The system store may hold certificates rustls cannot use: skip those.
+            Err(_) if system => {}
+            Err(e) => return Err(CommandError::usage(format!("{}: {e}", files_text(files)))),
         }
     }
     Ok(roots)
+}
+
+/// The trust-anchor certificates themselves (both engines are built from them): from the
+/// files, or the system store when there are none.
+pub fn load_root_certs(
+    files: &[(String, PathBuf)],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CommandError> {
+    if files.is_empty() {
+        return Ok(rustls_native_certs::load_native_certs().certs);
+    }
+    let mut out = Vec::new();
+    for (flag, path) in files {
+        let certs = load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
+        // Check each as a trust anchor now, so a bad file fails at start-up, naming it.
+        for cert in &certs {
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| CommandError::usage(format!("{flag} {}: {e}", path.display())))?;
+        }
+        out.extend(certs);
+    }
+    Ok(out)
+}
+
+fn files_text(files: &[(String, PathBuf)]) -> String {
+    files
+        .iter()
+        .map(|(flag, p)| format!("{flag} {}", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A PKCS#12 password from an environment variable or a file's first line, never the command

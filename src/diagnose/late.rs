@@ -5,7 +5,7 @@ use super::not_sent::capital;
 use super::view::{ms, Hop, HopKind, View};
 use super::{finding, inferred};
 use crate::facts::{FailureKind, RenegotiationOutcome, Stage};
-use crate::facts::{Finding, FindingId, Initiator, Phase, Severity, TlsVersion};
+use crate::facts::{Finding, FindingId, Initiator, Phase, Severity, TlsEngine, TlsVersion};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -21,8 +21,61 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
 enum Outcome {
     Completed,
     Refused,
+    /// mtlscope's OpenSSL engine took the request on and did not complete it.
+    NotCompleted,
     Unknown,
 }
+
+/// Why completing a late request is fragile even when mtlscope managed it.
+const RENEGOTIATION_DESIGN: &str = "completing it needs a client that renegotiates: HTTP/2 clients cannot (RFC 7540 section 9.2.1), many clients and middleboxes refuse, and a request body larger than the server's renegotiation buffer fails (Apache answers 413 above `SSLRenegBufferSize`, 128 KiB by default)";
+const PHA_DESIGN: &str = "completing it needs a client that offers post_handshake_auth over HTTP/1.1: browsers (Chrome) never offer it, and HTTP/2 forbids it (RFC 8740)";
+
+/// What mtlscope's engine did with a late request of `phase` on `hop`, as evidence.
+fn engine_evidence(v: &View<'_>, hop: &Hop<'_>, phase: Phase) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(r) = v.flow.replayed.as_ref().filter(|r| r.reason == phase) {
+        let first = match (&r.first_leg.error, r.first_status) {
+            (_, Some(status)) => format!("the server answered {status}"),
+            (Some(e), None) => e.clone(),
+            (None, None) => "it failed".into(),
+        };
+        out.push(format!(
+            "the first attempt over rustls could not answer the request ({first}); mtlscope replayed it once over a new OpenSSL upstream leg at {}",
+            ms(r.at_ms)
+        ));
+    }
+    if hop.completed_late == Some(phase) {
+        let presented = hop
+            .identity
+            .and_then(|i| i.chosen.as_deref())
+            .map_or("with no certificate".to_string(), |c| {
+                format!("presenting {c}")
+            });
+        out.push(format!(
+            "mtlscope's OpenSSL engine answered it {presented} and completed it"
+        ));
+    }
+    out
+}
+
+/// ", after replaying the request over OpenSSL" when the flow was replayed for `phase`.
+fn replay_words(v: &View<'_>, phase: Phase) -> &'static str {
+    match &v.flow.replayed {
+        Some(r) if r.reason == phase => " after replaying the request over OpenSSL",
+        _ => "",
+    }
+}
+
+/// Whether mtlscope's OpenSSL engine saw a late request of `phase` and did not complete it.
+fn not_completed(hop: &Hop<'_>, phase: Phase) -> bool {
+    hop.engine == Some(TlsEngine::Openssl)
+        && hop.completed_late != Some(phase)
+        && hop.cert_request.is_some_and(|cr| cr.phase == phase)
+}
+
+/// Fix text for a late request rustls could not answer.
+const ENGINE_FIX: &str =
+    " Through mtlscope meanwhile: `--upstream-engine openssl` (or `auto`) completes it.";
 
 fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let renegs: Vec<_> = hop
@@ -41,7 +94,12 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         .iter()
         .filter_map(|r| r.outcome.map(RenegotiationOutcome::as_str))
         .collect::<Vec<_>>();
-    let outcome = if refused_alert.is_some() || renegs.iter().any(|r| r.refused_by_mtlscope) {
+    let refused_by_mtlscope = renegs.iter().any(|r| r.refused_by_mtlscope);
+    let outcome = if hop.completed_late == Some(Phase::Renegotiation) {
+        Outcome::Completed
+    } else if not_completed(hop, Phase::Renegotiation) {
+        Outcome::NotCompleted
+    } else if refused_alert.is_some() || refused_by_mtlscope {
         Outcome::Refused
     } else if late_cr.is_some() || outcome_text.contains(&"completed") {
         Outcome::Completed
@@ -82,6 +140,12 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     for a in hop.alerts.iter().filter(|a| hop.is_late(a)) {
         evidence.push(hop.describe_alert(a));
     }
+    evidence.extend(engine_evidence(v, hop, Phase::Renegotiation));
+    if outcome == Outcome::Completed && hop.kind == HopKind::Upstream {
+        evidence.push(format!(
+            "the server's design is fragile: {RENEGOTIATION_DESIGN}"
+        ));
+    }
     let http = v.http_on(hop);
     if let Some(h) = &http {
         if h.status == 413 {
@@ -98,8 +162,19 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let (how, severity) = match outcome {
         Outcome::Refused => (format!("{} refused it", hop.client_name()), Severity::Error),
         Outcome::Completed => (
-            format!("{} completed it", hop.client_name()),
+            format!(
+                "{} completed it{}",
+                hop.client_name(),
+                replay_words(v, Phase::Renegotiation)
+            ),
             Severity::Warning,
+        ),
+        Outcome::NotCompleted => (
+            format!(
+                "mtlscope's OpenSSL engine answered it but could not complete it: {}",
+                hop.error.unwrap_or("the connection failed")
+            ),
+            Severity::Error,
         ),
         Outcome::Unknown if failed => ("the connection then failed".to_string(), Severity::Error),
         Outcome::Unknown => (
@@ -115,7 +190,7 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             capital(hop.server_name())
         ),
         evidence,
-        "Server: ask for the certificate in the initial handshake (IIS: enable client-certificate negotiation on the binding; Apache: `SSLVerifyClient` at virtual-host level, not per location), or raise the renegotiation buffer (Apache `SSLRenegBufferSize`) for large bodies. Clients, middleboxes and HTTP/2 that refuse renegotiation cannot be fixed from the client side.",
+        format!("Server: ask for the certificate in the initial handshake (IIS: enable client-certificate negotiation on the binding; Apache: `SSLVerifyClient` at virtual-host level, not per location), or raise the renegotiation buffer (Apache `SSLRenegBufferSize`) for large bodies. Clients, middleboxes and HTTP/2 that refuse renegotiation cannot be fixed from the client side.{}", if refused_by_mtlscope { ENGINE_FIX } else { "" }),
     ))
 }
 
@@ -173,6 +248,7 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         .filter(|cr| cr.phase == Phase::PostHandshake)
     {
         let failed = hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
+        let completed = hop.completed_late == Some(Phase::PostHandshake);
         let mut evidence = vec![hop.describe_cr(cr), offered.to_string()];
         evidence.extend(
             hop.alerts
@@ -180,13 +256,27 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
                 .filter(|a| hop.is_late(a))
                 .map(|a| hop.describe_alert(a)),
         );
+        evidence.extend(engine_evidence(v, hop, Phase::PostHandshake));
+        if completed {
+            evidence.push(format!("the server's design is fragile: {PHA_DESIGN}"));
+        }
+        let replayed = replay_words(v, Phase::PostHandshake);
+        let how = match (completed, failed) {
+            (true, false) => format!("; mtlscope completed it{replayed}"),
+            (true, true) => "; mtlscope completed it, and the exchange still failed".to_string(),
+            (false, true) if not_completed(hop, Phase::PostHandshake) => format!(
+                "; mtlscope's OpenSSL engine answered it but could not complete it: {}",
+                hop.error.unwrap_or("the exchange failed")
+            ),
+            (false, true) => ", and the exchange failed".to_string(),
+            (false, false) => String::new(),
+        };
         return Some(finding(
             FindingId::PostHandshakeAuth,
             if failed { Severity::Error } else { Severity::Warning },
             format!(
-                "{} asked for a client certificate after the TLS 1.3 handshake (post-handshake authentication){}.",
+                "{} asked for a client certificate after the TLS 1.3 handshake (post-handshake authentication){how}.",
                 capital(hop.server_name()),
-                if failed { ", and the exchange failed" } else { "" }
             ),
             evidence,
             fix,
@@ -207,8 +297,24 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             signal,
             inferred("to confirm, retry with TLS 1.2 (the server would then renegotiate), or watch a client that offers post_handshake_auth (curl) with `mtlscope observe`"),
         ],
-        fix,
+        format!("{fix}{}", if hop.kind == HopKind::Upstream { ENGINE_FIX } else { "" }),
     ))
+}
+
+/// The late certificate request the upstream leg of `flow` could not answer, if the facts say
+/// so: a TLS 1.2 renegotiation mtlscope's engine refused, a post-handshake CertificateRequest
+/// it could not take, or an answer these rules attribute to missing post-handshake auth.
+/// `--upstream-engine auto` replays such a request over OpenSSL.
+pub fn unanswered_late_request(flow: &crate::facts::Flow) -> Option<Phase> {
+    let v = View::new(flow);
+    let hop = v.hop(HopKind::Upstream)?;
+    if hop.renegotiations.iter().any(|r| r.refused_by_mtlscope) {
+        return Some(Phase::Renegotiation);
+    }
+    let pha_refused = hop
+        .failure
+        .is_some_and(|f| f.kind == FailureKind::PostHandshakeCertificateRequest);
+    (pha_refused || pha_inferred(&v, hop)).then_some(Phase::PostHandshake)
 }
 
 fn http2_blocks_late_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {

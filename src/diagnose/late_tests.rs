@@ -190,3 +190,130 @@ fn late_request_over_h2() {
     }
     assert!(find(&ok, "http2-blocks-late-auth").is_none());
 }
+
+/// An OpenSSL upstream leg that answered a late request of `phase`.
+fn completed_by_openssl(phase: Phase, version: TlsVersion) -> Flow {
+    success_builder()
+        .upstream(|l| {
+            l.tls_version = Some(version);
+            l.engine = Some(crate::facts::TlsEngine::Openssl);
+            l.cert_request = Some(CertRequest {
+                after_request_ms: Some(0.3),
+                ..cr(phase, &["Root"])
+            });
+            l.completed_late_request = Some(phase);
+            l.client_hello = Some(crate::facts::ClientHelloFacts {
+                offered_pha: true,
+                ..Default::default()
+            });
+        })
+        .build()
+}
+
+#[test]
+fn a_late_request_completed_by_mtlscope_is_a_warning_about_the_server_design() {
+    let flow = completed_by_openssl(Phase::PostHandshake, TlsVersion::Tls13);
+    let f = find(&flow, "post-handshake-auth").unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.summary.ends_with("; mtlscope completed it."),
+        "{}",
+        f.summary
+    );
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.contains("presenting client.pem and completed it")));
+    assert!(f.evidence.iter().any(|e| e.contains("HTTP/2 forbids it")));
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e == "the ClientHello offered post_handshake_auth"));
+    assert!(!has_error(&flow));
+
+    let flow = completed_by_openssl(Phase::Renegotiation, TlsVersion::Tls12);
+    let f = find(&flow, "renegotiation-requested").unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.summary.contains("mtlscope completed it"), "{}", f.summary);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("413")),
+        "{:?}",
+        f.evidence
+    );
+}
+
+#[test]
+fn a_late_request_openssl_could_not_complete_says_why() {
+    let mut flow = completed_by_openssl(Phase::Renegotiation, TlsVersion::Tls12);
+    let up = flow.upstream_leg.as_mut().unwrap();
+    up.completed_late_request = None;
+    up.error = Some("the peer sent a fatal unknown_ca alert".into());
+    up.failure = Some(LegFailure {
+        stage: crate::facts::Stage::AfterHandshake,
+        kind: crate::facts::FailureKind::AlertReceived,
+    });
+    let f = find(&flow, "renegotiation-requested").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.summary
+            .contains("could not complete it: the peer sent a fatal unknown_ca alert"),
+        "{}",
+        f.summary
+    );
+}
+
+#[test]
+fn a_replayed_exchange_says_so() {
+    let mut flow = completed_by_openssl(Phase::PostHandshake, TlsVersion::Tls13);
+    let first = apache_pha_403().upstream_leg.unwrap();
+    flow.replayed = Some(crate::facts::Replay {
+        reason: Phase::PostHandshake,
+        first_leg: first,
+        first_status: Some(403),
+        at_ms: 12.0,
+    });
+    let f = find(&flow, "post-handshake-auth").unwrap();
+    assert!(
+        f.summary
+            .contains("after replaying the request over OpenSSL"),
+        "{}",
+        f.summary
+    );
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.contains("the server answered 403); mtlscope replayed it once")));
+}
+
+#[test]
+fn what_auto_replays() {
+    use super::unanswered_late_request;
+    // Apache's 403 for missing post-handshake auth.
+    assert_eq!(
+        unanswered_late_request(&apache_pha_403()),
+        Some(Phase::PostHandshake)
+    );
+    // A renegotiation rustls refused.
+    let mut flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
+    flow.upstream_leg.as_mut().unwrap().renegotiations[0].refused_by_mtlscope = true;
+    assert_eq!(unanswered_late_request(&flow), Some(Phase::Renegotiation));
+    // Not a success, not a completed late request, not the client leg's business.
+    assert_eq!(unanswered_late_request(&success()), None);
+    assert_eq!(
+        unanswered_late_request(&completed_by_openssl(
+            Phase::PostHandshake,
+            TlsVersion::Tls13
+        )),
+        None
+    );
+}
+
+#[test]
+fn a_refused_renegotiation_names_the_engine_that_completes_it() {
+    let mut flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
+    flow.upstream_leg.as_mut().unwrap().renegotiations[0].refused_by_mtlscope = true;
+    let f = find(&flow, "renegotiation-requested").unwrap();
+    assert!(f.fix.contains("--upstream-engine openssl"), "{}", f.fix);
+    let f = find(&apache_pha_403(), "post-handshake-auth").unwrap();
+    assert!(f.fix.contains("--upstream-engine openssl"), "{}", f.fix);
+}

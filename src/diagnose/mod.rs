@@ -21,6 +21,7 @@ pub(crate) mod test_support;
 pub(crate) mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};
+pub use late::unanswered_late_request;
 
 use crate::facts::{Finding, FindingId, Flow, Severity};
 use view::View;

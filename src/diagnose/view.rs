@@ -7,7 +7,7 @@ pub(crate) use super::http::HttpAnswer;
 use crate::facts::{
     Alert, AlertLevel, CertRequest, CertSummary, ChainVerdict, Direction, Event, FailureKind, Flow,
     IdentityChoice, Initiator, IssuerLookup, Leg, LegFailure, Phase, Renegotiation, ResponseSource,
-    ServerVerification, Stage, TlsVersion,
+    ServerVerification, Stage, TlsEngine, TlsVersion,
 };
 use time::OffsetDateTime;
 
@@ -60,6 +60,10 @@ pub(crate) struct Hop<'a> {
     pub events: &'a [Event],
     /// The instant validity is judged at: the handshake time, else the connection start.
     pub now: OffsetDateTime,
+    /// Upstream only: the late request mtlscope's TLS engine completed, by phase.
+    pub completed_late: Option<Phase>,
+    /// Upstream only: mtlscope's TLS engine on this leg.
+    pub engine: Option<TlsEngine>,
 }
 
 impl<'a> Hop<'a> {
@@ -89,6 +93,8 @@ impl<'a> Hop<'a> {
             error: leg.error.as_deref(),
             events: &leg.events,
             now: leg.handshake_at.unwrap_or(started_at),
+            completed_late: leg.completed_late_request,
+            engine: leg.engine,
         }
     }
 
@@ -443,6 +449,8 @@ impl<'a> View<'a> {
                 error: flow.error.as_deref(),
                 events: &w.events,
                 now: flow.started_at,
+                completed_late: None,
+                engine: None,
             });
         }
         View { flow, hops }

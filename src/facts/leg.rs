@@ -31,6 +31,19 @@ pub struct Leg {
     /// The CertificateRequest: what mtlscope sent (client leg) or what the server sent (upstream
     /// leg). Null when none was sent.
     pub cert_request: Option<CertRequest>,
+    /// Upstream leg: CertificateRequests after the first (a server that asks in the handshake
+    /// and again in a renegotiation), each with its phase, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later_cert_requests: Vec<CertRequest>,
+    /// Upstream leg: the phase (`renegotiation` or `post_handshake`) of a late certificate
+    /// request that mtlscope's TLS engine answered and the server accepted (TLS 1.2: the
+    /// server's Finished; TLS 1.3: no alert in answer to mtlscope's Finished); null when there
+    /// was none, or it was refused or cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_late_request: Option<Phase>,
+    /// Upstream leg: the TLS engine mtlscope ran it with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<TlsEngine>,
     /// Client leg: the chain the client presented. Upstream leg: the chain mtlscope presented.
     /// Empty when none was presented (or none was asked for: see `cert_request`).
     pub chain: Vec<CertSummary>,
@@ -153,6 +166,26 @@ pub struct ClientHelloFacts {
     pub signature_schemes: Vec<String>,
     /// Whether the `post_handshake_auth` extension was offered (TLS 1.3).
     pub offered_pha: bool,
+}
+
+/// mtlscope's TLS client on the upstream leg.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsEngine {
+    /// rustls: refuses TLS 1.2 renegotiation, never offers TLS 1.3 post-handshake auth.
+    Rustls,
+    /// OpenSSL: completes both.
+    Openssl,
+}
+
+impl TlsEngine {
+    /// The name as the flag spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsEngine::Rustls => "rustls",
+            TlsEngine::Openssl => "openssl",
+        }
+    }
 }
 
 /// When the certificate was asked for.

@@ -15,7 +15,7 @@ pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer
 pub use leg::{
     Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
     IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation,
-    RenegotiationOutcome, ServerVerification, Stage, TlsVersion, Transport,
+    RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use wire::Wire;
@@ -87,11 +87,31 @@ pub struct Flow {
     /// Faults that acted on this connection, so an injected failure is never taken for real.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultEffect>,
+    /// `--upstream-engine auto`: this exchange was first sent over a rustls upstream leg, which
+    /// could not answer the server's late certificate request, and then replayed once over a
+    /// new OpenSSL leg (`upstream_leg` and `response` are the replay's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<Replay>,
     /// Why the connection (or exchange) ended abnormally, in words; null when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The diagnosis: filled by `diagnose`, never by a capturer.
     pub findings: Vec<Finding>,
+}
+
+/// The first attempt of an exchange that was replayed over another upstream leg.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Replay {
+    /// Why it was replayed: the late request the first leg could not answer
+    /// (`renegotiation` or `post_handshake`).
+    pub reason: Phase,
+    /// The first attempt's upstream leg, as it ended.
+    pub first_leg: Leg,
+    /// The status the server answered the first attempt with; null when the leg failed first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_status: Option<u16>,
+    /// When the replay was sent upstream, ms from connection start.
+    pub at_ms: f64,
 }
 
 /// `kind` of a record.
@@ -410,6 +430,7 @@ impl Flow {
             request: None,
             response: None,
             faults: Vec::new(),
+            replayed: None,
             error: None,
             findings: Vec::new(),
         }

@@ -84,6 +84,8 @@ pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The signing key and chain, ready for rustls.
     pub certified: Arc<CertifiedKey>,
+    /// The private key as read, for the OpenSSL upstream engine (its `Debug` prints no key).
+    pub key: Arc<PrivateKeyDer<'static>>,
 }
 
 impl Identity {
@@ -149,7 +151,7 @@ impl Identity {
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let signing = provider
             .key_provider
-            .load_private_key(key_der)
+            .load_private_key(key_der.clone_key())
             .map_err(|e| LoadError::UnusableKey {
                 path: key.to_path_buf(),
                 detail: e.to_string(),
@@ -178,6 +180,7 @@ impl Identity {
             cert_path: cert.to_path_buf(),
             chain,
             certified: Arc::new(certified),
+            key: Arc::new(key_der),
         })
     }
 }

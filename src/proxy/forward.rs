@@ -44,6 +44,8 @@ pub struct ForwardOptions {
     pub leaves: LeafFactory,
     /// Upstream identities per host.
     pub identities: IdentityMap,
+    /// Upstream engines per host (others use the session's).
+    pub engines: super::hosts::HostEngines,
     /// Which hosts are intercepted.
     pub scope: Scope,
     /// `--proxy-auth USER:PASS`, as the `Proxy-Authorization` value expected.
@@ -284,6 +286,9 @@ async fn tunnel<S>(
         let mut ctx = opts.session.clone();
         ctx.client.server_cert = (opts.leaves)(&target.host);
         let (identity, why) = opts.identities.policy_for(&target.host, target.port);
+        if let Some(engine) = opts.engines.engine_for(&target.host, target.port) {
+            ctx.engine = engine;
+        }
         let faults = vec![];
         let accepted = Accepted {
             io: Box::new(io),

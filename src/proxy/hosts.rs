@@ -140,6 +140,25 @@ impl IdentityMap {
     }
 }
 
+/// Per-host upstream engines (`[[host]] engine = "openssl"`); hosts no rule names use the
+/// listener's engine.
+#[derive(Clone, Debug, Default)]
+pub struct HostEngines {
+    /// `(pattern, engine)` rules; the most specific match wins.
+    pub rules: Vec<(HostPattern, crate::upstream::Engine)>,
+}
+
+impl HostEngines {
+    /// The engine a rule names for `host:port`, if any.
+    pub fn engine_for(&self, host: &str, port: u16) -> Option<crate::upstream::Engine> {
+        self.rules
+            .iter()
+            .filter(|(p, _)| p.matches(host, port))
+            .max_by_key(|(p, _)| p.specificity())
+            .map(|(_, e)| e.clone())
+    }
+}
+
 fn pattern_text(p: &HostPattern) -> String {
     match p.port {
         Some(port) => format!("{}:{port}", p.host),

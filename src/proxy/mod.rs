@@ -5,6 +5,7 @@ pub mod client_leg;
 pub mod forward;
 pub mod headers;
 pub mod hosts;
+pub mod late_replay;
 pub mod relay;
 pub mod request_excerpt;
 pub mod reverse;

@@ -7,7 +7,7 @@
 
 use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
-use super::request_excerpt::TeeBody;
+use super::late_replay::{AutoReplay, FirstAttempt};
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
@@ -57,6 +57,8 @@ pub struct Pair {
     pub faults: Arc<Mutex<Vec<FaultEffect>>>,
     /// Exchanges so far.
     pub exchanges: AtomicU32,
+    /// Requests being handled now (their response heads not yet returned).
+    pub in_flight: std::sync::atomic::AtomicUsize,
     /// Where finished flows go.
     pub sink: Sink,
     /// Redact credential headers in records.
@@ -67,6 +69,9 @@ pub struct Pair {
     pub life: Lifecycle,
     /// Playing a TLS offloader: the identity headers for this connection's requests.
     pub offload: Option<Arc<crate::offload::ConnOffload>>,
+    /// `--upstream-engine auto`: how a request refused for a late certificate request is
+    /// replayed over OpenSSL.
+    pub replay: Option<AutoReplay>,
 }
 
 impl Pair {
@@ -89,6 +94,8 @@ impl Pair {
         req: http::Request<Incoming>,
     ) -> Result<http::Response<RelayBody>, std::convert::Infallible> {
         let index = self.exchanges.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(&self.in_flight);
         // Per-exchange times live in the exchange, not in the legs' events: a leg's events are
         // copied into every record of its connection and must not grow with each request.
         let mut request = request_facts(&req, self.redact, self.clock);
@@ -114,15 +121,10 @@ impl Pair {
             request.forwarded_identity = Some(o.apply(req.headers_mut()));
         }
         let forwarded_at = self.clock.ms();
-        // The body copies its bounded, redacted excerpt as it streams upstream.
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let (parts, body) = req.into_parts();
-        let (body, excerpt) = TeeBody::new(body, content_type.as_deref(), self.redact);
-        let req = http::Request::from_parts(parts, body);
+        // The body copies its bounded, redacted excerpt as it goes (or is read whole when
+        // `--upstream-engine auto` may have to send it again).
+        let (req, kept, excerpt) =
+            super::late_replay::prepare(req, self.replay.is_some(), self.redact).await;
         let sent = self
             .legs
             .send(req, |r, h2| self.upstream_request(r, h2))
@@ -141,20 +143,22 @@ impl Pair {
             }
         };
         let Sent { leg, result, retry } = sent;
-        match result {
-            Ok(resp) => {
-                let mut flow = self.exchange_flow(index, request, &leg);
-                flow.upstream_retry = retry;
-                Ok(self.relay_response(flow, leg, resp).await)
-            }
-            Err(NoResponse::Http(e)) => {
-                leg.rec.fail(&http_error(&e));
-                let mut flow = self.exchange_flow(index, request, &leg);
-                flow.upstream_retry = retry;
-                Ok(self
-                    .produce(flow, StatusCode::BAD_GATEWAY, wants_json)
-                    .await)
-            }
+        if let Err(NoResponse::Http(e)) = &result {
+            leg.rec.fail(&http_error(e));
+        }
+        let first = match &result {
+            Ok(resp) => FirstAttempt::Answered(resp),
+            Err(_) => FirstAttempt::Failed,
+        };
+        if let Some(replayed) =
+            super::late_replay::after_first_attempt(&self, kept, index, &request, &leg, first).await
+        {
+            return Ok(replayed);
+        }
+        let mut flow = self.exchange_flow(index, request, &leg);
+        flow.upstream_retry = retry;
+        Ok(match result {
+            Ok(resp) => self.relay_response(flow, leg, resp).await,
             Err(NoResponse::HeadTimeout(d)) => {
                 leg.rec.fail(&Classified::new(
                     Stage::AfterHandshake,
@@ -164,19 +168,22 @@ impl Pair {
                         d.as_secs()
                     ),
                 ));
-                let mut flow = self.exchange_flow(index, request, &leg);
-                flow.upstream_retry = retry;
-                Ok(self
-                    .produce(flow, StatusCode::GATEWAY_TIMEOUT, wants_json)
-                    .await)
+                let flow = self.exchange_flow_again(flow, &leg);
+                self.produce(flow, StatusCode::GATEWAY_TIMEOUT, wants_json)
+                    .await
             }
-        }
+            Err(_) => {
+                let flow = self.exchange_flow_again(flow, &leg);
+                self.produce(flow, StatusCode::BAD_GATEWAY, wants_json)
+                    .await
+            }
+        })
     }
 
     /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
     /// upstream, hop-by-hop headers removed. Applying it twice (a request sent again on a new
     /// leg) gives the same request.
-    fn upstream_request(
+    pub(super) fn upstream_request(
         &self,
         req: http::Request<UpstreamBody>,
         h2: bool,
@@ -286,7 +293,13 @@ impl Pair {
         }
     }
 
-    fn exchange_flow(&self, index: u32, request: Request, leg: &LegInUse) -> Flow {
+    /// `flow` with `leg`'s facts taken again (after recording a failure on it).
+    fn exchange_flow_again(&self, mut flow: Flow, leg: &LegInUse) -> Flow {
+        flow.upstream_leg = Some(leg.rec.snapshot());
+        flow
+    }
+
+    pub(super) fn exchange_flow(&self, index: u32, request: Request, leg: &LegInUse) -> Flow {
         let mut flow = self.flow(RecordKind::Exchange, leg);
         flow.exchange_index = Some(index);
         flow.request = Some(request);
@@ -305,6 +318,15 @@ impl Pair {
             self.sink.emit(flow).await;
         }
         self.sink.connection_closed(self.id).await;
+    }
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -491,7 +513,7 @@ fn accepts_json(accept: Option<&HeaderValue>) -> bool {
 }
 
 /// Classify a hyper client error, using the I/O (and TLS) error inside it when there is one.
-fn http_error(e: &hyper::Error) -> Classified {
+pub(super) fn http_error(e: &hyper::Error) -> Classified {
     match find_io_error(e) {
         Some(io) => classify_io(Stage::AfterHandshake, io),
         None if e.is_incomplete_message() => Classified::new(
@@ -533,9 +555,14 @@ where
     let result = loop {
         tokio::select! {
             r = conn.as_mut() => break r,
-            _ = pair.legs.ended(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+            leg = pair.legs.ended(), if !closing => {
+                // An idle close of the leg in use is passed on; a leg that ended while a
+                // request was on it (that request's own handling decides) or that mtlscope
+                // already replaced is not.
+                if pair.in_flight.load(Ordering::Acquire) == 0 && pair.legs.is_current(leg).await {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
             _ = pair.life.stopping(), if !closing => {
                 closing = true;

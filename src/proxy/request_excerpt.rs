@@ -47,6 +47,15 @@ pub struct Excerpt {
 }
 
 impl Excerpt {
+    /// An empty excerpt of a body of `content_type`.
+    pub fn new(content_type: Option<&str>, redact: bool) -> Excerpt {
+        Excerpt {
+            content_type: content_type.map(str::to_string),
+            redact,
+            ..Excerpt::default()
+        }
+    }
+
     /// The excerpt so far, lossily decoded and redacted; `None` when no body byte was sent.
     pub fn take(&self) -> Option<String> {
         let (bytes, more) = match self.inner.lock() {
@@ -68,7 +77,8 @@ impl Excerpt {
         Some(text)
     }
 
-    fn copy(&self, data: &[u8]) {
+    /// Copy `data`, as far as the excerpt has room.
+    pub fn copy(&self, data: &[u8]) {
         if let Ok(mut g) = self.inner.lock() {
             let room = EXCERPT_BYTES.saturating_sub(g.0.len());
             let n = data.len().min(room);
@@ -91,11 +101,7 @@ pub struct TeeBody {
 impl TeeBody {
     /// Wrap `inner`; the returned excerpt fills as the body is sent.
     pub fn new(inner: Incoming, content_type: Option<&str>, redact: bool) -> (TeeBody, Excerpt) {
-        let excerpt = Excerpt {
-            content_type: content_type.map(str::to_string),
-            redact,
-            ..Excerpt::default()
-        };
+        let excerpt = Excerpt::new(content_type, redact);
         (
             TeeBody {
                 inner,

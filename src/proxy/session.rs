@@ -129,6 +129,10 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     let presented = tls.get_ref().get_ref().1.peer_certificates();
     let offload = crate::offload::for_client(ctx.offload.as_deref(), presented, &client);
 
+    let replay = ctx
+        .engine
+        .replay_engine()
+        .map(|e| super::late_replay::AutoReplay::new(e.clone()));
     let pair = Arc::new(Pair {
         id,
         mode: ctx.mode,
@@ -139,11 +143,13 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         legs,
         faults,
         exchanges: AtomicU32::new(0),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
         sink: ctx.sink.clone(),
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),
         life: ctx.life.clone(),
         offload,
+        replay,
     });
     let error = super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout).await;
     pair.finish(error).await;

@@ -18,15 +18,73 @@ use crate::facts::{FaultEffect, UpstreamRetry};
 use crate::faults::{effect, DelayStep, Fault};
 use crate::upstream::{BoxIo, Target};
 use bytes::Bytes;
-use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
-/// The body of a request sent upstream: the client's (copying its excerpt as it streams), or
-/// none when mtlscope sends a body-less request again.
-pub type UpstreamBody = Either<TeeBody, Empty<Bytes>>;
+/// Where a leg's connection driver says that the upstream ended leg N.
+#[derive(Clone, Debug)]
+pub struct EndedTx {
+    /// To the pair.
+    tx: mpsc::UnboundedSender<u32>,
+    /// The leg this driver serves.
+    index: u32,
+}
+
+impl EndedTx {
+    fn notify(&self) {
+        let _ = self.tx.send(self.index);
+    }
+}
+
+/// The body of a request sent upstream.
+pub enum UpstreamBody {
+    /// The client's, streamed as it arrives (copying its excerpt).
+    Streaming(TeeBody),
+    /// Read whole (a request kept for a replay, or a body-less one sent again); taken on first
+    /// poll.
+    Buffered(Option<Bytes>),
+    /// The client's body failed while it was being read whole.
+    Broken(Option<hyper::Error>),
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        use std::task::Poll;
+        match self.get_mut() {
+            UpstreamBody::Streaming(b) => std::pin::Pin::new(b).poll_frame(cx),
+            UpstreamBody::Buffered(b) => {
+                Poll::Ready(b.take().map(|b| Ok(http_body::Frame::data(b))))
+            }
+            UpstreamBody::Broken(e) => Poll::Ready(e.take().map(Err)),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Streaming(b) => b.is_end_stream(),
+            UpstreamBody::Buffered(b) => b.is_none(),
+            UpstreamBody::Broken(e) => e.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            UpstreamBody::Streaming(b) => b.size_hint(),
+            UpstreamBody::Buffered(b) => {
+                http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            UpstreamBody::Broken(_) => http_body::SizeHint::default(),
+        }
+    }
+}
 
 /// The HTTP connection of one upstream leg.
 pub enum UpstreamSender {
@@ -55,11 +113,11 @@ impl From<hyper::client::conn::TrySendError<http::Request<UpstreamBody>>> for Se
 
 impl UpstreamSender {
     /// Start HTTP on an established upstream TLS stream (h2 when ALPN chose it) and spawn the
-    /// connection driver, which signals `ended` when the upstream ends the connection.
+    /// connection driver, which signals `ended` (with the leg's index) when the connection ends.
     pub async fn handshake(
         io: BoxIo,
         alpn: Option<&[u8]>,
-        ended: Arc<Notify>,
+        ended: EndedTx,
     ) -> Result<UpstreamSender, hyper::Error> {
         let io = TokioIo::new(io);
         if alpn == Some(b"h2") {
@@ -69,7 +127,7 @@ impl UpstreamSender {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "upstream h2 connection ended");
                 }
-                ended.notify_one();
+                ended.notify();
             });
             Ok(UpstreamSender::H2(sender))
         } else {
@@ -78,7 +136,7 @@ impl UpstreamSender {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "upstream h1 connection ended");
                 }
-                ended.notify_one();
+                ended.notify();
             });
             Ok(UpstreamSender::H1(tokio::sync::Mutex::new(sender)))
         }
@@ -153,7 +211,17 @@ pub struct LegOpener {
 impl LegOpener {
     /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
     /// (the recorder says why).
-    pub async fn open(&self, rec: &LegRecorder, ended: Arc<Notify>) -> Option<UpstreamSender> {
+    pub async fn open(&self, rec: &LegRecorder, ended: EndedTx) -> Option<UpstreamSender> {
+        self.open_with(None, rec, ended).await
+    }
+
+    /// [`LegOpener::open`] with another engine than the listener's.
+    pub async fn open_with(
+        &self,
+        engine: Option<&crate::upstream::Engine>,
+        rec: &LegRecorder,
+        ended: EndedTx,
+    ) -> Option<UpstreamSender> {
         if let Some(d) = self.ctx.faults.delay(DelayStep::UpstreamConnect) {
             self.fault(effect(
                 "delay=upstream-connect",
@@ -161,9 +229,8 @@ impl LegOpener {
             ));
             tokio::time::sleep(d).await;
         }
-        let conn = self
-            .ctx
-            .engine
+        let conn = engine
+            .unwrap_or(&self.ctx.engine)
             .connect(&self.target, &self.identity, rec)
             .await
             .ok()?;
@@ -205,8 +272,13 @@ pub struct UpstreamLegs {
     opener: LegOpener,
     /// The leg requests go to now.
     current: tokio::sync::Mutex<LegInUse>,
-    /// Signalled when a leg's connection ends on the upstream's side.
-    ended: Arc<Notify>,
+    /// Told the index of a leg whose connection ended.
+    ended_tx: mpsc::UnboundedSender<u32>,
+    /// Where [`UpstreamLegs::ended`] waits for that.
+    ended_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<u32>>,
+    /// Set after a switch (`--upstream-engine auto` replaying over OpenSSL): the engine of
+    /// every later leg, since the server would ask late again on a leg of the first engine.
+    engine: Mutex<Option<crate::upstream::Engine>>,
 }
 
 /// What sending a request upstream came to.
@@ -226,6 +298,8 @@ pub enum NoResponse {
     Http(hyper::Error),
     /// No response head within `--timeout`.
     HeadTimeout(std::time::Duration),
+    /// The leg never came up (its recorder says why).
+    NoLeg,
 }
 
 /// No upstream leg could carry the request; the leg's recorder says why.
@@ -270,15 +344,19 @@ impl Resend {
     }
 
     fn request(self) -> http::Request<UpstreamBody> {
-        http::Request::from_parts(self.parts, Either::Right(Empty::new()))
+        http::Request::from_parts(self.parts, UpstreamBody::Buffered(None))
     }
 }
 
 impl UpstreamLegs {
     /// Open the connection's first leg (index 0) into `rec`.
     pub async fn first(opener: LegOpener, rec: LegRecorder) -> UpstreamLegs {
-        let ended = Arc::new(Notify::new());
-        let sender = opener.open(&rec, ended.clone()).await.map(Arc::new);
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let ended = EndedTx {
+            tx: ended_tx.clone(),
+            index: 0,
+        };
+        let sender = opener.open(&rec, ended).await.map(Arc::new);
         UpstreamLegs {
             opener,
             current: tokio::sync::Mutex::new(LegInUse {
@@ -286,13 +364,57 @@ impl UpstreamLegs {
                 rec,
                 sender,
             }),
-            ended,
+            ended_tx,
+            ended_rx: tokio::sync::Mutex::new(ended_rx),
+            engine: Mutex::new(None),
+        }
+    }
+
+    /// Open the next leg with `engine` and make it, and every later leg, use that engine.
+    pub async fn switch_engine(&self, engine: crate::upstream::Engine) -> LegInUse {
+        if let Ok(mut e) = self.engine.lock() {
+            *e = Some(engine);
+        }
+        let mut cur = self.current.lock().await;
+        *cur = self.next_leg(cur.index).await;
+        cur.clone()
+    }
+
+    /// Send `req` on `leg` (no retry), bounded by `--timeout` for the response head.
+    pub async fn send_on<F>(
+        &self,
+        leg: &LegInUse,
+        req: http::Request<UpstreamBody>,
+        build: F,
+    ) -> Result<http::Response<Incoming>, NoResponse>
+    where
+        F: Fn(http::Request<UpstreamBody>, bool) -> http::Request<UpstreamBody>,
+    {
+        let Some(sender) = leg.sender.clone() else {
+            return Err(NoResponse::NoLeg);
+        };
+        let req = build(req, sender.is_h2());
+        leg.rec.note_request();
+        let timeout = self.opener.ctx.client.timeout;
+        match tokio::time::timeout(timeout, sender.try_send(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(SendFailed::NotSent(_, e) | SendFailed::Failed(e))) => Err(NoResponse::Http(e)),
+            Err(_) => Err(NoResponse::HeadTimeout(timeout)),
         }
     }
 
     /// Resolves when the upstream ends a leg's connection.
-    pub async fn ended(&self) {
-        self.ended.notified().await
+    /// The index of the next leg whose connection ended (on the upstream's side, or because
+    /// mtlscope replaced it).
+    pub async fn ended(&self) -> u32 {
+        let mut rx = self.ended_rx.lock().await;
+        // The sender lives in `self`, so the channel never closes while this waits.
+        rx.recv().await.unwrap_or(u32::MAX)
+    }
+
+    /// Whether leg `index` is the one requests go to now.
+    pub async fn is_current(&self, index: u32) -> bool {
+        self.current.lock().await.index == index
     }
 
     /// The leg in use now (for records made without sending).
@@ -322,13 +444,18 @@ impl UpstreamLegs {
 
     async fn next_leg(&self, after: u32) -> LegInUse {
         let rec = LegRecorder::new(self.opener.clock);
-        rec.event(
-            "new_upstream_leg",
-            Some(format!("the upstream ended leg {after}")),
-        );
+        rec.event("new_upstream_leg", Some(format!("after leg {after}")));
+        let engine = self.engine.lock().ok().and_then(|e| e.clone());
         let sender = self
             .opener
-            .open(&rec, self.ended.clone())
+            .open_with(
+                engine.as_ref(),
+                &rec,
+                EndedTx {
+                    tx: self.ended_tx.clone(),
+                    index: after + 1,
+                },
+            )
             .await
             .map(Arc::new);
         LegInUse {
@@ -341,7 +468,7 @@ impl UpstreamLegs {
     /// Send `req` upstream, on a new leg when the current one has ended; send it once more on
     /// a new leg when the upstream dropped it unanswered and that is safe (see [`Resend`]).
     /// `build` makes the request for the leg's protocol.
-    pub async fn send<F>(&self, req: http::Request<TeeBody>, build: F) -> Result<Sent, NoLeg>
+    pub async fn send<F>(&self, req: http::Request<UpstreamBody>, build: F) -> Result<Sent, NoLeg>
     where
         F: Fn(http::Request<UpstreamBody>, bool) -> http::Request<UpstreamBody>,
     {
@@ -349,7 +476,7 @@ impl UpstreamLegs {
         let Some(sender) = leg.sender.clone() else {
             return Err(NoLeg { leg, retry: None });
         };
-        let req = build(req.map(Either::Left), sender.is_h2());
+        let req = build(req, sender.is_h2());
         let resend = Resend::of(&req);
         leg.rec.note_request();
         let timeout = self.opener.ctx.client.timeout;

@@ -6,10 +6,12 @@
 //! the odd one out: plain HTTP to a backend behind a TLS offloader, recorded as such.
 
 pub mod connect_proxy;
+pub mod openssl;
 mod plain;
 mod rustls_engine;
 mod tickets;
 
+pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
@@ -100,6 +102,16 @@ pub enum Engine {
     Rustls(RustlsEngine),
     /// No TLS at all: a plain-HTTP backend (`--upstream http://…`).
     Plain(PlainEngine),
+    /// OpenSSL: completes TLS 1.2 renegotiation and TLS 1.3 post-handshake auth.
+    Openssl(OpensslEngine),
+    /// rustls first; a request the server then asks a certificate for late is replayed once
+    /// over a new OpenSSL leg (see `proxy::late_replay`).
+    Auto {
+        /// The first engine.
+        rustls: RustlsEngine,
+        /// The engine of the replay.
+        openssl: OpensslEngine,
+    },
 }
 
 impl Engine {
@@ -111,8 +123,32 @@ impl Engine {
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         match self {
-            Engine::Rustls(e) => e.connect(target, identity, rec).await,
+            Engine::Rustls(e) | Engine::Auto { rustls: e, .. } => {
+                e.connect(target, identity, rec).await
+            }
+            Engine::Openssl(e) => e.connect(target, identity, rec).await,
             Engine::Plain(e) => e.connect(target, rec).await,
         }
     }
+
+    /// The engine a late certificate request is replayed over (`auto` only).
+    pub fn replay_engine(&self) -> Option<&OpensslEngine> {
+        match self {
+            Engine::Auto { openssl, .. } => Some(openssl),
+            _ => None,
+        }
+    }
+}
+
+/// `--upstream-engine`: which TLS client the upstream leg uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineChoice {
+    /// rustls (the default).
+    #[default]
+    Rustls,
+    /// OpenSSL, which completes late certificate requests.
+    Openssl,
+    /// rustls, replaying a request refused for a late certificate request over OpenSSL.
+    Auto,
 }

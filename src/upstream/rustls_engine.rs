@@ -70,7 +70,10 @@ impl RustlsEngine {
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         let s = &self.settings;
-        rec.with(|leg| leg.peer = Some(target.authority()));
+        rec.with(|leg| {
+            leg.peer = Some(target.authority());
+            leg.engine = Some(crate::facts::TlsEngine::Rustls);
+        });
         rec.event("tcp_connect_start", Some(target.authority()));
         if let Some(proxy) = &target.via {
             // The path is a fact of the leg: which proxy carried it.
@@ -197,7 +200,7 @@ pub(crate) fn fail(rec: &LegRecorder, c: Classified) -> Failed {
 }
 
 /// How long to wait for a TLS 1.3 server's verdict on our certificate: a few round trips.
-fn verdict_wait(rtt: Duration) -> Duration {
+pub(super) fn verdict_wait(rtt: Duration) -> Duration {
     (rtt * 4).clamp(Duration::from_millis(20), Duration::from_millis(500))
 }
 
@@ -207,7 +210,7 @@ fn verdict_wait(rtt: Duration) -> Duration {
 /// unread. So read first, until the verdict: an alert fails the leg with the server's own
 /// reason; a session ticket means acceptance; plaintext is kept and replayed; silence for
 /// `wait` (a server that sends no tickets) is taken as acceptance.
-async fn await_verdict<S>(
+pub(super) async fn await_verdict<S>(
     tls: &mut S,
     ticket_seen: &tokio::sync::Notify,
     wait: Duration,
@@ -247,7 +250,7 @@ where
     }
 }
 
-fn timed_out(stage: Stage, after: Duration) -> Classified {
+pub(super) fn timed_out(stage: Stage, after: Duration) -> Classified {
     Classified::new(
         stage,
         FailureKind::TimedOut,

@@ -1,0 +1,213 @@
+//! `--upstream-engine auto`: a request the server asked a certificate for late, which the rustls
+//! leg could not answer, is replayed once over a new OpenSSL upstream leg.
+//!
+//! Only a request that is safe to send twice is kept for a replay: an idempotent method
+//! (RFC 9110 §9.2.2) whose body, if any, fits [`MAX_REPLAY_BODY`] and arrives within
+//! [`BODY_WAIT`]. The decision to replay is the diagnosis's ([`unanswered_late_request`]), read
+//! from the facts of the first attempt: a renegotiation rustls refused, or a 403 (Apache) / 500
+//! (HTTP.sys) the rules attribute to missing post-handshake auth. The exchange's record carries
+//! the replay's leg and response, and the first attempt in `replayed`. The pair's later legs use
+//! OpenSSL too (the server would ask late again on a rustls leg).
+
+use super::body::RelayBody;
+use super::relay::{respond_produced, respond_relayed, Pair};
+use super::request_excerpt::{Excerpt, TeeBody};
+use super::upstream_legs::{LegInUse, NoResponse, UpstreamBody};
+use crate::diagnose::unanswered_late_request;
+use crate::facts::{Replay, Request, Response, ResponseSource};
+use crate::upstream::{Engine, OpensslEngine};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest request body kept for a replay (Apache's renegotiation buffer is 128 KiB).
+pub const MAX_REPLAY_BODY: usize = 64 * 1024;
+/// How long a kept body may take to arrive from the client.
+pub const BODY_WAIT: Duration = Duration::from_secs(10);
+
+/// A request kept so it can be sent again.
+pub struct Kept {
+    /// The client's method.
+    method: Method,
+    /// The client's request target.
+    uri: Uri,
+    /// The client's headers (hop-by-hop ones are removed when it is sent).
+    headers: HeaderMap,
+    /// The whole body.
+    body: Bytes,
+}
+
+/// The replay side of a connection pair under `--upstream-engine auto`.
+pub struct AutoReplay {
+    /// The engine of the replay leg.
+    engine: OpensslEngine,
+}
+
+impl AutoReplay {
+    /// Replays over `engine`.
+    pub fn new(engine: OpensslEngine) -> AutoReplay {
+        AutoReplay { engine }
+    }
+}
+
+/// Turn the client's request into the upstream request's body, with the excerpt the record
+/// gets, keeping a copy when `keep` (the pair replays) and the request is safe to resend.
+pub async fn prepare(
+    req: http::Request<Incoming>,
+    keep: bool,
+    redact: bool,
+) -> (http::Request<UpstreamBody>, Option<Kept>, Excerpt) {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let keepable = keep
+        && req.method().is_idempotent()
+        && req
+            .body()
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n <= MAX_REPLAY_BODY as u64);
+    let (parts, body) = req.into_parts();
+    if !keepable {
+        let (body, excerpt) = TeeBody::new(body, content_type.as_deref(), redact);
+        let req = http::Request::from_parts(parts, UpstreamBody::Streaming(body));
+        return (req, None, excerpt);
+    }
+    let excerpt = Excerpt::new(content_type.as_deref(), redact);
+    let read = tokio::time::timeout(
+        BODY_WAIT,
+        http_body_util::Limited::new(body, MAX_REPLAY_BODY).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
+            let broken = e.downcast::<hyper::Error>().ok().map(|e| *e);
+            let req = http::Request::from_parts(parts, UpstreamBody::Broken(broken));
+            return (req, None, excerpt);
+        }
+        Err(_) => {
+            let req = http::Request::from_parts(parts, UpstreamBody::Broken(None));
+            return (req, None, excerpt);
+        }
+    };
+    excerpt.copy(&body);
+    let kept = Kept {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    };
+    let body = (!body.is_empty()).then_some(body);
+    let req = http::Request::from_parts(parts, UpstreamBody::Buffered(body));
+    (req, Some(kept), excerpt)
+}
+
+/// What the first attempt ended with.
+pub enum FirstAttempt<'a> {
+    /// The server answered.
+    Answered(&'a http::Response<Incoming>),
+    /// The upstream leg failed before an answer.
+    Failed,
+}
+
+/// After the first attempt on `leg`: if the diagnosis says the server asked late and the rustls
+/// leg could not answer, replay the kept request over a new OpenSSL leg and return the client's
+/// response.
+pub async fn after_first_attempt(
+    pair: &Arc<Pair>,
+    kept: Option<Kept>,
+    index: u32,
+    request: &Request,
+    leg: &LegInUse,
+    first: FirstAttempt<'_>,
+) -> Option<http::Response<RelayBody>> {
+    let auto = pair.replay.as_ref()?;
+    let kept = kept?;
+    let first_status = match &first {
+        // A success needs no replay, whatever happened on the way.
+        FirstAttempt::Answered(resp) if resp.status().as_u16() < 400 => return None,
+        FirstAttempt::Answered(resp) => Some(resp.status()),
+        FirstAttempt::Failed => None,
+    };
+    let mut probe = pair.exchange_flow(index, request.clone(), leg);
+    probe.response = match &first {
+        FirstAttempt::Answered(resp) => Some(Response {
+            status: resp.status().as_u16(),
+            source: ResponseSource::Upstream,
+            headers: super::headers::kept_response(resp.headers(), pair.redact),
+            body_excerpt: None,
+            at_ms: pair.clock.ms(),
+        }),
+        FirstAttempt::Failed => None,
+    };
+    let reason = unanswered_late_request(&probe)?;
+    let replay = Replay {
+        reason,
+        first_leg: probe.upstream_leg.take().unwrap_or_default(),
+        first_status: first_status.map(|s| s.as_u16()),
+        at_ms: pair.clock.ms(),
+    };
+    let json = kept
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let new_leg = pair
+        .legs
+        .switch_engine(Engine::Openssl(auto.engine.clone()))
+        .await;
+    new_leg.rec.event(
+        "replay",
+        Some("the request is replayed over a new OpenSSL leg".into()),
+    );
+    let mut req = http::Request::new(UpstreamBody::Buffered(
+        (!kept.body.is_empty()).then_some(kept.body),
+    ));
+    *req.method_mut() = kept.method;
+    *req.uri_mut() = kept.uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = kept.headers;
+    let sent = pair
+        .legs
+        .send_on(&new_leg, req, |r, h2| pair.upstream_request(r, h2))
+        .await;
+    let mut request = request.clone();
+    request.forwarded_at_ms = Some(replay.at_ms);
+    let mut flow = pair.exchange_flow(index, request, &new_leg);
+    flow.replayed = Some(replay);
+    Some(match sent {
+        Ok(resp) => {
+            respond_relayed(
+                flow,
+                resp,
+                &pair.sink,
+                pair.redact,
+                pair.clock,
+                Some(new_leg.rec.clone()),
+            )
+            .await
+        }
+        Err(e) => {
+            if let NoResponse::Http(e) = &e {
+                new_leg.rec.fail(&super::relay::http_error(e));
+            }
+            flow.upstream_leg = Some(new_leg.rec.snapshot());
+            respond_produced(
+                flow,
+                StatusCode::BAD_GATEWAY,
+                json,
+                Vec::new(),
+                &pair.sink,
+                pair.clock,
+            )
+            .await
+        }
+    })
+}
