@@ -139,10 +139,11 @@ for load in $loads; do
     printf '%-34s' "  p99 latency (ms)"; for t in $targets; do printf '%14s' "${p99[$t,$load]}"; done; echo
     printf '%-34s' "  failed (non-2xx, socket errors)"; for t in $targets; do printf '%14s' "${bad[$t,$load]}"; done; echo
 done
-if [[ $targets == *direct* && $targets == *mtlscope* ]]; then
-    echo "added latency per new connection, one client (mean, ms): mtlscope" \
-        "$(awk -v m="${mean[mtlscope,single]}" -v d="${mean[direct,single]}" 'BEGIN {printf "%.3f", m - d}')," \
-        "nginx $(awk -v m="${mean[nginx,single]:-0}" -v d="${mean[direct,single]}" 'BEGIN {printf "%.3f", m - d}')"
+if [[ $targets == *direct* ]]; then
+    # wrk's latency leaves out connecting; one client at a time, 1/rps is the whole request.
+    added() { awk -v m="${rps[$1,single]:-0}" -v d="${rps[direct,single]}" 'BEGIN { if (m > 0 && d > 0) printf "%.2f", 1000/m - 1000/d; else print "n/a" }'; }
+    echo "added time per new connection, one client at a time (ms, from req/s):" \
+        "mtlscope $(added mtlscope), nginx $(added nginx)"
 fi
 
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$mpid/status" 2>/dev/null || echo 0)

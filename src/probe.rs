@@ -122,7 +122,7 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
             for identity in &identities {
                 let id = report.attempts.len() as u64 + 1;
                 let flow = attempt(plan, &engine, *identity, path, id).await;
-                let flow = sink.emit(flow).await;
+                let flow = sink.emit_returning(flow).await;
                 let first_of_version = report
                     .attempts
                     .iter()

@@ -194,7 +194,20 @@ impl Sink {
     }
 
     /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.
-    pub async fn emit(&self, mut flow: Flow) -> Flow {
+    pub async fn emit(&self, flow: Flow) {
+        let flow = self.diagnosed(flow);
+        self.queue(flow).await;
+    }
+
+    /// [`Sink::emit`], returning a copy of the diagnosed flow (for callers that show it).
+    pub async fn emit_returning(&self, flow: Flow) -> Flow {
+        let flow = self.diagnosed(flow);
+        self.queue(flow.clone()).await;
+        flow
+    }
+
+    /// Stamp the run, diagnose, print, and hand the flow to the observers.
+    fn diagnosed(&self, mut flow: Flow) -> Flow {
         if flow.run.is_empty() {
             flow.run = run_id().to_string();
         }
@@ -213,16 +226,16 @@ impl Sink {
         if let Some(sub) = &self.subscriber {
             sub.offer(&flow);
         }
+        flow
+    }
+
+    /// Queue `flow` for the recording; it moves to the writer (no copy per record).
+    async fn queue(&self, flow: Flow) {
         if let Some(tx) = &self.tx {
-            if tx
-                .send(WriterMsg::Flow(Box::new(flow.clone())))
-                .await
-                .is_err()
-            {
+            if tx.send(WriterMsg::Flow(Box::new(flow))).await.is_err() {
                 tracing::error!("recording writer has stopped; record lost");
             }
         }
-        flow
     }
 
     /// Emit `flow` from a task of its own (for code that cannot wait, like a body's end);
