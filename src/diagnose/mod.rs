@@ -8,6 +8,7 @@
 
 pub mod alerts;
 mod gaps;
+mod handshake;
 mod http;
 mod http_refusal;
 mod late;

@@ -95,6 +95,7 @@ pub enum UpstreamSender {
 }
 
 /// Why a send got no response.
+#[allow(clippy::large_enum_variant)] // built once per failed send; boxing buys nothing
 enum SendFailed {
     /// No byte of the request reached the upstream (the connection had ended); here it is.
     NotSent(http::Request<UpstreamBody>, hyper::Error),

@@ -206,7 +206,7 @@ pub fn terminal_line(flow: &Flow) -> String {
             let stage = [&flow.client_leg, &flow.upstream_leg]
                 .into_iter()
                 .flatten()
-                .find_map(|l| l.failure.as_ref().map(|f| f.stage.clone()));
+                .find_map(|l| l.failure.as_ref().map(|f| f.stage));
             let failed = stage.is_some()
                 || flow.error.is_some()
                 || findings.iter().any(|f| f.severity == Severity::Error);

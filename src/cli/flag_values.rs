@@ -1,0 +1,171 @@
+//! Values and files the flags of the listening modes name: `--resolve` overrides, sizes,
+//! trust-anchor files (from a flag or else the config file), PKCS#12 passwords.
+
+use super::proxy_args::ProxyArgs;
+use crate::config::Loaded;
+use crate::error::CommandError;
+use crate::pki::load::load_certs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `--resolve HOST:PORT:ADDR` overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Resolve(Vec<(String, u16, SocketAddr)>);
+
+impl Resolve {
+    /// Parse the flags.
+    pub fn parse(flags: &[String]) -> Result<Resolve, CommandError> {
+        flags
+            .iter()
+            .map(|f| {
+                let bad = || CommandError::usage(format!("--resolve {f:?}: expected HOST:PORT:ADDR (e.g. api.example.com:443:127.0.0.1)"));
+                let (host, rest) = f.split_once(':').ok_or_else(bad)?;
+                let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
+                let port: u16 = port.parse().map_err(|_| bad())?;
+                let ip: std::net::IpAddr = addr.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
+                Ok((host.to_ascii_lowercase(), port, SocketAddr::new(ip, port)))
+            })
+            .collect::<Result<_, _>>()
+            .map(Resolve)
+    }
+
+    /// Apply to a target.
+    pub fn apply(&self, target: &mut crate::upstream::Target) {
+        let host = target.host.to_ascii_lowercase();
+        if let Some((_, _, addr)) = self
+            .0
+            .iter()
+            .find(|(h, p, _)| *h == host && *p == target.port)
+        {
+            target.connect_addr = Some(*addr);
+        }
+    }
+}
+
+/// `--grace` when not given: what systemd and Kubernetes allow before SIGKILL is longer.
+pub(super) const DEFAULT_GRACE_SECS: u64 = 10;
+
+/// A size like `512K`, `100M`, `1G` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "expected a number with an optional K, M or G suffix".to_string())?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use K, M or G)")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err("the size must be above 0 and fit in 64 bits".into()),
+        Some(v) => Ok(v),
+    }
+}
+
+pub(super) fn upstream_roots(
+    args: &ProxyArgs,
+    loaded: &Loaded,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CommandError> {
+    let files = named_files(
+        &args.upstream_ca,
+        "--upstream-ca",
+        &loaded.config.upstream_ca,
+        "upstream_ca",
+        loaded,
+    );
+    load_root_certs(&files)
+}
+
+/// Files from a repeatable flag, or else from the config key, each with where it was named (for
+/// error messages) and config paths resolved against the config file.
+pub(super) fn named_files(
+    flag_values: &[PathBuf],
+    flag: &str,
+    config_values: &[PathBuf],
+    key: &str,
+    loaded: &Loaded,
+) -> Vec<(String, PathBuf)> {
+    if flag_values.is_empty() {
+        config_values
+            .iter()
+            .map(|p| (loaded.key(key), loaded.resolve(p)))
+            .collect()
+    } else {
+        flag_values
+            .iter()
+            .map(|p| (flag.to_string(), p.clone()))
+            .collect()
+    }
+}
+
+/// Trust anchors from `(where named, file)` pairs, or the system store when there are none (as
+/// curl without `--cacert`). Errors name where the file was named.
+pub fn load_roots(files: &[(String, PathBuf)]) -> Result<rustls::RootCertStore, CommandError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = files.is_empty();
+    for cert in load_root_certs(files)? {
+        match roots.add(cert) {
+            Ok(()) => {}
+            // The system store may hold certificates rustls cannot use: skip those.
+            Err(_) if system => {}
+            Err(e) => return Err(CommandError::usage(format!("{}: {e}", files_text(files)))),
+        }
+    }
+    Ok(roots)
+}
+
+/// The trust-anchor certificates themselves (both engines are built from them): from the
+/// files, or the system store when there are none.
+pub fn load_root_certs(
+    files: &[(String, PathBuf)],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CommandError> {
+    if files.is_empty() {
+        return Ok(rustls_native_certs::load_native_certs().certs);
+    }
+    let mut out = Vec::new();
+    for (flag, path) in files {
+        let certs = load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
+        // Check each as a trust anchor now, so a bad file fails at start-up, naming it.
+        for cert in &certs {
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| CommandError::usage(format!("{flag} {}: {e}", path.display())))?;
+        }
+        out.extend(certs);
+    }
+    Ok(out)
+}
+
+pub(super) fn files_text(files: &[(String, PathBuf)]) -> String {
+    files
+        .iter()
+        .map(|(flag, p)| format!("{flag} {}", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A PKCS#12 password from an environment variable or a file's first line, never the command
+/// line (where other users can read it); empty when neither is given.
+pub fn pkcs12_password(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<String, String> {
+    match (env, file) {
+        (Some(var), _) => std::env::var(var)
+            .map_err(|_| format!("environment variable {var} (the PKCS#12 password) is not set")),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| s.lines().next().unwrap_or_default().to_string())
+            .map_err(|e| format!("PKCS#12 password file {}: {e}", path.display())),
+        (None, None) => Ok(String::new()),
+    }
+}
