@@ -12,6 +12,7 @@
 #   scripts/bench.sh [SECONDS] [CONNECTIONS]
 #   BENCH_UI=1 scripts/bench.sh …        # mtlscope with `--ui` and headless Chromium watching
 #   BENCH_ONLY="nginx mtlscope" …         # a subset of the targets
+#   BENCH_LOADS=keepalive …               # a subset of the loads (keepalive close single)
 #   MTLSCOPE_WRAP="perf record -g --" …   # run mtlscope under a profiler
 #
 # Each proxy is pinned to CPU 0 (taskset), wrk and the upstream to the others, so proxies are
@@ -115,7 +116,7 @@ run() { # $1 port, $2 connections, $3.. extra wrk args
 }
 
 declare -A rps p99 mean bad
-loads="keepalive close single"
+loads=${BENCH_LOADS:-keepalive close single}
 for load in $loads; do
     extra=(); c=$conns
     [ "$load" != keepalive ] && extra=(-H "Connection: close")

@@ -22,6 +22,17 @@ use crate::wire::TapHandle;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wire_merge::MergeContext;
 
+/// What a leg snapshot was taken from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SnapshotKey {
+    /// [`LegState::version`].
+    version: u64,
+    /// The tap's generation.
+    tap: Option<u64>,
+    /// The last request's time, when the merge uses it.
+    request_ms: Option<f64>,
+}
+
 /// The shared, growing facts of one leg. Cheap to clone; all clones write the same leg.
 #[derive(Clone, Debug)]
 pub struct LegRecorder {
@@ -35,6 +46,11 @@ pub struct LegRecorder {
 struct LegState {
     /// What the hooks wrote.
     leg: Leg,
+    /// Bumped by every change through [`LegRecorder::with`] (and a new tap).
+    version: u64,
+    /// The last snapshot and what it was taken from: a keep-alive connection's exchanges
+    /// share it instead of merging the tap again for each.
+    cached: Option<(SnapshotKey, Leg)>,
     /// The wire tap under this leg's TLS, merged in at each snapshot.
     tap: Option<TapHandle>,
     /// What the merge needs to know about this leg.
@@ -54,6 +70,7 @@ impl LegRecorder {
     /// on this leg refuses TLS 1.2 renegotiation (rustls).
     pub fn attach_tap(&self, tap: TapHandle, refuses_renegotiation: bool) {
         let mut state = self.lock();
+        state.version += 1;
         state.tap = Some(tap);
         state.merge.refuses_renegotiation = refuses_renegotiation;
     }
@@ -77,7 +94,9 @@ impl LegRecorder {
 
     /// Change the leg's facts. Critical sections are short; a poisoned lock still records.
     pub fn with<R>(&self, f: impl FnOnce(&mut Leg) -> R) -> R {
-        f(&mut self.lock().leg)
+        let mut state = self.lock();
+        state.version += 1;
+        f(&mut state.leg)
     }
 
     /// Append a timed step.
@@ -143,13 +162,30 @@ impl LegRecorder {
         });
     }
 
-    /// A copy of the facts as they stand now, with what the tap saw merged in.
+    /// A copy of the facts as they stand now, with what the tap saw merged in. Taken again
+    /// only when something changed since the last one.
     pub fn snapshot(&self) -> Leg {
-        let state = self.lock();
+        let mut state = self.lock();
+        let key = SnapshotKey {
+            version: state.version,
+            tap: state.tap.as_ref().map(|t| t.generation()),
+            // The time of the last request matters only once a late handshake was seen.
+            request_ms: state
+                .tap
+                .as_ref()
+                .and_then(|t| t.last_post_handshake_ms())
+                .and(state.merge.last_request_ms),
+        };
+        if let Some((k, leg)) = &state.cached {
+            if *k == key {
+                return leg.clone();
+            }
+        }
         let mut leg = state.leg.clone();
         if let Some(tap) = &state.tap {
             wire_merge::merge(&mut leg, &tap.snapshot(), state.merge);
         }
+        state.cached = Some((key, leg.clone()));
         leg
     }
 

@@ -52,6 +52,9 @@ struct RenegProgress {
 /// The interpretation of both directions.
 #[derive(Debug, Default)]
 struct Session {
+    /// Bumped whenever a fact other than the application-data counters changes, so a reader
+    /// can tell that nothing it shows moved (see [`WireParser::generation`]).
+    generation: u64,
     version: Option<TlsVersion>,
     tls13: bool,
     server_hello_seen: bool,
@@ -111,6 +114,12 @@ impl WireParser {
         self.s.last_post_handshake_ms
     }
 
+    /// A number that changes whenever the facts change, except the application-data times and
+    /// byte counts: what a cache of the merged leg facts is keyed on.
+    pub fn generation(&self) -> u64 {
+        self.s.generation
+    }
+
     /// The ClientHello random, once seen: the key that joins NSS key-log lines.
     pub fn client_random(&self) -> Option<[u8; 32]> {
         self.s.client_random
@@ -164,6 +173,7 @@ impl WireParser {
 
 impl Session {
     fn event(&mut self, at_ms: f64, name: &str, detail: Option<String>) {
+        self.generation += 1;
         if self.events.len() >= MAX_EVENTS {
             self.events_dropped += 1;
             return;
@@ -176,6 +186,16 @@ impl Session {
     }
 
     fn item(&mut self, dir: Dir, at: f64, item: Item<'_>) {
+        // Application data only moves `last_app` and the byte counts.
+        if !matches!(
+            item,
+            Item::Record {
+                ty: content::APPLICATION_DATA,
+                ..
+            }
+        ) {
+            self.generation += 1;
+        }
         match item {
             Item::Record { ty, len, plain, .. } => self.record(dir, at, ty, len, plain),
             Item::HandshakeStart { ty, len, kept } => {

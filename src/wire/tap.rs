@@ -81,6 +81,11 @@ impl TapHandle {
         self.lock().last_post_handshake_ms()
     }
 
+    /// See [`WireParser::generation`](super::state::WireParser::generation).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation()
+    }
+
     /// The ClientHello random once seen, the key for NSS key-log lines.
     pub fn client_random(&self) -> Option<[u8; 32]> {
         self.lock().client_random()
