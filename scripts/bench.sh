@@ -27,7 +27,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
-targets=${BENCH_ONLY:-direct nginx mitmproxy mtlscope}
+# mitmproxy last: it keeps working through its backlog on the shared CPU after wrk stops.
+targets=${BENCH_ONLY:-direct nginx mtlscope mitmproxy}
 command -v mitmdump >/dev/null || targets=${targets//mitmproxy/}
 ncpu=$(nproc)
 proxy_cpu=0
