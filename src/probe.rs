@@ -362,10 +362,13 @@ impl ProbeReport {
             let v = &mut out[i];
             v.negotiated |= leg.tls_version == Some(a.offered);
             if v.cert_request.is_none() {
-                v.cert_request = leg.cert_request.filter(|cr| cr.phase == Phase::Handshake);
+                v.cert_request = leg
+                    .cert_request
+                    .clone()
+                    .filter(|cr| cr.phase == Phase::Handshake);
             }
             if v.error.is_none() && leg.tls_version.is_none() {
-                v.error = leg.error.or_else(|| a.flow.error.clone());
+                v.error = leg.error.clone().or_else(|| a.flow.error.clone());
             }
         }
         for v in &mut out {
@@ -435,7 +438,7 @@ pub(crate) mod tests {
             status: s,
             ..Response::default()
         });
-        flow.upstream_leg = Some(leg);
+        flow.upstream_leg = Some(std::sync::Arc::new(leg));
         flow.findings = ids
             .iter()
             .map(|id| Finding {
@@ -521,14 +524,14 @@ pub(crate) mod tests {
     fn a_refused_connection_is_unreachable_and_not_negotiated() {
         let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
         b.flow.request = None;
-        b.flow.upstream_leg = Some(Leg {
+        b.flow.upstream_leg = Some(std::sync::Arc::new(Leg {
             error: Some("refused".into()),
             failure: Some(LegFailure {
                 stage: Stage::Connect,
                 kind: FailureKind::ConnectionRefused,
             }),
             ..Leg::default()
-        });
+        }));
         let r = summary(vec![b]);
         assert!(!r.reachable());
         assert!(!r.versions()[0].negotiated);

@@ -50,7 +50,7 @@ struct LegState {
     version: u64,
     /// The last snapshot and what it was taken from: a keep-alive connection's exchanges
     /// share it instead of merging the tap again for each.
-    cached: Option<(SnapshotKey, Leg)>,
+    cached: Option<(SnapshotKey, Arc<Leg>)>,
     /// The wire tap under this leg's TLS, merged in at each snapshot.
     tap: Option<TapHandle>,
     /// What the merge needs to know about this leg.
@@ -164,7 +164,7 @@ impl LegRecorder {
 
     /// A copy of the facts as they stand now, with what the tap saw merged in. Taken again
     /// only when something changed since the last one.
-    pub fn snapshot(&self) -> Leg {
+    pub fn snapshot(&self) -> Arc<Leg> {
         let mut state = self.lock();
         let key = SnapshotKey {
             version: state.version,
@@ -185,6 +185,7 @@ impl LegRecorder {
         if let Some(tap) = &state.tap {
             wire_merge::merge(&mut leg, &tap.snapshot(), state.merge);
         }
+        let leg = Arc::new(leg);
         state.cached = Some((key, leg.clone()));
         leg
     }

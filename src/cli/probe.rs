@@ -524,26 +524,26 @@ mod tests {
         );
         let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
         b.flow.request = None;
-        b.flow.upstream_leg = Some(Leg {
+        b.flow.upstream_leg = Some(std::sync::Arc::new(Leg {
             error: Some("refused".into()),
             failure: Some(LegFailure {
                 stage: crate::facts::Stage::Connect,
                 kind: crate::facts::FailureKind::ConnectionRefused,
             }),
             ..Leg::default()
-        });
+        }));
         assert_eq!(
             verdict(&b),
             "could not connect: refused; upstream-unreachable happened [upstream-unreachable]"
         );
-        b.flow.upstream_leg = Some(Leg {
+        b.flow.upstream_leg = Some(std::sync::Arc::new(Leg {
             error: Some("the peer sent a fatal protocol_version alert".into()),
             failure: Some(LegFailure {
                 stage: crate::facts::Stage::Handshake,
                 kind: crate::facts::FailureKind::AlertReceived,
             }),
             ..Leg::default()
-        });
+        }));
         b.flow.findings.clear();
         assert_eq!(
             verdict(&b),

@@ -163,7 +163,7 @@ fn post_handshake_auth_not_for_other_403s_or_tls12_or_success() {
         .build();
     assert!(find(&flow, "post-handshake-auth").is_none());
     let mut flow = apache_pha_403();
-    if let Some(l) = flow.upstream_leg.as_mut() {
+    if let Some(l) = flow.upstream_leg.as_mut().map(std::sync::Arc::make_mut) {
         l.tls_version = Some(TlsVersion::Tls12);
     }
     assert!(find(&flow, "post-handshake-auth").is_none());
@@ -172,7 +172,7 @@ fn post_handshake_auth_not_for_other_403s_or_tls12_or_success() {
 #[test]
 fn late_request_over_h2() {
     let mut flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
-    if let Some(l) = flow.upstream_leg.as_mut() {
+    if let Some(l) = flow.upstream_leg.as_mut().map(std::sync::Arc::make_mut) {
         l.alpn = Some("h2".into());
     }
     let f = find(&flow, "http2-blocks-late-auth").unwrap();
@@ -185,7 +185,7 @@ fn late_request_over_h2() {
     )
     .is_none());
     let mut ok = success();
-    if let Some(l) = ok.upstream_leg.as_mut() {
+    if let Some(l) = ok.upstream_leg.as_mut().map(std::sync::Arc::make_mut) {
         l.alpn = Some("h2".into());
     }
     assert!(find(&ok, "http2-blocks-late-auth").is_none());
@@ -245,7 +245,7 @@ fn a_late_request_completed_by_mtlscope_is_a_warning_about_the_server_design() {
 #[test]
 fn a_late_request_openssl_could_not_complete_says_why() {
     let mut flow = completed_by_openssl(Phase::Renegotiation, TlsVersion::Tls12);
-    let up = flow.upstream_leg.as_mut().unwrap();
+    let up = std::sync::Arc::make_mut(flow.upstream_leg.as_mut().unwrap());
     up.completed_late_request = None;
     up.error = Some("the peer sent a fatal unknown_ca alert".into());
     up.failure = Some(LegFailure {
@@ -265,7 +265,7 @@ fn a_late_request_openssl_could_not_complete_says_why() {
 #[test]
 fn a_replayed_exchange_says_so() {
     let mut flow = completed_by_openssl(Phase::PostHandshake, TlsVersion::Tls13);
-    let first = apache_pha_403().upstream_leg.unwrap();
+    let first = std::sync::Arc::unwrap_or_clone(apache_pha_403().upstream_leg.unwrap());
     flow.replayed = Some(crate::facts::Replay {
         reason: Phase::PostHandshake,
         first_leg: first,
@@ -295,7 +295,8 @@ fn what_auto_replays() {
     );
     // A renegotiation rustls refused.
     let mut flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
-    flow.upstream_leg.as_mut().unwrap().renegotiations[0].refused_by_mtlscope = true;
+    std::sync::Arc::make_mut(flow.upstream_leg.as_mut().unwrap()).renegotiations[0]
+        .refused_by_mtlscope = true;
     assert_eq!(unanswered_late_request(&flow), Some(Phase::Renegotiation));
     // Not a success, not a completed late request, not the client leg's business.
     assert_eq!(unanswered_late_request(&success()), None);
@@ -311,7 +312,8 @@ fn what_auto_replays() {
 #[test]
 fn a_refused_renegotiation_names_the_engine_that_completes_it() {
     let mut flow = renegotiation(crate::facts::RenegotiationOutcome::RefusedByMtlscope, true);
-    flow.upstream_leg.as_mut().unwrap().renegotiations[0].refused_by_mtlscope = true;
+    std::sync::Arc::make_mut(flow.upstream_leg.as_mut().unwrap()).renegotiations[0]
+        .refused_by_mtlscope = true;
     let f = find(&flow, "renegotiation-requested").unwrap();
     assert!(f.fix.contains("--upstream-engine openssl"), "{}", f.fix);
     let f = find(&apache_pha_403(), "post-handshake-auth").unwrap();

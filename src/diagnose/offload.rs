@@ -155,10 +155,10 @@ mod tests {
             .get("/api")
             .response(status, "unauthorized", &[])
             .with(|f| {
-                f.upstream_leg = Some(Leg {
+                f.upstream_leg = Some(std::sync::Arc::new(Leg {
                     transport: Some(Transport::Plain),
                     ..Leg::default()
-                });
+                }));
                 f.request.as_mut().unwrap().forwarded_identity = fi;
             })
             .build()

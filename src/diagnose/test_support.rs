@@ -46,19 +46,21 @@ impl FlowBuilder {
 
     /// Set or edit the client leg (created as a completed TLS 1.3 leg).
     pub fn client(mut self, f: impl FnOnce(&mut Leg)) -> FlowBuilder {
-        f(self
-            .flow
-            .client_leg
-            .get_or_insert_with(|| leg(TlsVersion::Tls13)));
+        f(std::sync::Arc::make_mut(
+            self.flow
+                .client_leg
+                .get_or_insert_with(|| std::sync::Arc::new(leg(TlsVersion::Tls13))),
+        ));
         self
     }
 
     /// Set or edit the upstream leg (created as a completed TLS 1.3 leg).
     pub fn upstream(mut self, f: impl FnOnce(&mut Leg)) -> FlowBuilder {
-        f(self
-            .flow
-            .upstream_leg
-            .get_or_insert_with(|| leg(TlsVersion::Tls13)));
+        f(std::sync::Arc::make_mut(
+            self.flow
+                .upstream_leg
+                .get_or_insert_with(|| std::sync::Arc::new(leg(TlsVersion::Tls13))),
+        ));
         self
     }
 

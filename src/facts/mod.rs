@@ -58,11 +58,11 @@ pub struct Flow {
     /// Client ⇄ mtlscope, where mtlscope is the TLS server. Absent where it never existed, or
     /// where `legs_from` names the exchange that carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_leg: Option<Leg>,
+    pub client_leg: Option<std::sync::Arc<Leg>>,
     /// mtlscope ⇄ server, where mtlscope is the TLS client. Absent where it never existed, or
     /// where `legs_from` names the exchange that carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_leg: Option<Leg>,
+    pub upstream_leg: Option<std::sync::Arc<Leg>>,
     /// Schema 2: the `exchange_index` of an earlier exchange of the same connection whose legs
     /// this exchange shares unchanged; `client_leg` and `upstream_leg` are then left out.
     /// Readers resolve it; in memory it is always `None` and the legs are present.

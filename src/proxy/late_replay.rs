@@ -150,7 +150,11 @@ pub async fn after_first_attempt(
     let reason = unanswered_late_request(&probe)?;
     let replay = Replay {
         reason,
-        first_leg: probe.upstream_leg.take().unwrap_or_default(),
+        first_leg: probe
+            .upstream_leg
+            .take()
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default(),
         first_status: first_status.map(|s| s.as_u16()),
         at_ms: pair.clock.ms(),
     };

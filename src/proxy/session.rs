@@ -182,7 +182,7 @@ async fn emit_client_failure(
     peer: &str,
     target: &Target,
     client: LegRecorder,
-    upstream: Option<crate::facts::Leg>,
+    upstream: Option<Arc<crate::facts::Leg>>,
     faults: Vec<FaultEffect>,
 ) {
     let mut flow = Flow::new(ctx.mode, id, clock.started_at());

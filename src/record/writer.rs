@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// How many rotated files are kept (`FILE.1` … `FILE.N`).
@@ -30,9 +31,9 @@ struct FullLegs {
     /// Its `exchange_index`.
     index: u32,
     /// Its client leg.
-    client: Option<Leg>,
+    client: Option<Arc<Leg>>,
     /// Its upstream leg.
-    upstream: Option<Leg>,
+    upstream: Option<Arc<Leg>>,
 }
 
 /// The open recording.
@@ -126,10 +127,9 @@ impl Writer {
         let Some(index) = flow.exchange_index else {
             return;
         };
-        let same = self
-            .full
-            .get(&flow.connection_id)
-            .is_some_and(|f| f.client == flow.client_leg && f.upstream == flow.upstream_leg);
+        let same = self.full.get(&flow.connection_id).is_some_and(|f| {
+            same_leg(&f.client, &flow.client_leg) && same_leg(&f.upstream, &flow.upstream_leg)
+        });
         if same && flow.findings.is_empty() && flow.legs_from.is_none() {
             if let Some(f) = self.full.get(&flow.connection_id) {
                 flow.legs_from = Some(f.index);
@@ -176,6 +176,15 @@ impl Writer {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot open the new recording after rotating; writing to the rotated file");
             }
         }
+    }
+}
+
+/// Equal legs: the same snapshot (the usual case on a keep-alive connection), or equal facts.
+fn same_leg(a: &Option<Arc<Leg>>, b: &Option<Arc<Leg>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
     }
 }
 

@@ -68,7 +68,7 @@ pub fn facts(flow: &Flow) -> Vec<(String, String)> {
             ("client", &flow.client_leg),
             ("upstream", &flow.upstream_leg),
         ] {
-            leg_facts(name, leg.as_ref(), &mut put);
+            leg_facts(name, leg.as_deref(), &mut put);
         }
     }
     if let Some(w) = &flow.wire {

@@ -124,8 +124,8 @@ pub fn row(id: u64, r: &Record) -> Row {
             .unwrap_or_default(),
         status: f.status(),
         error: report::first_error(f),
-        client: f.client_leg.as_ref().map(leg_cell).or(wire),
-        upstream: f.upstream_leg.as_ref().map(leg_cell),
+        client: f.client_leg.as_deref().map(leg_cell).or(wire),
+        upstream: f.upstream_leg.as_deref().map(leg_cell),
         findings: f
             .findings
             .iter()

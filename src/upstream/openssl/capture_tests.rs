@@ -158,6 +158,6 @@ fn truncated_messages_are_ignored() {
     // A whole CertificateRequest message whose body does not parse still counts as a request
     // (the server did ask), with no names.
     handshake(&c, false, &message(13, &[9, 9]));
-    let cr = rec.snapshot().cert_request.expect("a request");
+    let cr = rec.snapshot().cert_request.clone().expect("a request");
     assert_eq!(cr.ca_names, Some(vec![]));
 }
