@@ -260,13 +260,13 @@ fn events(store: Arc<Store>) -> Response<UiBody> {
 /// One `flows` event: a JSON array of list rows.
 fn flows_event(rows: &[Arc<Entry>]) -> Bytes {
     let mut s =
-        String::with_capacity(64 + rows.iter().map(|e| e.row_json.len() + 1).sum::<usize>());
+        String::with_capacity(64 + rows.iter().map(|e| e.row_json().len() + 1).sum::<usize>());
     s.push_str("event: flows\ndata: [");
     for (i, e) in rows.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&e.row_json);
+        s.push_str(e.row_json());
     }
     s.push_str("]\n\n");
     Bytes::from(s)

@@ -20,8 +20,20 @@ pub struct Entry {
     pub id: u64,
     /// The flow, and where it came from (a recording's file and line, or `live`).
     pub record: Arc<Record>,
-    /// Its list row, serialised once.
-    pub row_json: Arc<str>,
+    /// Its list row, serialised once, when a page first asks for it (a proxy nobody watches
+    /// serialises nothing).
+    row_json: std::sync::OnceLock<Arc<str>>,
+}
+
+impl Entry {
+    /// Its list row as JSON.
+    pub fn row_json(&self) -> &str {
+        self.row_json.get_or_init(|| {
+            serde_json::to_string(&row(self.id, &self.record))
+                .unwrap_or_else(|_| "{}".into())
+                .into()
+        })
+    }
 }
 
 /// The flows in memory and the live feed of new rows.
@@ -65,13 +77,10 @@ impl Store {
             let mut e = self.lock();
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let record = make(id);
-            let row_json: Arc<str> = serde_json::to_string(&row(id, &record))
-                .unwrap_or_else(|_| "{}".into())
-                .into();
             let entry = Arc::new(Entry {
                 id,
                 record: Arc::new(record),
-                row_json,
+                row_json: std::sync::OnceLock::new(),
             });
             e.push_back(entry.clone());
             while e.len() > self.max {
