@@ -110,8 +110,9 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
     let mut out = Recording::default();
     let ends_with_newline = bytes.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    // (connection, exchange index) → position of the latest record carrying its legs in full.
-    let mut full_legs: HashMap<(u64, u32), usize> = HashMap::new();
+    // (run, connection, exchange index) → position of the latest record carrying its legs in
+    // full (runs appending to one file at once reuse connection numbers).
+    let mut full_legs: HashMap<(String, u64, u32), usize> = HashMap::new();
     let last = lines.len().saturating_sub(1);
     for (i, raw) in lines.into_iter().enumerate() {
         let line = i + 1;
@@ -125,7 +126,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
             Ok(mut flow) => {
                 resolve_legs_from(&mut flow, &out.records, &full_legs);
                 if let (None, Some(i)) = (flow.legs_from, flow.exchange_index) {
-                    full_legs.insert((flow.connection_id, i), out.records.len());
+                    full_legs.insert((flow.run.clone(), flow.connection_id, i), out.records.len());
                 }
                 let mut diagnosed_on_read = false;
                 if flow.findings.is_empty() {
@@ -160,12 +161,16 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
 
 /// Schema 2: put back the legs a compact exchange shares with an earlier one of its connection
 /// (the latest such record before it). Left as it is when that record is not in the file.
-fn resolve_legs_from(flow: &mut Flow, earlier: &[Record], full: &HashMap<(u64, u32), usize>) {
+fn resolve_legs_from(
+    flow: &mut Flow,
+    earlier: &[Record],
+    full: &HashMap<(String, u64, u32), usize>,
+) {
     let Some(from) = flow.legs_from else {
         return;
     };
     if let Some(src) = full
-        .get(&(flow.connection_id, from))
+        .get(&(flow.run.clone(), flow.connection_id, from))
         .and_then(|&i| earlier.get(i))
     {
         flow.client_leg = src.flow.client_leg.clone();
@@ -314,6 +319,44 @@ mod tests {
         let mut f = Flow::new(Mode::Reverse, conn, time::OffsetDateTime::UNIX_EPOCH);
         f.findings = vec![];
         serde_json::to_string(&f).unwrap()
+    }
+
+    #[test]
+    fn legs_from_is_resolved_within_its_run_and_connection() {
+        let exchange = |run: &str, index: u32, alpn: Option<&str>, from: Option<u32>| {
+            let mut f = Flow::new(Mode::Reverse, 1, time::OffsetDateTime::UNIX_EPOCH);
+            f.run = run.into();
+            f.kind = RecordKind::Exchange;
+            f.exchange_index = Some(index);
+            f.legs_from = from;
+            if from.is_none() {
+                let leg = crate::facts::Leg {
+                    alpn: alpn.map(String::from),
+                    ..Default::default()
+                };
+                f.upstream_leg = Some(std::sync::Arc::new(leg));
+            }
+            serde_json::to_string(&f).unwrap()
+        };
+        // Two runs appending at once, both with connection 1.
+        let text = [
+            exchange("a", 0, Some("h2"), None),
+            exchange("b", 0, Some("http/1.1"), None),
+            exchange("a", 1, None, Some(0)),
+            exchange("b", 1, None, Some(0)),
+        ]
+        .join("\n");
+        let r = parse(Path::new("rec.jsonl"), text.as_bytes());
+        let alpn = |i: usize| {
+            r.records[i]
+                .flow
+                .upstream_leg
+                .as_ref()
+                .and_then(|l| l.alpn.clone())
+        };
+        assert_eq!(alpn(2).as_deref(), Some("h2"));
+        assert_eq!(alpn(3).as_deref(), Some("http/1.1"));
+        assert!(r.records[2].flow.legs_from.is_none(), "resolved");
     }
 
     #[test]

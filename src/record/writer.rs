@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// How many connections' legs the writer remembers for `legs_from` at most.
+const MAX_TRACKED: usize = 16 * 1024;
+
 /// How many rotated files are kept (`FILE.1` … `FILE.N`).
 const KEEP_ROTATED: u32 = 9;
 
@@ -139,6 +142,12 @@ impl Writer {
             return;
         }
         if flow.legs_from.is_none() {
+            // A connection's last record can arrive after its "closed" message (bodies end on
+            // tasks of their own), so entries can outlive their connection: bound the map. A
+            // connection forgotten here just writes its next exchange in full.
+            if self.full.len() >= MAX_TRACKED && !self.full.contains_key(&flow.connection_id) {
+                self.full.clear();
+            }
             self.full.insert(
                 flow.connection_id,
                 FullLegs {
@@ -193,4 +202,85 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .create(true)
         .append(true)
         .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Finding, FindingId, Mode, Severity};
+
+    fn exchange(conn: u64, index: u32, leg: &Arc<Leg>) -> Flow {
+        let mut f = Flow::new(Mode::Reverse, conn, time::OffsetDateTime::UNIX_EPOCH);
+        f.kind = RecordKind::Exchange;
+        f.exchange_index = Some(index);
+        f.client_leg = Some(leg.clone());
+        f.upstream_leg = Some(leg.clone());
+        f
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_legs_without_findings_point_at_the_full_exchange() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let mut w = Writer::open(&path, None).unwrap();
+        let mut buf = Vec::new();
+        let leg = Arc::new(Leg::default());
+        w.write(exchange(1, 0, &leg), &mut buf);
+        w.write(exchange(1, 1, &leg), &mut buf);
+        let mut with_finding = exchange(1, 2, &leg);
+        with_finding.findings.push(Finding {
+            id: FindingId::Unexplained,
+            severity: Severity::Error,
+            summary: String::new(),
+            evidence: vec![],
+            fix: String::new(),
+            inferred: false,
+        });
+        w.write(with_finding, &mut buf);
+        let changed = Arc::new(Leg {
+            alpn: Some("h2".into()),
+            ..Leg::default()
+        });
+        w.write(exchange(1, 3, &changed), &mut buf);
+        w.write(exchange(1, 4, &changed), &mut buf);
+        let got = lines(&path);
+        assert!(got[0]["client_leg"].is_object() && got[0].get("legs_from").is_none());
+        assert_eq!(got[1]["legs_from"], 0);
+        assert!(got[1].get("client_leg").is_none());
+        assert!(
+            got[2]["client_leg"].is_object(),
+            "a finding carries its legs"
+        );
+        assert!(
+            got[3]["client_leg"].is_object(),
+            "changed legs are written in full"
+        );
+        assert_eq!(got[4]["legs_from"], 3);
+        assert_eq!(w.stats.compacted, 2);
+    }
+
+    #[test]
+    fn a_rotated_file_starts_with_full_legs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let mut w = Writer::open(&path, Some(1)).unwrap();
+        let mut buf = Vec::new();
+        let leg = Arc::new(Leg::default());
+        w.write(exchange(1, 0, &leg), &mut buf);
+        w.write(exchange(1, 1, &leg), &mut buf);
+        assert_eq!(w.stats.rotations, 1);
+        let rotated = lines(&dir.path().join("rec.jsonl.1"));
+        let current = lines(&path);
+        assert_eq!(rotated.len(), 1);
+        assert!(current[0]["client_leg"].is_object(), "{:?}", current[0]);
+        assert!(current[0].get("legs_from").is_none());
+    }
 }
