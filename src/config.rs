@@ -93,10 +93,9 @@ pub struct FileConfig {
 /// The keys each command reads from a config file; any other key in the file is refused with
 /// its line, so a setting never silently does nothing.
 pub mod keys {
-    /// `reverse`.
-    pub const REVERSE: &[&str] = &[
+    /// What `reverse` and `forward` both read.
+    pub const LISTENER: &[&str] = &[
         "listen",
-        "upstream",
         "record",
         "keylog",
         "server_cert",
@@ -120,42 +119,22 @@ pub mod keys {
         "max_connections",
         "record_max_size",
         "upstream_engine",
+    ];
+    /// `reverse`, besides [`LISTENER`].
+    pub const REVERSE_ONLY: &[&str] = &[
+        "upstream",
         "forward_client_cert",
         "forward_client_cert_verify",
         "expect_client_cert_header",
     ];
-    /// `forward` (no `upstream`: it goes where each client asks).
-    pub const FORWARD: &[&str] = &[
-        "listen",
-        "record",
-        "keylog",
-        "server_cert",
-        "ca_dir",
-        "client_auth",
-        "client_ca",
-        "client_ca_names",
-        "identity",
-        "upstream_ca",
-        "insecure_upstream",
-        "enforce",
-        "redact",
-        "fault",
-        "timeout",
-        "resolve",
-        "pkcs12_password_env",
-        "pkcs12_password_file",
-        "quiet",
-        "explain",
+    /// `forward`, besides [`LISTENER`] (no `upstream`: it goes where each client asks).
+    pub const FORWARD_ONLY: &[&str] = &[
         "intercept",
         "passthrough",
         "allow_remote",
         "proxy_auth",
         "identity_dir",
         "host",
-        "upstream_engine",
-        "grace",
-        "max_connections",
-        "record_max_size",
     ];
     /// `observe` (it terminates no TLS: no certificates, identities or trust).
     pub const OBSERVE: &[&str] = &["listen", "upstream", "record", "fault", "quiet", "explain"];
@@ -310,13 +289,13 @@ impl Loaded {
     }
 
     /// Refuse every top-level key `command` does not read (`allowed`), naming its line.
-    pub fn only(&self, command: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    pub fn only(&self, command: &str, allowed: &[&[&str]]) -> Result<(), ConfigError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         let table: toml::Table = toml::from_str(&self.text).unwrap_or_default();
         for key in table.keys() {
-            if allowed.contains(&key.as_str()) {
+            if allowed.iter().any(|keys| keys.contains(&key.as_str())) {
                 continue;
             }
             let why = match (command, key.as_str()) {
@@ -435,16 +414,20 @@ mod tests {
         let loaded = Loaded::read(&path).unwrap();
         assert_eq!(loaded.config.client_auth, Some(ClientAuthMode::Optional));
         assert_eq!(loaded.config.identity.len(), 1);
-        assert!(loaded.only("reverse", keys::REVERSE).is_ok());
+        assert!(loaded
+            .only("reverse", &[keys::LISTENER, keys::REVERSE_ONLY])
+            .is_ok());
     }
 
     #[test]
     fn keys_a_command_does_not_read_are_refused_with_their_line() {
         let (_d, path) = write("listen = \"127.0.0.1:1\"\n\nupstream = \"https://x:1\"\n");
         let loaded = Loaded::read(&path).unwrap();
-        assert!(loaded.only("reverse", keys::REVERSE).is_ok());
+        assert!(loaded
+            .only("reverse", &[keys::LISTENER, keys::REVERSE_ONLY])
+            .is_ok());
         let err = loaded
-            .only("forward", keys::FORWARD)
+            .only("forward", &[keys::LISTENER, keys::FORWARD_ONLY])
             .unwrap_err()
             .to_string();
         assert!(
@@ -466,9 +449,15 @@ mod tests {
         )
         .unwrap();
         for f in fields {
-            let used = [keys::REVERSE, keys::FORWARD, keys::OBSERVE, keys::PROBE]
-                .iter()
-                .any(|k| k.contains(f));
+            let used = [
+                keys::LISTENER,
+                keys::REVERSE_ONLY,
+                keys::FORWARD_ONLY,
+                keys::OBSERVE,
+                keys::PROBE,
+            ]
+            .iter()
+            .any(|k| k.contains(f));
             assert!(used, "{f} is read by no command");
             let shown = example.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
@@ -476,9 +465,10 @@ mod tests {
             });
             assert!(shown, "{f} missing from config/example.toml");
         }
-        for k in keys::REVERSE
+        for k in keys::LISTENER
             .iter()
-            .chain(keys::FORWARD)
+            .chain(keys::REVERSE_ONLY)
+            .chain(keys::FORWARD_ONLY)
             .chain(keys::OBSERVE)
             .chain(keys::PROBE)
         {

@@ -90,7 +90,7 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         None => crate::config::Loaded::default(),
     };
     loaded
-        .only("observe", crate::config::keys::OBSERVE)
+        .only("observe", &[crate::config::keys::OBSERVE])
         .map_err(CommandError::usage)?;
     let c = &loaded.config;
     let listen_text = args

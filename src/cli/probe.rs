@@ -88,7 +88,7 @@ impl ProbeArgs {
         };
         let loaded = crate::config::Loaded::read(path).map_err(CommandError::usage)?;
         loaded
-            .only("probe", crate::config::keys::PROBE)
+            .only("probe", &[crate::config::keys::PROBE])
             .map_err(CommandError::usage)?;
         let c = &loaded.config;
         let mut m = self.clone();

@@ -234,11 +234,14 @@ impl ProxyArgs {
             Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
             None => Loaded::default(),
         };
+        use crate::config::keys;
         let allowed = match command {
-            "forward" => crate::config::keys::FORWARD,
-            _ => crate::config::keys::REVERSE,
+            "forward" => [keys::LISTENER, keys::FORWARD_ONLY],
+            _ => [keys::LISTENER, keys::REVERSE_ONLY],
         };
-        loaded.only(command, allowed).map_err(CommandError::usage)?;
+        loaded
+            .only(command, &allowed)
+            .map_err(CommandError::usage)?;
         self.merged_with(&loaded)
             .build_merged(loaded, default_listen, server_cert)
     }
