@@ -141,12 +141,8 @@ pub struct Built {
     pub engines: Engines,
     /// Which identity to present upstream.
     pub identity: IdentityPolicy,
-    /// `--record`.
-    pub record: Option<PathBuf>,
     /// Redact credentials.
     pub redact: bool,
-    /// Print a line per flow.
-    pub print: bool,
     /// Print each finding's evidence and fix under its flow.
     pub explain: bool,
     /// The local CA directory.
@@ -466,13 +462,11 @@ impl ProxyArgs {
             engines,
             identity,
             recording: RecordSettings {
-                path: record.clone(),
+                path: record,
                 max_size,
                 print,
             },
-            record,
             redact,
-            print,
             explain: self.explain,
             ca_dir: inputs.ca_dir,
             resolve: Resolve::parse(&self.resolve).map_err(|e| {

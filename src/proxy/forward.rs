@@ -436,6 +436,8 @@ async fn plain_http(
                 opts.session.redact,
                 clock,
                 None,
+                // The proxy's own listener speaks HTTP/1.1 only.
+                true,
             )
             .await
         }

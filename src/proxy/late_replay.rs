@@ -195,6 +195,7 @@ pub async fn after_first_attempt(
                 pair.redact,
                 pair.clock,
                 Some(new_leg.rec.clone()),
+                pair.client_h1,
             )
             .await
         }

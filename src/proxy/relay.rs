@@ -57,6 +57,9 @@ pub struct Pair {
     pub faults: Arc<Mutex<Vec<FaultEffect>>>,
     /// Exchanges so far.
     pub exchanges: AtomicU32,
+    /// The client speaks HTTP/1.x on this connection (its ALPN was not `h2`): a close the
+    /// upstream announces is passed on as `Connection: close`.
+    pub client_h1: bool,
     /// Requests being handled now (their response heads not yet returned).
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Where finished flows go.
@@ -248,6 +251,7 @@ impl Pair {
             self.redact,
             self.clock,
             Some(leg.rec),
+            self.client_h1,
         )
         .await
     }
@@ -341,6 +345,7 @@ pub async fn respond_relayed(
     redact: bool,
     clock: ConnClock,
     upstream: Option<LegRecorder>,
+    client_h1: bool,
 ) -> http::Response<RelayBody> {
     let (mut parts, mut body) = resp.into_parts();
     let status = parts.status;
@@ -361,7 +366,7 @@ pub async fn respond_relayed(
     // The upstream ends its connection after this response: pass that on to an HTTP/1.1
     // client, as the server would have told it directly (HTTP/2 clients get a GOAWAY when the
     // upstream connection ends; see `serve_client`).
-    let closing = upstream_closes(&parts.headers) && client_speaks_h1(&flow);
+    let closing = upstream_closes(&parts.headers) && client_h1;
     strip_hop_by_hop(&mut parts.headers);
     if closing {
         parts
@@ -456,13 +461,6 @@ fn upstream_closes(headers: &http::HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("close"))
-}
-
-/// Whether the exchange's client spoke HTTP/1.x.
-fn client_speaks_h1(flow: &Flow) -> bool {
-    flow.request
-        .as_ref()
-        .is_some_and(|r| r.version.starts_with("HTTP/1"))
 }
 
 /// Whether the client prefers a JSON error body.

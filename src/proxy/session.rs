@@ -126,6 +126,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
             return emit_client_failure(ctx, id, clock, &peer, &target, client, up, faults).await;
         }
     };
+    let client_h1 = tls.get_ref().get_ref().1.alpn_protocol() != Some(b"h2");
     let presented = tls.get_ref().get_ref().1.peer_certificates();
     let offload = crate::offload::for_client(ctx.offload.as_deref(), presented, &client);
 
@@ -144,6 +145,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         faults,
         exchanges: AtomicU32::new(0),
         in_flight: std::sync::atomic::AtomicUsize::new(0),
+        client_h1,
         sink: ctx.sink.clone(),
         redact: ctx.redact,
         fault_config: ctx.faults.clone(),

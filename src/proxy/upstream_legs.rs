@@ -322,16 +322,7 @@ impl Resend {
     /// The resend copy of `req`, when it is safe to send twice.
     pub fn of(req: &http::Request<UpstreamBody>) -> Option<Resend> {
         use http_body::Body;
-        let idempotent = matches!(
-            *req.method(),
-            http::Method::GET
-                | http::Method::HEAD
-                | http::Method::OPTIONS
-                | http::Method::TRACE
-                | http::Method::PUT
-                | http::Method::DELETE
-        );
-        if !idempotent || !req.body().is_end_stream() {
+        if !req.method().is_idempotent() || !req.body().is_end_stream() {
             return None;
         }
         let mut copy = http::Request::new(());
@@ -404,7 +395,6 @@ impl UpstreamLegs {
         }
     }
 
-    /// Resolves when the upstream ends a leg's connection.
     /// The index of the next leg whose connection ended (on the upstream's side, or because
     /// mtlscope replaced it).
     pub async fn ended(&self) -> u32 {
@@ -533,20 +523,13 @@ impl UpstreamLegs {
             },
         };
         let next = self.replace(leg.index).await;
-        let Some(sender) = next.sender.clone() else {
+        if next.sender.is_none() {
             return Err(NoLeg {
                 leg: next,
                 retry: Some(retry),
             });
-        };
-        let again = build(again, sender.is_h2());
-        next.rec.note_request();
-        let result = match tokio::time::timeout(timeout, sender.try_send(again)).await {
-            Ok(r) => r.map_err(|f| match f {
-                SendFailed::NotSent(_, e) | SendFailed::Failed(e) => NoResponse::Http(e),
-            }),
-            Err(_) => Err(NoResponse::HeadTimeout(timeout)),
-        };
+        }
+        let result = self.send_on(&next, again, &build).await;
         Ok(Sent {
             leg: next,
             result,
