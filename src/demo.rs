@@ -13,6 +13,7 @@ use crate::pki::load::load_certs;
 use crate::pki::{ClientCert, DevPki};
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
 use crate::record::Sink;
+use crate::settings::CertKey;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -110,20 +111,21 @@ async fn run_scenario(
     upstream: &LabUpstream,
     scenario: &Scenario,
 ) -> Result<Flow, CommandError> {
-    let args = ProxyArgs {
-        listen: Some("127.0.0.1:0".into()),
-        server_cert: Some(pki.server().arg()),
-        identity: scenario
-            .cert
-            .map(|c| pki.client(c).arg())
-            .into_iter()
-            .collect(),
-        upstream_ca: vec![pki.root_ca().to_path_buf()],
-        timeout: Some(5),
-        quiet: true,
-        ..ProxyArgs::default()
-    };
-    let built = args.build("reverse", "127.0.0.1:0", |inputs| {
+    let mut args = ProxyArgs::default();
+    args.run.listen = Some("127.0.0.1:0".into());
+    args.run.quiet = true;
+    let server = pki.server();
+    args.tls.server_cert = Some(CertKey::pem(&server.cert, &server.key));
+    args.upstream.identity = scenario
+        .cert
+        .map(|c| pki.client(c))
+        .map(|id| CertKey::pem(&id.cert, &id.key))
+        .into_iter()
+        .collect();
+    args.upstream.upstream_ca = vec![pki.root_ca().to_path_buf()];
+    args.upstream.timeout = Some(5);
+    let origins = args.load("reverse", &mut [])?;
+    let built = args.build(&origins, "127.0.0.1:0", |inputs| {
         inputs
             .fixed_server_cert()?
             .ok_or_else(|| CommandError::runtime("demo server certificate missing"))

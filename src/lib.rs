@@ -10,7 +10,6 @@
 pub mod capture;
 pub mod cert;
 pub mod cli;
-pub mod config;
 pub mod demo;
 pub mod diagnose;
 pub mod error;
@@ -28,6 +27,7 @@ pub mod proxy;
 pub mod record;
 pub mod recording;
 pub mod render;
+pub mod settings;
 pub mod ui;
 pub mod upstream;
 pub mod wire;

@@ -9,11 +9,11 @@ use crate::capture::ConnClock;
 use crate::error::CommandError;
 use crate::facts::{Event, FaultEffect, Flow, LegFailure, Mode, Wire};
 use crate::facts::{FailureKind, Stage};
-use crate::faults::{effect, Fault, Faults};
+use crate::faults::{effect, Fault};
 use crate::io::cut::CutOnRenegotiation;
 use crate::io::idle::{Activity, Watched};
 use crate::lifecycle::{accept_loop, AcceptLimits, Lifecycle};
-use crate::record::{RecordSettings, Sink};
+use crate::record::Sink;
 use crate::upstream::Target;
 use crate::wire::{Tap, TapHandle, TapRole};
 use std::io;
@@ -26,50 +26,38 @@ use tokio::net::{TcpListener, TcpStream};
 /// How long to wait for the upstream's TCP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+crate::settings::settings_group! {
+    /// `observe`'s own settings.
+    #[derive(Debug, Default, clap::Args, serde::Deserialize)]
+    #[serde(default)]
+    pub struct ObserveOnly {
+        /// The real server, as `host:port`.
+        #[arg(long, value_name = "HOST:PORT")]
+        pub upstream: Option<String>,
+        /// Close a connection on which no byte moved for SECS, either way (recorded; default
+        /// 300).
+        #[arg(long, value_name = "SECS")]
+        pub idle_timeout: Option<u64>,
+    }
+}
+
 /// Flags of `mtlscope observe`.
 #[derive(Debug, clap::Args)]
 pub struct ObserveArgs {
-    /// Address to listen on (loopback unless told otherwise; default 127.0.0.1:8443).
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// The real server, as `host:port`.
-    #[arg(long)]
-    pub upstream: Option<String>,
-    /// TOML configuration file (keys: listen, upstream, record, fault, quiet, explain); flags
-    /// win over it.
+    /// TOML file holding any of these settings under the same names (see
+    /// config/example.toml); flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Do not print a line per connection.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Append one JSON line per connection to this file.
-    #[arg(long)]
-    pub record: Option<PathBuf>,
-    /// Behave like a broken middlebox: `block-renegotiation` cuts the connection when a TLS 1.2
-    /// renegotiation starts (a firewall that blocks it).
-    #[arg(long, value_name = "NAME")]
-    pub fault: Vec<String>,
-    /// Under each connection, print every finding's evidence and fix.
-    #[arg(long, short = 'v')]
-    pub explain: bool,
-    /// Close a connection on which no byte moved for SECS, either way (recorded).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub idle_timeout: u64,
-    /// On SIGTERM/SIGINT, seconds open connections get before they are ended and recorded.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub grace: u64,
-    /// At most N client connections at once; more are closed at accept and recorded.
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Rotate the recording when it reaches SIZE (e.g. 100M).
-    #[arg(long, value_name = "SIZE")]
-    pub record_max_size: Option<String>,
+    /// The upstream and the idle bound.
+    #[command(flatten)]
+    pub observe: ObserveOnly,
+    /// Listening, recording, stopping; `--fault block-renegotiation` cuts the connection when a
+    /// TLS 1.2 renegotiation starts (a firewall that blocks it).
+    #[command(flatten)]
+    pub run: crate::cli::run_args::RunArgs,
     /// The web view.
     #[command(flatten)]
     pub ui: crate::cli::ui::UiArgs,
-    /// Let the --ui web view listen on a non-loopback address (requires --ui-auth).
-    #[arg(long)]
-    pub allow_remote: bool,
 }
 
 /// How observe relays every connection.
@@ -84,67 +72,47 @@ pub struct TunnelSettings {
 }
 
 /// Validate the flags, then relay until interrupted.
-pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
-    let loaded = match &args.config {
-        Some(p) => crate::config::Loaded::read(p).map_err(CommandError::usage)?,
-        None => crate::config::Loaded::default(),
+pub fn run_cli(mut args: ObserveArgs) -> Result<(), CommandError> {
+    let origins = crate::settings::load(
+        args.config.as_deref(),
+        "observe",
+        &mut [&mut args.observe, &mut args.run, &mut args.ui],
+    )
+    .map_err(CommandError::usage)?;
+    let listen = args.run.listen_addr("127.0.0.1:8443", &origins)?;
+    let upstream = match &args.observe.upstream {
+        Some(u) => {
+            parse_upstream(u).map_err(|e| crate::cli::run_args::in_file(e, &origins, "upstream"))?
+        }
+        None => return Err(CommandError::usage("--upstream HOST:PORT is required")),
     };
-    loaded
-        .only("observe", &[crate::config::keys::OBSERVE])
-        .map_err(CommandError::usage)?;
-    let c = &loaded.config;
-    let listen_text = args
-        .listen
-        .clone()
-        .or(c.listen.clone())
-        .unwrap_or_else(|| "127.0.0.1:8443".into());
-    let listen: SocketAddr = crate::cli::listen_addr(&listen_text)?;
-    let upstream = match (&args.upstream, &c.upstream) {
-        (Some(u), _) => parse_upstream(u)?,
-        (None, Some(u)) => parse_upstream(u).map_err(|e| {
-            CommandError::usage(format!("{}: {}", loaded.key("upstream"), e.message))
-        })?,
-        (None, None) => return Err(CommandError::usage("--upstream HOST:PORT is required")),
-    };
-    let fault_values = if args.fault.is_empty() {
-        &c.fault
-    } else {
-        &args.fault
-    };
-    let faults = Faults::parse(fault_values).map_err(CommandError::usage)?;
+    let faults = args.run.faults(&origins)?;
     let block_renegotiation = faults.has(&Fault::BlockRenegotiation);
-    let record = args
-        .record
-        .clone()
-        .or(c.record.as_ref().map(|p| loaded.resolve(p)));
-    let print = !(args.quiet || c.quiet.unwrap_or(false));
-    let explain = args.explain || c.explain.unwrap_or(false);
-    if fault_values.len() > usize::from(block_renegotiation) {
-        return Err(CommandError::usage(
-            "--fault: observe does not terminate TLS; only block-renegotiation applies",
-        ));
+    if args.run.fault.len() > usize::from(block_renegotiation) {
+        return Err(CommandError::usage(format!(
+            "{}: observe does not terminate TLS; only block-renegotiation applies",
+            origins.name("fault")
+        )));
     }
-    let max_size = args
-        .record_max_size
-        .as_deref()
-        .map(crate::cli::proxy_args::parse_size)
-        .transpose()
-        .map_err(|e| CommandError::usage(format!("--record-max-size: {e}")))?;
+    let recording = args.run.recording(&origins)?;
+    let explain = args.run.explain;
+    let idle_secs = args
+        .observe
+        .idle_timeout
+        .unwrap_or(crate::cli::forward::DEFAULT_IDLE_SECS);
     let settings = TunnelSettings {
         block_renegotiation,
-        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        idle_timeout: Duration::from_secs(idle_secs.max(1)),
         life: Lifecycle::new(),
     };
-    let ui = args.ui.options(args.allow_remote, None)?;
+    let ui = args.ui.options(None)?;
+    let grace = args.run.grace();
+    let max_connections = args.run.max_connections;
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(&RecordSettings {
-            path: record.clone(),
-            max_size,
-            print,
-        })
-        .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-        .explaining(explain);
+        let sink = Sink::open(&recording)
+            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
+            .explaining(explain);
         let (sink, _ui) = crate::cli::ui::attach(ui, sink).await?;
         let listener = TcpListener::bind(listen)
             .await
@@ -153,15 +121,9 @@ pub fn run_cli(args: ObserveArgs) -> Result<(), CommandError> {
         eprintln!("mtlscope observe: listening on {local}, relaying to {upstream}");
         let life = settings.life.clone();
         crate::cli::until_interrupted(
-            serve(
-                listener,
-                upstream,
-                sink.clone(),
-                settings,
-                args.max_connections,
-            ),
+            serve(listener, upstream, sink.clone(), settings, max_connections),
             &life,
-            Duration::from_secs(args.grace),
+            grace,
             &sink,
         )
         .await;

@@ -437,3 +437,81 @@ fn one_config_file_serves_every_command_and_names_lines() {
         "the file's identity was loaded: {err}"
     );
 }
+
+/// One settings model: what used to be flags only (the web view, observe's stop and limits,
+/// probe's own options) reads the same from the file, and its errors name the file's line.
+#[test]
+fn every_flag_is_also_a_config_key() {
+    let (dir, _pki) = dev_pki();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write config");
+        p.display().to_string()
+    };
+    let ca = dir.path().join("ca").display().to_string();
+    // The web view from the file.
+    let cfg = write(
+        "ui.toml",
+        "listen = \"127.0.0.1:0\"\nupstream = \"https://localhost:1\"\nui = \"127.0.0.1:0\"\n\
+         ui_max_flows = 5\n",
+    );
+    let err = stderr_until_listening(&["reverse", "--ca-dir", &ca, "--config", &cfg]);
+    assert!(err.contains("web view on http://127.0.0.1:"), "{err}");
+    // observe's grace, limit, rotation and idle bound.
+    let cfg = write(
+        "obs.toml",
+        "listen = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:1\"\ngrace = 1\nmax_connections = 2\n\
+         record_max_size = \"1M\"\nidle_timeout = 5\n",
+    );
+    let err = stderr_until_listening(&["observe", "--config", &cfg]);
+    assert!(err.contains("listening on 127.0.0.1:"), "{err}");
+    let cfg = write(
+        "obs-size.toml",
+        "upstream = \"127.0.0.1:1\"\n\nrecord_max_size = \"12 parsecs\"\n",
+    );
+    let o = mtlscope()
+        .args(["observe", "--config", &cfg])
+        .output()
+        .expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("obs-size.toml line 3 (record_max_size)"),
+        "{err}"
+    );
+    // probe's own options: json from the file, a bad path named by its line.
+    let port = common::free_port().expect("free port");
+    let url = format!("https://127.0.0.1:{port}/");
+    let cfg = write("probe.toml", "tls12 = true\njson = true\ntimeout = 2\n");
+    let o = mtlscope()
+        .args(["probe", &url, "--config", &cfg])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("json = true gives JSON");
+    assert!(json.is_object(), "{json}");
+    let cfg = write("probe-path.toml", "\npath = [\"secure\"]\n");
+    let o = mtlscope()
+        .args(["probe", &url, "--config", &cfg])
+        .output()
+        .expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("probe-path.toml line 2 (path)"), "{err}");
+    // A flag still wins over the file: --path given, the file's bad one is not read.
+    let o = mtlscope()
+        .args([
+            "probe",
+            &url,
+            "--config",
+            &cfg,
+            "--path",
+            "/ok",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+}

@@ -1,8 +1,6 @@
 //! Values and files the flags of the listening modes name: `--resolve` overrides, sizes,
-//! trust-anchor files (from a flag or else the config file), PKCS#12 passwords.
+//! trust-anchor files, PKCS#12 passwords.
 
-use super::proxy_args::ProxyArgs;
-use crate::config::Loaded;
 use crate::error::CommandError;
 use crate::pki::load::load_certs;
 use std::net::SocketAddr;
@@ -69,42 +67,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     match n.checked_mul(mult) {
         Some(0) | None => Err("the size must be above 0 and fit in 64 bits".into()),
         Some(v) => Ok(v),
-    }
-}
-
-pub(super) fn upstream_roots(
-    args: &ProxyArgs,
-    loaded: &Loaded,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CommandError> {
-    let files = named_files(
-        &args.upstream_ca,
-        "--upstream-ca",
-        &loaded.config.upstream_ca,
-        "upstream_ca",
-        loaded,
-    );
-    load_root_certs(&files)
-}
-
-/// Files from a repeatable flag, or else from the config key, each with where it was named (for
-/// error messages) and config paths resolved against the config file.
-pub(super) fn named_files(
-    flag_values: &[PathBuf],
-    flag: &str,
-    config_values: &[PathBuf],
-    key: &str,
-    loaded: &Loaded,
-) -> Vec<(String, PathBuf)> {
-    if flag_values.is_empty() {
-        config_values
-            .iter()
-            .map(|p| (loaded.key(key), loaded.resolve(p)))
-            .collect()
-    } else {
-        flag_values
-            .iter()
-            .map(|p| (flag.to_string(), p.clone()))
-            .collect()
     }
 }
 

@@ -2,18 +2,50 @@
 //! scope, with per-host upstream identities.
 
 use super::proxy_args::ProxyArgs;
+use super::upstream_args::UpstreamArgs;
 use crate::capture::upstream_auth::IdentityPolicy;
-use crate::config::{HostEntry, Loaded};
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::pki::load::Identity;
 use crate::pki::{LocalCa, LocalCaResolver};
 use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
 use crate::proxy::hosts::{HostEngines, HostPattern, IdentityMap, Scope};
+use crate::settings::{settings_group, HostEntry, Origins};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+settings_group! {
+    /// `forward`'s own settings: scope, per-host identities, proxy authentication.
+    #[derive(Debug, Default, Args, serde::Deserialize)]
+    #[serde(default)]
+    pub struct ForwardOnly {
+        /// Intercept only hosts matching PATTERN (repeatable; default: all). `host`,
+        /// `host:port`, `*.domain`, `*`.
+        #[arg(long, value_name = "PATTERN")]
+        pub intercept: Vec<String>,
+        /// Tunnel hosts matching PATTERN untouched (repeatable; wins over --intercept).
+        #[arg(long, value_name = "PATTERN")]
+        pub passthrough: Vec<String>,
+        /// Identity for hosts matching PATTERN: CERT,KEY or FILE.p12 (repeatable; several for
+        /// one pattern: the first whose chain matches the server's CA names is presented). In
+        /// the config file: `[[host]]` tables, which may also pick the engine.
+        #[arg(long = "host-identity", value_name = "PATTERN=CERT,KEY|FILE.p12")]
+        pub host: Vec<HostEntry>,
+        /// A directory of `<host>.pem` (or `<host>:<port>.pem`) files holding certificate,
+        /// chain and key, for hosts no other rule names.
+        #[arg(long, value_name = "DIR")]
+        pub identity_dir: Option<PathBuf>,
+        /// Require `Proxy-Authorization: Basic` with these credentials (answer 407 otherwise).
+        #[arg(long, value_name = "USER:PASS")]
+        pub proxy_auth: Option<String>,
+        /// Close a passthrough tunnel on which no byte moved for SECS, either way (recorded;
+        /// default 300).
+        #[arg(long, value_name = "SECS")]
+        pub idle_timeout: Option<u64>,
+    }
+}
 
 /// `mtlscope forward` flags.
 #[derive(Debug, Args)]
@@ -21,37 +53,19 @@ pub struct ForwardArgs {
     /// The shared proxy flags (`--identity` is the default identity for every host).
     #[command(flatten)]
     pub proxy: ProxyArgs,
-    /// Intercept only hosts matching PATTERN (repeatable; default: all). `host`, `host:port`,
-    /// `*.domain`, `*`.
-    #[arg(long, value_name = "PATTERN")]
-    pub intercept: Vec<String>,
-    /// Tunnel hosts matching PATTERN untouched (repeatable; wins over --intercept).
-    #[arg(long, value_name = "PATTERN")]
-    pub passthrough: Vec<String>,
-    /// Identity for hosts matching PATTERN: CERT,KEY or FILE.p12 (repeatable; several for one
-    /// pattern: the first whose chain matches the server's CA names is presented).
-    #[arg(long, value_name = "PATTERN=CERT,KEY|FILE.p12")]
-    pub host_identity: Vec<String>,
-    /// A directory of `<host>.pem` (or `<host>:<port>.pem`) files holding certificate, chain and
-    /// key, for hosts no other rule names.
-    #[arg(long, value_name = "DIR")]
-    pub identity_dir: Option<PathBuf>,
-    /// Require `Proxy-Authorization: Basic` with these credentials (answer 407 otherwise).
-    #[arg(long, value_name = "USER:PASS")]
-    pub proxy_auth: Option<String>,
-    /// Listen on, and accept clients from, non-loopback addresses (requires --proxy-auth; the
-    /// --ui web view on such an address requires --ui-auth).
-    #[arg(long)]
-    pub allow_remote: bool,
-    /// Close a passthrough tunnel on which no byte moved for SECS, either way (recorded).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub idle_timeout: u64,
+    /// Scope and per-host rules.
+    #[command(flatten)]
+    pub forward: ForwardOnly,
 }
 
+/// Seconds a passthrough tunnel may idle when not told.
+pub const DEFAULT_IDLE_SECS: u64 = 300;
+
 /// Run `mtlscope forward` until interrupted.
-pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
+pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
+    let origins = args.proxy.load("forward", &mut [&mut args.forward])?;
     let mut ca: Option<Arc<LocalCa>> = None;
-    let built = args.proxy.build("forward", "127.0.0.1:8080", |inputs| {
+    let built = args.proxy.build(&origins, "127.0.0.1:8080", |inputs| {
         let local = Arc::new(super::certs::open_local_ca(inputs.ca_dir.as_deref())?);
         ca = Some(local.clone());
         Ok(Arc::new(LocalCaResolver {
@@ -60,18 +74,19 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         }))
     })?;
     let ca = ca.ok_or_else(|| CommandError::runtime("local CA missing"))?;
-    let loaded = built.loaded.clone();
-    let c = &loaded.config;
+    let fwd = &args.forward;
 
-    let allow_remote = args.allow_remote || c.allow_remote.unwrap_or(false);
-    let proxy_auth = args.proxy_auth.clone().or(c.proxy_auth.clone());
-    if let Some(pa) = &proxy_auth {
+    let allow_remote = args.proxy.ui.allow_remote;
+    if let Some(pa) = &fwd.proxy_auth {
         if !pa.contains(':') {
-            return Err(CommandError::usage("--proxy-auth: expected USER:PASS"));
+            return Err(CommandError::usage(format!(
+                "{}: expected USER:PASS",
+                origins.name("proxy_auth")
+            )));
         }
     }
     let exposed = !built.listen.ip().is_loopback();
-    let remote_allowed = allow_remote && proxy_auth.is_some();
+    let remote_allowed = allow_remote && fwd.proxy_auth.is_some();
     if exposed && !remote_allowed {
         return Err(CommandError::usage(format!(
             "--listen {}: a forward proxy on a non-loopback address needs both --allow-remote and --proxy-auth USER:PASS",
@@ -79,22 +94,17 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         )));
     }
 
-    let patterns = |flag: &str,
-                    flags: &[String],
-                    file: &[String]|
-     -> Result<Vec<HostPattern>, CommandError> {
-        let (src, list) = if flags.is_empty() {
-            (loaded.key(flag.trim_start_matches("--")), file)
-        } else {
-            (flag.to_string(), flags)
-        };
+    let patterns = |key: &str, list: &[String]| -> Result<Vec<HostPattern>, CommandError> {
         list.iter()
-            .map(|p| HostPattern::parse(p).map_err(|e| CommandError::usage(format!("{src}: {e}"))))
+            .map(|p| {
+                HostPattern::parse(p)
+                    .map_err(|e| CommandError::usage(format!("{}: {e}", origins.name(key))))
+            })
             .collect()
     };
     let scope = Scope {
-        intercept: patterns("--intercept", &args.intercept, &c.intercept)?,
-        passthrough: patterns("--passthrough", &args.passthrough, &c.passthrough)?,
+        intercept: patterns("intercept", &fwd.intercept)?,
+        passthrough: patterns("passthrough", &fwd.passthrough)?,
     };
     if scope.passthrough.is_empty() && built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
         eprintln!(
@@ -103,17 +113,15 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
         );
     }
     let identities = IdentityMap {
-        rules: host_rules(&args.proxy, &args.host_identity, &c.host, &loaded)?,
-        dir: args
-            .identity_dir
-            .clone()
-            .or(c.identity_dir.as_ref().map(|d| loaded.resolve(d))),
+        rules: host_rules(&args.proxy.upstream, &fwd.host, &origins)?,
+        dir: fwd.identity_dir.clone(),
         default: built.identity.clone(),
     };
     if let Some(dir) = &identities.dir {
         if !dir.is_dir() {
             return Err(CommandError::usage(format!(
-                "--identity-dir {}: not a directory",
+                "{} {}: not a directory",
+                origins.name("identity_dir"),
                 dir.display()
             )));
         }
@@ -128,11 +136,10 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             }) as _
         })
     };
-    let ui = args
-        .proxy
-        .ui
-        .options(allow_remote, built.keylog_path.clone())?;
-    let engines = host_engines(&c.host, &built.engines, &loaded)?;
+    let ui = args.proxy.ui.options(built.keylog_path.clone())?;
+    let engines = host_engines(&fwd.host, &built.engines, &origins)?;
+    let proxy_auth = fwd.proxy_auth.clone();
+    let idle_timeout = Duration::from_secs(fwd.idle_timeout.unwrap_or(DEFAULT_IDLE_SECS).max(1));
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);
@@ -146,7 +153,7 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
             proxy_auth: proxy_auth.as_deref().map(basic_credentials),
             allow_remote,
             resolve: built.resolve.clone(),
-            idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+            idle_timeout,
         };
         let proxy = ForwardProxy::start(built.listen, opts, built.max_connections)
             .await
@@ -165,80 +172,47 @@ pub fn run(args: ForwardArgs) -> Result<(), CommandError> {
 fn host_engines(
     entries: &[HostEntry],
     engines: &super::proxy_args::Engines,
-    loaded: &Loaded,
+    origins: &Origins,
 ) -> Result<HostEngines, CommandError> {
     let mut rules = Vec::new();
     for entry in entries {
         if let Some(choice) = entry.engine {
-            let key = loaded.key(&format!("host {}", entry.pattern));
-            let pattern = HostPattern::parse(&entry.pattern)
-                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
-            rules.push((pattern, engines.get(choice)));
+            rules.push((host_pattern(entry, origins)?, engines.get(choice)));
         }
     }
     Ok(HostEngines { rules })
 }
 
+/// A rule's pattern, parsed; errors name the flag, or the file, line and pattern.
+fn host_pattern(entry: &HostEntry, origins: &Origins) -> Result<HostPattern, CommandError> {
+    HostPattern::parse(&entry.pattern).map_err(|e| {
+        let named = origins.name_with("host", &format!("host {}", entry.pattern));
+        CommandError::usage(format!("{named}: {e}"))
+    })
+}
+
 /// `--host-identity PATTERN=CERT,KEY` flags (or `[[host]]` entries), grouped by pattern.
 fn host_rules(
-    proxy: &ProxyArgs,
-    flags: &[String],
+    upstream: &UpstreamArgs,
     entries: &[HostEntry],
-    loaded: &Loaded,
+    origins: &Origins,
 ) -> Result<Vec<(HostPattern, IdentityPolicy)>, CommandError> {
     let mut grouped: Vec<(HostPattern, Vec<Arc<Identity>>)> = Vec::new();
-    let mut add = |pattern: HostPattern, id: Identity| match grouped
-        .iter_mut()
-        .find(|(p, _)| *p == pattern)
-    {
-        Some((_, ids)) => ids.push(Arc::new(id)),
-        None => grouped.push((pattern, vec![Arc::new(id)])),
-    };
-    if !flags.is_empty() {
-        for f in flags {
-            let (pattern, pair) = f.split_once('=').ok_or_else(|| {
-                CommandError::usage(format!("--host-identity {f:?}: expected PATTERN=CERT,KEY"))
-            })?;
-            let pattern = HostPattern::parse(pattern)
-                .map_err(|e| CommandError::usage(format!("--host-identity: {e}")))?;
-            add(
-                pattern,
-                proxy
-                    .load_identity_arg(pair)
-                    .map_err(|e| CommandError::usage(format!("--host-identity: {e}")))?,
-            );
-        }
-    } else {
-        for entry in entries {
-            let key = loaded.key(&format!("host {}", entry.pattern));
-            let pattern = HostPattern::parse(&entry.pattern)
-                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
-            for ck in &entry.identity {
-                let (cert, k) = ck
-                    .paths(&loaded.base)
-                    .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
-                add(
-                    pattern.clone(),
-                    Identity::load(&cert, &k)
-                        .map_err(|e| CommandError::usage(format!("{key}: {e}")))?,
-                );
-            }
-            if let Some(p12) = &entry.pkcs12 {
-                let password = super::proxy_args::pkcs12_password(
-                    entry.password_env.as_deref(),
-                    entry
-                        .password_file
-                        .as_ref()
-                        .map(|f| loaded.resolve(f))
-                        .as_deref(),
-                )
-                .map_err(|e| CommandError::usage(format!("{key}: {e}")))?;
-                let path = loaded.resolve(p12);
-                add(
-                    pattern.clone(),
-                    Identity::load_pkcs12(&path, &password)
-                        .map_err(|e| CommandError::usage(format!("{key}: {e}")))?,
-                );
+    for entry in entries {
+        let pattern = host_pattern(entry, origins)?;
+        let named = origins.name_with("host", &format!("host {}", entry.pattern));
+        for ck in entry.identities() {
+            let id = ck
+                .load(|| {
+                    upstream.pkcs12_password(
+                        entry.password_env.as_deref(),
+                        entry.password_file.as_deref(),
+                    )
+                })
+                .map_err(|e| CommandError::usage(format!("{named}: {e}")))?;
+            match grouped.iter_mut().find(|(p, _)| *p == pattern) {
+                Some((_, ids)) => ids.push(Arc::new(id)),
+                None => grouped.push((pattern.clone(), vec![Arc::new(id)])),
             }
         }
     }

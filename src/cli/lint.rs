@@ -4,6 +4,8 @@
 
 use crate::capture::client_auth::ClientAuthMode;
 use crate::error::CommandError;
+use crate::settings::values::is_pkcs12;
+use crate::settings::CertKey;
 use std::path::PathBuf;
 
 /// Client-leg settings that would do nothing: an error when the user asked for a behaviour
@@ -38,21 +40,16 @@ pub fn client_auth_warnings(
     Ok(out)
 }
 
-/// curl's `--cert CERT --key KEY` as `CERT,KEY` identity arguments (a PKCS#12 `--cert` needs no
-/// `--key`).
+/// curl's `--cert CERT --key KEY` as identities (a PKCS#12 `--cert` needs no `--key`).
 pub fn curl_style_identities(
     certs: &[PathBuf],
     keys: &[PathBuf],
-) -> Result<Vec<String>, CommandError> {
-    let is_p12 = |p: &PathBuf| {
-        let l = p.to_string_lossy().to_ascii_lowercase();
-        l.ends_with(".p12") || l.ends_with(".pfx")
-    };
+) -> Result<Vec<CertKey>, CommandError> {
     let mut keys = keys.iter();
     let mut out = Vec::new();
     for cert in certs {
-        if is_p12(cert) {
-            out.push(cert.display().to_string());
+        if is_pkcs12(&cert.to_string_lossy()) {
+            out.push(CertKey::Pkcs12(cert.clone()));
             continue;
         }
         let key = keys.next().ok_or_else(|| {
@@ -61,7 +58,7 @@ pub fn curl_style_identities(
                 cert.display()
             ))
         })?;
-        out.push(format!("{},{}", cert.display(), key.display()));
+        out.push(CertKey::pem(cert, key));
     }
     if let Some(key) = keys.next() {
         return Err(CommandError::usage(format!(

@@ -8,7 +8,9 @@ pub mod offload_args;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
+pub mod run_args;
 pub mod ui;
+pub mod upstream_args;
 pub mod views;
 
 use crate::error::CommandError;

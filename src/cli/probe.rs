@@ -2,7 +2,8 @@
 //! JSON. Exit codes: 0 when the probe ran (whatever it found), 2 for bad usage, 1 when the
 //! server could not be reached at all.
 
-use super::proxy_args::{provider, ProxyArgs, Resolve};
+use super::proxy_args::provider;
+use super::upstream_args::UpstreamArgs;
 use crate::capture::server_auth::UpstreamTrust;
 use crate::error::CommandError;
 use crate::facts::Stage;
@@ -10,12 +11,43 @@ use crate::facts::{CertRequest, TlsVersion};
 use crate::paths::Via;
 use crate::probe::{Asked, Attempt, PathSummary, ProbePlan, ProbeReport};
 use crate::record::Sink;
+use crate::settings::Origins;
 use crate::upstream::RustlsSettings;
 use clap::Args;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+
+crate::settings::settings_group! {
+    /// `probe`'s own settings.
+    #[derive(Clone, Debug, Default, Args, serde::Deserialize)]
+    #[serde(default)]
+    pub struct ProbeOnly {
+        /// Path to GET, each on its own connections (repeatable; default: the URL's path, or
+        /// /).
+        #[arg(long, value_name = "/PATH")]
+        pub path: Vec<String>,
+        /// Probe TLS 1.2 only (default: TLS 1.3 and TLS 1.2, each on its own connections).
+        #[arg(long, conflicts_with = "tls13")]
+        pub tls12: bool,
+        /// Probe TLS 1.3 only.
+        #[arg(long)]
+        pub tls13: bool,
+        /// Probe over this path too, and compare it with the direct path (repeatable):
+        /// `http://[USER:PASS@]HOST:PORT` (an HTTP CONNECT proxy), `env` (the proxy an HTTPS
+        /// client would take from https_proxy / HTTPS_PROXY / ALL_PROXY, honouring NO_PROXY as
+        /// curl does), or `direct`. The first path is the reference; `direct` is added first
+        /// unless named.
+        #[arg(long, value_name = "PROXY|env|direct")]
+        pub via: Vec<String>,
+        /// Print a machine-readable summary instead of the text report.
+        #[arg(long)]
+        pub json: bool,
+        /// Append every attempt's flow to FILE (JSON Lines).
+        #[arg(long, value_name = "FILE")]
+        pub record: Option<PathBuf>,
+    }
+}
 
 /// `mtlscope probe` flags.
 #[derive(Clone, Debug, Args)]
@@ -23,112 +55,30 @@ pub struct ProbeArgs {
     /// The server to check: https://HOST[:PORT][/PATH] (the path is requested unless --path is
     /// given).
     pub url: String,
-    /// Identity to try: CERT,KEY (PEM) or FILE.p12 / FILE.pfx (password from
-    /// --pkcs12-password-env or --pkcs12-password-file). Repeatable; each is tried on its own
-    /// connections, after trying none.
-    #[arg(long, value_name = "CERT,KEY|FILE.p12")]
-    pub identity: Vec<String>,
-    /// curl's spelling of `--identity CERT,KEY`: the certificate (with `--key`), or a
-    /// FILE.p12 alone. Repeatable; the n-th `--cert` pairs with the n-th `--key`.
-    #[arg(long = "cert", value_name = "CERT")]
-    pub cert: Vec<PathBuf>,
-    /// curl's spelling: the private key of the matching `--cert`.
-    #[arg(long = "key", value_name = "KEY")]
-    pub key: Vec<PathBuf>,
-    /// Environment variable holding the password of PKCS#12 identities.
-    #[arg(long, value_name = "VAR")]
-    pub pkcs12_password_env: Option<String>,
-    /// File whose first line is the password of PKCS#12 identities.
-    #[arg(long, value_name = "FILE")]
-    pub pkcs12_password_file: Option<PathBuf>,
-    /// Trust anchors for the server's certificate (repeatable; default: the system store).
-    #[arg(long, value_name = "FILE")]
-    pub upstream_ca: Vec<PathBuf>,
-    /// Do not verify the server's certificate (the result is still recorded).
-    #[arg(long)]
-    pub insecure_upstream: bool,
-    /// Connect to ADDR for HOST:PORT instead of resolving it (repeatable, like curl's).
-    #[arg(long, value_name = "HOST:PORT:ADDR")]
-    pub resolve: Vec<String>,
-    /// Path to GET, each on its own connections (repeatable; default: the URL's path, or /).
-    #[arg(long = "path", value_name = "/PATH")]
-    pub paths: Vec<String>,
-    /// Probe TLS 1.2 only (default: TLS 1.3 and TLS 1.2, each on its own connections).
-    #[arg(long, conflicts_with = "tls13")]
-    pub tls12: bool,
-    /// Probe TLS 1.3 only.
-    #[arg(long)]
-    pub tls13: bool,
-    /// Probe over this path too, and compare it with the direct path (repeatable):
-    /// `http://[USER:PASS@]HOST:PORT` (an HTTP CONNECT proxy), `env` (the proxy an HTTPS
-    /// client would take from https_proxy / HTTPS_PROXY / ALL_PROXY, honouring NO_PROXY as curl
-    /// does), or `direct`. The first path is the reference; `direct` is added first unless named.
-    #[arg(long, value_name = "PROXY|env|direct")]
-    pub via: Vec<String>,
-    /// Print a machine-readable summary instead of the text report.
-    #[arg(long)]
-    pub json: bool,
-    /// Append every attempt's flow to FILE (JSON Lines).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-    /// Bound, in seconds, on each connect, handshake and HTTP exchange (default 10).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// TOML configuration file (keys: identity, pkcs12_password_env, pkcs12_password_file,
-    /// upstream_ca, insecure_upstream, resolve, timeout, record); flags win over it.
+    /// TOML file holding any of these settings under the same names (see
+    /// config/example.toml); flags win over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-}
-
-impl ProbeArgs {
-    /// These flags with the config file's values filled in where a flag was not given.
-    fn merged(&self) -> Result<ProbeArgs, CommandError> {
-        let Some(path) = &self.config else {
-            return Ok(self.clone());
-        };
-        let loaded = crate::config::Loaded::read(path).map_err(CommandError::usage)?;
-        loaded
-            .only("probe", &[crate::config::keys::PROBE])
-            .map_err(CommandError::usage)?;
-        let c = &loaded.config;
-        let mut m = self.clone();
-        if m.identity.is_empty() && m.cert.is_empty() {
-            for ck in &c.identity {
-                let arg = match ck.pkcs12() {
-                    Some(p12) => loaded.resolve(p12).display().to_string(),
-                    None => {
-                        let (cert, key) = ck.paths(&loaded.base).map_err(|e| {
-                            CommandError::usage(format!("{}: {e}", loaded.key("identity")))
-                        })?;
-                        format!("{},{}", cert.display(), key.display())
-                    }
-                };
-                m.identity.push(arg);
-            }
-        }
-        if m.pkcs12_password_env.is_none() && m.pkcs12_password_file.is_none() {
-            m.pkcs12_password_env = c.pkcs12_password_env.clone();
-            m.pkcs12_password_file = c.pkcs12_password_file.as_ref().map(|p| loaded.resolve(p));
-        }
-        if m.upstream_ca.is_empty() {
-            m.upstream_ca = c.upstream_ca.iter().map(|p| loaded.resolve(p)).collect();
-        }
-        m.insecure_upstream |= c.insecure_upstream.unwrap_or(false);
-        if m.resolve.is_empty() {
-            m.resolve = c.resolve.clone();
-        }
-        m.timeout = m.timeout.or(c.timeout);
-        m.record = m.record.or(c.record.as_ref().map(|p| loaded.resolve(p)));
-        Ok(m)
-    }
+    /// What to probe and how to report.
+    #[command(flatten)]
+    pub probe: ProbeOnly,
+    /// The identities to try, trust, name overrides, time bound.
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
 }
 
 /// Run `mtlscope probe`.
-pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
-    let args = args.merged()?;
-    let plan = plan(&args)?;
+pub fn run(mut args: ProbeArgs) -> Result<(), CommandError> {
+    let origins = crate::settings::load(
+        args.config.as_deref(),
+        "probe",
+        &mut [&mut args.probe, &mut args.upstream],
+    )
+    .map_err(CommandError::usage)?;
+    let plan = plan(&args, &origins)?;
+    let args = &args.probe;
     if !args.via.is_empty() {
-        return run_paths(&args, &plan);
+        return run_paths(args, &plan);
     }
     let rt = super::runtime()?;
     let report = rt.block_on(async {
@@ -156,7 +106,7 @@ pub fn run(args: ProbeArgs) -> Result<(), CommandError> {
 }
 
 /// The `--via` paths, in order, `direct` first unless named.
-fn vias(args: &ProbeArgs, host: &str) -> Result<Vec<Via>, CommandError> {
+fn vias(args: &ProbeOnly, host: &str) -> Result<Vec<Via>, CommandError> {
     let env = |name: &str| std::env::var(name).ok();
     let mut out = Vec::new();
     for v in &args.via {
@@ -171,7 +121,7 @@ fn vias(args: &ProbeArgs, host: &str) -> Result<Vec<Via>, CommandError> {
 }
 
 /// `probe --via`: the same probe over every path, then each path compared with the first.
-fn run_paths(args: &ProbeArgs, plan: &ProbePlan) -> Result<(), CommandError> {
+fn run_paths(args: &ProbeOnly, plan: &ProbePlan) -> Result<(), CommandError> {
     let vias = vias(args, &plan.target.host)?;
     let rt = super::runtime()?;
     let report = rt.block_on(async {
@@ -199,10 +149,11 @@ fn run_paths(args: &ProbeArgs, plan: &ProbePlan) -> Result<(), CommandError> {
 }
 
 /// The flags, checked and loaded.
-fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
+fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> {
+    let up = &args.upstream;
     let mut target = super::reverse::parse_upstream(&args.url)
         .map_err(|e| CommandError::usage(format!("URL {e}")))?;
-    Resolve::parse(&args.resolve)?.apply(&mut target);
+    up.resolve(origins)?.apply(&mut target);
     let url_path = args
         .url
         .parse::<http::Uri>()
@@ -210,50 +161,31 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
         .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".into());
-    let paths = if args.paths.is_empty() {
+    let paths = if args.probe.path.is_empty() {
         vec![url_path]
     } else {
-        args.paths.clone()
+        args.probe.path.clone()
     };
     for p in &paths {
         let ok = p.starts_with('/') && p.parse::<http::uri::PathAndQuery>().is_ok();
         if !ok {
             return Err(CommandError::usage(format!(
-                "--path {p:?}: expected an absolute path such as /secure"
+                "{} {p:?}: expected an absolute path such as /secure",
+                origins.name("path")
             )));
         }
     }
-    let timeout = args.timeout.unwrap_or(10);
-    if timeout == 0 {
-        return Err(CommandError::usage("--timeout: must be at least 1 second"));
-    }
-    let timeout = Duration::from_secs(timeout);
-    let versions = match (args.tls12, args.tls13) {
+    let timeout = up.timeout(origins)?;
+    let versions = match (args.probe.tls12, args.probe.tls13) {
         (true, _) => vec![TlsVersion::Tls12],
         (_, true) => vec![TlsVersion::Tls13],
         _ => vec![TlsVersion::Tls13, TlsVersion::Tls12],
     };
-    // The identity loader of the proxy commands, with only the PKCS#12 password flags set.
-    let loader = ProxyArgs {
-        pkcs12_password_env: args.pkcs12_password_env.clone(),
-        pkcs12_password_file: args.pkcs12_password_file.clone(),
-        ..ProxyArgs::default()
-    };
-    let mut identity_args = args.identity.clone();
-    identity_args.extend(super::lint::curl_style_identities(&args.cert, &args.key)?);
-    let identities = identity_args
-        .iter()
-        .map(|arg| {
-            loader
-                .load_identity_arg(arg)
-                .map(Arc::new)
-                .map_err(|e| CommandError::usage(format!("--identity {arg}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let identities = up.identities(origins)?.into_iter().map(Arc::new).collect();
     let provider = provider();
     let trust = UpstreamTrust::new(
-        roots(&args.upstream_ca)?,
-        args.insecure_upstream,
+        super::proxy_args::load_roots(&up.ca_files(origins))?,
+        up.insecure_upstream,
         provider.clone(),
     );
     Ok(ProbePlan {
@@ -274,15 +206,6 @@ fn plan(args: &ProbeArgs) -> Result<ProbePlan, CommandError> {
         },
         timeout,
     })
-}
-
-/// `--upstream-ca` files, or the system store (as curl without `--cacert`).
-fn roots(files: &[PathBuf]) -> Result<rustls::RootCertStore, CommandError> {
-    let named: Vec<(String, PathBuf)> = files
-        .iter()
-        .map(|p| ("--upstream-ca".to_string(), p.clone()))
-        .collect();
-    super::proxy_args::load_roots(&named)
 }
 
 /// One line saying how an attempt ended — could not connect, handshake failed, or the HTTP

@@ -1,15 +1,17 @@
-//! The flags `reverse` and `forward` share, merged with the config file, and turned into the
-//! client-leg and upstream settings. Start-up errors (missing files, mismatched keys) end here
-//! with exit code 2 and a message naming the flag or config key.
+//! The settings `reverse` and `forward` share (flags and `--config` keys, one model: see
+//! [`crate::settings`]), turned into the client-leg and upstream settings. Start-up errors
+//! (missing files, mismatched keys) end here with exit code 2 and a message naming the flag, or
+//! the config file and line.
 
 pub use super::flag_values::{load_root_certs, load_roots, parse_size, pkcs12_password, Resolve};
-use super::flag_values::{named_files, upstream_roots, DEFAULT_GRACE_SECS};
+use super::run_args::RunArgs;
+use super::ui::UiArgs;
+use super::upstream_args::UpstreamArgs;
 use crate::capture::client_auth::{ClientAuthMode, ClientAuthPolicy};
 use crate::capture::keylog::KeyLogFile;
 use crate::capture::server_auth::UpstreamTrust;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::cert::KnownCerts;
-use crate::config::{CaNames, CertKey, Loaded};
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::faults::Faults;
@@ -19,6 +21,7 @@ use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
 use crate::proxy::session::SessionContext;
 use crate::record::RecordSettings;
 use crate::record::Sink;
+use crate::settings::{self, settings_group, CaNames, CertKey, Origins, Part};
 use crate::upstream::{
     Engine, EngineChoice, OpensslEngine, OpensslSettings, RustlsEngine, RustlsSettings,
 };
@@ -29,110 +32,73 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Flags shared by the TLS-terminating modes.
+settings_group! {
+    /// The TLS-terminating modes' own settings (`reverse`, `forward`): the client leg's
+    /// certificate and request, the upstream engine, the key log, redaction.
+    #[derive(Clone, Debug, Default, Args, serde::Deserialize)]
+    #[serde(default)]
+    pub struct TlsArgs {
+        /// Write NSS key-log lines for both legs to FILE (for Wireshark).
+        #[arg(long, value_name = "FILE")]
+        pub keylog: Option<PathBuf>,
+        /// Certificate and key shown to clients; default: a leaf from the local CA.
+        #[arg(long, value_name = "CERT,KEY")]
+        pub server_cert: Option<CertKey>,
+        /// Where the local CA lives (default: the user's data directory; `mtlscope ca` says).
+        #[arg(long, value_name = "DIR")]
+        pub ca_dir: Option<PathBuf>,
+        /// Ask clients for a certificate: none, optional, required, or mirror the upstream's
+        /// request.
+        #[arg(long, value_enum)]
+        pub client_auth: Option<ClientAuthMode>,
+        /// CA certificate(s) whose names the client leg's CertificateRequest carries
+        /// (repeatable).
+        #[arg(long, value_name = "FILE")]
+        pub client_ca: Vec<PathBuf>,
+        /// Which CA names to send: from-ca (the --client-ca subjects) or none (an empty list).
+        #[arg(long, value_enum)]
+        pub client_ca_names: Option<CaNames>,
+        /// Refuse client certificates that do not verify against --client-ca, like a real
+        /// server.
+        #[arg(long)]
+        pub enforce: bool,
+        /// Keep Authorization, Cookie and similar header values in recordings (in the config
+        /// file: `redact = false`).
+        #[arg(long = "no-redact", num_args = 0, default_missing_value = "false")]
+        pub redact: Option<bool>,
+        /// The upstream leg's TLS client: rustls, openssl (completes TLS 1.2 renegotiation and
+        /// TLS 1.3 post-handshake auth), or auto (rustls; a request the server then asks a
+        /// certificate for late is replayed once over openssl).
+        #[arg(long, value_enum, value_name = "ENGINE")]
+        pub upstream_engine: Option<EngineChoice>,
+    }
+}
+
+/// Everything `reverse` and `forward` share, as flags and as `--config` keys.
 #[derive(Clone, Debug, Args, Default)]
 pub struct ProxyArgs {
-    /// Address to listen on (loopback unless told otherwise).
-    #[arg(long)]
-    pub listen: Option<String>,
-    /// TOML configuration file; flags win over it.
-    #[arg(long)]
+    /// TOML file holding any of these settings under the same names (`client_ca` for
+    /// `--client-ca`; see config/example.toml); flags win over it.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Append one JSON object per flow to FILE (JSON Lines, flushed per line).
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-    /// Write NSS key-log lines for both legs to FILE (for Wireshark).
-    #[arg(long, value_name = "FILE")]
-    pub keylog: Option<PathBuf>,
-    /// Certificate and key shown to clients; default: a leaf from the local CA.
-    #[arg(long, value_name = "CERT,KEY")]
-    pub server_cert: Option<String>,
-    /// Where the local CA lives.
-    #[arg(long, value_name = "DIR")]
-    pub ca_dir: Option<PathBuf>,
-    /// Ask clients for a certificate: none, optional, required, or mirror the upstream's request.
-    #[arg(long, value_enum)]
-    pub client_auth: Option<ClientAuthMode>,
-    /// CA certificate(s) whose names the client leg's CertificateRequest carries (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub client_ca: Vec<PathBuf>,
-    /// Which CA names to send: from-ca (the --client-ca subjects) or none (an empty list).
-    #[arg(long, value_enum)]
-    pub client_ca_names: Option<CaNames>,
-    /// Identity mtlscope presents upstream: CERT,KEY (PEM) or FILE.p12 / FILE.pfx (password from
-    /// --pkcs12-password-env or --pkcs12-password-file, never the command line). Repeatable; with
-    /// several, the first whose chain matches the server's CA names is presented.
-    #[arg(long, value_name = "CERT,KEY|FILE.p12")]
-    pub identity: Vec<String>,
-    /// curl's spelling of `--identity CERT,KEY`: the certificate (with `--key`), or a
-    /// FILE.p12 alone. Repeatable; the n-th `--cert` pairs with the n-th `--key`.
-    #[arg(long = "cert", value_name = "CERT")]
-    pub cert: Vec<PathBuf>,
-    /// curl's spelling: the private key of the matching `--cert`.
-    #[arg(long = "key", value_name = "KEY")]
-    pub key: Vec<PathBuf>,
-    /// Environment variable holding the password of PKCS#12 identities (`--identity FILE.p12`).
-    #[arg(long, value_name = "VAR")]
-    pub pkcs12_password_env: Option<String>,
-    /// File whose first line is the password of PKCS#12 identities.
-    #[arg(long, value_name = "FILE")]
-    pub pkcs12_password_file: Option<PathBuf>,
-    /// Trust anchors for the upstream's certificate (repeatable; default: the system store).
-    #[arg(long, value_name = "FILE")]
-    pub upstream_ca: Vec<PathBuf>,
-    /// Do not verify the upstream's certificate (the result is still recorded).
-    #[arg(long)]
-    pub insecure_upstream: bool,
-    /// Refuse client certificates that do not verify against --client-ca, like a real server.
-    #[arg(long)]
-    pub enforce: bool,
-    /// Keep Authorization, Cookie and similar header values in recordings.
-    #[arg(long)]
-    pub no_redact: bool,
-    /// Connect to ADDR for HOST:PORT instead of resolving it (repeatable, like curl's); the
-    /// server name and certificate checks still use HOST.
-    #[arg(long, value_name = "HOST:PORT:ADDR")]
-    pub resolve: Vec<String>,
-    /// Behave like a broken middlebox on purpose (repeatable): strip-client-cert, empty-ca-list,
-    /// ca-list=FILE, cut-on-cert-request, alert=NAME, allow-fingerprint=SHA256, delay=STEP:MS.
-    #[arg(long, value_name = "NAME[=VALUE]")]
-    pub fault: Vec<String>,
-    /// The upstream leg's TLS client: rustls, openssl (completes TLS 1.2 renegotiation and
-    /// TLS 1.3 post-handshake auth), or auto (rustls; a request the server then asks a
-    /// certificate for late is replayed once over openssl).
-    #[arg(long, value_enum, value_name = "ENGINE")]
-    pub upstream_engine: Option<EngineChoice>,
-    /// Bound, in seconds, on each connect and handshake (default 10).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// On SIGTERM/SIGINT, seconds in-flight exchanges get to finish before they are ended
-    /// (every record is written either way; a second signal exits at once).
-    #[arg(long, value_name = "SECS")]
-    pub grace: Option<u64>,
-    /// At most N client connections at once; more are closed at accept and recorded.
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Rotate the recording when it reaches SIZE (e.g. 100M, 1G): FILE becomes FILE.1, FILE.1
-    /// becomes FILE.2, ….
-    #[arg(long, value_name = "SIZE")]
-    pub record_max_size: Option<String>,
-    /// Do not print a line per flow.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Under each flow, print every finding's evidence and fix (what `demo` shows).
-    #[arg(long, short = 'v')]
-    pub explain: bool,
+    /// Listening, recording, stopping, faults.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The client leg and the engine.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// The upstream leg.
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// The web view.
     #[command(flatten)]
-    pub ui: super::ui::UiArgs,
+    pub ui: UiArgs,
 }
 
 /// The merged, loaded settings.
 pub struct Built {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// `--upstream`, if any.
-    pub upstream: Option<String>,
     /// The client leg.
     pub client: ClientLegSettings,
     /// The upstream engine.
@@ -145,14 +111,10 @@ pub struct Built {
     pub redact: bool,
     /// Print each finding's evidence and fix under its flow.
     pub explain: bool,
-    /// The local CA directory.
-    pub ca_dir: Option<PathBuf>,
     /// `--resolve` overrides.
     pub resolve: Resolve,
     /// `--fault`s.
     pub faults: Arc<Faults>,
-    /// The config file as read, for the keys only one command uses.
-    pub loaded: Arc<Loaded>,
     /// How the recording is written (`--record`, `--record-max-size`).
     pub recording: RecordSettings,
     /// `--grace`.
@@ -215,141 +177,70 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 impl ProxyArgs {
-    /// Merge with the config file (refusing keys `command` does not read) and load every file
-    /// named.
+    /// Fill what the flags left unset from `--config`, for `command` with its own groups
+    /// (`own`); a key none of them reads is refused with its line.
+    pub fn load<'a>(
+        &'a mut self,
+        command: &str,
+        own: &'a mut [&'a mut dyn Part],
+    ) -> Result<Origins, CommandError> {
+        let mut parts: Vec<&'a mut dyn Part> = vec![
+            &mut self.run,
+            &mut self.tls,
+            &mut self.upstream,
+            &mut self.ui,
+        ];
+        parts.extend(own.iter_mut().map(|p| &mut **p));
+        settings::load(self.config.as_deref(), command, &mut parts).map_err(CommandError::usage)
+    }
+
+    /// Load every file named and build the legs' settings; `server_cert` picks what clients
+    /// are shown.
     pub fn build(
         &self,
-        command: &str,
+        origins: &Origins,
         default_listen: &str,
         server_cert: impl FnOnce(
             &ServerCertInputs,
         )
             -> Result<Arc<dyn rustls::server::ResolvesServerCert>, CommandError>,
     ) -> Result<Built, CommandError> {
-        let loaded = match &self.config {
-            Some(p) => Loaded::read(p).map_err(CommandError::usage)?,
-            None => Loaded::default(),
-        };
-        use crate::config::keys;
-        let allowed = match command {
-            "forward" => [keys::LISTENER, keys::FORWARD_ONLY],
-            _ => [keys::LISTENER, keys::REVERSE_ONLY],
-        };
-        loaded
-            .only(command, &allowed)
-            .map_err(CommandError::usage)?;
-        self.merged_with(&loaded)
-            .build_merged(loaded, default_listen, server_cert)
-    }
-
-    /// These flags with the config file's values filled in where a flag was not given.
-    fn merged_with(&self, loaded: &Loaded) -> ProxyArgs {
-        let c = &loaded.config;
-        let mut m = self.clone();
-        m.timeout = m.timeout.or(c.timeout);
-        if m.resolve.is_empty() {
-            m.resolve = c.resolve.clone();
-        }
-        if m.pkcs12_password_env.is_none() && m.pkcs12_password_file.is_none() {
-            m.pkcs12_password_env = c.pkcs12_password_env.clone();
-            m.pkcs12_password_file = c.pkcs12_password_file.as_ref().map(|p| loaded.resolve(p));
-        }
-        m.quiet |= c.quiet.unwrap_or(false);
-        m.explain |= c.explain.unwrap_or(false);
-        m
-    }
-
-    fn build_merged(
-        &self,
-        loaded: Loaded,
-        default_listen: &str,
-        server_cert: impl FnOnce(
-            &ServerCertInputs,
-        )
-            -> Result<Arc<dyn rustls::server::ResolvesServerCert>, CommandError>,
-    ) -> Result<Built, CommandError> {
-        let c = &loaded.config;
+        let (run, tls, up) = (&self.run, &self.tls, &self.upstream);
         let provider = provider();
-        let timeout = Duration::from_secs(self.timeout.unwrap_or(10).max(1));
+        let timeout = up.timeout(origins)?;
+        let listen = run.listen_addr(default_listen, origins)?;
 
-        let listen_text = self
-            .listen
-            .clone()
-            .or(c.listen.clone())
-            .unwrap_or_else(|| default_listen.to_string());
-        let listen: SocketAddr = super::listen_addr(&listen_text)?;
-
-        let keylog_path = self
-            .keylog
-            .clone()
-            .or(c.keylog.as_ref().map(|p| loaded.resolve(p)));
-        let keylog: Option<Arc<dyn rustls::KeyLog>> = match keylog_path.clone() {
-            Some(p) => Some(Arc::new(KeyLogFile::open(&p).map_err(|e| {
-                CommandError::usage(format!("--keylog {}: {e}", p.display()))
+        let keylog: Option<Arc<dyn rustls::KeyLog>> = match &tls.keylog {
+            Some(p) => Some(Arc::new(KeyLogFile::open(p).map_err(|e| {
+                CommandError::usage(format!("{} {}: {e}", origins.name("keylog"), p.display()))
             })?)),
             None => None,
         };
 
         // Client leg: certificate request policy.
-        let mode = self
-            .client_auth
-            .or(c.client_auth)
-            .unwrap_or(ClientAuthMode::None);
+        let mode = tls.client_auth.unwrap_or(ClientAuthMode::None);
+        let client_ca_name = origins.name("client_ca");
         let mut client_cas = Vec::new();
-        let ca_files = named_files(
-            &self.client_ca,
-            "--client-ca",
-            &c.client_ca,
-            "client_ca",
-            &loaded,
-        );
-        for (flag, path) in &ca_files {
-            client_cas
-                .extend(load_certs(path).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?);
+        let mut known = KnownCerts::new();
+        for path in &tls.client_ca {
+            let certs = load_certs(path)
+                .map_err(|e| CommandError::usage(format!("{client_ca_name}: {e}")))?;
+            known.add(&certs, &format!("{client_ca_name} {}", path.display()));
+            client_cas.extend(certs);
         }
-        let send_names = self
-            .client_ca_names
-            .or(c.client_ca_names)
-            .unwrap_or(CaNames::FromCa)
-            == CaNames::FromCa;
-        let enforce = self.enforce || c.enforce.unwrap_or(false);
-        for warning in super::lint::client_auth_warnings(mode, !ca_files.is_empty(), enforce)? {
+        let send_names = tls.client_ca_names.unwrap_or(CaNames::FromCa) == CaNames::FromCa;
+        for warning in
+            super::lint::client_auth_warnings(mode, !tls.client_ca.is_empty(), tls.enforce)?
+        {
             eprintln!("mtlscope: warning: {warning}");
         }
         let mut policy =
-            ClientAuthPolicy::new(mode, &client_cas, send_names, enforce, provider.clone())
-                .map_err(|e| CommandError::usage(format!("--client-ca: {e}")))?;
-        let mut known = KnownCerts::new();
-        for (flag, path) in &ca_files {
-            if let Ok(certs) = load_certs(path) {
-                known.add(&certs, &format!("{flag} {}", path.display()));
-            }
-        }
+            ClientAuthPolicy::new(mode, &client_cas, send_names, tls.enforce, provider.clone())
+                .map_err(|e| CommandError::usage(format!("{client_ca_name}: {e}")))?;
 
         // Upstream leg: identities and trust.
-        let mut identities = Vec::new();
-        let identity_args = self.identity_args()?;
-        if identity_args.is_empty() {
-            for ck in &c.identity {
-                let at =
-                    |e: String| CommandError::usage(format!("{}: {e}", loaded.key("identity")));
-                let identity = match ck.pkcs12() {
-                    Some(p12) => self.load_identity_arg(&loaded.resolve(p12).to_string_lossy()),
-                    None => {
-                        let (cert, key) = ck.paths(&loaded.base).map_err(at)?;
-                        Identity::load(&cert, &key).map_err(|e| e.to_string())
-                    }
-                };
-                identities.push(Arc::new(identity.map_err(at)?));
-            }
-        } else {
-            for arg in &identity_args {
-                identities
-                    .push(Arc::new(self.load_identity_arg(arg).map_err(|e| {
-                        CommandError::usage(format!("--identity: {e}"))
-                    })?));
-            }
-        }
+        let mut identities: Vec<Arc<Identity>> =
+            up.identities(origins)?.into_iter().map(Arc::new).collect();
         let identity = match identities.len() {
             0 => IdentityPolicy::None,
             1 => IdentityPolicy::Fixed(identities.remove(0)),
@@ -358,25 +249,17 @@ impl ProxyArgs {
         for id in identity.candidates() {
             known.add(&id.chain, &format!("identity {}", id.cert_path.display()));
         }
-        let upstream_ca_files = named_files(
-            &self.upstream_ca,
-            "--upstream-ca",
-            &c.upstream_ca,
-            "upstream_ca",
-            &loaded,
-        );
-        for (flag, path) in &upstream_ca_files {
-            if let Ok(certs) = load_certs(path) {
-                known.add(&certs, &format!("{flag} {}", path.display()));
+        for (named, path) in up.ca_files(origins) {
+            if let Ok(certs) = load_certs(&path) {
+                known.add(&certs, &format!("{named} {}", path.display()));
             }
         }
         let known = Arc::new(known);
         policy.known = known.clone();
-        let insecure = self.insecure_upstream || c.insecure_upstream.unwrap_or(false);
-        let root_certs = upstream_roots(self, &loaded)?;
+        let root_certs = up.root_certs(origins)?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add_parsable_certificates(root_certs.iter().cloned());
-        let trust = UpstreamTrust::new(roots, insecure, provider.clone());
+        let trust = UpstreamTrust::new(roots, up.insecure_upstream, provider.clone());
         let engines = Engines {
             rustls: RustlsEngine {
                 settings: Arc::new(RustlsSettings {
@@ -391,65 +274,26 @@ impl ProxyArgs {
             },
             openssl: OpensslEngine::new(OpensslSettings {
                 roots: root_certs,
-                insecure,
+                insecure: up.insecure_upstream,
                 keylog: keylog.clone(),
                 timeout,
             })
-            .map_err(|e| CommandError::usage(format!("--upstream-engine: {e}")))?,
+            .map_err(|e| {
+                CommandError::usage(format!("{}: {e}", origins.name("upstream_engine")))
+            })?,
         };
-        let engine = engines.get(
-            self.upstream_engine
-                .or(c.upstream_engine)
-                .unwrap_or_default(),
-        );
+        let engine = engines.get(tls.upstream_engine.unwrap_or_default());
 
         let inputs = ServerCertInputs {
-            upstream: c.upstream.clone(),
-            ca_dir: self
-                .ca_dir
+            ca_dir: tls.ca_dir.clone(),
+            server_cert: tls
+                .server_cert
                 .clone()
-                .or(c.ca_dir.as_ref().map(|p| loaded.resolve(p))),
-            server_cert: match (&self.server_cert, &c.server_cert) {
-                (Some(arg), _) => Some((
-                    "--server-cert".to_string(),
-                    CertKey::Pair(arg.clone()),
-                    PathBuf::new(),
-                )),
-                (None, Some(ck)) => {
-                    Some((loaded.key("server_cert"), ck.clone(), loaded.base.clone()))
-                }
-                (None, None) => None,
-            },
+                .map(|ck| (origins.name("server_cert"), ck)),
         };
         let resolver = server_cert(&inputs)?;
-        let fault_values = if self.fault.is_empty() {
-            &c.fault
-        } else {
-            &self.fault
-        };
-        let faults = Faults::parse(fault_values).map_err(CommandError::usage)?;
-        let record = self
-            .record
-            .clone()
-            .or(c.record.as_ref().map(|p| loaded.resolve(p)));
-        let redact = !self.no_redact && c.redact.unwrap_or(true);
-        let max_size = match (&self.record_max_size, &c.record_max_size) {
-            (Some(v), _) => Some(
-                parse_size(v)
-                    .map_err(|e| CommandError::usage(format!("--record-max-size {v:?}: {e}")))?,
-            ),
-            (None, Some(v)) => Some(parse_size(v).map_err(|e| {
-                CommandError::usage(format!(
-                    "{}: record_max_size {v:?}: {e}",
-                    loaded.key("record_max_size")
-                ))
-            })?),
-            (None, None) => None,
-        };
-        let print = !self.quiet;
         Ok(Built {
             listen,
-            upstream: inputs.upstream,
             client: ClientLegSettings {
                 provider,
                 server_cert: resolver,
@@ -461,67 +305,25 @@ impl ProxyArgs {
             engine,
             engines,
             identity,
-            recording: RecordSettings {
-                path: record,
-                max_size,
-                print,
-            },
-            redact,
-            explain: self.explain,
-            ca_dir: inputs.ca_dir,
-            resolve: Resolve::parse(&self.resolve).map_err(|e| {
-                if self.resolve == c.resolve && !c.resolve.is_empty() {
-                    CommandError::usage(format!("{}: {e}", loaded.key("resolve")))
-                } else {
-                    e
-                }
-            })?,
-            faults: Arc::new(faults),
-            grace: Duration::from_secs(self.grace.or(c.grace).unwrap_or(DEFAULT_GRACE_SECS)),
-            max_connections: self.max_connections.or(c.max_connections),
+            recording: run.recording(origins)?,
+            redact: tls.redact.unwrap_or(true),
+            explain: run.explain,
+            resolve: up.resolve(origins)?,
+            faults: Arc::new(run.faults(origins)?),
+            grace: run.grace(),
+            max_connections: run.max_connections,
             life: Lifecycle::new(),
-            loaded: Arc::new(loaded),
-            keylog_path,
+            keylog_path: tls.keylog.clone(),
         })
-    }
-
-    /// Every `--identity`, then every curl-style `--cert`/`--key` pair as `CERT,KEY`.
-    pub fn identity_args(&self) -> Result<Vec<String>, CommandError> {
-        let mut out = self.identity.clone();
-        out.extend(super::lint::curl_style_identities(&self.cert, &self.key)?);
-        Ok(out)
-    }
-
-    /// Load `CERT,KEY` or a PKCS#12 file named on the command line.
-    pub fn load_identity_arg(&self, arg: &str) -> Result<Identity, String> {
-        let arg = arg.trim();
-        let lower = arg.to_ascii_lowercase();
-        if !arg.contains(',') && (lower.ends_with(".p12") || lower.ends_with(".pfx")) {
-            let password = self.pkcs12_password()?;
-            return Identity::load_pkcs12(std::path::Path::new(arg), &password)
-                .map_err(|e| e.to_string());
-        }
-        Identity::load_pair(arg).map_err(|e| e.to_string())
-    }
-
-    /// The PKCS#12 password from --pkcs12-password-env or --pkcs12-password-file (empty if
-    /// neither is given).
-    fn pkcs12_password(&self) -> Result<String, String> {
-        pkcs12_password(
-            self.pkcs12_password_env.as_deref(),
-            self.pkcs12_password_file.as_deref(),
-        )
     }
 }
 
 /// The settings the server-certificate choice depends on.
 pub struct ServerCertInputs {
-    /// `--upstream` from the config file (the flag is handled by the command).
-    pub upstream: Option<String>,
     /// `--ca-dir`.
     pub ca_dir: Option<PathBuf>,
-    /// `--server-cert`: where it was named, the pair, and the base for relative paths.
-    pub server_cert: Option<(String, CertKey, PathBuf)>,
+    /// `--server-cert`, with where it was named.
+    pub server_cert: Option<(String, CertKey)>,
 }
 
 impl ServerCertInputs {
@@ -529,14 +331,12 @@ impl ServerCertInputs {
     pub fn fixed_server_cert(
         &self,
     ) -> Result<Option<Arc<dyn rustls::server::ResolvesServerCert>>, CommandError> {
-        let Some((flag, ck, base)) = &self.server_cert else {
+        let Some((named, ck)) = &self.server_cert else {
             return Ok(None);
         };
-        let (cert, key) = ck
-            .paths(base)
-            .map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
-        let id =
-            Identity::load(&cert, &key).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?;
+        let id = ck
+            .load(|| Err("a PKCS#12 server certificate is not supported; use CERT,KEY".into()))
+            .map_err(|e| CommandError::usage(format!("{named}: {e}")))?;
         Ok(Some(Arc::new(FixedServerCert(id.certified.clone()))))
     }
 }

@@ -8,25 +8,34 @@ use crate::capture::upstream_auth::IdentityPolicy;
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
+use crate::settings::settings_group;
 use crate::upstream::{Engine, PlainEngine, Target};
 use clap::Args;
+
+settings_group! {
+    /// `reverse`'s own settings.
+    #[derive(Debug, Default, Args, serde::Deserialize)]
+    #[serde(default)]
+    pub struct ReverseOnly {
+        /// The server to relay to: https://HOST[:PORT], or http://HOST:PORT for a plain-HTTP
+        /// backend behind the TLS offloader mtlscope plays.
+        #[arg(long, value_name = "URL")]
+        pub upstream: Option<String>,
+    }
+}
 
 /// `mtlscope reverse` flags.
 #[derive(Debug, Args)]
 pub struct ReverseArgs {
-    /// The server to relay to: https://HOST[:PORT], or http://HOST:PORT for a plain-HTTP
-    /// backend behind the TLS offloader mtlscope plays.
-    #[arg(long)]
-    pub upstream: Option<String>,
+    /// The upstream.
+    #[command(flatten)]
+    pub reverse: ReverseOnly,
     /// The shared proxy flags.
     #[command(flatten)]
     pub proxy: ProxyArgs,
     /// Playing a TLS offloader.
     #[command(flatten)]
     pub offload: OffloadArgs,
-    /// Let the --ui web view listen on a non-loopback address (requires --ui-auth).
-    #[arg(long)]
-    pub allow_remote: bool,
 }
 
 /// Parse `https://host[:port]` into a target.
@@ -67,12 +76,12 @@ pub fn parse_upstream_url(url: &str) -> Result<(Target, bool), String> {
 }
 
 /// Run `mtlscope reverse` until interrupted.
-pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
-    let mut target_text = args.upstream.clone();
-    let built = args.proxy.build("reverse", "127.0.0.1:8443", |inputs| {
-        if target_text.is_none() {
-            target_text = inputs.upstream.clone();
-        }
+pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
+    let origins = args
+        .proxy
+        .load("reverse", &mut [&mut args.reverse, &mut args.offload])?;
+    let target_text = args.reverse.upstream.clone();
+    let built = args.proxy.build(&origins, "127.0.0.1:8443", |inputs| {
         match inputs.fixed_server_cert()? {
             Some(r) => Ok(r),
             None => {
@@ -81,18 +90,19 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
         }
     })?;
     if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
-        return Err(CommandError::usage(
-            "--fault block-renegotiation: reverse terminates TLS, so there is no renegotiation \
+        return Err(CommandError::usage(format!(
+            "{} block-renegotiation: reverse terminates TLS, so there is no renegotiation \
              to cut between client and server; it applies to observe and to forward's \
              --passthrough tunnels",
-        ));
+            origins.name("fault")
+        )));
     }
     let target_text = target_text
         .ok_or_else(|| CommandError::usage("--upstream is required (https://HOST[:PORT])"))?;
     let (mut target, plain) = parse_upstream_url(&target_text)
-        .map_err(|e| CommandError::usage(format!("--upstream {e}")))?;
+        .map_err(|e| CommandError::usage(format!("{} {e}", origins.name("upstream"))))?;
     built.resolve.apply(&mut target);
-    let offload = args.offload.settings(&built.loaded, plain)?;
+    let offload = args.offload.settings(&origins, plain)?;
     if plain && built.client.client_auth.mode == ClientAuthMode::Mirror {
         return Err(CommandError::usage(
             "--client-auth mirror: a plain http:// upstream sends no CertificateRequest to mirror; use optional or required",
@@ -103,10 +113,7 @@ pub fn run(args: ReverseArgs) -> Result<(), CommandError> {
             "--identity: a plain http:// upstream has no TLS to present a certificate in; pass the client's identity on with --forward-client-cert instead",
         ));
     }
-    let ui = args
-        .proxy
-        .ui
-        .options(args.allow_remote, built.keylog_path.clone())?;
+    let ui = args.proxy.ui.options(built.keylog_path.clone())?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);

@@ -3,24 +3,37 @@
 
 use crate::error::CommandError;
 use crate::record::Sink;
+use crate::settings::settings_group;
 use crate::ui::{Ui, UiOptions};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Flags that add the web view to a proxy mode.
-#[derive(Debug, Args, Default, Clone)]
-pub struct UiArgs {
-    /// Serve the web view on http://ADDR/ (loopback unless --allow-remote); port 0 picks one.
-    #[arg(long, value_name = "ADDR")]
-    pub ui: Option<String>,
-    /// Require this Basic credential for the web view (needed with --allow-remote).
-    #[arg(long, value_name = "USER:PASS")]
-    pub ui_auth: Option<String>,
-    /// Flows the web view keeps in memory; older ones stay in the recording.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub ui_max_flows: usize,
+settings_group! {
+    /// The web view on a proxy mode: flags, and the same keys in `--config`.
+    #[derive(Debug, Default, Clone, Args, serde::Deserialize)]
+    #[serde(default)]
+    pub struct UiArgs {
+        /// Serve the web view on http://ADDR/ (loopback unless --allow-remote); port 0 picks
+        /// one.
+        #[arg(long, value_name = "ADDR")]
+        pub ui: Option<String>,
+        /// Require this Basic credential for the web view (needed with --allow-remote).
+        #[arg(long, value_name = "USER:PASS")]
+        pub ui_auth: Option<String>,
+        /// Flows the web view keeps in memory; older ones stay in the recording (default
+        /// 10000).
+        #[arg(long, value_name = "N")]
+        pub ui_max_flows: Option<usize>,
+        /// Allow non-loopback addresses: the --ui web view there needs --ui-auth too, and
+        /// forward's --listen needs --proxy-auth.
+        #[arg(long)]
+        pub allow_remote: bool,
+    }
 }
+
+/// Flows the web view keeps when not told.
+const DEFAULT_MAX_FLOWS: usize = 10_000;
 
 /// `mtlscope ui` flags.
 #[derive(Debug, Args)]
@@ -38,7 +51,7 @@ pub struct UiCmdArgs {
     #[arg(long, value_name = "USER:PASS")]
     pub ui_auth: Option<String>,
     /// Flows kept in memory (the newest).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
     pub ui_max_flows: usize,
     /// The key-log file written with the recording, to offer each flow's key-log lines.
     #[arg(long, value_name = "FILE")]
@@ -84,11 +97,7 @@ fn options(
 
 impl UiArgs {
     /// The web view's settings, if `--ui` was given.
-    pub fn options(
-        &self,
-        allow_remote: bool,
-        keylog: Option<PathBuf>,
-    ) -> Result<Option<UiOptions>, CommandError> {
+    pub fn options(&self, keylog: Option<PathBuf>) -> Result<Option<UiOptions>, CommandError> {
         match &self.ui {
             None if self.ui_auth.is_some() => {
                 Err(CommandError::usage("--ui-auth: needs --ui ADDR"))
@@ -97,9 +106,9 @@ impl UiArgs {
             Some(listen) => options(
                 "--ui",
                 listen,
-                allow_remote,
+                self.allow_remote,
                 self.ui_auth.as_deref(),
-                self.ui_max_flows,
+                self.ui_max_flows.unwrap_or(DEFAULT_MAX_FLOWS),
                 keylog,
             )
             .map(Some),
