@@ -55,11 +55,23 @@ fn walkthrough_commands() -> Vec<String> {
     commands
 }
 
-/// A background command, killed on drop.
+/// A background command, stopped on drop as its user would: Ctrl-C (SIGINT), so it writes
+/// its last records, then a bounded wait, then SIGKILL.
 struct Background(Child);
 
 impl Drop for Background {
     fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -INT {} 2>/dev/null", self.0.id()))
+            .status();
+        let deadline = std::time::Instant::now() + LIMIT;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -203,6 +215,10 @@ fn the_readme_walkthrough_works_as_written() {
                 );
             }
             ("mtlscope", _) => {
+                if sub == "report" || sub == "diff" || sub == "export" {
+                    // The user has stopped the proxy (Ctrl-C) before reading what it recorded.
+                    drop(background.take());
+                }
                 if sub == "probe" || sub == "report" || sub == "diff" || sub == "export" {
                     let n = nginx.get_or_insert_with(|| nginx_for(dir.path()));
                     if shell.ports.is_empty() {
