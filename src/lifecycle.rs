@@ -3,7 +3,7 @@
 //! (stop accepting, let in-flight exchanges finish within the grace period, then end what is
 //! left so that it still writes its record).
 
-use crate::facts::{FaultEffect, Flow, Mode, RecordKind};
+use crate::facts::{Flow, Mode, OwnLimit, RecordKind};
 use crate::record::Sink;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -163,14 +163,10 @@ fn refused_flow(mode: Mode, id: u64, peer: SocketAddr, max: usize) -> Flow {
     let mut flow = Flow::new(mode, id, time::OffsetDateTime::now_utc());
     flow.kind = RecordKind::Connection;
     flow.client_addr = Some(peer.to_string());
-    let why = format!(
+    flow.error = Some(format!(
         "closed at accept: {max} client connections were already open (--max-connections {max})"
-    );
-    flow.error = Some(why.clone());
-    flow.faults.push(FaultEffect {
-        name: format!("max-connections={max}"),
-        effect: why,
-    });
+    ));
+    flow.own_limit = Some(OwnLimit::MaxConnections { max });
     flow
 }
 
@@ -268,7 +264,8 @@ mod tests {
             .unwrap();
         assert!(flow.client_addr.is_some());
         assert!(flow.error.unwrap().contains("--max-connections 1"));
-        assert_eq!(flow.faults[0].name, "max-connections=1");
+        assert_eq!(flow.own_limit, Some(OwnLimit::MaxConnections { max: 1 }));
+        assert!(flow.faults.is_empty(), "a limit is not a fault");
         assert!(life.stop(Duration::from_secs(5)).await);
     }
 }

@@ -250,7 +250,8 @@ async fn a_second_connection_over_the_limit_is_refused_and_recorded() {
         })
         .unwrap_or_else(|| panic!("no refusal record: {records:#?}"));
     assert_eq!(refused["kind"], "connection");
-    assert_eq!(common::finding_ids(refused), vec!["injected-fault"]);
+    assert_eq!(common::finding_ids(refused), vec!["proxy-limit-reached"]);
+    assert_eq!(refused["own_limit"]["limit"], "max_connections");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,12 @@
 //! Rules of the catalogue section "Middleboxes and proxies": `identity-not-forwarded`,
 //! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
-//! `upstream-unreachable`, `injected-fault`; the offloader's header rules are in `offload`.
+//! `upstream-unreachable`, `injected-fault`, `proxy-limit-reached`; the offloader's header rules
+//! are in `offload`.
 
 use super::view::{cert_text, chain_text, HopKind, View};
 use super::{finding, inferred};
 use crate::facts::{FailureKind, Stage};
-use crate::facts::{Finding, FindingId, Severity};
+use crate::facts::{Finding, FindingId, OwnLimit, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
@@ -16,6 +17,7 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
         proxy_auth_required(v),
         upstream_unreachable(v),
         injected_fault(v),
+        proxy_limit_reached(v),
     ]
     .into_iter()
     .flatten()
@@ -264,6 +266,17 @@ fn injected_fault(v: &View<'_>) -> Option<Finding> {
         format!("mtlscope's configured fault {names} acted on this connection: what follows is a reproduction, not the real peers' behaviour."),
         faults.iter().map(|f| format!("fault `{}`: {}", f.name, f.effect)).collect(),
         "Nothing to fix on the client or server for this part: run without the `--fault` to see the real behaviour.",
+    ))
+}
+
+fn proxy_limit_reached(v: &View<'_>) -> Option<Finding> {
+    let OwnLimit::MaxConnections { max } = v.flow.own_limit.as_ref()?;
+    Some(finding(
+        FindingId::ProxyLimitReached,
+        Severity::Error,
+        format!("mtlscope closed this connection at accept: {max} client connections were already open (`--max-connections {max}`). Neither the client nor the server caused this."),
+        vec![format!("--max-connections {max} reached when the connection arrived; no byte was read from it")],
+        "mtlscope: raise `--max-connections`, or find what holds connections open (a slow upstream, idle keep-alive clients; `--idle-timeout`, `--timeout`).",
     ))
 }
 

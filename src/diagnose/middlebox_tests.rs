@@ -184,3 +184,21 @@ fn injected_fault_comes_first_and_names_the_effect() {
     );
     let _ = Phase::Handshake;
 }
+
+#[test]
+fn a_connection_refused_by_max_connections_is_mtlscopes_own_failure() {
+    let mut flow = crate::facts::Flow::new(
+        crate::facts::Mode::Reverse,
+        7,
+        time::OffsetDateTime::UNIX_EPOCH,
+    );
+    flow.kind = crate::facts::RecordKind::Connection;
+    flow.error = Some("closed at accept".into());
+    flow.own_limit = Some(crate::facts::OwnLimit::MaxConnections { max: 3 });
+    assert_eq!(ids(&flow), vec!["proxy-limit-reached"]);
+    let f = find(&flow, "proxy-limit-reached").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.summary.contains("--max-connections 3"), "{}", f.summary);
+    assert!(!f.summary.contains("reproduction"));
+    assert!(find(&success(), "proxy-limit-reached").is_none());
+}

@@ -106,6 +106,7 @@ static CATALOGUE: &[CatalogueEntry] = &[
     entry(FindingId::PathBlocksLateRequest, Section::Middlebox, "Comparing paths: a late certificate request arrives directly and is cut or refused through the path."),
     entry(FindingId::PathStripsClientCert, Section::Middlebox, "Comparing paths: the same identity is accepted directly and refused through the path."),
     entry(FindingId::InjectedFault, Section::Middlebox, "A configured mtlscope fault acted on this connection: the failure is a reproduction."),
+    entry(FindingId::ProxyLimitReached, Section::Middlebox, "mtlscope's own limit (--max-connections) closed this connection at accept: neither peer caused it."),
     entry(FindingId::Unexplained, Section::Gaps, "A failure no other rule explains; the facts that were there are quoted so the gap is visible."),
     entry(FindingId::ClientNotTls, Section::Gaps, "The client's first bytes were not a TLS ClientHello (plain HTTP, a health check, a scanner)."),
 ];

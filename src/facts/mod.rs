@@ -87,6 +87,9 @@ pub struct Flow {
     /// Faults that acted on this connection, so an injected failure is never taken for real.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultEffect>,
+    /// A limit of mtlscope's own ended this connection (not the client, the server or a fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_limit: Option<OwnLimit>,
     /// `--upstream-engine auto`: this exchange was first sent over a rustls upstream leg, which
     /// could not answer the server's late certificate request, and then replayed once over a
     /// new OpenSSL leg (`upstream_leg` and `response` are the replay's).
@@ -223,6 +226,17 @@ pub struct FaultEffect {
     pub effect: String,
 }
 
+/// A limit of mtlscope's own that refused a connection.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "limit", rename_all = "snake_case")]
+pub enum OwnLimit {
+    /// `--max-connections`: `max` client connections were already open at accept.
+    MaxConnections {
+        /// The configured bound.
+        max: usize,
+    },
+}
+
 /// A finding id: the catalogue of `docs/findings.md`, checked by the compiler (every rule names
 /// one of these) and by a test (the document lists exactly these).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -284,6 +298,8 @@ pub enum FindingId {
     PathStripsClientCert,
     /// `injected-fault`.
     InjectedFault,
+    /// `proxy-limit-reached`.
+    ProxyLimitReached,
     /// `unexplained`.
     Unexplained,
     /// `client-not-tls`.
@@ -324,6 +340,7 @@ impl FindingId {
         FindingId::PathBlocksLateRequest,
         FindingId::PathStripsClientCert,
         FindingId::InjectedFault,
+        FindingId::ProxyLimitReached,
         FindingId::Unexplained,
         FindingId::ClientNotTls,
     ];
@@ -359,6 +376,7 @@ impl FindingId {
             FindingId::PathBlocksLateRequest => "path-blocks-late-request",
             FindingId::PathStripsClientCert => "path-strips-client-cert",
             FindingId::InjectedFault => "injected-fault",
+            FindingId::ProxyLimitReached => "proxy-limit-reached",
             FindingId::Unexplained => "unexplained",
             FindingId::ClientNotTls => "client-not-tls",
             FindingId::Other => "other",
@@ -430,6 +448,7 @@ impl Flow {
             request: None,
             response: None,
             faults: Vec::new(),
+            own_limit: None,
             replayed: None,
             error: None,
             findings: Vec::new(),
