@@ -87,7 +87,7 @@ if [[ $targets == *mitmproxy* ]]; then
     taskset -c "$proxy_cpu" mitmdump -q --mode "reverse:https://localhost:$up" \
         --listen-host 127.0.0.1 --listen-port "$mp" --set confdir="$work/mitm" \
         --set client_certs="$work/client-good-combined.pem" --ssl-insecure \
-        >"$work/mitm.log" 2>&1 </dev/null & pids+=($!)
+        >"$work/mitm.log" 2>&1 </dev/null & mitm_pid=$!; pids+=($mitm_pid)
 fi
 taskset -c "$proxy_cpu" ${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" \
     --upstream "https://localhost:$up" --server-cert "$pki/server.pem,$pki/server.key" \
@@ -116,19 +116,39 @@ run() { # $1 port, $2 connections, $3.. extra wrk args
              END {printf "%.0f %.3f %.2f %d\n", rps, mean, p99, bad}'
 }
 
-declare -A rps p99 mean bad
+# CPU time the target's processes used (utime + stime, in clock ticks): on this small machine
+# the load generator and the upstream share the other CPU, so req/s alone can measure them; CPU
+# per request measures the proxy itself.
+hz=$(getconf CLK_TCK)
+target_pids() {
+    case $1 in
+        mtlscope) echo "$mpid" ;;
+        nginx) nginx_pids "$work/base" ;;
+        direct) nginx_pids "$work/up" ;;
+        mitmproxy) echo "${mitm_pid:-}" ;;
+    esac
+}
+nginx_pids() { local m; for m in $(pgrep -f "nginx.*$1"); do echo "$m"; pgrep -P "$m"; done; }
+cpu_ticks() { for p in $(target_pids "$1"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{s += $1} END {print s + 0}'; }
+
+declare -A rps p99 mean bad cpu busy
 loads=${BENCH_LOADS:-keepalive close single}
 for load in $loads; do
     extra=(); c=$conns
     [ "$load" != keepalive ] && extra=(-H "Connection: close")
     [ "$load" = single ] && c=1
     for t in $targets; do
+        before=$(cpu_ticks "$t")
         read -r rps[$t,$load] mean[$t,$load] p99[$t,$load] bad[$t,$load] < <(run "${port[$t]}" "$c" "${extra[@]}")
+        used=$(( $(cpu_ticks "$t") - before ))
+        cpu[$t,$load]=$(awk -v u="$used" -v hz="$hz" -v r="${rps[$t,$load]}" -v s="$secs" 'BEGIN { if (r > 0) printf "%.3f", u * 1000 / hz / (r * s); else print "n/a" }')
+        busy[$t,$load]=$(awk -v u="$used" -v hz="$hz" -v s="$secs" 'BEGIN { printf "%.0f", u * 100 / hz / s }')
     done
 done
 
 ratio() { awk -v m="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "n/a" }'; }
 echo "wrk -t1, ${secs}s per run; proxies pinned to CPU $proxy_cpu; ratios against nginx as TLS reverse proxy"
+echo "(CPU per request: the target's own processes; its ratio is nginx/mtlscope, so above 1 means cheaper than nginx)"
 printf '%-34s' "load"; for t in $targets; do printf '%14s' "$t"; done; printf '%18s\n' "mtlscope/nginx"
 for load in $loads; do
     case $load in
@@ -139,6 +159,9 @@ for load in $loads; do
     printf '%-34s' "$label"; for t in $targets; do printf '%14s' "${rps[$t,$load]}"; done
     printf '%18s\n' "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[nginx,$load]:-0}")"
     printf '%-34s' "  p99 latency (ms)"; for t in $targets; do printf '%14s' "${p99[$t,$load]}"; done; echo
+    printf '%-34s' "  CPU per request (ms)"; for t in $targets; do printf '%14s' "${cpu[$t,$load]}"; done
+    printf '%18s\n' "$(ratio "${cpu[nginx,$load]:-0}" "${cpu[mtlscope,$load]:-0}")"
+    printf '%-34s' "  its CPU busy (% of one)"; for t in $targets; do printf '%14s' "${busy[$t,$load]}"; done; echo
     printf '%-34s' "  failed (non-2xx, socket errors)"; for t in $targets; do printf '%14s' "${bad[$t,$load]}"; done; echo
 done
 if [[ $targets == *direct* ]]; then

@@ -13,6 +13,7 @@ pub mod signatures;
 pub mod sniff;
 pub mod tls_error;
 pub mod upstream_auth;
+pub mod verdict_cache;
 pub mod wire_merge;
 
 pub use clock::ConnClock;

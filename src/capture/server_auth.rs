@@ -2,6 +2,7 @@
 //! verified, and with `--insecure-upstream` continues anyway.
 
 use super::signatures::SignatureChecks;
+use super::verdict_cache::{Question, VerdictCache};
 use super::LegRecorder;
 use crate::facts::{CertProblem, ServerVerification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -19,6 +20,8 @@ pub struct UpstreamTrust {
     pub insecure: bool,
     /// The crypto provider, for signature checks.
     pub provider: Arc<CryptoProvider>,
+    /// Chains verified recently, shared by every connection.
+    pub verdicts: Arc<VerdictCache>,
 }
 
 impl UpstreamTrust {
@@ -43,6 +46,7 @@ impl UpstreamTrust {
             webpki,
             insecure,
             provider,
+            verdicts: Arc::default(),
         }
     }
 }
@@ -88,9 +92,23 @@ impl ServerCertVerifier for RecordingServerVerifier {
         let chain = crate::cert::summarize_chain(
             std::iter::once(end_entity.as_ref()).chain(intermediates.iter().map(|c| c.as_ref())),
         );
+        let question = Question::new(end_entity, intermediates, server_name, ocsp_response);
         let result = match &self.trust.webpki {
+            Some(_) if self.trust.verdicts.verified(&question, now) => {
+                Ok(ServerCertVerified::assertion())
+            }
             Some(v) => {
-                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                let r = v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                );
+                if r.is_ok() {
+                    self.trust.verdicts.remember(question, &chain, now);
+                }
+                r
             }
             None => Err(rustls::Error::General(
                 "no upstream trust anchors are configured".into(),

@@ -1,6 +1,8 @@
 //! Summarising a DER certificate into [`CertSummary`] facts, once, at capture time.
 
 use crate::facts::CertSummary;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
@@ -11,8 +13,29 @@ use x509_parser::x509::X509Name;
 #[error("not a parseable X.509 certificate: {0}")]
 pub struct SummaryError(String);
 
+/// Summaries already made, by DER. A proxy meets the same few chains (the upstream's, its own
+/// identities, the clients') on every connection; parsing and hashing them again was ~10% of
+/// a new connection's CPU (perf).
+static SUMMARIES: LazyLock<Mutex<HashMap<Box<[u8]>, CertSummary>>> = LazyLock::new(Mutex::default);
+/// Summaries kept before the cache starts over (bounds memory under many distinct clients).
+const MAX_SUMMARIES: usize = 4096;
+
 /// Summarise one DER certificate.
 pub fn summarize(der: &[u8]) -> Result<CertSummary, SummaryError> {
+    if let Some(s) = SUMMARIES.lock().ok().and_then(|m| m.get(der).cloned()) {
+        return Ok(s);
+    }
+    let summary = summarize_uncached(der)?;
+    if let Ok(mut m) = SUMMARIES.lock() {
+        if m.len() >= MAX_SUMMARIES {
+            m.clear();
+        }
+        m.insert(der.into(), summary.clone());
+    }
+    Ok(summary)
+}
+
+fn summarize_uncached(der: &[u8]) -> Result<CertSummary, SummaryError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| SummaryError(e.to_string()))?;
     let tbs = &cert.tbs_certificate;
     let mut eku = Vec::new();

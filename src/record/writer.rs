@@ -3,7 +3,7 @@
 
 use super::{RecordOpenError, WriterMsg};
 use crate::facts::{Flow, Leg, RecordKind};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 
 /// How many connections' legs the writer remembers for `legs_from` at most.
 const MAX_TRACKED: usize = 16 * 1024;
+/// How many closed connections the writer remembers, to not track a record that follows its
+/// connection's close (a `Connection: close` exchange ends after its connection).
+const MAX_CLOSED: usize = 64 * 1024;
 
 /// How many rotated files are kept (`FILE.1` … `FILE.N`).
 const KEEP_ROTATED: u32 = 9;
@@ -51,6 +54,8 @@ pub struct Writer {
     max_size: Option<u64>,
     /// Per open connection, the exchange whose legs later exchanges may point at.
     full: HashMap<u64, FullLegs>,
+    /// Connections already closed: their late records are written in full and not tracked.
+    closed: HashSet<u64>,
     /// Totals.
     stats: WriterStats,
 }
@@ -69,6 +74,7 @@ impl Writer {
             size,
             max_size,
             full: HashMap::new(),
+            closed: HashSet::new(),
             stats: WriterStats::default(),
         })
     }
@@ -79,9 +85,7 @@ impl Writer {
         while let Some(msg) = rx.blocking_recv() {
             match msg {
                 WriterMsg::Flow(flow) => self.write(*flow, &mut line),
-                WriterMsg::Closed(id) => {
-                    self.full.remove(&id);
-                }
+                WriterMsg::Closed(id) => self.close(id),
                 WriterMsg::Flush(done) => {
                     let _ = self.file.sync_data();
                     let _ = done.send(self.stats);
@@ -89,6 +93,16 @@ impl Writer {
             }
         }
         let _ = self.file.sync_data();
+    }
+
+    /// A connection ended: forget its legs, and do not remember any record of it that is
+    /// still on its way.
+    fn close(&mut self, id: u64) {
+        self.full.remove(&id);
+        if self.closed.len() >= MAX_CLOSED {
+            self.closed.clear();
+        }
+        self.closed.insert(id);
     }
 
     fn write(&mut self, mut flow: Flow, line: &mut Vec<u8>) {
@@ -141,10 +155,13 @@ impl Writer {
             }
             return;
         }
-        if flow.legs_from.is_none() {
-            // A connection's last record can arrive after its "closed" message (bodies end on
-            // tasks of their own), so entries can outlive their connection: bound the map. A
-            // connection forgotten here just writes its next exchange in full.
+        // A connection's last record can arrive after its "closed" message (bodies end on
+        // tasks of their own): nothing can point at it any more, so it is not remembered.
+        // Without this, every `Connection: close` exchange kept its legs until the bound below
+        // (~250 MB under a new-connection load).
+        if flow.legs_from.is_none() && !self.closed.contains(&flow.connection_id) {
+            // Bound the map anyway; a connection forgotten here just writes its next exchange
+            // in full.
             if self.full.len() >= MAX_TRACKED && !self.full.contains_key(&flow.connection_id) {
                 self.full.clear();
             }
@@ -282,5 +299,23 @@ mod tests {
         assert_eq!(rotated.len(), 1);
         assert!(current[0]["client_leg"].is_object(), "{:?}", current[0]);
         assert!(current[0].get("legs_from").is_none());
+    }
+
+    #[test]
+    fn a_record_after_its_connection_closed_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let mut w = Writer::open(&path, None).unwrap();
+        let mut buf = Vec::new();
+        let leg = Arc::new(Leg::default());
+        w.write(exchange(1, 0, &leg), &mut buf);
+        assert_eq!(w.full.len(), 1);
+        w.close(1);
+        w.close(2);
+        assert!(w.full.is_empty());
+        // Connection 2's only exchange ends after its close (`Connection: close`).
+        w.write(exchange(2, 0, &leg), &mut buf);
+        assert!(w.full.is_empty(), "its legs would be kept for nothing");
+        assert!(lines(&path)[1]["client_leg"].is_object());
     }
 }
