@@ -120,8 +120,17 @@ const INSPECTION_CAS: &[&str] = &[
 
 /// The inspection product whose name appears in a certificate's subject or issuer, if any.
 pub(super) fn inspection_product(c: &crate::facts::CertSummary) -> Option<&'static str> {
-    let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
-    INSPECTION_CAS.iter().find(|p| names.contains(*p)).copied()
+    // Every flow asks this of every server certificate: compare in place, without a lowercased
+    // copy (the names are ASCII).
+    let contains = |hay: &str, needle: &str| {
+        hay.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    INSPECTION_CAS
+        .iter()
+        .find(|p| contains(&c.issuer, p) || contains(&c.subject, p))
+        .copied()
 }
 
 fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {

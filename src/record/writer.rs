@@ -16,6 +16,10 @@ const MAX_TRACKED: usize = 16 * 1024;
 /// connection's close (a `Connection: close` exchange ends after its connection).
 const MAX_CLOSED: usize = 64 * 1024;
 
+/// Bytes of lines the writer gathers before writing them, at most (it writes sooner when the
+/// queue is empty).
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// How many rotated files are kept (`FILE.1` … `FILE.N`).
 const KEEP_ROTATED: u32 = 9;
 
@@ -58,6 +62,11 @@ pub struct Writer {
     closed: HashSet<u64>,
     /// Totals.
     stats: WriterStats,
+    /// Lines serialised but not yet written: whatever queued while the writer was busy goes
+    /// out in one `write` (one line at a time cost a syscall and a wake-up per record).
+    batch: Vec<u8>,
+    /// Lines in `batch`, and of those, compacted ones.
+    batch_lines: (u64, u64),
 }
 
 impl Writer {
@@ -76,23 +85,60 @@ impl Writer {
             full: HashMap::new(),
             closed: HashSet::new(),
             stats: WriterStats::default(),
+            batch: Vec::with_capacity(BATCH_BYTES),
+            batch_lines: (0, 0),
         })
     }
 
-    /// Serve messages until every sender is gone.
+    /// Serve messages until every sender is gone. Each wake-up handles everything queued,
+    /// then writes the lines it made at once; no line waits for a later message.
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
-        let mut line = Vec::with_capacity(16 * 1024);
         while let Some(msg) = rx.blocking_recv() {
-            match msg {
-                WriterMsg::Flow(flow) => self.write(*flow, &mut line),
-                WriterMsg::Closed(id) => self.close(id),
-                WriterMsg::Flush(done) => {
-                    let _ = self.file.sync_data();
-                    let _ = done.send(self.stats);
+            self.handle(msg);
+            // Let the proxy's threads run first (on a busy CPU they queue more records), so
+            // a wake-up writes many lines rather than one.
+            std::thread::yield_now();
+            while self.batch.len() < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => break,
                 }
             }
+            self.write_batch();
         }
+        self.write_batch();
         let _ = self.file.sync_data();
+    }
+
+    fn handle(&mut self, msg: WriterMsg) {
+        match msg {
+            WriterMsg::Flow(flow) => self.write(*flow),
+            WriterMsg::Closed(id) => self.close(id),
+            WriterMsg::Flush(done) => {
+                self.write_batch();
+                let _ = self.file.sync_data();
+                let _ = done.send(self.stats);
+            }
+        }
+    }
+
+    /// Write the batched lines.
+    fn write_batch(&mut self) {
+        let (lines, compacted) = std::mem::take(&mut self.batch_lines);
+        if self.batch.is_empty() {
+            return;
+        }
+        match self.file.write_all(&self.batch) {
+            Ok(()) => {
+                self.stats.written += lines;
+                self.stats.compacted += compacted;
+            }
+            Err(e) => {
+                self.stats.failed += lines;
+                tracing::error!(path = %self.path.display(), error = %e, lines, "cannot write recording");
+            }
+        }
+        self.batch.clear();
     }
 
     /// A connection ended: forget its legs, and do not remember any record of it that is
@@ -105,33 +151,28 @@ impl Writer {
         self.closed.insert(id);
     }
 
-    fn write(&mut self, mut flow: Flow, line: &mut Vec<u8>) {
+    /// Serialise one flow onto the batch (`size` counts batched lines too).
+    fn write(&mut self, mut flow: Flow) {
         // Rotate once the file has reached the bound (the line that crossed it stays), and
         // start the new file without anything compacted lines could point at.
         if self.max_size.is_some_and(|max| self.size >= max) {
+            self.write_batch();
             self.rotate();
             self.full.clear();
         }
         self.compact(&mut flow);
-        line.clear();
-        if let Err(e) = serde_json::to_writer(&mut *line, &flow) {
+        let start = self.batch.len();
+        if let Err(e) = serde_json::to_writer(&mut self.batch, &flow) {
+            self.batch.truncate(start);
             self.stats.failed += 1;
             tracing::error!(error = %e, "cannot serialise a flow; record lost");
             return;
         }
-        line.push(b'\n');
-        match self.file.write_all(line) {
-            Ok(()) => {
-                self.size += line.len() as u64;
-                self.stats.written += 1;
-                if flow.legs_from.is_some() {
-                    self.stats.compacted += 1;
-                }
-            }
-            Err(e) => {
-                self.stats.failed += 1;
-                tracing::error!(path = %self.path.display(), error = %e, "cannot write recording");
-            }
+        self.batch.push(b'\n');
+        self.size += (self.batch.len() - start) as u64;
+        self.batch_lines.0 += 1;
+        if flow.legs_from.is_some() {
+            self.batch_lines.1 += 1;
         }
     }
 
@@ -248,10 +289,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None).unwrap();
-        let mut buf = Vec::new();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg), &mut buf);
-        w.write(exchange(1, 1, &leg), &mut buf);
+        w.write(exchange(1, 0, &leg));
+        w.write(exchange(1, 1, &leg));
         let mut with_finding = exchange(1, 2, &leg);
         with_finding.findings.push(Finding {
             id: FindingId::Unexplained,
@@ -261,13 +301,14 @@ mod tests {
             fix: String::new(),
             inferred: false,
         });
-        w.write(with_finding, &mut buf);
+        w.write(with_finding);
         let changed = Arc::new(Leg {
             alpn: Some("h2".into()),
             ..Leg::default()
         });
-        w.write(exchange(1, 3, &changed), &mut buf);
-        w.write(exchange(1, 4, &changed), &mut buf);
+        w.write(exchange(1, 3, &changed));
+        w.write(exchange(1, 4, &changed));
+        w.write_batch();
         let got = lines(&path);
         assert!(got[0]["client_leg"].is_object() && got[0].get("legs_from").is_none());
         assert_eq!(got[1]["legs_from"], 0);
@@ -289,10 +330,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, Some(1)).unwrap();
-        let mut buf = Vec::new();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg), &mut buf);
-        w.write(exchange(1, 1, &leg), &mut buf);
+        w.write(exchange(1, 0, &leg));
+        w.write(exchange(1, 1, &leg));
+        w.write_batch();
         assert_eq!(w.stats.rotations, 1);
         let rotated = lines(&dir.path().join("rec.jsonl.1"));
         let current = lines(&path);
@@ -306,16 +347,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None).unwrap();
-        let mut buf = Vec::new();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg), &mut buf);
+        w.write(exchange(1, 0, &leg));
         assert_eq!(w.full.len(), 1);
         w.close(1);
         w.close(2);
         assert!(w.full.is_empty());
         // Connection 2's only exchange ends after its close (`Connection: close`).
-        w.write(exchange(2, 0, &leg), &mut buf);
+        w.write(exchange(2, 0, &leg));
         assert!(w.full.is_empty(), "its legs would be kept for nothing");
+        w.write_batch();
         assert!(lines(&path)[1]["client_leg"].is_object());
     }
 }
