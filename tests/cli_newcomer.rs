@@ -228,6 +228,14 @@ fn identity_spellings_a_newcomer_tries() {
 }
 
 /// Start `mtlscope args…`, collect stderr until the "listening on" line (bounded), kill it.
+/// Run mtlscope with `args`, expecting a usage error (exit 2): its stderr.
+fn refused(args: &[&str]) -> String {
+    let o = mtlscope().args(args).output().expect("runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
 fn stderr_until_listening(args: &[&str]) -> String {
     use std::io::{BufRead, BufReader};
     let mut child = mtlscope()
@@ -334,12 +342,7 @@ fn one_config_file_serves_every_command_and_names_lines() {
         "fwd.toml",
         "listen = \"127.0.0.1:0\"\n\nupstream = \"https://localhost:1\"\n",
     );
-    let o = mtlscope()
-        .args(["forward", "--ca-dir", &ca, "--config", &cfg])
-        .output()
-        .expect("runs");
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused(&["forward", "--ca-dir", &ca, "--config", &cfg]);
     assert!(
         err.contains("line 3") && err.contains("`upstream`"),
         "{err}"
@@ -350,12 +353,7 @@ fn one_config_file_serves_every_command_and_names_lines() {
         "listen = \"127.0.0.1:0\"\nupstream = \"https://localhost:1\"\n\
          identity = [\"missing.pem,missing.key\"]\n",
     );
-    let o = mtlscope()
-        .args(["reverse", "--ca-dir", &ca, "--config", &cfg])
-        .output()
-        .expect("runs");
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused(&["reverse", "--ca-dir", &ca, "--config", &cfg]);
     assert!(err.contains("bad.toml line 3"), "{err}");
     // timeout, resolve, the PKCS#12 password settings and quiet are keys now.
     let cfg = write(
@@ -381,12 +379,7 @@ fn one_config_file_serves_every_command_and_names_lines() {
         "obs-bad.toml",
         "upstream = \"127.0.0.1:1\"\nidentity = [\"a.pem,a.key\"]\n",
     );
-    let o = mtlscope()
-        .args(["observe", "--config", &cfg])
-        .output()
-        .expect("runs");
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused(&["observe", "--config", &cfg]);
     assert!(
         err.contains("line 2") && err.contains("`identity`"),
         "{err}"
@@ -421,17 +414,12 @@ fn one_config_file_serves_every_command_and_names_lines() {
         "probe-bad.toml",
         "identity = [\"nowhere.pem,nowhere.key\"]\n",
     );
-    let o = mtlscope()
-        .args([
-            "probe",
-            &format!("https://127.0.0.1:{port}/"),
-            "--config",
-            &cfg,
-        ])
-        .output()
-        .expect("runs");
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused(&[
+        "probe",
+        &format!("https://127.0.0.1:{port}/"),
+        "--config",
+        &cfg,
+    ]);
     assert!(
         err.contains("nowhere.pem"),
         "the file's identity was loaded: {err}"
@@ -469,12 +457,7 @@ fn every_flag_is_also_a_config_key() {
         "obs-size.toml",
         "upstream = \"127.0.0.1:1\"\n\nrecord_max_size = \"12 parsecs\"\n",
     );
-    let o = mtlscope()
-        .args(["observe", "--config", &cfg])
-        .output()
-        .expect("runs");
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused(&["observe", "--config", &cfg]);
     assert!(
         err.contains("obs-size.toml line 3 (record_max_size)"),
         "{err}"
@@ -492,12 +475,7 @@ fn every_flag_is_also_a_config_key() {
         serde_json::from_slice(&o.stdout).expect("json = true gives JSON");
     assert!(json.is_object(), "{json}");
     let cfg = write("probe-path.toml", "\npath = [\"secure\"]\n");
-    let o = mtlscope()
-        .args(["probe", &url, "--config", &cfg])
-        .output()
-        .expect("runs");
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused(&["probe", &url, "--config", &cfg]);
     assert!(err.contains("probe-path.toml line 2 (path)"), "{err}");
     // A flag still wins over the file: --path given, the file's bad one is not read.
     let o = mtlscope()
