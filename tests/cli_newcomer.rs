@@ -228,6 +228,13 @@ fn identity_spellings_a_newcomer_tries() {
 }
 
 /// Start `mtlscope args…`, collect stderr until the "listening on" line (bounded), kill it.
+/// Write config file `name` in `dir`; its path.
+fn write_config(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write config");
+    p.display().to_string()
+}
+
 /// Run mtlscope with `args`, expecting a usage error (exit 2): its stderr.
 fn refused(args: &[&str]) -> String {
     let o = mtlscope().args(args).output().expect("runs");
@@ -331,11 +338,7 @@ fn settings_that_would_do_nothing_are_refused_or_warned_about() {
 #[test]
 fn one_config_file_serves_every_command_and_names_lines() {
     let (dir, pki) = dev_pki();
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).expect("write config");
-        p.display().to_string()
-    };
+    let write = |name: &str, text: &str| write_config(dir.path(), name, text);
     let ca = dir.path().join("ca").display().to_string();
     // forward refuses `upstream`, naming its line.
     let cfg = write(
@@ -431,11 +434,7 @@ fn one_config_file_serves_every_command_and_names_lines() {
 #[test]
 fn every_flag_is_also_a_config_key() {
     let (dir, _pki) = dev_pki();
-    let write = |name: &str, text: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).expect("write config");
-        p.display().to_string()
-    };
+    let write = |name: &str, text: &str| write_config(dir.path(), name, text);
     let ca = dir.path().join("ca").display().to_string();
     // The web view from the file.
     let cfg = write(
