@@ -10,4 +10,5 @@ pub mod relay;
 pub mod request_excerpt;
 pub mod reverse;
 pub mod session;
+pub mod upgrade;
 pub mod upstream_legs;

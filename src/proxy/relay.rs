@@ -8,6 +8,7 @@
 use super::body::RelayBody;
 use super::headers::{kept_request, kept_response, strip_hop_by_hop};
 use super::late_replay::{AutoReplay, FirstAttempt};
+use super::upgrade::UpgradeRequest;
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
 use crate::capture::tls_error::{classify_io, find_io_error, Classified};
 use crate::capture::{ConnClock, LegRecorder};
@@ -120,6 +121,7 @@ impl Pair {
             .await);
         }
         let mut req = req;
+        let upgrade = UpgradeRequest::take(&mut req);
         if let Some(o) = &self.offload {
             request.forwarded_identity = Some(o.apply(req.headers_mut()));
         }
@@ -130,7 +132,13 @@ impl Pair {
             super::late_replay::prepare(req, self.replay.is_some(), self.redact).await;
         let sent = self
             .legs
-            .send(req, |r, h2| self.upstream_request(r, h2))
+            .send(req, |r, h2| {
+                let mut r = self.upstream_request(r, h2);
+                if let Some(u) = &upgrade {
+                    u.restore(&mut r, h2);
+                }
+                r
+            })
             .await;
         request.forwarded_at_ms = Some(forwarded_at);
         request.body_excerpt = excerpt.take();
@@ -145,7 +153,14 @@ impl Pair {
                     .await);
             }
         };
-        let Sent { leg, result, retry } = sent;
+        let Sent {
+            leg,
+            mut result,
+            retry,
+        } = sent;
+        if let (Some(u), Ok(resp)) = (upgrade, result.as_mut()) {
+            u.answered(resp, &self.life);
+        }
         if let Err(NoResponse::Http(e)) = &result {
             leg.rec.fail(&http_error(e));
         }
@@ -367,7 +382,9 @@ pub async fn respond_relayed(
     // client, as the server would have told it directly (HTTP/2 clients get a GOAWAY when the
     // upstream connection ends; see `serve_client`).
     let closing = upstream_closes(&parts.headers) && client_h1;
+    let switching_to = super::upgrade::switching_to(status, &parts.headers);
     strip_hop_by_hop(&mut parts.headers);
+    super::upgrade::mark_switching(switching_to, &mut parts.headers);
     if closing {
         parts
             .headers
@@ -547,7 +564,7 @@ where
         .max_header_list_size(MAX_HEAD_BYTES as u32);
     let served = pair.clone();
     let service = hyper::service::service_fn(move |req| served.clone().handle(req));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
     let result = loop {

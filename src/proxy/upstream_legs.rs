@@ -134,7 +134,8 @@ impl UpstreamSender {
         } else {
             let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                // A 101 hands the connection to the upgrade (see `proxy::upgrade`).
+                if let Err(e) = conn.with_upgrades().await {
                     tracing::debug!(error = %e, "upstream h1 connection ended");
                 }
                 ended.notify();

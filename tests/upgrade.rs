@@ -1,0 +1,156 @@
+//! A protocol upgrade (WebSocket's `Connection: upgrade`) through `mtlscope reverse` works as it
+//! does without mtlscope: the 101 reaches the client with its `Upgrade` header, bytes then flow
+//! both ways, and the exchange is recorded with status 101.
+
+mod common;
+
+use common::Mtlscope;
+use mtlscope::pki::load::{load_certs, Identity};
+use mtlscope::pki::DevPki;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Read up to the end of an HTTP head.
+async fn read_head<S: AsyncReadExt + Unpin>(s: &mut S) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match s.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A TLS server that answers an upgrade request with 101 and then echoes what it reads, and
+/// any other request with 426.
+async fn echo_upstream(pki: &DevPki) -> u16 {
+    let id = Identity::load(&pki.server().cert, &pki.server().key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(id.certified.cert.clone(), id.key.clone_key())
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let head = read_head(&mut tls).await.to_ascii_lowercase();
+                if !(head.contains("connection: upgrade") && head.contains("upgrade: websocket")) {
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let _ = tls
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                let _ = tls.flush().await;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = tls.read(&mut buf).await {
+                    if n == 0 || tls.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let _ = tls.flush().await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_websocket_upgrade_goes_through_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).unwrap();
+    let up = echo_upstream(&pki).await;
+    let root = pki.root_ca().display().to_string();
+    let server = format!(
+        "{},{}",
+        pki.server().cert.display(),
+        pki.server().key.display()
+    );
+    let m = Mtlscope::start(&[
+        "reverse",
+        "--quiet",
+        "--upstream",
+        &format!("https://localhost:{up}"),
+        "--upstream-ca",
+        &root,
+        "--server-cert",
+        &server,
+    ]);
+
+    // The client: TLS to mtlscope (HTTP/1.1, as WebSocket clients offer), then an upgrade.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(load_certs(pki.root_ca()).unwrap());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", m.port())).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS to mtlscope");
+    tls.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = tokio::time::timeout(LIMIT, read_head(&mut tls))
+        .await
+        .expect("a response head in time");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 101"), "{head}");
+    assert!(lower.contains("upgrade: websocket"), "{head}");
+    assert!(lower.contains("connection: upgrade"), "{head}");
+
+    // Bytes flow both ways after the switch.
+    for msg in [&b"ping 1\n"[..], b"and a second message\n"] {
+        tls.write_all(msg).await.unwrap();
+        tls.flush().await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        tokio::time::timeout(LIMIT, tls.read_exact(&mut got))
+            .await
+            .expect("the echo in time")
+            .unwrap();
+        assert_eq!(got, msg);
+    }
+    drop(tls);
+
+    let records = tokio::task::spawn_blocking(move || m.records(1))
+        .await
+        .unwrap();
+    let exchange = records
+        .iter()
+        .find(|r| r["kind"] == "exchange")
+        .expect("the exchange is recorded");
+    assert_eq!(exchange["response"]["status"], 101, "{exchange:#}");
+    assert!(
+        exchange["findings"]
+            .as_array()
+            .is_none_or(|f| f.iter().all(|f| f["severity"] != "error")),
+        "a working upgrade is no failure: {exchange:#}"
+    );
+}
