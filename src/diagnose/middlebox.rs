@@ -7,6 +7,8 @@ use super::view::{cert_text, chain_text, HopKind, View};
 use super::{finding, inferred};
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{Finding, FindingId, OwnLimit, Severity};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
@@ -120,17 +122,33 @@ const INSPECTION_CAS: &[&str] = &[
 
 /// The inspection product whose name appears in a certificate's subject or issuer, if any.
 pub(super) fn inspection_product(c: &crate::facts::CertSummary) -> Option<&'static str> {
-    // Every flow asks this of every server certificate: compare in place, without a lowercased
-    // copy (the names are ASCII).
-    let contains = |hay: &str, needle: &str| {
-        hay.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    // Every flow asks this of every server certificate, and a proxy meets the same few: the
+    // answer is remembered by the names it depends on (so it stays a function of them).
+    type Known = HashMap<u64, (String, String, Option<&'static str>)>;
+    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&c.issuer, &c.subject).hash(&mut h);
+        h.finish()
     };
-    INSPECTION_CAS
-        .iter()
-        .find(|p| contains(&c.issuer, p) || contains(&c.subject, p))
-        .copied()
+    let hit = KNOWN.lock().ok().and_then(|m| {
+        m.get(&key)
+            .filter(|(i, s, _)| *i == c.issuer && *s == c.subject)
+            .map(|(_, _, p)| *p)
+    });
+    if let Some(known) = hit {
+        return known;
+    }
+    let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
+    let product = INSPECTION_CAS.iter().find(|p| names.contains(*p)).copied();
+    if let Ok(mut m) = KNOWN.lock() {
+        if m.len() >= 4096 {
+            m.clear();
+        }
+        m.insert(key, (c.issuer.clone(), c.subject.clone(), product));
+    }
+    product
 }
 
 fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {
