@@ -73,6 +73,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether a request's `TE` header names `trailers` (the one TE value HTTP/2 allows).
+pub fn asks_for_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// The request headers kept in a record.
 pub fn kept_request(headers: &HeaderMap, redact: bool) -> Vec<Header> {
     kept(headers, KEPT_REQUEST, redact)
@@ -129,5 +139,15 @@ mod tests {
         assert!(kept_request(&h, false)
             .iter()
             .any(|x| x.value == "Basic c2VjcmV0"));
+    }
+
+    #[test]
+    fn te_trailers_is_recognised_among_other_values() {
+        let mut h = HeaderMap::new();
+        assert!(!asks_for_trailers(&h));
+        h.insert("te", "gzip, Trailers".parse().unwrap());
+        assert!(asks_for_trailers(&h));
+        h.insert("te", "gzip".parse().unwrap());
+        assert!(!asks_for_trailers(&h));
     }
 }

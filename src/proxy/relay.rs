@@ -6,7 +6,7 @@
 //! page before the head goes to the client.
 
 use super::body::RelayBody;
-use super::headers::{kept_request, kept_response, strip_hop_by_hop};
+use super::headers::{asks_for_trailers, kept_request, kept_response, strip_hop_by_hop};
 use super::late_replay::{AutoReplay, FirstAttempt};
 use super::upgrade::UpgradeRequest;
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
@@ -18,7 +18,7 @@ use crate::lifecycle::Lifecycle;
 use crate::record::Sink;
 use crate::upstream::Target;
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE, HOST, TE};
 use http::{StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -213,7 +213,15 @@ impl Pair {
             .map(|p| p.as_str())
             .unwrap_or("/")
             .to_string();
+        // `TE: trailers` is the one TE HTTP/2 allows, and gRPC servers refuse requests without
+        // it ("used to detect incompatible proxies"): keep it on an h2 leg.
+        let te_trailers = h2 && asks_for_trailers(&parts.headers);
         strip_hop_by_hop(&mut parts.headers);
+        if te_trailers {
+            parts
+                .headers
+                .insert(TE, HeaderValue::from_static("trailers"));
+        }
         let authority = self.target.authority();
         if h2 {
             match Uri::builder()
