@@ -5,19 +5,17 @@
 mod common;
 
 use bytes::Bytes;
-use common::Mtlscope;
+use common::inproc;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mtlscope::pki::load::{load_certs, Identity};
 use mtlscope::pki::DevPki;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -42,22 +40,10 @@ impl Body for WithTrailers {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// An HTTP/2 server that acts as gRPC servers do about `te`: 400 without `te: trailers`,
 /// otherwise 200 with the request's body echoed and a `grpc-status: 0` trailer.
 async fn grpc_like_upstream(pki: &DevPki) -> u16 {
-    let id = Identity::load(&pki.server().cert, &pki.server().key).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(id.certified.cert.clone(), id.key.clone_key())
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = inproc::upstream_acceptor(pki, &[b"h2"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -106,37 +92,8 @@ async fn te_trailers_and_response_trailers_cross_an_h2_relay() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let up = grpc_like_upstream(&pki).await;
-    let root = pki.root_ca().display().to_string();
-    let server = format!(
-        "{},{}",
-        pki.server().cert.display(),
-        pki.server().key.display()
-    );
-    let m = Mtlscope::start(&[
-        "reverse",
-        "--quiet",
-        "--upstream",
-        &format!("https://localhost:{up}"),
-        "--upstream-ca",
-        &root,
-        "--server-cert",
-        &server,
-    ]);
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(load_certs(pki.root_ca()).unwrap());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", m.port())).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("TLS to mtlscope");
+    let m = inproc::reverse_to(&pki, up);
+    let tls = inproc::connect(&pki, m.port(), &[b"h2"]).await;
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
             .await

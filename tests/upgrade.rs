@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::Mtlscope;
-use mtlscope::pki::load::{load_certs, Identity};
+use common::inproc;
 use mtlscope::pki::DevPki;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -30,16 +28,7 @@ async fn read_head<S: AsyncReadExt + Unpin>(s: &mut S) -> String {
 /// A TLS server that answers an upgrade request with 101 and then echoes what it reads, and
 /// any other request with 426.
 async fn echo_upstream(pki: &DevPki) -> u16 {
-    let id = Identity::load(&pki.server().cert, &pki.server().key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(id.certified.cert.clone(), id.key.clone_key())
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = inproc::upstream_acceptor(pki, &[]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -78,40 +67,9 @@ async fn a_websocket_upgrade_goes_through_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let up = echo_upstream(&pki).await;
-    let root = pki.root_ca().display().to_string();
-    let server = format!(
-        "{},{}",
-        pki.server().cert.display(),
-        pki.server().key.display()
-    );
-    let m = Mtlscope::start(&[
-        "reverse",
-        "--quiet",
-        "--upstream",
-        &format!("https://localhost:{up}"),
-        "--upstream-ca",
-        &root,
-        "--server-cert",
-        &server,
-    ]);
-
-    // The client: TLS to mtlscope (HTTP/1.1, as WebSocket clients offer), then an upgrade.
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(load_certs(pki.root_ca()).unwrap());
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", m.port())).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("TLS to mtlscope");
+    let m = inproc::reverse_to(&pki, up);
+    // The client offers HTTP/1.1, as WebSocket clients do.
+    let mut tls = inproc::connect(&pki, m.port(), &[b"http/1.1"]).await;
     tls.write_all(
         b"GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",

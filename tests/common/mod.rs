@@ -22,6 +22,7 @@
 pub mod apache;
 pub mod clients;
 pub mod https_client;
+pub mod inproc;
 pub mod middlebox;
 pub mod mtls;
 pub mod mtlscope;
