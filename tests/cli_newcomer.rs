@@ -227,7 +227,6 @@ fn identity_spellings_a_newcomer_tries() {
     assert!(line.contains("listening on"), "{line}");
 }
 
-/// Start `mtlscope args…`, collect stderr until the "listening on" line (bounded), kill it.
 /// Write config file `name` in `dir`; its path.
 fn write_config(dir: &std::path::Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -243,6 +242,7 @@ fn refused(args: &[&str]) -> String {
     err
 }
 
+/// Start `mtlscope args…`, collect stderr until the "listening on" line (bounded), kill it.
 fn stderr_until_listening(args: &[&str]) -> String {
     use std::io::{BufRead, BufReader};
     let mut child = mtlscope()

@@ -69,6 +69,7 @@ pub struct ProbeArgs {
 
 /// Run `mtlscope probe`.
 pub fn run(mut args: ProbeArgs) -> Result<(), CommandError> {
+    args.upstream.fold_curl_spellings()?;
     let origins = crate::settings::load(
         args.config.as_deref(),
         "probe",
@@ -184,7 +185,7 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
     let identities = up.identities(origins)?.into_iter().map(Arc::new).collect();
     let provider = provider();
     let trust = UpstreamTrust::new(
-        super::proxy_args::load_roots(&up.ca_files(origins))?,
+        super::flag_values::load_roots(&up.ca_files(origins))?,
         up.insecure_upstream,
         provider.clone(),
     );

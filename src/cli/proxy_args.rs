@@ -3,7 +3,7 @@
 //! (missing files, mismatched keys) end here with exit code 2 and a message naming the flag, or
 //! the config file and line.
 
-pub use super::flag_values::{load_root_certs, load_roots, parse_size, pkcs12_password, Resolve};
+use super::flag_values::Resolve;
 use super::run_args::RunArgs;
 use super::ui::UiArgs;
 use super::upstream_args::UpstreamArgs;
@@ -184,6 +184,7 @@ impl ProxyArgs {
         command: &str,
         own: &'a mut [&'a mut dyn Part],
     ) -> Result<Origins, CommandError> {
+        self.upstream.fold_curl_spellings()?;
         let mut parts: Vec<&'a mut dyn Part> = vec![
             &mut self.run,
             &mut self.tls,

@@ -55,23 +55,23 @@ settings_group! {
 }
 
 impl UpstreamArgs {
-    /// Every identity named, each loaded, with where it was named: `--identity` and curl's
-    /// `--cert`/`--key` on the command line, else the config file's `identity`.
+    /// Turn curl's `--cert`/`--key` into `--identity` entries, before the config file is
+    /// read: then the file's `identity` list gives way to them as to any `--identity`.
+    pub fn fold_curl_spellings(&mut self) -> Result<(), CommandError> {
+        let folded = super::lint::curl_style_identities(&self.cert, &self.key)?;
+        self.identity.extend(folded);
+        self.cert.clear();
+        self.key.clear();
+        Ok(())
+    }
+
+    /// Every identity named, each loaded; errors name the flag or the file's line.
     pub fn identities(&self, origins: &Origins) -> Result<Vec<Identity>, CommandError> {
-        let from_flags = super::lint::curl_style_identities(&self.cert, &self.key)?;
-        let file_overridden = !from_flags.is_empty() && origins.from_file("identity");
-        let named = if file_overridden {
-            from_flags
-        } else {
-            self.identity.iter().cloned().chain(from_flags).collect()
-        };
-        named
+        self.identity
             .iter()
             .map(|ck| {
-                self.load_identity(ck).map_err(|e| {
-                    let key = if file_overridden { "cert" } else { "identity" };
-                    CommandError::usage(format!("{}: {e}", origins.name(key)))
-                })
+                self.load_identity(ck)
+                    .map_err(|e| CommandError::usage(format!("{}: {e}", origins.name("identity"))))
             })
             .collect()
     }

@@ -53,7 +53,7 @@ pub struct ForwardOptions {
     /// `--allow-remote`: accept clients that are not on loopback.
     pub allow_remote: bool,
     /// `--resolve` overrides for upstream connections.
-    pub resolve: crate::cli::proxy_args::Resolve,
+    pub resolve: crate::cli::flag_values::Resolve,
     /// Passthrough tunnels on which no byte moved this long are closed.
     pub idle_timeout: Duration,
 }

@@ -268,3 +268,30 @@ fn every_flag_is_a_key_and_every_key_a_flag() {
         }
     }
 }
+
+#[test]
+fn curls_cert_and_key_replace_the_files_identities_like_identity_does() {
+    let (_d, path) = write("identity = [\"file.pem,file.key\"]\n");
+    let argv = ["mtlscope", "--cert", "a.pem", "--key", "a.key"];
+    let mut r = Reverse::try_parse_from(argv).unwrap();
+    r.up.fold_curl_spellings().unwrap();
+    let origins = load(
+        Some(&path),
+        "reverse",
+        &mut [&mut r.run, &mut r.tls, &mut r.up],
+    )
+    .unwrap();
+    assert_eq!(r.up.identity, vec![CertKey::pem("a.pem", "a.key")]);
+    assert!(!origins.from_file("identity"));
+    // Without them, the file's list is read.
+    let mut r = Reverse::try_parse_from(["mtlscope"]).unwrap();
+    r.up.fold_curl_spellings().unwrap();
+    load(
+        Some(&path),
+        "reverse",
+        &mut [&mut r.run, &mut r.tls, &mut r.up],
+    )
+    .unwrap();
+    assert_eq!(r.up.identity.len(), 1);
+    assert!(r.up.identity[0].to_string().contains("file.pem"));
+}

@@ -32,14 +32,6 @@ impl CertKey {
         }
     }
 
-    /// The certificate file (for messages).
-    pub fn cert_path(&self) -> &Path {
-        match self {
-            CertKey::Pem { cert, .. } => cert,
-            CertKey::Pkcs12(path) => path,
-        }
-    }
-
     /// Load the identity; `password` is asked for only by a PKCS#12 file.
     pub fn load(
         &self,
