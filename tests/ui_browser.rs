@@ -396,12 +396,12 @@ async fn live_list_ladder_compare_downloads_and_the_recording() {
         .await;
     wait_for_list(&b, 2).await;
     let png = b.client.screenshot().await.expect("screenshot");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-list.png");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-list.png");
     std::fs::write(&out, png).expect("write the screenshot");
 
     open_failing_flow(&b, &rec).await;
     let png = b.client.screenshot().await.expect("screenshot");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-ladder.png");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-ladder.png");
     std::fs::write(&out, png).expect("write the screenshot");
 
     // Compare: tick both flows, differences first.
@@ -469,7 +469,7 @@ async fn live_list_ladder_compare_downloads_and_the_recording() {
     open_failing_flow(&b, &rec).await;
 
     // `report --html` draws the same ladder as SVG.
-    let html = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-report.html");
+    let html = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-report.html");
     let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .args(["report", &rec_s, "--html"])
         .arg(&html)
