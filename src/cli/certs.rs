@@ -177,10 +177,12 @@ pub fn open_local_ca(ca_dir: Option<&std::path::Path>) -> Result<LocalCa, Comman
     Ok(LocalCa::open_or_create(&dir)?)
 }
 
-/// The local CA's resolver for client-facing leaves (default host: the upstream's).
+/// The local CA's resolver for client-facing leaves (default host: the upstream's), issuing
+/// only for the upstream's host and `extra` names.
 pub fn local_ca_resolver(
     ca_dir: Option<&std::path::Path>,
     upstream: Option<&str>,
+    extra: &[String],
 ) -> Result<std::sync::Arc<dyn rustls::server::ResolvesServerCert>, CommandError> {
     let ca = std::sync::Arc::new(open_local_ca(ca_dir)?);
     let default_host = upstream
@@ -189,8 +191,22 @@ pub fn local_ca_resolver(
         .unwrap_or_else(|| "localhost".to_string());
     // Issue the default leaf now: a broken CA should fail at start-up, not on the first client.
     ca.leaf_for(&default_host)?;
+    let only = served_names(upstream, extra).list().to_vec();
     Ok(std::sync::Arc::new(crate::pki::LocalCaResolver {
         ca,
         default_host,
+        only: Some(only),
     }))
+}
+
+/// The names a reverse listener with the local CA answers for: the upstream's host (or
+/// `localhost` without one) and `extra`.
+pub fn served_names(upstream: Option<&str>, extra: &[String]) -> crate::proxy::sni_gate::ServedNames {
+    let host = upstream
+        .and_then(|u| super::reverse::parse_upstream_url(u).ok())
+        .map(|(t, _)| t.host)
+        .unwrap_or_else(|| "localhost".to_string());
+    crate::proxy::sni_gate::ServedNames::new(
+        std::iter::once(host.as_str()).chain(extra.iter().map(String::as_str)),
+    )
 }

@@ -8,6 +8,7 @@ pub mod offload_args;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
+pub mod secret;
 pub mod run_args;
 pub mod ui;
 pub mod upstream_args;

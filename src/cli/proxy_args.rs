@@ -139,6 +139,8 @@ impl Built {
             faults: self.faults.clone(),
             life: self.life.clone(),
             offload: None,
+            idle_timeout: Duration::from_secs(crate::proxy::session::DEFAULT_IDLE_SECS),
+            served_names: None,
         }
     }
 

@@ -84,8 +84,16 @@ fn load(paths: &[PathBuf]) -> Result<Recording, CommandError> {
     Ok(rec)
 }
 
+/// Write an output file; a new one is created 0600, as recordings are (a HAR or report holds
+/// what the recording holds).
 fn write_file(path: &Path, what: &str, contents: &str) -> Result<(), CommandError> {
-    std::fs::write(path, contents)
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
         .map_err(|e| CommandError::runtime(format!("cannot write {what} {}: {e}", path.display())))
 }
 

@@ -291,11 +291,21 @@ pub struct LocalCaResolver {
     pub ca: Arc<LocalCa>,
     /// The host to issue for when there is no SNI (usually the upstream's host).
     pub default_host: String,
+    /// The only names to issue for (`reverse`: the upstream's host and `--server-name`s),
+    /// normalised; None issues for any name (`forward`, which issues per CONNECT target).
+    pub only: Option<Vec<String>>,
 }
 
 impl ResolvesServerCert for LocalCaResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let host = client_hello.server_name().unwrap_or(&self.default_host);
+        if let Some(only) = &self.only {
+            if !only.contains(&normalise_host(host)) {
+                // The listener refuses such clients before this; never mint for them anyway.
+                tracing::warn!(host, "no local CA leaf: not a name this listener answers for");
+                return None;
+            }
+        }
         match self.ca.leaf_for(host) {
             Ok(leaf) => Some(leaf),
             Err(e) => {

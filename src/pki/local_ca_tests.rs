@@ -200,6 +200,7 @@ fn connect(
         .with_cert_resolver(Arc::new(LocalCaResolver {
             ca: ca.clone(),
             default_host: default_host.to_string(),
+            only: None,
         }));
     let client_config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
