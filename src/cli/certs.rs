@@ -74,6 +74,11 @@ pub struct CaArgs {
     /// Print only the certificate's path (for `curl --cacert "$(mtlscope ca --path)"`).
     #[arg(long)]
     pub path: bool,
+    /// Create the CA name-constrained to NAME and its subdomains (repeatable; an IP address
+    /// permits that address): a leaked CA then cannot vouch for other sites. Only when the
+    /// CA is created.
+    #[arg(long, value_name = "NAME")]
+    pub ca_names: Vec<String>,
 }
 
 /// Run a `certs` job.
@@ -144,7 +149,11 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
 
 /// Run `mtlscope ca`.
 pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
-    let ca = open_local_ca(args.ca_dir.as_deref())?;
+    let dir = match args.ca_dir.as_deref() {
+        Some(dir) => dir.to_path_buf(),
+        None => LocalCa::default_dir()?,
+    };
+    let ca = LocalCa::open_or_create_for(&dir, &args.ca_names)?;
     if args.path {
         crate::outln!("{}", ca.cert_path().display());
         return Ok(());
@@ -157,10 +166,17 @@ pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
         if ca.created() { "created" } else { "using" }
     );
     crate::outln!("  certificate  {}", ca.cert_path().display());
+    let mode = ca
+        .key_mode()
+        .map(|m| format!("mode {m:04o}; "))
+        .unwrap_or_default();
     crate::outln!(
-        "  private key  {} (mode 0600; keep it private)",
+        "  private key  {} ({mode}keep it private)",
         ca.key_path().display()
     );
+    if !args.ca_names.is_empty() {
+        crate::outln!("  names        {} (name constraints)", args.ca_names.join(", "));
+    }
     crate::outln!(
         "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
     );
