@@ -12,7 +12,9 @@ pub const VIEW_TEXT: usize = 2048;
 /// Megabytes of flows the web view keeps when not told (`--ui-max-mb`).
 pub const DEFAULT_MAX_MB: usize = 64;
 
-/// Cut `s` to [`VIEW_TEXT`] characters, saying how much was left out.
+/// Cut `s` to [`VIEW_TEXT`] bytes (at a character boundary), saying how much was left out.
+/// The cut text is a new, small allocation: truncating in place would keep the whole
+/// capacity alive.
 fn cut(s: &mut String) {
     if s.len() <= VIEW_TEXT {
         return;
@@ -22,8 +24,7 @@ fn cut(s: &mut String) {
         end -= 1;
     }
     let left = s.len() - end;
-    s.truncate(end);
-    s.push_str(&format!("… ({left} more bytes in the recording)"));
+    *s = format!("{}… ({left} more bytes in the recording)", &s[..end]);
 }
 
 /// Cut the texts of `flow` a client controls to [`VIEW_TEXT`] for the web view.
@@ -82,5 +83,6 @@ mod tests {
         assert!(uri.len() < VIEW_TEXT + 64, "{}", uri.len());
         assert!(uri.ends_with("more bytes in the recording)"), "{uri}");
         assert!(approx_bytes(&flow) < before / 10);
+        assert!(flow.request.as_ref().unwrap().uri.capacity() < VIEW_TEXT + 64);
     }
 }
