@@ -97,9 +97,20 @@ fn setup() -> Setup {
     let client = OffloadClient::issue(pki.out_dir(), dir.path());
     let (cert, key) = (dir.path().join("rogue.pem"), dir.path().join("rogue.key"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
         .args(["-days", "30", "-subj", "/O=prod/CN=admin"])
-        .args(["-addext", "subjectAltName=URI:spiffe://prod/ns/admin/sa/admin"])
+        .args([
+            "-addext",
+            "subjectAltName=URI:spiffe://prod/ns/admin/sa/admin",
+        ])
         .args(["-addext", "extendedKeyUsage=clientAuth"])
         .arg("-keyout")
         .arg(&key)
@@ -146,7 +157,10 @@ fn seen(body: &str) -> Vec<(String, String)> {
             .iter()
             .map(|h| {
                 (
-                    h[0].as_str().unwrap().to_ascii_lowercase().replace('-', "_"),
+                    h[0].as_str()
+                        .unwrap()
+                        .to_ascii_lowercase()
+                        .replace('-', "_"),
                     h[1].as_str().unwrap().to_string(),
                 )
             })
@@ -180,7 +194,9 @@ const FORGED: &[&str] = &[
 fn identity_names(seen: &[(String, String)]) -> Vec<String> {
     seen.iter()
         .filter(|(n, _)| {
-            n.starts_with("x_ssl_client") || n.starts_with("x_client_cert") || n.contains("forwarded_client")
+            n.starts_with("x_ssl_client")
+                || n.starts_with("x_client_cert")
+                || n.contains("forwarded_client")
         })
         .map(|(n, v)| format!("{n}: {v}"))
         .collect()
@@ -207,7 +223,11 @@ async fn forged_identity_headers_never_reach_a_wsgi_or_echo_backend_in_any_spell
         for (i, h2) in [false, true].into_iter().enumerate() {
             let mut curl =
                 Curl::new(format!("https://localhost:{}/who", p.port())).cacert(s.pki.root_ca());
-            curl = if h2 { curl.arg("--http2") } else { curl.http1_1() };
+            curl = if h2 {
+                curl.arg("--http2")
+            } else {
+                curl.http1_1()
+            };
             for h in FORGED {
                 curl = curl.header(*h);
             }
@@ -245,7 +265,11 @@ async fn connection_cannot_drop_mtlscopes_headers() {
     let p = reverse(
         &s,
         &wsgi.url(),
-        &["--forward-client-cert", "nginx", "--forward-client-cert-verify"],
+        &[
+            "--forward-client-cert",
+            "nginx",
+            "--forward-client-cert-verify",
+        ],
     );
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
@@ -256,9 +280,21 @@ async fn connection_cannot_drop_mtlscopes_headers() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let got: BTreeMap<String, String> = seen(&r.body).into_iter().collect();
-    assert_eq!(got.get("x_ssl_client_verify").map(String::as_str), Some("SUCCESS"), "{got:?}");
-    assert_eq!(got.get("x_client_cert_verify").map(String::as_str), Some("SUCCESS"), "{got:?}");
-    assert_eq!(got.get("x_ssl_client_s_dn"), Some(&s.client.subject), "{got:?}");
+    assert_eq!(
+        got.get("x_ssl_client_verify").map(String::as_str),
+        Some("SUCCESS"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("x_client_cert_verify").map(String::as_str),
+        Some("SUCCESS"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("x_ssl_client_s_dn"),
+        Some(&s.client.subject),
+        "{got:?}"
+    );
     assert!(got.contains_key("x_ssl_client_cert"), "{got:?}");
 }
 
@@ -272,7 +308,12 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
         let p = reverse(
             &s,
             &upstream,
-            &["--forward-client-cert", "xfcc", "--forward-client-cert", "aws-alb"],
+            &[
+                "--forward-client-cert",
+                "xfcc",
+                "--forward-client-cert",
+                "aws-alb",
+            ],
         );
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(s.pki.root_ca())
@@ -282,7 +323,8 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
         assert_eq!(r.status, 200, "{r:?}");
         let got = seen(&r.body);
         assert!(
-            !got.iter().any(|(n, _)| n.contains("forwarded_client") || n.starts_with("x_amzn")),
+            !got.iter()
+                .any(|(n, _)| n.contains("forwarded_client") || n.starts_with("x_amzn")),
             "an unverified certificate reached {upstream}: {got:?}"
         );
         let rec = &p.records(1)[0];
@@ -294,7 +336,11 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
     let p = reverse(
         &s,
         &echo.url(),
-        &["--forward-client-cert", "xfcc", "--forward-client-cert-unverified"],
+        &[
+            "--forward-client-cert",
+            "xfcc",
+            "--forward-client-cert-unverified",
+        ],
     );
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
@@ -302,8 +348,14 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
         .run_async()
         .await;
     let got: BTreeMap<String, String> = seen(&r.body).into_iter().collect();
-    assert!(got["x_forwarded_client_cert"].contains("CN=admin"), "{got:?}");
-    assert!(got["x_client_cert_verify"].starts_with("FAILED:"), "{got:?}");
+    assert!(
+        got["x_forwarded_client_cert"].contains("CN=admin"),
+        "{got:?}"
+    );
+    assert!(
+        got["x_client_cert_verify"].starts_with("FAILED:"),
+        "{got:?}"
+    );
 }
 
 /// `forward --ui`: the proxy does not reach its own web view, as a plain request or a CONNECT,
@@ -322,7 +374,9 @@ async fn forward_refuses_its_own_web_view() {
     ]);
     let proxy = format!("http://127.0.0.1:{}", p.port());
     // The web view answers directly...
-    let direct = Curl::new(format!("http://{ui}/api/stats")).run_async().await;
+    let direct = Curl::new(format!("http://{ui}/api/stats"))
+        .run_async()
+        .await;
     assert_eq!(direct.status, 200, "{direct:?}");
     let mut n = 0;
     for host in ["127.0.0.1", "localhost", "127.0.0.2", "[::ffff:127.0.0.1]"] {
@@ -346,7 +400,10 @@ async fn forward_refuses_its_own_web_view() {
     let records = p.records(n);
     for rec in &records {
         let err = rec["error"].as_str().unwrap_or_default();
-        assert!(err.contains("own listener") && err.contains("web view"), "{rec}");
+        assert!(
+            err.contains("own listener") && err.contains("web view"),
+            "{rec}"
+        );
         assert_eq!(rec["response"]["status"], 403, "{rec}");
     }
 }
@@ -372,7 +429,11 @@ async fn reverse_with_the_local_ca_answers_only_for_its_names() {
         .servername("other.example")
         .run_async()
         .await;
-    assert!(!other.stdout.contains("BEGIN CERTIFICATE"), "{}", other.stdout);
+    assert!(
+        !other.stdout.contains("BEGIN CERTIFICATE"),
+        "{}",
+        other.stdout
+    );
     assert!(
         other.stderr.contains("unrecognized name") || other.stderr.contains("alert number 112"),
         "{}",
@@ -380,15 +441,25 @@ async fn reverse_with_the_local_ca_answers_only_for_its_names() {
     );
     let rec = &p.records(1)[0];
     assert_eq!(rec["client_leg"]["sni"], "other.example", "{rec}");
-    assert_eq!(rec["client_leg"]["failure"]["kind"], "unserved_name", "{rec}");
-    assert!(rec["error"].as_str().unwrap().contains("api.example"), "{rec}");
+    assert_eq!(
+        rec["client_leg"]["failure"]["kind"], "unserved_name",
+        "{rec}"
+    );
+    assert!(
+        rec["error"].as_str().unwrap().contains("api.example"),
+        "{rec}"
+    );
     for name in ["localhost", "api.example", "API.example."] {
         let ok = SClient::new(&connect)
             .servername(name)
             .arg("-showcerts")
             .run_async()
             .await;
-        assert!(ok.stdout.contains("BEGIN CERTIFICATE"), "{name}: {}", ok.stderr);
+        assert!(
+            ok.stdout.contains("BEGIN CERTIFICATE"),
+            "{name}: {}",
+            ok.stderr
+        );
         let want = name.trim_end_matches('.').to_ascii_lowercase();
         assert!(
             ok.stdout.contains("mtlscope local CA") && ok.stdout.contains(&want),
@@ -406,7 +477,14 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
     let s = setup();
     // A keep-alive backend (wsgiref closes after each response, which would end the pair).
     let echo = LabEcho::start(None).await.unwrap();
-    let echo_port: u16 = echo.url().rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    let echo_port: u16 = echo
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
     let p = reverse(&s, &echo.url(), &["--idle-timeout", "2"]);
     let mut roots = rustls::RootCertStore::empty();
     for c in mtlscope::pki::load::load_certs(s.pki.root_ca()).unwrap() {
@@ -419,12 +497,16 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", p.port())).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", p.port()))
+        .await
+        .unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .unwrap();
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = Vec::new();
@@ -439,8 +521,14 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
     .await;
     assert!(closed.is_ok(), "still open after 15 s");
     let idle = started.elapsed();
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "{got:?}");
-    assert!(idle >= Duration::from_millis(1500), "closed too early: {idle:?}");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{got:?}"
+    );
+    assert!(
+        idle >= Duration::from_millis(1500),
+        "closed too early: {idle:?}"
+    );
     // The upstream connection is gone too (the backend has no established connection left).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -453,7 +541,10 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
         if open == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "upstream connection still open: {open}");
+        assert!(
+            Instant::now() < deadline,
+            "upstream connection still open: {open}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -493,14 +584,23 @@ async fn recordings_are_private_and_carry_no_secret_values() {
     for secret in ["CODE123", "TOKEN456", "PWD789", "PINX4U", "MULTI999"] {
         assert!(!text.contains(secret), "{secret} recorded: {text}");
     }
-    assert!(records[0]["request"]["uri"].as_str().unwrap().contains("state=ok"), "{}", records[0]);
+    assert!(
+        records[0]["request"]["uri"]
+            .as_str()
+            .unwrap()
+            .contains("state=ok"),
+        "{}",
+        records[0]
+    );
     assert!(text.contains("user=ann"), "{text}");
 
     let kept = reverse(&s, &echo.url(), &["--no-redact"]);
     let url = format!("https://localhost:{}/cb?code=CODE123", kept.port());
     Curl::new(&url).cacert(s.pki.root_ca()).run_async().await;
     kept.records(1);
-    assert!(std::fs::read_to_string(&kept.record).unwrap().contains("CODE123"));
+    assert!(std::fs::read_to_string(&kept.record)
+        .unwrap()
+        .contains("CODE123"));
 }
 
 /// A client certificate whose subject carries terminal escapes prints cleaned.
@@ -510,9 +610,10 @@ async fn escape_sequences_in_a_certificate_never_reach_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("evil.pem"), dir.path().join("evil.key"));
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "evil\u{1b}]0;PWNED\u{7}\u{1b}[2J");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "evil\u{1b}]0;PWNED\u{7}\u{1b}[2J",
+    );
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let k = rcgen::KeyPair::generate().unwrap();
     let c = params.self_signed(&k).unwrap();
@@ -531,7 +632,11 @@ async fn escape_sequences_in_a_certificate_never_reach_the_terminal() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_tcp(format!("127.0.0.1:{port}").parse().unwrap(), Duration::from_secs(15)).unwrap();
+    wait_for_tcp(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(15),
+    )
+    .unwrap();
     let r = Curl::new(format!("https://localhost:{port}/"))
         .cacert(s.pki.root_ca())
         .identity(&cert, &key)

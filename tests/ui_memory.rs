@@ -37,7 +37,14 @@ async fn three_thousand_big_flows_and_stalled_streams_stay_under_300_mb() {
     let ui = format!("127.0.0.1:{ui_port}");
     let server = pki.server().arg();
     let echo_url = echo.url();
-    let mut args = vec!["reverse", "--upstream", &echo_url, "--server-cert", &server, "--quiet"];
+    let mut args = vec![
+        "reverse",
+        "--upstream",
+        &echo_url,
+        "--server-cert",
+        &server,
+        "--quiet",
+    ];
     args.extend(["--ui", &ui]);
     let p = Mtlscope::start(&args);
     // Ten pages that open the live stream and never read it.
@@ -95,11 +102,18 @@ async fn three_thousand_big_flows_and_stalled_streams_stay_under_300_mb() {
     );
     assert!(peak / 1024 < LIMIT_MB, "peak RSS {} MB", peak / 1024);
     // The view shows a cut request target, never the 60 KB.
-    let r = common::Curl::new(format!("http://{ui}/api/flows/{}", stats["kept"].as_u64().unwrap() + stats["evicted"].as_u64().unwrap()))
-        .run_async()
-        .await;
+    let r = common::Curl::new(format!(
+        "http://{ui}/api/flows/{}",
+        stats["kept"].as_u64().unwrap() + stats["evicted"].as_u64().unwrap()
+    ))
+    .run_async()
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.len() < 40 * 1024, "{} bytes", r.body.len());
-    assert!(r.body.contains("more bytes in the recording"), "{}", &r.body[..500.min(r.body.len())]);
+    assert!(
+        r.body.contains("more bytes in the recording"),
+        "{}",
+        &r.body[..500.min(r.body.len())]
+    );
     drop(stalled);
 }

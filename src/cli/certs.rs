@@ -175,7 +175,10 @@ pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
         ca.key_path().display()
     );
     if !args.ca_names.is_empty() {
-        crate::outln!("  names        {} (name constraints)", args.ca_names.join(", "));
+        crate::outln!(
+            "  names        {} (name constraints)",
+            args.ca_names.join(", ")
+        );
     }
     crate::outln!(
         "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
@@ -217,7 +220,10 @@ pub fn local_ca_resolver(
 
 /// The names a reverse listener with the local CA answers for: the upstream's host (or
 /// `localhost` without one) and `extra`.
-pub fn served_names(upstream: Option<&str>, extra: &[String]) -> crate::proxy::sni_gate::ServedNames {
+pub fn served_names(
+    upstream: Option<&str>,
+    extra: &[String],
+) -> crate::proxy::sni_gate::ServedNames {
     let host = upstream
         .and_then(|u| super::reverse::parse_upstream_url(u).ok())
         .map(|(t, _)| t.host)

@@ -8,7 +8,9 @@ use crate::error::CommandError;
 pub fn resolve(flag: &str, value: &str) -> Result<String, CommandError> {
     let text = if let Some(path) = value.strip_prefix('@') {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            CommandError::usage(format!("{flag} @{path}: cannot read the credential file: {e}"))
+            CommandError::usage(format!(
+                "{flag} @{path}: cannot read the credential file: {e}"
+            ))
         })?;
         text.lines().next().unwrap_or("").trim_end().to_string()
     } else if let Some(name) = value.strip_prefix("env:") {
@@ -27,7 +29,9 @@ pub fn resolve(flag: &str, value: &str) -> Result<String, CommandError> {
         } else {
             format!(" (in what {value} holds)")
         };
-        return Err(CommandError::usage(format!("{flag}: expected USER:PASS{from}")));
+        return Err(CommandError::usage(format!(
+            "{flag}: expected USER:PASS{from}"
+        )));
     }
     Ok(text)
 }
@@ -47,12 +51,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("cred");
         std::fs::write(&f, "alice:s3cret\n").unwrap();
-        assert_eq!(resolve("--ui-auth", &format!("@{}", f.display())).unwrap(), "alice:s3cret");
+        assert_eq!(
+            resolve("--ui-auth", &format!("@{}", f.display())).unwrap(),
+            "alice:s3cret"
+        );
         std::env::set_var("MTLSCOPE_TEST_SECRET_RESOLVE", "bob:pw");
-        assert_eq!(resolve("--proxy-auth", "env:MTLSCOPE_TEST_SECRET_RESOLVE").unwrap(), "bob:pw");
+        assert_eq!(
+            resolve("--proxy-auth", "env:MTLSCOPE_TEST_SECRET_RESOLVE").unwrap(),
+            "bob:pw"
+        );
         assert_eq!(resolve("--proxy-auth", "u:p").unwrap(), "u:p");
         let e = resolve("--proxy-auth", "env:MTLSCOPE_TEST_SECRET_UNSET").unwrap_err();
-        assert!(e.message.contains("MTLSCOPE_TEST_SECRET_UNSET"), "{}", e.message);
+        assert!(
+            e.message.contains("MTLSCOPE_TEST_SECRET_UNSET"),
+            "{}",
+            e.message
+        );
         let e = resolve("--ui-auth", "@/nonexistent/cred").unwrap_err();
         assert!(e.message.contains("/nonexistent/cred"), "{}", e.message);
         assert!(resolve("--ui-auth", "nocolon").is_err());

@@ -134,7 +134,11 @@ impl OffloadSettings {
             (Verify::Failed(why), Some(_)) if !self.forward_unverified => Some(why.clone()),
             _ => None,
         };
-        let forwarded = if withheld.is_some() { None } else { fields.as_ref() };
+        let forwarded = if withheld.is_some() {
+            None
+        } else {
+            fields.as_ref()
+        };
         let unverified = forwarded.is_some() && matches!(verify, Verify::Failed(_));
         let mut add: Vec<(HeaderName, HeaderValue)> = Vec::new();
         let mut push = |list: Vec<(HeaderName, String)>| {
@@ -322,13 +326,8 @@ mod tests {
 
     #[test]
     fn forged_headers_go_in_every_spelling_with_the_expected_and_own_headers() {
-        let s = OffloadSettings::parse(
-            &["nginx".into()],
-            false,
-            Some("X-Client-Cert"),
-            FLAGS,
-        )
-        .unwrap();
+        let s =
+            OffloadSettings::parse(&["nginx".into()], false, Some("X-Client-Cert"), FLAGS).unwrap();
         let o = s.for_connection(&[], None);
         let mut h = HeaderMap::new();
         for (n, v) in [
@@ -340,7 +339,10 @@ mod tests {
             ("x-client-cert-verify", "SUCCESS"),
             ("x-client-certx", "kept"),
         ] {
-            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_static(v));
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
         }
         let f = o.apply(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");

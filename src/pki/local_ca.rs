@@ -344,7 +344,11 @@ fn check_private(path: &Path, key: bool) -> Result<(), PkiError> {
         return Ok(());
     };
     let (bad, what, fix) = if key {
-        (0o077, "the CA key is readable or writable by other users", "600")
+        (
+            0o077,
+            "the CA key is readable or writable by other users",
+            "600",
+        )
     } else {
         (0o022, "the CA directory is writable by other users", "go-w")
     };
@@ -388,7 +392,10 @@ impl ResolvesServerCert for LocalCaResolver {
         if let Some(only) = &self.only {
             if !only.contains(&normalise_host(host)) {
                 // The listener refuses such clients before this; never mint for them anyway.
-                tracing::warn!(host, "no local CA leaf: not a name this listener answers for");
+                tracing::warn!(
+                    host,
+                    "no local CA leaf: not a name this listener answers for"
+                );
                 return None;
             }
         }

@@ -247,7 +247,10 @@ fn a_ca_others_could_change_is_refused_with_the_fix() {
     assert_eq!(dir_mode, 0o700, "created by mtlscope: 0700");
     std::fs::set_permissions(ca.key_path(), std::fs::Permissions::from_mode(0o666)).unwrap();
     let e = LocalCa::open_or_create(&ca_dir).unwrap_err().to_string();
-    assert!(e.contains("ca.key") && e.contains("0666") && e.contains("chmod 600"), "{e}");
+    assert!(
+        e.contains("ca.key") && e.contains("0666") && e.contains("chmod 600"),
+        "{e}"
+    );
     std::fs::set_permissions(ca.key_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::set_permissions(&ca_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let e = LocalCa::open_or_create(&ca_dir).unwrap_err().to_string();
@@ -263,8 +266,8 @@ fn a_ca_others_could_change_is_refused_with_the_fix() {
 #[test]
 fn the_ca_lives_two_years_and_can_be_name_constrained() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = LocalCa::open_or_create_for(&dir.path().join("c"), &["internal.example".into()])
-        .unwrap();
+    let ca =
+        LocalCa::open_or_create_for(&dir.path().join("c"), &["internal.example".into()]).unwrap();
     let (_, x509) = x509_parser::parse_x509_certificate(ca.ca_der()).unwrap();
     let v = x509.validity();
     let days = (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400;
@@ -276,7 +279,10 @@ fn the_ca_lives_two_years_and_can_be_name_constrained() {
     let permitted = nc.value.permitted_subtrees.as_ref().unwrap();
     assert_eq!(permitted.len(), 1);
     assert!(format!("{:?}", permitted[0].base).contains("internal.example"));
-    let e = LocalCa::open_or_create_for(&dir.path().join("c"), &["x.example".into()])
-        .unwrap_err();
-    assert!(e.to_string().contains("--ca-names applies when the CA is created"), "{e}");
+    let e = LocalCa::open_or_create_for(&dir.path().join("c"), &["x.example".into()]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("--ca-names applies when the CA is created"),
+        "{e}"
+    );
 }

@@ -155,7 +155,8 @@ async fn handle(
             .headers()
             .get(PROXY_AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let matches = given.is_some_and(|g| crate::cli::secret::same(g.as_bytes(), expected.as_bytes()));
+        let matches =
+            given.is_some_and(|g| crate::cli::secret::same(g.as_bytes(), expected.as_bytes()));
         if !matches {
             let mut flow = base();
             flow.error = Some(match given {

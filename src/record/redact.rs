@@ -146,7 +146,11 @@ pub fn multipart(text: &str, content_type: &str) -> String {
                 }
             },
         };
-        let sep = if piece.contains("\r\n\r\n") { "\r\n\r\n" } else { "\n\n" };
+        let sep = if piece.contains("\r\n\r\n") {
+            "\r\n\r\n"
+        } else {
+            "\n\n"
+        };
         if part_name(head).is_some_and(|n| secret_name(&n)) {
             out.push_str(head);
             out.push_str(sep);
@@ -197,13 +201,31 @@ mod tests {
     #[test]
     fn names_are_matched_after_decoding_and_by_part() {
         for n in [
-            "access_token", "code", "password", "passwd", "pwd", "pin", "client_secret",
-            "api_key", "apiKey", "session_id", "PASSPHRASE", "access%5Ftoken", "pass%77ord",
-            "auth_code", "user[password]", "X-Api-Key", "refresh_token", "id_token", "sig",
+            "access_token",
+            "code",
+            "password",
+            "passwd",
+            "pwd",
+            "pin",
+            "client_secret",
+            "api_key",
+            "apiKey",
+            "session_id",
+            "PASSPHRASE",
+            "access%5Ftoken",
+            "pass%77ord",
+            "auth_code",
+            "user[password]",
+            "X-Api-Key",
+            "refresh_token",
+            "id_token",
+            "sig",
         ] {
             assert!(secret_name(n), "{n}");
         }
-        for n in ["user", "keyword", "shipping", "q", "page", "codec", "state", "monkey"] {
+        for n in [
+            "user", "keyword", "shipping", "q", "page", "codec", "state", "monkey",
+        ] {
             assert!(!secret_name(n), "{n}");
         }
     }
@@ -230,7 +252,10 @@ mod tests {
         let out = multipart(body, "multipart/form-data; boundary=XYZ");
         assert!(out.contains("\r\n\r\nann\r\n"), "{out}");
         assert!(!out.contains("hunter2"), "{out}");
-        assert!(out.contains("name=\"password\"\r\n\r\n<redacted>\r\n--XYZ--"), "{out}");
+        assert!(
+            out.contains("name=\"password\"\r\n\r\n<redacted>\r\n--XYZ--"),
+            "{out}"
+        );
         let cut = "--XYZ\r\nContent-Disposition: form-data; name=\"pin\"\r\n\r\n12";
         assert!(!multipart(cut, "multipart/form-data; boundary=\"XYZ\"").contains("12"));
     }

@@ -625,8 +625,15 @@ mod tests {
             error_body_text(&flow),
             super::explained_block(&diagnosed(&flow)),
         ] {
-            assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
         }
-        assert!(terminal_line(&flow).contains("CN=evil\u{fffd}]0;PWNED"), "{}", terminal_line(&flow));
+        assert!(
+            terminal_line(&flow).contains("CN=evil\u{fffd}]0;PWNED"),
+            "{}",
+            terminal_line(&flow)
+        );
     }
 }

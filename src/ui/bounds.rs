@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn long_request_text_is_cut_and_counted() {
         let long = format!("/?q={}", "a".repeat(60_000));
-        let mut flow = FlowBuilder::reverse().get(&long).response(200, "", &[]).build();
+        let mut flow = FlowBuilder::reverse()
+            .get(&long)
+            .response(200, "", &[])
+            .build();
         let before = approx_bytes(&flow);
         cut_for_view(&mut flow);
         let uri = &flow.request.as_ref().unwrap().uri;

@@ -91,7 +91,8 @@ impl Ui {
             source,
         })?;
         let (subscriber, mut feed) = Subscriber::channel(FEED_DEPTH);
-        let store = Arc::new(Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb));
+        let store =
+            Arc::new(Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb));
         let state = Arc::new(server::State {
             store: store.clone(),
             auth: opts.auth.as_deref().map(basic),

@@ -288,7 +288,8 @@ async fn send_rows(tx: &mpsc::Sender<Bytes>, rows: &[Arc<Entry>]) -> bool {
     while start < rows.len() {
         let mut end = start;
         let mut bytes = 0;
-        while end < rows.len() && end - start < BATCH_ROWS && (end == start || bytes < EVENT_BYTES) {
+        while end < rows.len() && end - start < BATCH_ROWS && (end == start || bytes < EVENT_BYTES)
+        {
             bytes += rows[end].row_json().len();
             end += 1;
         }
