@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
 pub mod certs;
+pub mod explain;
 pub mod flag_values;
 pub mod forward;
 pub mod lint;
@@ -66,6 +67,10 @@ pub enum Command {
     Export(views::ExportArgs),
     /// Show recordings in the web view: flow list, handshake ladder, findings, comparison.
     Ui(ui::UiCmdArgs),
+    /// What a vendor's error words (an ALB or Google Cloud reason code, nginx's FAILED:…, a
+    /// Java, Go or Chrome error, an IIS sub-status) mean in mtlscope's catalogue, and which
+    /// command would tell the candidates apart.
+    Explain(explain::ExplainArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -110,6 +115,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Diff(args) => views::run_diff(args),
         Command::Export(args) => views::run_export(args),
         Command::Ui(args) => ui::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 

@@ -260,6 +260,12 @@ pub enum FindingId {
     CertRevoked,
     /// `wrong-purpose`.
     WrongPurpose,
+    /// `no-common-signature-scheme`.
+    NoCommonSignatureScheme,
+    /// `client-cert-not-verified`.
+    ClientCertNotVerified,
+    /// `ca-list-too-large`.
+    CaListTooLarge,
     /// `key-unusable`.
     KeyUnusable,
     /// `handshake-rejected`.
@@ -321,6 +327,9 @@ impl FindingId {
         FindingId::CertNotYetValid,
         FindingId::CertRevoked,
         FindingId::WrongPurpose,
+        FindingId::NoCommonSignatureScheme,
+        FindingId::ClientCertNotVerified,
+        FindingId::CaListTooLarge,
         FindingId::KeyUnusable,
         FindingId::HandshakeRejected,
         FindingId::RenegotiationRequested,
@@ -357,6 +366,9 @@ impl FindingId {
             FindingId::CertNotYetValid => "cert-not-yet-valid",
             FindingId::CertRevoked => "cert-revoked",
             FindingId::WrongPurpose => "wrong-purpose",
+            FindingId::NoCommonSignatureScheme => "no-common-signature-scheme",
+            FindingId::ClientCertNotVerified => "client-cert-not-verified",
+            FindingId::CaListTooLarge => "ca-list-too-large",
             FindingId::KeyUnusable => "key-unusable",
             FindingId::HandshakeRejected => "handshake-rejected",
             FindingId::RenegotiationRequested => "renegotiation-requested",
