@@ -110,6 +110,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     }
     evidence.extend(signals);
     evidence.extend(inferred.clone());
+    evidence.extend(stacks_line(hop));
     let mut summary = format!(
         "{} asked for a client certificate and {} sent none; {} then refused the {}.",
         capital(hop.server_name()),
@@ -178,6 +179,7 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             ));
         }
     }
+    evidence.extend(stacks_line(hop));
     let (summary, severity) = if presented.is_some() {
         let severity = match rejection(v, hop) {
             Some(rej) => {
@@ -235,6 +237,7 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     if let Some(r) = rejection(v, hop) {
         evidence.extend(r.evidence);
     }
+    evidence.extend(stacks_line(hop));
     let summary = if rejected {
         format!(
             "{} named no acceptable CA, and the certificate {} picked was rejected: likely the wrong one of several.",
@@ -262,6 +265,17 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         evidence,
         fix,
     ))
+}
+
+/// Which client stacks would have sent what, for the certificate presented or the identities
+/// withheld (the `certs choose` model, `crate::choose`).
+fn stacks_line(hop: &Hop<'_>) -> Option<String> {
+    let cr = hop.cert_request?;
+    let offered: Vec<(&str, &[crate::facts::CertSummary])> = match hop.presented() {
+        Some(chain) => vec![(chain[0].subject.as_str(), chain)],
+        None => hop.withheld(),
+    };
+    crate::choose::flow::stacks_evidence(cr, hop.version, hop.now, &offered)
 }
 
 /// `mtlscope` stays as is; `the server` becomes `The server`.
