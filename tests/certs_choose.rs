@@ -528,6 +528,18 @@ const CASES: &[Case] = &[
         ecdsa_only: false,
         candidates: &[("expired", true, false, true), ("good", true, false, false)],
     },
+    Case {
+        // Keystore order alpha, zulu, bravo: SunX509's HashMap walks bravo first, JKS's
+        // Hashtable enumerates zulu first, PKCS#12 keeps alpha first.
+        name: "three matching entries in a known alias order",
+        names_good_ca: true,
+        ecdsa_only: false,
+        candidates: &[
+            ("alpha", true, false, false),
+            ("zulu", true, false, false),
+            ("bravo", true, false, false),
+        ],
+    },
 ];
 
 #[test]
