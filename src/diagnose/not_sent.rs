@@ -451,6 +451,31 @@ mod tests {
         let n = find(&flow, "no-client-cert").unwrap();
         assert!(n.evidence.iter().any(|e| e.contains("was withheld")));
         assert!(n.fix.contains("issuer-not-in-ca-list"));
+        // Both say what each client stack would have done with that identity.
+        for f in [f, n] {
+            assert!(
+                f.evidence.iter().any(|e| e.starts_with("with `client.pem` on offer, openssl would send `client.pem`")
+                    && e.contains("java, java-pkix, go, schannel, chrome, firefox would send nothing (issuer not among the CA names")),
+                "{:?}",
+                f.evidence
+            );
+        }
+    }
+
+    #[test]
+    fn presented_chain_outside_the_list_names_who_would_have_withheld_it() {
+        let flow = success_builder()
+            .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &["Other Root"])))
+            .build();
+        let f = find(&flow, "issuer-not-in-ca-list").unwrap();
+        let line = f
+            .evidence
+            .iter()
+            .find(|e| e.contains("would send nothing"))
+            .unwrap_or_else(|| panic!("{:?}", f.evidence));
+        assert!(line.contains("openssl would send"), "{line}");
+        assert!(line.contains("OpenSSL does not look"), "{line}");
+        assert!(line.contains("java, java-pkix, go"), "{line}");
     }
 
     #[test]
@@ -500,6 +525,11 @@ mod tests {
         let f = find(&flow, "empty-ca-list").unwrap();
         assert_eq!(f.severity, Severity::Warning);
         assert!(!has_error(&flow));
+        assert!(
+            f.evidence.iter().any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
+            "{:?}",
+            f.evidence
+        );
 
         let flow = success_builder()
             .upstream(|l| {
