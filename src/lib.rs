@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod cert;
+pub mod choose;
 pub mod cli;
 pub mod demo;
 pub mod diagnose;

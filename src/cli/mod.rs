@@ -1,6 +1,7 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
 pub mod certs;
+pub mod choose;
 pub mod explain;
 pub mod flag_values;
 pub mod forward;
