@@ -1,5 +1,6 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
+pub mod analyze;
 pub mod certs;
 pub mod flag_values;
 pub mod forward;
@@ -66,6 +67,8 @@ pub enum Command {
     Export(views::ExportArgs),
     /// Show recordings in the web view: flow list, handshake ladder, findings, comparison.
     Ui(ui::UiCmdArgs),
+    /// Diagnose every TLS connection in a packet capture (pcap, pcapng), like observe.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -110,6 +113,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Diff(args) => views::run_diff(args),
         Command::Export(args) => views::run_export(args),
         Command::Ui(args) => ui::run(args),
+        Command::Analyze(args) => analyze::run(args),
     }
 }
 
