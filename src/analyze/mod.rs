@@ -232,7 +232,7 @@ impl Analyzer<'_> {
                 *f = true;
             }
             if let Some(s) = c.streams.get_mut(side) {
-                s.fin = pkt.fin;
+                s.fin |= pkt.fin;
             }
             if pkt.rst || c.fin == [true, true] {
                 self.closed.insert(key, frame.ts);

@@ -59,8 +59,11 @@ pub struct Session {
     gaps: Vec<StreamGap>,
     /// TCP events (SYN, FIN, RST) with their times.
     events: Vec<Event>,
-    /// A reset: who sent it, in which frame.
+    /// A reset before any FIN (one after a FIN is the usual teardown of a socket closed with
+    /// unread bytes): who sent it, in which frame.
     reset: Option<(usize, u64)>,
+    /// Whether a FIN was seen.
+    fin_seen: bool,
 }
 
 impl Session {
@@ -81,6 +84,7 @@ impl Session {
             gaps: Vec::new(),
             events: Vec::new(),
             reset: None,
+            fin_seen: false,
         }
     }
 
@@ -116,11 +120,12 @@ impl Session {
         let at = self.at_ms(ts);
         let who = if Some(side) == self.client { "client" } else { "server" };
         if rst {
-            if self.reset.is_none() {
+            if self.reset.is_none() && !self.fin_seen {
                 self.reset = Some((side, frame));
-                self.event(at, "tcp_reset", Some(format!("from {who}, frame {frame}")));
             }
+            self.event(at, "tcp_reset", Some(format!("from {who}, frame {frame}")));
         } else {
+            self.fin_seen = true;
             self.event(at, "tcp_fin", Some(format!("from {who}")));
         }
     }
