@@ -7,6 +7,7 @@
 //! rust-openssl does not wrap, behind safe functions.
 #![deny(unsafe_code)]
 
+pub mod analyze;
 pub mod capture;
 pub mod cert;
 pub mod choose;
