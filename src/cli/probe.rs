@@ -40,6 +40,16 @@ crate::settings::settings_group! {
         /// unless named.
         #[arg(long, value_name = "PROXY|env|direct")]
         pub via: Vec<String>,
+        /// The attempts' TLS client: rustls, openssl (completes TLS 1.2 renegotiation and
+        /// TLS 1.3 post-handshake auth, so an identity asked for late is judged), or auto
+        /// (rustls; an attempt the server then asks a certificate for late is made again over
+        /// openssl).
+        #[arg(long, value_enum, value_name = "ENGINE")]
+        pub upstream_engine: Option<crate::upstream::EngineChoice>,
+        /// Do not add the throw-away identity (from a CA made for this run) to the attempts
+        /// when the server asks; by default it shows whether the server verifies at all.
+        #[arg(long)]
+        pub no_throwaway_identity: bool,
         /// Print a machine-readable summary instead of the text report.
         #[arg(long)]
         pub json: bool,
@@ -182,7 +192,34 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
         (_, true) => vec![TlsVersion::Tls13],
         _ => vec![TlsVersion::Tls13, TlsVersion::Tls12],
     };
-    let identities = up.identities(origins)?.into_iter().map(Arc::new).collect();
+    let identities: Vec<Arc<crate::pki::load::Identity>> =
+        up.checked_identities(origins)?.into_iter().map(Arc::new).collect();
+    // Where a chain that lacks its intermediate is completed from, as reverse does: the
+    // identities' own chains and the trust anchors named.
+    let mut known = crate::cert::KnownCerts::new();
+    for id in &identities {
+        known.add(&id.chain, &format!("identity {}", id.cert_path.display()));
+    }
+    for (named, path) in up.ca_files(origins) {
+        if let Ok(certs) = crate::pki::load::load_certs(&path) {
+            known.add(&certs, &format!("{named} {}", path.display()));
+        }
+    }
+    let throwaway = if args.probe.no_throwaway_identity {
+        None
+    } else {
+        Some(Arc::new(
+            crate::probe::throwaway::identity().map_err(|e| CommandError::runtime(e.to_string()))?,
+        ))
+    };
+    let engine = args.probe.upstream_engine.unwrap_or_default();
+    let openssl = crate::upstream::OpensslSettings {
+        roots: up.root_certs(origins)?,
+        insecure: up.insecure_upstream,
+        keylog: None,
+        timeout,
+        version: None,
+    };
     let provider = provider();
     let trust = UpstreamTrust::new(
         super::flag_values::load_roots(&up.ca_files(origins))?,
@@ -203,9 +240,12 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
             keylog: None,
             timeout,
             versions: None,
-            known: Arc::new(crate::cert::KnownCerts::new()),
+            known: Arc::new(known),
         },
         timeout,
+        engine,
+        openssl,
+        throwaway,
     })
 }
 
