@@ -202,7 +202,36 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
         }
     }
     sink.flush().await;
+    fit_advice(&mut report);
     report
+}
+
+/// Advice in the report names only what the server accepted in this probe's own attempts: a
+/// suggestion to retry with TLS 1.2 is replaced when every TLS 1.2 attempt failed before a
+/// version was agreed. (The recorded flows keep the diagnosis as made.)
+fn fit_advice(report: &mut ProbeReport) {
+    let tried_tls12 = report.attempts.iter().any(|a| a.offered == TlsVersion::Tls12);
+    let refused_tls12 = tried_tls12
+        && !report.attempts.iter().any(|a| {
+            a.offered == TlsVersion::Tls12
+                && a.flow
+                    .upstream_leg
+                    .as_ref()
+                    .is_some_and(|l| l.tls_version == Some(TlsVersion::Tls12))
+        });
+    if !refused_tls12 {
+        return;
+    }
+    let instead = "retry with `--upstream-engine auto` (it completes post-handshake authentication; this server refused TLS 1.2 in this probe's own attempts)";
+    for a in &mut report.attempts {
+        for f in &mut a.flow.findings {
+            for e in &mut f.evidence {
+                if e.contains(crate::diagnose::RETRY_TLS12) {
+                    *e = e.replace(crate::diagnose::RETRY_TLS12, instead);
+                }
+            }
+        }
+    }
 }
 
 /// Whether the attempts so far on `version` and `path` saw the server ask for a certificate.

@@ -280,5 +280,17 @@ fn probe_auto_engine_judges_the_identity_on_apache_late_paths() {
             a["findings"].as_array().unwrap().iter().all(|f| f["severity"] != "error"),
             "{version:?}: {a:#}"
         );
+        if version == TlsVersion::Tls13 {
+            // Without the engine: advice names only what this server accepted (it refused
+            // TLS 1.2 in the probe's own attempts).
+            let v = probe(
+                &apache.localhost_url(),
+                &["--upstream-ca", &root, "--identity", &good, "--path", "/secure", "--no-throwaway-identity"],
+            );
+            let text = v["attempts"].to_string();
+            assert!(text.contains("post-handshake-auth"), "{v:#}");
+            assert!(!text.contains("retry with TLS 1.2"), "{v:#}");
+            assert!(text.contains("--upstream-engine auto"), "{v:#}");
+        }
     }
 }

@@ -253,6 +253,9 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
 /// status — and its most severe finding with every finding's id.
 pub fn verdict(a: &Attempt) -> String {
     let f = &a.flow;
+    if let Some(refused) = refused_throwaway(a) {
+        return refused;
+    }
     let leg = f.upstream_leg.as_ref();
     let error = leg
         .and_then(|l| l.error.clone())
@@ -281,6 +284,24 @@ pub fn verdict(a: &Attempt) -> String {
             )
         }
     }
+}
+
+/// The throw-away identity refused: what a server that verifies client certificates does, so
+/// the line says that rather than why the certificate is not trusted (the findings keep it).
+fn refused_throwaway(a: &Attempt) -> Option<String> {
+    let f = &a.flow;
+    let throwaway = a.identity.as_deref() == Some(crate::probe::throwaway::LABEL);
+    let accepted = f.status().is_some_and(|s| s < 400);
+    if !throwaway || accepted || f.findings.iter().any(|x| x.id == crate::facts::FindingId::ClientCertNotVerified) {
+        return None;
+    }
+    let how = match f.status() {
+        Some(s) => format!("HTTP {s}"),
+        None => "the handshake or request failed".to_string(),
+    };
+    Some(format!(
+        "{how}; the server refused mtlscope's throw-away identity, as a server that verifies client certificates should"
+    ))
 }
 
 /// A summary's first sentence as a clause: no final period, lowercase start unless an acronym.

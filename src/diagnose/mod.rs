@@ -24,7 +24,7 @@ pub(crate) mod test_support;
 pub(crate) mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};
-pub use late::unanswered_late_request;
+pub use late::{unanswered_late_request, RETRY_TLS12};
 
 /// An instant as RFC 3339, as evidence quotes it.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
