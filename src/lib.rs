@@ -27,6 +27,7 @@ pub mod pki;
 pub mod probe;
 pub mod proxy;
 pub mod record;
+pub mod revocation;
 pub mod recording;
 pub mod render;
 pub mod settings;

@@ -10,6 +10,7 @@ mod cert;
 mod leg;
 mod offload;
 pub mod path;
+mod revocation;
 mod wire;
 
 pub use capture::{
@@ -22,6 +23,7 @@ pub use leg::{
     RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
+pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};
 pub use wire::Wire;
 
 use serde::{Deserialize, Serialize};
