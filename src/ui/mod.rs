@@ -8,6 +8,8 @@
 
 pub mod api;
 pub mod bounds;
+pub mod files;
+pub mod index;
 pub mod server;
 pub mod store;
 
@@ -36,6 +38,8 @@ pub struct UiOptions {
     pub max_mb: usize,
     /// The `--keylog` file, offered per flow as a download of its legs' lines.
     pub keylog: Option<PathBuf>,
+    /// `mtlscope ui FILE…`: the recordings' index, served from the files.
+    pub file: Option<Arc<index::FileIndex>>,
 }
 
 /// Why the web view could not start.
@@ -101,6 +105,7 @@ impl Ui {
                 .is_loopback()
                 .then(|| server::loopback_hosts(local_addr)),
             keylog: opts.keylog,
+            file: opts.file,
         });
         let ingest = {
             let store = store.clone();
