@@ -24,7 +24,9 @@ fn cut(s: &mut String) {
         end -= 1;
     }
     let left = s.len() - end;
-    *s = format!("{}… ({left} more bytes in the recording)", &s[..end]);
+    let mut cut = format!("{}… ({left} more bytes in the recording)", &s[..end]);
+    cut.shrink_to_fit();
+    *s = cut;
 }
 
 /// Cut the texts of `flow` a client controls to [`VIEW_TEXT`] for the web view.
