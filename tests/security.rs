@@ -556,7 +556,9 @@ async fn recordings_are_private_and_carry_no_secret_values() {
     use std::os::unix::fs::PermissionsExt;
     let s = setup();
     let echo = LabEcho::start(None).await.unwrap();
-    let p = reverse(&s, &echo.url(), &[]);
+    let files = tempfile::tempdir().unwrap();
+    let keylog = files.path().join("keys.log");
+    let p = reverse(&s, &echo.url(), &["--keylog", keylog.to_str().unwrap()]);
     let url = format!(
         "https://localhost:{}/cb?state=ok&code=CODE123&access%5Ftoken=TOKEN456",
         p.port()
@@ -578,8 +580,21 @@ async fn recordings_are_private_and_carry_no_secret_values() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     let records = p.records(2);
-    let mode = std::fs::metadata(&p.record).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&p.record), 0o600);
+    assert_eq!(mode(&keylog), 0o600);
+    let har = files.path().join("out.har");
+    let exported = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .arg("export")
+        .arg(&p.record)
+        .arg("--har")
+        .arg(&har)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+    assert_eq!(mode(&har), 0o600);
+    assert!(!std::fs::read_to_string(&har).unwrap().contains("CODE123"));
     let text = std::fs::read_to_string(&p.record).unwrap();
     for secret in ["CODE123", "TOKEN456", "PWD789", "PINX4U", "MULTI999"] {
         assert!(!text.contains(secret), "{secret} recorded: {text}");
