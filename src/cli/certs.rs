@@ -238,8 +238,9 @@ pub fn local_ca_resolver(
     }))
 }
 
-/// The names a reverse listener with the local CA answers for: the upstream's host (or
-/// `localhost` without one) and `extra`.
+/// The names a reverse listener with the local CA answers for: the upstream's host,
+/// `localhost` (a name no other site can be reached by, so it serves no rebinding page), and
+/// `extra`.
 pub fn served_names(
     upstream: Option<&str>,
     extra: &[String],
@@ -249,6 +250,8 @@ pub fn served_names(
         .map(|(t, _)| t.host)
         .unwrap_or_else(|| "localhost".to_string());
     crate::proxy::sni_gate::ServedNames::new(
-        std::iter::once(host.as_str()).chain(extra.iter().map(String::as_str)),
+        [host.as_str(), "localhost"]
+            .into_iter()
+            .chain(extra.iter().map(String::as_str)),
     )
 }

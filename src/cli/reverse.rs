@@ -22,8 +22,8 @@ settings_group! {
         #[arg(long, value_name = "URL")]
         pub upstream: Option<String>,
         /// Without --server-cert: a further name to answer for (repeatable). The local CA
-        /// issues leaves only for the upstream's host and these; a client asking for any
-        /// other name gets an unrecognized_name alert (recorded).
+        /// issues leaves only for the upstream's host, localhost and these; a client asking
+        /// for any other name gets an unrecognized_name alert (recorded).
         #[arg(long, value_name = "NAME")]
         pub server_name: Vec<String>,
         /// Close a client connection on which no byte moved for SECS, with no request in

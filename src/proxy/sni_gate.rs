@@ -127,7 +127,7 @@ async fn refuse(mut io: BoxIo, sni: &str, names: &ServedNames, rec: &LegRecorder
         Stage::ClientHello,
         FailureKind::UnservedName,
         format!(
-            "mtlscope refused the client: it asked for {sni:?}, and this listener answers only for {} (the upstream's host and --server-name)",
+            "mtlscope refused the client: it asked for {sni:?}, and this listener answers only for {} (the upstream's host, localhost and --server-name)",
             names.list().join(", ")
         ),
     ));
