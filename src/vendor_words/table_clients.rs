@@ -32,7 +32,13 @@ const fn alert(code: &'static str) -> Words {
 /// curl's exit code as the shell or curl itself reports it (`curl: (35) …`).
 const fn curl(code: &'static str) -> Words {
     Words::Code {
-        after: &["curl: (", "curl error", "exit code", "exit status", "curl returned"],
+        after: &[
+            "curl: (",
+            "curl error",
+            "exit code",
+            "exit status",
+            "curl returned",
+        ],
         code,
     }
 }
@@ -104,17 +110,17 @@ pub(super) static TABLE: &[Mapping] = &[
         "TLS 1.3: the server wanted a certificate and got none (sent after the client's Finished, so clients often see it on their first read). A certificate on offer was withheld when it did not match the CA names or signature schemes.",
         ProbeIdentity, ALERTS),
     // curl's exit codes.
-    row(Curl, "curl exit 35 (CURLE_SSL_CONNECT_ERROR)",
+    row(Curl, "exit 35 (CURLE_SSL_CONNECT_ERROR)",
         &[curl("35"), P("CURLE_SSL_CONNECT_ERROR")],
         &[F::NoClientCert, F::ChainUntrusted, F::HandshakeRejected],
         "The TLS handshake failed; the alert text curl prints after the code names the cause. TLS 1.2 servers refuse a missing or bad certificate in the handshake.",
         ProbeIdentity, CURL),
-    row(Curl, "curl exit 56 (CURLE_RECV_ERROR)",
+    row(Curl, "exit 56 (CURLE_RECV_ERROR)",
         &[curl("56"), P("CURLE_RECV_ERROR")],
         &[F::NoClientCert, F::IssuerNotInCaList, F::ChainUntrusted],
         "Receiving failed after the handshake: a TLS 1.3 server refuses the certificate (or its absence) after the client's Finished, so curl sees the alert on its first read (`OpenSSL SSL_read: … alert certificate required`).",
         ProbeIdentity, CURL),
-    row(Curl, "curl exit 58 (CURLE_SSL_CERTPROBLEM)",
+    row(Curl, "exit 58 (CURLE_SSL_CERTPROBLEM)",
         &[curl("58"), P("CURLE_SSL_CERTPROBLEM"), P("unable to set private key file"), P("could not load PEM client certificate"), P("unable to use client certificate")],
         &[F::KeyUnusable],
         "curl could not use the local client certificate or key: unreadable file, wrong format or passphrase, or a key that does not match the certificate.",
