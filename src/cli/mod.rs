@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
+pub mod analyze;
 pub mod certs;
+pub mod choose;
 pub mod explain;
 pub mod flag_values;
 pub mod forward;
@@ -71,6 +73,8 @@ pub enum Command {
     /// Java, Go or Chrome error, an IIS sub-status) mean in mtlscope's catalogue, and which
     /// command would tell the candidates apart.
     Explain(explain::ExplainArgs),
+    /// Diagnose every TLS connection in a packet capture (pcap, pcapng), like observe.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -116,6 +120,7 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Export(args) => views::run_export(args),
         Command::Ui(args) => ui::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Analyze(args) => analyze::run(args),
     }
 }
 
