@@ -404,7 +404,12 @@ fn explains_what_a_go_client_says_to_a_go_server() -> Result<(), String> {
         .env("GO111MODULE", "off")
         .env("GOFLAGS", "");
     let out = run_bounded(build, None, Duration::from_secs(300));
-    assert_eq!(out.code, Some(0), "go build: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "go build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let server = caddy(
         &pki.server.cert,
         &pki.server.key,
@@ -418,7 +423,12 @@ fn explains_what_a_go_client_says_to_a_go_server() -> Result<(), String> {
             cmd.arg(&id.cert).arg(&id.key);
         }
         let out = run_bounded(cmd, None, Duration::from_secs(20));
-        assert_eq!(out.code, Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.code,
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
 
@@ -427,13 +437,89 @@ fn explains_what_a_go_client_says_to_a_go_server() -> Result<(), String> {
     let none = go(None);
     let (code, v) = explain_json(&none);
     assert_eq!(code, Some(0), "{none}: {v:#}");
-    assert!(ids_of(&v, "go").contains(&"no-client-cert".to_string()), "{none}");
+    assert!(
+        ids_of(&v, "go").contains(&"no-client-cert".to_string()),
+        "{none}"
+    );
 
     let expired = go(Some(&pki.expired));
-    assert!(expired.contains("remote error: tls: bad certificate"), "{expired}");
+    assert!(
+        expired.contains("remote error: tls: bad certificate"),
+        "{expired}"
+    );
     let (_, v) = explain_json(&expired);
     let ids = ids_of(&v, "go");
     assert_eq!(ids[0], "chain-untrusted", "{expired}");
     assert!(ids.contains(&"cert-expired".to_string()), "{expired}");
+    Ok(())
+}
+
+/// A Java server's words (its exception, and the alert curl prints) for a missing and an
+/// untrusted client certificate.
+#[test]
+fn explains_what_a_java_server_and_curl_say() -> Result<(), String> {
+    use common::process::wait_for_log;
+    use std::time::Duration;
+
+    let pki = TestPki::generate()?;
+    let server = common::peers::java(&pki.server.cert, &pki.server.key, &pki.ca_cert)?;
+    let console = server.dir().join("java.console.log");
+    let url = format!("https://localhost:{}/", server.port());
+    let curl = |identity: Option<&common::testpki::Identity>| {
+        let c =
+            Curl::new(&url)
+                .cacert(&pki.ca_cert)
+                .resolve("localhost", server.port(), "127.0.0.1");
+        match identity {
+            Some(id) => c.identity(&id.cert, &id.key).run(),
+            None => c.run(),
+        }
+    };
+    let server_line = |needle: &str| -> Result<String, String> {
+        if !wait_for_log(&console, needle, Duration::from_secs(10)) {
+            return Err(format!(
+                "no {needle:?} in the Java server's output:\n{}",
+                std::fs::read_to_string(&console).unwrap_or_default()
+            ));
+        }
+        let text = std::fs::read_to_string(&console).map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .rev()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string())
+    };
+
+    // No certificate: the server's exception, and the alert the client got.
+    let r = curl(None);
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let line = server_line("Empty client certificate chain")?;
+    let (_, v) = explain_json(&line);
+    assert_eq!(ids_of(&v, "java")[0], "no-client-cert", "{line}");
+    let (code, v) = explain_json(r.stderr.trim());
+    assert_eq!(code, Some(0), "{}: {v:#}", r.stderr);
+    assert!(
+        ids_of(&v, "tls-alert").contains(&"no-client-cert".to_string()),
+        "{}",
+        r.stderr
+    );
+
+    // A certificate from a CA the server does not trust.
+    let r = curl(Some(&pki.stranger));
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let line = server_line("PKIX path building failed")?;
+    let (_, v) = explain_json(&line);
+    assert!(
+        ids_of(&v, "java").contains(&"chain-untrusted".to_string()),
+        "{line}"
+    );
+    let (_, v) = explain_json(r.stderr.trim());
+    assert_eq!(
+        ids_of(&v, "tls-alert")[0],
+        "chain-untrusted",
+        "{}",
+        r.stderr
+    );
     Ok(())
 }
