@@ -12,6 +12,7 @@ use crate::facts::FindingId as F;
 const ALERTS: &str = "https://www.rfc-editor.org/rfc/rfc8446#section-6.2";
 const CURL: &str = "https://curl.se/libcurl/c/libcurl-errors.html";
 const JSSE: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/CertificateMessage.java";
+const JSSE_CR: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/CertificateRequest.java";
 const JSSE_ALERT: &str =
     "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/Alert.java";
 const PKIX: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/validator/PKIXValidator.java";
@@ -158,9 +159,9 @@ pub(super) static TABLE: &[Mapping] = &[
         InspectCaNames, JSSE),
     row(Java, "No available authentication scheme",
         &[P("No available authentication scheme")],
-        &[F::NoCommonSignatureScheme],
-        "JSSE debug: the key of the certificate cannot make any signature scheme the peer asked for.",
-        ProbeIdentity, JSSE),
+        &[F::NoCommonSignatureScheme, F::HandshakeRejected],
+        "JSSE (debug on a client, `CertificateRequest`): no certificate's key can make a signature scheme the server asked for, so none is sent. Thrown by a Java server (handshake_failure), it is the server's own certificate that fits none of the client's schemes.",
+        ProbeIdentity, JSSE_CR),
     row(Java, "SSLHandshakeException: Empty client certificate chain",
         &[P("Empty client certificate chain")],
         &[F::NoClientCert, F::IssuerNotInCaList],
