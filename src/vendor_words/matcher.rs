@@ -175,7 +175,10 @@ fn find(text: &str, lower: &str, words: &Words) -> Vec<(usize, usize)> {
                     if let Some(code_end) = phrase_at(bytes, at, code.as_bytes()) {
                         let digit_after = bytes.get(code_end).is_some_and(|b| is_word(*b));
                         if !digit_after {
-                            out.push((start, code_end));
+                            // `curl: (56)`, `(-117)`: quote the closing parenthesis too.
+                            let closes =
+                                prefix.ends_with('(') && bytes.get(code_end) == Some(&b')');
+                            out.push((start, code_end + usize::from(closes)));
                         }
                     }
                 }
