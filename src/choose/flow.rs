@@ -95,7 +95,7 @@ fn grouped(answers: &[StackAnswer], cands: &[Candidate]) -> String {
     for a in answers {
         let what = match &a.outcome {
             Outcome::Sends(i) => match a.candidates.get(*i).and_then(|j| j.note.as_ref()) {
-                Some(note) => format!("send `{}` ({note})", cands[*i].label),
+                Some(note) => format!("send `{}` (although {note})", cands[*i].label),
                 None => format!("send `{}`", cands[*i].label),
             },
             Outcome::AsksUser(_) => "ask the user".into(),

@@ -15,7 +15,8 @@ pub fn candidate_why(j: &Judged, a: &StackAnswer) -> String {
         (None, _, _) => "eligible".to_string(),
     };
     match &j.note {
-        Some(n) if sent || offered || j.skip.is_none() => format!("{head}: {n}"),
+        Some(n) if sent => format!("sent although {n}"),
+        Some(n) if offered || j.skip.is_none() => format!("{head}: {n}"),
         Some(n) if j.eligible => n.clone(),
         _ => head,
     }
@@ -85,6 +86,7 @@ pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[Stac
         .map(|a| outcome_words(a, cands).len())
         .max()
         .unwrap_or(0);
+    let label_width = cands.iter().map(|c| c.label.len()).max().unwrap_or(0).max(8);
     for a in answers {
         let label = match a.stack.basis() {
             Basis::Tested => a.stack.name().to_string(),
@@ -97,7 +99,11 @@ pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[Stac
         );
         s += &format!("  {}\n", a.stack.clients());
         for j in &a.candidates {
-            s += &format!("    {:<24} {}\n", cands[j.index].label, candidate_why(j, a));
+            s += &format!(
+                "    {:<label_width$}  {}\n",
+                cands[j.index].label,
+                candidate_why(j, a)
+            );
         }
     }
     s += "\n(documented only: the rule is read from the stack's source or documentation and not \

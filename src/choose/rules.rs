@@ -276,13 +276,13 @@ fn openssl(req: &Request, cands: &[Candidate]) -> StackAnswer {
     }
     let mut notes = Vec::new();
     if !req.ca_names.is_empty() && !issuer_listed(&first.chain, req) {
-        notes.push("its issuer is not among the CA names (OpenSSL does not look)");
+        notes.push("its issuer is not among the CA names (OpenSSL does not look at them)");
     }
     if validity_skip(first, req).is_some() {
         notes.push("it is not valid now (OpenSSL does not check)");
     }
     if !notes.is_empty() {
-        js[0].note = Some(format!("sent although {}", notes.join(" and ")));
+        js[0].note = Some(notes.join(" and "));
     }
     answer_of(
         Stack::Openssl,
@@ -365,7 +365,7 @@ fn java_sunx509(req: &Request, cands: &[Candidate]) -> StackAnswer {
         Some(i) => {
             outranked(&mut js, i, cands);
             if let Some(v) = validity_skip(&cands[i], req) {
-                js[i].note = Some(format!("sent although {} (SunX509 does not check)", v.words()));
+                js[i].note = Some(format!("{} (SunX509 does not check)", v.words()));
             }
             format!(
                 "first match in the key manager's HashMap order ({}), not the keystore's",
@@ -466,7 +466,7 @@ fn go(req: &Request, cands: &[Candidate]) -> StackAnswer {
         Some(i) => {
             outranked(&mut js, i, cands);
             if let Some(v) = validity_skip(&cands[i], req) {
-                js[i].note = Some(format!("sent although {} (Go does not check)", v.words()));
+                js[i].note = Some(format!("{} (Go does not check)", v.words()));
             }
             "first certificate in Config.Certificates that SupportsCertificate accepts".into()
         }
