@@ -190,7 +190,7 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         };
         (
             format!(
-                "The certificate {} presented was issued by none of the CAs {} named; many clients (Go, Java, browsers, Apache) would have sent nothing.",
+                "The certificate {} presented was issued by none of the CAs {} named; it was sent anyway here, but clients that choose by CA names (Go, Java, browsers, Apache) send nothing.",
                 hop.client_name(),
                 hop.server_name()
             ),
@@ -209,7 +209,9 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             if failed { Severity::Error } else { Severity::Warning },
         )
     };
+    let completes = hop.missing_intermediates().is_some();
     let fix = match hop.kind {
+        _ if completes => "Client: send the full chain including the missing intermediate (it links the certificate to a CA the server named); or server: also advertise the intermediate's name.",
         HopKind::Client => "mtlscope: list the client's CA with `--client-ca` (or use `--client-auth mirror`), or give the client a certificate from a listed CA; send the full chain.",
         _ => "Server: advertise the CA that issues the client certificates (nginx advertises `ssl_client_certificate` only, never `ssl_trusted_certificate`; HAProxy `ca-file`, not `ca-verify-file`; Apache `SSLCACertificateFile` unless `SSLCADNRequestFile`); or client: send the full chain including the intermediate, or use a certificate issued by a listed CA.",
     };

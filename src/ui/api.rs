@@ -75,7 +75,7 @@ fn leg_cell(l: &Leg) -> LegCell {
 }
 
 /// The host a flow went to.
-fn host(f: &Flow) -> String {
+pub fn host(f: &Flow) -> String {
     let sni = f
         .client_leg
         .as_ref()
