@@ -660,6 +660,33 @@ fn a_recording_answers_offline_as_the_live_server_did() {
     assert_eq!(schannel["basis"], "documented");
     assert_eq!(predicted(&offline, "go"), "good");
     assert_eq!(predicted(&offline, "openssl"), "stranger");
+
+    // `certs inspect --for` gives the same answer for the files it inspects.
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["certs", "inspect", "stranger.pem", "good.pem", "--for", "flows.jsonl:1", "--json"])
+        .current_dir(dir)
+        .output()
+        .expect("inspect");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("inspect json");
+    assert_eq!(v["would_send"]["stacks"], offline["stacks"]);
+
+    // Bad input names the file or the record.
+    std::fs::write(dir.join("junk.txt"), "not a certificate").expect("write");
+    for (args, says) in [
+        (vec!["--for", "flows.jsonl:1", "junk.txt"], "junk.txt: not a certificate"),
+        (vec!["--for", "flows.jsonl:9", "good.pem"], "flows.jsonl:9: has no record 9"),
+        (vec!["--for", "flows.jsonl:1", "good.pem,stranger.key"], "does not match"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args(["certs", "choose"])
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum CandidateError {
     /// The path could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("{path}: cannot read: {source}")]
     Read {
         /// The path.
         path: PathBuf,
