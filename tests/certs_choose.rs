@@ -7,6 +7,9 @@
 //!
 //! A client that is not installed fails the test (CI installs them all in `.ci/run`).
 
+mod common;
+
+use mtlscope::pki::dev::ClientCert;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
@@ -298,6 +301,7 @@ fn predicted(v: &Value, stack: &str) -> String {
         None => "none".into(),
         Some(label) => {
             let base = label.rsplit('#').next().unwrap_or(label);
+            let base = base.rsplit('/').next().unwrap_or(base);
             base.trim_end_matches(".pem").to_string()
         }
     }
@@ -713,4 +717,37 @@ fn text_table_names_every_stack_and_the_documented_ones() {
     }
     assert!(text.contains("acceptable CAs: CN=Good CA"), "{text}");
     assert!(text.contains("issuer not among the CA names"), "{text}");
+}
+
+#[test]
+fn a_late_request_is_read_over_openssl() {
+    let (pki, _d) = common::dev_pki();
+    for version in [common::TlsVersion::Tls12, common::TlsVersion::Tls13] {
+        let apache = common::apache_secure_location(&pki, version);
+        let url = format!("{}/secure", apache.localhost_url());
+        let ca = pki.root_ca().display().to_string();
+        let other = pki.client(ClientCert::OtherCa).arg();
+        let good = pki.client(ClientCert::Good).arg();
+        let dir = std::env::temp_dir();
+        // rustls alone sees no request in the handshake, and says so.
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args(["certs", "choose", "--for", &url, "--upstream-ca", &ca, &other, &good])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{version:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("asked for no client certificate"));
+        let (v, _) = mtlscope(
+            &dir,
+            &["--for", &url, "--upstream-ca", &ca, "--upstream-engine", "openssl", &other, &good],
+        );
+        let phase = match version {
+            common::TlsVersion::Tls12 => "renegotiation",
+            _ => "post_handshake",
+        };
+        let source = v["request"]["source"].as_str().unwrap_or_default();
+        assert!(source.ends_with(&format!("(asked in {phase})")), "{version:?}: {source}");
+        assert_eq!(v["request"]["ca_names"][0], "CN=mtlscope dev root, O=mtlscope dev");
+        assert_eq!(predicted(&v, "go"), "client-good");
+        assert_eq!(predicted(&v, "openssl"), "client-other-ca");
+    }
 }
