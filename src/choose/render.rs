@@ -66,19 +66,37 @@ pub fn stack_json(a: &StackAnswer, cands: &[Candidate]) -> Value {
 }
 
 /// The text report.
-pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[StackAnswer]) -> String {
+pub fn to_text(
+    source: &str,
+    req: &Request,
+    cands: &[Candidate],
+    answers: &[StackAnswer],
+) -> String {
     let mut s = String::new();
-    let version = req.version.map(|v| format!(" ({})", v.as_str())).unwrap_or_default();
+    let version = req
+        .version
+        .map(|v| format!(" ({})", v.as_str()))
+        .unwrap_or_default();
     s += &format!("CertificateRequest from {source}{version}\n");
     if req.ca_names.is_empty() {
         s += "  acceptable CAs: (empty list: the server names none)\n";
     } else {
         for (i, n) in req.ca_names.iter().enumerate() {
-            s += &format!("  {} {n}\n", if i == 0 { "acceptable CAs:" } else { "               " });
+            s += &format!(
+                "  {} {n}\n",
+                if i == 0 {
+                    "acceptable CAs:"
+                } else {
+                    "               "
+                }
+            );
         }
     }
     if !req.signature_schemes.is_empty() {
-        s += &format!("  signature schemes: {}\n", req.signature_schemes.join(", "));
+        s += &format!(
+            "  signature schemes: {}\n",
+            req.signature_schemes.join(", ")
+        );
     }
     s += "\n";
     let width = answers
@@ -86,7 +104,12 @@ pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[Stac
         .map(|a| outcome_words(a, cands).len())
         .max()
         .unwrap_or(0);
-    let label_width = cands.iter().map(|c| c.label.len()).max().unwrap_or(0).max(8);
+    let label_width = cands
+        .iter()
+        .map(|c| c.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     for a in answers {
         let label = match a.stack.basis() {
             Basis::Tested => a.stack.name().to_string(),

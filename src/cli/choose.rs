@@ -140,7 +140,11 @@ pub fn request_of_leg(leg: &Leg, flow: &Flow) -> Option<Request> {
 fn recorded(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     let (file, selector) = recording::split_file_selector(&args.for_);
     let rec = recording::read(&file).map_err(|e| {
-        CommandError::usage(format!("--for {}: cannot read: {}", file.display(), e.source))
+        CommandError::usage(format!(
+            "--for {}: cannot read: {}",
+            file.display(),
+            e.source
+        ))
     })?;
     let legs = |f: &Flow| -> Vec<(&'static str, std::sync::Arc<Leg>)> {
         let up = f.upstream_leg.clone().map(|l| ("upstream", l));
@@ -153,7 +157,9 @@ fn recorded(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     };
     if let Some(l) = args.leg.as_deref() {
         if l != "client" && l != "upstream" {
-            return Err(CommandError::usage(format!("--leg {l:?}: expected client or upstream")));
+            return Err(CommandError::usage(format!(
+                "--leg {l:?}: expected client or upstream"
+            )));
         }
     }
     let record = match &selector {
@@ -279,7 +285,10 @@ fn late(
     let Some(leg) = &flow.upstream_leg else {
         return Ok(None);
     };
-    let cr = leg.cert_request.as_ref().or(leg.later_cert_requests.first());
+    let cr = leg
+        .cert_request
+        .as_ref()
+        .or(leg.later_cert_requests.first());
     let at = leg.handshake_at.unwrap_or(flow.started_at);
     Ok(cr
         .and_then(|cr| Request::from_recorded(cr, leg.tls_version, at))
