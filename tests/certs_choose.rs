@@ -901,3 +901,36 @@ fn a_late_request_is_read_over_openssl() {
         assert_eq!(predicted(&v, "openssl"), "client-other-ca");
     }
 }
+
+#[test]
+fn the_request_is_asked_through_a_connect_proxy() {
+    let (pki, _d) = common::dev_pki();
+    let nginx =
+        common::Nginx::start(common::nginx_config(&pki, common::VerifyClient::On)).expect("nginx");
+    let sq = common::middlebox::squid();
+    let root = pki.root_ca().display().to_string();
+    let good = pki.client(ClientCert::Good).arg();
+    let other = pki.client(ClientCert::OtherCa).arg();
+    let url = nginx.localhost_url();
+    let dir = std::env::temp_dir();
+    let (v, _) = mtlscope(
+        &dir,
+        &[
+            "--for",
+            &url,
+            "--upstream-ca",
+            &root,
+            "--via",
+            &sq.url(),
+            &other,
+            &good,
+        ],
+    );
+    assert_eq!(v["request"]["source"], url.as_str(), "{}", sq.logs());
+    assert!(v["request"]["ca_names"]
+        .as_array()
+        .is_some_and(|n| !n.is_empty()));
+    assert_eq!(predicted(&v, "go"), "client-good");
+    // The proxy carried it: squid logged the CONNECT.
+    assert!(sq.logs().contains("CONNECT"), "{}", sq.logs());
+}
