@@ -286,7 +286,7 @@ fn protocol(v: TlsVersion) -> &'static rustls::SupportedProtocolVersion {
 }
 
 /// One connection: handshake with `identity` on offer, then `GET path`.
-async fn attempt(
+pub(crate) async fn attempt(
     plan: &ProbePlan,
     engine: &Engine,
     identity: Option<&Arc<Identity>>,
