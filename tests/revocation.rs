@@ -320,3 +320,46 @@ fn a_bad_crl_file_is_refused_with_its_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--crl") && err.contains("bad.crl"), "{err}");
 }
+
+/// `--check-revocation` on the client leg: a client presenting a revoked certificate to
+/// `reverse` gets `cert-revoked` on the client leg in the record (the answer from `--crl`, here,
+/// so the test does not race the record), and the relay is not held up.
+#[test]
+fn check_revocation_judges_the_clients_certificate() {
+    let s = setup();
+    let d = s.dir.path();
+    let upstream = s.nginx.localhost_url();
+    let root = s.root.display().to_string();
+    let crl = s.inter_crl.display().to_string();
+    let p = common::Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &root,
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &root,
+        "--check-revocation",
+        "--crl",
+        &crl,
+    ]);
+    let r = common::Curl::new(format!("https://127.0.0.1:{}/", p.port()))
+        .insecure()
+        .identity(d.join("plain-revoked.pem"), d.join("plain-revoked.key"))
+        .run();
+    assert!(r.status > 0, "{r:?}");
+    let rec = p.records(1).remove(0);
+    let checks = &rec["client_leg"]["revocation"];
+    assert_eq!(checks[0]["status"], "revoked", "{:#}", rec["client_leg"]);
+    assert_eq!(checks[0]["source"], "crl_file");
+    assert_eq!(checks[0]["reason"], "keyCompromise");
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cert-revoked")
+        .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
+    assert!(f["evidence"].to_string().contains(&crl), "{f:#}");
+}

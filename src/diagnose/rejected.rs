@@ -438,6 +438,11 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             ),
             Severity::Error,
         )
+    } else if hop.kind == HopKind::Client {
+        (
+            "The certificate the client presented is revoked (mtlscope's own check); a server with a current CRL or OCSP check will refuse it.".to_string(),
+            Severity::Warning,
+        )
     } else {
         (
             format!(
