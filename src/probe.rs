@@ -637,6 +637,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn advice_to_retry_with_tls12_is_replaced_when_the_server_refused_it() {
+        let inferred = format!("inferred: to confirm, {}, or …", crate::diagnose::RETRY_TLS12);
+        let with_advice = |offered: TlsVersion, negotiated: Option<TlsVersion>| {
+            let mut a = attempt(
+                "/secure",
+                Leg {
+                    tls_version: negotiated,
+                    ..Leg::default()
+                },
+                negotiated.map(|_| 403),
+                &["post-handshake-auth"],
+            );
+            a.offered = offered;
+            a.flow.findings[0].evidence = vec![inferred.clone()];
+            a
+        };
+        // TLS 1.2 refused in the probe's own attempts: the advice changes.
+        let mut r = summary(vec![
+            with_advice(TlsVersion::Tls13, Some(TlsVersion::Tls13)),
+            with_advice(TlsVersion::Tls12, None),
+        ]);
+        fit_advice(&mut r);
+        let e = &r.attempts[0].flow.findings[0].evidence[0];
+        assert!(!e.contains("retry with TLS 1.2"), "{e}");
+        assert!(e.contains("--upstream-engine auto"), "{e}");
+        // TLS 1.2 accepted: the advice stands.
+        let mut r = summary(vec![
+            with_advice(TlsVersion::Tls13, Some(TlsVersion::Tls13)),
+            with_advice(TlsVersion::Tls12, Some(TlsVersion::Tls12)),
+        ]);
+        fit_advice(&mut r);
+        assert!(r.attempts[0].flow.findings[0].evidence[0].contains("retry with TLS 1.2"));
+    }
+
+    #[test]
     fn a_refused_connection_is_unreachable_and_not_negotiated() {
         let mut b = attempt("/", Leg::default(), None, &["upstream-unreachable"]);
         b.flow.request = None;
