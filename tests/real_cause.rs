@@ -182,6 +182,17 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
         "{name} reverse: {:#}",
         rec["findings"]
     );
+    // The views read the same facts: the record without its findings, diagnosed on reading.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.jsonl");
+    let mut bare = rec.clone();
+    bare["findings"] = serde_json::json!([]);
+    std::fs::write(&file, format!("{bare}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
+    cmd.arg("report").arg(&file).args(["--json", "--id", "chain-incomplete"]);
+    let out = run_bounded(cmd, None, Duration::from_secs(30));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(report["records"].as_array().map(Vec::len), Some(1), "{name} report: {report:#}");
     let root = pki.root_ca().display().to_string();
     let v = probe(
         &url,
