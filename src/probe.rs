@@ -82,6 +82,8 @@ pub struct ProbeReport {
     pub attempts: Vec<Attempt>,
     /// Attempts not made, and why (in words).
     pub skipped: Vec<String>,
+    /// What the probe warns about before any attempt (a revoked identity), in words.
+    pub warnings: Vec<String>,
 }
 
 /// What one protocol version showed about the handshake's CertificateRequest.
@@ -121,6 +123,15 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
         target: plan.target.authority(),
         attempts: Vec::new(),
         skipped: Vec::new(),
+        warnings: plan
+            .identities
+            .iter()
+            .flat_map(|id| {
+                id.revocation
+                    .iter()
+                    .filter_map(|c| crate::revocation::warning(&id.label, c))
+            })
+            .collect(),
     };
     let identities: Vec<Option<&Arc<Identity>>> = std::iter::once(None)
         .chain(plan.identities.iter().map(Some))
@@ -592,6 +603,7 @@ pub(crate) mod tests {
             target: "x:443".into(),
             attempts,
             skipped: vec![],
+            warnings: vec![],
         }
     }
 

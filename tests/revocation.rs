@@ -276,6 +276,11 @@ fn assert_revoked(r: &Run, source: &str) {
         assert!(!ids(a).contains(&"chain-untrusted".to_string()), "{a:#}");
     }
     assert!(r.stderr.contains("is revoked"), "no start-up warning: {}", r.stderr);
+    assert!(
+        r.json["warnings"].to_string().contains("is revoked"),
+        "no warning in the report: {:#}",
+        r.json["warnings"]
+    );
 }
 
 #[test]

@@ -362,6 +362,9 @@ fn request_words(cr: &CertRequest) -> String {
 /// one verdict line per attempt, then the findings (repeated findings referred back).
 pub fn to_text(r: &ProbeReport) -> String {
     let mut s = format!("mtlscope probe {} ({})\n", r.url, r.target);
+    for w in &r.warnings {
+        s.push_str(&format!("\nWarning: {w}\n"));
+    }
     s.push_str("\nIn the handshake:\n");
     for v in r.versions() {
         let line = match (&v.cert_request, v.negotiated) {
@@ -486,6 +489,7 @@ pub fn to_json(r: &ProbeReport) -> Value {
         "paths": paths,
         "attempts": attempts,
         "skipped": r.skipped,
+        "warnings": r.warnings,
     })
 }
 
