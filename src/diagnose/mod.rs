@@ -140,7 +140,33 @@ pub fn diagnose(flow: &Flow) -> Vec<Finding> {
     found.extend(middlebox::rules(&view));
     found.extend(gaps::rules(&view));
     found.extend(gaps::unexplained(&view, &found));
-    finish(found)
+    let mut out = finish(found);
+    if let Some(line) = capture_evidence(flow) {
+        for f in &mut out {
+            f.evidence.push(line.clone());
+        }
+    }
+    out
+}
+
+/// For a record read from a packet capture: where to look in it (file and frames), so the
+/// evidence can be checked in Wireshark.
+fn capture_evidence(flow: &Flow) -> Option<String> {
+    let cap = flow.capture.as_ref()?;
+    let marks: Vec<String> = cap
+        .frames
+        .iter()
+        .take(12)
+        .map(|m| format!("{} frame {}", m.what, m.frame))
+        .collect();
+    let mut line = format!(
+        "capture {}, frames {}–{}",
+        cap.file, cap.first_frame, cap.last_frame
+    );
+    if !marks.is_empty() {
+        line.push_str(&format!(" ({})", marks.join(", ")));
+    }
+    Some(line)
 }
 
 /// Ids that name a cause so precisely that, at the same severity, they come before the rest:

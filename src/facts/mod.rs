@@ -5,6 +5,7 @@
 //! format of the interface contract (`schema: 1`), so renaming or removing a field here is a
 //! breaking change; adding one is free.
 
+mod capture;
 mod cert;
 mod leg;
 mod offload;
@@ -12,6 +13,9 @@ pub mod path;
 mod revocation;
 mod wire;
 
+pub use capture::{
+    CaptureFacts, Decryption, FrameMark, GapEffect, GapKind, StreamDirection, StreamGap,
+};
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
     Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
@@ -80,6 +84,9 @@ pub struct Flow {
     /// `observe` mode: the one TLS session seen on the wire, instead of two legs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<Wire>,
+    /// `analyze`: the capture file and frames the record was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureFacts>,
     /// The HTTP request of this exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
@@ -139,6 +146,8 @@ pub enum Mode {
     Forward,
     /// `mtlscope observe`.
     Observe,
+    /// `mtlscope analyze`: read from a packet capture.
+    Capture,
     /// `mtlscope probe`.
     Probe,
 }
@@ -459,6 +468,7 @@ impl Flow {
             upstream_leg_index: None,
             upstream_retry: None,
             wire: None,
+            capture: None,
             request: None,
             response: None,
             faults: Vec::new(),
