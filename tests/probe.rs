@@ -144,8 +144,17 @@ fn nginx_asks_in_the_handshake_refuses_none_and_accepts_the_good_identity() {
     for a in &all {
         if a["identity"] == "throw-away identity (mtlscope's own throw-away CA)" {
             assert_eq!(a["status"], 400, "nginx verifies: {a:#}");
-            assert!(a["verdict"].as_str().unwrap().contains("refused mtlscope's throw-away identity"), "{a:#}");
-            assert!(!ids(a).contains(&"client-cert-not-verified".to_string()), "{a:#}");
+            assert!(
+                a["verdict"]
+                    .as_str()
+                    .unwrap()
+                    .contains("refused mtlscope's throw-away identity"),
+                "{a:#}"
+            );
+            assert!(
+                !ids(a).contains(&"client-cert-not-verified".to_string()),
+                "{a:#}"
+            );
         } else if a["identity"].is_null() {
             assert_eq!(a["status"], 400, "{a:#}");
             assert!(ids(a).contains(&"no-client-cert".to_string()), "{a:#}");

@@ -325,8 +325,16 @@ fn a_refused_renegotiation_names_the_engine_that_completes_it() {
 #[test]
 fn a_completed_late_request_comes_before_the_empty_ca_list_advisory() {
     for (phase, version, id) in [
-        (Phase::Renegotiation, TlsVersion::Tls12, "renegotiation-requested"),
-        (Phase::PostHandshake, TlsVersion::Tls13, "post-handshake-auth"),
+        (
+            Phase::Renegotiation,
+            TlsVersion::Tls12,
+            "renegotiation-requested",
+        ),
+        (
+            Phase::PostHandshake,
+            TlsVersion::Tls13,
+            "post-handshake-auth",
+        ),
     ] {
         let mut flow = completed_by_openssl(phase, version);
         if let Some(l) = flow.upstream_leg.as_mut().map(std::sync::Arc::make_mut) {

@@ -385,12 +385,22 @@ fn a_revoked_identity_behind_a_generic_error_is_cert_revoked_not_chain_untrusted
         )
         .build();
     let got = ids(&flow);
-    assert_eq!(got.first().map(String::as_str), Some("cert-revoked"), "{got:?}");
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("cert-revoked"),
+        "{got:?}"
+    );
     assert!(!got.contains(&"chain-untrusted".to_string()), "{got:?}");
     let f = find(&flow, "cert-revoked").unwrap();
     assert_eq!(f.severity, Severity::Error);
     let all = f.evidence.join("\n");
-    for want in ["http://crl.test/inter.crl", "keyCompromise", "2026-01-10T12:00:00Z", "thisUpdate 2026-01-15T09:00:00Z", "The SSL certificate error"] {
+    for want in [
+        "http://crl.test/inter.crl",
+        "keyCompromise",
+        "2026-01-10T12:00:00Z",
+        "thisUpdate 2026-01-15T09:00:00Z",
+        "The SSL certificate error",
+    ] {
         assert!(all.contains(want), "{want} missing from {all}");
     }
 }
