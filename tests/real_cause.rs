@@ -383,3 +383,64 @@ fn probe_auto_engine_judges_the_identity_on_apache_late_paths() {
         }
     }
 }
+
+// ---- a CertificateRequest too large for some clients -----------------------------------------
+
+/// `reverse --client-ca` with 120 CAs whose names come to more than 16 KiB: the client leg's
+/// request is recorded with them, and `ca-list-too-large` warns (curl itself copes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
+    let (pki, _d) = dev_pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::Off)).expect("nginx");
+    let dir = tempfile::tempdir().unwrap();
+    let mut bundle = String::new();
+    for i in 0..120 {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::CommonName, format!("Enterprise Root Certification Authority {i:03}"));
+        p.distinguished_name.push(
+            DnType::OrganizationName,
+            "A Company With A Long Name And Many Trusted Roots, Incorporated",
+        );
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, "Public Key Infrastructure Services");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        bundle.push_str(&ca.pem());
+    }
+    let file = dir.path().join("many-cas.pem");
+    std::fs::write(&file, bundle).unwrap();
+    let upstream = nginx.localhost_url();
+    let root = pki.root_ca().display().to_string();
+    let cas = file.display().to_string();
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &root,
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &cas,
+    ]);
+    let r = Curl::new(format!("https://127.0.0.1:{}/", p.port()))
+        .arg("--insecure")
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(
+        rec["client_leg"]["cert_request"]["ca_names"].as_array().map(Vec::len),
+        Some(120)
+    );
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "ca-list-too-large")
+        .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
+    assert_eq!(f["severity"], "warning");
+    assert!(f["summary"].as_str().unwrap().contains("bytes of CA names"), "{f:#}");
+}
