@@ -24,12 +24,15 @@ struct Dumpcap {
 impl Dumpcap {
     /// Capture `tcp port PORT` on `iface` into `file` (`pcap` selects the pcap format).
     fn start(iface: &str, port: u16, file: &Path, pcap: bool) -> Dumpcap {
+        Dumpcap::start_with(iface, port, file, if pcap { &["-P"] } else { &[] })
+    }
+
+    /// [`Dumpcap::start`] with more dumpcap flags.
+    fn start_with(iface: &str, port: u16, file: &Path, extra: &[&str]) -> Dumpcap {
         let mut cmd = Command::new("dumpcap");
         cmd.args(["-q", "-i", iface, "-f", &format!("tcp port {port}"), "-w"])
-            .arg(file);
-        if pcap {
-            cmd.arg("-P");
-        }
+            .arg(file)
+            .args(extra);
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -297,36 +300,77 @@ fn a_key_log_for_other_sessions_is_named() {
     assert!(stderr.contains("none of them in the capture"), "{stderr}");
 }
 
-#[test]
-fn apache_tls12_per_location_renegotiation() {
-    let pki = TestPki::generate().expect("pki");
-    let apache = Apache::start(ApacheConfig {
-        protocols: vec![TlsVersion::Tls12],
+fn apache_per_location(pki: &TestPki, version: TlsVersion) -> Apache {
+    Apache::start(ApacheConfig {
+        protocols: vec![version],
         ca_certificate: Some(pki.ca_cert.clone()),
         client_auth: ClientAuthScope::SecureLocation,
         ..ApacheConfig::new(&pki.server.cert, &pki.server.key)
     })
-    .expect("apache");
+    .expect("apache")
+}
+
+#[test]
+fn apache_tls12_per_location_renegotiation() {
+    let pki = TestPki::generate().expect("pki");
+    let apache = apache_per_location(&pki, TlsVersion::Tls12);
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Dumpcap::start("lo", apache.port(), &dir.path().join("reneg.pcapng"), false);
-    let r = Curl::new(format!("{}/secure", apache.base_url()))
-        .cacert(&pki.ca_cert)
-        .tls_max(TlsVersion::Tls12)
-        .identity(&pki.client.cert, &pki.client.key)
-        .run();
-    assert_eq!(r.status, 200, "{}", r.stderr);
+    let keylog = dir.path().join("keys.log");
+    let cert = pki.client.cert.to_str().expect("utf-8");
+    let key = pki.client.key.to_str().expect("utf-8");
+    let url = format!("{}/secure", apache.base_url());
+    let status = curl_keyed(&url, &pki.ca_cert, &keylog, &["--tls-max", "1.2", "--cert", cert, "--key", key]);
+    assert_eq!(status, 200);
     let file = cap.stop();
+    let renegotiated = |records: &[Value]| -> Value {
+        records
+            .iter()
+            .find(|r| r["wire"]["renegotiations"].as_array().is_some_and(|a| !a.is_empty()))
+            .unwrap_or_else(|| panic!("a renegotiation: {records:#?}"))
+            .clone()
+    };
     let (records, _) = analyze(&[&file], &[]);
-    let r = records
-        .iter()
-        .find(|r| r["wire"]["renegotiations"].as_array().is_some_and(|a| !a.is_empty()))
-        .unwrap_or_else(|| panic!("a renegotiation: {records:#?}"));
+    let r = renegotiated(&records);
     assert_eq!(r["wire"]["renegotiations"][0]["initiated_by"], "server");
     assert!(
-        finding_ids(r).contains(&"renegotiation-requested".to_string()),
+        finding_ids(&r).contains(&"renegotiation-requested".to_string()),
         "{:#?}",
         r["findings"]
     );
+    // Without keys the renegotiation's CertificateRequest is inferred, its CA names unknown.
+    assert!(r["wire"]["cert_request"]["ca_names"].is_null(), "{:#}", r["wire"]);
+    // With the key log it is read: the CA names, the client's chain, the request and answer.
+    let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
+    let r = renegotiated(&records);
+    let w = &r["wire"];
+    assert_eq!(w["cert_request"]["phase"], "renegotiation", "{w:#}");
+    assert!(w["cert_request"]["ca_names"].to_string().contains("mtlscope selftest root CA"));
+    assert!(w["client_chain"][0]["subject"].to_string().contains("selftest-client"), "{w:#}");
+    assert_eq!(r["request"]["uri"], "/secure");
+    assert_eq!(r["response"]["status"], 200);
+    assert!(finding_ids(&r).contains(&"renegotiation-requested".to_string()));
+}
+
+#[test]
+fn apache_tls13_post_handshake_request_decrypted() {
+    let pki = TestPki::generate().expect("pki");
+    let apache = apache_per_location(&pki, TlsVersion::Tls13);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Dumpcap::start("lo", apache.port(), &dir.path().join("pha.pcapng"), false);
+    let keylog = dir.path().join("keys.log");
+    let cert = pki.client.cert.to_str().expect("utf-8");
+    let key = pki.client.key.to_str().expect("utf-8");
+    let url = format!("{}/secure", apache.base_url());
+    let _ = curl_keyed(&url, &pki.ca_cert, &keylog, &["--tlsv1.3", "--cert", cert, "--key", key]);
+    let file = cap.stop();
+    let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
+    let r = records
+        .iter()
+        .find(|r| r["wire"]["cert_request"]["phase"] == "post_handshake")
+        .unwrap_or_else(|| panic!("a decrypted post-handshake request: {records:#?}"));
+    assert!(r["wire"]["cert_request"]["ca_names"].to_string().contains("mtlscope selftest root CA"));
+    assert_eq!(r["wire"]["client_offered_pha"], true);
 }
 
 /// `openssl s_server` on a free port with `args` (certificate and CA from `pki`); killed on drop.
@@ -576,4 +620,20 @@ fn bad_captures_are_named() {
     assert!(records.is_empty());
     assert!(stderr.contains("link type 147"), "{stderr}");
     assert!(stderr.contains("truncated"), "{stderr}");
+}
+
+#[test]
+fn a_snap_length_cut_is_named() {
+    let pki = TestPki::generate().expect("pki");
+    let nginx = nginx_tls12_verify_on(&pki);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cut.pcapng");
+    // dumpcap with a 200-byte snap length: the certificate flight is cut.
+    let cap = Dumpcap::start_with("lo", nginx.port(), &file, &["-s", "200"]);
+    let _ = Curl::new(format!("{}/", nginx.base_url())).cacert(&pki.ca_cert).run();
+    let file = cap.stop();
+    let (records, stderr) = analyze(&[&file], &[]);
+    assert!(stderr.contains("snap length") && stderr.contains("-s 0"), "{stderr}");
+    let gaps = records[0]["capture"]["gaps"].to_string();
+    assert!(gaps.contains("snap_len"), "{gaps}");
 }
