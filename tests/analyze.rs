@@ -637,3 +637,38 @@ fn a_snap_length_cut_is_named() {
     let gaps = records[0]["capture"]["gaps"].to_string();
     assert!(gaps.contains("snap_len"), "{gaps}");
 }
+
+#[test]
+fn http2_status_behind_the_handshake_is_decrypted() {
+    let pki = TestPki::generate().expect("pki");
+    let nginx = Nginx::start(NginxConfig {
+        verify_client: VerifyClient::Optional,
+        client_certificate: Some(pki.ca_cert.clone()),
+        app_location: true,
+        http2: true,
+        ..NginxConfig::new(&pki.server.cert, &pki.server.key)
+    })
+    .expect("nginx");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("h2.pcapng"), false);
+    let keylog = dir.path().join("keys.log");
+    let out = Command::new("curl")
+        .env("SSLKEYLOGFILE", &keylog)
+        .args(["-s", "--http2", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert"])
+        .arg(&pki.ca_cert)
+        .arg(format!("{}/app", nginx.base_url()))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403 2");
+    let file = cap.stop();
+    let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let r = &records[0];
+    assert_eq!(r["wire"]["alpn"], "h2");
+    assert_eq!(r["request"]["uri"], "/app", "{r:#}");
+    assert_eq!(r["request"]["version"], "HTTP/2.0");
+    assert_eq!(r["response"]["status"], 403, "{r:#}");
+    // Without keys: nothing said about the answer.
+    let (records, _) = analyze(&[&file], &[]);
+    assert!(records[0]["response"].is_null());
+}

@@ -29,6 +29,10 @@ pub struct Found {
     request: Option<Request>,
     /// The first status line.
     response: Option<Response>,
+    /// HTTP/2 reading by [`Dir::index`], once a direction turned out to speak it.
+    h2: [Option<super::h2::H2Side>; 2],
+    /// Directions whose first request or response is known (or never will be).
+    http_done: [bool; 2],
 }
 
 impl Found {
@@ -124,8 +128,63 @@ impl Found {
         }
     }
 
-    /// The first application bytes one way: an HTTP/1.x request or status line.
+    /// Decrypted application bytes one way, until its first request or response head is read:
+    /// HTTP/2 (the client's preface, or frames after it) or an HTTP/1.x first line.
     pub fn app_data(&mut self, dir: Dir, at: f64, plain: &[u8]) {
+        let d = dir.index();
+        if self.http_done.get(d).copied().unwrap_or(true) {
+            return;
+        }
+        let first = self.h2.get(d).is_some_and(Option::is_none);
+        if first {
+            let is_h2 = match dir {
+                Dir::ClientToServer => plain.starts_with(super::h2::PREFACE),
+                // A server's HTTP/2 starts with a SETTINGS frame (type 4).
+                Dir::ServerToClient => plain.get(3) == Some(&4) && !plain.starts_with(b"HTTP/"),
+            };
+            if !is_h2 {
+                self.http_done[d] = true;
+                self.http1(dir, at, plain);
+                return;
+            }
+            self.h2[d] = Some(super::h2::H2Side::new(dir == Dir::ClientToServer));
+        }
+        let Some(side) = self.h2.get_mut(d).and_then(Option::as_mut) else { return };
+        let fields = side.feed(plain);
+        if side.done {
+            self.http_done[d] = true;
+        }
+        let Some(fields) = fields else { return };
+        let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        match dir {
+            Dir::ServerToClient => {
+                if let Some(status) = get(":status").and_then(|s| s.parse::<u16>().ok()) {
+                    self.response = Some(Response {
+                        status,
+                        source: ResponseSource::Upstream,
+                        at_ms: at,
+                        ..Response::default()
+                    });
+                    self.event(at, "http_response", format!("HTTP/2 :status {status} (decrypted)"));
+                }
+            }
+            Dir::ClientToServer => {
+                if let (Some(method), Some(path)) = (get(":method"), get(":path")) {
+                    self.event(at, "http_request", format!("{method} {path} (HTTP/2, decrypted)"));
+                    self.request = Some(Request {
+                        method,
+                        uri: path,
+                        version: "HTTP/2.0".into(),
+                        at_ms: at,
+                        ..Request::default()
+                    });
+                }
+            }
+        }
+    }
+
+    /// An HTTP/1.x request or status line.
+    fn http1(&mut self, dir: Dir, at: f64, plain: &[u8]) {
         let line_end = plain
             .iter()
             .position(|b| *b == b'\r' || *b == b'\n')

@@ -12,6 +12,7 @@
 mod cipher;
 mod keylog;
 mod found;
+mod h2;
 
 pub use keylog::{KeyLog, KeyLogError};
 
@@ -43,8 +44,6 @@ struct Side {
     hs: Vec<u8>,
     /// Whether this side's Finished (of the first handshake) was read.
     finished: bool,
-    /// Whether the first application bytes were looked at (HTTP).
-    app_seen: bool,
 }
 
 /// Reads one connection's encrypted records when the key log has its secrets.
@@ -196,13 +195,7 @@ impl Decryptor {
                     self.found.alert(dir, at, level, code);
                 }
             }
-            23 => {
-                let Some(side) = self.sides.get_mut(d) else { return };
-                if !side.app_seen {
-                    side.app_seen = true;
-                    self.found.app_data(dir, at, &plain);
-                }
-            }
+            23 => self.found.app_data(dir, at, &plain),
             _ => {}
         }
     }
