@@ -118,6 +118,38 @@ fn finding_ids(r: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `report`, `diff` (the keyed record against the unkeyed one) and `export --har` read a
+/// recording of `analyze`.
+fn views_read_it(capture: &Path, keys: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("r.jsonl");
+    for args in [keys, &[][..]] {
+        let ok = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .arg("analyze")
+            .arg(capture)
+            .args(args)
+            .arg("--record")
+            .arg(&record)
+            .output()
+            .expect("runs");
+        assert!(ok.status.success());
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope")).args(args).output().expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let rec = record.to_str().expect("utf-8");
+    let report = run(&["report", rec]);
+    assert!(report.contains("capture") && report.contains("no-client-cert"), "{report}");
+    let diff = run(&["diff", &format!("{rec}:1"), &format!("{rec}:2")]);
+    assert!(diff.contains("response.status: 400 vs none"), "{diff}");
+    let har = dir.path().join("r.har");
+    run(&["export", "--har", har.to_str().expect("utf-8"), rec]);
+    let har: Value = serde_json::from_str(&std::fs::read_to_string(&har).expect("har")).expect("JSON");
+    assert!(har["log"]["entries"].as_array().is_some_and(|e| !e.is_empty()), "{har:#}");
+}
+
 fn nginx_tls12_verify_on(pki: &TestPki) -> Nginx {
     Nginx::start(NginxConfig {
         verify_client: VerifyClient::On,
@@ -163,7 +195,7 @@ fn assert_empty_certificate(records: &[Value], file: &Path) -> Value {
 fn assert_no_client_cert(records: &[Value], file: &Path) -> Value {
     assert_eq!(records.len(), 1, "{records:#?}");
     let r = &records[0];
-    assert_eq!(r["kind"], "connection");
+    assert_eq!(r["kind"], "exchange", "the decrypted request and answer");
     assert_eq!(r["mode"], "capture");
     let w = &r["wire"];
     assert_eq!(w["tls_version"], "TLSv1.2", "{w:#}");
@@ -202,6 +234,7 @@ fn nginx_tls12_without_certificate_in_pcapng_and_pcap_on_lo() {
     assert_eq!(a["request"]["uri"], "/");
     let (records, _) = analyze(&[&legacy], &keys);
     let b = assert_no_client_cert(&records, &legacy);
+    views_read_it(&ng, &keys);
     // pcap keeps microseconds, pcapng (dumpcap) nanoseconds: times may differ in the last digit.
     let (mut ca, mut cb) = (a["wire"]["cert_request"].clone(), b["wire"]["cert_request"].clone());
     strip_times(&mut ca);

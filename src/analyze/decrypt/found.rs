@@ -273,6 +273,11 @@ impl Found {
         if self.response.is_some() {
             flow.response = self.response;
         }
+        // A decrypted request and its answer make the record an exchange, as in the proxies.
+        if flow.request.is_some() && flow.response.is_some() {
+            flow.kind = crate::facts::RecordKind::Exchange;
+            flow.exchange_index = Some(0);
+        }
     }
 }
 
