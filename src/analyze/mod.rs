@@ -220,11 +220,20 @@ impl Analyzer<'_> {
                 let from_start = theirs.from_start;
                 theirs.acked(ack, &mut |ch| session.chunk(other, from_start, ch));
             }
-            let seq = if pkt.syn { pkt.seq.wrapping_add(1) } else { pkt.seq };
+            let seq = if pkt.syn {
+                pkt.seq.wrapping_add(1)
+            } else {
+                pkt.seq
+            };
             let from_start = mine.from_start;
-            mine.segment(seq, pkt.payload, pkt.cut, frame.number, frame.ts, &mut |ch| {
-                session.chunk(side, from_start, ch)
-            });
+            mine.segment(
+                seq,
+                pkt.payload,
+                pkt.cut,
+                frame.number,
+                frame.ts,
+                &mut |ch| session.chunk(side, from_start, ch),
+            );
         }
         if pkt.fin || pkt.rst {
             c.session.close(side, pkt.rst, frame.number, frame.ts);
@@ -259,11 +268,9 @@ impl Analyzer<'_> {
         let id = *self.next_id;
         if let Some(flow) = c.session.into_flow(id) {
             *self.next_id += 1;
-            if flow
-                .capture
-                .as_ref()
-                .is_some_and(|cap| matches!(cap.decryption, crate::facts::Decryption::Decrypted { .. }))
-            {
+            if flow.capture.as_ref().is_some_and(|cap| {
+                matches!(cap.decryption, crate::facts::Decryption::Decrypted { .. })
+            }) {
                 self.summary.decrypted += 1;
             }
             (self.emit)(flow);

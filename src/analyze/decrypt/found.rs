@@ -39,17 +39,33 @@ impl Found {
     /// Note a step.
     pub fn event(&mut self, at: f64, name: &str, detail: String) {
         if self.events.len() < 64 {
-            self.events.push(Event { at_ms: at, name: name.into(), detail: Some(detail) });
+            self.events.push(Event {
+                at_ms: at,
+                name: name.into(),
+                detail: Some(detail),
+            });
         }
     }
 
     /// A decrypted handshake message other than the ones that change keys.
-    pub fn message(&mut self, dir: Dir, at: f64, t: u8, body: &[u8], tls13: bool, client_done: bool) {
+    pub fn message(
+        &mut self,
+        dir: Dir,
+        at: f64,
+        t: u8,
+        body: &[u8],
+        tls13: bool,
+        client_done: bool,
+    ) {
         let from = dir.sender();
         match t {
             8 => {
                 self.alpn = encrypted_extensions_alpn(body);
-                self.event(at, "encrypted_extensions", format!("from {from}, decrypted"));
+                self.event(
+                    at,
+                    "encrypted_extensions",
+                    format!("from {from}, decrypted"),
+                );
             }
             13 => match msg::certificate_request(body, tls13) {
                 Some(cr) => {
@@ -77,7 +93,11 @@ impl Found {
                     }
                     self.event(at, "certificate_request", detail);
                 }
-                None => self.event(at, "wire_anomaly", format!("malformed CertificateRequest from {from} (decrypted)")),
+                None => self.event(
+                    at,
+                    "wire_anomaly",
+                    format!("malformed CertificateRequest from {from} (decrypted)"),
+                ),
             },
             11 => match msg::certificate(body, tls13) {
                 Some(ders) => {
@@ -89,9 +109,17 @@ impl Found {
                     if slot.is_none() {
                         *slot = Some(summarize_chain(ders.iter().copied()));
                     }
-                    self.event(at, "certificate", format!("from {from}, decrypted, {n} certificates"));
+                    self.event(
+                        at,
+                        "certificate",
+                        format!("from {from}, decrypted, {n} certificates"),
+                    );
                 }
-                None => self.event(at, "wire_anomaly", format!("malformed Certificate from {from} (decrypted)")),
+                None => self.event(
+                    at,
+                    "wire_anomaly",
+                    format!("malformed Certificate from {from} (decrypted)"),
+                ),
             },
             15 => self.event(at, "certificate_verify", format!("from {from}, decrypted")),
             _ => {}
@@ -111,7 +139,11 @@ impl Found {
             AlertLevel::Fatal => "fatal ",
             AlertLevel::Unknown => "",
         };
-        self.event(at, "alert", format!("{lvl}{description} from {} (decrypted)", dir.sender()));
+        self.event(
+            at,
+            "alert",
+            format!("{lvl}{description} from {} (decrypted)", dir.sender()),
+        );
         if self.alerts.len() < 64 {
             self.alerts.push(Alert {
                 direction: match dir {
@@ -149,13 +181,20 @@ impl Found {
             }
             self.h2[d] = Some(super::h2::H2Side::new(dir == Dir::ClientToServer));
         }
-        let Some(side) = self.h2.get_mut(d).and_then(Option::as_mut) else { return };
+        let Some(side) = self.h2.get_mut(d).and_then(Option::as_mut) else {
+            return;
+        };
         let fields = side.feed(plain);
         if side.done {
             self.http_done[d] = true;
         }
         let Some(fields) = fields else { return };
-        let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
         match dir {
             Dir::ServerToClient => {
                 if let Some(status) = get(":status").and_then(|s| s.parse::<u16>().ok()) {
@@ -165,12 +204,20 @@ impl Found {
                         at_ms: at,
                         ..Response::default()
                     });
-                    self.event(at, "http_response", format!("HTTP/2 :status {status} (decrypted)"));
+                    self.event(
+                        at,
+                        "http_response",
+                        format!("HTTP/2 :status {status} (decrypted)"),
+                    );
                 }
             }
             Dir::ClientToServer => {
                 if let (Some(method), Some(path)) = (get(":method"), get(":path")) {
-                    self.event(at, "http_request", format!("{method} {path} (HTTP/2, decrypted)"));
+                    self.event(
+                        at,
+                        "http_request",
+                        format!("{method} {path} (HTTP/2, decrypted)"),
+                    );
                     self.request = Some(Request {
                         method,
                         uri: path,
@@ -193,8 +240,12 @@ impl Found {
         let mut words = line.split(' ');
         match dir {
             Dir::ServerToClient => {
-                let (Some(v), Some(code)) = (words.next(), words.next()) else { return };
-                let Ok(status) = code.parse::<u16>() else { return };
+                let (Some(v), Some(code)) = (words.next(), words.next()) else {
+                    return;
+                };
+                let Ok(status) = code.parse::<u16>() else {
+                    return;
+                };
                 if !v.starts_with("HTTP/1.") {
                     return;
                 }
@@ -216,10 +267,14 @@ impl Found {
                 self.event(at, "http_response", format!("{line} (decrypted)"));
             }
             Dir::ClientToServer => {
-                let (Some(method), Some(uri), Some(version)) = (words.next(), words.next(), words.next()) else {
+                let (Some(method), Some(uri), Some(version)) =
+                    (words.next(), words.next(), words.next())
+                else {
                     return;
                 };
-                if !version.starts_with("HTTP/1.") || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                if !version.starts_with("HTTP/1.")
+                    || !method.bytes().all(|b| b.is_ascii_uppercase())
+                {
                     return;
                 }
                 self.request = Some(Request {
@@ -237,7 +292,13 @@ impl Found {
     /// Say that renegotiations could not be read for lack of their keys.
     pub fn missing_keys(&mut self, n: u32, wire: &Wire) {
         let at = wire.renegotiations.first().map_or(0.0, |r| r.at_ms);
-        self.event(at, "decryption_gap", format!("{n} renegotiations: no CLIENT_RANDOM line in the key log for their ClientHello"));
+        self.event(
+            at,
+            "decryption_gap",
+            format!(
+                "{n} renegotiations: no CLIENT_RANDOM line in the key log for their ClientHello"
+            ),
+        );
     }
 
     /// Join into the record: decrypted facts fill what the wire could not show; an alert the

@@ -49,9 +49,11 @@ impl H2Side {
         self.buf.extend_from_slice(bytes);
         loop {
             let (len, ty, flags) = match self.buf.get(..9) {
-                Some(&[a, b, c, t, f, ..]) => {
-                    (usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c), t, f)
-                }
+                Some(&[a, b, c, t, f, ..]) => (
+                    usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c),
+                    t,
+                    f,
+                ),
                 _ => return None,
             };
             if self.buf.len() < 9 + len {
@@ -79,7 +81,10 @@ impl H2Side {
                 fields
                     .into_iter()
                     .map(|(n, v)| {
-                        (String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(&v).into_owned())
+                        (
+                            String::from_utf8_lossy(&n).into_owned(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
                     })
                     .collect(),
             );
@@ -110,12 +115,25 @@ mod tests {
         // HEADERS without END_HEADERS, then CONTINUATION; ":status: 403" (static index 8 is
         // 200; 403 is a literal with indexed name 8) and a dynamic-table entry.
         let mut enc = fluke_hpack::Encoder::new();
-        let block = enc.encode(vec![(&b":status"[..], &b"403"[..]), (&b"x-why"[..], &b"no cert"[..])]);
+        let block = enc.encode(vec![
+            (&b":status"[..], &b"403"[..]),
+            (&b"x-why"[..], &b"no cert"[..]),
+        ]);
         let (a, b) = block.split_at(2);
         let mut frames = Vec::new();
         for (ty, flags, part) in [(4u8, 0u8, &[][..]), (1, 0, a), (9, 4, b)] {
             let len = part.len();
-            frames.extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, ty, flags, 0, 0, 0, 1]);
+            frames.extend_from_slice(&[
+                (len >> 16) as u8,
+                (len >> 8) as u8,
+                len as u8,
+                ty,
+                flags,
+                0,
+                0,
+                0,
+                1,
+            ]);
             frames.extend_from_slice(part);
         }
         let mut side = H2Side::new(false);
