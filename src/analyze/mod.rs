@@ -266,7 +266,11 @@ impl Analyzer<'_> {
             self.summary.tls_connections += 1;
         }
         let id = *self.next_id;
-        if let Some(flow) = c.session.into_flow(id) {
+        let retransmitted: u64 = c.streams.iter().map(|s| s.retransmitted).sum();
+        if let Some(mut flow) = c.session.into_flow(id) {
+            if let Some(cap) = flow.capture.as_mut() {
+                cap.retransmitted_bytes = retransmitted;
+            }
             *self.next_id += 1;
             if flow.capture.as_ref().is_some_and(|cap| {
                 matches!(cap.decryption, crate::facts::Decryption::Decrypted { .. })
