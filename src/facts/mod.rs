@@ -10,6 +10,7 @@ mod cert;
 mod leg;
 mod offload;
 pub mod path;
+mod revocation;
 mod wire;
 
 pub use capture::{
@@ -22,6 +23,7 @@ pub use leg::{
     RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
+pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};
 pub use wire::Wire;
 
 use serde::{Deserialize, Serialize};
@@ -269,6 +271,12 @@ pub enum FindingId {
     CertRevoked,
     /// `wrong-purpose`.
     WrongPurpose,
+    /// `no-common-signature-scheme`.
+    NoCommonSignatureScheme,
+    /// `client-cert-not-verified`.
+    ClientCertNotVerified,
+    /// `ca-list-too-large`.
+    CaListTooLarge,
     /// `key-unusable`.
     KeyUnusable,
     /// `handshake-rejected`.
@@ -330,6 +338,9 @@ impl FindingId {
         FindingId::CertNotYetValid,
         FindingId::CertRevoked,
         FindingId::WrongPurpose,
+        FindingId::NoCommonSignatureScheme,
+        FindingId::ClientCertNotVerified,
+        FindingId::CaListTooLarge,
         FindingId::KeyUnusable,
         FindingId::HandshakeRejected,
         FindingId::RenegotiationRequested,
@@ -366,6 +377,9 @@ impl FindingId {
             FindingId::CertNotYetValid => "cert-not-yet-valid",
             FindingId::CertRevoked => "cert-revoked",
             FindingId::WrongPurpose => "wrong-purpose",
+            FindingId::NoCommonSignatureScheme => "no-common-signature-scheme",
+            FindingId::ClientCertNotVerified => "client-cert-not-verified",
+            FindingId::CaListTooLarge => "ca-list-too-large",
             FindingId::KeyUnusable => "key-unusable",
             FindingId::HandshakeRejected => "handshake-rejected",
             FindingId::RenegotiationRequested => "renegotiation-requested",
