@@ -4,6 +4,8 @@
 #
 #   scripts/bench-analyze.sh [SIZE_MB]          # default 1024
 #   BENCH_BIN=path/to/mtlscope scripts/bench-analyze.sh …
+#   BENCH_MSS=0 scripts/bench-analyze.sh …      # keep loopback's 64 KB segments (default: cut
+#                                               # to 1448-byte segments, as on Ethernet)
 #
 # The capture is made, not downloaded: dumpcap records a few real TLS connections on loopback
 # (curl to nginx over TLS 1.2 and 1.3, each fetching a 2 MB file, one refused for lack of a
@@ -62,15 +64,28 @@ done
 sleep 0.5
 kill -INT "$(cat "$work/dumpcap.pid")"; wait "$(cat "$work/dumpcap.pid")" 2>/dev/null || true
 rm -f "$work/dumpcap.pid"
-python3 - "$work/seed.pcap" "$work/bench.pcap" "$size_mb" "$port" <<'PY'
+python3 - "$work/seed.pcap" "$work/bench.pcap" "$size_mb" "$port" "${BENCH_MSS:-1448}" <<'PY'
 import struct, sys
-seed, out, size_mb, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+seed, out, size_mb, port, mss = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 data = open(seed, "rb").read()
 header, recs, at = data[:24], [], 24
 while at + 16 <= len(data):
     ts, us, cap, orig = struct.unpack("<IIII", data[at:at + 16])
-    recs.append((ts, us, bytearray(data[at + 16:at + 16 + cap]), orig))
+    frame = bytearray(data[at + 16:at + 16 + cap])
     at += 16 + cap
+    ihl = (frame[14] & 0x0F) * 4
+    tcp = 14 + ihl
+    off = tcp + (frame[tcp + 12] >> 4) * 4
+    payload = frame[off:]
+    if mss <= 0 or len(payload) <= mss:
+        recs.append((ts, us, frame, orig))
+        continue
+    seq = struct.unpack(">I", frame[tcp + 4:tcp + 8])[0]
+    for i in range(0, len(payload), mss):
+        part = frame[:off] + payload[i:i + mss]
+        part[16:18] = struct.pack(">H", len(part) - 14)
+        part[tcp + 4:tcp + 8] = struct.pack(">I", (seq + i) & 0xFFFFFFFF)
+        recs.append((ts, us, part, len(part)))
 t0 = recs[0][0]
 limit = size_mb * 1024 * 1024
 with open(out, "wb") as f:
@@ -95,7 +110,7 @@ with open(out, "wb") as f:
         round_ += 1
 PY
 mb=$(du -m "$work/bench.pcap" | cut -f1)
-echo "capture: $mb MB ($(tshark -r "$work/seed.pcap" 2>/dev/null | wc -l) frames repeated)"
+echo "capture: $mb MB ($(tshark -r "$work/seed.pcap" 2>/dev/null | wc -l) frames captured, cut to ${BENCH_MSS:-1448}-byte segments, repeated)"
 measure() {
     local name=$1; shift
     /usr/bin/time -f "%e %M" -o "$work/time" taskset -c 0 "$@" >"$work/$name.out" 2>"$work/$name.err" || true
