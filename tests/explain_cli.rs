@@ -57,7 +57,10 @@ fn a_vendor_code_prints_its_ids_why_and_the_next_command() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.starts_with("1 match in the text\n"), "{text}");
-    assert!(text.contains("AWS ALB: Failed:ClientCertUntrusted"), "{text}");
+    assert!(
+        text.contains("AWS ALB: Failed:ClientCertUntrusted"),
+        "{text}"
+    );
     assert!(
         text.contains("  means   chain-untrusted (most likely), chain-incomplete\n"),
         "{text}"
@@ -66,7 +69,10 @@ fn a_vendor_code_prints_its_ids_why_and_the_next_command() {
         text.contains("  next    mtlscope certs inspect CERT.pem --trust CA.pem --key KEY.pem\n"),
         "{text}"
     );
-    assert!(text.contains("  source  https://docs.aws.amazon.com/"), "{text}");
+    assert!(
+        text.contains("  source  https://docs.aws.amazon.com/"),
+        "{text}"
+    );
     // Every line fits the width it wraps at, except the command kept whole.
     for line in text.lines().filter(|l| !l.starts_with("  next")) {
         assert!(line.chars().count() <= 100, "{line:?}");
@@ -81,14 +87,30 @@ fn json_has_the_documented_shape() {
     assert_eq!(v["matched"], true);
     assert_eq!(v["closest"], serde_json::json!([]));
     let m = &v["matches"][0];
-    for key in ["vendor", "vendor_name", "words", "ids", "why", "next", "source", "found", "at"] {
+    for key in [
+        "vendor",
+        "vendor_name",
+        "words",
+        "ids",
+        "why",
+        "next",
+        "source",
+        "found",
+        "at",
+    ] {
         assert!(m.get(key).is_some(), "{key} missing in {m:#}");
     }
     assert_eq!(m["vendor"], "aws-alb");
     assert_eq!(m["vendor_name"], "AWS ALB");
-    assert_eq!(m["ids"], serde_json::json!(["chain-untrusted", "chain-incomplete"]));
+    assert_eq!(
+        m["ids"],
+        serde_json::json!(["chain-untrusted", "chain-incomplete"])
+    );
     assert_eq!(m["next"]["kind"], "inspect-chain");
-    assert!(m["next"]["command"].as_str().unwrap().starts_with("mtlscope certs inspect"));
+    assert!(m["next"]["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("mtlscope certs inspect"));
     assert!(m["next"]["decides"].as_str().is_some_and(|d| !d.is_empty()));
     assert_eq!(m["found"], "ClientCertUntrusted");
     assert_eq!(m["at"], 7);
@@ -163,7 +185,10 @@ fn negative_numbers_stdin_and_empty_text() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(ids_of(&v, "sap"), ["cert-not-registered", "identity-not-forwarded"]);
+    assert_eq!(
+        ids_of(&v, "sap"),
+        ["cert-not-registered", "identity-not-forwarded"]
+    );
 
     let o = mtlscope(&["explain", "  "]);
     assert_eq!(o.status.code(), Some(2));
@@ -197,7 +222,11 @@ fn explains_what_real_nginx_says() -> Result<(), String> {
         .run();
     assert_eq!(r.status, 400, "{r:?}");
     let (_, v) = explain_json(&r.body);
-    assert!(ids_of(&v, "nginx").contains(&"cert-expired".to_string()), "{}", r.body);
+    assert!(
+        ids_of(&v, "nginx").contains(&"cert-expired".to_string()),
+        "{}",
+        r.body
+    );
     let log = required.error_log();
     let line = log
         .lines()
@@ -227,7 +256,11 @@ fn explains_what_real_nginx_says() -> Result<(), String> {
     assert!(r.body.contains("verify=FAILED:"), "{r:?}");
     let (_, v) = explain_json(&r.body);
     let ids = ids_of(&v, "openssl-verify");
-    assert!(ids.contains(&"chain-untrusted".to_string()), "{}: {ids:?}", r.body);
+    assert!(
+        ids.contains(&"chain-untrusted".to_string()),
+        "{}: {ids:?}",
+        r.body
+    );
     Ok(())
 }
 
@@ -264,8 +297,18 @@ fn openssl_server(pki: &TestPki, version: TlsVersion) -> Result<RunningServer, S
 fn explains_what_curl_says_to_an_openssl_server_that_wants_a_certificate() -> Result<(), String> {
     let pki = TestPki::generate()?;
     for (version, exit, curl_entry, alert_entry) in [
-        (TlsVersion::Tls13, 56, "curl exit 56 (CURLE_RECV_ERROR)", "certificate_required (116)"),
-        (TlsVersion::Tls12, 35, "curl exit 35 (CURLE_SSL_CONNECT_ERROR)", "handshake_failure (40)"),
+        (
+            TlsVersion::Tls13,
+            56,
+            "curl exit 56 (CURLE_RECV_ERROR)",
+            "certificate_required (116)",
+        ),
+        (
+            TlsVersion::Tls12,
+            35,
+            "curl exit 35 (CURLE_SSL_CONNECT_ERROR)",
+            "handshake_failure (40)",
+        ),
     ] {
         let server = openssl_server(&pki, version)?;
         let r = Curl::new(format!("{}/", server.base_url()))
@@ -280,7 +323,12 @@ fn explains_what_curl_says_to_an_openssl_server_that_wants_a_certificate() -> Re
             .iter()
             .map(|m| m["words"].as_str().unwrap())
             .collect();
-        assert_eq!(words, [curl_entry, alert_entry], "{version:?}: {}", r.stderr);
+        assert_eq!(
+            words,
+            [curl_entry, alert_entry],
+            "{version:?}: {}",
+            r.stderr
+        );
         assert_eq!(ids_of(&v, "tls-alert")[0], "no-client-cert", "{}", r.stderr);
     }
     Ok(())

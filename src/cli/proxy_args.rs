@@ -240,8 +240,11 @@ impl ProxyArgs {
                 .map_err(|e| CommandError::usage(format!("{client_ca_name}: {e}")))?;
 
         // Upstream leg: identities and trust.
-        let mut identities: Vec<Arc<Identity>> =
-            up.checked_identities(origins)?.into_iter().map(Arc::new).collect();
+        let mut identities: Vec<Arc<Identity>> = up
+            .checked_identities(origins)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let identity = match identities.len() {
             0 => IdentityPolicy::None,
             1 => IdentityPolicy::Fixed(identities.remove(0)),

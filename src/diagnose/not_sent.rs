@@ -528,7 +528,9 @@ mod tests {
         assert_eq!(f.severity, Severity::Warning);
         assert!(!has_error(&flow));
         assert!(
-            f.evidence.iter().any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
+            f.evidence
+                .iter()
+                .any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
             "{:?}",
             f.evidence
         );

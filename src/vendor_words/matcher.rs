@@ -114,7 +114,8 @@ pub fn explain(text: &str) -> Explanation {
             .iter()
             .any(|b| b.0 <= a.0 && a.1 <= b.1 && (b.0, b.1) != (a.0, a.1))
     };
-    let mut kept: Vec<(usize, usize, usize)> = spans.iter().filter(|s| !inner(s)).copied().collect();
+    let mut kept: Vec<(usize, usize, usize)> =
+        spans.iter().filter(|s| !inner(s)).copied().collect();
     kept.sort();
     let rows: Vec<&Mapping> = table().collect();
     let mut matches: Vec<Match> = Vec::new();
@@ -233,10 +234,11 @@ fn closest(text: &str, rows: &[&Mapping]) -> Vec<Candidate> {
         .iter()
         .enumerate()
         .map(|(index, m)| {
-            let spellings = std::iter::once(m.shown).chain(m.words.iter().filter_map(|w| match w {
-                Words::Phrase(p) => Some(*p),
-                Words::Code { .. } => None,
-            }));
+            let spellings =
+                std::iter::once(m.shown).chain(m.words.iter().filter_map(|w| match w {
+                    Words::Phrase(p) => Some(*p),
+                    Words::Code { .. } => None,
+                }));
             let best = spellings
                 .map(|s| {
                     let s = s.to_ascii_lowercase();

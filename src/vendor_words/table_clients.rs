@@ -32,7 +32,13 @@ const fn alert(code: &'static str) -> Words {
 /// curl's exit code as the shell or curl itself reports it (`curl: (35) …`).
 const fn curl(code: &'static str) -> Words {
     Words::Code {
-        after: &["curl: (", "curl error", "exit code", "exit status", "curl returned"],
+        after: &[
+            "curl: (",
+            "curl error",
+            "exit code",
+            "exit status",
+            "curl returned",
+        ],
         code,
     }
 }
