@@ -194,11 +194,7 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     continue 'versions;
                 }
                 if i == identities.len() {
-                    if let Some(t) = plan
-                        .throwaway
-                        .as_ref()
-                        .filter(|_| asks(&report, version, path))
-                    {
+                    if let Some(t) = plan.throwaway.as_ref().filter(|_| asks(&report, version, path)) {
                         queue.push(Some(t));
                     }
                 }
@@ -214,10 +210,7 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
 /// suggestion to retry with TLS 1.2 is replaced when every TLS 1.2 attempt failed before a
 /// version was agreed. (The recorded flows keep the diagnosis as made.)
 fn fit_advice(report: &mut ProbeReport) {
-    let tried_tls12 = report
-        .attempts
-        .iter()
-        .any(|a| a.offered == TlsVersion::Tls12);
+    let tried_tls12 = report.attempts.iter().any(|a| a.offered == TlsVersion::Tls12);
     let refused_tls12 = tried_tls12
         && !report.attempts.iter().any(|a| {
             a.offered == TlsVersion::Tls12

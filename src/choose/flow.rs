@@ -38,10 +38,7 @@ fn candidate(label: &str, chain: &[CertSummary]) -> Candidate {
 
 /// The web view's table for a flow: one entry per leg with a request and something on offer.
 pub fn flow_json(flow: &Flow) -> Value {
-    let legs = [
-        ("client", &flow.client_leg),
-        ("upstream", &flow.upstream_leg),
-    ];
+    let legs = [("client", &flow.client_leg), ("upstream", &flow.upstream_leg)];
     let mut out = Vec::new();
     for (name, leg) in legs {
         let Some(leg) = leg else { continue };

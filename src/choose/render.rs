@@ -65,37 +65,19 @@ pub fn stack_json(a: &StackAnswer, cands: &[Candidate]) -> Value {
 }
 
 /// The text report.
-pub fn to_text(
-    source: &str,
-    req: &Request,
-    cands: &[Candidate],
-    answers: &[StackAnswer],
-) -> String {
+pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[StackAnswer]) -> String {
     let mut s = String::new();
-    let version = req
-        .version
-        .map(|v| format!(" ({})", v.as_str()))
-        .unwrap_or_default();
+    let version = req.version.map(|v| format!(" ({})", v.as_str())).unwrap_or_default();
     s += &format!("CertificateRequest from {source}{version}\n");
     if req.ca_names.is_empty() {
         s += "  acceptable CAs: (empty list: the server names none)\n";
     } else {
         for (i, n) in req.ca_names.iter().enumerate() {
-            s += &format!(
-                "  {} {n}\n",
-                if i == 0 {
-                    "acceptable CAs:"
-                } else {
-                    "               "
-                }
-            );
+            s += &format!("  {} {n}\n", if i == 0 { "acceptable CAs:" } else { "               " });
         }
     }
     if !req.signature_schemes.is_empty() {
-        s += &format!(
-            "  signature schemes: {}\n",
-            req.signature_schemes.join(", ")
-        );
+        s += &format!("  signature schemes: {}\n", req.signature_schemes.join(", "));
     }
     s += "\n";
     let width = answers

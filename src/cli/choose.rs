@@ -135,11 +135,7 @@ pub fn request_of_leg(leg: &Leg, flow: &Flow) -> Option<Request> {
 fn recorded(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     let (file, selector) = recording::split_file_selector(&args.for_);
     let rec = recording::read(&file).map_err(|e| {
-        CommandError::usage(format!(
-            "--for {}: cannot read: {}",
-            file.display(),
-            e.source
-        ))
+        CommandError::usage(format!("--for {}: cannot read: {}", file.display(), e.source))
     })?;
     let legs = |f: &Flow| -> Vec<(&'static str, std::sync::Arc<Leg>)> {
         let up = f.upstream_leg.clone().map(|l| ("upstream", l));
@@ -152,9 +148,7 @@ fn recorded(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     };
     if let Some(l) = args.leg.as_deref() {
         if l != "client" && l != "upstream" {
-            return Err(CommandError::usage(format!(
-                "--leg {l:?}: expected client or upstream"
-            )));
+            return Err(CommandError::usage(format!("--leg {l:?}: expected client or upstream")));
         }
     }
     let record = match &selector {

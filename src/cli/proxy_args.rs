@@ -139,6 +139,8 @@ impl Built {
             faults: self.faults.clone(),
             life: self.life.clone(),
             offload: None,
+            idle_timeout: Duration::from_secs(crate::proxy::session::DEFAULT_IDLE_SECS),
+            served_names: None,
         }
     }
 
@@ -240,11 +242,8 @@ impl ProxyArgs {
                 .map_err(|e| CommandError::usage(format!("{client_ca_name}: {e}")))?;
 
         // Upstream leg: identities and trust.
-        let mut identities: Vec<Arc<Identity>> = up
-            .checked_identities(origins)?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+        let mut identities: Vec<Arc<Identity>> =
+            up.checked_identities(origins)?.into_iter().map(Arc::new).collect();
         let identity = match identities.len() {
             0 => IdentityPolicy::None,
             1 => IdentityPolicy::Fixed(identities.remove(0)),

@@ -66,9 +66,7 @@ impl FilterArgs {
         let statuses = self
             .status
             .iter()
-            .map(|s| {
-                StatusMatch::parse(s).map_err(|e| CommandError::usage(format!("--status: {e}")))
-            })
+            .map(|s| StatusMatch::parse(s).map_err(|e| CommandError::usage(format!("--status: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let time = |flag: &str, v: &Option<String>| {
             v.as_deref()
@@ -76,10 +74,7 @@ impl FilterArgs {
                 .transpose()
         };
         if let Some(id) = &self.finding {
-            if !crate::facts::FindingId::ALL
-                .iter()
-                .any(|f| f.as_str() == id)
-            {
+            if !crate::facts::FindingId::ALL.iter().any(|f| f.as_str() == id) {
                 return Err(CommandError::usage(format!(
                     "--finding: {id:?} is not a finding id (see docs/findings.md)"
                 )));
@@ -153,6 +148,16 @@ fn load(paths: &[PathBuf]) -> Result<Recording, CommandError> {
         warn_skipped(s);
     }
     Ok(rec)
+}
+
+/// Create (or truncate) an output file; a new one is created 0600, as recordings are (a HAR
+/// or report holds what the recording holds).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
 }
 
 fn warn_skipped(s: &recording::Skipped) {
@@ -256,16 +261,8 @@ struct JsonRows {
 
 impl JsonRows {
     fn push(&mut self, out: &mut Out, row: &report::Row) -> Result<(), CommandError> {
-        out.buf.push_str(if self.n == 0 {
-            "{\n  \"records\": [\n"
-        } else {
-            ",\n"
-        });
-        indent(
-            &mut out.buf,
-            &pretty(&serde_json::to_value(row).unwrap_or_default())?,
-            4,
-        );
+        out.buf.push_str(if self.n == 0 { "{\n  \"records\": [\n" } else { ",\n" });
+        indent(&mut out.buf, &pretty(&serde_json::to_value(row).unwrap_or_default())?, 4);
         self.n += 1;
         Ok(())
     }
@@ -276,11 +273,7 @@ impl JsonRows {
         summary: &report::Summary,
         skipped: &[recording::Skipped],
     ) -> Result<(), CommandError> {
-        out.buf.push_str(if self.n == 0 {
-            "{\n  \"records\": [],\n"
-        } else {
-            "\n  ],\n"
-        });
+        out.buf.push_str(if self.n == 0 { "{\n  \"records\": [],\n" } else { "\n  ],\n" });
         let tail = report::json(&[], summary, skipped);
         out.buf.push_str("  \"skipped\": ");
         indent_rest(&mut out.buf, &pretty(&tail["skipped"])?, 2);
@@ -323,11 +316,7 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     let mut summary = report::Summary::default();
     let mut skipped = Vec::new();
     // Parts printed or written after the summary, which needs every row first.
-    let mut explain = if args.explain && !args.json {
-        Some(Spool::new()?)
-    } else {
-        None
-    };
+    let mut explain = if args.explain && !args.json { Some(Spool::new()?) } else { None };
     let mut html = match &args.html {
         Some(_) => Some((Spool::new()?, Spool::new()?)),
         None => None,
@@ -359,9 +348,8 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     })?;
     summary.skipped_lines = skipped.len();
     if let (Some(path), Some((table_part, flows_part))) = (&args.html, html) {
-        write_html(path, &summary, &skipped, table_part, flows_part).map_err(|e| {
-            CommandError::runtime(format!("cannot write HTML report {}: {e}", path.display()))
-        })?;
+        write_html(path, &summary, &skipped, table_part, flows_part)
+            .map_err(|e| CommandError::runtime(format!("cannot write HTML report {}: {e}", path.display())))?;
         eprintln!("mtlscope: wrote HTML report to {}", path.display());
     }
     if args.json {
@@ -378,9 +366,7 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     std::process::exit(0);
                 }
-                return Err(CommandError::runtime(format!(
-                    "cannot write to standard output: {e}"
-                )));
+                return Err(CommandError::runtime(format!("cannot write to standard output: {e}")));
             }
         }
     }
@@ -395,7 +381,7 @@ fn write_html(
     table_part: Spool,
     flows_part: Spool,
 ) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut f = std::io::BufWriter::new(create_private(path)?);
     f.write_all(html::page_head().as_bytes())?;
     f.write_all(html::summary_section(summary, skipped).as_bytes())?;
     f.write_all(html::TABLE_HEAD.as_bytes())?;
@@ -408,11 +394,7 @@ fn write_html(
 }
 
 /// One side of a diff: its selector.
-fn selector(
-    in_arg: Option<Selector>,
-    by_id: Option<&str>,
-    flag: &str,
-) -> Result<Selector, CommandError> {
+fn selector(in_arg: Option<Selector>, by_id: Option<&str>, flag: &str) -> Result<Selector, CommandError> {
     Ok(match (by_id, in_arg) {
         (Some(id), _) => {
             Selector::connection(id).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?
@@ -431,27 +413,14 @@ pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
     let (path_b, index_b) = recording::split_file_selector(&args.b);
     let sel_a = selector(index_a, args.a_id.as_deref(), "--a-id")?;
     let sel_b = selector(index_b, args.b_id.as_deref(), "--b-id")?;
-    let fail = |path: &Path, why: String| {
-        CommandError::usage(format!("recording {} {why}", path.display()))
-    };
+    let fail = |path: &Path, why: String| CommandError::usage(format!("recording {} {why}", path.display()));
     let (a, b) = if path_b == path_a {
         // Comparing two records of one file reads (and warns about) it once.
-        let mut found = recording::select_stream(
-            open(std::slice::from_ref(&path_a))?,
-            &[sel_a, sel_b],
-            warn_skipped,
-        )
-        .map_err(|e| CommandError::runtime(e.to_string()))?;
-        let b = found
-            .pop()
-            .unwrap_or_else(|| Err("has no readable record".into()));
-        let a = found
-            .pop()
-            .unwrap_or_else(|| Err("has no readable record".into()));
-        (
-            a.map_err(|w| fail(&path_a, w))?,
-            b.map_err(|w| fail(&path_b, w))?,
-        )
+        let mut found = recording::select_stream(open(std::slice::from_ref(&path_a))?, &[sel_a, sel_b], warn_skipped)
+            .map_err(|e| CommandError::runtime(e.to_string()))?;
+        let b = found.pop().unwrap_or_else(|| Err("has no readable record".into()));
+        let a = found.pop().unwrap_or_else(|| Err("has no readable record".into()));
+        (a.map_err(|w| fail(&path_a, w))?, b.map_err(|w| fail(&path_b, w))?)
     } else {
         let pick = |path: &PathBuf, sel: Selector| -> Result<Record, CommandError> {
             recording::select_stream(open(std::slice::from_ref(path))?, &[sel], warn_skipped)
@@ -495,16 +464,14 @@ pub fn run_export(args: ExportArgs) -> Result<(), CommandError> {
     let what = |e: std::io::Error| {
         CommandError::runtime(format!("cannot write HAR file {}: {e}", args.har.display()))
     };
-    let file = std::fs::File::create(&args.har).map_err(what)?;
+    let file = create_private(&args.har).map_err(what)?;
     let opts = har::HarOptions {
         legs: args.har_legs,
         der: args.har_der,
     };
     let mut doc = har::HarWriter::new(file, opts).map_err(what)?;
     let mut skipped = Vec::new();
-    each_record(stream, &filter, &mut skipped, |r| {
-        doc.push(&r).map_err(what)
-    })?;
+    each_record(stream, &filter, &mut skipped, |r| doc.push(&r).map_err(what))?;
     let (entries, conns) = doc.finish().map_err(what)?;
     eprintln!(
         "mtlscope: wrote {} ({entries} entries, {conns} connection records)",

@@ -528,9 +528,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Warning);
         assert!(!has_error(&flow));
         assert!(
-            f.evidence
-                .iter()
-                .any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
+            f.evidence.iter().any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
             "{:?}",
             f.evidence
         );

@@ -136,8 +136,7 @@ impl FileIndex {
         for (file_no, path) in files.iter().enumerate() {
             let file_no = u16::try_from(file_no).unwrap_or(u16::MAX);
             let first = ix.len();
-            ix.file_starts
-                .push(u32::try_from(first).unwrap_or(u32::MAX));
+            ix.file_starts.push(u32::try_from(first).unwrap_or(u32::MAX));
             let mut stream = RecordStream::open(std::slice::from_ref(path))?;
             while let Some(item) = stream.next_item()? {
                 let r = match item {
@@ -192,8 +191,7 @@ impl FileIndex {
                 _ => 0,
             }
         };
-        self.rel
-            .push(u32::try_from(offset - base).unwrap_or(u32::MAX));
+        self.rel.push(u32::try_from(offset - base).unwrap_or(u32::MAX));
         self.legs_src.push(src);
         let f = &r.flow;
         for x in &f.findings {
@@ -202,8 +200,7 @@ impl FileIndex {
         let mut set: Vec<FindingId> = f.findings.iter().map(|x| x.id).collect();
         set.sort_unstable();
         set.dedup();
-        self.finding_set
-            .push(self.sets.id(&set, usize::from(OTHER)));
+        self.finding_set.push(self.sets.id(&set, usize::from(OTHER)));
         self.status.push(f.status().unwrap_or(0));
         let host = super::api::host(f);
         self.host.push(self.hosts.id(&host, usize::from(OTHER)));
@@ -216,10 +213,7 @@ impl FileIndex {
         let rel = u64::from(*self.rel.get(n)?);
         let (bfile, base) = *self.block_start.get(n / BLOCK)?;
         // The record's file: the last file starting at or before it.
-        let file = self
-            .file_starts
-            .partition_point(|&s| s as usize <= n)
-            .checked_sub(1)?;
+        let file = self.file_starts.partition_point(|&s| s as usize <= n).checked_sub(1)?;
         let file = u16::try_from(file).ok()?;
         Some((file, if file == bfile { base + rel } else { rel }))
     }
@@ -307,11 +301,7 @@ impl FileIndex {
         let status = q.status.clone().filter(|s| !s.is_empty());
         move |n| {
             if let Some(sets) = &sets {
-                if !sets
-                    .get(usize::from(self.finding_set[n]))
-                    .copied()
-                    .unwrap_or(false)
-                {
+                if !sets.get(usize::from(self.finding_set[n])).copied().unwrap_or(false) {
                     return false;
                 }
             }
@@ -391,12 +381,7 @@ impl FileIndex {
             .into_iter()
             .map(|(id, (sev, n))| json!({ "id": id.as_str(), "severity": sev, "n": n }))
             .collect();
-        findings.sort_by(|a, b| {
-            b["n"]
-                .as_u64()
-                .cmp(&a["n"].as_u64())
-                .then(a["id"].as_str().cmp(&b["id"].as_str()))
-        });
+        findings.sort_by(|a, b| b["n"].as_u64().cmp(&a["n"].as_u64()).then(a["id"].as_str().cmp(&b["id"].as_str())));
         let named = |values: &[String], counts: &[usize]| -> Vec<Value> {
             let mut v: Vec<Value> = values
                 .iter()
