@@ -101,7 +101,10 @@ pub struct PathSummary {
 
 /// Run the plan: every version × path × identity (none first), one connection each. Stops at
 /// once when the server cannot be reached, and skips the rest of a version whose first
-/// handshake failed before the server could ask for a certificate. Flows go to `sink`.
+/// handshake failed before the server could ask for a certificate. The attempt without an
+/// identity finishes its handshake even with a server it does not trust; the identities of a
+/// path whose server did not verify are not presented (unless `--insecure-upstream`). Flows go
+/// to `sink`.
 pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
     let mut report = ProbeReport {
         url: plan.url.clone(),
@@ -117,17 +120,44 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
             versions: Some(vec![protocol(version)]),
             ..plan.settings.clone()
         });
+        // Without an identity on offer nothing secret is at stake, so that attempt finishes
+        // its handshake with a server it does not trust (recording the verdict) and still sees
+        // whether the server, or a device on the path, asks for a certificate.
+        let mut look_trust = settings.trust.clone();
+        look_trust.insecure = true;
+        let look = Engine::Rustls(RustlsEngine {
+            settings: Arc::new(RustlsSettings {
+                trust: look_trust,
+                ..(*settings).clone()
+            }),
+        });
         let engine = Engine::Rustls(RustlsEngine { settings });
         for path in &plan.paths {
+            let mut untrusted: Option<String> = None;
             for identity in &identities {
+                if let (Some(_), Some(why)) = (identity, &untrusted) {
+                    report.skipped.push(format!(
+                        "the {} attempts of {path} with an identity: the server's certificate did not verify ({why}), and mtlscope presents no identity to a server it does not trust (--upstream-ca, or --insecure-upstream to present it anyway)",
+                        version.as_str()
+                    ));
+                    break;
+                }
                 let id = report.attempts.len() as u64 + 1;
-                let flow = attempt(plan, &engine, *identity, path, id).await;
+                let engine = if identity.is_none() { &look } else { &engine };
+                let flow = attempt(plan, engine, *identity, path, id).await;
                 let flow = sink.emit_returning(flow).await;
                 let first_of_version = report
                     .attempts
                     .iter()
                     .all(|a: &Attempt| a.offered != version);
                 let leg = flow.upstream_leg.clone().unwrap_or_default();
+                if identity.is_none() && !plan.settings.trust.insecure {
+                    untrusted = leg
+                        .server_verification
+                        .as_ref()
+                        .filter(|v| !v.ok)
+                        .map(|v| v.reason.clone().unwrap_or_else(|| "not verified".into()));
+                }
                 report.attempts.push(Attempt {
                     offered: version,
                     identity: identity.map(|i| i.label.clone()),
@@ -275,6 +305,7 @@ async fn exchange(
             source: ResponseSource::Upstream,
             headers: kept_response(&parts.headers, true),
             body_excerpt: excerpt,
+            removed_headers: Vec::new(),
             at_ms: clock.ms(),
         })
     };

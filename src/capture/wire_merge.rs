@@ -16,6 +16,8 @@ pub struct MergeContext {
     pub refuses_renegotiation: bool,
     /// When the latest HTTP request went out on this leg, ms (for the delay of a late request).
     pub last_request_ms: Option<f64>,
+    /// mtlscope is the TLS server of this leg (the client leg).
+    pub tls_server: bool,
 }
 
 /// Merge `tap` into `leg`.
@@ -105,6 +107,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
             .cloned(),
     );
     leg.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    super::flights::add(leg, tap, ctx.tls_server);
 }
 
 /// Say why a configured identity was never presented when the request came too late for it.

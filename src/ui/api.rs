@@ -39,6 +39,9 @@ pub struct Row {
     pub findings: Vec<FindingTag>,
     /// Whether the flow failed (status ≥ 400, an error, or an error finding).
     pub failed: bool,
+    /// Whether it is a port check (a connection that sent nothing): shown and counted apart
+    /// from failures.
+    pub port_check: bool,
     /// Where it came from: `FILE:N` of a recording, or `live:N`.
     pub source: String,
 }
@@ -135,6 +138,7 @@ pub fn row(id: u64, r: &Record) -> Row {
             })
             .collect(),
         failed: report::failed(f),
+        port_check: report::port_check(f),
         source: r.label(),
     }
 }
