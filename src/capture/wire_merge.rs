@@ -167,6 +167,7 @@ mod tests {
             MergeContext {
                 refuses_renegotiation: true,
                 last_request_ms: Some(12.0),
+                tls_server: false,
             },
         );
         let cr = leg.cert_request.as_ref().unwrap();
@@ -186,6 +187,7 @@ mod tests {
             MergeContext {
                 refuses_renegotiation: true,
                 last_request_ms: Some(12.0),
+                tls_server: false,
             },
         );
         assert_eq!((leg.renegotiations.len(), leg.alerts.len()), (1, 1));
@@ -231,6 +233,7 @@ mod tests {
             MergeContext {
                 refuses_renegotiation: true,
                 last_request_ms: Some(6.5),
+                tls_server: false,
             },
         );
         let cr = leg.cert_request.unwrap();

@@ -97,16 +97,18 @@ fn client_not_tls(hop: &Hop<'_>) -> Finding {
 /// Whether the flow is a failure the catalogue owes an explanation: a 4xx/5xx, a leg that
 /// failed (a classified failure or a failing alert), or a connection that ended in error.
 pub(super) fn is_failure(v: &View<'_>) -> bool {
+    // A port check's only "error" is that the client sent nothing.
+    let port_check = v.hops.iter().any(|h| h.sent_nothing());
     v.flow.status().is_some_and(|s| s >= 400)
         || v.hops.iter().any(|h| h.failed() && !h.sent_nothing())
-        || (v.flow.error.is_some() && v.flow.status().is_none_or(|s| s >= 400))
+        || (v.flow.error.is_some() && !port_check && v.flow.status().is_none_or(|s| s >= 400))
 }
 
 /// `unexplained`: a failure and no finding of error severity, with the facts that were there.
 pub(super) fn unexplained(v: &View<'_>, found: &[Finding]) -> Option<Finding> {
     let explained = found.iter().any(|f| {
         f.severity == Severity::Error
-            || matches!(f.id, FindingId::NotCertificateRelated | FindingId::PortCheck)
+            || f.id == FindingId::NotCertificateRelated
     });
     if !is_failure(v) || explained {
         return None;

@@ -220,7 +220,8 @@ impl<'a> Hop<'a> {
 
     /// The client opened the connection and closed it without sending a byte (a port check).
     pub fn sent_nothing(&self) -> bool {
-        self.failure.is_some_and(|f| f.kind == FailureKind::NothingSent)
+        self.failure
+            .is_some_and(|f| f.kind == FailureKind::NothingSent && f.stage == Stage::ClientHello)
     }
 
     /// The server side asked for a certificate in the handshake, then ended the session
