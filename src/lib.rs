@@ -30,4 +30,5 @@ pub mod render;
 pub mod settings;
 pub mod ui;
 pub mod upstream;
+pub mod warm;
 pub mod wire;

@@ -151,7 +151,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let checked = SignatureChecks(&self.trust.provider).tls12(message, cert, dss);
-        self.past_server_checks(checked.is_ok());
+        self.past_server_checks("server_key_exchange_signature", checked.is_ok());
         checked
     }
 
@@ -162,7 +162,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let checked = SignatureChecks(&self.trust.provider).tls13(message, cert, dss);
-        self.past_server_checks(checked.is_ok());
+        self.past_server_checks("server_certificate_verify", checked.is_ok());
         checked
     }
 
@@ -174,12 +174,12 @@ impl ServerCertVerifier for RecordingServerVerifier {
 impl RecordingServerVerifier {
     /// The server's signature was checked (rustls checks it after the certificate): the next
     /// thing rustls writes answers the CertificateRequest, or the handshake ends here.
-    fn past_server_checks(&self, ok: bool) {
+    /// `event`: what was signed (TLS 1.2: the ServerKeyExchange, which the wire shows; TLS
+    /// 1.3: the CertificateVerify, encrypted).
+    fn past_server_checks(&self, event: &str, ok: bool) {
         let verdict = if ok { "valid" } else { "invalid" };
-        self.rec.event(
-            "server_certificate_verify",
-            Some(format!("from server, signature {verdict}")),
-        );
+        self.rec
+            .event(event, Some(format!("from server, signature {verdict}")));
         if ok {
             super::upstream_auth::record_past_server_checks(&self.rec);
         } else {

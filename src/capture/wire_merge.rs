@@ -103,7 +103,9 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     leg.events.extend(
         tap.events
             .iter()
-            .filter(|e| !own.contains(&e.name))
+            // The wire's CertificateRequest is kept beside the hook's: it was on the wire
+            // first (TLS 1.2, before ServerHelloDone), where the ladder draws it.
+            .filter(|e| !own.contains(&e.name) || e.name == "certificate_request")
             .cloned(),
     );
     leg.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));

@@ -175,8 +175,11 @@ pub fn listen_addr(text: &str) -> Result<std::net::SocketAddr, CommandError> {
 
 /// A multi-threaded tokio runtime for the network commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    // The first handshake would otherwise pay for seeding the random generator.
+    crate::warm::thread();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(crate::warm::thread)
         .build()
         .map_err(|e| CommandError::runtime(format!("cannot start the async runtime: {e}")))
 }

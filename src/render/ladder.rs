@@ -327,6 +327,8 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
                 | crate::capture::flights::CLIENT_CERTIFICATE_VERIFY,
                 _,
             ) => continue,
+            // TLS 1.2: the ServerKeyExchange the wire shows; its check is no message.
+            ("server_key_exchange_signature", _) => continue,
             ("server_certificate_verify", _) => {
                 let (from, to) = ends.dir(false);
                 let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "CertificateVerify".into());
