@@ -127,10 +127,19 @@ fn rsa_identity(dir: &Path) -> (String, String) {
         None,
         Duration::from_secs(60),
     );
-    assert_eq!(out.code, Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         dir.join("ca.pem").display().to_string(),
-        format!("{},{}", dir.join("frank.pem").display(), dir.join("frank.key").display()),
+        format!(
+            "{},{}",
+            dir.join("frank.pem").display(),
+            dir.join("frank.key").display()
+        ),
     )
 }
 
@@ -173,9 +182,15 @@ fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certifica
         assert_eq!(up["chain"], serde_json::json!([]), "{rec:#}");
         assert_eq!(up["certificate_sent"], true, "{rec:#}");
         assert!(up["identity"]["chosen"].is_null(), "{rec:#}");
-        assert!(up["identity"]["candidates"][0]["label"].as_str().unwrap().contains("frank"));
+        assert!(up["identity"]["candidates"][0]["label"]
+            .as_str()
+            .unwrap()
+            .contains("frank"));
         let reason = up["identity"]["reason"].as_str().unwrap();
-        assert!(reason.contains("none of the signature schemes the server accepts"), "{reason}");
+        assert!(
+            reason.contains("none of the signature schemes the server accepts"),
+            "{reason}"
+        );
         let line = terminal_line(rec);
         assert!(line.contains("mtlscope presented none"), "{line}");
         assert!(!line.contains("presented O=Acme"), "{line}");
@@ -230,12 +245,18 @@ fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothing() {
         );
         let line = terminal_line(rec);
         assert!(line.contains("mtlscope presented nothing"), "{line}");
-        assert!(!line.contains("presented O=") && !line.contains("presented CN="), "{line}");
+        assert!(
+            !line.contains("presented O=") && !line.contains("presented CN="),
+            "{line}"
+        );
         assert!(
             finding_ids(rec).contains(&"server-cert-untrusted".to_string()),
             "{rec:#}"
         );
-        assert!(!finding_ids(rec).contains(&"no-client-cert".to_string()), "{rec:#}");
+        assert!(
+            !finding_ids(rec).contains(&"no-client-cert".to_string()),
+            "{rec:#}"
+        );
     }
 }
 
@@ -266,7 +287,10 @@ fn observe_never_marks_an_encrypted_refusal_accepted() {
         assert!(!all.contains("accepted it here"), "{all}");
         if version == TlsVersion::Tls12 {
             // The expired certificate is on the wire; whether it was accepted is not.
-            assert!(finding_ids(rec).contains(&"cert-expired".to_string()), "{rec:#}");
+            assert!(
+                finding_ids(rec).contains(&"cert-expired".to_string()),
+                "{rec:#}"
+            );
             assert!(all.contains("cannot be told"), "{all}");
         } else {
             let events = rec["wire"]["events"].to_string();
@@ -302,9 +326,15 @@ fn a_404_is_not_certificate_related_and_alt_svc_does_not_reach_the_client() {
     ]);
     let direct = Curl::new(format!("{}/", nginx.localhost_url()))
         .cacert(pki.root_ca())
-        .identity(&pki.client(ClientCert::Good).cert, &pki.client(ClientCert::Good).key)
+        .identity(
+            &pki.client(ClientCert::Good).cert,
+            &pki.client(ClientCert::Good).key,
+        )
         .run();
-    assert!(direct.header("alt-svc").is_some(), "nginx sends it: {direct:?}");
+    assert!(
+        direct.header("alt-svc").is_some(),
+        "nginx sends it: {direct:?}"
+    );
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(pki.root_ca())
         .run();
@@ -316,13 +346,20 @@ fn a_404_is_not_certificate_related_and_alt_svc_does_not_reach_the_client() {
     assert_eq!(r.status, 404, "{r:?}");
     let records = p.records(2);
     let ok = &records[0];
-    assert_eq!(ok["response"]["removed_headers"][0]["name"], "alt-svc", "{ok:#}");
+    assert_eq!(
+        ok["response"]["removed_headers"][0]["name"], "alt-svc",
+        "{ok:#}"
+    );
     assert!(ok["response"]["removed_headers"][0]["value"]
         .as_str()
         .unwrap()
         .contains("h3="));
     let missing = &records[1];
-    assert_eq!(finding_ids(missing), ["not-certificate-related"], "{missing:#}");
+    assert_eq!(
+        finding_ids(missing),
+        ["not-certificate-related"],
+        "{missing:#}"
+    );
     no_error_finding(missing);
     assert!(!terminal_line(missing).contains("unexplained"));
 }

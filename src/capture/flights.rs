@@ -43,7 +43,10 @@ pub fn add(leg: &mut Leg, tap: &TapFacts, tls_server: bool) {
             detail: Some(detail.to_string()),
         })
     };
-    let asked = leg.cert_request.as_ref().is_some_and(|cr| cr.phase == crate::facts::Phase::Handshake);
+    let asked = leg
+        .cert_request
+        .as_ref()
+        .is_some_and(|cr| cr.phase == crate::facts::Phase::Handshake);
     let done = leg.handshake_done_ms;
     if tls_server {
         const OWN: &str = "from server, encrypted: written by mtlscope";
@@ -81,7 +84,11 @@ pub fn add(leg: &mut Leg, tap: &TapFacts, tls_server: bool) {
             push(checked, "finished", READ);
         }
         if let Some(at) = done {
-            push(at, "finished", "from client, encrypted: written by mtlscope");
+            push(
+                at,
+                "finished",
+                "from client, encrypted: written by mtlscope",
+            );
         }
     }
     leg.events.extend(added);
@@ -124,7 +131,11 @@ mod tests {
             events: vec![
                 ev(1.0, "client_hello", "from client"),
                 ev(2.5, "server_hello", "from server"),
-                ev(3.0, crate::wire::CLIENT_ENCRYPTED_FLIGHT, "from client, encrypted"),
+                ev(
+                    3.0,
+                    crate::wire::CLIENT_ENCRYPTED_FLIGHT,
+                    "from client, encrypted",
+                ),
             ],
             ..TapFacts::default()
         }
@@ -175,7 +186,9 @@ mod tests {
                 "finished"
             ]
         );
-        assert!(names(&leg).contains(&("client_certificate".into(), "empty: no certificate".into())));
+        assert!(
+            names(&leg).contains(&("client_certificate".into(), "empty: no certificate".into()))
+        );
     }
 
     #[test]
@@ -187,10 +200,8 @@ mod tests {
         };
         add(&mut leg, &tap13(), true);
         assert!(!leg.events.iter().any(|e| e.name == "client_certificate"));
-        assert!(!leg
-            .events
-            .iter()
-            .any(|e| e.name == "finished" && e.detail.as_deref().unwrap_or("").starts_with("from client")));
+        assert!(!leg.events.iter().any(|e| e.name == "finished"
+            && e.detail.as_deref().unwrap_or("").starts_with("from client")));
     }
 
     #[test]
