@@ -243,4 +243,33 @@ mod tests {
         assert_eq!(row.source, "live:3");
         assert!(detail(3, &r)["ladder"]["steps"].as_array().unwrap().len() > 2);
     }
+
+    #[test]
+    fn a_port_check_row_is_no_failure_and_says_so() {
+        use crate::facts::{FailureKind, LegFailure, Stage};
+        let mut flow = success();
+        flow.kind = crate::facts::RecordKind::Connection;
+        flow.request = None;
+        flow.response = None;
+        flow.upstream_leg = None;
+        let mut leg = (**flow.client_leg.as_ref().unwrap()).clone();
+        leg.failure = Some(LegFailure {
+            stage: Stage::ClientHello,
+            kind: FailureKind::NothingSent,
+        });
+        leg.error = Some("the client closed the connection without sending a byte".into());
+        flow.error = leg.error.clone();
+        flow.client_leg = Some(std::sync::Arc::new(leg));
+        flow.findings = crate::diagnose::diagnose(&flow);
+        let r = Record {
+            file: PathBuf::from("live"),
+            line: 1,
+            index: 1,
+            flow,
+            diagnosed_on_read: false,
+        };
+        let row = row(1, &r);
+        assert!(row.port_check);
+        assert!(!row.failed);
+    }
 }
