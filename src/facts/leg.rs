@@ -337,6 +337,8 @@ pub enum AlertSource {
     Inferred,
     /// Sent by a `--fault alert=NAME`.
     Fault,
+    /// Sent by mtlscope refusing the client (a server name it does not answer for).
+    Refusal,
 }
 
 impl AlertSource {
@@ -347,6 +349,7 @@ impl AlertSource {
             AlertSource::Tls => "tls",
             AlertSource::Inferred => "inferred",
             AlertSource::Fault => "fault",
+            AlertSource::Refusal => "refusal",
         }
     }
 }
@@ -522,6 +525,9 @@ pub enum FailureKind {
     BadRequest,
     /// The server name is not valid for SNI.
     ServerName,
+    /// mtlscope refused a client whose SNI names a host the listener does not answer for
+    /// (`reverse` without `--server-cert`: the upstream's host and `--server-name`s).
+    UnservedName,
     /// A private key could not be used with its certificate.
     KeyUnusable,
     /// The client opened the TCP connection and closed it without sending a byte (a TCP
