@@ -13,7 +13,7 @@ mod wire;
 
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
-    Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
+    Alert, AlertLevel, AlertSource, CertRequest, ChainFrom, ClientHelloFacts, Direction, Event, FailureKind,
     IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation,
     RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
 };

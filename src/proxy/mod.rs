@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod late_replay;
 pub mod relay;
 pub mod request_excerpt;
+pub mod resumption;
 pub mod reverse;
 pub mod session;
 pub mod upgrade;

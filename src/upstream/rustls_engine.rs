@@ -1,6 +1,6 @@
 //! The rustls upstream engine.
 
-use super::tickets::TicketSignal;
+use super::tickets::{LegSessions, PairSessions};
 use super::{Connected, Failed, Target};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::server_auth::{RecordingServerVerifier, UpstreamTrust};
@@ -67,6 +67,7 @@ impl RustlsEngine {
         &self,
         target: &Target,
         identity: &IdentityPolicy,
+        pair: Option<Arc<PairSessions>>,
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         let s = &self.settings;
@@ -92,7 +93,10 @@ impl RustlsEngine {
         rec.attach_tap(tap.clone(), true);
         let tcp = Tap::new(tcp, tap);
 
-        let tickets = Arc::new(TicketSignal::new());
+        if let Some(pair) = &pair {
+            pair.settled(SESSION_WAIT).await;
+        }
+        let tickets = Arc::new(LegSessions::new(pair.clone()));
         let ticket_seen = tickets.notify();
         let config = self.client_config(identity, tickets, rec).map_err(|e| {
             fail(
@@ -147,6 +151,9 @@ impl RustlsEngine {
         let alpn = conn.alpn_protocol().map(|p| p.to_vec());
         let version = conn.protocol_version();
         rec.handshake_done(conn);
+        if let Some(pair) = &pair {
+            record_resumption(rec, pair, &tickets);
+        }
         let mut tls = FlushAfterRead::new(tls, rec.clone());
         let early = if version == Some(rustls::ProtocolVersion::TLSv1_3)
             && rec.with(|l| l.cert_request.is_some())
@@ -164,7 +171,7 @@ impl RustlsEngine {
     fn client_config(
         &self,
         identity: &IdentityPolicy,
-        tickets: Arc<TicketSignal>,
+        tickets: Arc<LegSessions>,
         rec: &LegRecorder,
     ) -> Result<rustls::ClientConfig, rustls::Error> {
         let s = &self.settings;
@@ -184,12 +191,48 @@ impl RustlsEngine {
                     .with_known(s.known.clone()),
             ));
         config.alpn_protocols = s.alpn.clone();
-        config.resumption = rustls::client::Resumption::store(tickets)
-            .tls12_resumption(rustls::client::Tls12Resumption::Disabled);
+        let tls12 = if tickets.keeps() {
+            rustls::client::Tls12Resumption::SessionIdOrTickets
+        } else {
+            rustls::client::Tls12Resumption::Disabled
+        };
+        config.resumption = rustls::client::Resumption::store(tickets).tls12_resumption(tls12);
         if let Some(k) = &s.keylog {
             config.key_log = k.clone();
         }
         Ok(config)
+    }
+}
+
+/// How long a resuming leg waits for the paired leg's session (a TLS 1.3 ticket arrives after
+/// the handshake).
+const SESSION_WAIT: Duration = Duration::from_millis(250);
+
+/// The resumption facts of a leg opened with a pairing's sessions: a resumed leg's chain is
+/// the one presented in the full handshake that made the session; a full handshake's chain is
+/// remembered for the legs that will resume it.
+fn record_resumption(rec: &LegRecorder, pair: &PairSessions, sessions: &LegSessions) {
+    let (resumed, chain) = rec.with(|l| (l.resumed, l.chain.clone()));
+    if resumed {
+        let earlier = pair.chain();
+        rec.event(
+            "session_resumed",
+            Some("the session of the upstream leg paired with the client's original handshake".into()),
+        );
+        rec.with(|l| {
+            if !earlier.is_empty() {
+                l.chain_from = Some(crate::facts::ChainFrom::EarlierHandshake);
+            }
+            l.chain = earlier;
+        });
+    } else {
+        if sessions.offered() {
+            rec.event(
+                "resumption_refused",
+                Some("the server did a full handshake instead of resuming the paired session".into()),
+            );
+        }
+        pair.set_chain(chain);
     }
 }
 
