@@ -58,12 +58,19 @@ async fn reconnect(s: &Setup, port: u16, version: TlsVersion) -> (usize, SClient
         .tls(version)
         .cafile(s.pki.root_ca())
         .identity(&client.cert, &client.key)
+        .arg("-cert_chain")
+        .arg(client.cert.display().to_string())
         .arg("-reconnect");
     let r = c.run_async().await;
     assert!(!r.timed_out, "s_client timed out: {}", r.stderr);
     let reused = r.stdout.matches("\nReused, ").count();
     let new = r.stdout.matches("\nNew, ").count();
-    assert_eq!(reused + new, 6, "one handshake and five reconnects:\n{}", r.stdout);
+    assert_eq!(
+        reused + new,
+        6,
+        "one handshake and five reconnects:\n{}",
+        r.stdout
+    );
     (reused, c)
 }
 
@@ -83,7 +90,10 @@ async fn tls12_reconnect_resumes_through_mtlscope_as_directly() {
 
     let p = proxy(&s, &[]);
     let (through, _) = reconnect(&s, p.port(), TlsVersion::Tls12).await;
-    assert_eq!(through, direct, "as many resumptions through mtlscope as directly");
+    assert_eq!(
+        through, direct,
+        "as many resumptions through mtlscope as directly"
+    );
 
     let records = p.records(6);
     let (full, resumed): (Vec<&Value>, Vec<&Value>) = records
@@ -94,7 +104,12 @@ async fn tls12_reconnect_resumes_through_mtlscope_as_directly() {
     let original = leaf_subject(leg(full[0], "client_leg")).expect("the client's certificate");
     assert!(leg(full[0], "client_leg")["chain_from"].is_null());
     assert!(leg(full[0], "client_leg")["cert_request"].is_object());
-    assert_eq!(leg(full[0], "upstream_leg")["resumed"], false);
+    assert_eq!(
+        leg(full[0], "upstream_leg")["resumed"],
+        false,
+        "a full client handshake, a full upstream handshake: {:#}",
+        full[0]
+    );
     assert!(
         leg(full[0], "upstream_leg")["cert_request"].is_object(),
         "the full handshake shows nginx's CertificateRequest"
@@ -104,7 +119,10 @@ async fn tls12_reconnect_resumes_through_mtlscope_as_directly() {
         assert_eq!(client["tls_version"], "TLSv1.2");
         assert_eq!(leaf_subject(client), Some(original), "{client:#}");
         assert_eq!(client["chain_from"], "earlier_handshake");
-        assert!(client["cert_request"].is_null(), "no CertificateRequest in a resumed session");
+        assert!(
+            client["cert_request"].is_null(),
+            "no CertificateRequest in a resumed session"
+        );
         let up = leg(r, "upstream_leg");
         assert_eq!(up["resumed"], true, "the upstream leg resumed too: {up:#}");
         assert!(up["cert_request"].is_null());
@@ -114,7 +132,10 @@ async fn tls12_reconnect_resumes_through_mtlscope_as_directly() {
             .as_array()
             .map(|f| f.iter().filter(|f| f["id"] == "no-client-cert").collect())
             .unwrap_or_default();
-        assert!(errors.is_empty(), "no no-client-cert on a resumed session: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "no no-client-cert on a resumed session: {errors:#?}"
+        );
     }
 }
 
@@ -129,6 +150,9 @@ async fn tls13_saved_session_resumes_through_mtlscope() {
             .tls(TlsVersion::Tls13)
             .cafile(s.pki.root_ca())
             .identity(&client.cert, &client.key)
+            // s_client sends only the leaf of -cert; nginx needs the intermediate too.
+            .arg("-cert_chain")
+            .arg(client.cert.display().to_string())
             .arg(arg)
             .arg(file.display().to_string())
     };
@@ -139,7 +163,7 @@ async fn tls13_saved_session_resumes_through_mtlscope() {
         let port = p.as_ref().map_or(port, |p| p.port());
         let file = dir.path().join(format!("{name}.sess"));
         let first = run(port, "-sess_out", &file).run_async().await;
-        assert_eq!(first.status, Some(200), "{name}: {}", first.stderr);
+        assert_eq!(first.status, Some(200), "{name}: {}", first.response);
         assert!(first.stdout.contains("\nNew, TLSv1.3"), "{name}");
         let second = run(port, "-sess_in", &file).run_async().await;
         assert_eq!(second.status, Some(200), "{name}: {}", second.stderr);
@@ -179,7 +203,10 @@ async fn upstream_resume_never_does_full_upstream_handshakes() {
             up["cert_request"].is_object(),
             "every upstream handshake is full and shows nginx's CertificateRequest"
         );
-        assert!(leaf_subject(up).is_some(), "and mtlscope presents its identity");
+        assert!(
+            leaf_subject(up).is_some(),
+            "and mtlscope presents its identity"
+        );
     }
     let resumed = records
         .iter()

@@ -13,9 +13,10 @@ mod wire;
 
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
-    Alert, AlertLevel, AlertSource, CertRequest, ChainFrom, ClientHelloFacts, Direction, Event, FailureKind,
-    IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation,
-    RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
+    Alert, AlertLevel, AlertSource, CertRequest, ChainFrom, ClientHelloFacts, Direction, Event,
+    FailureKind, IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase,
+    Renegotiation, RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion,
+    Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use wire::Wire;

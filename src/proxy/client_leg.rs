@@ -1,12 +1,12 @@
 //! The client leg: accepting TLS from the client with a per-connection server configuration
 //! chosen after reading the ClientHello, and recording what happened.
 
+use super::resumption::Pairing;
 use crate::capture::client_auth::{ClientAuthPolicy, RecordingClientVerifier};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::sniff::{FirstBytes, Sniff};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
-use super::resumption::Pairing;
 use crate::facts::ChainFrom;
 use crate::facts::ClientHelloFacts;
 use crate::facts::{AlertSource, FailureKind, Stage};
@@ -102,8 +102,10 @@ impl Hello {
                 )
             }
         };
-        let handshake = self.start.into_stream(Arc::new(config)).into_fallible();
-        let handshake = pairing.scope(handshake);
+        // rustls reads the ClientHello (and looks its session up) in `into_stream`: in scope.
+        let start = self.start;
+        let handshake =
+            pairing.scope(async move { start.into_stream(Arc::new(config)).into_fallible().await });
         let tls = match tokio::time::timeout(settings.timeout, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err((e, _io))) => return failed(rec, classify_io(Stage::Handshake, &e)),
@@ -145,18 +147,19 @@ fn record_resumed_chain(
     let certs = conn.peer_certificates().unwrap_or_default();
     let chain = crate::cert::summarize_chain(certs.iter().map(|c| c.as_ref()));
     let verdict = match (&policy.trust, certs.split_first()) {
-        (Some(trust), Some((end, rest))) => Some(trust.verify_client_cert(
-            end,
-            rest,
-            rustls::pki_types::UnixTime::now(),
-        )),
+        (Some(trust), Some((end, rest))) => {
+            Some(trust.verify_client_cert(end, rest, rustls::pki_types::UnixTime::now()))
+        }
         _ => None,
     };
     rec.event(
         "session_resumed",
-        chain
-            .first()
-            .map(|c| format!("the client's certificate from the earlier handshake: {}", c.subject)),
+        chain.first().map(|c| {
+            format!(
+                "the client's certificate from the earlier handshake: {}",
+                c.subject
+            )
+        }),
     );
     rec.with(|leg| {
         if !chain.is_empty() {
@@ -167,7 +170,10 @@ fn record_resumed_chain(
         leg.chain_verdict = verdict.map(|v| crate::facts::ChainVerdict {
             trusted: v.is_ok(),
             reason: v.as_ref().err().map(|e| e.to_string()),
-            problem: v.as_ref().err().and_then(crate::facts::CertProblem::of_error),
+            problem: v
+                .as_ref()
+                .err()
+                .and_then(crate::facts::CertProblem::of_error),
             enforced: policy.enforce,
         });
     });

@@ -306,7 +306,10 @@ mod tests {
             .scope(async { assert!(s.ticketer.decrypt(&ticket).is_some()) })
             .await;
         let again = second.upstream(true).unwrap();
-        assert!(Arc::ptr_eq(&up, &again), "the resumed pair gets the first pair's sessions");
+        assert!(
+            Arc::ptr_eq(&up, &again),
+            "the resumed pair gets the first pair's sessions"
+        );
         let third = s.pairing();
         assert!(!Arc::ptr_eq(&third.upstream(false).unwrap(), &up));
     }

@@ -112,7 +112,10 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         let request = upstream.with(|leg| leg.cert_request.clone());
         let policy = Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()));
         let policy = with_ca_list_fault(ctx, policy, &faults);
-        (hello.finish(&ctx.client, policy, &pairing, &client).await, Some(legs))
+        (
+            hello.finish(&ctx.client, policy, &pairing, &client).await,
+            Some(legs),
+        )
     } else {
         let policy = with_ca_list_fault(ctx, ctx.client.client_auth.clone(), &faults);
         let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;

@@ -217,7 +217,8 @@ impl LegOpener {
     /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
     /// (the recorder says why).
     pub async fn open(&self, rec: &LegRecorder, ended: EndedTx) -> Option<UpstreamSender> {
-        self.open_with(None, self.sessions.clone(), rec, ended).await
+        self.open_with(None, self.sessions.clone(), rec, ended)
+            .await
     }
 
     /// [`LegOpener::open`] with another engine than the listener's, and these sessions.

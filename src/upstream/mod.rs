@@ -8,6 +8,7 @@
 pub mod connect_proxy;
 pub mod openssl;
 mod plain;
+mod routed;
 mod rustls_engine;
 mod tickets;
 

@@ -28,10 +28,14 @@ pub struct PairSessions {
     /// The chain mtlscope presented in the full upstream handshake that made the session:
     /// what a resumed upstream leg's server still associates with it.
     chain: Mutex<Vec<CertSummary>>,
-    /// Whether the first leg has left something to resume (a TLS 1.2 session, a TLS 1.3
-    /// ticket), or given up: a client resumes as soon as its handshake ends, while the ticket
-    /// of the paired upstream leg may still be on its way.
-    settled: tokio::sync::watch::Sender<bool>,
+    /// What there is to resume, and how many legs may still bring something: a client
+    /// resumes as soon as its handshake ends, while the ticket of the paired upstream leg (or
+    /// the new ticket of the last leg that resumed) may still be on its way.
+    state: tokio::sync::watch::Sender<PairState>,
+    /// The verifier the sessions are bound to (see `upstream::routed`).
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    /// The resolver the sessions are bound to.
+    resolver: Arc<dyn rustls::client::ResolvesClientCert>,
 }
 
 impl Default for PairSessions {
@@ -46,22 +50,46 @@ impl PairSessions {
         PairSessions {
             cache: ClientSessionMemoryCache::new(4),
             chain: Mutex::new(Vec::new()),
-            settled: tokio::sync::watch::Sender::new(false),
+            state: tokio::sync::watch::Sender::new(PairState::default()),
+            verifier: Arc::new(super::routed::RoutedVerifier),
+            resolver: Arc::new(super::routed::RoutedResolver),
         }
     }
 
-    /// Nothing more will arrive to resume (or something did).
-    pub fn settle(&self) {
-        self.settled.send_replace(true);
+    /// The verifier every leg of the pairing is configured with.
+    pub fn verifier(&self) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
+        self.verifier.clone()
     }
 
-    /// Wait (at most `bound`) until the paired leg has left a session to resume; a bound that
-    /// passes settles it, so that later connections do not wait for a server that sends none.
-    pub async fn settled(&self, bound: std::time::Duration) {
-        let mut rx = self.settled.subscribe();
-        if tokio::time::timeout(bound, rx.wait_for(|s| *s)).await.is_err() {
-            self.settle();
+    /// The resolver every leg of the pairing is configured with.
+    pub fn resolver(&self) -> Arc<dyn rustls::client::ResolvesClientCert> {
+        self.resolver.clone()
+    }
+
+    /// Wait (at most `bound`) until there is a session to resume, or no leg of the pairing is
+    /// still on its way to bringing one; then count this leg as on its way. The returned guard
+    /// ends that when dropped (after the leg's ticket arrived, or it gave up).
+    pub async fn begin_leg(self: &Arc<Self>, bound: std::time::Duration) -> LegInFlight {
+        let mut rx = self.state.subscribe();
+        let ready = |s: &PairState| s.gave_up || s.tickets > 0 || s.tls12 || s.in_flight == 0;
+        if tokio::time::timeout(bound, rx.wait_for(ready))
+            .await
+            .is_err()
+        {
+            self.give_up();
         }
+        self.state.send_modify(|s| s.in_flight += 1);
+        LegInFlight(self.clone())
+    }
+
+    /// Whether a session is worth waiting for (no wait for one has timed out).
+    pub fn expects_tickets(&self) -> bool {
+        !self.state.borrow().gave_up
+    }
+
+    /// A wait for a session timed out: do not wait for this server again.
+    pub fn give_up(&self) {
+        self.state.send_modify(|s| s.gave_up = true);
     }
 
     /// Remember what the full handshake presented.
@@ -77,6 +105,31 @@ impl PairSessions {
     }
 }
 
+/// What a pairing's sessions hold now.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PairState {
+    /// TLS 1.3 tickets stored and not yet taken.
+    tickets: u32,
+    /// Whether a TLS 1.2 session is stored (reusable).
+    tls12: bool,
+    /// Legs between their start and their ticket (or their end).
+    in_flight: u32,
+    /// A wait for a session timed out: this server is not waited for again.
+    gave_up: bool,
+}
+
+/// A leg of a pairing on its way to a ticket; ends when dropped.
+#[derive(Debug)]
+pub struct LegInFlight(Arc<PairSessions>);
+
+impl Drop for LegInFlight {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .send_modify(|s| s.in_flight = s.in_flight.saturating_sub(1));
+    }
+}
+
 /// One upstream connection's session store.
 #[derive(Debug, Default)]
 pub struct LegSessions {
@@ -86,14 +139,33 @@ pub struct LegSessions {
     pair: Option<Arc<PairSessions>>,
     /// Whether the ClientHello offered a stored session.
     offered: AtomicBool,
+    /// This leg on its way to a session for the pairing: ended by the first session the server
+    /// gives, or when the connection (and so this store) is dropped.
+    in_flight: Mutex<Option<LegInFlight>>,
+    /// Whether the server gave this leg a session.
+    got: AtomicBool,
 }
 
 impl LegSessions {
     /// A store for one connection, keeping sessions in `pair` when there is one.
-    pub fn new(pair: Option<Arc<PairSessions>>) -> LegSessions {
+    pub fn new(pair: Option<Arc<PairSessions>>, in_flight: Option<LegInFlight>) -> LegSessions {
         LegSessions {
             pair,
+            in_flight: Mutex::new(in_flight),
             ..LegSessions::default()
+        }
+    }
+
+    /// Whether the server gave this leg a session (a TLS 1.2 session or a TLS 1.3 ticket).
+    pub fn got_session(&self) -> bool {
+        self.got.load(Ordering::Relaxed)
+    }
+
+    /// The server gave a session: the pairing's waiting legs may go on.
+    fn arrived(&self) {
+        self.got.store(true, Ordering::Relaxed);
+        if let Ok(mut f) = self.in_flight.lock() {
+            f.take();
         }
     }
 
@@ -127,8 +199,9 @@ impl ClientSessionStore for LegSessions {
     fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
         if let Some(p) = &self.pair {
             p.cache.set_tls12_session(name, value);
-            p.settle();
+            p.state.send_modify(|s| s.tls12 = true);
         }
+        self.arrived();
     }
 
     fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
@@ -142,6 +215,7 @@ impl ClientSessionStore for LegSessions {
     fn remove_tls12_session(&self, name: &ServerName<'static>) {
         if let Some(p) = &self.pair {
             p.cache.remove_tls12_session(name);
+            p.state.send_modify(|s| s.tls12 = false);
         }
     }
 
@@ -150,14 +224,18 @@ impl ClientSessionStore for LegSessions {
         self.seen.notify_one();
         if let Some(p) = &self.pair {
             p.cache.insert_tls13_ticket(name, value);
-            p.settle();
+            p.state.send_modify(|s| s.tickets += 1);
         }
+        self.arrived();
     }
 
     fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
-        let t = self.pair.as_ref().and_then(|p| p.cache.take_tls13_ticket(name));
+        let p = self.pair.as_ref()?;
+        let t = p.cache.take_tls13_ticket(name);
         if t.is_some() {
             self.offered.store(true, Ordering::Relaxed);
+            p.state
+                .send_modify(|s| s.tickets = s.tickets.saturating_sub(1));
         }
         t
     }
