@@ -16,7 +16,12 @@ use crate::facts::{FailureKind, Stage};
 use crate::pki::load::Identity;
 use crate::proxy::headers::{kept_request, kept_response};
 use crate::record::Sink;
-use crate::upstream::{Connected, Engine, RustlsEngine, RustlsSettings, Target};
+use crate::upstream::{
+    Connected, Engine, EngineChoice, OpensslEngine, OpensslSettings, RustlsEngine, RustlsSettings,
+    Target,
+};
+
+pub mod throwaway;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -43,6 +48,14 @@ pub struct ProbePlan {
     pub settings: RustlsSettings,
     /// Bound on each HTTP exchange (the engine bounds connect and handshake).
     pub timeout: Duration,
+    /// `--upstream-engine`: the attempts' TLS client (`auto`: rustls, and an attempt the
+    /// server then asks a certificate for late is made again over OpenSSL).
+    pub engine: EngineChoice,
+    /// The OpenSSL engine's settings (`version` is set per attempt).
+    pub openssl: OpensslSettings,
+    /// The throw-away identity tried on a path that asks for a certificate (none with
+    /// `--no-throwaway-identity`).
+    pub throwaway: Option<Arc<Identity>>,
 }
 
 /// One connection of the probe.
@@ -117,11 +130,36 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
             versions: Some(vec![protocol(version)]),
             ..plan.settings.clone()
         });
-        let engine = Engine::Rustls(RustlsEngine { settings });
+        let rustls = Engine::Rustls(RustlsEngine { settings });
+        let openssl = match plan.engine {
+            EngineChoice::Rustls => None,
+            _ => match OpensslEngine::new(OpensslSettings {
+                version: Some(version),
+                ..plan.openssl.clone()
+            }) {
+                Ok(e) => Some(Engine::Openssl(e)),
+                Err(e) => {
+                    report
+                        .skipped
+                        .push(format!("the {} attempts: {e}", version.as_str()));
+                    continue 'versions;
+                }
+            },
+        };
+        let (engine, replay) = match (plan.engine, openssl) {
+            (EngineChoice::Openssl, Some(o)) => (o, None),
+            (_, o) => (rustls, o),
+        };
         for path in &plan.paths {
-            for identity in &identities {
+            let mut queue = identities.clone();
+            let mut i = 0;
+            while let Some(identity) = queue.get(i).copied() {
+                i += 1;
                 let id = report.attempts.len() as u64 + 1;
-                let flow = attempt(plan, &engine, *identity, path, id).await;
+                let mut flow = attempt(plan, &engine, identity, path, id).await;
+                if let Some(replay) = &replay {
+                    flow = again_if_asked_late(plan, replay, identity, path, flow).await;
+                }
                 let flow = sink.emit_returning(flow).await;
                 let first_of_version = report
                     .attempts
@@ -155,11 +193,89 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     ));
                     continue 'versions;
                 }
+                if i == identities.len() {
+                    if let Some(t) = plan.throwaway.as_ref().filter(|_| asks(&report, version, path)) {
+                        queue.push(Some(t));
+                    }
+                }
             }
         }
     }
     sink.flush().await;
+    fit_advice(&mut report);
     report
+}
+
+/// Advice in the report names only what the server accepted in this probe's own attempts: a
+/// suggestion to retry with TLS 1.2 is replaced when every TLS 1.2 attempt failed before a
+/// version was agreed. (The recorded flows keep the diagnosis as made.)
+fn fit_advice(report: &mut ProbeReport) {
+    let tried_tls12 = report.attempts.iter().any(|a| a.offered == TlsVersion::Tls12);
+    let refused_tls12 = tried_tls12
+        && !report.attempts.iter().any(|a| {
+            a.offered == TlsVersion::Tls12
+                && a.flow
+                    .upstream_leg
+                    .as_ref()
+                    .is_some_and(|l| l.tls_version == Some(TlsVersion::Tls12))
+        });
+    if !refused_tls12 {
+        return;
+    }
+    let instead = "retry with `--upstream-engine auto` (it completes post-handshake authentication; this server refused TLS 1.2 in this probe's own attempts)";
+    for a in &mut report.attempts {
+        for f in &mut a.flow.findings {
+            for e in &mut f.evidence {
+                if e.contains(crate::diagnose::RETRY_TLS12) {
+                    *e = e.replace(crate::diagnose::RETRY_TLS12, instead);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the attempts so far on `version` and `path` saw the server ask for a certificate.
+fn asks(report: &ProbeReport, version: TlsVersion, path: &str) -> bool {
+    let flows: Vec<&Flow> = report
+        .attempts
+        .iter()
+        .filter(|a| a.offered == version && a.path == path)
+        .map(|a| &a.flow)
+        .collect();
+    matches!(
+        crate::paths::asked(&flows).0,
+        Asked::Handshake | Asked::Renegotiation | Asked::PostHandshake
+    )
+}
+
+/// `--upstream-engine auto`: when the server asked late and rustls could not answer, the same
+/// attempt once more over OpenSSL; the record is the second one, with the first in `replayed`.
+async fn again_if_asked_late(
+    plan: &ProbePlan,
+    openssl: &Engine,
+    identity: Option<&Arc<Identity>>,
+    path: &str,
+    first: Flow,
+) -> Flow {
+    let Some(reason) = crate::diagnose::unanswered_late_request(&first) else {
+        return first;
+    };
+    let mut second = attempt(plan, openssl, identity, path, first.connection_id).await;
+    second.replayed = Some(crate::facts::Replay {
+        reason,
+        first_leg: first
+            .upstream_leg
+            .clone()
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default(),
+        first_status: first.status(),
+        at_ms: second
+            .request
+            .as_ref()
+            .and_then(|r| r.forwarded_at_ms)
+            .unwrap_or(0.0),
+    });
+    second
 }
 
 fn protocol(v: TlsVersion) -> &'static rustls::SupportedProtocolVersion {

@@ -6,12 +6,14 @@
 //! cannot be read at all is an error. A record written without findings is diagnosed here (the
 //! diagnosis stage), so every view shows conclusions and no renderer has to decide one.
 
-use crate::diagnose::diagnose;
+pub mod filter;
+mod stream;
+
 use crate::facts::{Flow, RecordKind, SCHEMA};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+pub use stream::{Item, RecordStream};
 
 /// One record read from a recording, with where it came from.
 #[derive(Clone, Debug)]
@@ -78,22 +80,24 @@ pub struct ReadError {
     pub source: std::io::Error,
 }
 
-/// Read one recording file.
+/// Read one recording file whole (the views stream instead: [`RecordStream`]).
 pub fn read(path: &Path) -> Result<Recording, ReadError> {
-    let bytes = std::fs::read(path).map_err(|source| ReadError {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(parse(path, &bytes))
+    read_all(std::slice::from_ref(&path.to_path_buf()))
 }
 
-/// Read several recording files, concatenated in order.
+/// Read several recording files whole, concatenated in order.
 pub fn read_all(paths: &[PathBuf]) -> Result<Recording, ReadError> {
+    collect(RecordStream::open(paths)?)
+}
+
+/// Gather a stream's records and skipped lines.
+fn collect(stream: RecordStream) -> Result<Recording, ReadError> {
     let mut all = Recording::default();
-    for p in paths {
-        let one = read(p)?;
-        all.records.extend(one.records);
-        all.skipped.extend(one.skipped);
+    for item in stream {
+        match item? {
+            Item::Record(r) => all.records.push(*r),
+            Item::Skipped(s) => all.skipped.push(s),
+        }
     }
     Ok(all)
 }
@@ -107,82 +111,21 @@ struct Head {
 
 /// Parse the bytes of a recording named `file`.
 pub fn parse(file: &Path, bytes: &[u8]) -> Recording {
-    let mut out = Recording::default();
-    let ends_with_newline = bytes.last() == Some(&b'\n');
-    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    // (run, connection, exchange index) → position of the latest record carrying its legs in
-    // full (runs appending to one file at once reuse connection numbers).
-    let mut full_legs: HashMap<(String, u64, u32), usize> = HashMap::new();
-    let last = lines.len().saturating_sub(1);
-    for (i, raw) in lines.into_iter().enumerate() {
-        let line = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        // The last line without a newline is what a writer cut off mid-line leaves behind.
-        let truncated = i == last && !ends_with_newline;
-        match parse_line(raw) {
-            Ok(mut flow) => {
-                resolve_legs_from(&mut flow, &out.records, &full_legs);
-                if let (None, Some(i)) = (flow.legs_from, flow.exchange_index) {
-                    full_legs.insert((flow.run.clone(), flow.connection_id, i), out.records.len());
-                }
-                let mut diagnosed_on_read = false;
-                if flow.findings.is_empty() {
-                    flow.findings = diagnose(&flow);
-                    diagnosed_on_read = !flow.findings.is_empty();
-                }
-                let index = out.records.len() + 1;
-                out.records.push(Record {
-                    file: file.to_path_buf(),
-                    line,
-                    index,
-                    flow,
-                    diagnosed_on_read,
-                });
-            }
-            Err(reason) => {
-                let reason = if truncated && reason.starts_with("malformed") {
-                    format!("truncated last line ({reason})")
-                } else {
-                    reason
-                };
-                out.skipped.push(Skipped {
-                    file: file.to_path_buf(),
-                    line,
-                    reason,
-                });
-            }
-        }
-    }
-    out
+    // Reading from memory cannot fail.
+    collect(RecordStream::from_bytes(file, bytes.to_vec())).unwrap_or_default()
 }
 
-/// Schema 2: put back the legs a compact exchange shares with an earlier one of its connection
-/// (the latest such record before it). Left as it is when that record is not in the file.
-fn resolve_legs_from(
-    flow: &mut Flow,
-    earlier: &[Record],
-    full: &HashMap<(String, u64, u32), usize>,
-) {
-    let Some(from) = flow.legs_from else {
-        return;
-    };
-    if let Some(src) = full
-        .get(&(flow.run.clone(), flow.connection_id, from))
-        .and_then(|&i| earlier.get(i))
-    {
-        flow.client_leg = src.flow.client_leg.clone();
-        flow.upstream_leg = src.flow.upstream_leg.clone();
-        flow.legs_from = None;
-    }
-}
-
-fn parse_line(raw: &[u8]) -> Result<Flow, String> {
+/// One line as a record. The common case (a record of a schema this mtlscope reads) is one
+/// parse; only a line that is not one is looked at again, to say why.
+pub(crate) fn parse_line(raw: &[u8]) -> Result<Flow, String> {
     let text = std::str::from_utf8(raw)
         .map_err(|e| format!("malformed line: not UTF-8 ({e})"))?
         .trim();
+    if let Ok(flow) = serde_json::from_str::<Flow>(text) {
+        if flow.schema <= SCHEMA {
+            return Ok(flow);
+        }
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("malformed JSON ({e})"))?;
     let head = Head::deserialize(&value).map_err(|e| format!("not a record ({e})"))?;
@@ -308,6 +251,113 @@ pub fn select<'a>(recording: &'a Recording, selector: &Selector) -> Result<&'a R
                 .ok_or_else(|| format!("has no record of connection {name}"))
         }
     }
+}
+
+/// What one selector has found so far while streaming.
+#[derive(Default)]
+struct Search {
+    /// The record chosen (an exchange, or a first record standing in until one comes).
+    found: Option<Record>,
+    /// Whether `found` is final.
+    done: bool,
+    /// Runs in which the connection was seen (a connection selector without a run).
+    runs: Vec<String>,
+}
+
+/// [`select`] over a stream: reads until every selector has its record (a connection named
+/// without its run needs the whole file, to tell whether the id is ambiguous). Returns one
+/// result per selector, in order; `on_skip` hears every skipped line.
+pub fn select_stream(
+    stream: RecordStream,
+    selectors: &[Selector],
+    mut on_skip: impl FnMut(&Skipped),
+) -> Result<Vec<Result<Record, String>>, ReadError> {
+    let mut searches: Vec<Search> = selectors.iter().map(|_| Search::default()).collect();
+    let mut count = 0;
+    for item in stream {
+        let r = match item? {
+            Item::Record(r) => *r,
+            Item::Skipped(s) => {
+                on_skip(&s);
+                continue;
+            }
+        };
+        count += 1;
+        let exchange = r.flow.kind == RecordKind::Exchange;
+        for (sel, search) in selectors.iter().zip(searches.iter_mut()) {
+            if search.done && !matches!(sel, Selector::Connection { run: None, .. }) {
+                continue;
+            }
+            let hit = match sel {
+                Selector::Default => true,
+                Selector::Index(n) => r.index == *n,
+                Selector::Connection { run, id } => {
+                    r.flow.connection_id == *id && run.as_ref().is_none_or(|run| &r.flow.run == run)
+                }
+            };
+            if !hit {
+                continue;
+            }
+            if let Selector::Connection { run: None, .. } = sel {
+                if !search.runs.contains(&r.flow.run) {
+                    search.runs.push(r.flow.run.clone());
+                }
+            }
+            if search.done {
+                continue;
+            }
+            if exchange || matches!(sel, Selector::Index(_)) {
+                search.found = Some(r.clone());
+                search.done = true;
+            } else if search.found.is_none() {
+                search.found = Some(r.clone());
+            }
+        }
+        let finished = selectors.iter().zip(&searches).all(|(sel, s)| {
+            s.done && !matches!(sel, Selector::Connection { run: None, .. })
+        });
+        if finished {
+            break;
+        }
+    }
+    Ok(selectors
+        .iter()
+        .zip(searches)
+        .map(|(sel, mut search)| match sel {
+            Selector::Default => search.found.ok_or_else(|| "has no readable record".to_string()),
+            Selector::Index(n) => search
+                .found
+                .ok_or_else(|| format!("has no record {n} (it has {count})")),
+            Selector::Connection { run, id } => {
+                if run.is_none() && search.runs.len() > 1 {
+                    search.runs.sort_unstable();
+                    let named: Vec<String> = search
+                        .runs
+                        .iter()
+                        .map(|r| {
+                            if r.is_empty() {
+                                "(no run id)".into()
+                            } else {
+                                format!("{r}/{id}")
+                            }
+                        })
+                        .collect();
+                    return Err(format!(
+                        "has connection {id} in {} runs: name one of {}",
+                        search.runs.len(),
+                        named.join(", ")
+                    ));
+                }
+                let name = match run {
+                    Some(run) => format!("{run}/{id}"),
+                    None => id.to_string(),
+                };
+                search
+                    .found
+                    .ok_or_else(|| format!("has no record of connection {name}"))
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -59,10 +59,18 @@ pub enum CertsCommand {
         /// Judge validity at this instant (RFC 3339) instead of now.
         #[arg(long, value_name = "RFC3339")]
         at: Option<String>,
+        /// Also say which of FILES each client stack would send to the CertificateRequest of
+        /// this server or recorded flow (what `certs choose --for` answers).
+        #[arg(long = "for", value_name = "URL|RECORDING[:N]")]
+        for_: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Which of several certificates each client TLS stack (OpenSSL, Java, Go, Schannel,
+    /// Chrome, Firefox) would send to a server's CertificateRequest, and why it skips the
+    /// others.
+    Choose(super::choose::ChooseArgs),
 }
 
 /// `mtlscope ca`
@@ -79,6 +87,7 @@ pub struct CaArgs {
 /// Run a `certs` job.
 pub fn run(args: CertsArgs) -> Result<(), CommandError> {
     match args.command {
+        CertsCommand::Choose(args) => super::choose::run(args),
         CertsCommand::Dev { out, recipe } => {
             let recipe = match recipe {
                 Some(path) => Recipe::from_file(&path)?,
@@ -102,8 +111,13 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
             trust,
             key,
             at,
+            for_,
             json,
         } => {
+            let would_send = match &for_ {
+                Some(f) => Some(super::choose::would_send(f, &files, key.as_deref(), json)?),
+                None => None,
+            };
             let at = match at {
                 Some(text) => OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
                     CommandError::usage(format!(
@@ -120,11 +134,17 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
             let report = inspect::inspect_with(&files, checks, at)
                 .map_err(|e: InspectError| CommandError::usage(e))?;
             if json {
-                let text = serde_json::to_string_pretty(&report)
+                let mut value = serde_json::to_value(&report)
                     .map_err(|e| CommandError::runtime(format!("cannot encode the report: {e}")))?;
-                crate::outln!("{text}");
+                if let Some(w) = would_send {
+                    value["would_send"] = w;
+                }
+                crate::outln!("{value:#}");
             } else {
                 crate::out!("{}", inspect::render_text(&report));
+                if let Some(serde_json::Value::String(text)) = would_send {
+                    crate::out!("\nWhat each client would send:\n{text}");
+                }
             }
             let unusable = report.files.iter().filter(|f| !f.usable).count();
             if unusable > 0 {

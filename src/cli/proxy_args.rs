@@ -247,7 +247,7 @@ impl ProxyArgs {
 
         // Upstream leg: identities and trust.
         let mut identities: Vec<Arc<Identity>> =
-            up.identities(origins)?.into_iter().map(Arc::new).collect();
+            up.checked_identities(origins)?.into_iter().map(Arc::new).collect();
         let identity = match identities.len() {
             0 => IdentityPolicy::None,
             1 => IdentityPolicy::Fixed(identities.remove(0)),
@@ -284,6 +284,7 @@ impl ProxyArgs {
                 insecure: up.insecure_upstream,
                 keylog: keylog.clone(),
                 timeout,
+                version: None,
             })
             .map_err(|e| {
                 CommandError::usage(format!("{}: {e}", origins.name("upstream_engine")))

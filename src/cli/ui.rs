@@ -56,6 +56,9 @@ pub struct UiCmdArgs {
     /// The key-log file written with the recording, to offer each flow's key-log lines.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
+    /// Which records to show (applied while indexing).
+    #[command(flatten)]
+    pub filter: super::views::FilterArgs,
 }
 
 /// Check the web view's settings; `flag` names the address flag in errors.
@@ -92,6 +95,7 @@ fn options(
         auth: auth.map(String::from),
         max_flows,
         keylog,
+        file: None,
     })
 }
 
@@ -150,22 +154,26 @@ pub fn run(args: UiCmdArgs) -> Result<(), CommandError> {
             )));
         }
     }
-    let rec = crate::recording::read_all(&args.files).map_err(CommandError::usage)?;
-    for s in &rec.skipped {
+    let filter = args.filter.filter()?;
+    let started = std::time::Instant::now();
+    let index = crate::ui::index::FileIndex::build(&args.files, &filter, |s| {
         eprintln!(
             "mtlscope: warning: {}",
             crate::render::report::clean(&s.to_string())
         );
-    }
+    })
+    .map_err(CommandError::usage)?;
+    let n = index.len();
+    let mut opts = opts;
+    opts.file = Some(std::sync::Arc::new(index));
     let rt = super::runtime()?;
     rt.block_on(async move {
         let ui = Ui::start(opts)
             .await
             .map_err(|e| CommandError::usage(format!("--listen: {e}")))?;
-        let n = rec.records.len();
-        ui.load(rec.records);
         eprintln!(
-            "mtlscope ui: {n} records; listening on http://{}/",
+            "mtlscope ui: {n} records indexed in {:.1} s; listening on http://{}/",
+            started.elapsed().as_secs_f64(),
             ui.local_addr
         );
         let _ = tokio::signal::ctrl_c().await;

@@ -6,16 +6,19 @@
 //! values are copied as recorded: what the recording redacted stays redacted. Timings come from
 //! the recorded `at_ms` values; what was not recorded is -1 (and said so in `timings.comment`).
 
-use crate::facts::{Flow, RecordKind};
+use crate::facts::{Flow, Leg, RecordKind};
 use crate::recording::Record;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub use super::har_stream::{HarOptions, HarWriter, LegsIn};
 
 /// The HAR document for these records.
 pub fn har(records: &[Record]) -> Value {
     let entries: Vec<Value> = records
         .iter()
         .filter(|r| r.flow.kind == RecordKind::Exchange)
-        .map(|r| entry(&r.flow))
+        .map(|r| entry(&r.flow, &LegsOut::Full { der: true }))
         .collect();
     let connections: Vec<Value> = records
         .iter()
@@ -90,7 +93,24 @@ fn headers(hs: &[crate::facts::Header]) -> Vec<Value> {
         .collect()
 }
 
-fn entry(flow: &Flow) -> Value {
+/// How an entry carries its connection's TLS legs.
+pub(crate) enum LegsOut {
+    /// In full; certificate and CA-name DER (hex) only when `der`.
+    Full {
+        /// Keep the `*_der` fields.
+        der: bool,
+    },
+    /// As a reference to the entry (position in `log.entries`) that carries the same legs.
+    SameAs {
+        /// That entry's position.
+        entry: u64,
+        /// That entry's `exchange_index`.
+        exchange_index: Option<u32>,
+    },
+}
+
+/// One HAR entry for an exchange.
+pub(crate) fn entry(flow: &Flow, legs: &LegsOut) -> Value {
     let req = flow.request.clone().unwrap_or_default();
     let resp = flow.response.as_ref();
     let req_at = flow.request.as_ref().map(|r| r.at_ms);
@@ -173,7 +193,7 @@ fn entry(flow: &Flow) -> Value {
         "cache": {},
         "timings": timings,
         "connection": flow.connection_id.to_string(),
-        "_mtlscope": mtlscope_fields(flow),
+        "_mtlscope": mtlscope_fields(flow, legs),
     });
     if let Some(ip) = server_ip {
         e["serverIPAddress"] = json!(ip);
@@ -182,8 +202,8 @@ fn entry(flow: &Flow) -> Value {
 }
 
 /// mtlscope's facts and findings for one exchange.
-fn mtlscope_fields(flow: &Flow) -> Value {
-    json!({
+fn mtlscope_fields(flow: &Flow, legs: &LegsOut) -> Value {
+    let mut v = json!({
         "schema": flow.schema,
         "mode": flow.mode,
         "connection_id": flow.connection_id,
@@ -198,13 +218,52 @@ fn mtlscope_fields(flow: &Flow) -> Value {
             "client_handshake_done": flow.client_leg.as_ref().and_then(|l| l.handshake_done_ms),
             "upstream_handshake_done": flow.upstream_leg.as_ref().and_then(|l| l.handshake_done_ms),
         },
-        "client_leg": flow.client_leg,
-        "upstream_leg": flow.upstream_leg,
         "wire": flow.wire,
         "faults": flow.faults,
         "error": flow.error,
         "findings": flow.findings,
-    })
+    });
+    match legs {
+        LegsOut::Full { der } => {
+            v["client_leg"] = leg_value(flow.client_leg.as_ref(), *der);
+            v["upstream_leg"] = leg_value(flow.upstream_leg.as_ref(), *der);
+            if !der {
+                strip_der(&mut v["wire"]);
+            }
+        }
+        LegsOut::SameAs {
+            entry,
+            exchange_index,
+        } => {
+            v["legs_same_as"] = json!({ "entry": entry, "exchange_index": exchange_index });
+            if let Some(ip) = flow.upstream_leg.as_ref().and_then(|l| l.peer.clone()) {
+                v["upstream_peer"] = json!(ip);
+            }
+        }
+    }
+    v
+}
+
+/// A leg as JSON, without its DER unless asked.
+fn leg_value(leg: Option<&Arc<Leg>>, der: bool) -> Value {
+    let mut v = serde_json::to_value(leg).unwrap_or(Value::Null);
+    if !der {
+        strip_der(&mut v);
+    }
+    v
+}
+
+/// Remove every `*_der` field (certificate names and CA names as DER hex): they repeat, in
+/// bulk, what the readable fields beside them say.
+pub(crate) fn strip_der(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !k.ends_with("_der"));
+            map.values_mut().for_each(strip_der);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_der),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

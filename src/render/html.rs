@@ -42,22 +42,49 @@ h3{margin:.6em 0 .2em}.ladder{overflow-x:auto}.finding{border-left:4px solid #cc
 
 /// The whole page for the records shown (`records` and `rows` in the same order).
 pub fn page(records: &[&Record], rows: &[Row], summary: &Summary, skipped: &[Skipped]) -> String {
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
-         <title>mtlscope report</title><style>{STYLE}</style></head><body>\n<h1>mtlscope report</h1>\n"
-    );
+    let mut h = page_head();
     summary_html(&mut h, summary, skipped);
-    table_html(&mut h, rows);
-    h.push_str("<h2>Flows</h2>\n");
+    h.push_str(TABLE_HEAD);
+    for (i, r) in rows.iter().enumerate() {
+        table_row(&mut h, i, r);
+    }
+    h.push_str(TABLE_END);
+    h.push_str(FLOWS_HEAD);
     for (i, (r, row)) in records.iter().zip(rows).enumerate() {
         flow_html(&mut h, i, r, row);
     }
-    h.push_str("</body></html>\n");
+    h.push_str(PAGE_END);
     h
 }
+
+/// The page up to its summary (the streaming report writes the parts in this order:
+/// [`page_head`], [`summary_section`], [`TABLE_HEAD`], rows, [`TABLE_END`], [`FLOWS_HEAD`],
+/// flows, [`PAGE_END`]).
+pub fn page_head() -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+         <title>mtlscope report</title><style>{STYLE}</style></head><body>\n<h1>mtlscope report</h1>\n"
+    )
+}
+
+/// The counts and the skipped lines.
+pub fn summary_section(summary: &Summary, skipped: &[Skipped]) -> String {
+    let mut h = String::new();
+    summary_html(&mut h, summary, skipped);
+    h
+}
+
+/// The table's header row.
+pub const TABLE_HEAD: &str =
+    "<table><tr><th>time</th><th>conn</th><th>request</th><th>status</th><th>leg</th>\
+     <th>TLS</th><th>cert request</th><th>presented</th><th>findings</th></tr>\n";
+/// The table's end.
+pub const TABLE_END: &str = "</table>\n";
+/// The heading of the flows' sections.
+pub const FLOWS_HEAD: &str = "<h2>Flows</h2>\n";
+/// The page's end.
+pub const PAGE_END: &str = "</body></html>\n";
 
 fn summary_html(h: &mut String, s: &Summary, skipped: &[Skipped]) {
     let _ = write!(
@@ -86,32 +113,26 @@ fn summary_html(h: &mut String, s: &Summary, skipped: &[Skipped]) {
     }
 }
 
-fn table_html(h: &mut String, rows: &[Row]) {
-    h.push_str(
-        "<table><tr><th>time</th><th>conn</th><th>request</th><th>status</th><th>leg</th>\
-         <th>TLS</th><th>cert request</th><th>presented</th><th>findings</th></tr>\n",
+/// One row of the table; `i` is its position, the anchor of its flow's section.
+pub fn table_row(h: &mut String, i: usize, r: &Row) {
+    let conn = match r.exchange_index {
+        Some(x) => format!("{}/{x}", r.connection_id),
+        None => r.connection_id.to_string(),
+    };
+    let _ = writeln!(
+        h,
+        "<tr><td>{}</td><td><a href=\"#flow-{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        esc(&r.started_at),
+        esc(&conn),
+        esc(r.request.as_deref().unwrap_or("connection")),
+        esc(&report::outcome_cell(r)),
+        r.leg.unwrap_or("-"),
+        r.tls_version.unwrap_or("-"),
+        esc(&report::cert_request_cell(r)),
+        esc(&report::presented_cell(r)),
+        esc(&r.findings.join(", ")),
     );
-    for (i, r) in rows.iter().enumerate() {
-        let conn = match r.exchange_index {
-            Some(x) => format!("{}/{x}", r.connection_id),
-            None => r.connection_id.to_string(),
-        };
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td><a href=\"#flow-{i}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&r.started_at),
-            esc(&conn),
-            esc(r.request.as_deref().unwrap_or("connection")),
-            esc(&report::outcome_cell(r)),
-            r.leg.unwrap_or("-"),
-            r.tls_version.unwrap_or("-"),
-            esc(&report::cert_request_cell(r)),
-            esc(&report::presented_cell(r)),
-            esc(&r.findings.join(", ")),
-        );
-    }
-    h.push_str("</table>\n");
 }
 
 fn word(v: &impl serde::Serialize) -> String {
@@ -122,7 +143,7 @@ fn word(v: &impl serde::Serialize) -> String {
 }
 
 /// One flow's section; `i` is its row's position, the anchor the table links to.
-fn flow_html(h: &mut String, i: usize, r: &Record, row: &Row) {
+pub fn flow_html(h: &mut String, i: usize, r: &Record, row: &Row) {
     let f = &r.flow;
     let failed = report::failed(f);
     let title = format!(

@@ -4,6 +4,7 @@
 pub mod diff;
 pub mod explain;
 pub mod har;
+pub mod har_stream;
 pub mod html;
 pub mod ladder;
 pub mod paths;

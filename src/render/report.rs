@@ -11,33 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// Which records a report shows.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// Only records that failed: a 4xx/5xx status, a recorded error, or an error finding.
-    pub only_failures: bool,
-    /// Only records carrying this finding id.
-    pub id: Option<String>,
-    /// Only records of this run (`Flow::run`).
-    pub run: Option<String>,
-}
-
-impl Filter {
-    /// Whether `record` passes.
-    pub fn keeps(&self, record: &Record) -> bool {
-        let flow = &record.flow;
-        if self.only_failures && !failed(flow) {
-            return false;
-        }
-        if self.run.as_ref().is_some_and(|run| &flow.run != run) {
-            return false;
-        }
-        match &self.id {
-            Some(id) => flow.findings.iter().any(|f| f.id.as_str() == id.as_str()),
-            None => true,
-        }
-    }
-}
+pub use crate::recording::filter::Filter;
 
 /// `-v/--explain`: each shown record with findings, by its `FILE:N` and terminal line, then
 /// each finding's evidence and fix.
@@ -221,29 +195,38 @@ pub struct Summary {
 
 /// Summarise the rows shown.
 pub fn summary(rows: &[Row], skipped: &[Skipped]) -> Summary {
-    let mut s = Summary {
-        records: rows.len(),
-        skipped_lines: skipped.len(),
-        ..Summary::default()
-    };
+    let mut s = Summary::default();
     for r in rows {
+        s.add(r);
+    }
+    s.skipped_lines = skipped.len();
+    s
+}
+
+impl Summary {
+    /// Count one more row shown.
+    pub fn add(&mut self, r: &Row) {
+        self.records += 1;
         match r.kind {
-            RecordKind::Exchange => s.exchanges += 1,
-            RecordKind::Connection => s.connections += 1,
+            RecordKind::Exchange => self.exchanges += 1,
+            RecordKind::Connection => self.connections += 1,
         }
         let status = match (r.kind, r.status) {
             (_, Some(code)) => code.to_string(),
             (RecordKind::Exchange, None) => "no response".into(),
             (RecordKind::Connection, None) => "connection".into(),
         };
-        *s.statuses.entry(status).or_default() += 1;
-        let mut ids = r.findings.clone();
+        *self.statuses.entry(status).or_default() += 1;
+        let mut ids: Vec<&String> = r.findings.iter().collect();
         ids.dedup();
         for id in ids {
-            *s.findings.entry(id).or_default() += 1;
+            if let Some(n) = self.findings.get_mut(id.as_str()) {
+                *n += 1;
+            } else {
+                self.findings.insert(id.clone(), 1);
+            }
         }
     }
-    s
 }
 
 /// Replace control characters (escape sequences from recorded headers and bodies) so text
@@ -354,34 +337,81 @@ const HEADERS: [&str; 10] = [
 
 /// The table and the summary as text.
 pub fn text(rows: &[Row], summary: &Summary) -> String {
-    let table: Vec<[String; 10]> = rows.iter().map(cells).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for r in &table {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
+    let mut t = TextTable::default();
     let mut out = String::new();
-    let mut push_row = |cells: &[String]| {
-        let mut line = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(c);
-                line.push_str(&" ".repeat(w - c.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push_row(&HEADERS.map(String::from));
-    for r in &table {
-        push_row(r);
+    for r in rows {
+        t.push(r, &mut out);
     }
+    t.finish(&mut out);
     out.push('\n');
     out.push_str(&summary_text(summary));
     out
+}
+
+/// Rows whose cells decide the text table's column widths; the rows after them are aligned
+/// to those widths (a wider cell pushes its line right), so the table streams.
+pub const WIDTH_SAMPLE: usize = 1000;
+
+/// The text table, written as rows come: the first [`WIDTH_SAMPLE`] rows are held to size the
+/// columns, then every row is written at once.
+#[derive(Default)]
+pub struct TextTable {
+    /// Rows held until the widths are known.
+    sample: Vec<[String; 10]>,
+    /// The column widths, once known.
+    widths: Option<[usize; 10]>,
+}
+
+impl TextTable {
+    /// Add a row; whatever can be written goes to `out`.
+    pub fn push(&mut self, r: &Row, out: &mut String) {
+        let cells = cells(r);
+        match self.widths {
+            Some(w) => push_line(out, &cells, w),
+            None => {
+                self.sample.push(cells);
+                if self.sample.len() >= WIDTH_SAMPLE {
+                    self.flush(out);
+                }
+            }
+        }
+    }
+
+    /// Write the header and the held rows, fixing the widths.
+    fn flush(&mut self, out: &mut String) {
+        let mut widths = HEADERS.map(|h| h.chars().count());
+        for r in &self.sample {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        push_line(out, &HEADERS.map(String::from), widths);
+        for r in std::mem::take(&mut self.sample) {
+            push_line(out, &r, widths);
+        }
+        self.widths = Some(widths);
+    }
+
+    /// Write what is still held (a table shorter than the sample).
+    pub fn finish(mut self, out: &mut String) {
+        if self.widths.is_none() {
+            self.flush(out);
+        }
+    }
+}
+
+fn push_line(out: &mut String, cells: &[String; 10], widths: [usize; 10]) {
+    let start = out.len();
+    for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+        out.push_str(c);
+        if i + 1 < cells.len() {
+            let pad = w.saturating_sub(c.chars().count()) + 2;
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+    }
+    let trimmed = out[start..].trim_end().len();
+    out.truncate(start + trimmed);
+    out.push('\n');
 }
 
 /// The summary block: record counts, then counts per finding id and per status.

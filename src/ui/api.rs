@@ -75,7 +75,7 @@ fn leg_cell(l: &Leg) -> LegCell {
 }
 
 /// The host a flow went to.
-fn host(f: &Flow) -> String {
+pub fn host(f: &Flow) -> String {
     let sni = f
         .client_leg
         .as_ref()
@@ -154,6 +154,7 @@ pub fn detail(id: u64, r: &Record) -> Value {
         "flow": r.flow,
         "ladder": ladder::ladder(&r.flow),
         "diagnosed_on_read": r.diagnosed_on_read,
+        "would_send": crate::choose::flow::flow_json(&r.flow),
     })
 }
 

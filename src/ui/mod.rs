@@ -7,6 +7,8 @@
 //! JavaScript over a JSON API and renders every recorded value with DOM text APIs.
 
 pub mod api;
+pub mod files;
+pub mod index;
 pub mod server;
 pub mod store;
 
@@ -33,6 +35,8 @@ pub struct UiOptions {
     pub max_flows: usize,
     /// The `--keylog` file, offered per flow as a download of its legs' lines.
     pub keylog: Option<PathBuf>,
+    /// `mtlscope ui FILE…`: the recordings' index, served from the files.
+    pub file: Option<Arc<index::FileIndex>>,
 }
 
 /// Why the web view could not start.
@@ -97,6 +101,7 @@ impl Ui {
                 .is_loopback()
                 .then(|| server::loopback_hosts(local_addr)),
             keylog: opts.keylog,
+            file: opts.file,
         });
         let ingest = {
             let store = store.clone();

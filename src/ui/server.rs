@@ -42,7 +42,7 @@ const BATCH_EVERY: Duration = Duration::from_millis(250);
 /// Rows per event at most.
 const BATCH_ROWS: usize = 500;
 
-type UiBody = BoxBody<Bytes, Infallible>;
+pub(super) type UiBody = BoxBody<Bytes, Infallible>;
 
 /// What every request handler shares.
 pub struct State {
@@ -54,6 +54,8 @@ pub struct State {
     pub hosts: Option<Vec<String>>,
     /// The `--keylog` file, for the key-log download.
     pub keylog: Option<PathBuf>,
+    /// `mtlscope ui FILE…`: the recordings' index; flows are read from the files.
+    pub file: Option<Arc<super::index::FileIndex>>,
 }
 
 /// Serve connections from `listener` until the task is dropped.
@@ -123,6 +125,20 @@ fn handle(state: &State, req: Request<Incoming>) -> Response<UiBody> {
 }
 
 fn route(state: &State, path: &str, query: &str) -> Response<UiBody> {
+    if let Some(ix) = &state.file {
+        if let Some(r) = super::files::route(ix, path, query) {
+            return r;
+        }
+        if let Some(rest) = path.strip_prefix("/api/flows/") {
+            return super::files::flow_route(ix, rest, state.keylog.as_deref());
+        }
+        if path == "/api/stats" {
+            let mut s = state.store.stats();
+            s["source"] = serde_json::json!("file");
+            s["records"] = serde_json::json!(ix.len());
+            return json(&s);
+        }
+    }
     match path {
         "/" | "/index.html" => asset(INDEX_HTML, "text/html; charset=utf-8"),
         "/app.js" => asset(APP_JS, "text/javascript; charset=utf-8"),
@@ -220,15 +236,15 @@ fn asset(body: &'static str, content_type: &str) -> Response<UiBody> {
     full(StatusCode::OK, body, content_type)
 }
 
-fn text(status: StatusCode, body: &str) -> Response<UiBody> {
+pub(super) fn text(status: StatusCode, body: &str) -> Response<UiBody> {
     full(status, body.to_string(), "text/plain; charset=utf-8")
 }
 
-fn not_found(why: &str) -> Response<UiBody> {
+pub(super) fn not_found(why: &str) -> Response<UiBody> {
     text(StatusCode::NOT_FOUND, &format!("{why}\n"))
 }
 
-fn json(v: &serde_json::Value) -> Response<UiBody> {
+pub(super) fn json(v: &serde_json::Value) -> Response<UiBody> {
     full(
         StatusCode::OK,
         serde_json::to_vec(v).unwrap_or_default(),
@@ -236,7 +252,7 @@ fn json(v: &serde_json::Value) -> Response<UiBody> {
     )
 }
 
-fn download(body: String, name: &str) -> Response<UiBody> {
+pub(super) fn download(body: String, name: &str) -> Response<UiBody> {
     let mut r = full(StatusCode::OK, body, "application/octet-stream");
     if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);

@@ -10,6 +10,11 @@ const filters = { status: '', finding: '', host: '', path: '' };
 const MAX_SHOWN = 300;
 const RENDER_EVERY_MS = 1000;
 let dirty = false;
+// `mtlscope ui FILE`: the list is paged by the server from the recording's index.
+let fileMode = false;
+let page = 0;
+const PAGE = 100;
+let fileRequest = 0;
 
 // el('td', {class: 'x'}, 'text', node…): an element whose children are text or nodes.
 function el(tag, attrs, ...children) {
@@ -73,7 +78,7 @@ function matches(r) {
 function filterInput(name, placeholder) {
   return el('label', {}, name + ' ', el('input', {
     id: 'filter-' + name, value: filters[name], placeholder,
-    oninput: ev => { filters[name] = ev.target.value.trim(); renderList(); },
+    oninput: ev => { filters[name] = ev.target.value.trim(); page = 0; renderList(); },
   }));
 }
 
@@ -82,14 +87,14 @@ function listView() {
     const [a, b] = [...picked];
     location.hash = '#/compare/' + a + '/' + b;
   } }, 'Compare the two ticked flows');
-  const findingSelect = el('select', { id: 'filter-finding', onchange: ev => { filters.finding = ev.target.value; renderList(); } });
+  const findingSelect = el('select', { id: 'filter-finding', onchange: ev => { filters.finding = ev.target.value; page = 0; renderList(); } });
   show(
     el('div', { class: 'filters' },
       filterInput('status', '4, 403, error'),
       el('label', {}, 'finding ', findingSelect),
-      filterInput('host', 'substring'),
+      filterInput('host', fileMode ? 'exact name' : 'substring'),
       filterInput('path', 'substring'),
-      el('button', { onclick: () => { Object.keys(filters).forEach(k => filters[k] = ''); renderList(); } }, 'clear'),
+      el('button', { onclick: () => { Object.keys(filters).forEach(k => filters[k] = ''); page = 0; renderList(); } }, 'clear'),
       compare),
     el('div', { id: 'counts', class: 'counts' }),
     el('p', { id: 'shown', class: 'muted' }),
@@ -116,6 +121,7 @@ function renderList() {
     const input = document.getElementById('filter-' + name);
     if (input && input.value.trim() !== filters[name]) input.value = filters[name];
   }
+  if (fileMode) { renderFileList(); return; }
   // Counts per finding over every flow in memory.
   const counts = new Map();
   for (const r of flows.values()) {
@@ -142,25 +148,65 @@ function renderList() {
   document.getElementById('shown').textContent = rows.length > MAX_SHOWN
     ? 'showing the newest ' + MAX_SHOWN + ' of ' + rows.length + ' matching flows'
     : rows.length + ' of ' + flows.size + ' flows';
-  tbody.replaceChildren(...rows.slice(0, MAX_SHOWN).map(r => {
-    const open = () => { location.hash = '#/flow/' + r.id; };
-    const tick = el('input', { type: 'checkbox', 'aria-label': 'compare', onclick: ev => {
-      ev.stopPropagation();
-      if (ev.target.checked) picked.add(r.id); else picked.delete(r.id);
-      updateCompare();
-    } });
-    tick.checked = picked.has(r.id);
-    return el('tr', { class: 'row' + (r.failed ? ' failed' : ''), 'data-id': r.id, onclick: open },
-      el('td', {}, tick),
-      el('td', { class: 'mono' }, r.time.replace('T', ' ').replace(/\.\d+/, '')),
-      el('td', { class: 'mono' }, r.connection),
-      el('td', { class: 'request' }, el('a', { href: '#/flow/' + r.id }, r.method ? r.method + ' ' + r.path : '(connection)'),
-        r.host ? el('div', { class: 'muted' }, r.host) : ''),
-      el('td', { class: statusClass(r.status) }, r.status !== null ? String(r.status) : (r.error ? 'error' : '—')),
-      el('td', {}, legCell(r.client)),
-      el('td', {}, legCell(r.upstream)),
-      el('td', {}, chips(r.findings, true)));
-  }));
+  tbody.replaceChildren(...rows.slice(0, MAX_SHOWN).map(rowEl));
+  updateCompare();
+}
+
+function rowEl(r) {
+  const open = () => { location.hash = '#/flow/' + r.id; };
+  const tick = el('input', { type: 'checkbox', 'aria-label': 'compare', onclick: ev => {
+    ev.stopPropagation();
+    if (ev.target.checked) picked.add(r.id); else picked.delete(r.id);
+    updateCompare();
+  } });
+  tick.checked = picked.has(r.id);
+  return el('tr', { class: 'row' + (r.failed ? ' failed' : ''), 'data-id': r.id, onclick: open },
+    el('td', {}, tick),
+    el('td', { class: 'mono' }, r.time.replace('T', ' ').replace(/\.\d+/, '')),
+    el('td', { class: 'mono' }, r.connection),
+    el('td', { class: 'request' }, el('a', { href: '#/flow/' + r.id }, r.method ? r.method + ' ' + r.path : '(connection)'),
+      r.host ? el('div', { class: 'muted' }, r.host) : ''),
+    el('td', { class: statusClass(r.status) }, r.status !== null ? String(r.status) : (r.error ? 'error' : '—')),
+    el('td', {}, legCell(r.client)),
+    el('td', {}, legCell(r.upstream)),
+    el('td', {}, chips(r.findings, true)));
+}
+
+// The recording's list: one page from the server, filters and counts over the whole file
+// (the path filter applies to the page shown).
+async function renderFileList() {
+  const mine = ++fileRequest;
+  const q = new URLSearchParams({ from: page * PAGE, limit: PAGE, status: filters.status, finding: filters.finding, host: filters.host });
+  let d;
+  try { d = await getJson('/api/list?' + q); } catch (e) { document.getElementById('shown').textContent = e.message; return; }
+  if (mine !== fileRequest) return;
+  const tbody = document.querySelector('#flows tbody');
+  if (!tbody) return;
+  const sorted = d.counts.findings;
+  document.getElementById('counts').replaceChildren(
+    el('span', { class: 'muted' }, 'findings: '),
+    sorted.length === 0 ? el('span', { class: 'muted' }, 'none') : '',
+    ...sorted.map(c => el('button', {
+      class: 'chip ' + c.severity, onclick: () => { filters.finding = c.id; page = 0; renderList(); },
+    }, c.id + ' × ' + c.n)),
+    el('span', { class: 'muted' }, ' hosts: '),
+    ...d.counts.hosts.slice(0, 20).map(h => el('button', {
+      class: 'chip', onclick: () => { filters.host = h.name; page = 0; renderList(); },
+    }, (h.name || '(none)') + ' × ' + h.n)));
+  const select = document.getElementById('filter-finding');
+  select.replaceChildren(el('option', { value: '' }, '(any)'), ...sorted.map(c => el('option', { value: c.id }, c.id)));
+  if (filters.finding && !sorted.some(c => c.id === filters.finding)) select.appendChild(el('option', { value: filters.finding }, filters.finding));
+  select.value = filters.finding;
+  const rows = d.rows.filter(r => !filters.path || r.path.toLowerCase().includes(filters.path.toLowerCase()));
+  const last = Math.max(0, Math.ceil(d.matched / PAGE) - 1);
+  const go = p => { page = Math.min(Math.max(0, p), last); renderList(); };
+  document.getElementById('shown').replaceChildren(
+    d.matched === 0 ? 'no matching records' : 'records ' + (d.from + 1) + '–' + (d.from + d.rows.length) + ' of ' + d.matched + ' matching (' + d.total + ' in the recording) ',
+    el('button', { id: 'page-first', onclick: () => go(0), disabled: page === 0 }, '« first'),
+    el('button', { id: 'page-prev', onclick: () => go(page - 1), disabled: page === 0 }, '‹ previous'),
+    el('button', { id: 'page-next', onclick: () => go(page + 1), disabled: page >= last }, 'next ›'),
+    el('button', { id: 'page-last', onclick: () => go(last), disabled: page >= last }, 'last »'));
+  tbody.replaceChildren(...rows.map(rowEl));
   updateCompare();
 }
 
@@ -255,6 +301,19 @@ function findingsView(findings, onRead) {
   ];
 }
 
+// "What each client would send": the certs choose model's answer per leg (decided server-side).
+function wouldSendView(legs) {
+  if (!legs || legs.length === 0) return '';
+  return el('div', { id: 'would-send' }, el('h3', {}, 'What each client would send'),
+    ...legs.map(l => el('div', {},
+      el('p', { class: 'muted' }, 'To the ' + (l.leg === 'client' ? "request mtlscope sent the client" : "server's request") + ', with ' + l.offered.join(', ') + ' on offer:'),
+      el('table', {}, el('tr', {}, el('th', {}, 'stack'), el('th', {}, 'sends'), el('th', {}, 'why')),
+        l.stacks.map(s => el('tr', {},
+          el('td', { class: 'mono', title: s.clients }, s.stack + (s.basis === 'documented' ? ' (documented only)' : '')),
+          el('td', { class: 'mono' }, s.sends !== null ? s.sends : (s.asks_user ? 'asks the user' : 'nothing')),
+          el('td', {}, s.why, s.candidates.length > 1 || s.sends === null ? el('ul', {}, s.candidates.map(c => el('li', {}, c.candidate + ': ' + c.why))) : '')))))));
+}
+
 function headersTable(hs) {
   if (!hs || hs.length === 0) return '';
   return el('table', {}, hs.map(h => el('tr', {}, el('td', { class: 'mono' }, h.name), el('td', { class: 'mono' }, h.value))));
@@ -277,6 +336,7 @@ async function flowView(id) {
       el('a', { href: '#/' }, 'back to the list')),
     el('h3', {}, 'Findings'),
     el('div', { id: 'findings' }, findingsView(f.findings, d.diagnosed_on_read)),
+    wouldSendView(d.would_send),
     el('h3', {}, 'Handshake ladder'),
     el('p', { class: 'muted' }, 'Both legs on one time axis (ms from the client connection). Hover a certificate for its facts; click it for all of them.'),
     el('div', { class: 'ladder-box' }, ladderSvg(d.ladder)),
@@ -335,4 +395,15 @@ function connect() {
 }
 
 window.addEventListener('hashchange', route);
-document.addEventListener('DOMContentLoaded', () => { connect(); route(); });
+document.addEventListener('DOMContentLoaded', async () => {
+  let s = null;
+  try { s = await getJson('/api/stats'); } catch (e) { /* the live stream reports the state */ }
+  if (s && s.source === 'file') {
+    fileMode = true;
+    document.getElementById('conn').textContent = 'recording';
+    document.getElementById('stats').textContent = s.records + ' records, read from the file on demand';
+  } else {
+    connect();
+  }
+  route();
+});

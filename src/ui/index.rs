@@ -1,0 +1,411 @@
+//! `mtlscope ui FILE…` over recordings of any size: one streaming pass builds an index (where
+//! each record's line starts, which record carries the legs a compact one names, and per record
+//! a few small numbers: its finding set, status, host and run), then list pages, filter counts
+//! and flow pages are served from the files on demand.
+//!
+//! The index costs about 14 bytes a record (a 10-million-flow recording: ~140 MB), whatever
+//! the records' size; a flow page reads its line (and its legs' line) again.
+
+use crate::facts::{FindingId, Flow, Severity};
+use crate::recording::filter::Filter;
+use crate::recording::{parse_line, Item, ReadError, Record, RecordStream, Skipped};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Records per block of offsets: a block's start is a full offset, its records' are relative.
+const BLOCK: usize = 4096;
+/// The value of an interned column past its table's capacity ("other").
+const OTHER: u16 = u16::MAX;
+
+/// Values interned to small numbers, in order of first appearance.
+#[derive(Default)]
+struct Interned<T: std::hash::Hash + Eq + Clone> {
+    /// Number of each value.
+    ids: HashMap<T, u16>,
+    /// The values, by number.
+    values: Vec<T>,
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Interned<T> {
+    fn id(&mut self, v: &T, max: usize) -> u16 {
+        if let Some(&n) = self.ids.get(v) {
+            return n;
+        }
+        if self.values.len() >= max {
+            return OTHER;
+        }
+        let n = u16::try_from(self.values.len()).unwrap_or(OTHER);
+        self.ids.insert(v.clone(), n);
+        self.values.push(v.clone());
+        n
+    }
+
+    fn get(&self, v: &T) -> Option<u16> {
+        self.ids.get(v).copied()
+    }
+}
+
+/// The index of one or more recordings: column per fact, one entry per record.
+pub struct FileIndex {
+    /// The files, in order.
+    files: Vec<PathBuf>,
+    /// Per file, the number of the first record in it.
+    file_starts: Vec<u32>,
+    /// Per block of [`BLOCK`] records: its first record's file and offset.
+    block_start: Vec<(u16, u64)>,
+    /// Per record: offset of its line from its block's first line (same file), or from its
+    /// file's start when it is the first of its file in the block.
+    rel: Vec<u32>,
+    /// Per record: 1 + the record carrying its legs (`legs_from`), or 0.
+    legs_src: Vec<u32>,
+    /// Per record: its set of finding ids.
+    finding_set: Vec<u16>,
+    /// Per record: its status, 0 when none.
+    status: Vec<u16>,
+    /// Per record: its host.
+    host: Vec<u16>,
+    /// Per record: its run.
+    run: Vec<u16>,
+    /// Per record: bit 0 = failed.
+    flags: Vec<u8>,
+    /// Finding sets (ids, sorted).
+    sets: Interned<Vec<FindingId>>,
+    /// Each finding id's severity, as first seen.
+    severity: HashMap<FindingId, Severity>,
+    /// Hosts.
+    hosts: Interned<String>,
+    /// Runs.
+    runs: Interned<String>,
+    /// Lines skipped while indexing.
+    pub skipped: Vec<Skipped>,
+    /// Legs sources that were not indexed themselves (left out by a filter): record number
+    /// → offset of the source's line, in the record's file.
+    outside_src: HashMap<u32, u64>,
+    /// Open files, to read lines again.
+    handles: Mutex<HashMap<u16, File>>,
+}
+
+/// A list request: which records, and which page of them.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// Only records carrying this finding id.
+    pub finding: Option<String>,
+    /// Only this host (as listed).
+    pub host: Option<String>,
+    /// Status prefix, as the live page takes it (`4`, `403`, `error`).
+    pub status: Option<String>,
+    /// Only this run.
+    pub run: Option<String>,
+    /// Records to skip (among the matching ones, in file order).
+    pub from: usize,
+    /// Records per page.
+    pub limit: usize,
+}
+
+impl FileIndex {
+    /// Index `files` in one pass, keeping the records `filter` keeps (the command line's
+    /// filters); `on_skip` hears each skipped line.
+    pub fn build(
+        files: &[PathBuf],
+        filter: &Filter,
+        mut on_skip: impl FnMut(&Skipped),
+    ) -> Result<FileIndex, ReadError> {
+        let mut ix = FileIndex {
+            files: files.to_vec(),
+            file_starts: Vec::new(),
+            block_start: Vec::new(),
+            rel: Vec::new(),
+            legs_src: Vec::new(),
+            finding_set: Vec::new(),
+            status: Vec::new(),
+            host: Vec::new(),
+            run: Vec::new(),
+            flags: Vec::new(),
+            sets: Interned::default(),
+            severity: HashMap::new(),
+            hosts: Interned::default(),
+            runs: Interned::default(),
+            skipped: Vec::new(),
+            outside_src: HashMap::new(),
+            handles: Mutex::new(HashMap::new()),
+        };
+        for (file_no, path) in files.iter().enumerate() {
+            let file_no = u16::try_from(file_no).unwrap_or(u16::MAX);
+            let first = ix.len();
+            ix.file_starts.push(u32::try_from(first).unwrap_or(u32::MAX));
+            let mut stream = RecordStream::open(std::slice::from_ref(path))?;
+            while let Some(item) = stream.next_item()? {
+                let r = match item {
+                    Item::Record(r) => r,
+                    Item::Skipped(s) => {
+                        on_skip(&s);
+                        ix.skipped.push(s);
+                        continue;
+                    }
+                };
+                if !filter.keeps(&r) {
+                    continue;
+                }
+                let n = u32::try_from(ix.len()).unwrap_or(u32::MAX);
+                // The record carrying the legs: found among this file's indexed records by
+                // its offset (they are in offset order), else remembered by offset.
+                let src = match stream.legs_source() {
+                    Some(at) => match ix.find(first, file_no, at) {
+                        Some(k) => u32::try_from(k + 1).unwrap_or(0),
+                        None => {
+                            ix.outside_src.insert(n, at);
+                            0
+                        }
+                    },
+                    None => 0,
+                };
+                ix.push(file_no, stream.offset(), src, &r);
+            }
+        }
+        Ok(ix)
+    }
+
+    /// Records indexed.
+    pub fn len(&self) -> usize {
+        self.rel.len()
+    }
+
+    /// Whether no record was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.rel.is_empty()
+    }
+
+    fn push(&mut self, file_no: u16, offset: u64, src: u32, r: &Record) {
+        let n = self.len();
+        let new_block = n % BLOCK == 0;
+        let base = if new_block {
+            self.block_start.push((file_no, offset));
+            offset
+        } else {
+            match self.block_start.last() {
+                Some(&(f, b)) if f == file_no => b,
+                _ => 0,
+            }
+        };
+        self.rel.push(u32::try_from(offset - base).unwrap_or(u32::MAX));
+        self.legs_src.push(src);
+        let f = &r.flow;
+        for x in &f.findings {
+            self.severity.entry(x.id).or_insert(x.severity);
+        }
+        let mut set: Vec<FindingId> = f.findings.iter().map(|x| x.id).collect();
+        set.sort_unstable();
+        set.dedup();
+        self.finding_set.push(self.sets.id(&set, usize::from(OTHER)));
+        self.status.push(f.status().unwrap_or(0));
+        let host = super::api::host(f);
+        self.host.push(self.hosts.id(&host, usize::from(OTHER)));
+        self.run.push(self.runs.id(&f.run, usize::from(OTHER)));
+        self.flags.push(u8::from(crate::render::report::failed(f)));
+    }
+
+    /// File and offset of record `n` (0-based).
+    fn position(&self, n: usize) -> Option<(u16, u64)> {
+        let rel = u64::from(*self.rel.get(n)?);
+        let (bfile, base) = *self.block_start.get(n / BLOCK)?;
+        // The record's file: the last file starting at or before it.
+        let file = self.file_starts.partition_point(|&s| s as usize <= n).checked_sub(1)?;
+        let file = u16::try_from(file).ok()?;
+        Some((file, if file == bfile { base + rel } else { rel }))
+    }
+
+    /// The record of file `file_no` (whose first record is `first`) at `offset`.
+    fn find(&self, first: usize, file_no: u16, offset: u64) -> Option<usize> {
+        let (mut lo, mut hi) = (first, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.position(mid) {
+                Some((f, at)) if f == file_no && at < offset => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        (self.position(lo) == Some((file_no, offset))).then_some(lo)
+    }
+
+    /// Read and parse the line of record `n` (no legs resolved, no diagnosis).
+    fn read_flow(&self, n: usize) -> Option<(u16, Flow)> {
+        let (file, offset) = self.position(n)?;
+        Some((file, self.read_at(file, offset)?))
+    }
+
+    /// Parse the line at `offset` of file `file`.
+    fn read_at(&self, file: u16, offset: u64) -> Option<Flow> {
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if !handles.contains_key(&file) {
+            handles.insert(file, File::open(self.files.get(usize::from(file))?).ok()?);
+        }
+        let h = handles.get_mut(&file)?;
+        h.seek(SeekFrom::Start(offset)).ok()?;
+        let mut line = Vec::new();
+        BufReader::new(h.take(64 * 1024 * 1024))
+            .read_until(b'\n', &mut line)
+            .ok()?;
+        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
+        parse_line(raw.strip_suffix(b"\r").unwrap_or(raw)).ok()
+    }
+
+    /// Record `n` (0-based) as a view shows it: legs put back, diagnosed when it carried no
+    /// findings.
+    pub fn record(&self, n: usize) -> Option<Record> {
+        let (file, mut flow) = self.read_flow(n)?;
+        if flow.legs_from.is_some() {
+            let full = match self.legs_src.get(n).and_then(|&s| s.checked_sub(1)) {
+                Some(src) => self.read_flow(src as usize).map(|x| x.1),
+                None => u32::try_from(n)
+                    .ok()
+                    .and_then(|k| self.outside_src.get(&k))
+                    .and_then(|&at| self.read_at(file, at)),
+            };
+            if let Some(full) = full {
+                flow.client_leg = full.client_leg;
+                flow.upstream_leg = full.upstream_leg;
+                flow.legs_from = None;
+            }
+        }
+        let mut diagnosed_on_read = false;
+        if flow.findings.is_empty() {
+            flow.findings = crate::diagnose::diagnose(&flow);
+            diagnosed_on_read = !flow.findings.is_empty();
+        }
+        let first = self.file_starts[usize::from(file)] as usize;
+        Some(Record {
+            file: self.files[usize::from(file)].clone(),
+            line: 0,
+            index: n - first + 1,
+            flow,
+            diagnosed_on_read,
+        })
+    }
+
+    /// Whether record `n` passes `q`'s filters (resolved to interned numbers).
+    fn matcher(&self, q: &Query) -> impl Fn(usize) -> bool + '_ {
+        let sets: Option<Vec<bool>> = q.finding.as_ref().map(|id| {
+            self.sets
+                .values
+                .iter()
+                .map(|s| s.iter().any(|f| f.as_str() == id.as_str()))
+                .collect()
+        });
+        // A value the index never saw matches nothing.
+        let host = q.host.as_ref().map(|h| self.hosts.get(h));
+        let run = q.run.as_ref().map(|r| self.runs.get(r));
+        let status = q.status.clone().filter(|s| !s.is_empty());
+        move |n| {
+            if let Some(sets) = &sets {
+                if !sets.get(usize::from(self.finding_set[n])).copied().unwrap_or(false) {
+                    return false;
+                }
+            }
+            if host.is_some_and(|h| h != Some(self.host[n])) {
+                return false;
+            }
+            if run.is_some_and(|r| r != Some(self.run[n])) {
+                return false;
+            }
+            if let Some(s) = &status {
+                let text = match self.status[n] {
+                    0 if self.flags[n] & 1 == 1 => "error".to_string(),
+                    0 => String::new(),
+                    code => code.to_string(),
+                };
+                if !text.starts_with(s.as_str()) {
+                    return false;
+                }
+            }
+            true
+        }
+    }
+
+    /// One list page: the matching records' numbers (0-based) and how many match in all.
+    pub fn page(&self, q: &Query) -> (Vec<usize>, usize) {
+        let keep = self.matcher(q);
+        let mut matched = 0;
+        let mut ids = Vec::with_capacity(q.limit.min(1000));
+        for n in 0..self.len() {
+            if keep(n) {
+                if matched >= q.from && ids.len() < q.limit {
+                    ids.push(n);
+                }
+                matched += 1;
+            }
+        }
+        (ids, matched)
+    }
+
+    /// Counts over the whole index: per finding id (with its severity), host, status and run.
+    pub fn counts(&self) -> Value {
+        let mut per_set = vec![0usize; self.sets.values.len()];
+        let mut per_host = vec![0usize; self.hosts.values.len()];
+        let mut per_run = vec![0usize; self.runs.values.len()];
+        let mut statuses: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut status_counts: HashMap<(u16, bool), usize> = HashMap::new();
+        for n in 0..self.len() {
+            if let Some(c) = per_set.get_mut(usize::from(self.finding_set[n])) {
+                *c += 1;
+            }
+            if let Some(c) = per_host.get_mut(usize::from(self.host[n])) {
+                *c += 1;
+            }
+            if let Some(c) = per_run.get_mut(usize::from(self.run[n])) {
+                *c += 1;
+            }
+            *status_counts
+                .entry((self.status[n], self.flags[n] & 1 == 1))
+                .or_default() += 1;
+        }
+        for ((code, failed), c) in status_counts {
+            let key = match code {
+                0 if failed => "error".to_string(),
+                0 => "none".to_string(),
+                c => c.to_string(),
+            };
+            *statuses.entry(key).or_default() += c;
+        }
+        let mut findings: HashMap<FindingId, (Severity, usize)> = HashMap::new();
+        for (set, c) in self.sets.values.iter().zip(&per_set) {
+            for id in set {
+                let sev = self.severity.get(id).copied().unwrap_or(Severity::Info);
+                findings.entry(*id).or_insert((sev, 0)).1 += c;
+            }
+        }
+        let mut findings: Vec<Value> = findings
+            .into_iter()
+            .map(|(id, (sev, n))| json!({ "id": id.as_str(), "severity": sev, "n": n }))
+            .collect();
+        findings.sort_by(|a, b| b["n"].as_u64().cmp(&a["n"].as_u64()).then(a["id"].as_str().cmp(&b["id"].as_str())));
+        let named = |values: &[String], counts: &[usize]| -> Vec<Value> {
+            let mut v: Vec<Value> = values
+                .iter()
+                .zip(counts)
+                .map(|(name, n)| json!({ "name": name, "n": n }))
+                .collect();
+            v.sort_by(|a, b| b["n"].as_u64().cmp(&a["n"].as_u64()));
+            v
+        };
+        json!({
+            "records": self.len(),
+            "findings": findings,
+            "hosts": named(&self.hosts.values, &per_host),
+            "runs": named(&self.runs.values, &per_run),
+            "statuses": statuses,
+        })
+    }
+}
+
+impl std::fmt::Debug for FileIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileIndex")
+            .field("files", &self.files)
+            .field("records", &self.len())
+            .finish_non_exhaustive()
+    }
+}
