@@ -82,6 +82,8 @@ pub struct ProbeReport {
     pub attempts: Vec<Attempt>,
     /// Attempts not made, and why (in words).
     pub skipped: Vec<String>,
+    /// What the probe warns about before any attempt (a revoked identity), in words.
+    pub warnings: Vec<String>,
 }
 
 /// What one protocol version showed about the handshake's CertificateRequest.
@@ -121,6 +123,15 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
         target: plan.target.authority(),
         attempts: Vec::new(),
         skipped: Vec::new(),
+        warnings: plan
+            .identities
+            .iter()
+            .flat_map(|id| {
+                id.revocation
+                    .iter()
+                    .filter_map(|c| crate::revocation::warning(&id.label, c))
+            })
+            .collect(),
     };
     let identities: Vec<Option<&Arc<Identity>>> = std::iter::once(None)
         .chain(plan.identities.iter().map(Some))
@@ -194,7 +205,11 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     continue 'versions;
                 }
                 if i == identities.len() {
-                    if let Some(t) = plan.throwaway.as_ref().filter(|_| asks(&report, version, path)) {
+                    if let Some(t) = plan
+                        .throwaway
+                        .as_ref()
+                        .filter(|_| asks(&report, version, path))
+                    {
                         queue.push(Some(t));
                     }
                 }
@@ -210,7 +225,10 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
 /// suggestion to retry with TLS 1.2 is replaced when every TLS 1.2 attempt failed before a
 /// version was agreed. (The recorded flows keep the diagnosis as made.)
 fn fit_advice(report: &mut ProbeReport) {
-    let tried_tls12 = report.attempts.iter().any(|a| a.offered == TlsVersion::Tls12);
+    let tried_tls12 = report
+        .attempts
+        .iter()
+        .any(|a| a.offered == TlsVersion::Tls12);
     let refused_tls12 = tried_tls12
         && !report.attempts.iter().any(|a| {
             a.offered == TlsVersion::Tls12
@@ -286,7 +304,7 @@ fn protocol(v: TlsVersion) -> &'static rustls::SupportedProtocolVersion {
 }
 
 /// One connection: handshake with `identity` on offer, then `GET path`.
-async fn attempt(
+pub(crate) async fn attempt(
     plan: &ProbePlan,
     engine: &Engine,
     identity: Option<&Arc<Identity>>,
@@ -592,6 +610,7 @@ pub(crate) mod tests {
             target: "x:443".into(),
             attempts,
             skipped: vec![],
+            warnings: vec![],
         }
     }
 
@@ -634,6 +653,44 @@ pub(crate) mod tests {
         assert_eq!(v.len(), 1);
         assert!(v[0].negotiated);
         assert_eq!(v[0].cert_request, Some(cr(Phase::Handshake)));
+    }
+
+    #[test]
+    fn advice_to_retry_with_tls12_is_replaced_when_the_server_refused_it() {
+        let inferred = format!(
+            "inferred: to confirm, {}, or …",
+            crate::diagnose::RETRY_TLS12
+        );
+        let with_advice = |offered: TlsVersion, negotiated: Option<TlsVersion>| {
+            let mut a = attempt(
+                "/secure",
+                Leg {
+                    tls_version: negotiated,
+                    ..Leg::default()
+                },
+                negotiated.map(|_| 403),
+                &["post-handshake-auth"],
+            );
+            a.offered = offered;
+            a.flow.findings[0].evidence = vec![inferred.clone()];
+            a
+        };
+        // TLS 1.2 refused in the probe's own attempts: the advice changes.
+        let mut r = summary(vec![
+            with_advice(TlsVersion::Tls13, Some(TlsVersion::Tls13)),
+            with_advice(TlsVersion::Tls12, None),
+        ]);
+        fit_advice(&mut r);
+        let e = &r.attempts[0].flow.findings[0].evidence[0];
+        assert!(!e.contains("retry with TLS 1.2"), "{e}");
+        assert!(e.contains("--upstream-engine auto"), "{e}");
+        // TLS 1.2 accepted: the advice stands.
+        let mut r = summary(vec![
+            with_advice(TlsVersion::Tls13, Some(TlsVersion::Tls13)),
+            with_advice(TlsVersion::Tls12, Some(TlsVersion::Tls12)),
+        ]);
+        fit_advice(&mut r);
+        assert!(r.attempts[0].flow.findings[0].evidence[0].contains("retry with TLS 1.2"));
     }
 
     #[test]

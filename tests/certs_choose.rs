@@ -7,6 +7,9 @@
 //!
 //! A client that is not installed fails the test (CI installs them all in `.ci/run`).
 
+mod common;
+
+use mtlscope::pki::dev::ClientCert;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
@@ -160,7 +163,13 @@ fn ca(cn: &str) -> (Issuer<'static, KeyPair>, Vec<u8>) {
 
 fn rsa_key() -> KeyPair {
     let out = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
         .output()
         .expect("openssl genpkey");
     assert!(out.status.success(), "openssl genpkey failed");
@@ -203,8 +212,16 @@ impl Pki {
             p.not_before = now - time::Duration::days(1);
             p.not_after = now + time::Duration::days(365);
         }
-        let key = if rsa { rsa_key() } else { KeyPair::generate().expect("key") };
-        let issuer = if good { &self.good_ca.0 } else { &self.other_ca.0 };
+        let key = if rsa {
+            rsa_key()
+        } else {
+            KeyPair::generate().expect("key")
+        };
+        let issuer = if good {
+            &self.good_ca.0
+        } else {
+            &self.other_ca.0
+        };
         let cert = p.signed_by(&key, issuer).expect("client cert");
         std::fs::write(dir.join(format!("{cn}.pem")), cert.pem()).expect("write cert");
         std::fs::write(dir.join(format!("{cn}.key")), key.serialize_pem()).expect("write key");
@@ -226,7 +243,8 @@ impl Pki {
                 .filter(|s| {
                     matches!(
                         s,
-                        SignatureScheme::ECDSA_NISTP256_SHA256 | SignatureScheme::ECDSA_NISTP384_SHA384
+                        SignatureScheme::ECDSA_NISTP256_SHA256
+                            | SignatureScheme::ECDSA_NISTP384_SHA384
                     )
                 })
                 .collect()
@@ -298,6 +316,7 @@ fn predicted(v: &Value, stack: &str) -> String {
         None => "none".into(),
         Some(label) => {
             let base = label.rsplit('#').next().unwrap_or(label);
+            let base = base.rsplit('/').next().unwrap_or(base);
             base.trim_end_matches(".pem").to_string()
         }
     }
@@ -418,7 +437,9 @@ fn build_clients(root: &Path) -> Clients {
     std::fs::create_dir_all(&java_dir).expect("mkdir");
     std::fs::write(java_dir.join("ChooseClient.java"), JAVA).expect("write java");
     run_ok(
-        Command::new("javac").arg("ChooseClient.java").current_dir(&java_dir),
+        Command::new("javac")
+            .arg("ChooseClient.java")
+            .current_dir(&java_dir),
         "javac",
     );
     let go_dir = root.join("go");
@@ -502,7 +523,10 @@ const CASES: &[Case] = &[
         name: "a matching and a non-matching candidate",
         names_good_ca: true,
         ecdsa_only: false,
-        candidates: &[("stranger", false, false, false), ("good", true, false, false)],
+        candidates: &[
+            ("stranger", false, false, false),
+            ("good", true, false, false),
+        ],
     },
     Case {
         name: "only a non-matching candidate",
@@ -514,7 +538,10 @@ const CASES: &[Case] = &[
         name: "an empty CA list",
         names_good_ca: false,
         ecdsa_only: false,
-        candidates: &[("stranger", false, false, false), ("good", true, false, false)],
+        candidates: &[
+            ("stranger", false, false, false),
+            ("good", true, false, false),
+        ],
     },
     Case {
         name: "an RSA key against ECDSA-only signature schemes",
@@ -560,7 +587,10 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
         keystores(&dir, &order);
         let port = serve(pki.server_config(case.names_good_ca, case.ecdsa_only));
         let url = format!("https://127.0.0.1:{port}/");
-        let pairs: Vec<String> = order.iter().map(|cn| format!("{cn}.pem,{cn}.key")).collect();
+        let pairs: Vec<String> = order
+            .iter()
+            .map(|cn| format!("{cn}.pem,{cn}.key"))
+            .collect();
 
         let mut args = vec!["--for", url.as_str(), "--insecure-upstream"];
         args.extend(pairs.iter().map(String::as_str));
@@ -568,12 +598,26 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
         fastest = fastest.min(took);
         let p12 = mtlscope(
             &dir,
-            &["--for", &url, "--insecure-upstream", "store.p12", "--password", PASSWORD],
+            &[
+                "--for",
+                &url,
+                "--insecure-upstream",
+                "store.p12",
+                "--password",
+                PASSWORD,
+            ],
         )
         .0;
         let jks = mtlscope(
             &dir,
-            &["--for", &url, "--insecure-upstream", "store.jks", "--password", PASSWORD],
+            &[
+                "--for",
+                &url,
+                "--insecure-upstream",
+                "store.jks",
+                "--password",
+                PASSWORD,
+            ],
         )
         .0;
 
@@ -587,7 +631,16 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
             sent_by(
                 &dir,
                 "java",
-                &["-cp", &cp, "ChooseClient", kind, store, PASSWORD, km, &port_s],
+                &[
+                    "-cp",
+                    &cp,
+                    "ChooseClient",
+                    kind,
+                    store,
+                    PASSWORD,
+                    km,
+                    &port_s,
+                ],
                 &[],
             )
         };
@@ -597,7 +650,12 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
         let rows = [
             ("curl", "openssl", &files, {
                 let url = url.clone();
-                sent_by(&dir, "curl", &["-sk", "--cert", &cert, "--key", &key, &url], &[])
+                sent_by(
+                    &dir,
+                    "curl",
+                    &["-sk", "--cert", &cert, "--key", &key, &url],
+                    &[],
+                )
             }),
             ("python ssl", "openssl", &files, {
                 let py = py.to_string_lossy().to_string();
@@ -611,10 +669,30 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
                 let bin = clients.go_bin.to_string_lossy().to_string();
                 sent_by(&dir, &bin, &go_args, &[])
             }),
-            ("java SunX509 p12", "java", &p12, java("store.p12", "PKCS12", "SunX509")),
-            ("java PKIX p12", "java-pkix", &p12, java("store.p12", "PKCS12", "PKIX")),
-            ("java SunX509 jks", "java", &jks, java("store.jks", "JKS", "SunX509")),
-            ("java PKIX jks", "java-pkix", &jks, java("store.jks", "JKS", "PKIX")),
+            (
+                "java SunX509 p12",
+                "java",
+                &p12,
+                java("store.p12", "PKCS12", "SunX509"),
+            ),
+            (
+                "java PKIX p12",
+                "java-pkix",
+                &p12,
+                java("store.p12", "PKCS12", "PKIX"),
+            ),
+            (
+                "java SunX509 jks",
+                "java",
+                &jks,
+                java("store.jks", "JKS", "SunX509"),
+            ),
+            (
+                "java PKIX jks",
+                "java-pkix",
+                &jks,
+                java("store.jks", "JKS", "PKIX"),
+            ),
         ];
         for (client, stack, prediction, actual) in rows {
             let want = predicted(prediction, stack);
@@ -623,14 +701,24 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
                 case.name
             ));
             if want != actual {
-                mismatches.push(format!("{}: {client} sent {actual}, predicted {want}", case.name));
+                mismatches.push(format!(
+                    "{}: {client} sent {actual}, predicted {want}",
+                    case.name
+                ));
             }
         }
     }
     eprintln!("{}", table.join("\n"));
-    assert!(mismatches.is_empty(), "mismatches:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "mismatches:\n{}",
+        mismatches.join("\n")
+    );
     // A local server answers in milliseconds: the whole command stays under a second.
-    assert!(fastest < Duration::from_secs(1), "certs choose took {fastest:?}");
+    assert!(
+        fastest < Duration::from_secs(1),
+        "certs choose took {fastest:?}"
+    );
 }
 
 #[test]
@@ -648,9 +736,16 @@ fn a_recording_answers_offline_as_the_live_server_did() {
         .arg(&rec)
         .output()
         .expect("probe");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pairs = ["stranger.pem,stranger.key", "good.pem,good.key"];
-    let (live, _) = mtlscope(dir, &["--for", &url, "--insecure-upstream", pairs[0], pairs[1]]);
+    let (live, _) = mtlscope(
+        dir,
+        &["--for", &url, "--insecure-upstream", pairs[0], pairs[1]],
+    );
     let (offline, _) = mtlscope(dir, &["--for", "flows.jsonl:1", pairs[0], pairs[1]]);
     assert_eq!(live["stacks"], offline["stacks"]);
     assert_eq!(offline["request"]["ca_names"][0], "CN=Good CA");
@@ -660,6 +755,50 @@ fn a_recording_answers_offline_as_the_live_server_did() {
     assert_eq!(schannel["basis"], "documented");
     assert_eq!(predicted(&offline, "go"), "good");
     assert_eq!(predicted(&offline, "openssl"), "stranger");
+
+    // `certs inspect --for` gives the same answer for the files it inspects.
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args([
+            "certs",
+            "inspect",
+            "stranger.pem",
+            "good.pem",
+            "--for",
+            "flows.jsonl:1",
+            "--json",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("inspect");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("inspect json");
+    assert_eq!(v["would_send"]["stacks"], offline["stacks"]);
+
+    // Bad input names the file or the record.
+    std::fs::write(dir.join("junk.txt"), "not a certificate").expect("write");
+    for (args, says) in [
+        (
+            vec!["--for", "flows.jsonl:1", "junk.txt"],
+            "junk.txt: not a certificate",
+        ),
+        (
+            vec!["--for", "flows.jsonl:9", "good.pem"],
+            "flows.jsonl:9: has no record 9",
+        ),
+        (
+            vec!["--for", "flows.jsonl:1", "good.pem,stranger.key"],
+            "does not match",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args(["certs", "choose"])
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -672,18 +811,126 @@ fn text_table_names_every_stack_and_the_documented_ones() {
     let port = serve(pki.server_config(true, false));
     let url = format!("https://127.0.0.1:{port}/");
     let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
-        .args(["certs", "choose", "--for", &url, "--insecure-upstream", "a.pem,a.key", "b.pem,b.key"])
+        .args([
+            "certs",
+            "choose",
+            "--for",
+            &url,
+            "--insecure-upstream",
+            "a.pem,a.key",
+            "b.pem,b.key",
+        ])
         .current_dir(dir)
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for stack in ["openssl", "java", "java-pkix", "go"] {
-        assert!(text.lines().any(|l| l.starts_with(stack)), "{stack} missing:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(stack)),
+            "{stack} missing:\n{text}"
+        );
     }
     for stack in ["schannel", "chrome", "firefox"] {
-        assert!(text.contains(&format!("{stack} (documented only)")), "{text}");
+        assert!(
+            text.contains(&format!("{stack} (documented only)")),
+            "{text}"
+        );
     }
     assert!(text.contains("acceptable CAs: CN=Good CA"), "{text}");
     assert!(text.contains("issuer not among the CA names"), "{text}");
+}
+
+#[test]
+fn a_late_request_is_read_over_openssl() {
+    let (pki, _d) = common::dev_pki();
+    for version in [common::TlsVersion::Tls12, common::TlsVersion::Tls13] {
+        let apache = common::apache_secure_location(&pki, version);
+        let url = format!("{}/secure", apache.localhost_url());
+        let ca = pki.root_ca().display().to_string();
+        let other = pki.client(ClientCert::OtherCa).arg();
+        let good = pki.client(ClientCert::Good).arg();
+        let dir = std::env::temp_dir();
+        // rustls alone sees no request in the handshake, and says so.
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args([
+                "certs",
+                "choose",
+                "--for",
+                &url,
+                "--upstream-ca",
+                &ca,
+                &other,
+                &good,
+            ])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{version:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("asked for no client certificate"));
+        let (v, _) = mtlscope(
+            &dir,
+            &[
+                "--for",
+                &url,
+                "--upstream-ca",
+                &ca,
+                "--upstream-engine",
+                "openssl",
+                &other,
+                &good,
+            ],
+        );
+        let phase = match version {
+            common::TlsVersion::Tls12 => "renegotiation",
+            _ => "post_handshake",
+        };
+        let source = v["request"]["source"].as_str().unwrap_or_default();
+        assert!(
+            source.ends_with(&format!("(asked in {phase})")),
+            "{version:?}: {source}"
+        );
+        assert_eq!(
+            v["request"]["ca_names"][0],
+            "CN=mtlscope dev root, O=mtlscope dev"
+        );
+        assert_eq!(predicted(&v, "go"), "client-good");
+        assert_eq!(predicted(&v, "openssl"), "client-other-ca");
+    }
+}
+
+#[test]
+fn the_request_is_asked_through_a_connect_proxy() {
+    let (pki, _d) = common::dev_pki();
+    let nginx =
+        common::Nginx::start(common::nginx_config(&pki, common::VerifyClient::On)).expect("nginx");
+    let sq = common::middlebox::squid();
+    let root = pki.root_ca().display().to_string();
+    let good = pki.client(ClientCert::Good).arg();
+    let other = pki.client(ClientCert::OtherCa).arg();
+    let url = nginx.localhost_url();
+    let dir = std::env::temp_dir();
+    let (v, _) = mtlscope(
+        &dir,
+        &[
+            "--for",
+            &url,
+            "--upstream-ca",
+            &root,
+            "--via",
+            &sq.url(),
+            &other,
+            &good,
+        ],
+    );
+    assert_eq!(v["request"]["source"], url.as_str(), "{}", sq.logs());
+    assert!(v["request"]["ca_names"]
+        .as_array()
+        .is_some_and(|n| !n.is_empty()));
+    assert_eq!(predicted(&v, "go"), "client-good");
+    // The proxy carried it: squid logged the CONNECT.
+    assert!(sq.logs().contains("CONNECT"), "{}", sq.logs());
 }

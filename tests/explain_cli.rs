@@ -57,7 +57,10 @@ fn a_vendor_code_prints_its_ids_why_and_the_next_command() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.starts_with("1 match in the text\n"), "{text}");
-    assert!(text.contains("AWS ALB: Failed:ClientCertUntrusted"), "{text}");
+    assert!(
+        text.contains("AWS ALB: Failed:ClientCertUntrusted"),
+        "{text}"
+    );
     assert!(
         text.contains("  means   chain-untrusted (most likely), chain-incomplete\n"),
         "{text}"
@@ -66,9 +69,15 @@ fn a_vendor_code_prints_its_ids_why_and_the_next_command() {
         text.contains("  next    mtlscope certs inspect CERT.pem --trust CA.pem --key KEY.pem\n"),
         "{text}"
     );
-    assert!(text.contains("  source  https://docs.aws.amazon.com/"), "{text}");
-    // Every line fits the width it wraps at, except the command kept whole.
-    for line in text.lines().filter(|l| !l.starts_with("  next")) {
+    assert!(
+        text.contains("  source  https://docs.aws.amazon.com/"),
+        "{text}"
+    );
+    // Every line fits the width it wraps at, except the command and the URL kept whole.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with("  next") && !l.starts_with("  source"))
+    {
         assert!(line.chars().count() <= 100, "{line:?}");
     }
 }
@@ -81,14 +90,30 @@ fn json_has_the_documented_shape() {
     assert_eq!(v["matched"], true);
     assert_eq!(v["closest"], serde_json::json!([]));
     let m = &v["matches"][0];
-    for key in ["vendor", "vendor_name", "words", "ids", "why", "next", "source", "found", "at"] {
+    for key in [
+        "vendor",
+        "vendor_name",
+        "words",
+        "ids",
+        "why",
+        "next",
+        "source",
+        "found",
+        "at",
+    ] {
         assert!(m.get(key).is_some(), "{key} missing in {m:#}");
     }
     assert_eq!(m["vendor"], "aws-alb");
     assert_eq!(m["vendor_name"], "AWS ALB");
-    assert_eq!(m["ids"], serde_json::json!(["chain-untrusted", "chain-incomplete"]));
+    assert_eq!(
+        m["ids"],
+        serde_json::json!(["chain-untrusted", "chain-incomplete"])
+    );
     assert_eq!(m["next"]["kind"], "inspect-chain");
-    assert!(m["next"]["command"].as_str().unwrap().starts_with("mtlscope certs inspect"));
+    assert!(m["next"]["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("mtlscope certs inspect"));
     assert!(m["next"]["decides"].as_str().is_some_and(|d| !d.is_empty()));
     assert_eq!(m["found"], "ClientCertUntrusted");
     assert_eq!(m["at"], 7);
@@ -120,8 +145,13 @@ fn unknown_words_exit_3_with_the_closest_entries() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.starts_with("no exact match"), "{text}");
-    assert!(text.contains("Failed:ClientCertExpired"), "{text}");
-    assert!(text.contains("similarity"), "{text}");
+    let first = text.lines().nth(2).unwrap_or_default();
+    assert!(
+        first.starts_with("  0.")
+            && first.contains("AWS ALB: Failed:ClientCertExpired")
+            && first.ends_with("-> cert-expired"),
+        "{text}"
+    );
     assert!(stderr(&o).contains("no exact match"), "{}", stderr(&o));
 
     let (code, v) = explain_json("the gateway did not like my certificate");
@@ -163,7 +193,10 @@ fn negative_numbers_stdin_and_empty_text() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(ids_of(&v, "sap"), ["cert-not-registered", "identity-not-forwarded"]);
+    assert_eq!(
+        ids_of(&v, "sap"),
+        ["cert-not-registered", "identity-not-forwarded"]
+    );
 
     let o = mtlscope(&["explain", "  "]);
     assert_eq!(o.status.code(), Some(2));
@@ -197,7 +230,11 @@ fn explains_what_real_nginx_says() -> Result<(), String> {
         .run();
     assert_eq!(r.status, 400, "{r:?}");
     let (_, v) = explain_json(&r.body);
-    assert!(ids_of(&v, "nginx").contains(&"cert-expired".to_string()), "{}", r.body);
+    assert!(
+        ids_of(&v, "nginx").contains(&"cert-expired".to_string()),
+        "{}",
+        r.body
+    );
     let log = required.error_log();
     let line = log
         .lines()
@@ -206,10 +243,14 @@ fn explains_what_real_nginx_says() -> Result<(), String> {
     let (_, v) = explain_json(line);
     assert_eq!(ids_of(&v, "openssl-verify"), ["cert-expired"], "{line}");
 
-    // `ssl_verify_client optional`: the verdict reaches the application as FAILED:<reason>.
+    // With its 495 handled by the configuration, the verdict reaches the application as
+    // `$ssl_client_verify` = FAILED:<OpenSSL's reason>.
     let optional = Nginx::start(NginxConfig {
         verify_client: VerifyClient::Optional,
         client_certificate: Some(pki.ca_cert.clone()),
+        extra: "    error_page 495 = @failed;\n    \
+                location @failed { return 200 \"verify=$ssl_client_verify\\n\"; }"
+            .into(),
         ..NginxConfig::new(&pki.server.cert, &pki.server.key)
     })?;
     let url = format!("{}/", optional.base_url());
@@ -227,7 +268,11 @@ fn explains_what_real_nginx_says() -> Result<(), String> {
     assert!(r.body.contains("verify=FAILED:"), "{r:?}");
     let (_, v) = explain_json(&r.body);
     let ids = ids_of(&v, "openssl-verify");
-    assert!(ids.contains(&"chain-untrusted".to_string()), "{}: {ids:?}", r.body);
+    assert!(
+        ids.contains(&"chain-untrusted".to_string()),
+        "{}: {ids:?}",
+        r.body
+    );
     Ok(())
 }
 
@@ -264,8 +309,18 @@ fn openssl_server(pki: &TestPki, version: TlsVersion) -> Result<RunningServer, S
 fn explains_what_curl_says_to_an_openssl_server_that_wants_a_certificate() -> Result<(), String> {
     let pki = TestPki::generate()?;
     for (version, exit, curl_entry, alert_entry) in [
-        (TlsVersion::Tls13, 56, "curl exit 56 (CURLE_RECV_ERROR)", "certificate_required (116)"),
-        (TlsVersion::Tls12, 35, "curl exit 35 (CURLE_SSL_CONNECT_ERROR)", "handshake_failure (40)"),
+        (
+            TlsVersion::Tls13,
+            56,
+            "exit 56 (CURLE_RECV_ERROR)",
+            "certificate_required (116)",
+        ),
+        (
+            TlsVersion::Tls12,
+            35,
+            "exit 35 (CURLE_SSL_CONNECT_ERROR)",
+            "handshake_failure (40)",
+        ),
     ] {
         let server = openssl_server(&pki, version)?;
         let r = Curl::new(format!("{}/", server.base_url()))
@@ -280,8 +335,191 @@ fn explains_what_curl_says_to_an_openssl_server_that_wants_a_certificate() -> Re
             .iter()
             .map(|m| m["words"].as_str().unwrap())
             .collect();
-        assert_eq!(words, [curl_entry, alert_entry], "{version:?}: {}", r.stderr);
+        assert_eq!(
+            words,
+            [curl_entry, alert_entry],
+            "{version:?}: {}",
+            r.stderr
+        );
         assert_eq!(ids_of(&v, "tls-alert")[0], "no-client-cert", "{}", r.stderr);
     }
+    Ok(())
+}
+
+/// A Go TLS client: dial ADDR (server name `localhost`) trusting CA, with CERT and KEY when
+/// given, send one GET and print the error Go returns, as Go programs log it.
+const GO_CLIENT: &str = r#"package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(os.Args[2])
+	if err != nil || !pool.AppendCertsFromPEM(ca) {
+		fmt.Println("cannot read CA", err)
+		os.Exit(2)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	if len(os.Args) > 4 {
+		c, err := tls.LoadX509KeyPair(os.Args[3], os.Args[4])
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	conn, err := tls.Dial("tcp", os.Args[1], cfg)
+	if err == nil {
+		fmt.Fprint(conn, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		_, err = io.ReadAll(conn)
+	}
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+}
+"#;
+
+/// Go's own words, client side, against Caddy (Go's crypto/tls as the server) requiring and
+/// verifying client certificates: none sent, and an expired one.
+#[test]
+fn explains_what_a_go_client_says_to_a_go_server() -> Result<(), String> {
+    use common::peers::{caddy, CaddyClientAuth};
+    use common::process::run_bounded;
+    use std::time::Duration;
+
+    let pki = TestPki::generate()?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("client.go"), GO_CLIENT).map_err(|e| e.to_string())?;
+    let mut build = Command::new("go");
+    build
+        .current_dir(dir.path())
+        .args(["build", "-o", "client", "client.go"])
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "");
+    let out = run_bounded(build, None, Duration::from_secs(300));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "go build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = caddy(
+        &pki.server.cert,
+        &pki.server.key,
+        &pki.ca_cert,
+        CaddyClientAuth::RequireAndVerify,
+    )?;
+    let go = |identity: Option<&common::testpki::Identity>| {
+        let mut cmd = Command::new(dir.path().join("client"));
+        cmd.arg(server.addr()).arg(&pki.ca_cert);
+        if let Some(id) = identity {
+            cmd.arg(&id.cert).arg(&id.key);
+        }
+        let out = run_bounded(cmd, None, Duration::from_secs(20));
+        assert_eq!(
+            out.code,
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+
+    // Go 1.19 (Debian's Caddy) answers a missing certificate with bad_certificate even on TLS
+    // 1.3; newer Go with certificate_required. Either way the Go entry names no-client-cert.
+    let none = go(None);
+    let (code, v) = explain_json(&none);
+    assert_eq!(code, Some(0), "{none}: {v:#}");
+    assert!(
+        ids_of(&v, "go").contains(&"no-client-cert".to_string()),
+        "{none}"
+    );
+
+    let expired = go(Some(&pki.expired));
+    assert!(
+        expired.contains("remote error: tls: bad certificate"),
+        "{expired}"
+    );
+    let (_, v) = explain_json(&expired);
+    let ids = ids_of(&v, "go");
+    assert_eq!(ids[0], "chain-untrusted", "{expired}");
+    assert!(ids.contains(&"cert-expired".to_string()), "{expired}");
+    Ok(())
+}
+
+/// A Java server's words (its exception, and the alert curl prints) for a missing and an
+/// untrusted client certificate.
+#[test]
+fn explains_what_a_java_server_and_curl_say() -> Result<(), String> {
+    use common::process::wait_for_log;
+    use std::time::Duration;
+
+    let pki = TestPki::generate()?;
+    let server = common::peers::java(&pki.server.cert, &pki.server.key, &pki.ca_cert)?;
+    let console = server.dir().join("java.console.log");
+    let url = format!("https://localhost:{}/", server.port());
+    let curl = |identity: Option<&common::testpki::Identity>| {
+        let c =
+            Curl::new(&url)
+                .cacert(&pki.ca_cert)
+                .resolve("localhost", server.port(), "127.0.0.1");
+        match identity {
+            Some(id) => c.identity(&id.cert, &id.key).run(),
+            None => c.run(),
+        }
+    };
+    let server_line = |needle: &str| -> Result<String, String> {
+        if !wait_for_log(&console, needle, Duration::from_secs(10)) {
+            return Err(format!(
+                "no {needle:?} in the Java server's output:\n{}",
+                std::fs::read_to_string(&console).unwrap_or_default()
+            ));
+        }
+        let text = std::fs::read_to_string(&console).map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .rev()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string())
+    };
+
+    // No certificate: the server's exception, and the alert the client got.
+    let r = curl(None);
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let line = server_line("Empty client certificate chain")?;
+    let (_, v) = explain_json(&line);
+    assert_eq!(ids_of(&v, "java")[0], "no-client-cert", "{line}");
+    let (code, v) = explain_json(r.stderr.trim());
+    assert_eq!(code, Some(0), "{}: {v:#}", r.stderr);
+    assert!(
+        ids_of(&v, "tls-alert").contains(&"no-client-cert".to_string()),
+        "{}",
+        r.stderr
+    );
+
+    // A certificate from a CA the server does not trust.
+    let r = curl(Some(&pki.stranger));
+    assert_ne!(r.exit_code, Some(0), "{r:?}");
+    let line = server_line("PKIX path building failed")?;
+    let (_, v) = explain_json(&line);
+    assert!(
+        ids_of(&v, "java").contains(&"chain-untrusted".to_string()),
+        "{line}"
+    );
+    let (_, v) = explain_json(r.stderr.trim());
+    assert_eq!(
+        ids_of(&v, "tls-alert")[0],
+        "chain-untrusted",
+        "{}",
+        r.stderr
+    );
     Ok(())
 }

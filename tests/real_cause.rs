@@ -25,7 +25,10 @@ use std::time::Duration;
 /// `mtlscope probe URL ARGS… --json`, bounded at 90 s.
 fn probe(url: &str, args: &[&str]) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
-    cmd.arg("probe").arg(url).args(args).args(["--json", "--timeout", "5"]);
+    cmd.arg("probe")
+        .arg(url)
+        .args(args)
+        .args(["--json", "--timeout", "5"]);
     let out = run_bounded(cmd, None, Duration::from_secs(90));
     assert!(!out.timed_out, "probe ran past 90 s");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -118,7 +121,10 @@ fn rsa_pki() -> RsaPki {
     let rsa_key = write("rsa.key", ckey.serialize_pem());
     RsaPki {
         root: write("root.pem", root.pem()),
-        server: (write("server.pem", scert.pem()), write("server.key", skey.serialize_pem())),
+        server: (
+            write("server.pem", scert.pem()),
+            write("server.key", skey.serialize_pem()),
+        ),
         rsa_client: format!("{},{}", rsa_cert.display(), rsa_key.display()),
         _dir: dir,
     }
@@ -130,8 +136,9 @@ async fn an_rsa_identity_against_ecdsa_only_client_signatures() {
     let nginx = Nginx::start(NginxConfig {
         verify_client: VerifyClient::On,
         client_certificate: Some(pki.root.clone()),
-        extra: "    ssl_conf_command ClientSignatureAlgorithms ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512;"
-            .into(),
+        extra:
+            "    ssl_conf_command ClientSignatureAlgorithms ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512;"
+                .into(),
         ..NginxConfig::new(&pki.server.0, &pki.server.1)
     })
     .expect("start nginx");
@@ -151,9 +158,15 @@ async fn an_rsa_identity_against_ecdsa_only_client_signatures() {
         );
         assert!(a["presented"].is_null(), "nothing was sent: {a:#}");
         let verdict = a["verdict"].as_str().unwrap();
-        assert!(verdict.contains("could not use its certificate"), "{verdict}");
+        assert!(
+            verdict.contains("could not use its certificate"),
+            "{verdict}"
+        );
         let evidence = a["findings"][0]["evidence"].to_string();
-        assert!(evidence.contains("RSA 2048") && evidence.contains("ecdsa_secp256r1_sha256"), "{evidence}");
+        assert!(
+            evidence.contains("RSA 2048") && evidence.contains("ecdsa_secp256r1_sha256"),
+            "{evidence}"
+        );
     }
 
     let rec = reverse_once(&nginx.localhost_url(), &pki.root, &pki.rsa_client).await;
@@ -182,10 +195,33 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
         "{name} reverse: {:#}",
         rec["findings"]
     );
+    // The views read the same facts: the record without its findings, diagnosed on reading.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.jsonl");
+    let mut bare = rec.clone();
+    bare["findings"] = serde_json::json!([]);
+    std::fs::write(&file, format!("{bare}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
+    cmd.arg("report")
+        .arg(&file)
+        .args(["--json", "--id", "chain-incomplete"]);
+    let out = run_bounded(cmd, None, Duration::from_secs(30));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(
+        report["records"].as_array().map(Vec::len),
+        Some(1),
+        "{name} report: {report:#}"
+    );
     let root = pki.root_ca().display().to_string();
     let v = probe(
         &url,
-        &["--upstream-ca", &root, "--identity", &leaf_only, "--no-throwaway-identity"],
+        &[
+            "--upstream-ca",
+            &root,
+            "--identity",
+            &leaf_only,
+            "--no-throwaway-identity",
+        ],
     );
     let tried = with_identity(&v, "client-no-intermediate.pem");
     assert!(!tried.is_empty(), "{name}: {v:#}");
@@ -196,7 +232,10 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
             "{name} probe: {a:#}"
         );
     }
-    assert!(tried.iter().any(|a| !a["negotiated"].is_null()), "{name}: {v:#}");
+    assert!(
+        tried.iter().any(|a| !a["negotiated"].is_null()),
+        "{name}: {v:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,8 +244,13 @@ async fn a_missing_intermediate_is_chain_incomplete_first_in_reverse_and_probe()
     let server = pki.server();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
     chain_incomplete_first(&pki, &nginx, "nginx").await;
-    let go = caddy(&server.cert, &server.key, pki.root_ca(), CaddyClientAuth::RequireAndVerify)
-        .expect("caddy");
+    let go = caddy(
+        &server.cert,
+        &server.key,
+        pki.root_ca(),
+        CaddyClientAuth::RequireAndVerify,
+    )
+    .expect("caddy");
     chain_incomplete_first(&pki, &go, "caddy").await;
     let j = java(&server.cert, &server.key, pki.root_ca()).expect("java server");
     chain_incomplete_first(&pki, &j, "java").await;
@@ -218,24 +262,44 @@ async fn a_missing_intermediate_is_chain_incomplete_first_in_reverse_and_probe()
 fn caddy_require_accepts_the_throwaway_identity() {
     let (pki, _d) = dev_pki();
     let server = pki.server();
-    let go = caddy(&server.cert, &server.key, pki.root_ca(), CaddyClientAuth::Require).expect("caddy");
+    let go = caddy(
+        &server.cert,
+        &server.key,
+        pki.root_ca(),
+        CaddyClientAuth::Require,
+    )
+    .expect("caddy");
     let root = pki.root_ca().display().to_string();
     let v = probe(&go.localhost_url(), &["--upstream-ca", &root]);
     let label = "throw-away identity (mtlscope's own throw-away CA)";
     let tried = with_identity(&v, label);
-    assert!(!tried.is_empty(), "the throw-away identity was tried: {v:#}");
+    assert!(
+        !tried.is_empty(),
+        "the throw-away identity was tried: {v:#}"
+    );
     for a in &tried {
         assert_eq!(a["status"], 200, "{a:#}");
-        assert!(ids(a).contains(&"client-cert-not-verified".to_string()), "{a:#}");
+        assert!(
+            ids(a).contains(&"client-cert-not-verified".to_string()),
+            "{a:#}"
+        );
     }
     // And a server that does verify refuses it, without that finding.
-    let verifying =
-        caddy(&server.cert, &server.key, pki.root_ca(), CaddyClientAuth::RequireAndVerify).expect("caddy");
+    let verifying = caddy(
+        &server.cert,
+        &server.key,
+        pki.root_ca(),
+        CaddyClientAuth::RequireAndVerify,
+    )
+    .expect("caddy");
     let v = probe(&verifying.localhost_url(), &["--upstream-ca", &root]);
     let tried = with_identity(&v, label);
     assert!(!tried.is_empty(), "{v:#}");
     for a in &tried {
-        assert!(!ids(a).contains(&"client-cert-not-verified".to_string()), "{a:#}");
+        assert!(
+            !ids(a).contains(&"client-cert-not-verified".to_string()),
+            "{a:#}"
+        );
         assert_ne!(a["status"], 200, "{a:#}");
     }
 }
@@ -272,12 +336,29 @@ fn probe_auto_engine_judges_the_identity_on_apache_late_paths() {
             .collect();
         assert_eq!(tried.len(), 1, "{version:?}: {v:#}");
         let a = &tried[0];
-        assert_eq!(a["status"], 200, "{version:?}: the identity was judged and accepted: {a:#}");
-        assert!(a["presented"].as_str().unwrap_or("").contains("client-good"), "{a:#}");
-        let found = ids(a);
-        assert_eq!(found.first().map(String::as_str), Some(late), "{version:?}: {a:#}");
+        assert_eq!(
+            a["status"], 200,
+            "{version:?}: the identity was judged and accepted: {a:#}"
+        );
         assert!(
-            a["findings"].as_array().unwrap().iter().all(|f| f["severity"] != "error"),
+            a["presented"]
+                .as_str()
+                .unwrap_or("")
+                .contains("client-good"),
+            "{a:#}"
+        );
+        let found = ids(a);
+        assert_eq!(
+            found.first().map(String::as_str),
+            Some(late),
+            "{version:?}: {a:#}"
+        );
+        assert!(
+            a["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["severity"] != "error"),
             "{version:?}: {a:#}"
         );
         if version == TlsVersion::Tls13 {
@@ -285,7 +366,15 @@ fn probe_auto_engine_judges_the_identity_on_apache_late_paths() {
             // TLS 1.2 in the probe's own attempts).
             let v = probe(
                 &apache.localhost_url(),
-                &["--upstream-ca", &root, "--identity", &good, "--path", "/secure", "--no-throwaway-identity"],
+                &[
+                    "--upstream-ca",
+                    &root,
+                    "--identity",
+                    &good,
+                    "--path",
+                    "/secure",
+                    "--no-throwaway-identity",
+                ],
             );
             let text = v["attempts"].to_string();
             assert!(text.contains("post-handshake-auth"), "{v:#}");
@@ -293,4 +382,65 @@ fn probe_auto_engine_judges_the_identity_on_apache_late_paths() {
             assert!(text.contains("--upstream-engine auto"), "{v:#}");
         }
     }
+}
+
+// ---- a CertificateRequest too large for some clients -----------------------------------------
+
+/// `reverse --client-ca` with 120 CAs whose names come to more than 16 KiB: the client leg's
+/// request is recorded with them, and `ca-list-too-large` warns (curl itself copes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
+    let (pki, _d) = dev_pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::Off)).expect("nginx");
+    let dir = tempfile::tempdir().unwrap();
+    let mut bundle = String::new();
+    for i in 0..120 {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(DnType::CommonName, format!("Enterprise Root Certification Authority {i:03}"));
+        p.distinguished_name.push(
+            DnType::OrganizationName,
+            "A Company With A Long Name And Many Trusted Roots, Incorporated",
+        );
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, "Public Key Infrastructure Services");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+        bundle.push_str(&ca.pem());
+    }
+    let file = dir.path().join("many-cas.pem");
+    std::fs::write(&file, bundle).unwrap();
+    let upstream = nginx.localhost_url();
+    let root = pki.root_ca().display().to_string();
+    let cas = file.display().to_string();
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &root,
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &cas,
+    ]);
+    let r = Curl::new(format!("https://127.0.0.1:{}/", p.port()))
+        .arg("--insecure")
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rec = p.records(1).remove(0);
+    assert_eq!(
+        rec["client_leg"]["cert_request"]["ca_names"].as_array().map(Vec::len),
+        Some(120)
+    );
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "ca-list-too-large")
+        .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
+    assert_eq!(f["severity"], "warning");
+    assert!(f["summary"].as_str().unwrap().contains("bytes of CA names"), "{f:#}");
 }

@@ -111,10 +111,19 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let root = CertifiedIssuer::self_signed(ca_params("revocation test root", 1), KeyPair::generate().unwrap()).unwrap();
+    let root = CertifiedIssuer::self_signed(
+        ca_params("revocation test root", 1),
+        KeyPair::generate().unwrap(),
+    )
+    .unwrap();
     let inter_key = KeyPair::generate().unwrap();
     let inter_key_pem = inter_key.serialize_pem();
-    let inter = CertifiedIssuer::signed_by(ca_params("revocation test intermediate", 2), inter_key, &root).unwrap();
+    let inter = CertifiedIssuer::signed_by(
+        ca_params("revocation test intermediate", 2),
+        inter_key,
+        &root,
+    )
+    .unwrap();
     let root_pem = write(d, "root.pem", &root.pem());
     let inter_pem = write(d, "inter.pem", &inter.pem());
     let inter_key_file = write(d, "inter.key", &inter_key_pem);
@@ -134,7 +143,11 @@ fn setup() -> Setup {
     let served = d.join("served");
     std::fs::create_dir(&served).unwrap();
     let inter_crl = write(&served, "inter.crl", &inter_crl_text);
-    let nginx_crl = write(d, "nginx-crls.pem", &format!("{root_crl_text}{inter_crl_text}"));
+    let nginx_crl = write(
+        d,
+        "nginx-crls.pem",
+        &format!("{root_crl_text}{inter_crl_text}"),
+    );
     let http = http_files(&served).expect("python3 -m http.server");
 
     // The OCSP responder's index (`openssl ca` format), signed by the intermediate itself.
@@ -167,7 +180,11 @@ fn setup() -> Setup {
         ext(&mut p);
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &inter).unwrap();
-        write(d, &format!("{name}.pem"), &format!("{}{}", cert.pem(), inter.pem()));
+        write(
+            d,
+            &format!("{name}.pem"),
+            &format!("{}{}", cert.pem(), inter.pem()),
+        );
         write(d, &format!("{name}.key"), &key.serialize_pem());
     };
     let dp = format!("http://127.0.0.1:{}/inter.crl", http.port());
@@ -177,7 +194,9 @@ fn setup() -> Setup {
         }]
     });
     let responder = format!("http://127.0.0.1:{}", ocsp.port());
-    issue("ocsp-revoked", OCSP_SERIAL, &|p| p.custom_extensions = vec![aia_ocsp(&responder)]);
+    issue("ocsp-revoked", OCSP_SERIAL, &|p| {
+        p.custom_extensions = vec![aia_ocsp(&responder)]
+    });
     issue("plain-revoked", PLAIN_SERIAL, &|_| {});
 
     let nginx = Nginx::start(NginxConfig {
@@ -264,7 +283,13 @@ fn assert_revoked(r: &Run, source: &str) {
     let a = with_identity(r);
     assert_eq!(a["status"], 400, "{a:#}");
     let got = ids(&a);
-    assert_eq!(got.first().map(String::as_str), Some("cert-revoked"), "{got:?}: {a:#}\nstderr: {}\ncandidates: {}", r.stderr, r.candidates);
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("cert-revoked"),
+        "{got:?}: {a:#}\nstderr: {}\ncandidates: {}",
+        r.stderr,
+        r.candidates
+    );
     let f = &a["findings"][0];
     assert_eq!(f["severity"], "error");
     let evidence = f["evidence"].to_string();
@@ -275,7 +300,16 @@ fn assert_revoked(r: &Run, source: &str) {
     for a in r.json["attempts"].as_array().unwrap() {
         assert!(!ids(a).contains(&"chain-untrusted".to_string()), "{a:#}");
     }
-    assert!(r.stderr.contains("is revoked"), "no start-up warning: {}", r.stderr);
+    assert!(
+        r.stderr.contains("is revoked"),
+        "no start-up warning: {}",
+        r.stderr
+    );
+    assert!(
+        r.json["warnings"].to_string().contains("is revoked"),
+        "no warning in the report: {:#}",
+        r.json["warnings"]
+    );
 }
 
 #[test]
@@ -316,7 +350,55 @@ fn a_bad_crl_file_is_refused_with_its_name() {
         .arg("--crl")
         .arg(&bad);
     let out = run_bounded(cmd, None, Duration::from_secs(30));
-    assert_eq!(out.code, Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.code,
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--crl") && err.contains("bad.crl"), "{err}");
+}
+
+/// `--check-revocation` on the client leg: a client presenting a revoked certificate to
+/// `reverse` gets `cert-revoked` on the client leg in the record (the answer from `--crl`, here,
+/// so the test does not race the record), and the relay is not held up.
+#[test]
+fn check_revocation_judges_the_clients_certificate() {
+    let s = setup();
+    let d = s.dir.path();
+    let upstream = s.nginx.localhost_url();
+    let root = s.root.display().to_string();
+    let crl = s.inter_crl.display().to_string();
+    let p = common::Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &upstream,
+        "--upstream-ca",
+        &root,
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &root,
+        "--check-revocation",
+        "--crl",
+        &crl,
+    ]);
+    let r = common::Curl::new(format!("https://127.0.0.1:{}/", p.port()))
+        .insecure()
+        .identity(d.join("plain-revoked.pem"), d.join("plain-revoked.key"))
+        .run();
+    assert!(r.status > 0, "{r:?}");
+    let rec = p.records(1).remove(0);
+    let checks = &rec["client_leg"]["revocation"];
+    assert_eq!(checks[0]["status"], "revoked", "{:#}", rec["client_leg"]);
+    assert_eq!(checks[0]["source"], "crl_file");
+    assert_eq!(checks[0]["reason"], "keyCompromise");
+    let f = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cert-revoked")
+        .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
+    assert!(f["evidence"].to_string().contains(&crl), "{f:#}");
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum CandidateError {
     /// The path could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("{path}: cannot read: {source}")]
     Read {
         /// The path.
         path: PathBuf,
@@ -164,7 +164,13 @@ fn load_file(
         return push_cert_file(path, label, certs, &bytes, out);
     }
     if crate::cert::summarize(&bytes).is_ok() {
-        return push_cert_file(path, label, vec![CertificateDer::from(bytes.clone())], &[], out);
+        return push_cert_file(
+            path,
+            label,
+            vec![CertificateDer::from(bytes.clone())],
+            &[],
+            out,
+        );
     }
     load_pkcs12(path, label, &bytes, password, out)
 }
@@ -204,7 +210,10 @@ fn push_cert_file(
     Ok(())
 }
 
-fn summaries(path: &Path, chain: &[CertificateDer<'_>]) -> Result<Vec<CertSummary>, CandidateError> {
+fn summaries(
+    path: &Path,
+    chain: &[CertificateDer<'_>],
+) -> Result<Vec<CertSummary>, CandidateError> {
     chain
         .iter()
         .enumerate()
@@ -230,8 +239,11 @@ fn load_jks(
         source,
     })?;
     for (position, e) in entries.iter().enumerate().filter(|(_, e)| e.has_key) {
-        let ders: Vec<CertificateDer<'_>> =
-            e.chain.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+        let ders: Vec<CertificateDer<'_>> = e
+            .chain
+            .iter()
+            .map(|d| CertificateDer::from(d.as_slice()))
+            .collect();
         out.push(Candidate {
             label: format!("{label}#{}", e.alias),
             chain: summaries(path, &ders)?,
@@ -255,8 +267,8 @@ fn load_pkcs12(
     password: Option<&str>,
     out: &mut Vec<Candidate>,
 ) -> Result<(), CandidateError> {
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password.unwrap_or(""))
-        .map_err(|e| match e {
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password.unwrap_or("")).map_err(
+        |e| match e {
             p12_keystore::error::Error::DerError(_) if password.is_none() => {
                 CandidateError::Unrecognised {
                     path: path.to_path_buf(),
@@ -266,7 +278,8 @@ fn load_pkcs12(
                 path: path.to_path_buf(),
                 detail: e.to_string(),
             },
-        })?;
+        },
+    )?;
     let certs: Vec<CertSummary> = archive
         .certs
         .iter()

@@ -38,7 +38,10 @@ fn candidate(label: &str, chain: &[CertSummary]) -> Candidate {
 
 /// The web view's table for a flow: one entry per leg with a request and something on offer.
 pub fn flow_json(flow: &Flow) -> Value {
-    let legs = [("client", &flow.client_leg), ("upstream", &flow.upstream_leg)];
+    let legs = [
+        ("client", &flow.client_leg),
+        ("upstream", &flow.upstream_leg),
+    ];
     let mut out = Vec::new();
     for (name, leg) in legs {
         let Some(leg) = leg else { continue };
@@ -95,7 +98,7 @@ fn grouped(answers: &[StackAnswer], cands: &[Candidate]) -> String {
     for a in answers {
         let what = match &a.outcome {
             Outcome::Sends(i) => match a.candidates.get(*i).and_then(|j| j.note.as_ref()) {
-                Some(note) => format!("send `{}` ({note})", cands[*i].label),
+                Some(note) => format!("send `{}` (although {note})", cands[*i].label),
                 None => format!("send `{}`", cands[*i].label),
             },
             Outcome::AsksUser(_) => "ask the user".into(),

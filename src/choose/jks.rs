@@ -57,7 +57,10 @@ impl fmt::Display for JksError {
             JksError::Version(v) => write!(f, "JKS version {v} is not known (1 or 2 are)"),
             JksError::Truncated { at } => write!(f, "the keystore ends early (at byte {at})"),
             JksError::UnknownTag { tag, entry } => {
-                write!(f, "entry {entry} has tag {tag}, neither a key nor a certificate")
+                write!(
+                    f,
+                    "entry {entry} has tag {tag}, neither a key nor a certificate"
+                )
             }
             JksError::Integrity => write!(
                 f,
@@ -213,7 +216,10 @@ mod tests {
 
     #[test]
     fn wrong_password_and_truncation_are_named() {
-        assert_eq!(read(&sample("changeit"), Some("nope")), Err(JksError::Integrity));
+        assert_eq!(
+            read(&sample("changeit"), Some("nope")),
+            Err(JksError::Integrity)
+        );
         let short = &sample("x")[..30];
         assert!(matches!(read(short, None), Err(JksError::Truncated { .. })));
         assert_eq!(read(b"PK\x03\x04", None), Err(JksError::NotJks));

@@ -242,9 +242,9 @@ impl Skip {
             Skip::NotConfigured { configured } => {
                 format!("not configured: an OpenSSL client holds one certificate ({configured})")
             }
-            Skip::IssuerNotListed { issuer } => format!(
-                "issuer not among the CA names and no chain to one (issued by {issuer})"
-            ),
+            Skip::IssuerNotListed { issuer } => {
+                format!("issuer not among the CA names and no chain to one (issued by {issuer})")
+            }
             Skip::KeyTypeNotAllowed { key } => {
                 format!("key type not allowed by the signature schemes ({key})")
             }
@@ -254,7 +254,10 @@ impl Skip {
                 format!("no clientAuth extended key usage (has {})", eku.join(", "))
             }
             Skip::WrongKeyUsage { usage } => {
-                format!("key usage lacks digitalSignature (has {})", usage.join(", "))
+                format!(
+                    "key usage lacks digitalSignature (has {})",
+                    usage.join(", ")
+                )
             }
             Skip::Outranked { by } => format!("eligible, but {by} comes first"),
         }

@@ -15,7 +15,8 @@ pub fn candidate_why(j: &Judged, a: &StackAnswer) -> String {
         (None, _, _) => "eligible".to_string(),
     };
     match &j.note {
-        Some(n) if sent || offered || j.skip.is_none() => format!("{head}: {n}"),
+        Some(n) if sent => format!("sent although {n}"),
+        Some(n) if offered || j.skip.is_none() => format!("{head}: {n}"),
         Some(n) if j.eligible => n.clone(),
         _ => head,
     }
@@ -65,19 +66,37 @@ pub fn stack_json(a: &StackAnswer, cands: &[Candidate]) -> Value {
 }
 
 /// The text report.
-pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[StackAnswer]) -> String {
+pub fn to_text(
+    source: &str,
+    req: &Request,
+    cands: &[Candidate],
+    answers: &[StackAnswer],
+) -> String {
     let mut s = String::new();
-    let version = req.version.map(|v| format!(" ({})", v.as_str())).unwrap_or_default();
+    let version = req
+        .version
+        .map(|v| format!(" ({})", v.as_str()))
+        .unwrap_or_default();
     s += &format!("CertificateRequest from {source}{version}\n");
     if req.ca_names.is_empty() {
         s += "  acceptable CAs: (empty list: the server names none)\n";
     } else {
         for (i, n) in req.ca_names.iter().enumerate() {
-            s += &format!("  {} {n}\n", if i == 0 { "acceptable CAs:" } else { "               " });
+            s += &format!(
+                "  {} {n}\n",
+                if i == 0 {
+                    "acceptable CAs:"
+                } else {
+                    "               "
+                }
+            );
         }
     }
     if !req.signature_schemes.is_empty() {
-        s += &format!("  signature schemes: {}\n", req.signature_schemes.join(", "));
+        s += &format!(
+            "  signature schemes: {}\n",
+            req.signature_schemes.join(", ")
+        );
     }
     s += "\n";
     let width = answers
@@ -85,6 +104,12 @@ pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[Stac
         .map(|a| outcome_words(a, cands).len())
         .max()
         .unwrap_or(0);
+    let label_width = cands
+        .iter()
+        .map(|c| c.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     for a in answers {
         let label = match a.stack.basis() {
             Basis::Tested => a.stack.name().to_string(),
@@ -97,7 +122,11 @@ pub fn to_text(source: &str, req: &Request, cands: &[Candidate], answers: &[Stac
         );
         s += &format!("  {}\n", a.stack.clients());
         for j in &a.candidates {
-            s += &format!("    {:<24} {}\n", cands[j.index].label, candidate_why(j, a));
+            s += &format!(
+                "    {:<label_width$}  {}\n",
+                cands[j.index].label,
+                candidate_why(j, a)
+            );
         }
     }
     s += "\n(documented only: the rule is read from the stack's source or documentation and not \

@@ -3,8 +3,8 @@
 
 use super::java_order::{hashmap_order, hashtable_order};
 use super::{Candidate, Judged, Outcome, Request, Skip, Stack, StackAnswer, StoreKind};
-use crate::cert::reason::{client_purpose_problems, normalise_dn, validity_at, Validity};
 use crate::cert::reason::PurposeProblem;
+use crate::cert::reason::{client_purpose_problems, normalise_dn, validity_at, Validity};
 use crate::facts::CertSummary;
 use time::format_description::well_known::Rfc3339;
 
@@ -166,7 +166,10 @@ fn store_chain(c: &Candidate, all: &[Candidate]) -> Vec<CertSummary> {
 }
 
 fn leaf_issuer(c: &Candidate) -> String {
-    c.chain.first().map(|l| l.issuer.clone()).unwrap_or_default()
+    c.chain
+        .first()
+        .map(|l| l.issuer.clone())
+        .unwrap_or_default()
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -233,7 +236,10 @@ fn none_why(cands: &[Candidate], js: &[Judged]) -> String {
         return "no candidates".into();
     }
     "no candidate qualifies: sends an empty Certificate message".to_string()
-        + if js.iter().all(|j| matches!(j.skip, Some(Skip::IssuerNotListed { .. }))) {
+        + if js
+            .iter()
+            .all(|j| matches!(j.skip, Some(Skip::IssuerNotListed { .. })))
+        {
             " (none chains to a listed CA)"
         } else {
             ""
@@ -276,13 +282,13 @@ fn openssl(req: &Request, cands: &[Candidate]) -> StackAnswer {
     }
     let mut notes = Vec::new();
     if !req.ca_names.is_empty() && !issuer_listed(&first.chain, req) {
-        notes.push("its issuer is not among the CA names (OpenSSL does not look)");
+        notes.push("its issuer is not among the CA names (OpenSSL does not look at them)");
     }
     if validity_skip(first, req).is_some() {
         notes.push("it is not valid now (OpenSSL does not check)");
     }
     if !notes.is_empty() {
-        js[0].note = Some(format!("sent although {}", notes.join(" and ")));
+        js[0].note = Some(notes.join(" and "));
     }
     answer_of(
         Stack::Openssl,
@@ -357,15 +363,16 @@ fn java_sunx509(req: &Request, cands: &[Candidate]) -> StackAnswer {
         .map(|k| enumeration[k])
         .collect();
     let chosen = key_types.iter().find_map(|kt| {
-        map_order.iter().copied().find(|&i| {
-            js[i].eligible && KeyKind::of(&cands[i].chain[0]).java_algorithm() == *kt
-        })
+        map_order
+            .iter()
+            .copied()
+            .find(|&i| js[i].eligible && KeyKind::of(&cands[i].chain[0]).java_algorithm() == *kt)
     });
     let why = match chosen {
         Some(i) => {
             outranked(&mut js, i, cands);
             if let Some(v) = validity_skip(&cands[i], req) {
-                js[i].note = Some(format!("sent although {} (SunX509 does not check)", v.words()));
+                js[i].note = Some(format!("{} (SunX509 does not check)", v.words()));
             }
             format!(
                 "first match in the key manager's HashMap order ({}), not the keystore's",
@@ -413,7 +420,10 @@ fn java_pkix(req: &Request, cands: &[Candidate]) -> StackAnswer {
                 js[i].note = Some(format!("{}: ranked after entries that pass", skip.words()));
             }
             let alg = KeyKind::of(&cands[i].chain[0]).java_algorithm();
-            let key_index = key_types.iter().position(|k| *k == alg).unwrap_or(usize::MAX);
+            let key_index = key_types
+                .iter()
+                .position(|k| *k == alg)
+                .unwrap_or(usize::MAX);
             (i, rank, key_index)
         })
         .collect();
@@ -466,7 +476,7 @@ fn go(req: &Request, cands: &[Candidate]) -> StackAnswer {
         Some(i) => {
             outranked(&mut js, i, cands);
             if let Some(v) = validity_skip(&cands[i], req) {
-                js[i].note = Some(format!("sent although {} (Go does not check)", v.words()));
+                js[i].note = Some(format!("{} (Go does not check)", v.words()));
             }
             "first certificate in Config.Certificates that SupportsCertificate accepts".into()
         }
@@ -482,8 +492,7 @@ fn schannel(req: &Request, cands: &[Candidate]) -> StackAnswer {
     let mut js: Vec<Judged> = (0..cands.len())
         .map(|i| {
             let c = &cands[i];
-            let skip = if !req.ca_names.is_empty() && !issuer_listed(&store_chain(c, cands), req)
-            {
+            let skip = if !req.ca_names.is_empty() && !issuer_listed(&store_chain(c, cands), req) {
                 Some(Skip::IssuerNotListed {
                     issuer: leaf_issuer(c),
                 })

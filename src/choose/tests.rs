@@ -33,9 +33,16 @@ fn sends(answers: &[StackAnswer], cands: &[Candidate], stack: Stack) -> Option<S
 fn issuer_filtering_stacks_skip_the_other_ca_and_openssl_does_not() {
     let cands = vec![cand("other.pem", "Other CA"), cand("good.pem", "Good CA")];
     let answers = choose(&request(&["Good CA"]), &cands);
-    assert_eq!(sends(&answers, &cands, Stack::Openssl).as_deref(), Some("other.pem"));
+    assert_eq!(
+        sends(&answers, &cands, Stack::Openssl).as_deref(),
+        Some("other.pem")
+    );
     for s in [Stack::Java, Stack::JavaPkix, Stack::Go, Stack::Schannel] {
-        assert_eq!(sends(&answers, &cands, s).as_deref(), Some("good.pem"), "{s:?}");
+        assert_eq!(
+            sends(&answers, &cands, s).as_deref(),
+            Some("good.pem"),
+            "{s:?}"
+        );
     }
     let go = &answers[3];
     assert_eq!(
@@ -51,7 +58,10 @@ fn issuer_filtering_stacks_skip_the_other_ca_and_openssl_does_not() {
 fn only_a_foreign_certificate_means_nothing_from_java_and_go() {
     let cands = vec![cand("other.pem", "Other CA")];
     let answers = choose(&request(&["Good CA"]), &cands);
-    assert_eq!(sends(&answers, &cands, Stack::Openssl).as_deref(), Some("other.pem"));
+    assert_eq!(
+        sends(&answers, &cands, Stack::Openssl).as_deref(),
+        Some("other.pem")
+    );
     for a in &answers[1..] {
         assert_eq!(a.outcome, Outcome::SendsNone, "{:?}", a.stack);
     }
@@ -68,7 +78,10 @@ fn rsa_key_against_ecdsa_only_schemes_is_refused_everywhere_that_signs() {
     for s in [Stack::Openssl, Stack::Java, Stack::JavaPkix, Stack::Go] {
         let a = answers.iter().find(|a| a.stack == s).unwrap();
         assert_eq!(a.outcome, Outcome::SendsNone, "{s:?}");
-        assert!(matches!(a.candidates[0].skip, Some(Skip::KeyTypeNotAllowed { .. })));
+        assert!(matches!(
+            a.candidates[0].skip,
+            Some(Skip::KeyTypeNotAllowed { .. })
+        ));
     }
 }
 
@@ -79,12 +92,18 @@ fn expired_first_entry_pkix_skips_it_sunx509_and_go_do_not_check() {
     let cands = vec![old, cand("new", "Good CA")];
     let answers = choose(&request(&["Good CA"]), &cands);
     assert_eq!(sends(&answers, &cands, Stack::Go).as_deref(), Some("old"));
-    assert_eq!(sends(&answers, &cands, Stack::JavaPkix).as_deref(), Some("new"));
+    assert_eq!(
+        sends(&answers, &cands, Stack::JavaPkix).as_deref(),
+        Some("new")
+    );
     // SunX509 walks its HashMap: "new" (hash bucket 0x..) against "old".
     let order = hashmap_order(&["old".to_string(), "new".to_string()]);
     let first = ["old", "new"][order[0]];
     assert_eq!(sends(&answers, &cands, Stack::Java).as_deref(), Some(first));
-    assert!(matches!(answers[5].candidates[0].skip, Some(Skip::Expired { .. })));
+    assert!(matches!(
+        answers[5].candidates[0].skip,
+        Some(Skip::Expired { .. })
+    ));
 }
 
 #[test]
@@ -92,7 +111,10 @@ fn empty_list_lets_every_issuer_through() {
     let cands = vec![cand("a", "X"), cand("b", "Y")];
     let answers = choose(&request(&[]), &cands);
     assert_eq!(sends(&answers, &cands, Stack::Go).as_deref(), Some("a"));
-    assert_eq!(sends(&answers, &cands, Stack::Schannel).as_deref(), Some("a"));
+    assert_eq!(
+        sends(&answers, &cands, Stack::Schannel).as_deref(),
+        Some("a")
+    );
     assert_eq!(answers[6].outcome, Outcome::AsksUser(vec![0, 1]));
 }
 
@@ -127,9 +149,36 @@ fn evidence_line_groups_stacks_and_says_why() {
     .unwrap();
     assert_eq!(
         line,
-        "with `CN=client` on offer, openssl would send `CN=client` (sent although its issuer is \
-         not among the CA names (OpenSSL does not look)); java, java-pkix, go, schannel, chrome, \
+        "with `CN=client` on offer, openssl would send `CN=client` (although its issuer is not \
+         among the CA names (OpenSSL does not look at them)); java, java-pkix, go, schannel, chrome, \
          firefox would send nothing (issuer not among the CA names and no chain to one (issued \
          by CN=Other CA)) (see `mtlscope certs choose`)"
     );
+}
+
+#[test]
+fn flow_table_covers_the_leg_that_was_asked_with_the_identities_held() {
+    use crate::diagnose::test_support::{cr, good_chain, identity, success_builder};
+    let flow = success_builder()
+        .upstream(|l| {
+            l.cert_request = Some(cr(crate::facts::Phase::Handshake, &["Other Root"]));
+            l.chain = vec![];
+            l.identity = Some(identity(None, &[("client.pem", good_chain())], "no match"));
+        })
+        .build();
+    let v = flow::flow_json(&flow);
+    let legs = v.as_array().unwrap();
+    let up = legs.iter().find(|l| l["leg"] == "upstream").unwrap();
+    assert_eq!(up["offered"][0], "client.pem");
+    let go = up["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stack"] == "go")
+        .unwrap();
+    assert_eq!(go["sends"], serde_json::Value::Null);
+    assert_eq!(go["candidates"][0]["eligible"], false);
+    let openssl = &up["stacks"][0];
+    assert_eq!(openssl["sends"], "client.pem");
+    assert_eq!(up["stacks"][4]["basis"], "documented");
 }

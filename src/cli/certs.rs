@@ -82,6 +82,11 @@ pub struct CaArgs {
     /// Print only the certificate's path (for `curl --cacert "$(mtlscope ca --path)"`).
     #[arg(long)]
     pub path: bool,
+    /// Create the CA name-constrained to NAME and its subdomains (repeatable; an IP address
+    /// permits that address): a leaked CA then cannot vouch for other sites. Only when the
+    /// CA is created.
+    #[arg(long, value_name = "NAME")]
+    pub ca_names: Vec<String>,
 }
 
 /// Run a `certs` job.
@@ -164,7 +169,11 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
 
 /// Run `mtlscope ca`.
 pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
-    let ca = open_local_ca(args.ca_dir.as_deref())?;
+    let dir = match args.ca_dir.as_deref() {
+        Some(dir) => dir.to_path_buf(),
+        None => LocalCa::default_dir()?,
+    };
+    let ca = LocalCa::open_or_create_for(&dir, &args.ca_names)?;
     if args.path {
         crate::outln!("{}", ca.cert_path().display());
         return Ok(());
@@ -177,10 +186,20 @@ pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
         if ca.created() { "created" } else { "using" }
     );
     crate::outln!("  certificate  {}", ca.cert_path().display());
+    let mode = ca
+        .key_mode()
+        .map(|m| format!("mode {m:04o}; "))
+        .unwrap_or_default();
     crate::outln!(
-        "  private key  {} (mode 0600; keep it private)",
+        "  private key  {} ({mode}keep it private)",
         ca.key_path().display()
     );
+    if !args.ca_names.is_empty() {
+        crate::outln!(
+            "  names        {} (name constraints)",
+            args.ca_names.join(", ")
+        );
+    }
     crate::outln!(
         "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
     );
@@ -197,10 +216,12 @@ pub fn open_local_ca(ca_dir: Option<&std::path::Path>) -> Result<LocalCa, Comman
     Ok(LocalCa::open_or_create(&dir)?)
 }
 
-/// The local CA's resolver for client-facing leaves (default host: the upstream's).
+/// The local CA's resolver for client-facing leaves (default host: the upstream's), issuing
+/// only for the upstream's host and `extra` names.
 pub fn local_ca_resolver(
     ca_dir: Option<&std::path::Path>,
     upstream: Option<&str>,
+    extra: &[String],
 ) -> Result<std::sync::Arc<dyn rustls::server::ResolvesServerCert>, CommandError> {
     let ca = std::sync::Arc::new(open_local_ca(ca_dir)?);
     let default_host = upstream
@@ -209,8 +230,28 @@ pub fn local_ca_resolver(
         .unwrap_or_else(|| "localhost".to_string());
     // Issue the default leaf now: a broken CA should fail at start-up, not on the first client.
     ca.leaf_for(&default_host)?;
+    let only = served_names(upstream, extra).list().to_vec();
     Ok(std::sync::Arc::new(crate::pki::LocalCaResolver {
         ca,
         default_host,
+        only: Some(only),
     }))
+}
+
+/// The names a reverse listener with the local CA answers for: the upstream's host,
+/// `localhost` (a name no other site can be reached by, so it serves no rebinding page), and
+/// `extra`.
+pub fn served_names(
+    upstream: Option<&str>,
+    extra: &[String],
+) -> crate::proxy::sni_gate::ServedNames {
+    let host = upstream
+        .and_then(|u| super::reverse::parse_upstream_url(u).ok())
+        .map(|(t, _)| t.host)
+        .unwrap_or_else(|| "localhost".to_string());
+    crate::proxy::sni_gate::ServedNames::new(
+        [host.as_str(), "localhost"]
+            .into_iter()
+            .chain(extra.iter().map(String::as_str)),
+    )
 }

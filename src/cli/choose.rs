@@ -55,6 +55,11 @@ pub struct SourceArgs {
     /// Live: time bound in seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Live: `openssl` also sends a GET over OpenSSL, which completes a late request (TLS 1.2
+    /// renegotiation, TLS 1.3 post-handshake auth) that rustls refuses, when the handshake
+    /// asked for none; `rustls` (the default) sees handshake requests only.
+    #[arg(long, value_name = "rustls|openssl")]
+    pub upstream_engine: Option<String>,
 }
 
 /// Run `certs choose`.
@@ -135,7 +140,11 @@ pub fn request_of_leg(leg: &Leg, flow: &Flow) -> Option<Request> {
 fn recorded(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     let (file, selector) = recording::split_file_selector(&args.for_);
     let rec = recording::read(&file).map_err(|e| {
-        CommandError::usage(format!("--for {}: cannot read: {}", file.display(), e.source))
+        CommandError::usage(format!(
+            "--for {}: cannot read: {}",
+            file.display(),
+            e.source
+        ))
     })?;
     let legs = |f: &Flow| -> Vec<(&'static str, std::sync::Arc<Leg>)> {
         let up = f.upstream_leg.clone().map(|l| ("upstream", l));
@@ -148,7 +157,9 @@ fn recorded(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     };
     if let Some(l) = args.leg.as_deref() {
         if l != "client" && l != "upstream" {
-            return Err(CommandError::usage(format!("--leg {l:?}: expected client or upstream")));
+            return Err(CommandError::usage(format!(
+                "--leg {l:?}: expected client or upstream"
+            )));
         }
     }
     let record = match &selector {
@@ -194,6 +205,14 @@ fn live(args: &SourceArgs) -> Result<(String, Request), CommandError> {
             ..Default::default()
         },
     };
+    match args.upstream_engine.as_deref() {
+        None | Some("rustls") | Some("openssl") => {}
+        Some(other) => {
+            return Err(CommandError::usage(format!(
+                "--upstream-engine {other:?}: expected rustls or openssl"
+            )))
+        }
+    }
     let origins = crate::settings::Origins::default();
     let mut plan = super::probe::plan(&probe, &origins)?;
     if let Some(v) = &args.via {
@@ -230,9 +249,54 @@ fn live(args: &SourceArgs) -> Result<(String, Request), CommandError> {
             last_error = a.flow.error.clone().map(|e| e.to_string()).or(last_error);
         }
     }
+    if args.upstream_engine.as_deref() == Some("openssl") {
+        if let Some(found) = late(args, &plan, &probe, &origins, &rt)? {
+            return Ok(found);
+        }
+    }
     Err(CommandError::runtime(format!(
         "{}: the server asked for no client certificate in the handshake{}",
         args.for_,
         last_error.map(|e| format!(" ({e})")).unwrap_or_default()
     )))
+}
+
+/// One GET over the OpenSSL engine: a request the server makes after it (renegotiation or
+/// post-handshake auth) is recorded on the leg as a later request.
+fn late(
+    args: &SourceArgs,
+    plan: &crate::probe::ProbePlan,
+    probe: &super::probe::ProbeArgs,
+    origins: &crate::settings::Origins,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<(String, Request)>, CommandError> {
+    use crate::upstream::openssl::{OpensslEngine, OpensslSettings};
+    let engine = OpensslEngine::new(OpensslSettings {
+        roots: probe.upstream.root_certs(origins)?,
+        insecure: args.insecure_upstream,
+        keylog: None,
+        timeout: plan.timeout,
+        version: None,
+    })
+    .map_err(|e| CommandError::runtime(format!("--upstream-engine openssl: {e}")))?;
+    let engine = crate::upstream::Engine::Openssl(engine);
+    let path = plan.paths.first().map_or("/", String::as_str);
+    let flow = rt.block_on(crate::probe::attempt(plan, &engine, None, path, 1));
+    let Some(leg) = &flow.upstream_leg else {
+        return Ok(None);
+    };
+    let cr = leg
+        .cert_request
+        .as_ref()
+        .or(leg.later_cert_requests.first());
+    let at = leg.handshake_at.unwrap_or(flow.started_at);
+    Ok(cr
+        .and_then(|cr| Request::from_recorded(cr, leg.tls_version, at))
+        .map(|req| {
+            let phase = cr
+                .and_then(|c| serde_json::to_value(c.phase).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            (format!("{} (asked in {phase})", args.for_), req)
+        }))
 }

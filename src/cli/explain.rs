@@ -27,9 +27,9 @@ pub struct ExplainArgs {
 pub fn run(args: ExplainArgs) -> Result<(), CommandError> {
     let text = if args.text.len() == 1 && args.text[0] == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CommandError::usage(format!("explain: cannot read TEXT from stdin: {e}")))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            CommandError::usage(format!("explain: cannot read TEXT from stdin: {e}"))
+        })?;
         s
     } else {
         args.text.join(" ")
@@ -52,7 +52,8 @@ pub fn run(args: ExplainArgs) -> Result<(), CommandError> {
     } else {
         Err(CommandError {
             code: NO_MATCH,
-            message: "explain: no exact match for these words; the closest entries are listed".into(),
+            message: "explain: no exact match for these words; the closest entries are listed"
+                .into(),
         })
     }
 }

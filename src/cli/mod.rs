@@ -12,6 +12,7 @@ pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
 pub mod run_args;
+pub mod secret;
 pub mod ui;
 pub mod upstream_args;
 pub mod views;

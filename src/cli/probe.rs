@@ -192,8 +192,11 @@ pub(crate) fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, Com
         (_, true) => vec![TlsVersion::Tls13],
         _ => vec![TlsVersion::Tls13, TlsVersion::Tls12],
     };
-    let identities: Vec<Arc<crate::pki::load::Identity>> =
-        up.checked_identities(origins)?.into_iter().map(Arc::new).collect();
+    let identities: Vec<Arc<crate::pki::load::Identity>> = up
+        .checked_identities(origins)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     // Where a chain that lacks its intermediate is completed from, as reverse does: the
     // identities' own chains and the trust anchors named.
     let mut known = crate::cert::KnownCerts::new();
@@ -209,7 +212,8 @@ pub(crate) fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, Com
         None
     } else {
         Some(Arc::new(
-            crate::probe::throwaway::identity().map_err(|e| CommandError::runtime(e.to_string()))?,
+            crate::probe::throwaway::identity()
+                .map_err(|e| CommandError::runtime(e.to_string()))?,
         ))
     };
     let engine = args.probe.upstream_engine.unwrap_or_default();
@@ -292,7 +296,12 @@ fn refused_throwaway(a: &Attempt) -> Option<String> {
     let f = &a.flow;
     let throwaway = a.identity.as_deref() == Some(crate::probe::throwaway::LABEL);
     let accepted = f.status().is_some_and(|s| s < 400);
-    if !throwaway || accepted || f.findings.iter().any(|x| x.id == crate::facts::FindingId::ClientCertNotVerified) {
+    if !throwaway
+        || accepted
+        || f.findings
+            .iter()
+            .any(|x| x.id == crate::facts::FindingId::ClientCertNotVerified)
+    {
         return None;
     }
     let how = match f.status() {
@@ -362,6 +371,9 @@ fn request_words(cr: &CertRequest) -> String {
 /// one verdict line per attempt, then the findings (repeated findings referred back).
 pub fn to_text(r: &ProbeReport) -> String {
     let mut s = format!("mtlscope probe {} ({})\n", r.url, r.target);
+    for w in &r.warnings {
+        s.push_str(&format!("\nWarning: {w}\n"));
+    }
     s.push_str("\nIn the handshake:\n");
     for v in r.versions() {
         let line = match (&v.cert_request, v.negotiated) {
@@ -486,6 +498,7 @@ pub fn to_json(r: &ProbeReport) -> Value {
         "paths": paths,
         "attempts": attempts,
         "skipped": r.skipped,
+        "warnings": r.warnings,
     })
 }
 

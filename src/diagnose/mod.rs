@@ -18,9 +18,9 @@ mod offload;
 pub mod paths;
 mod rejected;
 mod schemes;
-mod unverified;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod unverified;
 pub(crate) mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};

@@ -274,7 +274,11 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
 fn stacks_line(hop: &Hop<'_>) -> Option<String> {
     let cr = hop.cert_request?;
     let offered: Vec<(&str, &[crate::facts::CertSummary])> = match hop.presented() {
-        Some(chain) => vec![(chain[0].subject.as_str(), chain)],
+        // mtlscope's own identity is named by its label, a client's by its subject.
+        Some(chain) => {
+            let label = hop.identity.and_then(|i| i.chosen.as_deref());
+            vec![(label.unwrap_or(chain[0].subject.as_str()), chain)]
+        }
         None => hop.withheld(),
     };
     crate::choose::flow::stacks_evidence(cr, hop.version, hop.now, &offered)
@@ -528,7 +532,9 @@ mod tests {
         assert_eq!(f.severity, Severity::Warning);
         assert!(!has_error(&flow));
         assert!(
-            f.evidence.iter().any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
+            f.evidence
+                .iter()
+                .any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
             "{:?}",
             f.evidence
         );

@@ -379,14 +379,11 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             h.evidence()
         ));
     }
-    if let Some(verdict) = hop
-        .verdict
-        .filter(|v| {
-            v.enforced
-                && (v.problem == Some(crate::facts::CertProblem::Revoked)
-                    || v.reason.as_deref().is_some_and(|r| r.contains("revoked")))
-        })
-    {
+    if let Some(verdict) = hop.verdict.filter(|v| {
+        v.enforced
+            && (v.problem == Some(crate::facts::CertProblem::Revoked)
+                || v.reason.as_deref().is_some_and(|r| r.contains("revoked")))
+    }) {
         signals.push(format!(
             "mtlscope's check against `--client-ca`: {}",
             verdict.reason.as_deref().unwrap_or("revoked")
@@ -404,10 +401,8 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     evidence.extend(signals);
     let rej = rejection(v, hop);
     let generic = rej.as_ref().is_some_and(|r| r.trust);
-    let failed = refused
-        || rej.is_some()
-        || hop.failed()
-        || v.http_on(hop).is_some_and(|h| h.status >= 400);
+    let failed =
+        refused || rej.is_some() || hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
     if !refused {
         if let Some(r) = &rej {
             evidence.extend(r.evidence.iter().cloned());
@@ -438,6 +433,11 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             ),
             Severity::Error,
         )
+    } else if hop.kind == HopKind::Client {
+        (
+            "The certificate the client presented is revoked (mtlscope's own check); a server with a current CRL or OCSP check will refuse it.".to_string(),
+            Severity::Warning,
+        )
     } else {
         (
             format!(
@@ -462,17 +462,18 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
 
 /// One revocation answer as evidence: what, since when, why, and from where.
 fn revocation_text(r: &crate::facts::RevocationCheck) -> String {
-    let mut s = format!(
-        "\"{}\" (serial {}) is revoked",
-        r.subject, r.serial
-    );
+    let mut s = format!("\"{}\" (serial {}) is revoked", r.subject, r.serial);
     if let Some(t) = r.revoked_at {
         s.push_str(&format!(" since {}", when(t)));
     }
     if let Some(reason) = &r.reason {
         s.push_str(&format!(", reason {reason}"));
     }
-    s.push_str(&format!(", according to {} {}", r.source.words(), r.location));
+    s.push_str(&format!(
+        ", according to {} {}",
+        r.source.words(),
+        r.location
+    ));
     if let Some(t) = r.this_update {
         s.push_str(&format!(" (thisUpdate {}", when(t)));
         match r.next_update {

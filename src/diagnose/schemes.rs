@@ -131,9 +131,8 @@ fn no_common_signature_scheme(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         ));
     }
     evidence.push(hop.describe_presented());
-    let failed = hop.failed()
-        || v.http_on(hop).is_some_and(|h| h.status >= 400)
-        || v.flow.error.is_some();
+    let failed =
+        hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400) || v.flow.error.is_some();
     if failed {
         if let Some(h) = v.http_on(hop) {
             evidence.push(h.evidence());
@@ -216,9 +215,13 @@ mod tests {
     }
 
     fn ecdsa_only() -> Vec<String> {
-        ["ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384", "ecdsa_secp521r1_sha512"]
-            .map(String::from)
-            .to_vec()
+        [
+            "ecdsa_secp256r1_sha256",
+            "ecdsa_secp384r1_sha384",
+            "ecdsa_secp521r1_sha512",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     #[test]
@@ -266,10 +269,17 @@ mod tests {
     fn rsa_identity_against_an_ecdsa_only_request_comes_first() {
         let flow = rsa_identity_vs_ecdsa_only();
         let got = ids(&flow);
-        assert_eq!(got.first().map(String::as_str), Some("no-common-signature-scheme"), "{got:?}");
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some("no-common-signature-scheme"),
+            "{got:?}"
+        );
         let f = find(&flow, "no-common-signature-scheme").unwrap();
         assert_eq!(f.severity, Severity::Error);
-        assert!(f.evidence.iter().any(|e| e.contains("ecdsa_secp256r1_sha256")));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("ecdsa_secp256r1_sha256")));
         assert!(f.evidence.iter().any(|e| e.contains("RSA 2048")));
         assert!(got.contains(&"no-client-cert".to_string()), "{got:?}");
     }

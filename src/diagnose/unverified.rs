@@ -103,7 +103,10 @@ mod tests {
         let f = find(&flow, "client-cert-not-verified").expect("client-cert-not-verified");
         assert_eq!(f.severity, Severity::Warning);
         assert!(f.evidence.iter().any(|e| e.contains("throw-away identity")));
-        assert!(f.evidence.iter().any(|e| e.contains("200") && e.contains("accepted")));
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("200") && e.contains("accepted")));
     }
 
     #[test]

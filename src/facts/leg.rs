@@ -346,6 +346,8 @@ pub enum AlertSource {
     Inferred,
     /// Sent by a `--fault alert=NAME`.
     Fault,
+    /// Sent by mtlscope refusing the client (a server name it does not answer for).
+    Refusal,
 }
 
 impl AlertSource {
@@ -356,6 +358,7 @@ impl AlertSource {
             AlertSource::Tls => "tls",
             AlertSource::Inferred => "inferred",
             AlertSource::Fault => "fault",
+            AlertSource::Refusal => "refusal",
         }
     }
 }
@@ -531,6 +534,9 @@ pub enum FailureKind {
     BadRequest,
     /// The server name is not valid for SNI.
     ServerName,
+    /// mtlscope refused a client whose SNI names a host the listener does not answer for
+    /// (`reverse` without `--server-cert`: the upstream's host and `--server-name`s).
+    UnservedName,
     /// A private key could not be used with its certificate.
     KeyUnusable,
     /// A value this version does not know (a newer recording).

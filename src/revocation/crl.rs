@@ -45,10 +45,11 @@ impl Crl {
             _ => bytes.to_vec(),
         };
         let (issuer, this_update, next_update) = {
-            let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|e| CrlError::Parse {
-                location: location.to_string(),
-                detail: e.to_string(),
-            })?;
+            let (_, crl) =
+                CertificateRevocationList::from_der(&der).map_err(|e| CrlError::Parse {
+                    location: location.to_string(),
+                    detail: e.to_string(),
+                })?;
             (
                 crl.issuer().as_raw().to_vec(),
                 Some(crl.last_update().to_datetime()),
@@ -104,11 +105,16 @@ impl Crl {
             }
         }
         let serial = &cert.tbs_certificate.serial;
-        match crl.iter_revoked_certificates().find(|r| r.serial() == serial) {
+        match crl
+            .iter_revoked_certificates()
+            .find(|r| r.serial() == serial)
+        {
             Some(r) => {
                 check.status = RevocationStatus::Revoked;
                 check.revoked_at = Some(r.revocation_date.to_datetime());
-                check.reason = r.reason_code().map(|(_, code)| reason_name(code.0).to_string());
+                check.reason = r
+                    .reason_code()
+                    .map(|(_, code)| reason_name(code.0).to_string());
             }
             None => check.status = RevocationStatus::Good,
         }

@@ -73,16 +73,22 @@ async fn exchange(url: &str, post: Option<(&'static str, Vec<u8>)>) -> Result<By
         url: url.to_string(),
         detail,
     };
-    let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| FetchError::BadUrl {
-        url: url.to_string(),
-        detail: e.to_string(),
-    })?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| FetchError::BadUrl {
+            url: url.to_string(),
+            detail: e.to_string(),
+        })?;
     if uri.scheme_str() != Some("http") {
         return Err(FetchError::Scheme {
             url: url.to_string(),
         });
     }
-    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']).to_string();
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
     let port = uri.port_u16().unwrap_or(80);
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
@@ -115,7 +121,9 @@ async fn exchange(url: &str, post: Option<(&'static str, Vec<u8>)>) -> Result<By
             .method(http::Method::POST)
             .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body))),
-        None => builder.method(http::Method::GET).body(Full::new(Bytes::new())),
+        None => builder
+            .method(http::Method::GET)
+            .body(Full::new(Bytes::new())),
     }
     .map_err(|e| io_err(e.to_string()))?;
     let result = async {

@@ -102,7 +102,10 @@ impl Checker {
 
     /// Run [`Checker::check_chain`] to completion from synchronous start-up code (inside or
     /// outside a runtime), on its own thread.
-    pub fn check_chain_blocking(self: &Arc<Self>, chain: &[CertificateDer<'static>]) -> Vec<RevocationCheck> {
+    pub fn check_chain_blocking(
+        self: &Arc<Self>,
+        chain: &[CertificateDer<'static>],
+    ) -> Vec<RevocationCheck> {
         let me = self.clone();
         let chain = chain.to_vec();
         let worker = std::thread::spawn(move || {
@@ -137,7 +140,12 @@ impl Checker {
         for url in crl::distribution_points(cert) {
             let check = match self.crl_for(&url).await {
                 Ok(crl) if crl.covers(cert) => crl.status(cert, issuer),
-                Ok(_) => self.unknown(cert, RevocationSource::CrlUrl, &url, "the CRL is about another issuer"),
+                Ok(_) => self.unknown(
+                    cert,
+                    RevocationSource::CrlUrl,
+                    &url,
+                    "the CRL is about another issuer",
+                ),
                 Err(e) => self.unknown(cert, RevocationSource::CrlUrl, &url, &e),
             };
             if check.status != RevocationStatus::Unknown {

@@ -68,7 +68,12 @@ fn request(cert: &[u8], issuer: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorS
 
 /// Read the responder's answer into `check`: the response must verify (signed by the issuer,
 /// or by a responder the issuer delegated to).
-fn read(body: &[u8], cert: &[u8], issuer: &[u8], check: &mut RevocationCheck) -> Result<(), String> {
+fn read(
+    body: &[u8],
+    cert: &[u8],
+    issuer: &[u8],
+    check: &mut RevocationCheck,
+) -> Result<(), String> {
     let resp = OcspResponse::from_der(body).map_err(|e| format!("not an OCSP response: {e}"))?;
     if resp.status() != OcspResponseStatus::SUCCESSFUL {
         return Err(format!(
@@ -79,7 +84,9 @@ fn read(body: &[u8], cert: &[u8], issuer: &[u8], check: &mut RevocationCheck) ->
     let basic = resp.basic().map_err(|e| e.to_string())?;
     let issuer_x509 = X509::from_der(issuer).map_err(|e| e.to_string())?;
     let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
-    store.add_cert(issuer_x509.clone()).map_err(|e| e.to_string())?;
+    store
+        .add_cert(issuer_x509.clone())
+        .map_err(|e| e.to_string())?;
     let store = store.build();
     let mut certs = Stack::new().map_err(|e| e.to_string())?;
     certs.push(issuer_x509).map_err(|e| e.to_string())?;
@@ -96,7 +103,9 @@ fn read(body: &[u8], cert: &[u8], issuer: &[u8], check: &mut RevocationCheck) ->
         check.status = RevocationStatus::Good;
     } else if status.status == OcspCertStatus::REVOKED {
         check.status = RevocationStatus::Revoked;
-        check.revoked_at = status.revocation_time.and_then(|t| asn1_time(&t.to_string()));
+        check.revoked_at = status
+            .revocation_time
+            .and_then(|t| asn1_time(&t.to_string()));
         check.reason = (status.reason != OcspRevokedStatus::NO_STATUS)
             .then(|| super::crl::reason_name(status.reason.as_raw() as u8).to_string());
     } else {

@@ -101,27 +101,35 @@ const EDIT_PREFIX: usize = 400;
 
 /// Every table entry whose words are in `text`; the closest entries when none is.
 pub fn explain(text: &str) -> Explanation {
+    // ASCII lowercasing keeps byte offsets, so spans found in `lower` quote `text`.
+    let lower = text.to_ascii_lowercase();
     let mut spans: Vec<(usize, usize, usize)> = Vec::new();
     for (index, m) in table().enumerate() {
         for w in m.words {
-            spans.extend(find(text, w).into_iter().map(|(s, e)| (s, e, index)));
+            spans.extend(
+                find(text, &lower, w)
+                    .into_iter()
+                    .map(|(s, e)| (s, e, index)),
+            );
         }
     }
+    spans.sort_unstable();
+    spans.dedup();
     // Longer words win over words inside them ("sslv3 alert certificate revoked" over OpenSSL's
-    // verify text "certificate revoked").
-    let inner = |a: &(usize, usize, usize)| {
-        spans
+    // verify text "certificate revoked"). Spans are sorted by start, so a span can only be
+    // inside one that starts at or before it.
+    let inner = |i: usize| {
+        let (start, end, _) = spans[i];
+        spans[..spans.partition_point(|b| b.0 <= start)]
             .iter()
-            .any(|b| b.0 <= a.0 && a.1 <= b.1 && (b.0, b.1) != (a.0, a.1))
+            .any(|b| b.1 >= end && (b.0, b.1) != (start, end))
     };
-    let mut kept: Vec<(usize, usize, usize)> = spans.iter().filter(|s| !inner(s)).copied().collect();
-    kept.sort();
     let rows: Vec<&Mapping> = table().collect();
     let mut matches: Vec<Match> = Vec::new();
     let mut seen: Vec<usize> = Vec::new();
-    for (start, end, index) in kept {
+    for (i, &(start, end, index)) in spans.iter().enumerate() {
         // A log with the same words on many lines: one match per entry, at its first place.
-        if seen.contains(&index) {
+        if seen.contains(&index) || inner(i) {
             continue;
         }
         seen.push(index);
@@ -144,11 +152,11 @@ pub fn explain(text: &str) -> Explanation {
     }
 }
 
-/// Byte spans of `text` where `words` appear.
-fn find(text: &str, words: &Words) -> Vec<(usize, usize)> {
+/// Byte spans of `text` (`lower` is its ASCII-lowercase copy) where `words` appear.
+fn find(text: &str, lower: &str, words: &Words) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     match *words {
-        Words::Phrase(phrase) => phrase_spans(bytes, phrase.as_bytes(), true),
+        Words::Phrase(phrase) => phrase_spans(bytes, lower, phrase, true),
         Words::Code { after, code } => {
             let trimmed = text.trim();
             if trimmed == code {
@@ -157,7 +165,7 @@ fn find(text: &str, words: &Words) -> Vec<(usize, usize)> {
             }
             let mut out = Vec::new();
             for prefix in after {
-                for (start, end) in phrase_spans(bytes, prefix.as_bytes(), false) {
+                for (start, end) in phrase_spans(bytes, lower, prefix, false) {
                     let mut at = end;
                     let mut skipped = 0;
                     while skipped < 3 && at < bytes.len() && b" :=(#\"".contains(&bytes[at]) {
@@ -167,7 +175,10 @@ fn find(text: &str, words: &Words) -> Vec<(usize, usize)> {
                     if let Some(code_end) = phrase_at(bytes, at, code.as_bytes()) {
                         let digit_after = bytes.get(code_end).is_some_and(|b| is_word(*b));
                         if !digit_after {
-                            out.push((start, code_end));
+                            // `curl: (56)`, `(-117)`: quote the closing parenthesis too.
+                            let closes =
+                                prefix.ends_with('(') && bytes.get(code_end) == Some(&b')');
+                            out.push((start, code_end + usize::from(closes)));
                         }
                     }
                 }
@@ -178,16 +189,29 @@ fn find(text: &str, words: &Words) -> Vec<(usize, usize)> {
 }
 
 /// Spans where `phrase` matches `bytes` at word boundaries (`end_boundary`: also after it).
-fn phrase_spans(bytes: &[u8], phrase: &[u8], end_boundary: bool) -> Vec<(usize, usize)> {
-    let (Some(first), Some(last)) = (phrase.first(), phrase.last()) else {
+/// Candidates are where the phrase's first word occurs in `lower` (a fast substring search);
+/// each is then matched whole, whitespace-flexibly.
+fn phrase_spans(
+    bytes: &[u8],
+    lower: &str,
+    phrase: &str,
+    end_boundary: bool,
+) -> Vec<(usize, usize)> {
+    let p = phrase.as_bytes();
+    let (Some(first), Some(last)) = (p.first(), p.last()) else {
         return Vec::new();
     };
+    let head = phrase
+        .split(' ')
+        .next()
+        .unwrap_or(phrase)
+        .to_ascii_lowercase();
     let mut out = Vec::new();
-    for start in 0..bytes.len() {
+    for (start, _) in lower.match_indices(head.as_str()) {
         if is_word(*first) && start > 0 && is_word(bytes[start - 1]) {
             continue;
         }
-        let Some(end) = phrase_at(bytes, start, phrase) else {
+        let Some(end) = phrase_at(bytes, start, p) else {
             continue;
         };
         if end_boundary && is_word(*last) && bytes.get(end).is_some_and(|b| is_word(*b)) {
@@ -233,10 +257,11 @@ fn closest(text: &str, rows: &[&Mapping]) -> Vec<Candidate> {
         .iter()
         .enumerate()
         .map(|(index, m)| {
-            let spellings = std::iter::once(m.shown).chain(m.words.iter().filter_map(|w| match w {
-                Words::Phrase(p) => Some(*p),
-                Words::Code { .. } => None,
-            }));
+            let spellings =
+                std::iter::once(m.shown).chain(m.words.iter().filter_map(|w| match w {
+                    Words::Phrase(p) => Some(*p),
+                    Words::Code { .. } => None,
+                }));
             let best = spellings
                 .map(|s| {
                     let s = s.to_ascii_lowercase();

@@ -113,6 +113,8 @@ pub enum Next {
     ReverseClientLeg,
     /// Watch the real client and server without terminating TLS.
     Observe,
+    /// Read a packet capture taken where the failure happens.
+    Analyze,
 }
 
 impl Next {
@@ -129,6 +131,7 @@ impl Next {
                 "mtlscope reverse --listen 127.0.0.1:8443 --upstream https://HOST/ --client-auth optional --client-ca CA.pem -v"
             }
             Next::Observe => "mtlscope observe --listen 127.0.0.1:9444 --upstream HOST:443 -v",
+            Next::Analyze => "mtlscope analyze capture.pcapng -v",
         }
     }
 
@@ -158,6 +161,10 @@ impl Next {
             Next::Observe => {
                 "what the real client and server did: the CertificateRequest, the chain, the \
                  alert and who sent it"
+            }
+            Next::Analyze => {
+                "the same from a capture taken next to the failing client (tcpdump, Wireshark): \
+                 who ended the handshake, with which alert, after which message"
             }
         }
     }

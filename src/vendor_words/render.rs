@@ -29,11 +29,22 @@ pub fn text(e: &Explanation) -> String {
         "no exact match: mtlscope knows no vendor words in {:?}\n",
         shorten(&e.text, 80)
     ));
-    out.push_str("the closest entries of its table (try their words exactly):\n");
-    for c in &e.closest {
-        out.push('\n');
-        heading(&mut out, &c.entry, &format!("similarity {:.2}", c.score));
-        entry(&mut out, &c.entry);
+    out.push_str(
+        "closest entries of its table (similarity; `mtlscope explain 'WORDS'` explains one):\n",
+    );
+    let names: Vec<String> = e
+        .closest
+        .iter()
+        .map(|c| format!("{}: {}", c.entry.vendor_name, c.entry.words))
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    for (c, name) in e.closest.iter().zip(&names) {
+        let ids: Vec<&str> = c.entry.ids.iter().map(|id| id.as_str()).collect();
+        out.push_str(&format!(
+            "  {:.2}  {name:<width$}  -> {}\n",
+            c.score,
+            ids.join(", ")
+        ));
     }
     out
 }

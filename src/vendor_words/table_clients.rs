@@ -12,6 +12,7 @@ use crate::facts::FindingId as F;
 const ALERTS: &str = "https://www.rfc-editor.org/rfc/rfc8446#section-6.2";
 const CURL: &str = "https://curl.se/libcurl/c/libcurl-errors.html";
 const JSSE: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/CertificateMessage.java";
+const JSSE_CR: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/CertificateRequest.java";
 const JSSE_ALERT: &str =
     "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/Alert.java";
 const PKIX: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/validator/PKIXValidator.java";
@@ -32,7 +33,13 @@ const fn alert(code: &'static str) -> Words {
 /// curl's exit code as the shell or curl itself reports it (`curl: (35) …`).
 const fn curl(code: &'static str) -> Words {
     Words::Code {
-        after: &["curl: (", "curl error", "exit code", "exit status", "curl returned"],
+        after: &[
+            "curl: (",
+            "curl error",
+            "exit code",
+            "exit status",
+            "curl returned",
+        ],
         code,
     }
 }
@@ -56,7 +63,7 @@ pub(super) static TABLE: &[Mapping] = &[
     row(TlsAlert, "bad_certificate (42)",
         &[P("sslv3 alert bad certificate"), P("ssl/tls alert bad certificate"), P("SSLV3_ALERT_BAD_CERTIFICATE"), alert("42")],
         &[F::NoClientCert, F::ChainUntrusted, F::CertNotYetValid],
-        "Go servers send it for any rejection of the client's chain and, on TLS 1.2, for a missing one; Java servers for a missing one; OpenSSL for a not-yet-valid or rejected certificate.",
+        "Go servers send it for any rejection of the client's chain and for a missing one (on TLS 1.2; on TLS 1.3 too before newer Go versions send certificate_required: Go 1.19 does); Java servers for a missing one; OpenSSL for a not-yet-valid or rejected certificate.",
         ProbeIdentity, ALERTS),
     row(TlsAlert, "unsupported_certificate (43)",
         &[P("sslv3 alert unsupported certificate"), P("ssl/tls alert unsupported certificate"), P("SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"), P("Received fatal alert: unsupported_certificate"), alert("43")],
@@ -104,17 +111,17 @@ pub(super) static TABLE: &[Mapping] = &[
         "TLS 1.3: the server wanted a certificate and got none (sent after the client's Finished, so clients often see it on their first read). A certificate on offer was withheld when it did not match the CA names or signature schemes.",
         ProbeIdentity, ALERTS),
     // curl's exit codes.
-    row(Curl, "curl exit 35 (CURLE_SSL_CONNECT_ERROR)",
+    row(Curl, "exit 35 (CURLE_SSL_CONNECT_ERROR)",
         &[curl("35"), P("CURLE_SSL_CONNECT_ERROR")],
         &[F::NoClientCert, F::ChainUntrusted, F::HandshakeRejected],
         "The TLS handshake failed; the alert text curl prints after the code names the cause. TLS 1.2 servers refuse a missing or bad certificate in the handshake.",
         ProbeIdentity, CURL),
-    row(Curl, "curl exit 56 (CURLE_RECV_ERROR)",
+    row(Curl, "exit 56 (CURLE_RECV_ERROR)",
         &[curl("56"), P("CURLE_RECV_ERROR")],
         &[F::NoClientCert, F::IssuerNotInCaList, F::ChainUntrusted],
         "Receiving failed after the handshake: a TLS 1.3 server refuses the certificate (or its absence) after the client's Finished, so curl sees the alert on its first read (`OpenSSL SSL_read: … alert certificate required`).",
         ProbeIdentity, CURL),
-    row(Curl, "curl exit 58 (CURLE_SSL_CERTPROBLEM)",
+    row(Curl, "exit 58 (CURLE_SSL_CERTPROBLEM)",
         &[curl("58"), P("CURLE_SSL_CERTPROBLEM"), P("unable to set private key file"), P("could not load PEM client certificate"), P("unable to use client certificate")],
         &[F::KeyUnusable],
         "curl could not use the local client certificate or key: unreadable file, wrong format or passphrase, or a key that does not match the certificate.",
@@ -152,9 +159,9 @@ pub(super) static TABLE: &[Mapping] = &[
         InspectCaNames, JSSE),
     row(Java, "No available authentication scheme",
         &[P("No available authentication scheme")],
-        &[F::NoCommonSignatureScheme],
-        "JSSE debug: the key of the certificate cannot make any signature scheme the peer asked for.",
-        ProbeIdentity, JSSE),
+        &[F::NoCommonSignatureScheme, F::HandshakeRejected],
+        "JSSE (debug on a client, `CertificateRequest`): no certificate's key can make a signature scheme the server asked for, so none is sent. Thrown by a Java server (handshake_failure), it is the server's own certificate that fits none of the client's schemes.",
+        ProbeIdentity, JSSE_CR),
     row(Java, "SSLHandshakeException: Empty client certificate chain",
         &[P("Empty client certificate chain")],
         &[F::NoClientCert, F::IssuerNotInCaList],
@@ -169,7 +176,7 @@ pub(super) static TABLE: &[Mapping] = &[
     row(Go, "remote error: tls: bad certificate",
         &[P("remote error: tls: bad certificate")],
         &[F::ChainUntrusted, F::NoClientCert, F::CertExpired, F::WrongPurpose],
-        "The Go client got bad_certificate (42). Go servers send it for every failure to verify the client's chain (untrusted, expired, wrong purpose), and on TLS 1.2 for a missing one; the server's log says which (`tls: failed to verify certificate: …`).",
+        "The Go client got bad_certificate (42). Go servers send it for every failure to verify the client's chain (untrusted, expired, wrong purpose) and for a missing one (TLS 1.2, and TLS 1.3 with older Go such as 1.19); the server's log says which (`tls: client didn't provide a certificate`, `tls: failed to verify certificate: …`).",
         ReverseIdentity, GO_ALERT),
     row(Go, "remote error: tls: certificate required",
         &[P("remote error: tls: certificate required")],

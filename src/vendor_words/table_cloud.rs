@@ -1,7 +1,7 @@
 //! Cloud load balancers' words: AWS ALB and CloudFront connection logs, Google Cloud load
 //! balancing logs, Cloudflare's rule fields.
 
-use super::Next::{InspectChain, ProbeIdentity, ReverseClientLeg};
+use super::Next::{Analyze, InspectChain, ProbeIdentity, ReverseClientLeg};
 use super::Vendor::{AwsAlb, AwsCloudfront, Cloudflare, GoogleCloud};
 use super::Words::Phrase as P;
 use super::{row, Mapping};
@@ -67,8 +67,8 @@ pub(super) static TABLE: &[Mapping] = &[
         ProbeIdentity, ALB),
     row(AwsAlb, "Failed:UnmappedConnectionError", &[P("UnmappedConnectionError")],
         &[F::HandshakeRejected, F::Unexplained],
-        "A connection error AWS does not classify (often a TLS negotiation failure unrelated to the certificate). Watch the handshake to see who ended it and with which alert.",
-        ReverseClientLeg, ALB),
+        "A connection error AWS does not classify (often a TLS negotiation failure unrelated to the certificate). A capture at the client shows who ended the handshake and with which alert.",
+        Analyze, ALB),
     // CloudFront viewer mTLS adds these to the ALB codes it shares.
     row(AwsCloudfront, "Failed:ClientCertMissing", &[P("ClientCertMissing")],
         &[F::NoClientCert, F::IssuerNotInCaList],

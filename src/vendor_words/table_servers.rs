@@ -8,7 +8,8 @@ use super::{row, Mapping, Words};
 use crate::facts::FindingId as F;
 
 const NGINX: &str = "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#errors";
-const NGINX_VAR: &str = "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#var_ssl_client_verify";
+const NGINX_VAR: &str =
+    "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#var_ssl_client_verify";
 const OPENSSL: &str = "https://docs.openssl.org/master/man3/X509_STORE_CTX_get_error/";
 const ENVOY_STATS: &str =
     "https://www.envoyproxy.io/docs/envoy/latest/configuration/listeners/stats#tls-statistics";

@@ -109,8 +109,15 @@ fn every_listed_vendor_word_maps_to_its_ids() {
             .find(|m| m.entry.vendor == *vendor)
             .unwrap_or_else(|| panic!("{text:?}: no {vendor:?} entry in {:?}", e.matches));
         assert_eq!(&hit.entry.ids, ids, "{text:?}");
-        assert!(!hit.entry.next.command.is_empty(), "{text:?}: no next command");
-        assert!(hit.entry.source.starts_with("https://"), "{text:?}: {}", hit.entry.source);
+        assert!(
+            !hit.entry.next.command.is_empty(),
+            "{text:?}: no next command"
+        );
+        assert!(
+            hit.entry.source.starts_with("https://"),
+            "{text:?}: {}",
+            hit.entry.source
+        );
     }
 }
 
@@ -142,11 +149,15 @@ fn every_entry_is_found_by_each_of_its_own_words() {
 
 #[test]
 fn a_whole_log_line_gives_every_match_in_order() {
-    let line = "curl: (56) OpenSSL SSL_read: error:0A00045C:SSL routines::tlsv13 alert certificate \
+    let line =
+        "curl: (56) OpenSSL SSL_read: error:0A00045C:SSL routines::tlsv13 alert certificate \
                 required, errno 0";
     let e = explain(line);
     let words: Vec<&str> = e.matches.iter().map(|m| m.entry.words).collect();
-    assert_eq!(words, ["curl exit 56 (CURLE_RECV_ERROR)", "certificate_required (116)"]);
+    assert_eq!(
+        words,
+        ["exit 56 (CURLE_RECV_ERROR)", "certificate_required (116)"]
+    );
     assert_eq!(e.matches[1].found, "tlsv13 alert certificate required");
     assert!(e.closest.is_empty());
 }
@@ -252,11 +263,24 @@ fn json_shape_is_stable() {
     let m = &v["matches"][0];
     assert_eq!(
         keys(m),
-        ["at", "found", "ids", "next", "source", "vendor", "vendor_name", "why", "words"]
+        [
+            "at",
+            "found",
+            "ids",
+            "next",
+            "source",
+            "vendor",
+            "vendor_name",
+            "why",
+            "words"
+        ]
     );
     assert_eq!(keys(&m["next"]), ["command", "decides", "kind"]);
     assert_eq!(m["vendor"], "aws-alb");
-    assert_eq!(m["ids"], serde_json::json!(["chain-untrusted", "chain-incomplete"]));
+    assert_eq!(
+        m["ids"],
+        serde_json::json!(["chain-untrusted", "chain-incomplete"])
+    );
     assert_eq!(m["next"]["kind"], "inspect-chain");
     assert_eq!(m["found"], "ClientCertUntrusted");
     assert_eq!(m["at"], 7);

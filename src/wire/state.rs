@@ -127,9 +127,7 @@ impl WireParser {
 
     /// See [`Splitter::opaque_left`]: bytes of `dir`'s current record that are skipped unread.
     pub fn opaque_left(&self, dir: Dir) -> usize {
-        self.split
-            .get(dir.index())
-            .map_or(0, Splitter::opaque_left)
+        self.split.get(dir.index()).map_or(0, Splitter::opaque_left)
     }
 
     /// Everything seen so far; alert directions relative to `role`.

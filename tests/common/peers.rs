@@ -19,7 +19,12 @@ pub enum CaddyClientAuth {
 
 /// Start Caddy answering `200 ok` on `https://localhost:PORT` with `cert`/`key`, asking for
 /// client certificates as `auth` says (`ca` is the trusted CA file).
-pub fn caddy(cert: &Path, key: &Path, ca: &Path, auth: CaddyClientAuth) -> Result<RunningServer, String> {
+pub fn caddy(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+    auth: CaddyClientAuth,
+) -> Result<RunningServer, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("caddy temp dir: {e}"))?;
     let file = dir.path().join("Caddyfile");
     let pidfile = dir.path().join("caddy.pid");
@@ -101,11 +106,22 @@ pub fn java(cert: &Path, key: &Path, ca: &Path) -> Result<RunningServer, String>
     let dir = tempfile::tempdir().map_err(|e| format!("java temp dir: {e}"))?;
     let d = dir.path();
     std::fs::write(d.join("Server.java"), JAVA_SERVER).map_err(|e| e.to_string())?;
-    run(Command::new("javac").current_dir(d).arg("Server.java"), "javac")?;
+    run(
+        Command::new("javac").current_dir(d).arg("Server.java"),
+        "javac",
+    )?;
     run(
         Command::new("openssl")
             .current_dir(d)
-            .args(["pkcs12", "-export", "-passout", "pass:changeit", "-out", "server.p12", "-in"])
+            .args([
+                "pkcs12",
+                "-export",
+                "-passout",
+                "pass:changeit",
+                "-out",
+                "server.p12",
+                "-in",
+            ])
             .arg(cert)
             .arg("-inkey")
             .arg(key),
@@ -115,8 +131,17 @@ pub fn java(cert: &Path, key: &Path, ca: &Path) -> Result<RunningServer, String>
         Command::new("keytool")
             .current_dir(d)
             .args([
-                "-importcert", "-noprompt", "-alias", "ca", "-storetype", "PKCS12", "-keystore",
-                "trust.p12", "-storepass", "changeit", "-file",
+                "-importcert",
+                "-noprompt",
+                "-alias",
+                "ca",
+                "-storetype",
+                "PKCS12",
+                "-keystore",
+                "trust.p12",
+                "-storepass",
+                "changeit",
+                "-file",
             ])
             .arg(ca),
         "keytool",
@@ -154,8 +179,15 @@ pub fn http_files(root: &Path) -> Result<RunningServer, String> {
     let root: PathBuf = root.to_path_buf();
     let (process, port) = process::start_server("http.server", dir.path(), &[], |port| {
         let mut cmd = Command::new("python3");
-        cmd.args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
-            .arg(&root);
+        cmd.args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&root);
         Ok(cmd)
     })?;
     Ok(RunningServer::new(process, port, dir))
@@ -163,9 +195,17 @@ pub fn http_files(root: &Path) -> Result<RunningServer, String> {
 
 /// `openssl ocsp` answering from `index` (an `openssl ca` index file), signing with the CA
 /// `ca_cert`/`ca_key` itself.
-pub fn ocsp_responder(index: &Path, ca_cert: &Path, ca_key: &Path) -> Result<RunningServer, String> {
+pub fn ocsp_responder(
+    index: &Path,
+    ca_cert: &Path,
+    ca_key: &Path,
+) -> Result<RunningServer, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("ocsp temp dir: {e}"))?;
-    let (index, ca_cert, ca_key) = (index.to_path_buf(), ca_cert.to_path_buf(), ca_key.to_path_buf());
+    let (index, ca_cert, ca_key) = (
+        index.to_path_buf(),
+        ca_cert.to_path_buf(),
+        ca_key.to_path_buf(),
+    );
     let (process, port) = process::start_server("openssl-ocsp", dir.path(), &[], |port| {
         let mut cmd = Command::new("openssl");
         cmd.arg("ocsp")
