@@ -6,8 +6,15 @@
 #   direct      wrk straight to the upstream nginx (on a port that does not ask for a certificate)
 #   nginx       nginx as a TLS reverse proxy presenting a client certificate upstream (pooled,
 #               session reuse): the baseline every ratio is against
+#   paired      nginx doing mtlscope's per-connection work: a new upstream connection (and a full
+#               client-certificate handshake) per client connection, proxy_ssl_session_reuse off
+#   paired-rs   the same nginx resuming its upstream sessions (proxy_ssl_session_reuse on)
 #   mitmproxy   mitmdump in reverse mode presenting the same client certificate (if installed)
-#   mtlscope    recording on, --client-auth optional (the client is asked for a certificate)
+#   mtlscope    recording on, --client-auth optional (the client is asked for a certificate);
+#               upstream sessions resumed when the client resumes (the default)
+#
+# The paired rows open an upstream connection per request, which is per client connection only
+# with a new connection per request: they are measured on those loads only.
 #
 #   scripts/bench.sh [SECONDS] [CONNECTIONS]
 #   BENCH_UI=1 scripts/bench.sh …        # mtlscope with `--ui` and headless Chromium watching
@@ -28,14 +35,14 @@ for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
 # mitmproxy last: it keeps working through its backlog on the shared CPU after wrk stops.
-targets=${BENCH_ONLY:-direct nginx mtlscope mitmproxy}
+targets=${BENCH_ONLY:-direct nginx paired paired-rs mtlscope mitmproxy}
 command -v mitmdump >/dev/null || targets=${targets//mitmproxy/}
 ncpu=$(nproc)
 proxy_cpu=0
 other_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 cargo build --release --quiet
-bin=$PWD/target/release/mtlscope
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/mtlscope
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -48,7 +55,8 @@ wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 pki=$work/pki
 cat "$pki/client-good.pem" "$pki/client-good.key" >"$work/client-good-combined.pem"
 up=$(free_port); open=$(free_port); base=$(free_port); mt=$(free_port); mp=$(free_port)
-declare -A port=([direct]=$open [nginx]=$base [mitmproxy]=$mp [mtlscope]=$mt)
+pr=$(free_port); prs=$(free_port)
+declare -A port=([direct]=$open [nginx]=$base [paired]=$pr [paired-rs]=$prs [mitmproxy]=$mp [mtlscope]=$mt)
 ui_args=()
 if [ -n "${BENCH_UI:-}" ]; then
     uiport=$(free_port)
@@ -81,8 +89,20 @@ nginx_conf "$work/base" 1 "upstream up { server 127.0.0.1:$up; keepalive 64; }
     proxy_ssl_trusted_certificate $pki/root.pem; proxy_ssl_verify on; proxy_ssl_name localhost;
     proxy_ssl_session_reuse on; } }"
 
+paired_server() { # $1 port, $2 on|off
+    echo "server { listen 127.0.0.1:$1 ssl; $tls
+  location / { proxy_pass https://127.0.0.1:$up; proxy_http_version 1.1;
+    proxy_ssl_certificate $pki/client-good.pem; proxy_ssl_certificate_key $pki/client-good.key;
+    proxy_ssl_trusted_certificate $pki/root.pem; proxy_ssl_verify on; proxy_ssl_name localhost;
+    proxy_ssl_server_name on; proxy_ssl_session_reuse $2; } }"
+}
+nginx_conf "$work/paired" 1 "$(paired_server "$pr" off)"
+nginx_conf "$work/paired-rs" 1 "$(paired_server "$prs" on)"
+
 taskset -c "$other_cpus" nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
 taskset -c "$proxy_cpu" nginx -p "$work/base" -c "$work/base/nginx.conf" & pids+=($!)
+taskset -c "$proxy_cpu" nginx -p "$work/paired" -c "$work/paired/nginx.conf" & pids+=($!)
+taskset -c "$proxy_cpu" nginx -p "$work/paired-rs" -c "$work/paired-rs/nginx.conf" & pids+=($!)
 if [[ $targets == *mitmproxy* ]]; then
     taskset -c "$proxy_cpu" mitmdump -q --mode "reverse:https://localhost:$up" \
         --listen-host 127.0.0.1 --listen-port "$mp" --set confdir="$work/mitm" \
@@ -124,6 +144,8 @@ target_pids() {
     case $1 in
         mtlscope) echo "$mpid" ;;
         nginx) nginx_pids "$work/base" ;;
+        paired) nginx_pids "$work/paired/" ;;
+        paired-rs) nginx_pids "$work/paired-rs" ;;
         direct) nginx_pids "$work/up" ;;
         mitmproxy) echo "${mitm_pid:-}" ;;
     esac
@@ -138,6 +160,10 @@ for load in $loads; do
     [ "$load" != keepalive ] && extra=(-H "Connection: close")
     [ "$load" = single ] && c=1
     for t in $targets; do
+        if [[ $t == paired* && $load == keepalive ]]; then
+            rps[$t,$load]=-; p99[$t,$load]=-; cpu[$t,$load]=-; busy[$t,$load]=-; bad[$t,$load]=-
+            continue
+        fi
         before=$(cpu_ticks "$t")
         read -r rps[$t,$load] mean[$t,$load] p99[$t,$load] bad[$t,$load] < <(run "${port[$t]}" "$c" "${extra[@]}")
         used=$(( $(cpu_ticks "$t") - before ))
@@ -149,7 +175,7 @@ done
 ratio() { awk -v m="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "n/a" }'; }
 echo "wrk -t1, ${secs}s per run; proxies pinned to CPU $proxy_cpu; ratios against nginx as TLS reverse proxy"
 echo "(CPU per request: the target's own processes; its ratio is nginx/mtlscope, so above 1 means cheaper than nginx)"
-printf '%-34s' "load"; for t in $targets; do printf '%14s' "$t"; done; printf '%18s\n' "mtlscope/nginx"
+printf '%-34s' "load"; for t in $targets; do printf '%14s' "$t"; done; printf '%18s%18s\n' "mtlscope/nginx" "mtlscope/paired-rs"
 for load in $loads; do
     case $load in
         keepalive) label="keep-alive, $conns conns (req/s)" ;;
@@ -157,7 +183,8 @@ for load in $loads; do
         single) label="new conn/request, 1 (req/s)" ;;
     esac
     printf '%-34s' "$label"; for t in $targets; do printf '%14s' "${rps[$t,$load]}"; done
-    printf '%18s\n' "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[nginx,$load]:-0}")"
+    printf '%18s%18s\n' "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[nginx,$load]:-0}")" \
+        "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[paired-rs,$load]:-0}")"
     printf '%-34s' "  p99 latency (ms)"; for t in $targets; do printf '%14s' "${p99[$t,$load]}"; done; echo
     printf '%-34s' "  CPU per request (ms)"; for t in $targets; do printf '%14s' "${cpu[$t,$load]}"; done
     printf '%18s\n' "$(ratio "${cpu[nginx,$load]:-0}" "${cpu[mtlscope,$load]:-0}")"

@@ -138,8 +138,10 @@ impl LegRecorder {
         let alpn = conn
             .alpn_protocol()
             .map(|p| String::from_utf8_lossy(p).into_owned());
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let at_ms = self.clock.ms();
         self.with(|leg| {
+            leg.resumed = resumed;
             leg.tls_version = version;
             leg.cipher = cipher;
             leg.alpn = alpn;

@@ -18,6 +18,7 @@ use crate::faults::Faults;
 use crate::lifecycle::Lifecycle;
 use crate::pki::load::{load_certs, Identity};
 use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
+use crate::proxy::resumption::{ClientSessions, UpstreamResume};
 use crate::proxy::session::SessionContext;
 use crate::record::RecordSettings;
 use crate::record::Sink;
@@ -71,6 +72,11 @@ settings_group! {
         /// certificate for late is replayed once over openssl).
         #[arg(long, value_enum, value_name = "ENGINE")]
         pub upstream_engine: Option<EngineChoice>,
+        /// When a client resumes its TLS session, resume the upstream session paired with the
+        /// client's original handshake (mirror, the default), or always do a full upstream
+        /// handshake (never).
+        #[arg(long, value_enum, value_name = "MODE")]
+        pub upstream_resume: Option<UpstreamResume>,
         /// Check the certificates clients present for revocation: the CRL at their CRL
         /// distribution points and their OCSP responder (2 s each, cached until nextUpdate), and
         /// --crl files; off the relay's path, the answer joins the record when it arrives.
@@ -323,6 +329,8 @@ impl ProxyArgs {
                 alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 keylog,
                 timeout,
+                sessions: ClientSessions::new(tls.upstream_resume.unwrap_or_default())
+                    .map_err(|e| CommandError::usage(e.to_string()))?,
             },
             engine,
             engines,

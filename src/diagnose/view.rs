@@ -64,6 +64,9 @@ pub(crate) struct Hop<'a> {
     pub completed_late: Option<Phase>,
     /// Upstream only: mtlscope's TLS engine on this leg.
     pub engine: Option<TlsEngine>,
+    /// The session was resumed: no CertificateRequest and no Certificate on the wire; `chain`
+    /// is the one of the handshake that created the session.
+    pub resumed: bool,
     /// Client leg: what revocation sources said about the presented chain.
     pub revocation: &'a [RevocationCheck],
 }
@@ -98,6 +101,7 @@ impl<'a> Hop<'a> {
             now: leg.handshake_at.unwrap_or(started_at),
             completed_late: leg.completed_late_request,
             engine: leg.engine,
+            resumed: leg.resumed,
             revocation: &leg.revocation,
         }
     }
@@ -393,7 +397,16 @@ impl<'a> Hop<'a> {
                 "the chain {} presented is not visible (encrypted)",
                 self.client_name()
             ),
+            Some([]) if self.resumed => format!(
+                "{} resumed a session in which it had presented no certificate",
+                self.client_name()
+            ),
             Some([]) => format!("{} presented no certificate", self.client_name()),
+            Some(chain) if self.resumed => format!(
+                "{} resumed a session (no certificate on the wire) in which it had presented {}",
+                self.client_name(),
+                chain_text(chain)
+            ),
             Some(chain) => format!("{} presented {}", self.client_name(), chain_text(chain)),
         }
     }
@@ -501,6 +514,7 @@ impl<'a> View<'a> {
                 now: flow.started_at,
                 completed_late: None,
                 engine: None,
+                resumed: false,
                 revocation: &[],
             });
         }

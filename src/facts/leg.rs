@@ -47,6 +47,14 @@ pub struct Leg {
     /// Client leg: the chain the client presented. Upstream leg: the chain mtlscope presented.
     /// Empty when none was presented (or none was asked for: see `cert_request`).
     pub chain: Vec<CertSummary>,
+    /// Where `chain` comes from when not from this handshake: a resumed session carries no
+    /// Certificate, so its chain is the one presented in the handshake that created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_from: Option<ChainFrom>,
+    /// Whether this leg resumed an earlier TLS session (no certificates, no CertificateRequest
+    /// on the wire).
+    #[serde(default)]
+    pub resumed: bool,
     /// When the presented chain does not include its last certificate's issuer: what
     /// mtlscope's configured certificates say about that issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +120,14 @@ impl Leg {
             (None, _) => None,
         }
     }
+}
+
+/// Where a leg's `chain` was seen.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainFrom {
+    /// The handshake that created the session this leg resumed.
+    EarlierHandshake,
 }
 
 /// How a leg is carried.

@@ -18,9 +18,10 @@ pub use capture::{
 };
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
-    Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
-    IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation,
-    RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
+    Alert, AlertLevel, AlertSource, CertRequest, ChainFrom, ClientHelloFacts, Direction, Event,
+    FailureKind, IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase,
+    Renegotiation, RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion,
+    Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};

@@ -1,11 +1,13 @@
 //! The client leg: accepting TLS from the client with a per-connection server configuration
 //! chosen after reading the ClientHello, and recording what happened.
 
+use super::resumption::Pairing;
 use crate::capture::client_auth::{ClientAuthPolicy, RecordingClientVerifier};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::sniff::{FirstBytes, Sniff};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
+use crate::facts::ChainFrom;
 use crate::facts::ClientHelloFacts;
 use crate::facts::{AlertSource, FailureKind, Stage};
 use crate::upstream::BoxIo;
@@ -33,6 +35,9 @@ pub struct ClientLegSettings {
     pub keylog: Option<Arc<dyn rustls::KeyLog>>,
     /// Bound on the whole handshake.
     pub timeout: Duration,
+    /// The listener's session cache and ticketer, shared by every connection so clients
+    /// resume as they would with the server.
+    pub sessions: super::resumption::ClientSessions,
 }
 
 /// How the client leg's handshake ended. Built once per connection; the facts are in the
@@ -84,8 +89,10 @@ impl Hello {
         self,
         settings: &ClientLegSettings,
         policy: Arc<ClientAuthPolicy>,
+        pairing: &Pairing,
         rec: &LegRecorder,
     ) -> ClientLegOutcome {
+        let kept = policy.clone();
         let config = match server_config(settings, policy, rec) {
             Ok(c) => c,
             Err(e) => {
@@ -99,13 +106,19 @@ impl Hello {
                 )
             }
         };
-        let handshake = self.start.into_stream(Arc::new(config)).into_fallible();
+        // rustls reads the ClientHello (and looks its session up) in `into_stream`: in scope.
+        let start = self.start;
+        let handshake =
+            pairing.scope(async move { start.into_stream(Arc::new(config)).into_fallible().await });
         let tls = match tokio::time::timeout(settings.timeout, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err((e, _io))) => return failed(rec, classify_io(Stage::Handshake, &e)),
             Err(_) => return failed(rec, timed_out(settings.timeout)),
         };
         rec.handshake_done(tls.get_ref().1);
+        if rec.with(|l| l.resumed) {
+            record_resumed_chain(rec, &kept, tls.get_ref().1);
+        }
         ClientLegOutcome::Established(Box::new(FlushAfterRead::new(tls, rec.clone())))
     }
 }
@@ -121,10 +134,53 @@ fn server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(settings.server_cert.clone());
     config.alpn_protocols = settings.alpn.clone();
+    settings.sessions.install(&mut config);
     if let Some(k) = &settings.keylog {
         config.key_log = k.clone();
     }
     Ok(config)
+}
+
+/// A resumed session carries no Certificate: the client's chain is the one rustls kept from
+/// the handshake that created the session. Judged again against `--client-ca` now.
+fn record_resumed_chain(
+    rec: &LegRecorder,
+    policy: &ClientAuthPolicy,
+    conn: &rustls::ServerConnection,
+) {
+    let certs = conn.peer_certificates().unwrap_or_default();
+    let chain = crate::cert::summarize_chain(certs.iter().map(|c| c.as_ref()));
+    let verdict = match (&policy.trust, certs.split_first()) {
+        (Some(trust), Some((end, rest))) => {
+            Some(trust.verify_client_cert(end, rest, rustls::pki_types::UnixTime::now()))
+        }
+        _ => None,
+    };
+    rec.event(
+        "session_resumed",
+        chain.first().map(|c| {
+            format!(
+                "the client's certificate from the earlier handshake: {}",
+                c.subject
+            )
+        }),
+    );
+    rec.with(|leg| {
+        if !chain.is_empty() {
+            leg.issuer_lookup = policy.known.lookup_issuer(&chain);
+            leg.chain_from = Some(ChainFrom::EarlierHandshake);
+        }
+        leg.chain = chain;
+        leg.chain_verdict = verdict.map(|v| crate::facts::ChainVerdict {
+            trusted: v.is_ok(),
+            reason: v.as_ref().err().map(|e| e.to_string()),
+            problem: v
+                .as_ref()
+                .err()
+                .and_then(crate::facts::CertProblem::of_error),
+            enforced: policy.enforce,
+        });
+    });
 }
 
 fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {

@@ -110,32 +110,44 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     };
 
     let faults = Arc::new(Mutex::new(faults));
-    let opener = LegOpener {
+    let mut opener = LegOpener {
         ctx: ctx.clone(),
         target: target.clone(),
         identity,
         clock,
         faults: faults.clone(),
+        sessions: None,
     };
     let upstream = LegRecorder::new(clock);
-    // `mirror` learns the upstream's CertificateRequest before asking the client; otherwise
-    // the upstream leg comes up while the client finishes its handshake.
+    let pairing = ctx.client.sessions.pairing();
+    // `mirror` learns the upstream's CertificateRequest before asking the client (so its
+    // upstream leg cannot know whether the client will resume: a full handshake); otherwise
+    // the client leg comes first, and the upstream leg resumes exactly when it did.
     let (outcome, legs) = if ctx.client.client_auth.mode == ClientAuthMode::Mirror {
+        opener.sessions = pairing.upstream(false);
         let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
         let policy = Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()));
         let policy = with_ca_list_fault(ctx, policy, &faults);
-        (hello.finish(&ctx.client, policy, &client).await, legs)
+        (
+            hello.finish(&ctx.client, policy, &pairing, &client).await,
+            Some(legs),
+        )
     } else {
         let policy = with_ca_list_fault(ctx, ctx.client.client_auth.clone(), &faults);
-        tokio::join!(
-            hello.finish(&ctx.client, policy, &client),
-            UpstreamLegs::first(opener, upstream.clone())
-        )
+        let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;
+        let legs = match outcome {
+            ClientLegOutcome::Established(_) => {
+                opener.sessions = pairing.upstream(client.with(|l| l.resumed));
+                Some(UpstreamLegs::first(opener, upstream.clone()).await)
+            }
+            ClientLegOutcome::Failed => None,
+        };
+        (outcome, legs)
     };
-    let tls = match outcome {
-        ClientLegOutcome::Established(tls) => tls,
-        ClientLegOutcome::Failed => {
+    let (tls, legs) = match (outcome, legs) {
+        (ClientLegOutcome::Established(tls), Some(legs)) => (tls, legs),
+        _ => {
             let up = upstream.snapshot();
             // Only a leg that was asked for shows in the record of a failed client leg.
             let up = (ctx.client.client_auth.mode == ClientAuthMode::Mirror).then_some(up);

@@ -208,19 +208,24 @@ pub struct LegOpener {
     pub clock: ConnClock,
     /// Where fault effects on the connection are collected.
     pub faults: Arc<Mutex<Vec<FaultEffect>>>,
+    /// The upstream sessions paired with the client's handshake (see `proxy::resumption`),
+    /// for the first leg only: a later leg is opened without a client handshake to mirror.
+    pub sessions: Option<Arc<crate::upstream::PairSessions>>,
 }
 
 impl LegOpener {
     /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
     /// (the recorder says why).
     pub async fn open(&self, rec: &LegRecorder, ended: EndedTx) -> Option<UpstreamSender> {
-        self.open_with(None, rec, ended).await
+        self.open_with(None, self.sessions.clone(), rec, ended)
+            .await
     }
 
-    /// [`LegOpener::open`] with another engine than the listener's.
+    /// [`LegOpener::open`] with another engine than the listener's, and these sessions.
     pub async fn open_with(
         &self,
         engine: Option<&crate::upstream::Engine>,
+        sessions: Option<Arc<crate::upstream::PairSessions>>,
         rec: &LegRecorder,
         ended: EndedTx,
     ) -> Option<UpstreamSender> {
@@ -233,7 +238,7 @@ impl LegOpener {
         }
         let conn = engine
             .unwrap_or(&self.ctx.engine)
-            .connect(&self.target, &self.identity, rec)
+            .connect_resuming(&self.target, &self.identity, sessions, rec)
             .await
             .ok()?;
         if self.ctx.faults.has(&Fault::CutOnCertRequest) && rec.with(|l| l.cert_request.is_some()) {
@@ -442,6 +447,7 @@ impl UpstreamLegs {
             .opener
             .open_with(
                 engine.as_ref(),
+                None,
                 &rec,
                 EndedTx {
                     tx: self.ended_tx.clone(),

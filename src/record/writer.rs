@@ -16,6 +16,9 @@ const MAX_TRACKED: usize = 16 * 1024;
 /// connection's close (a `Connection: close` exchange ends after its connection).
 const MAX_CLOSED: usize = 64 * 1024;
 
+/// How long the writer lets records gather after a wake-up.
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Bytes of lines the writer gathers before writing them, at most (it writes sooner when the
 /// queue is empty).
 const BATCH_BYTES: usize = 256 * 1024;
@@ -95,9 +98,11 @@ impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
         while let Some(msg) = rx.blocking_recv() {
             self.handle(msg);
-            // Let the proxy's threads run first (on a busy CPU they queue more records), so
-            // a wake-up writes many lines rather than one.
-            std::thread::yield_now();
+            // Let records gather before writing: while the writer sleeps it waits on nothing,
+            // so the connection tasks queue records without waking it (a wake-up per record
+            // is a futex call and a context switch on the proxy's CPU). Records reach the
+            // file at most this much later.
+            std::thread::sleep(BATCH_PAUSE);
             while self.batch.len() < BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(msg) => self.handle(msg),

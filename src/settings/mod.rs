@@ -124,7 +124,8 @@ no_paths!(
     usize,
     crate::capture::client_auth::ClientAuthMode,
     CaNames,
-    crate::upstream::EngineChoice
+    crate::upstream::EngineChoice,
+    crate::proxy::resumption::UpstreamResume
 );
 
 /// The config keys group `G` reads (its serde field names).

@@ -8,6 +8,7 @@
 pub mod connect_proxy;
 pub mod openssl;
 mod plain;
+mod routed;
 mod rustls_engine;
 mod tickets;
 
@@ -15,6 +16,7 @@ pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
+pub use tickets::PairSessions;
 
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
@@ -122,9 +124,21 @@ impl Engine {
         identity: &IdentityPolicy,
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
+        self.connect_resuming(target, identity, None, rec).await
+    }
+
+    /// [`Engine::connect`], keeping the server's sessions in `sessions` and offering one
+    /// stored there (rustls only; the other engines always do a full handshake).
+    pub async fn connect_resuming(
+        &self,
+        target: &Target,
+        identity: &IdentityPolicy,
+        sessions: Option<std::sync::Arc<PairSessions>>,
+        rec: &LegRecorder,
+    ) -> Result<Connected, Failed> {
         match self {
             Engine::Rustls(e) | Engine::Auto { rustls: e, .. } => {
-                e.connect(target, identity, rec).await
+                e.connect(target, identity, sessions, rec).await
             }
             Engine::Openssl(e) => e.connect(target, identity, rec).await,
             Engine::Plain(e) => e.connect(target, rec).await,

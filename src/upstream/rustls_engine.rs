@@ -1,6 +1,7 @@
 //! The rustls upstream engine.
 
-use super::tickets::TicketSignal;
+use super::routed::{self, LegAuth};
+use super::tickets::{LegSessions, PairSessions};
 use super::{Connected, Failed, Target};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::server_auth::{RecordingServerVerifier, UpstreamTrust};
@@ -67,6 +68,7 @@ impl RustlsEngine {
         &self,
         target: &Target,
         identity: &IdentityPolicy,
+        pair: Option<Arc<PairSessions>>,
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         let s = &self.settings;
@@ -92,18 +94,34 @@ impl RustlsEngine {
         rec.attach_tap(tap.clone(), true);
         let tcp = Tap::new(tcp, tap);
 
-        let tickets = Arc::new(TicketSignal::new());
+        let in_flight = match &pair {
+            Some(pair) => Some(pair.begin_leg(SESSION_WAIT).await),
+            None => None,
+        };
+        let tickets = Arc::new(LegSessions::new(pair.clone(), in_flight));
         let ticket_seen = tickets.notify();
-        let config = self.client_config(identity, tickets, rec).map_err(|e| {
-            fail(
-                rec,
-                Classified::new(
-                    Stage::Config,
-                    FailureKind::Config,
-                    format!("cannot build the upstream TLS configuration: {e}"),
-                ),
-            )
-        })?;
+        let auth = LegAuth {
+            verifier: Arc::new(
+                RecordingServerVerifier::new(s.trust.clone(), rec.clone())
+                    .with_known(s.known.clone()),
+            ),
+            resolver: Arc::new(
+                RecordingClientResolver::new(identity.clone(), rec.clone())
+                    .with_known(s.known.clone()),
+            ),
+        };
+        let config = self
+            .client_config(&auth, pair.as_deref(), tickets.clone())
+            .map_err(|e| {
+                fail(
+                    rec,
+                    Classified::new(
+                        Stage::Config,
+                        FailureKind::Config,
+                        format!("cannot build the upstream TLS configuration: {e}"),
+                    ),
+                )
+            })?;
         let server_name = ServerName::try_from(target.host.clone()).map_err(|e| {
             fail(
                 rec,
@@ -137,7 +155,10 @@ impl RustlsEngine {
         rec.event("client_hello", None);
 
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let handshake = connector.connect(server_name, tcp).into_fallible();
+        // rustls builds the ClientHello in `connect`: in scope, like the rest of the handshake.
+        let handshake = routed::scope(auth, async move {
+            connector.connect(server_name, tcp).into_fallible().await
+        });
         let tls = match tokio::time::timeout(s.timeout, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err((e, _tcp))) => return Err(fail(rec, classify_io(Stage::Handshake, &e))),
@@ -147,11 +168,25 @@ impl RustlsEngine {
         let alpn = conn.alpn_protocol().map(|p| p.to_vec());
         let version = conn.protocol_version();
         rec.handshake_done(conn);
+        if let Some(pair) = &pair {
+            record_resumption(rec, pair, &tickets);
+        }
         let mut tls = FlushAfterRead::new(tls, rec.clone());
+        // A resumed leg waits for its ticket too: it took the one it resumed with, and the
+        // pairing's next resumption needs the server's new one.
+        let resumed_pair = pair.as_ref().filter(|_| rec.with(|l| l.resumed));
         let early = if version == Some(rustls::ProtocolVersion::TLSv1_3)
-            && rec.with(|l| l.cert_request.is_some())
+            && (rec.with(|l| l.cert_request.is_some()) || resumed_pair.is_some())
         {
-            await_verdict(&mut tls, &ticket_seen, verdict_wait(connect_rtt), rec).await?
+            let wait = match resumed_pair {
+                Some(p) if p.expects_tickets() => SESSION_WAIT,
+                _ => verdict_wait(connect_rtt),
+            };
+            let early = await_verdict(&mut tls, &ticket_seen, wait, rec).await?;
+            if let Some(p) = resumed_pair.filter(|_| !tickets.got_session()) {
+                p.give_up();
+            }
+            early
         } else {
             Bytes::new()
         };
@@ -161,11 +196,14 @@ impl RustlsEngine {
         })
     }
 
+    /// The leg's configuration: its own recording verifier and resolver, or, with a pairing,
+    /// the pairing's stand-ins (rustls resumes only with the objects that made the session),
+    /// which route to the leg's own while its handshake runs.
     fn client_config(
         &self,
-        identity: &IdentityPolicy,
-        tickets: Arc<TicketSignal>,
-        rec: &LegRecorder,
+        auth: &LegAuth,
+        pair: Option<&PairSessions>,
+        tickets: Arc<LegSessions>,
     ) -> Result<rustls::ClientConfig, rustls::Error> {
         let s = &self.settings;
         let builder = rustls::ClientConfig::builder_with_provider(s.provider.clone());
@@ -173,23 +211,62 @@ impl RustlsEngine {
             Some(v) => builder.with_protocol_versions(v)?,
             None => builder.with_safe_default_protocol_versions()?,
         };
+        let (verifier, resolver) = match pair {
+            Some(p) => (p.verifier(), p.resolver()),
+            None => (auth.verifier.clone(), auth.resolver.clone()),
+        };
         let mut config = builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(
-                RecordingServerVerifier::new(s.trust.clone(), rec.clone())
-                    .with_known(s.known.clone()),
-            ))
-            .with_client_cert_resolver(Arc::new(
-                RecordingClientResolver::new(identity.clone(), rec.clone())
-                    .with_known(s.known.clone()),
-            ));
+            .with_custom_certificate_verifier(verifier)
+            .with_client_cert_resolver(resolver);
         config.alpn_protocols = s.alpn.clone();
-        config.resumption = rustls::client::Resumption::store(tickets)
-            .tls12_resumption(rustls::client::Tls12Resumption::Disabled);
+        let tls12 = if tickets.keeps() {
+            rustls::client::Tls12Resumption::SessionIdOrTickets
+        } else {
+            rustls::client::Tls12Resumption::Disabled
+        };
+        config.resumption = rustls::client::Resumption::store(tickets).tls12_resumption(tls12);
         if let Some(k) = &s.keylog {
             config.key_log = k.clone();
         }
         Ok(config)
+    }
+}
+
+/// How long a resuming leg waits for the paired leg's session (a TLS 1.3 ticket arrives after
+/// the handshake).
+const SESSION_WAIT: Duration = Duration::from_secs(1);
+
+/// The resumption facts of a leg opened with a pairing's sessions: a resumed leg's chain is
+/// the one presented in the full handshake that made the session; a full handshake's chain is
+/// remembered for the legs that will resume it.
+fn record_resumption(rec: &LegRecorder, pair: &PairSessions, sessions: &LegSessions) {
+    let (resumed, chain) = rec.with(|l| (l.resumed, l.chain.clone()));
+    if resumed {
+        let earlier = pair.chain();
+        rec.event(
+            "session_resumed",
+            Some(
+                "the session of the upstream leg paired with the client's original handshake"
+                    .into(),
+            ),
+        );
+        rec.with(|l| {
+            if !earlier.is_empty() {
+                l.chain_from = Some(crate::facts::ChainFrom::EarlierHandshake);
+            }
+            l.chain = earlier;
+        });
+    } else {
+        if sessions.offered() {
+            rec.event(
+                "resumption_refused",
+                Some(
+                    "the server did a full handshake instead of resuming the paired session".into(),
+                ),
+            );
+        }
+        pair.set_chain(chain);
     }
 }
 
