@@ -83,8 +83,8 @@ pub struct FileIndex {
     /// Lines skipped while indexing.
     pub skipped: Vec<Skipped>,
     /// Legs sources that were not indexed themselves (left out by a filter): record number
-    /// → offset of the source's line, in the record's file.
-    outside_src: HashMap<u32, u64>,
+    /// → file and offset of the source's line.
+    outside_src: HashMap<u32, (u16, u64)>,
     /// Open files, to read lines again.
     handles: Mutex<HashMap<u16, File>>,
 }
@@ -133,38 +133,50 @@ impl FileIndex {
             outside_src: HashMap::new(),
             handles: Mutex::new(HashMap::new()),
         };
-        for (file_no, path) in files.iter().enumerate() {
-            let file_no = u16::try_from(file_no).unwrap_or(u16::MAX);
-            let first = ix.len();
-            ix.file_starts.push(u32::try_from(first).unwrap_or(u32::MAX));
-            let mut stream = RecordStream::open(std::slice::from_ref(path))?;
-            while let Some(item) = stream.next_item()? {
-                let r = match item {
-                    Item::Record(r) => r,
-                    Item::Skipped(s) => {
-                        on_skip(&s);
-                        ix.skipped.push(s);
-                        continue;
-                    }
-                };
-                if !filter.keeps(&r) {
+        // One stream over every file, so a reference into an earlier file resolves too; the
+        // stream numbers the files as the index does.
+        let mut stream = RecordStream::open(files)?;
+        let mut file_no: usize = 0;
+        ix.file_starts.push(0);
+        // Move on to the file `path` (records come file after file).
+        let advance = |ix: &mut FileIndex, file_no: &mut usize, path: &std::path::Path| {
+            while *file_no + 1 < files.len() && files[*file_no].as_path() != path {
+                *file_no += 1;
+                ix.file_starts.push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
+            }
+        };
+        while let Some(item) = stream.next_item()? {
+            let r = match item {
+                Item::Record(r) => r,
+                Item::Skipped(s) => {
+                    advance(&mut ix, &mut file_no, &s.file);
+                    on_skip(&s);
+                    ix.skipped.push(s);
                     continue;
                 }
-                let n = u32::try_from(ix.len()).unwrap_or(u32::MAX);
-                // The record carrying the legs: found among this file's indexed records by
-                // its offset (they are in offset order), else remembered by offset.
-                let src = match stream.legs_source() {
-                    Some(at) => match ix.find(first, file_no, at) {
-                        Some(k) => u32::try_from(k + 1).unwrap_or(0),
-                        None => {
-                            ix.outside_src.insert(n, at);
-                            0
-                        }
-                    },
-                    None => 0,
-                };
-                ix.push(file_no, stream.offset(), src, &r);
+            };
+            advance(&mut ix, &mut file_no, &r.file);
+            if !filter.keeps(&r) {
+                continue;
             }
+            let n = u32::try_from(ix.len()).unwrap_or(u32::MAX);
+            let file = u16::try_from(file_no).unwrap_or(u16::MAX);
+            // The record carrying the legs: found among the indexed records by its file and
+            // offset (they are in that order), else remembered by where it is.
+            let src = match stream.legs_source() {
+                Some((f, at)) => match ix.find(f, at) {
+                    Some(k) => u32::try_from(k + 1).unwrap_or(0),
+                    None => {
+                        ix.outside_src.insert(n, (f, at));
+                        0
+                    }
+                },
+                None => 0,
+            };
+            ix.push(file, stream.offset(), src, &r);
+        }
+        while ix.file_starts.len() < files.len() {
+            ix.file_starts.push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
         }
         Ok(ix)
     }
@@ -218,8 +230,9 @@ impl FileIndex {
         Some((file, if file == bfile { base + rel } else { rel }))
     }
 
-    /// The record of file `file_no` (whose first record is `first`) at `offset`.
-    fn find(&self, first: usize, file_no: u16, offset: u64) -> Option<usize> {
+    /// The indexed record of file `file_no` at `offset`.
+    fn find(&self, file_no: u16, offset: u64) -> Option<usize> {
+        let first = *self.file_starts.get(usize::from(file_no))? as usize;
         let (mut lo, mut hi) = (first, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -263,7 +276,7 @@ impl FileIndex {
                 None => u32::try_from(n)
                     .ok()
                     .and_then(|k| self.outside_src.get(&k))
-                    .and_then(|&at| self.read_at(file, at)),
+                    .and_then(|&(f, at)| self.read_at(f, at)),
             };
             if let Some(full) = full {
                 flow.client_leg = full.client_leg;
