@@ -122,6 +122,7 @@ fn main() {
                         label: "client.pem".into(),
                         chain: client_chain.clone(),
                         matches_ca_names: Some(true),
+                        ..IdentityCandidate::default()
                     }],
                     chosen: Some("client.pem".into()),
                     reason: "first identity whose chain matches the CA names".into(),

@@ -7,8 +7,10 @@
 //! rust-openssl does not wrap, behind safe functions.
 #![deny(unsafe_code)]
 
+pub mod analyze;
 pub mod capture;
 pub mod cert;
+pub mod choose;
 pub mod cli;
 pub mod demo;
 pub mod diagnose;
@@ -25,9 +27,11 @@ pub mod pki;
 pub mod probe;
 pub mod proxy;
 pub mod record;
+pub mod revocation;
 pub mod recording;
 pub mod render;
 pub mod settings;
 pub mod ui;
 pub mod upstream;
+pub mod vendor_words;
 pub mod wire;

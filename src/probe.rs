@@ -16,7 +16,12 @@ use crate::facts::{FailureKind, Stage};
 use crate::pki::load::Identity;
 use crate::proxy::headers::{kept_request, kept_response};
 use crate::record::Sink;
-use crate::upstream::{Connected, Engine, RustlsEngine, RustlsSettings, Target};
+use crate::upstream::{
+    Connected, Engine, EngineChoice, OpensslEngine, OpensslSettings, RustlsEngine, RustlsSettings,
+    Target,
+};
+
+pub mod throwaway;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -43,6 +48,14 @@ pub struct ProbePlan {
     pub settings: RustlsSettings,
     /// Bound on each HTTP exchange (the engine bounds connect and handshake).
     pub timeout: Duration,
+    /// `--upstream-engine`: the attempts' TLS client (`auto`: rustls, and an attempt the
+    /// server then asks a certificate for late is made again over OpenSSL).
+    pub engine: EngineChoice,
+    /// The OpenSSL engine's settings (`version` is set per attempt).
+    pub openssl: OpensslSettings,
+    /// The throw-away identity tried on a path that asks for a certificate (none with
+    /// `--no-throwaway-identity`).
+    pub throwaway: Option<Arc<Identity>>,
 }
 
 /// One connection of the probe.
@@ -69,6 +82,8 @@ pub struct ProbeReport {
     pub attempts: Vec<Attempt>,
     /// Attempts not made, and why (in words).
     pub skipped: Vec<String>,
+    /// What the probe warns about before any attempt (a revoked identity), in words.
+    pub warnings: Vec<String>,
 }
 
 /// What one protocol version showed about the handshake's CertificateRequest.
@@ -108,6 +123,15 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
         target: plan.target.authority(),
         attempts: Vec::new(),
         skipped: Vec::new(),
+        warnings: plan
+            .identities
+            .iter()
+            .flat_map(|id| {
+                id.revocation
+                    .iter()
+                    .filter_map(|c| crate::revocation::warning(&id.label, c))
+            })
+            .collect(),
     };
     let identities: Vec<Option<&Arc<Identity>>> = std::iter::once(None)
         .chain(plan.identities.iter().map(Some))
@@ -117,11 +141,36 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
             versions: Some(vec![protocol(version)]),
             ..plan.settings.clone()
         });
-        let engine = Engine::Rustls(RustlsEngine { settings });
+        let rustls = Engine::Rustls(RustlsEngine { settings });
+        let openssl = match plan.engine {
+            EngineChoice::Rustls => None,
+            _ => match OpensslEngine::new(OpensslSettings {
+                version: Some(version),
+                ..plan.openssl.clone()
+            }) {
+                Ok(e) => Some(Engine::Openssl(e)),
+                Err(e) => {
+                    report
+                        .skipped
+                        .push(format!("the {} attempts: {e}", version.as_str()));
+                    continue 'versions;
+                }
+            },
+        };
+        let (engine, replay) = match (plan.engine, openssl) {
+            (EngineChoice::Openssl, Some(o)) => (o, None),
+            (_, o) => (rustls, o),
+        };
         for path in &plan.paths {
-            for identity in &identities {
+            let mut queue = identities.clone();
+            let mut i = 0;
+            while let Some(identity) = queue.get(i).copied() {
+                i += 1;
                 let id = report.attempts.len() as u64 + 1;
-                let flow = attempt(plan, &engine, *identity, path, id).await;
+                let mut flow = attempt(plan, &engine, identity, path, id).await;
+                if let Some(replay) = &replay {
+                    flow = again_if_asked_late(plan, replay, identity, path, flow).await;
+                }
                 let flow = sink.emit_returning(flow).await;
                 let first_of_version = report
                     .attempts
@@ -155,11 +204,96 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     ));
                     continue 'versions;
                 }
+                if i == identities.len() {
+                    if let Some(t) = plan
+                        .throwaway
+                        .as_ref()
+                        .filter(|_| asks(&report, version, path))
+                    {
+                        queue.push(Some(t));
+                    }
+                }
             }
         }
     }
     sink.flush().await;
+    fit_advice(&mut report);
     report
+}
+
+/// Advice in the report names only what the server accepted in this probe's own attempts: a
+/// suggestion to retry with TLS 1.2 is replaced when every TLS 1.2 attempt failed before a
+/// version was agreed. (The recorded flows keep the diagnosis as made.)
+fn fit_advice(report: &mut ProbeReport) {
+    let tried_tls12 = report
+        .attempts
+        .iter()
+        .any(|a| a.offered == TlsVersion::Tls12);
+    let refused_tls12 = tried_tls12
+        && !report.attempts.iter().any(|a| {
+            a.offered == TlsVersion::Tls12
+                && a.flow
+                    .upstream_leg
+                    .as_ref()
+                    .is_some_and(|l| l.tls_version == Some(TlsVersion::Tls12))
+        });
+    if !refused_tls12 {
+        return;
+    }
+    let instead = "retry with `--upstream-engine auto` (it completes post-handshake authentication; this server refused TLS 1.2 in this probe's own attempts)";
+    for a in &mut report.attempts {
+        for f in &mut a.flow.findings {
+            for e in &mut f.evidence {
+                if e.contains(crate::diagnose::RETRY_TLS12) {
+                    *e = e.replace(crate::diagnose::RETRY_TLS12, instead);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the attempts so far on `version` and `path` saw the server ask for a certificate.
+fn asks(report: &ProbeReport, version: TlsVersion, path: &str) -> bool {
+    let flows: Vec<&Flow> = report
+        .attempts
+        .iter()
+        .filter(|a| a.offered == version && a.path == path)
+        .map(|a| &a.flow)
+        .collect();
+    matches!(
+        crate::paths::asked(&flows).0,
+        Asked::Handshake | Asked::Renegotiation | Asked::PostHandshake
+    )
+}
+
+/// `--upstream-engine auto`: when the server asked late and rustls could not answer, the same
+/// attempt once more over OpenSSL; the record is the second one, with the first in `replayed`.
+async fn again_if_asked_late(
+    plan: &ProbePlan,
+    openssl: &Engine,
+    identity: Option<&Arc<Identity>>,
+    path: &str,
+    first: Flow,
+) -> Flow {
+    let Some(reason) = crate::diagnose::unanswered_late_request(&first) else {
+        return first;
+    };
+    let mut second = attempt(plan, openssl, identity, path, first.connection_id).await;
+    second.replayed = Some(crate::facts::Replay {
+        reason,
+        first_leg: first
+            .upstream_leg
+            .clone()
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default(),
+        first_status: first.status(),
+        at_ms: second
+            .request
+            .as_ref()
+            .and_then(|r| r.forwarded_at_ms)
+            .unwrap_or(0.0),
+    });
+    second
 }
 
 fn protocol(v: TlsVersion) -> &'static rustls::SupportedProtocolVersion {
@@ -170,7 +304,7 @@ fn protocol(v: TlsVersion) -> &'static rustls::SupportedProtocolVersion {
 }
 
 /// One connection: handshake with `identity` on offer, then `GET path`.
-async fn attempt(
+pub(crate) async fn attempt(
     plan: &ProbePlan,
     engine: &Engine,
     identity: Option<&Arc<Identity>>,
@@ -476,6 +610,7 @@ pub(crate) mod tests {
             target: "x:443".into(),
             attempts,
             skipped: vec![],
+            warnings: vec![],
         }
     }
 
@@ -518,6 +653,44 @@ pub(crate) mod tests {
         assert_eq!(v.len(), 1);
         assert!(v[0].negotiated);
         assert_eq!(v[0].cert_request, Some(cr(Phase::Handshake)));
+    }
+
+    #[test]
+    fn advice_to_retry_with_tls12_is_replaced_when_the_server_refused_it() {
+        let inferred = format!(
+            "inferred: to confirm, {}, or …",
+            crate::diagnose::RETRY_TLS12
+        );
+        let with_advice = |offered: TlsVersion, negotiated: Option<TlsVersion>| {
+            let mut a = attempt(
+                "/secure",
+                Leg {
+                    tls_version: negotiated,
+                    ..Leg::default()
+                },
+                negotiated.map(|_| 403),
+                &["post-handshake-auth"],
+            );
+            a.offered = offered;
+            a.flow.findings[0].evidence = vec![inferred.clone()];
+            a
+        };
+        // TLS 1.2 refused in the probe's own attempts: the advice changes.
+        let mut r = summary(vec![
+            with_advice(TlsVersion::Tls13, Some(TlsVersion::Tls13)),
+            with_advice(TlsVersion::Tls12, None),
+        ]);
+        fit_advice(&mut r);
+        let e = &r.attempts[0].flow.findings[0].evidence[0];
+        assert!(!e.contains("retry with TLS 1.2"), "{e}");
+        assert!(e.contains("--upstream-engine auto"), "{e}");
+        // TLS 1.2 accepted: the advice stands.
+        let mut r = summary(vec![
+            with_advice(TlsVersion::Tls13, Some(TlsVersion::Tls13)),
+            with_advice(TlsVersion::Tls12, Some(TlsVersion::Tls12)),
+        ]);
+        fit_advice(&mut r);
+        assert!(r.attempts[0].flow.findings[0].evidence[0].contains("retry with TLS 1.2"));
     }
 
     #[test]

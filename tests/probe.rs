@@ -139,10 +139,23 @@ fn nginx_asks_in_the_handshake_refuses_none_and_accepts_the_good_identity() {
             .is_empty());
     }
     let all = attempts(&r);
-    // Two versions × one path × (none, good).
-    assert_eq!(all.len(), 4, "{all:#?}");
+    // Two versions × one path × (none, good, the throw-away identity: the server asks).
+    assert_eq!(all.len(), 6, "{all:#?}");
     for a in &all {
-        if a["identity"].is_null() {
+        if a["identity"] == "throw-away identity (mtlscope's own throw-away CA)" {
+            assert_eq!(a["status"], 400, "nginx verifies: {a:#}");
+            assert!(
+                a["verdict"]
+                    .as_str()
+                    .unwrap()
+                    .contains("refused mtlscope's throw-away identity"),
+                "{a:#}"
+            );
+            assert!(
+                !ids(a).contains(&"client-cert-not-verified".to_string()),
+                "{a:#}"
+            );
+        } else if a["identity"].is_null() {
             assert_eq!(a["status"], 400, "{a:#}");
             assert!(ids(a).contains(&"no-client-cert".to_string()), "{a:#}");
             assert!(
@@ -168,7 +181,7 @@ fn nginx_asks_in_the_handshake_refuses_none_and_accepts_the_good_identity() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 6);
     for l in &lines {
         assert_eq!(l["mode"], "probe");
         assert_eq!(l["kind"], "exchange");
@@ -246,7 +259,8 @@ fn apache_tls12_asks_for_secure_only_by_renegotiation() {
     assert_eq!(public.len(), 2);
     assert!(public.iter().all(|a| a["status"] == 200), "{public:#?}");
     let late: Vec<_> = all.iter().filter(|a| a["path"] == "/secure").collect();
-    assert_eq!(late.len(), 2, "{all:#?}");
+    // none, good, and the throw-away identity (the server asked).
+    assert_eq!(late.len(), 3, "{all:#?}");
     for a in late {
         assert_eq!(a["cert_request"]["phase"], "renegotiation", "{a:#}");
         assert!(

@@ -44,6 +44,9 @@ pub struct ClientAuthPolicy {
     pub provider: Arc<CryptoProvider>,
     /// Configured CA certificates, to look up the issuer a presented chain lacks.
     pub known: Arc<crate::cert::KnownCerts>,
+    /// `--check-revocation`: checks the presented chain in its own task; the answer is
+    /// attached to the leg when it arrives (the handshake never waits for it).
+    pub revocation: Option<Arc<crate::revocation::Checker>>,
 }
 
 impl ClientAuthPolicy {
@@ -85,6 +88,7 @@ impl ClientAuthPolicy {
             enforce,
             provider,
             known: Arc::default(),
+            revocation: None,
         })
     }
 
@@ -97,6 +101,7 @@ impl ClientAuthPolicy {
             enforce: self.enforce,
             provider: self.provider.clone(),
             known: self.known.clone(),
+            revocation: self.revocation.clone(),
         }
     }
 
@@ -121,6 +126,7 @@ impl ClientAuthPolicy {
             enforce: self.enforce,
             provider: self.provider.clone(),
             known: self.known.clone(),
+            revocation: self.revocation.clone(),
         }
     }
 }
@@ -204,6 +210,22 @@ impl ClientCertVerifier for RecordingClientVerifier {
                 enforced: enforce,
             });
         });
+        if let (Some(checker), Ok(rt)) = (
+            self.policy.revocation.clone(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            let owned: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+            let rec = self.rec.clone();
+            rt.spawn(async move {
+                let checks = checker.check_chain(&owned).await;
+                if !checks.is_empty() {
+                    rec.with(|leg| leg.revocation = checks);
+                }
+            });
+        }
         match verdict {
             Some(Err(e)) if enforce => Err(e),
             _ => Ok(ClientCertVerified::assertion()),

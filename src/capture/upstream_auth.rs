@@ -87,6 +87,8 @@ pub fn record_candidates(policy: &IdentityPolicy, rec: &LegRecorder) {
             label: id.label.clone(),
             chain: crate::cert::summarize_chain(id.chain.iter().map(|c| c.as_ref())),
             matches_ca_names: None,
+            throwaway: id.throwaway,
+            revocation: id.revocation.clone(),
         })
         .collect();
     let reason = match policy {
@@ -189,10 +191,28 @@ impl ResolvesClientCert for RecordingClientResolver {
             None,
         );
         let chosen = record_request(&self.rec, &self.policy, request);
+        let id = chosen.and_then(|i| self.policy.candidates().get(i))?;
+        // rustls sends an empty Certificate when the key can sign none of the schemes the
+        // server accepts: record that nothing was presented, and why.
+        if id.certified.key.choose_scheme(sigschemes).is_none() {
+            self.rec.with(|leg| {
+                leg.chain.clear();
+                if let Some(choice) = leg.identity.as_mut() {
+                    choice.chosen = None;
+                    choice.reason = format!(
+                        "`{}` matched, but its key can make none of the signature schemes the server accepts, so no certificate was sent",
+                        id.label
+                    );
+                }
+            });
+            self.rec.event(
+                "certificate_withheld",
+                Some(format!("{}: no common signature scheme", id.label)),
+            );
+            return None;
+        }
         record_issuer_lookup(&self.rec, &self.known);
-        chosen
-            .and_then(|i| self.policy.candidates().get(i))
-            .map(|id| id.certified.clone())
+        Some(id.certified.clone())
     }
 
     fn has_certs(&self) -> bool {

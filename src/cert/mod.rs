@@ -3,7 +3,7 @@
 
 mod known;
 pub mod reason;
-mod summary;
+pub(crate) mod summary;
 
 pub use known::KnownCerts;
 

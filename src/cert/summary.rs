@@ -194,7 +194,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn colon_hex(bytes: &[u8]) -> String {
+pub(crate) fn colon_hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -59,10 +59,18 @@ pub enum CertsCommand {
         /// Judge validity at this instant (RFC 3339) instead of now.
         #[arg(long, value_name = "RFC3339")]
         at: Option<String>,
+        /// Also say which of FILES each client stack would send to the CertificateRequest of
+        /// this server or recorded flow (what `certs choose --for` answers).
+        #[arg(long = "for", value_name = "URL|RECORDING[:N]")]
+        for_: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Which of several certificates each client TLS stack (OpenSSL, Java, Go, Schannel,
+    /// Chrome, Firefox) would send to a server's CertificateRequest, and why it skips the
+    /// others.
+    Choose(super::choose::ChooseArgs),
 }
 
 /// `mtlscope ca`
@@ -74,11 +82,17 @@ pub struct CaArgs {
     /// Print only the certificate's path (for `curl --cacert "$(mtlscope ca --path)"`).
     #[arg(long)]
     pub path: bool,
+    /// Create the CA name-constrained to NAME and its subdomains (repeatable; an IP address
+    /// permits that address): a leaked CA then cannot vouch for other sites. Only when the
+    /// CA is created.
+    #[arg(long, value_name = "NAME")]
+    pub ca_names: Vec<String>,
 }
 
 /// Run a `certs` job.
 pub fn run(args: CertsArgs) -> Result<(), CommandError> {
     match args.command {
+        CertsCommand::Choose(args) => super::choose::run(args),
         CertsCommand::Dev { out, recipe } => {
             let recipe = match recipe {
                 Some(path) => Recipe::from_file(&path)?,
@@ -102,8 +116,13 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
             trust,
             key,
             at,
+            for_,
             json,
         } => {
+            let would_send = match &for_ {
+                Some(f) => Some(super::choose::would_send(f, &files, key.as_deref(), json)?),
+                None => None,
+            };
             let at = match at {
                 Some(text) => OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
                     CommandError::usage(format!(
@@ -120,11 +139,17 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
             let report = inspect::inspect_with(&files, checks, at)
                 .map_err(|e: InspectError| CommandError::usage(e))?;
             if json {
-                let text = serde_json::to_string_pretty(&report)
+                let mut value = serde_json::to_value(&report)
                     .map_err(|e| CommandError::runtime(format!("cannot encode the report: {e}")))?;
-                crate::outln!("{text}");
+                if let Some(w) = would_send {
+                    value["would_send"] = w;
+                }
+                crate::outln!("{value:#}");
             } else {
                 crate::out!("{}", inspect::render_text(&report));
+                if let Some(serde_json::Value::String(text)) = would_send {
+                    crate::out!("\nWhat each client would send:\n{text}");
+                }
             }
             let unusable = report.files.iter().filter(|f| !f.usable).count();
             if unusable > 0 {
@@ -144,7 +169,11 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
 
 /// Run `mtlscope ca`.
 pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
-    let ca = open_local_ca(args.ca_dir.as_deref())?;
+    let dir = match args.ca_dir.as_deref() {
+        Some(dir) => dir.to_path_buf(),
+        None => LocalCa::default_dir()?,
+    };
+    let ca = LocalCa::open_or_create_for(&dir, &args.ca_names)?;
     if args.path {
         crate::outln!("{}", ca.cert_path().display());
         return Ok(());
@@ -157,10 +186,20 @@ pub fn run_ca(args: CaArgs) -> Result<(), CommandError> {
         if ca.created() { "created" } else { "using" }
     );
     crate::outln!("  certificate  {}", ca.cert_path().display());
+    let mode = ca
+        .key_mode()
+        .map(|m| format!("mode {m:04o}; "))
+        .unwrap_or_default();
     crate::outln!(
-        "  private key  {} (mode 0600; keep it private)",
+        "  private key  {} ({mode}keep it private)",
         ca.key_path().display()
     );
+    if !args.ca_names.is_empty() {
+        crate::outln!(
+            "  names        {} (name constraints)",
+            args.ca_names.join(", ")
+        );
+    }
     crate::outln!(
         "\nmtlscope issues client-facing certificates from this CA when no --server-cert is given."
     );
@@ -177,10 +216,12 @@ pub fn open_local_ca(ca_dir: Option<&std::path::Path>) -> Result<LocalCa, Comman
     Ok(LocalCa::open_or_create(&dir)?)
 }
 
-/// The local CA's resolver for client-facing leaves (default host: the upstream's).
+/// The local CA's resolver for client-facing leaves (default host: the upstream's), issuing
+/// only for the upstream's host and `extra` names.
 pub fn local_ca_resolver(
     ca_dir: Option<&std::path::Path>,
     upstream: Option<&str>,
+    extra: &[String],
 ) -> Result<std::sync::Arc<dyn rustls::server::ResolvesServerCert>, CommandError> {
     let ca = std::sync::Arc::new(open_local_ca(ca_dir)?);
     let default_host = upstream
@@ -189,8 +230,28 @@ pub fn local_ca_resolver(
         .unwrap_or_else(|| "localhost".to_string());
     // Issue the default leaf now: a broken CA should fail at start-up, not on the first client.
     ca.leaf_for(&default_host)?;
+    let only = served_names(upstream, extra).list().to_vec();
     Ok(std::sync::Arc::new(crate::pki::LocalCaResolver {
         ca,
         default_host,
+        only: Some(only),
     }))
+}
+
+/// The names a reverse listener with the local CA answers for: the upstream's host,
+/// `localhost` (a name no other site can be reached by, so it serves no rebinding page), and
+/// `extra`.
+pub fn served_names(
+    upstream: Option<&str>,
+    extra: &[String],
+) -> crate::proxy::sni_gate::ServedNames {
+    let host = upstream
+        .and_then(|u| super::reverse::parse_upstream_url(u).ok())
+        .map(|(t, _)| t.host)
+        .unwrap_or_else(|| "localhost".to_string());
+    crate::proxy::sni_gate::ServedNames::new(
+        [host.as_str(), "localhost"]
+            .into_iter()
+            .chain(extra.iter().map(String::as_str)),
+    )
 }

@@ -37,11 +37,13 @@ settings_group! {
         /// chain and key, for hosts no other rule names.
         #[arg(long, value_name = "DIR")]
         pub identity_dir: Option<PathBuf>,
-        /// Require `Proxy-Authorization: Basic` with these credentials (answer 407 otherwise).
+        /// Require `Proxy-Authorization: Basic` with these credentials (answer 407 otherwise):
+        /// USER:PASS, @FILE (its first line) or env:NAME (kept out of the process list).
         #[arg(long, value_name = "USER:PASS")]
         pub proxy_auth: Option<String>,
-        /// Close a passthrough tunnel on which no byte moved for SECS, either way (recorded;
-        /// default 300).
+        /// Close a passthrough tunnel on which no byte moved for SECS, either way (default
+        /// 300), and an intercepted client connection idle for SECS with no request in flight,
+        /// with its upstream connection (default 75); both recorded.
         #[arg(long, value_name = "SECS")]
         pub idle_timeout: Option<u64>,
     }
@@ -71,22 +73,20 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
         Ok(Arc::new(LocalCaResolver {
             ca: local,
             default_host: "localhost".into(),
+            only: None,
         }))
     })?;
     let ca = ca.ok_or_else(|| CommandError::runtime("local CA missing"))?;
     let fwd = &args.forward;
 
     let allow_remote = args.proxy.ui.allow_remote;
-    if let Some(pa) = &fwd.proxy_auth {
-        if !pa.contains(':') {
-            return Err(CommandError::usage(format!(
-                "{}: expected USER:PASS",
-                origins.name("proxy_auth")
-            )));
-        }
-    }
+    let proxy_auth = fwd
+        .proxy_auth
+        .as_deref()
+        .map(|pa| super::secret::resolve(&origins.name("proxy_auth"), pa))
+        .transpose()?;
     let exposed = !built.listen.ip().is_loopback();
-    let remote_allowed = allow_remote && fwd.proxy_auth.is_some();
+    let remote_allowed = allow_remote && proxy_auth.is_some();
     if exposed && !remote_allowed {
         return Err(CommandError::usage(format!(
             "--listen {}: a forward proxy on a non-loopback address needs both --allow-remote and --proxy-auth USER:PASS",
@@ -133,19 +133,27 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
             Arc::new(LocalCaResolver {
                 ca: ca.clone(),
                 default_host: host.to_string(),
+                only: None,
             }) as _
         })
     };
     let ui = args.proxy.ui.options(built.keylog_path.clone())?;
     let engines = host_engines(&fwd.host, &built.engines, &origins)?;
-    let proxy_auth = fwd.proxy_auth.clone();
     let idle_timeout = Duration::from_secs(fwd.idle_timeout.unwrap_or(DEFAULT_IDLE_SECS).max(1));
+    let session_idle = Duration::from_secs(
+        fwd.idle_timeout
+            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .max(1),
+    );
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = built.open_sink()?.explaining(built.explain);
-        let (sink, _ui) = super::ui::attach(ui, sink).await?;
+        let (sink, ui) = super::ui::attach(ui, sink).await?;
+        let mut session = built.session_context(Mode::Forward, sink.clone());
+        session.idle_timeout = session_idle;
         let opts = ForwardOptions {
-            session: built.session_context(Mode::Forward, sink.clone()),
+            own_listeners: ui.iter().map(|u| u.local_addr).collect(),
+            session,
             leaves,
             identities,
             engines,

@@ -1,6 +1,9 @@
 //! The command line: one binary, one subcommand per mode (see DESIGN.md's interface contract).
 
+pub mod analyze;
 pub mod certs;
+pub mod choose;
+pub mod explain;
 pub mod flag_values;
 pub mod forward;
 pub mod lint;
@@ -9,6 +12,7 @@ pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
 pub mod run_args;
+pub mod secret;
 pub mod ui;
 pub mod upstream_args;
 pub mod views;
@@ -66,6 +70,12 @@ pub enum Command {
     Export(views::ExportArgs),
     /// Show recordings in the web view: flow list, handshake ladder, findings, comparison.
     Ui(ui::UiCmdArgs),
+    /// What a vendor's error words (an ALB or Google Cloud reason code, nginx's FAILED:…, a
+    /// Java, Go or Chrome error, an IIS sub-status) mean in mtlscope's catalogue, and which
+    /// command would tell the candidates apart.
+    Explain(explain::ExplainArgs),
+    /// Diagnose every TLS connection in a packet capture (pcap, pcapng), like observe.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Parse the command line, run the command, map its error to the contract's exit code.
@@ -110,6 +120,8 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Diff(args) => views::run_diff(args),
         Command::Export(args) => views::run_export(args),
         Command::Ui(args) => ui::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Analyze(args) => analyze::run(args),
     }
 }
 

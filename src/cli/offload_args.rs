@@ -21,8 +21,14 @@ settings_group! {
         #[arg(long)]
         pub forward_client_cert_verify: bool,
         /// The header the backend reads the identity from (for the diagnosis of its 401/403s).
+        /// Incoming headers of this name are removed too.
         #[arg(long, value_name = "NAME")]
         pub expect_client_cert_header: Option<String>,
+        /// Also pass on a certificate mtlscope could not verify against --client-ca (by
+        /// default it is withheld, as Envoy and AWS ALB in verify mode do), always with its
+        /// verify status (nginx's FAILED:reason, or X-Client-Cert-Verify).
+        #[arg(long)]
+        pub forward_client_cert_unverified: bool,
     }
 }
 
@@ -42,8 +48,10 @@ impl OffloadArgs {
         let formats_named = origins.name("forward_client_cert");
         let expected_named = origins.name("expect_client_cert_header");
         let names = (formats_named.as_str(), expected_named.as_str());
-        OffloadSettings::parse(&self.forward_client_cert, verify, expected, names)
-            .map(Some)
-            .map_err(|e| CommandError::usage(e.to_string()))
+        let mut settings =
+            OffloadSettings::parse(&self.forward_client_cert, verify, expected, names)
+                .map_err(|e| CommandError::usage(e.to_string()))?;
+        settings.forward_unverified = self.forward_client_cert_unverified;
+        Ok(Some(settings))
     }
 }

@@ -40,6 +40,16 @@ crate::settings::settings_group! {
         /// unless named.
         #[arg(long, value_name = "PROXY|env|direct")]
         pub via: Vec<String>,
+        /// The attempts' TLS client: rustls, openssl (completes TLS 1.2 renegotiation and
+        /// TLS 1.3 post-handshake auth, so an identity asked for late is judged), or auto
+        /// (rustls; an attempt the server then asks a certificate for late is made again over
+        /// openssl).
+        #[arg(long, value_enum, value_name = "ENGINE")]
+        pub upstream_engine: Option<crate::upstream::EngineChoice>,
+        /// Do not add the throw-away identity (from a CA made for this run) to the attempts
+        /// when the server asks; by default it shows whether the server verifies at all.
+        #[arg(long)]
+        pub no_throwaway_identity: bool,
         /// Print a machine-readable summary instead of the text report.
         #[arg(long)]
         pub json: bool,
@@ -150,7 +160,7 @@ fn run_paths(args: &ProbeOnly, plan: &ProbePlan) -> Result<(), CommandError> {
 }
 
 /// The flags, checked and loaded.
-fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> {
+pub(crate) fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> {
     let up = &args.upstream;
     let mut target = super::reverse::parse_upstream(&args.url)
         .map_err(|e| CommandError::usage(format!("URL {e}")))?;
@@ -182,7 +192,38 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
         (_, true) => vec![TlsVersion::Tls13],
         _ => vec![TlsVersion::Tls13, TlsVersion::Tls12],
     };
-    let identities = up.identities(origins)?.into_iter().map(Arc::new).collect();
+    let identities: Vec<Arc<crate::pki::load::Identity>> = up
+        .checked_identities(origins)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    // Where a chain that lacks its intermediate is completed from, as reverse does: the
+    // identities' own chains and the trust anchors named.
+    let mut known = crate::cert::KnownCerts::new();
+    for id in &identities {
+        known.add(&id.chain, &format!("identity {}", id.cert_path.display()));
+    }
+    for (named, path) in up.ca_files(origins) {
+        if let Ok(certs) = crate::pki::load::load_certs(&path) {
+            known.add(&certs, &format!("{named} {}", path.display()));
+        }
+    }
+    let throwaway = if args.probe.no_throwaway_identity {
+        None
+    } else {
+        Some(Arc::new(
+            crate::probe::throwaway::identity()
+                .map_err(|e| CommandError::runtime(e.to_string()))?,
+        ))
+    };
+    let engine = args.probe.upstream_engine.unwrap_or_default();
+    let openssl = crate::upstream::OpensslSettings {
+        roots: up.root_certs(origins)?,
+        insecure: up.insecure_upstream,
+        keylog: None,
+        timeout,
+        version: None,
+    };
     let provider = provider();
     let trust = UpstreamTrust::new(
         super::flag_values::load_roots(&up.ca_files(origins))?,
@@ -203,9 +244,12 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
             keylog: None,
             timeout,
             versions: None,
-            known: Arc::new(crate::cert::KnownCerts::new()),
+            known: Arc::new(known),
         },
         timeout,
+        engine,
+        openssl,
+        throwaway,
     })
 }
 
@@ -213,6 +257,9 @@ fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> 
 /// status — and its most severe finding with every finding's id.
 pub fn verdict(a: &Attempt) -> String {
     let f = &a.flow;
+    if let Some(refused) = refused_throwaway(a) {
+        return refused;
+    }
     let leg = f.upstream_leg.as_ref();
     let error = leg
         .and_then(|l| l.error.clone())
@@ -241,6 +288,29 @@ pub fn verdict(a: &Attempt) -> String {
             )
         }
     }
+}
+
+/// The throw-away identity refused: what a server that verifies client certificates does, so
+/// the line says that rather than why the certificate is not trusted (the findings keep it).
+fn refused_throwaway(a: &Attempt) -> Option<String> {
+    let f = &a.flow;
+    let throwaway = a.identity.as_deref() == Some(crate::probe::throwaway::LABEL);
+    let accepted = f.status().is_some_and(|s| s < 400);
+    if !throwaway
+        || accepted
+        || f.findings
+            .iter()
+            .any(|x| x.id == crate::facts::FindingId::ClientCertNotVerified)
+    {
+        return None;
+    }
+    let how = match f.status() {
+        Some(s) => format!("HTTP {s}"),
+        None => "the handshake or request failed".to_string(),
+    };
+    Some(format!(
+        "{how}; the server refused mtlscope's throw-away identity, as a server that verifies client certificates should"
+    ))
 }
 
 /// A summary's first sentence as a clause: no final period, lowercase start unless an acronym.
@@ -301,6 +371,9 @@ fn request_words(cr: &CertRequest) -> String {
 /// one verdict line per attempt, then the findings (repeated findings referred back).
 pub fn to_text(r: &ProbeReport) -> String {
     let mut s = format!("mtlscope probe {} ({})\n", r.url, r.target);
+    for w in &r.warnings {
+        s.push_str(&format!("\nWarning: {w}\n"));
+    }
     s.push_str("\nIn the handshake:\n");
     for v in r.versions() {
         let line = match (&v.cert_request, v.negotiated) {
@@ -425,6 +498,7 @@ pub fn to_json(r: &ProbeReport) -> Value {
         "paths": paths,
         "attempts": attempts,
         "skipped": r.skipped,
+        "warnings": r.warnings,
     })
 }
 

@@ -71,6 +71,11 @@ settings_group! {
         /// certificate for late is replayed once over openssl).
         #[arg(long, value_enum, value_name = "ENGINE")]
         pub upstream_engine: Option<EngineChoice>,
+        /// Check the certificates clients present for revocation: the CRL at their CRL
+        /// distribution points and their OCSP responder (2 s each, cached until nextUpdate), and
+        /// --crl files; off the relay's path, the answer joins the record when it arrives.
+        #[arg(long)]
+        pub check_revocation: bool,
     }
 }
 
@@ -139,6 +144,8 @@ impl Built {
             faults: self.faults.clone(),
             life: self.life.clone(),
             offload: None,
+            idle_timeout: Duration::from_secs(crate::proxy::session::DEFAULT_IDLE_SECS),
+            served_names: None,
         }
     }
 
@@ -240,8 +247,11 @@ impl ProxyArgs {
                 .map_err(|e| CommandError::usage(format!("{client_ca_name}: {e}")))?;
 
         // Upstream leg: identities and trust.
-        let mut identities: Vec<Arc<Identity>> =
-            up.identities(origins)?.into_iter().map(Arc::new).collect();
+        let mut identities: Vec<Arc<Identity>> = up
+            .checked_identities(origins)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let identity = match identities.len() {
             0 => IdentityPolicy::None,
             1 => IdentityPolicy::Fixed(identities.remove(0)),
@@ -257,6 +267,16 @@ impl ProxyArgs {
         }
         let known = Arc::new(known);
         policy.known = known.clone();
+        if tls.check_revocation {
+            policy.revocation = Some(up.revocation(origins)?);
+        } else if !up.crl.is_empty() {
+            // --crl alone: offline CRLs for client chains too, nothing fetched from URLs a
+            // client's certificate names.
+            policy.revocation = Some(Arc::new(
+                crate::revocation::Checker::new(&up.crl, false)
+                    .map_err(|e| CommandError::usage(format!("{}: {e}", origins.name("crl"))))?,
+            ));
+        }
         let root_certs = up.root_certs(origins)?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add_parsable_certificates(root_certs.iter().cloned());
@@ -278,6 +298,7 @@ impl ProxyArgs {
                 insecure: up.insecure_upstream,
                 keylog: keylog.clone(),
                 timeout,
+                version: None,
             })
             .map_err(|e| {
                 CommandError::usage(format!("{}: {e}", origins.name("upstream_engine")))

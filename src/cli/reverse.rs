@@ -21,6 +21,16 @@ settings_group! {
         /// backend behind the TLS offloader mtlscope plays.
         #[arg(long, value_name = "URL")]
         pub upstream: Option<String>,
+        /// Without --server-cert: a further name to answer for (repeatable). The local CA
+        /// issues leaves only for the upstream's host, localhost and these; a client asking
+        /// for any other name gets an unrecognized_name alert (recorded).
+        #[arg(long, value_name = "NAME")]
+        pub server_name: Vec<String>,
+        /// Close a client connection on which no byte moved for SECS, with no request in
+        /// flight, together with its upstream connection (recorded; default 75, nginx's
+        /// keepalive_timeout).
+        #[arg(long, value_name = "SECS")]
+        pub idle_timeout: Option<u64>,
     }
 }
 
@@ -81,14 +91,39 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
         .proxy
         .load("reverse", &mut [&mut args.reverse, &mut args.offload])?;
     let target_text = args.reverse.upstream.clone();
+    let server_names = args.reverse.server_name.clone();
+    let mut local_ca = false;
     let built = args.proxy.build(&origins, "127.0.0.1:8443", |inputs| {
         match inputs.fixed_server_cert()? {
             Some(r) => Ok(r),
             None => {
-                super::certs::local_ca_resolver(inputs.ca_dir.as_deref(), target_text.as_deref())
+                local_ca = true;
+                super::certs::local_ca_resolver(
+                    inputs.ca_dir.as_deref(),
+                    target_text.as_deref(),
+                    &server_names,
+                )
             }
         }
     })?;
+    if !local_ca && !server_names.is_empty() {
+        return Err(CommandError::usage(format!(
+            "{}: names the local CA's leaves; with --server-cert the certificate decides the names",
+            origins.name("server_name")
+        )));
+    }
+    let served = local_ca.then(|| {
+        std::sync::Arc::new(super::certs::served_names(
+            target_text.as_deref(),
+            &server_names,
+        ))
+    });
+    let idle_timeout = std::time::Duration::from_secs(
+        args.reverse
+            .idle_timeout
+            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .max(1),
+    );
     if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
         return Err(CommandError::usage(format!(
             "{} block-renegotiation: reverse terminates TLS, so there is no renegotiation \
@@ -120,6 +155,8 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
         let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let mut session = built.session_context(Mode::Reverse, sink.clone());
         session.offload = offload.map(std::sync::Arc::new);
+        session.served_names = served;
+        session.idle_timeout = idle_timeout;
         if plain {
             session.engine = Engine::Plain(PlainEngine {
                 timeout: built.client.timeout,

@@ -18,13 +18,18 @@ settings_group! {
         /// one.
         #[arg(long, value_name = "ADDR")]
         pub ui: Option<String>,
-        /// Require this Basic credential for the web view (needed with --allow-remote).
+        /// Require this Basic credential for the web view (needed with --allow-remote):
+        /// USER:PASS, @FILE (its first line) or env:NAME (kept out of the process list).
         #[arg(long, value_name = "USER:PASS")]
         pub ui_auth: Option<String>,
         /// Flows the web view keeps in memory; older ones stay in the recording (default
         /// 10000).
         #[arg(long, value_name = "N")]
         pub ui_max_flows: Option<usize>,
+        /// Megabytes of flows the web view keeps in memory, the oldest dropped first (default
+        /// 64); each flow's request and response text is cut to 2 KiB there.
+        #[arg(long, value_name = "MB")]
+        pub ui_max_mb: Option<usize>,
         /// Allow non-loopback addresses: the --ui web view there needs --ui-auth too, and
         /// forward's --listen needs --proxy-auth.
         #[arg(long)]
@@ -47,12 +52,15 @@ pub struct UiCmdArgs {
     /// Let the web view listen on a non-loopback address (requires --ui-auth).
     #[arg(long)]
     pub allow_remote: bool,
-    /// Require this Basic credential (USER:PASS).
+    /// Require this Basic credential: USER:PASS, @FILE or env:NAME.
     #[arg(long, value_name = "USER:PASS")]
     pub ui_auth: Option<String>,
     /// Flows kept in memory (the newest).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS)]
     pub ui_max_flows: usize,
+    /// Megabytes of flows kept in memory (the newest).
+    #[arg(long, value_name = "MB", default_value_t = crate::ui::bounds::DEFAULT_MAX_MB)]
+    pub ui_max_mb: usize,
     /// The key-log file written with the recording, to offer each flow's key-log lines.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<PathBuf>,
@@ -68,6 +76,7 @@ fn options(
     allow_remote: bool,
     auth: Option<&str>,
     max_flows: usize,
+    max_mb: usize,
     keylog: Option<PathBuf>,
 ) -> Result<UiOptions, CommandError> {
     let addr: SocketAddr = listen.parse().map_err(|e| {
@@ -75,11 +84,9 @@ fn options(
             "{flag} {listen:?}: not an address like 127.0.0.1:8099 ({e})"
         ))
     })?;
-    if let Some(a) = auth {
-        if !a.contains(':') {
-            return Err(CommandError::usage("--ui-auth: expected USER:PASS"));
-        }
-    }
+    let auth = auth
+        .map(|a| super::secret::resolve("--ui-auth", a))
+        .transpose()?;
     let exposed_ok = allow_remote && auth.is_some();
     if !addr.ip().is_loopback() && !exposed_ok {
         return Err(CommandError::usage(format!(
@@ -92,8 +99,9 @@ fn options(
     }
     Ok(UiOptions {
         listen: addr,
-        auth: auth.map(String::from),
+        auth,
         max_flows,
+        max_mb,
         keylog,
         file: None,
     })
@@ -113,6 +121,7 @@ impl UiArgs {
                 self.allow_remote,
                 self.ui_auth.as_deref(),
                 self.ui_max_flows.unwrap_or(DEFAULT_MAX_FLOWS),
+                self.ui_max_mb.unwrap_or(crate::ui::bounds::DEFAULT_MAX_MB),
                 keylog,
             )
             .map(Some),
@@ -144,6 +153,7 @@ pub fn run(args: UiCmdArgs) -> Result<(), CommandError> {
         args.allow_remote,
         args.ui_auth.as_deref(),
         args.ui_max_flows,
+        args.ui_max_mb,
         args.keylog.clone(),
     )?;
     if let Some(k) = &args.keylog {

@@ -51,6 +51,10 @@ settings_group! {
         /// (default 10).
         #[arg(long, value_name = "SECS")]
         pub timeout: Option<u64>,
+        /// A CRL (PEM or DER) to check certificates against, offline (repeatable): mtlscope's
+        /// identities at start-up, and with --check-revocation the chains clients present.
+        #[arg(long, value_name = "FILE")]
+        pub crl: Vec<PathBuf>,
     }
 }
 
@@ -74,6 +78,37 @@ impl UpstreamArgs {
                     .map_err(|e| CommandError::usage(format!("{}: {e}", origins.name("identity"))))
             })
             .collect()
+    }
+
+    /// The revocation checker for these settings: the `--crl` files, and fetching from the
+    /// URLs certificates name.
+    pub fn revocation(
+        &self,
+        origins: &Origins,
+    ) -> Result<std::sync::Arc<crate::revocation::Checker>, CommandError> {
+        crate::revocation::Checker::new(&self.crl, true)
+            .map(std::sync::Arc::new)
+            .map_err(|e| CommandError::usage(format!("{}: {e}", origins.name("crl"))))
+    }
+
+    /// [`UpstreamArgs::identities`], each checked for revocation (CRLs from `--crl` and its
+    /// CRL distribution points, its OCSP responder; each fetch bounded); a revoked identity is
+    /// warned about on stderr and keeps the answer for the records.
+    pub fn checked_identities(&self, origins: &Origins) -> Result<Vec<Identity>, CommandError> {
+        let mut ids = self.identities(origins)?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let checker = self.revocation(origins)?;
+        for id in &mut ids {
+            id.revocation = checker.check_chain_blocking(&id.chain);
+            for check in &id.revocation {
+                if let Some(w) = crate::revocation::warning(&id.label, check) {
+                    eprintln!("mtlscope: warning: {w}");
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Load one identity, a PKCS#12 file with this group's password settings.

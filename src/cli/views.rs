@@ -150,6 +150,16 @@ fn load(paths: &[PathBuf]) -> Result<Recording, CommandError> {
     Ok(rec)
 }
 
+/// Create (or truncate) an output file; a new one is created 0600, as recordings are (a HAR
+/// or report holds what the recording holds).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
 fn warn_skipped(s: &recording::Skipped) {
     eprintln!("mtlscope: warning: {}", report::clean(&s.to_string()));
 }
@@ -371,7 +381,7 @@ fn write_html(
     table_part: Spool,
     flows_part: Spool,
 ) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut f = std::io::BufWriter::new(create_private(path)?);
     f.write_all(html::page_head().as_bytes())?;
     f.write_all(html::summary_section(summary, skipped).as_bytes())?;
     f.write_all(html::TABLE_HEAD.as_bytes())?;
@@ -454,7 +464,7 @@ pub fn run_export(args: ExportArgs) -> Result<(), CommandError> {
     let what = |e: std::io::Error| {
         CommandError::runtime(format!("cannot write HAR file {}: {e}", args.har.display()))
     };
-    let file = std::fs::File::create(&args.har).map_err(what)?;
+    let file = create_private(&args.har).map_err(what)?;
     let opts = har::HarOptions {
         legs: args.har_legs,
         der: args.har_der,

@@ -73,6 +73,10 @@ fn not_completed(hop: &Hop<'_>, phase: Phase) -> bool {
         && hop.cert_request.is_some_and(|cr| cr.phase == phase)
 }
 
+/// The confirmation a `post-handshake-auth` inference suggests; `probe` replaces it when its
+/// own attempts showed the server refusing TLS 1.2.
+pub const RETRY_TLS12: &str = "retry with TLS 1.2 (the server would then renegotiate)";
+
 /// Fix text for a late request rustls could not answer.
 const ENGINE_FIX: &str =
     " Through mtlscope meanwhile: `--upstream-engine openssl` (or `auto`) completes it.";
@@ -295,7 +299,7 @@ fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             format!("TLS 1.3 on the {}, and the server sent no CertificateRequest in the handshake", hop.name()),
             offered.to_string(),
             signal,
-            inferred("to confirm, retry with TLS 1.2 (the server would then renegotiate), or watch a client that offers post_handshake_auth (curl) with `mtlscope observe`"),
+            inferred(format!("to confirm, {RETRY_TLS12}, or watch a client that offers post_handshake_auth (curl) with `mtlscope observe`")),
         ],
         format!("{fix}{}", if hop.kind == HopKind::Upstream { ENGINE_FIX } else { "" }),
     ))

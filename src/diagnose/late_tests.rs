@@ -319,3 +319,31 @@ fn a_refused_renegotiation_names_the_engine_that_completes_it() {
     let f = find(&apache_pha_403(), "post-handshake-auth").unwrap();
     assert!(f.fix.contains("--upstream-engine openssl"), "{}", f.fix);
 }
+
+/// `--upstream-engine auto` against a server that asks late with an empty CA list: the
+/// headline is what happened (mtlscope completed the late request), not the CA-list advisory.
+#[test]
+fn a_completed_late_request_comes_before_the_empty_ca_list_advisory() {
+    for (phase, version, id) in [
+        (
+            Phase::Renegotiation,
+            TlsVersion::Tls12,
+            "renegotiation-requested",
+        ),
+        (
+            Phase::PostHandshake,
+            TlsVersion::Tls13,
+            "post-handshake-auth",
+        ),
+    ] {
+        let mut flow = completed_by_openssl(phase, version);
+        if let Some(l) = flow.upstream_leg.as_mut().map(std::sync::Arc::make_mut) {
+            let cr = l.cert_request.as_mut().unwrap();
+            cr.ca_names = Some(vec![]);
+            cr.ca_names_der.clear();
+        }
+        let got = ids(&flow);
+        assert_eq!(got.first().map(String::as_str), Some(id), "{got:?}");
+        assert!(got.contains(&"empty-ca-list".to_string()), "{got:?}");
+    }
+}

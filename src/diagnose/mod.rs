@@ -17,12 +17,19 @@ mod not_sent;
 mod offload;
 pub mod paths;
 mod rejected;
+mod schemes;
 #[cfg(test)]
 pub(crate) mod test_support;
+mod unverified;
 pub(crate) mod view;
 
 pub use alerts::{alert_name, alert_usual_meaning};
-pub use late::unanswered_late_request;
+pub use late::{unanswered_late_request, RETRY_TLS12};
+
+/// An instant as RFC 3339, as evidence quotes it.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    view::when(t)
+}
 
 use crate::facts::{Finding, FindingId, Flow, Severity};
 use view::View;
@@ -85,8 +92,11 @@ static CATALOGUE: &[CatalogueEntry] = &[
     entry(FindingId::ChainIncomplete, Section::Rejected, "The chain sent lacks an intermediate, so the server cannot build a path to a CA it trusts."),
     entry(FindingId::CertExpired, Section::Rejected, "A certificate in the chain was past its notAfter at handshake time (or the server said certificate_expired)."),
     entry(FindingId::CertNotYetValid, Section::Rejected, "A certificate in the chain was before its notBefore at handshake time."),
-    entry(FindingId::CertRevoked, Section::Rejected, "The server considers the certificate revoked."),
+    entry(FindingId::CertRevoked, Section::Rejected, "The certificate is revoked: the server said so, or its CRL or OCSP responder lists it."),
     entry(FindingId::WrongPurpose, Section::Rejected, "The leaf lacks the clientAuth extended key usage or the digitalSignature key usage."),
+    entry(FindingId::NoCommonSignatureScheme, Section::Rejected, "The CertificateRequest's signature algorithms exclude every scheme the identity's key can make, so the certificate could not be used."),
+    entry(FindingId::ClientCertNotVerified, Section::Rejected, "The server asks for a client certificate and accepted one it could not have verified: it does not check client certificates."),
+    entry(FindingId::CaListTooLarge, Section::Rejected, "The CertificateRequest's CA names exceed 16 KiB; some clients refuse the handshake and Windows servers truncate the list."),
     entry(FindingId::KeyUnusable, Section::Rejected, "The private key does not match the certificate or cannot be used, so the signature check failed."),
     entry(FindingId::HandshakeRejected, Section::Rejected, "A fatal alert ended the handshake that no more specific finding explains."),
     entry(FindingId::RenegotiationRequested, Section::Late, "The server asked for the certificate late, by TLS 1.2 renegotiation after a request."),
@@ -123,16 +133,65 @@ pub fn diagnose(flow: &Flow) -> Vec<Finding> {
     let mut found = Vec::new();
     found.extend(not_sent::rules(&view));
     found.extend(rejected::rules(&view));
+    found.extend(schemes::rules(&view));
+    found.extend(unverified::rules(&view));
     found.extend(late::rules(&view));
     found.extend(http_refusal::rules(&view));
     found.extend(middlebox::rules(&view));
     found.extend(gaps::rules(&view));
     found.extend(gaps::unexplained(&view, &found));
-    finish(found)
+    let mut out = finish(found);
+    if let Some(line) = capture_evidence(flow) {
+        for f in &mut out {
+            f.evidence.push(line.clone());
+        }
+    }
+    out
 }
 
+/// For a record read from a packet capture: where to look in it (file and frames), so the
+/// evidence can be checked in Wireshark.
+fn capture_evidence(flow: &Flow) -> Option<String> {
+    let cap = flow.capture.as_ref()?;
+    let marks: Vec<String> = cap
+        .frames
+        .iter()
+        .take(12)
+        .map(|m| format!("{} frame {}", m.what, m.frame))
+        .collect();
+    let mut line = format!(
+        "capture {}, frames {}–{}",
+        cap.file, cap.first_frame, cap.last_frame
+    );
+    if !marks.is_empty() {
+        line.push_str(&format!(" ({})", marks.join(", ")));
+    }
+    Some(line)
+}
+
+/// Ids that name a cause so precisely that, at the same severity, they come before the rest:
+/// a named missing intermediate before the CA-list mismatch it causes, a key the server's
+/// signature schemes exclude before "no certificate", a revocation before "untrusted".
+const SPECIFIC: &[FindingId] = &[
+    FindingId::CertRevoked,
+    FindingId::NoCommonSignatureScheme,
+    FindingId::ChainIncomplete,
+    FindingId::CaListTooLarge,
+];
+
+/// Ids that name a symptom more than a cause: after every other finding of the same severity
+/// (a completed late request before an advisory about the CA list).
+const GENERIC: &[FindingId] = &[
+    FindingId::IssuerNotInCaList,
+    FindingId::ChainUntrusted,
+    FindingId::EmptyCaList,
+    FindingId::HandshakeRejected,
+    FindingId::Unexplained,
+];
+
 /// One finding per id (the most severe kept, the others' evidence added), ordered by severity,
-/// then injected faults first (so a reproduction is never read as real), then catalogue order.
+/// then injected faults first (so a reproduction is never read as real), then specific causes
+/// before generic symptoms, then catalogue order.
 fn finish(found: Vec<Finding>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     for f in found {
@@ -158,7 +217,14 @@ fn finish(found: Vec<Finding>) -> Vec<Finding> {
             .iter()
             .position(|e| e.id == id)
             .unwrap_or(CATALOGUE.len());
-        (id != FindingId::InjectedFault, pos)
+        let class = if SPECIFIC.contains(&id) {
+            0
+        } else if GENERIC.contains(&id) {
+            2
+        } else {
+            1
+        };
+        (id != FindingId::InjectedFault, class, pos)
     };
     out.sort_by(|a, b| {
         b.severity

@@ -110,6 +110,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     }
     evidence.extend(signals);
     evidence.extend(inferred.clone());
+    evidence.extend(stacks_line(hop));
     let mut summary = format!(
         "{} asked for a client certificate and {} sent none; {} then refused the {}.",
         capital(hop.server_name()),
@@ -178,6 +179,7 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             ));
         }
     }
+    evidence.extend(stacks_line(hop));
     let (summary, severity) = if presented.is_some() {
         let severity = match rejection(v, hop) {
             Some(rej) => {
@@ -188,7 +190,7 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         };
         (
             format!(
-                "The certificate {} presented was issued by none of the CAs {} named; many clients (Go, Java, browsers, Apache) would have sent nothing.",
+                "The certificate {} presented was issued by none of the CAs {} named; it was sent anyway here, but clients that choose by CA names (Go, Java, browsers, Apache) send nothing.",
                 hop.client_name(),
                 hop.server_name()
             ),
@@ -207,7 +209,9 @@ fn issuer_not_in_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             if failed { Severity::Error } else { Severity::Warning },
         )
     };
+    let completes = hop.missing_intermediates().is_some();
     let fix = match hop.kind {
+        _ if completes => "Client: send the full chain including the missing intermediate (it links the certificate to a CA the server named); or server: also advertise the intermediate's name.",
         HopKind::Client => "mtlscope: list the client's CA with `--client-ca` (or use `--client-auth mirror`), or give the client a certificate from a listed CA; send the full chain.",
         _ => "Server: advertise the CA that issues the client certificates (nginx advertises `ssl_client_certificate` only, never `ssl_trusted_certificate`; HAProxy `ca-file`, not `ca-verify-file`; Apache `SSLCACertificateFile` unless `SSLCADNRequestFile`); or client: send the full chain including the intermediate, or use a certificate issued by a listed CA.",
     };
@@ -235,6 +239,7 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     if let Some(r) = rejection(v, hop) {
         evidence.extend(r.evidence);
     }
+    evidence.extend(stacks_line(hop));
     let summary = if rejected {
         format!(
             "{} named no acceptable CA, and the certificate {} picked was rejected: likely the wrong one of several.",
@@ -262,6 +267,21 @@ fn empty_ca_list(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         evidence,
         fix,
     ))
+}
+
+/// Which client stacks would have sent what, for the certificate presented or the identities
+/// withheld (the `certs choose` model, `crate::choose`).
+fn stacks_line(hop: &Hop<'_>) -> Option<String> {
+    let cr = hop.cert_request?;
+    let offered: Vec<(&str, &[crate::facts::CertSummary])> = match hop.presented() {
+        // mtlscope's own identity is named by its label, a client's by its subject.
+        Some(chain) => {
+            let label = hop.identity.and_then(|i| i.chosen.as_deref());
+            vec![(label.unwrap_or(chain[0].subject.as_str()), chain)]
+        }
+        None => hop.withheld(),
+    };
+    crate::choose::flow::stacks_evidence(cr, hop.version, hop.now, &offered)
 }
 
 /// `mtlscope` stays as is; `the server` becomes `The server`.
@@ -437,6 +457,31 @@ mod tests {
         let n = find(&flow, "no-client-cert").unwrap();
         assert!(n.evidence.iter().any(|e| e.contains("was withheld")));
         assert!(n.fix.contains("issuer-not-in-ca-list"));
+        // Both say what each client stack would have done with that identity.
+        for f in [f, n] {
+            assert!(
+                f.evidence.iter().any(|e| e.starts_with("with `client.pem` on offer, openssl would send `client.pem`")
+                    && e.contains("java, java-pkix, go, schannel, chrome, firefox would send nothing (issuer not among the CA names")),
+                "{:?}",
+                f.evidence
+            );
+        }
+    }
+
+    #[test]
+    fn presented_chain_outside_the_list_names_who_would_have_withheld_it() {
+        let flow = success_builder()
+            .upstream(|l| l.cert_request = Some(cr(Phase::Handshake, &["Other Root"])))
+            .build();
+        let f = find(&flow, "issuer-not-in-ca-list").unwrap();
+        let line = f
+            .evidence
+            .iter()
+            .find(|e| e.contains("would send nothing"))
+            .unwrap_or_else(|| panic!("{:?}", f.evidence));
+        assert!(line.contains("openssl would send"), "{line}");
+        assert!(line.contains("OpenSSL does not look"), "{line}");
+        assert!(line.contains("java, java-pkix, go"), "{line}");
     }
 
     #[test]
@@ -486,6 +531,13 @@ mod tests {
         let f = find(&flow, "empty-ca-list").unwrap();
         assert_eq!(f.severity, Severity::Warning);
         assert!(!has_error(&flow));
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.contains("openssl, java, java-pkix, go, schannel would send")),
+            "{:?}",
+            f.evidence
+        );
 
         let flow = success_builder()
             .upstream(|l| {

@@ -111,6 +111,22 @@ fn specific_cause(hop: &Hop<'_>) -> bool {
             .and_then(|c| c.first())
             .is_some_and(|l| !client_purpose_problems(l).is_empty())
         || hop.missing_intermediates().is_some()
+        || !hop.revoked().is_empty()
+}
+
+/// Whether the presented chain verifies, by mtlscope's own certificates, up to a CA the server
+/// named: complete but for its root, and that root (held by mtlscope, e.g. `--upstream-ca`)
+/// is in the request's CA names. The server's refusal then is not about trust in the issuer
+/// (revocation, depth or a policy instead).
+fn links_to_named_ca(hop: &Hop<'_>) -> bool {
+    let (Some(lookup), Some(cr)) = (hop.issuer_lookup, hop.cert_request) else {
+        return false;
+    };
+    let names = cr.ca_names.as_deref().unwrap_or(&[]);
+    hop.presented().is_some()
+        && lookup.found.len() == 1
+        && lookup.found[0].self_issued
+        && names.iter().any(|n| *n == lookup.found[0].subject)
 }
 
 fn stack_hint(hop: &Hop<'_>) -> Option<&'static str> {
@@ -124,7 +140,7 @@ fn stack_hint(hop: &Hop<'_>) -> Option<&'static str> {
 
 fn chain_untrusted(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let rej = rejection(v, hop).filter(|r| r.trust)?;
-    if specific_cause(hop) {
+    if specific_cause(hop) || links_to_named_ca(hop) {
         return None;
     }
     let mut evidence = vec![hop.describe_presented()];
@@ -353,43 +369,119 @@ fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
 }
 
 fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
-    let mut evidence = Vec::new();
+    let mut signals = Vec::new();
     if let Some(a) = hop.server_alert(&[44]).filter(|a| !hop.is_late(a)) {
-        evidence.push(hop.describe_alert(a));
+        signals.push(hop.describe_alert(a));
     }
     if let Some(h) = v.http_on(hop).filter(|h| h.iis_substatus() == Some(13)) {
-        evidence.push(format!(
+        signals.push(format!(
             "{} — IIS 403.13 (client certificate revoked)",
             h.evidence()
         ));
     }
-    if let Some(verdict) = hop
-        .verdict
-        .filter(|v| v.enforced && v.reason.as_deref().is_some_and(|r| r.contains("revoked")))
-    {
-        evidence.push(format!(
+    if let Some(verdict) = hop.verdict.filter(|v| {
+        v.enforced
+            && (v.problem == Some(crate::facts::CertProblem::Revoked)
+                || v.reason.as_deref().is_some_and(|r| r.contains("revoked")))
+    }) {
+        signals.push(format!(
             "mtlscope's check against `--client-ca`: {}",
             verdict.reason.as_deref().unwrap_or("revoked")
         ));
     }
-    if evidence.is_empty() {
+    let revoked = hop.revoked();
+    if signals.is_empty() && revoked.is_empty() {
         return None;
     }
-    evidence.insert(0, hop.describe_presented());
+    let mut evidence = vec![hop.describe_presented()];
+    for r in &revoked {
+        evidence.push(revocation_text(r));
+    }
+    let refused = !signals.is_empty();
+    evidence.extend(signals);
+    let rej = rejection(v, hop);
+    let generic = rej.as_ref().is_some_and(|r| r.trust);
+    let failed =
+        refused || rej.is_some() || hop.failed() || v.http_on(hop).is_some_and(|h| h.status >= 400);
+    if !refused {
+        if let Some(r) = &rej {
+            evidence.extend(r.evidence.iter().cloned());
+        } else if let Some(h) = v.http_on(hop).filter(|h| h.status >= 400) {
+            evidence.push(h.evidence());
+        }
+    }
+    let (summary, severity) = if refused {
+        (
+            format!(
+                "{} considers the certificate {} presented revoked.",
+                capital(hop.server_name()),
+                hop.client_name()
+            ),
+            Severity::Error,
+        )
+    } else if failed {
+        (
+            format!(
+                "The certificate {} presented is revoked, and {} refused it{}.",
+                hop.client_name(),
+                hop.server_name(),
+                if generic {
+                    " with a generic certificate error"
+                } else {
+                    ""
+                }
+            ),
+            Severity::Error,
+        )
+    } else if hop.kind == HopKind::Client {
+        (
+            "The certificate the client presented is revoked (mtlscope's own check); a server with a current CRL or OCSP check will refuse it.".to_string(),
+            Severity::Warning,
+        )
+    } else {
+        (
+            format!(
+                "The certificate {} presented is revoked; {} accepted it here (it checks no revocation), but a server with a current CRL or OCSP check will refuse it.",
+                hop.client_name(),
+                hop.server_name()
+            ),
+            Severity::Warning,
+        )
+    };
     Some(finding(
         FindingId::CertRevoked,
-        Severity::Error,
-        format!(
-            "{} considers the certificate {} presented revoked.",
-            capital(hop.server_name()),
-            hop.client_name()
-        ),
+        severity,
+        summary,
         evidence,
         format!(
-            "{}: get a new certificate issued; if the revocation is unexpected, check the server's CRL/OCSP configuration.",
+            "{}: get a new certificate issued; if the revocation is unexpected, ask the issuing CA, and check the server's CRL/OCSP configuration.",
             capital(hop.client_fix_target())
         ),
     ))
+}
+
+/// One revocation answer as evidence: what, since when, why, and from where.
+fn revocation_text(r: &crate::facts::RevocationCheck) -> String {
+    let mut s = format!("\"{}\" (serial {}) is revoked", r.subject, r.serial);
+    if let Some(t) = r.revoked_at {
+        s.push_str(&format!(" since {}", when(t)));
+    }
+    if let Some(reason) = &r.reason {
+        s.push_str(&format!(", reason {reason}"));
+    }
+    s.push_str(&format!(
+        ", according to {} {}",
+        r.source.words(),
+        r.location
+    ));
+    if let Some(t) = r.this_update {
+        s.push_str(&format!(" (thisUpdate {}", when(t)));
+        match r.next_update {
+            Some(n) => s.push_str(&format!(", nextUpdate {})", when(n))),
+            None => s.push(')'),
+        }
+    }
+    s
 }
 
 fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {

@@ -344,3 +344,95 @@ fn wire_tls12_rejection_is_diagnosed_like_a_leg() {
     assert!(f.summary.contains("the client presented"), "{}", f.summary);
     assert!(f.fix.starts_with("Client"));
 }
+
+fn revoked(subject: &str, serial: &str) -> crate::facts::RevocationCheck {
+    crate::facts::RevocationCheck {
+        subject: subject.into(),
+        serial: serial.into(),
+        status: crate::facts::RevocationStatus::Revoked,
+        source: crate::facts::RevocationSource::CrlUrl,
+        location: "http://crl.test/inter.crl".into(),
+        this_update: Some(time::macros::datetime!(2026-01-15 09:00 UTC)),
+        next_update: Some(time::macros::datetime!(2026-01-22 09:00 UTC)),
+        revoked_at: Some(time::macros::datetime!(2026-01-10 12:00 UTC)),
+        reason: Some("keyCompromise".into()),
+        error: None,
+    }
+}
+
+/// nginx with `ssl_crl`: a revoked identity gets the generic 400; mtlscope's start-up check
+/// of the identity names the cause.
+#[test]
+fn a_revoked_identity_behind_a_generic_error_is_cert_revoked_not_chain_untrusted() {
+    let flow = success_builder()
+        .upstream(|l| {
+            let id = l.identity.as_mut().unwrap();
+            id.candidates[0].revocation = vec![revoked("CN=client", "01")];
+            l.issuer_lookup = Some(crate::facts::IssuerLookup {
+                issuer: "CN=Root".into(),
+                found: vec![crate::facts::KnownIssuer {
+                    subject: "CN=Root".into(),
+                    sha256: "r".into(),
+                    self_issued: true,
+                    source: "--upstream-ca root.pem".into(),
+                }],
+            });
+        })
+        .response(
+            400,
+            "<html><head><title>400 The SSL certificate error</title></head></html>",
+            &[("server", "nginx")],
+        )
+        .build();
+    let got = ids(&flow);
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some("cert-revoked"),
+        "{got:?}"
+    );
+    assert!(!got.contains(&"chain-untrusted".to_string()), "{got:?}");
+    let f = find(&flow, "cert-revoked").unwrap();
+    assert_eq!(f.severity, Severity::Error);
+    let all = f.evidence.join("\n");
+    for want in [
+        "http://crl.test/inter.crl",
+        "keyCompromise",
+        "2026-01-10T12:00:00Z",
+        "thisUpdate 2026-01-15T09:00:00Z",
+        "The SSL certificate error",
+    ] {
+        assert!(all.contains(want), "{want} missing from {all}");
+    }
+}
+
+#[test]
+fn a_revoked_client_certificate_accepted_is_a_warning_and_a_chain_to_a_named_ca_is_not_untrusted() {
+    let flow = success_builder()
+        .client(|l| l.revocation = vec![revoked("CN=client", "01")])
+        .build();
+    let f = find(&flow, "cert-revoked").expect("cert-revoked");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.summary.contains("mtlscope's own check"), "{}", f.summary);
+    // A revocation answer about another certificate says nothing about this chain.
+    let flow = success_builder()
+        .client(|l| l.revocation = vec![revoked("CN=someone else", "99")])
+        .build();
+    assert!(find(&flow, "cert-revoked").is_none());
+    // Refused with a generic error although the chain links to the root the server named
+    // and mtlscope holds: not "untrusted" (revocation, depth or policy instead).
+    let flow = success_builder()
+        .upstream(|l| {
+            l.issuer_lookup = Some(crate::facts::IssuerLookup {
+                issuer: "CN=Root".into(),
+                found: vec![crate::facts::KnownIssuer {
+                    subject: "CN=Root".into(),
+                    sha256: "r".into(),
+                    self_issued: true,
+                    source: "--upstream-ca root.pem".into(),
+                }],
+            });
+        })
+        .response(400, "The SSL certificate error", &[("server", "nginx")])
+        .build();
+    assert!(find(&flow, "chain-untrusted").is_none(), "{:?}", ids(&flow));
+}

@@ -191,6 +191,8 @@ pub(crate) fn identity(
                 label: label.to_string(),
                 chain: chain.clone(),
                 matches_ca_names: None,
+                throwaway: false,
+                revocation: vec![],
             })
             .collect(),
         chosen: chosen.map(str::to_string),

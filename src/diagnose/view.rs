@@ -7,7 +7,7 @@ pub(crate) use super::http::HttpAnswer;
 use crate::facts::{
     Alert, AlertLevel, CertRequest, CertSummary, ChainVerdict, Direction, Event, FailureKind, Flow,
     IdentityChoice, Initiator, IssuerLookup, Leg, LegFailure, Phase, Renegotiation, ResponseSource,
-    ServerVerification, Stage, TlsEngine, TlsVersion,
+    RevocationCheck, RevocationStatus, ServerVerification, Stage, TlsEngine, TlsVersion,
 };
 use time::OffsetDateTime;
 
@@ -64,6 +64,8 @@ pub(crate) struct Hop<'a> {
     pub completed_late: Option<Phase>,
     /// Upstream only: mtlscope's TLS engine on this leg.
     pub engine: Option<TlsEngine>,
+    /// Client leg: what revocation sources said about the presented chain.
+    pub revocation: &'a [RevocationCheck],
 }
 
 impl<'a> Hop<'a> {
@@ -95,6 +97,7 @@ impl<'a> Hop<'a> {
             now: leg.handshake_at.unwrap_or(started_at),
             completed_late: leg.completed_late_request,
             engine: leg.engine,
+            revocation: &leg.revocation,
         }
     }
 
@@ -261,6 +264,29 @@ impl<'a> Hop<'a> {
                 .any(|k| names.iter().any(|n| n == &k.subject))
             || names.iter().any(|n| n == &lookup.issuer);
         links_to_named.then_some(intermediates)
+    }
+
+    /// The revocation answers that say a certificate of the presented chain is revoked: the
+    /// client leg's own checks, or the start-up check of the identity mtlscope presented.
+    pub fn revoked(&self) -> Vec<&'a RevocationCheck> {
+        let mut out: Vec<&'a RevocationCheck> = self.revocation.iter().collect();
+        if let Some(id) = self.identity {
+            if let Some(c) = id
+                .candidates
+                .iter()
+                .find(|c| id.chosen.as_deref() == Some(c.label.as_str()))
+            {
+                out.extend(c.revocation.iter());
+            }
+        }
+        let presented = self.presented().unwrap_or(&[]);
+        out.retain(|r| {
+            r.status == RevocationStatus::Revoked
+                && presented
+                    .iter()
+                    .any(|c| c.serial == r.serial && c.subject == r.subject)
+        });
+        out
     }
 
     /// The identities configured but not presented, with their chains.
@@ -451,6 +477,7 @@ impl<'a> View<'a> {
                 now: flow.started_at,
                 completed_late: None,
                 engine: None,
+                revocation: &[],
             });
         }
         View { flow, hops }

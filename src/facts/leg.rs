@@ -54,6 +54,11 @@ pub struct Leg {
     /// Client leg: mtlscope's own verdict on the presented chain against `--client-ca`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_verdict: Option<ChainVerdict>,
+    /// Client leg, with `--check-revocation` or `--crl`: what CRLs and OCSP responders said
+    /// about the presented chain (attached when the check finished before the record was
+    /// written; it never holds up the relay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation: Vec<super::revocation::RevocationCheck>,
     /// Upstream leg: which identity mtlscope presented, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityChoice>,
@@ -245,6 +250,13 @@ pub struct IdentityCandidate {
     /// Whether any certificate in the chain matches the server's CA names (null: not asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches_ca_names: Option<bool>,
+    /// `probe`'s throw-away identity, from a CA created for this run only: no server can have
+    /// verified it, so a server that accepts it checks nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub throwaway: bool,
+    /// What CRLs and OCSP responders said about this chain, checked at start-up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation: Vec<super::revocation::RevocationCheck>,
 }
 
 /// The result of verifying the upstream's certificate.
@@ -318,6 +330,8 @@ pub enum AlertSource {
     Inferred,
     /// Sent by a `--fault alert=NAME`.
     Fault,
+    /// Sent by mtlscope refusing the client (a server name it does not answer for).
+    Refusal,
 }
 
 impl AlertSource {
@@ -328,6 +342,7 @@ impl AlertSource {
             AlertSource::Tls => "tls",
             AlertSource::Inferred => "inferred",
             AlertSource::Fault => "fault",
+            AlertSource::Refusal => "refusal",
         }
     }
 }
@@ -503,6 +518,9 @@ pub enum FailureKind {
     BadRequest,
     /// The server name is not valid for SNI.
     ServerName,
+    /// mtlscope refused a client whose SNI names a host the listener does not answer for
+    /// (`reverse` without `--server-cert`: the upstream's host and `--server-name`s).
+    UnservedName,
     /// A private key could not be used with its certificate.
     KeyUnusable,
     /// A value this version does not know (a newer recording).

@@ -5,12 +5,17 @@
 //! format of the interface contract (`schema: 1`), so renaming or removing a field here is a
 //! breaking change; adding one is free.
 
+mod capture;
 mod cert;
 mod leg;
 mod offload;
 pub mod path;
+mod revocation;
 mod wire;
 
+pub use capture::{
+    CaptureFacts, Decryption, FrameMark, GapEffect, GapKind, StreamDirection, StreamGap,
+};
 pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
 pub use leg::{
     Alert, AlertLevel, AlertSource, CertRequest, ClientHelloFacts, Direction, Event, FailureKind,
@@ -18,6 +23,7 @@ pub use leg::{
     RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
+pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};
 pub use wire::Wire;
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +84,9 @@ pub struct Flow {
     /// `observe` mode: the one TLS session seen on the wire, instead of two legs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<Wire>,
+    /// `analyze`: the capture file and frames the record was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureFacts>,
     /// The HTTP request of this exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
@@ -137,6 +146,8 @@ pub enum Mode {
     Forward,
     /// `mtlscope observe`.
     Observe,
+    /// `mtlscope analyze`: read from a packet capture.
+    Capture,
     /// `mtlscope probe`.
     Probe,
 }
@@ -260,6 +271,12 @@ pub enum FindingId {
     CertRevoked,
     /// `wrong-purpose`.
     WrongPurpose,
+    /// `no-common-signature-scheme`.
+    NoCommonSignatureScheme,
+    /// `client-cert-not-verified`.
+    ClientCertNotVerified,
+    /// `ca-list-too-large`.
+    CaListTooLarge,
     /// `key-unusable`.
     KeyUnusable,
     /// `handshake-rejected`.
@@ -321,6 +338,9 @@ impl FindingId {
         FindingId::CertNotYetValid,
         FindingId::CertRevoked,
         FindingId::WrongPurpose,
+        FindingId::NoCommonSignatureScheme,
+        FindingId::ClientCertNotVerified,
+        FindingId::CaListTooLarge,
         FindingId::KeyUnusable,
         FindingId::HandshakeRejected,
         FindingId::RenegotiationRequested,
@@ -357,6 +377,9 @@ impl FindingId {
             FindingId::CertNotYetValid => "cert-not-yet-valid",
             FindingId::CertRevoked => "cert-revoked",
             FindingId::WrongPurpose => "wrong-purpose",
+            FindingId::NoCommonSignatureScheme => "no-common-signature-scheme",
+            FindingId::ClientCertNotVerified => "client-cert-not-verified",
+            FindingId::CaListTooLarge => "ca-list-too-large",
             FindingId::KeyUnusable => "key-unusable",
             FindingId::HandshakeRejected => "handshake-rejected",
             FindingId::RenegotiationRequested => "renegotiation-requested",
@@ -445,6 +468,7 @@ impl Flow {
             upstream_leg_index: None,
             upstream_retry: None,
             wire: None,
+            capture: None,
             request: None,
             response: None,
             faults: Vec::new(),

@@ -19,6 +19,10 @@ pub struct ForwardedIdentity {
     /// `--expect-client-cert-header`: the header the backend reads the identity from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_header: Option<String>,
+    /// Why the client's certificate was not passed on although one was presented: mtlscope
+    /// could not verify it against `--client-ca` (without `--forward-client-cert-unverified`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
 }
 
 /// One header, its value cut to a bounded excerpt.

@@ -23,6 +23,18 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 /// nginx's words.
 pub const VERIFY_HEADER: &str = "x-client-cert-verify";
 
+/// A header name as a WSGI/CGI backend sees it: lowercase, `_` and `-` alike (Python, PHP and
+/// Rack fold both into one `HTTP_X_…` variable, so `X_SSL_Client_Verify` is the same header
+/// to them as `X-SSL-Client-Verify`).
+fn folded(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => char::from(b.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
 /// What a listener playing the offloader does (from `--forward-client-cert` and friends).
 #[derive(Clone, Debug, Default)]
 pub struct OffloadSettings {
@@ -32,6 +44,9 @@ pub struct OffloadSettings {
     pub verify_headers: bool,
     /// `--expect-client-cert-header`: the header the backend reads the identity from.
     pub expected_header: Option<String>,
+    /// `--forward-client-cert-unverified`: pass on a certificate mtlscope could not verify
+    /// against `--client-ca` (always with its verify status).
+    pub forward_unverified: bool,
 }
 
 /// Why the offloader settings are not usable.
@@ -94,6 +109,7 @@ impl OffloadSettings {
             formats,
             verify_headers,
             expected_header,
+            forward_unverified: false,
         })
     }
 
@@ -112,6 +128,18 @@ impl OffloadSettings {
             ),
             (Some(_), None) => Verify::Failed("not verified: no --client-ca".into()),
         };
+        // Envoy and ALB in verify mode never pass on a certificate they could not verify: a
+        // self-signed `CN=admin` must not reach the backend as an identity unless asked for.
+        let withheld = match (&verify, &fields) {
+            (Verify::Failed(why), Some(_)) if !self.forward_unverified => Some(why.clone()),
+            _ => None,
+        };
+        let forwarded = if withheld.is_some() {
+            None
+        } else {
+            fields.as_ref()
+        };
+        let unverified = forwarded.is_some() && matches!(verify, Verify::Failed(_));
         let mut add: Vec<(HeaderName, HeaderValue)> = Vec::new();
         let mut push = |list: Vec<(HeaderName, String)>| {
             for (n, v) in list {
@@ -123,22 +151,30 @@ impl OffloadSettings {
             }
         };
         for (_, format) in &self.formats {
-            match &fields {
+            match forwarded {
                 Some(c) => push(format.headers(c, &verify)),
                 None if self.verify_headers => push(format.headers_without_cert()),
                 None => {}
             }
         }
-        if self.verify_headers {
+        // A certificate passed on unverified always says so, in every format.
+        if self.verify_headers || unverified {
             push(vec![(
                 HeaderName::from_static(VERIFY_HEADER),
                 verify.as_text(),
             )]);
         }
-        let mut strip: Vec<HeaderName> = self.formats.iter().flat_map(|(_, f)| f.names()).collect();
-        if self.verify_headers {
-            strip.push(HeaderName::from_static(VERIFY_HEADER));
-        }
+        // Every name any format may set, the expected header and mtlscope's own, whether or
+        // not this connection adds them: a client must not send any of them in any spelling.
+        let mut strip: Vec<String> = self
+            .formats
+            .iter()
+            .flat_map(|(_, f)| f.names())
+            .map(|n| folded(n.as_str()))
+            .collect();
+        strip.push(folded(VERIFY_HEADER));
+        strip.extend(self.expected_header.as_deref().map(folded));
+        strip.sort();
         strip.dedup();
         ConnOffload {
             formats: self.formats.iter().map(|(n, _)| n.clone()).collect(),
@@ -150,6 +186,7 @@ impl OffloadSettings {
             add,
             strip,
             expected_header: self.expected_header.clone(),
+            withheld,
         }
     }
 }
@@ -184,17 +221,27 @@ pub struct ConnOffload {
     add: Vec<(HeaderName, HeaderValue)>,
     /// The same, as recorded (the same for every request of the connection).
     added: Vec<HeaderExcerpt>,
-    /// Header names removed from every request first.
-    strip: Vec<HeaderName>,
+    /// Header names removed from every request first, [`folded`]: sorted.
+    strip: Vec<String>,
     /// `--expect-client-cert-header`.
     expected_header: Option<String>,
+    /// Why a presented certificate is not passed on.
+    withheld: Option<String>,
 }
 
 impl ConnOffload {
-    /// Strip the identity headers the client sent, add the offloader's, and say what was done.
-    pub fn apply(&self, headers: &mut HeaderMap) -> ForwardedIdentity {
+    /// Strip the identity headers the client sent (in any spelling: case, `_` for `-`, every
+    /// duplicate) and say what was done. The offloader's own headers are added later, by
+    /// [`ConnOffload::add_to`], after hop-by-hop processing, so a client's `Connection` header
+    /// cannot name them away.
+    pub fn strip(&self, headers: &mut HeaderMap) -> ForwardedIdentity {
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| self.strip.binary_search(&folded(n.as_str())).is_ok())
+            .cloned()
+            .collect();
         let mut stripped = Vec::new();
-        for name in &self.strip {
+        for name in forged {
             if let http::header::Entry::Occupied(e) = headers.entry(name) {
                 let (name, values) = e.remove_entry_mult();
                 for v in values {
@@ -202,16 +249,33 @@ impl ConnOffload {
                 }
             }
         }
-        for (n, v) in &self.add {
-            headers.append(n.clone(), v.clone());
-        }
         ForwardedIdentity {
             formats: self.formats.clone(),
             client_cert: self.client_cert,
             headers: self.added.clone(),
             stripped,
             expected_header: self.expected_header.clone(),
+            withheld: self.withheld.clone(),
         }
+    }
+
+    /// Add the offloader's headers to a request about to go upstream. Idempotent: a request
+    /// sent again on a new leg gets them once.
+    pub fn add_to(&self, headers: &mut HeaderMap) {
+        for (n, _) in &self.add {
+            headers.remove(n);
+        }
+        for (n, v) in &self.add {
+            headers.append(n.clone(), v.clone());
+        }
+    }
+
+    /// [`ConnOffload::strip`] then [`ConnOffload::add_to`], for callers with no hop-by-hop
+    /// step between.
+    pub fn apply(&self, headers: &mut HeaderMap) -> ForwardedIdentity {
+        let f = self.strip(headers);
+        self.add_to(headers);
+        f
     }
 }
 
@@ -258,5 +322,70 @@ mod tests {
         );
         let e = OffloadSettings::parse(&[], false, Some("bad name"), FLAGS).unwrap_err();
         assert!(e.to_string().contains("--expect-client-cert-header"), "{e}");
+    }
+
+    #[test]
+    fn forged_headers_go_in_every_spelling_with_the_expected_and_own_headers() {
+        let s =
+            OffloadSettings::parse(&["nginx".into()], false, Some("X-Client-Cert"), FLAGS).unwrap();
+        let o = s.for_connection(&[], None);
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("x_ssl_client_verify", "SUCCESS"),
+            ("X_SSL_Client_S_DN", "CN=admin"),
+            ("x-ssl-client-s-dn", "CN=admin2"),
+            ("x_client_cert", "forged"),
+            ("x-client-cert", "forged2"),
+            ("x-client-cert-verify", "SUCCESS"),
+            ("x-client-certx", "kept"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
+        }
+        let f = o.apply(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-client-certx"));
+        assert_eq!(f.stripped.len(), 6, "{:?}", f.stripped);
+    }
+
+    #[test]
+    fn an_unverified_certificate_is_withheld_unless_asked_for() {
+        let cert = rcgen::generate_simple_self_signed(vec!["admin.example".into()]).unwrap();
+        let chain = vec![cert.cert.der().to_vec()];
+        let mut s = OffloadSettings::parse(&["xfcc".into()], false, None, FLAGS).unwrap();
+        let untrusted = ChainVerdict {
+            trusted: false,
+            reason: Some("self-signed".into()),
+            problem: None,
+            enforced: false,
+        };
+        for verdict in [None, Some(&untrusted)] {
+            let mut h = HeaderMap::new();
+            let f = s.for_connection(&chain, verdict).apply(&mut h);
+            assert!(h.is_empty(), "{h:?}");
+            assert!(f.client_cert);
+            assert!(f.withheld.is_some());
+        }
+        s.forward_unverified = true;
+        let mut h = HeaderMap::new();
+        let f = s.for_connection(&chain, Some(&untrusted)).apply(&mut h);
+        assert!(h.contains_key("x-forwarded-client-cert"));
+        assert_eq!(h.get(VERIFY_HEADER).unwrap(), "FAILED:self-signed");
+        assert!(f.withheld.is_none());
+    }
+
+    #[test]
+    fn adding_twice_adds_once() {
+        let cert = rcgen::generate_simple_self_signed(vec!["a.example".into()]).unwrap();
+        let chain = vec![cert.cert.der().to_vec()];
+        let mut s = OffloadSettings::parse(&["rfc9440".into()], false, None, FLAGS).unwrap();
+        s.forward_unverified = true;
+        let o = s.for_connection(&chain, None);
+        let mut h = HeaderMap::new();
+        o.add_to(&mut h);
+        o.add_to(&mut h);
+        assert_eq!(h.get_all("client-cert").iter().count(), 1);
     }
 }

@@ -86,6 +86,11 @@ pub struct Identity {
     pub certified: Arc<CertifiedKey>,
     /// The private key as read, for the OpenSSL upstream engine (its `Debug` prints no key).
     pub key: Arc<PrivateKeyDer<'static>>,
+    /// Made up for this run from a throw-away CA (`probe`), not loaded from the user's files.
+    pub throwaway: bool,
+    /// What CRLs and OCSP responders said about the chain at start-up (empty: not checked, or
+    /// no source named).
+    pub revocation: Vec<crate::facts::RevocationCheck>,
 }
 
 impl Identity {
@@ -181,6 +186,8 @@ impl Identity {
             chain,
             certified: Arc::new(certified),
             key: Arc::new(key_der),
+            throwaway: false,
+            revocation: Vec::new(),
         })
     }
 }

@@ -25,6 +25,8 @@ pub const KEY_FILE: &str = "ca.key";
 const CACHE_LIMIT: usize = 1024;
 /// Leaf lifetime: the CA/Browser Forum ceiling, so strict clients accept it.
 const LEAF_DAYS: i64 = 397;
+/// The CA's lifetime: two years, so a forgotten CA in a trust store stops being trusted.
+pub const CA_DAYS: i64 = 730;
 
 /// The local CA, loaded or created, with its cache of issued leaves.
 pub struct LocalCa {
@@ -65,11 +67,27 @@ impl LocalCa {
 
     /// Load the CA in `dir`, or create it there if neither file exists.
     pub fn open_or_create(dir: &Path) -> Result<LocalCa, PkiError> {
+        LocalCa::open_or_create_for(dir, &[])
+    }
+
+    /// [`LocalCa::open_or_create`]; a CA created now is name-constrained to `names` (DNS
+    /// names and their subdomains) when any is given. A directory or key file other users
+    /// could write (a key: could read) is refused.
+    pub fn open_or_create_for(dir: &Path, names: &[String]) -> Result<LocalCa, PkiError> {
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
+        if dir.exists() {
+            check_private(dir, false)?;
+        }
         match (cert_path.exists(), key_path.exists()) {
-            (true, true) => LocalCa::open(cert_path, key_path),
-            (false, false) => LocalCa::create(dir, cert_path, key_path),
+            (true, true) if !names.is_empty() => Err(PkiError::CaExists {
+                path: dir.to_path_buf(),
+            }),
+            (true, true) => {
+                check_private(&key_path, true)?;
+                LocalCa::open(cert_path, key_path)
+            }
+            (false, false) => LocalCa::create(dir, cert_path, key_path, names),
             (true, false) => Err(PkiError::CaIncomplete {
                 present: cert_path,
                 missing: key_path,
@@ -125,7 +143,13 @@ impl LocalCa {
         })
     }
 
-    fn create(dir: &Path, cert_path: PathBuf, key_path: PathBuf) -> Result<LocalCa, PkiError> {
+    fn create(
+        dir: &Path,
+        cert_path: PathBuf,
+        key_path: PathBuf,
+        names: &[String],
+    ) -> Result<LocalCa, PkiError> {
+        // 0700 only for what mtlscope creates; an existing directory was checked above.
         files::create_dir(dir, true)?;
         let key = KeyPair::generate().map_err(|source| PkiError::Generate {
             what: "local CA key".into(),
@@ -142,8 +166,29 @@ impl LocalCa {
         params.distinguished_name = dn;
         params.serial_number = Some(serial);
         params.not_before = now - Duration::days(1);
-        params.not_after = now + Duration::days(3650);
+        params.not_after = now + Duration::days(CA_DAYS);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        if !names.is_empty() {
+            let permitted = names
+                .iter()
+                .map(|n| {
+                    let n = normalise_host(n);
+                    match n.parse::<std::net::IpAddr>() {
+                        Ok(std::net::IpAddr::V4(ip)) => rcgen::GeneralSubtree::IpAddress(
+                            rcgen::CidrSubnet::V4(ip.octets(), [255; 4]),
+                        ),
+                        Ok(std::net::IpAddr::V6(ip)) => rcgen::GeneralSubtree::IpAddress(
+                            rcgen::CidrSubnet::V6(ip.octets(), [255; 16]),
+                        ),
+                        Err(_) => rcgen::GeneralSubtree::DnsName(n),
+                    }
+                })
+                .collect();
+            params.name_constraints = Some(rcgen::NameConstraints {
+                permitted_subtrees: permitted,
+                excluded_subtrees: Vec::new(),
+            });
+        }
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
@@ -183,6 +228,11 @@ impl LocalCa {
     /// The CA private key (mode 0600).
     pub fn key_path(&self) -> &Path {
         &self.key_path
+    }
+
+    /// The key file's permission bits as they are now (None where there are none).
+    pub fn key_mode(&self) -> Option<u32> {
+        mode_of(&self.key_path)
     }
 
     /// Whether `open_or_create` created the CA just now.
@@ -273,6 +323,46 @@ impl LocalCa {
     }
 }
 
+fn mode_of(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Refuse a CA directory writable by other users, or a key file they could read or write.
+fn check_private(path: &Path, key: bool) -> Result<(), PkiError> {
+    let Some(mode) = mode_of(path) else {
+        return Ok(());
+    };
+    let (bad, what, fix) = if key {
+        (
+            0o077,
+            "the CA key is readable or writable by other users",
+            "600",
+        )
+    } else {
+        (0o022, "the CA directory is writable by other users", "go-w")
+    };
+    if mode & bad != 0 {
+        return Err(PkiError::CaExposed {
+            path: path.to_path_buf(),
+            what,
+            mode,
+            fix,
+        });
+    }
+    Ok(())
+}
+
 /// Lowercase, without a trailing dot or IPv6 brackets, so `[::1]` and `::1` share a leaf.
 fn normalise_host(host: &str) -> String {
     let h = host.trim().trim_end_matches('.');
@@ -291,11 +381,24 @@ pub struct LocalCaResolver {
     pub ca: Arc<LocalCa>,
     /// The host to issue for when there is no SNI (usually the upstream's host).
     pub default_host: String,
+    /// The only names to issue for (`reverse`: the upstream's host and `--server-name`s),
+    /// normalised; None issues for any name (`forward`, which issues per CONNECT target).
+    pub only: Option<Vec<String>>,
 }
 
 impl ResolvesServerCert for LocalCaResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let host = client_hello.server_name().unwrap_or(&self.default_host);
+        if let Some(only) = &self.only {
+            if !only.contains(&normalise_host(host)) {
+                // The listener refuses such clients before this; never mint for them anyway.
+                tracing::warn!(
+                    host,
+                    "no local CA leaf: not a name this listener answers for"
+                );
+                return None;
+            }
+        }
         match self.ca.leaf_for(host) {
             Ok(leaf) => Some(leaf),
             Err(e) => {

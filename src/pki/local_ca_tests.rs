@@ -200,6 +200,7 @@ fn connect(
         .with_cert_resolver(Arc::new(LocalCaResolver {
             ca: ca.clone(),
             default_host: default_host.to_string(),
+            only: None,
         }));
     let client_config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -232,4 +233,56 @@ fn resolver_serves_the_sni_host_or_the_default_host_without_sni() {
     // …and a default host that does not match what the client dialled fails verification.
     let err = connect(&ca, "127.0.0.1", "upstream.test").unwrap_err();
     assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_ca_others_could_change_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let ca = LocalCa::open_or_create(&ca_dir).unwrap();
+    assert_eq!(ca.key_mode(), Some(0o600));
+    let dir_mode = std::fs::metadata(&ca_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "created by mtlscope: 0700");
+    std::fs::set_permissions(ca.key_path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = LocalCa::open_or_create(&ca_dir).unwrap_err().to_string();
+    assert!(
+        e.contains("ca.key") && e.contains("0666") && e.contains("chmod 600"),
+        "{e}"
+    );
+    std::fs::set_permissions(ca.key_path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&ca_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = LocalCa::open_or_create(&ca_dir).unwrap_err().to_string();
+    assert!(e.contains("0777") && e.contains("chmod go-w"), "{e}");
+    // An existing loose directory is not silently tightened or used for a new CA either.
+    let loose = dir.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(LocalCa::open_or_create(&loose).is_err());
+    assert!(!loose.join("ca.key").exists());
+}
+
+#[test]
+fn the_ca_lives_two_years_and_can_be_name_constrained() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca =
+        LocalCa::open_or_create_for(&dir.path().join("c"), &["internal.example".into()]).unwrap();
+    let (_, x509) = x509_parser::parse_x509_certificate(ca.ca_der()).unwrap();
+    let v = x509.validity();
+    let days = (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400;
+    assert!(days <= 731, "{days} days");
+    let nc = x509
+        .name_constraints()
+        .unwrap()
+        .expect("name constraints present");
+    let permitted = nc.value.permitted_subtrees.as_ref().unwrap();
+    assert_eq!(permitted.len(), 1);
+    assert!(format!("{:?}", permitted[0].base).contains("internal.example"));
+    let e = LocalCa::open_or_create_for(&dir.path().join("c"), &["x.example".into()]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("--ca-names applies when the CA is created"),
+        "{e}"
+    );
 }

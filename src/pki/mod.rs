@@ -92,6 +92,25 @@ pub enum PkiError {
         /// The CA key.
         key: PathBuf,
     },
+    /// A CA directory or key file other users could change or read: refused, since whoever
+    /// can write it makes mtlscope issue certificates the user's clients trust.
+    #[error("{path}: {what} (mode {mode:04o}); mtlscope will not use it: run `chmod {fix} {path}`, or pass --ca-dir to use another directory")]
+    CaExposed {
+        /// The directory or key file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        what: &'static str,
+        /// Its permission bits.
+        mode: u32,
+        /// The `chmod` argument that fixes it.
+        fix: &'static str,
+    },
+    /// `--ca-names` asks for constraints a CA that already exists cannot get.
+    #[error("{path} already holds a local CA; --ca-names applies when the CA is created: move {path} away (clients then need the new CA) or drop --ca-names")]
+    CaExists {
+        /// The CA directory.
+        path: PathBuf,
+    },
     /// No data directory to put the local CA in.
     #[error("no data or home directory to keep the local CA in: pass --ca-dir")]
     NoDataDir,

@@ -56,6 +56,9 @@ pub struct ForwardOptions {
     pub resolve: crate::cli::flag_values::Resolve,
     /// Passthrough tunnels on which no byte moved this long are closed.
     pub idle_timeout: Duration,
+    /// mtlscope's other listeners (the web view): requests to them are refused, like requests
+    /// to the proxy itself, so a proxy client cannot read what they guard.
+    pub own_listeners: Vec<SocketAddr>,
 }
 
 /// A running forward proxy.
@@ -152,7 +155,9 @@ async fn handle(
             .headers()
             .get(PROXY_AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
+        let matches =
+            given.is_some_and(|g| crate::cli::secret::same(g.as_bytes(), expected.as_bytes()));
+        if !matches {
             let mut flow = base();
             flow.error = Some(match given {
                 None => "the client sent no Proxy-Authorization".into(),
@@ -188,16 +193,27 @@ async fn handle(
         .await);
     };
     opts.resolve.apply(&mut target);
-    if is_own_listener(&target, shared.local_addr) {
+    let mut own = vec![shared.local_addr];
+    own.extend(opts.own_listeners.iter().copied());
+    if let Some(listener) = own_listener(&target, &own).await {
+        let what = if listener == shared.local_addr {
+            "the proxy itself (a loop)"
+        } else {
+            "its web view"
+        };
         let mut flow = base();
         flow.upstream = Some(target.authority());
         flow.error = Some(format!(
-            "refused a request to mtlscope's own listener {} (loop)",
-            shared.local_addr
+            "refused a request to mtlscope's own listener {listener}, {what}: the proxy does not reach its own listeners"
         ));
+        let status = if listener == shared.local_addr {
+            StatusCode::LOOP_DETECTED
+        } else {
+            StatusCode::FORBIDDEN
+        };
         return Ok(respond_produced(
             flow,
-            StatusCode::LOOP_DETECTED,
+            status,
             wants_json(&req),
             vec![],
             &opts.session.sink,
@@ -239,23 +255,45 @@ fn target_of(req: &http::Request<Incoming>) -> Option<Target> {
     Some(Target::new(host, uri.port_u16().unwrap_or(default_port)))
 }
 
-fn is_own_listener(target: &Target, own: SocketAddr) -> bool {
-    if let Some(addr) = target.connect_addr {
-        return addr.port() == own.port()
-            && (addr.ip() == own.ip() || (addr.ip().is_loopback() && own.ip().is_loopback()));
-    }
-    if target.port != own.port() {
+/// How long resolving a proxy target for the own-listener check may take.
+const RESOLVE_WAIT: Duration = Duration::from_secs(5);
+
+/// The own listener `target` would reach, if any: every address it resolves to is compared
+/// with every listener, on every local address (a listener on `0.0.0.0` is reached through
+/// any address of this host). A name that does not resolve is left to the connect to fail.
+async fn own_listener(target: &Target, own: &[SocketAddr]) -> Option<SocketAddr> {
+    let addrs: Vec<SocketAddr> = match target.connect_addr {
+        Some(a) => vec![a],
+        None => {
+            if !own.iter().any(|o| o.port() == target.port) {
+                return None;
+            }
+            let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+            match tokio::time::timeout(RESOLVE_WAIT, lookup).await {
+                Ok(Ok(found)) => found.collect(),
+                _ => return None,
+            }
+        }
+    };
+    addrs
+        .iter()
+        .find_map(|a| own.iter().find(|o| reaches(*a, **o)).copied())
+}
+
+/// Whether connecting to `to` reaches the listener bound to `own`.
+fn reaches(to: SocketAddr, own: SocketAddr) -> bool {
+    if to.port() != own.port() {
         return false;
     }
-    let host = target.host.to_ascii_lowercase();
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => {
-            ip == own.ip()
-                || (ip.is_loopback() && own.ip().is_loopback())
-                || own.ip().is_unspecified()
-        }
-        Err(_) => host == "localhost" && own.ip().is_loopback(),
-    }
+    let (ip, own_ip) = (to.ip().to_canonical(), own.ip().to_canonical());
+    ip == own_ip
+        || (ip.is_loopback() && own_ip.is_loopback())
+        || (own_ip.is_unspecified() && is_local(ip))
+}
+
+/// Whether `ip` is one of this host's addresses: an address can be bound only where it is.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// A CONNECT tunnel: sniff, then intercept TLS in scope or tunnel untouched.
@@ -470,14 +508,22 @@ pub fn basic_credentials(user_pass: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn own_listener_is_recognised() {
-        let own: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    #[tokio::test]
+    async fn own_listeners_are_recognised_on_every_local_address() {
+        let own: Vec<SocketAddr> = vec!["127.0.0.1:8080".parse().unwrap()];
         let t = |h: &str, p| Target::new(h, p);
-        assert!(is_own_listener(&t("127.0.0.1", 8080), own));
-        assert!(is_own_listener(&t("localhost", 8080), own));
-        assert!(!is_own_listener(&t("localhost", 8081), own));
-        assert!(!is_own_listener(&t("example.com", 8080), own));
+        assert!(own_listener(&t("127.0.0.1", 8080), &own).await.is_some());
+        assert!(own_listener(&t("localhost", 8080), &own).await.is_some());
+        assert!(own_listener(&t("127.0.0.2", 8080), &own).await.is_some());
+        assert!(own_listener(&t("localhost", 8081), &own).await.is_none());
+        assert!(own_listener(&t("192.0.2.1", 8080), &own).await.is_none());
+        let any: Vec<SocketAddr> = vec!["0.0.0.0:9000".parse().unwrap()];
+        assert!(own_listener(&t("::1", 9000), &any).await.is_some());
+        assert!(own_listener(&t("0.0.0.0", 9000), &any).await.is_some());
+        assert!(own_listener(&t("192.0.2.1", 9000), &any).await.is_none());
+        let mut resolved = t("elsewhere.example", 80);
+        resolved.connect_addr = Some("127.0.0.1:8080".parse().unwrap());
+        assert!(own_listener(&resolved, &own).await.is_some());
     }
 
     #[test]

@@ -101,6 +101,9 @@ fn kept(headers: &HeaderMap, names: &[&str], redact: bool) -> Vec<Header> {
             name: n.as_str().to_string(),
             value: if redact && CREDENTIALS.contains(&n.as_str()) {
                 "<redacted>".to_string()
+            } else if redact && n == http::header::LOCATION {
+                // OAuth redirects carry codes and tokens in the query (or the fragment).
+                crate::record::redact::uri(&String::from_utf8_lossy(v.as_bytes()), true)
             } else {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             },

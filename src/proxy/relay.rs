@@ -123,7 +123,9 @@ impl Pair {
         let mut req = req;
         let upgrade = UpgradeRequest::take(&mut req);
         if let Some(o) = &self.offload {
-            request.forwarded_identity = Some(o.apply(req.headers_mut()));
+            // Only the stripping here: the offloader's own headers go on in `upstream_request`,
+            // after hop-by-hop processing, so `Connection: x-ssl-client-verify` cannot drop them.
+            request.forwarded_identity = Some(o.strip(req.headers_mut()));
         }
         let forwarded_at = self.clock.ms();
         // The body copies its bounded, redacted excerpt as it goes (or is read whole when
@@ -217,6 +219,9 @@ impl Pair {
         // it ("used to detect incompatible proxies"): keep it on an h2 leg.
         let te_trailers = h2 && asks_for_trailers(&parts.headers);
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(o) = &self.offload {
+            o.add_to(&mut parts.headers);
+        }
         if te_trailers {
             parts
                 .headers
@@ -466,6 +471,11 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
     } else {
         req.uri().to_string()
     };
+    let uri = if redact {
+        crate::record::redact::uri(&uri, false)
+    } else {
+        uri
+    };
     Request {
         method: req.method().to_string(),
         uri,
@@ -555,7 +565,15 @@ pub(super) fn http_error(e: &hyper::Error) -> Classified {
 /// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.
 /// When the upstream ends a leg's connection, or the process stops, the client connection
 /// closes gracefully: after the response in flight (HTTP/1.1), with a GOAWAY (HTTP/2).
-pub async fn serve_client<IO>(io: IO, pair: Arc<Pair>, head_timeout: Duration) -> Option<String>
+///
+/// A connection idle for `idle` (no byte either way, no request in flight) is closed, and
+/// the record of its last exchange or its connection record says so.
+pub async fn serve_client<IO>(
+    io: IO,
+    pair: Arc<Pair>,
+    head_timeout: Duration,
+    idle: Duration,
+) -> Option<String>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -572,12 +590,25 @@ where
         .max_header_list_size(MAX_HEAD_BYTES as u32);
     let served = pair.clone();
     let service = hyper::service::service_fn(move |req| served.clone().handle(req));
+    let idle = super::idle::IdleClock::new(idle);
+    let io = super::idle::Activity::new(io, idle.clone());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
+    let mut idled = false;
+    let mut next_check = idle.deadline();
     let result = loop {
         tokio::select! {
             r = conn.as_mut() => break r,
+            _ = tokio::time::sleep_until(next_check) => {
+                if idle.expired() && pair.in_flight.load(Ordering::Acquire) == 0 {
+                    // Idle: close now. A request in flight is `--timeout`'s business.
+                    idled = true;
+                    break Ok(());
+                }
+                let soon = tokio::time::Instant::now() + Duration::from_millis(100).min(idle.limit);
+                next_check = idle.deadline().max(soon);
+            }
             leg = pair.legs.ended(), if !closing => {
                 // An idle close of the leg in use is passed on; a leg that ended while a
                 // request was on it (that request's own handling decides) or that mtlscope
@@ -596,6 +627,12 @@ where
             }
         }
     };
+    if idled {
+        return Some(format!(
+            "mtlscope closed the client connection: idle for {} s (--idle-timeout)",
+            idle.limit.as_secs()
+        ));
+    }
     result
         .err()
         .map(|e| format!("client HTTP connection ended: {e}"))

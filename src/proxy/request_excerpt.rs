@@ -15,23 +15,6 @@ use std::task::{Context, Poll};
 /// The most of a request body kept in the record.
 pub const EXCERPT_BYTES: usize = 4096;
 
-/// Field names whose values are redacted (matched case-insensitively as substrings).
-const SECRET_NAMES: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "apikey",
-    "api_key",
-    "api-key",
-    "authorization",
-    "credential",
-    "private_key",
-    "client_assertion",
-    "session",
-    "cookie",
-];
-
 /// What stands for a redacted value.
 const REDACTED: &str = "<redacted>";
 
@@ -143,10 +126,10 @@ impl Body for TeeBody {
     }
 }
 
-/// Whether a field name looks like it carries a credential.
+/// Whether a field name looks like it carries a credential (the recording's list, matched
+/// after percent-decoding).
 fn secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    SECRET_NAMES.iter().any(|s| name.contains(s))
+    crate::record::redact::secret_name(name)
 }
 
 /// Redact credential fields of a form or JSON body; other bodies are kept as they are.
@@ -154,6 +137,9 @@ pub fn redact(text: &str, content_type: Option<&str>) -> String {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     if ct.contains("x-www-form-urlencoded") {
         return redact_form(text);
+    }
+    if ct.contains("multipart/form-data") {
+        return crate::record::redact::multipart(text, content_type.unwrap_or(""));
     }
     if ct.contains("json") || text.trim_start().starts_with('{') {
         return redact_json(text);

@@ -35,7 +35,14 @@ pub struct SessionContext {
     pub life: Lifecycle,
     /// Playing a TLS offloader: identity headers to pass on (None: not playing one).
     pub offload: Option<Arc<crate::offload::OffloadSettings>>,
+    /// `--idle-timeout`: a client connection idle this long is closed with its upstream leg.
+    pub idle_timeout: std::time::Duration,
+    /// The server names answered for (reverse with the local CA); None answers any.
+    pub served_names: Option<Arc<super::sni_gate::ServedNames>>,
 }
+
+/// `--idle-timeout` when not told: nginx's `keepalive_timeout`.
+pub const DEFAULT_IDLE_SECS: u64 = 75;
 
 /// One accepted client connection.
 pub struct Accepted {
@@ -75,6 +82,16 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         ));
         return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults).await;
     }
+    let io = match &ctx.served_names {
+        Some(names) => match super::sni_gate::check(io, names, &client, ctx.client.timeout).await {
+            Some(io) => io,
+            None => {
+                return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults)
+                    .await
+            }
+        },
+        None => io,
+    };
     let Some(hello) = read_hello(io, &ctx.client, &client).await else {
         return emit_client_failure(ctx, id, clock, &peer, &target, client, None, faults).await;
     };
@@ -153,7 +170,8 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         offload,
         replay,
     });
-    let error = super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout).await;
+    let error =
+        super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout, ctx.idle_timeout).await;
     pair.finish(error).await;
 }
 

@@ -255,11 +255,14 @@ fn same_leg(a: &Option<Arc<Leg>>, b: &Option<Arc<Leg>>) -> bool {
     }
 }
 
+/// Open for appending; a new file is created 0600 (recordings carry certificates, headers and
+/// request excerpts: not for other users of the machine).
 fn open_append(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
 }
 
 #[cfg(test)]

@@ -36,6 +36,19 @@ fn severity_word(s: Severity) -> &'static str {
 /// failed, the key TLS facts, then each finding with its evidence and fix; for another status
 /// (407, 400, 508): why mtlscope answered, then the findings.
 pub fn error_body_text(flow: &Flow) -> String {
+    clean_lines(&error_body_text_raw(flow))
+}
+
+/// Every line of `text` through [`report::clean`]: a certificate's `CN=\e]0;…` cannot set a
+/// terminal's title or clear its screen, whoever reads the line (the log, `curl`'s output).
+pub fn clean_lines(text: &str) -> String {
+    text.split('\n')
+        .map(crate::render::report::clean)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn error_body_text_raw(flow: &Flow) -> String {
     let findings = findings(flow);
     let status = flow.status().unwrap_or(502);
     let mut s = String::new();
@@ -76,8 +89,12 @@ pub fn error_body_text(flow: &Flow) -> String {
     s
 }
 
-/// Findings as a numbered list with severity, evidence and fix.
+/// Findings as a numbered list with severity, evidence and fix (cleaned for a terminal).
 pub fn findings_text(findings: &[Finding]) -> String {
+    clean_lines(&findings_text_raw(findings))
+}
+
+fn findings_text_raw(findings: &[Finding]) -> String {
     let mut s = String::from("Diagnosis:\n");
     for (i, f) in findings.iter().enumerate() {
         s.push_str(&format!(
@@ -175,6 +192,10 @@ pub fn print_line(flow: &Flow) {
 /// One or two lines for the terminal log: the outcome, the headline finding and the ids, then
 /// the key TLS facts of each leg.
 pub fn terminal_line(flow: &Flow) -> String {
+    clean_lines(&terminal_line_raw(flow))
+}
+
+fn terminal_line_raw(flow: &Flow) -> String {
     let findings = findings(flow);
     let tail = match findings.first() {
         Some(f) => format!(
@@ -585,5 +606,34 @@ mod tests {
             })
             .build();
         assert!(terminal_line(&tls12).contains("server asked for no cert"));
+    }
+
+    #[test]
+    fn escape_sequences_in_a_certificate_never_reach_the_terminal() {
+        let evil = "CN=evil\u{1b}]0;PWNED\u{7}\u{1b}[2J";
+        let flow = FlowBuilder::reverse()
+            .client(|l| {
+                let mut chain = good_chain();
+                chain[0].subject = evil.to_string();
+                l.chain = chain;
+            })
+            .get("/x\u{1b}[31m")
+            .response(403, "", &[])
+            .build();
+        for text in [
+            terminal_line(&flow),
+            error_body_text(&flow),
+            super::explained_block(&diagnosed(&flow)),
+        ] {
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
+        assert!(
+            terminal_line(&flow).contains("CN=evil\u{fffd}]0;PWNED"),
+            "{}",
+            terminal_line(&flow)
+        );
     }
 }

@@ -154,6 +154,7 @@ pub fn detail(id: u64, r: &Record) -> Value {
         "flow": r.flow,
         "ladder": ladder::ladder(&r.flow),
         "diagnosed_on_read": r.diagnosed_on_read,
+        "would_send": crate::choose::flow::flow_json(&r.flow),
     })
 }
 

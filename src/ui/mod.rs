@@ -7,6 +7,7 @@
 //! JavaScript over a JSON API and renders every recorded value with DOM text APIs.
 
 pub mod api;
+pub mod bounds;
 pub mod files;
 pub mod index;
 pub mod server;
@@ -33,6 +34,8 @@ pub struct UiOptions {
     pub auth: Option<String>,
     /// Flows kept in memory (`--ui-max-flows`).
     pub max_flows: usize,
+    /// Megabytes of flows kept in memory (`--ui-max-mb`).
+    pub max_mb: usize,
     /// The `--keylog` file, offered per flow as a download of its legs' lines.
     pub keylog: Option<PathBuf>,
     /// `mtlscope ui FILE…`: the recordings' index, served from the files.
@@ -92,7 +95,8 @@ impl Ui {
             source,
         })?;
         let (subscriber, mut feed) = Subscriber::channel(FEED_DEPTH);
-        let store = Arc::new(Store::new(opts.max_flows, subscriber.dropped()));
+        let store =
+            Arc::new(Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb));
         let state = Arc::new(server::State {
             store: store.clone(),
             auth: opts.auth.as_deref().map(basic),
@@ -107,7 +111,8 @@ impl Ui {
             let store = store.clone();
             tokio::spawn(async move {
                 while let Some(flow) = feed.recv().await {
-                    let flow = Arc::try_unwrap(flow).unwrap_or_else(|a| (*a).clone());
+                    let mut flow = Arc::try_unwrap(flow).unwrap_or_else(|a| (*a).clone());
+                    bounds::cut_for_view(&mut flow);
                     store.push_with(|id| Record {
                         file: PathBuf::from("live"),
                         line: 0,
@@ -134,7 +139,8 @@ impl Ui {
 
     /// Show recorded flows (`mtlscope ui FILE…`), in order.
     pub fn load(&self, records: Vec<Record>) {
-        for r in records {
+        for mut r in records {
+            bounds::cut_for_view(&mut r.flow);
             self.store.push_with(|_| r);
         }
     }

@@ -36,7 +36,12 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// How often a live stream gets the counters (and proves the connection is alive).
 const STATS_EVERY: Duration = Duration::from_secs(2);
 /// Events buffered per live stream between its pump and the socket.
-const STREAM_DEPTH: usize = 16;
+const STREAM_DEPTH: usize = 4;
+/// The most bytes of rows in one event (so a stream buffers at most a few of these).
+const EVENT_BYTES: usize = 256 * 1024;
+/// A page that takes no event for this long is dropped, not buffered for: it reloads and
+/// catches up from the store.
+const STALLED_AFTER: Duration = Duration::from_secs(10);
 /// How long new flows gather before they go to a page, as one event.
 const BATCH_EVERY: Duration = Duration::from_millis(250);
 /// Rows per event at most.
@@ -84,7 +89,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 
 /// Constant-time equality, for the credential.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::cli::secret::same(a, b)
 }
 
 fn handle(state: &State, req: Request<Incoming>) -> Response<UiBody> {
@@ -292,14 +297,32 @@ fn stats_event(store: &Store) -> Bytes {
     Bytes::from(format!("event: stats\ndata: {}\n\n", store.stats()))
 }
 
-/// Send `rows` in events of at most [`BATCH_ROWS`]; false when the page has gone.
+/// Send `rows` in events of at most [`BATCH_ROWS`] rows and about [`EVENT_BYTES`]; false when
+/// the page has gone or stalled.
 async fn send_rows(tx: &mpsc::Sender<Bytes>, rows: &[Arc<Entry>]) -> bool {
-    for chunk in rows.chunks(BATCH_ROWS) {
-        if tx.send(flows_event(chunk)).await.is_err() {
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < rows.len() && end - start < BATCH_ROWS && (end == start || bytes < EVENT_BYTES)
+        {
+            bytes += rows[end].row_json().len();
+            end += 1;
+        }
+        if !send(tx, flows_event(&rows[start..end])).await {
             return false;
         }
+        start = end;
     }
     true
+}
+
+/// Send one event; false when the page has gone, or took none for [`STALLED_AFTER`].
+async fn send(tx: &mpsc::Sender<Bytes>, event: Bytes) -> bool {
+    matches!(
+        tokio::time::timeout(STALLED_AFTER, tx.send(event)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Feed one live stream until the page goes away (its receiver is dropped). New flows are
@@ -320,7 +343,7 @@ async fn pump(store: Arc<Store>, tx: mpsc::Sender<Bytes>) {
             let first = tokio::select! {
                 r = live.recv() => r,
                 _ = tick.tick() => {
-                    if tx.send(stats_event(&store)).await.is_err() {
+                    if !send(&tx, stats_event(&store)).await {
                         return;
                     }
                     continue;

@@ -23,6 +23,8 @@ pub struct Entry {
     /// Its list row, serialised once, when a page first asks for it (a proxy nobody watches
     /// serialises nothing).
     row_json: std::sync::OnceLock<Arc<str>>,
+    /// About how many bytes it holds ([`super::bounds::approx_bytes`]).
+    bytes: usize,
 }
 
 impl Entry {
@@ -42,6 +44,10 @@ pub struct Store {
     entries: Mutex<VecDeque<Arc<Entry>>>,
     /// How many flows to keep.
     max: usize,
+    /// How many bytes of flows to keep (the oldest go first; the newest always stays).
+    max_bytes: usize,
+    /// Bytes held by `entries`, changed under its lock.
+    bytes: std::sync::atomic::AtomicUsize,
     /// The next flow's number.
     next_id: AtomicU64,
     /// New rows, as JSON, to every live stream.
@@ -59,11 +65,19 @@ impl Store {
         Store {
             entries: Mutex::new(VecDeque::new()),
             max: max.max(1),
+            max_bytes: usize::MAX,
+            bytes: std::sync::atomic::AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             live,
             dropped,
             evicted: AtomicU64::new(0),
         }
+    }
+
+    /// Keep at most `mb` megabytes of flows.
+    pub fn with_max_mb(mut self, mb: usize) -> Store {
+        self.max_bytes = mb.max(1).saturating_mul(1024 * 1024);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Entry>>> {
@@ -77,16 +91,22 @@ impl Store {
             let mut e = self.lock();
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let record = make(id);
+            let bytes = super::bounds::approx_bytes(&record.flow);
             let entry = Arc::new(Entry {
                 id,
                 record: Arc::new(record),
                 row_json: std::sync::OnceLock::new(),
+                bytes,
             });
             e.push_back(entry.clone());
-            while e.len() > self.max {
-                e.pop_front();
+            let mut held = self.bytes.load(Ordering::Relaxed) + bytes;
+            while e.len() > self.max || (held > self.max_bytes && e.len() > 1) {
+                if let Some(old) = e.pop_front() {
+                    held -= old.bytes;
+                }
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
+            self.bytes.store(held, Ordering::Relaxed);
             entry
         };
         let id = entry.id;
@@ -123,6 +143,7 @@ impl Store {
         serde_json::json!({
             "kept": self.lock().len(),
             "max": self.max,
+            "bytes": self.bytes.load(Ordering::Relaxed),
             "evicted": self.evicted.load(Ordering::Relaxed),
             "dropped": self.dropped.load(Ordering::Relaxed),
         })

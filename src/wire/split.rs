@@ -117,6 +117,19 @@ impl Splitter {
         self.dead
     }
 
+    /// Bytes of the current record's payload still to come that are skipped unread (an
+    /// encrypted or application-data record); 0 at a record boundary or inside a parsed one.
+    /// A reader that lost bytes (a packet capture's gap) may stand in for that many without
+    /// losing the record framing.
+    pub fn opaque_left(&self) -> usize {
+        let parsed = self.rec_plain && matches!(self.rec_ty, content::HANDSHAKE | content::ALERT);
+        if self.dead || parsed || self.hdr_len < 5 {
+            0
+        } else {
+            self.rec_left
+        }
+    }
+
     /// The next item from `input`, advancing it. `encrypted` says whether this direction is
     /// encrypted now; it is consulted only when a record header completes, so a change made by
     /// the caller after an item applies from the next record on. `None` when `input` is used up.

@@ -125,6 +125,13 @@ impl WireParser {
         self.s.client_random
     }
 
+    /// See [`Splitter::opaque_left`]: bytes of `dir`'s current record that are skipped unread.
+    pub fn opaque_left(&self, dir: Dir) -> usize {
+        self.split
+            .get(dir.index())
+            .map_or(0, Splitter::opaque_left)
+    }
+
     /// Everything seen so far; alert directions relative to `role`.
     pub fn facts(&self, role: TapRole) -> TapFacts {
         let s = &self.s;

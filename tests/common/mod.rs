@@ -28,6 +28,7 @@ pub mod mtls;
 pub mod mtlscope;
 pub mod net;
 pub mod nginx;
+pub mod peers;
 pub mod process;
 pub mod testpki;
 

@@ -301,6 +301,19 @@ function findingsView(findings, onRead) {
   ];
 }
 
+// "What each client would send": the certs choose model's answer per leg (decided server-side).
+function wouldSendView(legs) {
+  if (!legs || legs.length === 0) return '';
+  return el('div', { id: 'would-send' }, el('h3', {}, 'What each client would send'),
+    ...legs.map(l => el('div', {},
+      el('p', { class: 'muted' }, 'To the ' + (l.leg === 'client' ? "request mtlscope sent the client" : "server's request") + ', with ' + l.offered.join(', ') + ' on offer:'),
+      el('table', {}, el('tr', {}, el('th', {}, 'stack'), el('th', {}, 'sends'), el('th', {}, 'why')),
+        l.stacks.map(s => el('tr', {},
+          el('td', { class: 'mono', title: s.clients }, s.stack + (s.basis === 'documented' ? ' (documented only)' : '')),
+          el('td', { class: 'mono' }, s.sends !== null ? s.sends : (s.asks_user ? 'asks the user' : 'nothing')),
+          el('td', {}, s.why, s.candidates.length > 1 || s.sends === null ? el('ul', {}, s.candidates.map(c => el('li', {}, c.candidate + ': ' + c.why))) : '')))))));
+}
+
 function headersTable(hs) {
   if (!hs || hs.length === 0) return '';
   return el('table', {}, hs.map(h => el('tr', {}, el('td', { class: 'mono' }, h.name), el('td', { class: 'mono' }, h.value))));
@@ -323,6 +336,7 @@ async function flowView(id) {
       el('a', { href: '#/' }, 'back to the list')),
     el('h3', {}, 'Findings'),
     el('div', { id: 'findings' }, findingsView(f.findings, d.diagnosed_on_read)),
+    wouldSendView(d.would_send),
     el('h3', {}, 'Handshake ladder'),
     el('p', { class: 'muted' }, 'Both legs on one time axis (ms from the client connection). Hover a certificate for its facts; click it for all of them.'),
     el('div', { class: 'ladder-box' }, ladderSvg(d.ladder)),

@@ -49,6 +49,8 @@ pub struct OpensslSettings {
     pub keylog: Option<Arc<dyn rustls::KeyLog>>,
     /// Bound on TCP connect and on the handshake, each.
     pub timeout: Duration,
+    /// Offer only this version (`probe` tries each alone); `None` offers TLS 1.3 and 1.2.
+    pub version: Option<TlsVersion>,
 }
 
 impl std::fmt::Debug for OpensslSettings {
@@ -91,6 +93,11 @@ impl OpensslEngine {
     pub fn new(settings: OpensslSettings) -> Result<OpensslEngine, SetupError> {
         let mut b = SslConnector::builder(SslMethod::tls_client())?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+        match settings.version {
+            Some(TlsVersion::Tls13) => b.set_min_proto_version(Some(SslVersion::TLS1_3))?,
+            Some(TlsVersion::Tls12) => b.set_max_proto_version(Some(SslVersion::TLS1_2))?,
+            _ => {}
+        }
         let mut store = X509StoreBuilder::new()?;
         for root in &settings.roots {
             // A root OpenSSL cannot parse is skipped, as the rustls store skips it.
@@ -182,7 +189,10 @@ impl OpensslEngine {
             leg.client_hello = Some(ClientHelloFacts {
                 sni,
                 alpn: vec!["http/1.1".into()],
-                versions: vec![TlsVersion::Tls13, TlsVersion::Tls12],
+                versions: match s.version {
+                    Some(v) => vec![v],
+                    None => vec![TlsVersion::Tls13, TlsVersion::Tls12],
+                },
                 signature_schemes: Vec::new(),
                 offered_pha: true,
             });

@@ -1,0 +1,234 @@
+//! What decrypted records showed, and how it joins the wire facts of the record.
+
+use crate::cert::{dn_to_string, hex, summarize_chain};
+use crate::facts::{
+    Alert, AlertLevel, AlertSource, CertRequest, CertSummary, Direction, Event, Flow, Phase,
+    Request, Response, ResponseSource, Wire,
+};
+use crate::wire::{alert_name, msg, Dir};
+
+/// Largest body excerpt kept from an error response.
+const MAX_BODY: usize = 4096;
+
+/// Facts read from decrypted records.
+#[derive(Default)]
+pub struct Found {
+    /// A CertificateRequest (the first one).
+    cert_request: Option<CertRequest>,
+    /// The client's Certificate (the first one).
+    client_chain: Option<Vec<CertSummary>>,
+    /// The server's.
+    server_chain: Option<Vec<CertSummary>>,
+    /// ALPN from EncryptedExtensions.
+    alpn: Option<String>,
+    /// Alerts.
+    alerts: Vec<Alert>,
+    /// Steps, marked decrypted.
+    events: Vec<Event>,
+    /// The first request line.
+    request: Option<Request>,
+    /// The first status line.
+    response: Option<Response>,
+}
+
+impl Found {
+    /// Note a step.
+    pub fn event(&mut self, at: f64, name: &str, detail: String) {
+        if self.events.len() < 64 {
+            self.events.push(Event { at_ms: at, name: name.into(), detail: Some(detail) });
+        }
+    }
+
+    /// A decrypted handshake message other than the ones that change keys.
+    pub fn message(&mut self, dir: Dir, at: f64, t: u8, body: &[u8], tls13: bool, client_done: bool) {
+        let from = dir.sender();
+        match t {
+            8 => {
+                self.alpn = encrypted_extensions_alpn(body);
+                self.event(at, "encrypted_extensions", format!("from {from}, decrypted"));
+            }
+            13 => match msg::certificate_request(body, tls13) {
+                Some(cr) => {
+                    let phase = match (tls13, client_done) {
+                        (_, false) => Phase::Handshake,
+                        (true, true) => Phase::PostHandshake,
+                        (false, true) => Phase::Renegotiation,
+                    };
+                    let names: Vec<String> = cr.ca_names.iter().map(|n| dn_to_string(n)).collect();
+                    let detail = format!("from {from}, decrypted, {} CA names", names.len());
+                    if self.cert_request.is_none() {
+                        self.cert_request = Some(CertRequest {
+                            phase,
+                            ca_names: Some(names),
+                            ca_names_der: cr.ca_names.iter().map(|n| hex(n)).collect(),
+                            signature_schemes: cr
+                                .signature_schemes
+                                .iter()
+                                .map(|s| crate::wire::scheme_name(*s))
+                                .collect(),
+                            mandatory: None,
+                            at_ms: at,
+                            after_request_ms: None,
+                        });
+                    }
+                    self.event(at, "certificate_request", detail);
+                }
+                None => self.event(at, "wire_anomaly", format!("malformed CertificateRequest from {from} (decrypted)")),
+            },
+            11 => match msg::certificate(body, tls13) {
+                Some(ders) => {
+                    let n = ders.len();
+                    let slot = match dir {
+                        Dir::ClientToServer => &mut self.client_chain,
+                        Dir::ServerToClient => &mut self.server_chain,
+                    };
+                    if slot.is_none() {
+                        *slot = Some(summarize_chain(ders.iter().copied()));
+                    }
+                    self.event(at, "certificate", format!("from {from}, decrypted, {n} certificates"));
+                }
+                None => self.event(at, "wire_anomaly", format!("malformed Certificate from {from} (decrypted)")),
+            },
+            15 => self.event(at, "certificate_verify", format!("from {from}, decrypted")),
+            _ => {}
+        }
+    }
+
+    /// A decrypted alert.
+    pub fn alert(&mut self, dir: Dir, at: f64, level: u8, code: u8) {
+        let level = match level {
+            1 => AlertLevel::Warning,
+            2 => AlertLevel::Fatal,
+            _ => AlertLevel::Unknown,
+        };
+        let description = alert_name(code).to_string();
+        let lvl = match level {
+            AlertLevel::Warning => "warning ",
+            AlertLevel::Fatal => "fatal ",
+            AlertLevel::Unknown => "",
+        };
+        self.event(at, "alert", format!("{lvl}{description} from {} (decrypted)", dir.sender()));
+        if self.alerts.len() < 64 {
+            self.alerts.push(Alert {
+                direction: match dir {
+                    Dir::ClientToServer => Direction::Sent,
+                    Dir::ServerToClient => Direction::Received,
+                },
+                level,
+                description,
+                code,
+                at_ms: at,
+                source: AlertSource::Wire,
+                encrypted: false,
+            });
+        }
+    }
+
+    /// The first application bytes one way: an HTTP/1.x request or status line.
+    pub fn app_data(&mut self, dir: Dir, at: f64, plain: &[u8]) {
+        let line_end = plain
+            .iter()
+            .position(|b| *b == b'\r' || *b == b'\n')
+            .unwrap_or(plain.len().min(200));
+        let line = String::from_utf8_lossy(plain.get(..line_end).unwrap_or(&[])).to_string();
+        let mut words = line.split(' ');
+        match dir {
+            Dir::ServerToClient => {
+                let (Some(v), Some(code)) = (words.next(), words.next()) else { return };
+                let Ok(status) = code.parse::<u16>() else { return };
+                if !v.starts_with("HTTP/1.") {
+                    return;
+                }
+                let body = (status >= 400)
+                    .then(|| {
+                        let start = plain.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+                        let body = plain.get(start..)?;
+                        let body = body.get(..body.len().min(MAX_BODY))?;
+                        Some(String::from_utf8_lossy(body).into_owned())
+                    })
+                    .flatten();
+                self.response = Some(Response {
+                    status,
+                    source: ResponseSource::Upstream,
+                    body_excerpt: body,
+                    at_ms: at,
+                    ..Response::default()
+                });
+                self.event(at, "http_response", format!("{line} (decrypted)"));
+            }
+            Dir::ClientToServer => {
+                let (Some(method), Some(uri), Some(version)) = (words.next(), words.next(), words.next()) else {
+                    return;
+                };
+                if !version.starts_with("HTTP/1.") || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return;
+                }
+                self.request = Some(Request {
+                    method: method.into(),
+                    uri: uri.into(),
+                    version: version.into(),
+                    at_ms: at,
+                    ..Request::default()
+                });
+                self.event(at, "http_request", format!("{method} {uri} (decrypted)"));
+            }
+        }
+    }
+
+    /// Say that renegotiations could not be read for lack of their keys.
+    pub fn missing_keys(&mut self, n: u32, wire: &Wire) {
+        let at = wire.renegotiations.first().map_or(0.0, |r| r.at_ms);
+        self.event(at, "decryption_gap", format!("{n} renegotiations: no CLIENT_RANDOM line in the key log for their ClientHello"));
+    }
+
+    /// Join into the record: decrypted facts fill what the wire could not show; an alert the
+    /// wire saw as encrypted at the same moment gets its decrypted description.
+    pub fn apply(self, wire: &mut Wire, flow: &mut Flow) {
+        if self.cert_request.is_some() {
+            wire.cert_request = self.cert_request;
+        }
+        if self.client_chain.is_some() {
+            wire.client_chain = self.client_chain;
+        }
+        if self.server_chain.is_some() && wire.server_chain.is_none() {
+            wire.server_chain = self.server_chain;
+        }
+        if let Some(alpn) = self.alpn {
+            wire.alpn = Some(alpn);
+        }
+        for a in self.alerts {
+            let same = wire
+                .alerts
+                .iter_mut()
+                .find(|w| w.encrypted && w.direction == a.direction && w.at_ms == a.at_ms);
+            match same {
+                Some(w) => *w = a,
+                None => wire.alerts.push(a),
+            }
+        }
+        wire.alerts.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        wire.events.extend(self.events);
+        if self.request.is_some() {
+            flow.request = self.request;
+        }
+        if self.response.is_some() {
+            flow.response = self.response;
+        }
+    }
+}
+
+/// The ALPN protocol in an EncryptedExtensions body.
+fn encrypted_extensions_alpn(body: &[u8]) -> Option<String> {
+    let mut r = msg::Reader::new(body);
+    let mut exts = r.vec16()?;
+    while !exts.is_empty() {
+        let ty = exts.u16()?;
+        let mut data = exts.vec16()?;
+        if ty == 16 {
+            let mut list = data.vec16()?;
+            let name = list.vec8()?.rest();
+            return Some(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    None
+}

@@ -1,0 +1,93 @@
+//! The web view's memory, bounded in bytes: the request and response text of a live flow is
+//! cut to [`VIEW_TEXT`] characters before it is kept (the recording keeps it whole), and each
+//! flow's size is estimated so the store can hold a number of megabytes rather than a number
+//! of flows of any size.
+
+use crate::facts::Flow;
+
+/// The most of any one recorded text (request target, header value, body excerpt, error) the
+/// web view keeps, in characters.
+pub const VIEW_TEXT: usize = 2048;
+
+/// Megabytes of flows the web view keeps when not told (`--ui-max-mb`).
+pub const DEFAULT_MAX_MB: usize = 64;
+
+/// Cut `s` to [`VIEW_TEXT`] bytes (at a character boundary), saying how much was left out.
+/// The cut text is a new, small allocation: truncating in place would keep the whole
+/// capacity alive.
+fn cut(s: &mut String) {
+    if s.len() <= VIEW_TEXT {
+        return;
+    }
+    let mut end = VIEW_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let left = s.len() - end;
+    let mut cut = format!("{}… ({left} more bytes in the recording)", &s[..end]);
+    cut.shrink_to_fit();
+    *s = cut;
+}
+
+/// Cut the texts of `flow` a client controls to [`VIEW_TEXT`] for the web view.
+pub fn cut_for_view(flow: &mut Flow) {
+    if let Some(r) = flow.request.as_mut() {
+        cut(&mut r.uri);
+        r.headers.iter_mut().for_each(|h| cut(&mut h.value));
+        if let Some(b) = r.body_excerpt.as_mut() {
+            cut(b);
+        }
+    }
+    if let Some(r) = flow.response.as_mut() {
+        r.headers.iter_mut().for_each(|h| cut(&mut h.value));
+        if let Some(b) = r.body_excerpt.as_mut() {
+            cut(b);
+        }
+    }
+    if let Some(e) = flow.error.as_mut() {
+        cut(e);
+    }
+}
+
+/// Bytes counted by a writer that keeps none.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// About how many bytes `flow` holds in memory: its JSON size (what the page is sent and what
+/// the strings hold), twice, for the structures around the strings and the cached list row.
+pub fn approx_bytes(flow: &Flow) -> usize {
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, flow);
+    c.0.saturating_mul(2).max(512)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::test_support::FlowBuilder;
+
+    #[test]
+    fn long_request_text_is_cut_and_counted() {
+        let long = format!("/?q={}", "a".repeat(60_000));
+        let mut flow = FlowBuilder::reverse()
+            .get(&long)
+            .response(200, "", &[])
+            .build();
+        let before = approx_bytes(&flow);
+        cut_for_view(&mut flow);
+        let uri = &flow.request.as_ref().unwrap().uri;
+        assert!(uri.len() < VIEW_TEXT + 64, "{}", uri.len());
+        assert!(uri.ends_with("more bytes in the recording)"), "{uri}");
+        assert!(approx_bytes(&flow) < before / 10);
+        assert!(flow.request.as_ref().unwrap().uri.capacity() < VIEW_TEXT + 64);
+    }
+}

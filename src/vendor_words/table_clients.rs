@@ -1,0 +1,252 @@
+//! Clients' words: TLS alerts as OpenSSL, BoringSSL, Node and Java print them, curl's exit
+//! codes, Java and Go errors, Chrome's net errors.
+
+use super::Next::{
+    InspectCaNames, InspectChain, Observe, ProbeIdentity, ReverseClientLeg, ReverseIdentity,
+};
+use super::Vendor::{Chrome, Curl, Go, Java, TlsAlert};
+use super::Words::Phrase as P;
+use super::{row, Mapping, Words};
+use crate::facts::FindingId as F;
+
+const ALERTS: &str = "https://www.rfc-editor.org/rfc/rfc8446#section-6.2";
+const CURL: &str = "https://curl.se/libcurl/c/libcurl-errors.html";
+const JSSE: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/CertificateMessage.java";
+const JSSE_CR: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/CertificateRequest.java";
+const JSSE_ALERT: &str =
+    "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/ssl/Alert.java";
+const PKIX: &str = "https://github.com/openjdk/jdk/blob/master/src/java.base/share/classes/sun/security/validator/PKIXValidator.java";
+const GO_SERVER: &str = "https://go.dev/src/crypto/tls/handshake_server.go";
+const GO_ALERT: &str = "https://go.dev/src/crypto/tls/alert.go";
+const GO_X509: &str = "https://go.dev/src/crypto/x509/verify.go";
+const CHROME: &str =
+    "https://chromium.googlesource.com/chromium/src/+/main/net/base/net_error_list.h";
+
+/// OpenSSL's `SSL alert number N`.
+const fn alert(code: &'static str) -> Words {
+    Words::Code {
+        after: &["alert number"],
+        code,
+    }
+}
+
+/// curl's exit code as the shell or curl itself reports it (`curl: (35) …`).
+const fn curl(code: &'static str) -> Words {
+    Words::Code {
+        after: &[
+            "curl: (",
+            "curl error",
+            "exit code",
+            "exit status",
+            "curl returned",
+        ],
+        code,
+    }
+}
+
+/// A Chrome net error number (`net::ERR_… (-117)`, `error -117`).
+const fn net_error(code: &'static str) -> Words {
+    Words::Code {
+        after: &["error", "code", "("],
+        code,
+    }
+}
+
+pub(super) static TABLE: &[Mapping] = &[
+    // TLS alerts the client received, as OpenSSL (1.1 `sslv3 alert …`, 3.x `ssl/tls alert …`),
+    // BoringSSL/Envoy (`SSLV3_ALERT_…`), Node (`ERR_SSL_…`) and Java print them.
+    row(TlsAlert, "handshake_failure (40)",
+        &[P("sslv3 alert handshake failure"), P("ssl/tls alert handshake failure"), P("SSLV3_ALERT_HANDSHAKE_FAILURE"), alert("40")],
+        &[F::NoClientCert, F::NoCommonSignatureScheme, F::HandshakeRejected],
+        "OpenSSL servers on TLS 1.2 answer a missing required certificate with handshake_failure; it also ends handshakes with no common cipher or signature scheme.",
+        ProbeIdentity, ALERTS),
+    row(TlsAlert, "bad_certificate (42)",
+        &[P("sslv3 alert bad certificate"), P("ssl/tls alert bad certificate"), P("SSLV3_ALERT_BAD_CERTIFICATE"), alert("42")],
+        &[F::NoClientCert, F::ChainUntrusted, F::CertNotYetValid],
+        "Go servers send it for any rejection of the client's chain and for a missing one (on TLS 1.2; on TLS 1.3 too before newer Go versions send certificate_required: Go 1.19 does); Java servers for a missing one; OpenSSL for a not-yet-valid or rejected certificate.",
+        ProbeIdentity, ALERTS),
+    row(TlsAlert, "unsupported_certificate (43)",
+        &[P("sslv3 alert unsupported certificate"), P("ssl/tls alert unsupported certificate"), P("SSLV3_ALERT_UNSUPPORTED_CERTIFICATE"), P("Received fatal alert: unsupported_certificate"), alert("43")],
+        &[F::WrongPurpose],
+        "OpenSSL servers send it for a certificate not meant for client authentication (extended key usage without clientAuth).",
+        InspectChain, ALERTS),
+    row(TlsAlert, "certificate_revoked (44)",
+        &[P("sslv3 alert certificate revoked"), P("ssl/tls alert certificate revoked"), P("SSLV3_ALERT_CERTIFICATE_REVOKED"), P("Received fatal alert: certificate_revoked"), alert("44")],
+        &[F::CertRevoked],
+        "The server's CRL or OCSP answer lists the certificate.",
+        InspectChain, ALERTS),
+    row(TlsAlert, "certificate_expired (45)",
+        &[P("sslv3 alert certificate expired"), P("ssl/tls alert certificate expired"), P("SSLV3_ALERT_CERTIFICATE_EXPIRED"), P("ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED"), P("Received fatal alert: certificate_expired"), alert("45")],
+        &[F::CertExpired],
+        "A certificate of the chain is out of its validity period on the server's clock; when the certificate is valid, the server's CRL has expired.",
+        InspectChain, ALERTS),
+    row(TlsAlert, "certificate_unknown (46)",
+        &[P("sslv3 alert certificate unknown"), P("ssl/tls alert certificate unknown"), P("SSLV3_ALERT_CERTIFICATE_UNKNOWN"), alert("46")],
+        &[F::ChainUntrusted, F::ChainIncomplete, F::AccessDeniedAfterAuth],
+        "Java servers send it for any rejection of the client's chain; Envoy when the certificate is not among its pinned ones.",
+        ReverseIdentity, ALERTS),
+    row(TlsAlert, "unknown_ca (48)",
+        &[P("tlsv1 alert unknown ca"), P("TLSV1_ALERT_UNKNOWN_CA"), P("ERR_SSL_TLSV1_ALERT_UNKNOWN_CA"), P("Received fatal alert: unknown_ca"), alert("48")],
+        &[F::ChainUntrusted, F::ChainIncomplete],
+        "OpenSSL servers send it when the issuer is missing or not trusted, the chain ends at a self-signed root they do not trust, or it is longer than their verify depth.",
+        InspectChain, ALERTS),
+    row(TlsAlert, "access_denied (49)",
+        &[P("tlsv1 alert access denied"), P("TLSV1_ALERT_ACCESS_DENIED"), P("Received fatal alert: access_denied"), alert("49")],
+        &[F::AccessDeniedAfterAuth],
+        "The certificate verified and a policy refused the identity.",
+        ReverseIdentity, ALERTS),
+    row(TlsAlert, "decrypt_error (51)",
+        &[P("tlsv1 alert decrypt error"), P("TLSV1_ALERT_DECRYPT_ERROR"), P("Received fatal alert: decrypt_error"), alert("51")],
+        &[F::KeyUnusable],
+        "The client's CertificateVerify signature did not verify with the certificate's key: the key does not belong to the certificate.",
+        InspectChain, ALERTS),
+    row(TlsAlert, "no_renegotiation (100)",
+        &[P("tlsv1 alert no renegotiation"), P("TLSV1_ALERT_NO_RENEGOTIATION"), alert("100")],
+        &[F::RenegotiationRequested, F::PathBlocksLateRequest],
+        "A peer refused TLS 1.2 renegotiation: the server asks for the certificate late (per path) and the client or a device on the path declines.",
+        Observe, ALERTS),
+    row(TlsAlert, "certificate_required (116)",
+        &[P("tlsv13 alert certificate required"), P("TLSV1_CERTIFICATE_REQUIRED"), P("ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED"), alert("116")],
+        &[F::NoClientCert, F::IssuerNotInCaList, F::NoCommonSignatureScheme],
+        "TLS 1.3: the server wanted a certificate and got none (sent after the client's Finished, so clients often see it on their first read). A certificate on offer was withheld when it did not match the CA names or signature schemes.",
+        ProbeIdentity, ALERTS),
+    // curl's exit codes.
+    row(Curl, "exit 35 (CURLE_SSL_CONNECT_ERROR)",
+        &[curl("35"), P("CURLE_SSL_CONNECT_ERROR")],
+        &[F::NoClientCert, F::ChainUntrusted, F::HandshakeRejected],
+        "The TLS handshake failed; the alert text curl prints after the code names the cause. TLS 1.2 servers refuse a missing or bad certificate in the handshake.",
+        ProbeIdentity, CURL),
+    row(Curl, "exit 56 (CURLE_RECV_ERROR)",
+        &[curl("56"), P("CURLE_RECV_ERROR")],
+        &[F::NoClientCert, F::IssuerNotInCaList, F::ChainUntrusted],
+        "Receiving failed after the handshake: a TLS 1.3 server refuses the certificate (or its absence) after the client's Finished, so curl sees the alert on its first read (`OpenSSL SSL_read: … alert certificate required`).",
+        ProbeIdentity, CURL),
+    row(Curl, "exit 58 (CURLE_SSL_CERTPROBLEM)",
+        &[curl("58"), P("CURLE_SSL_CERTPROBLEM"), P("unable to set private key file"), P("could not load PEM client certificate"), P("unable to use client certificate")],
+        &[F::KeyUnusable],
+        "curl could not use the local client certificate or key: unreadable file, wrong format or passphrase, or a key that does not match the certificate.",
+        InspectChain, CURL),
+    // Java (JSSE).
+    row(Java, "SSLHandshakeException: Received fatal alert: bad_certificate",
+        &[P("Received fatal alert: bad_certificate")],
+        &[F::NoClientCert, F::IssuerNotInCaList, F::ChainUntrusted],
+        "The Java client got bad_certificate (42): the server wanted a certificate and got none, or rejected it. Java's key manager silently sends none when no key matches the server's CA names and key types.",
+        ProbeIdentity, JSSE_ALERT),
+    row(Java, "SSLHandshakeException: Received fatal alert: certificate_unknown",
+        &[P("Received fatal alert: certificate_unknown")],
+        &[F::ChainUntrusted, F::ChainIncomplete, F::ServerCertUntrusted],
+        "certificate_unknown (46) is how a Java server refuses any client chain. Logged by a Java server, it means the client refused the server's certificate.",
+        ReverseIdentity, JSSE_ALERT),
+    row(Java, "SSLHandshakeException: Received fatal alert: certificate_required",
+        &[P("Received fatal alert: certificate_required")],
+        &[F::NoClientCert, F::IssuerNotInCaList],
+        "TLS 1.3: the server wanted a certificate and the Java client sent none, usually because no key in its keystore matched the server's CA names.",
+        ProbeIdentity, JSSE_ALERT),
+    row(Java, "SSLHandshakeException: Received fatal alert: handshake_failure",
+        &[P("Received fatal alert: handshake_failure")],
+        &[F::NoClientCert, F::NoCommonSignatureScheme, F::HandshakeRejected],
+        "handshake_failure (40): an OpenSSL server on TLS 1.2 missing a required certificate, or no common cipher or signature scheme.",
+        ProbeIdentity, JSSE_ALERT),
+    row(Java, "PKIX path building failed",
+        &[P("PKIX path building failed"), P("unable to find valid certification path to requested target")],
+        &[F::ServerCertUntrusted, F::ChainUntrusted, F::ChainIncomplete],
+        "Java could not build a path to a trust anchor of its truststore. In a client's log it is the server's certificate the client does not trust; in a server's log it is the client's chain.",
+        ReverseIdentity, PKIX),
+    row(Java, "No X.509 certificate for client authentication, use empty Certificate message instead",
+        &[P("No X.509 certificate for client authentication")],
+        &[F::IssuerNotInCaList, F::NoClientCert, F::NoCommonSignatureScheme, F::WrongPurpose],
+        "The Java client (`-Djavax.net.debug`) found no key in its keystore for the server's request: none issued by the CAs named, of a key type or signature scheme asked for, or for client authentication; it sends an empty Certificate.",
+        InspectCaNames, JSSE),
+    row(Java, "No available authentication scheme",
+        &[P("No available authentication scheme")],
+        &[F::NoCommonSignatureScheme, F::HandshakeRejected],
+        "JSSE (debug on a client, `CertificateRequest`): no certificate's key can make a signature scheme the server asked for, so none is sent. Thrown by a Java server (handshake_failure), it is the server's own certificate that fits none of the client's schemes.",
+        ProbeIdentity, JSSE_CR),
+    row(Java, "SSLHandshakeException: Empty client certificate chain",
+        &[P("Empty client certificate chain")],
+        &[F::NoClientCert, F::IssuerNotInCaList],
+        "A Java server required a certificate and the client sent an empty Certificate message.",
+        ReverseClientLeg, JSSE),
+    // Go crypto/tls and crypto/x509.
+    row(Go, "tls: client didn't provide a certificate",
+        &[P("client didn't provide a certificate")],
+        &[F::NoClientCert, F::IssuerNotInCaList, F::NoCommonSignatureScheme],
+        "A Go server (`RequireAnyClientCert`/`RequireAndVerifyClientCert`) got an empty Certificate message; the client may have withheld one that did not match the CA names or signature schemes.",
+        ProbeIdentity, GO_SERVER),
+    row(Go, "remote error: tls: bad certificate",
+        &[P("remote error: tls: bad certificate")],
+        &[F::ChainUntrusted, F::NoClientCert, F::CertExpired, F::WrongPurpose],
+        "The Go client got bad_certificate (42). Go servers send it for every failure to verify the client's chain (untrusted, expired, wrong purpose) and for a missing one (TLS 1.2, and TLS 1.3 with older Go such as 1.19); the server's log says which (`tls: client didn't provide a certificate`, `tls: failed to verify certificate: …`).",
+        ReverseIdentity, GO_ALERT),
+    row(Go, "remote error: tls: certificate required",
+        &[P("remote error: tls: certificate required")],
+        &[F::NoClientCert, F::IssuerNotInCaList],
+        "TLS 1.3: the server wanted a certificate and the Go client sent none (`GetClientCertificate` or `Certificates` gave nothing matching).",
+        ProbeIdentity, GO_ALERT),
+    row(Go, "remote error: tls: unknown certificate authority",
+        &[P("remote error: tls: unknown certificate authority")],
+        &[F::ChainUntrusted, F::ChainIncomplete],
+        "The server (typically OpenSSL) does not trust the issuer of the client's chain, or an intermediate is missing.",
+        InspectChain, GO_ALERT),
+    row(Go, "remote error: tls: handshake failure",
+        &[P("remote error: tls: handshake failure")],
+        &[F::NoClientCert, F::NoCommonSignatureScheme, F::HandshakeRejected],
+        "handshake_failure (40): a TLS 1.2 OpenSSL server missing a required certificate, or no common cipher or signature scheme.",
+        ProbeIdentity, GO_ALERT),
+    row(Go, "remote error: tls: expired certificate",
+        &[P("remote error: tls: expired certificate")],
+        &[F::CertExpired],
+        "certificate_expired (45): out of validity on the server's clock, or the server's CRL expired.",
+        InspectChain, GO_ALERT),
+    row(Go, "x509: certificate signed by unknown authority",
+        &[P("x509: certificate signed by unknown authority")],
+        &[F::ChainUntrusted, F::ChainIncomplete, F::ServerCertUntrusted],
+        "Go's verifier found no path to its roots. On a server (`tls: failed to verify certificate: …`) it is the client's chain; in a client's error it is the server's.",
+        InspectChain, GO_X509),
+    row(Go, "x509: certificate has expired or is not yet valid",
+        &[P("x509: certificate has expired or is not yet valid")],
+        &[F::CertExpired, F::CertNotYetValid],
+        "A certificate of the chain is outside its validity period on the verifier's clock.",
+        InspectChain, GO_X509),
+    row(Go, "x509: certificate specifies an incompatible key usage",
+        &[P("x509: certificate specifies an incompatible key usage")],
+        &[F::WrongPurpose],
+        "On a Go server: the client's certificate has an extended key usage without clientAuth.",
+        InspectChain, GO_X509),
+    // Chrome net errors.
+    row(Chrome, "ERR_BAD_SSL_CLIENT_AUTH_CERT (-117)",
+        &[P("ERR_BAD_SSL_CLIENT_AUTH_CERT"), P("BAD_SSL_CLIENT_AUTH_CERT"), net_error("-117")],
+        &[F::ChainUntrusted, F::NoClientCert, F::CertExpired, F::WrongPurpose],
+        "The handshake failed because of a bad or missing client certificate: the server's alert refused what Chrome sent (or that it sent nothing).",
+        ReverseClientLeg, CHROME),
+    row(Chrome, "ERR_SSL_CLIENT_AUTH_CERT_NEEDED (-110)",
+        &[P("ERR_SSL_CLIENT_AUTH_CERT_NEEDED"), P("SSL_CLIENT_AUTH_CERT_NEEDED"), net_error("-110")],
+        &[F::NoClientCert, F::IssuerNotInCaList, F::EmptyCaList],
+        "The server requested a client certificate and Chrome had none to give: none installed matches the CA names, or the selection was dismissed.",
+        ProbeIdentity, CHROME),
+    row(Chrome, "ERR_SSL_CLIENT_AUTH_PRIVATE_KEY_ACCESS_DENIED (-134)",
+        &[P("ERR_SSL_CLIENT_AUTH_PRIVATE_KEY_ACCESS_DENIED"), P("SSL_CLIENT_AUTH_PRIVATE_KEY_ACCESS_DENIED"), net_error("-134")],
+        &[F::KeyUnusable],
+        "Permission to use the certificate's private key was denied (the OS key store or smart card refused).",
+        InspectChain, CHROME),
+    row(Chrome, "ERR_SSL_CLIENT_AUTH_CERT_NO_PRIVATE_KEY (-135)",
+        &[P("ERR_SSL_CLIENT_AUTH_CERT_NO_PRIVATE_KEY"), P("SSL_CLIENT_AUTH_CERT_NO_PRIVATE_KEY"), net_error("-135")],
+        &[F::KeyUnusable],
+        "The selected client certificate has no private key in the store (imported without it).",
+        InspectChain, CHROME),
+    row(Chrome, "ERR_SSL_CLIENT_AUTH_SIGNATURE_FAILED (-141)",
+        &[P("ERR_SSL_CLIENT_AUTH_SIGNATURE_FAILED"), P("SSL_CLIENT_AUTH_SIGNATURE_FAILED"), net_error("-141")],
+        &[F::KeyUnusable, F::NoCommonSignatureScheme],
+        "Chrome could not sign the CertificateVerify with the certificate's key: access denied, a stale key handle, or a key not valid for signing.",
+        InspectChain, CHROME),
+    row(Chrome, "ERR_CLIENT_AUTH_CERT_TYPE_UNSUPPORTED (-151)",
+        &[P("ERR_CLIENT_AUTH_CERT_TYPE_UNSUPPORTED"), P("CLIENT_AUTH_CERT_TYPE_UNSUPPORTED"), net_error("-151")],
+        &[F::NoCommonSignatureScheme],
+        "The server's certificate request names no certificate type Chrome supports.",
+        ProbeIdentity, CHROME),
+    row(Chrome, "ERR_SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS (-177)",
+        &[P("ERR_SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS"), P("SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS"), net_error("-177")],
+        &[F::NoCommonSignatureScheme],
+        "No signature algorithm is both possible with the client certificate's key and accepted by the server.",
+        ProbeIdentity, CHROME),
+];
