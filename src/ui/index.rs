@@ -3,7 +3,7 @@
 //! a few small numbers: its finding set, status, host and run), then list pages, filter counts
 //! and flow pages are served from the files on demand.
 //!
-//! The index costs about 14 bytes a record (a 10-million-flow recording: ~140 MB), whatever
+//! The index costs about 17 bytes a record (a 10-million-flow recording: ~170 MB), whatever
 //! the records' size; a flow page reads its line (and its legs' line) again.
 
 use crate::facts::{FindingId, Flow, Severity};
