@@ -43,8 +43,10 @@ fn gunzip(path: &Path) -> Vec<u8> {
 
 fn har_schema() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/har-1.2.schema.json"))
-            .expect("schema"),
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/har-1.2.schema.json"),
+        )
+        .expect("schema"),
     )
     .expect("schema JSON");
     jsonschema::options()
@@ -67,11 +69,23 @@ fn check_har(har: &Value) {
         let m = &e["_mtlscope"];
         if let Some(src) = m["legs_same_as"]["entry"].as_u64() {
             let src = &entries[usize::try_from(src).unwrap()];
-            assert!(src["_mtlscope"]["upstream_leg"].is_object(), "entry {i} names an entry without legs");
-            assert_eq!(src["_mtlscope"]["connection_id"], m["connection_id"], "entry {i}");
-            assert!(m.get("upstream_leg").is_none(), "entry {i} repeats its legs");
+            assert!(
+                src["_mtlscope"]["upstream_leg"].is_object(),
+                "entry {i} names an entry without legs"
+            );
+            assert_eq!(
+                src["_mtlscope"]["connection_id"], m["connection_id"],
+                "entry {i}"
+            );
+            assert!(
+                m.get("upstream_leg").is_none(),
+                "entry {i} repeats its legs"
+            );
         } else {
-            assert!(m["upstream_leg"].is_object(), "entry {i} has neither legs nor a reference");
+            assert!(
+                m["upstream_leg"].is_object(),
+                "entry {i} has neither legs nor a reference"
+            );
         }
     }
 }
@@ -85,12 +99,37 @@ fn streaming_views_print_what_the_whole_file_readers_printed() {
         (&["report", f, "--json"], "report.json"),
         (&["report", f, "-v"], "report_explain.txt"),
         (&["report", f, "--only-failures"], "report_failures.txt"),
-        (&["report", f, "--id", "no-client-cert", "--json"], "report_id.json"),
-        (&["report", f, "--run", "20260301T100000Z-777"], "report_run.txt"),
-        (&["diff", "../small.jsonl:1", "../small.jsonl:5"], "diff_1_5.txt"),
-        (&["diff", "../small.jsonl:2", "../small.jsonl:80", "--json"], "diff_2_80.json"),
-        (&["diff", f, "../small.jsonl:20260301T100000Z-777/5"], "diff_default_conn.txt"),
-        (&["diff", "../small.jsonl:3", f, "--b-id", "20260301T100000Z-777/7", "--json"], "diff_bid.json"),
+        (
+            &["report", f, "--id", "no-client-cert", "--json"],
+            "report_id.json",
+        ),
+        (
+            &["report", f, "--run", "20260301T100000Z-777"],
+            "report_run.txt",
+        ),
+        (
+            &["diff", "../small.jsonl:1", "../small.jsonl:5"],
+            "diff_1_5.txt",
+        ),
+        (
+            &["diff", "../small.jsonl:2", "../small.jsonl:80", "--json"],
+            "diff_2_80.json",
+        ),
+        (
+            &["diff", f, "../small.jsonl:20260301T100000Z-777/5"],
+            "diff_default_conn.txt",
+        ),
+        (
+            &[
+                "diff",
+                "../small.jsonl:3",
+                f,
+                "--b-id",
+                "20260301T100000Z-777/7",
+                "--json",
+            ],
+            "diff_bid.json",
+        ),
     ];
     for (args, want) in cases {
         let (code, stdout, stderr) = mtlscope(&golden, args);
@@ -103,29 +142,52 @@ fn streaming_views_print_what_the_whole_file_readers_printed() {
         );
         // `diff` stops reading once it has both records, so it may never reach the bad line.
         if args[0] == "report" {
-            assert!(stderr.contains("small.jsonl:61: skipped: malformed JSON"), "{stderr}");
+            assert!(
+                stderr.contains("small.jsonl:61: skipped: malformed JSON"),
+                "{stderr}"
+            );
         }
     }
     let (code, _, stderr) = mtlscope(&golden, &["diff", f, "../small.jsonl:5", "--a-id", "3"]);
     assert_eq!(code, Some(2));
-    assert_eq!(stderr, std::fs::read_to_string(golden.join("diff_ambiguous.stderr")).unwrap());
+    assert_eq!(
+        stderr,
+        std::fs::read_to_string(golden.join("diff_ambiguous.stderr")).unwrap()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("r.html");
     let (code, _, stderr) = mtlscope(&golden, &["report", f, "--html", html.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(std::fs::read(&html).unwrap() == gunzip(&golden.join("report.html.gz")), "report --html differs");
+    assert!(
+        std::fs::read(&html).unwrap() == gunzip(&golden.join("report.html.gz")),
+        "report --html differs"
+    );
 
     let har = dir.path().join("all.har");
     let (code, _, stderr) = mtlscope(
         &golden,
-        &["export", f, "--har", har.to_str().unwrap(), "--har-legs", "all", "--har-der"],
+        &[
+            "export",
+            f,
+            "--har",
+            har.to_str().unwrap(),
+            "--har-legs",
+            "all",
+            "--har-der",
+        ],
     );
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("(76 entries, 4 connection records)"), "{stderr}");
+    assert!(
+        stderr.contains("(76 entries, 4 connection records)"),
+        "{stderr}"
+    );
     let old: Value = serde_json::from_slice(&gunzip(&golden.join("old.har.gz"))).unwrap();
     let new: Value = serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
-    assert!(old == new, "--har-legs all --har-der is not the HAR the whole-file export wrote");
+    assert!(
+        old == new,
+        "--har-legs all --har-der is not the HAR the whole-file export wrote"
+    );
 }
 
 #[test]
@@ -135,7 +197,12 @@ fn the_default_har_is_har_1_2_small_and_without_der() {
     let rec = data().join("small.jsonl");
     let (code, _, stderr) = mtlscope(
         dir.path(),
-        &["export", rec.to_str().unwrap(), "--har", har.to_str().unwrap()],
+        &[
+            "export",
+            rec.to_str().unwrap(),
+            "--har",
+            har.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(0), "{stderr}");
     let text = std::fs::read_to_string(&har).unwrap();
@@ -145,7 +212,10 @@ fn the_default_har_is_har_1_2_small_and_without_der() {
     let v: Value = serde_json::from_str(&text).unwrap();
     check_har(&v);
     let entries = v["log"]["entries"].as_array().unwrap();
-    let refs = entries.iter().filter(|e| e["_mtlscope"]["legs_same_as"].is_object()).count();
+    let refs = entries
+        .iter()
+        .filter(|e| e["_mtlscope"]["legs_same_as"].is_object())
+        .count();
     assert!(refs >= 40, "only {refs} entries name their legs' entry");
     // A failing exchange explains itself: its legs are in its own entry.
     for e in entries.iter().filter(|e| e["response"]["status"] == 502) {
@@ -170,7 +240,15 @@ fn filters_apply_while_reading() {
     assert_eq!(count(&["--status", "403,502"]), 7);
     assert_eq!(count(&["--status", "none"]), 4);
     assert_eq!(count(&["--finding", "no-client-cert"]), 5);
-    assert_eq!(count(&["--finding", "no-client-cert", "--run", "20260301T100000Z-777"]), 2);
+    assert_eq!(
+        count(&[
+            "--finding",
+            "no-client-cert",
+            "--run",
+            "20260301T100000Z-777"
+        ]),
+        2
+    );
     assert_eq!(count(&["--host", "svc2.example.test"]), 16);
     assert_eq!(count(&["--host", "*.example.test", "--status", "200"]), 69);
     assert_eq!(count(&["--since", "2999-01-01T00:00:00Z"]), 0);
@@ -179,14 +257,33 @@ fn filters_apply_while_reading() {
     let har = dir.path().join("f.har");
     let (code, _, stderr) = mtlscope(
         &golden,
-        &["export", f, "--har", har.to_str().unwrap(), "--status", "5xx"],
+        &[
+            "export",
+            f,
+            "--har",
+            har.to_str().unwrap(),
+            "--status",
+            "5xx",
+        ],
     );
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("(5 entries, 0 connection records)"), "{stderr}");
+    assert!(
+        stderr.contains("(5 entries, 0 connection records)"),
+        "{stderr}"
+    );
     for (args, says) in [
-        (&["report", f, "--status", "6xx"][..], "--status: \"6xx\" is not a status"),
-        (&["report", f, "--since", "yesterday"][..], "--since: \"yesterday\" is not an RFC 3339 time"),
-        (&["report", f, "--finding", "no-such-id"][..], "--finding: \"no-such-id\" is not a finding id"),
+        (
+            &["report", f, "--status", "6xx"][..],
+            "--status: \"6xx\" is not a status",
+        ),
+        (
+            &["report", f, "--since", "yesterday"][..],
+            "--since: \"yesterday\" is not an RFC 3339 time",
+        ),
+        (
+            &["report", f, "--finding", "no-such-id"][..],
+            "--finding: \"no-such-id\" is not a finding id",
+        ),
     ] {
         let (code, _, stderr) = mtlscope(&golden, args);
         assert_eq!(code, Some(2), "{args:?}");
@@ -241,7 +338,12 @@ async fn legs_from_resolves_across_rotated_files() {
     .unwrap();
     // Four keep-alive connections, their exchanges interleaved, each longer than a file.
     let legs: Vec<(Arc<Leg>, Arc<Leg>)> = (0..4)
-        .map(|c| (leg(format!("c{c}.example.test")), leg(format!("u{c}.example.test"))))
+        .map(|c| {
+            (
+                leg(format!("c{c}.example.test")),
+                leg(format!("u{c}.example.test")),
+            )
+        })
         .collect();
     for i in 0..40u32 {
         for (c, l) in legs.iter().enumerate() {
@@ -264,7 +366,12 @@ async fn legs_from_resolves_across_rotated_files() {
     files.push(path.clone());
     let compacted = files
         .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap().matches("\"legs_from\"").count())
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .matches("\"legs_from\"")
+                .count()
+        })
         .sum::<usize>();
     assert!(compacted > 0);
     let lines: usize = files
@@ -280,20 +387,33 @@ async fn legs_from_resolves_across_rotated_files() {
         let f = &r.flow;
         assert!(f.legs_from.is_none(), "{}: legs_from unresolved", r.label());
         let sni = f.upstream_leg.as_ref().and_then(|l| l.sni.clone());
-        assert_eq!(sni, Some(format!("u{}.example.test", f.connection_id - 1)), "{}", r.label());
+        assert_eq!(
+            sni,
+            Some(format!("u{}.example.test", f.connection_id - 1)),
+            "{}",
+            r.label()
+        );
     }
     assert_eq!(records, lines);
     assert!(records >= 40, "{records}");
     let names: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
     let har = dir.path().join("out.har");
-    let mut args = vec!["export", "--har", har.to_str().unwrap(), "--har-legs", "all"];
+    let mut args = vec![
+        "export",
+        "--har",
+        har.to_str().unwrap(),
+        "--har-legs",
+        "all",
+    ];
     args.extend(&names);
     let (code, _, stderr) = mtlscope(dir.path(), &args);
     assert_eq!(code, Some(0), "{stderr}");
     let v: Value = serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
     let entries = v["log"]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), lines);
-    assert!(entries.iter().all(|e| e["_mtlscope"]["upstream_leg"]["sni"].is_string()));
+    assert!(entries
+        .iter()
+        .all(|e| e["_mtlscope"]["upstream_leg"]["sni"].is_string()));
     let mut args = vec!["export", "--har", har.to_str().unwrap()];
     args.extend(&names);
     assert_eq!(mtlscope(dir.path(), &args).0, Some(0));

@@ -455,7 +455,11 @@ mod tests {
         assert!(most <= 2 * HOT_GENERATION, "{most} connections' legs held");
         let last = last.unwrap();
         assert_eq!(last.flow.connection_id, 1);
-        assert_eq!(alpn(&last).as_deref(), Some("first"), "read again from the file");
+        assert_eq!(
+            alpn(&last).as_deref(),
+            Some("first"),
+            "read again from the file"
+        );
         assert_eq!(source, Some((0, 0)));
     }
 
@@ -469,9 +473,15 @@ mod tests {
         std::fs::write(&b, line(1, 1, Some(0), "")).unwrap();
         let mut s = RecordStream::open(&[a, b]).unwrap();
         let _first = s.next_item().unwrap();
-        let Some(Item::Record(r)) = s.next_item().unwrap() else { panic!() };
+        let Some(Item::Record(r)) = s.next_item().unwrap() else {
+            panic!()
+        };
         assert_eq!(alpn(&r).as_deref(), Some("h2"));
         assert_eq!(r.index, 1, "numbered within its file");
-        assert_eq!(s.legs_source(), Some((0, 0)), "its legs are in the first file");
+        assert_eq!(
+            s.legs_source(),
+            Some((0, 0)),
+            "its legs are in the first file"
+        );
     }
 }

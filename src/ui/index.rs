@@ -142,7 +142,8 @@ impl FileIndex {
         let advance = |ix: &mut FileIndex, file_no: &mut usize, path: &std::path::Path| {
             while *file_no + 1 < files.len() && files[*file_no].as_path() != path {
                 *file_no += 1;
-                ix.file_starts.push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
+                ix.file_starts
+                    .push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
             }
         };
         while let Some(item) = stream.next_item()? {
@@ -176,7 +177,8 @@ impl FileIndex {
             ix.push(file, stream.offset(), src, &r);
         }
         while ix.file_starts.len() < files.len() {
-            ix.file_starts.push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
+            ix.file_starts
+                .push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
         }
         Ok(ix)
     }
@@ -203,7 +205,8 @@ impl FileIndex {
                 _ => 0,
             }
         };
-        self.rel.push(u32::try_from(offset - base).unwrap_or(u32::MAX));
+        self.rel
+            .push(u32::try_from(offset - base).unwrap_or(u32::MAX));
         self.legs_src.push(src);
         let f = &r.flow;
         for x in &f.findings {
@@ -212,7 +215,8 @@ impl FileIndex {
         let mut set: Vec<FindingId> = f.findings.iter().map(|x| x.id).collect();
         set.sort_unstable();
         set.dedup();
-        self.finding_set.push(self.sets.id(&set, usize::from(OTHER)));
+        self.finding_set
+            .push(self.sets.id(&set, usize::from(OTHER)));
         self.status.push(f.status().unwrap_or(0));
         let host = super::api::host(f);
         self.host.push(self.hosts.id(&host, usize::from(OTHER)));
@@ -225,7 +229,10 @@ impl FileIndex {
         let rel = u64::from(*self.rel.get(n)?);
         let (bfile, base) = *self.block_start.get(n / BLOCK)?;
         // The record's file: the last file starting at or before it.
-        let file = self.file_starts.partition_point(|&s| s as usize <= n).checked_sub(1)?;
+        let file = self
+            .file_starts
+            .partition_point(|&s| s as usize <= n)
+            .checked_sub(1)?;
         let file = u16::try_from(file).ok()?;
         Some((file, if file == bfile { base + rel } else { rel }))
     }
@@ -314,7 +321,11 @@ impl FileIndex {
         let status = q.status.clone().filter(|s| !s.is_empty());
         move |n| {
             if let Some(sets) = &sets {
-                if !sets.get(usize::from(self.finding_set[n])).copied().unwrap_or(false) {
+                if !sets
+                    .get(usize::from(self.finding_set[n]))
+                    .copied()
+                    .unwrap_or(false)
+                {
                     return false;
                 }
             }
@@ -394,7 +405,12 @@ impl FileIndex {
             .into_iter()
             .map(|(id, (sev, n))| json!({ "id": id.as_str(), "severity": sev, "n": n }))
             .collect();
-        findings.sort_by(|a, b| b["n"].as_u64().cmp(&a["n"].as_u64()).then(a["id"].as_str().cmp(&b["id"].as_str())));
+        findings.sort_by(|a, b| {
+            b["n"]
+                .as_u64()
+                .cmp(&a["n"].as_u64())
+                .then(a["id"].as_str().cmp(&b["id"].as_str()))
+        });
         let named = |values: &[String], counts: &[usize]| -> Vec<Value> {
             let mut v: Vec<Value> = values
                 .iter()
