@@ -248,7 +248,7 @@ fn main() {
                 body_excerpt: None,
                 forwarded_identity: None,
             });
-            let good = c.upstream.chain.first().is_some();
+            let good = !c.upstream.chain.is_empty();
             // Every 89th exchange of a good connection is refused by the application.
             let status = if !good {
                 502

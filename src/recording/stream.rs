@@ -43,6 +43,9 @@ type ConnKey = (u32, u64);
 /// Where a line is: the file's position in the stream, and the byte offset.
 type At = (u16, u64);
 
+/// Where a connection's legs were found, and the legs.
+type LegsAt = (At, Option<Arc<Leg>>, Option<Arc<Leg>>);
+
 /// The latest full exchange of one connection.
 struct Full {
     /// Its `exchange_index`.
@@ -102,7 +105,7 @@ impl LegCache {
         key: ConnKey,
         from: u32,
         reread: impl FnOnce(At) -> Option<Flow>,
-    ) -> Option<(At, Option<Arc<Leg>>, Option<Arc<Leg>>)> {
+    ) -> Option<LegsAt> {
         if let Some(f) = self.young.get(&key) {
             return (f.index == from).then(|| (f.at, f.client.clone(), f.upstream.clone()));
         }
@@ -162,10 +165,10 @@ struct Cursor {
 
 /// Parse the line at `offset` of `path` again (for a connection whose legs left memory).
 fn reread(again: &mut HashMap<u16, File>, number: u16, path: &Path, offset: u64) -> Option<Flow> {
-    if !again.contains_key(&number) {
-        again.insert(number, File::open(path).ok()?);
-    }
-    let file = again.get_mut(&number)?;
+    let file = match again.entry(number) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(File::open(path).ok()?),
+    };
     file.seek(SeekFrom::Start(offset)).ok()?;
     let mut line = Vec::new();
     BufReader::new(file.take(64 * 1024 * 1024))

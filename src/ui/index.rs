@@ -260,10 +260,12 @@ impl FileIndex {
     /// Parse the line at `offset` of file `file`.
     fn read_at(&self, file: u16, offset: u64) -> Option<Flow> {
         let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        if !handles.contains_key(&file) {
-            handles.insert(file, File::open(self.files.get(usize::from(file))?).ok()?);
-        }
-        let h = handles.get_mut(&file)?;
+        let h = match handles.entry(file) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(File::open(self.files.get(usize::from(file))?).ok()?)
+            }
+        };
         h.seek(SeekFrom::Start(offset)).ok()?;
         let mut line = Vec::new();
         BufReader::new(h.take(64 * 1024 * 1024))
