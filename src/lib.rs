@@ -34,4 +34,5 @@ pub mod settings;
 pub mod ui;
 pub mod upstream;
 pub mod vendor_words;
+pub mod warm;
 pub mod wire;

@@ -116,7 +116,10 @@ pub struct PathSummary {
 
 /// Run the plan: every version × path × identity (none first), one connection each. Stops at
 /// once when the server cannot be reached, and skips the rest of a version whose first
-/// handshake failed before the server could ask for a certificate. Flows go to `sink`.
+/// handshake failed before the server could ask for a certificate. The attempt without an
+/// identity finishes its handshake even with a server it does not trust; the identities of a
+/// path whose server did not verify are not presented (unless `--insecure-upstream`). Flows go
+/// to `sink`.
 pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
     let mut report = ProbeReport {
         url: plan.url.clone(),
@@ -141,6 +144,17 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
             versions: Some(vec![protocol(version)]),
             ..plan.settings.clone()
         });
+        // Without an identity on offer nothing secret is at stake, so that attempt finishes
+        // its handshake with a server it does not trust (recording the verdict) and still sees
+        // whether the server, or a device on the path, asks for a certificate.
+        let mut look_trust = settings.trust.clone();
+        look_trust.insecure = true;
+        let look = Engine::Rustls(RustlsEngine {
+            settings: Arc::new(RustlsSettings {
+                trust: look_trust,
+                ..(*settings).clone()
+            }),
+        });
         let rustls = Engine::Rustls(RustlsEngine { settings });
         let openssl = match plan.engine {
             EngineChoice::Rustls => None,
@@ -162,12 +176,24 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
             (_, o) => (rustls, o),
         };
         for path in &plan.paths {
+            let mut untrusted: Option<String> = None;
             let mut queue = identities.clone();
             let mut i = 0;
             while let Some(identity) = queue.get(i).copied() {
                 i += 1;
+                if let (Some(_), Some(why)) = (identity, &untrusted) {
+                    report.skipped.push(format!(
+                        "the {} attempts of {path} with an identity: the server's certificate did not verify ({why}), and mtlscope presents no identity to a server it does not trust (--upstream-ca, or --insecure-upstream to present it anyway)",
+                        version.as_str()
+                    ));
+                    break;
+                }
                 let id = report.attempts.len() as u64 + 1;
-                let mut flow = attempt(plan, &engine, identity, path, id).await;
+                let this = match (&engine, identity) {
+                    (Engine::Rustls(_), None) => &look,
+                    _ => &engine,
+                };
+                let mut flow = attempt(plan, this, identity, path, id).await;
                 if let Some(replay) = &replay {
                     flow = again_if_asked_late(plan, replay, identity, path, flow).await;
                 }
@@ -177,6 +203,13 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     .iter()
                     .all(|a: &Attempt| a.offered != version);
                 let leg = flow.upstream_leg.clone().unwrap_or_default();
+                if identity.is_none() && !plan.settings.trust.insecure {
+                    untrusted = leg
+                        .server_verification
+                        .as_ref()
+                        .filter(|v| !v.ok)
+                        .map(|v| v.reason.clone().unwrap_or_else(|| "not verified".into()));
+                }
                 report.attempts.push(Attempt {
                     offered: version,
                     identity: identity.map(|i| i.label.clone()),
@@ -409,6 +442,7 @@ async fn exchange(
             source: ResponseSource::Upstream,
             headers: kept_response(&parts.headers, true),
             body_excerpt: excerpt,
+            removed_headers: Vec::new(),
             at_ms: clock.ms(),
         })
     };

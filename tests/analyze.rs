@@ -5,10 +5,10 @@
 
 mod common;
 
+use common::nginx::VerifyClient;
 use common::{
     Apache, ApacheConfig, ClientAuthScope, Curl, Nginx, NginxConfig, TestPki, TlsVersion,
 };
-use common::nginx::VerifyClient;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,12 +24,15 @@ struct Dumpcap {
 impl Dumpcap {
     /// Capture `tcp port PORT` on `iface` into `file` (`pcap` selects the pcap format).
     fn start(iface: &str, port: u16, file: &Path, pcap: bool) -> Dumpcap {
+        Dumpcap::start_with(iface, port, file, if pcap { &["-P"] } else { &[] })
+    }
+
+    /// [`Dumpcap::start`] with more dumpcap flags.
+    fn start_with(iface: &str, port: u16, file: &Path, extra: &[&str]) -> Dumpcap {
         let mut cmd = Command::new("dumpcap");
         cmd.args(["-q", "-i", iface, "-f", &format!("tcp port {port}"), "-w"])
-            .arg(file);
-        if pcap {
-            cmd.arg("-P");
-        }
+            .arg(file)
+            .args(extra);
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -111,8 +114,60 @@ fn analyze(files: &[&Path], args: &[&str]) -> (Vec<Value>, String) {
 fn finding_ids(r: &Value) -> Vec<String> {
     r["findings"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f["id"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// `report`, `diff` (the keyed record against the unkeyed one) and `export --har` read a
+/// recording of `analyze`.
+fn views_read_it(capture: &Path, keys: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("r.jsonl");
+    for args in [keys, &[][..]] {
+        let ok = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .arg("analyze")
+            .arg(capture)
+            .args(args)
+            .arg("--record")
+            .arg(&record)
+            .output()
+            .expect("runs");
+        assert!(ok.status.success());
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let rec = record.to_str().expect("utf-8");
+    let report = run(&["report", rec]);
+    assert!(
+        report.contains("capture") && report.contains("no-client-cert"),
+        "{report}"
+    );
+    let diff = run(&["diff", &format!("{rec}:1"), &format!("{rec}:2")]);
+    assert!(diff.contains("response.status: 400 vs none"), "{diff}");
+    let har = dir.path().join("r.har");
+    run(&["export", "--har", har.to_str().expect("utf-8"), rec]);
+    let har: Value =
+        serde_json::from_str(&std::fs::read_to_string(&har).expect("har")).expect("JSON");
+    assert!(
+        har["log"]["entries"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{har:#}"
+    );
 }
 
 fn nginx_tls12_verify_on(pki: &TestPki) -> Nginx {
@@ -129,13 +184,26 @@ fn nginx_tls12_verify_on(pki: &TestPki) -> Nginx {
 fn curl_keyed(url: &str, ca: &Path, keylog: &Path, args: &[&str]) -> u16 {
     let out = Command::new("curl")
         .env("SSLKEYLOGFILE", keylog)
-        .args(["-s", "--http1.1", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .args([
+            "-s",
+            "--http1.1",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ])
         .arg(ca)
         .args(args)
         .arg(url)
         .output()
         .expect("curl");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// The one TLS record of a capture read without keys: nginx over TLS 1.2 asked for a
@@ -150,9 +218,16 @@ fn assert_empty_certificate(records: &[Value], file: &Path) -> Value {
     assert_eq!(w["cert_request"]["phase"], "handshake");
     let names = w["cert_request"]["ca_names"].to_string();
     assert!(names.contains("mtlscope selftest root CA"), "{names}");
-    assert_eq!(w["client_chain"], serde_json::json!([]), "an empty Certificate");
+    assert_eq!(
+        w["client_chain"],
+        serde_json::json!([]),
+        "an empty Certificate"
+    );
     assert_eq!(r["capture"]["file"], file.display().to_string());
-    assert!(r["response"].is_null(), "no claim about the encrypted answer");
+    assert!(
+        r["response"].is_null(),
+        "no claim about the encrypted answer"
+    );
     r.clone()
 }
 
@@ -160,21 +235,35 @@ fn assert_empty_certificate(records: &[Value], file: &Path) -> Value {
 fn assert_no_client_cert(records: &[Value], file: &Path) -> Value {
     assert_eq!(records.len(), 1, "{records:#?}");
     let r = &records[0];
-    assert_eq!(r["kind"], "connection");
+    assert_eq!(r["kind"], "exchange", "the decrypted request and answer");
     assert_eq!(r["mode"], "capture");
     let w = &r["wire"];
     assert_eq!(w["tls_version"], "TLSv1.2", "{w:#}");
     assert_eq!(w["cert_request"]["phase"], "handshake");
     let names = w["cert_request"]["ca_names"].to_string();
     assert!(names.contains("mtlscope selftest root CA"), "{names}");
-    assert_eq!(w["client_chain"], serde_json::json!([]), "an empty Certificate");
-    assert!(finding_ids(r).contains(&"no-client-cert".to_string()), "{:#?}", r["findings"]);
+    assert_eq!(
+        w["client_chain"],
+        serde_json::json!([]),
+        "an empty Certificate"
+    );
+    assert!(
+        finding_ids(r).contains(&"no-client-cert".to_string()),
+        "{:#?}",
+        r["findings"]
+    );
     let cap = &r["capture"];
     assert_eq!(cap["file"], file.display().to_string());
     assert!(cap["first_frame"].as_u64().unwrap_or(0) >= 1);
-    assert!(cap["frames"].as_array().is_some_and(|f| !f.is_empty()), "{cap:#}");
+    assert!(
+        cap["frames"].as_array().is_some_and(|f| !f.is_empty()),
+        "{cap:#}"
+    );
     let evidence = r["findings"].to_string();
-    assert!(evidence.contains("frame"), "frame numbers as evidence: {evidence}");
+    assert!(
+        evidence.contains("frame"),
+        "frame numbers as evidence: {evidence}"
+    );
     r.clone()
 }
 
@@ -186,7 +275,12 @@ fn nginx_tls12_without_certificate_in_pcapng_and_pcap_on_lo() {
     let ng = Dumpcap::start("lo", nginx.port(), &dir.path().join("lo.pcapng"), false);
     let legacy = Dumpcap::start("lo", nginx.port(), &dir.path().join("lo.pcap"), true);
     let keylog = dir.path().join("keys.log");
-    let status = curl_keyed(&format!("{}/", nginx.base_url()), &pki.ca_cert, &keylog, &[]);
+    let status = curl_keyed(
+        &format!("{}/", nginx.base_url()),
+        &pki.ca_cert,
+        &keylog,
+        &[],
+    );
     assert_eq!(status, 400, "nginx refuses a request without certificate");
     let ng = ng.stop();
     let legacy = legacy.stop();
@@ -199,8 +293,12 @@ fn nginx_tls12_without_certificate_in_pcapng_and_pcap_on_lo() {
     assert_eq!(a["request"]["uri"], "/");
     let (records, _) = analyze(&[&legacy], &keys);
     let b = assert_no_client_cert(&records, &legacy);
+    views_read_it(&ng, &keys);
     // pcap keeps microseconds, pcapng (dumpcap) nanoseconds: times may differ in the last digit.
-    let (mut ca, mut cb) = (a["wire"]["cert_request"].clone(), b["wire"]["cert_request"].clone());
+    let (mut ca, mut cb) = (
+        a["wire"]["cert_request"].clone(),
+        b["wire"]["cert_request"].clone(),
+    );
     strip_times(&mut ca);
     strip_times(&mut cb);
     assert_eq!(ca, cb);
@@ -214,7 +312,12 @@ fn nginx_tls12_without_certificate_linux_cooked_any() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Dumpcap::start("any", nginx.port(), &dir.path().join("any.pcapng"), false);
     let keylog = dir.path().join("keys.log");
-    let status = curl_keyed(&format!("{}/", nginx.base_url()), &pki.ca_cert, &keylog, &[]);
+    let status = curl_keyed(
+        &format!("{}/", nginx.base_url()),
+        &pki.ca_cert,
+        &keylog,
+        &[],
+    );
     assert_eq!(status, 400);
     let file = cap.stop();
     let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
@@ -247,13 +350,20 @@ fn tls13_expired_certificate_with_and_without_keys() {
     let keylog = dir.path().join("keys.log");
     let cap = Dumpcap::start("lo", port, &dir.path().join("t13.pcapng"), false);
     let out = curl_expired_tls13(&pki, port, &keylog);
-    assert_ne!(out.status.code(), Some(0), "the server refuses the expired certificate");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the server refuses the expired certificate"
+    );
     let file = cap.stop();
     drop(server);
 
     // Without keys: the hellos only, and no claim about what was encrypted.
     let (plain, _) = analyze(&[&file], &[]);
-    let plain: Vec<&Value> = plain.iter().filter(|r| r["wire"]["sni"] == "localhost").collect();
+    let plain: Vec<&Value> = plain
+        .iter()
+        .filter(|r| r["wire"]["sni"] == "localhost")
+        .collect();
     assert_eq!(plain.len(), 1, "{plain:#?}");
     let w = &plain[0]["wire"];
     assert_eq!(w["tls_version"], "TLSv1.3");
@@ -267,19 +377,37 @@ fn tls13_expired_certificate_with_and_without_keys() {
 
     // With curl's key log: the CertificateRequest's CA names, the chain, the alert.
     let (keyed, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
-    let keyed: Vec<&Value> = keyed.iter().filter(|r| r["wire"]["sni"] == "localhost").collect();
+    let keyed: Vec<&Value> = keyed
+        .iter()
+        .filter(|r| r["wire"]["sni"] == "localhost")
+        .collect();
     let r = keyed[0];
     let w = &r["wire"];
-    assert_eq!(r["capture"]["decryption"]["state"], "decrypted", "{:#}", r["capture"]);
+    assert_eq!(
+        r["capture"]["decryption"]["state"], "decrypted",
+        "{:#}",
+        r["capture"]
+    );
     assert_eq!(w["cert_request"]["phase"], "handshake");
     assert!(
-        w["cert_request"]["ca_names"].to_string().contains("mtlscope selftest root CA"),
+        w["cert_request"]["ca_names"]
+            .to_string()
+            .contains("mtlscope selftest root CA"),
         "{w:#}"
     );
-    assert!(w["client_chain"][0]["subject"].to_string().contains("selftest-expired"), "{w:#}");
+    assert!(
+        w["client_chain"][0]["subject"]
+            .to_string()
+            .contains("selftest-expired"),
+        "{w:#}"
+    );
     let alerts = w["alerts"].to_string();
     assert!(alerts.contains("certificate_expired"), "{alerts}");
-    assert!(finding_ids(r).contains(&"cert-expired".to_string()), "{:#?}", r["findings"]);
+    assert!(
+        finding_ids(r).contains(&"cert-expired".to_string()),
+        "{:#?}",
+        r["findings"]
+    );
 }
 
 #[test]
@@ -288,45 +416,118 @@ fn a_key_log_for_other_sessions_is_named() {
     let nginx = nginx_tls12_verify_on(&pki);
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("c.pcapng"), false);
-    let _ = Curl::new(format!("{}/", nginx.base_url())).cacert(&pki.ca_cert).run();
+    let _ = Curl::new(format!("{}/", nginx.base_url()))
+        .cacert(&pki.ca_cert)
+        .run();
     let file = cap.stop();
     let keylog = dir.path().join("other.log");
-    std::fs::write(&keylog, format!("CLIENT_RANDOM {} {}\n", "ab".repeat(32), "cd".repeat(48)))
-        .expect("write");
+    std::fs::write(
+        &keylog,
+        format!("CLIENT_RANDOM {} {}\n", "ab".repeat(32), "cd".repeat(48)),
+    )
+    .expect("write");
     let (_, stderr) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
     assert!(stderr.contains("none of them in the capture"), "{stderr}");
+}
+
+fn apache_per_location(pki: &TestPki, version: TlsVersion) -> Apache {
+    Apache::start(ApacheConfig {
+        protocols: vec![version],
+        ca_certificate: Some(pki.ca_cert.clone()),
+        client_auth: ClientAuthScope::SecureLocation,
+        ..ApacheConfig::new(&pki.server.cert, &pki.server.key)
+    })
+    .expect("apache")
 }
 
 #[test]
 fn apache_tls12_per_location_renegotiation() {
     let pki = TestPki::generate().expect("pki");
-    let apache = Apache::start(ApacheConfig {
-        protocols: vec![TlsVersion::Tls12],
-        ca_certificate: Some(pki.ca_cert.clone()),
-        client_auth: ClientAuthScope::SecureLocation,
-        ..ApacheConfig::new(&pki.server.cert, &pki.server.key)
-    })
-    .expect("apache");
+    let apache = apache_per_location(&pki, TlsVersion::Tls12);
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Dumpcap::start("lo", apache.port(), &dir.path().join("reneg.pcapng"), false);
-    let r = Curl::new(format!("{}/secure", apache.base_url()))
-        .cacert(&pki.ca_cert)
-        .tls_max(TlsVersion::Tls12)
-        .identity(&pki.client.cert, &pki.client.key)
-        .run();
-    assert_eq!(r.status, 200, "{}", r.stderr);
+    let keylog = dir.path().join("keys.log");
+    let cert = pki.client.cert.to_str().expect("utf-8");
+    let key = pki.client.key.to_str().expect("utf-8");
+    let url = format!("{}/secure", apache.base_url());
+    let status = curl_keyed(
+        &url,
+        &pki.ca_cert,
+        &keylog,
+        &["--tls-max", "1.2", "--cert", cert, "--key", key],
+    );
+    assert_eq!(status, 200);
     let file = cap.stop();
+    let renegotiated = |records: &[Value]| -> Value {
+        records
+            .iter()
+            .find(|r| {
+                r["wire"]["renegotiations"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            })
+            .unwrap_or_else(|| panic!("a renegotiation: {records:#?}"))
+            .clone()
+    };
     let (records, _) = analyze(&[&file], &[]);
-    let r = records
-        .iter()
-        .find(|r| r["wire"]["renegotiations"].as_array().is_some_and(|a| !a.is_empty()))
-        .unwrap_or_else(|| panic!("a renegotiation: {records:#?}"));
+    let r = renegotiated(&records);
     assert_eq!(r["wire"]["renegotiations"][0]["initiated_by"], "server");
     assert!(
-        finding_ids(r).contains(&"renegotiation-requested".to_string()),
+        finding_ids(&r).contains(&"renegotiation-requested".to_string()),
         "{:#?}",
         r["findings"]
     );
+    // Without keys the renegotiation's CertificateRequest is inferred, its CA names unknown.
+    assert!(
+        r["wire"]["cert_request"]["ca_names"].is_null(),
+        "{:#}",
+        r["wire"]
+    );
+    // With the key log it is read: the CA names, the client's chain, the request and answer.
+    let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
+    let r = renegotiated(&records);
+    let w = &r["wire"];
+    assert_eq!(w["cert_request"]["phase"], "renegotiation", "{w:#}");
+    assert!(w["cert_request"]["ca_names"]
+        .to_string()
+        .contains("mtlscope selftest root CA"));
+    assert!(
+        w["client_chain"][0]["subject"]
+            .to_string()
+            .contains("selftest-client"),
+        "{w:#}"
+    );
+    assert_eq!(r["request"]["uri"], "/secure");
+    assert_eq!(r["response"]["status"], 200);
+    assert!(finding_ids(&r).contains(&"renegotiation-requested".to_string()));
+}
+
+#[test]
+fn apache_tls13_post_handshake_request_decrypted() {
+    let pki = TestPki::generate().expect("pki");
+    let apache = apache_per_location(&pki, TlsVersion::Tls13);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Dumpcap::start("lo", apache.port(), &dir.path().join("pha.pcapng"), false);
+    let keylog = dir.path().join("keys.log");
+    let cert = pki.client.cert.to_str().expect("utf-8");
+    let key = pki.client.key.to_str().expect("utf-8");
+    let url = format!("{}/secure", apache.base_url());
+    let _ = curl_keyed(
+        &url,
+        &pki.ca_cert,
+        &keylog,
+        &["--tlsv1.3", "--cert", cert, "--key", key],
+    );
+    let file = cap.stop();
+    let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
+    let r = records
+        .iter()
+        .find(|r| r["wire"]["cert_request"]["phase"] == "post_handshake")
+        .unwrap_or_else(|| panic!("a decrypted post-handshake request: {records:#?}"));
+    assert!(r["wire"]["cert_request"]["ca_names"]
+        .to_string()
+        .contains("mtlscope selftest root CA"));
+    assert_eq!(r["wire"]["client_offered_pha"], true);
 }
 
 /// `openssl s_server` on a free port with `args` (certificate and CA from `pki`); killed on drop.
@@ -390,8 +591,18 @@ fn findings_of_a_capture_equal_observe_s() {
         "{:#?}",
         captured[0]["findings"]
     );
-    for key in ["tls_version", "sni", "cert_request", "client_chain", "server_chain", "alerts"] {
-        let (mut o, mut c) = (observed[0]["wire"][key].clone(), captured[0]["wire"][key].clone());
+    for key in [
+        "tls_version",
+        "sni",
+        "cert_request",
+        "client_chain",
+        "server_chain",
+        "alerts",
+    ] {
+        let (mut o, mut c) = (
+            observed[0]["wire"][key].clone(),
+            captured[0]["wire"][key].clone(),
+        );
         // Times differ by where they were taken; the facts must not.
         strip_times(&mut o);
         strip_times(&mut c);
@@ -421,14 +632,21 @@ fn read_pcap(path: &Path) -> ([u8; 24], Vec<Rec>) {
     let bytes = std::fs::read(path).expect("read");
     let mut header = [0u8; 24];
     header.copy_from_slice(&bytes[..24]);
-    assert_eq!(&header[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian µs pcap");
+    assert_eq!(
+        &header[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian µs pcap"
+    );
     let mut at = 24;
     let mut recs = Vec::new();
     while at + 16 <= bytes.len() {
         let mut head = [0u8; 16];
         head.copy_from_slice(&bytes[at..at + 16]);
         let caplen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
-        recs.push(Rec { head, data: bytes[at + 16..at + 16 + caplen].to_vec() });
+        recs.push(Rec {
+            head,
+            data: bytes[at + 16..at + 16 + caplen].to_vec(),
+        });
         at += 16 + caplen;
     }
     (header, recs)
@@ -485,7 +703,9 @@ fn a_dropped_segment_and_retransmissions_give_the_clean_facts() {
     let nginx = nginx_tls12_verify_on(&pki);
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("clean.pcap"), true);
-    let _ = Curl::new(format!("{}/", nginx.base_url())).cacert(&pki.ca_cert).run();
+    let _ = Curl::new(format!("{}/", nginx.base_url()))
+        .cacert(&pki.ca_cert)
+        .run();
     let clean = cap.stop();
     let (header, recs) = read_pcap(&clean);
     let (clean_records, _) = analyze(&[&clean], &[]);
@@ -499,7 +719,9 @@ fn a_dropped_segment_and_retransmissions_give_the_clean_facts() {
         .iter()
         .position(|r| {
             offsets(&r.data).is_some_and(|(_, tcp, p)| {
-                r.data[tcp..tcp + 2] == server_port && r.data.get(p) == Some(&23) && r.data.len() > p + 60
+                r.data[tcp..tcp + 2] == server_port
+                    && r.data.get(p) == Some(&23)
+                    && r.data.len() > p + 60
             })
         })
         .expect("an application-data segment from the server");
@@ -513,9 +735,18 @@ fn a_dropped_segment_and_retransmissions_give_the_clean_facts() {
     write_pcap(&dropped_file, &header, &dropped);
     let (records, _) = analyze(&[&dropped_file], &[]);
     assert_eq!(records.len(), 1);
-    assert_eq!(facts(&records[0]), clean_facts, "a gap inside a record changes no fact");
+    assert_eq!(
+        facts(&records[0]),
+        clean_facts,
+        "a gap inside a record changes no fact"
+    );
     let gaps = &records[0]["capture"]["gaps"];
-    assert_eq!(gaps.as_array().map(Vec::len), Some(1), "{:#}", records[0]["capture"]);
+    assert_eq!(
+        gaps.as_array().map(Vec::len),
+        Some(1),
+        "{:#}",
+        records[0]["capture"]
+    );
     assert_eq!(gaps[0]["bytes"], (n - 40) as u64);
     assert_eq!(gaps[0]["direction"], "server_to_client");
     assert_eq!(gaps[0]["effect"], "inside_record");
@@ -544,8 +775,16 @@ fn a_dropped_segment_and_retransmissions_give_the_clean_facts() {
     write_pcap(&resent_file, &header, &resent);
     let (records, _) = analyze(&[&resent_file], &[]);
     assert_eq!(records.len(), 1);
-    assert_eq!(facts(&records[0]), clean_facts, "retransmissions change no fact");
-    assert!(records[0]["capture"]["gaps"].is_null(), "no gap: {:#}", records[0]["capture"]);
+    assert_eq!(
+        facts(&records[0]),
+        clean_facts,
+        "retransmissions change no fact"
+    );
+    assert!(
+        records[0]["capture"]["gaps"].is_null(),
+        "no gap: {:#}",
+        records[0]["capture"]
+    );
 }
 
 #[test]
@@ -576,4 +815,70 @@ fn bad_captures_are_named() {
     assert!(records.is_empty());
     assert!(stderr.contains("link type 147"), "{stderr}");
     assert!(stderr.contains("truncated"), "{stderr}");
+}
+
+#[test]
+fn a_snap_length_cut_is_named() {
+    let pki = TestPki::generate().expect("pki");
+    let nginx = nginx_tls12_verify_on(&pki);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cut.pcapng");
+    // dumpcap with a 200-byte snap length: the certificate flight is cut.
+    let cap = Dumpcap::start_with("lo", nginx.port(), &file, &["-s", "200"]);
+    let _ = Curl::new(format!("{}/", nginx.base_url()))
+        .cacert(&pki.ca_cert)
+        .run();
+    let file = cap.stop();
+    let (records, stderr) = analyze(&[&file], &[]);
+    assert!(
+        stderr.contains("snap length") && stderr.contains("-s 0"),
+        "{stderr}"
+    );
+    let gaps = records[0]["capture"]["gaps"].to_string();
+    assert!(gaps.contains("snap_len"), "{gaps}");
+}
+
+#[test]
+fn http2_status_behind_the_handshake_is_decrypted() {
+    let pki = TestPki::generate().expect("pki");
+    let nginx = Nginx::start(NginxConfig {
+        verify_client: VerifyClient::Optional,
+        client_certificate: Some(pki.ca_cert.clone()),
+        app_location: true,
+        http2: true,
+        ..NginxConfig::new(&pki.server.cert, &pki.server.key)
+    })
+    .expect("nginx");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("h2.pcapng"), false);
+    let keylog = dir.path().join("keys.log");
+    let out = Command::new("curl")
+        .env("SSLKEYLOGFILE", &keylog)
+        .args([
+            "-s",
+            "--http2",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+            "--cacert",
+        ])
+        .arg(&pki.ca_cert)
+        .arg(format!("{}/app", nginx.base_url()))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403 2");
+    let file = cap.stop();
+    let (records, _) = analyze(&[&file], &["--keylog", keylog.to_str().expect("utf-8")]);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let r = &records[0];
+    assert_eq!(r["wire"]["alpn"], "h2");
+    assert_eq!(r["request"]["uri"], "/app", "{r:#}");
+    assert_eq!(r["request"]["version"], "HTTP/2.0");
+    assert_eq!(r["response"]["status"], 403, "{r:#}");
+    // Without keys: nothing said about the answer.
+    let (records, _) = analyze(&[&file], &[]);
+    assert!(records[0]["response"].is_null());
 }

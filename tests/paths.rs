@@ -526,3 +526,74 @@ fn bad_via_values_are_usage_errors() {
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("HTTPS_PROXY"), "{}", r.stderr);
 }
+
+/// `--via PROXY --via direct` and the reverse order give the same findings: the direct path is
+/// the reference whatever the order. mitmproxy's CA is not trusted: the probe records the
+/// untrusted certificate, finishes the handshake without presenting an identity, and so still
+/// sees that the path asks for no certificate; it never presents the identity through it.
+#[test]
+fn the_order_of_via_does_not_change_the_reference_and_an_untrusted_device_still_shows() {
+    let (pki, _d) = common::dev_pki();
+    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
+    let mitm = mitmproxy();
+    let root = pki.root_ca().display().to_string();
+    let good = pki.client(ClientCert::Good).arg();
+    let url = nginx.localhost_url();
+    let rec_dir = tempfile::tempdir().unwrap();
+    let probe = |first: &str, second: &str, record: &str| {
+        let record = rec_dir.path().join(record).display().to_string();
+        let r = mtlscope(
+            &[
+                "probe", &url, "--via", first, "--via", second, "--upstream-ca", &root,
+                "--identity", &good, "--timeout", "10", "--json", "--record", &record,
+            ],
+            &[],
+        );
+        assert_eq!(r.code, Some(0), "{}\n{}\n{}", r.stderr, r.stdout, mitm.logs());
+        (r, record)
+    };
+    let (a, rec_a) = probe(&mitm.url(), "direct", "a.jsonl");
+    let (b, _) = probe("direct", &mitm.url(), "b.jsonl");
+    for r in [&a, &b] {
+        assert_eq!(r.json["paths"][0]["path"], "direct", "{:#}", r.json);
+        assert_eq!(r.json["paths"][1]["path"], mitm.url(), "{:#}", r.json);
+    }
+    let (fa, fb) = (sorted(path_findings(&a)), sorted(path_findings(&b)));
+    assert_eq!(fa, fb, "{:#}\n{:#}", a.json, b.json);
+    for id in ["intercepted-upstream", "path-removes-cert-request"] {
+        assert!(fa.contains(&id.to_string()), "{id} not in {fa:?}\n{:#}", a.json);
+    }
+    // The interceptor's chain is named as the intruder's, never the direct one.
+    let intercepted = a.json["comparisons"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "intercepted-upstream")
+        .unwrap()
+        .to_string();
+    assert!(intercepted.contains("mitmproxy"), "{intercepted}");
+    assert!(!intercepted.contains("A device on the path direct"), "{intercepted}");
+
+    // Through the untrusted device: the attempt without an identity finished its handshake
+    // (verdict recorded, not enforced) and got an answer; no identity was ever presented.
+    let text = std::fs::read_to_string(&rec_a).unwrap();
+    let through: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| {
+            v["upstream_leg"]["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["name"] == "proxy_connect"))
+        })
+        .collect();
+    assert!(!through.is_empty(), "{text}");
+    for v in &through {
+        let up = &v["upstream_leg"];
+        assert_eq!(up["server_verification"]["ok"], false, "{v:#}");
+        assert_eq!(up["chain"], serde_json::json!([]), "{v:#}");
+        assert!(up["identity"]["candidates"].as_array().is_none_or(|c| c.is_empty()), "{v:#}");
+    }
+    assert!(through.iter().any(|v| v["response"]["status"].is_number()), "{text}");
+    let skipped = a.json["paths"][1]["probe"].to_string();
+    assert!(skipped.contains("does not trust"), "{skipped}");
+}

@@ -367,6 +367,42 @@ async fn open_failing_flow(b: &Browser, rec: &Value) {
     };
     assert!(pos("ClientHello") < pos("CertificateRequest"), "{labels:?}");
     assert!(pos("GET /app") < pos("HTTP 403"), "{labels:?}");
+    client_leg_in_true_order(b).await;
+}
+
+/// The client leg (TLS 1.3, `--client-auth optional`, curl without a certificate) shows every
+/// handshake message mtlscope sent or read, in the order they crossed the wire: the
+/// ServerHello before the CertificateRequest, then mtlscope's Certificate, CertificateVerify
+/// and Finished, then the client's (empty) Certificate and its Finished.
+async fn client_leg_in_true_order(b: &Browser) {
+    let steps = b
+        .js("return [...document.querySelectorAll('#ladder g[data-leg=client]')].map(g =>
+                [g.getAttribute('data-kind'), g.querySelector('text.label').textContent,
+                 [...g.querySelectorAll('text.detail')].map(t => t.textContent).join(' | ')].join(' / '))")
+        .await;
+    let steps: Vec<&str> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let at = |what: &str, from: usize| {
+        steps
+            .iter()
+            .skip(from)
+            .position(|s| s.contains(what))
+            .map(|i| i + from)
+            .unwrap_or_else(|| panic!("no {what:?} after step {from} on the client leg: {steps:#?}"))
+    };
+    let hello = at("/ ClientHello", 0);
+    let server_hello = at("/ ServerHello", hello);
+    let request = at("cert_request / CertificateRequest (handshake", server_hello);
+    let own = at("certificate / Certificate / mtlscope's server certificate", request);
+    let verify = at("/ CertificateVerify", own);
+    let finished = at("/ Finished", verify);
+    let empty = at("certificate / Certificate / empty: no certificate", finished);
+    let client_finished = at("/ Finished / encrypted: read by mtlscope", empty);
+    assert!(client_finished > empty, "{steps:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,11 +220,20 @@ impl Analyzer<'_> {
                 let from_start = theirs.from_start;
                 theirs.acked(ack, &mut |ch| session.chunk(other, from_start, ch));
             }
-            let seq = if pkt.syn { pkt.seq.wrapping_add(1) } else { pkt.seq };
+            let seq = if pkt.syn {
+                pkt.seq.wrapping_add(1)
+            } else {
+                pkt.seq
+            };
             let from_start = mine.from_start;
-            mine.segment(seq, pkt.payload, pkt.cut, frame.number, frame.ts, &mut |ch| {
-                session.chunk(side, from_start, ch)
-            });
+            mine.segment(
+                seq,
+                pkt.payload,
+                pkt.cut,
+                frame.number,
+                frame.ts,
+                &mut |ch| session.chunk(side, from_start, ch),
+            );
         }
         if pkt.fin || pkt.rst {
             c.session.close(side, pkt.rst, frame.number, frame.ts);
@@ -257,13 +266,15 @@ impl Analyzer<'_> {
             self.summary.tls_connections += 1;
         }
         let id = *self.next_id;
-        if let Some(flow) = c.session.into_flow(id) {
+        let retransmitted: u64 = c.streams.iter().map(|s| s.retransmitted).sum();
+        if let Some(mut flow) = c.session.into_flow(id) {
+            if let Some(cap) = flow.capture.as_mut() {
+                cap.retransmitted_bytes = retransmitted;
+            }
             *self.next_id += 1;
-            if flow
-                .capture
-                .as_ref()
-                .is_some_and(|cap| matches!(cap.decryption, crate::facts::Decryption::Decrypted { .. }))
-            {
+            if flow.capture.as_ref().is_some_and(|cap| {
+                matches!(cap.decryption, crate::facts::Decryption::Decrypted { .. })
+            }) {
                 self.summary.decrypted += 1;
             }
             (self.emit)(flow);
@@ -294,6 +305,98 @@ impl Analyzer<'_> {
         keys.sort_by_key(|(f, _)| *f);
         for (_, k) in keys {
             self.finish(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pcap (Ethernet) of one client→server segment carrying `payload`, then the same bytes
+    /// from the server back.
+    fn pcap(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for (i, (sp, dp)) in [(40000u16, 4433u16), (4433, 40000)].into_iter().enumerate() {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x08, 0x00]);
+            let total = (20 + 20 + payload.len()) as u16;
+            f.extend_from_slice(&[
+                0x45,
+                0,
+                (total >> 8) as u8,
+                total as u8,
+                0,
+                0,
+                0x40,
+                0,
+                64,
+                6,
+                0,
+                0,
+            ]);
+            f.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+            f.extend_from_slice(&sp.to_be_bytes());
+            f.extend_from_slice(&dp.to_be_bytes());
+            f.extend_from_slice(&1000u32.to_be_bytes());
+            f.extend_from_slice(&0u32.to_be_bytes());
+            f.extend_from_slice(&[0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+            f.extend_from_slice(payload);
+            let len = (f.len() as u32).to_le_bytes();
+            out.extend_from_slice(&(i as u32 + 1).to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            out.extend_from_slice(&len);
+            out.extend_from_slice(&len);
+            out.extend_from_slice(&f);
+        }
+        out
+    }
+
+    #[test]
+    fn tls_is_found_by_content_on_any_port_without_a_syn() {
+        // A ClientHello record header with a ClientHello message type: TLS, port 4433.
+        let hello = [22, 3, 1, 0, 4, 1, 0, 0, 0];
+        let mut flows = Vec::new();
+        let s =
+            analyze_bytes("t.pcap", &pcap(&hello), None, &mut |f| flows.push(f)).expect("reads");
+        assert_eq!((s.tcp_connections, flows.len()), (1, 1));
+        let cap = flows[0].capture.as_ref().expect("capture facts");
+        assert!(!cap.from_syn, "started mid-connection");
+        assert_eq!(flows[0].client_addr.as_deref(), Some("127.0.0.1:40000"));
+        // Plain HTTP is not TLS: no record.
+        let mut flows = Vec::new();
+        analyze_bytes("h.pcap", &pcap(b"GET / HTTP/1.1\r\n\r\n"), None, &mut |f| {
+            flows.push(f)
+        })
+        .expect("reads");
+        assert!(flows.is_empty());
+    }
+
+    #[test]
+    fn mangled_captures_never_panic() {
+        // The fuzz target's property, on deterministic mutations of a small capture.
+        let base = pcap(&[22, 3, 3, 0, 40, 2, 0, 0, 36, 3, 3]);
+        let mut seed = 0x9e37_79b9_u32;
+        for round in 0..2000 {
+            let mut bytes = base.clone();
+            for _ in 0..(round % 7 + 1) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let at = seed as usize % bytes.len();
+                bytes[at] = (seed >> 8) as u8;
+            }
+            let cut = seed as usize % (bytes.len() + 1);
+            let bytes = if round % 3 == 0 {
+                &bytes[..cut]
+            } else {
+                &bytes[..]
+            };
+            let _ = analyze_bytes("m.pcap", bytes, None, &mut |f| {
+                let _ = crate::diagnose::diagnose(&f);
+            });
         }
     }
 }

@@ -127,10 +127,7 @@ struct Interface {
 
 /// Read every frame of the capture at `path`, in file order, handing each to `f`. Returns how
 /// the file ended; a file that cannot be read at all is an error.
-pub fn for_each_frame(
-    path: &Path,
-    mut f: impl FnMut(Frame<'_>),
-) -> Result<Ending, CaptureError> {
+pub fn for_each_frame(path: &Path, mut f: impl FnMut(Frame<'_>)) -> Result<Ending, CaptureError> {
     let file = File::open(path).map_err(|source| CaptureError::Io {
         path: path.to_path_buf(),
         source,
@@ -173,10 +170,8 @@ pub fn read_frames<R: Read>(
             Ok((offset, block)) => {
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => {
-                        legacy = Some((
-                            Link::from_number(h.network.0),
-                            h.is_nanosecond_precision(),
-                        ));
+                        legacy =
+                            Some((Link::from_number(h.network.0), h.is_nanosecond_precision()));
                     }
                     PcapBlockOwned::Legacy(b) => {
                         let (link, nanos) = legacy.unwrap_or((Link::Ethernet, false));
@@ -254,7 +249,11 @@ pub fn read_frames<R: Read>(
             Err(PcapError::BufferTooSmall) if capacity < MAX_BLOCK => {
                 capacity *= 2;
                 if !reader.grow(capacity) {
-                    return Ok(malformed(number, reader.consumed(), "a block too large to read"));
+                    return Ok(malformed(
+                        number,
+                        reader.consumed(),
+                        "a block too large to read",
+                    ));
                 }
                 if reader.refill().is_err() {
                     return Err(CaptureError::Io {
@@ -335,7 +334,9 @@ pub fn tcp_packet<'a>(frame: &Frame<'a>) -> Result<TcpPacket<'a>, NotTcp> {
     let data = frame.data;
     let cut_frame = (frame.orig_len as usize).saturating_sub(data.len());
     let sliced = match frame.link {
-        Link::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| cut_or_other(cut_frame))?,
+        Link::Ethernet => {
+            LaxSlicedPacket::from_ethernet(data).map_err(|_| cut_or_other(cut_frame))?
+        }
         Link::RawIp => LaxSlicedPacket::from_ip(data).map_err(|_| cut_or_other(cut_frame))?,
         Link::LinuxSll => {
             let proto = be16(data, 14).ok_or(NotTcp::CutHeaders)?;
@@ -350,11 +351,18 @@ pub fn tcp_packet<'a>(frame: &Frame<'a>) -> Result<TcpPacket<'a>, NotTcp> {
             let le = u32::from_le_bytes([family[0], family[1], family[2], family[3]]);
             let be = u32::from_be_bytes([family[0], family[1], family[2], family[3]]);
             // AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30 depending on the OS.
-            let af = if frame.link == Link::Loop { be } else if le < 256 { le } else { be };
+            let af = if frame.link == Link::Loop {
+                be
+            } else if le < 256 {
+                le
+            } else {
+                be
+            };
             if !matches!(af, 2 | 10 | 24 | 28 | 30) {
                 return Err(NotTcp::OtherProtocol);
             }
-            LaxSlicedPacket::from_ip(data.get(4..).unwrap_or(&[])).map_err(|_| cut_or_other(cut_frame))?
+            LaxSlicedPacket::from_ip(data.get(4..).unwrap_or(&[]))
+                .map_err(|_| cut_or_other(cut_frame))?
         }
         Link::Other(n) => return Err(NotTcp::UnknownLink(n)),
     };
@@ -383,7 +391,11 @@ pub fn tcp_packet<'a>(frame: &Frame<'a>) -> Result<TcpPacket<'a>, NotTcp> {
                 Some(LaxNetSlice::Ipv6(v6)) => v6.payload().ip_number == etherparse::IpNumber::TCP,
                 None => false,
             };
-            return Err(if is_tcp { NotTcp::CutHeaders } else { NotTcp::OtherProtocol });
+            return Err(if is_tcp {
+                NotTcp::CutHeaders
+            } else {
+                NotTcp::OtherProtocol
+            });
         }
     };
     Ok(TcpPacket {

@@ -8,8 +8,8 @@
 use super::decrypt::{Decryptor, KeyLog};
 use super::tcp::{Chunk, GapCause};
 use crate::facts::{
-    CaptureFacts, Decryption, Event, FrameMark, GapEffect, GapKind, Mode, StreamDirection,
-    StreamGap, Flow,
+    CaptureFacts, Decryption, Event, Flow, FrameMark, GapEffect, GapKind, Mode, StreamDirection,
+    StreamGap,
 };
 use crate::wire::{Dir, TapRole, WireParser};
 use std::net::SocketAddr;
@@ -68,7 +68,13 @@ pub struct Session {
 
 impl Session {
     /// A connection whose first frame `frame` at `ts` went from `ends[0]` to `ends[1]`.
-    pub fn new(file: Arc<str>, ends: [SocketAddr; 2], frame: u64, ts: f64, keys: Option<Arc<KeyLog>>) -> Session {
+    pub fn new(
+        file: Arc<str>,
+        ends: [SocketAddr; 2],
+        frame: u64,
+        ts: f64,
+        keys: Option<Arc<KeyLog>>,
+    ) -> Session {
         Session {
             file,
             start: ts,
@@ -118,7 +124,11 @@ impl Session {
     /// A FIN or RST from `side`.
     pub fn close(&mut self, side: usize, rst: bool, frame: u64, ts: f64) {
         let at = self.at_ms(ts);
-        let who = if Some(side) == self.client { "client" } else { "server" };
+        let who = if Some(side) == self.client {
+            "client"
+        } else {
+            "server"
+        };
         if rst {
             if self.reset.is_none() && !self.fin_seen {
                 self.reset = Some((side, frame));
@@ -182,7 +192,11 @@ impl Session {
                     if self.parser.generation() != before && self.marks.len() < MAX_MARKS {
                         let what = format!("TLS from {}", dir.sender());
                         if self.marks.last().is_none_or(|m| m.frame != frame) {
-                            self.marks.push(FrameMark { at_ms: at, frame, what });
+                            self.marks.push(FrameMark {
+                                at_ms: at,
+                                frame,
+                                what,
+                            });
                         }
                     }
                 }
@@ -190,7 +204,13 @@ impl Session {
                     d.feed(dir, at, bytes, &self.parser);
                 }
             }
-            Chunk::Gap { len, offset, cause, frame, ts } => self.gap(dir, len, offset, cause, frame, ts),
+            Chunk::Gap {
+                len,
+                offset,
+                cause,
+                frame,
+                ts,
+            } => self.gap(dir, len, offset, cause, frame, ts),
         }
     }
 
@@ -200,7 +220,11 @@ impl Session {
         let record = matches!(bytes, [20..=23, 3, 0..=4, ..]);
         match self.client {
             Some(c) if from_start => {
-                self.tls = if side == c && hello { Tls::Yes } else { Tls::No };
+                self.tls = if side == c && hello {
+                    Tls::Yes
+                } else {
+                    Tls::No
+                };
             }
             _ => {
                 // No SYN: a ClientHello names the client; any record header mid-stream makes
@@ -247,7 +271,9 @@ impl Session {
         };
         let why = match kind {
             GapKind::NotCaptured => "not in the capture".to_string(),
-            GapKind::SnapLen => "cut off by the capture's snap length (capture with -s 0)".to_string(),
+            GapKind::SnapLen => {
+                "cut off by the capture's snap length (capture with -s 0)".to_string()
+            }
         };
         let then = match effect {
             GapEffect::InsideRecord => "inside an encrypted record; the TLS framing is kept",
@@ -257,7 +283,10 @@ impl Session {
         self.event(
             at,
             "capture_gap",
-            Some(format!("{len} bytes from the {} {why}, frame {frame}; {then}", dir.sender())),
+            Some(format!(
+                "{len} bytes from the {} {why}, frame {frame}; {then}",
+                dir.sender()
+            )),
         );
         if self.gaps.len() < MAX_GAPS {
             self.gaps.push(StreamGap {
@@ -296,7 +325,9 @@ impl Session {
         wire.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
         if let Some((side, frame)) = self.reset {
             let who = if side == client { "client" } else { "server" };
-            flow.error = Some(format!("the {who} reset the connection (TCP RST, frame {frame})"));
+            flow.error = Some(format!(
+                "the {who} reset the connection (TCP RST, frame {frame})"
+            ));
             wire.failure = Some(crate::facts::LegFailure {
                 stage: if wire.events.iter().any(|e| e.name == "handshake_done") {
                     crate::facts::Stage::AfterHandshake
@@ -308,7 +339,11 @@ impl Session {
         }
         let mut marks = self.marks;
         for m in &mut marks {
-            if let Some(e) = wire.events.iter().find(|e| e.at_ms == m.at_ms && e.name != "capture_gap") {
+            if let Some(e) = wire
+                .events
+                .iter()
+                .find(|e| e.at_ms == m.at_ms && e.name != "capture_gap")
+            {
                 m.what = e.name.clone();
             }
         }

@@ -337,7 +337,16 @@ mod tests {
         assert_eq!(clean, ("hello world".into(), vec![]));
         let reordered = run(99, &[(106, b"world"), (100, b"hello ")], None);
         assert_eq!(reordered, clean);
-        let retrans = run(99, &[(100, b"hello "), (100, b"hello "), (103, b"lo wo"), (106, b"world")], None);
+        let retrans = run(
+            99,
+            &[
+                (100, b"hello "),
+                (100, b"hello "),
+                (103, b"lo wo"),
+                (106, b"world"),
+            ],
+            None,
+        );
         assert_eq!(retrans, clean);
     }
 

@@ -147,6 +147,18 @@ impl RecordingClientVerifier {
     }
 }
 
+impl RecordingClientVerifier {
+    /// The client's CertificateVerify arrived and was checked (TLS 1.3: inside encrypted
+    /// records, so only this hook sees it).
+    fn certificate_verify(&self, scheme: SignatureScheme, ok: bool) {
+        let verdict = if ok { "valid" } else { "invalid" };
+        self.rec.event(
+            super::flights::CLIENT_CERTIFICATE_VERIFY,
+            Some(format!("from client, {scheme:?}, signature {verdict}")),
+        );
+    }
+}
+
 impl ClientCertVerifier for RecordingClientVerifier {
     fn offer_client_auth(&self) -> bool {
         self.policy.mode != ClientAuthMode::None
@@ -238,7 +250,9 @@ impl ClientCertVerifier for RecordingClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        SignatureChecks(&self.policy.provider).tls12(message, cert, dss)
+        let checked = SignatureChecks(&self.policy.provider).tls12(message, cert, dss);
+        self.certificate_verify(dss.scheme, checked.is_ok());
+        checked
     }
 
     fn verify_tls13_signature(
@@ -247,7 +261,9 @@ impl ClientCertVerifier for RecordingClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        SignatureChecks(&self.policy.provider).tls13(message, cert, dss)
+        let checked = SignatureChecks(&self.policy.provider).tls13(message, cert, dss);
+        self.certificate_verify(dss.scheme, checked.is_ok());
+        checked
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

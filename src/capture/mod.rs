@@ -6,6 +6,7 @@
 
 pub mod client_auth;
 pub mod clock;
+pub mod flights;
 pub mod flush;
 pub mod keylog;
 pub mod server_auth;
@@ -72,6 +73,7 @@ impl LegRecorder {
     pub fn attach_tap(&self, tap: TapHandle, refuses_renegotiation: bool) {
         let mut state = self.lock();
         state.version += 1;
+        state.merge.tls_server = tap.role() == crate::wire::TapRole::Server;
         state.tap = Some(tap);
         state.merge.refuses_renegotiation = refuses_renegotiation;
     }

@@ -123,7 +123,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
             leg.server_chain = chain;
             if leg.issuer_lookup.is_some() {
                 leg.issuer_lookup = self.known.lookup_issuer_with(
-                    &leg.chain,
+                    super::upstream_auth::offered_chain(leg),
                     &leg.server_chain,
                     super::upstream_auth::SERVER_CHAIN_SOURCE,
                 );
@@ -136,7 +136,10 @@ impl ServerCertVerifier for RecordingServerVerifier {
             });
         });
         match result {
-            Err(e) if enforced => Err(e),
+            Err(e) if enforced => {
+                super::upstream_auth::record_ended_before_certificate(&self.rec);
+                Err(e)
+            }
             _ => Ok(ServerCertVerified::assertion()),
         }
     }
@@ -147,7 +150,9 @@ impl ServerCertVerifier for RecordingServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        SignatureChecks(&self.trust.provider).tls12(message, cert, dss)
+        let checked = SignatureChecks(&self.trust.provider).tls12(message, cert, dss);
+        self.past_server_checks("server_key_exchange_signature", checked.is_ok());
+        checked
     }
 
     fn verify_tls13_signature(
@@ -156,11 +161,30 @@ impl ServerCertVerifier for RecordingServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        SignatureChecks(&self.trust.provider).tls13(message, cert, dss)
+        let checked = SignatureChecks(&self.trust.provider).tls13(message, cert, dss);
+        self.past_server_checks("server_certificate_verify", checked.is_ok());
+        checked
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         SignatureChecks(&self.trust.provider).schemes()
+    }
+}
+
+impl RecordingServerVerifier {
+    /// The server's signature was checked (rustls checks it after the certificate): the next
+    /// thing rustls writes answers the CertificateRequest, or the handshake ends here.
+    /// `event`: what was signed (TLS 1.2: the ServerKeyExchange, which the wire shows; TLS
+    /// 1.3: the CertificateVerify, encrypted).
+    fn past_server_checks(&self, event: &str, ok: bool) {
+        let verdict = if ok { "valid" } else { "invalid" };
+        self.rec
+            .event(event, Some(format!("from server, signature {verdict}")));
+        if ok {
+            super::upstream_auth::record_past_server_checks(&self.rec);
+        } else {
+            super::upstream_auth::record_ended_before_certificate(&self.rec);
+        }
     }
 }
 

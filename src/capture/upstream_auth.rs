@@ -63,8 +63,22 @@ impl RecordingClientResolver {
 pub fn record_issuer_lookup(rec: &LegRecorder, known: &crate::cert::KnownCerts) {
     rec.with(|leg| {
         leg.issuer_lookup =
-            known.lookup_issuer_with(&leg.chain, &leg.server_chain, SERVER_CHAIN_SOURCE);
+            known.lookup_issuer_with(offered_chain(leg), &leg.server_chain, SERVER_CHAIN_SOURCE);
     });
+}
+
+/// The chain on offer: the one sent, or before it is sent the chosen identity's.
+pub fn offered_chain(leg: &crate::facts::Leg) -> &[crate::facts::CertSummary] {
+    if !leg.chain.is_empty() || leg.certificate_sent.is_some() {
+        return &leg.chain;
+    }
+    leg.identity
+        .as_ref()
+        .and_then(|i| {
+            let chosen = i.chosen.as_deref()?;
+            i.candidates.iter().find(|c| c.label == chosen)
+        })
+        .map_or(&[], |c| c.chain.as_slice())
 }
 
 impl IdentityPolicy {
@@ -128,10 +142,43 @@ pub fn cert_request(
     }
 }
 
+/// Record the server's CertificateRequest and the identity chosen for it (see
+/// [`choose_for_request`]), for an engine whose chosen chain is what goes on the wire
+/// (OpenSSL sends what its callback returns): the chain is recorded as sent.
+pub fn record_request(
+    rec: &LegRecorder,
+    policy: &IdentityPolicy,
+    request: CertRequest,
+) -> Option<usize> {
+    let chosen = choose_for_request(rec, policy, request);
+    rec.with(|leg| {
+        leg.chain = chosen_chain(leg, chosen);
+        leg.certificate_sent = Some(true);
+    });
+    rec.event(
+        "certificate_presented",
+        Some(
+            chosen
+                .and_then(|i| policy.candidates().get(i))
+                .map_or("none".to_string(), |id| id.label.clone()),
+        ),
+    );
+    chosen
+}
+
+/// The chain of candidate `index` as recorded in the leg's identity choice.
+fn chosen_chain(leg: &crate::facts::Leg, index: Option<usize>) -> Vec<crate::facts::CertSummary> {
+    index
+        .and_then(|i| leg.identity.as_ref()?.candidates.get(i))
+        .map(|c| c.chain.clone())
+        .unwrap_or_default()
+}
+
 /// Record the server's CertificateRequest on the leg (the first as `cert_request`, later ones
 /// in `later_cert_requests`) and choose, by `policy`, which identity answers it, saying why.
-/// Returns the chosen index into `policy.candidates()`.
-pub fn record_request(
+/// Only the choice (the intent) is recorded here: what went on the wire is recorded when it
+/// does. Returns the chosen index into `policy.candidates()`.
+pub fn choose_for_request(
     rec: &LegRecorder,
     policy: &IdentityPolicy,
     request: CertRequest,
@@ -158,13 +205,10 @@ pub fn record_request(
         let (index, reason) = choose(policy, &choice.candidates, ca_names.is_empty());
         choice.reason = reason;
         choice.chosen = index.map(|i| choice.candidates[i].label.clone());
-        leg.chain = index
-            .map(|i| choice.candidates[i].chain.clone())
-            .unwrap_or_default();
         index
     });
     rec.event(
-        "certificate_presented",
+        "identity_chosen",
         Some(
             chosen
                 .and_then(|i| policy.candidates().get(i))
@@ -190,8 +234,8 @@ impl ResolvesClientCert for RecordingClientResolver {
             self.rec.clock().ms(),
             None,
         );
-        let chosen = record_request(&self.rec, &self.policy, request);
-        let id = chosen.and_then(|i| self.policy.candidates().get(i))?;
+        let chosen = choose_for_request(&self.rec, &self.policy, request);
+        let (index, id) = chosen.and_then(|i| Some((i, self.policy.candidates().get(i)?)))?;
         // rustls sends an empty Certificate when the key can sign none of the schemes the
         // server accepts: record that nothing was presented, and why.
         if id.certified.key.choose_scheme(sigschemes).is_none() {
@@ -211,14 +255,154 @@ impl ResolvesClientCert for RecordingClientResolver {
             );
             return None;
         }
+        // The issuer lookup is about the chain on offer; it is kept only if it is sent.
         record_issuer_lookup(&self.rec, &self.known);
-        Some(id.certified.clone())
+        // The chain is recorded when it goes on the wire (see `OnTheWire`), not here.
+        let key = Arc::new(OnTheWire {
+            inner: id.certified.key.clone(),
+            label: id.label.clone(),
+            index,
+            rec: self.rec.clone(),
+        });
+        let mut certified = CertifiedKey::new(id.certified.cert.clone(), key);
+        certified.ocsp = id.certified.ocsp.clone();
+        Some(Arc::new(certified))
     }
 
     fn has_certs(&self) -> bool {
         // True whenever resolve may return one, or TLS 1.2 signing breaks (TLS-NOTES).
         !self.policy.candidates().is_empty()
     }
+}
+
+/// The chosen identity's key as rustls sees it: records what rustls really sends. rustls asks
+/// the key for a signature scheme the server accepts when the CertificateRequest arrives
+/// (none: it sends an empty Certificate), and signs right after writing the Certificate, once
+/// the server's certificate and signature verified: so the chain went on the wire exactly when
+/// `sign` is called.
+#[derive(Debug)]
+struct OnTheWire {
+    /// The identity's own key.
+    inner: Arc<dyn rustls::sign::SigningKey>,
+    /// The identity's label, for events.
+    label: String,
+    /// Its index among the leg's candidates.
+    index: usize,
+    /// The upstream leg.
+    rec: LegRecorder,
+}
+
+impl rustls::sign::SigningKey for OnTheWire {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn rustls::sign::Signer>> {
+        match self.inner.choose_scheme(offered) {
+            Some(signer) => Some(Box::new(SentSigner {
+                inner: signer,
+                label: self.label.clone(),
+                index: self.index,
+                rec: self.rec.clone(),
+            })),
+            None => {
+                let detail = format!(
+                    "the {:?} key of {} can sign with none of the schemes the server accepts, so the Certificate is empty",
+                    self.inner.algorithm(),
+                    self.label
+                );
+                self.rec.with(|leg| {
+                    if let Some(choice) = leg.identity.as_mut() {
+                        choice.reason.push_str(&format!("; but {detail}"));
+                    }
+                });
+                self.rec.event(UNUSABLE_EVENT, Some(detail));
+                None
+            }
+        }
+    }
+
+    fn public_key(&self) -> Option<rustls::pki_types::SubjectPublicKeyInfoDer<'_>> {
+        self.inner.public_key()
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        self.inner.algorithm()
+    }
+}
+
+/// The event of mtlscope's Certificate message on the upstream leg (TLS 1.3: encrypted, so
+/// recorded by mtlscope's TLS hooks); the leg's `chain` is what it carried.
+pub const CERTIFICATE_SENT: &str = "certificate_sent";
+
+/// The event of mtlscope's CertificateVerify on the upstream leg.
+pub const CERTIFICATE_VERIFY_SENT: &str = "certificate_verify_sent";
+
+/// The event of an identity whose key cannot sign with any scheme the server accepts.
+pub const UNUSABLE_EVENT: &str = "identity_key_unusable";
+
+/// The signer of [`OnTheWire`]: its first use means the Certificate carrying the chain was
+/// just written.
+#[derive(Debug)]
+struct SentSigner {
+    /// The identity's signer for the chosen scheme.
+    inner: Box<dyn rustls::sign::Signer>,
+    /// The identity's label, for events.
+    label: String,
+    /// Its index among the leg's candidates.
+    index: usize,
+    /// The upstream leg.
+    rec: LegRecorder,
+}
+
+impl rustls::sign::Signer for SentSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.rec.with(|leg| {
+            leg.chain = chosen_chain(leg, Some(self.index));
+            leg.certificate_sent = Some(true);
+        });
+        self.rec.event(CERTIFICATE_SENT, Some(format!("sent {}", self.label)));
+        let signed = self.inner.sign(message);
+        self.rec.event(
+            CERTIFICATE_VERIFY_SENT,
+            Some(format!("{:?}", self.inner.scheme())),
+        );
+        signed
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.inner.scheme()
+    }
+}
+
+/// The server's certificate and signature checks are done: rustls now answers the
+/// CertificateRequest (if there was one) with its Certificate, which is empty unless the
+/// chosen identity's signer is about to be used (see [`SentSigner`]).
+pub fn record_past_server_checks(rec: &LegRecorder) {
+    let empty = rec.with(|leg| {
+        if leg.cert_request.is_none() || leg.certificate_sent.is_some() {
+            return false;
+        }
+        leg.certificate_sent = Some(true);
+        let unusable = leg.events.iter().any(|e| e.name == UNUSABLE_EVENT);
+        let chose = leg.identity.as_ref().is_some_and(|i| i.chosen.is_some());
+        let empty = unusable || !chose;
+        if empty {
+            leg.issuer_lookup = None;
+        }
+        empty
+    });
+    if empty {
+        rec.event(CERTIFICATE_SENT, Some("empty: no certificate".into()));
+    }
+}
+
+/// The handshake ended at the server's certificate or signature, before mtlscope's own
+/// Certificate: nothing was presented, whatever identity was chosen.
+pub fn record_ended_before_certificate(rec: &LegRecorder) {
+    rec.with(|leg| {
+        if leg.cert_request.is_some() && leg.certificate_sent.is_none() {
+            leg.certificate_sent = Some(false);
+            leg.chain.clear();
+            leg.issuer_lookup = None;
+        }
+    });
 }
 
 /// Pick a candidate and say why.

@@ -16,6 +16,8 @@ pub struct MergeContext {
     pub refuses_renegotiation: bool,
     /// When the latest HTTP request went out on this leg, ms (for the delay of a late request).
     pub last_request_ms: Option<f64>,
+    /// mtlscope is the TLS server of this leg (the client leg).
+    pub tls_server: bool,
 }
 
 /// Merge `tap` into `leg`.
@@ -101,10 +103,13 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
     leg.events.extend(
         tap.events
             .iter()
-            .filter(|e| !own.contains(&e.name))
+            // The wire's CertificateRequest is kept beside the hook's: it was on the wire
+            // first (TLS 1.2, before ServerHelloDone), where the ladder draws it.
+            .filter(|e| !own.contains(&e.name) || e.name == "certificate_request")
             .cloned(),
     );
     leg.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    super::flights::add(leg, tap, ctx.tls_server);
 }
 
 /// Say why a configured identity was never presented when the request came too late for it.
@@ -164,6 +169,7 @@ mod tests {
             MergeContext {
                 refuses_renegotiation: true,
                 last_request_ms: Some(12.0),
+                tls_server: false,
             },
         );
         let cr = leg.cert_request.as_ref().unwrap();
@@ -183,6 +189,7 @@ mod tests {
             MergeContext {
                 refuses_renegotiation: true,
                 last_request_ms: Some(12.0),
+                tls_server: false,
             },
         );
         assert_eq!((leg.renegotiations.len(), leg.alerts.len()), (1, 1));
@@ -228,6 +235,7 @@ mod tests {
             MergeContext {
                 refuses_renegotiation: true,
                 last_request_ms: Some(6.5),
+                tls_server: false,
             },
         );
         let cr = leg.cert_request.unwrap();

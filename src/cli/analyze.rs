@@ -140,7 +140,11 @@ pub fn notices(path: &std::path::Path, s: &FileSummary) -> Vec<String> {
             "{name}: the file is truncated: it ends inside the block after frame {after_frame}; \
              everything before was read"
         )),
-        Some(Ending::Malformed { after_frame, offset, why }) => out.push(format!(
+        Some(Ending::Malformed {
+            after_frame,
+            offset,
+            why,
+        }) => out.push(format!(
             "{name}: a malformed block at byte {offset} (after frame {after_frame}): {why}; \
              nothing after it was read"
         )),
@@ -160,7 +164,10 @@ pub fn notices(path: &std::path::Path, s: &FileSummary) -> Vec<String> {
         ));
     }
     if s.fragments > 0 {
-        out.push(format!("{name}: {} IP fragments were skipped (not reassembled)", s.fragments));
+        out.push(format!(
+            "{name}: {} IP fragments were skipped (not reassembled)",
+            s.fragments
+        ));
     }
     out
 }

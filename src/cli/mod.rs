@@ -135,8 +135,18 @@ fn init_tracing(level: Option<&str>) -> Result<(), CommandError> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(stderr_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .try_init();
     Ok(())
+}
+
+/// Colour the log only on a terminal, and never when `NO_COLOR` is set to anything but the
+/// empty string (no-color.org).
+fn stderr_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The address for `--listen TEXT`: an IP address and port, or a host name and port
@@ -177,8 +187,11 @@ pub fn listen_addr(text: &str) -> Result<std::net::SocketAddr, CommandError> {
 
 /// A multi-threaded tokio runtime for the network commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    // The first handshake would otherwise pay for seeding the random generator.
+    crate::warm::thread();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(crate::warm::thread)
         .build()
         .map_err(|e| CommandError::runtime(format!("cannot start the async runtime: {e}")))
 }
@@ -214,4 +227,18 @@ pub async fn until_interrupted(
         rotations = stats.rotations,
         "recording closed"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stderr_colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(stderr_colour(true, None));
+        assert!(stderr_colour(true, Some(OsStr::new(""))));
+        assert!(!stderr_colour(true, Some(OsStr::new("1"))));
+        assert!(!stderr_colour(false, None));
+    }
 }

@@ -36,8 +36,8 @@ crate::settings::settings_group! {
         /// Probe over this path too, and compare it with the direct path (repeatable):
         /// `http://[USER:PASS@]HOST:PORT` (an HTTP CONNECT proxy), `env` (the proxy an HTTPS
         /// client would take from https_proxy / HTTPS_PROXY / ALL_PROXY, honouring NO_PROXY as
-        /// curl does), or `direct`. The first path is the reference; `direct` is added first
-        /// unless named.
+        /// curl does), or `direct`. The direct path is the reference whatever the order
+        /// (added when not named); every other path is compared with it.
         #[arg(long, value_name = "PROXY|env|direct")]
         pub via: Vec<String>,
         /// The attempts' TLS client: rustls, openssl (completes TLS 1.2 renegotiation and
@@ -131,7 +131,7 @@ fn vias(args: &ProbeOnly, host: &str) -> Result<Vec<Via>, CommandError> {
     Ok(out)
 }
 
-/// `probe --via`: the same probe over every path, then each path compared with the first.
+/// `probe --via`: the same probe over every path, then each path compared with the direct one.
 fn run_paths(args: &ProbeOnly, plan: &ProbePlan) -> Result<(), CommandError> {
     let vias = vias(args, &plan.target.host)?;
     let rt = super::runtime()?;

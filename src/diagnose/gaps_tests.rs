@@ -109,6 +109,100 @@ fn a_close_notify_is_not_a_failure() {
     assert!(!has_error(&flow), "{:?}", ids(&flow));
 }
 
+/// A TCP connect that sent nothing (`nc -z`, a load balancer's TCP check).
+fn port_check_flow() -> Flow {
+    FlowBuilder::reverse()
+        .connection()
+        .client(|l| {
+            l.tls_version = None;
+            l.handshake_done_ms = None;
+            l.failure = Some(LegFailure {
+                stage: Stage::ClientHello,
+                kind: FailureKind::NothingSent,
+            });
+            l.error = Some(
+                "the client closed the connection without sending a byte (a port check)".into(),
+            );
+        })
+        .with(|f| f.error = f.client_leg.as_ref().and_then(|l| l.error.clone()))
+        .build()
+}
+
+#[test]
+fn a_connection_that_sent_nothing_is_a_port_check_not_a_failure() {
+    let flow = port_check_flow();
+    assert_eq!(ids(&flow), ["port-check"]);
+    let f = find(&flow, "port-check").unwrap();
+    assert_eq!(f.severity, Severity::Info);
+    assert!(!has_error(&flow));
+    let view = crate::diagnose::view::View::new(&flow);
+    assert!(!crate::diagnose::gaps::is_failure(&view));
+}
+
+#[test]
+fn a_completed_handshake_without_a_request_is_no_failure() {
+    let flow = success_builder().connection().build();
+    assert!(ids(&flow).is_empty(), "{:?}", ids(&flow));
+}
+
+#[test]
+fn a_404_with_a_clean_certificate_story_is_not_certificate_related() {
+    for status in [404, 405, 410, 413, 415, 429] {
+        let flow = success_builder()
+            .get("/favicon.ico")
+            .response(status, "not found", &[])
+            .build();
+        assert_eq!(ids(&flow), ["not-certificate-related"], "{status}");
+        let f = find(&flow, "not-certificate-related").unwrap();
+        assert_eq!(f.severity, Severity::Info);
+        assert!(f.summary.contains(&status.to_string()), "{}", f.summary);
+        assert!(
+            f.evidence.iter().any(|e| e.contains("GET /favicon.ico")),
+            "{:?}",
+            f.evidence
+        );
+    }
+}
+
+#[test]
+fn a_404_after_a_failing_leg_or_an_auth_status_is_no_such_thing() {
+    // A leg with a failing alert: the certificate story is not clean.
+    let flow = success_builder()
+        .get("/x")
+        .response(404, "", &[])
+        .upstream(|l| l.alerts = vec![alert(Direction::Received, 42, 3.0)])
+        .build();
+    assert!(find(&flow, "not-certificate-related").is_none(), "{:?}", ids(&flow));
+    // 403 is about who the client is: never "not certificate related".
+    let flow = success_builder().get("/x").response(403, "", &[]).build();
+    assert!(find(&flow, "not-certificate-related").is_none(), "{:?}", ids(&flow));
+}
+
+#[test]
+fn an_upstream_handshake_ended_before_the_certificate_presented_nothing() {
+    // mtlscope aborted at the server's untrusted certificate: the identity was chosen but
+    // never sent, so no rule may say it was presented or not presented.
+    let flow = success_builder()
+        .upstream(|l| {
+            l.certificate_sent = Some(false);
+            l.chain = vec![];
+            l.handshake_done_ms = None;
+            l.failure = Some(LegFailure {
+                stage: Stage::Handshake,
+                kind: FailureKind::PeerCertificateInvalid,
+            });
+            l.error = Some("the peer's certificate was rejected: UnknownIssuer".into());
+        })
+        .own_response(502)
+        .build();
+    let found = ids(&flow);
+    assert!(found.contains(&"server-cert-untrusted".to_string()), "{found:?}");
+    assert!(!found.contains(&"no-client-cert".to_string()), "{found:?}");
+    let view = crate::diagnose::view::View::new(&flow);
+    let up = view.hop(crate::diagnose::view::HopKind::Upstream).unwrap();
+    assert!(up.describe_presented().contains("presented nothing"));
+}
+
 mod property {
     //! Generated leg facts: every failure gets an error finding, and no rule panics.
 
@@ -142,6 +236,7 @@ mod property {
             Just(FailureKind::Tls),
             Just(FailureKind::Http),
             Just(FailureKind::Dns),
+            Just(FailureKind::NothingSent),
         ]
     }
 
@@ -238,8 +333,11 @@ mod property {
             let findings = crate::diagnose::diagnose(&flow);
             let view = crate::diagnose::view::View::new(&flow);
             if crate::diagnose::gaps::is_failure(&view) {
+                // An error explains it, or an info finding that says it is no certificate
+                // failure (an HTTP answer about the URL with a clean certificate story).
                 prop_assert!(
-                    findings.iter().any(|f| f.severity == Severity::Error),
+                    findings.iter().any(|f| f.severity == Severity::Error
+                        || f.id == crate::facts::FindingId::NotCertificateRelated),
                     "no error finding for {flow:#?}: {findings:#?}"
                 );
             }

@@ -119,6 +119,8 @@ static CATALOGUE: &[CatalogueEntry] = &[
     entry(FindingId::ProxyLimitReached, Section::Middlebox, "mtlscope's own limit (--max-connections) closed this connection at accept: neither peer caused it."),
     entry(FindingId::Unexplained, Section::Gaps, "A failure no other rule explains; the facts that were there are quoted so the gap is visible."),
     entry(FindingId::ClientNotTls, Section::Gaps, "The client's first bytes were not a TLS ClientHello (plain HTTP, a health check, a scanner)."),
+    entry(FindingId::PortCheck, Section::Gaps, "The client opened a TCP connection and closed it without sending a byte: a port check (load balancer, Kubernetes, `nc -z`), not a failed connection."),
+    entry(FindingId::NotCertificateRelated, Section::Gaps, "The server answered 404/405/410/413/415/429 and both legs' certificate story is clean: an HTTP matter, not a certificate one."),
 ];
 
 /// Every id the diagnosis can emit, in catalogue order.
@@ -139,6 +141,9 @@ pub fn diagnose(flow: &Flow) -> Vec<Finding> {
     found.extend(http_refusal::rules(&view));
     found.extend(middlebox::rules(&view));
     found.extend(gaps::rules(&view));
+    if let Some(f) = gaps::not_certificate_related(&view, &found) {
+        found.push(f);
+    }
     found.extend(gaps::unexplained(&view, &found));
     let mut out = finish(found);
     if let Some(line) = capture_evidence(flow) {

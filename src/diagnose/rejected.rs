@@ -266,9 +266,9 @@ fn cert_expired(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             severity = Severity::Error;
         } else {
             summary = format!(
-                "The certificate {} presented had expired at the handshake time; {} accepted it here, but a server that checks validity will refuse it.",
+                "The certificate {} presented had expired at the handshake time; {}, but a server that checks validity will refuse it.",
                 hop.client_name(),
-                hop.server_name()
+                hop.no_visible_refusal()
             );
             severity = Severity::Warning;
         }
@@ -351,9 +351,9 @@ fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         )
     } else {
         format!(
-            "The certificate {} presented was not yet valid at the handshake time; {} accepted it here, but a server that checks validity will refuse it.",
+            "The certificate {} presented was not yet valid at the handshake time; {}, but a server that checks validity will refuse it.",
             hop.client_name(),
-            hop.server_name()
+            hop.no_visible_refusal()
         )
     };
     Some(finding(
@@ -516,9 +516,9 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         } else {
             (
                 format!(
-                    "The certificate {} presented is not meant for client authentication; {} accepted it here, but browsers and Java will not offer it and Go and OpenSSL servers reject it.",
+                    "The certificate {} presented is not meant for client authentication; {}, but browsers and Java will not offer it and Go and OpenSSL servers reject it.",
                     hop.client_name(),
-                    hop.server_name()
+                    hop.no_visible_refusal()
                 ),
                 Severity::Warning,
             )

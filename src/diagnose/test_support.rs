@@ -107,6 +107,7 @@ impl FlowBuilder {
                 })
                 .collect(),
             body_excerpt: (!body.is_empty()).then(|| body.to_string()),
+            removed_headers: Vec::new(),
             at_ms: 20.0,
         });
         self

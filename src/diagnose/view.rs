@@ -81,7 +81,8 @@ impl<'a> Hop<'a> {
             version: leg.tls_version,
             alpn: leg.alpn.as_deref(),
             cert_request: leg.cert_request.as_ref(),
-            chain: Some(&leg.chain),
+            // The handshake ended before mtlscope's Certificate: nothing went on the wire.
+            chain: (leg.certificate_sent != Some(false)).then_some(leg.chain.as_slice()),
             identity: leg.identity.as_ref(),
             verdict: leg.chain_verdict.as_ref(),
             issuer_lookup: leg.issuer_lookup.as_ref(),
@@ -205,6 +206,25 @@ impl<'a> Hop<'a> {
             matches!(f.kind, FailureKind::NotTls | FailureKind::PlainHttp)
                 && f.stage == Stage::ClientHello
         })
+    }
+
+    /// The verdict on a certificate the server side did not refuse visibly: on a proxy leg
+    /// mtlscope saw the handshake go on; on the wire the server's answer is encrypted, so
+    /// whether it accepted cannot be told.
+    pub fn no_visible_refusal(&self) -> String {
+        match self.kind {
+            HopKind::Wire => format!(
+                "whether {} accepted it cannot be told from the wire (its answer is encrypted)",
+                self.server_name()
+            ),
+            _ => format!("{} accepted it here", self.server_name()),
+        }
+    }
+
+    /// The client opened the connection and closed it without sending a byte (a port check).
+    pub fn sent_nothing(&self) -> bool {
+        self.failure
+            .is_some_and(|f| f.kind == FailureKind::NothingSent && f.stage == Stage::ClientHello)
     }
 
     /// The server side asked for a certificate in the handshake, then ended the session
@@ -365,6 +385,10 @@ impl<'a> Hop<'a> {
     /// The presented chain as evidence.
     pub fn describe_presented(&self) -> String {
         match self.chain {
+            None if self.kind == HopKind::Upstream => {
+                "the handshake ended before mtlscope's Certificate: mtlscope presented nothing"
+                    .to_string()
+            }
             None => format!(
                 "the chain {} presented is not visible (encrypted)",
                 self.client_name()

@@ -59,7 +59,14 @@ pub struct Leg {
     /// written; it never holds up the relay).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocation: Vec<super::revocation::RevocationCheck>,
-    /// Upstream leg: which identity mtlscope presented, and why.
+    /// Upstream leg: whether mtlscope's Certificate message went on the wire (`true`; `chain`
+    /// is what it carried, empty for an empty Certificate) or the handshake ended before it
+    /// (`false`: nothing was presented, whatever `identity` chose). Absent when no certificate
+    /// was asked for, or the engine does not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sent: Option<bool>,
+    /// Upstream leg: which identity mtlscope chose to present, and why (the configured intent;
+    /// `chain` and `certificate_sent` say what went on the wire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityChoice>,
     /// The server's chain: the upstream's (upstream leg) or mtlscope's own (client leg).
@@ -523,6 +530,9 @@ pub enum FailureKind {
     UnservedName,
     /// A private key could not be used with its certificate.
     KeyUnusable,
+    /// The client opened the TCP connection and closed it without sending a byte (a TCP
+    /// health check, `nc -z`, a port scanner).
+    NothingSent,
     /// A value this version does not know (a newer recording).
     #[serde(other)]
     Other,

@@ -192,6 +192,10 @@ pub struct Response {
     /// The first bytes of the body of an error response (400–599), lossily decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_excerpt: Option<String>,
+    /// Headers of the upstream's response that mtlscope did not pass on, with their values:
+    /// `alt-svc`, which would send the client around the proxy (e.g. to HTTP/3 on the server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_headers: Vec<Header>,
     /// When the response head arrived.
     pub at_ms: f64,
 }
@@ -321,6 +325,10 @@ pub enum FindingId {
     Unexplained,
     /// `client-not-tls`.
     ClientNotTls,
+    /// `port-check`.
+    PortCheck,
+    /// `not-certificate-related`.
+    NotCertificateRelated,
     /// An id this version does not know (a newer recording).
     #[serde(other)]
     Other,
@@ -363,6 +371,8 @@ impl FindingId {
         FindingId::ProxyLimitReached,
         FindingId::Unexplained,
         FindingId::ClientNotTls,
+        FindingId::PortCheck,
+        FindingId::NotCertificateRelated,
     ];
 
     /// The id as recorded, e.g. `no-client-cert`.
@@ -402,6 +412,8 @@ impl FindingId {
             FindingId::ProxyLimitReached => "proxy-limit-reached",
             FindingId::Unexplained => "unexplained",
             FindingId::ClientNotTls => "client-not-tls",
+            FindingId::PortCheck => "port-check",
+            FindingId::NotCertificateRelated => "not-certificate-related",
             FindingId::Other => "other",
         }
     }

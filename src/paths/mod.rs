@@ -136,7 +136,7 @@ pub struct PathRun {
 }
 
 /// Everything `probe --via` found: each path's run, and the findings of each path compared
-/// with the first (the reference, usually `direct`).
+/// with the first (the reference: `direct` whenever it is among the paths).
 #[derive(Clone, Debug)]
 pub struct PathsReport {
     /// The runs, the reference first.
@@ -146,10 +146,10 @@ pub struct PathsReport {
 }
 
 /// Probe the plan over every path in turn (same identities, versions and request paths), then
-/// compare each path with the first.
+/// compare each path with the reference, the direct path (see [`reference_first`]).
 pub async fn run(plan: &ProbePlan, vias: &[Via], sink: &Sink) -> PathsReport {
     let mut runs = Vec::new();
-    for via in vias {
+    for via in reference_first(vias) {
         let mut p = plan.clone();
         p.target.via = via.proxy().map(Arc::new);
         let report = crate::probe::run(&p, sink).await;
@@ -168,6 +168,18 @@ pub async fn run(plan: &ProbePlan, vias: &[Via], sink: &Sink) -> PathsReport {
         None => Vec::new(),
     };
     PathsReport { runs, findings }
+}
+
+/// The paths with the reference first: the first direct one (`direct`, or `env` when the
+/// environment names no proxy), whatever the order they were given in; without one, the first
+/// path. The others keep their order, each compared with the reference.
+pub fn reference_first(vias: &[Via]) -> Vec<Via> {
+    let mut out = vias.to_vec();
+    if let Some(i) = out.iter().position(|v| v.proxy().is_none()) {
+        let direct = out.remove(i);
+        out.insert(0, direct);
+    }
+    out
 }
 
 /// `TLSv1.3`-style name of an optional version, for tables.

@@ -56,6 +56,10 @@ pub async fn read_hello(
     settings: &ClientLegSettings,
     rec: &LegRecorder,
 ) -> Option<Hello> {
+    let io = match look_first(io, settings.timeout, rec).await {
+        Some(io) => io,
+        None => return None,
+    };
     let (io, first_bytes) = Sniff::new(io);
     let io: BoxIo = Box::new(io);
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
@@ -149,6 +153,55 @@ fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
         leg.handshake_at = Some(rec.clock().wall_now());
     });
     rec.event("client_hello", None);
+}
+
+/// Read the client's first bytes before rustls does: nothing at all is a port check, plain
+/// HTTP gets a readable plain-HTTP 400 (both recorded, `None`); anything else is put back in
+/// front of the stream for the TLS acceptor.
+async fn look_first(mut io: BoxIo, timeout: Duration, rec: &LegRecorder) -> Option<BoxIo> {
+    use crate::capture::sniff::{describe_non_tls, first_look, FirstLook, PLAIN_HTTP_ANSWER};
+    use tokio::io::AsyncWriteExt;
+    let look = match tokio::time::timeout(timeout, first_look(&mut io)).await {
+        Ok(Ok(look)) => look,
+        Ok(Err(e)) => {
+            rec.fail(&classify_io(Stage::ClientHello, &e));
+            return None;
+        }
+        Err(_) => {
+            rec.fail(&timed_out(timeout));
+            return None;
+        }
+    };
+    match look {
+        FirstLook::Nothing => {
+            rec.fail(&Classified::new(
+                Stage::ClientHello,
+                FailureKind::NothingSent,
+                "the client closed the connection without sending a byte (a port check)",
+            ));
+            None
+        }
+        FirstLook::PlainHttp(bytes) => {
+            let words = describe_non_tls(&bytes).unwrap_or_default();
+            rec.fail(&Classified::new(
+                Stage::ClientHello,
+                FailureKind::PlainHttp,
+                format!("the client did not send a TLS ClientHello: {words}"),
+            ));
+            let answer = async {
+                io.write_all(PLAIN_HTTP_ANSWER).await?;
+                io.shutdown().await
+            };
+            if tokio::time::timeout(timeout, answer).await.is_ok() {
+                rec.event(
+                    "plain_http_answer",
+                    Some("answered 400 in plain HTTP: use https://".into()),
+                );
+            }
+            None
+        }
+        FirstLook::Other(bytes) => Some(Box::new(crate::io::Rewind::new(bytes, io))),
+    }
 }
 
 /// An error while reading the ClientHello: garbage, plain HTTP, a truncated record.

@@ -73,6 +73,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Response headers that would lead the client around mtlscope: `Alt-Svc` announces another
+/// endpoint (HTTP/3 on the server's UDP port, another host) the client may switch to, past the
+/// proxy and out of the recording.
+const AROUND_THE_PROXY: &[&str] = &["alt-svc"];
+
+/// Remove the response headers that lead the client around mtlscope; returns them, as
+/// recorded (never redacted: they name endpoints, not credentials).
+pub fn remove_around_the_proxy(headers: &mut HeaderMap) -> Vec<Header> {
+    let mut removed = Vec::new();
+    for name in AROUND_THE_PROXY {
+        for v in headers.get_all(*name) {
+            removed.push(Header {
+                name: (*name).to_string(),
+                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            });
+        }
+        headers.remove(*name);
+    }
+    removed
+}
+
 /// Whether a request's `TE` header names `trailers` (the one TE value HTTP/2 allows).
 pub fn asks_for_trailers(headers: &HeaderMap) -> bool {
     headers

@@ -143,6 +143,7 @@ pub async fn after_first_attempt(
             source: ResponseSource::Upstream,
             headers: super::headers::kept_response(resp.headers(), pair.redact),
             body_excerpt: None,
+            removed_headers: Vec::new(),
             at_ms: pair.clock.ms(),
         }),
         FirstAttempt::Failed => None,

@@ -344,9 +344,9 @@ impl Pair {
         if self.exchanges.load(Ordering::Relaxed) == 0 {
             let leg = self.legs.current().await;
             let mut flow = self.flow(RecordKind::Connection, &leg);
-            flow.error = error.or_else(|| {
-                Some("the client closed the connection without sending a request".into())
-            });
+            // A client that completes the handshake and leaves (`openssl s_client`, a TLS
+            // health check) ended nothing in error: only a real error is recorded as one.
+            flow.error = error;
             self.sink.emit(flow).await;
         }
         self.sink.connection_closed(self.id).await;
@@ -389,6 +389,7 @@ pub async fn respond_relayed(
         source: ResponseSource::Upstream,
         headers: kept_response(&parts.headers, redact),
         body_excerpt: excerpt,
+        removed_headers: Vec::new(),
         at_ms: clock.ms(),
     });
     // The upstream ends its connection after this response: pass that on to an HTTP/1.1
@@ -397,6 +398,9 @@ pub async fn respond_relayed(
     let closing = upstream_closes(&parts.headers) && client_h1;
     let switching_to = super::upgrade::switching_to(status, &parts.headers);
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(r) = flow.response.as_mut() {
+        r.removed_headers = super::headers::remove_around_the_proxy(&mut parts.headers);
+    }
     super::upgrade::mark_switching(switching_to, &mut parts.headers);
     if closing {
         parts

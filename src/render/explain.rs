@@ -4,7 +4,9 @@
 //! These only format findings and facts: callers hand them diagnosed flows (the sink diagnoses
 //! every flow before it prints or records it), so every view shows the same conclusions.
 
-use crate::facts::{CertRequest, CertSummary, Finding, Flow, Leg, Phase, RecordKind, Severity};
+use crate::facts::{
+    CertRequest, CertSummary, Finding, FindingId, Flow, Leg, Phase, RecordKind, Severity,
+};
 use serde_json::json;
 
 /// The `Mtlscope-Diagnosis` header value: the finding ids, most severe first (`id, id`);
@@ -228,10 +230,28 @@ fn terminal_line_raw(flow: &Flow) -> String {
                 .into_iter()
                 .flatten()
                 .find_map(|l| l.failure.as_ref().map(|f| f.stage));
+            let port_check = findings.iter().any(|f| f.id == FindingId::PortCheck);
+            let stage = stage.or_else(|| {
+                flow.wire
+                    .as_ref()
+                    .and_then(|w| w.failure.as_ref().map(|f| f.stage))
+            });
             let failed = stage.is_some()
                 || flow.error.is_some()
                 || findings.iter().any(|f| f.severity == Severity::Error);
-            let mark = if failed { "✗" } else { "✓" };
+            // A port check is no failed connection; on the wire (observe) the server's answer
+            // is encrypted, so a session without a visible failure is "cannot tell", never ✓.
+            let (mark, stage) = match (port_check, failed, flow.wire.is_some()) {
+                (true, _, _) => ("·", None),
+                (false, true, _) => ("✗", stage),
+                (false, false, true) => ("?", stage),
+                (false, false, false) => ("✓", stage),
+            };
+            let tail = if tail.is_empty() && flow.wire.is_some() && !failed {
+                "cannot tell whether the server accepted: its answer is encrypted".to_string()
+            } else {
+                tail
+            };
             let stage = stage.map(|s| format!(" {s}:")).unwrap_or_default();
             let tail = if tail.is_empty() {
                 flow.error.clone().unwrap_or_else(|| "closed".into())
@@ -354,7 +374,8 @@ fn leg_facts(name: &str, asker: &str, presenter: &str, leg: &Leg) -> String {
         asker,
         Asked::Seen(leg.cert_request.as_ref()),
         presenter,
-        Some(&leg.chain),
+        // What went on the wire: nothing when the handshake ended before the Certificate.
+        (leg.certificate_sent != Some(false)).then_some(leg.chain.as_slice()),
         &alerts,
     )
 }
@@ -422,6 +443,9 @@ fn facts_line(
             "{presenter} presented {}",
             chain.first().map(|c| c.subject.as_str()).unwrap_or("")
         )),
+        None if presenter == "mtlscope" => parts.push(
+            "mtlscope presented nothing (the handshake ended before its Certificate)".into(),
+        ),
         None => parts.push(format!("{presenter}'s chain not visible")),
     }
     if !alerts.is_empty() {

@@ -251,6 +251,12 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
         .events
         .iter()
         .any(|e| e.name == "client_hello" && sender(e) == Some(true));
+    // A TLS hook's report of a CertificateVerify the wire also showed (TLS 1.2) is redundant.
+    let wire_verify = v
+        .events
+        .iter()
+        .any(|e| e.name == "certificate_verify" && sender(e) == Some(true));
+    let mut cr_drawn = false;
     let mut last_ms: f64 = 0.0;
     for e in v.events {
         last_ms = last_ms.max(e.at_ms);
@@ -271,7 +277,64 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
         let step = match (e.name.as_str(), sender(e)) {
             // Shown from the structured facts instead, with names and levels.
             ("alert", _) => continue,
-            ("certificate_request", _) if v.cert_request.is_some() => continue,
+            // Drawn where the request went on the wire (or the hook read it), with its names.
+            ("certificate_request", _) if cr_drawn => continue,
+            ("certificate_request", _) => match v.cert_request {
+                Some(cr) if cr.phase == Phase::Handshake => {
+                    cr_drawn = true;
+                    let mut s = cert_request_step(ends, cr);
+                    s.at_ms = e.at_ms.max(cr.at_ms);
+                    s
+                }
+                Some(_) => continue,
+                None => {
+                    let (from, to) = ends.dir(false);
+                    ends.step(e.at_ms, from, to, StepKind::CertRequest, "CertificateRequest".into())
+                }
+            },
+            // On a proxy leg mtlscope knows what the flight carried (drawn from its hooks).
+            (crate::wire::CLIENT_ENCRYPTED_FLIGHT, _) if ends.side != LegSide::Wire => continue,
+            (crate::wire::CLIENT_ENCRYPTED_FLIGHT, _) => {
+                let (from, to) = ends.dir(true);
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "encrypted flight".into());
+                s.details.push("Finished (and Certificate, if asked) or an alert: cannot tell".into());
+                s
+            }
+            // mtlscope's own Certificate on the client leg: its server certificate.
+            (crate::capture::flights::OWN_CERTIFICATE, _) => {
+                let (from, to) = ends.dir(false);
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Certificate, "Certificate".into());
+                s.details.push("mtlscope's server certificate (encrypted)".into());
+                s
+            }
+            // What mtlscope sent upstream (TLS hooks): `chain` is what the Certificate carried.
+            (crate::capture::upstream_auth::CERTIFICATE_SENT, _) if !wire_client_cert => {
+                chain_step(true, "Certificate".into())
+            }
+            (crate::capture::upstream_auth::CERTIFICATE_SENT, _) => continue,
+            (
+                crate::capture::upstream_auth::CERTIFICATE_VERIFY_SENT
+                | crate::capture::flights::CLIENT_CERTIFICATE_VERIFY,
+                _,
+            ) if !wire_verify => {
+                let (from, to) = ends.dir(true);
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "CertificateVerify".into());
+                s.details.extend(e.detail.clone().map(|d| d.trim_start_matches("from client, ").to_string()));
+                s
+            }
+            (
+                crate::capture::upstream_auth::CERTIFICATE_VERIFY_SENT
+                | crate::capture::flights::CLIENT_CERTIFICATE_VERIFY,
+                _,
+            ) => continue,
+            // TLS 1.2: the ServerKeyExchange the wire shows; its check is no message.
+            ("server_key_exchange_signature", _) => continue,
+            ("server_certificate_verify", _) => {
+                let (from, to) = ends.dir(false);
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "CertificateVerify".into());
+                s.details.extend(e.detail.clone().map(|d| d.trim_start_matches("from server, ").to_string()));
+                s
+            }
             ("tcp_connect_start", _) => continue,
             ("tcp_accept", _) => {
                 let (from, to) = ends.dir(true);
@@ -319,7 +382,7 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
         };
         out.push(step);
     }
-    if let Some(cr) = v.cert_request {
+    if let Some(cr) = v.cert_request.filter(|_| !cr_drawn) {
         last_ms = last_ms.max(cr.at_ms);
         out.push(cert_request_step(ends, cr));
     }

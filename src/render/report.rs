@@ -34,6 +34,9 @@ pub fn explain_text(records: &[&Record]) -> String {
 
 /// Whether the facts or recorded findings say the flow failed.
 pub fn failed(flow: &Flow) -> bool {
+    if port_check(flow) {
+        return false;
+    }
     flow.status().is_some_and(|s| s >= 400)
         || flow.error.is_some()
         || [&flow.client_leg, &flow.upstream_leg]
@@ -42,6 +45,14 @@ pub fn failed(flow: &Flow) -> bool {
             .any(|l| l.error.is_some() || l.failure.is_some())
         || flow.wire.as_ref().is_some_and(|w| w.failure.is_some())
         || flow.findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// Whether the flow is a port check (a connection that sent nothing): not a failure, counted
+/// apart.
+pub fn port_check(flow: &Flow) -> bool {
+    flow.findings
+        .iter()
+        .any(|f| f.id == crate::facts::FindingId::PortCheck)
 }
 
 /// One row of the table: the facts a reader scans for.

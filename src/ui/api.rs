@@ -39,6 +39,9 @@ pub struct Row {
     pub findings: Vec<FindingTag>,
     /// Whether the flow failed (status ≥ 400, an error, or an error finding).
     pub failed: bool,
+    /// Whether it is a port check (a connection that sent nothing): shown and counted apart
+    /// from failures.
+    pub port_check: bool,
     /// Where it came from: `FILE:N` of a recording, or `live:N`.
     pub source: String,
 }
@@ -135,6 +138,7 @@ pub fn row(id: u64, r: &Record) -> Row {
             })
             .collect(),
         failed: report::failed(f),
+        port_check: report::port_check(f),
         source: r.label(),
     }
 }
@@ -238,5 +242,34 @@ mod tests {
         assert!(up.presented.unwrap().contains("CN=client"));
         assert_eq!(row.source, "live:3");
         assert!(detail(3, &r)["ladder"]["steps"].as_array().unwrap().len() > 2);
+    }
+
+    #[test]
+    fn a_port_check_row_is_no_failure_and_says_so() {
+        use crate::facts::{FailureKind, LegFailure, Stage};
+        let mut flow = success();
+        flow.kind = crate::facts::RecordKind::Connection;
+        flow.request = None;
+        flow.response = None;
+        flow.upstream_leg = None;
+        let mut leg = (**flow.client_leg.as_ref().unwrap()).clone();
+        leg.failure = Some(LegFailure {
+            stage: Stage::ClientHello,
+            kind: FailureKind::NothingSent,
+        });
+        leg.error = Some("the client closed the connection without sending a byte".into());
+        flow.error = leg.error.clone();
+        flow.client_leg = Some(std::sync::Arc::new(leg));
+        flow.findings = crate::diagnose::diagnose(&flow);
+        let r = Record {
+            file: PathBuf::from("live"),
+            line: 1,
+            index: 1,
+            flow,
+            diagnosed_on_read: false,
+        };
+        let row = row(1, &r);
+        assert!(row.port_check);
+        assert!(!row.failed);
     }
 }

@@ -13,8 +13,9 @@
 //! What the wire cannot show: in TLS 1.3 everything after the ServerHello is encrypted and every
 //! encrypted record is `application_data` on the outside, so the CertificateRequest (in the
 //! handshake or post-handshake), certificates, alerts and KeyUpdates are invisible; only the
-//! hellos, the `post_handshake_auth` offer, plaintext alerts and timing are seen, and the
-//! handshake's end is inferred from the client's first encrypted flight. In a TLS 1.2
+//! hellos, the `post_handshake_auth` offer, plaintext alerts and timing are seen; the client's
+//! first encrypted flight is recorded as such (`client_encrypted_flight`: its Finished or an
+//! alert, never claimed as a completed handshake). In a TLS 1.2
 //! renegotiation the messages are encrypted: the request for a certificate is inferred from the
 //! number of handshake records the client answers with (see `state.rs`), with null CA names.
 //!
@@ -32,7 +33,7 @@ mod tap;
 
 pub use alert_names::alert_name;
 pub use scheme_names::scheme_name;
-pub use state::{WireParser, ENCRYPTED_ALERT_CODE};
+pub use state::{WireParser, CLIENT_ENCRYPTED_FLIGHT, ENCRYPTED_ALERT_CODE};
 pub use tap::{Tap, TapHandle};
 
 use crate::facts::{
@@ -130,8 +131,9 @@ pub struct TapFacts {
     pub events: Vec<Event>,
     /// Events, alerts and renegotiations not kept because their caps were reached.
     pub events_dropped: u64,
-    /// When the handshake completed (TLS 1.2: both Finished; TLS 1.3: inferred from the
-    /// client's first encrypted flight), ms from the connection start.
+    /// When the wire's reading of the handshake ended (TLS 1.2: both Finished; TLS 1.3: the
+    /// client's first encrypted flight, which may be its Finished or an alert, so a TLS 1.3
+    /// session records no `handshake_done` event), ms from the connection start.
     pub handshake_done_ms: Option<f64>,
     /// Latest application-data record from the client after the handshake, ms.
     pub last_app_data_from_client_ms: Option<f64>,

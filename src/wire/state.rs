@@ -20,6 +20,10 @@ const MAX_EVENTS: usize = 512;
 const MAX_ALERTS: usize = 64;
 const MAX_RENEGOTIATIONS: usize = 64;
 
+/// The event of a TLS 1.3 client's first encrypted flight after the server's: its Finished
+/// or an alert, which the wire cannot tell apart.
+pub const CLIENT_ENCRYPTED_FLIGHT: &str = "client_encrypted_flight";
+
 /// The code recorded for an alert whose description is encrypted (unassigned in the registry).
 pub const ENCRYPTED_ALERT_CODE: u8 = 255;
 
@@ -127,9 +131,7 @@ impl WireParser {
 
     /// See [`Splitter::opaque_left`]: bytes of `dir`'s current record that are skipped unread.
     pub fn opaque_left(&self, dir: Dir) -> usize {
-        self.split
-            .get(dir.index())
-            .map_or(0, Splitter::opaque_left)
+        self.split.get(dir.index()).map_or(0, Splitter::opaque_left)
     }
 
     /// Everything seen so far; alert directions relative to `role`.
@@ -261,9 +263,12 @@ impl Session {
                     && dir == Dir::ClientToServer
                     && self.server_hello_seen
                 {
+                    // The client's Finished (with its Certificate if asked for) or an alert:
+                    // encrypted, the wire cannot tell which, so no `handshake_done` is claimed.
+                    // The wire's own reading of the session goes on as after a handshake.
                     self.done_ms = Some(at);
-                    let detail = "inferred: the client's first encrypted flight".to_string();
-                    self.event(at, "handshake_done", Some(detail));
+                    let detail = "from client, encrypted: its Finished (and Certificate, if asked for) or an alert; the wire cannot tell which".to_string();
+                    self.event(at, CLIENT_ENCRYPTED_FLIGHT, Some(detail));
                     return;
                 }
                 if self.done_ms.is_some() {

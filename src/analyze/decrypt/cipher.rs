@@ -19,11 +19,23 @@ pub struct Suite {
     fixed_iv: usize,
 }
 
-const SHA256: (hkdf::Algorithm, hmac::Algorithm, usize) = (hkdf::HKDF_SHA256, hmac::HMAC_SHA256, 32);
-const SHA384: (hkdf::Algorithm, hmac::Algorithm, usize) = (hkdf::HKDF_SHA384, hmac::HMAC_SHA384, 48);
+const SHA256: (hkdf::Algorithm, hmac::Algorithm, usize) =
+    (hkdf::HKDF_SHA256, hmac::HMAC_SHA256, 32);
+const SHA384: (hkdf::Algorithm, hmac::Algorithm, usize) =
+    (hkdf::HKDF_SHA384, hmac::HMAC_SHA384, 48);
 
-fn suite(aead: &'static aead::Algorithm, h: (hkdf::Algorithm, hmac::Algorithm, usize), fixed_iv: usize) -> Suite {
-    Suite { aead, hkdf: h.0, hmac: h.1, hash_len: h.2, fixed_iv }
+fn suite(
+    aead: &'static aead::Algorithm,
+    h: (hkdf::Algorithm, hmac::Algorithm, usize),
+    fixed_iv: usize,
+) -> Suite {
+    Suite {
+        aead,
+        hkdf: h.0,
+        hmac: h.1,
+        hash_len: h.2,
+        fixed_iv,
+    }
 }
 
 /// The TLS 1.3 suite for a ServerHello's `cipher_suite`.
@@ -123,7 +135,12 @@ impl Cipher {
 
     /// TLS 1.2 protection for both directions from the master secret and the randoms:
     /// (client's, server's).
-    pub fn tls12(suite: Suite, master: &[u8], client_random: &[u8], server_random: &[u8]) -> Option<(Cipher, Cipher)> {
+    pub fn tls12(
+        suite: Suite,
+        master: &[u8],
+        client_random: &[u8],
+        server_random: &[u8],
+    ) -> Option<(Cipher, Cipher)> {
         let k = suite.aead.key_len();
         let iv = suite.fixed_iv;
         let mut seed = server_random.to_vec();
@@ -132,7 +149,11 @@ impl Cipher {
         let (ck, rest) = block.split_at(k);
         let (sk, rest) = rest.split_at(k);
         let (civ, siv) = rest.split_at(iv);
-        let form = if iv == 4 { Form::Tls12Explicit } else { Form::Tls12Xor };
+        let form = if iv == 4 {
+            Form::Tls12Explicit
+        } else {
+            Form::Tls12Xor
+        };
         let pad = |v: &[u8]| {
             let mut out = [0u8; 12];
             for (o, b) in out.iter_mut().zip(v) {
@@ -148,7 +169,13 @@ impl Cipher {
 
     fn new(suite: Suite, key: &[u8], iv: [u8; 12], form: Form, secret: Vec<u8>) -> Option<Cipher> {
         let key = aead::LessSafeKey::new(aead::UnboundKey::new(suite.aead, key).ok()?);
-        Some(Cipher { key, iv, form, seq: 0, secret })
+        Some(Cipher {
+            key,
+            iv,
+            form,
+            seq: 0,
+            secret,
+        })
     }
 
     /// Open one record (`header` as on the wire, `payload` after it). Returns the content type
@@ -180,7 +207,11 @@ impl Cipher {
         let mut buf = body.to_vec();
         let plain = self
             .key
-            .open_in_place(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(aad), &mut buf)
+            .open_in_place(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(aad),
+                &mut buf,
+            )
             .ok()?;
         if self.form != Form::Tls13 {
             return Some((header[0], plain.to_vec()));
@@ -236,9 +267,6 @@ mod tests {
             &unhex("a0ba9f936cda311827a6f796ffd5198c"),
             100,
         );
-        assert_eq!(
-            hex(&out[..16]),
-            "e3f229ba727be17b8d122620557cd453"
-        );
+        assert_eq!(hex(&out[..16]), "e3f229ba727be17b8d122620557cd453");
     }
 }

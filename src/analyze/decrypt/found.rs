@@ -29,23 +29,43 @@ pub struct Found {
     request: Option<Request>,
     /// The first status line.
     response: Option<Response>,
+    /// HTTP/2 reading by [`Dir::index`], once a direction turned out to speak it.
+    h2: [Option<super::h2::H2Side>; 2],
+    /// Directions whose first request or response is known (or never will be).
+    http_done: [bool; 2],
 }
 
 impl Found {
     /// Note a step.
     pub fn event(&mut self, at: f64, name: &str, detail: String) {
         if self.events.len() < 64 {
-            self.events.push(Event { at_ms: at, name: name.into(), detail: Some(detail) });
+            self.events.push(Event {
+                at_ms: at,
+                name: name.into(),
+                detail: Some(detail),
+            });
         }
     }
 
     /// A decrypted handshake message other than the ones that change keys.
-    pub fn message(&mut self, dir: Dir, at: f64, t: u8, body: &[u8], tls13: bool, client_done: bool) {
+    pub fn message(
+        &mut self,
+        dir: Dir,
+        at: f64,
+        t: u8,
+        body: &[u8],
+        tls13: bool,
+        client_done: bool,
+    ) {
         let from = dir.sender();
         match t {
             8 => {
                 self.alpn = encrypted_extensions_alpn(body);
-                self.event(at, "encrypted_extensions", format!("from {from}, decrypted"));
+                self.event(
+                    at,
+                    "encrypted_extensions",
+                    format!("from {from}, decrypted"),
+                );
             }
             13 => match msg::certificate_request(body, tls13) {
                 Some(cr) => {
@@ -73,7 +93,11 @@ impl Found {
                     }
                     self.event(at, "certificate_request", detail);
                 }
-                None => self.event(at, "wire_anomaly", format!("malformed CertificateRequest from {from} (decrypted)")),
+                None => self.event(
+                    at,
+                    "wire_anomaly",
+                    format!("malformed CertificateRequest from {from} (decrypted)"),
+                ),
             },
             11 => match msg::certificate(body, tls13) {
                 Some(ders) => {
@@ -85,9 +109,17 @@ impl Found {
                     if slot.is_none() {
                         *slot = Some(summarize_chain(ders.iter().copied()));
                     }
-                    self.event(at, "certificate", format!("from {from}, decrypted, {n} certificates"));
+                    self.event(
+                        at,
+                        "certificate",
+                        format!("from {from}, decrypted, {n} certificates"),
+                    );
                 }
-                None => self.event(at, "wire_anomaly", format!("malformed Certificate from {from} (decrypted)")),
+                None => self.event(
+                    at,
+                    "wire_anomaly",
+                    format!("malformed Certificate from {from} (decrypted)"),
+                ),
             },
             15 => self.event(at, "certificate_verify", format!("from {from}, decrypted")),
             _ => {}
@@ -107,7 +139,11 @@ impl Found {
             AlertLevel::Fatal => "fatal ",
             AlertLevel::Unknown => "",
         };
-        self.event(at, "alert", format!("{lvl}{description} from {} (decrypted)", dir.sender()));
+        self.event(
+            at,
+            "alert",
+            format!("{lvl}{description} from {} (decrypted)", dir.sender()),
+        );
         if self.alerts.len() < 64 {
             self.alerts.push(Alert {
                 direction: match dir {
@@ -124,8 +160,78 @@ impl Found {
         }
     }
 
-    /// The first application bytes one way: an HTTP/1.x request or status line.
+    /// Decrypted application bytes one way, until its first request or response head is read:
+    /// HTTP/2 (the client's preface, or frames after it) or an HTTP/1.x first line.
     pub fn app_data(&mut self, dir: Dir, at: f64, plain: &[u8]) {
+        let d = dir.index();
+        if self.http_done.get(d).copied().unwrap_or(true) {
+            return;
+        }
+        let first = self.h2.get(d).is_some_and(Option::is_none);
+        if first {
+            let is_h2 = match dir {
+                Dir::ClientToServer => plain.starts_with(super::h2::PREFACE),
+                // A server's HTTP/2 starts with a SETTINGS frame (type 4).
+                Dir::ServerToClient => plain.get(3) == Some(&4) && !plain.starts_with(b"HTTP/"),
+            };
+            if !is_h2 {
+                self.http_done[d] = true;
+                self.http1(dir, at, plain);
+                return;
+            }
+            self.h2[d] = Some(super::h2::H2Side::new(dir == Dir::ClientToServer));
+        }
+        let Some(side) = self.h2.get_mut(d).and_then(Option::as_mut) else {
+            return;
+        };
+        let fields = side.feed(plain);
+        if side.done {
+            self.http_done[d] = true;
+        }
+        let Some(fields) = fields else { return };
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        match dir {
+            Dir::ServerToClient => {
+                if let Some(status) = get(":status").and_then(|s| s.parse::<u16>().ok()) {
+                    self.response = Some(Response {
+                        status,
+                        source: ResponseSource::Upstream,
+                        at_ms: at,
+                        ..Response::default()
+                    });
+                    self.event(
+                        at,
+                        "http_response",
+                        format!("HTTP/2 :status {status} (decrypted)"),
+                    );
+                }
+            }
+            Dir::ClientToServer => {
+                if let (Some(method), Some(path)) = (get(":method"), get(":path")) {
+                    self.event(
+                        at,
+                        "http_request",
+                        format!("{method} {path} (HTTP/2, decrypted)"),
+                    );
+                    self.request = Some(Request {
+                        method,
+                        uri: path,
+                        version: "HTTP/2.0".into(),
+                        at_ms: at,
+                        ..Request::default()
+                    });
+                }
+            }
+        }
+    }
+
+    /// An HTTP/1.x request or status line.
+    fn http1(&mut self, dir: Dir, at: f64, plain: &[u8]) {
         let line_end = plain
             .iter()
             .position(|b| *b == b'\r' || *b == b'\n')
@@ -134,8 +240,12 @@ impl Found {
         let mut words = line.split(' ');
         match dir {
             Dir::ServerToClient => {
-                let (Some(v), Some(code)) = (words.next(), words.next()) else { return };
-                let Ok(status) = code.parse::<u16>() else { return };
+                let (Some(v), Some(code)) = (words.next(), words.next()) else {
+                    return;
+                };
+                let Ok(status) = code.parse::<u16>() else {
+                    return;
+                };
                 if !v.starts_with("HTTP/1.") {
                     return;
                 }
@@ -157,10 +267,14 @@ impl Found {
                 self.event(at, "http_response", format!("{line} (decrypted)"));
             }
             Dir::ClientToServer => {
-                let (Some(method), Some(uri), Some(version)) = (words.next(), words.next(), words.next()) else {
+                let (Some(method), Some(uri), Some(version)) =
+                    (words.next(), words.next(), words.next())
+                else {
                     return;
                 };
-                if !version.starts_with("HTTP/1.") || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                if !version.starts_with("HTTP/1.")
+                    || !method.bytes().all(|b| b.is_ascii_uppercase())
+                {
                     return;
                 }
                 self.request = Some(Request {
@@ -178,7 +292,13 @@ impl Found {
     /// Say that renegotiations could not be read for lack of their keys.
     pub fn missing_keys(&mut self, n: u32, wire: &Wire) {
         let at = wire.renegotiations.first().map_or(0.0, |r| r.at_ms);
-        self.event(at, "decryption_gap", format!("{n} renegotiations: no CLIENT_RANDOM line in the key log for their ClientHello"));
+        self.event(
+            at,
+            "decryption_gap",
+            format!(
+                "{n} renegotiations: no CLIENT_RANDOM line in the key log for their ClientHello"
+            ),
+        );
     }
 
     /// Join into the record: decrypted facts fill what the wire could not show; an alert the
@@ -213,6 +333,11 @@ impl Found {
         }
         if self.response.is_some() {
             flow.response = self.response;
+        }
+        // A decrypted request and its answer make the record an exchange, as in the proxies.
+        if flow.request.is_some() && flow.response.is_some() {
+            flow.kind = crate::facts::RecordKind::Exchange;
+            flow.exchange_index = Some(0);
         }
     }
 }

@@ -136,11 +136,15 @@ mod tests {
     fn key_log_lines_are_read_and_bad_ones_named() {
         let mut log = KeyLog::default();
         let r = "01".repeat(32);
-        let text = format!("# comment\nSERVER_HANDSHAKE_TRAFFIC_SECRET {r} {}\nEXPORTER_SECRET {r} 00\n", "ab".repeat(32));
+        let text = format!(
+            "# comment\nSERVER_HANDSHAKE_TRAFFIC_SECRET {r} {}\nEXPORTER_SECRET {r} 00\n",
+            "ab".repeat(32)
+        );
         log.add(Path::new("k.log"), &text).expect("reads");
         assert_eq!(log.len(), 1);
-        let e = log.add(Path::new("k.log"), "CLIENT_RANDOM zz 00\n").expect_err("bad hex");
+        let e = log
+            .add(Path::new("k.log"), "CLIENT_RANDOM zz 00\n")
+            .expect_err("bad hex");
         assert!(e.to_string().contains("k.log:1"), "{e}");
     }
-
 }

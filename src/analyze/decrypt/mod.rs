@@ -10,8 +10,9 @@
 //! never guessed.
 
 mod cipher;
-mod keylog;
 mod found;
+mod h2;
+mod keylog;
 
 pub use keylog::{KeyLog, KeyLogError};
 
@@ -43,8 +44,6 @@ struct Side {
     hs: Vec<u8>,
     /// Whether this side's Finished (of the first handshake) was read.
     finished: bool,
-    /// Whether the first application bytes were looked at (HTTP).
-    app_seen: bool,
 }
 
 /// Reads one connection's encrypted records when the key log has its secrets.
@@ -109,7 +108,9 @@ impl Decryptor {
         }
         let d = dir.index();
         while !bytes.is_empty() {
-            let Some(side) = self.sides.get_mut(d) else { return };
+            let Some(side) = self.sides.get_mut(d) else {
+                return;
+            };
             if side.lost {
                 return;
             }
@@ -143,7 +144,9 @@ impl Decryptor {
     /// `len` bytes of `dir` are missing: the record they fall in will not decrypt, but the
     /// framing holds if they fall inside its payload.
     pub fn gap(&mut self, dir: Dir, len: u64) {
-        let Some(side) = self.sides.get_mut(dir.index()) else { return };
+        let Some(side) = self.sides.get_mut(dir.index()) else {
+            return;
+        };
         if let Some(&[a, b]) = side.rec.get(3..5) {
             let total = 5 + usize::from(u16::from_be_bytes([a, b]));
             if len <= (total - side.rec.len()) as u64 {
@@ -180,10 +183,14 @@ impl Decryptor {
         if t == 20 {
             return; // TLS 1.3 compatibility CCS, never encrypted
         }
-        let Some((ty, plain)) = self.open(dir, header, payload) else { return };
+        let Some((ty, plain)) = self.open(dir, header, payload) else {
+            return;
+        };
         match ty {
             22 => {
-                let Some(side) = self.sides.get_mut(d) else { return };
+                let Some(side) = self.sides.get_mut(d) else {
+                    return;
+                };
                 if side.hs.len() + plain.len() > MAX_MESSAGE {
                     side.hs.clear();
                     return;
@@ -196,13 +203,7 @@ impl Decryptor {
                     self.found.alert(dir, at, level, code);
                 }
             }
-            23 => {
-                let Some(side) = self.sides.get_mut(d) else { return };
-                if !side.app_seen {
-                    side.app_seen = true;
-                    self.found.app_data(dir, at, &plain);
-                }
-            }
+            23 => self.found.app_data(dir, at, &plain),
             _ => {}
         }
     }
@@ -219,7 +220,8 @@ impl Decryptor {
 
     /// A plaintext handshake record: the randoms and the suite of the first handshake.
     fn plain_handshake(&mut self, dir: Dir, payload: &[u8]) {
-        if dir != Dir::ServerToClient || self.server_hello.is_some() || payload.first() != Some(&2) {
+        if dir != Dir::ServerToClient || self.server_hello.is_some() || payload.first() != Some(&2)
+        {
             return;
         }
         let Some(body) = payload.get(4..) else { return };
@@ -228,14 +230,17 @@ impl Decryptor {
 
     /// A ServerHello: keys for the handshake it starts.
     fn server_hello_body(&mut self, body: &[u8]) {
-        let Some(sh) = msg::server_hello(body) else { return };
+        let Some(sh) = msg::server_hello(body) else {
+            return;
+        };
         if sh.is_hrr {
             return;
         }
         self.server_hello = Some((sh.version(), sh.cipher_suite));
         self.server_random = body.get(2..34).and_then(|r| r.try_into().ok());
         if sh.version() == 0x0304 {
-            let (Some(suite), Some(s)) = (tls13_suite(sh.cipher_suite), self.secrets.as_ref()) else {
+            let (Some(suite), Some(s)) = (tls13_suite(sh.cipher_suite), self.secrets.as_ref())
+            else {
                 return;
             };
             let c = s.client_hs.as_deref().and_then(|k| Cipher::tls13(suite, k));
@@ -249,9 +254,12 @@ impl Decryptor {
             .client_random
             .and_then(|r| self.keys.sessions.get(&r))
             .and_then(|s| s.master.clone());
-        let (Some(suite), Some(master), Some(cr), Some(sr)) =
-            (tls12_suite(sh.cipher_suite), master, self.client_random, self.server_random)
-        else {
+        let (Some(suite), Some(master), Some(cr), Some(sr)) = (
+            tls12_suite(sh.cipher_suite),
+            master,
+            self.client_random,
+            self.server_random,
+        ) else {
             if self.sides.iter().any(|s| s.finished) {
                 self.missing_renegotiation_keys += 1;
             }
@@ -266,8 +274,12 @@ impl Decryptor {
     fn handshake_messages(&mut self, dir: Dir, at: f64) {
         let d = dir.index();
         loop {
-            let Some(side) = self.sides.get_mut(d) else { return };
-            let Some(&[t, a, b, c]) = side.hs.get(..4) else { return };
+            let Some(side) = self.sides.get_mut(d) else {
+                return;
+            };
+            let Some(&[t, a, b, c]) = side.hs.get(..4) else {
+                return;
+            };
             let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
             if side.hs.len() < 4 + len {
                 return;
@@ -283,18 +295,29 @@ impl Decryptor {
         let client_done = self.sides[Dir::ClientToServer.index()].finished;
         let from = dir.sender();
         match t {
-            0 => self.found.event(at, "hello_request", format!("from {from}, decrypted")),
+            0 => self
+                .found
+                .event(at, "hello_request", format!("from {from}, decrypted")),
             1 if !tls13 => {
                 // A renegotiation's ClientHello: its random keys the new master secret.
                 self.client_random = body.get(2..34).and_then(|r| r.try_into().ok());
-                self.found.event(at, "client_hello", format!("from {from}, decrypted (renegotiation)"));
+                self.found.event(
+                    at,
+                    "client_hello",
+                    format!("from {from}, decrypted (renegotiation)"),
+                );
             }
             2 if !tls13 => {
                 self.server_hello_body(body);
-                self.found.event(at, "server_hello", format!("from {from}, decrypted (renegotiation)"));
+                self.found.event(
+                    at,
+                    "server_hello",
+                    format!("from {from}, decrypted (renegotiation)"),
+                );
             }
             20 => {
-                self.found.event(at, "finished", format!("from {from}, decrypted"));
+                self.found
+                    .event(at, "finished", format!("from {from}, decrypted"));
                 let first = !self.sides[dir.index()].finished;
                 if let Some(side) = self.sides.get_mut(dir.index()) {
                     side.finished = true;
@@ -306,13 +329,13 @@ impl Decryptor {
             24 if tls13 => {
                 let suite = self.server_hello.and_then(|(_, s)| tls13_suite(s));
                 if let (Some(suite), Some(side)) = (suite, self.sides.get_mut(dir.index())) {
-                    let next = side
-                        .cipher
-                        .as_ref()
-                        .and_then(|c| cipher::expand_label(suite, &c.secret, "traffic upd", suite.hash_len));
+                    let next = side.cipher.as_ref().and_then(|c| {
+                        cipher::expand_label(suite, &c.secret, "traffic upd", suite.hash_len)
+                    });
                     side.cipher = next.and_then(|k| Cipher::tls13(suite, &k));
                 }
-                self.found.event(at, "key_update", format!("from {from}, decrypted"));
+                self.found
+                    .event(at, "key_update", format!("from {from}, decrypted"));
             }
             _ => self.found.message(dir, at, t, body, tls13, client_done),
         }
@@ -339,7 +362,9 @@ impl Decryptor {
         }
         match self.server_hello {
             Some((0x0304, suite)) if tls13_suite(suite).is_none() => {
-                return Decryption::Unsupported { why: format!("TLS 1.3 cipher suite 0x{suite:04x}") };
+                return Decryption::Unsupported {
+                    why: format!("TLS 1.3 cipher suite 0x{suite:04x}"),
+                };
             }
             Some((v, suite)) if v != 0x0304 && tls12_suite(suite).is_none() => {
                 return Decryption::Unsupported {
@@ -349,9 +374,13 @@ impl Decryptor {
             _ => {}
         }
         if self.missing_renegotiation_keys > 0 {
-            self.found.missing_keys(self.missing_renegotiation_keys, wire);
+            self.found
+                .missing_keys(self.missing_renegotiation_keys, wire);
         }
         self.found.apply(wire, flow);
-        Decryption::Decrypted { records: self.records, failed: self.failed }
+        Decryption::Decrypted {
+            records: self.records,
+            failed: self.failed,
+        }
     }
 }

@@ -145,9 +145,13 @@ function renderList() {
   select.value = filters.finding;
 
   const rows = [...flows.values()].filter(matches).reverse();
-  document.getElementById('shown').textContent = rows.length > MAX_SHOWN
+  // Port checks (connections that sent nothing) are no failures: counted apart.
+  let portChecks = 0;
+  for (const r of flows.values()) if (r.port_check) portChecks += 1;
+  document.getElementById('shown').textContent = (rows.length > MAX_SHOWN
     ? 'showing the newest ' + MAX_SHOWN + ' of ' + rows.length + ' matching flows'
-    : rows.length + ' of ' + flows.size + ' flows';
+    : rows.length + ' of ' + flows.size + ' flows')
+    + (portChecks > 0 ? ' (' + portChecks + ' port check' + (portChecks === 1 ? '' : 's') + ')' : '');
   tbody.replaceChildren(...rows.slice(0, MAX_SHOWN).map(rowEl));
   updateCompare();
 }
@@ -160,13 +164,13 @@ function rowEl(r) {
     updateCompare();
   } });
   tick.checked = picked.has(r.id);
-  return el('tr', { class: 'row' + (r.failed ? ' failed' : ''), 'data-id': r.id, onclick: open },
+  return el('tr', { class: 'row' + (r.failed ? ' failed' : '') + (r.port_check ? ' portcheck' : ''), 'data-id': r.id, onclick: open },
     el('td', {}, tick),
     el('td', { class: 'mono' }, r.time.replace('T', ' ').replace(/\.\d+/, '')),
     el('td', { class: 'mono' }, r.connection),
     el('td', { class: 'request' }, el('a', { href: '#/flow/' + r.id }, r.method ? r.method + ' ' + r.path : '(connection)'),
       r.host ? el('div', { class: 'muted' }, r.host) : ''),
-    el('td', { class: statusClass(r.status) }, r.status !== null ? String(r.status) : (r.error ? 'error' : '—')),
+    el('td', { class: r.port_check ? 'muted' : statusClass(r.status) }, r.status !== null ? String(r.status) : (r.port_check ? 'port check' : (r.error ? 'error' : '—'))),
     el('td', {}, legCell(r.client)),
     el('td', {}, legCell(r.upstream)),
     el('td', {}, chips(r.findings, true)));

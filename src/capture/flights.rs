@@ -1,0 +1,215 @@
+//! The TLS 1.3 handshake messages that mtlscope's own TLS engine wrote or read inside encrypted
+//! records. The wire tap sees every encrypted record as `application_data`; mtlscope, being the
+//! endpoint, knows which messages they carried. They are added to the leg's events at the time
+//! their records crossed the wire (or the TLS hook handled them), so the ladder shows every
+//! handshake message of the leg in true order:
+//!
+//! - client leg (mtlscope is the TLS server): its first flight (EncryptedExtensions, the
+//!   CertificateRequest, its Certificate, CertificateVerify, Finished) went out with the
+//!   ServerHello; the client's answer is its Certificate (or an empty one), CertificateVerify
+//!   (seen by the verifier) and Finished (the handshake completed);
+//! - upstream leg (mtlscope is the TLS client): the server's EncryptedExtensions came with its
+//!   ServerHello and its Finished after its CertificateVerify; mtlscope's own Certificate and
+//!   CertificateVerify are recorded by the identity's signer, its Finished when the handshake
+//!   completed.
+//!
+//! Nothing is added for a step that did not happen: a leg that ended before a message has no
+//! event for it.
+
+use crate::facts::{Event, FailureKind, Leg, TlsVersion};
+use crate::wire::TapFacts;
+
+/// The event the client leg's verifier records when the client's CertificateVerify checked.
+pub const CLIENT_CERTIFICATE_VERIFY: &str = "client_certificate_verify";
+
+/// The event of mtlscope's own Certificate message on the client leg (its chain is mtlscope's
+/// server certificate, not recorded on the leg).
+pub const OWN_CERTIFICATE: &str = "own_certificate";
+
+/// Add the encrypted TLS 1.3 handshake messages mtlscope handled to `leg`'s events.
+/// `tls_server`: mtlscope is the TLS server of this leg (the client leg).
+pub fn add(leg: &mut Leg, tap: &TapFacts, tls_server: bool) {
+    if tap.tls_version != Some(TlsVersion::Tls13) {
+        return;
+    }
+    let Some(server_hello) = tap_time(tap, "server_hello", "from server") else {
+        return;
+    };
+    let mut added = Vec::new();
+    let mut push = |at_ms: f64, name: &str, detail: &str| {
+        added.push(Event {
+            at_ms,
+            name: name.to_string(),
+            detail: Some(detail.to_string()),
+        })
+    };
+    let asked = leg
+        .cert_request
+        .as_ref()
+        .is_some_and(|cr| cr.phase == crate::facts::Phase::Handshake);
+    let done = leg.handshake_done_ms;
+    if tls_server {
+        const OWN: &str = "from server, encrypted: written by mtlscope";
+        push(server_hello, "encrypted_extensions", OWN);
+        if asked {
+            // The request went on the wire in this flight, not when rustls composed it.
+            if let Some(cr) = leg.cert_request.as_mut() {
+                cr.at_ms = cr.at_ms.max(server_hello);
+            }
+            push(server_hello, "certificate_request", OWN);
+        }
+        push(server_hello, OWN_CERTIFICATE, OWN);
+        push(server_hello, "certificate_verify", OWN);
+        push(server_hello, "finished", OWN);
+        let flight = tap_time(tap, crate::wire::CLIENT_ENCRYPTED_FLIGHT, "");
+        let answered_empty = asked
+            && leg.chain.is_empty()
+            && !has(leg, "client_certificate")
+            && (done.is_some()
+                || leg
+                    .failure
+                    .as_ref()
+                    .is_some_and(|f| f.kind == FailureKind::NoCertificatesPresented));
+        if answered_empty {
+            let at = flight.or(done).unwrap_or(server_hello);
+            push(at, "client_certificate", "empty: no certificate");
+        }
+        if let Some(at) = done {
+            push(at, "finished", "from client, encrypted: read by mtlscope");
+        }
+    } else {
+        const READ: &str = "from server, encrypted: read by mtlscope";
+        push(server_hello, "encrypted_extensions", READ);
+        if let Some(checked) = own_time(leg, "server_certificate_verify") {
+            push(checked, "finished", READ);
+        }
+        if let Some(at) = done {
+            push(
+                at,
+                "finished",
+                "from client, encrypted: written by mtlscope",
+            );
+        }
+    }
+    leg.events.extend(added);
+    leg.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+}
+
+/// When the tap saw the event `name` whose detail starts with `from`.
+fn tap_time(tap: &TapFacts, name: &str, from: &str) -> Option<f64> {
+    tap.events
+        .iter()
+        .find(|e| e.name == name && e.detail.as_deref().unwrap_or("").starts_with(from))
+        .map(|e| e.at_ms)
+}
+
+/// When the leg's own hooks recorded `name`.
+fn own_time(leg: &Leg, name: &str) -> Option<f64> {
+    leg.events.iter().find(|e| e.name == name).map(|e| e.at_ms)
+}
+
+fn has(leg: &Leg, name: &str) -> bool {
+    leg.events.iter().any(|e| e.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{CertRequest, Phase};
+
+    fn ev(at_ms: f64, name: &str, detail: &str) -> Event {
+        Event {
+            at_ms,
+            name: name.into(),
+            detail: Some(detail.into()),
+        }
+    }
+
+    fn tap13() -> TapFacts {
+        TapFacts {
+            tls_version: Some(TlsVersion::Tls13),
+            events: vec![
+                ev(1.0, "client_hello", "from client"),
+                ev(2.5, "server_hello", "from server"),
+                ev(
+                    3.0,
+                    crate::wire::CLIENT_ENCRYPTED_FLIGHT,
+                    "from client, encrypted",
+                ),
+            ],
+            ..TapFacts::default()
+        }
+    }
+
+    fn asked_at(at_ms: f64) -> CertRequest {
+        CertRequest {
+            phase: Phase::Handshake,
+            ca_names: Some(vec![]),
+            ca_names_der: vec![],
+            signature_schemes: vec![],
+            mandatory: Some(false),
+            at_ms,
+            after_request_ms: None,
+        }
+    }
+
+    fn names(leg: &Leg) -> Vec<(String, String)> {
+        leg.events
+            .iter()
+            .map(|e| (e.name.clone(), e.detail.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_client_leg_that_asked_shows_its_flight_after_the_server_hello_and_an_empty_answer() {
+        let mut leg = Leg {
+            cert_request: Some(asked_at(1.9)),
+            handshake_done_ms: Some(3.2),
+            events: tap13().events,
+            ..Leg::default()
+        };
+        add(&mut leg, &tap13(), true);
+        assert_eq!(leg.cert_request.as_ref().unwrap().at_ms, 2.5);
+        let order: Vec<String> = names(&leg).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            order,
+            [
+                "client_hello",
+                "server_hello",
+                "encrypted_extensions",
+                "certificate_request",
+                "own_certificate",
+                "certificate_verify",
+                "finished",
+                "client_encrypted_flight",
+                "client_certificate",
+                "finished"
+            ]
+        );
+        assert!(
+            names(&leg).contains(&("client_certificate".into(), "empty: no certificate".into()))
+        );
+    }
+
+    #[test]
+    fn a_client_that_answered_with_an_alert_sent_no_certificate_and_no_finished() {
+        let mut leg = Leg {
+            cert_request: Some(asked_at(1.9)),
+            handshake_done_ms: None,
+            ..Leg::default()
+        };
+        add(&mut leg, &tap13(), true);
+        assert!(!leg.events.iter().any(|e| e.name == "client_certificate"));
+        assert!(!leg.events.iter().any(|e| e.name == "finished"
+            && e.detail.as_deref().unwrap_or("").starts_with("from client")));
+    }
+
+    #[test]
+    fn tls12_is_left_to_the_wire() {
+        let mut tap = tap13();
+        tap.tls_version = Some(TlsVersion::Tls12);
+        let mut leg = Leg::default();
+        add(&mut leg, &tap, true);
+        assert!(leg.events.is_empty());
+    }
+}
