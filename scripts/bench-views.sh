@@ -3,6 +3,7 @@
 #
 #   scripts/bench-views.sh [EXCHANGES] [OPEN] [PER_CONN]      # default 1000000 256 50
 #   BENCH_REC=path.jsonl scripts/bench-views.sh               # an existing recording instead
+#   BENCH_BIN=path/to/mtlscope …                               # an mtlscope already built
 #
 # The recording is written by examples/gen_recording through mtlscope's own record sink
 # (diagnosis, legs_from compaction, the recording's JSON): OPEN keep-alive connections at once,
@@ -27,8 +28,9 @@ for tool in jq curl /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
 done
 target=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release --quiet --bin mtlscope --example gen_recording
-bin=$target/release/mtlscope
+bin=${BENCH_BIN:-$target/release/mtlscope}
+[ -n "${BENCH_BIN:-}" ] || cargo build --release --quiet --bin mtlscope
+[ -n "${BENCH_REC:-}" ] || cargo build --release --quiet --example gen_recording
 work=$(mktemp -d)
 ui_pid=
 cleanup() {
