@@ -70,7 +70,10 @@ fn main() {
     let max_size = Some(num(4, 0)).filter(|&m| m > 0);
     let fail_every = num(5, 53).max(1);
     let silent_every = num(6, 97).max(1);
-    let run_id = args.get(7).cloned().unwrap_or_else(|| "20260301T090000Z-4242".into());
+    let run_id = args
+        .get(7)
+        .cloned()
+        .unwrap_or_else(|| "20260301T090000Z-4242".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = DevPki::generate(dir.path()).expect("dev pki");
     let read = |p: &std::path::Path| mtlscope::pki::inspect::read_cert_file(p).expect("cert");
@@ -105,7 +108,10 @@ fn main() {
                     phase: Phase::Handshake,
                     ca_names: Some(ca_names.clone()),
                     ca_names_der: ca_der.clone(),
-                    signature_schemes: vec!["ecdsa_secp256r1_sha256".into(), "rsa_pss_rsae_sha256".into()],
+                    signature_schemes: vec![
+                        "ecdsa_secp256r1_sha256".into(),
+                        "rsa_pss_rsae_sha256".into(),
+                    ],
                     mandatory: None,
                     at_ms: 1.2,
                     after_request_ms: None,
@@ -173,9 +179,18 @@ fn main() {
                 next_conn += 1;
                 // Every SILENT_EVERY-th connection never sends a request: a connection record.
                 if id % silent_every == 0 {
-                    let mut f = Flow::new(Mode::Reverse, id, base + time::Duration::milliseconds(id as i64));
+                    let mut f = Flow::new(
+                        Mode::Reverse,
+                        id,
+                        base + time::Duration::milliseconds(id as i64),
+                    );
                     f.run = run_id.clone();
-                    f.client_addr = Some(format!("10.0.{}.{}:{}", id % 250, id % 200, 40000 + id % 20000));
+                    f.client_addr = Some(format!(
+                        "10.0.{}.{}:{}",
+                        id % 250,
+                        id % 200,
+                        40000 + id % 20000
+                    ));
                     f.upstream = Some("api.internal.test:8443".into());
                     f.client_leg = Some(client_leg(id));
                     f.error = Some("client closed the connection before sending a request".into());
@@ -202,14 +217,23 @@ fn main() {
             f.kind = RecordKind::Exchange;
             f.exchange_index = Some(c.next);
             f.upstream_leg_index = Some(0);
-            f.client_addr = Some(format!("10.0.{}.{}:{}", c.id % 250, c.id % 200, 40000 + c.id % 20000));
+            f.client_addr = Some(format!(
+                "10.0.{}.{}:{}",
+                c.id % 250,
+                c.id % 200,
+                40000 + c.id % 20000
+            ));
             f.upstream = Some("api.internal.test:8443".into());
             f.client_leg = Some(c.client.clone());
             f.upstream_leg = Some(c.upstream.clone());
             let at = 3.0 + f64::from(c.next) * 10.0;
             let path = format!("/v1/orders/{}?page={}", written % 10_000, c.next % 5);
             f.request = Some(Request {
-                method: if written % 11 == 0 { "POST".into() } else { "GET".into() },
+                method: if written % 11 == 0 {
+                    "POST".into()
+                } else {
+                    "GET".into()
+                },
                 uri: path,
                 version: "HTTP/1.1".into(),
                 headers: vec![
@@ -224,7 +248,7 @@ fn main() {
                 body_excerpt: None,
                 forwarded_identity: None,
             });
-            let good = c.upstream.chain.first().is_some();
+            let good = !c.upstream.chain.is_empty();
             // Every 89th exchange of a good connection is refused by the application.
             let status = if !good {
                 502
@@ -235,7 +259,11 @@ fn main() {
             };
             f.response = Some(Response {
                 status,
-                source: if good { ResponseSource::Upstream } else { ResponseSource::Mtlscope },
+                source: if good {
+                    ResponseSource::Upstream
+                } else {
+                    ResponseSource::Mtlscope
+                },
                 headers: vec![
                     header("content-type", "application/json"),
                     header("content-length", "512"),

@@ -621,3 +621,95 @@ async fn hostile_values_in_a_recording_are_shown_as_text_and_nothing_runs() {
     );
     b.close().await;
 }
+
+/// `ui FILE` over a two-run keep-alive recording: the list is paged by the server, counts and
+/// filters cover the whole file, and a compact record's flow page has its legs back. Then the
+/// recording's HAR export, parsed by the page's JavaScript with the checks a browser's HAR
+/// import makes (dates, URLs, numbers, name/value lists), entry by entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_paged_from_the_file_and_their_har_parses_in_chromium() {
+    let rec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/views/small.jsonl");
+    let rec_s = rec.display().to_string();
+    let (_viewer, addrs) = start_mtlscope(
+        &["ui", &rec_s, "--listen", "127.0.0.1:0"],
+        &["listening on "],
+    );
+    let b = Browser::start().await;
+    b.client
+        .goto(&format!("http://{}/", addrs[0]))
+        .await
+        .unwrap();
+    b.wait_for(
+        "the first page of the recording",
+        "const t = document.getElementById('shown');
+         return t && t.textContent.includes('records 1–80 of 80 matching (80 in the recording)')
+             && document.querySelectorAll('#flows tbody tr').length === 80;",
+    )
+    .await;
+    // Counts over the whole file; a finding chip filters on the server.
+    b.client
+        .find(Locator::XPath(
+            "//div[@id='counts']//button[contains(., 'no-client-cert × 5')]",
+        ))
+        .await
+        .expect("the no-client-cert count")
+        .click()
+        .await
+        .unwrap();
+    b.wait_for(
+        "the filtered list",
+        "return document.getElementById('shown').textContent.includes('of 5 matching')
+             && document.querySelectorAll('#flows tbody tr.failed').length === 5;",
+    )
+    .await;
+    // Record 5 is compact (`legs_from`): its page shows the legs of the exchange it names.
+    b.client
+        .goto(&format!("http://{}/#/flow/5", addrs[0]))
+        .await
+        .unwrap();
+    b.wait_for(
+        "the compact record's ladder",
+        "return document.querySelectorAll('#ladder g[data-kind=cert_request]').length > 0",
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let har = dir.path().join("small.har");
+    let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        .args(["export", &rec_s, "--har"])
+        .arg(&har)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&har).unwrap();
+    let checked = b
+        .client
+        .execute(
+            "const har = JSON.parse(arguments[0]);
+             const bad = [];
+             const nv = (list, where) => Array.isArray(list) && list.every(h =>
+                 typeof h.name === 'string' && typeof h.value === 'string') || bad.push(where);
+             if (har.log.version !== '1.2' || !Array.isArray(har.log.entries)) bad.push('log');
+             har.log.entries.forEach((e, i) => {
+               if (isNaN(new Date(e.startedDateTime).getTime())) bad.push(i + ' startedDateTime');
+               if (typeof e.time !== 'number' || e.time < 0) bad.push(i + ' time');
+               try { new URL(e.request.url); } catch (_) { bad.push(i + ' url'); }
+               if (typeof e.request.method !== 'string') bad.push(i + ' method');
+               nv(e.request.headers, i + ' request.headers');
+               nv(e.request.queryString, i + ' queryString');
+               nv(e.response.headers, i + ' response.headers');
+               if (typeof e.response.status !== 'number') bad.push(i + ' status');
+               const c = e.response.content;
+               if (typeof c.size !== 'number' || typeof c.mimeType !== 'string') bad.push(i + ' content');
+               for (const k of ['send', 'wait', 'receive'])
+                 if (typeof e.timings[k] !== 'number') bad.push(i + ' timings.' + k);
+             });
+             return { entries: har.log.entries.length, bad };",
+            vec![json!(text)],
+        )
+        .await
+        .expect("parse the HAR in the page");
+    assert_eq!(checked, json!({"entries": 76, "bad": []}), "the HAR as Chromium sees it");
+    b.close().await;
+}

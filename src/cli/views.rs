@@ -66,7 +66,9 @@ impl FilterArgs {
         let statuses = self
             .status
             .iter()
-            .map(|s| StatusMatch::parse(s).map_err(|e| CommandError::usage(format!("--status: {e}"))))
+            .map(|s| {
+                StatusMatch::parse(s).map_err(|e| CommandError::usage(format!("--status: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let time = |flag: &str, v: &Option<String>| {
             v.as_deref()
@@ -74,7 +76,10 @@ impl FilterArgs {
                 .transpose()
         };
         if let Some(id) = &self.finding {
-            if !crate::facts::FindingId::ALL.iter().any(|f| f.as_str() == id) {
+            if !crate::facts::FindingId::ALL
+                .iter()
+                .any(|f| f.as_str() == id)
+            {
                 return Err(CommandError::usage(format!(
                     "--finding: {id:?} is not a finding id (see docs/findings.md)"
                 )));
@@ -261,8 +266,16 @@ struct JsonRows {
 
 impl JsonRows {
     fn push(&mut self, out: &mut Out, row: &report::Row) -> Result<(), CommandError> {
-        out.buf.push_str(if self.n == 0 { "{\n  \"records\": [\n" } else { ",\n" });
-        indent(&mut out.buf, &pretty(&serde_json::to_value(row).unwrap_or_default())?, 4);
+        out.buf.push_str(if self.n == 0 {
+            "{\n  \"records\": [\n"
+        } else {
+            ",\n"
+        });
+        indent(
+            &mut out.buf,
+            &pretty(&serde_json::to_value(row).unwrap_or_default())?,
+            4,
+        );
         self.n += 1;
         Ok(())
     }
@@ -273,7 +286,11 @@ impl JsonRows {
         summary: &report::Summary,
         skipped: &[recording::Skipped],
     ) -> Result<(), CommandError> {
-        out.buf.push_str(if self.n == 0 { "{\n  \"records\": [],\n" } else { "\n  ],\n" });
+        out.buf.push_str(if self.n == 0 {
+            "{\n  \"records\": [],\n"
+        } else {
+            "\n  ],\n"
+        });
         let tail = report::json(&[], summary, skipped);
         out.buf.push_str("  \"skipped\": ");
         indent_rest(&mut out.buf, &pretty(&tail["skipped"])?, 2);
@@ -316,7 +333,11 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     let mut summary = report::Summary::default();
     let mut skipped = Vec::new();
     // Parts printed or written after the summary, which needs every row first.
-    let mut explain = if args.explain && !args.json { Some(Spool::new()?) } else { None };
+    let mut explain = if args.explain && !args.json {
+        Some(Spool::new()?)
+    } else {
+        None
+    };
     let mut html = match &args.html {
         Some(_) => Some((Spool::new()?, Spool::new()?)),
         None => None,
@@ -348,8 +369,9 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     })?;
     summary.skipped_lines = skipped.len();
     if let (Some(path), Some((table_part, flows_part))) = (&args.html, html) {
-        write_html(path, &summary, &skipped, table_part, flows_part)
-            .map_err(|e| CommandError::runtime(format!("cannot write HTML report {}: {e}", path.display())))?;
+        write_html(path, &summary, &skipped, table_part, flows_part).map_err(|e| {
+            CommandError::runtime(format!("cannot write HTML report {}: {e}", path.display()))
+        })?;
         eprintln!("mtlscope: wrote HTML report to {}", path.display());
     }
     if args.json {
@@ -366,7 +388,9 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     std::process::exit(0);
                 }
-                return Err(CommandError::runtime(format!("cannot write to standard output: {e}")));
+                return Err(CommandError::runtime(format!(
+                    "cannot write to standard output: {e}"
+                )));
             }
         }
     }
@@ -394,7 +418,11 @@ fn write_html(
 }
 
 /// One side of a diff: its selector.
-fn selector(in_arg: Option<Selector>, by_id: Option<&str>, flag: &str) -> Result<Selector, CommandError> {
+fn selector(
+    in_arg: Option<Selector>,
+    by_id: Option<&str>,
+    flag: &str,
+) -> Result<Selector, CommandError> {
     Ok(match (by_id, in_arg) {
         (Some(id), _) => {
             Selector::connection(id).map_err(|e| CommandError::usage(format!("{flag}: {e}")))?
@@ -413,14 +441,27 @@ pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
     let (path_b, index_b) = recording::split_file_selector(&args.b);
     let sel_a = selector(index_a, args.a_id.as_deref(), "--a-id")?;
     let sel_b = selector(index_b, args.b_id.as_deref(), "--b-id")?;
-    let fail = |path: &Path, why: String| CommandError::usage(format!("recording {} {why}", path.display()));
+    let fail = |path: &Path, why: String| {
+        CommandError::usage(format!("recording {} {why}", path.display()))
+    };
     let (a, b) = if path_b == path_a {
         // Comparing two records of one file reads (and warns about) it once.
-        let mut found = recording::select_stream(open(std::slice::from_ref(&path_a))?, &[sel_a, sel_b], warn_skipped)
-            .map_err(|e| CommandError::runtime(e.to_string()))?;
-        let b = found.pop().unwrap_or_else(|| Err("has no readable record".into()));
-        let a = found.pop().unwrap_or_else(|| Err("has no readable record".into()));
-        (a.map_err(|w| fail(&path_a, w))?, b.map_err(|w| fail(&path_b, w))?)
+        let mut found = recording::select_stream(
+            open(std::slice::from_ref(&path_a))?,
+            &[sel_a, sel_b],
+            warn_skipped,
+        )
+        .map_err(|e| CommandError::runtime(e.to_string()))?;
+        let b = found
+            .pop()
+            .unwrap_or_else(|| Err("has no readable record".into()));
+        let a = found
+            .pop()
+            .unwrap_or_else(|| Err("has no readable record".into()));
+        (
+            a.map_err(|w| fail(&path_a, w))?,
+            b.map_err(|w| fail(&path_b, w))?,
+        )
     } else {
         let pick = |path: &PathBuf, sel: Selector| -> Result<Record, CommandError> {
             recording::select_stream(open(std::slice::from_ref(path))?, &[sel], warn_skipped)
@@ -471,7 +512,9 @@ pub fn run_export(args: ExportArgs) -> Result<(), CommandError> {
     };
     let mut doc = har::HarWriter::new(file, opts).map_err(what)?;
     let mut skipped = Vec::new();
-    each_record(stream, &filter, &mut skipped, |r| doc.push(&r).map_err(what))?;
+    each_record(stream, &filter, &mut skipped, |r| {
+        doc.push(&r).map_err(what)
+    })?;
     let (entries, conns) = doc.finish().map_err(what)?;
     eprintln!(
         "mtlscope: wrote {} ({entries} entries, {conns} connection records)",

@@ -105,7 +105,9 @@ impl Filter {
                 return false;
             }
         }
-        if !self.hosts.is_empty() && !hosts_of(flow).any(|h| self.hosts.iter().any(|p| host_matches(p, &h))) {
+        if !self.hosts.is_empty()
+            && !hosts_of(flow).any(|h| self.hosts.iter().any(|p| host_matches(p, &h)))
+        {
             return false;
         }
         true
@@ -182,19 +184,27 @@ mod tests {
     fn statuses_hosts_and_times() {
         assert_eq!(StatusMatch::parse("5xx"), Ok(StatusMatch::Class(5)));
         assert_eq!(StatusMatch::parse("403"), Ok(StatusMatch::Code(403)));
-        assert!(StatusMatch::parse("6xx").unwrap_err().contains("not a status"));
+        assert!(StatusMatch::parse("6xx")
+            .unwrap_err()
+            .contains("not a status"));
         let flow = success_builder()
             .client(|l| l.sni = Some("API.example.test".into()))
             .response(403, "", &[])
             .build();
         let f = |hosts: &[&str], statuses: &[&str]| Filter {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            statuses: statuses.iter().map(|s| StatusMatch::parse(s).unwrap()).collect(),
+            statuses: statuses
+                .iter()
+                .map(|s| StatusMatch::parse(s).unwrap())
+                .collect(),
             ..Filter::default()
         };
         assert!(f(&["api.example.test"], &[]).keeps_flow(&flow));
         assert!(f(&["*.example.test"], &["4xx"]).keeps_flow(&flow));
-        assert!(f(&["server.test:8443"], &[]).keeps_flow(&flow), "the upstream");
+        assert!(
+            f(&["server.test:8443"], &[]).keeps_flow(&flow),
+            "the upstream"
+        );
         assert!(!f(&["example.test"], &[]).keeps_flow(&flow));
         assert!(!f(&[], &["5xx", "none"]).keeps_flow(&flow));
         let at = when(&flow);
@@ -208,6 +218,8 @@ mod tests {
             ..Filter::default()
         };
         assert!(until.keeps_flow(&flow));
-        assert!(parse_time("--since", "yesterday").unwrap_err().contains("--since"));
+        assert!(parse_time("--since", "yesterday")
+            .unwrap_err()
+            .contains("--since"));
     }
 }

@@ -2,13 +2,15 @@
 //! the file rather than by the records read.
 //!
 //! What the writer guarantees (`src/record/writer.rs`, docs/recording.md) makes that possible:
-//! a `legs_from` names the *latest* full exchange of its own run and connection, and never one
-//! in another file (the writer forgets every connection when it rotates, and every writer starts
-//! empty). So the reader keeps, per file, the latest full legs of each connection, in two
+//! a `legs_from` names the *latest* full exchange of its own run and connection (and the writer
+//! forgets every connection when it rotates, so the first exchange of a connection in a new file
+//! is full again). So the reader keeps the latest full legs of each connection, in two
 //! generations of recently used connections (a connection that goes quiet falls to the older
-//! generation, then out); what falls out keeps only the byte offset of its full record, and a
-//! late reference to it reads that one line again. Only a reference to a connection that fell
-//! out of both is left unresolved, as a record whose source is not in the file always was.
+//! generation, then out); what falls out keeps only where its full record is (file and byte
+//! offset), and a late reference to it reads that one line again. The memory carries across
+//! the files given (`FILE.2 FILE.1 FILE`), so even a reference into an earlier file resolves.
+//! Only a reference to a connection that fell out of both is left unresolved, as a record whose
+//! source is not in the files always was.
 
 use super::{parse_line, ReadError, Record, Skipped};
 use crate::diagnose::diagnose;
@@ -38,12 +40,18 @@ pub enum Item {
 /// `(run, connection)`: the run interned as a number.
 type ConnKey = (u32, u64);
 
+/// Where a line is: the file's position in the stream, and the byte offset.
+type At = (u16, u64);
+
+/// Where a connection's legs were found, and the legs.
+type LegsAt = (At, Option<Arc<Leg>>, Option<Arc<Leg>>);
+
 /// The latest full exchange of one connection.
 struct Full {
     /// Its `exchange_index`.
     index: u32,
-    /// Byte offset of its line, to read it again once its legs left memory.
-    offset: u64,
+    /// Where its line is, to read it again once its legs left memory.
+    at: At,
     /// Its client leg.
     client: Option<Arc<Leg>>,
     /// Its upstream leg.
@@ -59,10 +67,10 @@ struct LegCache {
     young: HashMap<ConnKey, Full>,
     /// The generation before.
     old: HashMap<ConnKey, Full>,
-    /// Connections whose legs fell out: `(exchange_index, offset)` of their full record.
-    cold_young: HashMap<ConnKey, (u32, u64)>,
+    /// Connections whose legs fell out: `(exchange_index, where)` of their full record.
+    cold_young: HashMap<ConnKey, (u32, At)>,
     /// The generation before.
-    cold_old: HashMap<ConnKey, (u32, u64)>,
+    cold_old: HashMap<ConnKey, (u32, At)>,
 }
 
 impl LegCache {
@@ -84,7 +92,7 @@ impl LegCache {
                 if self.cold_young.len() >= COLD_GENERATION {
                     self.cold_old = std::mem::take(&mut self.cold_young);
                 }
-                self.cold_young.insert(k, (f.index, f.offset));
+                self.cold_young.insert(k, (f.index, f.at));
             }
             self.old = std::mem::take(&mut self.young);
         }
@@ -96,17 +104,17 @@ impl LegCache {
         &mut self,
         key: ConnKey,
         from: u32,
-        reread: impl FnOnce(u64) -> Option<Flow>,
-    ) -> Option<(u64, Option<Arc<Leg>>, Option<Arc<Leg>>)> {
+        reread: impl FnOnce(At) -> Option<Flow>,
+    ) -> Option<LegsAt> {
         if let Some(f) = self.young.get(&key) {
-            return (f.index == from).then(|| (f.offset, f.client.clone(), f.upstream.clone()));
+            return (f.index == from).then(|| (f.at, f.client.clone(), f.upstream.clone()));
         }
         if let Some(f) = self.old.remove(&key) {
-            let legs = (f.index == from).then(|| (f.offset, f.client.clone(), f.upstream.clone()));
+            let legs = (f.index == from).then(|| (f.at, f.client.clone(), f.upstream.clone()));
             self.insert(key, f);
             return legs;
         }
-        let (index, offset) = self
+        let (index, at) = self
             .cold_young
             .get(&key)
             .or_else(|| self.cold_old.get(&key))
@@ -114,16 +122,16 @@ impl LegCache {
         if index != from {
             return None;
         }
-        let flow = reread(offset)?;
+        let flow = reread(at)?;
         if flow.exchange_index != Some(from) {
             return None;
         }
-        let legs = (offset, flow.client_leg.clone(), flow.upstream_leg.clone());
+        let legs = (at, flow.client_leg.clone(), flow.upstream_leg.clone());
         self.insert(
             key,
             Full {
                 index,
-                offset,
+                at,
                 client: legs.1.clone(),
                 upstream: legs.2.clone(),
             },
@@ -141,12 +149,10 @@ impl LegCache {
 struct Cursor {
     /// The file, as named.
     path: PathBuf,
+    /// Its position among the stream's files.
+    number: u16,
     /// Its lines.
     reader: Box<dyn BufRead>,
-    /// A second handle, opened on first use, to read a line again by offset.
-    again: Option<File>,
-    /// Whether the bytes came from a file that can be opened again (not from memory).
-    on_disk: bool,
     /// Lines read so far.
     line: usize,
     /// Records read so far (what `FILE:N` counts).
@@ -155,37 +161,45 @@ struct Cursor {
     offset: u64,
     /// The line being read.
     buf: Vec<u8>,
-    /// The legs `legs_from` can name in this file.
-    legs: LegCache,
-    /// Offset of the line whose legs the last record took (`legs_from` resolved).
-    legs_source: Option<u64>,
 }
 
-impl Cursor {
-    /// Parse the line at `offset` again (for a connection whose legs left memory).
-    fn reread(again: &mut Option<File>, path: &Path, offset: u64) -> Option<Flow> {
-        if again.is_none() {
-            *again = File::open(path).ok();
-        }
-        let file = again.as_mut()?;
-        file.seek(SeekFrom::Start(offset)).ok()?;
-        let mut line = Vec::new();
-        BufReader::new(file.take(64 * 1024 * 1024))
-            .read_until(b'\n', &mut line)
-            .ok()?;
-        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
-        parse_line(raw.strip_suffix(b"\r").unwrap_or(raw)).ok()
-    }
+/// Parse the line at `offset` of `path` again (for a connection whose legs left memory).
+fn reread(again: &mut HashMap<u16, File>, number: u16, path: &Path, offset: u64) -> Option<Flow> {
+    let file = match again.entry(number) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(File::open(path).ok()?),
+    };
+    file.seek(SeekFrom::Start(offset)).ok()?;
+    let mut line = Vec::new();
+    BufReader::new(file.take(64 * 1024 * 1024))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let raw = line.strip_suffix(b"\n").unwrap_or(&line);
+    parse_line(raw.strip_suffix(b"\r").unwrap_or(raw)).ok()
+}
+
+/// What a stream remembers across its files to resolve `legs_from`.
+struct Resolver {
+    /// Every file of the stream, by number (empty when reading from memory).
+    paths: Vec<PathBuf>,
+    /// Handles opened to read lines again, by file number.
+    again: HashMap<u16, File>,
+    /// The legs `legs_from` can name.
+    legs: LegCache,
+    /// Where the line is whose legs the last record took.
+    legs_source: Option<At>,
 }
 
 /// Records of one or more recordings, read one at a time, files in the order given.
 pub struct RecordStream {
-    /// Files not opened yet.
-    pending: std::vec::IntoIter<PathBuf>,
+    /// Files not opened yet, with their numbers.
+    pending: std::vec::IntoIter<(u16, PathBuf)>,
     /// The file being read.
     cur: Option<Cursor>,
     /// Byte offset (in its file) of the line of the last item returned.
     last_offset: u64,
+    /// `legs_from` resolution, across the files.
+    resolver: Resolver,
 }
 
 impl RecordStream {
@@ -198,10 +212,16 @@ impl RecordStream {
                 source,
             })?;
         }
+        let numbered: Vec<(u16, PathBuf)> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (u16::try_from(i).unwrap_or(u16::MAX), p.clone()))
+            .collect();
         Ok(RecordStream {
-            pending: paths.to_vec().into_iter(),
+            pending: numbered.into_iter(),
             cur: None,
             last_offset: 0,
+            resolver: Resolver::new(paths.to_vec()),
         })
     }
 
@@ -211,10 +231,11 @@ impl RecordStream {
             pending: Vec::new().into_iter(),
             cur: Some(Cursor::new(
                 file.to_path_buf(),
+                0,
                 Box::new(std::io::Cursor::new(bytes)),
-                false,
             )),
             last_offset: 0,
+            resolver: Resolver::new(Vec::new()),
         }
     }
 
@@ -223,22 +244,22 @@ impl RecordStream {
         self.last_offset
     }
 
-    /// For the last record returned, if its `legs_from` was resolved: the offset (in the same
-    /// file) of the line that carries its legs.
-    pub fn legs_source(&self) -> Option<u64> {
-        self.cur.as_ref().and_then(|c| c.legs_source)
+    /// For the last record returned, if its `legs_from` was resolved: where the line that
+    /// carries its legs is (the file's position among those given, and the byte offset).
+    pub fn legs_source(&self) -> Option<(u16, u64)> {
+        self.resolver.legs_source
     }
 
     /// How many connections' legs are held in memory now (for tests of the bound).
     pub fn legs_in_memory(&self) -> usize {
-        self.cur.as_ref().map_or(0, |c| c.legs.hot())
+        self.resolver.legs.hot()
     }
 
     /// The next record or skipped line; `None` after the last file's last line.
     pub fn next_item(&mut self) -> Result<Option<Item>, ReadError> {
         loop {
             if self.cur.is_none() {
-                let Some(path) = self.pending.next() else {
+                let Some((number, path)) = self.pending.next() else {
                     return Ok(None);
                 };
                 let file = File::open(&path).map_err(|source| ReadError {
@@ -246,12 +267,12 @@ impl RecordStream {
                     source,
                 })?;
                 let reader = Box::new(BufReader::with_capacity(READ_BUFFER, file));
-                self.cur = Some(Cursor::new(path, reader, true));
+                self.cur = Some(Cursor::new(path, number, reader));
             }
             let Some(cur) = self.cur.as_mut() else {
                 continue;
             };
-            match cur.next_item()? {
+            match cur.next_item(&mut self.resolver)? {
                 Some((offset, item)) => {
                     self.last_offset = offset;
                     return Ok(Some(item));
@@ -270,24 +291,62 @@ impl Iterator for RecordStream {
     }
 }
 
-impl Cursor {
-    fn new(path: PathBuf, reader: Box<dyn BufRead>, on_disk: bool) -> Cursor {
-        Cursor {
-            path,
-            reader,
-            again: None,
-            on_disk,
-            line: 0,
-            index: 0,
-            offset: 0,
-            buf: Vec::with_capacity(16 * 1024),
+impl Resolver {
+    fn new(paths: Vec<PathBuf>) -> Resolver {
+        Resolver {
+            paths,
+            again: HashMap::new(),
             legs: LegCache::default(),
             legs_source: None,
         }
     }
 
+    /// Resolve `legs_from`, remember full legs, diagnose what carries no findings.
+    fn record(&mut self, mut flow: Flow, at: At) -> Flow {
+        self.legs_source = None;
+        let key = self.legs.key(&flow.run, flow.connection_id);
+        if let Some(from) = flow.legs_from {
+            let (again, paths) = (&mut self.again, &self.paths);
+            let read_again = |(file, offset): At| {
+                let path = paths.get(usize::from(file))?;
+                reread(again, file, path, offset)
+            };
+            if let Some((src, client, upstream)) = self.legs.legs(key, from, read_again) {
+                self.legs_source = Some(src);
+                flow.client_leg = client;
+                flow.upstream_leg = upstream;
+                flow.legs_from = None;
+            }
+        } else if let Some(index) = flow.exchange_index {
+            self.legs.insert(
+                key,
+                Full {
+                    index,
+                    at,
+                    client: flow.client_leg.clone(),
+                    upstream: flow.upstream_leg.clone(),
+                },
+            );
+        }
+        flow
+    }
+}
+
+impl Cursor {
+    fn new(path: PathBuf, number: u16, reader: Box<dyn BufRead>) -> Cursor {
+        Cursor {
+            path,
+            number,
+            reader,
+            line: 0,
+            index: 0,
+            offset: 0,
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
     /// The next item of this file, with its line's offset.
-    fn next_item(&mut self) -> Result<Option<(u64, Item)>, ReadError> {
+    fn next_item(&mut self, resolver: &mut Resolver) -> Result<Option<(u64, Item)>, ReadError> {
         loop {
             self.buf.clear();
             let n = self
@@ -311,7 +370,22 @@ impl Cursor {
                 continue;
             }
             let item = match parse_line(raw) {
-                Ok(flow) => Item::Record(Box::new(self.record(flow, offset))),
+                Ok(flow) => {
+                    let mut flow = resolver.record(flow, (self.number, offset));
+                    let mut diagnosed_on_read = false;
+                    if flow.findings.is_empty() {
+                        flow.findings = diagnose(&flow);
+                        diagnosed_on_read = !flow.findings.is_empty();
+                    }
+                    self.index += 1;
+                    Item::Record(Box::new(Record {
+                        file: self.path.clone(),
+                        line: self.line,
+                        index: self.index,
+                        flow,
+                        diagnosed_on_read,
+                    }))
+                }
                 Err(reason) => {
                     let reason = if truncated && reason.starts_with("malformed") {
                         format!("truncated last line ({reason})")
@@ -328,43 +402,89 @@ impl Cursor {
             return Ok(Some((offset, item)));
         }
     }
+}
 
-    /// Resolve `legs_from`, remember full legs, diagnose what carries no findings.
-    fn record(&mut self, mut flow: Flow, offset: u64) -> Record {
-        self.legs_source = None;
-        let key = self.legs.key(&flow.run, flow.connection_id);
-        if let Some(from) = flow.legs_from {
-            let (again, path, on_disk) = (&mut self.again, &self.path, self.on_disk);
-            let reread = |at| on_disk.then(|| Cursor::reread(again, path, at)).flatten();
-            if let Some((at, client, upstream)) = self.legs.legs(key, from, reread) {
-                self.legs_source = Some(at);
-                flow.client_leg = client;
-                flow.upstream_leg = upstream;
-                flow.legs_from = None;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{Mode, RecordKind};
+
+    fn line(conn: u64, index: u32, from: Option<u32>, alpn: &str) -> String {
+        let mut f = Flow::new(Mode::Reverse, conn, time::OffsetDateTime::UNIX_EPOCH);
+        f.run = "r".into();
+        f.kind = RecordKind::Exchange;
+        f.exchange_index = Some(index);
+        f.legs_from = from;
+        if from.is_none() {
+            f.upstream_leg = Some(Arc::new(Leg {
+                alpn: Some(alpn.into()),
+                ..Leg::default()
+            }));
+        }
+        let mut s = serde_json::to_string(&f).unwrap();
+        s.push('\n');
+        s
+    }
+
+    fn alpn(r: &Record) -> Option<String> {
+        r.flow.upstream_leg.as_ref().and_then(|l| l.alpn.clone())
+    }
+
+    #[test]
+    fn legs_in_memory_stay_bounded_and_a_quiet_connection_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let mut text = line(1, 0, None, "first");
+        // Many short connections after it push connection 1 out of memory...
+        let many = 5 * HOT_GENERATION as u64;
+        for c in 2..many {
+            text.push_str(&line(c, 0, None, "x"));
+            text.push_str(&line(c, 1, Some(0), ""));
+        }
+        // ...then it speaks again.
+        text.push_str(&line(1, 1, Some(0), ""));
+        std::fs::write(&path, text).unwrap();
+        let mut s = RecordStream::open(&[path]).unwrap();
+        let mut most = 0;
+        let mut last = None;
+        let mut source = None;
+        while let Some(item) = s.next_item().unwrap() {
+            most = most.max(s.legs_in_memory());
+            if let Item::Record(r) = item {
+                last = Some(r);
+                source = s.legs_source();
             }
-        } else if let Some(index) = flow.exchange_index {
-            self.legs.insert(
-                key,
-                Full {
-                    index,
-                    offset,
-                    client: flow.client_leg.clone(),
-                    upstream: flow.upstream_leg.clone(),
-                },
-            );
         }
-        let mut diagnosed_on_read = false;
-        if flow.findings.is_empty() {
-            flow.findings = diagnose(&flow);
-            diagnosed_on_read = !flow.findings.is_empty();
-        }
-        self.index += 1;
-        Record {
-            file: self.path.clone(),
-            line: self.line,
-            index: self.index,
-            flow,
-            diagnosed_on_read,
-        }
+        assert!(most <= 2 * HOT_GENERATION, "{most} connections' legs held");
+        let last = last.unwrap();
+        assert_eq!(last.flow.connection_id, 1);
+        assert_eq!(
+            alpn(&last).as_deref(),
+            Some("first"),
+            "read again from the file"
+        );
+        assert_eq!(source, Some((0, 0)));
+    }
+
+    #[test]
+    fn a_reference_into_an_earlier_file_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("rec.jsonl.1"), dir.path().join("rec.jsonl"));
+        std::fs::write(&a, line(1, 0, None, "h2")).unwrap();
+        // The writer starts a new file with full legs, but a hand-joined or older pair of
+        // files may not: the reader's memory spans the files given.
+        std::fs::write(&b, line(1, 1, Some(0), "")).unwrap();
+        let mut s = RecordStream::open(&[a, b]).unwrap();
+        let _first = s.next_item().unwrap();
+        let Some(Item::Record(r)) = s.next_item().unwrap() else {
+            panic!()
+        };
+        assert_eq!(alpn(&r).as_deref(), Some("h2"));
+        assert_eq!(r.index, 1, "numbered within its file");
+        assert_eq!(
+            s.legs_source(),
+            Some((0, 0)),
+            "its legs are in the first file"
+        );
     }
 }

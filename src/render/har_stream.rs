@@ -80,7 +80,8 @@ impl<W: Write> HarWriter<W> {
     /// Start the document.
     pub fn new(out: W, opts: HarOptions) -> io::Result<HarWriter<W>> {
         let mut out = BufWriter::with_capacity(256 * 1024, out);
-        let creator = serde_json::json!({ "name": "mtlscope", "version": env!("CARGO_PKG_VERSION") });
+        let creator =
+            serde_json::json!({ "name": "mtlscope", "version": env!("CARGO_PKG_VERSION") });
         write!(
             out,
             "{{\"log\":{{\"version\":\"1.2\",\"creator\":{creator},\"entries\":["
@@ -126,9 +127,7 @@ impl<W: Write> HarWriter<W> {
 
     /// Full legs, or the entry that already carries these legs.
     fn legs_for(&mut self, r: &Record) -> LegsOut {
-        let full = LegsOut::Full {
-            der: self.opts.der,
-        };
+        let full = LegsOut::Full { der: self.opts.der };
         let flow = &r.flow;
         if self.opts.legs == LegsIn::All
             || (flow.client_leg.is_none() && flow.upstream_leg.is_none())

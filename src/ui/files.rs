@@ -27,7 +27,10 @@ fn decode(v: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -76,7 +79,9 @@ fn list(ix: &FileIndex, query: &str) -> Response<UiBody> {
         host: nonempty("host"),
         status: nonempty("status"),
         run: nonempty("run"),
-        from: param(query, "from").and_then(|v| v.parse().ok()).unwrap_or(0),
+        from: param(query, "from")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         limit: param(query, "limit")
             .and_then(|v| v.parse().ok())
             .unwrap_or(100)
@@ -100,7 +105,11 @@ fn list(ix: &FileIndex, query: &str) -> Response<UiBody> {
 }
 
 /// `/api/flows/ID[/flow.jsonl|/flow.har|/keylog.txt]` from the file.
-pub fn flow_route(ix: &FileIndex, rest: &str, keylog: Option<&std::path::Path>) -> Response<UiBody> {
+pub fn flow_route(
+    ix: &FileIndex,
+    rest: &str,
+    keylog: Option<&std::path::Path>,
+) -> Response<UiBody> {
     let (id, what) = rest.split_once('/').unwrap_or((rest, ""));
     let Some(r) = id.parse::<usize>().ok().and_then(|id| record(ix, id)) else {
         return not_found("no such flow in the recording");
@@ -139,7 +148,10 @@ mod tests {
 
     #[test]
     fn params_are_decoded() {
-        assert_eq!(param("a=1&host=api%2Eexample.test", "host").as_deref(), Some("api.example.test"));
+        assert_eq!(
+            param("a=1&host=api%2Eexample.test", "host").as_deref(),
+            Some("api.example.test")
+        );
         assert_eq!(param("x=a+b%zz", "x").as_deref(), Some("a b%zz"));
         assert_eq!(param("x=%4", "x").as_deref(), Some("%4"));
         assert_eq!(param("x=1", "y"), None);

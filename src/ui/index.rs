@@ -3,7 +3,7 @@
 //! a few small numbers: its finding set, status, host and run), then list pages, filter counts
 //! and flow pages are served from the files on demand.
 //!
-//! The index costs about 14 bytes a record (a 10-million-flow recording: ~140 MB), whatever
+//! The index costs about 17 bytes a record (a 10-million-flow recording: ~170 MB), whatever
 //! the records' size; a flow page reads its line (and its legs' line) again.
 
 use crate::facts::{FindingId, Flow, Severity};
@@ -83,8 +83,8 @@ pub struct FileIndex {
     /// Lines skipped while indexing.
     pub skipped: Vec<Skipped>,
     /// Legs sources that were not indexed themselves (left out by a filter): record number
-    /// → offset of the source's line, in the record's file.
-    outside_src: HashMap<u32, u64>,
+    /// → file and offset of the source's line.
+    outside_src: HashMap<u32, (u16, u64)>,
     /// Open files, to read lines again.
     handles: Mutex<HashMap<u16, File>>,
 }
@@ -133,38 +133,52 @@ impl FileIndex {
             outside_src: HashMap::new(),
             handles: Mutex::new(HashMap::new()),
         };
-        for (file_no, path) in files.iter().enumerate() {
-            let file_no = u16::try_from(file_no).unwrap_or(u16::MAX);
-            let first = ix.len();
-            ix.file_starts.push(u32::try_from(first).unwrap_or(u32::MAX));
-            let mut stream = RecordStream::open(std::slice::from_ref(path))?;
-            while let Some(item) = stream.next_item()? {
-                let r = match item {
-                    Item::Record(r) => r,
-                    Item::Skipped(s) => {
-                        on_skip(&s);
-                        ix.skipped.push(s);
-                        continue;
-                    }
-                };
-                if !filter.keeps(&r) {
+        // One stream over every file, so a reference into an earlier file resolves too; the
+        // stream numbers the files as the index does.
+        let mut stream = RecordStream::open(files)?;
+        let mut file_no: usize = 0;
+        ix.file_starts.push(0);
+        // Move on to the file `path` (records come file after file).
+        let advance = |ix: &mut FileIndex, file_no: &mut usize, path: &std::path::Path| {
+            while *file_no + 1 < files.len() && files[*file_no].as_path() != path {
+                *file_no += 1;
+                ix.file_starts
+                    .push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
+            }
+        };
+        while let Some(item) = stream.next_item()? {
+            let r = match item {
+                Item::Record(r) => r,
+                Item::Skipped(s) => {
+                    advance(&mut ix, &mut file_no, &s.file);
+                    on_skip(&s);
+                    ix.skipped.push(s);
                     continue;
                 }
-                let n = u32::try_from(ix.len()).unwrap_or(u32::MAX);
-                // The record carrying the legs: found among this file's indexed records by
-                // its offset (they are in offset order), else remembered by offset.
-                let src = match stream.legs_source() {
-                    Some(at) => match ix.find(first, file_no, at) {
-                        Some(k) => u32::try_from(k + 1).unwrap_or(0),
-                        None => {
-                            ix.outside_src.insert(n, at);
-                            0
-                        }
-                    },
-                    None => 0,
-                };
-                ix.push(file_no, stream.offset(), src, &r);
+            };
+            advance(&mut ix, &mut file_no, &r.file);
+            if !filter.keeps(&r) {
+                continue;
             }
+            let n = u32::try_from(ix.len()).unwrap_or(u32::MAX);
+            let file = u16::try_from(file_no).unwrap_or(u16::MAX);
+            // The record carrying the legs: found among the indexed records by its file and
+            // offset (they are in that order), else remembered by where it is.
+            let src = match stream.legs_source() {
+                Some((f, at)) => match ix.find(f, at) {
+                    Some(k) => u32::try_from(k + 1).unwrap_or(0),
+                    None => {
+                        ix.outside_src.insert(n, (f, at));
+                        0
+                    }
+                },
+                None => 0,
+            };
+            ix.push(file, stream.offset(), src, &r);
+        }
+        while ix.file_starts.len() < files.len() {
+            ix.file_starts
+                .push(u32::try_from(ix.len()).unwrap_or(u32::MAX));
         }
         Ok(ix)
     }
@@ -191,7 +205,8 @@ impl FileIndex {
                 _ => 0,
             }
         };
-        self.rel.push(u32::try_from(offset - base).unwrap_or(u32::MAX));
+        self.rel
+            .push(u32::try_from(offset - base).unwrap_or(u32::MAX));
         self.legs_src.push(src);
         let f = &r.flow;
         for x in &f.findings {
@@ -200,7 +215,8 @@ impl FileIndex {
         let mut set: Vec<FindingId> = f.findings.iter().map(|x| x.id).collect();
         set.sort_unstable();
         set.dedup();
-        self.finding_set.push(self.sets.id(&set, usize::from(OTHER)));
+        self.finding_set
+            .push(self.sets.id(&set, usize::from(OTHER)));
         self.status.push(f.status().unwrap_or(0));
         let host = super::api::host(f);
         self.host.push(self.hosts.id(&host, usize::from(OTHER)));
@@ -213,13 +229,17 @@ impl FileIndex {
         let rel = u64::from(*self.rel.get(n)?);
         let (bfile, base) = *self.block_start.get(n / BLOCK)?;
         // The record's file: the last file starting at or before it.
-        let file = self.file_starts.partition_point(|&s| s as usize <= n).checked_sub(1)?;
+        let file = self
+            .file_starts
+            .partition_point(|&s| s as usize <= n)
+            .checked_sub(1)?;
         let file = u16::try_from(file).ok()?;
         Some((file, if file == bfile { base + rel } else { rel }))
     }
 
-    /// The record of file `file_no` (whose first record is `first`) at `offset`.
-    fn find(&self, first: usize, file_no: u16, offset: u64) -> Option<usize> {
+    /// The indexed record of file `file_no` at `offset`.
+    fn find(&self, file_no: u16, offset: u64) -> Option<usize> {
+        let first = *self.file_starts.get(usize::from(file_no))? as usize;
         let (mut lo, mut hi) = (first, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -240,10 +260,12 @@ impl FileIndex {
     /// Parse the line at `offset` of file `file`.
     fn read_at(&self, file: u16, offset: u64) -> Option<Flow> {
         let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        if !handles.contains_key(&file) {
-            handles.insert(file, File::open(self.files.get(usize::from(file))?).ok()?);
-        }
-        let h = handles.get_mut(&file)?;
+        let h = match handles.entry(file) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(File::open(self.files.get(usize::from(file))?).ok()?)
+            }
+        };
         h.seek(SeekFrom::Start(offset)).ok()?;
         let mut line = Vec::new();
         BufReader::new(h.take(64 * 1024 * 1024))
@@ -263,7 +285,7 @@ impl FileIndex {
                 None => u32::try_from(n)
                     .ok()
                     .and_then(|k| self.outside_src.get(&k))
-                    .and_then(|&at| self.read_at(file, at)),
+                    .and_then(|&(f, at)| self.read_at(f, at)),
             };
             if let Some(full) = full {
                 flow.client_leg = full.client_leg;
@@ -301,7 +323,11 @@ impl FileIndex {
         let status = q.status.clone().filter(|s| !s.is_empty());
         move |n| {
             if let Some(sets) = &sets {
-                if !sets.get(usize::from(self.finding_set[n])).copied().unwrap_or(false) {
+                if !sets
+                    .get(usize::from(self.finding_set[n]))
+                    .copied()
+                    .unwrap_or(false)
+                {
                     return false;
                 }
             }
@@ -381,7 +407,12 @@ impl FileIndex {
             .into_iter()
             .map(|(id, (sev, n))| json!({ "id": id.as_str(), "severity": sev, "n": n }))
             .collect();
-        findings.sort_by(|a, b| b["n"].as_u64().cmp(&a["n"].as_u64()).then(a["id"].as_str().cmp(&b["id"].as_str())));
+        findings.sort_by(|a, b| {
+            b["n"]
+                .as_u64()
+                .cmp(&a["n"].as_u64())
+                .then(a["id"].as_str().cmp(&b["id"].as_str()))
+        });
         let named = |values: &[String], counts: &[usize]| -> Vec<Value> {
             let mut v: Vec<Value> = values
                 .iter()
