@@ -271,6 +271,7 @@ fn main() {
                 ],
                 body_excerpt: (status >= 400).then(|| "{\"error\":\"forbidden\"}".to_string()),
                 at_ms: at + 4.2,
+                ..Response::default()
             });
             if !good {
                 f.error = Some("upstream handshake failed".into());
