@@ -117,6 +117,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         clock,
         faults: faults.clone(),
         sessions: None,
+        first_opened: Default::default(),
     };
     let upstream = LegRecorder::new(clock);
     let pairing = ctx.client.sessions.pairing();

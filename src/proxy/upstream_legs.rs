@@ -211,14 +211,20 @@ pub struct LegOpener {
     /// The upstream sessions paired with the client's handshake (see `proxy::resumption`),
     /// for the first leg only: a later leg is opened without a client handshake to mirror.
     pub sessions: Option<Arc<crate::upstream::PairSessions>>,
+    /// Whether the first leg was opened: later legs do a full handshake, so the server's
+    /// CertificateRequest is seen on each of them.
+    pub first_opened: std::sync::atomic::AtomicBool,
 }
 
 impl LegOpener {
     /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
     /// (the recorder says why).
     pub async fn open(&self, rec: &LegRecorder, ended: EndedTx) -> Option<UpstreamSender> {
-        self.open_with(None, self.sessions.clone(), rec, ended)
-            .await
+        let first = !self
+            .first_opened
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let sessions = if first { self.sessions.clone() } else { None };
+        self.open_with(None, sessions, rec, ended).await
     }
 
     /// [`LegOpener::open`] with another engine than the listener's, and these sessions.
