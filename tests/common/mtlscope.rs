@@ -129,7 +129,10 @@ pub fn wait_records(path: &Path, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let records: Vec<Value> = text
+        // Only whole lines: a record longer than the writer's buffer reaches the file in
+        // several writes, and this read may land between them.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let records: Vec<Value> = complete
             .lines()
             .map(|l| serde_json::from_str(l).expect("record is JSON"))
             .collect();
