@@ -313,9 +313,10 @@ pub fn select_stream(
                 search.found = Some(r.clone());
             }
         }
-        let finished = selectors.iter().zip(&searches).all(|(sel, s)| {
-            s.done && !matches!(sel, Selector::Connection { run: None, .. })
-        });
+        let finished = selectors
+            .iter()
+            .zip(&searches)
+            .all(|(sel, s)| s.done && !matches!(sel, Selector::Connection { run: None, .. }));
         if finished {
             break;
         }
@@ -324,7 +325,9 @@ pub fn select_stream(
         .iter()
         .zip(searches)
         .map(|(sel, mut search)| match sel {
-            Selector::Default => search.found.ok_or_else(|| "has no readable record".to_string()),
+            Selector::Default => search
+                .found
+                .ok_or_else(|| "has no readable record".to_string()),
             Selector::Index(n) => search
                 .found
                 .ok_or_else(|| format!("has no record {n} (it has {count})")),

@@ -544,12 +544,32 @@ fn the_order_of_via_does_not_change_the_reference_and_an_untrusted_device_still_
         let record = rec_dir.path().join(record).display().to_string();
         let r = mtlscope(
             &[
-                "probe", &url, "--via", first, "--via", second, "--upstream-ca", &root,
-                "--identity", &good, "--timeout", "10", "--json", "--record", &record,
+                "probe",
+                &url,
+                "--via",
+                first,
+                "--via",
+                second,
+                "--upstream-ca",
+                &root,
+                "--identity",
+                &good,
+                "--timeout",
+                "10",
+                "--json",
+                "--record",
+                &record,
             ],
             &[],
         );
-        assert_eq!(r.code, Some(0), "{}\n{}\n{}", r.stderr, r.stdout, mitm.logs());
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{}\n{}\n{}",
+            r.stderr,
+            r.stdout,
+            mitm.logs()
+        );
         (r, record)
     };
     let (a, rec_a) = probe(&mitm.url(), "direct", "a.jsonl");
@@ -561,7 +581,11 @@ fn the_order_of_via_does_not_change_the_reference_and_an_untrusted_device_still_
     let (fa, fb) = (sorted(path_findings(&a)), sorted(path_findings(&b)));
     assert_eq!(fa, fb, "{:#}\n{:#}", a.json, b.json);
     for id in ["intercepted-upstream", "path-removes-cert-request"] {
-        assert!(fa.contains(&id.to_string()), "{id} not in {fa:?}\n{:#}", a.json);
+        assert!(
+            fa.contains(&id.to_string()),
+            "{id} not in {fa:?}\n{:#}",
+            a.json
+        );
     }
     // The interceptor's chain is named as the intruder's, never the direct one.
     let intercepted = a.json["comparisons"][0]["findings"]
@@ -572,7 +596,10 @@ fn the_order_of_via_does_not_change_the_reference_and_an_untrusted_device_still_
         .unwrap()
         .to_string();
     assert!(intercepted.contains("mitmproxy"), "{intercepted}");
-    assert!(!intercepted.contains("A device on the path direct"), "{intercepted}");
+    assert!(
+        !intercepted.contains("A device on the path direct"),
+        "{intercepted}"
+    );
 
     // Through the untrusted device: the attempt without an identity finished its handshake
     // (verdict recorded, not enforced) and got an answer; no identity was ever presented.
@@ -591,9 +618,17 @@ fn the_order_of_via_does_not_change_the_reference_and_an_untrusted_device_still_
         let up = &v["upstream_leg"];
         assert_eq!(up["server_verification"]["ok"], false, "{v:#}");
         assert_eq!(up["chain"], serde_json::json!([]), "{v:#}");
-        assert!(up["identity"]["candidates"].as_array().is_none_or(|c| c.is_empty()), "{v:#}");
+        assert!(
+            up["identity"]["candidates"]
+                .as_array()
+                .is_none_or(|c| c.is_empty()),
+            "{v:#}"
+        );
     }
-    assert!(through.iter().any(|v| v["response"]["status"].is_number()), "{text}");
+    assert!(
+        through.iter().any(|v| v["response"]["status"].is_number()),
+        "{text}"
+    );
     let skipped = a.json["paths"][1]["probe"].to_string();
     assert!(skipped.contains("does not trust"), "{skipped}");
 }

@@ -397,14 +397,18 @@ async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
     for i in 0..120 {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name
-            .push(DnType::CommonName, format!("Enterprise Root Certification Authority {i:03}"));
+        p.distinguished_name.push(
+            DnType::CommonName,
+            format!("Enterprise Root Certification Authority {i:03}"),
+        );
         p.distinguished_name.push(
             DnType::OrganizationName,
             "A Company With A Long Name And Many Trusted Roots, Incorporated",
         );
-        p.distinguished_name
-            .push(DnType::OrganizationalUnitName, "Public Key Infrastructure Services");
+        p.distinguished_name.push(
+            DnType::OrganizationalUnitName,
+            "Public Key Infrastructure Services",
+        );
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
         bundle.push_str(&ca.pem());
@@ -432,7 +436,9 @@ async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
     assert_eq!(r.status, 200, "{r:?}");
     let rec = p.records(1).remove(0);
     assert_eq!(
-        rec["client_leg"]["cert_request"]["ca_names"].as_array().map(Vec::len),
+        rec["client_leg"]["cert_request"]["ca_names"]
+            .as_array()
+            .map(Vec::len),
         Some(120)
     );
     let f = rec["findings"]
@@ -442,5 +448,8 @@ async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
         .find(|f| f["id"] == "ca-list-too-large")
         .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
     assert_eq!(f["severity"], "warning");
-    assert!(f["summary"].as_str().unwrap().contains("bytes of CA names"), "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("bytes of CA names"),
+        "{f:#}"
+    );
 }

@@ -392,15 +392,23 @@ async fn client_leg_in_true_order(b: &Browser) {
             .skip(from)
             .position(|s| s.contains(what))
             .map(|i| i + from)
-            .unwrap_or_else(|| panic!("no {what:?} after step {from} on the client leg: {steps:#?}"))
+            .unwrap_or_else(|| {
+                panic!("no {what:?} after step {from} on the client leg: {steps:#?}")
+            })
     };
     let hello = at("/ ClientHello", 0);
     let server_hello = at("/ ServerHello", hello);
     let request = at("cert_request / CertificateRequest (handshake", server_hello);
-    let own = at("certificate / Certificate / mtlscope's server certificate", request);
+    let own = at(
+        "certificate / Certificate / mtlscope's server certificate",
+        request,
+    );
     let verify = at("/ CertificateVerify", own);
     let finished = at("/ Finished", verify);
-    let empty = at("certificate / Certificate / empty: no certificate", finished);
+    let empty = at(
+        "certificate / Certificate / empty: no certificate",
+        finished,
+    );
     let client_finished = at("/ Finished / encrypted: read by mtlscope", empty);
     assert!(client_finished > empty, "{steps:#?}");
 }
@@ -681,7 +689,11 @@ async fn recordings_are_paged_from_the_file_and_their_har_parses_in_chromium() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&har).unwrap();
     let checked = b
         .client
@@ -710,6 +722,10 @@ async fn recordings_are_paged_from_the_file_and_their_har_parses_in_chromium() {
         )
         .await
         .expect("parse the HAR in the page");
-    assert_eq!(checked, json!({"entries": 76, "bad": []}), "the HAR as Chromium sees it");
+    assert_eq!(
+        checked,
+        json!({"entries": 76, "bad": []}),
+        "the HAR as Chromium sees it"
+    );
     b.close().await;
 }

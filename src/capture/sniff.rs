@@ -83,7 +83,14 @@ pub async fn first_look<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<FirstLoo
     let mut buf = vec![0u8; 4096];
     let n = match io.read(&mut buf).await {
         Ok(n) => n,
-        Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted) => 0,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            0
+        }
         Err(e) => return Err(e),
     };
     buf.truncate(n);
@@ -174,7 +181,11 @@ mod tests {
     fn the_plain_http_answer_has_its_length_right() {
         let text = std::str::from_utf8(super::PLAIN_HTTP_ANSWER).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())), "{}", body.len());
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{}",
+            body.len()
+        );
         assert!(body.contains("https://"));
     }
 
@@ -182,9 +193,15 @@ mod tests {
     async fn first_look_tells_nothing_plain_http_and_tls_apart() {
         use super::{first_look, FirstLook};
         let mut empty: &[u8] = b"";
-        assert!(matches!(first_look(&mut empty).await.unwrap(), FirstLook::Nothing));
+        assert!(matches!(
+            first_look(&mut empty).await.unwrap(),
+            FirstLook::Nothing
+        ));
         let mut http: &[u8] = b"GET / HTTP/1.1\r\n";
-        assert!(matches!(first_look(&mut http).await.unwrap(), FirstLook::PlainHttp(_)));
+        assert!(matches!(
+            first_look(&mut http).await.unwrap(),
+            FirstLook::PlainHttp(_)
+        ));
         let mut tls: &[u8] = &[0x16, 0x03, 0x01, 0x00, 0x05];
         assert!(matches!(first_look(&mut tls).await.unwrap(), FirstLook::Other(b) if b.len() == 5));
     }

@@ -357,7 +357,8 @@ impl rustls::sign::Signer for SentSigner {
             leg.chain = chosen_chain(leg, Some(self.index));
             leg.certificate_sent = Some(true);
         });
-        self.rec.event(CERTIFICATE_SENT, Some(format!("sent {}", self.label)));
+        self.rec
+            .event(CERTIFICATE_SENT, Some(format!("sent {}", self.label)));
         let signed = self.inner.sign(message);
         self.rec.event(
             CERTIFICATE_VERIFY_SENT,

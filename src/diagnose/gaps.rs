@@ -106,10 +106,9 @@ pub(super) fn is_failure(v: &View<'_>) -> bool {
 
 /// `unexplained`: a failure and no finding of error severity, with the facts that were there.
 pub(super) fn unexplained(v: &View<'_>, found: &[Finding]) -> Option<Finding> {
-    let explained = found.iter().any(|f| {
-        f.severity == Severity::Error
-            || f.id == FindingId::NotCertificateRelated
-    });
+    let explained = found
+        .iter()
+        .any(|f| f.severity == Severity::Error || f.id == FindingId::NotCertificateRelated);
     if !is_failure(v) || explained {
         return None;
     }

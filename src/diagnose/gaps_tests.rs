@@ -172,10 +172,18 @@ fn a_404_after_a_failing_leg_or_an_auth_status_is_no_such_thing() {
         .response(404, "", &[])
         .upstream(|l| l.alerts = vec![alert(Direction::Received, 42, 3.0)])
         .build();
-    assert!(find(&flow, "not-certificate-related").is_none(), "{:?}", ids(&flow));
+    assert!(
+        find(&flow, "not-certificate-related").is_none(),
+        "{:?}",
+        ids(&flow)
+    );
     // 403 is about who the client is: never "not certificate related".
     let flow = success_builder().get("/x").response(403, "", &[]).build();
-    assert!(find(&flow, "not-certificate-related").is_none(), "{:?}", ids(&flow));
+    assert!(
+        find(&flow, "not-certificate-related").is_none(),
+        "{:?}",
+        ids(&flow)
+    );
 }
 
 #[test]
@@ -196,7 +204,10 @@ fn an_upstream_handshake_ended_before_the_certificate_presented_nothing() {
         .own_response(502)
         .build();
     let found = ids(&flow);
-    assert!(found.contains(&"server-cert-untrusted".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"server-cert-untrusted".to_string()),
+        "{found:?}"
+    );
     assert!(!found.contains(&"no-client-cert".to_string()), "{found:?}");
     let view = crate::diagnose::view::View::new(&flow);
     let up = view.hop(crate::diagnose::view::HopKind::Upstream).unwrap();

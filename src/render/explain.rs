@@ -443,9 +443,8 @@ fn facts_line(
             "{presenter} presented {}",
             chain.first().map(|c| c.subject.as_str()).unwrap_or("")
         )),
-        None if presenter == "mtlscope" => parts.push(
-            "mtlscope presented nothing (the handshake ended before its Certificate)".into(),
-        ),
+        None if presenter == "mtlscope" => parts
+            .push("mtlscope presented nothing (the handshake ended before its Certificate)".into()),
         None => parts.push(format!("{presenter}'s chain not visible")),
     }
     if !alerts.is_empty() {

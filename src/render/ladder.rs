@@ -289,22 +289,42 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
                 Some(_) => continue,
                 None => {
                     let (from, to) = ends.dir(false);
-                    ends.step(e.at_ms, from, to, StepKind::CertRequest, "CertificateRequest".into())
+                    ends.step(
+                        e.at_ms,
+                        from,
+                        to,
+                        StepKind::CertRequest,
+                        "CertificateRequest".into(),
+                    )
                 }
             },
             // On a proxy leg mtlscope knows what the flight carried (drawn from its hooks).
             (crate::wire::CLIENT_ENCRYPTED_FLIGHT, _) if ends.side != LegSide::Wire => continue,
             (crate::wire::CLIENT_ENCRYPTED_FLIGHT, _) => {
                 let (from, to) = ends.dir(true);
-                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "encrypted flight".into());
-                s.details.push("Finished (and Certificate, if asked) or an alert: cannot tell".into());
+                let mut s = ends.step(
+                    e.at_ms,
+                    from,
+                    to,
+                    StepKind::Handshake,
+                    "encrypted flight".into(),
+                );
+                s.details
+                    .push("Finished (and Certificate, if asked) or an alert: cannot tell".into());
                 s
             }
             // mtlscope's own Certificate on the client leg: its server certificate.
             (crate::capture::flights::OWN_CERTIFICATE, _) => {
                 let (from, to) = ends.dir(false);
-                let mut s = ends.step(e.at_ms, from, to, StepKind::Certificate, "Certificate".into());
-                s.details.push("mtlscope's server certificate (encrypted)".into());
+                let mut s = ends.step(
+                    e.at_ms,
+                    from,
+                    to,
+                    StepKind::Certificate,
+                    "Certificate".into(),
+                );
+                s.details
+                    .push("mtlscope's server certificate (encrypted)".into());
                 s
             }
             // What mtlscope sent upstream (TLS hooks): `chain` is what the Certificate carried.
@@ -318,8 +338,18 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
                 _,
             ) if !wire_verify => {
                 let (from, to) = ends.dir(true);
-                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "CertificateVerify".into());
-                s.details.extend(e.detail.clone().map(|d| d.trim_start_matches("from client, ").to_string()));
+                let mut s = ends.step(
+                    e.at_ms,
+                    from,
+                    to,
+                    StepKind::Handshake,
+                    "CertificateVerify".into(),
+                );
+                s.details.extend(
+                    e.detail
+                        .clone()
+                        .map(|d| d.trim_start_matches("from client, ").to_string()),
+                );
                 s
             }
             (
@@ -331,8 +361,18 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
             ("server_key_exchange_signature", _) => continue,
             ("server_certificate_verify", _) => {
                 let (from, to) = ends.dir(false);
-                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, "CertificateVerify".into());
-                s.details.extend(e.detail.clone().map(|d| d.trim_start_matches("from server, ").to_string()));
+                let mut s = ends.step(
+                    e.at_ms,
+                    from,
+                    to,
+                    StepKind::Handshake,
+                    "CertificateVerify".into(),
+                );
+                s.details.extend(
+                    e.detail
+                        .clone()
+                        .map(|d| d.trim_start_matches("from server, ").to_string()),
+                );
                 s
             }
             ("tcp_connect_start", _) => continue,
