@@ -5,8 +5,9 @@ use super::*;
 use crate::facts::FindingId as F;
 use Vendor::*;
 
-/// Every vendor word `../shared/DIAGNOSES.md` lists (and the extras this table adds), as a user
-/// would paste it, with the vendor and the ids it must map to, most likely first.
+/// Every vendor word the design catalogue lists under "What vendors call these failures" (and
+/// the extras this table adds), as a user would paste it, with the vendor and the ids it must
+/// map to, most likely first.
 const LISTED: &[(&str, Vendor, &[F])] = &[
     // AWS ALB `tls_verify_status`.
     ("Failed:ClientCertMaxChainDepthExceeded", AwsAlb, &[F::ChainUntrusted]),
