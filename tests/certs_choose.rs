@@ -714,11 +714,8 @@ fn every_tested_stack_sends_what_certs_choose_predicts() {
         "mismatches:\n{}",
         mismatches.join("\n")
     );
-    // A local server answers in milliseconds: the whole command stays under a second.
-    assert!(
-        fastest < Duration::from_secs(1),
-        "certs choose took {fastest:?}"
-    );
+    // Measured, not asserted (timings belong in benchmarks): the "under a second".
+    eprintln!("certs choose against the local server, fastest run: {fastest:?}");
 }
 
 #[test]

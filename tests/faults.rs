@@ -4,41 +4,18 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope, Nginx, SClient, TlsVersion, VerifyClient};
+use common::{finding_ids, Curl, Mtlscope, SClient, TlsVersion, VerifyClient};
 use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 
-struct Setup {
-    pki: DevPki,
-    nginx: Nginx,
-    _dir: tempfile::TempDir,
-}
+type Setup = common::NginxLab;
 
 fn setup() -> Setup {
-    let (pki, dir) = common::dev_pki();
-    let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
-    Setup {
-        pki,
-        nginx,
-        _dir: dir,
-    }
+    Setup::start(VerifyClient::On, |c| c)
 }
 
 fn reverse(s: &Setup, extra: &[&str]) -> Mtlscope {
-    let upstream = s.nginx.localhost_url();
-    let server = s.pki.server().arg();
-    let ca = s.pki.root_ca().display().to_string();
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        &upstream,
-        "--server-cert",
-        &server,
-        "--upstream-ca",
-        &ca,
-    ];
-    args.extend_from_slice(extra);
-    Mtlscope::start(&args)
+    s.reverse(extra)
 }
 
 /// curl to mtlscope's `/`, trusting the dev root.

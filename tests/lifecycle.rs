@@ -6,53 +6,28 @@
 mod common;
 
 use common::https_client::{HttpsClient, Proto};
-use common::{Curl, Mtlscope, Nginx, NginxConfig, VerifyClient};
+use common::{Curl, Mtlscope, NginxConfig, VerifyClient};
 
-use mtlscope::pki::{ClientCert, DevPki};
+use mtlscope::pki::ClientCert;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-struct Setup {
-    pki: DevPki,
-    nginx: Nginx,
-    _dir: tempfile::TempDir,
-}
+type Setup = common::NginxLab;
 
 /// nginx requiring a client certificate, with `extra` directives in its server block.
 fn setup(extra: &str) -> Setup {
-    let (pki, dir) = common::dev_pki();
-    let nginx = Nginx::start(NginxConfig {
+    Setup::start(VerifyClient::On, |c| NginxConfig {
         extra: extra.to_string(),
-        ..common::nginx_config(&pki, VerifyClient::On)
+        ..c
     })
-    .expect("start nginx");
-    Setup {
-        pki,
-        nginx,
-        _dir: dir,
-    }
 }
 
 fn proxy(s: &Setup, more: &[&str]) -> Mtlscope {
-    let upstream = s.nginx.localhost_url();
-    let server = s.pki.server().arg();
-    let ca = s.pki.root_ca().display().to_string();
     let id = s.pki.client(ClientCert::Good).arg();
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        &upstream,
-        "--server-cert",
-        &server,
-        "--upstream-ca",
-        &ca,
-        "--identity",
-        &id,
-        "--quiet",
-    ];
+    let mut args = vec!["--identity", &id, "--quiet"];
     args.extend(more);
-    Mtlscope::start(&args)
+    s.reverse(&args)
 }
 
 /// The recording read back through mtlscope's own reader (which resolves `legs_from`).

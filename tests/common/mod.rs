@@ -38,7 +38,7 @@ pub use apache::{Apache, ApacheConfig, ClientAuthScope};
 #[allow(unused_imports)]
 pub use clients::{Curl, CurlResult, SClient, SClientResult};
 #[allow(unused_imports)]
-pub use mtls::{apache_secure_location, dev_pki, nginx_config};
+pub use mtls::{apache_secure_location, dev_pki, nginx_config, NginxLab};
 #[allow(unused_imports)]
 pub use mtlscope::{finding_ids, wait_records, Mtlscope};
 #[allow(unused_imports)]
