@@ -1,13 +1,15 @@
 //! `mtlscope reverse` end to end against in-process lab upstreams (port 0), with real curl as
-//! the client: what the record says about both legs' client-certificate story.
+//! the client: what the flow says about both legs' client-certificate story. The proxy runs
+//! in the test (`common::Proxy`); its flows are awaited typed.
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope};
+use common::flows::{client, first_id, has, upstream as upstream_leg};
+use common::{Curl, Proxy};
+use mtlscope::facts::{Direction, FailureKind, FindingId, Phase, RecordKind, Severity, TlsVersion};
 use mtlscope::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
 use mtlscope::pki::load::{load_certs, Identity};
 use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
 use std::sync::Arc;
 
 struct Lab {
@@ -41,7 +43,7 @@ async fn upstream(
     .unwrap()
 }
 
-fn proxy(lab: &Lab, up: &LabUpstream, extra: &[&str]) -> Mtlscope {
+async fn proxy(lab: &Lab, up: &LabUpstream, extra: &[&str]) -> Proxy {
     let url = up.url();
     let server = lab.pki.server().arg();
     let ca = lab.pki.root_ca().display().to_string();
@@ -55,10 +57,10 @@ fn proxy(lab: &Lab, up: &LabUpstream, extra: &[&str]) -> Mtlscope {
         ca.as_str(),
     ];
     args.extend_from_slice(extra);
-    Mtlscope::start(&args)
+    Proxy::start(&args).await
 }
 
-async fn get(lab: &Lab, p: &Mtlscope, path: &str, extra: &[&str]) -> (i32, u16, String, String) {
+async fn get(lab: &Lab, p: &Proxy, path: &str, extra: &[&str]) -> (i32, u16, String, String) {
     let url = format!("https://localhost:{}{path}", p.port());
     let mut curl = Curl::new(url).cacert(lab.pki.root_ca());
     for a in extra {
@@ -68,44 +70,37 @@ async fn get(lab: &Lab, p: &Mtlscope, path: &str, extra: &[&str]) -> (i32, u16, 
     (r.exit_code.unwrap_or(-1), r.status, r.body, r.headers)
 }
 
-fn upstream_leg(r: &Value) -> &Value {
-    &r["upstream_leg"]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_with_good_identity_records_request_names_and_presented_chain() {
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::Required, false, false).await;
     let id = lab.pki.client(ClientCert::Good).arg();
-    let p = proxy(&lab, &up, &["--identity", &id]);
+    let mut p = proxy(&lab, &up, &["--identity", &id]).await;
     let (code, status, body, _) = get(&lab, &p, "/", &[]).await;
     assert_eq!((code, status), (0, 200), "body: {body}");
     assert!(body.contains("hello"), "{body}");
-    let r = &p.records(1)[0];
-    assert_eq!(r["schema"], 2);
-    assert_eq!(r["kind"], "exchange");
+    let r = &p.flow().await;
+    assert_eq!(r.schema, 2);
+    assert_eq!(r.kind, RecordKind::Exchange);
     let up_leg = upstream_leg(r);
-    assert_eq!(up_leg["cert_request"]["phase"], "handshake");
-    let names: Vec<&str> = up_leg["cert_request"]["ca_names"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let request = up_leg.cert_request.as_ref().expect("certificate request");
+    assert_eq!(request.phase, Phase::Handshake);
     let root = mtlscope::cert::summarize(&load_certs(lab.pki.root_ca()).unwrap()[0]).unwrap();
-    assert_eq!(names, vec![root.subject.as_str()]);
-    assert!(!up_leg["chain"].as_array().unwrap().is_empty());
-    assert!(up_leg["tls_version"]
-        .as_str()
-        .unwrap()
-        .starts_with("TLSv1."));
-    assert_eq!(up_leg["identity"]["chosen"], "client-good.pem");
-    assert_eq!(r["response"]["status"], 200);
-    let errors: Vec<&Value> = r["findings"]
-        .as_array()
-        .unwrap()
+    assert_eq!(request.ca_names, Some(vec![root.subject.clone()]));
+    assert!(!up_leg.chain.is_empty());
+    assert!(matches!(
+        up_leg.tls_version,
+        Some(TlsVersion::Tls12 | TlsVersion::Tls13)
+    ));
+    assert_eq!(
+        up_leg.identity.as_ref().and_then(|i| i.chosen.as_deref()),
+        Some("client-good.pem")
+    );
+    assert_eq!(common::flows::status(r), 200);
+    let errors: Vec<_> = r
+        .findings
         .iter()
-        .filter(|f| f["severity"] == "error")
+        .filter(|f| f.severity == Severity::Error)
         .collect();
     assert!(
         errors.is_empty(),
@@ -117,28 +112,29 @@ async fn required_with_good_identity_records_request_names_and_presented_chain()
 async fn required_without_identity_gives_a_diagnosed_502() {
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::Required, false, false).await;
-    let p = proxy(&lab, &up, &[]);
+    let mut p = proxy(&lab, &up, &[]).await;
     let (_, status, body, headers) = get(&lab, &p, "/", &[]).await;
     assert_eq!(status, 502, "body: {body}");
-    let r = &p.records(1)[0];
-    assert_eq!(r["response"]["status"], 502);
+    let r = &p.flow().await;
+    assert_eq!(common::flows::status(r), 502);
     let up_leg = upstream_leg(r);
-    assert_eq!(up_leg["cert_request"]["phase"], "handshake");
-    assert_eq!(up_leg["chain"].as_array().unwrap().len(), 0);
-    assert!(up_leg["error"].as_str().is_some(), "{up_leg:#}");
-    // TLS 1.3: the server's certificate_required arrives after the client's Finished.
-    let alerts: Vec<&str> = up_leg["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["description"].as_str())
-        .collect();
-    assert!(alerts.contains(&"certificate_required"), "{alerts:?}");
     assert_eq!(
-        finding_ids(r).first().map(String::as_str),
-        Some("no-client-cert"),
+        up_leg.cert_request.as_ref().map(|c| c.phase),
+        Some(Phase::Handshake)
+    );
+    assert!(up_leg.chain.is_empty());
+    assert!(up_leg.error.is_some(), "{up_leg:#?}");
+    // TLS 1.3: the server's certificate_required arrives after the client's Finished.
+    let alerts = common::flows::alerts(up_leg);
+    assert!(
+        common::flows::has_alert(up_leg, "certificate_required"),
+        "{alerts:?}"
+    );
+    assert_eq!(
+        first_id(r),
+        Some(FindingId::NoClientCert),
         "{:?}",
-        finding_ids(r)
+        common::flows::ids(r)
     );
     assert!(
         headers
@@ -153,46 +149,53 @@ async fn required_without_identity_gives_a_diagnosed_502() {
 async fn optional_upstream_app_refusal_is_relayed_with_an_empty_presented_chain() {
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::Optional, false, true).await;
-    let p = proxy(&lab, &up, &[]);
+    let mut p = proxy(&lab, &up, &[]).await;
     let (_, status, body, _) = get(&lab, &p, "/app", &[]).await;
     assert_eq!(status, 403);
     assert!(body.contains("client certificate is required"), "{body}");
-    let r = &p.records(1)[0];
-    assert_eq!(r["request"]["uri"], "/app");
-    assert_eq!(r["response"]["status"], 403);
-    assert!(r["response"]["body_excerpt"]
-        .as_str()
-        .unwrap()
-        .contains("required"));
+    let r = &p.flow().await;
+    assert_eq!(r.request.as_ref().map(|q| q.uri.as_str()), Some("/app"));
+    assert_eq!(common::flows::status(r), 403);
+    let excerpt = r.response.as_ref().and_then(|s| s.body_excerpt.as_deref());
+    assert!(
+        excerpt.unwrap_or_default().contains("required"),
+        "{excerpt:?}"
+    );
     let up_leg = upstream_leg(r);
-    assert_eq!(up_leg["tls_version"], "TLSv1.2");
-    assert_eq!(up_leg["cert_request"]["phase"], "handshake");
-    assert_eq!(up_leg["chain"].as_array().unwrap().len(), 0);
+    assert_eq!(up_leg.tls_version, Some(TlsVersion::Tls12));
+    assert_eq!(
+        up_leg.cert_request.as_ref().map(|c| c.phase),
+        Some(Phase::Handshake)
+    );
+    assert!(up_leg.chain.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_and_empty_ca_list_are_told_apart() {
     let lab = lab();
     let none = upstream(&lab, LabClientAuth::None, false, false).await;
-    let p = proxy(&lab, &none, &[]);
+    let mut p = proxy(&lab, &none, &[]).await;
     let (_, status, _, _) = get(&lab, &p, "/", &[]).await;
     assert_eq!(status, 200);
-    assert!(upstream_leg(&p.records(1)[0])["cert_request"].is_null());
+    assert!(upstream_leg(&p.flow().await).cert_request.is_none());
 
     let empty = upstream(&lab, LabClientAuth::Optional, true, true).await;
     let id = lab.pki.client(ClientCert::Good).arg();
-    let p = proxy(&lab, &empty, &["--identity", &id]);
+    let mut p = proxy(&lab, &empty, &["--identity", &id]).await;
     let (_, status, _, _) = get(&lab, &p, "/", &[]).await;
     assert_eq!(status, 200);
-    let r = &p.records(1)[0];
+    let r = &p.flow().await;
     assert_eq!(
-        upstream_leg(r)["cert_request"]["ca_names"],
-        serde_json::json!([])
+        upstream_leg(r)
+            .cert_request
+            .as_ref()
+            .and_then(|c| c.ca_names.clone()),
+        Some(vec![])
     );
     assert!(
-        finding_ids(r).contains(&"empty-ca-list".to_string()),
+        has(r, FindingId::EmptyCaList),
         "{:?}",
-        finding_ids(r)
+        common::flows::ids(r)
     );
 }
 
@@ -201,11 +204,12 @@ async fn curl_client_certificate_and_the_names_mtlscope_sent_are_recorded() {
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::None, false, false).await;
     let ca = lab.pki.root_ca().display().to_string();
-    let p = proxy(
+    let mut p = proxy(
         &lab,
         &up,
         &["--client-auth", "optional", "--client-ca", &ca],
-    );
+    )
+    .await;
     let good = lab.pki.client(ClientCert::Good);
     let (cert, key) = (
         good.cert.display().to_string(),
@@ -213,18 +217,16 @@ async fn curl_client_certificate_and_the_names_mtlscope_sent_are_recorded() {
     );
     let (_, status, _, _) = get(&lab, &p, "/", &["--cert", &cert, "--key", &key]).await;
     assert_eq!(status, 200);
-    let r = &p.records(1)[0];
-    let client = &r["client_leg"];
+    let r = &p.flow().await;
+    let client = client(r);
     let root = mtlscope::cert::summarize(&load_certs(lab.pki.root_ca()).unwrap()[0]).unwrap();
-    assert_eq!(
-        client["cert_request"]["ca_names"],
-        serde_json::json!([root.subject])
-    );
-    assert_eq!(client["cert_request"]["mandatory"], false);
+    let request = client.cert_request.as_ref().expect("certificate request");
+    assert_eq!(request.ca_names, Some(vec![root.subject]));
+    assert_eq!(request.mandatory, Some(false));
     let leaf = Identity::load(&good.cert, &good.key).unwrap();
     let leaf = mtlscope::cert::summarize(&leaf.chain[0]).unwrap();
-    assert_eq!(client["chain"][0]["sha256"], leaf.sha256);
-    assert_eq!(client["chain_verdict"]["trusted"], true);
+    assert_eq!(client.chain[0].sha256, leaf.sha256);
+    assert_eq!(client.chain_verdict.as_ref().map(|v| v.trusted), Some(true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +234,7 @@ async fn garbage_plain_http_and_truncated_hello_end_only_their_connection() {
     use std::io::{Read, Write};
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::None, false, false).await;
-    let p = proxy(&lab, &up, &[]);
+    let mut p = proxy(&lab, &up, &[]).await;
     let addr = p.addr.clone();
     tokio::task::spawn_blocking(move || {
         for payload in [
@@ -251,16 +253,16 @@ async fn garbage_plain_http_and_truncated_hello_end_only_their_connection() {
     })
     .await
     .unwrap();
-    let records = p.records(3);
+    let records = p.flows(3).await;
     for r in &records[..3] {
-        assert_eq!(r["kind"], "connection");
-        assert!(r["client_leg"]["error"].as_str().is_some(), "{r:#}");
-        assert!(r["upstream_leg"].is_null());
+        assert_eq!(r.kind, RecordKind::Connection);
+        assert!(client(r).error.is_some(), "{r:#?}");
+        assert!(r.upstream_leg.is_none());
     }
     // Connection tasks emit concurrently, so find each record by what it says, not by order.
     let errors: Vec<&str> = records[..3]
         .iter()
-        .map(|r| r["client_leg"]["error"].as_str().unwrap_or_default())
+        .map(|r| client(r).error.as_deref().unwrap_or_default())
         .collect();
     assert!(
         errors.iter().any(|e| e.contains("plain HTTP")),
@@ -286,7 +288,7 @@ async fn an_empty_ca_list_can_be_sent_to_the_client() {
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::None, false, false).await;
     let ca = lab.pki.root_ca().display().to_string();
-    let p = proxy(
+    let mut p = proxy(
         &lab,
         &up,
         &[
@@ -297,7 +299,8 @@ async fn an_empty_ca_list_can_be_sent_to_the_client() {
             "--client-ca-names",
             "none",
         ],
-    );
+    )
+    .await;
     let good = lab.pki.client(ClientCert::Good);
     let (cert, key) = (
         good.cert.display().to_string(),
@@ -305,13 +308,19 @@ async fn an_empty_ca_list_can_be_sent_to_the_client() {
     );
     let (_, status, _, _) = get(&lab, &p, "/", &["--cert", &cert, "--key", &key]).await;
     assert_eq!(status, 200);
-    let r = &p.records(1)[0];
+    let r = &p.flow().await;
     assert_eq!(
-        r["client_leg"]["cert_request"]["ca_names"],
-        serde_json::json!([])
+        client(r)
+            .cert_request
+            .as_ref()
+            .and_then(|c| c.ca_names.clone()),
+        Some(vec![])
     );
     // curl still sent its certificate, and mtlscope still judged it against --client-ca.
-    assert_eq!(r["client_leg"]["chain_verdict"]["trusted"], true);
+    assert_eq!(
+        client(r).chain_verdict.as_ref().map(|v| v.trusted),
+        Some(true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,11 +328,12 @@ async fn enforce_refuses_a_client_certificate_like_a_real_server() {
     let lab = lab();
     let up = upstream(&lab, LabClientAuth::None, false, false).await;
     let ca = lab.pki.root_ca().display().to_string();
-    let p = proxy(
+    let mut p = proxy(
         &lab,
         &up,
         &["--client-auth", "required", "--client-ca", &ca, "--enforce"],
-    );
+    )
+    .await;
     let other = lab.pki.client(ClientCert::OtherCa);
     let (cert, key) = (
         other.cert.display().to_string(),
@@ -332,36 +342,29 @@ async fn enforce_refuses_a_client_certificate_like_a_real_server() {
     let (code, status, _, _) = get(&lab, &p, "/", &["--cert", &cert, "--key", &key]).await;
     assert_ne!(code, 0, "curl fails the handshake");
     assert_eq!(status, 0);
-    let r = &p.records(1)[0];
-    assert_eq!(r["kind"], "connection");
-    let client = &r["client_leg"];
-    assert_eq!(client["chain_verdict"]["trusted"], false);
-    assert_eq!(client["chain_verdict"]["enforced"], true);
-    assert!(client["chain"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("client-other-ca"));
+    let r = &p.flow().await;
+    assert_eq!(r.kind, RecordKind::Connection);
+    let leg = client(r);
+    let verdict = leg.chain_verdict.as_ref().expect("chain verdict");
+    assert!(!verdict.trusted);
+    assert!(verdict.enforced);
+    assert!(leg.chain[0].subject.contains("client-other-ca"));
     assert!(
-        client["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["direction"] == "sent"),
-        "{client:#}"
+        leg.alerts.iter().any(|a| a.direction == Direction::Sent),
+        "{leg:#?}"
     );
 
     // Without a certificate, `required` ends the handshake too.
     let (code, _, _, _) = get(&lab, &p, "/", &[]).await;
     assert_ne!(code, 0);
-    let records = p.records(2);
     // Connection tasks emit concurrently: find the one that presented nothing.
-    let r = records
-        .iter()
-        .find(|r| r["client_leg"]["chain"] == serde_json::json!([]))
-        .unwrap_or_else(|| panic!("{records:#?}"));
+    let r = p
+        .find("presenting no certificate", |r| client(r).chain.is_empty())
+        .await;
     assert_eq!(
-        r["client_leg"]["failure"]["kind"], "no_certificates_presented",
-        "{:#}",
-        r["client_leg"]
+        client(&r).failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::NoCertificatesPresented),
+        "{:#?}",
+        client(&r)
     );
 }

@@ -1,7 +1,7 @@
 //! `mtlscope forward`: an HTTP proxy (plain HTTP and CONNECT) that intercepts TLS to hosts in
 //! scope, with per-host upstream identities.
 
-use super::proxy_args::ProxyArgs;
+use super::proxy_args::{Built, ProxyArgs};
 use super::upstream_args::UpstreamArgs;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::error::CommandError;
@@ -10,8 +10,10 @@ use crate::pki::load::Identity;
 use crate::pki::{LocalCa, LocalCaResolver};
 use crate::proxy::forward::{basic_credentials, ForwardOptions, ForwardProxy, LeafFactory};
 use crate::proxy::hosts::{HostEngines, HostPattern, IdentityMap, Scope};
+use crate::record::Sink;
 use crate::settings::{settings_group, HostEntry, Origins};
 use clap::Args;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +65,54 @@ pub struct ForwardArgs {
 /// Seconds a passthrough tunnel may idle when not told.
 pub const DEFAULT_IDLE_SECS: u64 = 300;
 
+/// `forward` with its flags checked: local CA open, scope and identities parsed, ready to
+/// listen.
+pub struct Prepared {
+    /// The merged settings.
+    pub built: Built,
+    /// The local CA issuing intercepted hosts' leaves.
+    ca: Arc<LocalCa>,
+    /// Leaves for intercepted hosts.
+    leaves: LeafFactory,
+    /// Upstream identities per host.
+    identities: IdentityMap,
+    /// Upstream engines per host.
+    engines: HostEngines,
+    /// Which hosts are intercepted.
+    scope: Scope,
+    /// `--proxy-auth`, resolved.
+    proxy_auth: Option<String>,
+    /// `--allow-remote`.
+    allow_remote: bool,
+    /// Passthrough tunnels' idle limit.
+    idle_timeout: Duration,
+    /// Intercepted client connections' idle limit.
+    session_idle: Duration,
+}
+
 /// Run `mtlscope forward` until interrupted.
 pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
+    let prepared = prepare(&mut args)?;
+    let ui = args.proxy.ui.options(prepared.built.keylog_path.clone())?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let built = &prepared.built;
+        let sink = built.open_sink()?.explaining(built.explain);
+        let (sink, ui) = super::ui::attach(ui, sink).await?;
+        let own = ui.iter().map(|u| u.local_addr).collect();
+        let proxy = prepared.start(sink.clone(), own).await?;
+        eprintln!(
+            "mtlscope forward: listening on http://{} (local CA: {})",
+            proxy.local_addr,
+            prepared.ca.cert_path().display()
+        );
+        super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
+        Ok(())
+    })
+}
+
+/// Check `forward`'s flags and load what they name, without listening yet.
+pub fn prepare(args: &mut ForwardArgs) -> Result<Prepared, CommandError> {
     let origins = args.proxy.load("forward", &mut [&mut args.forward])?;
     let mut ca: Option<Arc<LocalCa>> = None;
     let built = args.proxy.build(&origins, "127.0.0.1:8080", |inputs| {
@@ -137,7 +185,6 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
             }) as _
         })
     };
-    let ui = args.proxy.ui.options(built.keylog_path.clone())?;
     let engines = host_engines(&fwd.host, &built.engines, &origins)?;
     let idle_timeout = Duration::from_secs(fwd.idle_timeout.unwrap_or(DEFAULT_IDLE_SECS).max(1));
     let session_idle = Duration::from_secs(
@@ -145,35 +192,47 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
             .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
             .max(1),
     );
-    let rt = super::runtime()?;
-    rt.block_on(async move {
-        let sink = built.open_sink()?.explaining(built.explain);
-        let (sink, ui) = super::ui::attach(ui, sink).await?;
-        let mut session = built.session_context(Mode::Forward, sink.clone());
-        session.idle_timeout = session_idle;
-        let opts = ForwardOptions {
-            own_listeners: ui.iter().map(|u| u.local_addr).collect(),
-            session,
-            leaves,
-            identities,
-            engines,
-            scope,
-            proxy_auth: proxy_auth.as_deref().map(basic_credentials),
-            allow_remote,
-            resolve: built.resolve.clone(),
-            idle_timeout,
-        };
-        let proxy = ForwardProxy::start(built.listen, opts, built.max_connections)
-            .await
-            .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))?;
-        eprintln!(
-            "mtlscope forward: listening on http://{} (local CA: {})",
-            proxy.local_addr,
-            ca.cert_path().display()
-        );
-        super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
-        Ok(())
+    Ok(Prepared {
+        built,
+        ca,
+        leaves,
+        identities,
+        engines,
+        scope,
+        proxy_auth,
+        allow_remote,
+        idle_timeout,
+        session_idle,
     })
+}
+
+impl Prepared {
+    /// Listen, handing every finished flow to `sink`; `own_listeners` are mtlscope's other
+    /// listeners (the web view), refused as proxy targets.
+    pub async fn start(
+        &self,
+        sink: Sink,
+        own_listeners: Vec<SocketAddr>,
+    ) -> Result<ForwardProxy, CommandError> {
+        let built = &self.built;
+        let mut session = built.session_context(Mode::Forward, sink);
+        session.idle_timeout = self.session_idle;
+        let opts = ForwardOptions {
+            own_listeners,
+            session,
+            leaves: self.leaves.clone(),
+            identities: self.identities.clone(),
+            engines: self.engines.clone(),
+            scope: self.scope.clone(),
+            proxy_auth: self.proxy_auth.as_deref().map(basic_credentials),
+            allow_remote: self.allow_remote,
+            resolve: built.resolve.clone(),
+            idle_timeout: self.idle_timeout,
+        };
+        ForwardProxy::start(built.listen, opts, built.max_connections)
+            .await
+            .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))
+    }
 }
 
 /// `[[host]] engine = "…"` entries.

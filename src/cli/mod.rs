@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod certs;
 pub mod choose;
+pub mod embed;
 pub mod explain;
 pub mod flag_values;
 pub mod forward;

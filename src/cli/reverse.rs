@@ -2,12 +2,13 @@
 //! as a TLS offloader does (`--upstream http://…`, with `--forward-client-cert`).
 
 use super::offload_args::OffloadArgs;
-use super::proxy_args::ProxyArgs;
+use super::proxy_args::{Built, ProxyArgs};
 use crate::capture::client_auth::ClientAuthMode;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::error::CommandError;
 use crate::facts::Mode;
 use crate::proxy::reverse::{ReverseOptions, ReverseProxy};
+use crate::record::Sink;
 use crate::settings::settings_group;
 use crate::upstream::{Engine, PlainEngine, Target};
 use clap::Args;
@@ -85,8 +86,45 @@ pub fn parse_upstream_url(url: &str) -> Result<(Target, bool), String> {
     ))
 }
 
+/// `reverse` with its flags checked: certificates loaded, upstream parsed, ready to listen.
+pub struct Prepared {
+    /// The merged settings.
+    pub built: Built,
+    /// The upstream to relay to.
+    target: Target,
+    /// Whether the upstream is plain HTTP (mtlscope plays a TLS offloader).
+    plain: bool,
+    /// `--forward-client-cert` and friends, for a plain upstream.
+    offload: Option<std::sync::Arc<crate::offload::OffloadSettings>>,
+    /// The names the local CA answers for (without `--server-cert`).
+    served: Option<std::sync::Arc<crate::proxy::sni_gate::ServedNames>>,
+    /// `--idle-timeout`.
+    idle_timeout: std::time::Duration,
+}
+
 /// Run `mtlscope reverse` until interrupted.
 pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
+    let prepared = prepare(&mut args)?;
+    let ui = args.proxy.ui.options(prepared.built.keylog_path.clone())?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let built = &prepared.built;
+        let sink = built.open_sink()?.explaining(built.explain);
+        let (sink, _ui) = super::ui::attach(ui, sink).await?;
+        let proxy = prepared.start(sink.clone()).await?;
+        eprintln!(
+            "mtlscope reverse: listening on https://{} → {}{}",
+            proxy.local_addr,
+            if prepared.plain { "http://" } else { "" },
+            prepared.target.authority()
+        );
+        super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
+        Ok(())
+    })
+}
+
+/// Check `reverse`'s flags and load what they name, without listening yet.
+pub fn prepare(args: &mut ReverseArgs) -> Result<Prepared, CommandError> {
     let origins = args
         .proxy
         .load("reverse", &mut [&mut args.reverse, &mut args.offload])?;
@@ -148,37 +186,38 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
             "--identity: a plain http:// upstream has no TLS to present a certificate in; pass the client's identity on with --forward-client-cert instead",
         ));
     }
-    let ui = args.proxy.ui.options(built.keylog_path.clone())?;
-    let rt = super::runtime()?;
-    rt.block_on(async move {
-        let sink = built.open_sink()?.explaining(built.explain);
-        let (sink, _ui) = super::ui::attach(ui, sink).await?;
-        let mut session = built.session_context(Mode::Reverse, sink.clone());
-        session.offload = offload.map(std::sync::Arc::new);
-        session.served_names = served;
-        session.idle_timeout = idle_timeout;
-        if plain {
+    Ok(Prepared {
+        built,
+        target,
+        plain,
+        offload: offload.map(std::sync::Arc::new),
+        served,
+        idle_timeout,
+    })
+}
+
+impl Prepared {
+    /// Listen, handing every finished flow to `sink`.
+    pub async fn start(&self, sink: Sink) -> Result<ReverseProxy, CommandError> {
+        let built = &self.built;
+        let mut session = built.session_context(Mode::Reverse, sink);
+        session.offload = self.offload.clone();
+        session.served_names = self.served.clone();
+        session.idle_timeout = self.idle_timeout;
+        if self.plain {
             session.engine = Engine::Plain(PlainEngine {
                 timeout: built.client.timeout,
             });
         }
         let opts = ReverseOptions {
             session,
-            identity: built.identity,
-            target: target.clone(),
+            identity: built.identity.clone(),
+            target: self.target.clone(),
         };
-        let proxy = ReverseProxy::start(built.listen, opts, built.max_connections)
+        ReverseProxy::start(built.listen, opts, built.max_connections)
             .await
-            .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))?;
-        eprintln!(
-            "mtlscope reverse: listening on https://{} → {}{}",
-            proxy.local_addr,
-            if plain { "http://" } else { "" },
-            target.authority()
-        );
-        super::until_interrupted(proxy.wait(), &built.life, built.grace, &sink).await;
-        Ok(())
-    })
+            .map_err(|e| CommandError::usage(format!("--listen {}: {e}", built.listen)))
+    }
 }
 
 #[cfg(test)]

@@ -99,6 +99,11 @@ impl ForwardProxy {
     pub async fn wait(self) {
         let _ = self.task.await;
     }
+
+    /// Stop accepting. Connections in flight finish on their own.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
 }
 
 struct Shared {

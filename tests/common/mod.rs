@@ -21,8 +21,10 @@
 
 pub mod apache;
 pub mod clients;
+pub mod flows;
 pub mod https_client;
 pub mod inproc;
+pub mod inproc_proxy;
 pub mod middlebox;
 pub mod mtls;
 pub mod mtlscope;
@@ -37,6 +39,8 @@ pub mod testpki;
 pub use apache::{Apache, ApacheConfig, ClientAuthScope};
 #[allow(unused_imports)]
 pub use clients::{Curl, CurlResult, SClient, SClientResult};
+#[allow(unused_imports)]
+pub use inproc_proxy::Proxy;
 #[allow(unused_imports)]
 pub use mtls::{apache_secure_location, dev_pki, nginx_config, NginxLab};
 #[allow(unused_imports)]
