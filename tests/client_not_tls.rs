@@ -4,41 +4,44 @@
 
 mod common;
 
-use common::{finding_ids, Mtlscope};
-use std::io::{Read, Write};
+use common::flows::ids;
+use common::Proxy;
+use mtlscope::facts::{FindingId, RecordKind};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn send_raw(p: &Mtlscope, bytes: &[u8]) {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", p.port())).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    tcp.write_all(bytes).expect("write");
-    let _ = tcp.shutdown(std::net::Shutdown::Write);
+async fn send_raw(p: &Proxy, bytes: &[u8]) {
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", p.port()))
+        .await
+        .expect("connect");
+    tcp.write_all(bytes).await.expect("write");
+    let _ = tcp.shutdown().await;
     let mut rest = Vec::new();
-    let _ = tcp.read_to_end(&mut rest);
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
 }
 
-#[test]
-fn a_newline_and_plain_http_are_client_not_tls() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newline_and_plain_http_are_client_not_tls() {
     let (pki, _dir) = common::dev_pki();
     let server = pki.server().arg();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         "https://localhost:9",
         "--server-cert",
         &server,
-    ]);
-    send_raw(&p, b"\n");
-    send_raw(&p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let records = p.records(2);
+    ])
+    .await;
+    send_raw(&p, b"\n").await;
+    send_raw(&p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let records = p.flows(2).await;
     for r in &records {
-        assert_eq!(finding_ids(r), vec!["client-not-tls"], "{r:#}");
-        assert_eq!(r["kind"], "connection");
+        assert_eq!(ids(r), vec![FindingId::ClientNotTls], "{r:#?}");
+        assert_eq!(r.kind, RecordKind::Connection);
     }
     let evidence: Vec<String> = records
         .iter()
-        .map(|r| r["findings"][0]["evidence"].to_string())
+        .map(|r| r.findings[0].evidence.join("\n"))
         .collect();
     assert!(
         evidence.iter().any(|e| e.contains("0a")),

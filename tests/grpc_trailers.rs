@@ -11,6 +11,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mtlscope::facts::RecordKind;
 use mtlscope::pki::DevPki;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -92,7 +93,7 @@ async fn te_trailers_and_response_trailers_cross_an_h2_relay() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let up = grpc_like_upstream(&pki).await;
-    let m = inproc::reverse_to(&pki, up);
+    let mut m = inproc::reverse_to(&pki, up).await;
     let tls = inproc::connect(&pki, m.port(), &[b"h2"]).await;
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
@@ -126,12 +127,8 @@ async fn te_trailers_and_response_trailers_cross_an_h2_relay() {
     assert_eq!(trailers.get("grpc-status").unwrap(), "0");
     assert_eq!(&collected.to_bytes()[..], b"\0\0\0\0\x05hello");
 
-    let records = tokio::task::spawn_blocking(move || m.records(1))
-        .await
-        .unwrap();
-    let exchange = records
-        .iter()
-        .find(|r| r["kind"] == "exchange")
-        .expect("the exchange is recorded");
-    assert_eq!(exchange["response"]["status"], 200, "{exchange:#}");
+    let exchange = m
+        .find("for the exchange", |r| r.kind == RecordKind::Exchange)
+        .await;
+    assert_eq!(common::flows::status(&exchange), 200, "{exchange:#?}");
 }

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope};
+use common::flows::{first_id, ids, upstream};
+use common::{Curl, Proxy};
+use mtlscope::facts::{FindingId, Flow, Phase};
 use mtlscope::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
 use mtlscope::pki::load::load_certs;
 use mtlscope::pki::{ClientCert, DevPki};
@@ -30,7 +32,7 @@ async fn through(
     pki: &DevPki,
     up: &LabUpstream,
     identity: Option<ClientCert>,
-) -> (u16, String, serde_json::Value) {
+) -> (u16, String, Flow) {
     let url = up.url();
     let server = pki.server().arg();
     let ca = pki.root_ca().display().to_string();
@@ -47,13 +49,13 @@ async fn through(
     if let Some(id) = &id {
         args.extend(["--identity", id.as_str()]);
     }
-    let p = Mtlscope::start(&args);
+    let mut p = Proxy::start(&args).await;
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(pki.root_ca())
         .run_async()
         .await;
     let header = r.header("mtlscope-diagnosis").unwrap_or_default();
-    let record = p.records(1).remove(0);
+    let record = p.flow().await;
     (r.status, header, record)
 }
 
@@ -61,9 +63,9 @@ async fn through(
 async fn a_silent_close_is_diagnosed_from_what_was_asked_and_sent() {
     let (pki, _dir) = common::dev_pki();
     let cases = [
-        (None, "no-client-cert"),
-        (Some(ClientCert::Expired), "cert-expired"),
-        (Some(ClientCert::OtherCa), "issuer-not-in-ca-list"),
+        (None, FindingId::NoClientCert),
+        (Some(ClientCert::Expired), FindingId::CertExpired),
+        (Some(ClientCert::OtherCa), FindingId::IssuerNotInCaList),
     ];
     for tls12_only in [true, false] {
         let up = silent_server(&pki, tls12_only).await;
@@ -74,23 +76,27 @@ async fn a_silent_close_is_diagnosed_from_what_was_asked_and_sent() {
             let (status, header, record) = through(&pki, &up, identity).await;
             let what = format!("tls12_only={tls12_only} identity={identity:?}");
             assert_eq!(status, 502, "{what}");
-            let ids = finding_ids(&record);
             assert_eq!(
-                ids.first().map(String::as_str),
+                first_id(&record),
                 Some(want),
-                "{what}: {ids:?} {record:#}"
+                "{what}: {:?} {record:#?}",
+                ids(&record)
             );
             assert!(
-                header.split(", ").next() == Some(want),
+                header.split(", ").next() == Some(want.as_str()),
                 "{what}: header {header:?}"
             );
-            let up_leg = &record["upstream_leg"];
-            assert_eq!(up_leg["cert_request"]["phase"], "handshake", "{what}");
-            assert!(
-                up_leg["alerts"].as_array().is_none_or(|a| a.is_empty()),
-                "{what}: the server sent no alert: {up_leg:#}"
+            let up_leg = upstream(&record);
+            assert_eq!(
+                up_leg.cert_request.as_ref().map(|c| c.phase),
+                Some(Phase::Handshake),
+                "{what}"
             );
-            let evidence = record["findings"][0]["evidence"].to_string();
+            assert!(
+                up_leg.alerts.is_empty(),
+                "{what}: the server sent no alert: {up_leg:#?}"
+            );
+            let evidence = record.findings[0].evidence.join("\n");
             assert!(evidence.contains("silent close"), "{what}: {evidence}");
         }
     }

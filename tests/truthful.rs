@@ -6,59 +6,58 @@
 
 mod common;
 
+use common::flows::{client, events, first_id, has, has_event, ids, upstream};
 use common::process::run_bounded;
-use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient};
-use mtlscope::facts::Flow;
+use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
+use mtlscope::facts::{FailureKind, FindingId, Flow, RecordKind, Severity};
 use mtlscope::pki::ClientCert;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// The terminal line mtlscope prints for a record (the same function its log uses).
-fn terminal_line(record: &Value) -> String {
+/// The terminal line mtlscope prints for a flow (the same function its log uses).
+fn terminal_line(flow: &Flow) -> String {
+    mtlscope::render::explain::terminal_line(flow)
+}
+
+/// The terminal line for a recorded flow (`observe` still runs as a child process).
+fn recorded_line(record: &Value) -> String {
     let flow: Flow = serde_json::from_value(record.clone()).expect("a record is a Flow");
-    mtlscope::render::explain::terminal_line(&flow)
+    terminal_line(&flow)
 }
 
-/// Severity of every finding of a record.
-fn severities(record: &Value) -> Vec<String> {
-    record["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["severity"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn no_error_finding(record: &Value) {
+fn no_error_finding(flow: &Flow) {
     assert!(
-        !severities(record).iter().any(|s| s == "error"),
-        "an error finding in {record:#}"
+        !flow.findings.iter().any(|f| f.severity == Severity::Error),
+        "an error finding in {flow:#?}"
     );
 }
 
 /// `openssl s_client` that completes the handshake and leaves (stdin closed, no request).
-fn handshake_only(port: u16, args: &[&str]) -> String {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(args);
-    let out = run_bounded(cmd, Some(Vec::new()), Duration::from_secs(20));
-    assert!(!out.timed_out, "s_client ran past 20 s");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+async fn handshake_only(port: u16, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(&args);
+        let out = run_bounded(cmd, Some(Vec::new()), Duration::from_secs(20));
+        assert!(!out.timed_out, "s_client ran past 20 s");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+    .await
+    .expect("s_client")
 }
 
-#[test]
-fn port_checks_and_handshake_only_clients_are_no_failures() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_checks_and_handshake_only_clients_are_no_failures() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::Optional)).expect("nginx");
     let root = pki.root_ca().display().to_string();
     let server = pki.server().arg();
     let good = pki.client(ClientCert::Good);
     for mode in ["optional", "mirror"] {
-        let p = Mtlscope::start(&[
+        let mut p = Proxy::start(&[
             "reverse",
             "--upstream",
             &nginx.localhost_url(),
@@ -68,37 +67,46 @@ fn port_checks_and_handshake_only_clients_are_no_failures() {
             &server,
             "--client-auth",
             mode,
-        ]);
+        ])
+        .await;
         // `nc -z`: a TCP connect, closed without a byte.
-        drop(std::net::TcpStream::connect(("127.0.0.1", p.port())).expect("connect"));
-        let check = &p.records(1)[0];
-        assert_eq!(finding_ids(check), ["port-check"], "{check:#}");
-        assert_eq!(check["findings"][0]["severity"], "info");
-        assert_eq!(check["client_leg"]["failure"]["kind"], "nothing_sent");
+        drop(
+            tokio::net::TcpStream::connect(("127.0.0.1", p.port()))
+                .await
+                .expect("connect"),
+        );
+        let check = &p.flow().await;
+        assert_eq!(ids(check), [FindingId::PortCheck], "{check:#?}");
+        assert_eq!(check.findings[0].severity, Severity::Info);
+        assert_eq!(
+            client(check).failure.as_ref().map(|f| f.kind),
+            Some(FailureKind::NothingSent)
+        );
         let line = terminal_line(check);
         assert!(line.contains(" · "), "{line}");
         assert!(!line.contains('✗'), "{line}");
 
         // openssl s_client: a full handshake (with and without a certificate), no request.
-        let out = handshake_only(p.port(), &["-CAfile", &root]);
+        let out = handshake_only(p.port(), &["-CAfile", &root]).await;
         assert!(out.contains("Verify return code: 0"), "{out}");
         let cert = good.cert.display().to_string();
         let key = good.key.display().to_string();
-        handshake_only(p.port(), &["-CAfile", &root, "-cert", &cert, "-key", &key]);
-        let records = p.records(3);
+        handshake_only(p.port(), &["-CAfile", &root, "-cert", &cert, "-key", &key]).await;
+        let records = p.flows(3).await;
         for r in &records[1..] {
-            assert_eq!(r["kind"], "connection", "{r:#}");
-            assert!(r["client_leg"]["handshake_done_ms"].is_number(), "{r:#}");
-            assert!(r.get("error").is_none_or(Value::is_null), "{mode}: {r:#}");
+            assert_eq!(r.kind, RecordKind::Connection, "{r:#?}");
+            assert!(client(r).handshake_done_ms.is_some(), "{r:#?}");
+            assert!(r.error.is_none(), "{mode}: {r:#?}");
             no_error_finding(r);
             assert!(!terminal_line(r).contains('✗'), "{}", terminal_line(r));
         }
         assert_eq!(
-            records[2]["client_leg"]["chain"][0]["subject"]
-                .as_str()
-                .map(|s| s.contains("client")),
+            client(&records[2])
+                .chain
+                .first()
+                .map(|c| c.subject.contains("client")),
             Some(true),
-            "{mode}: {:#}",
+            "{mode}: {:#?}",
             records[2]
         );
     }
@@ -143,8 +151,8 @@ fn rsa_identity(dir: &Path) -> (String, String) {
     )
 }
 
-#[test]
-fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certificate() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certificate() {
     let (pki, _d) = common::dev_pki();
     let tmp = tempfile::tempdir().unwrap();
     let (rsa_ca, frank) = rsa_identity(tmp.path());
@@ -159,7 +167,7 @@ fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certifica
         })
         .expect("nginx");
         let root = pki.root_ca().display().to_string();
-        let p = Mtlscope::start(&[
+        let mut p = Proxy::start(&[
             "reverse",
             "--upstream",
             &nginx.localhost_url(),
@@ -169,24 +177,28 @@ fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certifica
             &server.arg(),
             "--identity",
             &frank,
-        ]);
+        ])
+        .await;
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(pki.root_ca())
-            .run();
+            .run_async()
+            .await;
         assert_eq!(r.status, 400, "{r:?}");
-        let rec = &p.records(1)[0];
-        let up = &rec["upstream_leg"];
-        assert_eq!(up["tls_version"], version.openssl_name(), "{rec:#}");
+        let rec = &p.flow().await;
+        let up = upstream(rec);
+        assert_eq!(
+            up.tls_version.map(|v| serde_json::to_value(v).unwrap()),
+            Some(version.openssl_name().into()),
+            "{rec:#?}"
+        );
         // What went on the wire: an empty Certificate; the configured identity stays in
         // `identity`, with the reason its key was not used.
-        assert_eq!(up["chain"], serde_json::json!([]), "{rec:#}");
-        assert_eq!(up["certificate_sent"], true, "{rec:#}");
-        assert!(up["identity"]["chosen"].is_null(), "{rec:#}");
-        assert!(up["identity"]["candidates"][0]["label"]
-            .as_str()
-            .unwrap()
-            .contains("frank"));
-        let reason = up["identity"]["reason"].as_str().unwrap();
+        assert!(up.chain.is_empty(), "{rec:#?}");
+        assert_eq!(up.certificate_sent, Some(true), "{rec:#?}");
+        let identity = up.identity.as_ref().expect("identity choice");
+        assert!(identity.chosen.is_none(), "{rec:#?}");
+        assert!(identity.candidates[0].label.contains("frank"));
+        let reason = &identity.reason;
         assert!(
             reason.contains("none of the signature schemes the server accepts"),
             "{reason}"
@@ -196,15 +208,15 @@ fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certifica
         assert!(!line.contains("presented O=Acme"), "{line}");
         assert!(!line.contains("frank-rsa"), "{line}");
         assert_eq!(
-            finding_ids(rec).first().map(String::as_str),
-            Some("no-common-signature-scheme"),
-            "{rec:#}"
+            first_id(rec),
+            Some(FindingId::NoCommonSignatureScheme),
+            "{rec:#?}"
         );
     }
 }
 
-#[test]
-fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothing() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothing() {
     let (pki, _d) = common::dev_pki();
     let good = pki.client(ClientCert::Good).arg();
     for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
@@ -214,7 +226,7 @@ fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothing() {
         })
         .expect("nginx");
         // No --upstream-ca: the dev root is not trusted upstream.
-        let p = Mtlscope::start(&[
+        let mut p = Proxy::start(&[
             "reverse",
             "--upstream",
             &nginx.localhost_url(),
@@ -222,26 +234,25 @@ fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothing() {
             &pki.server().arg(),
             "--identity",
             &good,
-        ]);
+        ])
+        .await;
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(pki.root_ca())
-            .run();
+            .run_async()
+            .await;
         assert_eq!(r.status, 502, "{r:?}");
-        let rec = &p.records(1)[0];
-        let up = &rec["upstream_leg"];
-        assert_eq!(up["certificate_sent"], false, "{rec:#}");
-        assert_eq!(up["chain"], serde_json::json!([]), "{rec:#}");
-        let events: Vec<&str> = up["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["name"].as_str())
-            .collect();
-        assert!(!events.contains(&"handshake_done"), "{events:?}");
-        assert!(!events.contains(&"certificate_sent"), "{events:?}");
+        let rec = &p.flow().await;
+        let up = upstream(rec);
+        assert_eq!(up.certificate_sent, Some(false), "{rec:#?}");
+        assert!(up.chain.is_empty(), "{rec:#?}");
+        let names = events(up);
+        assert!(!has_event(up, "handshake_done"), "{names:?}");
+        assert!(!has_event(up, "certificate_sent"), "{names:?}");
         assert!(
-            !up["events"].to_string().contains("inferred"),
-            "no inferred step: {events:?}"
+            !serde_json::to_string(&up.events)
+                .unwrap()
+                .contains("inferred"),
+            "no inferred step: {names:?}"
         );
         let line = terminal_line(rec);
         assert!(line.contains("mtlscope presented nothing"), "{line}");
@@ -249,14 +260,8 @@ fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothing() {
             !line.contains("presented O=") && !line.contains("presented CN="),
             "{line}"
         );
-        assert!(
-            finding_ids(rec).contains(&"server-cert-untrusted".to_string()),
-            "{rec:#}"
-        );
-        assert!(
-            !finding_ids(rec).contains(&"no-client-cert".to_string()),
-            "{rec:#}"
-        );
+        assert!(has(rec, FindingId::ServerCertUntrusted), "{rec:#?}");
+        assert!(!has(rec, FindingId::NoClientCert), "{rec:#?}");
     }
 }
 
@@ -279,7 +284,7 @@ fn observe_never_marks_an_encrypted_refusal_accepted() {
         // nginx refuses the expired certificate with an HTTP 400 inside the encrypted session.
         assert_eq!(r.status, 400, "{r:?}");
         let rec = &p.records(1)[0];
-        let line = terminal_line(rec);
+        let line = recorded_line(rec);
         assert!(!line.contains('✓'), "{line}");
         assert!(!line.contains("accepted it here"), "{line}");
         assert!(line.contains(" ? ") || line.contains('✗'), "{line}");
@@ -301,8 +306,8 @@ fn observe_never_marks_an_encrypted_refusal_accepted() {
     }
 }
 
-#[test]
-fn a_404_is_not_certificate_related_and_alt_svc_does_not_reach_the_client() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_is_not_certificate_related_and_alt_svc_does_not_reach_the_client() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(NginxConfig {
         extra: "    add_header Alt-Svc 'h3=\":19460\"; ma=86400' always;\n    \
@@ -313,7 +318,7 @@ fn a_404_is_not_certificate_related_and_alt_svc_does_not_reach_the_client() {
     .expect("nginx");
     let root = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &nginx.localhost_url(),
@@ -323,61 +328,70 @@ fn a_404_is_not_certificate_related_and_alt_svc_does_not_reach_the_client() {
         &pki.server().arg(),
         "--identity",
         &good,
-    ]);
+    ])
+    .await;
     let direct = Curl::new(format!("{}/", nginx.localhost_url()))
         .cacert(pki.root_ca())
         .identity(
             &pki.client(ClientCert::Good).cert,
             &pki.client(ClientCert::Good).key,
         )
-        .run();
+        .run_async()
+        .await;
     assert!(
         direct.header("alt-svc").is_some(),
         "nginx sends it: {direct:?}"
     );
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(pki.root_ca())
-        .run();
+        .run_async()
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("alt-svc"), None, "{r:?}");
     let r = Curl::new(format!("https://localhost:{}/favicon.ico", p.port()))
         .cacert(pki.root_ca())
-        .run();
+        .run_async()
+        .await;
     assert_eq!(r.status, 404, "{r:?}");
-    let records = p.records(2);
+    let records = p.flows(2).await;
     let ok = &records[0];
+    let removed = &ok.response.as_ref().expect("response").removed_headers;
     assert_eq!(
-        ok["response"]["removed_headers"][0]["name"], "alt-svc",
-        "{ok:#}"
+        removed.first().map(|h| h.name.as_str()),
+        Some("alt-svc"),
+        "{ok:#?}"
     );
-    assert!(ok["response"]["removed_headers"][0]["value"]
-        .as_str()
-        .unwrap()
-        .contains("h3="));
+    assert!(removed[0].value.contains("h3="));
     let missing = &records[1];
     assert_eq!(
-        finding_ids(missing),
-        ["not-certificate-related"],
-        "{missing:#}"
+        ids(missing),
+        [FindingId::NotCertificateRelated],
+        "{missing:#?}"
     );
     no_error_finding(missing);
     assert!(!terminal_line(missing).contains("unexplained"));
 }
 
-#[test]
-fn plain_http_to_the_tls_port_gets_a_readable_400() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_the_tls_port_gets_a_readable_400() {
     let (pki, _d) = common::dev_pki();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         "https://localhost:9",
         "--server-cert",
         &pki.server().arg(),
-    ]);
-    let r = Curl::new(format!("http://127.0.0.1:{}/", p.port())).run();
+    ])
+    .await;
+    let r = Curl::new(format!("http://127.0.0.1:{}/", p.port()))
+        .run_async()
+        .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.body.contains("https://"), "{r:?}");
-    let rec = &p.records(1)[0];
-    assert_eq!(finding_ids(rec), ["client-not-tls"], "{rec:#}");
-    assert_eq!(rec["client_leg"]["failure"]["kind"], "plain_http");
+    let rec = &p.flow().await;
+    assert_eq!(ids(rec), [FindingId::ClientNotTls], "{rec:#?}");
+    assert_eq!(
+        client(rec).failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::PlainHttp)
+    );
 }

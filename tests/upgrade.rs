@@ -5,6 +5,7 @@
 mod common;
 
 use common::inproc;
+use mtlscope::facts::{RecordKind, Severity};
 use mtlscope::pki::DevPki;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,7 +68,7 @@ async fn a_websocket_upgrade_goes_through_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let up = echo_upstream(&pki).await;
-    let m = inproc::reverse_to(&pki, up);
+    let mut m = inproc::reverse_to(&pki, up).await;
     // The client offers HTTP/1.1, as WebSocket clients do.
     let mut tls = inproc::connect(&pki, m.port(), &[b"http/1.1"]).await;
     tls.write_all(
@@ -97,18 +98,15 @@ async fn a_websocket_upgrade_goes_through_and_is_recorded() {
     }
     drop(tls);
 
-    let records = tokio::task::spawn_blocking(move || m.records(1))
-        .await
-        .unwrap();
-    let exchange = records
-        .iter()
-        .find(|r| r["kind"] == "exchange")
-        .expect("the exchange is recorded");
-    assert_eq!(exchange["response"]["status"], 101, "{exchange:#}");
+    let exchange = m
+        .find("for the exchange", |r| r.kind == RecordKind::Exchange)
+        .await;
+    assert_eq!(common::flows::status(&exchange), 101, "{exchange:#?}");
     assert!(
-        exchange["findings"]
-            .as_array()
-            .is_none_or(|f| f.iter().all(|f| f["severity"] != "error")),
-        "a working upgrade is no failure: {exchange:#}"
+        exchange
+            .findings
+            .iter()
+            .all(|f| f.severity != Severity::Error),
+        "a working upgrade is no failure: {exchange:#?}"
     );
 }

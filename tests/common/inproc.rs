@@ -1,7 +1,8 @@
 //! In-process TLS peers for relay tests: an upstream's acceptor and a client's connector over
-//! the dev PKI (rustls, port 0), and `mtlscope reverse` in front of such an upstream.
+//! the dev PKI (rustls, port 0), and `mtlscope reverse` (in-process too) in front of such an
+//! upstream.
 
-use super::mtlscope::Mtlscope;
+use super::inproc_proxy::Proxy;
 use mtlscope::pki::load::{load_certs, Identity};
 use mtlscope::pki::DevPki;
 use std::sync::Arc;
@@ -49,14 +50,14 @@ pub async fn connect(
 
 /// `mtlscope reverse --quiet` in front of `https://localhost:upstream`, showing the dev server
 /// certificate and trusting the dev root.
-pub fn reverse_to(pki: &DevPki, upstream: u16) -> Mtlscope {
+pub async fn reverse_to(pki: &DevPki, upstream: u16) -> Proxy {
     let root = pki.root_ca().display().to_string();
     let server = format!(
         "{},{}",
         pki.server().cert.display(),
         pki.server().key.display()
     );
-    Mtlscope::start(&[
+    Proxy::start(&[
         "reverse",
         "--quiet",
         "--upstream",
@@ -66,4 +67,5 @@ pub fn reverse_to(pki: &DevPki, upstream: u16) -> Mtlscope {
         "--server-cert",
         &server,
     ])
+    .await
 }
