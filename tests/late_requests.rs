@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{finding_ids, Apache, Curl, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient};
+use common::flows::{has, sent_alerts, status, upstream};
+use common::{Apache, Curl, Mtlscope, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
+use mtlscope::facts::{FindingId, Initiator, Phase, RenegotiationOutcome};
 use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
 
 fn pki() -> (DevPki, tempfile::TempDir) {
     common::dev_pki()
@@ -17,11 +18,11 @@ fn apache(pki: &DevPki, version: TlsVersion) -> Apache {
     common::apache_secure_location(pki, version)
 }
 
-fn reverse(pki: &DevPki, upstream: String) -> Mtlscope {
+async fn reverse(pki: &DevPki, upstream: String) -> Proxy {
     let server = pki.server().arg();
     let ca = pki.root_ca().display().to_string();
     let id = pki.client(ClientCert::Good).arg();
-    Mtlscope::start(&[
+    Proxy::start(&[
         "reverse",
         "--upstream",
         &upstream,
@@ -32,6 +33,7 @@ fn reverse(pki: &DevPki, upstream: String) -> Mtlscope {
         "--identity",
         &id,
     ])
+    .await
 }
 
 async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
@@ -42,28 +44,19 @@ async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
         .await
 }
 
-fn findings(rec: &Value) -> Vec<String> {
-    finding_ids(rec)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls12_renegotiation_is_recorded_refused_and_answered_without_a_hang() {
     let (pki, _d) = pki();
     let apache = apache(&pki, TlsVersion::Tls12);
-    let p = reverse(&pki, apache.localhost_url());
+    let mut p = reverse(&pki, apache.localhost_url()).await;
 
     // The public path: no late request.
     let r = get(&pki, p.port(), "/").await;
     assert_eq!(r.status, 200, "{r:?}");
-    let public = p.records(1).remove(0);
-    assert!(
-        public["upstream_leg"]["cert_request"].is_null(),
-        "{:#}",
-        public["upstream_leg"]
-    );
-    assert!(public["upstream_leg"]["renegotiations"]
-        .as_array()
-        .is_none_or(|r| r.is_empty()));
+    let public = p.flow().await;
+    let public = upstream(&public);
+    assert!(public.cert_request.is_none(), "{public:#?}");
+    assert!(public.renegotiations.is_empty());
 
     // The protected path: Apache renegotiates after the request; rustls refuses.
     let r = get(&pki, p.port(), "/secure").await;
@@ -73,29 +66,28 @@ async fn tls12_renegotiation_is_recorded_refused_and_answered_without_a_hang() {
         "mtlscope answers for the refused upstream: {r:?}"
     );
     let rec = p
-        .records(2)
-        .into_iter()
-        .find(|r| r["request"]["uri"] == "/secure")
-        .expect("the /secure exchange");
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["tls_version"], "TLSv1.2");
-    assert_eq!(up["cert_request"]["phase"], "renegotiation", "{up:#}");
-    let delay = up["cert_request"]["after_request_ms"]
-        .as_f64()
-        .expect("delay from the request");
+        .find("for /secure", |r| {
+            r.request.as_ref().is_some_and(|q| q.uri == "/secure")
+        })
+        .await;
+    let up = upstream(&rec);
+    assert_eq!(up.tls_version, Some(mtlscope::facts::TlsVersion::Tls12));
+    let request = up.cert_request.as_ref().expect("a certificate request");
+    assert_eq!(request.phase, Phase::Renegotiation, "{up:#?}");
+    let delay = request.after_request_ms.expect("delay from the request");
     assert!(delay >= 0.0);
-    let reneg = &up["renegotiations"][0];
-    assert_eq!(reneg["initiated_by"], "server");
-    assert_eq!(reneg["outcome"], "refused_by_mtlscope", "{reneg:#}");
-    assert!(up["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|a| a["description"] == "no_renegotiation" && a["direction"] == "sent"));
+    let reneg = &up.renegotiations[0];
+    assert_eq!(reneg.initiated_by, Initiator::Server);
+    assert_eq!(
+        reneg.outcome,
+        Some(RenegotiationOutcome::RefusedByMtlscope),
+        "{reneg:#?}"
+    );
+    assert!(sent_alerts(up).iter().any(|a| a == "no_renegotiation"));
     assert!(
-        findings(&rec).contains(&"renegotiation-requested".to_string()),
+        has(&rec, FindingId::RenegotiationRequested),
         "{:?}",
-        findings(&rec)
+        common::flows::ids(&rec)
     );
     assert!(
         r.header("mtlscope-diagnosis")
@@ -110,19 +102,19 @@ async fn tls12_renegotiation_is_recorded_refused_and_answered_without_a_hang() {
 async fn tls13_per_location_auth_is_a_403_without_post_handshake_auth() {
     let (pki, _d) = pki();
     let apache = apache(&pki, TlsVersion::Tls13);
-    let p = reverse(&pki, apache.localhost_url());
+    let mut p = reverse(&pki, apache.localhost_url()).await;
     let r = get(&pki, p.port(), "/secure").await;
     assert_eq!(r.status, 403, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["tls_version"], "TLSv1.3");
-    assert_eq!(up["client_hello"]["offered_pha"], false);
-    assert!(up["cert_request"].is_null());
-    assert_eq!(rec["response"]["status"], 403);
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    assert_eq!(up.tls_version, Some(mtlscope::facts::TlsVersion::Tls13));
+    assert_eq!(up.client_hello.as_ref().map(|h| h.offered_pha), Some(false));
+    assert!(up.cert_request.is_none());
+    assert_eq!(status(&rec), 403);
     assert!(
-        findings(&rec).contains(&"post-handshake-auth".to_string()),
+        has(&rec, FindingId::PostHandshakeAuth),
         "{:?}",
-        findings(&rec)
+        common::flows::ids(&rec)
     );
     assert!(r
         .header("mtlscope-diagnosis")

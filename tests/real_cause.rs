@@ -9,9 +9,11 @@
 
 mod common;
 
+use common::flows::{client, first_id};
 use common::peers::{caddy, java, CaddyClientAuth};
 use common::process::{run_bounded, RunningServer};
-use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient};
+use common::{finding_ids, Curl, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
+use mtlscope::facts::{FindingId, Flow, Severity};
 use mtlscope::pki::{ClientCert, DevPki};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -57,10 +59,10 @@ fn with_identity(v: &Value, label: &str) -> Vec<Value> {
 }
 
 /// `mtlscope reverse` in front of `upstream` with `identity`, one curl request through it; the
-/// record.
-async fn reverse_once(upstream: &str, ca: &Path, identity: &str) -> Value {
+/// flow.
+async fn reverse_once(upstream: &str, ca: &Path, identity: &str) -> Flow {
     let ca_s = ca.display().to_string();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         upstream,
@@ -68,12 +70,13 @@ async fn reverse_once(upstream: &str, ca: &Path, identity: &str) -> Value {
         &ca_s,
         "--identity",
         identity,
-    ]);
+    ])
+    .await;
     let _ = Curl::new(format!("https://127.0.0.1:{}/", p.port()))
         .arg("--insecure")
         .run_async()
         .await;
-    p.records(1).remove(0)
+    p.flow().await
 }
 
 // ---- signature schemes --------------------------------------------------------------------
@@ -171,9 +174,9 @@ async fn an_rsa_identity_against_ecdsa_only_client_signatures() {
 
     let rec = reverse_once(&nginx.localhost_url(), &pki.root, &pki.rsa_client).await;
     assert_eq!(
-        finding_ids(&rec).first().map(String::as_str),
-        Some("no-common-signature-scheme"),
-        "{rec:#}"
+        first_id(&rec),
+        Some(FindingId::NoCommonSignatureScheme),
+        "{rec:#?}"
     );
 }
 
@@ -190,15 +193,15 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
     let leaf_only = pki.client(ClientCert::NoIntermediate).arg();
     let rec = reverse_once(&url, pki.root_ca(), &leaf_only).await;
     assert_eq!(
-        finding_ids(&rec).first().map(String::as_str),
-        Some("chain-incomplete"),
-        "{name} reverse: {:#}",
-        rec["findings"]
+        first_id(&rec),
+        Some(FindingId::ChainIncomplete),
+        "{name} reverse: {:#?}",
+        rec.findings
     );
     // The views read the same facts: the record without its findings, diagnosed on reading.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flow.jsonl");
-    let mut bare = rec.clone();
+    let mut bare = serde_json::to_value(&rec).expect("a flow serializes");
     bare["findings"] = serde_json::json!([]);
     std::fs::write(&file, format!("{bare}\n")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
@@ -418,7 +421,7 @@ async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
     let upstream = nginx.localhost_url();
     let root = pki.root_ca().display().to_string();
     let cas = file.display().to_string();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &upstream,
@@ -428,28 +431,27 @@ async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
         "optional",
         "--client-ca",
         &cas,
-    ]);
+    ])
+    .await;
     let r = Curl::new(format!("https://127.0.0.1:{}/", p.port()))
         .arg("--insecure")
         .run_async()
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rec = p.records(1).remove(0);
+    let rec = p.flow().await;
     assert_eq!(
-        rec["client_leg"]["cert_request"]["ca_names"]
-            .as_array()
+        client(&rec)
+            .cert_request
+            .as_ref()
+            .and_then(|c| c.ca_names.as_ref())
             .map(Vec::len),
         Some(120)
     );
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
+    let f = rec
+        .findings
         .iter()
-        .find(|f| f["id"] == "ca-list-too-large")
-        .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
-    assert_eq!(f["severity"], "warning");
-    assert!(
-        f["summary"].as_str().unwrap().contains("bytes of CA names"),
-        "{f:#}"
-    );
+        .find(|f| f.id == FindingId::CaListTooLarge)
+        .unwrap_or_else(|| panic!("{:#?}", rec.findings));
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.summary.contains("bytes of CA names"), "{f:#?}");
 }

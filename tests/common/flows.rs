@@ -57,6 +57,15 @@ pub fn alerts(leg: &Leg) -> Vec<String> {
     leg.alerts.iter().map(|a| word(a, "description")).collect()
 }
 
+/// The descriptions of the alerts mtlscope sent on the leg (on observe: the client sent).
+pub fn sent_alerts(leg: &Leg) -> Vec<String> {
+    leg.alerts
+        .iter()
+        .filter(|a| a.direction == mtlscope::facts::Direction::Sent)
+        .map(|a| word(a, "description"))
+        .collect()
+}
+
 /// Whether the leg carries an alert described as `description`.
 pub fn has_alert(leg: &Leg, description: &str) -> bool {
     alerts(leg).iter().any(|a| a == description)
