@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope, SClient, TlsVersion, VerifyClient};
+use common::flows::{client, first_id, has, ids, sent_alerts, status, upstream};
+use common::{finding_ids, Curl, Mtlscope, Proxy, SClient, TlsVersion, VerifyClient};
+use mtlscope::facts::{FailureKind, FindingId, Flow, RecordKind, Severity};
 use mtlscope::pki::{ClientCert, DevPki};
 use serde_json::Value;
 
@@ -14,16 +16,30 @@ fn setup() -> Setup {
     Setup::start(VerifyClient::On, |c| c)
 }
 
-fn reverse(s: &Setup, extra: &[&str]) -> Mtlscope {
-    s.reverse(extra)
+async fn reverse(s: &Setup, extra: &[&str]) -> Proxy {
+    s.proxy(extra).await
 }
 
 /// curl to mtlscope's `/`, trusting the dev root.
-fn to_proxy(s: &Setup, p: &Mtlscope) -> Curl {
+fn to_proxy(s: &Setup, p: &Proxy) -> Curl {
     Curl::new(format!("https://localhost:{}/", p.port())).cacert(s.pki.root_ca())
 }
 
-fn fault_names(rec: &Value) -> Vec<String> {
+fn fault_names(flow: &Flow) -> Vec<&str> {
+    flow.faults.iter().map(|f| f.name.as_str()).collect()
+}
+
+fn assert_injected_first(flow: &Flow) {
+    assert_eq!(
+        first_id(flow),
+        Some(FindingId::InjectedFault),
+        "{:?}",
+        ids(flow)
+    );
+}
+
+/// The same check on a recording's record (`observe` runs as a child process).
+fn recorded_faults(rec: &Value) -> Vec<String> {
     rec["faults"]
         .as_array()
         .map(|a| {
@@ -34,22 +50,13 @@ fn fault_names(rec: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn assert_injected_first(rec: &Value) {
-    assert_eq!(
-        finding_ids(rec).first().map(String::as_str),
-        Some("injected-fault"),
-        "{:?}",
-        finding_ids(rec)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strip_client_cert_reproduces_a_tls_offloader() {
     let s = setup();
     let good = s.pki.client(ClientCert::Good);
     let id = good.arg();
     let ca = s.pki.root_ca().display().to_string();
-    let p = reverse(
+    let mut p = reverse(
         &s,
         &[
             "--identity",
@@ -61,29 +68,27 @@ async fn strip_client_cert_reproduces_a_tls_offloader() {
             "--fault",
             "strip-client-cert",
         ],
-    );
+    )
+    .await;
     let r = to_proxy(&s, &p)
         .identity(&good.cert, &good.key)
         .run_async()
         .await;
     assert_eq!(r.status, 400, "{r:?}");
-    let rec = p.records(1).remove(0);
+    let rec = p.flow().await;
     assert_eq!(fault_names(&rec), vec!["strip-client-cert"]);
     assert_injected_first(&rec);
-    let ids = finding_ids(&rec);
     assert!(
-        ids.contains(&"identity-not-forwarded".to_string()),
-        "{ids:?}"
+        has(&rec, FindingId::IdentityNotForwarded),
+        "{:?}",
+        ids(&rec)
     );
     assert!(r
         .header("mtlscope-diagnosis")
         .unwrap_or_default()
         .starts_with("injected-fault"));
-    assert_eq!(rec["upstream_leg"]["chain"], serde_json::json!([]));
-    assert!(rec["client_leg"]["chain"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("client-good"));
+    assert!(upstream(&rec).chain.is_empty());
+    assert!(client(&rec).chain[0].subject.contains("client-good"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +96,7 @@ async fn empty_ca_list_is_what_the_client_sees() {
     let s = setup();
     let id = s.pki.client(ClientCert::Good).arg();
     let ca = s.pki.root_ca().display().to_string();
-    let p = reverse(
+    let mut p = reverse(
         &s,
         &[
             "--identity",
@@ -103,7 +108,8 @@ async fn empty_ca_list_is_what_the_client_sees() {
             "--fault",
             "empty-ca-list",
         ],
-    );
+    )
+    .await;
     let r = SClient::new(format!("127.0.0.1:{}", p.port()))
         .servername("localhost")
         .cafile(s.pki.root_ca())
@@ -116,10 +122,13 @@ async fn empty_ca_list_is_what_the_client_sees() {
         "{}",
         r.stdout
     );
-    let rec = p.records(1).remove(0);
+    let rec = p.flow().await;
     assert_eq!(
-        rec["client_leg"]["cert_request"]["ca_names"],
-        serde_json::json!([])
+        client(&rec)
+            .cert_request
+            .as_ref()
+            .and_then(|c| c.ca_names.clone()),
+        Some(vec![])
     );
     assert_eq!(fault_names(&rec), vec!["empty-ca-list"]);
 }
@@ -127,7 +136,7 @@ async fn empty_ca_list_is_what_the_client_sees() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_fault_answers_the_client_hello_with_the_chosen_alert() {
     let s = setup();
-    let p = reverse(&s, &["--fault", "alert=unknown_ca"]);
+    let mut p = reverse(&s, &["--fault", "alert=unknown_ca"]).await;
     let r = SClient::new(format!("127.0.0.1:{}", p.port()))
         .servername("localhost")
         .get("/", "localhost")
@@ -137,15 +146,10 @@ async fn alert_fault_answers_the_client_hello_with_the_chosen_alert() {
         format!("{}{}", r.stdout, r.stderr).contains("unknown ca"),
         "{r:?}"
     );
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["kind"], "connection");
-    let alerts = rec["client_leg"]["alerts"].as_array().unwrap();
-    assert!(
-        alerts
-            .iter()
-            .any(|a| a["description"] == "unknown_ca" && a["direction"] == "sent"),
-        "{alerts:?}"
-    );
+    let rec = p.flow().await;
+    assert_eq!(rec.kind, RecordKind::Connection);
+    let alerts = sent_alerts(client(&rec));
+    assert!(alerts.iter().any(|a| a == "unknown_ca"), "{alerts:?}");
     assert_injected_first(&rec);
 }
 
@@ -158,7 +162,7 @@ async fn allow_list_admits_listed_fingerprints_only() {
     let leaf = mtlscope::pki::load::Identity::load(&good.cert, &good.key).unwrap();
     let sha = mtlscope::cert::summarize(&leaf.chain[0]).unwrap().sha256;
     let allow = format!("allow-fingerprint={sha}");
-    let p = reverse(
+    let mut p = reverse(
         &s,
         &[
             "--identity",
@@ -170,7 +174,8 @@ async fn allow_list_admits_listed_fingerprints_only() {
             "--fault",
             &allow,
         ],
-    );
+    )
+    .await;
     let url = format!("https://localhost:{}/", p.port());
     let r = Curl::new(&url)
         .cacert(s.pki.root_ca())
@@ -190,10 +195,10 @@ async fn allow_list_admits_listed_fingerprints_only() {
         .unwrap_or_default()
         .contains("injected-fault"));
     let rec = p
-        .records(2)
-        .into_iter()
-        .find(|r| r["response"]["status"] == 403)
-        .expect("the refused exchange");
+        .find("refused with 403", |r| {
+            r.response.as_ref().is_some_and(|s| s.status == 403)
+        })
+        .await;
     assert_eq!(fault_names(&rec), vec!["allow-fingerprint"]);
     assert_injected_first(&rec);
 }
@@ -202,11 +207,14 @@ async fn allow_list_admits_listed_fingerprints_only() {
 async fn cut_on_cert_request_drops_mutual_tls_upstream() {
     let s = setup();
     let id = s.pki.client(ClientCert::Good).arg();
-    let p = reverse(&s, &["--identity", &id, "--fault", "cut-on-cert-request"]);
+    let mut p = reverse(&s, &["--identity", &id, "--fault", "cut-on-cert-request"]).await;
     let r = to_proxy(&s, &p).run_async().await;
     assert_eq!(r.status, 502, "{r:?}");
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["upstream_leg"]["failure"]["kind"], "cut_by_fault");
+    let rec = p.flow().await;
+    assert_eq!(
+        upstream(&rec).failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::CutByFault)
+    );
     assert_injected_first(&rec);
 }
 
@@ -214,20 +222,17 @@ async fn cut_on_cert_request_drops_mutual_tls_upstream() {
 async fn a_delayed_response_still_arrives_and_says_it_was_delayed() {
     let s = setup();
     let id = s.pki.client(ClientCert::Good).arg();
-    let p = reverse(&s, &["--identity", &id, "--fault", "delay=response:200"]);
+    let mut p = reverse(&s, &["--identity", &id, "--fault", "delay=response:200"]).await;
     let r = to_proxy(&s, &p).run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rec = p.records(1).remove(0);
+    let rec = p.flow().await;
+    assert_eq!(status(&rec), 200);
     assert_eq!(fault_names(&rec), vec!["delay=response"]);
     // An injected fault on a success is info, never an error.
     assert!(
-        rec["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["severity"] != "error"),
-        "{:#}",
-        rec["findings"]
+        rec.findings.iter().all(|f| f.severity != Severity::Error),
+        "{:#?}",
+        rec.findings
     );
 }
 
@@ -253,8 +258,11 @@ async fn block_renegotiation_reproduces_a_firewall_in_observe() {
         .await;
     assert_ne!(r.status, 200, "the renegotiation was blocked: {r:?}");
     let rec = p.records(1).remove(0);
-    assert_eq!(fault_names(&rec), vec!["block-renegotiation"]);
-    assert_injected_first(&rec);
+    assert_eq!(recorded_faults(&rec), vec!["block-renegotiation"]);
+    assert_eq!(
+        finding_ids(&rec).first().map(String::as_str),
+        Some("injected-fault")
+    );
     assert_eq!(rec["wire"]["renegotiations"][0]["initiated_by"], "server");
 }
 

@@ -2,7 +2,8 @@
 //! certificates against the dev root, and Apache asking only inside `<Location /secure>`.
 
 use super::{
-    Apache, ApacheConfig, ClientAuthScope, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient,
+    Apache, ApacheConfig, ClientAuthScope, Mtlscope, Nginx, NginxConfig, Proxy, TlsVersion,
+    VerifyClient,
 };
 use mtlscope::pki::DevPki;
 
@@ -65,22 +66,31 @@ impl NginxLab {
         }
     }
 
-    /// `mtlscope reverse` in front of this nginx with the dev server certificate, trusting the
-    /// dev root upstream, then `extra`.
-    pub fn reverse(&self, extra: &[&str]) -> Mtlscope {
-        let upstream = self.nginx.localhost_url();
-        let server = self.pki.server().arg();
-        let ca = self.pki.root_ca().display().to_string();
-        let mut args = vec![
-            "reverse",
-            "--upstream",
-            &upstream,
-            "--server-cert",
-            &server,
-            "--upstream-ca",
-            &ca,
+    /// `reverse` in front of this nginx with the dev server certificate, trusting the dev root
+    /// upstream, then `extra`: the words, for either way of running it.
+    fn reverse_words(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "reverse".into(),
+            "--upstream".into(),
+            self.nginx.localhost_url(),
+            "--server-cert".into(),
+            self.pki.server().arg(),
+            "--upstream-ca".into(),
+            self.pki.root_ca().display().to_string(),
         ];
-        args.extend_from_slice(extra);
-        Mtlscope::start(&args)
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// That `mtlscope reverse` as a child process (for tests of the process: signals, files).
+    pub fn reverse(&self, extra: &[&str]) -> Mtlscope {
+        let args = self.reverse_words(extra);
+        Mtlscope::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// That `mtlscope reverse` in this test's runtime, its flows awaited typed.
+    pub async fn proxy(&self, extra: &[&str]) -> Proxy {
+        let args = self.reverse_words(extra);
+        Proxy::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
 }
