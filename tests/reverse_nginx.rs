@@ -4,61 +4,39 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, VerifyClient};
-use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
+use common::flows::{has, ids, status, upstream};
+use common::{Curl, NginxConfig, Proxy, VerifyClient};
+use mtlscope::facts::{FindingId, Flow, Phase, Severity, TlsVersion};
+use mtlscope::pki::ClientCert;
 
-struct Setup {
-    pki: DevPki,
-    nginx: Nginx,
-    _dir: tempfile::TempDir,
-}
+type Setup = common::NginxLab;
 
 fn setup(verify: VerifyClient) -> Setup {
-    let (pki, dir) = common::dev_pki();
-    let nginx = Nginx::start(NginxConfig {
+    Setup::start(verify, |c| NginxConfig {
         app_location: true,
-        ..common::nginx_config(&pki, verify)
+        ..c
     })
-    .expect("start nginx");
-    Setup {
-        pki,
-        nginx,
-        _dir: dir,
-    }
 }
 
-fn proxy(s: &Setup, identity: Option<ClientCert>) -> Mtlscope {
-    let upstream = s.nginx.localhost_url();
-    let server = s.pki.server().arg();
-    let ca = s.pki.root_ca().display().to_string();
+async fn proxy(s: &Setup, identity: Option<ClientCert>) -> Proxy {
     let id = identity.map(|c| s.pki.client(c).arg());
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        &upstream,
-        "--server-cert",
-        &server,
-        "--upstream-ca",
-        &ca,
-    ];
-    if let Some(id) = &id {
-        args.extend(["--identity", id.as_str()]);
+    match &id {
+        Some(id) => s.proxy(&["--identity", id]).await,
+        None => s.proxy(&[]).await,
     }
-    Mtlscope::start(&args)
 }
 
 async fn exchange(
     s: &Setup,
     identity: Option<ClientCert>,
     path: &str,
-) -> (common::CurlResult, Value) {
-    let p = proxy(s, identity);
+) -> (common::CurlResult, Flow) {
+    let mut p = proxy(s, identity).await;
     let r = Curl::new(format!("https://localhost:{}{path}", p.port()))
         .cacert(s.pki.root_ca())
         .run_async()
         .await;
-    let record = p.records(1).remove(0);
+    let record = p.flow().await;
     (r, record)
 }
 
@@ -66,12 +44,11 @@ fn diagnosis_header(r: &common::CurlResult) -> String {
     r.header("mtlscope-diagnosis").unwrap_or_default()
 }
 
-fn assert_no_error_finding(record: &Value) {
-    let errors: Vec<&Value> = record["findings"]
-        .as_array()
-        .unwrap()
+fn assert_no_error_finding(record: &Flow) {
+    let errors: Vec<_> = record
+        .findings
         .iter()
-        .filter(|f| f["severity"] == "error")
+        .filter(|f| f.severity == Severity::Error)
         .collect();
     assert!(
         errors.is_empty(),
@@ -85,29 +62,20 @@ async fn good_identity_succeeds_and_the_record_shows_nginx_request_and_chain() {
     let (r, rec) = exchange(&s, Some(ClientCert::Good), "/").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("verify=SUCCESS"), "{}", r.body);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["cert_request"]["phase"], "handshake");
+    let up = upstream(&rec);
+    let request = up.cert_request.as_ref().expect("a certificate request");
+    assert_eq!(request.phase, Phase::Handshake);
     let root =
         mtlscope::cert::summarize(&mtlscope::pki::load::load_certs(s.pki.root_ca()).unwrap()[0])
             .unwrap();
-    assert_eq!(
-        up["cert_request"]["ca_names"],
-        serde_json::json!([root.subject])
-    );
-    assert_eq!(
-        up["chain"].as_array().unwrap().len(),
-        2,
-        "leaf + intermediate presented"
-    );
-    assert!(up["chain"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("client-good"));
+    assert_eq!(request.ca_names, Some(vec![root.subject]));
+    assert_eq!(up.chain.len(), 2, "leaf + intermediate presented");
+    assert!(up.chain[0].subject.contains("client-good"));
     assert!(matches!(
-        up["tls_version"].as_str(),
-        Some("TLSv1.2" | "TLSv1.3")
+        up.tls_version,
+        Some(TlsVersion::Tls12 | TlsVersion::Tls13)
     ));
-    assert_eq!(rec["response"]["status"], 200);
+    assert_eq!(status(&rec), 200);
     assert_no_error_finding(&rec);
     assert_eq!(diagnosis_header(&r), "");
 }
@@ -122,14 +90,15 @@ async fn no_identity_relays_nginx_400_and_diagnoses_no_client_cert() {
         "{}",
         r.body
     );
-    assert_eq!(rec["request"]["uri"], "/");
-    assert_eq!(rec["request"]["method"], "GET");
-    assert_eq!(rec["upstream_leg"]["chain"], serde_json::json!([]));
+    let request = rec.request.as_ref().expect("request");
+    assert_eq!(request.uri, "/");
+    assert_eq!(request.method, "GET");
+    assert!(upstream(&rec).chain.is_empty());
     assert_eq!(
-        finding_ids(&rec)[0],
-        "no-client-cert",
+        ids(&rec).first(),
+        Some(&FindingId::NoClientCert),
         "{:?}",
-        finding_ids(&rec)
+        ids(&rec)
     );
     assert!(
         diagnosis_header(&r).starts_with("no-client-cert"),
@@ -142,12 +111,12 @@ async fn no_identity_relays_nginx_400_and_diagnoses_no_client_cert() {
 async fn each_rejected_certificate_gets_its_own_finding() {
     let s = setup(VerifyClient::On);
     for (cert, id) in [
-        (ClientCert::Expired, "cert-expired"),
-        (ClientCert::NotYetValid, "cert-not-yet-valid"),
-        (ClientCert::OtherCa, "issuer-not-in-ca-list"),
-        (ClientCert::NoIntermediate, "chain-incomplete"),
-        (ClientCert::ServerAuthOnly, "wrong-purpose"),
-        (ClientCert::SelfSigned, "chain-untrusted"),
+        (ClientCert::Expired, FindingId::CertExpired),
+        (ClientCert::NotYetValid, FindingId::CertNotYetValid),
+        (ClientCert::OtherCa, FindingId::IssuerNotInCaList),
+        (ClientCert::NoIntermediate, FindingId::ChainIncomplete),
+        (ClientCert::ServerAuthOnly, FindingId::WrongPurpose),
+        (ClientCert::SelfSigned, FindingId::ChainUntrusted),
     ] {
         let (r, rec) = exchange(&s, Some(cert), "/").await;
         assert_eq!(r.status, 400, "{cert:?}: {r:?}");
@@ -156,23 +125,18 @@ async fn each_rejected_certificate_gets_its_own_finding() {
             "{cert:?}: {}",
             r.body
         );
-        let ids = finding_ids(&rec);
         assert!(
-            ids.contains(&id.to_string()),
-            "{cert:?}: expected {id} in {ids:?}"
+            has(&rec, id),
+            "{cert:?}: expected {id:?} in {:?}",
+            ids(&rec)
         );
         assert!(
-            diagnosis_header(&r).contains(id),
+            diagnosis_header(&r).contains(id.as_str()),
             "{cert:?}: header {}",
             diagnosis_header(&r)
         );
-        let finding = rec["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["id"] == id)
-            .unwrap();
-        assert_eq!(finding["severity"], "error", "{cert:?}: {finding:#}");
+        let finding = rec.findings.iter().find(|f| f.id == id).unwrap();
+        assert_eq!(finding.severity, Severity::Error, "{cert:?}: {finding:#?}");
     }
 }
 
@@ -181,11 +145,7 @@ async fn optional_verification_with_an_app_answering_403() {
     let s = setup(VerifyClient::Optional);
     let (r, rec) = exchange(&s, None, "/app").await;
     assert_eq!(r.status, 403, "{r:?}");
-    assert!(
-        finding_ids(&rec).contains(&"no-client-cert".to_string()),
-        "{:?}",
-        finding_ids(&rec)
-    );
+    assert!(has(&rec, FindingId::NoClientCert), "{:?}", ids(&rec));
     let (r, rec) = exchange(&s, Some(ClientCert::Good), "/app").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_no_error_finding(&rec);
@@ -194,7 +154,7 @@ async fn optional_verification_with_an_app_answering_403() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_post_records_its_redacted_request_body() {
     let s = setup(VerifyClient::Optional);
-    let p = proxy(&s, None);
+    let mut p = proxy(&s, None).await;
     let r = Curl::new(format!("https://localhost:{}/app", p.port()))
         .cacert(s.pki.root_ca())
         .arg("--data")
@@ -202,12 +162,13 @@ async fn a_refused_post_records_its_redacted_request_body() {
         .run_async()
         .await;
     assert_eq!(r.status, 403, "{r:?}");
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["request"]["method"], "POST");
+    let rec = p.flow().await;
+    let request = rec.request.as_ref().expect("request");
+    assert_eq!(request.method, "POST");
     assert_eq!(
-        rec["request"]["body_excerpt"], "user=ann&password=<redacted>",
-        "{:#}",
-        rec["request"]
+        request.body_excerpt.as_deref(),
+        Some("user=ann&password=<redacted>"),
+        "{request:#?}"
     );
 }
 
@@ -216,7 +177,6 @@ async fn a_refused_post_records_its_redacted_request_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_evidence_and_fix_under_the_flow() {
     use std::io::{BufRead, BufReader};
-    use std::sync::{Arc, Mutex};
     let s = setup(VerifyClient::On);
     let port = common::free_port().expect("free port");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -233,14 +193,13 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let out = Arc::new(Mutex::new(String::new()));
     let stdout = child.stdout.take().expect("stdout");
-    let sink = out.clone();
+    let (lines, printed) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let mut s = sink.lock().expect("lock");
-            s.push_str(&line);
-            s.push('\n');
+            if lines.send(line).is_err() {
+                break;
+            }
         }
     });
     common::wait_for_tcp(
@@ -253,13 +212,26 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
         .run_async()
         .await;
     assert_eq!(r.status, 400, "{r:?}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !out.lock().expect("lock").contains("Fix:") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // Read the printed lines until the finding's fix (bounded).
+    let text = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut text = String::new();
+        while !text.contains("Fix:") {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match printed.recv_timeout(left) {
+                Ok(line) => {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                Err(_) => break,
+            }
+        }
+        text
+    })
+    .await
+    .expect("reader");
     let _ = child.kill();
     let _ = child.wait();
-    let text = out.lock().expect("lock").clone();
     assert!(text.contains("no-client-cert"), "{text}");
     assert!(
         text.contains("  Evidence:") && text.contains("  Fix:"),
