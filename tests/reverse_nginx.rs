@@ -216,7 +216,12 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
     let text = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut text = String::new();
-        while !text.contains("Fix:") {
+        // The port check's flow comes first: wait for the refused exchange's fix.
+        let explained = |t: &str| {
+            t.find("no-client-cert")
+                .is_some_and(|i| t[i..].contains("Fix:"))
+        };
+        while !explained(&text) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match printed.recv_timeout(left) {
                 Ok(line) => {

@@ -54,7 +54,19 @@ pub fn has_event(leg: &Leg, name: &str) -> bool {
 
 /// The leg's alert descriptions, as the recording spells them (`certificate_required`, …).
 pub fn alerts(leg: &Leg) -> Vec<String> {
-    leg.alerts.iter().map(|a| word(a, "description")).collect()
+    descriptions(&leg.alerts)
+}
+
+/// Alert descriptions, as the recording spells them.
+pub fn descriptions(alerts: &[mtlscope::facts::Alert]) -> Vec<String> {
+    alerts.iter().map(|a| word(a, "description")).collect()
+}
+
+/// What `observe` (or a passthrough tunnel) read off the wire (panics when nothing).
+pub fn wire(flow: &Flow) -> &mtlscope::facts::Wire {
+    flow.wire
+        .as_ref()
+        .unwrap_or_else(|| panic!("no wire facts: {flow:#?}"))
 }
 
 /// The descriptions of the alerts mtlscope sent on the leg (on observe: the client sent).

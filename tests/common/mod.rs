@@ -42,7 +42,7 @@ pub use clients::{Curl, CurlResult, SClient, SClientResult};
 #[allow(unused_imports)]
 pub use inproc_proxy::Proxy;
 #[allow(unused_imports)]
-pub use mtls::{apache_secure_location, dev_pki, nginx_config, NginxLab};
+pub use mtls::{apache_secure_location, dev_pki, nginx_config, tmpdir, NginxLab};
 #[allow(unused_imports)]
 pub use mtlscope::{finding_ids, wait_records, Mtlscope};
 #[allow(unused_imports)]

@@ -7,9 +7,15 @@ use super::{
 };
 use mtlscope::pki::DevPki;
 
+/// A fresh temporary directory under the target's tmp dir (`CARGO_TARGET_TMPDIR`), removed
+/// on drop: test files stay inside the build tree.
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
+}
+
 /// A fresh dev PKI; the directory lives as long as the returned guard.
 pub fn dev_pki() -> (DevPki, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tmpdir();
     let pki = DevPki::generate(dir.path()).expect("dev pki");
     (pki, dir)
 }
