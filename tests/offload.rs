@@ -9,35 +9,37 @@ mod common;
 #[path = "common/offload.rs"]
 mod fixture;
 
-use common::{finding_ids, Curl, Mtlscope};
-use fixture::{percent, unreserved, OffloadClient};
+use common::flows::{client, finding, has, upstream};
+use common::{Curl, Proxy};
+use fixture::{percent, unreserved, OffloadClient, OffloadLab};
+use mtlscope::facts::{FindingId, Flow, Severity, TlsVersion, Transport};
 use mtlscope::lab::echo::LabEcho;
-use mtlscope::pki::DevPki;
 use serde_json::Value;
 
+/// The offload lab and a plain-HTTP echo backend.
 struct Setup {
-    pki: DevPki,
-    client: OffloadClient,
+    lab: OffloadLab,
     echo: LabEcho,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl std::ops::Deref for Setup {
+    type Target = OffloadLab;
+    fn deref(&self) -> &OffloadLab {
+        &self.lab
+    }
 }
 
 async fn setup(require: Option<&'static str>) -> Setup {
-    let (pki, pki_dir) = common::dev_pki();
-    let dir = tempfile::tempdir().unwrap();
-    let client = OffloadClient::issue(pki.out_dir(), dir.path());
     let echo = LabEcho::start(require.map(http::HeaderName::from_static))
         .await
         .unwrap();
     Setup {
-        pki,
-        client,
+        lab: OffloadLab::new(),
         echo,
-        _dirs: (pki_dir, dir),
     }
 }
 
-fn proxy(s: &Setup, extra: &[&str]) -> Mtlscope {
+async fn proxy(s: &Setup, extra: &[&str]) -> Proxy {
     let upstream = s.echo.url();
     let server = s.pki.server().arg();
     let root = s.pki.root_ca().display().to_string();
@@ -53,16 +55,16 @@ fn proxy(s: &Setup, extra: &[&str]) -> Mtlscope {
         &root,
     ];
     args.extend_from_slice(extra);
-    Mtlscope::start(&args)
+    Proxy::start(&args).await
 }
 
-/// One request through the proxy: (status, the backend's echo, the record).
+/// One request through the proxy: (status, the backend's echo, the flow).
 async fn exchange(
     s: &Setup,
-    p: &Mtlscope,
+    p: &mut Proxy,
     with_cert: bool,
     forged: &[&str],
-) -> (u16, Value, Value) {
+) -> (u16, Value, Flow) {
     let mut curl = Curl::new(format!("https://localhost:{}/api", p.port())).cacert(s.pki.root_ca());
     if with_cert {
         curl = curl.identity(&s.client.chain, &s.client.key);
@@ -72,7 +74,7 @@ async fn exchange(
     }
     let r = curl.run_async().await;
     let echo: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-    let record = p.records(1).remove(0);
+    let record = p.flow().await;
     (r.status, echo, record)
 }
 
@@ -93,22 +95,27 @@ fn one(echo: &Value, name: &str) -> String {
     v[0].clone()
 }
 
-fn forwarded_names(record: &Value) -> Vec<String> {
-    record["request"]["forwarded_identity"]["headers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|h| h["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+fn forwarded(record: &Flow) -> &mtlscope::facts::ForwardedIdentity {
+    record
+        .request
+        .as_ref()
+        .and_then(|r| r.forwarded_identity.as_ref())
+        .unwrap_or_else(|| panic!("no forwarded identity: {record:#?}"))
+}
+
+fn forwarded_names(record: &Flow) -> Vec<&str> {
+    forwarded(record)
+        .headers
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc9440_sends_byte_sequences_of_the_leaf_and_the_rest_of_the_chain() {
     let s = setup(None).await;
-    let p = proxy(&s, &["--forward-client-cert", "rfc9440"]);
-    let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
+    let mut p = proxy(&s, &["--forward-client-cert", "rfc9440"]).await;
+    let (status, echo, rec) = exchange(&s, &mut p, true, &[]).await;
     assert_eq!(status, 200);
     let c = &s.client;
     assert_eq!(
@@ -119,31 +126,23 @@ async fn rfc9440_sends_byte_sequences_of_the_leaf_and_the_rest_of_the_chain() {
         one(&echo, "client-cert-chain"),
         format!(":{}:", OffloadClient::b64(&c.intermediate_der))
     );
-    assert_eq!(rec["upstream_leg"]["transport"], "plain");
-    assert!(rec["upstream_leg"]["tls_version"].is_null(), "{rec}");
-    assert_eq!(
-        rec["client_leg"]["tls_version"]
-            .as_str()
-            .map(|v| v.starts_with("TLSv1")),
-        Some(true)
-    );
+    assert_eq!(upstream(&rec).transport, Some(Transport::Plain));
+    assert!(upstream(&rec).tls_version.is_none(), "{rec:#?}");
+    assert!(matches!(
+        client(&rec).tls_version,
+        Some(TlsVersion::Tls12 | TlsVersion::Tls13)
+    ));
     assert_eq!(forwarded_names(&rec), ["client-cert", "client-cert-chain"]);
-    let first = &rec["request"]["forwarded_identity"]["headers"][0];
-    assert!(
-        first["excerpt"].as_str().unwrap().starts_with(":MII"),
-        "{first}"
-    );
-    assert!(
-        first["excerpt"].as_str().unwrap().chars().count() <= 97,
-        "bounded: {first}"
-    );
+    let first = &forwarded(&rec).headers[0];
+    assert!(first.excerpt.starts_with(":MII"), "{first:?}");
+    assert!(first.excerpt.chars().count() <= 97, "bounded: {first:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xfcc_is_envoys_element_with_every_detail() {
     let s = setup(None).await;
-    let p = proxy(&s, &["--forward-client-cert", "xfcc"]);
-    let (status, echo, _) = exchange(&s, &p, true, &[]).await;
+    let mut p = proxy(&s, &["--forward-client-cert", "xfcc"]).await;
+    let (status, echo, _) = exchange(&s, &mut p, true, &[]).await;
     assert_eq!(status, 200);
     let c = &s.client;
     // Envoy escapes exactly these five in the PEM (StrReplaceAll in its SSL connection info).
@@ -172,7 +171,7 @@ async fn xfcc_is_envoys_element_with_every_detail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() {
     let s = setup(None).await;
-    let p = proxy(
+    let mut p = proxy(
         &s,
         &[
             "--forward-client-cert",
@@ -186,8 +185,9 @@ async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() 
             "--forward-client-cert",
             "header:X-Client-Id={serial}/{sha1}/{not_after}",
         ],
-    );
-    let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
+    )
+    .await;
+    let (status, echo, rec) = exchange(&s, &mut p, true, &[]).await;
     assert_eq!(status, 200);
     let c = &s.client;
     // nginx $ssl_client_escaped_cert: everything but unreserved characters escaped.
@@ -241,7 +241,7 @@ async fn nginx_aws_alb_azure_and_templates_arrive_as_their_products_send_them() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
     let s = setup(None).await;
-    let p = proxy(
+    let mut p = proxy(
         &s,
         &[
             "--forward-client-cert",
@@ -249,14 +249,15 @@ async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
             "--forward-client-cert",
             "nginx",
         ],
-    );
+    )
+    .await;
     let forged = [
         "Client-Cert: :Zm9yZ2Vk:",
         "X-SSL-Client-Cert: forged",
         "X-SSL-Client-Verify: SUCCESS",
     ];
     // Without a certificate: the forged headers go, and nothing takes their place.
-    let (status, echo, rec) = exchange(&s, &p, false, &forged).await;
+    let (status, echo, rec) = exchange(&s, &mut p, false, &forged).await;
     assert_eq!(status, 200);
     for name in [
         "client-cert",
@@ -269,38 +270,24 @@ async fn forged_identity_headers_never_reach_the_backend_and_are_recorded() {
             "{name} reached the backend: {echo}"
         );
     }
-    let fi = &rec["request"]["forwarded_identity"];
-    assert_eq!(fi["client_cert"], false);
-    assert!(fi["headers"].as_array().unwrap().is_empty(), "{fi}");
-    let stripped: Vec<&str> = fi["stripped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["name"].as_str().unwrap())
-        .collect();
+    let fi = forwarded(&rec);
+    assert!(!fi.client_cert);
+    assert!(fi.headers.is_empty(), "{fi:#?}");
+    let stripped: Vec<&str> = fi.stripped.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(
         stripped,
         ["client-cert", "x-ssl-client-cert", "x-ssl-client-verify"]
     );
-    assert!(
-        finding_ids(&rec).contains(&"client-sent-identity-header".to_string()),
-        "{rec}"
-    );
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "client-sent-identity-header")
-        .unwrap();
-    assert_eq!(f["severity"], "warning");
-    assert!(f["evidence"].to_string().contains("Zm9yZ2Vk"), "{f}");
+    let f = finding(&rec, FindingId::ClientSentIdentityHeader);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.evidence.iter().any(|e| e.contains("Zm9yZ2Vk")), "{f:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_header_is_replaced_by_the_real_identity() {
     let s = setup(None).await;
-    let p = proxy(&s, &["--forward-client-cert", "rfc9440"]);
-    let (status, echo, _) = exchange(&s, &p, true, &["Client-Cert: :Zm9yZ2Vk:"]).await;
+    let mut p = proxy(&s, &["--forward-client-cert", "rfc9440"]).await;
+    let (status, echo, _) = exchange(&s, &mut p, true, &["Client-Cert: :Zm9yZ2Vk:"]).await;
     assert_eq!(status, 200);
     assert_eq!(
         echoed(&echo, "client-cert"),
@@ -311,15 +298,16 @@ async fn a_forged_header_is_replaced_by_the_real_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_headers_say_why_there_is_no_identity() {
     let s = setup(None).await;
-    let p = proxy(
+    let mut p = proxy(
         &s,
         &[
             "--forward-client-cert",
             "nginx",
             "--forward-client-cert-verify",
         ],
-    );
-    let (status, echo, _) = exchange(&s, &p, false, &[]).await;
+    )
+    .await;
+    let (status, echo, _) = exchange(&s, &mut p, false, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(one(&echo, "x-ssl-client-verify"), "NONE");
     assert_eq!(one(&echo, "x-client-cert-verify"), "NONE");
@@ -330,7 +318,7 @@ async fn verify_headers_say_why_there_is_no_identity() {
 async fn a_backend_refusing_without_the_expected_header_is_explained() {
     let s = setup(Some("client-cert")).await;
     // The offloader sends nginx's headers; the backend reads RFC 9440's.
-    let p = proxy(
+    let mut p = proxy(
         &s,
         &[
             "--forward-client-cert",
@@ -338,51 +326,30 @@ async fn a_backend_refusing_without_the_expected_header_is_explained() {
             "--expect-client-cert-header",
             "Client-Cert",
         ],
-    );
-    let (status, _, rec) = exchange(&s, &p, true, &[]).await;
+    )
+    .await;
+    let (status, _, rec) = exchange(&s, &mut p, true, &[]).await;
     assert_eq!(status, 401);
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "identity-not-forwarded")
-        .unwrap_or_else(|| panic!("{rec:#}"));
-    assert_eq!(f["severity"], "error");
-    let text = f.to_string();
+    let f = finding(&rec, FindingId::IdentityNotForwarded);
+    assert_eq!(f.severity, Severity::Error);
+    let text = serde_json::to_string(f).expect("a finding serializes");
     assert!(text.contains("client-cert"), "{text}");
     assert!(text.contains("x-ssl-client-cert"), "{text}");
-    assert!(
-        f["fix"]
-            .as_str()
-            .unwrap()
-            .contains("--forward-client-cert rfc9440"),
-        "{f}"
-    );
+    assert!(f.fix.contains("--forward-client-cert rfc9440"), "{f:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_backend_that_got_no_identity_header_is_explained() {
     let s = setup(Some("client-cert")).await;
-    let p = proxy(&s, &[]);
-    let (status, echo, rec) = exchange(&s, &p, true, &[]).await;
+    let mut p = proxy(&s, &[]).await;
+    let (status, echo, rec) = exchange(&s, &mut p, true, &[]).await;
     assert_eq!(status, 401, "{echo}");
+    assert!(has(&rec, FindingId::IdentityNotForwarded), "{rec:#?}");
+    let f = finding(&rec, FindingId::IdentityNotForwarded);
+    assert!(f.fix.contains("--forward-client-cert"), "{f:#?}");
     assert!(
-        finding_ids(&rec).contains(&"identity-not-forwarded".to_string()),
-        "{rec:#}"
-    );
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "identity-not-forwarded")
-        .unwrap();
-    assert!(
-        f["fix"].as_str().unwrap().contains("--forward-client-cert"),
-        "{f}"
-    );
-    assert!(
-        f["evidence"].to_string().contains("no identity header"),
-        "{f}"
+        f.evidence.iter().any(|e| e.contains("no identity header")),
+        "{f:#?}"
     );
 }
 
@@ -436,7 +403,7 @@ async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key()
     let (code, err) = refused(&s, &["--upstream", &up, "--client-auth", "mirror"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--client-auth mirror"), "{err}");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tmpdir();
     let config = dir.path().join("offload.toml");
     std::fs::write(
         &config,
@@ -456,7 +423,7 @@ async fn bad_offloader_settings_are_usage_errors_naming_the_flag_or_config_key()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_config_file_configures_the_offloader() {
     let s = setup(None).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tmpdir();
     let config = dir.path().join("offload.toml");
     std::fs::write(
         &config,
@@ -467,14 +434,15 @@ async fn the_config_file_configures_the_offloader() {
     )
     .unwrap();
     let server = s.pki.server().arg();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--config",
         &config.display().to_string(),
         "--server-cert",
         &server,
-    ]);
-    let (status, echo, _) = exchange(&s, &p, false, &["X-ARR-ClientCert: forged"]).await;
+    ])
+    .await;
+    let (status, echo, _) = exchange(&s, &mut p, false, &["X-ARR-ClientCert: forged"]).await;
     assert_eq!(status, 200);
     assert!(echoed(&echo, "x-arr-clientcert").is_empty(), "{echo}");
     assert_eq!(one(&echo, "x-client-cert-verify"), "NONE");

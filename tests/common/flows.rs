@@ -20,6 +20,14 @@ pub fn has(flow: &Flow, id: FindingId) -> bool {
     flow.findings.iter().any(|f| f.id == id)
 }
 
+/// The flow's finding `id` (panics, showing the findings, when there is none).
+pub fn finding(flow: &Flow, id: FindingId) -> &mtlscope::facts::Finding {
+    flow.findings
+        .iter()
+        .find(|f| f.id == id)
+        .unwrap_or_else(|| panic!("no {id:?} in {:#?}", flow.findings))
+}
+
 /// The client leg (panics, showing the flow, when there is none).
 pub fn client(flow: &Flow) -> &Leg {
     flow.client_leg

@@ -188,3 +188,33 @@ pub fn percent(text: &str, keep: impl Fn(u8) -> bool) -> String {
 pub fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~".contains(&b)
 }
+
+/// The set-up every offload test starts from: the dev PKI and a client identity issued for
+/// the offload tests by its intermediate. Both directories live as long as this.
+pub struct OffloadLab {
+    /// The dev PKI (server certificate, root, intermediate).
+    pub pki: mtlscope::pki::DevPki,
+    /// The client identity and its fields as OpenSSL prints them.
+    pub client: OffloadClient,
+    /// The PKI's directory, then the client's.
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl OffloadLab {
+    /// A fresh dev PKI and offload client, under the target's tmp dir.
+    pub fn new() -> OffloadLab {
+        let (pki, pki_dir) = crate::common::dev_pki();
+        let dir = crate::common::tmpdir();
+        let client = OffloadClient::issue(pki.out_dir(), dir.path());
+        OffloadLab {
+            pki,
+            client,
+            _dirs: (pki_dir, dir),
+        }
+    }
+
+    /// A directory beside the client's files (for further test files).
+    pub fn dir(&self) -> &Path {
+        self._dirs.1.path()
+    }
+}
