@@ -7,17 +7,18 @@ mod common;
 #[path = "common/offload.rs"]
 mod fixture;
 
+use common::flows::{finding, has, ids, upstream};
 use common::process::{start_server, RunningServer};
-use common::{finding_ids, Curl, Mtlscope};
-use fixture::OffloadClient;
+use common::{Curl, Proxy};
+use fixture::{OffloadClient, OffloadLab};
+use mtlscope::facts::{FindingId, Severity, Transport};
 use mtlscope::lab::echo::LabEcho;
-use mtlscope::pki::DevPki;
 use serde_json::Value;
 use std::process::Command;
 
 /// nginx with one `server` block rendered by `server(port)`, from its own temp dir.
 fn nginx(server: impl Fn(u16) -> String) -> RunningServer {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tmpdir();
     let conf = dir.path().join("nginx.conf");
     let log = dir.path().join("error.log");
     let d = dir.path().display().to_string();
@@ -57,24 +58,13 @@ fn client_cert_backend() -> RunningServer {
     })
 }
 
-struct Setup {
-    pki: DevPki,
-    client: OffloadClient,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
+type Setup = OffloadLab;
 
 fn setup() -> Setup {
-    let (pki, pki_dir) = common::dev_pki();
-    let dir = tempfile::tempdir().unwrap();
-    let client = OffloadClient::issue(pki.out_dir(), dir.path());
-    Setup {
-        pki,
-        client,
-        _dirs: (pki_dir, dir),
-    }
+    OffloadLab::new()
 }
 
-fn offloader(s: &Setup, upstream: &str, extra: &[&str]) -> Mtlscope {
+async fn offloader(s: &Setup, upstream: &str, extra: &[&str]) -> Proxy {
     let server = s.pki.server().arg();
     let root = s.pki.root_ca().display().to_string();
     let mut args = vec![
@@ -89,7 +79,7 @@ fn offloader(s: &Setup, upstream: &str, extra: &[&str]) -> Mtlscope {
         &root,
     ];
     args.extend_from_slice(extra);
-    Mtlscope::start(&args)
+    Proxy::start(&args).await
 }
 
 async fn get(s: &Setup, port: u16, with_cert: bool, headers: &[&str]) -> common::CurlResult {
@@ -107,26 +97,23 @@ async fn get(s: &Setup, port: u16, with_cert: bool, headers: &[&str]) -> common:
 async fn nginx_backend_gets_the_rfc9440_client_cert_and_accepts() {
     let s = setup();
     let backend = client_cert_backend();
-    let p = offloader(
+    let mut p = offloader(
         &s,
         &format!("http://127.0.0.1:{}", backend.port()),
         &["--forward-client-cert", "rfc9440"],
-    );
+    )
+    .await;
     let r = get(&s, p.port(), true, &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.body,
         format!("client_cert=:{}:\n", OffloadClient::b64(&s.client.leaf_der))
     );
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["upstream_leg"]["transport"], "plain");
+    let rec = p.flow().await;
+    assert_eq!(upstream(&rec).transport, Some(Transport::Plain));
     assert!(
-        rec["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["severity"] != "error"),
-        "{rec:#}"
+        rec.findings.iter().all(|f| f.severity != Severity::Error),
+        "{rec:#?}"
     );
 }
 
@@ -134,23 +121,28 @@ async fn nginx_backend_gets_the_rfc9440_client_cert_and_accepts() {
 async fn a_forged_client_cert_never_reaches_nginx_and_no_certificate_means_no_header() {
     let s = setup();
     let backend = client_cert_backend();
-    let p = offloader(
+    let mut p = offloader(
         &s,
         &format!("http://127.0.0.1:{}", backend.port()),
         &["--forward-client-cert", "rfc9440"],
-    );
+    )
+    .await;
     let r = get(&s, p.port(), false, &["Client-Cert: :Zm9yZ2Vk:"]).await;
     assert_eq!(r.status, 401, "the forged header got through: {r:?}");
     assert_eq!(r.body, "no client certificate header\n");
-    let rec = p.records(1).remove(0);
-    let fi = &rec["request"]["forwarded_identity"];
-    assert_eq!(fi["stripped"][0]["name"], "client-cert");
-    assert_eq!(fi["stripped"][0]["excerpt"], ":Zm9yZ2Vk:");
-    assert!(fi["headers"].as_array().unwrap().is_empty());
-    let ids = finding_ids(&rec);
+    let rec = p.flow().await;
+    let fi = rec
+        .request
+        .as_ref()
+        .and_then(|r| r.forwarded_identity.as_ref())
+        .expect("forwarded identity");
+    assert_eq!(fi.stripped[0].name, "client-cert");
+    assert_eq!(fi.stripped[0].excerpt, ":Zm9yZ2Vk:");
+    assert!(fi.headers.is_empty());
     assert!(
-        ids.contains(&"client-sent-identity-header".to_string()),
-        "{ids:?}"
+        has(&rec, FindingId::ClientSentIdentityHeader),
+        "{:?}",
+        ids(&rec)
     );
     assert!(
         r.header("mtlscope-diagnosis")
@@ -164,24 +156,15 @@ async fn a_forged_client_cert_never_reaches_nginx_and_no_certificate_means_no_he
 async fn nginx_401_without_an_identity_header_is_identity_not_forwarded() {
     let s = setup();
     let backend = client_cert_backend();
-    let p = offloader(&s, &format!("http://127.0.0.1:{}", backend.port()), &[]);
+    let mut p = offloader(&s, &format!("http://127.0.0.1:{}", backend.port()), &[]).await;
     let r = get(&s, p.port(), true, &[]).await;
     assert_eq!(r.status, 401);
-    let rec = p.records(1).remove(0);
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "identity-not-forwarded")
-        .unwrap_or_else(|| panic!("{rec:#}"));
-    assert_eq!(f["severity"], "error");
-    assert!(f["evidence"].to_string().contains("plain HTTP"), "{f}");
-    assert!(
-        f["evidence"]
-            .to_string()
-            .contains("no client certificate header"),
-        "{f}"
-    );
+    let rec = p.flow().await;
+    let f = finding(&rec, FindingId::IdentityNotForwarded);
+    assert_eq!(f.severity, Severity::Error);
+    let evidence = f.evidence.join("\n");
+    assert!(evidence.contains("plain HTTP"), "{f:#?}");
+    assert!(evidence.contains("no client certificate header"), "{f:#?}");
     assert!(
         r.header("mtlscope-diagnosis")
             .unwrap_or_default()
@@ -225,7 +208,7 @@ async fn the_nginx_format_matches_real_nginx_as_offloader_byte_for_byte() {
     });
     let by_nginx = get(&s, real.port(), true, &[]).await;
     assert_eq!(by_nginx.status, 200, "{by_nginx:?}");
-    let p = offloader(&s, &echo.url(), &["--forward-client-cert", "nginx"]);
+    let p = offloader(&s, &echo.url(), &["--forward-client-cert", "nginx"]).await;
     let by_mtlscope = get(&s, p.port(), true, &[]).await;
     assert_eq!(by_mtlscope.status, 200);
     for name in [
