@@ -176,7 +176,6 @@ async fn a_refused_post_records_its_redacted_request_body() {
 /// `report -v` does the same from the recording; `--help` says how to raise the log level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_prints_evidence_and_fix_under_the_flow() {
-    use std::io::{BufRead, BufReader};
     let s = setup(VerifyClient::On);
     let port = common::free_port().expect("free port");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -193,15 +192,7 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines, printed) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let printed = common::process::lines_of(child.stdout.take().expect("stdout"));
     common::wait_for_tcp(
         ([127, 0, 0, 1], port).into(),
         std::time::Duration::from_secs(10),
@@ -212,26 +203,13 @@ async fn explain_prints_evidence_and_fix_under_the_flow() {
         .run_async()
         .await;
     assert_eq!(r.status, 400, "{r:?}");
-    // Read the printed lines until the finding's fix (bounded).
+    // Read the printed lines until the refused exchange's fix (the port check's flow comes
+    // first), bounded.
     let text = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut text = String::new();
-        // The port check's flow comes first: wait for the refused exchange's fix.
-        let explained = |t: &str| {
+        common::process::read_until(&printed, std::time::Duration::from_secs(10), |t| {
             t.find("no-client-cert")
                 .is_some_and(|i| t[i..].contains("Fix:"))
-        };
-        while !explained(&text) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match printed.recv_timeout(left) {
-                Ok(line) => {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-                Err(_) => break,
-            }
-        }
-        text
+        })
     })
     .await
     .expect("reader");

@@ -1,20 +1,21 @@
-//! Issue 24, "safe to leave running", tried as an attacker would, against real peers: forged
-//! identity headers in every spelling never reach a WSGI backend (Python's `wsgiref`, which
-//! folds `_` and `-` into one variable) nor the header-echo backend, over HTTP/1.1 and HTTP/2;
-//! `Connection` cannot drop mtlscope's own headers; an unverified certificate is not forwarded
-//! by default; `forward` refuses requests to its own web view (`curl -x`); reverse mode with
-//! the local CA answers only for its names (`openssl s_client -servername other.example`);
-//! idle client connections are closed with their upstream leg; recordings are 0600 and carry
-//! no secret query values; a certificate's escape sequences never reach the terminal.
+//! Issue 24, "safe to leave running", tried as an attacker would, against real peers, with the
+//! proxy in-process: forged identity headers in every spelling never reach a WSGI backend
+//! (Python's `wsgiref`, which folds `_` and `-` into one variable) nor the header-echo backend,
+//! over HTTP/1.1 and HTTP/2; `Connection` cannot drop mtlscope's own headers; an unverified
+//! certificate is not forwarded by default; reverse mode with the local CA answers only for its
+//! names (`openssl s_client -servername other.example`); idle client connections are closed
+//! with their upstream leg. What needs the process (its web view, its files, its terminal) is
+//! in `security_process.rs`.
 
 mod common;
 #[path = "common/offload.rs"]
 mod fixture;
 
-use common::{free_port, wait_for_tcp, Curl, Mtlscope, SClient};
-use fixture::OffloadClient;
+use common::flows::{client, has, http_version};
+use common::{free_port, wait_for_tcp, Curl, Proxy, SClient};
+use fixture::OffloadLab;
+use mtlscope::facts::{FailureKind, FindingId, ForwardedIdentity};
 use mtlscope::lab::echo::LabEcho;
-use mtlscope::pki::DevPki;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ impl Drop for Wsgi {
 
 impl Wsgi {
     fn start() -> Wsgi {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::tmpdir();
         let script = dir.path().join("app.py");
         std::fs::write(&script, WSGI_APP).unwrap();
         let port = free_port().unwrap();
@@ -83,19 +84,23 @@ impl Wsgi {
     }
 }
 
+/// The offload lab and a rogue certificate.
 struct Setup {
-    pki: DevPki,
-    client: OffloadClient,
+    lab: OffloadLab,
     /// A self-signed certificate claiming `CN=admin` with a SPIFFE URI, and its key.
     rogue: (PathBuf, PathBuf),
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl std::ops::Deref for Setup {
+    type Target = OffloadLab;
+    fn deref(&self) -> &OffloadLab {
+        &self.lab
+    }
 }
 
 fn setup() -> Setup {
-    let (pki, pki_dir) = common::dev_pki();
-    let dir = tempfile::tempdir().unwrap();
-    let client = OffloadClient::issue(pki.out_dir(), dir.path());
-    let (cert, key) = (dir.path().join("rogue.pem"), dir.path().join("rogue.key"));
+    let lab = OffloadLab::new();
+    let (cert, key) = (lab.dir().join("rogue.pem"), lab.dir().join("rogue.key"));
     let ok = Command::new("openssl")
         .args([
             "req",
@@ -121,14 +126,12 @@ fn setup() -> Setup {
         .unwrap();
     assert!(ok.success());
     Setup {
-        pki,
-        client,
+        lab,
         rogue: (cert, key),
-        _dirs: (pki_dir, dir),
     }
 }
 
-fn reverse(s: &Setup, upstream: &str, extra: &[&str]) -> Mtlscope {
+async fn reverse(s: &Setup, upstream: &str, extra: &[&str]) -> Proxy {
     let server = s.pki.server().arg();
     let root = s.pki.root_ca().display().to_string();
     let mut args = vec![
@@ -143,7 +146,14 @@ fn reverse(s: &Setup, upstream: &str, extra: &[&str]) -> Mtlscope {
         &root,
     ];
     args.extend_from_slice(extra);
-    Mtlscope::start(&args)
+    Proxy::start(&args).await
+}
+
+fn forwarded(flow: &mtlscope::facts::Flow) -> &ForwardedIdentity {
+    flow.request
+        .as_ref()
+        .and_then(|r| r.forwarded_identity.as_ref())
+        .unwrap_or_else(|| panic!("no forwarded identity: {flow:#?}"))
 }
 
 /// The headers a backend saw, as (lowercase name with `_` for `-`, value) pairs: the WSGI app's
@@ -208,7 +218,7 @@ async fn forged_identity_headers_never_reach_a_wsgi_or_echo_backend_in_any_spell
     let wsgi = Wsgi::start();
     let echo = LabEcho::start(None).await.unwrap();
     for upstream in [wsgi.url(), echo.url()] {
-        let p = reverse(
+        let mut p = reverse(
             &s,
             &upstream,
             &[
@@ -219,7 +229,8 @@ async fn forged_identity_headers_never_reach_a_wsgi_or_echo_backend_in_any_spell
                 "--expect-client-cert-header",
                 "X-Client-Cert",
             ],
-        );
+        )
+        .await;
         for (i, h2) in [false, true].into_iter().enumerate() {
             let mut curl =
                 Curl::new(format!("https://localhost:{}/who", p.port())).cacert(s.pki.root_ca());
@@ -239,21 +250,14 @@ async fn forged_identity_headers_never_reach_a_wsgi_or_echo_backend_in_any_spell
                 "{upstream} h2={h2}: forged identity reached the backend: {:?}",
                 identity_names(&got)
             );
-            let rec = &p.records(i + 1)[i];
+            let rec = &p.flows(i + 1).await[i];
             assert_eq!(
-                rec["request"]["version"],
+                http_version(rec),
                 if h2 { "HTTP/2.0" } else { "HTTP/1.1" },
-                "{rec}"
+                "{rec:#?}"
             );
-            let stripped = rec["request"]["forwarded_identity"]["stripped"]
-                .as_array()
-                .unwrap()
-                .len();
-            assert_eq!(stripped, FORGED.len(), "{rec}");
-            assert!(
-                common::finding_ids(rec).contains(&"client-sent-identity-header".to_string()),
-                "{rec}"
-            );
+            assert_eq!(forwarded(rec).stripped.len(), FORGED.len(), "{rec:#?}");
+            assert!(has(rec, FindingId::ClientSentIdentityHeader), "{rec:#?}");
         }
     }
 }
@@ -270,7 +274,8 @@ async fn connection_cannot_drop_mtlscopes_headers() {
             "nginx",
             "--forward-client-cert-verify",
         ],
-    );
+    )
+    .await;
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
         .identity(&s.client.chain, &s.client.key)
@@ -305,7 +310,7 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
     let wsgi = Wsgi::start();
     let (cert, key) = &s.rogue;
     for upstream in [wsgi.url(), echo.url()] {
-        let p = reverse(
+        let mut p = reverse(
             &s,
             &upstream,
             &[
@@ -314,7 +319,8 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
                 "--forward-client-cert",
                 "aws-alb",
             ],
-        );
+        )
+        .await;
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(s.pki.root_ca())
             .identity(cert, key)
@@ -327,10 +333,10 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
                 .any(|(n, _)| n.contains("forwarded_client") || n.starts_with("x_amzn")),
             "an unverified certificate reached {upstream}: {got:?}"
         );
-        let rec = &p.records(1)[0];
-        let fi = &rec["request"]["forwarded_identity"];
-        assert_eq!(fi["client_cert"], true, "{rec}");
-        assert!(fi["withheld"].is_string(), "{rec}");
+        let rec = p.flow().await;
+        let fi = forwarded(&rec);
+        assert!(fi.client_cert, "{rec:#?}");
+        assert!(fi.withheld.is_some(), "{rec:#?}");
     }
     // Asked for: forwarded, and always with its verify status.
     let p = reverse(
@@ -341,7 +347,8 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
             "xfcc",
             "--forward-client-cert-unverified",
         ],
-    );
+    )
+    .await;
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
         .identity(cert, key)
@@ -358,64 +365,14 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
     );
 }
 
-/// `forward --ui`: the proxy does not reach its own web view, as a plain request or a CONNECT,
-/// by any local name; the refusal is recorded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forward_refuses_its_own_web_view() {
-    let ca = tempfile::tempdir().unwrap();
-    let ui_port = free_port().unwrap();
-    let ui = format!("127.0.0.1:{ui_port}");
-    let p = Mtlscope::start(&[
-        "forward",
-        "--ca-dir",
-        ca.path().to_str().unwrap(),
-        "--ui",
-        &ui,
-    ]);
-    let proxy = format!("http://127.0.0.1:{}", p.port());
-    // The web view answers directly...
-    let direct = Curl::new(format!("http://{ui}/api/stats"))
-        .run_async()
-        .await;
-    assert_eq!(direct.status, 200, "{direct:?}");
-    let mut n = 0;
-    for host in ["127.0.0.1", "localhost", "127.0.0.2", "[::ffff:127.0.0.1]"] {
-        let r = Curl::new(format!("http://{host}:{ui_port}/api/stats"))
-            .proxy(&proxy)
-            .run_async()
-            .await;
-        assert_eq!(r.status, 403, "{host}: {r:?}");
-        assert!(!r.body.contains("\"kept\""), "{host}: {}", r.body);
-        n += 1;
-    }
-    // ...and a CONNECT to it is refused before any tunnel.
-    let r = Curl::new(format!("https://127.0.0.1:{ui_port}/api/flows"))
-        .proxy(&proxy)
-        .insecure()
-        .run_async()
-        .await;
-    assert_ne!(r.exit_code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("403"), "{r:?}");
-    n += 1;
-    let records = p.records(n);
-    for rec in &records {
-        let err = rec["error"].as_str().unwrap_or_default();
-        assert!(
-            err.contains("own listener") && err.contains("web view"),
-            "{rec}"
-        );
-        assert_eq!(rec["response"]["status"], 403, "{rec}");
-    }
-}
-
 /// Reverse mode without `--server-cert` mints leaves only for the upstream's host and the
 /// `--server-name`s; another SNI gets `unrecognized_name` and no certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reverse_with_the_local_ca_answers_only_for_its_names() {
-    let ca = tempfile::tempdir().unwrap();
+    let ca = common::tmpdir();
     let closed = free_port().unwrap();
     let upstream = format!("https://localhost:{closed}");
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &upstream,
@@ -423,7 +380,8 @@ async fn reverse_with_the_local_ca_answers_only_for_its_names() {
         ca.path().to_str().unwrap(),
         "--server-name",
         "api.example",
-    ]);
+    ])
+    .await;
     let connect = format!("127.0.0.1:{}", p.port());
     let other = SClient::new(&connect)
         .servername("other.example")
@@ -439,15 +397,23 @@ async fn reverse_with_the_local_ca_answers_only_for_its_names() {
         "{}",
         other.stderr
     );
-    let rec = &p.records(1)[0];
-    assert_eq!(rec["client_leg"]["sni"], "other.example", "{rec}");
+    let rec = p.flow().await;
     assert_eq!(
-        rec["client_leg"]["failure"]["kind"], "unserved_name",
-        "{rec}"
+        client(&rec).sni.as_deref(),
+        Some("other.example"),
+        "{rec:#?}"
+    );
+    assert_eq!(
+        client(&rec).failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::UnservedName),
+        "{rec:#?}"
     );
     assert!(
-        rec["error"].as_str().unwrap().contains("api.example"),
-        "{rec}"
+        rec.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("api.example"),
+        "{rec:#?}"
     );
     for name in ["localhost", "api.example", "API.example."] {
         let ok = SClient::new(&connect)
@@ -485,7 +451,7 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
         .trim_end_matches('/')
         .parse()
         .unwrap();
-    let p = reverse(&s, &echo.url(), &["--idle-timeout", "2"]);
+    let p = reverse(&s, &echo.url(), &["--idle-timeout", "2"]).await;
     let mut roots = rustls::RootCertStore::empty();
     for c in mtlscope::pki::load::load_certs(s.pki.root_ca()).unwrap() {
         roots.add(c).unwrap();
@@ -547,129 +513,4 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Recordings are 0600, and secret query parameters, form fields and `Location` query strings
-/// are redacted; `--no-redact` keeps them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recordings_are_private_and_carry_no_secret_values() {
-    use std::os::unix::fs::PermissionsExt;
-    let s = setup();
-    let echo = LabEcho::start(None).await.unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let keylog = files.path().join("keys.log");
-    let p = reverse(&s, &echo.url(), &["--keylog", keylog.to_str().unwrap()]);
-    let url = format!(
-        "https://localhost:{}/cb?state=ok&code=CODE123&access%5Ftoken=TOKEN456",
-        p.port()
-    );
-    let r = Curl::new(&url)
-        .cacert(s.pki.root_ca())
-        .arg("--data")
-        .arg("user=ann&pwd=PWD789&pin=PINX4U")
-        .run_async()
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = Curl::new(format!("https://localhost:{}/up", p.port()))
-        .cacert(s.pki.root_ca())
-        .arg("-F")
-        .arg("user=ann")
-        .arg("-F")
-        .arg("passphrase=MULTI999")
-        .run_async()
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let records = p.records(2);
-    let mode =
-        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&p.record), 0o600);
-    assert_eq!(mode(&keylog), 0o600);
-    let har = files.path().join("out.har");
-    let exported = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
-        .arg("export")
-        .arg(&p.record)
-        .arg("--har")
-        .arg(&har)
-        .output()
-        .unwrap();
-    assert!(exported.status.success(), "{exported:?}");
-    assert_eq!(mode(&har), 0o600);
-    assert!(!std::fs::read_to_string(&har).unwrap().contains("CODE123"));
-    let text = std::fs::read_to_string(&p.record).unwrap();
-    for secret in ["CODE123", "TOKEN456", "PWD789", "PINX4U", "MULTI999"] {
-        assert!(!text.contains(secret), "{secret} recorded: {text}");
-    }
-    assert!(
-        records[0]["request"]["uri"]
-            .as_str()
-            .unwrap()
-            .contains("state=ok"),
-        "{}",
-        records[0]
-    );
-    assert!(text.contains("user=ann"), "{text}");
-
-    let kept = reverse(&s, &echo.url(), &["--no-redact"]);
-    let url = format!("https://localhost:{}/cb?code=CODE123", kept.port());
-    Curl::new(&url).cacert(s.pki.root_ca()).run_async().await;
-    kept.records(1);
-    assert!(std::fs::read_to_string(&kept.record)
-        .unwrap()
-        .contains("CODE123"));
-}
-
-/// A client certificate whose subject carries terminal escapes prints cleaned.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn escape_sequences_in_a_certificate_never_reach_the_terminal() {
-    let s = setup();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("evil.pem"), dir.path().join("evil.key"));
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        "evil\u{1b}]0;PWNED\u{7}\u{1b}[2J",
-    );
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let k = rcgen::KeyPair::generate().unwrap();
-    let c = params.self_signed(&k).unwrap();
-    std::fs::write(&cert, c.pem()).unwrap();
-    std::fs::write(&key, k.serialize_pem()).unwrap();
-    let echo = LabEcho::start(None).await.unwrap();
-    let out = dir.path().join("stdout.txt");
-    let port = free_port().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
-        .args(["reverse", "--upstream", &echo.url(), "--server-cert"])
-        .arg(s.pki.server().arg())
-        .args(["--client-auth", "optional", "--client-ca"])
-        .arg(s.pki.root_ca())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_tcp(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_secs(15),
-    )
-    .unwrap();
-    let r = Curl::new(format!("https://localhost:{port}/"))
-        .cacert(s.pki.root_ca())
-        .identity(&cert, &key)
-        .run_async()
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let printed = loop {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        if text.contains("evil") || Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(printed.contains("evil"), "{r:?} printed {printed:?}");
-    assert!(
-        !printed.chars().any(|c| c.is_control() && c != '\n'),
-        "control characters printed: {printed:?}"
-    );
 }

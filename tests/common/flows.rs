@@ -50,6 +50,11 @@ pub fn status(flow: &Flow) -> u16 {
         .status
 }
 
+/// The request's HTTP version as the recording spells it (`HTTP/1.1`, `HTTP/2.0`).
+pub fn http_version(flow: &Flow) -> String {
+    word(flow.request.as_ref().expect("a request"), "version")
+}
+
 /// The leg's event names, as the recording spells them (`tcp_accept`, `client_hello`, …).
 pub fn events(leg: &Leg) -> Vec<String> {
     leg.events.iter().map(|e| word(e, "name")).collect()

@@ -1,6 +1,10 @@
-//! `mtlscope reverse`/`forward` started inside the test (`mtlscope::cli::embed`): the same
-//! words a user types, on the test's runtime, listening on 127.0.0.1:0, with each diagnosed
-//! [`Flow`] awaited from a channel (no recording file, no polling, no fixed sleep).
+//! `mtlscope reverse`/`forward` started inside the test process (`mtlscope::cli::embed`): the
+//! same words a user types, listening on 127.0.0.1:0, with each diagnosed [`Flow`] awaited from
+//! a channel (no recording file, no polling, no fixed sleep).
+//!
+//! The proxy gets a runtime of its own on its own thread, as the binary has: a test that blocks
+//! its runtime (a blocking client, a server start-up) cannot stall the proxy, and the proxy's
+//! timing does not depend on the test's runtime flavour.
 //!
 //! ```ignore
 //! let mut p = Proxy::start(&["reverse", "--upstream", &url, "--server-cert", &cert]).await;
@@ -9,17 +13,22 @@
 //! assert_eq!(flows::ids(&f), [FindingId::NoClientCert]);
 //! ```
 
-use mtlscope::cli::embed::Embedded;
 use mtlscope::facts::Flow;
+use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// How long a test waits for the proxy's next flow before failing.
 pub const FLOW_WAIT: Duration = Duration::from_secs(10);
 
-/// A proxy running in the test's runtime; it stops accepting when dropped.
+/// A proxy running in this process; it stops (with its runtime) when dropped.
 pub struct Proxy {
-    /// The embedded listener and its flow channel.
-    inner: Embedded,
+    /// Where it listens.
+    local_addr: SocketAddr,
+    /// Its diagnosed flows.
+    flows: mpsc::UnboundedReceiver<Flow>,
+    /// Dropping this stops the proxy's thread.
+    _stop: oneshot::Sender<()>,
     /// `host:port` it listens on.
     pub addr: String,
     /// Every flow received so far, in arrival order.
@@ -37,21 +46,29 @@ impl Proxy {
 
     /// [`Proxy::start`], returning the refusal instead of panicking.
     pub async fn try_start(args: &[&str]) -> Result<Proxy, String> {
-        let mut words = args.to_vec();
-        words.extend(["--listen", "127.0.0.1:0"]);
-        let inner = mtlscope::cli::embed::start(&words)
+        let mut words: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        words.extend(["--listen".to_string(), "127.0.0.1:0".to_string()]);
+        let (started, ready) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("mtlscope-under-test".into())
+            .spawn(move || serve(words, started, stopped))
+            .map_err(|e| format!("proxy thread: {e}"))?;
+        let (local_addr, flows) = ready
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| "the proxy thread ended before it started".to_string())??;
         Ok(Proxy {
-            addr: inner.local_addr.to_string(),
-            inner,
+            local_addr,
+            flows,
+            _stop: stop,
+            addr: local_addr.to_string(),
             seen: Vec::new(),
         })
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.inner.local_addr.port()
+        self.local_addr.port()
     }
 
     /// The next flow not yet returned by `flow` or counted by `flows` (≤ [`FLOW_WAIT`]).
@@ -64,7 +81,7 @@ impl Proxy {
     /// of them so far (like reading a recording that has at least `n` records).
     pub async fn flows(&mut self, n: usize) -> Vec<Flow> {
         while self.seen.len() < n {
-            match tokio::time::timeout(FLOW_WAIT, self.inner.flows.recv()).await {
+            match tokio::time::timeout(FLOW_WAIT, self.flows.recv()).await {
                 Ok(Some(flow)) => self.seen.push(flow),
                 Ok(None) => panic!("the proxy stopped after {} flows", self.seen.len()),
                 Err(_) => panic!(
@@ -84,10 +101,44 @@ impl Proxy {
             if let Some(f) = self.seen.iter().find(|f| pick(f)) {
                 return f.clone();
             }
-            match tokio::time::timeout(FLOW_WAIT, self.inner.flows.recv()).await {
+            match tokio::time::timeout(FLOW_WAIT, self.flows.recv()).await {
                 Ok(Some(flow)) => self.seen.push(flow),
                 _ => panic!("no flow {what} within {FLOW_WAIT:?}: {:#?}", self.seen),
             }
         }
     }
+}
+
+/// What the proxy's thread reports once it listens (or why it does not).
+type Started = Result<(SocketAddr, mpsc::UnboundedReceiver<Flow>), String>;
+
+/// The proxy's thread: its own runtime, the embedded proxy on it until `stopped` resolves.
+fn serve(words: Vec<String>, started: oneshot::Sender<Started>, stopped: oneshot::Receiver<()>) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = started.send(Err(format!("proxy runtime: {e}")));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        match mtlscope::cli::embed::start(&words).await {
+            Ok(mut proxy) => {
+                let flows = std::mem::replace(&mut proxy.flows, mpsc::unbounded_channel().1);
+                if started.send(Ok((proxy.local_addr, flows))).is_ok() {
+                    // Sender dropped or sent: either way the test is done with the proxy.
+                    let _ = stopped.await;
+                }
+            }
+            Err(e) => {
+                let _ = started.send(Err(e.to_string()));
+            }
+        }
+    });
+    rt.shutdown_background();
 }

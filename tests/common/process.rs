@@ -342,3 +342,39 @@ impl RunningServer {
         self.process.stop();
     }
 }
+
+/// The lines a child writes to `out`, sent one by one from a reader thread as they come.
+pub fn lines_of(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The lines received until the text so far satisfies `done`, or `timeout` passes, or the
+/// writer closes, joined with newlines. Waits on the lines themselves, never on a clock tick.
+pub fn read_until(
+    lines: &std::sync::mpsc::Receiver<String>,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut text = String::new();
+    while !done(&text) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    text
+}
