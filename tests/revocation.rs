@@ -109,7 +109,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tmpdir();
     let d = dir.path();
     let root = CertifiedIssuer::self_signed(
         ca_params("revocation test root", 1),
@@ -340,7 +340,7 @@ fn a_revoked_identity_is_cert_revoked_from_its_crl_its_file_and_its_ocsp_respond
 
 #[test]
 fn a_bad_crl_file_is_refused_with_its_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tmpdir();
     let bad = write(dir.path(), "bad.crl", "not a crl");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
     cmd.args(["probe", "https://127.0.0.1:9/", "--identity"]);
@@ -363,14 +363,15 @@ fn a_bad_crl_file_is_refused_with_its_name() {
 /// `--check-revocation` on the client leg: a client presenting a revoked certificate to
 /// `reverse` gets `cert-revoked` on the client leg in the record (the answer from `--crl`, here,
 /// so the test does not race the record), and the relay is not held up.
-#[test]
-fn check_revocation_judges_the_clients_certificate() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_revocation_judges_the_clients_certificate() {
+    use mtlscope::facts::{FindingId, RevocationSource, RevocationStatus};
     let s = setup();
     let d = s.dir.path();
     let upstream = s.nginx.localhost_url();
     let root = s.root.display().to_string();
     let crl = s.inter_crl.display().to_string();
-    let p = common::Mtlscope::start(&[
+    let mut p = common::Proxy::start(&[
         "reverse",
         "--upstream",
         &upstream,
@@ -383,22 +384,23 @@ fn check_revocation_judges_the_clients_certificate() {
         "--check-revocation",
         "--crl",
         &crl,
-    ]);
+    ])
+    .await;
     let r = common::Curl::new(format!("https://127.0.0.1:{}/", p.port()))
         .insecure()
         .identity(d.join("plain-revoked.pem"), d.join("plain-revoked.key"))
-        .run();
+        .run_async()
+        .await;
     assert!(r.status > 0, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let checks = &rec["client_leg"]["revocation"];
-    assert_eq!(checks[0]["status"], "revoked", "{:#}", rec["client_leg"]);
-    assert_eq!(checks[0]["source"], "crl_file");
-    assert_eq!(checks[0]["reason"], "keyCompromise");
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "cert-revoked")
-        .unwrap_or_else(|| panic!("{:#}", rec["findings"]));
-    assert!(f["evidence"].to_string().contains(&crl), "{f:#}");
+    let rec = p.flow().await;
+    let client = common::flows::client(&rec);
+    let check = client
+        .revocation
+        .first()
+        .unwrap_or_else(|| panic!("no revocation check: {client:#?}"));
+    assert_eq!(check.status, RevocationStatus::Revoked, "{client:#?}");
+    assert_eq!(check.source, RevocationSource::CrlFile);
+    assert_eq!(check.reason.as_deref(), Some("keyCompromise"));
+    let f = common::flows::finding(&rec, FindingId::CertRevoked);
+    assert!(f.evidence.iter().any(|e| e.contains(&crl)), "{f:#?}");
 }
