@@ -2,11 +2,16 @@
 //! (`keepalive_requests`, `keepalive_timeout`) every request still gets nginx's answer and every
 //! upstream leg is recorded; SIGTERM under load stops cleanly with a record per response; limits
 //! and timeouts end connections with a recorded reason.
+//!
+//! The keep-alive limit (read back through the recording's reader), SIGTERM and `observe` run
+//! the binary; the others run the proxy in-process. No test sleeps for a fixed time: each waits
+//! for what it needs (nginx's close of an idle connection, responses under load, a held slot).
 
 mod common;
 
 use common::https_client::{HttpsClient, Proto};
-use common::{Curl, Mtlscope, NginxConfig, VerifyClient};
+use common::{Curl, Mtlscope, NginxConfig, Proxy, VerifyClient};
+use mtlscope::facts::{FindingId, Flow, OwnLimit, RecordKind};
 
 use mtlscope::pki::ClientCert;
 use serde_json::Value;
@@ -56,9 +61,42 @@ fn exchanges(p: &Mtlscope, n: usize) -> Vec<mtlscope::facts::Flow> {
     }
 }
 
+/// `reverse` in front of `s`'s nginx with the good identity, in-process.
+async fn proxy_inproc(s: &Setup, more: &[&str]) -> Proxy {
+    let id = s.pki.client(ClientCert::Good).arg();
+    let mut args = vec!["--identity", &id, "--quiet"];
+    args.extend(more);
+    s.proxy(&args).await
+}
+
+/// Wait (≤ 10 s) until nginx has closed every kept-alive connection and mtlscope has seen it:
+/// no TCP connection to or from nginx's `port` is established, or half-closed waiting for
+/// mtlscope (`close-wait`, `last-ack`). What a client pausing past `keepalive_timeout` meets.
+async fn nginx_closed_idle(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let ss = std::process::Command::new("ss")
+            .args(["-Htn", "state", "established", "state", "close-wait"])
+            .args(["state", "last-ack"])
+            .arg(format!("( sport = :{port} or dport = :{port} )"))
+            .output()
+            .expect("ss");
+        if String::from_utf8_lossy(&ss.stdout).lines().count() == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx kept its idle connections past 10 s: {}",
+            String::from_utf8_lossy(&ss.stdout)
+        );
+    }
+}
+
 /// Every exchange was answered 200 by nginx over a leg on which nginx asked for, and got, the
 /// certificate; returns the distinct upstream legs (connection, leg index).
-fn check_all_answered_by_nginx(flows: &[mtlscope::facts::Flow]) -> BTreeSet<(u64, u32)> {
+fn check_all_answered_by_nginx(flows: &[Flow]) -> BTreeSet<(u64, u32)> {
     let mut legs = BTreeSet::new();
     for f in flows {
         assert_eq!(f.status(), Some(200), "{f:#?}");
@@ -79,7 +117,7 @@ fn check_all_answered_by_nginx(flows: &[mtlscope::facts::Flow]) -> BTreeSet<(u64
 /// `n` GETs from one curl, which keeps its connection alive while the server lets it (and
 /// opens a new one when told `Connection: close` or sent a GOAWAY); the status of each.
 async fn curl_many(s: &Setup, p: &Mtlscope, n: usize, http2: bool) -> Vec<String> {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::tmpdir();
     let list = dir.path().join("urls.txt");
     let url = format!("https://localhost:{}/", p.port());
     let text: String = (0..n)
@@ -136,11 +174,12 @@ async fn keepalive_requests_limit_never_shows_through_h1_or_h2() {
 async fn idle_close_by_the_upstream_never_shows_through() {
     let s = setup("keepalive_timeout 1s;");
     for proto in [Proto::H1, Proto::H2] {
-        let p = proxy(&s, &[]);
+        let mut p = proxy_inproc(&s, &[]).await;
         let mut client = HttpsClient::new(s.pki.root_ca(), p.port(), proto);
         for i in 0..4 {
             if i > 0 {
-                tokio::time::sleep(Duration::from_millis(1300)).await;
+                // The pause past nginx's keep-alive timeout: until nginx has closed.
+                nginx_closed_idle(s.nginx.port()).await;
             }
             // A quick pair, then a pause past nginx's keep-alive timeout.
             for _ in 0..2 {
@@ -151,7 +190,13 @@ async fn idle_close_by_the_upstream_never_shows_through() {
                 assert_eq!(status, 200);
             }
         }
-        let flows = exchanges(&p, 8);
+        let flows: Vec<Flow> = p
+            .flows(8)
+            .await
+            .into_iter()
+            .filter(|f| f.kind == RecordKind::Exchange)
+            .collect();
+        assert_eq!(flows.len(), 8, "exchange flows");
         let legs = check_all_answered_by_nginx(&flows);
         assert!(
             legs.len() >= 4,
@@ -166,16 +211,23 @@ async fn sigterm_under_load_exits_zero_with_a_record_per_response() {
     let mut p = proxy(&s, &["--grace", "5"]);
     let root = s.pki.root_ca().to_path_buf();
     let port = p.port();
+    // Responses so far, all clients together: the stop comes once the load is under way.
+    let (answered_tx, mut answered_rx) = tokio::sync::watch::channel(0usize);
+    let answered_tx = std::sync::Arc::new(answered_tx);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let root = root.clone();
+        let answered = answered_tx.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = HttpsClient::new(&root, port, Proto::H1);
             let mut seen = 0usize;
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::time::Instant::now() < deadline {
                 match client.get("/").await {
-                    Ok(200) => seen += 1,
+                    Ok(200) => {
+                        seen += 1;
+                        answered.send_modify(|n| *n += 1);
+                    }
                     Ok(other) => panic!("status {other}"),
                     Err(_) => break,
                 }
@@ -183,7 +235,12 @@ async fn sigterm_under_load_exits_zero_with_a_record_per_response() {
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every client has had answers (8 × 10 responses on average), so connections are in
+    // flight when the signal comes.
+    tokio::time::timeout(Duration::from_secs(20), answered_rx.wait_for(|n| *n >= 80))
+        .await
+        .expect("load under way within 20 s")
+        .expect("clients running");
     p.signal("TERM");
     let status = tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(15)))
         .expect("mtlscope exited within the grace period");
@@ -211,27 +268,28 @@ async fn sigterm_under_load_exits_zero_with_a_record_per_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_connection_over_the_limit_is_refused_and_recorded() {
     let s = setup("");
-    let p = proxy(&s, &["--max-connections", "1", "--timeout", "5"]);
-    // The first connection holds the only slot (it is silent, so it waits in its handshake).
-    let _hold = std::net::TcpStream::connect(("127.0.0.1", p.port())).expect("connect");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut p = proxy_inproc(&s, &["--max-connections", "1", "--timeout", "5"]).await;
+    // The first connection holds the only slot: its finished handshake shows it was accepted,
+    // and it then sends no request.
+    let _hold = common::inproc::connect(&s.pki, p.port(), &[b"http/1.1"]).await;
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
         .run_async()
         .await;
     assert_ne!(r.exit_code, Some(0), "the second connection is refused");
-    let records = p.records(1);
-    let refused = records
-        .iter()
-        .find(|r| {
-            r["error"]
-                .as_str()
+    let refused = p
+        .find("refused by --max-connections", |r| {
+            r.error
+                .as_deref()
                 .is_some_and(|e| e.contains("--max-connections 1"))
         })
-        .unwrap_or_else(|| panic!("no refusal record: {records:#?}"));
-    assert_eq!(refused["kind"], "connection");
-    assert_eq!(common::finding_ids(refused), vec!["proxy-limit-reached"]);
-    assert_eq!(refused["own_limit"]["limit"], "max_connections");
+        .await;
+    assert_eq!(refused.kind, RecordKind::Connection);
+    assert_eq!(
+        common::flows::ids(&refused),
+        vec![FindingId::ProxyLimitReached]
+    );
+    assert_eq!(refused.own_limit, Some(OwnLimit::MaxConnections { max: 1 }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +310,7 @@ async fn an_upstream_that_never_answers_gets_a_504_after_the_timeout() {
     let upstream = up.url();
     let server = pki.server().arg();
     let ca = pki.root_ca().display().to_string();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &upstream,
@@ -262,15 +320,19 @@ async fn an_upstream_that_never_answers_gets_a_504_after_the_timeout() {
         &ca,
         "--timeout",
         "1",
-    ]);
+    ])
+    .await;
     let r = Curl::new(format!("https://localhost:{}/stall?ms=4000", p.port()))
         .cacert(pki.root_ca())
         .run_async()
         .await;
     assert_eq!(r.status, 504, "{}", r.body);
-    let rec = &p.records(1)[0];
-    let error = rec["upstream_leg"]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("no response head within 1 s"), "{rec:#}");
+    let rec = p.flow().await;
+    let error = common::flows::upstream(&rec)
+        .error
+        .as_deref()
+        .unwrap_or_default();
+    assert!(error.contains("no response head within 1 s"), "{rec:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
