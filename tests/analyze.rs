@@ -5,93 +5,19 @@
 
 mod common;
 
+use common::dumpcap::Dumpcap;
 use common::nginx::VerifyClient;
 use common::{
     Apache, ApacheConfig, ClientAuthScope, Curl, Nginx, NginxConfig, TestPki, TlsVersion,
 };
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A running dumpcap; stopped with SIGINT by [`Dumpcap::stop`] (killed on drop otherwise).
-struct Dumpcap {
-    child: Child,
-    file: PathBuf,
-}
-
-impl Dumpcap {
-    /// Capture `tcp port PORT` on `iface` into `file` (`pcap` selects the pcap format).
-    fn start(iface: &str, port: u16, file: &Path, pcap: bool) -> Dumpcap {
-        Dumpcap::start_with(iface, port, file, if pcap { &["-P"] } else { &[] })
-    }
-
-    /// [`Dumpcap::start`] with more dumpcap flags.
-    fn start_with(iface: &str, port: u16, file: &Path, extra: &[&str]) -> Dumpcap {
-        let mut cmd = Command::new("dumpcap");
-        cmd.args(["-q", "-i", iface, "-f", &format!("tcp port {port}"), "-w"])
-            .arg(file)
-            .args(extra);
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dumpcap runs (Debian package tshark)");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("Capturing on") => break,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("dumpcap did not start: {seen:?}"),
-            }
-        }
-        // "Capturing on" is printed just before the capture loop starts; libpcap needs a moment
-        // more before the first packet is seen (no event marks that moment).
-        std::thread::sleep(Duration::from_millis(700));
-        Dumpcap {
-            child,
-            file: file.to_path_buf(),
-        }
-    }
-
-    /// Stop with SIGINT (dumpcap then writes everything) and wait, bounded.
-    fn stop(mut self) -> PathBuf {
-        // Let the last packets reach the capture buffer.
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return self.file.clone();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("dumpcap did not stop");
-    }
-}
-
-impl Drop for Dumpcap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::Duration;
 
 /// `mtlscope analyze FILES… ARGS…`: the records, and stderr.
 fn analyze(files: &[&Path], args: &[&str]) -> (Vec<Value>, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let record = dir.path().join("r.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .arg("analyze")
@@ -125,7 +51,7 @@ fn finding_ids(r: &Value) -> Vec<String> {
 /// `report`, `diff` (the keyed record against the unkeyed one) and `export --har` read a
 /// recording of `analyze`.
 fn views_read_it(capture: &Path, keys: &[&str]) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let record = dir.path().join("r.jsonl");
     for args in [keys, &[][..]] {
         let ok = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
@@ -271,7 +197,7 @@ fn assert_no_client_cert(records: &[Value], file: &Path) -> Value {
 fn nginx_tls12_without_certificate_in_pcapng_and_pcap_on_lo() {
     let pki = TestPki::generate().expect("pki");
     let nginx = nginx_tls12_verify_on(&pki);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let ng = Dumpcap::start("lo", nginx.port(), &dir.path().join("lo.pcapng"), false);
     let legacy = Dumpcap::start("lo", nginx.port(), &dir.path().join("lo.pcap"), true);
     let keylog = dir.path().join("keys.log");
@@ -309,7 +235,7 @@ fn nginx_tls12_without_certificate_in_pcapng_and_pcap_on_lo() {
 fn nginx_tls12_without_certificate_linux_cooked_any() {
     let pki = TestPki::generate().expect("pki");
     let nginx = nginx_tls12_verify_on(&pki);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("any", nginx.port(), &dir.path().join("any.pcapng"), false);
     let keylog = dir.path().join("keys.log");
     let status = curl_keyed(
@@ -346,7 +272,7 @@ fn tls13_expired_certificate_with_and_without_keys() {
     // and, with -verify_return_error, refuses an expired one with an alert.
     let server = SServer::start(&pki, &["-tls1_3", "-Verify", "2", "-verify_return_error"]);
     let port = server.1;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let keylog = dir.path().join("keys.log");
     let cap = Dumpcap::start("lo", port, &dir.path().join("t13.pcapng"), false);
     let out = curl_expired_tls13(&pki, port, &keylog);
@@ -414,7 +340,7 @@ fn tls13_expired_certificate_with_and_without_keys() {
 fn a_key_log_for_other_sessions_is_named() {
     let pki = TestPki::generate().expect("pki");
     let nginx = nginx_tls12_verify_on(&pki);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("c.pcapng"), false);
     let _ = Curl::new(format!("{}/", nginx.base_url()))
         .cacert(&pki.ca_cert)
@@ -444,7 +370,7 @@ fn apache_per_location(pki: &TestPki, version: TlsVersion) -> Apache {
 fn apache_tls12_per_location_renegotiation() {
     let pki = TestPki::generate().expect("pki");
     let apache = apache_per_location(&pki, TlsVersion::Tls12);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("lo", apache.port(), &dir.path().join("reneg.pcapng"), false);
     let keylog = dir.path().join("keys.log");
     let cert = pki.client.cert.to_str().expect("utf-8");
@@ -506,7 +432,7 @@ fn apache_tls12_per_location_renegotiation() {
 fn apache_tls13_post_handshake_request_decrypted() {
     let pki = TestPki::generate().expect("pki");
     let apache = apache_per_location(&pki, TlsVersion::Tls13);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("lo", apache.port(), &dir.path().join("pha.pcapng"), false);
     let keylog = dir.path().join("keys.log");
     let cert = pki.client.cert.to_str().expect("utf-8");
@@ -571,7 +497,7 @@ fn findings_of_a_capture_equal_observe_s() {
     let upstream = format!("127.0.0.1:{}", server.1);
     let mut observe = common::mtlscope::Mtlscope::start(&["observe", "--upstream", &upstream]);
     let port = observe.port();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("lo", port, &dir.path().join("obs.pcapng"), false);
     let r = Curl::new(format!("https://localhost:{port}/"))
         .cacert(&pki.ca_cert)
@@ -667,7 +593,8 @@ fn write_pcap(path: &Path, header: &[u8; 24], recs: &[Rec]) {
 
 /// Offsets of an Ethernet/IPv4/TCP frame: (IP start, TCP start, payload start).
 fn offsets(frame: &[u8]) -> Option<(usize, usize, usize)> {
-    if frame.len() < 14 + 20 || frame[12..14] != [0x08, 0x00] {
+    // IPv4 carrying TCP only (the capture also holds dumpcap's UDP probes).
+    if frame.len() < 14 + 20 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 6 {
         return None;
     }
     let ip = 14;
@@ -701,7 +628,7 @@ fn facts(r: &Value) -> (Value, Vec<String>) {
 fn a_dropped_segment_and_retransmissions_give_the_clean_facts() {
     let pki = TestPki::generate().expect("pki");
     let nginx = nginx_tls12_verify_on(&pki);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("clean.pcap"), true);
     let _ = Curl::new(format!("{}/", nginx.base_url()))
         .cacert(&pki.ca_cert)
@@ -789,7 +716,7 @@ fn a_dropped_segment_and_retransmissions_give_the_clean_facts() {
 
 #[test]
 fn bad_captures_are_named() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let junk = dir.path().join("junk.pcap");
     std::fs::write(&junk, b"this is not a capture at all").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
@@ -821,7 +748,7 @@ fn bad_captures_are_named() {
 fn a_snap_length_cut_is_named() {
     let pki = TestPki::generate().expect("pki");
     let nginx = nginx_tls12_verify_on(&pki);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let file = dir.path().join("cut.pcapng");
     // dumpcap with a 200-byte snap length: the certificate flight is cut.
     let cap = Dumpcap::start_with("lo", nginx.port(), &file, &["-s", "200"]);
@@ -849,7 +776,7 @@ fn http2_status_behind_the_handshake_is_decrypted() {
         ..NginxConfig::new(&pki.server.cert, &pki.server.key)
     })
     .expect("nginx");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tmpdir();
     let cap = Dumpcap::start("lo", nginx.port(), &dir.path().join("h2.pcapng"), false);
     let keylog = dir.path().join("keys.log");
     let out = Command::new("curl")

@@ -21,6 +21,7 @@
 
 pub mod apache;
 pub mod clients;
+pub mod dumpcap;
 pub mod flows;
 pub mod https_client;
 pub mod inproc;
