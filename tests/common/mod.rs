@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 pub mod apache;
+pub mod captures;
 pub mod clients;
 pub mod dumpcap;
 pub mod flows;
