@@ -21,6 +21,7 @@
 
 pub mod apache;
 pub mod captures;
+pub mod choose_lab;
 pub mod clients;
 pub mod dumpcap;
 pub mod flows;
