@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 pub mod apache;
+pub mod browser;
 pub mod captures;
 pub mod choose_lab;
 pub mod clients;
