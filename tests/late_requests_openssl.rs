@@ -6,15 +6,19 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, TlsVersion, VerifyClient};
+use common::flows::{finding, http_version, ids, status, upstream};
+use common::{Curl, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
+use mtlscope::facts::{
+    Alert, CertRequest, FindingId, Flow, IdentityChoice, Initiator, Leg, Phase, ServerVerification,
+    Severity, TlsEngine,
+};
 use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
 
-fn reverse(pki: &DevPki, upstream: String, engine: &str) -> Mtlscope {
+async fn reverse(pki: &DevPki, upstream: String, engine: &str) -> Proxy {
     let server = pki.server().arg();
     let ca = pki.root_ca().display().to_string();
     let id = pki.client(ClientCert::Good).arg();
-    Mtlscope::start(&[
+    Proxy::start(&[
         "reverse",
         "--upstream",
         &upstream,
@@ -27,6 +31,7 @@ fn reverse(pki: &DevPki, upstream: String, engine: &str) -> Mtlscope {
         "--upstream-engine",
         engine,
     ])
+    .await
 }
 
 async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
@@ -42,69 +47,60 @@ fn root_subject(pki: &DevPki) -> String {
     mtlscope::cert::summarize(&root[0]).unwrap().subject
 }
 
-fn finding<'a>(rec: &'a Value, id: &str) -> &'a Value {
-    rec["findings"]
-        .as_array()
-        .unwrap()
+fn no_errors(rec: &Flow) {
+    let errors: Vec<_> = rec
+        .findings
         .iter()
-        .find(|f| f["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {:?}", finding_ids(rec)))
-}
-
-fn no_errors(rec: &Value) {
-    let errors: Vec<&Value> = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "error")
+        .filter(|f| f.severity == Severity::Error)
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
 
 /// The facts of a late request the OpenSSL leg completed.
-fn assert_completed_late(pki: &DevPki, up: &Value, phase: &str) {
-    assert_eq!(up["engine"], "openssl", "{up:#}");
-    let cr = &up["cert_request"];
-    assert_eq!(cr["phase"], phase, "{up:#}");
-    assert_eq!(cr["ca_names"], serde_json::json!([root_subject(pki)]));
-    assert!(cr["after_request_ms"].as_f64().is_some(), "{cr:#}");
-    assert_eq!(up["completed_late_request"], phase);
-    assert!(up["identity"]["chosen"]
-        .as_str()
+fn assert_completed_late(pki: &DevPki, up: &Leg, phase: Phase) {
+    assert_eq!(up.engine, Some(TlsEngine::Openssl), "{up:#?}");
+    let cr = up.cert_request.as_ref().expect("a certificate request");
+    assert_eq!(cr.phase, phase, "{up:#?}");
+    assert_eq!(cr.ca_names, Some(vec![root_subject(pki)]));
+    assert!(cr.after_request_ms.is_some(), "{cr:#?}");
+    assert_eq!(up.completed_late_request, Some(phase));
+    assert!(up
+        .identity
+        .as_ref()
+        .and_then(|i| i.chosen.as_deref())
         .unwrap_or_default()
         .contains("client-good"));
-    assert!(up["chain"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("client-good"));
-    assert_eq!(up["server_verification"]["ok"], true, "{up:#}");
-    assert_eq!(up["client_hello"]["offered_pha"], true);
-    assert_eq!(up["alpn"], "http/1.1");
+    assert!(up.chain[0].subject.contains("client-good"));
+    assert_eq!(
+        up.server_verification.as_ref().map(|v| v.ok),
+        Some(true),
+        "{up:#?}"
+    );
+    assert_eq!(up.client_hello.as_ref().map(|h| h.offered_pha), Some(true));
+    assert_eq!(up.alpn.as_deref(), Some("http/1.1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openssl_completes_tls12_renegotiation_and_apache_answers_200() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let p = reverse(&pki, apache.localhost_url(), "openssl");
+    let mut p = reverse(&pki, apache.localhost_url(), "openssl").await;
     let r = get(&pki, p.port(), "/secure").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("secure"), "{}", r.body);
     assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["tls_version"], "TLSv1.2");
-    assert_completed_late(&pki, up, "renegotiation");
-    assert_eq!(up["renegotiations"][0]["initiated_by"], "server", "{up:#}");
-    let f = finding(&rec, "renegotiation-requested");
-    assert_eq!(f["severity"], "warning");
-    assert!(
-        f["summary"]
-            .as_str()
-            .unwrap()
-            .contains("mtlscope completed it"),
-        "{f:#}"
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    assert_eq!(up.tls_version, Some(mtlscope::facts::TlsVersion::Tls12));
+    assert_completed_late(&pki, up, Phase::Renegotiation);
+    assert_eq!(
+        up.renegotiations.first().map(|r| r.initiated_by),
+        Some(Initiator::Server),
+        "{up:#?}"
     );
+    let f = finding(&rec, FindingId::RenegotiationRequested);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.summary.contains("mtlscope completed it"), "{f:#?}");
     no_errors(&rec);
 }
 
@@ -112,31 +108,25 @@ async fn openssl_completes_tls12_renegotiation_and_apache_answers_200() {
 async fn openssl_completes_tls13_post_handshake_auth_and_apache_answers_200() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls13);
-    let p = reverse(&pki, apache.localhost_url(), "openssl");
+    let mut p = reverse(&pki, apache.localhost_url(), "openssl").await;
     let r = get(&pki, p.port(), "/secure").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["tls_version"], "TLSv1.3");
-    assert_completed_late(&pki, up, "post_handshake");
-    let f = finding(&rec, "post-handshake-auth");
-    assert_eq!(f["severity"], "warning");
-    assert!(
-        f["summary"]
-            .as_str()
-            .unwrap()
-            .contains("mtlscope completed it"),
-        "{f:#}"
-    );
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    assert_eq!(up.tls_version, Some(mtlscope::facts::TlsVersion::Tls13));
+    assert_completed_late(&pki, up, Phase::PostHandshake);
+    let f = finding(&rec, FindingId::PostHandshakeAuth);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.summary.contains("mtlscope completed it"), "{f:#?}");
     no_errors(&rec);
 }
 
 /// `auto`: the first attempt over rustls, the replay over OpenSSL, both in one record.
-async fn auto_replays(version: TlsVersion, phase: &str, finding_id: &str) {
+async fn auto_replays(version: TlsVersion, phase: Phase, finding_id: FindingId) {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, version);
-    let p = reverse(&pki, apache.localhost_url(), "auto");
+    let mut p = reverse(&pki, apache.localhost_url(), "auto").await;
     // A public path needs no replay and stays on rustls.
     let r = get(&pki, p.port(), "/").await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -144,39 +134,48 @@ async fn auto_replays(version: TlsVersion, phase: &str, finding_id: &str) {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("secure"), "{}", r.body);
     assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
-    let recs = p.records(2);
-    let public = recs.iter().find(|r| r["request"]["uri"] == "/").unwrap();
-    assert_eq!(public["upstream_leg"]["engine"], "rustls");
-    assert!(public["replayed"].is_null());
-    let rec = recs
-        .iter()
-        .find(|r| r["request"]["uri"] == "/secure")
-        .unwrap();
-    let replayed = &rec["replayed"];
-    assert_eq!(replayed["reason"], phase, "{rec:#}");
-    assert_eq!(replayed["first_leg"]["engine"], "rustls");
-    if phase == "renegotiation" {
+    let recs = p.flows(2).await;
+    let uri = |r: &Flow, u: &str| r.request.as_ref().is_some_and(|q| q.uri == u);
+    let public = recs.iter().find(|r| uri(r, "/")).unwrap();
+    assert_eq!(upstream(public).engine, Some(TlsEngine::Rustls));
+    assert!(public.replayed.is_none());
+    let rec = recs.iter().find(|r| uri(r, "/secure")).unwrap();
+    let replayed = rec.replayed.as_ref().expect("replayed");
+    assert_eq!(replayed.reason, phase, "{rec:#?}");
+    assert_eq!(replayed.first_leg.engine, Some(TlsEngine::Rustls));
+    if phase == Phase::Renegotiation {
         // rustls refused the renegotiation; Apache then gave up on that connection.
         assert_eq!(
-            replayed["first_leg"]["renegotiations"][0]["refused_by_mtlscope"], true,
-            "{replayed:#}"
+            replayed
+                .first_leg
+                .renegotiations
+                .first()
+                .map(|r| r.refused_by_mtlscope),
+            Some(true),
+            "{replayed:#?}"
         );
-        assert!(replayed["first_status"].is_null());
+        assert!(replayed.first_status.is_none());
     } else {
         // Apache answered 403 (AH10158) to a client that did not offer post-handshake auth.
-        assert_eq!(replayed["first_status"], 403, "{replayed:#}");
-        assert_eq!(replayed["first_leg"]["client_hello"]["offered_pha"], false);
+        assert_eq!(replayed.first_status, Some(403), "{replayed:#?}");
+        assert_eq!(
+            replayed
+                .first_leg
+                .client_hello
+                .as_ref()
+                .map(|h| h.offered_pha),
+            Some(false)
+        );
     }
-    assert_eq!(rec["response"]["status"], 200);
-    assert_completed_late(&pki, &rec["upstream_leg"], phase);
+    assert_eq!(status(rec), 200);
+    assert_completed_late(&pki, upstream(rec), phase);
     let f = finding(rec, finding_id);
-    assert_eq!(f["severity"], "warning", "{f:#}");
+    assert_eq!(f.severity, Severity::Warning, "{f:#?}");
     assert!(
-        f["evidence"].as_array().unwrap().iter().any(|e| e
-            .as_str()
-            .unwrap()
-            .contains("replayed it once over a new OpenSSL upstream leg")),
-        "{f:#}"
+        f.evidence
+            .iter()
+            .any(|e| e.contains("replayed it once over a new OpenSSL upstream leg")),
+        "{f:#?}"
     );
     no_errors(rec);
 }
@@ -185,48 +184,71 @@ async fn auto_replays(version: TlsVersion, phase: &str, finding_id: &str) {
 async fn auto_replays_a_refused_tls12_renegotiation_over_openssl() {
     auto_replays(
         TlsVersion::Tls12,
-        "renegotiation",
-        "renegotiation-requested",
+        Phase::Renegotiation,
+        FindingId::RenegotiationRequested,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_replays_a_tls13_403_for_missing_post_handshake_auth_over_openssl() {
-    auto_replays(TlsVersion::Tls13, "post_handshake", "post-handshake-auth").await;
+    auto_replays(
+        TlsVersion::Tls13,
+        Phase::PostHandshake,
+        FindingId::PostHandshakeAuth,
+    )
+    .await;
 }
 
-/// The client-certificate facts both engines must agree on, from an upstream leg and its record.
-fn comparable(rec: &Value) -> Value {
-    let up = &rec["upstream_leg"];
-    let subjects = |chain: &Value| -> Vec<Value> {
-        chain
-            .as_array()
-            .map(|c| c.iter().map(|x| x["sha256"].clone()).collect())
-            .unwrap_or_default()
+/// The client-certificate facts both engines must agree on, from an upstream leg and its flow.
+#[derive(Debug, PartialEq)]
+struct Comparable {
+    tls_version: Option<mtlscope::facts::TlsVersion>,
+    alpn: Option<String>,
+    sni: Option<String>,
+    /// Without its time and signature schemes (compared apart, below).
+    cert_request: Option<CertRequest>,
+    later_cert_requests: Vec<CertRequest>,
+    completed_late_request: Option<Phase>,
+    /// SHA-256 fingerprints.
+    chain: Vec<String>,
+    identity: Option<IdentityChoice>,
+    /// SHA-256 fingerprints.
+    server_chain: Vec<String>,
+    server_verification: Option<ServerVerification>,
+    alerts: Vec<Alert>,
+    error: Option<String>,
+    status: Option<u16>,
+    findings: Vec<FindingId>,
+}
+
+fn comparable(rec: &Flow) -> Comparable {
+    let up = upstream(rec);
+    let sha = |chain: &[mtlscope::facts::CertSummary]| -> Vec<String> {
+        chain.iter().map(|c| c.sha256.clone()).collect()
     };
-    let mut cr = up["cert_request"].clone();
-    if let Some(o) = cr.as_object_mut() {
-        // Times differ from run to run; signature schemes are compared apart (below).
-        o.remove("at_ms");
-        o.remove("signature_schemes");
+    let cert_request = up.cert_request.clone().map(|mut cr| {
+        // Times differ from run to run.
+        cr.at_ms = 0.0;
+        cr.signature_schemes.clear();
+        cr
+    });
+    Comparable {
+        tls_version: up.tls_version,
+        alpn: up.alpn.clone(),
+        sni: up.sni.clone(),
+        cert_request,
+        later_cert_requests: up.later_cert_requests.clone(),
+        completed_late_request: up.completed_late_request,
+        chain: sha(&up.chain),
+        identity: up.identity.clone(),
+        server_chain: sha(&up.server_chain),
+        server_verification: up.server_verification.clone(),
+        alerts: up.alerts.clone(),
+        error: up.error.clone(),
+        status: rec.response.as_ref().map(|r| r.status),
+        findings: ids(rec),
     }
-    serde_json::json!({
-        "tls_version": up["tls_version"],
-        "alpn": up["alpn"],
-        "sni": up["sni"],
-        "cert_request": cr,
-        "later_cert_requests": up["later_cert_requests"],
-        "completed_late_request": up["completed_late_request"],
-        "chain": subjects(&up["chain"]),
-        "identity": up["identity"],
-        "server_chain": subjects(&up["server_chain"]),
-        "server_verification": up["server_verification"],
-        "alerts": up["alerts"],
-        "error": up["error"],
-        "status": rec["response"]["status"],
-        "findings": finding_ids(rec),
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,20 +263,16 @@ async fn both_engines_record_the_same_facts_against_nginx() {
         let mut seen = Vec::new();
         let mut schemes = Vec::new();
         for engine in ["rustls", "openssl"] {
-            let p = reverse(&pki, nginx.localhost_url(), engine);
+            let mut p = reverse(&pki, nginx.localhost_url(), engine).await;
             let r = get(&pki, p.port(), "/").await;
             assert_eq!(r.status, 200, "{engine} {version:?}: {r:?}");
-            let rec = p.records(1).remove(0);
-            assert_eq!(rec["upstream_leg"]["engine"], engine);
-            assert_eq!(rec["upstream_leg"]["cert_request"]["phase"], "handshake");
+            let rec = p.flow().await;
+            let up = upstream(&rec);
+            assert_eq!(up.engine.map(TlsEngine::as_str), Some(engine));
+            let cr = up.cert_request.as_ref().expect("a certificate request");
+            assert_eq!(cr.phase, Phase::Handshake);
             seen.push(comparable(&rec));
-            let list: Vec<String> = rec["upstream_leg"]["cert_request"]["signature_schemes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|s| s.as_str().unwrap().to_string())
-                .collect();
-            schemes.push(list);
+            schemes.push(cr.signature_schemes.clone());
         }
         // OpenSSL shows the server's whole list; rustls hands its resolver only the schemes
         // rustls can sign with, so its list is the part of the server's it understands.
@@ -268,8 +286,11 @@ async fn both_engines_record_the_same_facts_against_nginx() {
             "{version:?}: rustls (left) and openssl (right) disagree"
         );
         assert_eq!(
-            seen[0]["cert_request"]["ca_names"],
-            serde_json::json!([root_subject(&pki)])
+            seen[0]
+                .cert_request
+                .as_ref()
+                .and_then(|c| c.ca_names.clone()),
+            Some(vec![root_subject(&pki)])
         );
     }
 }
@@ -278,10 +299,11 @@ async fn both_engines_record_the_same_facts_against_nginx() {
 async fn auto_replays_only_requests_safe_to_send_twice() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let p = reverse(&pki, apache.localhost_url(), "auto");
+    let mut p = reverse(&pki, apache.localhost_url(), "auto").await;
     let body = "x".repeat(4000);
+    let port = p.port();
     let send = |method: &'static str| {
-        Curl::new(format!("https://localhost:{}/secure", p.port()))
+        Curl::new(format!("https://localhost:{port}/secure"))
             .cacert(pki.root_ca())
             .http1_1()
             .arg("-X")
@@ -293,49 +315,55 @@ async fn auto_replays_only_requests_safe_to_send_twice() {
     // method on a static file, after the renegotiation completed.
     let r = send("PUT").run_async().await;
     assert_eq!(r.status, 405, "{r:?}");
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["replayed"]["reason"], "renegotiation", "{rec:#}");
+    let rec = p.flow().await;
     assert_eq!(
-        rec["upstream_leg"]["completed_late_request"],
-        "renegotiation"
+        rec.replayed.as_ref().map(|r| r.reason),
+        Some(Phase::Renegotiation),
+        "{rec:#?}"
+    );
+    assert_eq!(
+        upstream(&rec).completed_late_request,
+        Some(Phase::Renegotiation)
     );
     // POST is not: the refusal stands, explained.
     let r = send("POST").run_async().await;
     assert_eq!(r.status, 502, "{r:?}");
-    let rec = p.records(2).remove(1);
-    assert_eq!(rec["request"]["method"], "POST");
-    assert!(rec["replayed"].is_null(), "{rec:#}");
-    assert_eq!(rec["upstream_leg"]["engine"], "rustls");
-    let f = finding(&rec, "renegotiation-requested");
-    assert_eq!(f["severity"], "error");
-    assert!(f["fix"].as_str().unwrap().contains("--upstream-engine"));
+    let rec = p.flow().await;
+    assert_eq!(
+        rec.request.as_ref().map(|q| q.method.as_str()),
+        Some("POST")
+    );
+    assert!(rec.replayed.is_none(), "{rec:#?}");
+    assert_eq!(upstream(&rec).engine, Some(TlsEngine::Rustls));
+    let f = finding(&rec, FindingId::RenegotiationRequested);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.fix.contains("--upstream-engine"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_replays_for_an_http2_client_over_an_http11_openssl_leg() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls13);
-    let p = reverse(&pki, apache.localhost_url(), "auto");
+    let mut p = reverse(&pki, apache.localhost_url(), "auto").await;
     let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
         .cacert(pki.root_ca())
         .run_async()
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rec = p.records(1).remove(0);
+    let rec = p.flow().await;
+    assert_eq!(http_version(&rec), "HTTP/2.0", "{:#?}", rec.request);
     assert_eq!(
-        rec["request"]["version"], "HTTP/2.0",
-        "{:#}",
-        rec["request"]
+        rec.replayed.as_ref().map(|r| r.reason),
+        Some(Phase::PostHandshake)
     );
-    assert_eq!(rec["replayed"]["reason"], "post_handshake");
-    assert_eq!(rec["upstream_leg"]["alpn"], "http/1.1");
+    assert_eq!(upstream(&rec).alpn.as_deref(), Some("http/1.1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_replay_the_connection_stays_on_the_openssl_leg() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let p = reverse(&pki, apache.localhost_url(), "auto");
+    let mut p = reverse(&pki, apache.localhost_url(), "auto").await;
     // Two requests on one client connection (curl reuses it).
     let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
         .cacert(pki.root_ca())
@@ -345,19 +373,18 @@ async fn after_a_replay_the_connection_stays_on_the_openssl_leg() {
         .await;
     // (The helper keeps one transfer's status and body; the records show both.)
     assert_eq!(r.exit_code, Some(0), "{r:?}");
-    let recs = p.records(2);
-    assert_eq!(recs[0]["response"]["status"], 200);
-    assert_eq!(recs[0]["connection_id"], recs[1]["connection_id"]);
-    assert_eq!(recs[0]["replayed"]["reason"], "renegotiation");
+    let recs = p.flows(2).await;
+    assert_eq!(status(&recs[0]), 200);
+    assert_eq!(recs[0].connection_id, recs[1].connection_id);
+    assert_eq!(
+        recs[0].replayed.as_ref().map(|r| r.reason),
+        Some(Phase::Renegotiation)
+    );
     // The second went straight to the OpenSSL leg, where the server already has the
     // certificate: no second replay, no second renegotiation.
-    assert!(recs[1]["replayed"].is_null(), "{:#}", recs[1]);
-    assert_eq!(recs[1]["response"]["status"], 200);
-    let up = &recs[1]["upstream_leg"];
-    assert_eq!(up["engine"], "openssl");
-    assert_eq!(
-        up["renegotiations"].as_array().map_or(0, Vec::len),
-        1,
-        "{up:#}"
-    );
+    assert!(recs[1].replayed.is_none(), "{:#?}", recs[1]);
+    assert_eq!(status(&recs[1]), 200);
+    let up = upstream(&recs[1]);
+    assert_eq!(up.engine, Some(TlsEngine::Openssl));
+    assert_eq!(up.renegotiations.len(), 1, "{up:#?}");
 }
