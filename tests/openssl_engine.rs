@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{finding_ids, Curl, Mtlscope, Nginx, TlsVersion, VerifyClient};
+use common::flows::{finding, first_id, has, ids, sent_alerts, upstream};
+use common::{Curl, Nginx, Proxy, TlsVersion, VerifyClient};
+use mtlscope::facts::{FindingId, Phase, Severity, Stage, TlsEngine};
 use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,10 +35,6 @@ fn pkcs12(pki: &DevPki, dir: &Path) -> (PathBuf, PathBuf) {
     (p12, pw)
 }
 
-fn has(rec: &Value, id: &str) -> bool {
-    finding_ids(rec).iter().any(|f| f == id)
-}
-
 async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
     Curl::new(format!("https://localhost:{port}{path}"))
         .cacert(pki.root_ca())
@@ -53,13 +50,13 @@ async fn pkcs12_resolve_insecure_upstream_and_keylog_through_openssl() {
     let (p12, pw) = pkcs12(&pki, dir.path());
     let keylog = dir.path().join("keys.log");
     let port = apache.port();
-    let upstream = format!("https://secure.test:{port}");
+    let url = format!("https://secure.test:{port}");
     let resolve = format!("secure.test:{port}:127.0.0.1");
     let server = pki.server().arg();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
-        &upstream,
+        &url,
         "--resolve",
         &resolve,
         "--server-cert",
@@ -75,32 +72,27 @@ async fn pkcs12_resolve_insecure_upstream_and_keylog_through_openssl() {
         &keylog.display().to_string(),
         "--upstream-engine",
         "openssl",
-    ]);
+    ])
+    .await;
     let r = get(&pki, p.port(), "/secure").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-client-verify").as_deref(), Some("SUCCESS"));
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["engine"], "openssl");
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    assert_eq!(up.engine, Some(TlsEngine::Openssl));
     // The name is kept for SNI and the certificate check; the server's certificate names
     // localhost, so it does not verify, and --insecure-upstream goes on regardless.
-    assert_eq!(up["sni"], "secure.test");
-    assert_eq!(up["server_verification"]["ok"], false, "{up:#}");
-    assert_eq!(up["server_verification"]["reason"], "name mismatch");
-    assert_eq!(up["server_verification"]["enforced"], false);
-    assert!(
-        has(&rec, "server-cert-untrusted"),
-        "{:?}",
-        finding_ids(&rec)
-    );
+    assert_eq!(up.sni.as_deref(), Some("secure.test"));
+    let verification = up.server_verification.as_ref().expect("verification");
+    assert!(!verification.ok, "{up:#?}");
+    assert_eq!(verification.reason.as_deref(), Some("name mismatch"));
+    assert!(!verification.enforced);
+    assert!(has(&rec, FindingId::ServerCertUntrusted), "{:?}", ids(&rec));
     // The PKCS#12 identity answered the post-handshake request.
-    assert_eq!(up["completed_late_request"], "post_handshake");
-    assert!(up["chain"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("client-good"));
+    assert_eq!(up.completed_late_request, Some(Phase::PostHandshake));
+    assert!(up.chain[0].subject.contains("client-good"));
     // Key-log lines for this leg, joined by its client random.
-    let random = up["client_random"].as_str().expect("client random");
+    let random = up.client_random.as_deref().expect("client random");
     let log = std::fs::read_to_string(&keylog).unwrap();
     assert!(
         log.lines()
@@ -113,7 +105,7 @@ async fn pkcs12_resolve_insecure_upstream_and_keylog_through_openssl() {
 async fn an_untrusted_server_is_refused_and_said_so() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &nginx.localhost_url(),
@@ -125,35 +117,26 @@ async fn an_untrusted_server_is_refused_and_said_so() {
         &pki.client(ClientCert::Good).arg(),
         "--upstream-engine",
         "openssl",
-    ]);
+    ])
+    .await;
     let r = get(&pki, p.port(), "/").await;
     assert_eq!(r.status, 502, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["server_verification"]["ok"], false, "{up:#}");
-    assert_eq!(up["server_verification"]["reason"], "unknown issuer");
-    assert_eq!(up["server_verification"]["enforced"], true);
-    assert_eq!(up["failure"]["stage"], "handshake");
-    assert!(
-        up["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["direction"] == "sent" && a["description"] == "unknown_ca"),
-        "{up:#}"
-    );
-    assert!(
-        has(&rec, "server-cert-untrusted"),
-        "{:?}",
-        finding_ids(&rec)
-    );
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    let verification = up.server_verification.as_ref().expect("verification");
+    assert!(!verification.ok, "{up:#?}");
+    assert_eq!(verification.reason.as_deref(), Some("unknown issuer"));
+    assert!(verification.enforced);
+    assert_eq!(up.failure.as_ref().map(|f| f.stage), Some(Stage::Handshake));
+    assert!(sent_alerts(up).iter().any(|a| a == "unknown_ca"), "{up:#?}");
+    assert!(has(&rec, FindingId::ServerCertUntrusted), "{:?}", ids(&rec));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_request_answered_with_an_untrusted_certificate_is_not_completed_and_says_why() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &apache.localhost_url(),
@@ -165,34 +148,28 @@ async fn a_late_request_answered_with_an_untrusted_certificate_is_not_completed_
         &pki.client(ClientCert::OtherCa).arg(),
         "--upstream-engine",
         "openssl",
-    ]);
+    ])
+    .await;
     let r = get(&pki, p.port(), "/secure").await;
     assert!(r.status == 502 || r.status == 403, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
-    assert_eq!(up["cert_request"]["phase"], "renegotiation", "{up:#}");
-    assert!(up["completed_late_request"].is_null(), "{up:#}");
-    let f = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "renegotiation-requested")
-        .unwrap_or_else(|| panic!("{:?}", finding_ids(&rec)));
-    assert_eq!(f["severity"], "error");
-    assert!(
-        f["summary"]
-            .as_str()
-            .unwrap()
-            .contains("could not complete it"),
-        "{f:#}"
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    assert_eq!(
+        up.cert_request.as_ref().map(|c| c.phase),
+        Some(Phase::Renegotiation),
+        "{up:#?}"
     );
+    assert!(up.completed_late_request.is_none(), "{up:#?}");
+    let f = finding(&rec, FindingId::RenegotiationRequested);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.summary.contains("could not complete it"), "{f:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_uses_the_engine_a_host_rule_names() {
     let (pki, dir) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_dir = common::tmpdir();
     let good = pki.client(ClientCert::Good);
     let config = dir.path().join("forward.toml");
     std::fs::write(
@@ -205,13 +182,14 @@ async fn forward_uses_the_engine_a_host_rule_names() {
         ),
     )
     .unwrap();
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "forward",
         "--ca-dir",
         &ca_dir.path().display().to_string(),
         "--config",
         &config.display().to_string(),
-    ]);
+    ])
+    .await;
     let r = Curl::new(format!("{}/secure", apache.localhost_url()))
         .proxy(format!("http://{}", p.addr))
         .cacert(ca_dir.path().join("ca.pem"))
@@ -219,11 +197,11 @@ async fn forward_uses_the_engine_a_host_rule_names() {
         .run_async()
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["upstream_leg"]["engine"], "openssl");
+    let rec = p.flow().await;
+    assert_eq!(upstream(&rec).engine, Some(TlsEngine::Openssl));
     assert_eq!(
-        rec["upstream_leg"]["completed_late_request"],
-        "renegotiation"
+        upstream(&rec).completed_late_request,
+        Some(Phase::Renegotiation)
     );
 }
 
@@ -231,7 +209,7 @@ async fn forward_uses_the_engine_a_host_rule_names() {
 async fn faults_act_on_the_openssl_leg_too() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls13);
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &apache.localhost_url(),
@@ -245,26 +223,34 @@ async fn faults_act_on_the_openssl_leg_too() {
         "openssl",
         "--fault",
         "strip-client-cert",
-    ]);
+    ])
+    .await;
     let r = get(&pki, p.port(), "/secure").await;
     assert!(r.status >= 400, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let up = &rec["upstream_leg"];
+    let rec = p.flow().await;
+    let up = upstream(&rec);
     // The late request came and was answered with no certificate, as the fault says.
-    assert_eq!(up["cert_request"]["phase"], "post_handshake", "{up:#}");
-    assert!(up["identity"]["chosen"].is_null(), "{up:#}");
-    assert!(up["completed_late_request"].is_null());
     assert_eq!(
-        finding_ids(&rec).first().map(String::as_str),
-        Some("injected-fault")
+        up.cert_request.as_ref().map(|c| c.phase),
+        Some(Phase::PostHandshake),
+        "{up:#?}"
     );
+    assert!(
+        up.identity
+            .as_ref()
+            .and_then(|i| i.chosen.as_ref())
+            .is_none(),
+        "{up:#?}"
+    );
+    assert!(up.completed_late_request.is_none());
+    assert_eq!(first_id(&rec), Some(FindingId::InjectedFault));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_identities_are_chosen_from_the_late_requests_ca_names() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "reverse",
         "--upstream",
         &apache.localhost_url(),
@@ -279,19 +265,20 @@ async fn several_identities_are_chosen_from_the_late_requests_ca_names() {
         &pki.client(ClientCert::Good).arg(),
         "--upstream-engine",
         "openssl",
-    ]);
+    ])
+    .await;
     let r = get(&pki, p.port(), "/secure").await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let id = &rec["upstream_leg"]["identity"];
+    let rec = p.flow().await;
+    let id = upstream(&rec).identity.as_ref().expect("identity choice");
     assert!(
-        id["chosen"].as_str().unwrap().contains("client-good"),
-        "{id:#}"
+        id.chosen
+            .as_deref()
+            .unwrap_or_default()
+            .contains("client-good"),
+        "{id:#?}"
     );
-    assert!(
-        id["reason"].as_str().unwrap().starts_with("auto:"),
-        "{id:#}"
-    );
-    assert_eq!(id["candidates"][0]["matches_ca_names"], false);
-    assert_eq!(id["candidates"][1]["matches_ca_names"], true);
+    assert!(id.reason.starts_with("auto:"), "{id:#?}");
+    assert_eq!(id.candidates[0].matches_ca_names, Some(false));
+    assert_eq!(id.candidates[1].matches_ca_names, Some(true));
 }
