@@ -1,16 +1,17 @@
-//! The non-negotiables of `mtlscope reverse`, against the real binary with real curl and raw
-//! sockets as clients and the in-process lab server upstream: a bad or hostile connection ends
+//! The non-negotiables of `mtlscope reverse` (in-process, its flows awaited typed), with real
+//! curl and raw sockets as clients and the in-process lab server upstream: a bad or hostile connection ends
 //! only itself, with a recorded reason, and the proxy keeps serving; bodies stream whole in both
 //! directions on HTTP/1.1 and HTTP/2; only error bodies are excerpted, and boundedly; key logs
 //! cover both legs; credentials stay out of records unless asked.
 
 mod common;
 
-use common::{Curl, CurlResult, Mtlscope};
+use common::flows::{client, header, http_version, status, upstream};
+use common::{Curl, CurlResult, Proxy};
+use mtlscope::facts::{FailureKind, Flow, RecordKind};
 use mtlscope::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
 use mtlscope::pki::load::load_certs;
 use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +27,8 @@ struct Rig {
     pki: DevPki,
     /// The lab server, kept alive for the proxy's lifetime.
     _upstream: LabUpstream,
-    /// `mtlscope reverse` under test, with its recording.
-    proxy: Mtlscope,
+    /// `mtlscope reverse` under test, in-process.
+    proxy: Proxy,
     /// Holds the PKI and any files a test writes.
     dir: tempfile::TempDir,
 }
@@ -35,7 +36,7 @@ struct Rig {
 /// Start the lab upstream (client certificate required, good identity presented) and
 /// `mtlscope reverse` in front of it with `extra` flags.
 async fn rig(extra: &[&str]) -> Rig {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::tmpdir();
     let pki = DevPki::generate(&dir.path().join("pki")).expect("dev pki");
     rig_with(pki, dir, extra).await
 }
@@ -69,7 +70,7 @@ async fn rig_with(pki: DevPki, dir: tempfile::TempDir, extra: &[&str]) -> Rig {
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    let proxy = Mtlscope::start(&args);
+    let proxy = Proxy::start(&args).await;
     Rig {
         pki,
         _upstream: upstream,
@@ -96,11 +97,11 @@ impl Rig {
         assert!(r.body.contains("hello CN=client-good"), "{}", r.body);
     }
 
-    /// Wait for `n` records and return the last one.
-    fn last_record(&self, n: usize) -> Value {
-        let mut records = self.proxy.records(n);
+    /// Wait for the `n`th flow and return it.
+    async fn last_record(&mut self, n: usize) -> Flow {
+        let mut records = self.proxy.flows(n).await;
         assert_eq!(records.len(), n, "{records:#?}");
-        records.pop().expect("a record")
+        records.pop().expect("a flow")
     }
 }
 
@@ -126,12 +127,8 @@ fn ascii_noise(n: usize) -> Vec<u8> {
 }
 
 /// The value of the recorded request header `name`.
-fn request_header(record: &Value, name: &str) -> Option<String> {
-    record["request"]["headers"]
-        .as_array()?
-        .iter()
-        .find(|h| h["name"] == name)
-        .and_then(|h| h["value"].as_str().map(String::from))
+fn request_header(record: &Flow, name: &str) -> Option<String> {
+    header(&record.request.as_ref()?.headers, name).map(String::from)
 }
 
 /// The HTTP version curl speaks on the client leg.
@@ -162,28 +159,31 @@ impl Http {
 
 /// A relayed 200 carries no excerpt, no diagnosis and no error.
 #[track_caller]
-fn assert_clean_200(r: &CurlResult, record: &Value) {
-    assert_eq!(record["kind"], "exchange", "{record:#}");
-    assert_eq!(record["response"]["status"], 200, "{record:#}");
+fn assert_clean_200(r: &CurlResult, record: &Flow) {
+    assert_eq!(record.kind, RecordKind::Exchange, "{record:#?}");
+    assert_eq!(status(record), 200, "{record:#?}");
     assert!(
-        record["response"]["body_excerpt"].is_null(),
-        "a 200 is not excerpted: {:#}",
-        record["response"]
+        record
+            .response
+            .as_ref()
+            .is_some_and(|r| r.body_excerpt.is_none()),
+        "a 200 is not excerpted: {:#?}",
+        record.response
     );
-    assert!(record["error"].is_null(), "{record:#}");
+    assert!(record.error.is_none(), "{record:#?}");
     assert!(r.header("mtlscope-diagnosis").is_none(), "{}", r.headers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_request_head_over_http1_gets_431_and_ends_only_its_connection() {
-    let rig = rig(&[]).await;
+    let mut rig = rig(&[]).await;
     let big = format!("X-Big: {}", "a".repeat(100 * 1024));
     let r = rig.curl("/").http1_1().header(&big).run_async().await;
     assert_eq!(r.status, 431, "{r:?}");
-    let record = rig.last_record(1);
-    assert_eq!(record["kind"], "connection", "{record:#}");
-    let error = record["error"].as_str().unwrap_or_default();
-    assert!(error.contains("too large"), "{record:#}");
+    let record = rig.last_record(1).await;
+    assert_eq!(record.kind, RecordKind::Connection, "{record:#?}");
+    let error = record.error.as_deref().unwrap_or_default();
+    assert!(error.contains("too large"), "{record:#?}");
     rig.still_serves().await;
 }
 
@@ -191,20 +191,20 @@ async fn oversized_request_head_over_http1_gets_431_and_ends_only_its_connection
 async fn a_20_kib_request_head_is_relayed_on_http1_and_http2_alike() {
     // One head limit for both protocols: HTTP/2's library default (16 KiB) would make an h2
     // client refuse a request the same proxy relays over HTTP/1.1.
-    let rig = rig(&[]).await;
+    let mut rig = rig(&[]).await;
     let big = format!("X-Big: {}", "b".repeat(20 * 1024));
     for (i, http) in [Http::One, Http::Two].into_iter().enumerate() {
         let r = http.apply(rig.curl("/").header(&big)).run_async().await;
         assert_eq!((r.exit_code, r.status), (Some(0), 200), "{http:?}: {r:?}");
-        let record = rig.last_record(i + 1);
-        assert_eq!(record["request"]["version"], http.recorded(), "{record:#}");
+        let record = rig.last_record(i + 1).await;
+        assert_eq!(http_version(&record), http.recorded(), "{record:#?}");
         assert_clean_200(&r, &record);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_ended_by_the_handshake_timeout() {
-    let rig = rig(&["--timeout", "1"]).await;
+    let mut rig = rig(&["--timeout", "1"]).await;
     let addr = rig.proxy.addr.clone();
     let silent = tokio::task::spawn_blocking(move || std::net::TcpStream::connect(&addr))
         .await
@@ -223,23 +223,28 @@ async fn a_silent_client_is_ended_by_the_handshake_timeout() {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("the proxy should have closed the silent connection: {other:?}"),
     }
-    let records = rig.proxy.records(2);
-    let record = records
-        .iter()
-        .find(|r| r["kind"] == "connection")
-        .unwrap_or_else(|| panic!("a connection record: {records:#?}"));
-    assert!(record["request"].is_null());
-    let leg = &record["client_leg"];
-    assert_eq!(leg["failure"]["kind"], "timed_out", "{leg:#}");
-    let error = record["error"].as_str().unwrap_or_default();
-    assert!(error.contains("did not complete"), "{record:#}");
+    let record = rig
+        .proxy
+        .find("for the silent connection", |r| {
+            r.kind == RecordKind::Connection
+        })
+        .await;
+    assert!(record.request.is_none());
+    let leg = client(&record);
+    assert_eq!(
+        leg.failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::TimedOut),
+        "{leg:#?}"
+    );
+    let error = record.error.as_deref().unwrap_or_default();
+    assert!(error.contains("did not complete"), "{record:#?}");
     rig.still_serves().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_dies_mid_response_is_recorded_as_a_failed_body() {
     for http in [Http::One, Http::Two] {
-        let rig = rig(&[]).await;
+        let mut rig = rig(&[]).await;
         let r = http.apply(rig.curl("/die")).run_async().await;
         assert_eq!(r.status, 200, "{http:?}: {r:?}");
         // The head promised 1 MiB; the client must not believe it got it.
@@ -249,16 +254,16 @@ async fn an_upstream_that_dies_mid_response_is_recorded_as_a_failed_body() {
             r.exit_code,
             r.body.len()
         );
-        let record = rig.last_record(1);
-        assert_eq!(record["kind"], "exchange", "{record:#}");
-        assert_eq!(record["response"]["status"], 200);
-        let error = record["error"].as_str().unwrap_or_default();
-        assert!(error.contains("body failed"), "{http:?}: {record:#}");
+        let record = rig.last_record(1).await;
+        assert_eq!(record.kind, RecordKind::Exchange, "{record:#?}");
+        assert_eq!(status(&record), 200);
+        let error = record.error.as_deref().unwrap_or_default();
+        assert!(error.contains("body failed"), "{http:?}: {record:#?}");
         // The upstream leg says how it ended, too.
         assert!(
-            record["upstream_leg"]["error"].is_string(),
-            "{http:?}: {:#}",
-            record["upstream_leg"]
+            upstream(&record).error.is_some(),
+            "{http:?}: {:#?}",
+            record.upstream_leg
         );
         rig.still_serves().await;
     }
@@ -268,7 +273,7 @@ async fn an_upstream_that_dies_mid_response_is_recorded_as_a_failed_body() {
 async fn a_client_that_leaves_mid_body_ends_only_its_exchange() {
     const N: usize = 64 * 1024 * 1024;
     for http in [Http::One, Http::Two] {
-        let rig = rig(&[]).await;
+        let mut rig = rig(&[]).await;
         // curl gives up as soon as it sees a Content-Length over its limit: mid-stream for us.
         let curl = rig
             .curl(&format!("/big?n={N}"))
@@ -280,18 +285,18 @@ async fn a_client_that_leaves_mid_body_ends_only_its_exchange() {
             Some(63),
             "{http:?}: curl should give up: {r:?}"
         );
-        let record = rig.last_record(1);
-        assert_eq!(record["kind"], "exchange", "{record:#}");
-        assert_eq!(record["response"]["status"], 200);
-        let error = record["error"].as_str().unwrap_or_default();
-        assert!(error.contains("stopped reading"), "{http:?}: {record:#}");
+        let record = rig.last_record(1).await;
+        assert_eq!(record.kind, RecordKind::Exchange, "{record:#?}");
+        assert_eq!(status(&record), 200);
+        let error = record.error.as_deref().unwrap_or_default();
+        assert!(error.contains("stopped reading"), "{http:?}: {record:#?}");
         rig.still_serves().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_mib_posted_to_echo_come_back_intact_on_http1_and_http2() {
-    let rig = rig(&[]).await;
+    let mut rig = rig(&[]).await;
     let sent = ascii_noise(4 * 1024 * 1024);
     let file = rig.dir.path().join("upload.bin");
     std::fs::write(&file, &sent).expect("write upload");
@@ -311,9 +316,12 @@ async fn four_mib_posted_to_echo_come_back_intact_on_http1_and_http2() {
         );
         assert_eq!(r.body.len(), sent.len(), "{http:?}");
         assert_eq!(sha256(r.body.as_bytes()), sha256(&sent), "{http:?}");
-        let record = rig.last_record(i + 1);
-        assert_eq!(record["request"]["method"], "POST");
-        assert_eq!(record["request"]["version"], http.recorded(), "{record:#}");
+        let record = rig.last_record(i + 1).await;
+        assert_eq!(
+            record.request.as_ref().map(|q| q.method.as_str()),
+            Some("POST")
+        );
+        assert_eq!(http_version(&record), http.recorded(), "{record:#?}");
         assert_clean_200(&r, &record);
     }
     rig.still_serves().await;
@@ -322,7 +330,7 @@ async fn four_mib_posted_to_echo_come_back_intact_on_http1_and_http2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_mib_streamed_down_arrive_whole_on_http1_and_http2() {
     const N: usize = 8 * 1024 * 1024;
-    let rig = rig(&[]).await;
+    let mut rig = rig(&[]).await;
     for (i, http) in [Http::One, Http::Two].into_iter().enumerate() {
         let curl = rig.curl(&format!("/big?n={N}")).max_time(BULK_TIME);
         let r = http.apply(curl).run_async().await;
@@ -338,8 +346,8 @@ async fn eight_mib_streamed_down_arrive_whole_on_http1_and_http2() {
             r.body.as_bytes() == expected.as_slice(),
             "{http:?}: body differs"
         );
-        let record = rig.last_record(i + 1);
-        assert_eq!(record["request"]["version"], http.recorded(), "{record:#}");
+        let record = rig.last_record(i + 1).await;
+        assert_eq!(http_version(&record), http.recorded(), "{record:#?}");
         assert_clean_200(&r, &record);
     }
 }
@@ -347,17 +355,19 @@ async fn eight_mib_streamed_down_arrive_whole_on_http1_and_http2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_error_body_is_relayed_whole_and_excerpted_boundedly() {
     const N: usize = 20_000;
-    let rig = rig(&[]).await;
+    let mut rig = rig(&[]).await;
     let r = rig
         .curl(&format!("/big?n={N}&status=404"))
         .run_async()
         .await;
     assert_eq!((r.exit_code, r.status), (Some(0), 404), "{}", r.stderr);
     assert_eq!(r.body.len(), N, "the client gets the whole error body");
-    let record = rig.last_record(1);
-    assert_eq!(record["response"]["status"], 404);
-    let excerpt = record["response"]["body_excerpt"]
-        .as_str()
+    let record = rig.last_record(1).await;
+    assert_eq!(status(&record), 404);
+    let excerpt = record
+        .response
+        .as_ref()
+        .and_then(|r| r.body_excerpt.as_deref())
         .expect("an error body is excerpted");
     assert!(
         !excerpt.is_empty() && excerpt.len() <= EXCERPT_LIMIT,
@@ -368,20 +378,20 @@ async fn a_large_error_body_is_relayed_whole_and_excerpted_boundedly() {
         r.body.starts_with(excerpt),
         "the excerpt is the body's start"
     );
-    assert!(record["error"].is_null(), "{record:#}");
+    assert!(record.error.is_none(), "{record:#?}");
     rig.still_serves().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keylog_has_both_legs_in_nss_format_and_is_private() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = common::tmpdir();
     let pki = DevPki::generate(&dir.path().join("pki")).expect("dev pki");
     let keylog = dir.path().join("keys.log");
     let keylog_arg = keylog.display().to_string();
-    let rig = rig_with(pki, dir, &["--keylog", &keylog_arg]).await;
+    let mut rig = rig_with(pki, dir, &["--keylog", &keylog_arg]).await;
     let r = rig.curl("/").run_async().await;
     assert_eq!(r.status, 200, "{r:?}");
-    rig.last_record(1);
+    rig.last_record(1).await;
 
     let text = std::fs::read_to_string(&keylog).expect("key log written");
     let mut randoms = std::collections::BTreeSet::new();
@@ -418,7 +428,7 @@ async fn keylog_has_both_legs_in_nss_format_and_is_private() {
 }
 
 /// One request carrying credentials; the recorded request.
-async fn credentials_record(rig: &Rig) -> (CurlResult, Value) {
+async fn credentials_record(rig: &mut Rig) -> (CurlResult, Flow) {
     let r = rig
         .curl("/")
         .header("Authorization: Basic dXNlcjpwYXNz")
@@ -426,17 +436,18 @@ async fn credentials_record(rig: &Rig) -> (CurlResult, Value) {
         .run_async()
         .await;
     assert_eq!((r.exit_code, r.status), (Some(0), 200), "{r:?}");
-    (r, rig.last_record(1))
+    let record = rig.last_record(1).await;
+    (r, record)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_redacted_unless_no_redact() {
-    let redacting = rig(&[]).await;
-    let (r, record) = credentials_record(&redacting).await;
+    let mut redacting = rig(&[]).await;
+    let (r, record) = credentials_record(&mut redacting).await;
     assert_eq!(
         request_header(&record, "authorization").as_deref(),
         Some("<redacted>"),
-        "{record:#}"
+        "{record:#?}"
     );
     assert_eq!(
         request_header(&record, "cookie").as_deref(),
@@ -447,12 +458,12 @@ async fn credentials_are_redacted_unless_no_redact() {
     assert!(!text.contains("a=b"), "{text}");
     assert_clean_200(&r, &record);
 
-    let open = rig(&["--no-redact"]).await;
-    let (r, record) = credentials_record(&open).await;
+    let mut open = rig(&["--no-redact"]).await;
+    let (r, record) = credentials_record(&mut open).await;
     assert_eq!(
         request_header(&record, "authorization").as_deref(),
         Some("Basic dXNlcjpwYXNz"),
-        "{record:#}"
+        "{record:#?}"
     );
     assert_eq!(request_header(&record, "cookie").as_deref(), Some("a=b"));
     assert_clean_200(&r, &record);
