@@ -142,7 +142,7 @@ fn a_late_request_is_read_over_openssl() {
         let ca = pki.root_ca().display().to_string();
         let other = pki.client(ClientCert::OtherCa).arg();
         let good = pki.client(ClientCert::Good).arg();
-        let dir = std::env::temp_dir();
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         // rustls alone sees no request in the handshake, and says so.
         let out = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
             .args([
@@ -200,7 +200,7 @@ fn the_request_is_asked_through_a_connect_proxy() {
     let good = pki.client(ClientCert::Good).arg();
     let other = pki.client(ClientCert::OtherCa).arg();
     let url = nginx.localhost_url();
-    let dir = std::env::temp_dir();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let (v, _) = mtlscope(
         &dir,
         &[

@@ -25,7 +25,7 @@ fn s(p: &Path) -> &str {
 
 /// A fresh dev PKI in a temp dir, made by the binary.
 fn dev() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let out = dir.path().join("out");
     let o = mtlscope(&["certs", "dev", "--out", s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -105,7 +105,7 @@ fn openssl_agrees_with_the_dev_pki() {
 
 #[test]
 fn certs_dev_with_a_recipe_file_and_a_broken_recipe() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let recipe = dir.path().join("mine.toml");
     std::fs::write(
         &recipe,
@@ -265,7 +265,7 @@ fn inspect_bad_input_exits_2_naming_the_file() {
 
 #[test]
 fn ca_creates_once_prints_how_to_trust_and_refuses_a_broken_pair() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let ca_dir = dir.path().join("ca");
     let o = mtlscope(&["ca", "--ca-dir", s(&ca_dir)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -19,7 +19,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let pki = DevPki::generate(&dir.path().join("pki")).expect("dev pki");
     Fixture { pki, dir }
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 fn mtlscope() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
-    c.env("HOME", std::env::temp_dir());
+    c.env("HOME", env!("CARGO_TARGET_TMPDIR"));
     c
 }
 
@@ -31,7 +31,7 @@ fn with_closed_stdout(cmd: &mut Command) -> Output {
 
 #[test]
 fn a_closed_stdout_ends_each_command_quietly() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let pki = dir.path().join("pki");
     let ca = dir.path().join("ca");
     let o = mtlscope()
@@ -64,7 +64,7 @@ fn a_closed_stdout_ends_each_command_quietly() {
 
 /// A dev PKI made by the binary itself, in a temp dir.
 fn dev_pki() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let out = dir.path().join("pki");
     let o = mtlscope()
         .args(["certs", "dev", "--out"])
@@ -145,7 +145,7 @@ fn certs_inspect_key_says_whether_it_matches() {
 
 #[test]
 fn listen_takes_a_host_name() {
-    let ca = tempfile::tempdir().expect("temp dir");
+    let ca = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let ca = ca.path().to_str().expect("utf-8");
     for args in [
         &[
@@ -211,7 +211,7 @@ fn identity_spellings_a_newcomer_tries() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--key"), "{err}");
     // The proxies take the same spellings.
-    let ca = tempfile::tempdir().expect("temp dir");
+    let ca = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let ca = ca.path().to_str().expect("utf-8");
     let line = stderr_until_listening(&[
         "forward",

@@ -278,7 +278,8 @@ fn explains_what_real_nginx_says() -> Result<(), String> {
 
 /// `openssl s_server -Verify 1`: requires a client certificate, on one TLS version.
 fn openssl_server(pki: &TestPki, version: TlsVersion) -> Result<RunningServer, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("s_server temp dir: {e}"))?;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("s_server temp dir: {e}"))?;
     let (process, port) = start_server("openssl-s_server", dir.path(), &[], |port| {
         let mut cmd = Command::new("openssl");
         cmd.arg("s_server")
@@ -395,7 +396,7 @@ fn explains_what_a_go_client_says_to_a_go_server() -> Result<(), String> {
     use std::time::Duration;
 
     let pki = TestPki::generate()?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("client.go"), GO_CLIENT).map_err(|e| e.to_string())?;
     let mut build = Command::new("go");
     build

@@ -268,7 +268,7 @@ async fn block_renegotiation_reproduces_a_firewall_in_observe() {
 
 #[test]
 fn an_unknown_fault_is_a_usage_error_naming_the_flag() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .args([

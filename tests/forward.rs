@@ -290,7 +290,7 @@ async fn requests_to_the_proxy_itself_are_refused_as_a_loop() {
 #[test]
 fn non_loopback_listen_needs_allow_remote_and_proxy_auth() {
     let run = |extra: &[&str]| {
-        let ca = tempfile::tempdir().unwrap();
+        let ca = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         Command::new(env!("CARGO_BIN_EXE_mtlscope"))
             .args(["forward", "--listen", "0.0.0.0:0", "--ca-dir"])
             .arg(ca.path())
@@ -353,7 +353,7 @@ async fn wildcard_host_identity_with_resolve_and_an_insecure_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkcs12_identity_with_a_password_from_a_file() {
     let s = setup();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let p12 = dir.path().join("good.p12");
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "s3cret\n").unwrap();

@@ -90,7 +90,7 @@ async fn grpc_like_upstream(pki: &DevPki) -> u16 {
 
 #[tokio::test]
 async fn te_trailers_and_response_trailers_cross_an_h2_relay() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let up = grpc_like_upstream(&pki).await;
     let mut m = inproc::reverse_to(&pki, up).await;

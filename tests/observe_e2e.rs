@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 fn pki() -> &'static Path {
     static PKI: OnceLock<(DevPki, tempfile::TempDir)> = OnceLock::new();
     PKI.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
         (DevPki::generate(dir.path()).expect("dev pki"), dir)
     })
     .0
@@ -150,7 +150,7 @@ fn s_server(flags: &[&str]) -> (Peer, u16) {
 /// `mtlscope observe` relaying a free port to `upstream`, recording into a temp file.
 fn observe(upstream: u16) -> (Peer, u16, PathBuf, tempfile::TempDir) {
     let port = free_port();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let record = dir.path().join("rec.jsonl");
     let peer = Peer::spawn(Command::new(env!("CARGO_BIN_EXE_mtlscope")).args([
         "observe",

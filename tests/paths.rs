@@ -117,7 +117,7 @@ fn mitmproxy_in_front_of_nginx_is_intercepted_and_removes_the_cert_request() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
     let mitm = mitmproxy();
-    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let record = rec_dir.path().join("probe.jsonl");
     let root = pki.root_ca().display().to_string();
     let device_ca = mitm_ca(&mitm).display().to_string();
@@ -225,7 +225,7 @@ fn a_squid_tunnel_shows_the_same_server_and_gives_no_path_finding() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
     let sq = squid();
-    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let record = rec_dir.path().join("probe.jsonl");
     let root = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();
@@ -302,7 +302,7 @@ fn a_squid_tunnel_shows_the_same_server_and_gives_no_path_finding() {
 fn a_device_that_empties_the_ca_list_changes_it_and_wants_its_proxy_credentials() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
-    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let root = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();
     let device = Mtlscope::start(&[
@@ -323,7 +323,7 @@ fn a_device_that_empties_the_ca_list_changes_it_and_wants_its_proxy_credentials(
         "ops:s3cret",
     ]);
     let device_ca = ca_dir.path().join("ca.pem").display().to_string();
-    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let record = rec_dir.path().join("probe.jsonl");
     let via = format!("http://ops:s3cret@{}", device.addr);
     let r = mtlscope(
@@ -395,7 +395,7 @@ fn a_device_that_empties_the_ca_list_changes_it_and_wants_its_proxy_credentials(
 fn a_device_that_cuts_renegotiation_blocks_apaches_late_request() {
     let (pki, _d) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
-    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let root = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();
     let device = Mtlscope::start(&[
@@ -409,7 +409,7 @@ fn a_device_that_cuts_renegotiation_blocks_apaches_late_request() {
         "--fault",
         "block-renegotiation",
     ]);
-    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let record = rec_dir.path().join("probe.jsonl");
     let via = format!("http://{}", device.addr);
     let r = mtlscope(
@@ -451,7 +451,7 @@ fn a_device_that_cuts_renegotiation_blocks_apaches_late_request() {
 fn a_device_that_does_not_forward_the_identity_strips_it() {
     let (pki, _d) = common::dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("nginx");
-    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let root = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();
     // Asks the client with the server's own CA names, and forwards nothing upstream.
@@ -539,7 +539,7 @@ fn the_order_of_via_does_not_change_the_reference_and_an_untrusted_device_still_
     let root = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();
     let url = nginx.localhost_url();
-    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let probe = |first: &str, second: &str, record: &str| {
         let record = rec_dir.path().join(record).display().to_string();
         let r = mtlscope(

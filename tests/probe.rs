@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 fn pki() -> (DevPki, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     (DevPki::generate(dir.path()).expect("dev pki"), dir)
 }
 
@@ -100,7 +100,7 @@ fn help_describes_the_flags() {
 fn nginx_asks_in_the_handshake_refuses_none_and_accepts_the_good_identity() {
     let (pki, _d) = pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::On)).expect("start nginx");
-    let record_dir = tempfile::tempdir().unwrap();
+    let record_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let record = record_dir.path().join("probe.jsonl");
     let ca = pki.root_ca().display().to_string();
     let good = pki.client(ClientCert::Good).arg();

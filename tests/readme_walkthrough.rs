@@ -171,7 +171,7 @@ fn the_readme_walkthrough_works_as_written() {
         commands.len() >= 10,
         "the walkthrough lost its commands: {commands:#?}"
     );
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_mtlscope"));
     let bin_dir = bin.parent().expect("binary directory");
     let mut shell = Shell {

@@ -90,7 +90,7 @@ struct RsaPki {
 }
 
 fn rsa_pki() -> RsaPki {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let d = dir.path();
     let now = time::OffsetDateTime::now_utc();
     let params = |cn: &str| {
@@ -199,7 +199,7 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
         rec.findings
     );
     // The views read the same facts: the record without its findings, diagnosed on reading.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let file = dir.path().join("flow.jsonl");
     let mut bare = serde_json::to_value(&rec).expect("a flow serializes");
     bare["findings"] = serde_json::json!([]);
@@ -395,7 +395,7 @@ fn probe_auto_engine_judges_the_identity_on_apache_late_paths() {
 async fn a_request_naming_more_than_16_kib_of_cas_is_ca_list_too_large() {
     let (pki, _d) = dev_pki();
     let nginx = Nginx::start(common::nginx_config(&pki, VerifyClient::Off)).expect("nginx");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut bundle = String::new();
     for i in 0..120 {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();

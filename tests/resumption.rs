@@ -134,7 +134,7 @@ async fn tls12_reconnect_resumes_through_mtlscope_as_directly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls13_saved_session_resumes_through_mtlscope() {
     let s = setup();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let client = s.pki.client(ClientCert::Good);
     let run = |port: u16, arg: &str, file: &std::path::Path| {
         SClient::new(format!("localhost:{port}"))

@@ -18,7 +18,7 @@ struct Lab {
 }
 
 fn lab() -> Lab {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pki = DevPki::generate(dir.path()).expect("dev pki");
     Lab { pki, _dir: dir }
 }

@@ -178,7 +178,7 @@ async fn a_refused_post_records_its_redacted_request_body() {
 async fn explain_prints_evidence_and_fix_under_the_flow() {
     let s = setup(VerifyClient::On);
     let port = common::free_port().expect("free port");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let record = dir.path().join("rec.jsonl");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .args(["reverse", "-v", "--upstream", &s.nginx.localhost_url()])

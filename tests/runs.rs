@@ -59,7 +59,7 @@ fn mtlscope(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn records_of_two_runs_are_told_apart() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let record = dir.path().join("rec.jsonl");
     one_observed_connection(&record, 0);
     one_observed_connection(&record, 1);

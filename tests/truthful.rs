@@ -154,7 +154,7 @@ fn rsa_identity(dir: &Path) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rsa_identity_refused_for_its_signature_scheme_presented_an_empty_certificate() {
     let (pki, _d) = common::dev_pki();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (rsa_ca, frank) = rsa_identity(tmp.path());
     let server = pki.server();
     for version in [TlsVersion::Tls12, TlsVersion::Tls13] {

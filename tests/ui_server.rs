@@ -24,7 +24,7 @@ impl Drop for Viewer {
 }
 
 fn viewer(extra: &[&str]) -> (Viewer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let file = dir.path().join("r.jsonl");
     std::fs::write(&file, format!("{RECORD}\n")).unwrap();
     let mut child = Command::new(BIN)
@@ -82,7 +82,7 @@ fn get(addr: &str, path: &str, extra: &str) -> (u16, String, String) {
 
 #[test]
 fn a_remote_address_needs_allow_remote_and_a_credential() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let file = dir.path().join("r.jsonl");
     std::fs::write(&file, format!("{RECORD}\n")).unwrap();
     for extra in [&[][..], &["--allow-remote"][..], &["--ui-auth", "u:p"][..]] {

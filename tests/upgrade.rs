@@ -65,7 +65,7 @@ async fn echo_upstream(pki: &DevPki) -> u16 {
 
 #[tokio::test]
 async fn a_websocket_upgrade_goes_through_and_is_recorded() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
     let up = echo_upstream(&pki).await;
     let mut m = inproc::reverse_to(&pki, up).await;

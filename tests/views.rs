@@ -24,7 +24,7 @@ struct Run {
 
 /// Run `mtlscope <args>` to completion, at most 30 s.
 fn mtlscope(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
         .args(args)
@@ -122,7 +122,7 @@ async fn recording(dir: &Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_diff_and_har_views_of_a_real_recording() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let rec = recording(dir.path()).await;
     let rec_s = rec.display().to_string();
 
@@ -276,7 +276,7 @@ async fn report_diff_and_har_views_of_a_real_recording() {
 
 #[test]
 fn bad_input_exit_codes_and_damaged_files() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let missing = dir.path().join("missing.jsonl").display().to_string();
     let r = mtlscope(&["report", &missing]);
     assert_eq!(r.code, Some(2));

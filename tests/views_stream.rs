@@ -155,7 +155,7 @@ fn streaming_views_print_what_the_whole_file_readers_printed() {
         std::fs::read_to_string(golden.join("diff_ambiguous.stderr")).unwrap()
     );
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let html = dir.path().join("r.html");
     let (code, _, stderr) = mtlscope(&golden, &["report", f, "--html", html.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -192,7 +192,7 @@ fn streaming_views_print_what_the_whole_file_readers_printed() {
 
 #[test]
 fn the_default_har_is_har_1_2_small_and_without_der() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let har = dir.path().join("out.har");
     let rec = data().join("small.jsonl");
     let (code, _, stderr) = mtlscope(
@@ -253,7 +253,7 @@ fn filters_apply_while_reading() {
     assert_eq!(count(&["--host", "*.example.test", "--status", "200"]), 69);
     assert_eq!(count(&["--since", "2999-01-01T00:00:00Z"]), 0);
     assert_eq!(count(&["--until", "2999-01-01T00:00:00Z"]), 80);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let har = dir.path().join("f.har");
     let (code, _, stderr) = mtlscope(
         &golden,
@@ -328,7 +328,7 @@ fn leg(sni: String) -> Arc<Leg> {
 
 #[tokio::test]
 async fn legs_from_resolves_across_rotated_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("rec.jsonl");
     let sink = Sink::open(&RecordSettings {
         path: Some(path.clone()),

@@ -171,7 +171,8 @@ impl Apache {
     /// `www-data` children can serve them), starts httpd on a free port (retrying if the port
     /// is taken meanwhile) and waits up to 10 s until it accepts TCP.
     pub fn start(cfg: ApacheConfig) -> Result<Apache, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("apache temp dir: {e}"))?;
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .map_err(|e| format!("apache temp dir: {e}"))?;
         let htdocs = dir.path().join("htdocs");
         fs::create_dir(&htdocs).map_err(|e| format!("create htdocs: {e}"))?;
         write(&htdocs.join("index.html"), "public\n")?;

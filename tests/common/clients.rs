@@ -184,7 +184,8 @@ impl Curl {
     /// The command line, and the temp dir curl writes body and headers to (kept alive by the
     /// caller until the output is read).
     fn command(&self) -> Result<(Command, tempfile::TempDir), String> {
-        let files = tempfile::tempdir().map_err(|e| format!("curl temp dir: {e}"))?;
+        let files = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .map_err(|e| format!("curl temp dir: {e}"))?;
         let mut cmd = Command::new("curl");
         for v in PROXY_VARS {
             cmd.env_remove(v);

@@ -73,7 +73,7 @@ fn mitmdump() -> Command {
 /// from its own CA and opens its own TLS to the server, without verifying the server (the
 /// test's server has a dev certificate) and without a client certificate of its own.
 pub fn mitmproxy() -> Middlebox {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let log = dir.path().join("mitmdump.log");
     let (process, port) =
         start_server("mitmdump", dir.path(), std::slice::from_ref(&log), |port| {
@@ -113,7 +113,7 @@ pub fn mitm_ca(mb: &Middlebox) -> PathBuf {
 /// squid as a plain CONNECT tunnel from localhost to any port, with no cache, its own pid file
 /// and logs.
 pub fn squid() -> Middlebox {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     // squid drops root privileges to its own user, which must still write the logs here.
     open_up(dir.path());
     let logs = [dir.path().join("cache.log"), dir.path().join("access.log")];

@@ -29,7 +29,7 @@ impl Mtlscope {
     /// Start `mtlscope <args> --listen 127.0.0.1:0 --record <tmp>` and wait (≤ 15 s) for its
     /// "listening on" line.
     pub fn start(args: &[&str]) -> Mtlscope {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
         let record = dir.path().join("record.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
             .args(args)

@@ -155,7 +155,8 @@ impl Nginx {
     /// Writes the config into a fresh temp dir, starts nginx on a free port (retrying if the
     /// port is taken meanwhile) and waits up to 10 s until it accepts TCP.
     pub fn start(cfg: NginxConfig) -> Result<Nginx, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("nginx temp dir: {e}"))?;
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .map_err(|e| format!("nginx temp dir: {e}"))?;
         let conf = dir.path().join("nginx.conf");
         let logs = [dir.path().join("error.log")];
         let (process, port) = process::start_server("nginx", dir.path(), &logs, |port| {

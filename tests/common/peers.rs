@@ -25,7 +25,8 @@ pub fn caddy(
     ca: &Path,
     auth: CaddyClientAuth,
 ) -> Result<RunningServer, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("caddy temp dir: {e}"))?;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("caddy temp dir: {e}"))?;
     let file = dir.path().join("Caddyfile");
     let pidfile = dir.path().join("caddy.pid");
     let client_auth = match auth {
@@ -103,7 +104,8 @@ public class Server {
 
 /// Start the Java server with `cert` (leaf and chain, PEM) and `key`, trusting only `ca`.
 pub fn java(cert: &Path, key: &Path, ca: &Path) -> Result<RunningServer, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("java temp dir: {e}"))?;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("java temp dir: {e}"))?;
     let d = dir.path();
     std::fs::write(d.join("Server.java"), JAVA_SERVER).map_err(|e| e.to_string())?;
     run(
@@ -175,7 +177,8 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 
 /// `python3 -m http.server` serving `root` on 127.0.0.1 (files may be added after it starts).
 pub fn http_files(root: &Path) -> Result<RunningServer, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("http temp dir: {e}"))?;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("http temp dir: {e}"))?;
     let root: PathBuf = root.to_path_buf();
     let (process, port) = process::start_server("http.server", dir.path(), &[], |port| {
         let mut cmd = Command::new("python3");
@@ -200,7 +203,8 @@ pub fn ocsp_responder(
     ca_cert: &Path,
     ca_key: &Path,
 ) -> Result<RunningServer, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("ocsp temp dir: {e}"))?;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("ocsp temp dir: {e}"))?;
     let (index, ca_cert, ca_key) = (
         index.to_path_buf(),
         ca_cert.to_path_buf(),

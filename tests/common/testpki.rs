@@ -42,7 +42,8 @@ pub struct TestPki {
 impl TestPki {
     /// Generates everything into a new temp dir.
     pub fn generate() -> Result<TestPki, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("pki temp dir: {e}"))?;
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .map_err(|e| format!("pki temp dir: {e}"))?;
         let now = OffsetDateTime::now_utc();
 
         let ca = make_ca("mtlscope selftest root CA", 1)?;
