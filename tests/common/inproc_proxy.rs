@@ -46,17 +46,27 @@ impl Proxy {
 
     /// [`Proxy::start`], returning the refusal instead of panicking.
     pub async fn try_start(args: &[&str]) -> Result<Proxy, String> {
-        let mut words: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        words.extend(["--listen".to_string(), "127.0.0.1:0".to_string()]);
-        let (started, ready) = oneshot::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("mtlscope-under-test".into())
-            .spawn(move || serve(words, started, stopped))
-            .map_err(|e| format!("proxy thread: {e}"))?;
-        let (local_addr, flows) = ready
+        let (ready, stop) = spawn(args)?;
+        let started = ready
             .await
-            .map_err(|_| "the proxy thread ended before it started".to_string())??;
+            .map_err(|_| "the proxy thread ended before it started".to_string())?;
+        Proxy::started(started, stop)
+    }
+
+    /// [`Proxy::start`] for a test without a runtime of its own (a plain `#[test]`).
+    pub fn start_blocking(args: &[&str]) -> Proxy {
+        let started = spawn(args).and_then(|(ready, stop)| {
+            let started = ready
+                .blocking_recv()
+                .map_err(|_| "the proxy thread ended before it started".to_string())?;
+            Proxy::started(started, stop)
+        });
+        started.unwrap_or_else(|e| panic!("mtlscope {args:?} did not start: {e}"))
+    }
+
+    /// The proxy once its thread reported.
+    fn started(started: Started, stop: oneshot::Sender<()>) -> Result<Proxy, String> {
+        let (local_addr, flows) = started?;
         Ok(Proxy {
             local_addr,
             flows,
@@ -107,6 +117,20 @@ impl Proxy {
             }
         }
     }
+}
+
+/// Start the proxy's thread for `mtlscope <args> --listen 127.0.0.1:0`: where it will report,
+/// and the handle whose drop stops it.
+fn spawn(args: &[&str]) -> Result<(oneshot::Receiver<Started>, oneshot::Sender<()>), String> {
+    let mut words: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    words.extend(["--listen".to_string(), "127.0.0.1:0".to_string()]);
+    let (started, ready) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("mtlscope-under-test".into())
+        .spawn(move || serve(words, started, stopped))
+        .map_err(|e| format!("proxy thread: {e}"))?;
+    Ok((ready, stop))
 }
 
 /// What the proxy's thread reports once it listens (or why it does not).

@@ -34,6 +34,7 @@ pub mod mtls;
 pub mod mtlscope;
 pub mod net;
 pub mod nginx;
+pub mod paths_cli;
 pub mod peers;
 pub mod process;
 pub mod testpki;
