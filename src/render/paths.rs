@@ -128,7 +128,7 @@ pub fn probe_text(r: &PathsReport) -> String {
                 a.offered.as_str(),
                 a.identity.as_deref().unwrap_or("no identity"),
                 a.path,
-                crate::cli::probe::verdict(a)
+                crate::render::probe::verdict(a)
             ));
         }
         for skipped in &run.report.skipped {
@@ -166,7 +166,7 @@ pub fn probe_json(r: &PathsReport) -> Value {
             json!({
                 "path": run.facts.label,
                 "facts": run.facts,
-                "probe": crate::cli::probe::to_json(&run.report),
+                "probe": crate::render::probe::to_json(&run.report),
             })
         })
         .collect();

@@ -8,6 +8,7 @@
 pub mod connect_proxy;
 pub mod openssl;
 mod plain;
+mod resolve;
 mod routed;
 mod rustls_engine;
 mod tickets;
@@ -15,6 +16,7 @@ mod tickets;
 pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
+pub use resolve::Resolve;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 pub use tickets::PairSessions;
 
