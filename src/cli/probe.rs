@@ -141,7 +141,7 @@ fn run_paths(args: &ProbeOnly, plan: &ProbePlan) -> Result<(), CommandError> {
             print: false,
         })
         .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
-        Ok::<_, CommandError>(crate::paths::run(plan, &vias, &sink).await)
+        Ok::<_, CommandError>(crate::probe::via::run(plan, &vias, &sink).await)
     })?;
     if args.json {
         crate::outln!("{:#}", crate::render::paths::probe_json(&report));

@@ -5,7 +5,8 @@ use super::diff::{pair_facts, side_by_side, FactPair};
 use crate::facts::path::{PathCheck, PathFacts};
 use crate::facts::Finding;
 use crate::paths::recordings::HostPaths;
-use crate::paths::{version_word, PathsReport};
+use crate::paths::version_word;
+use crate::probe::via::PathsReport;
 use serde_json::{json, Value};
 
 /// The facts of one path, in display order, as name/value pairs.
