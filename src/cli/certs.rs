@@ -146,7 +146,7 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
                 }
                 crate::outln!("{value:#}");
             } else {
-                crate::out!("{}", inspect::render_text(&report));
+                crate::out!("{}", crate::pki::inspect_text::render_text(&report));
                 if let Some(serde_json::Value::String(text)) = would_send {
                     crate::out!("\nWhat each client would send:\n{text}");
                 }

@@ -1,6 +1,7 @@
 //! Tests of `certs inspect` on the dev PKI and on garbage.
 
 use super::*;
+use crate::pki::inspect_text::render_text;
 use crate::pki::{ClientCert, DevPki};
 use time::Duration;
 
