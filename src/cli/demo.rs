@@ -131,7 +131,7 @@ async fn run_scenario(
             .ok_or_else(|| CommandError::runtime("demo server certificate missing"))
     })?;
     let (sink, mut flows) = Sink::observed();
-    let target = super::reverse::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
+    let target = crate::upstream::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
     let opts = ReverseOptions {
         session: built.session_context(Mode::Reverse, sink),
         identity: built.identity,

@@ -161,7 +161,7 @@ fn run_paths(args: &ProbeOnly, plan: &ProbePlan) -> Result<(), CommandError> {
 /// The flags, checked and loaded.
 pub(crate) fn plan(args: &ProbeArgs, origins: &Origins) -> Result<ProbePlan, CommandError> {
     let up = &args.upstream;
-    let mut target = super::reverse::parse_upstream(&args.url)
+    let mut target = crate::upstream::parse_upstream(&args.url)
         .map_err(|e| CommandError::usage(format!("URL {e}")))?;
     up.resolve(origins)?.apply(&mut target);
     let url_path = args

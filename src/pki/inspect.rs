@@ -432,7 +432,3 @@ fn name_list(names: &[String]) -> String {
     }
     s
 }
-
-#[cfg(test)]
-#[path = "inspect_tests.rs"]
-mod tests;

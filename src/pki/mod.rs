@@ -6,6 +6,8 @@ mod files;
 pub mod inspect;
 pub mod inspect_checks;
 pub mod inspect_error;
+#[cfg(test)]
+mod inspect_tests;
 pub mod inspect_text;
 pub mod load;
 pub mod local_ca;

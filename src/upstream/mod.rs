@@ -12,6 +12,7 @@ mod resolve;
 mod routed;
 mod rustls_engine;
 mod tickets;
+mod url;
 
 pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use connect_proxy::ConnectProxy;
@@ -19,6 +20,7 @@ pub use plain::PlainEngine;
 pub use resolve::Resolve;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 pub use tickets::PairSessions;
+pub use url::{parse_upstream, parse_upstream_url};
 
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
