@@ -49,8 +49,6 @@ const PENDING_CYCLES: &[&[&str]] = &[
     &["render::explain", "render::report"],
     // The ladder's HTML and the page (issue 23 part 2 splits render/ladder.rs).
     &["render::html", "render::ladder"],
-    // The web view's file routes use the server's response helpers, which route to them.
-    &["ui::files", "ui::server"],
 ];
 
 /// Files still longer than [`MAX_LINES`], relative to the crate. Every entry must go; remove it
