@@ -1,4 +1,4 @@
-//! `reverse` and `forward` started inside a running program, from the words a user would type:
+//! `reverse`, `forward` and `observe` started inside a running program, from the words a user would type:
 //! the same flag parsing and loading as the command line, on the caller's tokio runtime, with
 //! every diagnosed flow handed to a channel (`Sink::observed`) instead of a recording or the
 //! terminal. The integration tests' way to run the proxy in-process on port 0.
@@ -28,7 +28,7 @@ impl Drop for Embedded {
 }
 
 /// Start `words` (e.g. `["reverse", "--upstream", URL, …]`, without the program name) in
-/// this runtime. Only `reverse` and `forward` listen this way; `--record`, `--ui` and the
+/// this runtime. Only `reverse`, `forward` and `observe` listen this way; `--record`, `--ui` and the
 /// terminal lines are not used (the flows come through [`Embedded::flows`]).
 pub async fn start(words: &[&str]) -> Result<Embedded, CommandError> {
     let cli = Cli::try_parse_from(std::iter::once("mtlscope").chain(words.iter().copied()))
@@ -55,8 +55,25 @@ pub async fn start(words: &[&str]) -> Result<Embedded, CommandError> {
                 stop: Box::new(move || proxy.stop()),
             })
         }
+        Command::Observe(mut args) => {
+            let prepared = super::observe::prepare(&mut args)?;
+            let listener = prepared.bind().await?;
+            let local_addr = listener.local_addr().map_err(CommandError::runtime)?;
+            let task = tokio::spawn(crate::proxy::tunnel::serve(
+                listener,
+                prepared.upstream,
+                sink,
+                prepared.settings,
+                prepared.max_connections,
+            ));
+            Ok(Embedded {
+                local_addr,
+                flows,
+                stop: Box::new(move || task.abort()),
+            })
+        }
         _ => Err(CommandError::usage(
-            "only reverse and forward start in-process",
+            "only reverse, forward and observe start in-process",
         )),
     }
 }
