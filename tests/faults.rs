@@ -5,10 +5,9 @@
 mod common;
 
 use common::flows::{client, first_id, has, ids, sent_alerts, status, upstream};
-use common::{finding_ids, Curl, Mtlscope, Proxy, SClient, TlsVersion, VerifyClient};
+use common::{Curl, Proxy, SClient, TlsVersion, VerifyClient};
 use mtlscope::facts::{FailureKind, FindingId, Flow, RecordKind, Severity};
 use mtlscope::pki::{ClientCert, DevPki};
-use serde_json::Value;
 
 type Setup = common::NginxLab;
 
@@ -36,18 +35,6 @@ fn assert_injected_first(flow: &Flow) {
         "{:?}",
         ids(flow)
     );
-}
-
-/// The same check on a recording's record (`observe` runs as a child process).
-fn recorded_faults(rec: &Value) -> Vec<String> {
-    rec["faults"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,13 +228,14 @@ async fn block_renegotiation_reproduces_a_firewall_in_observe() {
     let (pki, _dir) = common::dev_pki();
     let apache = common::apache_secure_location(&pki, TlsVersion::Tls12);
     let upstream = format!("127.0.0.1:{}", apache.port());
-    let p = Mtlscope::start(&[
+    let mut p = Proxy::start(&[
         "observe",
         "--upstream",
         &upstream,
         "--fault",
         "block-renegotiation",
-    ]);
+    ])
+    .await;
     let good = pki.client(ClientCert::Good);
     let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
         .cacert(pki.root_ca())
@@ -257,13 +245,16 @@ async fn block_renegotiation_reproduces_a_firewall_in_observe() {
         .run_async()
         .await;
     assert_ne!(r.status, 200, "the renegotiation was blocked: {r:?}");
-    let rec = p.records(1).remove(0);
-    assert_eq!(recorded_faults(&rec), vec!["block-renegotiation"]);
+    let rec = p.flow().await;
+    assert_eq!(fault_names(&rec), vec!["block-renegotiation"]);
+    assert_injected_first(&rec);
     assert_eq!(
-        finding_ids(&rec).first().map(String::as_str),
-        Some("injected-fault")
+        common::flows::wire(&rec)
+            .renegotiations
+            .first()
+            .map(|r| r.initiated_by),
+        Some(mtlscope::facts::Initiator::Server)
     );
-    assert_eq!(rec["wire"]["renegotiations"][0]["initiated_by"], "server");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::flows::{has, sent_alerts, status, upstream};
-use common::{Apache, Curl, Mtlscope, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
+use common::{Apache, Curl, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
 use mtlscope::facts::{FindingId, Initiator, Phase, RenegotiationOutcome};
 use mtlscope::pki::{ClientCert, DevPki};
 
@@ -132,7 +132,7 @@ async fn curl_renegotiation_completes_through_observe_and_is_timed() {
     let (pki, _d) = pki();
     let apache = apache(&pki, TlsVersion::Tls12);
     let upstream = format!("127.0.0.1:{}", apache.port());
-    let p = Mtlscope::start(&["observe", "--upstream", &upstream]);
+    let mut p = Proxy::start(&["observe", "--upstream", &upstream]).await;
     let good = pki.client(ClientCert::Good);
     let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
         .cacert(pki.root_ca())
@@ -143,15 +143,18 @@ async fn curl_renegotiation_completes_through_observe_and_is_timed() {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("secure"), "{}", r.body);
-    let rec = p.records(1).remove(0);
-    assert_eq!(rec["mode"], "observe");
-    let wire = &rec["wire"];
-    assert_eq!(wire["tls_version"], "TLSv1.2");
-    let reneg = &wire["renegotiations"][0];
-    assert_eq!(reneg["initiated_by"], "server", "{wire:#}");
-    assert!(reneg["at_ms"].as_f64().unwrap() > 0.0);
-    assert!(reneg["after_app_data_ms"].as_f64().is_some(), "{reneg:#}");
-    assert_eq!(wire["cert_request"]["phase"], "renegotiation");
+    let rec = p.flow().await;
+    assert_eq!(rec.mode, mtlscope::facts::Mode::Observe);
+    let wire = common::flows::wire(&rec);
+    assert_eq!(wire.tls_version, Some(mtlscope::facts::TlsVersion::Tls12));
+    let reneg = wire.renegotiations.first().expect("a renegotiation");
+    assert_eq!(reneg.initiated_by, Initiator::Server, "{wire:#?}");
+    assert!(reneg.at_ms > 0.0);
+    assert!(reneg.after_app_data_ms.is_some(), "{reneg:#?}");
+    assert_eq!(
+        wire.cert_request.as_ref().map(|c| c.phase),
+        Some(Phase::Renegotiation)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +166,7 @@ async fn observe_reads_nginx_ca_names_and_the_client_chain_off_the_wire() {
     })
     .expect("start nginx");
     let upstream = format!("127.0.0.1:{}", nginx.port());
-    let p = Mtlscope::start(&["observe", "--upstream", &upstream]);
+    let mut p = Proxy::start(&["observe", "--upstream", &upstream]).await;
     let good = pki.client(ClientCert::Good);
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(pki.root_ca())
@@ -172,25 +175,21 @@ async fn observe_reads_nginx_ca_names_and_the_client_chain_off_the_wire() {
         .run_async()
         .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let rec = p.records(1).remove(0);
-    let wire = &rec["wire"];
+    let rec = p.flow().await;
+    let wire = common::flows::wire(&rec);
     let root =
         mtlscope::cert::summarize(&mtlscope::pki::load::load_certs(pki.root_ca()).unwrap()[0])
             .unwrap();
-    assert_eq!(wire["cert_request"]["phase"], "handshake");
-    assert_eq!(
-        wire["cert_request"]["ca_names"],
-        serde_json::json!([root.subject])
-    );
+    let request = wire.cert_request.as_ref().expect("a certificate request");
+    assert_eq!(request.phase, Phase::Handshake);
+    assert_eq!(request.ca_names, Some(vec![root.subject]));
+    let client_chain = wire.client_chain.as_deref().unwrap_or_default();
     assert!(
-        wire["client_chain"][0]["subject"]
-            .as_str()
-            .unwrap()
-            .contains("client-good"),
-        "{wire:#}"
+        client_chain
+            .first()
+            .is_some_and(|c| c.subject.contains("client-good")),
+        "{wire:#?}"
     );
-    assert!(wire["server_chain"][0]["subject"]
-        .as_str()
-        .unwrap()
-        .contains("localhost"));
+    let server_chain = wire.server_chain.as_deref().unwrap_or_default();
+    assert!(server_chain[0].subject.contains("localhost"));
 }

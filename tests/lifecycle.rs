@@ -337,17 +337,20 @@ async fn an_upstream_that_never_answers_gets_a_504_after_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_closes_an_idle_tunnel_and_says_why() {
-    use std::io::Read;
+    use tokio::io::AsyncReadExt;
     let s = setup("");
     let upstream = format!("127.0.0.1:{}", s.nginx.port());
-    let p = Mtlscope::start(&["observe", "--upstream", &upstream, "--idle-timeout", "1"]);
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", p.port())).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut p = Proxy::start(&["observe", "--upstream", &upstream, "--idle-timeout", "1"]).await;
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", p.port()))
+        .await
+        .expect("connect");
     let mut buf = [0u8; 16];
-    let n = tcp.read(&mut buf).unwrap_or(0);
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("closed within 10 s")
+        .unwrap_or(0);
     assert_eq!(n, 0, "the idle tunnel is closed");
-    let rec = &p.records(1)[0];
-    let error = rec["error"].as_str().unwrap_or_default();
-    assert!(error.contains("--idle-timeout"), "{rec:#}");
+    let rec = p.flow().await;
+    let error = rec.error.as_deref().unwrap_or_default();
+    assert!(error.contains("--idle-timeout"), "{rec:#?}");
 }

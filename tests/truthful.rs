@@ -8,10 +8,9 @@ mod common;
 
 use common::flows::{client, events, first_id, has, has_event, ids, upstream};
 use common::process::run_bounded;
-use common::{finding_ids, Curl, Mtlscope, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
+use common::{Curl, Nginx, NginxConfig, Proxy, TlsVersion, VerifyClient};
 use mtlscope::facts::{FailureKind, FindingId, Flow, RecordKind, Severity};
 use mtlscope::pki::ClientCert;
-use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -19,12 +18,6 @@ use std::time::Duration;
 /// The terminal line mtlscope prints for a flow (the same function its log uses).
 fn terminal_line(flow: &Flow) -> String {
     mtlscope::render::explain::terminal_line(flow)
-}
-
-/// The terminal line for a recorded flow (`observe` still runs as a child process).
-fn recorded_line(record: &Value) -> String {
-    let flow: Flow = serde_json::from_value(record.clone()).expect("a record is a Flow");
-    terminal_line(&flow)
 }
 
 fn no_error_finding(flow: &Flow) {
@@ -265,8 +258,8 @@ async fn a_handshake_aborted_at_an_untrusted_server_certificate_presented_nothin
     }
 }
 
-#[test]
-fn observe_never_marks_an_encrypted_refusal_accepted() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_never_marks_an_encrypted_refusal_accepted() {
     let (pki, _d) = common::dev_pki();
     let expired = pki.client(ClientCert::Expired);
     for version in [TlsVersion::Tls12, TlsVersion::Tls13] {
@@ -275,32 +268,33 @@ fn observe_never_marks_an_encrypted_refusal_accepted() {
             ..common::nginx_config(&pki, VerifyClient::On)
         })
         .expect("nginx");
-        let p = Mtlscope::start(&["observe", "--upstream", &nginx.addr()]);
+        let mut p = Proxy::start(&["observe", "--upstream", &nginx.addr()]).await;
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(pki.root_ca())
             .identity(&expired.cert, &expired.key)
             .tls_only(version)
-            .run();
+            .run_async()
+            .await;
         // nginx refuses the expired certificate with an HTTP 400 inside the encrypted session.
         assert_eq!(r.status, 400, "{r:?}");
-        let rec = &p.records(1)[0];
-        let line = recorded_line(rec);
+        let rec = &p.flow().await;
+        let line = terminal_line(rec);
         assert!(!line.contains('✓'), "{line}");
         assert!(!line.contains("accepted it here"), "{line}");
         assert!(line.contains(" ? ") || line.contains('✗'), "{line}");
-        let all = rec["findings"].to_string();
+        let all = serde_json::to_string(&rec.findings).expect("findings serialize");
         assert!(!all.contains("accepted it here"), "{all}");
         if version == TlsVersion::Tls12 {
             // The expired certificate is on the wire; whether it was accepted is not.
-            assert!(
-                finding_ids(rec).contains(&"cert-expired".to_string()),
-                "{rec:#}"
-            );
+            assert!(has(rec, FindingId::CertExpired), "{rec:#?}");
             assert!(all.contains("cannot be told"), "{all}");
         } else {
-            let events = rec["wire"]["events"].to_string();
-            assert!(!events.contains("handshake_done"), "{events}");
-            assert!(events.contains("client_encrypted_flight"), "{events}");
+            let events = common::flows::event_names(&common::flows::wire(rec).events);
+            assert!(!events.iter().any(|e| e == "handshake_done"), "{events:?}");
+            assert!(
+                events.iter().any(|e| e == "client_encrypted_flight"),
+                "{events:?}"
+            );
             assert!(line.contains("cannot tell"), "{line}");
         }
     }

@@ -57,7 +57,12 @@ pub fn http_version(flow: &Flow) -> String {
 
 /// The leg's event names, as the recording spells them (`tcp_accept`, `client_hello`, …).
 pub fn events(leg: &Leg) -> Vec<String> {
-    leg.events.iter().map(|e| word(e, "name")).collect()
+    event_names(&leg.events)
+}
+
+/// Event names, as the recording spells them (a leg's, or the wire's of `observe`).
+pub fn event_names(events: &[mtlscope::facts::Event]) -> Vec<String> {
+    events.iter().map(|e| word(e, "name")).collect()
 }
 
 /// Whether the leg has an event named `name`.
