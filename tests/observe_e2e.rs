@@ -1,11 +1,16 @@
 //! End-to-end tests of `mtlscope observe` with real peers: `openssl s_server` behind it and
-//! `openssl s_client` in front, on loopback, with bounded waits everywhere. The records are read
-//! back from the `--record` file.
+//! `openssl s_client` in front, on loopback, with bounded waits everywhere. The wire facts are
+//! read from observe in-process (typed flows); what a user sees (the terminal line, `report`
+//! of the `--record` file) from the binary.
 //!
 //! Certificates come from the project's dev PKI.
 
 mod common;
 
+use common::flows::wire;
+use common::Proxy;
+use mtlscope::facts::{FailureKind, Flow, Initiator, Mode, Phase, RecordKind, Stage};
+use mtlscope::facts::{RenegotiationOutcome, TlsVersion};
 use mtlscope::pki::DevPki;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -165,6 +170,19 @@ fn observe(upstream: u16) -> (Peer, u16, PathBuf, tempfile::TempDir) {
     (peer, port, record, dir)
 }
 
+/// `mtlscope observe` in this process in front of `upstream`, its flows awaited typed.
+fn observe_inproc(upstream: u16) -> Proxy {
+    Proxy::start_blocking(&["observe", "--upstream", &format!("127.0.0.1:{upstream}")])
+}
+
+/// The next flow that read a ClientHello off the wire (a connection that never sent one, like
+/// a port check, makes a flow without it).
+fn tls_flow(p: &mut Proxy) -> Flow {
+    p.find_blocking("with a ClientHello", |f| {
+        f.wire.as_ref().is_some_and(|w| w.client_random.is_some())
+    })
+}
+
 /// `openssl s_client` to the observe port.
 fn s_client(port: u16, flags: &[&str]) -> Peer {
     Peer::spawn(
@@ -208,7 +226,8 @@ fn records(path: &Path, n: usize) -> Vec<Value> {
 #[test]
 fn tls12_certificate_request_and_client_chain_from_the_wire() {
     let (mut server, sport) = s_server(&["-tls1_2", "-Verify", "3", "-CAfile", "root.pem"]);
-    let (_obs, oport, record, _dir) = observe(sport);
+    let mut obs = observe_inproc(sport);
+    let oport = obs.port();
     let mut client = s_client(
         oport,
         &[
@@ -231,37 +250,32 @@ fn tls12_certificate_request_and_client_chain_from_the_wire() {
     client.wait_exit();
     server.send("Q\n");
 
-    let rec = &records(&record, 1)[0];
-    assert_eq!(rec["mode"], "observe");
-    assert_eq!(rec["kind"], "connection");
-    assert!(rec["client_leg"].is_null() && rec["upstream_leg"].is_null());
-    let w = &rec["wire"];
-    assert_eq!(w["tls_version"], "TLSv1.2");
-    assert_eq!(w["sni"], "localhost");
-    assert_eq!(w["cert_request"]["phase"], "handshake");
-    assert_eq!(
-        w["cert_request"]["ca_names"],
-        serde_json::json!([subject_of("root.pem")])
-    );
-    assert_eq!(
-        w["client_chain"][0]["subject"],
-        subject_of("client-good.pem")
-    );
-    assert_eq!(
-        w["client_chain"][1]["subject"],
-        subject_of("intermediate.pem")
-    );
-    assert_eq!(w["server_chain"][0]["subject"], subject_of("server.pem"));
-    assert!(w["bytes_client_to_server"].as_u64().unwrap_or(0) > 0);
-    assert!(w["bytes_server_to_client"].as_u64().unwrap_or(0) > 0);
-    assert_eq!(w["client_random"].as_str().map(str::len), Some(64));
+    let rec = tls_flow(&mut obs);
+    assert_eq!(rec.mode, Mode::Observe);
+    assert_eq!(rec.kind, RecordKind::Connection);
+    assert!(rec.client_leg.is_none() && rec.upstream_leg.is_none());
+    let w = wire(&rec);
+    assert_eq!(w.tls_version, Some(TlsVersion::Tls12));
+    assert_eq!(w.sni.as_deref(), Some("localhost"));
+    let request = w.cert_request.as_ref().expect("a certificate request");
+    assert_eq!(request.phase, Phase::Handshake);
+    assert_eq!(request.ca_names, Some(vec![subject_of("root.pem")]));
+    let client_chain = w.client_chain.as_deref().expect("the client's chain");
+    assert_eq!(client_chain[0].subject, subject_of("client-good.pem"));
+    assert_eq!(client_chain[1].subject, subject_of("intermediate.pem"));
+    let server_chain = w.server_chain.as_deref().expect("the server's chain");
+    assert_eq!(server_chain[0].subject, subject_of("server.pem"));
+    assert!(w.bytes_client_to_server > 0);
+    assert!(w.bytes_server_to_client > 0);
+    assert_eq!(w.client_random.as_deref().map(str::len), Some(64));
 }
 
 #[test]
 fn tls12_server_renegotiation_completes_through_observe_and_is_recorded() {
     let (mut server, sport) =
         s_server(&["-tls1_2", "-CAfile", "root.pem", "-no_cache", "-no_ticket"]);
-    let (_obs, oport, record, _dir) = observe(sport);
+    let mut obs = observe_inproc(sport);
+    let oport = obs.port();
     let mut client = s_client(
         oport,
         &[
@@ -298,32 +312,29 @@ fn tls12_server_renegotiation_completes_through_observe_and_is_recorded() {
     client.send("Q\n");
     client.wait_exit();
 
-    let w = &records(&record, 1)[0]["wire"];
-    let renegs = w["renegotiations"].as_array().expect("renegotiations");
-    assert_eq!(renegs.len(), 1, "{w:#}");
-    assert_eq!(renegs[0]["initiated_by"], "server");
-    assert_eq!(renegs[0]["outcome"], "completed");
-    assert!(renegs[0]["at_ms"].as_f64().is_some());
+    let rec = tls_flow(&mut obs);
+    let w = wire(&rec);
+    let renegs = &w.renegotiations;
+    assert_eq!(renegs.len(), 1, "{w:#?}");
+    assert_eq!(renegs[0].initiated_by, Initiator::Server);
+    assert_eq!(renegs[0].outcome, Some(RenegotiationOutcome::Completed));
     assert!(
-        renegs[0]["after_app_data_ms"].as_f64().is_some(),
+        renegs[0].after_app_data_ms.is_some(),
         "client data came before it"
     );
-    assert_eq!(w["cert_request"]["phase"], "renegotiation");
-    assert!(
-        w["cert_request"]["ca_names"].is_null(),
-        "encrypted in the renegotiation"
-    );
-    assert!(w["events"]
-        .as_array()
-        .expect("events")
+    let request = w.cert_request.as_ref().expect("a certificate request");
+    assert_eq!(request.phase, Phase::Renegotiation);
+    assert!(request.ca_names.is_none(), "encrypted in the renegotiation");
+    assert!(common::flows::event_names(&w.events)
         .iter()
-        .any(|e| e["name"] == "renegotiation_request"));
+        .any(|e| e == "renegotiation_request"));
 }
 
 #[test]
 fn tls13_client_hello_post_handshake_auth_offer() {
     let (_server, sport) = s_server(&["-tls1_3"]);
-    let (_obs, oport, record, _dir) = observe(sport);
+    let mut obs = observe_inproc(sport);
+    let oport = obs.port();
     for (i, flags) in [&["-tls1_3", "-enable_pha"][..], &["-tls1_3"][..]]
         .into_iter()
         .enumerate()
@@ -335,41 +346,30 @@ fn tls13_client_hello_post_handshake_auth_offer() {
         );
         client.send("Q\n");
         client.wait_exit();
-        let recs = records(&record, i + 1);
-        let w = &recs[i]["wire"];
-        assert_eq!(w["tls_version"], "TLSv1.3");
-        assert_eq!(w["client_offered_pha"], i == 0, "{flags:?}");
+        let rec = obs.flows_blocking(i + 1).remove(i);
+        let w = wire(&rec);
+        assert_eq!(w.tls_version, Some(TlsVersion::Tls13));
+        assert_eq!(w.client_offered_pha, i == 0, "{flags:?}");
     }
 }
 
 #[test]
 fn upstream_refused_is_a_recorded_connection() {
     let closed = free_port();
-    let (_obs, oport, record, _dir) = observe(closed);
-    let mut client = s_client(oport, &[]);
+    let mut obs = observe_inproc(closed);
+    let mut client = s_client(obs.port(), &[]);
     client.wait_exit();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let rec = loop {
-        let text = std::fs::read_to_string(&record).unwrap_or_default();
-        if let Some(r) = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .next()
-        {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no record");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(rec["mode"], "observe");
+    let rec = obs.flows_blocking(1).remove(0);
+    assert_eq!(rec.mode, Mode::Observe);
     assert!(
-        rec["error"]
-            .as_str()
+        rec.error
+            .as_deref()
             .is_some_and(|e| e.contains("cannot connect")),
-        "{rec:#}"
+        "{rec:#?}"
     );
-    assert_eq!(rec["wire"]["failure"]["kind"], "connection_refused");
-    assert_eq!(rec["wire"]["failure"]["stage"], "connect");
+    let failure = wire(&rec).failure.as_ref().expect("a failure");
+    assert_eq!(failure.kind, FailureKind::ConnectionRefused);
+    assert_eq!(failure.stage, Stage::Connect);
 }
 
 #[test]

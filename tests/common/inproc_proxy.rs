@@ -104,6 +104,16 @@ impl Proxy {
         self.seen.clone()
     }
 
+    /// [`Proxy::flows`] for a plain `#[test]`.
+    pub fn flows_blocking(&mut self, n: usize) -> Vec<Flow> {
+        waiter().block_on(self.flows(n))
+    }
+
+    /// [`Proxy::find`] for a plain `#[test]`.
+    pub fn find_blocking(&mut self, what: &str, pick: impl Fn(&Flow) -> bool) -> Flow {
+        waiter().block_on(self.find(what, pick))
+    }
+
     /// The first flow so far (waiting for it) that `pick` accepts, waiting for more flows
     /// until one does. Connection tasks emit concurrently, so tests find flows by content.
     pub async fn find(&mut self, what: &str, pick: impl Fn(&Flow) -> bool) -> Flow {
@@ -117,6 +127,14 @@ impl Proxy {
             }
         }
     }
+}
+
+/// A runtime for a plain `#[test]` to await flows on (the proxy has its own).
+fn waiter() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime to wait on")
 }
 
 /// Start the proxy's thread for `mtlscope <args> --listen 127.0.0.1:0`: where it will report,
