@@ -14,6 +14,19 @@
 //! assert_eq!(r.status, 200);
 //! ```
 //!
+//! mtlscope itself runs in-process ([`Proxy`]: `reverse`, `forward` or `observe` from the
+//! words a user types, on port 0), and tests assert on its typed flows through [`flows`]:
+//!
+//! ```ignore
+//! let mut p = Proxy::start(&["reverse", "--upstream", &url, "--server-cert", &cert]).await;
+//! let r = Curl::new(format!("https://localhost:{}/", p.port())).cacert(&ca).run_async().await;
+//! let f = p.flow().await;
+//! assert_eq!(flows::first_id(&f), Some(FindingId::NoClientCert));
+//! ```
+//!
+//! Tests of the process itself (exit codes, files, signals, the terminal, the web view) start
+//! the binary with [`Mtlscope`].
+//!
 //! In `#[tokio::test]`s use `run_async()` so the runtime keeps serving while the client runs.
 //! The servers' startup probe (one TCP connect, closed at once) shows in their logs as an
 //! aborted handshake.
