@@ -3,9 +3,9 @@
 //! `upstream-unreachable`, `injected-fault`, `proxy-limit-reached`; the offloader's header rules
 //! are in `offload`.
 
+use super::finding::{finding, inferred};
 use super::view::{cert_text, chain_text, HopKind, View};
-use super::{finding, inferred};
-use crate::facts::{FailureKind, Stage};
+use crate::facts::{EventKind, FailureKind, Stage};
 use crate::facts::{Finding, FindingId, OwnLimit, Severity};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -233,7 +233,7 @@ fn upstream_unreachable(v: &View<'_>) -> Option<Finding> {
     let up = v.hop(HopKind::Upstream)?;
     let f = up.failure?;
     let before_tls = up.version.is_none()
-        && !up.events.iter().any(|e| e.name == "server_hello")
+        && !up.events.iter().any(|e| e.kind == EventKind::ServerHello)
         && up.alerts.iter().all(|a| !up.sent_by_server(a));
     let tcp = f.stage == Stage::Connect
         || (before_tls

@@ -3,7 +3,7 @@
 //! `identity-not-forwarded` (a backend behind the offloader refused, and the identity header
 //! it reads was not among those forwarded).
 
-use super::finding;
+use super::finding::finding;
 use super::view::{cert_text, View};
 use crate::facts::{Finding, FindingId, ForwardedIdentity, Severity, Transport};
 

@@ -3,7 +3,7 @@
 //! paths' [`PathFacts`]; names of products are never the reason (the inspection-CA name list of
 //! `middlebox` only adds a line of evidence).
 
-use super::finding;
+use super::finding::finding;
 use super::view::{cert_text, chain_text};
 use crate::facts::path::{PathCheck, PathFacts};
 use crate::facts::{Finding, FindingId, Severity};
@@ -21,7 +21,7 @@ pub fn compare(direct: &PathFacts, path: &PathFacts) -> Vec<Finding> {
     .into_iter()
     .flatten()
     .collect();
-    super::finish(found)
+    super::catalogue::finish(found)
 }
 
 /// The checks of both paths with the same version offered, request path and identity.

@@ -5,23 +5,33 @@
 //! format of the interface contract (`schema: 1`), so renaming or removing a field here is a
 //! breaking change; adding one is free.
 
+#[macro_use]
+mod named;
+mod alert;
 mod capture;
 mod cert;
+mod event;
+mod http;
 mod leg;
 mod offload;
 pub mod path;
 mod revocation;
 mod wire;
 
+pub use alert::{Alert, AlertDescription, AlertLevel, AlertSource, ENCRYPTED_ALERT_CODE};
 pub use capture::{
     CaptureFacts, Decryption, FrameMark, GapEffect, GapKind, StreamDirection, StreamGap,
 };
-pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
+pub use cert::{
+    joined, CertProblem, CertSummary, ChainVerdict, ExtKeyUsage, IssuerLookup, KeyUsage,
+    KnownIssuer,
+};
+pub use event::{Event, EventKind, Peer};
+pub use http::HttpVersion;
 pub use leg::{
-    Alert, AlertLevel, AlertSource, CertRequest, ChainFrom, ClientHelloFacts, Direction, Event,
-    FailureKind, IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase,
-    Renegotiation, RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion,
-    Transport,
+    CertRequest, ChainFrom, ClientHelloFacts, Direction, FailureKind, IdentityCandidate,
+    IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation, RenegotiationOutcome,
+    ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};
@@ -160,8 +170,8 @@ pub struct Request {
     pub method: String,
     /// Request target as the client sent it (origin-form or absolute-form).
     pub uri: String,
-    /// HTTP version on the client leg, e.g. `HTTP/1.1`, `HTTP/2.0`.
-    pub version: String,
+    /// HTTP version on the client leg (recorded as `HTTP/1.1`, `HTTP/2.0`, …).
+    pub version: HttpVersion,
     /// Selected headers; credential values redacted unless `--no-redact`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<Header>,

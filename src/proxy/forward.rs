@@ -10,6 +10,7 @@ use super::relay::{request_facts, respond_produced, respond_relayed, wants_json}
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::EventKind;
 use crate::facts::{Event, Flow, Mode, RecordKind};
 use crate::facts::{FailureKind, Stage};
 use crate::io::Rewind;
@@ -320,7 +321,7 @@ async fn tunnel<S>(
     if is_tls && opts.scope.intercepts(&target.host, target.port) {
         let client = LegRecorder::new(clock);
         client.with(|leg| leg.peer = Some(peer.to_string()));
-        client.event("connect", Some(target.authority()));
+        client.event(EventKind::Connect, Some(target.authority()));
         let mut ctx = opts.session.clone();
         ctx.client.server_cert = (opts.leaves)(&target.host);
         let (identity, why) = opts.identities.policy_for(&target.host, target.port);
@@ -363,11 +364,7 @@ async fn passthrough<S>(
     } else {
         "not TLS: tunnelled untouched"
     };
-    let tunnel = Event {
-        at_ms: clock.ms(),
-        name: "tunnel".into(),
-        detail: Some(why.into()),
-    };
+    let tunnel = Event::new(clock.ms(), EventKind::Tunnel, Some(why.into()));
     let settings = crate::observe::TunnelSettings {
         block_renegotiation: opts
             .session

@@ -14,6 +14,7 @@ use super::relay::{respond_produced, respond_relayed, Pair};
 use super::request_excerpt::{Excerpt, TeeBody};
 use super::upstream_legs::{LegInUse, NoResponse, UpstreamBody};
 use crate::diagnose::unanswered_late_request;
+use crate::facts::EventKind;
 use crate::facts::{Replay, Request, Response, ResponseSource};
 use crate::upstream::{Engine, OpensslEngine};
 use bytes::Bytes;
@@ -169,7 +170,7 @@ pub async fn after_first_attempt(
         .switch_engine(Engine::Openssl(auto.engine.clone()))
         .await;
     new_leg.rec.event(
-        "replay",
+        EventKind::Replay,
         Some("the request is replayed over a new OpenSSL leg".into()),
     );
     let mut req = http::Request::new(UpstreamBody::Buffered(

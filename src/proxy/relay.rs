@@ -483,7 +483,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
     Request {
         method: req.method().to_string(),
         uri,
-        version: format!("{:?}", req.version()),
+        version: req.version().into(),
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),
         forwarded_at_ms: None,

@@ -13,6 +13,7 @@ use super::session::SessionContext;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::EventKind;
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, UpstreamRetry};
 use crate::faults::{effect, DelayStep, Fault};
@@ -447,7 +448,10 @@ impl UpstreamLegs {
 
     async fn next_leg(&self, after: u32) -> LegInUse {
         let rec = LegRecorder::new(self.opener.clock);
-        rec.event("new_upstream_leg", Some(format!("after leg {after}")));
+        rec.event(
+            EventKind::NewUpstreamLeg,
+            Some(format!("after leg {after}")),
+        );
         let engine = self.engine.lock().ok().and_then(|e| e.clone());
         let sender = self
             .opener

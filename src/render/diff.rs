@@ -135,7 +135,12 @@ fn leg_facts(name: &str, leg: Option<&Leg>, put: &mut impl FnMut(&str, String)) 
     field("chain.sha256", sha256s(&l.chain));
     field(
         "chain.eku",
-        list(l.chain.first().into_iter().flat_map(|c| c.eku.clone())),
+        list(
+            l.chain
+                .first()
+                .into_iter()
+                .flat_map(|c| c.eku.iter().map(ToString::to_string)),
+        ),
     );
     field(
         "chain_verdict",
@@ -231,7 +236,7 @@ fn alerts(alerts: &[Alert]) -> String {
             Direction::Sent => "sent",
             Direction::Received => "received",
         };
-        format!("{dir} {} {}", enum_word(&a.level), a.description)
+        format!("{dir} {} {}", enum_word(&a.level), a.name())
     }))
 }
 

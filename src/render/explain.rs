@@ -5,7 +5,8 @@
 //! every flow before it prints or records it), so every view shows the same conclusions.
 
 use crate::facts::{
-    CertRequest, CertSummary, Finding, FindingId, Flow, Leg, Phase, RecordKind, Severity,
+    AlertDescription, CertRequest, CertSummary, Finding, FindingId, Flow, Leg, Phase, RecordKind,
+    Severity,
 };
 use serde_json::json;
 
@@ -338,13 +339,13 @@ fn tls_facts(flow: &Flow) -> Vec<String> {
             w.client_chain.as_deref(),
             &w.alerts
                 .iter()
-                .filter(|a| a.code != 0)
+                .filter(|a| a.description != AlertDescription::CloseNotify)
                 .map(|a| {
                     let who = match a.direction {
                         crate::facts::Direction::Sent => "client",
                         crate::facts::Direction::Received => "server",
                     };
-                    format!("{} from {who}", a.description)
+                    format!("{} from {who}", a.name())
                 })
                 .collect::<Vec<_>>(),
         ));
@@ -356,7 +357,7 @@ fn leg_facts(name: &str, asker: &str, presenter: &str, leg: &Leg) -> String {
     let alerts: Vec<String> = leg
         .alerts
         .iter()
-        .filter(|a| a.code != 0)
+        .filter(|a| a.description != AlertDescription::CloseNotify)
         .map(|a| {
             // `sent` is always mtlscope; `received` is its peer on this leg.
             let who = match a.direction {
@@ -364,7 +365,7 @@ fn leg_facts(name: &str, asker: &str, presenter: &str, leg: &Leg) -> String {
                 crate::facts::Direction::Received if asker == "mtlscope" => presenter,
                 crate::facts::Direction::Received => asker,
             };
-            format!("{} from {who}", a.description)
+            format!("{} from {who}", a.name())
         })
         .collect();
     facts_line(

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::diagnose::test_support::*;
+use crate::render::ladder_svg::svg;
 
 #[test]
 fn both_legs_share_one_axis_with_names_and_chains() {
@@ -42,8 +43,7 @@ fn late_requests_and_fatal_alerts_are_marked_and_text_is_escaped() {
             l.alerts.push(Alert {
                 direction: Direction::Received,
                 level: AlertLevel::Fatal,
-                description: "bad_certificate".into(),
-                code: 42,
+                description: crate::facts::AlertDescription::BadCertificate,
                 at_ms: 1001.0,
                 source: crate::facts::AlertSource::Wire,
                 encrypted: false,
@@ -83,8 +83,7 @@ fn an_observed_session_runs_from_client_to_server() {
             w.alerts.push(Alert {
                 direction: Direction::Sent,
                 level: AlertLevel::Fatal,
-                description: "unknown_ca".into(),
-                code: 48,
+                description: crate::facts::AlertDescription::UnknownCa,
                 at_ms: 4.0,
                 source: crate::facts::AlertSource::Wire,
                 encrypted: false,

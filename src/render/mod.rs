@@ -2,10 +2,12 @@
 //! they never decide a diagnosis.
 
 pub mod diff;
+pub mod escape;
 pub mod explain;
 pub mod har;
 pub mod har_stream;
 pub mod html;
 pub mod ladder;
+pub mod ladder_svg;
 pub mod paths;
 pub mod report;

@@ -16,6 +16,7 @@ mod keylog;
 
 pub use keylog::{KeyLog, KeyLogError};
 
+use crate::facts::EventKind;
 use crate::facts::{Decryption, Flow, Wire};
 use crate::wire::{msg, Dir, WireParser};
 use cipher::{tls12_suite, tls13_suite, Cipher};
@@ -295,15 +296,17 @@ impl Decryptor {
         let client_done = self.sides[Dir::ClientToServer.index()].finished;
         let from = dir.sender();
         match t {
-            0 => self
-                .found
-                .event(at, "hello_request", format!("from {from}, decrypted")),
+            0 => self.found.event(
+                at,
+                EventKind::HelloRequest,
+                format!("from {from}, decrypted"),
+            ),
             1 if !tls13 => {
                 // A renegotiation's ClientHello: its random keys the new master secret.
                 self.client_random = body.get(2..34).and_then(|r| r.try_into().ok());
                 self.found.event(
                     at,
-                    "client_hello",
+                    EventKind::ClientHello,
                     format!("from {from}, decrypted (renegotiation)"),
                 );
             }
@@ -311,13 +314,13 @@ impl Decryptor {
                 self.server_hello_body(body);
                 self.found.event(
                     at,
-                    "server_hello",
+                    EventKind::ServerHello,
                     format!("from {from}, decrypted (renegotiation)"),
                 );
             }
             20 => {
                 self.found
-                    .event(at, "finished", format!("from {from}, decrypted"));
+                    .event(at, EventKind::Finished, format!("from {from}, decrypted"));
                 let first = !self.sides[dir.index()].finished;
                 if let Some(side) = self.sides.get_mut(dir.index()) {
                     side.finished = true;
@@ -335,7 +338,7 @@ impl Decryptor {
                     side.cipher = next.and_then(|k| Cipher::tls13(suite, &k));
                 }
                 self.found
-                    .event(at, "key_update", format!("from {from}, decrypted"));
+                    .event(at, EventKind::KeyUpdate, format!("from {from}, decrypted"));
             }
             _ => self.found.message(dir, at, t, body, tls13, client_done),
         }
