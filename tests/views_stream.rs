@@ -302,7 +302,7 @@ fn exchange(conn: u64, index: u32, legs: &(Arc<Leg>, Arc<Leg>)) -> Flow {
     f.request = Some(Request {
         method: "GET".into(),
         uri: format!("/item/{index}"),
-        version: "HTTP/1.1".into(),
+        version: mtlscope::facts::HttpVersion::Http11,
         at_ms: 1.0 + f64::from(index),
         ..Request::default()
     });

@@ -513,3 +513,7 @@ pub fn ms_between(start: std::time::Instant, at: std::time::Instant) -> f64 {
     let micros = at.saturating_duration_since(start).as_micros() as f64;
     micros / 1000.0
 }
+
+#[cfg(test)]
+#[path = "compat_tests.rs"]
+mod compat_tests;
