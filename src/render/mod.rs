@@ -9,5 +9,6 @@ pub mod har_stream;
 pub mod html;
 pub mod ladder;
 pub mod ladder_svg;
+mod leg_facts;
 pub mod paths;
 pub mod report;
