@@ -4,11 +4,10 @@
 //! are in `offload`.
 
 use super::finding::{finding, inferred};
+use super::signals::inspection_product;
 use super::view::{cert_text, chain_text, HopKind, View};
 use crate::facts::{EventKind, FailureKind, Stage};
 use crate::facts::{Finding, FindingId, OwnLimit, Severity};
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
@@ -85,70 +84,6 @@ fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
         evidence,
         "Middlebox: a proxy that terminates TLS cannot forward the client's private key; configure the proxy's own client certificate deliberately (`--identity`), forward the identity in a header the server trusts (XFCC, RFC 9440 `Client-Cert`), or pass TLS through.",
     ))
-}
-
-/// Issuer names of well-known TLS-inspection products, lowercase.
-const INSPECTION_CAS: &[&str] = &[
-    "zscaler",
-    "fortinet",
-    "fortigate",
-    "palo alto",
-    "blue coat",
-    "bluecoat",
-    "netskope",
-    "cisco umbrella",
-    "forcepoint",
-    "websense",
-    "sophos",
-    "check point",
-    "checkpoint",
-    "mcafee web gateway",
-    "barracuda",
-    "watchguard",
-    "sonicwall",
-    "kaspersky",
-    "eset ssl filter",
-    "avast",
-    "bitdefender",
-    "mitmproxy",
-    "charles proxy",
-    "portswigger",
-    "do_not_trust_fiddlerroot",
-    "untangle",
-    "contentkeeper",
-    "iboss",
-    "lightspeed",
-];
-
-/// The inspection product whose name appears in a certificate's subject or issuer, if any.
-pub(super) fn inspection_product(c: &crate::facts::CertSummary) -> Option<&'static str> {
-    // Every flow asks this of every server certificate, and a proxy meets the same few: the
-    // answer is remembered by the names it depends on (so it stays a function of them).
-    type Known = HashMap<u64, (String, String, Option<&'static str>)>;
-    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
-    let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&c.issuer, &c.subject).hash(&mut h);
-        h.finish()
-    };
-    let hit = KNOWN.lock().ok().and_then(|m| {
-        m.get(&key)
-            .filter(|(i, s, _)| *i == c.issuer && *s == c.subject)
-            .map(|(_, _, p)| *p)
-    });
-    if let Some(known) = hit {
-        return known;
-    }
-    let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
-    let product = INSPECTION_CAS.iter().find(|p| names.contains(*p)).copied();
-    if let Ok(mut m) = KNOWN.lock() {
-        if m.len() >= 4096 {
-            m.clear();
-        }
-        m.insert(key, (c.issuer.clone(), c.subject.clone(), product));
-    }
-    product
 }
 
 fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {

@@ -88,7 +88,7 @@ fn intercepted(direct: &PathFacts, path: &PathFacts) -> Option<Finding> {
     let product = path
         .server_chain
         .iter()
-        .find_map(|c| super::middlebox::inspection_product(c).map(|p| (c, p)));
+        .find_map(|c| super::signals::inspection_product(c).map(|p| (c, p)));
     if let Some((c, p)) = product {
         evidence.push(format!(
             "{} matches the TLS-inspection product \"{p}\"",

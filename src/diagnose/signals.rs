@@ -1,10 +1,13 @@
 //! Signals several rules read, so no rule imports another: how the server side refused a
 //! certificate ([`rejection`]), its "certificate missing" alert ([`no_cert_alert`]), and a TLS
-//! 1.3 post-handshake request inferred from the answer ([`pha_inference`]).
+//! 1.3 post-handshake request inferred from the answer ([`pha_inference`]), and a TLS-inspection
+//! product named in a certificate ([`inspection_product`]).
 
 use super::alerts::{cert_verdict, CertVerdict};
 use super::view::{Hop, HopKind, View};
 use crate::facts::{Alert, AlertDescription, FailureKind, Stage, TlsVersion};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 /// The server side refused the certificate it was sent.
 pub(super) struct Rejection {
@@ -127,4 +130,68 @@ pub(super) fn pha_inference(v: &View<'_>, hop: &Hop<'_>) -> Option<String> {
                 hop.describe_alert(a)
             )
         })
+}
+
+/// Issuer names of well-known TLS-inspection products, lowercase.
+const INSPECTION_CAS: &[&str] = &[
+    "zscaler",
+    "fortinet",
+    "fortigate",
+    "palo alto",
+    "blue coat",
+    "bluecoat",
+    "netskope",
+    "cisco umbrella",
+    "forcepoint",
+    "websense",
+    "sophos",
+    "check point",
+    "checkpoint",
+    "mcafee web gateway",
+    "barracuda",
+    "watchguard",
+    "sonicwall",
+    "kaspersky",
+    "eset ssl filter",
+    "avast",
+    "bitdefender",
+    "mitmproxy",
+    "charles proxy",
+    "portswigger",
+    "do_not_trust_fiddlerroot",
+    "untangle",
+    "contentkeeper",
+    "iboss",
+    "lightspeed",
+];
+
+/// The inspection product whose name appears in a certificate's subject or issuer, if any.
+pub(super) fn inspection_product(c: &crate::facts::CertSummary) -> Option<&'static str> {
+    // Every flow asks this of every server certificate, and a proxy meets the same few: the
+    // answer is remembered by the names it depends on (so it stays a function of them).
+    type Known = HashMap<u64, (String, String, Option<&'static str>)>;
+    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&c.issuer, &c.subject).hash(&mut h);
+        h.finish()
+    };
+    let hit = KNOWN.lock().ok().and_then(|m| {
+        m.get(&key)
+            .filter(|(i, s, _)| *i == c.issuer && *s == c.subject)
+            .map(|(_, _, p)| *p)
+    });
+    if let Some(known) = hit {
+        return known;
+    }
+    let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
+    let product = INSPECTION_CAS.iter().find(|p| names.contains(*p)).copied();
+    if let Ok(mut m) = KNOWN.lock() {
+        if m.len() >= 4096 {
+            m.clear();
+        }
+        m.insert(key, (c.issuer.clone(), c.subject.clone(), product));
+    }
+    product
 }
