@@ -4,7 +4,7 @@
 //! names the server sent, the chain presented, the alert) are the lead. Only facts are compared
 //! (plus the recorded finding ids); times and connection numbers always differ and are left out.
 
-use super::report::{cell, clean};
+use super::escape::{cell, clean};
 use crate::facts::{Alert, CertRequest, CertSummary, Direction, Flow, Leg, Phase};
 use crate::recording::Record;
 use serde::Serialize;

@@ -1,5 +1,6 @@
-//! HTML escaping for every page and drawing mtlscope writes: recorded strings are
-//! attacker-controlled (headers, bodies, certificate names), so none is written raw.
+//! Escaping recorded text for where it is shown: HTML ([`esc`]) for every page and drawing, and
+//! the terminal ([`clean`], [`cell`]). Recorded strings are attacker-controlled (headers,
+//! bodies, certificate names), so none is written raw.
 
 /// HTML-escape text for element content and double-quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -18,5 +19,24 @@ pub fn esc(s: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// Replace control characters (escape sequences from recorded headers and bodies) so text
+/// output cannot drive the terminal.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// At most `max` characters of `s`, cleaned, with `…` when cut.
+pub fn cell(s: &str, max: usize) -> String {
+    let s = clean(s);
+    if s.chars().count() <= max {
+        return s;
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
     out
 }

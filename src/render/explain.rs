@@ -40,11 +40,11 @@ pub fn error_body_text(flow: &Flow) -> String {
     clean_lines(&error_body_text_raw(flow))
 }
 
-/// Every line of `text` through [`report::clean`]: a certificate's `CN=\e]0;…` cannot set a
+/// Every line of `text` through [`super::escape::clean`]: a certificate's `CN=\e]0;…` cannot set a
 /// terminal's title or clear its screen, whoever reads the line (the log, `curl`'s output).
 pub fn clean_lines(text: &str) -> String {
     text.split('\n')
-        .map(crate::render::report::clean)
+        .map(super::escape::clean)
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -549,7 +549,3 @@ fn http_steps(out: &mut Vec<Step>, flow: &Flow) {
         out.push(s);
     }
 }
-
-#[cfg(test)]
-#[path = "ladder_tests.rs"]
-mod tests;

@@ -125,3 +125,7 @@ fn colour(s: &Step) -> &'static str {
         StepKind::Handshake => "#333",
     }
 }
+
+#[cfg(test)]
+#[path = "ladder_tests.rs"]
+mod tests;

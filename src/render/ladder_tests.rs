@@ -1,8 +1,9 @@
 //! Tests of the handshake ladder: lanes, order, marks, and escaping in the SVG.
 
-use super::*;
+use super::svg;
 use crate::diagnose::test_support::*;
-use crate::render::ladder_svg::svg;
+use crate::facts::{Alert, AlertLevel, CertRequest, Direction, Phase};
+use crate::render::ladder::*;
 
 #[test]
 fn both_legs_share_one_axis_with_names_and_chains() {
