@@ -153,9 +153,10 @@ impl RecordingClientVerifier {
     /// records, so only this hook sees it).
     fn certificate_verify(&self, scheme: SignatureScheme, ok: bool) {
         let verdict = if ok { "valid" } else { "invalid" };
-        self.rec.event(
+        self.rec.sent(
             EventKind::ClientCertificateVerify,
-            Some(format!("from client, {scheme:?}, signature {verdict}")),
+            crate::facts::Peer::Client,
+            &format!("{scheme:?}, signature {verdict}"),
         );
     }
 }

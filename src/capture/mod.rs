@@ -19,7 +19,7 @@ pub mod wire_merge;
 
 pub use clock::ConnClock;
 
-use crate::facts::{Alert, Event, EventKind, Leg};
+use crate::facts::{Alert, Event, EventKind, Leg, Peer};
 use crate::wire::TapHandle;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wire_merge::MergeContext;
@@ -106,6 +106,15 @@ impl LegRecorder {
     pub fn event(&self, kind: EventKind, detail: Option<String>) {
         let at_ms = self.clock.ms();
         self.with(|leg| leg.events.push(Event::new(at_ms, kind, detail)));
+    }
+
+    /// Append a message `peer` sent (`from client, {rest}`).
+    pub fn sent(&self, kind: EventKind, peer: Peer, rest: &str) {
+        let at_ms = self.clock.ms();
+        self.with(|leg| {
+            leg.events
+                .push(Event::from_peer(at_ms, kind, peer, Some(rest)))
+        });
     }
 
     /// Append an alert, unless the same alert is already recorded (the wire and the TLS

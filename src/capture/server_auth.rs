@@ -179,8 +179,8 @@ impl RecordingServerVerifier {
     /// 1.3: the CertificateVerify, encrypted).
     fn past_server_checks(&self, event: EventKind, ok: bool) {
         let verdict = if ok { "valid" } else { "invalid" };
-        self.rec
-            .event(event, Some(format!("from server, signature {verdict}")));
+        let rest = format!("signature {verdict}");
+        self.rec.sent(event, crate::facts::Peer::Server, &rest);
         if ok {
             super::upstream_auth::record_past_server_checks(&self.rec);
         } else {

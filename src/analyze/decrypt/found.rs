@@ -36,6 +36,14 @@ pub struct Found {
 }
 
 impl Found {
+    /// Note a message `dir`'s sender sent (`from client, {rest}`).
+    pub fn sent(&mut self, at: f64, kind: EventKind, dir: Dir, rest: &str) {
+        if self.events.len() < 64 {
+            self.events
+                .push(Event::from_peer(at, kind, dir.peer(), Some(rest)));
+        }
+    }
+
     /// Note a step.
     pub fn event(&mut self, at: f64, kind: EventKind, detail: String) {
         if self.events.len() < 64 {
@@ -57,11 +65,7 @@ impl Found {
         match t {
             8 => {
                 self.alpn = encrypted_extensions_alpn(body);
-                self.event(
-                    at,
-                    EventKind::EncryptedExtensions,
-                    format!("from {from}, decrypted"),
-                );
+                self.sent(at, EventKind::EncryptedExtensions, dir, "decrypted");
             }
             13 => match msg::certificate_request(body, tls13) {
                 Some(cr) => {
@@ -71,7 +75,7 @@ impl Found {
                         (false, true) => Phase::Renegotiation,
                     };
                     let names: Vec<String> = cr.ca_names.iter().map(|n| dn_to_string(n)).collect();
-                    let detail = format!("from {from}, decrypted, {} CA names", names.len());
+                    let detail = format!("decrypted, {} CA names", names.len());
                     if self.cert_request.is_none() {
                         self.cert_request = Some(CertRequest {
                             phase,
@@ -87,7 +91,7 @@ impl Found {
                             after_request_ms: None,
                         });
                     }
-                    self.event(at, EventKind::CertificateRequest, detail);
+                    self.sent(at, EventKind::CertificateRequest, dir, &detail);
                 }
                 None => self.event(
                     at,
@@ -105,10 +109,11 @@ impl Found {
                     if slot.is_none() {
                         *slot = Some(summarize_chain(ders.iter().copied()));
                     }
-                    self.event(
+                    self.sent(
                         at,
                         EventKind::Certificate,
-                        format!("from {from}, decrypted, {n} certificates"),
+                        dir,
+                        &format!("decrypted, {n} certificates"),
                     );
                 }
                 None => self.event(
@@ -117,11 +122,7 @@ impl Found {
                     format!("malformed Certificate from {from} (decrypted)"),
                 ),
             },
-            15 => self.event(
-                at,
-                EventKind::CertificateVerify,
-                format!("from {from}, decrypted"),
-            ),
+            15 => self.sent(at, EventKind::CertificateVerify, dir, "decrypted"),
             _ => {}
         }
     }
