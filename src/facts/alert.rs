@@ -4,7 +4,6 @@
 //! The recording keeps its fields: `description` (the snake_case RFC name) and `code` (the
 //! number). In memory the description is one enum, so rules and renderers match on it.
 
-use super::leg::Direction;
 use serde::{Deserialize, Serialize};
 
 /// The code recorded for an alert whose description is encrypted (unassigned in the registry).
@@ -229,6 +228,16 @@ fn unknown_name(code: u8) -> &'static str {
         .get(usize::from(code))
         .map(String::as_str)
         .unwrap_or("unknown")
+}
+
+/// Direction of an alert, seen from mtlscope.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// mtlscope sent it (on observe: the client sent it).
+    Sent,
+    /// mtlscope received it (on observe: the server sent it).
+    Received,
 }
 
 /// Alert level.

@@ -1,18 +1,14 @@
 //! A recording written by mtlscope before events, alerts, HTTP versions and key usages became
 //! enums (`tests/data/recordings/before-typed-facts.jsonl`: reverse with each dev identity,
 //! observe of TLS 1.2 with and without a certificate, analyze of a capture) reads into the
-//! typed facts and writes back as the same JSON, and draws the same ladders as that binary
-//! did (`before-typed-facts.ladders.json`, cut from its `report --html`).
+//! typed facts and writes back as the same JSON. (That it draws the same ladders as that binary
+//! did is checked in `render/ladder_tests.rs`.)
 
 use super::{AlertDescription, EventKind, Flow, HttpVersion, Peer};
 
 const RECORDING: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/recordings/before-typed-facts.jsonl"
-));
-const LADDERS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/recordings/before-typed-facts.ladders.json"
 ));
 
 fn flows() -> Vec<(serde_json::Value, Flow)> {
@@ -76,15 +72,4 @@ fn the_old_recording_reads_into_known_kinds_with_senders() {
         .flat_map(|c| &c.eku)
         .count();
     assert!(ekus > 0);
-}
-
-#[test]
-fn the_old_recording_draws_the_same_ladders() {
-    let before: Vec<String> = serde_json::from_str(LADDERS).expect("ladders");
-    let flows = flows();
-    assert_eq!(before.len(), flows.len());
-    for (i, ((_, flow), old)) in flows.iter().zip(&before).enumerate() {
-        let now = crate::render::ladder_svg::svg(&crate::render::ladder::ladder(flow));
-        assert_eq!(&now, old, "ladder of record {}", i + 1);
-    }
 }

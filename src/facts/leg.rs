@@ -300,16 +300,6 @@ pub struct ServerVerification {
     pub enforced: bool,
 }
 
-/// Direction of an alert, seen from mtlscope.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// mtlscope sent it (on observe: the client sent it).
-    Sent,
-    /// mtlscope received it (on observe: the server sent it).
-    Received,
-}
-
 /// A TLS 1.2 renegotiation attempt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Renegotiation {

@@ -18,7 +18,9 @@ pub mod path;
 mod revocation;
 mod wire;
 
-pub use alert::{Alert, AlertDescription, AlertLevel, AlertSource, ENCRYPTED_ALERT_CODE};
+pub use alert::{
+    Alert, AlertDescription, AlertLevel, AlertSource, Direction, ENCRYPTED_ALERT_CODE,
+};
 pub use capture::{
     CaptureFacts, Decryption, FrameMark, GapEffect, GapKind, StreamDirection, StreamGap,
 };
@@ -29,9 +31,9 @@ pub use cert::{
 pub use event::{Event, EventKind, Peer};
 pub use http::HttpVersion;
 pub use leg::{
-    CertRequest, ChainFrom, ClientHelloFacts, Direction, FailureKind, IdentityCandidate,
-    IdentityChoice, Initiator, Leg, LegFailure, Phase, Renegotiation, RenegotiationOutcome,
-    ServerVerification, Stage, TlsEngine, TlsVersion, Transport,
+    CertRequest, ChainFrom, ClientHelloFacts, FailureKind, IdentityCandidate, IdentityChoice,
+    Initiator, Leg, LegFailure, Phase, Renegotiation, RenegotiationOutcome, ServerVerification,
+    Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};

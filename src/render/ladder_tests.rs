@@ -105,3 +105,27 @@ fn an_observed_session_runs_from_client_to_server() {
     assert_eq!((alert.from, alert.to), (Lane::Client, Lane::Server));
     assert_eq!(l.steps[2].kind, StepKind::Note);
 }
+
+/// A recording written by mtlscope before events and alerts were typed draws the same ladders
+/// as that binary did (`before-typed-facts.ladders.json`, cut from its `report --html`): the
+/// senders, kinds and alert names read from the old JSON make the same steps.
+#[test]
+fn an_old_recording_draws_the_same_ladders() {
+    const RECORDING: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/recordings/before-typed-facts.jsonl"
+    ));
+    const LADDERS: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/recordings/before-typed-facts.ladders.json"
+    ));
+    let before: Vec<String> = serde_json::from_str(LADDERS).expect("ladders");
+    let flows: Vec<crate::facts::Flow> = RECORDING
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a Flow"))
+        .collect();
+    assert_eq!((before.len(), flows.len()), (14, 14));
+    for (i, (flow, old)) in flows.iter().zip(&before).enumerate() {
+        assert_eq!(&svg(&ladder(flow)), old, "ladder of record {}", i + 1);
+    }
+}
