@@ -8,6 +8,8 @@
 
 pub mod alerts;
 mod catalogue;
+#[cfg(test)]
+mod choose_flow_tests;
 mod finding;
 mod gaps;
 mod handshake;

@@ -11,4 +11,5 @@ pub mod ladder;
 pub mod ladder_svg;
 mod leg_facts;
 pub mod paths;
+pub mod probe;
 pub mod report;
