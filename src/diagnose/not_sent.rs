@@ -4,7 +4,7 @@
 use super::finding::finding;
 use super::finding::inferred;
 use super::signals::{no_cert_alert, rejection};
-use super::view::{ca_list, capital, chain_text, Hop, HopKind, View};
+use super::view::{ca_list, capital, chain_text, lower_first, Hop, HopKind, View};
 use crate::cert::reason::match_ca_names;
 use crate::facts::FailureKind;
 use crate::facts::{Finding, FindingId, Phase, Severity};
@@ -274,14 +274,6 @@ fn stacks_line(hop: &Hop<'_>) -> Option<String> {
         None => hop.withheld(),
     };
     crate::choose::flow::stacks_evidence(cr, hop.version, hop.now, &offered)
-}
-
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match (c.next(), s.chars().nth(1)) {
-        (Some(f), Some(n)) if n.is_lowercase() => f.to_lowercase().chain(c).collect(),
-        _ => s.to_string(),
-    }
 }
 
 #[cfg(test)]

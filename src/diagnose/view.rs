@@ -426,6 +426,16 @@ pub(crate) fn capital(s: &str) -> String {
     }
 }
 
+/// The first letter lower-case when the word is not an acronym (`The server` → `the server`,
+/// `TLS` stays): a sentence's start made a clause.
+pub(crate) fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match (c.next(), s.chars().nth(1)) {
+        (Some(f), Some(n)) if n.is_lowercase() => f.to_lowercase().chain(c).collect(),
+        _ => s.to_string(),
+    }
+}
+
 /// The CA names of a request, quoted.
 pub(crate) fn ca_list(cr: &CertRequest) -> String {
     match &cr.ca_names {

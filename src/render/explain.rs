@@ -269,18 +269,12 @@ fn terminal_line_raw(flow: &Flow) -> String {
 }
 
 /// A summary as a headline: first sentence, lowercase start, no final period.
-fn headline(summary: &str) -> String {
+pub(crate) fn headline(summary: &str) -> String {
     let first = match summary.find(". ") {
         Some(i) => &summary[..i],
         None => summary.trim_end_matches('.'),
     };
-    let mut chars = first.chars();
-    match (chars.next(), first.chars().nth(1)) {
-        (Some(c), Some(n)) if c.is_uppercase() && n.is_lowercase() => {
-            c.to_lowercase().chain(chars).collect()
-        }
-        _ => first.to_string(),
-    }
+    crate::diagnose::view::lower_first(first)
 }
 
 #[cfg(test)]
