@@ -1,7 +1,7 @@
-//! Rules of the catalogue section "Middleboxes and proxies": `identity-not-forwarded`,
-//! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
-//! `upstream-unreachable`, `injected-fault`, `proxy-limit-reached`; the offloader's header rules
-//! are in `offload`.
+//! Rules of the catalogue section "Middleboxes and proxies": `intercepted-upstream`,
+//! `server-cert-untrusted`, `proxy-auth-required`, `upstream-unreachable`, `injected-fault`,
+//! `proxy-limit-reached`; the rules about the client's identity crossing the proxy
+//! (`identity-not-forwarded`, `client-sent-identity-header`) are in `offload`.
 
 use super::finding::{finding, inferred};
 use super::signals::inspection_product;
@@ -11,8 +11,6 @@ use crate::facts::{Finding, FindingId, OwnLimit, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
-        identity_not_forwarded(v),
-        super::offload::client_sent_identity_header(v),
         intercepted_upstream(v),
         server_cert_untrusted(v),
         proxy_auth_required(v),
@@ -23,67 +21,6 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     .into_iter()
     .flatten()
     .collect()
-}
-
-fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
-    if let Some(f) = super::offload::identity_header_view(v) {
-        return Some(f);
-    }
-    let client = v.hop(HopKind::Client)?;
-    let up = v.hop(HopKind::Upstream)?;
-    let client_leaf = client.presented()?.first()?;
-    // Only a server that asked can miss the identity.
-    up.cert_request?;
-    let up_leaf = up.presented().and_then(|c| c.first());
-    if up_leaf.is_some_and(|l| l.sha256 == client_leaf.sha256) {
-        return None;
-    }
-    // Nothing presented to a late request: the late findings explain that.
-    if up_leaf.is_none() && up.late_since().is_some() {
-        return None;
-    }
-    let http = v.http_on(up);
-    let refused = up.failed()
-        || http
-            .as_ref()
-            .is_some_and(|h| matches!(h.status, 400 | 401 | 403 | 495 | 496));
-    let mut evidence = vec![
-        format!(
-            "the client presented {} on the client leg",
-            cert_text(client_leaf)
-        ),
-        match up.presented() {
-            Some(chain) => format!(
-                "mtlscope presented a different chain upstream: {}",
-                chain_text(chain)
-            ),
-            None => "mtlscope presented no certificate upstream".into(),
-        },
-    ];
-    if let Some(cr) = up.cert_request {
-        evidence.push(up.describe_cr(cr));
-    }
-    evidence.extend(
-        v.flow
-            .faults
-            .iter()
-            .map(|f| format!("fault `{}`: {}", f.name, f.effect)),
-    );
-    if let Some(h) = http.filter(|_| refused) {
-        evidence.push(h.evidence());
-    }
-    let summary = if refused {
-        "The client's certificate stopped at the TLS-terminating proxy: the server asked for one and saw a different identity or none, and refused."
-    } else {
-        "The client's certificate stopped at the TLS-terminating proxy: the server saw a different identity (or none) and accepted that."
-    };
-    Some(finding(
-        FindingId::IdentityNotForwarded,
-        if refused { Severity::Error } else { Severity::Info },
-        summary,
-        evidence,
-        "Middlebox: a proxy that terminates TLS cannot forward the client's private key; configure the proxy's own client certificate deliberately (`--identity`), forward the identity in a header the server trusts (XFCC, RFC 9440 `Client-Cert`), or pass TLS through.",
-    ))
 }
 
 fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {

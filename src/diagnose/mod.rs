@@ -54,6 +54,7 @@ pub fn diagnose(flow: &Flow) -> Vec<Finding> {
     found.extend(late::rules(&view));
     found.extend(http_refusal::rules(&view));
     found.extend(middlebox::rules(&view));
+    found.extend(offload::rules(&view));
     found.extend(gaps::rules(&view));
     if let Some(f) = gaps::not_certificate_related(&view, &found) {
         found.push(f);

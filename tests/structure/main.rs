@@ -55,13 +55,6 @@ const DIAGNOSE_SHARED: &[&str] = &[
     "test_support",
 ];
 
-/// Rule-to-rule imports kept, each with why.
-const DIAGNOSE_RULE_IMPORTS: &[(&str, &str)] = &[
-    // The offloader's identity headers are the middlebox section's own rules, in a file of
-    // their own; identity-not-forwarded asks them first.
-    ("middlebox", "offload"),
-];
-
 /// Files still longer than [`MAX_LINES`], relative to the crate. Every entry must go; remove it
 /// with the change that splits the file.
 const PENDING_LONG_FILES: &[&str] = &[
@@ -155,7 +148,7 @@ fn diagnose_rules_share_helpers_not_each_other() {
                 && to != from
                 && submodules.contains(to)
                 && !DIAGNOSE_SHARED.contains(&to);
-            if is_rule && !DIAGNOSE_RULE_IMPORTS.contains(&(from, to)) {
+            if is_rule {
                 offenders.push(format!("{}:{}: {}", file.rel, r.line, r.target.join("::")));
             }
         }
