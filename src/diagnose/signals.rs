@@ -1,6 +1,6 @@
 //! Signals several rules read, so no rule imports another: how the server side refused a
-//! certificate ([`rejection`]), its "certificate missing" alert ([`no_cert_alert`]), and a TLS
-//! 1.3 post-handshake request inferred from the answer ([`pha_inference`]), and a TLS-inspection
+//! certificate ([`rejection`]); its "certificate missing" alert ([`no_cert_alert`]); a TLS 1.3
+//! post-handshake request inferred from the answer ([`pha_inference`]); a TLS-inspection
 //! product named in a certificate ([`inspection_product`]).
 
 use super::alerts::{cert_verdict, CertVerdict};
