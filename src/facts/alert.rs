@@ -253,8 +253,8 @@ pub enum AlertLevel {
 }
 
 /// One TLS alert.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(from = "AlertRecord", into = "AlertRecord")]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(from = "AlertRecord")]
 pub struct Alert {
     /// Who sent it.
     pub direction: Direction,
@@ -294,16 +294,16 @@ impl Alert {
     }
 }
 
-/// The recorded form of an [`Alert`].
-#[derive(Serialize, Deserialize)]
+/// The recorded form of an [`Alert`], read: the description is the code's name, so the code
+/// is what is read back.
+#[derive(Deserialize)]
 struct AlertRecord {
     direction: Direction,
     level: AlertLevel,
-    description: String,
     code: u8,
     at_ms: f64,
     source: AlertSource,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     encrypted: bool,
 }
 
@@ -320,17 +320,31 @@ impl From<AlertRecord> for Alert {
     }
 }
 
-impl From<Alert> for AlertRecord {
-    fn from(a: Alert) -> AlertRecord {
-        AlertRecord {
-            direction: a.direction,
-            level: a.level,
-            description: a.name().to_string(),
-            code: a.code(),
-            at_ms: a.at_ms,
-            source: a.source,
-            encrypted: a.encrypted,
+/// The recorded form of an [`Alert`], written.
+#[derive(Serialize)]
+struct AlertRecordRef {
+    direction: Direction,
+    level: AlertLevel,
+    description: &'static str,
+    code: u8,
+    at_ms: f64,
+    source: AlertSource,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    encrypted: bool,
+}
+
+impl Serialize for Alert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AlertRecordRef {
+            direction: self.direction,
+            level: self.level,
+            description: self.name(),
+            code: self.code(),
+            at_ms: self.at_ms,
+            source: self.source,
+            encrypted: self.encrypted,
         }
+        .serialize(s)
     }
 }
 

@@ -174,8 +174,8 @@ super::named::named_words! {
 }
 
 /// One timed step.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(from = "EventRecord", into = "EventRecord")]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(from = "EventRecord")]
 pub struct Event {
     /// Ms from connection start.
     pub at_ms: f64,
@@ -228,28 +228,38 @@ impl Event {
     }
 }
 
-/// The recorded form of an [`Event`].
-#[derive(Serialize, Deserialize)]
+/// The recorded form of an [`Event`], read.
+#[derive(Deserialize)]
 struct EventRecord {
     at_ms: f64,
     name: EventKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     detail: Option<String>,
+}
+
+/// The recorded form of an [`Event`], written (borrowed: a record is written without copying).
+#[derive(Serialize)]
+struct EventRecordRef<'a> {
+    at_ms: f64,
+    name: &'a EventKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: &'a Option<String>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EventRecordRef {
+            at_ms: self.at_ms,
+            name: &self.kind,
+            detail: &self.detail,
+        }
+        .serialize(s)
+    }
 }
 
 impl From<EventRecord> for Event {
     fn from(r: EventRecord) -> Event {
         Event::new(r.at_ms, r.name, r.detail)
-    }
-}
-
-impl From<Event> for EventRecord {
-    fn from(e: Event) -> EventRecord {
-        EventRecord {
-            at_ms: e.at_ms,
-            name: e.kind,
-            detail: e.detail,
-        }
     }
 }
 
