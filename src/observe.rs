@@ -95,7 +95,7 @@ pub fn run_cli(mut args: ObserveArgs) -> Result<(), CommandError> {
         )));
     }
     let recording = args.run.recording(&origins)?;
-    let explain = args.run.explain;
+    let printer = args.run.printer();
     let idle_secs = args
         .observe
         .idle_timeout
@@ -110,9 +110,9 @@ pub fn run_cli(mut args: ObserveArgs) -> Result<(), CommandError> {
     let max_connections = args.run.max_connections;
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(&recording)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-            .explaining(explain);
+        let sink =
+            Sink::open(&recording).map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        let sink = crate::cli::printer::Printer::attach(printer, sink);
         let (sink, _ui) = crate::cli::ui::attach(ui, sink).await?;
         let listener = TcpListener::bind(listen)
             .await

@@ -147,7 +147,7 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
     );
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = built.open_sink()?.explaining(built.explain);
+        let sink = built.open_sink()?;
         let (sink, ui) = super::ui::attach(ui, sink).await?;
         let mut session = built.session_context(Mode::Forward, sink.clone());
         session.idle_timeout = session_idle;

@@ -8,6 +8,7 @@ pub mod flag_values;
 pub mod forward;
 pub mod lint;
 pub mod offload_args;
+pub mod printer;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;

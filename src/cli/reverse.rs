@@ -151,7 +151,7 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
     let ui = args.proxy.ui.options(built.keylog_path.clone())?;
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = built.open_sink()?.explaining(built.explain);
+        let sink = built.open_sink()?;
         let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let mut session = built.session_context(Mode::Reverse, sink.clone());
         session.offload = offload.map(std::sync::Arc::new);

@@ -6,7 +6,8 @@
 
 use super::body::RelayBody;
 use super::hosts::{IdentityMap, Scope};
-use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
+use super::relay::request_facts;
+use super::respond::{respond_produced, respond_relayed, wants_json};
 use super::session::{self, Accepted, SessionContext};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};

@@ -10,8 +10,9 @@
 //! OpenSSL too (the server would ask late again on a rustls leg).
 
 use super::body::RelayBody;
-use super::relay::{respond_produced, respond_relayed, Pair};
+use super::relay::Pair;
 use super::request_excerpt::{Excerpt, TeeBody};
+use super::respond::{respond_produced, respond_relayed};
 use super::upstream_legs::{LegInUse, NoResponse, UpstreamBody};
 use crate::diagnose::unanswered_late_request;
 use crate::facts::{Replay, Request, Response, ResponseSource};

@@ -9,6 +9,7 @@ pub mod idle;
 pub mod late_replay;
 pub mod relay;
 pub mod request_excerpt;
+pub mod respond;
 pub mod resumption;
 pub mod reverse;
 pub mod session;
