@@ -213,9 +213,9 @@ fn table_kv(h: &mut String, kv: &[(&str, String)]) {
 
 fn findings_html(h: &mut String, findings: &[Finding], diagnosed_on_read: bool) {
     h.push_str("<h3>Findings</h3>");
-    if diagnosed_on_read && !findings.is_empty() {
+    if diagnosed_on_read {
         h.push_str(
-            "<p><em>The record carried no findings; these were diagnosed on reading.</em></p>",
+            "<p><em>Diagnosed on reading (--rediagnose) by this mtlscope's rules, not as recorded.</em></p>",
         );
     }
     if findings.is_empty() {
