@@ -563,7 +563,7 @@ mod tests {
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("&lt;rec&gt;.jsonl:1"));
         assert!(page.contains("CN=client"));
-        assert!(page.contains("diagnosed on reading"));
+        assert!(page.contains("Diagnosed on reading (--rediagnose)"));
         assert!(page.contains("<b>Fix:</b>"));
         assert!(page.contains("<svg"), "the flow's handshake ladder");
     }
