@@ -336,4 +336,18 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap().connection_id, 7);
         assert!(rx.try_recv().is_err());
     }
+
+    #[tokio::test]
+    async fn subscribers_share_one_diagnosed_copy_of_each_flow() {
+        let (a, mut got_a) = Subscriber::channel(4);
+        let (b, mut got_b) = Subscriber::channel(4);
+        let sink = Sink::open(&RecordSettings::default())
+            .unwrap()
+            .subscribe(a)
+            .subscribe(b);
+        sink.emit(success()).await;
+        let (x, y) = (got_a.try_recv().unwrap(), got_b.try_recv().unwrap());
+        assert!(Arc::ptr_eq(&x, &y), "each subscriber got a copy of its own");
+        assert!(x.diagnosed && !x.run.is_empty());
+    }
 }
