@@ -15,6 +15,7 @@
 //! dropped for that subscriber and counted, so a slow browser never slows the relay. The
 //! recording keeps everything.
 
+pub mod headers;
 pub mod redact;
 mod writer;
 

@@ -6,7 +6,7 @@
 //! page before the head goes to the client (see [`super::respond`]).
 
 use super::body::RelayBody;
-use super::headers::{asks_for_trailers, kept_request, strip_hop_by_hop};
+use super::headers::{asks_for_trailers, strip_hop_by_hop};
 use super::late_replay::{AutoReplay, FirstAttempt};
 use super::respond::{respond_produced, respond_relayed, wants_json};
 use super::upgrade::UpgradeRequest;
@@ -16,6 +16,7 @@ use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response};
 use crate::lifecycle::Lifecycle;
+use crate::record::headers::kept_request;
 use crate::record::Sink;
 use crate::upstream::Target;
 use http::header::{HeaderValue, HOST, TE};

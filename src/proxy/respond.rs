@@ -6,10 +6,11 @@
 //! `Mtlscope-Diagnosis` header, a produced body and the record all carry those findings.
 
 use super::body::RelayBody;
-use super::headers::{kept_response, strip_hop_by_hop};
+use super::headers::strip_hop_by_hop;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::diagnose::Diagnosed;
 use crate::facts::{Flow, Response, ResponseSource};
+use crate::record::headers::kept_response;
 use crate::record::{Emitted, Sink};
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE};
