@@ -142,7 +142,7 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
     let idle_timeout = Duration::from_secs(fwd.idle_timeout.unwrap_or(DEFAULT_IDLE_SECS).max(1));
     let session_idle = Duration::from_secs(
         fwd.idle_timeout
-            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .unwrap_or(crate::proxy::context::DEFAULT_IDLE_SECS)
             .max(1),
     );
     let rt = super::runtime()?;

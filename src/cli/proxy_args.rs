@@ -17,8 +17,8 @@ use crate::faults::Faults;
 use crate::lifecycle::Lifecycle;
 use crate::pki::load::{load_certs, Identity};
 use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
+use crate::proxy::context::SessionContext;
 use crate::proxy::resumption::{ClientSessions, UpstreamResume};
-use crate::proxy::session::SessionContext;
 use crate::record::RecordSettings;
 use crate::record::Sink;
 use crate::settings::{self, settings_group, CaNames, CertKey, Origins, Part};
@@ -150,7 +150,7 @@ impl Built {
             faults: self.faults.clone(),
             life: self.life.clone(),
             offload: None,
-            idle_timeout: Duration::from_secs(crate::proxy::session::DEFAULT_IDLE_SECS),
+            idle_timeout: Duration::from_secs(crate::proxy::context::DEFAULT_IDLE_SECS),
             served_names: None,
         }
     }

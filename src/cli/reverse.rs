@@ -86,7 +86,7 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
     let idle_timeout = std::time::Duration::from_secs(
         args.reverse
             .idle_timeout
-            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .unwrap_or(crate::proxy::context::DEFAULT_IDLE_SECS)
             .max(1),
     );
     if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {

@@ -1,89 +1,32 @@
-//! The HTTP relay of one connection pair: each client request goes to the connection's own
-//! upstream connection; each exchange becomes a record.
+//! The HTTP relay of one connection pair ([`Pair`]): each client request goes to the
+//! connection's own upstream connection; each exchange becomes a record.
 //!
 //! Bodies stream both ways. Only error responses (400–599) are held back, and only for a bounded
 //! excerpt, so the diagnosis — and its `Mtlscope-Diagnosis` header — can quote the server's error
 //! page before the head goes to the client (see [`super::respond`]).
 
 use super::body::RelayBody;
-use super::headers::{asks_for_trailers, strip_hop_by_hop};
-use super::late_replay::{AutoReplay, FirstAttempt};
+use super::late_replay::FirstAttempt;
+use super::pair::{http_error, Pair};
 use super::respond::{respond_produced, respond_relayed, wants_json};
 use super::upgrade::UpgradeRequest;
-use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
-use crate::capture::tls_error::{classify_io, find_io_error, Classified};
-use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{FailureKind, Stage};
-use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response};
-use crate::lifecycle::Lifecycle;
+use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent};
+use crate::capture::tls_error::Classified;
+use crate::capture::ConnClock;
+use crate::facts::{FailureKind, Flow, Request, Stage};
 use crate::record::headers::kept_request;
-use crate::record::Sink;
-use crate::upstream::Target;
-use http::header::{HeaderValue, HOST, TE};
-use http::{StatusCode, Uri, Version};
+use http::StatusCode;
+use http::Version;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most a client may send as a request head (larger gets 431).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Everything the relay of one connection pair knows and writes.
-pub struct Pair {
-    /// Process-unique connection number.
-    pub id: u64,
-    /// The command relaying.
-    pub mode: Mode,
-    /// The connection's clock.
-    pub clock: ConnClock,
-    /// The client's address.
-    pub client_addr: String,
-    /// Where the upstream leg goes.
-    pub target: Target,
-    /// The client leg's facts.
-    pub client: LegRecorder,
-    /// The upstream legs, one at a time (each with its facts, present even when it failed).
-    pub legs: UpstreamLegs,
-    /// Faults that acted on this pair.
-    pub faults: Arc<Mutex<Vec<FaultEffect>>>,
-    /// Exchanges so far.
-    pub exchanges: AtomicU32,
-    /// The client speaks HTTP/1.x on this connection (its ALPN was not `h2`): a close the
-    /// upstream announces is passed on as `Connection: close`.
-    pub client_h1: bool,
-    /// Requests being handled now (their response heads not yet returned).
-    pub in_flight: std::sync::atomic::AtomicUsize,
-    /// Where finished flows go.
-    pub sink: Sink,
-    /// Redact credential headers in records.
-    pub redact: bool,
-    /// The listener's `--fault`s that act per exchange (allow-list, response delay).
-    pub fault_config: Arc<crate::faults::Faults>,
-    /// The process's stop signals: the client connection closes gracefully on stop.
-    pub life: Lifecycle,
-    /// Playing a TLS offloader: the identity headers for this connection's requests.
-    pub offload: Option<Arc<crate::offload::ConnOffload>>,
-    /// `--upstream-engine auto`: how a request refused for a late certificate request is
-    /// replayed over OpenSSL.
-    pub replay: Option<AutoReplay>,
-}
-
 impl Pair {
-    /// The pair's facts as they stand, with upstream leg `leg`, as a record of `kind`.
-    pub fn flow(&self, kind: RecordKind, leg: &LegInUse) -> Flow {
-        let mut flow = Flow::new(self.mode, self.id, self.clock.started_at());
-        flow.kind = kind;
-        flow.client_addr = Some(self.client_addr.clone());
-        flow.upstream = Some(self.target.authority());
-        flow.client_leg = Some(self.client.snapshot());
-        flow.upstream_leg = Some(leg.rec.snapshot());
-        flow.upstream_leg_index = Some(leg.index);
-        flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
-        flow
-    }
-
     /// Relay one request; never fails (failures become diagnosed responses).
     pub async fn handle(
         self: Arc<Self>,
@@ -192,63 +135,6 @@ impl Pair {
         })
     }
 
-    /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
-    /// upstream, hop-by-hop headers removed. Applying it twice (a request sent again on a new
-    /// leg) gives the same request.
-    pub(super) fn upstream_request(
-        &self,
-        req: http::Request<UpstreamBody>,
-        h2: bool,
-    ) -> http::Request<UpstreamBody> {
-        let (mut parts, body) = req.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        // `TE: trailers` is the one TE HTTP/2 allows, and gRPC servers refuse requests without
-        // it ("used to detect incompatible proxies"): keep it on an h2 leg.
-        let te_trailers = h2 && asks_for_trailers(&parts.headers);
-        strip_hop_by_hop(&mut parts.headers);
-        if let Some(o) = &self.offload {
-            o.add_to(&mut parts.headers);
-        }
-        if te_trailers {
-            parts
-                .headers
-                .insert(TE, HeaderValue::from_static("trailers"));
-        }
-        let authority = self.target.authority();
-        if h2 {
-            match Uri::builder()
-                .scheme("https")
-                .authority(authority.as_str())
-                .path_and_query(path)
-                .build()
-            {
-                Ok(uri) => parts.uri = uri,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot form the upstream URI; sent as received")
-                }
-            }
-            parts.version = Version::HTTP_2;
-            parts.headers.remove(HOST);
-        } else {
-            match Uri::builder().path_and_query(path).build() {
-                Ok(uri) => parts.uri = uri,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot form the upstream URI; sent as received")
-                }
-            }
-            parts.version = Version::HTTP_11;
-            if let Ok(host) = HeaderValue::from_str(&authority) {
-                parts.headers.insert(HOST, host);
-            }
-        }
-        http::Request::from_parts(parts, body)
-    }
-
     async fn relay_response(
         self: &Arc<Self>,
         flow: Flow,
@@ -283,65 +169,6 @@ impl Pair {
         json: bool,
     ) -> http::Response<RelayBody> {
         respond_produced(flow, status, json, Vec::new(), &self.sink, self.clock).await
-    }
-
-    /// The `allow-fingerprint` fault: (fault name, effect, why) when the client's certificate
-    /// is not on the allow-list.
-    fn allow_list_refusal(&self) -> Option<(String, String, String)> {
-        let allowed = self.fault_config.allowed_fingerprints();
-        if allowed.is_empty() {
-            return None;
-        }
-        let leaf = self.client.with(|leg| {
-            leg.chain
-                .first()
-                .map(|c| (c.sha256.clone(), c.subject.clone()))
-        });
-        let why = match &leaf {
-            Some((sha, _)) if allowed.contains(&sha.as_str()) => return None,
-            Some((sha, subject)) => format!("the access manager's allow-list does not contain {subject} (SHA-256 {sha})"),
-            None => "the access manager's allow-list requires a client certificate, and the client presented none".into(),
-        };
-        Some((
-            "allow-fingerprint".into(),
-            format!("answered 403: {why}"),
-            why,
-        ))
-    }
-
-    fn add_fault(&self, name: String, effect: String) {
-        if let Ok(mut faults) = self.faults.lock() {
-            if !faults.iter().any(|f| f.name == name) {
-                faults.push(crate::facts::FaultEffect { name, effect });
-            }
-        }
-    }
-
-    /// `flow` with `leg`'s facts taken again (after recording a failure on it).
-    fn exchange_flow_again(&self, mut flow: Flow, leg: &LegInUse) -> Flow {
-        flow.upstream_leg = Some(leg.rec.snapshot());
-        flow
-    }
-
-    pub(super) fn exchange_flow(&self, index: u32, request: Request, leg: &LegInUse) -> Flow {
-        let mut flow = self.flow(RecordKind::Exchange, leg);
-        flow.exchange_index = Some(index);
-        flow.request = Some(request);
-        flow.response = Some(Response::default());
-        flow
-    }
-
-    /// Record that the client side ended the connection without any exchange.
-    pub async fn finish(&self, error: Option<String>) {
-        if self.exchanges.load(Ordering::Relaxed) == 0 {
-            let leg = self.legs.current().await;
-            let mut flow = self.flow(RecordKind::Connection, &leg);
-            // A client that completes the handshake and leaves (`openssl s_client`, a TLS
-            // health check) ended nothing in error: only a real error is recorded as one.
-            flow.error = error;
-            self.sink.emit(flow).await;
-        }
-        self.sink.connection_closed(self.id).await;
     }
 }
 
@@ -378,23 +205,6 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
         forwarded_at_ms: None,
         body_excerpt: None,
         forwarded_identity: None,
-    }
-}
-
-/// Classify a hyper client error, using the I/O (and TLS) error inside it when there is one.
-pub(super) fn http_error(e: &hyper::Error) -> Classified {
-    match find_io_error(e) {
-        Some(io) => classify_io(Stage::AfterHandshake, io),
-        None if e.is_incomplete_message() => Classified::new(
-            Stage::AfterHandshake,
-            FailureKind::Eof,
-            "the server closed the connection before sending a response",
-        ),
-        None => Classified::new(
-            Stage::AfterHandshake,
-            FailureKind::Http,
-            format!("the upstream HTTP exchange failed: {e}"),
-        ),
     }
 }
 
