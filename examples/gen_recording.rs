@@ -87,7 +87,6 @@ fn main() {
         let sink = Sink::open(&RecordSettings {
             path: Some(out.clone()),
             max_size,
-            print: false,
         })
         .expect("open recording");
         // The certificates are valid from now: the traffic starts now, to the second.

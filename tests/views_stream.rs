@@ -333,7 +333,6 @@ async fn legs_from_resolves_across_rotated_files() {
     let sink = Sink::open(&RecordSettings {
         path: Some(path.clone()),
         max_size: Some(6 * 1024),
-        print: false,
     })
     .unwrap();
     // Four keep-alive connections, their exchanges interleaved, each longer than a file.

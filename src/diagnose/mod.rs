@@ -19,6 +19,7 @@ mod late;
 mod middlebox;
 mod not_sent;
 mod offload;
+mod once;
 pub mod paths;
 mod rejected;
 mod schemes;
@@ -31,6 +32,7 @@ pub(crate) mod view;
 pub use alerts::{alert_name, alert_usual_meaning};
 pub use catalogue::{catalogue, CatalogueEntry, Section};
 pub use late::{unanswered_late_request, RETRY_TLS12};
+pub use once::{calls, Diagnosed};
 
 /// An instant as RFC 3339, as evidence quotes it.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -42,8 +44,9 @@ use catalogue::finish;
 use view::View;
 
 /// Every finding the catalogue's rules draw from `flow`: most severe first, one per id,
-/// in a stable order.
+/// in a stable order. The proxy path diagnoses through [`Diagnosed`], once per flow.
 pub fn diagnose(flow: &Flow) -> Vec<Finding> {
+    once::CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let view = View::new(flow);
     let mut found = Vec::new();
     found.extend(not_sent::rules(&view));

@@ -120,6 +120,12 @@ pub struct Flow {
     /// Why the connection (or exchange) ended abnormally, in words; null when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether `findings` is the diagnosis mtlscope made when it wrote the record (empty then
+    /// means no rule applied). Absent in records written before it was recorded: readers show
+    /// what such a record carries and never diagnose it (`report --rediagnose` does). Written
+    /// only when true, so such a record reads and writes back unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnosed: bool,
     /// The diagnosis: filled by `diagnose`, never by a capturer.
     pub findings: Vec<Finding>,
 }
@@ -500,6 +506,7 @@ impl Flow {
             own_limit: None,
             replayed: None,
             error: None,
+            diagnosed: false,
             findings: Vec::new(),
         }
     }

@@ -5,9 +5,11 @@
 //! upstream connection per client connection); anything else is tunnelled untouched.
 
 use super::body::RelayBody;
+use super::context::SessionContext;
 use super::hosts::{IdentityMap, Scope};
-use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
-use super::session::{self, Accepted, SessionContext};
+use super::relay::request_facts;
+use super::respond::{respond_produced, respond_relayed, wants_json};
+use super::session::{self, Accepted};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::EventKind;

@@ -1,6 +1,7 @@
 //! `mtlscope reverse`: a TLS listener whose every connection gets its own upstream connection.
 
-use super::session::{self, Accepted, SessionContext};
+use super::context::SessionContext;
+use super::session::{self, Accepted};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::EventKind;

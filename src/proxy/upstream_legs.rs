@@ -8,8 +8,8 @@
 //! facts (a server may ask for a certificate differently on a later connection) and its index
 //! go into the exchanges it carries.
 
+use super::context::SessionContext;
 use super::request_excerpt::TeeBody;
-use super::session::SessionContext;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};

@@ -194,9 +194,9 @@ fn table_kv(h: &mut String, kv: &[(&str, String)]) {
 
 fn findings_html(h: &mut String, findings: &[Finding], diagnosed_on_read: bool) {
     h.push_str("<h3>Findings</h3>");
-    if diagnosed_on_read && !findings.is_empty() {
+    if diagnosed_on_read {
         h.push_str(
-            "<p><em>The record carried no findings; these were diagnosed on reading.</em></p>",
+            "<p><em>Diagnosed on reading (--rediagnose) by this mtlscope's rules, not as recorded.</em></p>",
         );
     }
     if findings.is_empty() {
@@ -544,7 +544,7 @@ mod tests {
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("&lt;rec&gt;.jsonl:1"));
         assert!(page.contains("CN=client"));
-        assert!(page.contains("diagnosed on reading"));
+        assert!(page.contains("Diagnosed on reading (--rediagnose)"));
         assert!(page.contains("<b>Fix:</b>"));
         assert!(page.contains("<svg"), "the flow's handshake ladder");
     }

@@ -71,9 +71,9 @@ pub struct Row {
     pub ca_names: Option<usize>,
     /// Subject of the leaf presented on that leg; null when none was.
     pub presented: Option<String>,
-    /// Finding ids, as recorded (or diagnosed on reading when none were recorded).
+    /// Finding ids, as recorded (or as `--rediagnose` drew them on reading).
     pub findings: Vec<String>,
-    /// Whether the findings were diagnosed on reading.
+    /// Whether the findings were diagnosed on reading (`--rediagnose`).
     pub diagnosed_on_read: bool,
 }
 
