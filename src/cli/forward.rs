@@ -97,7 +97,7 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
     let rt = super::runtime()?;
     rt.block_on(async move {
         let built = &prepared.built;
-        let sink = built.open_sink()?.explaining(built.explain);
+        let sink = built.open_sink()?;
         let (sink, ui) = super::ui::attach(ui, sink).await?;
         let own = ui.iter().map(|u| u.local_addr).collect();
         let proxy = prepared.start(sink.clone(), own).await?;
@@ -189,7 +189,7 @@ pub fn prepare(args: &mut ForwardArgs) -> Result<Prepared, CommandError> {
     let idle_timeout = Duration::from_secs(fwd.idle_timeout.unwrap_or(DEFAULT_IDLE_SECS).max(1));
     let session_idle = Duration::from_secs(
         fwd.idle_timeout
-            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .unwrap_or(crate::proxy::context::DEFAULT_IDLE_SECS)
             .max(1),
     );
     Ok(Prepared {

@@ -56,8 +56,8 @@ pub struct Prepared {
     pub max_connections: Option<usize>,
     /// How the recording is written.
     recording: crate::record::RecordSettings,
-    /// `-v/--explain`.
-    explain: bool,
+    /// The terminal lines (`None` with `--quiet`), `-v/--explain` included.
+    printer: Option<super::printer::Printer>,
     /// `--grace`.
     grace: Duration,
 }
@@ -69,8 +69,8 @@ pub fn run(mut args: ObserveArgs) -> Result<(), CommandError> {
     let rt = super::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(&prepared.recording)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-            .explaining(prepared.explain);
+            .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        let sink = super::printer::Printer::attach(prepared.printer, sink);
         let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let listener = prepared.bind().await?;
         let local = listener.local_addr().map_err(CommandError::runtime)?;
@@ -133,7 +133,7 @@ pub fn prepare(args: &mut ObserveArgs) -> Result<Prepared, CommandError> {
         },
         max_connections: args.run.max_connections,
         recording,
-        explain: args.run.explain,
+        printer: args.run.printer(),
         grace: args.run.grace(),
     })
 }

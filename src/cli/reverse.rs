@@ -74,7 +74,7 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
     let rt = super::runtime()?;
     rt.block_on(async move {
         let built = &prepared.built;
-        let sink = built.open_sink()?.explaining(built.explain);
+        let sink = built.open_sink()?;
         let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let proxy = prepared.start(sink.clone()).await?;
         eprintln!(
@@ -124,7 +124,7 @@ pub fn prepare(args: &mut ReverseArgs) -> Result<Prepared, CommandError> {
     let idle_timeout = std::time::Duration::from_secs(
         args.reverse
             .idle_timeout
-            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .unwrap_or(crate::proxy::context::DEFAULT_IDLE_SECS)
             .max(1),
     );
     if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
