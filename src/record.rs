@@ -13,6 +13,7 @@
 //! never waits: when it is full the flow is dropped for that subscriber and counted, so a slow
 //! browser never slows the relay. The recording keeps everything.
 
+pub mod locate;
 pub mod redact;
 mod writer;
 
@@ -67,6 +68,9 @@ pub struct Sink {
     pending: Arc<Pending>,
     /// A lossy live view of every diagnosed flow (the web view).
     subscriber: Option<Subscriber>,
+    /// Where the writer put each line, for whoever asks (the web view reads evicted flows
+    /// back); `None` when there is no `--record` file.
+    locator: Option<Arc<locate::Locator>>,
 }
 
 /// A bounded, never-blocking feed of diagnosed flows: full means dropped (and counted).
@@ -140,10 +144,16 @@ pub struct RecordOpenError {
 impl Sink {
     /// Open (append, create) the recording, if any, and start its writer thread.
     pub fn open(settings: &RecordSettings) -> Result<Sink, RecordOpenError> {
+        let locator = settings.path.as_ref().map(|p| {
+            Arc::new(locate::Locator::new(
+                p.clone(),
+                u64::from(writer::KEEP_ROTATED),
+            ))
+        });
         let tx = match &settings.path {
             None => None,
             Some(path) => {
-                let writer = writer::Writer::open(path, settings.max_size)?;
+                let writer = writer::Writer::open(path, settings.max_size, locator.clone())?;
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
                 std::thread::Builder::new()
                     .name("mtlscope-record".into())
@@ -162,7 +172,14 @@ impl Sink {
             observer: None,
             pending: Arc::default(),
             subscriber: None,
+            locator,
         })
+    }
+
+    /// Where the writer puts each record, once asked ([`locate::Locator::enable`]); `None`
+    /// without a recording.
+    pub fn locator(&self) -> Option<Arc<locate::Locator>> {
+        self.locator.clone()
     }
 
     /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]).
@@ -189,6 +206,7 @@ impl Sink {
                 observer: Some(tx),
                 pending: Arc::default(),
                 subscriber: None,
+                locator: None,
             },
             rx,
         )

@@ -1,6 +1,7 @@
 //! The recording's writer thread: one `write` per line, legs left out where an earlier full
 //! exchange of the same connection carries them (schema 2), rotation at a size bound.
 
+use super::locate::{FlowKey, Location, Locator, Spot};
 use super::{RecordOpenError, WriterMsg};
 use crate::facts::{Flow, Leg, RecordKind};
 use std::collections::{HashMap, HashSet};
@@ -24,7 +25,7 @@ const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 const BATCH_BYTES: usize = 256 * 1024;
 
 /// How many rotated files are kept (`FILE.1` … `FILE.N`).
-const KEEP_ROTATED: u32 = 9;
+pub(super) const KEEP_ROTATED: u32 = 9;
 
 /// What the writer did, reported at exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,6 +48,8 @@ struct FullLegs {
     client: Option<Arc<Leg>>,
     /// Its upstream leg.
     upstream: Option<Arc<Leg>>,
+    /// Where its line is (reported with the lines that point at it).
+    at: Option<Spot>,
 }
 
 /// The open recording.
@@ -70,11 +73,19 @@ pub struct Writer {
     batch: Vec<u8>,
     /// Lines in `batch`, and of those, compacted ones.
     batch_lines: (u64, u64),
+    /// Where each line is reported to (the live web view reads evicted flows back).
+    locator: Option<Arc<Locator>>,
+    /// Where the lines in `batch` are, reported once they are written.
+    located: Vec<(FlowKey, Location)>,
 }
 
 impl Writer {
-    /// Open `path` for appending.
-    pub fn open(path: &Path, max_size: Option<u64>) -> Result<Writer, RecordOpenError> {
+    /// Open `path` for appending; each line written is reported to `locator` once it asks.
+    pub fn open(
+        path: &Path,
+        max_size: Option<u64>,
+        locator: Option<Arc<Locator>>,
+    ) -> Result<Writer, RecordOpenError> {
         let file = open_append(path).map_err(|source| RecordOpenError {
             path: path.to_path_buf(),
             source,
@@ -90,6 +101,8 @@ impl Writer {
             stats: WriterStats::default(),
             batch: Vec::with_capacity(BATCH_BYTES),
             batch_lines: (0, 0),
+            locator,
+            located: Vec::new(),
         })
     }
 
@@ -137,6 +150,9 @@ impl Writer {
             Ok(()) => {
                 self.stats.written += lines;
                 self.stats.compacted += compacted;
+                if let Some(l) = &self.locator {
+                    l.wrote(self.located.drain(..));
+                }
             }
             Err(e) => {
                 self.stats.failed += lines;
@@ -144,6 +160,7 @@ impl Writer {
             }
         }
         self.batch.clear();
+        self.located.clear();
     }
 
     /// A connection ended: forget its legs, and do not remember any record of it that is
@@ -165,7 +182,8 @@ impl Writer {
             self.rotate();
             self.full.clear();
         }
-        self.compact(&mut flow);
+        let here = Spot::new(self.stats.rotations, self.size);
+        let legs = self.compact(&mut flow, here);
         let start = self.batch.len();
         if let Err(e) = serde_json::to_writer(&mut self.batch, &flow) {
             self.batch.truncate(start);
@@ -179,17 +197,23 @@ impl Writer {
         if flow.legs_from.is_some() {
             self.batch_lines.1 += 1;
         }
+        if let (Some(l), Some(line)) = (&self.locator, here) {
+            // A compacted line whose full exchange has no known spot cannot be read back.
+            if l.enabled() && (flow.legs_from.is_none() || legs.is_some()) {
+                self.located
+                    .push((FlowKey::of(&flow), Location { line, legs }));
+            }
+        }
     }
 
     /// Leave the legs out when an earlier full exchange of the connection carries the same
-    /// ones and this exchange has nothing to explain; otherwise remember these legs.
-    fn compact(&mut self, flow: &mut Flow) {
+    /// ones and this exchange has nothing to explain (returns where that exchange's line is);
+    /// otherwise remember these legs, written at `here`.
+    fn compact(&mut self, flow: &mut Flow, here: Option<Spot>) -> Option<Spot> {
         if flow.kind != RecordKind::Exchange {
-            return;
+            return None;
         }
-        let Some(index) = flow.exchange_index else {
-            return;
-        };
+        let index = flow.exchange_index?;
         let same = self.full.get(&flow.connection_id).is_some_and(|f| {
             same_leg(&f.client, &flow.client_leg) && same_leg(&f.upstream, &flow.upstream_leg)
         });
@@ -198,8 +222,9 @@ impl Writer {
                 flow.legs_from = Some(f.index);
                 flow.client_leg = None;
                 flow.upstream_leg = None;
+                return f.at;
             }
-            return;
+            return None;
         }
         // A connection's last record can arrive after its "closed" message (bodies end on
         // tasks of their own): nothing can point at it any more, so it is not remembered.
@@ -217,9 +242,11 @@ impl Writer {
                     index,
                     client: flow.client_leg.clone(),
                     upstream: flow.upstream_leg.clone(),
+                    at: here,
                 },
             );
         }
+        None
     }
 
     /// FILE → FILE.1 → FILE.2 …, keeping [`KEEP_ROTATED`]; then a new FILE.
@@ -243,6 +270,9 @@ impl Writer {
                 self.file = file;
                 self.size = 0;
                 self.stats.rotations += 1;
+                if let Some(l) = &self.locator {
+                    l.rotated();
+                }
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot open the new recording after rotating; writing to the rotated file");
@@ -296,7 +326,7 @@ mod tests {
     fn unchanged_legs_without_findings_point_at_the_full_exchange() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let mut w = Writer::open(&path, None).unwrap();
+        let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
         w.write(exchange(1, 0, &leg));
         w.write(exchange(1, 1, &leg));
@@ -337,7 +367,7 @@ mod tests {
     fn a_rotated_file_starts_with_full_legs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let mut w = Writer::open(&path, Some(1)).unwrap();
+        let mut w = Writer::open(&path, Some(1), None).unwrap();
         let leg = Arc::new(Leg::default());
         w.write(exchange(1, 0, &leg));
         w.write(exchange(1, 1, &leg));
@@ -354,7 +384,7 @@ mod tests {
     fn a_record_after_its_connection_closed_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let mut w = Writer::open(&path, None).unwrap();
+        let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
         w.write(exchange(1, 0, &leg));
         assert_eq!(w.full.len(), 1);

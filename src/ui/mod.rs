@@ -10,6 +10,7 @@ pub mod api;
 pub mod bounds;
 pub mod files;
 pub mod index;
+pub mod readback;
 pub mod server;
 pub mod store;
 
@@ -40,6 +41,8 @@ pub struct UiOptions {
     pub keylog: Option<PathBuf>,
     /// `mtlscope ui FILE…`: the recordings' index, served from the files.
     pub file: Option<Arc<index::FileIndex>>,
+    /// The live view's recording (`--record`): flows that left memory are read back from it.
+    pub recording: Option<Arc<crate::record::locate::Locator>>,
 }
 
 /// Why the web view could not start.
@@ -95,8 +98,11 @@ impl Ui {
             source,
         })?;
         let (subscriber, mut feed) = Subscriber::channel(FEED_DEPTH);
-        let store =
-            Arc::new(Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb));
+        let mut store = Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb);
+        if let Some(locator) = opts.recording {
+            store = store.with_read_back(readback::ReadBack::new(locator, opts.max_flows));
+        }
+        let store = Arc::new(store);
         let state = Arc::new(server::State {
             store: store.clone(),
             auth: opts.auth.as_deref().map(basic),
