@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod bounds;
+pub mod column;
 pub mod files;
 pub mod index;
 pub mod readback;
