@@ -13,6 +13,7 @@
 //! never waits: when it is full the flow is dropped for that subscriber and counted, so a slow
 //! browser never slows the relay. The recording keeps everything.
 
+pub mod headers;
 pub mod locate;
 pub mod redact;
 mod writer;

@@ -13,5 +13,6 @@ pub mod resumption;
 pub mod reverse;
 pub mod session;
 pub mod sni_gate;
+pub mod tunnel;
 pub mod upgrade;
 pub mod upstream_legs;

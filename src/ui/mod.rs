@@ -12,6 +12,7 @@ pub mod column;
 pub mod files;
 pub mod index;
 pub mod readback;
+mod respond;
 pub mod server;
 pub mod store;
 
