@@ -2,13 +2,16 @@
 
 pub mod body;
 pub mod client_leg;
+pub mod context;
 pub mod forward;
 pub mod headers;
 pub mod hosts;
 pub mod idle;
 pub mod late_replay;
+pub mod pair;
 pub mod relay;
 pub mod request_excerpt;
+pub mod respond;
 pub mod resumption;
 pub mod reverse;
 pub mod session;

@@ -8,11 +8,12 @@
 //! facts (a server may ask for a certificate differently on a later connection) and its index
 //! go into the exchanges it carries.
 
+use super::context::SessionContext;
 use super::request_excerpt::TeeBody;
-use super::session::SessionContext;
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::EventKind;
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, UpstreamRetry};
 use crate::faults::{effect, DelayStep, Fault};
@@ -447,7 +448,10 @@ impl UpstreamLegs {
 
     async fn next_leg(&self, after: u32) -> LegInUse {
         let rec = LegRecorder::new(self.opener.clock);
-        rec.event("new_upstream_leg", Some(format!("after leg {after}")));
+        rec.event(
+            EventKind::NewUpstreamLeg,
+            Some(format!("after leg {after}")),
+        );
         let engine = self.engine.lock().ok().and_then(|e| e.clone());
         let sender = self
             .opener

@@ -130,7 +130,7 @@ impl Writer {
 
     fn handle(&mut self, msg: WriterMsg) {
         match msg {
-            WriterMsg::Flow(flow) => self.write(*flow),
+            WriterMsg::Flow(flow) => self.write(flow),
             WriterMsg::Closed(id) => self.close(id),
             WriterMsg::Flush(done) => {
                 self.write_batch();
@@ -174,7 +174,7 @@ impl Writer {
     }
 
     /// Serialise one flow onto the batch (`size` counts batched lines too).
-    fn write(&mut self, mut flow: Flow) {
+    fn write(&mut self, flow: Arc<Flow>) {
         // Rotate once the file has reached the bound (the line that crossed it stays), and
         // start the new file without anything compacted lines could point at.
         if self.max_size.is_some_and(|max| self.size >= max) {
@@ -183,9 +183,22 @@ impl Writer {
             self.full.clear();
         }
         let here = Spot::new(self.stats.rotations, self.size);
-        let legs = self.compact(&mut flow, here);
+        let key = FlowKey::of(&flow);
         let start = self.batch.len();
-        if let Err(e) = serde_json::to_writer(&mut self.batch, &flow) {
+        let compacted = self.compact(&flow, here);
+        let written = match compacted {
+            // Only a compacted line differs from the shared flow: copy it (cheaply, if no
+            // subscriber still holds it) to leave its legs out.
+            Some((index, _)) => {
+                let mut flow = Arc::unwrap_or_clone(flow);
+                flow.legs_from = Some(index);
+                flow.client_leg = None;
+                flow.upstream_leg = None;
+                serde_json::to_writer(&mut self.batch, &flow)
+            }
+            None => serde_json::to_writer(&mut self.batch, &*flow),
+        };
+        if let Err(e) = written {
             self.batch.truncate(start);
             self.stats.failed += 1;
             tracing::error!(error = %e, "cannot serialise a flow; record lost");
@@ -194,22 +207,22 @@ impl Writer {
         self.batch.push(b'\n');
         self.size += (self.batch.len() - start) as u64;
         self.batch_lines.0 += 1;
-        if flow.legs_from.is_some() {
+        if compacted.is_some() {
             self.batch_lines.1 += 1;
         }
         if let (Some(l), Some(line)) = (&self.locator, here) {
             // A compacted line whose full exchange has no known spot cannot be read back.
-            if l.enabled() && (flow.legs_from.is_none() || legs.is_some()) {
-                self.located
-                    .push((FlowKey::of(&flow), Location { line, legs }));
+            let legs = compacted.and_then(|(_, at)| at);
+            if l.enabled() && (compacted.is_none() || legs.is_some()) {
+                self.located.push((key, Location { line, legs }));
             }
         }
     }
 
-    /// Leave the legs out when an earlier full exchange of the connection carries the same
-    /// ones and this exchange has nothing to explain (returns where that exchange's line is);
-    /// otherwise remember these legs, written at `here`.
-    fn compact(&mut self, flow: &mut Flow, here: Option<Spot>) -> Option<Spot> {
+    /// The `legs_from` of an exchange whose legs an earlier full exchange of its connection
+    /// carries unchanged, and which has nothing to explain, with where that exchange's line
+    /// is; otherwise `None`, and these legs, written at `here`, are remembered.
+    fn compact(&mut self, flow: &Flow, here: Option<Spot>) -> Option<(u32, Option<Spot>)> {
         if flow.kind != RecordKind::Exchange {
             return None;
         }
@@ -218,13 +231,7 @@ impl Writer {
             same_leg(&f.client, &flow.client_leg) && same_leg(&f.upstream, &flow.upstream_leg)
         });
         if same && flow.findings.is_empty() && flow.legs_from.is_none() {
-            if let Some(f) = self.full.get(&flow.connection_id) {
-                flow.legs_from = Some(f.index);
-                flow.client_leg = None;
-                flow.upstream_leg = None;
-                return f.at;
-            }
-            return None;
+            return self.full.get(&flow.connection_id).map(|f| (f.index, f.at));
         }
         // A connection's last record can arrive after its "closed" message (bodies end on
         // tasks of their own): nothing can point at it any more, so it is not remembered.
@@ -328,8 +335,8 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg));
-        w.write(exchange(1, 1, &leg));
+        w.write(Arc::new(exchange(1, 0, &leg)));
+        w.write(Arc::new(exchange(1, 1, &leg)));
         let mut with_finding = exchange(1, 2, &leg);
         with_finding.findings.push(Finding {
             id: FindingId::Unexplained,
@@ -339,13 +346,13 @@ mod tests {
             fix: String::new(),
             inferred: false,
         });
-        w.write(with_finding);
+        w.write(Arc::new(with_finding));
         let changed = Arc::new(Leg {
             alpn: Some("h2".into()),
             ..Leg::default()
         });
-        w.write(exchange(1, 3, &changed));
-        w.write(exchange(1, 4, &changed));
+        w.write(Arc::new(exchange(1, 3, &changed)));
+        w.write(Arc::new(exchange(1, 4, &changed)));
         w.write_batch();
         let got = lines(&path);
         assert!(got[0]["client_leg"].is_object() && got[0].get("legs_from").is_none());
@@ -369,8 +376,8 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, Some(1), None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg));
-        w.write(exchange(1, 1, &leg));
+        w.write(Arc::new(exchange(1, 0, &leg)));
+        w.write(Arc::new(exchange(1, 1, &leg)));
         w.write_batch();
         assert_eq!(w.stats.rotations, 1);
         let rotated = lines(&dir.path().join("rec.jsonl.1"));
@@ -386,13 +393,13 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg));
+        w.write(Arc::new(exchange(1, 0, &leg)));
         assert_eq!(w.full.len(), 1);
         w.close(1);
         w.close(2);
         assert!(w.full.is_empty());
         // Connection 2's only exchange ends after its close (`Connection: close`).
-        w.write(exchange(2, 0, &leg));
+        w.write(Arc::new(exchange(2, 0, &leg)));
         assert!(w.full.is_empty(), "its legs would be kept for nothing");
         w.write_batch();
         assert!(lines(&path)[1]["client_leg"].is_object());

@@ -361,8 +361,7 @@ impl FileIndex {
         parse_line(raw.strip_suffix(b"\r").unwrap_or(raw)).ok()
     }
 
-    /// Record `n` (0-based) as a view shows it: legs put back, diagnosed when it carried no
-    /// findings.
+    /// Record `n` (0-based) as a view shows it: legs put back, its findings as recorded.
     pub fn record(&self, n: usize) -> Option<Record> {
         let (file, mut flow) = self.read_flow(n)?;
         if flow.legs_from.is_some() {
@@ -379,18 +378,14 @@ impl FileIndex {
                 flow.legs_from = None;
             }
         }
-        let mut diagnosed_on_read = false;
-        if flow.findings.is_empty() {
-            flow.findings = crate::diagnose::diagnose(&flow);
-            diagnosed_on_read = !flow.findings.is_empty();
-        }
+        // The recording's findings, as recorded: the web view never diagnoses.
         let first = self.file_starts[usize::from(file)] as usize;
         Some(Record {
             file: self.files[usize::from(file)].clone(),
             line: 0,
             index: n - first + 1,
             flow,
-            diagnosed_on_read,
+            diagnosed_on_read: false,
         })
     }
 
