@@ -4,6 +4,7 @@
 #   scripts/bench-views.sh [EXCHANGES] [OPEN] [PER_CONN]      # default 1000000 256 50
 #   BENCH_REC=path.jsonl scripts/bench-views.sh               # an existing recording instead
 #   BENCH_BIN=path/to/mtlscope …                               # an mtlscope already built
+#   BENCH_ONLY=ui …                                            # only some of: cli ui
 #
 # The recording is written by examples/gen_recording through mtlscope's own record sink
 # (diagnosis, legs_from compaction, the recording's JSON): OPEN keep-alive connections at once,
@@ -68,7 +69,9 @@ measure() {
     extra=
 }
 
+only=${BENCH_ONLY:-cli ui}
 extra=
+if [[ " $only " == *" cli "* ]]; then
 measure "jq -c ." jq -c . "$rec"
 measure report "$bin" report "$rec"
 measure "report --json" "$bin" report --json "$rec"
@@ -78,6 +81,8 @@ har=$(stat -c %s "$work/out.har")
 printf '%-28s %10s %12s  %s\n' "" "" "" "HAR $(calc "$har / 1000000") MB = $(calc "$har / $size")× the recording"
 records=$(grep -c . "$rec")
 measure "diff FILE:1 FILE:$records" "$bin" diff "$rec:1" "$rec:$records"
+fi
+[[ " $only " == *" ui "* ]] || exit 0
 
 # ui: index, first page, last page, last flow; RSS of the running process after them.
 port=$((20000 + RANDOM % 20000))
@@ -90,6 +95,7 @@ for _ in $(seq 1 6000); do
     sleep 0.1
 done
 first=$(calc "$(date +%s.%N) - $start")
+hwm_first=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$ui_pid/status")
 total=$(jq .total "$work/page1.json")
 last_from=$(( (total - 1) / 100 * 100 ))
 t0=$(date +%s.%N)
@@ -98,8 +104,12 @@ curl -sf "http://127.0.0.1:$port/api/flows/$total" -o "$work/flow.json"
 t1=$(date +%s.%N)
 curl -sf "http://127.0.0.1:$port/api/list?limit=100&finding=no-client-cert" -o "$work/filtered.json"
 t2=$(date +%s.%N)
+curl -sf "http://127.0.0.1:$port/api/list?limit=100&status=403" -o "$work/mid.json"
+t3=$(date +%s.%N)
 rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$ui_pid/status")
 hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$ui_pid/status")
-printf '%-28s %10.2f %12s  %s\n' "ui FILE: first page" "$first" "$hwm" "$total records indexed (peak RSS so far)"
-printf '%-28s %10.2f %12s  %s\n' "ui: last page + last flow" "$(calc "$t1 - $t0")" "$rss" "RSS after them"
-printf '%-28s %10.2f %12s  %s\n' "ui: filter no-client-cert" "$(calc "$t2 - $t1")" "" "$(jq .matched "$work/filtered.json") matching"
+counted=$(jq '[.counts.statuses[]] | add' "$work/filtered.json")
+printf '%-28s %10.2f %12s  %s\n' "ui FILE: first page" "$first" "$hwm_first" "$total records indexed (peak RSS)"
+printf '%-28s %10.2f %12s  %s\n' "ui: last page + last flow" "$(calc "$t1 - $t0")" "$rss" "RSS after them ($(jq '.rows | length' "$work/pagel.json") rows)"
+printf '%-28s %10.2f %12s  %s\n' "ui: filter no-client-cert" "$(calc "$t2 - $t1")" "" "$(jq .matched "$work/filtered.json") matching; statuses counted over $counted records"
+printf '%-28s %10.2f %12s  %s\n' "ui: filter status 403" "$(calc "$t3 - $t2")" "$hwm" "$(jq .matched "$work/mid.json") matching (peak RSS of the whole run)"

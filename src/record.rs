@@ -16,6 +16,7 @@
 //! recording keeps everything.
 
 pub mod headers;
+pub mod locate;
 pub mod redact;
 mod writer;
 
@@ -71,6 +72,9 @@ pub struct Sink {
     /// Flows handed over but not yet queued for the writer (emitted from a task of their
     /// own); `flush` waits for them.
     pending: Arc<Pending>,
+    /// Where the writer put each line, for whoever asks (the web view reads evicted flows
+    /// back); `None` when there is no `--record` file.
+    locator: Option<Arc<locate::Locator>>,
 }
 
 /// A bounded, never-blocking feed of diagnosed flows: full means dropped (and counted).
@@ -180,10 +184,16 @@ pub struct RecordOpenError {
 impl Sink {
     /// Open (append, create) the recording, if any, and start its writer thread.
     pub fn open(settings: &RecordSettings) -> Result<Sink, RecordOpenError> {
+        let locator = settings.path.as_ref().map(|p| {
+            Arc::new(locate::Locator::new(
+                p.clone(),
+                u64::from(writer::KEEP_ROTATED),
+            ))
+        });
         let tx = match &settings.path {
             None => None,
             Some(path) => {
-                let writer = writer::Writer::open(path, settings.max_size)?;
+                let writer = writer::Writer::open(path, settings.max_size, locator.clone())?;
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
                 std::thread::Builder::new()
                     .name("mtlscope-record".into())
@@ -199,7 +209,14 @@ impl Sink {
             tx,
             subscribers: Arc::new([]),
             pending: Arc::default(),
+            locator,
         })
+    }
+
+    /// Where the writer puts each record, once asked ([`locate::Locator::enable`]); `None`
+    /// without a recording.
+    pub fn locator(&self) -> Option<Arc<locate::Locator>> {
+        self.locator.clone()
     }
 
     /// The same sink, also handing every diagnosed flow to `subscriber`.
@@ -223,6 +240,7 @@ impl Sink {
             tx: None,
             subscribers: Arc::new([]),
             pending: Arc::default(),
+            locator: None,
         };
         (sink.subscribe(Observer(tx)), rx)
     }

@@ -104,6 +104,7 @@ fn options(
         max_mb,
         keylog,
         file: None,
+        recording: None,
     })
 }
 
@@ -135,9 +136,10 @@ pub async fn attach(
     opts: Option<UiOptions>,
     sink: Sink,
 ) -> Result<(Sink, Option<Ui>), CommandError> {
-    let Some(opts) = opts else {
+    let Some(mut opts) = opts else {
         return Ok((sink, None));
     };
+    opts.recording = sink.locator();
     let ui = Ui::start(opts)
         .await
         .map_err(|e| CommandError::usage(format!("--ui: {e}")))?;

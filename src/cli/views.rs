@@ -6,8 +6,9 @@
 //! write an output is a runtime failure (exit 1).
 
 use crate::error::CommandError;
+use crate::paths::recordings::Collected;
 use crate::recording::filter::{self, Filter, StatusMatch};
-use crate::recording::{self, Item, Record, RecordStream, Recording, Selector};
+use crate::recording::{self, Item, Record, RecordStream, Selector};
 use crate::render::{diff, har_stream, html, report};
 use clap::Args;
 use std::io::{Seek, Write};
@@ -148,15 +149,6 @@ pub struct ExportArgs {
     /// Which records to export.
     #[command(flatten)]
     pub filter: FilterArgs,
-}
-
-/// Read recordings whole, warning on stderr about every skipped line (`diff --paths`).
-fn load(paths: &[PathBuf]) -> Result<Recording, CommandError> {
-    let rec = recording::read_all(paths).map_err(CommandError::usage)?;
-    for s in &rec.skipped {
-        warn_skipped(s);
-    }
-    Ok(rec)
 }
 
 /// Create (or truncate) an output file; a new one is created 0600, as recordings are (a HAR
@@ -492,13 +484,24 @@ pub fn run_diff(args: DiffArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `diff --paths A.jsonl B.jsonl`.
+/// `diff --paths A.jsonl B.jsonl`: each file streamed into its per-host checks.
 fn run_diff_paths(args: &DiffArgs) -> Result<(), CommandError> {
-    let a = load(&[PathBuf::from(&args.a)])?;
-    let b = load(&[PathBuf::from(&args.b)])?;
-    let fa: Vec<&crate::facts::Flow> = a.records.iter().map(|x| &x.flow).collect();
-    let fb: Vec<&crate::facts::Flow> = b.records.iter().map(|x| &x.flow).collect();
-    let (hosts, alone) = crate::paths::recordings::compare(&args.a, &fa, &args.b, &fb);
+    let collect = |path: &str| -> Result<Collected, CommandError> {
+        let mut c = Collected::default();
+        let mut skipped = Vec::new();
+        each_record(
+            open(&[PathBuf::from(path)])?,
+            &Filter::default(),
+            &mut skipped,
+            |r| {
+                c.add(&r.flow);
+                Ok(())
+            },
+        )?;
+        Ok(c)
+    };
+    let (a, b) = (collect(&args.a)?, collect(&args.b)?);
+    let (hosts, alone) = crate::paths::recordings::compare_collected(&args.a, a, &args.b, b);
     if args.json {
         crate::outln!(
             "{}",

@@ -1,6 +1,7 @@
 //! The recording's writer thread: one `write` per line, legs left out where an earlier full
 //! exchange of the same connection carries them (schema 2), rotation at a size bound.
 
+use super::locate::{FlowKey, Location, Locator, Spot};
 use super::{RecordOpenError, WriterMsg};
 use crate::facts::{Flow, Leg, RecordKind};
 use std::collections::{HashMap, HashSet};
@@ -24,7 +25,7 @@ const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 const BATCH_BYTES: usize = 256 * 1024;
 
 /// How many rotated files are kept (`FILE.1` … `FILE.N`).
-const KEEP_ROTATED: u32 = 9;
+pub(super) const KEEP_ROTATED: u32 = 9;
 
 /// What the writer did, reported at exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,6 +48,8 @@ struct FullLegs {
     client: Option<Arc<Leg>>,
     /// Its upstream leg.
     upstream: Option<Arc<Leg>>,
+    /// Where its line is (reported with the lines that point at it).
+    at: Option<Spot>,
 }
 
 /// The open recording.
@@ -70,11 +73,19 @@ pub struct Writer {
     batch: Vec<u8>,
     /// Lines in `batch`, and of those, compacted ones.
     batch_lines: (u64, u64),
+    /// Where each line is reported to (the live web view reads evicted flows back).
+    locator: Option<Arc<Locator>>,
+    /// Where the lines in `batch` are, reported once they are written.
+    located: Vec<(FlowKey, Location)>,
 }
 
 impl Writer {
-    /// Open `path` for appending.
-    pub fn open(path: &Path, max_size: Option<u64>) -> Result<Writer, RecordOpenError> {
+    /// Open `path` for appending; each line written is reported to `locator` once it asks.
+    pub fn open(
+        path: &Path,
+        max_size: Option<u64>,
+        locator: Option<Arc<Locator>>,
+    ) -> Result<Writer, RecordOpenError> {
         let file = open_append(path).map_err(|source| RecordOpenError {
             path: path.to_path_buf(),
             source,
@@ -90,6 +101,8 @@ impl Writer {
             stats: WriterStats::default(),
             batch: Vec::with_capacity(BATCH_BYTES),
             batch_lines: (0, 0),
+            locator,
+            located: Vec::new(),
         })
     }
 
@@ -137,6 +150,9 @@ impl Writer {
             Ok(()) => {
                 self.stats.written += lines;
                 self.stats.compacted += compacted;
+                if let Some(l) = &self.locator {
+                    l.wrote(self.located.drain(..));
+                }
             }
             Err(e) => {
                 self.stats.failed += lines;
@@ -144,6 +160,7 @@ impl Writer {
             }
         }
         self.batch.clear();
+        self.located.clear();
     }
 
     /// A connection ended: forget its legs, and do not remember any record of it that is
@@ -165,12 +182,14 @@ impl Writer {
             self.rotate();
             self.full.clear();
         }
+        let here = Spot::new(self.stats.rotations, self.size);
+        let key = FlowKey::of(&flow);
         let start = self.batch.len();
-        let compacted = self.compact(&flow);
+        let compacted = self.compact(&flow, here);
         let written = match compacted {
             // Only a compacted line differs from the shared flow: copy it (cheaply, if no
             // subscriber still holds it) to leave its legs out.
-            Some(index) => {
+            Some((index, _)) => {
                 let mut flow = Arc::unwrap_or_clone(flow);
                 flow.legs_from = Some(index);
                 flow.client_leg = None;
@@ -191,12 +210,19 @@ impl Writer {
         if compacted.is_some() {
             self.batch_lines.1 += 1;
         }
+        if let (Some(l), Some(line)) = (&self.locator, here) {
+            // A compacted line whose full exchange has no known spot cannot be read back.
+            let legs = compacted.and_then(|(_, at)| at);
+            if l.enabled() && (compacted.is_none() || legs.is_some()) {
+                self.located.push((key, Location { line, legs }));
+            }
+        }
     }
 
     /// The `legs_from` of an exchange whose legs an earlier full exchange of its connection
-    /// carries unchanged, and which has nothing to explain; otherwise `None`, and these legs
-    /// are remembered.
-    fn compact(&mut self, flow: &Flow) -> Option<u32> {
+    /// carries unchanged, and which has nothing to explain, with where that exchange's line
+    /// is; otherwise `None`, and these legs, written at `here`, are remembered.
+    fn compact(&mut self, flow: &Flow, here: Option<Spot>) -> Option<(u32, Option<Spot>)> {
         if flow.kind != RecordKind::Exchange {
             return None;
         }
@@ -205,7 +231,7 @@ impl Writer {
             same_leg(&f.client, &flow.client_leg) && same_leg(&f.upstream, &flow.upstream_leg)
         });
         if same && flow.findings.is_empty() && flow.legs_from.is_none() {
-            return self.full.get(&flow.connection_id).map(|f| f.index);
+            return self.full.get(&flow.connection_id).map(|f| (f.index, f.at));
         }
         // A connection's last record can arrive after its "closed" message (bodies end on
         // tasks of their own): nothing can point at it any more, so it is not remembered.
@@ -223,6 +249,7 @@ impl Writer {
                     index,
                     client: flow.client_leg.clone(),
                     upstream: flow.upstream_leg.clone(),
+                    at: here,
                 },
             );
         }
@@ -250,6 +277,9 @@ impl Writer {
                 self.file = file;
                 self.size = 0;
                 self.stats.rotations += 1;
+                if let Some(l) = &self.locator {
+                    l.rotated();
+                }
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot open the new recording after rotating; writing to the rotated file");
@@ -303,7 +333,7 @@ mod tests {
     fn unchanged_legs_without_findings_point_at_the_full_exchange() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let mut w = Writer::open(&path, None).unwrap();
+        let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
         w.write(Arc::new(exchange(1, 0, &leg)));
         w.write(Arc::new(exchange(1, 1, &leg)));
@@ -344,7 +374,7 @@ mod tests {
     fn a_rotated_file_starts_with_full_legs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let mut w = Writer::open(&path, Some(1)).unwrap();
+        let mut w = Writer::open(&path, Some(1), None).unwrap();
         let leg = Arc::new(Leg::default());
         w.write(Arc::new(exchange(1, 0, &leg)));
         w.write(Arc::new(exchange(1, 1, &leg)));
@@ -361,7 +391,7 @@ mod tests {
     fn a_record_after_its_connection_closed_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
-        let mut w = Writer::open(&path, None).unwrap();
+        let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
         w.write(Arc::new(exchange(1, 0, &leg)));
         assert_eq!(w.full.len(), 1);

@@ -4,7 +4,8 @@
 //! mtlscope's facts and findings under `_mtlscope` (HAR allows custom fields starting with `_`),
 //! and connection records (no exchange) go to `_mtlscope_connections` at the log level. Header
 //! values are copied as recorded: what the recording redacted stays redacted. Timings come from
-//! the recorded `at_ms` values; what was not recorded is -1 (and said so in `timings.comment`).
+//! the recorded `at_ms` values; what was not recorded is -1, or 0 for `send`, `wait` and
+//! `receive`, which HAR 1.2 wants non-negative (said so in `timings.comment`).
 
 use crate::facts::{Flow, Leg, RecordKind};
 use crate::recording::Record;
@@ -121,18 +122,20 @@ pub(crate) fn entry(flow: &Flow, legs: &LegsOut) -> Value {
     } else {
         -1.0
     };
-    let wait = span(req_at, resp_at);
+    // HAR 1.2 requires send, wait and receive to be non-negative: what was not recorded is 0.
+    let wait = span(req_at, resp_at).max(0.0);
     let timings = json!({
         "blocked": -1,
         "dns": -1,
         // mtlscope counts from the TCP accept, so the client's connect time is the TLS time.
         "connect": ssl,
         "ssl": ssl,
-        "send": -1,
+        "send": 0,
         "wait": wait,
-        "receive": -1,
+        "receive": 0,
         "comment": "from mtlscope's at_ms (ms since it accepted the connection): ssl = client \
-                    handshake; wait = request head received to response head; -1 = not recorded",
+                    handshake; wait = request head received to response head; send and receive \
+                    are not recorded (0, as HAR 1.2 wants them non-negative); -1 = not recorded",
     });
     let time = round3([ssl, wait].iter().filter(|v| **v >= 0.0).sum::<f64>());
     let started = flow.started_at + time::Duration::seconds_f64(req_at.unwrap_or(0.0) / 1000.0);
@@ -320,7 +323,8 @@ mod tests {
         assert_eq!(e1["response"]["statusText"], "Forbidden");
         assert_eq!(e1["response"]["content"]["text"], "denied <b>");
         assert_eq!(e1["response"]["content"]["_mtlscope_excerpt"], true);
-        assert_eq!(e1["timings"]["send"], -1);
+        assert_eq!(e1["timings"]["send"], 0);
+        assert_eq!(e1["timings"]["receive"], 0);
         assert!(e1["_mtlscope"]["findings"].is_array());
     }
 }

@@ -15,8 +15,9 @@ use std::io::{self, BufWriter, Read, Seek, Write};
 use std::sync::Arc;
 
 /// Connections whose legs' entry one generation remembers (two are kept); a connection that
-/// falls out has its next entry written in full again.
-const GENERATION: usize = 4096;
+/// falls out has its next entry written in full again. As the reader's cache
+/// (`recording::stream`), whose legs these are: ~11 KB a connection, so ~25 MB at most.
+const GENERATION: usize = 1024;
 
 /// `--har-legs`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

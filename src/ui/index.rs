@@ -3,9 +3,14 @@
 //! a few small numbers: its finding set, status, host and run), then list pages, filter counts
 //! and flow pages are served from the files on demand.
 //!
-//! The index costs about 17 bytes a record (a 10-million-flow recording: ~170 MB), whatever
-//! the records' size; a flow page reads its line (and its legs' line) again.
+//! The index costs about 9.5 bytes a record (a 10-million-flow recording: ~95 MB), whatever
+//! the records' size: per record a 16-bit offset within a block of [`BLOCK`] records, a
+//! 16-bit distance back to the record carrying its legs, a 16-bit finding set, a 16-bit host
+//! and an 8-bit status; runs are stored as ranges (a run's records are consecutive). What does
+//! not fit (a long line, a far legs source, an odd status) goes to a small map. A flow page
+//! reads its line (and its legs' line) again.
 
+use super::column::Column;
 use crate::facts::{FindingId, Flow, Severity};
 use crate::recording::filter::Filter;
 use crate::recording::{parse_line, Item, ReadError, Record, RecordStream, Skipped};
@@ -16,10 +21,16 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// Records per block of offsets: a block's start is a full offset, its records' are relative.
-const BLOCK: usize = 4096;
+/// Records per block of offsets: a block's start is a full offset, its records' are relative
+/// (16 bits: 32 records of a keep-alive recording average about 35 KB, most of them compacted
+/// to about 1 KB).
+const BLOCK: usize = 32;
 /// The value of an interned column past its table's capacity ("other").
 const OTHER: u16 = u16::MAX;
+/// A 16-bit column's value meaning "in the overflow map".
+const FAR: u16 = u16::MAX;
+/// Status/outcome pairs interned in 8 bits; the last value means "in the overflow map".
+const FAR_STATUS: u8 = u8::MAX;
 
 /// Values interned to small numbers, in order of first appearance.
 #[derive(Default)]
@@ -56,22 +67,30 @@ pub struct FileIndex {
     /// Per file, the number of the first record in it.
     file_starts: Vec<u32>,
     /// Per block of [`BLOCK`] records: its first record's file and offset.
-    block_start: Vec<(u16, u64)>,
+    block_start: Column<(u16, u64)>,
     /// Per record: offset of its line from its block's first line (same file), or from its
-    /// file's start when it is the first of its file in the block.
-    rel: Vec<u32>,
-    /// Per record: 1 + the record carrying its legs (`legs_from`), or 0.
-    legs_src: Vec<u32>,
+    /// file's start when it is the first of its file in the block; [`FAR`]: in `far_offset`.
+    rel: Column<u16>,
+    /// Offsets that do not fit `rel`, by record: the offset in its file.
+    far_offset: HashMap<u32, u64>,
+    /// Per record: how many records back the one carrying its legs (`legs_from`) is, 0 for
+    /// none; [`FAR`]: in `far_src`.
+    legs_back: Column<u16>,
+    /// Legs sources that do not fit `legs_back`, by record.
+    far_src: HashMap<u32, u32>,
     /// Per record: its set of finding ids.
-    finding_set: Vec<u16>,
-    /// Per record: its status, 0 when none.
-    status: Vec<u16>,
+    finding_set: Column<u16>,
+    /// Per record: its status and whether it failed, interned; [`FAR_STATUS`]: in
+    /// `far_status`.
+    status: Column<u8>,
+    /// The interned (status, failed) pairs; status 0 is none.
+    statuses: Interned<(u16, bool)>,
+    /// Pairs that do not fit `status`, by record.
+    far_status: HashMap<u32, (u16, bool)>,
     /// Per record: its host.
-    host: Vec<u16>,
-    /// Per record: its run.
-    run: Vec<u16>,
-    /// Per record: bit 0 = failed.
-    flags: Vec<u8>,
+    host: Column<u16>,
+    /// Runs as ranges: (first record, run), in record order.
+    run_ranges: Vec<(u32, u16)>,
     /// Finding sets (ids, sorted).
     sets: Interned<Vec<FindingId>>,
     /// Each finding id's severity, as first seen.
@@ -117,14 +136,17 @@ impl FileIndex {
         let mut ix = FileIndex {
             files: files.to_vec(),
             file_starts: Vec::new(),
-            block_start: Vec::new(),
-            rel: Vec::new(),
-            legs_src: Vec::new(),
-            finding_set: Vec::new(),
-            status: Vec::new(),
-            host: Vec::new(),
-            run: Vec::new(),
-            flags: Vec::new(),
+            block_start: Column::default(),
+            rel: Column::default(),
+            far_offset: HashMap::new(),
+            legs_back: Column::default(),
+            far_src: HashMap::new(),
+            finding_set: Column::default(),
+            status: Column::default(),
+            statuses: Interned::default(),
+            far_status: HashMap::new(),
+            host: Column::default(),
+            run_ranges: Vec::new(),
             sets: Interned::default(),
             severity: HashMap::new(),
             hosts: Interned::default(),
@@ -201,13 +223,30 @@ impl FileIndex {
             offset
         } else {
             match self.block_start.last() {
-                Some(&(f, b)) if f == file_no => b,
+                Some((f, b)) if f == file_no => b,
                 _ => 0,
             }
         };
-        self.rel
-            .push(u32::try_from(offset - base).unwrap_or(u32::MAX));
-        self.legs_src.push(src);
+        let key = u32::try_from(n).unwrap_or(u32::MAX);
+        match u16::try_from(offset - base) {
+            Ok(rel) if rel != FAR => self.rel.push(rel),
+            _ => {
+                self.rel.push(FAR);
+                self.far_offset.insert(key, offset);
+            }
+        }
+        // `src` is 1 + the source's number, or 0.
+        let back = match src.checked_sub(1) {
+            None => 0,
+            Some(s) => match n.checked_sub(s as usize).map(u16::try_from) {
+                Some(Ok(b)) if b != FAR => b,
+                _ => {
+                    self.far_src.insert(key, s);
+                    FAR
+                }
+            },
+        };
+        self.legs_back.push(back);
         let f = &r.flow;
         for x in &f.findings {
             self.severity.entry(x.id).or_insert(x.severity);
@@ -217,23 +256,70 @@ impl FileIndex {
         set.dedup();
         self.finding_set
             .push(self.sets.id(&set, usize::from(OTHER)));
-        self.status.push(f.status().unwrap_or(0));
+        let status = (f.status().unwrap_or(0), crate::render::report::failed(f));
+        match self.statuses.id(&status, usize::from(FAR_STATUS)) {
+            id if id < u16::from(FAR_STATUS) => {
+                self.status.push(u8::try_from(id).unwrap_or(FAR_STATUS))
+            }
+            _ => {
+                self.status.push(FAR_STATUS);
+                self.far_status.insert(key, status);
+            }
+        }
         let host = super::api::host(f);
         self.host.push(self.hosts.id(&host, usize::from(OTHER)));
-        self.run.push(self.runs.id(&f.run, usize::from(OTHER)));
-        self.flags.push(u8::from(crate::render::report::failed(f)));
+        let run = self.runs.id(&f.run, usize::from(OTHER));
+        if self.run_ranges.last().is_none_or(|&(_, r)| r != run) {
+            self.run_ranges.push((key, run));
+        }
+    }
+
+    /// Record `n`'s run (interned).
+    fn run_of(&self, n: usize) -> u16 {
+        let i = self
+            .run_ranges
+            .partition_point(|&(start, _)| start as usize <= n);
+        i.checked_sub(1).map_or(OTHER, |i| self.run_ranges[i].1)
+    }
+
+    /// Record `n`'s status (0 for none) and whether it failed.
+    fn status_of(&self, n: usize) -> (u16, bool) {
+        match self.status[n] {
+            FAR_STATUS => u32::try_from(n)
+                .ok()
+                .and_then(|k| self.far_status.get(&k).copied())
+                .unwrap_or((0, false)),
+            id => self.statuses.values[usize::from(id)],
+        }
+    }
+
+    /// The record carrying record `n`'s legs, if it has one among the indexed records.
+    fn legs_src_of(&self, n: usize) -> Option<usize> {
+        match self.legs_back.get(n)? {
+            0 => None,
+            FAR => u32::try_from(n)
+                .ok()
+                .and_then(|k| self.far_src.get(&k))
+                .map(|&s| s as usize),
+            back => n.checked_sub(usize::from(back)),
+        }
     }
 
     /// File and offset of record `n` (0-based).
     fn position(&self, n: usize) -> Option<(u16, u64)> {
-        let rel = u64::from(*self.rel.get(n)?);
-        let (bfile, base) = *self.block_start.get(n / BLOCK)?;
+        let rel = self.rel.get(n)?;
+        let (bfile, base) = self.block_start.get(n / BLOCK)?;
         // The record's file: the last file starting at or before it.
         let file = self
             .file_starts
             .partition_point(|&s| s as usize <= n)
             .checked_sub(1)?;
         let file = u16::try_from(file).ok()?;
+        if rel == FAR {
+            let at = *self.far_offset.get(&u32::try_from(n).ok()?)?;
+            return Some((file, at));
+        }
+        let rel = u64::from(rel);
         Some((file, if file == bfile { base + rel } else { rel }))
     }
 
@@ -275,13 +361,12 @@ impl FileIndex {
         parse_line(raw.strip_suffix(b"\r").unwrap_or(raw)).ok()
     }
 
-    /// Record `n` (0-based) as a view shows it: legs put back, diagnosed when it carried no
-    /// findings.
+    /// Record `n` (0-based) as a view shows it: legs put back, its findings as recorded.
     pub fn record(&self, n: usize) -> Option<Record> {
         let (file, mut flow) = self.read_flow(n)?;
         if flow.legs_from.is_some() {
-            let full = match self.legs_src.get(n).and_then(|&s| s.checked_sub(1)) {
-                Some(src) => self.read_flow(src as usize).map(|x| x.1),
+            let full = match self.legs_src_of(n) {
+                Some(src) => self.read_flow(src).map(|x| x.1),
                 None => u32::try_from(n)
                     .ok()
                     .and_then(|k| self.outside_src.get(&k))
@@ -316,7 +401,20 @@ impl FileIndex {
         // A value the index never saw matches nothing.
         let host = q.host.as_ref().map(|h| self.hosts.get(h));
         let run = q.run.as_ref().map(|r| self.runs.get(r));
+        // Per interned status: whether it matches (a prefix of `403`, `error`, …).
+        let status_text = |(code, failed): (u16, bool)| match code {
+            0 if failed => "error".to_string(),
+            0 => String::new(),
+            code => code.to_string(),
+        };
         let status = q.status.clone().filter(|s| !s.is_empty());
+        let status_ok: Option<Vec<bool>> = status.as_ref().map(|s| {
+            self.statuses
+                .values
+                .iter()
+                .map(|&v| status_text(v).starts_with(s.as_str()))
+                .collect()
+        });
         move |n| {
             if let Some(sets) = &sets {
                 if !sets
@@ -330,16 +428,15 @@ impl FileIndex {
             if host.is_some_and(|h| h != Some(self.host[n])) {
                 return false;
             }
-            if run.is_some_and(|r| r != Some(self.run[n])) {
+            if run.is_some_and(|r| r != Some(self.run_of(n))) {
                 return false;
             }
-            if let Some(s) = &status {
-                let text = match self.status[n] {
-                    0 if self.flags[n] & 1 == 1 => "error".to_string(),
-                    0 => String::new(),
-                    code => code.to_string(),
+            if let (Some(s), Some(ok)) = (&status, &status_ok) {
+                let matches = match self.status[n] {
+                    FAR_STATUS => status_text(self.status_of(n)).starts_with(s.as_str()),
+                    id => ok[usize::from(id)],
                 };
-                if !text.starts_with(s.as_str()) {
+                if !matches {
                     return false;
                 }
             }
@@ -370,6 +467,7 @@ impl FileIndex {
         let mut per_run = vec![0usize; self.runs.values.len()];
         let mut statuses: std::collections::BTreeMap<String, usize> = Default::default();
         let mut status_counts: HashMap<(u16, bool), usize> = HashMap::new();
+        let mut per_status = vec![0usize; self.statuses.values.len()];
         for n in 0..self.len() {
             if let Some(c) = per_set.get_mut(usize::from(self.finding_set[n])) {
                 *c += 1;
@@ -377,12 +475,23 @@ impl FileIndex {
             if let Some(c) = per_host.get_mut(usize::from(self.host[n])) {
                 *c += 1;
             }
-            if let Some(c) = per_run.get_mut(usize::from(self.run[n])) {
-                *c += 1;
+            match per_status.get_mut(usize::from(self.status[n])) {
+                Some(c) => *c += 1,
+                None => *status_counts.entry(self.status_of(n)).or_default() += 1,
             }
-            *status_counts
-                .entry((self.status[n], self.flags[n] & 1 == 1))
-                .or_default() += 1;
+        }
+        for (&v, c) in self.statuses.values.iter().zip(&per_status) {
+            *status_counts.entry(v).or_default() += c;
+        }
+        // Runs are ranges: each range's length is its count.
+        for (i, &(start, run)) in self.run_ranges.iter().enumerate() {
+            let end = self
+                .run_ranges
+                .get(i + 1)
+                .map_or(self.len(), |&(next, _)| next as usize);
+            if let Some(c) = per_run.get_mut(usize::from(run)) {
+                *c += end - start as usize;
+            }
         }
         for ((code, failed), c) in status_counts {
             let key = match code {
@@ -436,3 +545,7 @@ impl std::fmt::Debug for FileIndex {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

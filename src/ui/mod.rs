@@ -8,8 +8,10 @@
 
 pub mod api;
 pub mod bounds;
+pub mod column;
 pub mod files;
 pub mod index;
+pub mod readback;
 mod respond;
 pub mod server;
 pub mod store;
@@ -41,6 +43,8 @@ pub struct UiOptions {
     pub keylog: Option<PathBuf>,
     /// `mtlscope ui FILE…`: the recordings' index, served from the files.
     pub file: Option<Arc<index::FileIndex>>,
+    /// The live view's recording (`--record`): flows that left memory are read back from it.
+    pub recording: Option<Arc<crate::record::locate::Locator>>,
 }
 
 /// Why the web view could not start.
@@ -96,8 +100,11 @@ impl Ui {
             source,
         })?;
         let (subscriber, mut feed) = Subscriber::channel(FEED_DEPTH);
-        let store =
-            Arc::new(Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb));
+        let mut store = Store::new(opts.max_flows, subscriber.dropped()).with_max_mb(opts.max_mb);
+        if let Some(locator) = opts.recording {
+            store = store.with_read_back(readback::ReadBack::new(locator, opts.max_flows));
+        }
+        let store = Arc::new(store);
         let state = Arc::new(server::State {
             store: store.clone(),
             auth: opts.auth.as_deref().map(basic),

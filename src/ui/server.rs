@@ -157,7 +157,7 @@ fn route(state: &State, path: &str, query: &str) -> Response<UiBody> {
             match (param("a"), param("b")) {
                 (Some(a), Some(b)) => match (state.store.get(a), state.store.get(b)) {
                     (Some(a), Some(b)) => json(&api::compare(&a.record, &b.record)),
-                    _ => not_found("a flow is no longer in memory"),
+                    _ => not_found("a flow is neither in memory nor read back from the recording"),
                 },
                 _ => text(StatusCode::BAD_REQUEST, "expected ?a=ID&b=ID\n"),
             }
@@ -173,7 +173,10 @@ fn route(state: &State, path: &str, query: &str) -> Response<UiBody> {
 fn flow_route(state: &State, rest: &str) -> Response<UiBody> {
     let (id, what) = rest.split_once('/').unwrap_or((rest, ""));
     let Some(entry) = id.parse::<u64>().ok().and_then(|id| state.store.get(id)) else {
-        return not_found("no such flow in memory (it may be only in the recording now)");
+        return not_found(
+            "no such flow in memory or read back from the recording (it may be only in the \
+             recording now: mtlscope ui FILE shows all of it)",
+        );
     };
     let r = &entry.record;
     match what {

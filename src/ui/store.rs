@@ -1,10 +1,12 @@
 //! The web view's memory: the last N flows, numbered in arrival order, and a broadcast of each
 //! new flow's list row to the open live streams.
 //!
-//! Older flows fall out of memory (they stay in the recording). Numbers are never reused, so a
-//! page that links `#/flow/17` gets flow 17 or "no longer in memory", never another flow.
+//! Older flows fall out of memory (they stay in the recording, and with `--record` they are
+//! read back from it when asked for: [`ReadBack`]). Numbers are never reused, so a page that
+//! links `#/flow/17` gets flow 17 or "no longer in memory", never another flow.
 
 use super::api::row;
+use super::readback::ReadBack;
 use crate::recording::Record;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +58,8 @@ pub struct Store {
     pub dropped: Arc<AtomicU64>,
     /// Flows that fell out of memory.
     evicted: AtomicU64,
+    /// Where flows that fell out of memory are in the recording, when there is one.
+    read_back: Option<ReadBack>,
 }
 
 impl Store {
@@ -71,7 +75,14 @@ impl Store {
             live,
             dropped,
             evicted: AtomicU64::new(0),
+            read_back: None,
         }
+    }
+
+    /// Read flows that fall out of memory back from the recording.
+    pub fn with_read_back(mut self, read_back: ReadBack) -> Store {
+        self.read_back = Some(read_back);
+        self
     }
 
     /// Keep at most `mb` megabytes of flows.
@@ -103,6 +114,9 @@ impl Store {
             while e.len() > self.max || (held > self.max_bytes && e.len() > 1) {
                 if let Some(old) = e.pop_front() {
                     held -= old.bytes;
+                    if let Some(rb) = &self.read_back {
+                        rb.evict(old.id, &old.record);
+                    }
                 }
                 self.evicted.fetch_add(1, Ordering::Relaxed);
             }
@@ -115,13 +129,26 @@ impl Store {
         id
     }
 
-    /// The flow numbered `id`, if still in memory.
+    /// The flow numbered `id`, if still in memory, or read back from the recording.
     pub fn get(&self, id: u64) -> Option<Arc<Entry>> {
-        let e = self.lock();
-        // Numbers are consecutive in the deque, so the position is arithmetic.
-        let first = e.front()?.id;
-        let pos = usize::try_from(id.checked_sub(first)?).ok()?;
-        e.get(pos).filter(|x| x.id == id).cloned()
+        {
+            let e = self.lock();
+            // Numbers are consecutive in the deque, so the position is arithmetic.
+            let first = e
+                .front()
+                .map_or(self.next_id.load(Ordering::Relaxed), |x| x.id);
+            if id >= first {
+                let pos = usize::try_from(id - first).ok()?;
+                return e.get(pos).filter(|x| x.id == id).cloned();
+            }
+        }
+        let record = self.read_back.as_ref()?.get(id)?;
+        Some(Arc::new(Entry {
+            id,
+            bytes: super::bounds::approx_bytes(&record.flow),
+            record: Arc::new(record),
+            row_json: std::sync::OnceLock::new(),
+        }))
     }
 
     /// Every flow in memory with a number above `after`, oldest first.
@@ -145,6 +172,7 @@ impl Store {
             "max": self.max,
             "bytes": self.bytes.load(Ordering::Relaxed),
             "evicted": self.evicted.load(Ordering::Relaxed),
+            "readable": self.read_back.as_ref().map_or(0, |r| r.len()),
             "dropped": self.dropped.load(Ordering::Relaxed),
         })
     }

@@ -393,7 +393,8 @@ function connect() {
     // Flows that fell out of memory leave the list too (they stay in the recording).
     for (const id of flows.keys()) { if (flows.size <= s.kept) break; flows.delete(id); }
     document.getElementById('stats').textContent = s.kept + ' flows in memory (max ' + s.max + ')' +
-      (s.evicted ? ', ' + s.evicted + ' older ones only in the recording' : '') +
+      (s.evicted ? ', ' + s.evicted + ' older ones only in the recording' +
+        (s.readable ? ' (' + s.readable + ' of them open by number: #/flow/N)' : '') : '') +
       (s.dropped ? ', ' + s.dropped + ' not shown: the view fell behind the relay' : '');
   });
 }
