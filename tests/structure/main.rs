@@ -28,8 +28,7 @@ const MAX_LINES: usize = 600;
 
 /// Import cycles still to be broken, each the exact set of modules that import each other.
 /// Every entry must go; remove it with the change that breaks the cycle.
-const PENDING_CYCLES: &[&[&str]] = &[
-];
+const PENDING_CYCLES: &[&[&str]] = &[];
 
 /// The submodules of `diagnose` that rules share: the view of a flow, alert meanings, signals
 /// several rules read, the finding builders, the catalogue (and the tests' flow builder).
