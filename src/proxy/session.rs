@@ -116,8 +116,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         identity,
         clock,
         faults: faults.clone(),
-        sessions: None,
-        first_opened: Default::default(),
+        sessions: Mutex::new(None),
     };
     let upstream = LegRecorder::new(clock);
     let pairing = ctx.client.sessions.pairing();
@@ -125,7 +124,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     // upstream leg cannot know whether the client will resume: a full handshake); otherwise
     // the client leg comes first, and the upstream leg resumes exactly when it did.
     let (outcome, legs) = if ctx.client.client_auth.mode == ClientAuthMode::Mirror {
-        opener.sessions = pairing.upstream(false);
+        opener.sessions = Mutex::new(pairing.upstream(false));
         let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
         let policy = Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()));
@@ -139,7 +138,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;
         let legs = match outcome {
             ClientLegOutcome::Established(_) => {
-                opener.sessions = pairing.upstream(client.with(|l| l.resumed));
+                opener.sessions = Mutex::new(pairing.upstream(client.with(|l| l.resumed)));
                 Some(UpstreamLegs::first(opener, upstream.clone()).await)
             }
             ClientLegOutcome::Failed => None,

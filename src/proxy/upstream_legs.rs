@@ -209,21 +209,16 @@ pub struct LegOpener {
     /// Where fault effects on the connection are collected.
     pub faults: Arc<Mutex<Vec<FaultEffect>>>,
     /// The upstream sessions paired with the client's handshake (see `proxy::resumption`),
-    /// for the first leg only: a later leg is opened without a client handshake to mirror.
-    pub sessions: Option<Arc<crate::upstream::PairSessions>>,
-    /// Whether the first leg was opened: later legs do a full handshake, so the server's
-    /// CertificateRequest is seen on each of them.
-    pub first_opened: std::sync::atomic::AtomicBool,
+    /// taken by the first leg: a later leg is opened without a client handshake to mirror, so
+    /// it does a full handshake and the server's CertificateRequest is seen on each of them.
+    pub sessions: Mutex<Option<crate::upstream::PairedLeg>>,
 }
 
 impl LegOpener {
     /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
     /// (the recorder says why).
     pub async fn open(&self, rec: &LegRecorder, ended: EndedTx) -> Option<UpstreamSender> {
-        let first = !self
-            .first_opened
-            .swap(true, std::sync::atomic::Ordering::Relaxed);
-        let sessions = if first { self.sessions.clone() } else { None };
+        let sessions = self.sessions.lock().ok().and_then(|mut s| s.take());
         self.open_with(None, sessions, rec, ended).await
     }
 
@@ -231,7 +226,7 @@ impl LegOpener {
     pub async fn open_with(
         &self,
         engine: Option<&crate::upstream::Engine>,
-        sessions: Option<Arc<crate::upstream::PairSessions>>,
+        sessions: Option<crate::upstream::PairedLeg>,
         rec: &LegRecorder,
         ended: EndedTx,
     ) -> Option<UpstreamSender> {

@@ -16,7 +16,7 @@ pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
-pub use tickets::PairSessions;
+pub use tickets::{PairSessions, PairedLeg};
 
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
@@ -133,7 +133,7 @@ impl Engine {
         &self,
         target: &Target,
         identity: &IdentityPolicy,
-        sessions: Option<std::sync::Arc<PairSessions>>,
+        sessions: Option<PairedLeg>,
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         match self {
