@@ -7,6 +7,7 @@ pub mod headers;
 pub mod hosts;
 pub mod idle;
 pub mod late_replay;
+pub mod pool;
 pub mod relay;
 pub mod request_excerpt;
 pub mod resumption;

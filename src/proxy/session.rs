@@ -2,6 +2,7 @@
 //! exchange: shared by `reverse` and by `forward` for intercepted hosts.
 
 use super::client_leg::{read_hello, refuse_with_alert, ClientLegOutcome, ClientLegSettings};
+use super::pool::{PoolKey, PoolSlot};
 use super::relay::Pair;
 use super::upstream_legs::{LegOpener, UpstreamLegs};
 use crate::capture::client_auth::ClientAuthMode;
@@ -39,6 +40,8 @@ pub struct SessionContext {
     pub idle_timeout: std::time::Duration,
     /// The server names answered for (reverse with the local CA); None answers any.
     pub served_names: Option<Arc<super::sni_gate::ServedNames>>,
+    /// `--upstream-pool`: upstream connections reused across client connections.
+    pub pool: Option<Arc<super::pool::UpstreamPool>>,
 }
 
 /// `--idle-timeout` when not told: nginx's `keepalive_timeout`.
@@ -117,6 +120,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         clock,
         faults: faults.clone(),
         sessions: Mutex::new(None),
+        pool: None,
     };
     let upstream = LegRecorder::new(clock);
     let pairing = ctx.client.sessions.pairing();
@@ -136,9 +140,22 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     } else {
         let policy = with_ca_list_fault(ctx, ctx.client.client_auth.clone(), &faults);
         let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;
-        let legs = match outcome {
-            ClientLegOutcome::Established(_) => {
-                opener.sessions = Mutex::new(pairing.upstream(client.with(|l| l.resumed)));
+        let legs = match &outcome {
+            ClientLegOutcome::Established(tls) => {
+                match &ctx.pool {
+                    // A pooled leg resumes nothing: most are not new.
+                    Some(pool) => {
+                        let presented = tls.get_ref().get_ref().1.peer_certificates();
+                        opener.pool = Some(PoolSlot {
+                            pool: pool.clone(),
+                            key: PoolKey::new(&ctx.engine, &target, &opener.identity, presented),
+                            client_conn: id,
+                        });
+                    }
+                    None => {
+                        opener.sessions = Mutex::new(pairing.upstream(client.with(|l| l.resumed)));
+                    }
+                }
                 Some(UpstreamLegs::first(opener, upstream.clone()).await)
             }
             ClientLegOutcome::Failed => None,
@@ -185,6 +202,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     let error =
         super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout, ctx.idle_timeout).await;
     pair.finish(error).await;
+    pair.legs.give_back().await;
 }
 
 /// The client leg's CertificateRequest policy with the `empty-ca-list` / `ca-list=FILE`

@@ -171,8 +171,20 @@ impl UpstreamSender {
         }
     }
 
+    /// Whether it can take a new request within `bound` (an HTTP/1.1 connection whose last
+    /// response has not finished cannot); false when the upstream has ended it.
+    pub async fn idle_ready(&self, bound: std::time::Duration) -> bool {
+        match self {
+            UpstreamSender::H1(s) => {
+                let mut s = s.lock().await;
+                matches!(tokio::time::timeout(bound, s.ready()).await, Ok(Ok(())))
+            }
+            UpstreamSender::H2(s) => !s.is_closed() && s.is_ready(),
+        }
+    }
+
     /// Whether the upstream has ended this connection.
-    fn is_closed(&self) -> bool {
+    pub fn is_closed(&self) -> bool {
         match self {
             UpstreamSender::H1(s) => s.try_lock().map(|s| s.is_closed()).unwrap_or(false),
             UpstreamSender::H2(s) => s.is_closed(),
@@ -194,6 +206,8 @@ pub struct LegInUse {
     pub rec: LegRecorder,
     /// Its HTTP connection; `None` when the leg could not be established.
     pub sender: Option<Arc<UpstreamSender>>,
+    /// `--upstream-pool`: which pooled connection it is.
+    pub pooled: Option<crate::facts::PooledConnection>,
 }
 
 /// How to open an upstream leg for this client connection.
@@ -212,6 +226,8 @@ pub struct LegOpener {
     /// taken by the first leg: a later leg is opened without a client handshake to mirror, so
     /// it does a full handshake and the server's CertificateRequest is seen on each of them.
     pub sessions: Mutex<Option<crate::upstream::PairedLeg>>,
+    /// `--upstream-pool`: where legs are taken from and given back to.
+    pub pool: Option<super::pool::PoolSlot>,
 }
 
 impl LegOpener {
@@ -355,14 +371,27 @@ impl UpstreamLegs {
             tx: ended_tx.clone(),
             index: 0,
         };
-        let sender = opener.open(&rec, ended).await.map(Arc::new);
+        let first = match opener.pool.as_ref().and_then(|p| p.take()) {
+            Some(pooled) => LegInUse {
+                index: 0,
+                rec: pooled.rec,
+                sender: Some(pooled.sender),
+                pooled: Some(pooled.facts),
+            },
+            None => {
+                let sender = opener.open(&rec, ended).await.map(Arc::new);
+                let pooled = opener.pool.as_ref().filter(|_| sender.is_some());
+                LegInUse {
+                    index: 0,
+                    rec,
+                    sender,
+                    pooled: pooled.map(|p| p.opened()),
+                }
+            }
+        };
         UpstreamLegs {
             opener,
-            current: tokio::sync::Mutex::new(LegInUse {
-                index: 0,
-                rec,
-                sender,
-            }),
+            current: tokio::sync::Mutex::new(first),
             ended_tx,
             ended_rx: tokio::sync::Mutex::new(ended_rx),
             engine: Mutex::new(None),
@@ -441,9 +470,19 @@ impl UpstreamLegs {
     }
 
     async fn next_leg(&self, after: u32) -> LegInUse {
+        let engine = self.engine.lock().ok().and_then(|e| e.clone());
+        // Pooled legs are the listener's engine's; after a switch nothing is pooled.
+        let pool = self.opener.pool.as_ref().filter(|_| engine.is_none());
+        if let Some(pooled) = pool.and_then(|p| p.take()) {
+            return LegInUse {
+                index: after + 1,
+                rec: pooled.rec,
+                sender: Some(pooled.sender),
+                pooled: Some(pooled.facts),
+            };
+        }
         let rec = LegRecorder::new(self.opener.clock);
         rec.event("new_upstream_leg", Some(format!("after leg {after}")));
-        let engine = self.engine.lock().ok().and_then(|e| e.clone());
         let sender = self
             .opener
             .open_with(
@@ -460,7 +499,25 @@ impl UpstreamLegs {
         LegInUse {
             index: after + 1,
             rec,
+            pooled: pool.filter(|_| sender.is_some()).map(|p| p.opened()),
             sender,
+        }
+    }
+
+    /// `--upstream-pool`: give the current leg back to the pool (when the client connection
+    /// has ended and the leg is open and idle).
+    pub async fn give_back(&self) {
+        let Some(slot) = &self.opener.pool else {
+            return;
+        };
+        let cur = self.current.lock().await.clone();
+        if let (Some(facts), Some(sender)) = (cur.pooled, cur.sender) {
+            let leg = super::pool::PooledLeg {
+                facts,
+                rec: cur.rec,
+                sender,
+            };
+            slot.pool.give_back(slot.key.clone(), leg).await;
         }
     }
 

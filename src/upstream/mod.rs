@@ -21,6 +21,7 @@ pub use tickets::{PairSessions, PairedLeg};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
 pub use crate::io::{BoxIo, Io};
+use std::sync::Arc;
 
 /// Where the upstream leg goes.
 #[derive(Clone, Debug)]
@@ -142,6 +143,17 @@ impl Engine {
             }
             Engine::Openssl(e) => e.connect(target, identity, rec).await,
             Engine::Plain(e) => e.connect(target, rec).await,
+        }
+    }
+
+    /// What identifies this engine and its settings in `--upstream-pool`'s key: its kind and
+    /// its settings object (one per configured engine, alive for the process).
+    pub fn pool_id(&self) -> (&'static str, usize) {
+        match self {
+            Engine::Rustls(e) => ("rustls", Arc::as_ptr(&e.settings) as usize),
+            Engine::Auto { rustls, .. } => ("auto", Arc::as_ptr(&rustls.settings) as usize),
+            Engine::Openssl(e) => ("openssl", e.settings_id()),
+            Engine::Plain(_) => ("plain", 0),
         }
     }
 
