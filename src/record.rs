@@ -11,7 +11,8 @@
 //!
 //! A [`Subscriber`] (the web view) gets each diagnosed flow through its own bounded channel that
 //! never waits: when it is full the flow is dropped for that subscriber and counted, so a slow
-//! browser never slows the relay. The recording keeps everything.
+//! browser never slows the relay. The recording keeps everything. With a recording, the writer
+//! hands each flow on after writing it, so the flow moves and is never copied for the view.
 
 pub mod redact;
 mod writer;
@@ -96,11 +97,10 @@ impl Subscriber {
         self.dropped.clone()
     }
 
-    /// Hand `flow` on if there is room now; otherwise count it as dropped. Never waits, and
-    /// clones the flow only when it can be delivered.
-    pub fn offer(&self, flow: &Flow) {
+    /// Hand `flow` on if there is room now; otherwise count it as dropped. Never waits.
+    pub fn offer(&self, flow: Flow) {
         match self.tx.try_reserve() {
-            Ok(permit) => permit.send(Arc::new(flow.clone())),
+            Ok(permit) => permit.send(Arc::new(flow)),
             Err(mpsc::error::TrySendError::Full(())) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -125,6 +125,8 @@ enum WriterMsg {
     Closed(u64),
     /// Answer once everything before is written and synced, with the totals so far.
     Flush(oneshot::Sender<WriterStats>),
+    /// Hand every flow, once written, on to this subscriber.
+    Subscribe(Subscriber),
 }
 
 /// Why the recording could not be opened.
@@ -165,8 +167,20 @@ impl Sink {
         })
     }
 
-    /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]).
+    /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]). With a
+    /// recording the writer feeds it, after writing each flow.
     pub fn with_subscriber(mut self, subscriber: Subscriber) -> Sink {
+        if let Some(tx) = &self.tx {
+            match tx.try_send(WriterMsg::Subscribe(subscriber)) {
+                Ok(()) => return self,
+                Err(
+                    mpsc::error::TrySendError::Full(WriterMsg::Subscribe(s))
+                    | mpsc::error::TrySendError::Closed(WriterMsg::Subscribe(s)),
+                ) => self.subscriber = Some(s),
+                Err(_) => {}
+            }
+            return self;
+        }
         self.subscriber = Some(subscriber);
         self
     }
@@ -224,14 +238,19 @@ impl Sink {
         if let Some(obs) = &self.observer {
             let _ = obs.send(flow.clone());
         }
-        if let Some(sub) = &self.subscriber {
-            sub.offer(&flow);
-        }
         flow
     }
 
-    /// Queue `flow` for the recording; it moves to the writer (no copy per record).
+    /// Queue `flow` for the recording; it moves to the writer (no copy per record), which
+    /// hands it on to the subscriber. Without a recording it moves to the subscriber.
     async fn queue(&self, flow: Flow) {
+        if let Some(sub) = &self.subscriber {
+            if self.tx.is_none() {
+                sub.offer(flow);
+                return;
+            }
+            sub.offer(flow.clone());
+        }
         if let Some(tx) = &self.tx {
             if tx.send(WriterMsg::Flow(Box::new(flow))).await.is_err() {
                 tracing::error!("recording writer has stopped; record lost");
@@ -304,5 +323,36 @@ mod tests {
         assert_eq!(dropped.load(Ordering::Relaxed), 2);
         assert_eq!(rx.try_recv().unwrap().connection_id, 7);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn with_a_recording_the_writer_hands_each_flow_on_whole_after_writing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let (sub, mut rx) = Subscriber::channel(8);
+        let settings = RecordSettings {
+            path: Some(path.clone()),
+            ..RecordSettings::default()
+        };
+        let sink = Sink::open(&settings).unwrap().with_subscriber(sub);
+        let mut first = success();
+        first.kind = crate::facts::RecordKind::Exchange;
+        first.exchange_index = Some(0);
+        let mut second = first.clone();
+        second.exchange_index = Some(1);
+        sink.emit(first).await;
+        sink.emit(second).await;
+        sink.flush().await;
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            written.lines().nth(1).unwrap().contains("\"legs_from\":0"),
+            "the file's second exchange points at the first: {written}"
+        );
+        for index in [0, 1] {
+            let got = rx.recv().await.unwrap();
+            assert_eq!(got.exchange_index, Some(index));
+            assert!(got.legs_from.is_none(), "the view gets the legs themselves");
+            assert!(got.client_leg.is_some() && got.upstream_leg.is_some());
+        }
     }
 }

@@ -70,6 +70,8 @@ pub struct Writer {
     batch: Vec<u8>,
     /// Lines in `batch`, and of those, compacted ones.
     batch_lines: (u64, u64),
+    /// Gets each flow once written (the web view).
+    subscriber: Option<super::Subscriber>,
 }
 
 impl Writer {
@@ -90,6 +92,7 @@ impl Writer {
             stats: WriterStats::default(),
             batch: Vec::with_capacity(BATCH_BYTES),
             batch_lines: (0, 0),
+            subscriber: None,
         })
     }
 
@@ -117,7 +120,13 @@ impl Writer {
 
     fn handle(&mut self, msg: WriterMsg) {
         match msg {
-            WriterMsg::Flow(flow) => self.write(*flow),
+            WriterMsg::Flow(flow) => {
+                let flow = self.write(*flow);
+                if let Some(s) = &self.subscriber {
+                    s.offer(flow);
+                }
+            }
+            WriterMsg::Subscribe(s) => self.subscriber = Some(s),
             WriterMsg::Closed(id) => self.close(id),
             WriterMsg::Flush(done) => {
                 self.write_batch();
@@ -156,8 +165,9 @@ impl Writer {
         self.closed.insert(id);
     }
 
-    /// Serialise one flow onto the batch (`size` counts batched lines too).
-    fn write(&mut self, mut flow: Flow) {
+    /// Serialise one flow onto the batch (`size` counts batched lines too); the flow comes back
+    /// whole (its legs put back after compacting).
+    fn write(&mut self, mut flow: Flow) -> Flow {
         // Rotate once the file has reached the bound (the line that crossed it stays), and
         // start the new file without anything compacted lines could point at.
         if self.max_size.is_some_and(|max| self.size >= max) {
@@ -165,20 +175,27 @@ impl Writer {
             self.rotate();
             self.full.clear();
         }
+        let whole = (
+            flow.client_leg.clone(),
+            flow.upstream_leg.clone(),
+            flow.legs_from,
+        );
         self.compact(&mut flow);
         let start = self.batch.len();
         if let Err(e) = serde_json::to_writer(&mut self.batch, &flow) {
             self.batch.truncate(start);
             self.stats.failed += 1;
             tracing::error!(error = %e, "cannot serialise a flow; record lost");
-            return;
+        } else {
+            self.batch.push(b'\n');
+            self.size += (self.batch.len() - start) as u64;
+            self.batch_lines.0 += 1;
+            if flow.legs_from.is_some() {
+                self.batch_lines.1 += 1;
+            }
         }
-        self.batch.push(b'\n');
-        self.size += (self.batch.len() - start) as u64;
-        self.batch_lines.0 += 1;
-        if flow.legs_from.is_some() {
-            self.batch_lines.1 += 1;
-        }
+        (flow.client_leg, flow.upstream_leg, flow.legs_from) = whole;
+        flow
     }
 
     /// Leave the legs out when an earlier full exchange of the connection carries the same

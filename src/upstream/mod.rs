@@ -6,6 +6,7 @@
 //! the odd one out: plain HTTP to a backend behind a TLS offloader, recorded as such.
 
 pub mod connect_proxy;
+mod dns_cache;
 pub mod openssl;
 mod plain;
 mod routed;
@@ -60,18 +61,18 @@ impl Target {
         if let Some(addr) = self.connect_addr {
             return tokio::net::TcpStream::connect(addr).await;
         }
-        let addrs: Vec<std::net::SocketAddr> =
-            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
-                Ok(a) => a.collect(),
-                Err(source) => {
-                    let kind = source.kind();
-                    let dns = crate::capture::tls_error::DnsError {
-                        host: self.host.clone(),
-                        source,
-                    };
-                    return Err(std::io::Error::new(kind, dns));
-                }
-            };
+        let addrs: Vec<std::net::SocketAddr> = match dns_cache::lookup(&self.host, self.port).await
+        {
+            Ok(a) => a,
+            Err(source) => {
+                let kind = source.kind();
+                let dns = crate::capture::tls_error::DnsError {
+                    host: self.host.clone(),
+                    source,
+                };
+                return Err(std::io::Error::new(kind, dns));
+            }
+        };
         tokio::net::TcpStream::connect(&addrs[..]).await
     }
 
