@@ -37,9 +37,3 @@ impl fmt::Display for CommandError {
 }
 
 impl std::error::Error for CommandError {}
-
-impl From<crate::pki::load::LoadError> for CommandError {
-    fn from(e: crate::pki::load::LoadError) -> Self {
-        CommandError::usage(e)
-    }
-}

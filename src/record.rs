@@ -14,6 +14,7 @@
 //! browser never slows the relay. The recording keeps everything. With a recording, the writer
 //! hands each flow on after writing it, so the flow moves and is never copied for the view.
 
+pub mod headers;
 pub mod redact;
 mod writer;
 

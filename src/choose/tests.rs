@@ -155,30 +155,3 @@ fn evidence_line_groups_stacks_and_says_why() {
          by CN=Other CA)) (see `mtlscope certs choose`)"
     );
 }
-
-#[test]
-fn flow_table_covers_the_leg_that_was_asked_with_the_identities_held() {
-    use crate::diagnose::test_support::{cr, good_chain, identity, success_builder};
-    let flow = success_builder()
-        .upstream(|l| {
-            l.cert_request = Some(cr(crate::facts::Phase::Handshake, &["Other Root"]));
-            l.chain = vec![];
-            l.identity = Some(identity(None, &[("client.pem", good_chain())], "no match"));
-        })
-        .build();
-    let v = flow::flow_json(&flow);
-    let legs = v.as_array().unwrap();
-    let up = legs.iter().find(|l| l["leg"] == "upstream").unwrap();
-    assert_eq!(up["offered"][0], "client.pem");
-    let go = up["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["stack"] == "go")
-        .unwrap();
-    assert_eq!(go["sends"], serde_json::Value::Null);
-    assert_eq!(go["candidates"][0]["eligible"], false);
-    let openssl = &up["stacks"][0];
-    assert_eq!(openssl["sends"], "client.pem");
-    assert_eq!(up["stacks"][4]["basis"], "documented");
-}

@@ -146,7 +146,7 @@ pub fn run(args: CertsArgs) -> Result<(), CommandError> {
                 }
                 crate::outln!("{value:#}");
             } else {
-                crate::out!("{}", inspect::render_text(&report));
+                crate::out!("{}", crate::pki::inspect_text::render_text(&report));
                 if let Some(serde_json::Value::String(text)) = would_send {
                     crate::out!("\nWhat each client would send:\n{text}");
                 }
@@ -225,7 +225,7 @@ pub fn local_ca_resolver(
 ) -> Result<std::sync::Arc<dyn rustls::server::ResolvesServerCert>, CommandError> {
     let ca = std::sync::Arc::new(open_local_ca(ca_dir)?);
     let default_host = upstream
-        .and_then(|u| super::reverse::parse_upstream_url(u).ok())
+        .and_then(|u| crate::upstream::parse_upstream_url(u).ok())
         .map(|(t, _)| t.host)
         .unwrap_or_else(|| "localhost".to_string());
     // Issue the default leaf now: a broken CA should fail at start-up, not on the first client.
@@ -246,7 +246,7 @@ pub fn served_names(
     extra: &[String],
 ) -> crate::proxy::sni_gate::ServedNames {
     let host = upstream
-        .and_then(|u| super::reverse::parse_upstream_url(u).ok())
+        .and_then(|u| crate::upstream::parse_upstream_url(u).ok())
         .map(|(t, _)| t.host)
         .unwrap_or_else(|| "localhost".to_string());
     crate::proxy::sni_gate::ServedNames::new(

@@ -1,44 +1,9 @@
-//! Values and files the flags of the listening modes name: `--resolve` overrides, sizes,
-//! trust-anchor files, PKCS#12 passwords.
+//! Values and files the flags of the listening modes name: sizes, trust-anchor files, PKCS#12
+//! passwords (`--resolve` overrides are [`crate::upstream::Resolve`]).
 
 use crate::error::CommandError;
 use crate::pki::load::load_certs;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// `--resolve HOST:PORT:ADDR` overrides.
-#[derive(Clone, Debug, Default)]
-pub struct Resolve(Vec<(String, u16, SocketAddr)>);
-
-impl Resolve {
-    /// Parse the flags.
-    pub fn parse(flags: &[String]) -> Result<Resolve, CommandError> {
-        flags
-            .iter()
-            .map(|f| {
-                let bad = || CommandError::usage(format!("--resolve {f:?}: expected HOST:PORT:ADDR (e.g. api.example.com:443:127.0.0.1)"));
-                let (host, rest) = f.split_once(':').ok_or_else(bad)?;
-                let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
-                let port: u16 = port.parse().map_err(|_| bad())?;
-                let ip: std::net::IpAddr = addr.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
-                Ok((host.to_ascii_lowercase(), port, SocketAddr::new(ip, port)))
-            })
-            .collect::<Result<_, _>>()
-            .map(Resolve)
-    }
-
-    /// Apply to a target.
-    pub fn apply(&self, target: &mut crate::upstream::Target) {
-        let host = target.host.to_ascii_lowercase();
-        if let Some((_, _, addr)) = self
-            .0
-            .iter()
-            .find(|(h, p, _)| *h == host && *p == target.port)
-        {
-            target.connect_addr = Some(*addr);
-        }
-    }
-}
 
 /// `--grace` when not given: what systemd and Kubernetes allow before SIGKILL is longer.
 pub(super) const DEFAULT_GRACE_SECS: u64 = 10;

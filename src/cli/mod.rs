@@ -3,16 +3,20 @@
 pub mod analyze;
 pub mod certs;
 pub mod choose;
+pub mod demo;
 pub mod explain;
 pub mod flag_values;
 pub mod forward;
 pub mod lint;
+pub mod observe;
 pub mod offload_args;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;
 pub mod run_args;
 pub mod secret;
+#[cfg(test)]
+mod settings_tests;
 pub mod ui;
 pub mod upstream_args;
 pub mod views;
@@ -58,7 +62,7 @@ pub enum Command {
     /// Listen with TLS and relay to one upstream over TLS, recording both legs.
     Reverse(reverse::ReverseArgs),
     /// Relay TCP without terminating TLS and record what the real client and server did.
-    Observe(crate::observe::ObserveArgs),
+    Observe(observe::ObserveArgs),
     /// Check once how a server asks for client certificates (in the handshake or later, with
     /// which CA names) and what it does with none and with each given identity.
     Probe(probe::ProbeArgs),
@@ -112,9 +116,9 @@ fn run(command: Command) -> Result<(), CommandError> {
         Command::Certs(args) => certs::run(args),
         Command::Ca(args) => certs::run_ca(args),
         Command::Reverse(args) => reverse::run(args),
-        Command::Demo => crate::demo::run(),
+        Command::Demo => demo::run(),
         Command::Forward(args) => forward::run(args),
-        Command::Observe(args) => crate::observe::run_cli(args),
+        Command::Observe(args) => observe::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Report(args) => views::run_report(args),
         Command::Diff(args) => views::run_diff(args),

@@ -3,7 +3,6 @@
 //! (missing files, mismatched keys) end here with exit code 2 and a message naming the flag, or
 //! the config file and line.
 
-use super::flag_values::Resolve;
 use super::run_args::RunArgs;
 use super::ui::UiArgs;
 use super::upstream_args::UpstreamArgs;
@@ -23,6 +22,7 @@ use crate::proxy::session::SessionContext;
 use crate::record::RecordSettings;
 use crate::record::Sink;
 use crate::settings::{self, settings_group, CaNames, CertKey, Origins, Part};
+use crate::upstream::Resolve;
 use crate::upstream::{
     Engine, EngineChoice, OpensslEngine, OpensslSettings, RustlsEngine, RustlsSettings,
 };

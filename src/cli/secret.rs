@@ -36,12 +36,6 @@ pub fn resolve(flag: &str, value: &str) -> Result<String, CommandError> {
     Ok(text)
 }
 
-/// Whether two credentials are equal, in time that does not depend on where they differ.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    bool::from(a.ct_eq(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,12 +64,5 @@ mod tests {
         let e = resolve("--ui-auth", "@/nonexistent/cred").unwrap_err();
         assert!(e.message.contains("/nonexistent/cred"), "{}", e.message);
         assert!(resolve("--ui-auth", "nocolon").is_err());
-    }
-
-    #[test]
-    fn comparison() {
-        assert!(same(b"Basic abc", b"Basic abc"));
-        assert!(!same(b"Basic abc", b"Basic abd"));
-        assert!(!same(b"Basic ab", b"Basic abc"));
     }
 }

@@ -2,11 +2,12 @@
 //! mtlscope presents, the trust anchors it checks the server against, name overrides and the
 //! time bound.
 
-use super::flag_values::{load_root_certs, pkcs12_password, Resolve};
+use super::flag_values::{load_root_certs, pkcs12_password};
 use super::run_args::in_file;
 use crate::error::CommandError;
 use crate::pki::load::Identity;
 use crate::settings::{settings_group, CertKey, Origins};
+use crate::upstream::Resolve;
 use rustls::pki_types::CertificateDer;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 use crate::error::CommandError;
 use crate::recording::filter::{self, Filter, StatusMatch};
 use crate::recording::{self, Item, Record, RecordStream, Recording, Selector};
-use crate::render::{diff, har, html, report};
+use crate::render::{diff, har_stream, html, report};
 use clap::Args;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
@@ -137,7 +137,7 @@ pub struct ExportArgs {
     /// Which entries carry a connection's TLS legs in full: the first that has them (later
     /// ones name it in `_mtlscope.legs_same_as`), or all.
     #[arg(long, value_name = "WHICH", default_value = "first")]
-    pub har_legs: har::LegsIn,
+    pub har_legs: har_stream::LegsIn,
     /// Keep the certificates' and CA names' DER (hex) in the legs.
     #[arg(long)]
     pub har_der: bool,
@@ -506,11 +506,11 @@ pub fn run_export(args: ExportArgs) -> Result<(), CommandError> {
         CommandError::runtime(format!("cannot write HAR file {}: {e}", args.har.display()))
     };
     let file = create_private(&args.har).map_err(what)?;
-    let opts = har::HarOptions {
+    let opts = har_stream::HarOptions {
         legs: args.har_legs,
         der: args.har_der,
     };
-    let mut doc = har::HarWriter::new(file, opts).map_err(what)?;
+    let mut doc = har_stream::HarWriter::new(file, opts).map_err(what)?;
     let mut skipped = Vec::new();
     each_record(stream, &filter, &mut skipped, |r| {
         doc.push(&r).map_err(what)

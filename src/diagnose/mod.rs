@@ -7,6 +7,8 @@
 //! falling back to the connection start.
 
 pub mod alerts;
+#[cfg(test)]
+mod choose_flow_tests;
 mod gaps;
 mod handshake;
 mod http;

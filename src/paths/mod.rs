@@ -1,18 +1,14 @@
 //! Comparing network paths to one server: the same server seen directly and through a device
 //! (`probe --via`, `diff --paths`). This module turns recorded flows into [`PathFacts`] (one
 //! [`PathCheck`] per connection); `diagnose::paths` decides from two of them and
-//! `render::paths` shows them side by side. [`via`] names the paths; [`recordings`] pairs the
-//! hosts of two recordings.
+//! `render::paths` shows them side by side; `probe::via` runs the probe over each path.
+//! [`via`] names the paths; [`recordings`] pairs the hosts of two recordings.
 
 pub mod recordings;
 pub mod via;
 
 use crate::facts::path::{Asked, PathCheck, PathFacts};
-use crate::facts::{Direction, FailureKind, Flow, Initiator, Phase, TlsVersion};
-use crate::facts::{Finding, FindingId};
-use crate::probe::{ProbePlan, ProbeReport};
-use crate::record::Sink;
-use std::sync::Arc;
+use crate::facts::{Direction, FailureKind, FindingId, Flow, Initiator, Phase, TlsVersion};
 pub use via::Via;
 
 /// When the flows of one path and version saw the certificate asked for, most telling first:
@@ -122,52 +118,6 @@ pub fn facts_of<'a>(label: &str, flows: impl IntoIterator<Item = &'a Flow>) -> P
         out.checks.extend(check_of(flow));
     }
     out
-}
-
-/// One path's probe.
-#[derive(Clone, Debug)]
-pub struct PathRun {
-    /// Which path.
-    pub via: Via,
-    /// What the probe did over it.
-    pub report: ProbeReport,
-    /// Its facts.
-    pub facts: PathFacts,
-}
-
-/// Everything `probe --via` found: each path's run, and the findings of each path compared
-/// with the first (the reference: `direct` whenever it is among the paths).
-#[derive(Clone, Debug)]
-pub struct PathsReport {
-    /// The runs, the reference first.
-    pub runs: Vec<PathRun>,
-    /// For each path after the first: its findings against the reference.
-    pub findings: Vec<Vec<Finding>>,
-}
-
-/// Probe the plan over every path in turn (same identities, versions and request paths), then
-/// compare each path with the reference, the direct path (see [`reference_first`]).
-pub async fn run(plan: &ProbePlan, vias: &[Via], sink: &Sink) -> PathsReport {
-    let mut runs = Vec::new();
-    for via in reference_first(vias) {
-        let mut p = plan.clone();
-        p.target.via = via.proxy().map(Arc::new);
-        let report = crate::probe::run(&p, sink).await;
-        let facts = facts_of(&via.label(), report.attempts.iter().map(|a| &a.flow));
-        runs.push(PathRun {
-            via: via.clone(),
-            report,
-            facts,
-        });
-    }
-    let findings = match runs.split_first() {
-        Some((first, rest)) => rest
-            .iter()
-            .map(|r| crate::diagnose::paths::compare(&first.facts, &r.facts))
-            .collect(),
-        None => Vec::new(),
-    };
-    PathsReport { runs, findings }
 }
 
 /// The paths with the reference first: the first direct one (`direct`, or `env` when the

@@ -219,3 +219,57 @@ fn webpki_accepts_the_good_certificates_and_rejects_the_broken_ones() {
         .verify_client_cert(&with_inter[0], &with_inter[1..], now)
         .unwrap();
 }
+
+// `cert::KnownCerts` completing the dev PKI's chains (there, not in `cert`, because only
+// the PKI can build them).
+
+#[test]
+fn a_leaf_without_its_intermediate_is_completed_from_the_configured_cas() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).unwrap();
+    let mut known = crate::cert::KnownCerts::new();
+    known.add(
+        &load_certs(pki.intermediate_ca()).unwrap(),
+        "--client-ca inter.pem",
+    );
+    known.add(&load_certs(pki.root_ca()).unwrap(), "--client-ca root.pem");
+    let leaf = load_certs(&pki.client(ClientCert::NoIntermediate).cert).unwrap();
+    let chain: Vec<CertSummary> = leaf
+        .iter()
+        .map(|c| crate::cert::summarize(c).unwrap())
+        .collect();
+    let lookup = known.lookup_issuer(&chain).expect("incomplete chain");
+    assert_eq!(lookup.found.len(), 2, "{lookup:?}");
+    assert!(!lookup.found[0].self_issued, "the intermediate first");
+    assert_eq!(lookup.found[0].source, "--client-ca inter.pem");
+    assert!(lookup.found[1].self_issued, "then the root");
+
+    let good = load_certs(&pki.client(ClientCert::Good).cert).unwrap();
+    let chain: Vec<CertSummary> = good
+        .iter()
+        .map(|c| crate::cert::summarize(c).unwrap())
+        .collect();
+    let lookup = known.lookup_issuer(&chain).expect("ends below the root");
+    assert_eq!(lookup.found.len(), 1);
+    assert!(lookup.found[0].self_issued, "only the root is missing");
+}
+
+#[test]
+fn a_foreign_issuer_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(dir.path()).unwrap();
+    let mut known = crate::cert::KnownCerts::new();
+    known.add(
+        &load_certs(pki.root_ca()).unwrap(),
+        "--upstream-ca root.pem",
+    );
+    let other = load_certs(&pki.client(ClientCert::OtherCa).cert).unwrap();
+    let chain: Vec<CertSummary> = other
+        .iter()
+        .map(|c| crate::cert::summarize(c).unwrap())
+        .collect();
+    let lookup = known
+        .lookup_issuer(&chain)
+        .expect("issuer not in the chain");
+    assert!(lookup.found.is_empty());
+}

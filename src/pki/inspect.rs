@@ -3,7 +3,8 @@
 //! certificate, and whether the chain would satisfy a server's acceptable-CA list.
 //!
 //! All judgement comes from `crate::cert` (summaries and reasoning); this module only reads
-//! files strictly and assembles the report. Text rendering lives in `inspect_text`.
+//! files strictly and assembles the report. Text rendering lives in
+//! `inspect_text`, the errors in `inspect_error`.
 
 use crate::cert::reason::{self, Validity};
 use crate::facts::CertSummary;
@@ -14,74 +15,8 @@ use time::OffsetDateTime;
 
 use super::inspect_checks::{check_key, TrustAnchors};
 pub use super::inspect_checks::{KeyCheck, TrustCheck};
-pub use super::inspect_text::render_text;
+pub use super::inspect_error::InspectError;
 use rustls::pki_types::CertificateDer;
-
-/// Why a file could not be inspected (all of these are bad input: exit 2).
-#[derive(Debug, thiserror::Error)]
-pub enum InspectError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The PEM is malformed (bad base64, a BEGIN without END…).
-    #[error("{path}: malformed PEM: {detail}")]
-    BadPem {
-        /// The file.
-        path: PathBuf,
-        /// What the PEM reader said.
-        detail: String,
-    },
-    /// PEM without any certificate (e.g. a key file).
-    #[error("{path}: no certificate in this file{}", found_note(found))]
-    NoCertificate {
-        /// The file.
-        path: PathBuf,
-        /// The PEM sections it does hold.
-        found: Vec<String>,
-    },
-    /// Neither PEM nor a DER certificate.
-    #[error("{path}: not a certificate file (neither PEM nor DER X.509): {detail}")]
-    NotCertificate {
-        /// The file.
-        path: PathBuf,
-        /// What the DER parser said.
-        detail: String,
-    },
-    /// One PEM certificate does not parse (truncated or corrupt DER).
-    #[error("{path}: certificate #{index} is not a valid X.509 certificate: {detail}")]
-    BadCertificate {
-        /// The file.
-        path: PathBuf,
-        /// Position in the file, from 1.
-        index: usize,
-        /// What the parser said.
-        detail: String,
-    },
-    /// A `--trust` certificate cannot serve as a trust anchor.
-    #[error("--trust {path}: not usable as trust anchors: {detail}")]
-    BadTrustAnchor {
-        /// The file.
-        path: PathBuf,
-        /// What rustls said.
-        detail: String,
-    },
-    /// A `--key` or `--trust` file could not be loaded.
-    #[error(transparent)]
-    Load(#[from] super::load::LoadError),
-}
-
-fn found_note(found: &[String]) -> String {
-    if found.is_empty() {
-        " (no PEM sections at all)".into()
-    } else {
-        format!(" (it holds: {}; expected CERTIFICATE)", found.join(", "))
-    }
-}
 
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
@@ -497,7 +432,3 @@ fn name_list(names: &[String]) -> String {
     }
     s
 }
-
-#[cfg(test)]
-#[path = "inspect_tests.rs"]
-mod tests;

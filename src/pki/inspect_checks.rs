@@ -4,7 +4,7 @@
 //! (`--key`). Both use rustls and its aws-lc-rs provider, the same code that verifies and signs
 //! on the proxy's legs, so the answer is the one mtlscope itself would reach.
 
-use super::inspect::InspectError;
+use super::inspect_error::InspectError;
 use super::load::{load_certs, load_key, Identity, LoadError};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;

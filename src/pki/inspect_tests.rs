@@ -1,8 +1,11 @@
 //! Tests of `certs inspect` on the dev PKI and on garbage.
 
-use super::*;
+use crate::pki::inspect::*;
+use crate::pki::inspect_text::render_text;
 use crate::pki::{ClientCert, DevPki};
+use std::path::{Path, PathBuf};
 use time::Duration;
+use time::OffsetDateTime;
 
 fn setup() -> (tempfile::TempDir, DevPki) {
     let dir = tempfile::tempdir().unwrap();

@@ -230,6 +230,13 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     })
 }
 
+/// A file the user named could not be loaded: a usage error (exit 2) that names it.
+impl From<LoadError> for crate::error::CommandError {
+    fn from(e: LoadError) -> Self {
+        crate::error::CommandError::usage(e)
+    }
+}
+
 #[cfg(test)]
 #[path = "load_tests.rs"]
 mod tests;

@@ -5,7 +5,10 @@ pub mod dev;
 mod files;
 pub mod inspect;
 pub mod inspect_checks;
-mod inspect_text;
+pub mod inspect_error;
+#[cfg(test)]
+mod inspect_tests;
+pub mod inspect_text;
 pub mod load;
 pub mod local_ca;
 pub mod recipe;

@@ -14,7 +14,7 @@ use crate::facts::{Event, Flow, Mode, RecordKind};
 use crate::facts::{FailureKind, Stage};
 use crate::io::Rewind;
 use crate::lifecycle::{accept_loop, AcceptLimits};
-use crate::observe::Connect;
+use crate::proxy::tunnel::Connect;
 use crate::upstream::Target;
 use bytes::Bytes;
 use http::header::{HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
@@ -53,7 +53,7 @@ pub struct ForwardOptions {
     /// `--allow-remote`: accept clients that are not on loopback.
     pub allow_remote: bool,
     /// `--resolve` overrides for upstream connections.
-    pub resolve: crate::cli::flag_values::Resolve,
+    pub resolve: crate::upstream::Resolve,
     /// Passthrough tunnels on which no byte moved this long are closed.
     pub idle_timeout: Duration,
     /// mtlscope's other listeners (the web view): requests to them are refused, like requests
@@ -155,8 +155,7 @@ async fn handle(
             .headers()
             .get(PROXY_AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let matches =
-            given.is_some_and(|g| crate::cli::secret::same(g.as_bytes(), expected.as_bytes()));
+        let matches = given.is_some_and(|g| same(g.as_bytes(), expected.as_bytes()));
         if !matches {
             let mut flow = base();
             flow.error = Some(match given {
@@ -368,7 +367,7 @@ async fn passthrough<S>(
         name: "tunnel".into(),
         detail: Some(why.into()),
     };
-    let settings = crate::observe::TunnelSettings {
+    let settings = crate::proxy::tunnel::TunnelSettings {
         block_renegotiation: opts
             .session
             .faults
@@ -376,7 +375,7 @@ async fn passthrough<S>(
         idle_timeout: opts.idle_timeout,
         life: opts.session.life.clone(),
     };
-    let (wire, error, fault) = crate::observe::tunnel_observed(
+    let (wire, error, fault) = crate::proxy::tunnel::tunnel_observed(
         &mut io,
         Connect::Target(&target),
         clock,
@@ -495,6 +494,12 @@ async fn plain_http(
     }
 }
 
+/// Whether two credentials are equal, in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
+}
+
 /// The `Proxy-Authorization` value for `USER:PASS`.
 pub fn basic_credentials(user_pass: &str) -> String {
     use base64::Engine as _;
@@ -524,6 +529,13 @@ mod tests {
         let mut resolved = t("elsewhere.example", 80);
         resolved.connect_addr = Some("127.0.0.1:8080".parse().unwrap());
         assert!(own_listener(&resolved, &own).await.is_some());
+    }
+
+    #[test]
+    fn comparison() {
+        assert!(same(b"Basic abc", b"Basic abc"));
+        assert!(!same(b"Basic abc", b"Basic abd"));
+        assert!(!same(b"Basic ab", b"Basic abc"));
     }
 
     #[test]

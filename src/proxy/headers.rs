@@ -1,4 +1,5 @@
-//! Header handling a proxy owes: hop-by-hop removal, and the redacted selection kept in records.
+//! Header handling a proxy owes: hop-by-hop removal, the headers around the proxy, `TE:
+//! trailers`. The redacted selection kept in records is [`crate::record::headers`].
 
 use crate::facts::Header;
 use http::header::{HeaderMap, HeaderName, CONNECTION};
@@ -13,47 +14,6 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
-];
-
-/// Credential headers whose values are redacted in records unless `--no-redact`.
-const CREDENTIALS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
-
-/// Request headers worth keeping in a record.
-const KEPT_REQUEST: &[&str] = &[
-    "host",
-    "user-agent",
-    "accept",
-    "content-type",
-    "content-length",
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-forwarded-for",
-    "x-forwarded-client-cert",
-    "client-cert",
-    "ssl-client-cert",
-    "x-ssl-client-cert",
-];
-
-/// Response headers worth keeping in a record.
-const KEPT_RESPONSE: &[&str] = &[
-    "content-type",
-    "content-length",
-    "server",
-    "location",
-    "www-authenticate",
-    "proxy-authenticate",
-    "set-cookie",
-    "x-powered-by",
-    "x-aspnet-version",
-    "retry-after",
-    "x-error",
-    "x-request-id",
 ];
 
 /// Remove hop-by-hop headers, including those named in `Connection`.
@@ -104,34 +64,6 @@ pub fn asks_for_trailers(headers: &HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// The request headers kept in a record.
-pub fn kept_request(headers: &HeaderMap, redact: bool) -> Vec<Header> {
-    kept(headers, KEPT_REQUEST, redact)
-}
-
-/// The response headers kept in a record.
-pub fn kept_response(headers: &HeaderMap, redact: bool) -> Vec<Header> {
-    kept(headers, KEPT_RESPONSE, redact)
-}
-
-fn kept(headers: &HeaderMap, names: &[&str], redact: bool) -> Vec<Header> {
-    headers
-        .iter()
-        .filter(|(n, _)| names.contains(&n.as_str()))
-        .map(|(n, v)| Header {
-            name: n.as_str().to_string(),
-            value: if redact && CREDENTIALS.contains(&n.as_str()) {
-                "<redacted>".to_string()
-            } else if redact && n == http::header::LOCATION {
-                // OAuth redirects carry codes and tokens in the query (or the fragment).
-                crate::record::redact::uri(&String::from_utf8_lossy(v.as_bytes()), true)
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            },
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,23 +78,6 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-end"));
-    }
-
-    #[test]
-    fn credentials_are_redacted_unless_asked() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Basic c2VjcmV0".parse().unwrap());
-        h.insert("user-agent", "curl".parse().unwrap());
-        let kept = kept_request(&h, true);
-        assert!(kept
-            .iter()
-            .any(|x| x.name == "authorization" && x.value == "<redacted>"));
-        assert!(kept
-            .iter()
-            .any(|x| x.name == "user-agent" && x.value == "curl"));
-        assert!(kept_request(&h, false)
-            .iter()
-            .any(|x| x.value == "Basic c2VjcmV0"));
     }
 
     #[test]

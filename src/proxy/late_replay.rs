@@ -141,7 +141,7 @@ pub async fn after_first_attempt(
         FirstAttempt::Answered(resp) => Some(Response {
             status: resp.status().as_u16(),
             source: ResponseSource::Upstream,
-            headers: super::headers::kept_response(resp.headers(), pair.redact),
+            headers: crate::record::headers::kept_response(resp.headers(), pair.redact),
             body_excerpt: None,
             removed_headers: Vec::new(),
             at_ms: pair.clock.ms(),

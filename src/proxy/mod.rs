@@ -14,5 +14,7 @@ pub mod resumption;
 pub mod reverse;
 pub mod session;
 pub mod sni_gate;
+pub mod tunnel;
 pub mod upgrade;
 pub mod upstream_legs;
+pub mod upstream_sender;

@@ -12,7 +12,7 @@
 //! pooled connection, in the records of the client connection it was opened for; an exchange
 //! on a reused connection says so in `upstream_connection` (`reused: true`, `opened_for`).
 
-use super::upstream_legs::UpstreamSender;
+use super::upstream_sender::UpstreamSender;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
 use crate::facts::PooledConnection;

@@ -6,7 +6,7 @@
 //! page before the head goes to the client.
 
 use super::body::RelayBody;
-use super::headers::{asks_for_trailers, kept_request, kept_response, strip_hop_by_hop};
+use super::headers::{asks_for_trailers, strip_hop_by_hop};
 use super::late_replay::{AutoReplay, FirstAttempt};
 use super::upgrade::UpgradeRequest;
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
@@ -15,6 +15,7 @@ use crate::capture::{ConnClock, LegRecorder};
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
 use crate::lifecycle::Lifecycle;
+use crate::record::headers::{kept_request, kept_response};
 use crate::record::Sink;
 use crate::upstream::Target;
 use bytes::Bytes;

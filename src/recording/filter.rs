@@ -4,7 +4,7 @@
 //! decides nothing about them.
 
 use super::Record;
-use crate::facts::{Flow, RecordKind};
+use crate::facts::{Flow, RecordKind, Severity};
 use time::OffsetDateTime;
 
 /// One `--status` value.
@@ -85,7 +85,7 @@ impl Filter {
 
     /// Whether a flow passes.
     pub fn keeps_flow(&self, flow: &Flow) -> bool {
-        if self.only_failures && !crate::render::report::failed(flow) {
+        if self.only_failures && !failed(flow) {
             return false;
         }
         if self.run.as_ref().is_some_and(|run| &flow.run != run) {
@@ -173,6 +173,29 @@ fn host_matches(pattern: &str, host: &str) -> bool {
             .is_some_and(|head| head.ends_with('.') && head.len() > 1),
         None => strip_port(&p) == host,
     }
+}
+
+/// Whether the facts or recorded findings say the flow failed.
+pub fn failed(flow: &Flow) -> bool {
+    if port_check(flow) {
+        return false;
+    }
+    flow.status().is_some_and(|s| s >= 400)
+        || flow.error.is_some()
+        || [&flow.client_leg, &flow.upstream_leg]
+            .into_iter()
+            .flatten()
+            .any(|l| l.error.is_some() || l.failure.is_some())
+        || flow.wire.as_ref().is_some_and(|w| w.failure.is_some())
+        || flow.findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// Whether the flow is a port check (a connection that sent nothing): not a failure, counted
+/// apart.
+pub fn port_check(flow: &Flow) -> bool {
+    flow.findings
+        .iter()
+        .any(|f| f.id == crate::facts::FindingId::PortCheck)
 }
 
 #[cfg(test)]

@@ -11,8 +11,6 @@ use crate::recording::Record;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub use super::har_stream::{HarOptions, HarWriter, LegsIn};
-
 /// The HAR document for these records.
 pub fn har(records: &[Record]) -> Value {
     let entries: Vec<Value> = records

@@ -8,4 +8,5 @@ pub mod har_stream;
 pub mod html;
 pub mod ladder;
 pub mod paths;
+pub mod probe;
 pub mod report;

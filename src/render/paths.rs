@@ -5,7 +5,8 @@ use super::diff::{pair_facts, side_by_side, FactPair};
 use crate::facts::path::{PathCheck, PathFacts};
 use crate::facts::Finding;
 use crate::paths::recordings::HostPaths;
-use crate::paths::{version_word, PathsReport};
+use crate::paths::version_word;
+use crate::probe::via::PathsReport;
 use serde_json::{json, Value};
 
 /// The facts of one path, in display order, as name/value pairs.
@@ -128,7 +129,7 @@ pub fn probe_text(r: &PathsReport) -> String {
                 a.offered.as_str(),
                 a.identity.as_deref().unwrap_or("no identity"),
                 a.path,
-                crate::cli::probe::verdict(a)
+                crate::render::probe::verdict(a)
             ));
         }
         for skipped in &run.report.skipped {
@@ -166,7 +167,7 @@ pub fn probe_json(r: &PathsReport) -> Value {
             json!({
                 "path": run.facts.label,
                 "facts": run.facts,
-                "probe": crate::cli::probe::to_json(&run.report),
+                "probe": crate::render::probe::to_json(&run.report),
             })
         })
         .collect();

@@ -5,13 +5,13 @@
 //! `--id`) is a filter on those, not a diagnosis. Recorded strings can carry terminal escape
 //! sequences (headers and bodies come from the network), so text output goes through [`clean`].
 
-use crate::facts::{CertRequest, CertSummary, Flow, Mode, Phase, RecordKind, Severity};
+use crate::facts::{CertRequest, CertSummary, Flow, Mode, Phase, RecordKind};
 use crate::recording::{Record, Skipped};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-pub use crate::recording::filter::Filter;
+pub use crate::recording::filter::{failed, port_check, Filter};
 
 /// `-v/--explain`: each shown record with findings, by its `FILE:N` and terminal line, then
 /// each finding's evidence and fix.
@@ -30,29 +30,6 @@ pub fn explain_text(records: &[&Record]) -> String {
         }
     }
     s
-}
-
-/// Whether the facts or recorded findings say the flow failed.
-pub fn failed(flow: &Flow) -> bool {
-    if port_check(flow) {
-        return false;
-    }
-    flow.status().is_some_and(|s| s >= 400)
-        || flow.error.is_some()
-        || [&flow.client_leg, &flow.upstream_leg]
-            .into_iter()
-            .flatten()
-            .any(|l| l.error.is_some() || l.failure.is_some())
-        || flow.wire.as_ref().is_some_and(|w| w.failure.is_some())
-        || flow.findings.iter().any(|f| f.severity == Severity::Error)
-}
-
-/// Whether the flow is a port check (a connection that sent nothing): not a failure, counted
-/// apart.
-pub fn port_check(flow: &Flow) -> bool {
-    flow.findings
-        .iter()
-        .any(|f| f.id == crate::facts::FindingId::PortCheck)
 }
 
 /// One row of the table: the facts a reader scans for.
@@ -486,7 +463,7 @@ pub fn json(rows: &[Row], summary: &Summary, skipped: &[Skipped]) -> serde_json:
 mod tests {
     use super::*;
     use crate::diagnose::test_support::*;
-    use crate::facts::{Finding, LegFailure};
+    use crate::facts::{Finding, LegFailure, Severity};
     use std::path::PathBuf;
 
     fn rec(flow: Flow, index: usize) -> Record {

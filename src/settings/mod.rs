@@ -231,6 +231,3 @@ pub fn load(
     origins.file = Some(file);
     Ok(origins)
 }
-
-#[cfg(test)]
-mod tests;

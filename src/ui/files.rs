@@ -4,7 +4,7 @@
 
 use super::api;
 use super::index::{FileIndex, Query};
-use super::server::{download, json, not_found, text, UiBody};
+use super::respond::{download, json, not_found, text, UiBody};
 use http::{Response, StatusCode};
 
 /// Rows per list page, at most.

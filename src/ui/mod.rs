@@ -10,6 +10,7 @@ pub mod api;
 pub mod bounds;
 pub mod files;
 pub mod index;
+mod respond;
 pub mod server;
 pub mod store;
 

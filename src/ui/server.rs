@@ -7,11 +7,12 @@
 //! scripts (CSP) and sniffing, as a second line behind the page's text-only rendering.
 
 use super::api;
+use super::respond::{asset, download, json, not_found, text, with_headers, UiBody};
 use super::store::{Entry, Store};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -29,10 +30,6 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-/// Every response's policy: scripts and styles only from this server, nothing inline.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 /// How often a live stream gets the counters (and proves the connection is alive).
 const STATS_EVERY: Duration = Duration::from_secs(2);
 /// Events buffered per live stream between its pump and the socket.
@@ -46,8 +43,6 @@ const STALLED_AFTER: Duration = Duration::from_secs(10);
 const BATCH_EVERY: Duration = Duration::from_millis(250);
 /// Rows per event at most.
 const BATCH_ROWS: usize = 500;
-
-pub(super) type UiBody = BoxBody<Bytes, Infallible>;
 
 /// What every request handler shares.
 pub struct State {
@@ -89,7 +84,8 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) {
 
 /// Constant-time equality, for the credential.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    crate::cli::secret::same(a, b)
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 fn handle(state: &State, req: Request<Incoming>) -> Response<UiBody> {
@@ -205,64 +201,6 @@ fn flow_route(state: &State, rest: &str) -> Response<UiBody> {
         }
         _ => not_found("no such download"),
     }
-}
-
-fn with_headers(mut r: Response<UiBody>, content_type: &str) -> Response<UiBody> {
-    let h = r.headers_mut();
-    if let Ok(v) = header::HeaderValue::from_str(content_type) {
-        h.insert(header::CONTENT_TYPE, v);
-    }
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
-    );
-    r
-}
-
-fn full(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<UiBody> {
-    let mut r = Response::new(Full::new(body.into()).boxed());
-    *r.status_mut() = status;
-    with_headers(r, content_type)
-}
-
-fn asset(body: &'static str, content_type: &str) -> Response<UiBody> {
-    full(StatusCode::OK, body, content_type)
-}
-
-pub(super) fn text(status: StatusCode, body: &str) -> Response<UiBody> {
-    full(status, body.to_string(), "text/plain; charset=utf-8")
-}
-
-pub(super) fn not_found(why: &str) -> Response<UiBody> {
-    text(StatusCode::NOT_FOUND, &format!("{why}\n"))
-}
-
-pub(super) fn json(v: &serde_json::Value) -> Response<UiBody> {
-    full(
-        StatusCode::OK,
-        serde_json::to_vec(v).unwrap_or_default(),
-        "application/json",
-    )
-}
-
-pub(super) fn download(body: String, name: &str) -> Response<UiBody> {
-    let mut r = full(StatusCode::OK, body, "application/octet-stream");
-    if let Ok(v) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    r
 }
 
 /// `text/event-stream`: every flow in memory, then each new one, and the counters every few

@@ -9,15 +9,19 @@ pub mod connect_proxy;
 mod dns_cache;
 pub mod openssl;
 mod plain;
+mod resolve;
 mod routed;
 mod rustls_engine;
 mod tickets;
+mod url;
 
 pub use self::openssl::{OpensslEngine, OpensslSettings};
 pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
+pub use resolve::Resolve;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
 pub use tickets::{PairSessions, PairedLeg};
+pub use url::{parse_upstream, parse_upstream_url};
 
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;

@@ -1,14 +1,16 @@
-//! The settings model: one struct read from flags and from the file, flags winning, paths
-//! rebased, keys refused with their line, values named by where they came from.
+//! The settings model as the commands use it: one struct read from flags and from the file,
+//! flags winning, paths rebased, keys refused with their line, values named by where they came
+//! from. The tests live here because they parse the commands' own flag groups.
 
-use super::*;
-use crate::capture::client_auth::ClientAuthMode;
-use crate::cli::{
-    forward::ForwardOnly, offload_args::OffloadArgs, probe::ProbeOnly, proxy_args::TlsArgs,
-    reverse::ReverseOnly, run_args::RunArgs, ui::UiArgs, upstream_args::UpstreamArgs,
+use super::{
+    forward::ForwardOnly, observe::ObserveOnly, offload_args::OffloadArgs, probe::ProbeOnly,
+    proxy_args::TlsArgs, reverse::ReverseOnly, run_args::RunArgs, ui::UiArgs,
+    upstream_args::UpstreamArgs,
 };
-use crate::observe::ObserveOnly;
+use crate::capture::client_auth::ClientAuthMode;
+use crate::settings::*;
 use clap::Parser;
+use std::path::{Path, PathBuf};
 
 fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -241,7 +243,7 @@ fn a_missing_file_is_named() {
 #[test]
 fn every_flag_is_a_key_and_every_key_a_flag() {
     use clap::CommandFactory;
-    let cli = crate::cli::Cli::command();
+    let cli = super::Cli::command();
     let flag_only = [
         "config",
         "cert",

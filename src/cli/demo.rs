@@ -5,7 +5,7 @@
 //! leaf without intermediate, wrong purpose) starts mtlscope in front of it presenting that
 //! identity, sends one request through, and prints what mtlscope saw and concluded.
 
-use crate::cli::proxy_args::ProxyArgs;
+use super::proxy_args::ProxyArgs;
 use crate::error::CommandError;
 use crate::facts::{Flow, Mode};
 use crate::lab::upstream::{LabClientAuth, LabUpstream, LabUpstreamConfig};
@@ -62,7 +62,7 @@ pub fn run() -> Result<(), CommandError> {
         .prefix("mtlscope-demo-")
         .tempdir()
         .map_err(|e| CommandError::runtime(format!("cannot create a temporary directory: {e}")))?;
-    let rt = crate::cli::runtime()?;
+    let rt = super::runtime()?;
     let result = rt.block_on(demo(dir.path()));
     // Stop every task before the PKI directory goes.
     drop(rt);
@@ -131,8 +131,7 @@ async fn run_scenario(
             .ok_or_else(|| CommandError::runtime("demo server certificate missing"))
     })?;
     let (sink, mut flows) = Sink::observed();
-    let target =
-        crate::cli::reverse::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
+    let target = crate::upstream::parse_upstream(&upstream.url()).map_err(CommandError::runtime)?;
     let opts = ReverseOptions {
         session: built.session_context(Mode::Reverse, sink),
         identity: built.identity,
@@ -160,7 +159,7 @@ async fn get(pki: &DevPki, port: u16) -> Result<u16, String> {
     for c in load_certs(pki.root_ca()).map_err(|e| e.to_string())? {
         roots.add(c).map_err(|e| e.to_string())?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(crate::cli::proxy_args::provider())
+    let config = rustls::ClientConfig::builder_with_provider(super::proxy_args::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

@@ -1,15 +1,15 @@
-//! `mtlscope observe`: a TCP relay that does not terminate TLS. Each client connection gets one
-//! upstream connection; a [`Tap`] on the upstream stream sees both directions, and when the pair
-//! closes one `kind: connection`, `mode: observe` record carries the [`Wire`] facts.
+//! The TCP relay that does not terminate TLS: `mtlscope observe`'s listener, and `forward`'s
+//! passthrough hosts. Each client connection gets one upstream connection; a [`Tap`] on the
+//! upstream stream sees both directions, and when the pair closes one `kind: connection`,
+//! `mode: observe` record carries the [`Wire`] facts.
 //!
 //! [`Wire`]: crate::facts::Wire
 
 use crate::capture::tls_error::classify_io;
 use crate::capture::ConnClock;
-use crate::error::CommandError;
 use crate::facts::{Event, FaultEffect, Flow, LegFailure, Mode, Wire};
 use crate::facts::{FailureKind, Stage};
-use crate::faults::{effect, Fault};
+use crate::faults::effect;
 use crate::io::cut::CutOnRenegotiation;
 use crate::io::idle::{Activity, Watched};
 use crate::lifecycle::{accept_loop, AcceptLimits, Lifecycle};
@@ -18,47 +18,12 @@ use crate::upstream::Target;
 use crate::wire::{Tap, TapHandle, TapRole};
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long to wait for the upstream's TCP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-crate::settings::settings_group! {
-    /// `observe`'s own settings.
-    #[derive(Debug, Default, clap::Args, serde::Deserialize)]
-    #[serde(default)]
-    pub struct ObserveOnly {
-        /// The real server, as `host:port`.
-        #[arg(long, value_name = "HOST:PORT")]
-        pub upstream: Option<String>,
-        /// Close a connection on which no byte moved for SECS, either way (recorded; default
-        /// 300).
-        #[arg(long, value_name = "SECS")]
-        pub idle_timeout: Option<u64>,
-    }
-}
-
-/// Flags of `mtlscope observe`.
-#[derive(Debug, clap::Args)]
-pub struct ObserveArgs {
-    /// TOML file holding any of these settings under the same names (see
-    /// config/example.toml); flags win over it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The upstream and the idle bound.
-    #[command(flatten)]
-    pub observe: ObserveOnly,
-    /// Listening, recording, stopping; `--fault block-renegotiation` cuts the connection when a
-    /// TLS 1.2 renegotiation starts (a firewall that blocks it).
-    #[command(flatten)]
-    pub run: crate::cli::run_args::RunArgs,
-    /// The web view.
-    #[command(flatten)]
-    pub ui: crate::cli::ui::UiArgs,
-}
 
 /// How observe relays every connection.
 #[derive(Clone, Debug)]
@@ -69,83 +34,6 @@ pub struct TunnelSettings {
     pub idle_timeout: Duration,
     /// The process's stop signals.
     pub life: Lifecycle,
-}
-
-/// Validate the flags, then relay until interrupted.
-pub fn run_cli(mut args: ObserveArgs) -> Result<(), CommandError> {
-    let origins = crate::settings::load(
-        args.config.as_deref(),
-        "observe",
-        &mut [&mut args.observe, &mut args.run, &mut args.ui],
-    )
-    .map_err(CommandError::usage)?;
-    let listen = args.run.listen_addr("127.0.0.1:8443", &origins)?;
-    let upstream = match &args.observe.upstream {
-        Some(u) => {
-            parse_upstream(u).map_err(|e| crate::cli::run_args::in_file(e, &origins, "upstream"))?
-        }
-        None => return Err(CommandError::usage("--upstream HOST:PORT is required")),
-    };
-    let faults = args.run.faults(&origins)?;
-    let block_renegotiation = faults.has(&Fault::BlockRenegotiation);
-    if args.run.fault.len() > usize::from(block_renegotiation) {
-        return Err(CommandError::usage(format!(
-            "{}: observe does not terminate TLS; only block-renegotiation applies",
-            origins.name("fault")
-        )));
-    }
-    let recording = args.run.recording(&origins)?;
-    let explain = args.run.explain;
-    let idle_secs = args
-        .observe
-        .idle_timeout
-        .unwrap_or(crate::cli::forward::DEFAULT_IDLE_SECS);
-    let settings = TunnelSettings {
-        block_renegotiation,
-        idle_timeout: Duration::from_secs(idle_secs.max(1)),
-        life: Lifecycle::new(),
-    };
-    let ui = args.ui.options(None)?;
-    let grace = args.run.grace();
-    let max_connections = args.run.max_connections;
-    let rt = crate::cli::runtime()?;
-    rt.block_on(async move {
-        let sink = Sink::open(&recording)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-            .explaining(explain);
-        let (sink, _ui) = crate::cli::ui::attach(ui, sink).await?;
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|e| CommandError::usage(format!("--listen {listen}: cannot listen: {e}")))?;
-        let local = listener.local_addr().map_err(CommandError::runtime)?;
-        eprintln!("mtlscope observe: listening on {local}, relaying to {upstream}");
-        let life = settings.life.clone();
-        crate::cli::until_interrupted(
-            serve(listener, upstream, sink.clone(), settings, max_connections),
-            &life,
-            grace,
-            &sink,
-        )
-        .await;
-        Ok(())
-    })
-}
-
-/// `host:port` with a non-empty host and a numeric port; the error names `--upstream`.
-fn parse_upstream(s: &str) -> Result<String, CommandError> {
-    let bad = |why: &str| CommandError::usage(format!("--upstream {s:?}: {why}"));
-    if s.contains("://") {
-        return Err(bad("observe takes host:port, not a URL"));
-    }
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| bad("expected host:port"))?;
-    if host.trim_matches(['[', ']']).is_empty() {
-        return Err(bad("the host is empty"));
-    }
-    port.parse::<u16>()
-        .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
-    Ok(s.to_string())
 }
 
 /// Accept connections until the process stops, relaying each to `upstream` on its own task.
@@ -324,20 +212,4 @@ fn futures_connect<'a>(
     f: impl std::future::Future<Output = io::Result<TcpStream>> + Send + 'a,
 ) -> ConnectFuture<'a> {
     Box::pin(f)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_upstream;
-
-    #[test]
-    fn upstream_must_be_host_port() {
-        assert!(parse_upstream("127.0.0.1:443").is_ok());
-        assert!(parse_upstream("[::1]:443").is_ok());
-        for bad in ["https://x:1", "nohost", ":443", "x:99999", "x:"] {
-            let e = parse_upstream(bad).expect_err(bad);
-            assert_eq!(e.code, 2);
-            assert!(e.message.contains("--upstream"), "{}", e.message);
-        }
-    }
 }
