@@ -87,7 +87,6 @@ fn main() {
         let sink = Sink::open(&RecordSettings {
             path: Some(out.clone()),
             max_size,
-            print: false,
         })
         .expect("open recording");
         // The certificates are valid from now: the traffic starts now, to the second.
@@ -137,8 +136,7 @@ fn main() {
                 l.alerts = vec![Alert {
                     direction: Direction::Received,
                     level: AlertLevel::Fatal,
-                    description: "certificate_required".into(),
-                    code: 116,
+                    description: mtlscope::facts::AlertDescription::CertificateRequired,
                     at_ms: 3.0,
                     source: AlertSource::Wire,
                     encrypted: false,
@@ -235,7 +233,7 @@ fn main() {
                     "GET".into()
                 },
                 uri: path,
-                version: "HTTP/1.1".into(),
+                version: mtlscope::facts::HttpVersion::Http11,
                 headers: vec![
                     header("host", &format!("svc{}.example.test", c.id % 7)),
                     header("user-agent", "orders-client/2.4 (linux)"),

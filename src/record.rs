@@ -1,5 +1,6 @@
-//! The end of the pipeline for one flow: diagnose it, print its terminal line, and append it to
-//! the JSON Lines recording through one writer thread.
+//! The end of the pipeline for one flow: diagnose it (unless it was diagnosed already, see
+//! [`Diagnosed`]), hand it to the subscribers the command attached (the terminal printer, the
+//! web view), and append it to the JSON Lines recording through one writer thread.
 //!
 //! Connection tasks never touch the file: they hand finished flows to a bounded channel, and the
 //! writer appends one line per flow, so a slow disk slows recording, not relaying (until the
@@ -9,15 +10,16 @@
 //! that exchange in `legs_from` instead of repeating the legs. It rotates the file at
 //! `--record-max-size`.
 //!
-//! A [`Subscriber`] (the web view) gets each diagnosed flow through its own bounded channel that
-//! never waits: when it is full the flow is dropped for that subscriber and counted, so a slow
-//! browser never slows the relay. The recording keeps everything. With a recording, the writer
-//! hands each flow on after writing it, so the flow moves and is never copied for the view.
+//! Subscribers ([`Subscribe`]) share one copy of each diagnosed flow with the writer. The web
+//! view's [`Subscriber`] is a bounded channel that never waits: when it is full the flow is
+//! dropped for that subscriber and counted, so a slow browser never slows the relay. The
+//! recording keeps everything.
 
 pub mod headers;
 pub mod redact;
 mod writer;
 
+use crate::diagnose::Diagnosed;
 use crate::facts::Flow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,8 +51,14 @@ pub struct RecordSettings {
     pub path: Option<PathBuf>,
     /// `--record-max-size`: rotate when the file reaches this many bytes.
     pub max_size: Option<u64>,
-    /// Print a terminal line per flow.
-    pub print: bool,
+}
+
+/// Something that wants every diagnosed flow as it is emitted: the terminal printer the CLI
+/// attaches, the web view's feed, a test's channel. It is called in the emitting task, so it
+/// must not wait; the flow is shared, so a subscriber that keeps it copies nothing.
+pub trait Subscribe: Send + Sync {
+    /// One diagnosed flow, before it is queued for the recording.
+    fn flow(&self, flow: &Arc<Flow>);
 }
 
 /// Where finished flows go. Cheap to clone; one per process.
@@ -58,17 +66,11 @@ pub struct RecordSettings {
 pub struct Sink {
     /// To the writer thread; `None` when there is no `--record` file.
     tx: Option<mpsc::Sender<WriterMsg>>,
-    /// Whether to print a terminal line per flow.
-    print: bool,
-    /// Also print each finding's evidence and fix under its flow (`-v/--explain`).
-    explain: bool,
-    /// Also hand each diagnosed flow to this channel (the demo, tests).
-    observer: Option<mpsc::UnboundedSender<Flow>>,
+    /// Everything that sees each diagnosed flow, in the order attached.
+    subscribers: Arc<[Arc<dyn Subscribe>]>,
     /// Flows handed over but not yet queued for the writer (emitted from a task of their
     /// own); `flush` waits for them.
     pending: Arc<Pending>,
-    /// A lossy live view of every diagnosed flow (the web view).
-    subscriber: Option<Subscriber>,
 }
 
 /// A bounded, never-blocking feed of diagnosed flows: full means dropped (and counted).
@@ -98,16 +100,53 @@ impl Subscriber {
         self.dropped.clone()
     }
 
-    /// Hand `flow` on if there is room now; otherwise count it as dropped. Never waits.
-    pub fn offer(&self, flow: Flow) {
+    /// Hand `flow` on if there is room now; otherwise count it as dropped. Never waits, and
+    /// never copies the flow.
+    pub fn offer(&self, flow: &Arc<Flow>) {
         match self.tx.try_reserve() {
-            Ok(permit) => permit.send(Arc::new(flow)),
+            Ok(permit) => permit.send(flow.clone()),
             Err(mpsc::error::TrySendError::Full(())) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
             // The subscriber has gone; nothing to count.
             Err(mpsc::error::TrySendError::Closed(())) => {}
         }
+    }
+}
+
+impl Subscribe for Subscriber {
+    fn flow(&self, flow: &Arc<Flow>) {
+        self.offer(flow);
+    }
+}
+
+/// [`Sink::observed`]'s subscriber: every flow, unbounded, as an owned copy.
+struct Observer(mpsc::UnboundedSender<Flow>);
+
+impl Subscribe for Observer {
+    fn flow(&self, flow: &Arc<Flow>) {
+        let _ = self.0.send(Flow::clone(flow));
+    }
+}
+
+/// A flow handed to [`Sink::emit_detached`]: facts still to diagnose, or a flow diagnosed
+/// already.
+pub enum Emitted {
+    /// Diagnosed when emitted.
+    Facts(Flow),
+    /// Emitted as it is.
+    Diagnosed(Diagnosed),
+}
+
+impl From<Flow> for Emitted {
+    fn from(flow: Flow) -> Emitted {
+        Emitted::Facts(flow)
+    }
+}
+
+impl From<Diagnosed> for Emitted {
+    fn from(flow: Diagnosed) -> Emitted {
+        Emitted::Diagnosed(flow)
     }
 }
 
@@ -120,14 +159,12 @@ struct Pending {
 
 /// What the writer thread is asked to do.
 enum WriterMsg {
-    /// Append this flow.
-    Flow(Box<Flow>),
+    /// Append this flow (shared with the subscribers, not copied for the writer).
+    Flow(Arc<Flow>),
     /// The connection ended: forget what the writer kept for compacting its exchanges.
     Closed(u64),
     /// Answer once everything before is written and synced, with the totals so far.
     Flush(oneshot::Sender<WriterStats>),
-    /// Hand every flow, once written, on to this subscriber.
-    Subscribe(Subscriber),
 }
 
 /// Why the recording could not be opened.
@@ -160,108 +197,79 @@ impl Sink {
         };
         Ok(Sink {
             tx,
-            print: settings.print,
-            explain: false,
-            observer: None,
+            subscribers: Arc::new([]),
             pending: Arc::default(),
-            subscriber: None,
         })
     }
 
-    /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]). With a
-    /// recording the writer feeds it, after writing each flow.
-    pub fn with_subscriber(mut self, subscriber: Subscriber) -> Sink {
-        if let Some(tx) = &self.tx {
-            match tx.try_send(WriterMsg::Subscribe(subscriber)) {
-                Ok(()) => return self,
-                Err(
-                    mpsc::error::TrySendError::Full(WriterMsg::Subscribe(s))
-                    | mpsc::error::TrySendError::Closed(WriterMsg::Subscribe(s)),
-                ) => self.subscriber = Some(s),
-                Err(_) => {}
-            }
-            return self;
-        }
-        self.subscriber = Some(subscriber);
+    /// The same sink, also handing every diagnosed flow to `subscriber`.
+    pub fn subscribe(mut self, subscriber: impl Subscribe + 'static) -> Sink {
+        let mut all: Vec<Arc<dyn Subscribe>> = self.subscribers.to_vec();
+        all.push(Arc::new(subscriber));
+        self.subscribers = all.into();
         self
     }
 
-    /// This sink, printing each finding's evidence and fix under its flow when `explain`.
-    pub fn explaining(mut self, explain: bool) -> Sink {
-        self.explain = explain;
-        self
+    /// The same sink, also feeding `subscriber` (lossy: see [`Subscriber::offer`]).
+    pub fn with_subscriber(self, subscriber: Subscriber) -> Sink {
+        self.subscribe(subscriber)
     }
 
     /// A sink that records nothing, prints nothing, and hands every diagnosed flow to the
     /// returned receiver.
     pub fn observed() -> (Sink, mpsc::UnboundedReceiver<Flow>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Sink {
-                tx: None,
-                print: false,
-                explain: false,
-                observer: Some(tx),
-                pending: Arc::default(),
-                subscriber: None,
-            },
-            rx,
-        )
+        let sink = Sink {
+            tx: None,
+            subscribers: Arc::new([]),
+            pending: Arc::default(),
+        };
+        (sink.subscribe(Observer(tx)), rx)
     }
 
-    /// Diagnose `flow`, print it, and queue it for the recording. Returns the diagnosed flow.
+    /// Diagnose `flow`, hand it to the subscribers, and queue it for the recording.
     pub async fn emit(&self, flow: Flow) {
-        let flow = self.diagnosed(flow);
+        self.emit_diagnosed(Diagnosed::new(flow)).await;
+    }
+
+    /// Hand a flow diagnosed earlier (for its `Mtlscope-Diagnosis` header or the body of a
+    /// response mtlscope produced) to the subscribers and the recording, without diagnosing
+    /// it again.
+    pub async fn emit_diagnosed(&self, flow: Diagnosed) {
+        let flow = self.publish(flow);
         self.queue(flow).await;
     }
 
-    /// [`Sink::emit`], returning a copy of the diagnosed flow (for callers that show it).
-    pub async fn emit_returning(&self, flow: Flow) -> Flow {
-        let flow = self.diagnosed(flow);
+    /// [`Sink::emit`], returning the diagnosed flow (for callers that show it).
+    pub async fn emit_returning(&self, flow: Flow) -> Arc<Flow> {
+        let flow = self.publish(Diagnosed::new(flow));
         self.queue(flow.clone()).await;
         flow
     }
 
-    /// Stamp the run, diagnose, print, and hand the flow to the observers.
-    fn diagnosed(&self, mut flow: Flow) -> Flow {
-        if flow.run.is_empty() {
-            flow.run = run_id().to_string();
-        }
-        flow.findings = crate::diagnose::diagnose(&flow);
-        if self.print {
-            let line = if self.explain {
-                crate::render::explain::explained_block(&flow)
-            } else {
-                crate::render::explain::terminal_line(&flow)
-            };
-            crate::io::stdout::try_write(format_args!("{line}\n"));
-        }
-        if let Some(obs) = &self.observer {
-            let _ = obs.send(flow.clone());
+    /// Stamp the run and hand the flow to the subscribers; the one shared copy.
+    fn publish(&self, mut flow: Diagnosed) -> Arc<Flow> {
+        flow.stamp_run(run_id());
+        let flow = Arc::new(flow.into_flow());
+        for s in self.subscribers.iter() {
+            s.flow(&flow);
         }
         flow
     }
 
-    /// Queue `flow` for the recording; it moves to the writer (no copy per record), which
-    /// hands it on to the subscriber. Without a recording it moves to the subscriber.
-    async fn queue(&self, flow: Flow) {
-        if let Some(sub) = &self.subscriber {
-            if self.tx.is_none() {
-                sub.offer(flow);
-                return;
-            }
-            sub.offer(flow.clone());
-        }
+    /// Queue `flow` for the recording; the writer shares it (no copy per record).
+    async fn queue(&self, flow: Arc<Flow>) {
         if let Some(tx) = &self.tx {
-            if tx.send(WriterMsg::Flow(Box::new(flow))).await.is_err() {
+            if tx.send(WriterMsg::Flow(flow)).await.is_err() {
                 tracing::error!("recording writer has stopped; record lost");
             }
         }
     }
 
     /// Emit `flow` from a task of its own (for code that cannot wait, like a body's end);
-    /// [`Sink::flush`] waits for it.
-    pub fn emit_detached(&self, flow: Flow) {
+    /// [`Sink::flush`] waits for it. A flow already diagnosed is not diagnosed again.
+    pub fn emit_detached(&self, flow: impl Into<Emitted>) {
+        let flow = flow.into();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             tracing::error!("no runtime to record a flow; record lost");
             return;
@@ -269,7 +277,11 @@ impl Sink {
         self.pending.count.fetch_add(1, Ordering::AcqRel);
         let sink = self.clone();
         rt.spawn(async move {
-            sink.emit(flow).await;
+            let flow = match flow {
+                Emitted::Facts(flow) => Diagnosed::new(flow),
+                Emitted::Diagnosed(flow) => flow,
+            };
+            sink.emit_diagnosed(flow).await;
             if sink.pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
                 sink.pending.zero.notify_waiters();
             }
@@ -327,33 +339,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_a_recording_the_writer_hands_each_flow_on_whole_after_writing_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rec.jsonl");
-        let (sub, mut rx) = Subscriber::channel(8);
-        let settings = RecordSettings {
-            path: Some(path.clone()),
-            ..RecordSettings::default()
-        };
-        let sink = Sink::open(&settings).unwrap().with_subscriber(sub);
-        let mut first = success();
-        first.kind = crate::facts::RecordKind::Exchange;
-        first.exchange_index = Some(0);
-        let mut second = first.clone();
-        second.exchange_index = Some(1);
-        sink.emit(first).await;
-        sink.emit(second).await;
-        sink.flush().await;
-        let written = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            written.lines().nth(1).unwrap().contains("\"legs_from\":0"),
-            "the file's second exchange points at the first: {written}"
-        );
-        for index in [0, 1] {
-            let got = rx.recv().await.unwrap();
-            assert_eq!(got.exchange_index, Some(index));
-            assert!(got.legs_from.is_none(), "the view gets the legs themselves");
-            assert!(got.client_leg.is_some() && got.upstream_leg.is_some());
-        }
+    async fn subscribers_share_one_diagnosed_copy_of_each_flow() {
+        let (a, mut got_a) = Subscriber::channel(4);
+        let (b, mut got_b) = Subscriber::channel(4);
+        let sink = Sink::open(&RecordSettings::default())
+            .unwrap()
+            .subscribe(a)
+            .subscribe(b);
+        sink.emit(success()).await;
+        let (x, y) = (got_a.try_recv().unwrap(), got_b.try_recv().unwrap());
+        assert!(Arc::ptr_eq(&x, &y), "each subscriber got a copy of its own");
+        assert!(x.diagnosed && !x.run.is_empty());
     }
 }

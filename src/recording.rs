@@ -3,8 +3,10 @@
 //! Reading is forgiving by design: a recording may be cut off by a crash, edited by hand, or
 //! written by a newer mtlscope. A line that is not valid UTF-8 or JSON, not a record, or of a
 //! newer `schema` is skipped with a [`Skipped`] note naming the file and line; only a file that
-//! cannot be read at all is an error. A record written without findings is diagnosed here (the
-//! diagnosis stage), so every view shows conclusions and no renderer has to decide one.
+//! cannot be read at all is an error. Readers never diagnose: every view shows the findings the
+//! recording carries (made once, when the flow was recorded), so a newer mtlscope cannot change
+//! them unnoticed; `report --rediagnose` applies today's rules on request
+//! ([`RecordStream::rediagnosing`]).
 
 pub mod filter;
 mod stream;
@@ -24,14 +26,21 @@ pub struct Record {
     pub line: usize,
     /// 1-based position among the file's readable records (what `FILE:N` selects).
     pub index: usize,
-    /// The record itself; `findings` filled by the diagnosis when the file had none.
+    /// The record itself, with the findings it was recorded with.
     pub flow: Flow,
-    /// Whether the findings were computed on reading (the record carried none, and the
-    /// diagnosis found some).
+    /// Whether the findings were computed on reading by today's rules (`report
+    /// --rediagnose`) instead of taken from the recording.
     pub diagnosed_on_read: bool,
 }
 
 impl Record {
+    /// Replace the recorded findings with today's rules' (`report --rediagnose`).
+    pub fn rediagnose(&mut self) {
+        self.flow.findings = crate::diagnose::diagnose(&self.flow);
+        self.flow.diagnosed = true;
+        self.diagnosed_on_read = true;
+    }
+
     /// `FILE:N`, the name `diff` accepts for this record.
     pub fn label(&self) -> String {
         format!("{}:{}", self.file.display(), self.index)
@@ -436,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_findings_is_diagnosed_on_reading() {
+    fn readers_show_the_recorded_findings_and_rediagnose_only_when_asked() {
         use crate::diagnose::test_support::*;
         use crate::facts::{Direction, LegFailure};
         let flow = success_builder()
@@ -451,15 +460,23 @@ mod tests {
             })
             .own_response(502)
             .build();
-        assert!(flow.findings.is_empty());
+        // Written without findings, as a recording made before records said whether they
+        // were diagnosed.
+        assert!(flow.findings.is_empty() && !flow.diagnosed);
         let text = format!("{}\n{}\n", serde_json::to_string(&flow).unwrap(), line(2));
         let r = parse(Path::new("x"), text.as_bytes());
-        assert!(r.records[0].diagnosed_on_read);
-        assert_eq!(r.records[0].flow.findings[0].id, "no-client-cert");
-        assert!(
-            !r.records[1].diagnosed_on_read,
-            "nothing found, nothing to mark"
-        );
+        assert!(r.records[0].flow.findings.is_empty(), "a reader diagnosed");
+        assert!(!r.records[0].diagnosed_on_read && !r.records[0].flow.diagnosed);
+        let again: Vec<Record> = RecordStream::from_bytes(Path::new("x"), text.into_bytes())
+            .rediagnosing(true)
+            .filter_map(|i| match i {
+                Ok(Item::Record(r)) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        assert!(again[0].diagnosed_on_read && again[0].flow.diagnosed);
+        assert_eq!(again[0].flow.findings[0].id, "no-client-cert");
+        assert!(again[1].flow.findings.is_empty());
     }
 
     #[test]

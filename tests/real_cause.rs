@@ -195,7 +195,8 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
         "{name} reverse: {:#}",
         rec["findings"]
     );
-    // The views read the same facts: the record without its findings, diagnosed on reading.
+    // The views read the same facts: the record without its findings, diagnosed again on
+    // reading (`--rediagnose`; without it a view shows the findings as recorded).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("flow.jsonl");
     let mut bare = rec.clone();
@@ -204,7 +205,7 @@ async fn chain_incomplete_first(pki: &DevPki, server: &RunningServer, name: &str
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlscope"));
     cmd.arg("report")
         .arg(&file)
-        .args(["--json", "--id", "chain-incomplete"]);
+        .args(["--json", "--rediagnose", "--id", "chain-incomplete"]);
     let out = run_bounded(cmd, None, Duration::from_secs(30));
     let report: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
     assert_eq!(

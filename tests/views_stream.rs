@@ -302,7 +302,7 @@ fn exchange(conn: u64, index: u32, legs: &(Arc<Leg>, Arc<Leg>)) -> Flow {
     f.request = Some(Request {
         method: "GET".into(),
         uri: format!("/item/{index}"),
-        version: "HTTP/1.1".into(),
+        version: mtlscope::facts::HttpVersion::Http11,
         at_ms: 1.0 + f64::from(index),
         ..Request::default()
     });
@@ -333,7 +333,6 @@ async fn legs_from_resolves_across_rotated_files() {
     let sink = Sink::open(&RecordSettings {
         path: Some(path.clone()),
         max_size: Some(6 * 1024),
-        print: false,
     })
     .unwrap();
     // Four keep-alive connections, their exchanges interleaved, each longer than a file.

@@ -1,7 +1,9 @@
 //! Replays every captured handshake under tests/data/handshakes through the wire parser, whole
 //! and split at every byte boundary, and checks the facts of the named captures.
 
-use mtlscope::facts::{AlertLevel, Direction, Initiator, Phase, TlsVersion};
+use mtlscope::facts::{
+    AlertDescription, AlertLevel, Direction, EventKind, Initiator, Phase, TlsVersion,
+};
 use mtlscope::wire::{Dir, TapFacts, TapRole, WireParser};
 use std::path::PathBuf;
 
@@ -115,7 +117,7 @@ fn every_capture_parses_the_same_however_it_is_split() {
 const CA: &str = "O=mtlscope corpus, CN=Corpus Client CA";
 
 fn has_event(f: &TapFacts, name: &str) -> bool {
-    f.events.iter().any(|e| e.name == name)
+    f.events.iter().any(|e| e.kind.as_str() == name)
 }
 
 #[test]
@@ -155,7 +157,7 @@ fn tls12_certificate_request_and_client_chain() {
     let chain = f.client_chain.clone().expect("client chain");
     assert_eq!(chain.len(), 1);
     assert_eq!(chain[0].subject, "CN=corpus client");
-    assert_eq!(chain[0].eku, vec!["clientAuth".to_string()]);
+    assert_eq!(chain[0].eku, [mtlscope::facts::ExtKeyUsage::ClientAuth]);
     assert!(f.handshake_done_ms.is_some());
 
     let w = f.into_wire();
@@ -174,8 +176,8 @@ fn tls12_no_certificate_gets_a_plaintext_fatal_alert() {
     assert!(f.cert_request.is_some());
     assert!(f.handshake_done_ms.is_none());
     let alert = f.alerts.first().expect("an alert");
-    assert_eq!(alert.code, 40);
-    assert_eq!(alert.description, "handshake_failure");
+    assert_eq!(alert.code(), 40);
+    assert_eq!(alert.description, AlertDescription::HandshakeFailure);
     assert_eq!(alert.level, AlertLevel::Fatal);
     assert_eq!(alert.direction, Direction::Received, "the server sent it");
     assert_eq!(alert.source, mtlscope::facts::AlertSource::Wire);
@@ -203,7 +205,13 @@ fn tls13_hello_retry_keeps_parsing_plaintext() {
         !has_event(&f, "finished"),
         "no TLS 1.2 reading after a retry"
     );
-    assert!(f.events.iter().filter(|e| e.name == "client_hello").count() == 2);
+    assert!(
+        f.events
+            .iter()
+            .filter(|e| e.kind == EventKind::ClientHello)
+            .count()
+            == 2
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The `Tap` stream wrapper: bytes pass through unchanged, and the facts it reports are the
 //! parser's, with alert directions relative to the tap's role.
 
-use mtlscope::facts::{Direction, Phase};
+use mtlscope::facts::{AlertDescription, Direction, Phase};
 use mtlscope::wire::{Tap, TapHandle, TapRole};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,7 +58,7 @@ async fn server_role_tap_records_its_own_alert_as_sent() {
     let f = handle.snapshot();
     assert_eq!(f.alerts.len(), 1);
     assert_eq!(f.alerts[0].direction, Direction::Sent);
-    assert_eq!(f.alerts[0].description, "handshake_failure");
+    assert_eq!(f.alerts[0].description, AlertDescription::HandshakeFailure);
     assert_eq!(f.client_chain, Some(Vec::new()));
     assert_eq!(f.cert_request.map(|c| c.phase), Some(Phase::Handshake));
     assert!(handle.client_random().is_some());

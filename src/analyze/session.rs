@@ -7,6 +7,7 @@
 
 use super::decrypt::{Decryptor, KeyLog};
 use super::tcp::{Chunk, GapCause};
+use crate::facts::EventKind;
 use crate::facts::{
     CaptureFacts, Decryption, Event, Flow, FrameMark, GapEffect, GapKind, Mode, StreamDirection,
     StreamGap,
@@ -114,7 +115,7 @@ impl Session {
             self.client = Some(side);
             self.from_syn = true;
             let at = self.at_ms(ts);
-            self.event(at, "tcp_syn", Some(self.ends[side].to_string()));
+            self.event(at, EventKind::TcpSyn, Some(self.ends[side].to_string()));
         } else if !is_client && self.client.is_none() {
             self.client = Some(1 - side);
             self.from_syn = true;
@@ -133,20 +134,20 @@ impl Session {
             if self.reset.is_none() && !self.fin_seen {
                 self.reset = Some((side, frame));
             }
-            self.event(at, "tcp_reset", Some(format!("from {who}, frame {frame}")));
+            self.event(
+                at,
+                EventKind::TcpReset,
+                Some(format!("from {who}, frame {frame}")),
+            );
         } else {
             self.fin_seen = true;
-            self.event(at, "tcp_fin", Some(format!("from {who}")));
+            self.event(at, EventKind::TcpFin, Some(format!("from {who}")));
         }
     }
 
-    fn event(&mut self, at_ms: f64, name: &str, detail: Option<String>) {
+    fn event(&mut self, at_ms: f64, kind: EventKind, detail: Option<String>) {
         if self.events.len() < 16 {
-            self.events.push(Event {
-                at_ms,
-                name: name.into(),
-                detail,
-            });
+            self.events.push(Event::new(at_ms, kind, detail));
         }
     }
 
@@ -282,7 +283,7 @@ impl Session {
         };
         self.event(
             at,
-            "capture_gap",
+            EventKind::CaptureGap,
             Some(format!(
                 "{len} bytes from the {} {why}, frame {frame}; {then}",
                 dir.sender()
@@ -329,7 +330,11 @@ impl Session {
                 "the {who} reset the connection (TCP RST, frame {frame})"
             ));
             wire.failure = Some(crate::facts::LegFailure {
-                stage: if wire.events.iter().any(|e| e.name == "handshake_done") {
+                stage: if wire
+                    .events
+                    .iter()
+                    .any(|e| e.kind == EventKind::HandshakeDone)
+                {
                     crate::facts::Stage::AfterHandshake
                 } else {
                     crate::facts::Stage::Handshake
@@ -342,9 +347,9 @@ impl Session {
             if let Some(e) = wire
                 .events
                 .iter()
-                .find(|e| e.at_ms == m.at_ms && e.name != "capture_gap")
+                .find(|e| e.at_ms == m.at_ms && e.kind != EventKind::CaptureGap)
             {
-                m.what = e.name.clone();
+                m.what = e.kind.as_str().to_string();
             }
         }
         flow.wire = Some(wire);

@@ -7,6 +7,7 @@
 
 use super::signatures::SignatureChecks;
 use super::LegRecorder;
+use crate::facts::EventKind;
 use crate::facts::{CertProblem, CertRequest, ChainVerdict, Phase};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -152,9 +153,10 @@ impl RecordingClientVerifier {
     /// records, so only this hook sees it).
     fn certificate_verify(&self, scheme: SignatureScheme, ok: bool) {
         let verdict = if ok { "valid" } else { "invalid" };
-        self.rec.event(
-            super::flights::CLIENT_CERTIFICATE_VERIFY,
-            Some(format!("from client, {scheme:?}, signature {verdict}")),
+        self.rec.sent(
+            EventKind::ClientCertificateVerify,
+            crate::facts::Peer::Client,
+            &format!("{scheme:?}, signature {verdict}"),
         );
     }
 }
@@ -209,7 +211,7 @@ impl ClientCertVerifier for RecordingClientVerifier {
             .map(|trust| trust.verify_client_cert(end_entity, intermediates, now));
         let enforce = self.policy.enforce;
         self.rec.event(
-            "client_certificate",
+            EventKind::ClientCertificate,
             chain.first().map(|c| c.subject.clone()),
         );
         self.rec.with(|leg| {

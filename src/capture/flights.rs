@@ -16,15 +16,8 @@
 //! Nothing is added for a step that did not happen: a leg that ended before a message has no
 //! event for it.
 
-use crate::facts::{Event, FailureKind, Leg, TlsVersion};
+use crate::facts::{Event, EventKind, FailureKind, Leg, Peer, TlsVersion};
 use crate::wire::TapFacts;
-
-/// The event the client leg's verifier records when the client's CertificateVerify checked.
-pub const CLIENT_CERTIFICATE_VERIFY: &str = "client_certificate_verify";
-
-/// The event of mtlscope's own Certificate message on the client leg (its chain is mtlscope's
-/// server certificate, not recorded on the leg).
-pub const OWN_CERTIFICATE: &str = "own_certificate";
 
 /// Add the encrypted TLS 1.3 handshake messages mtlscope handled to `leg`'s events.
 /// `tls_server`: mtlscope is the TLS server of this leg (the client leg).
@@ -32,16 +25,12 @@ pub fn add(leg: &mut Leg, tap: &TapFacts, tls_server: bool) {
     if tap.tls_version != Some(TlsVersion::Tls13) {
         return;
     }
-    let Some(server_hello) = tap_time(tap, "server_hello", "from server") else {
+    let Some(server_hello) = tap_time(tap, &EventKind::ServerHello, Some(Peer::Server)) else {
         return;
     };
     let mut added = Vec::new();
-    let mut push = |at_ms: f64, name: &str, detail: &str| {
-        added.push(Event {
-            at_ms,
-            name: name.to_string(),
-            detail: Some(detail.to_string()),
-        })
+    let mut push = |at_ms: f64, kind: EventKind, peer: Peer, rest: &str| {
+        added.push(Event::from_peer(at_ms, kind, peer, Some(rest)))
     };
     let asked = leg
         .cert_request
@@ -49,22 +38,37 @@ pub fn add(leg: &mut Leg, tap: &TapFacts, tls_server: bool) {
         .is_some_and(|cr| cr.phase == crate::facts::Phase::Handshake);
     let done = leg.handshake_done_ms;
     if tls_server {
-        const OWN: &str = "from server, encrypted: written by mtlscope";
-        push(server_hello, "encrypted_extensions", OWN);
+        const OWN: &str = "encrypted: written by mtlscope";
+        push(
+            server_hello,
+            EventKind::EncryptedExtensions,
+            Peer::Server,
+            OWN,
+        );
         if asked {
             // The request went on the wire in this flight, not when rustls composed it.
             if let Some(cr) = leg.cert_request.as_mut() {
                 cr.at_ms = cr.at_ms.max(server_hello);
             }
-            push(server_hello, "certificate_request", OWN);
+            push(
+                server_hello,
+                EventKind::CertificateRequest,
+                Peer::Server,
+                OWN,
+            );
         }
-        push(server_hello, OWN_CERTIFICATE, OWN);
-        push(server_hello, "certificate_verify", OWN);
-        push(server_hello, "finished", OWN);
-        let flight = tap_time(tap, crate::wire::CLIENT_ENCRYPTED_FLIGHT, "");
+        push(server_hello, EventKind::OwnCertificate, Peer::Server, OWN);
+        push(
+            server_hello,
+            EventKind::CertificateVerify,
+            Peer::Server,
+            OWN,
+        );
+        push(server_hello, EventKind::Finished, Peer::Server, OWN);
+        let flight = tap_time(tap, &EventKind::ClientEncryptedFlight, None);
         let answered_empty = asked
             && leg.chain.is_empty()
-            && !has(leg, "client_certificate")
+            && !has(leg, &EventKind::ClientCertificate)
             && (done.is_some()
                 || leg
                     .failure
@@ -72,44 +76,53 @@ pub fn add(leg: &mut Leg, tap: &TapFacts, tls_server: bool) {
                     .is_some_and(|f| f.kind == FailureKind::NoCertificatesPresented));
         if answered_empty {
             let at = flight.or(done).unwrap_or(server_hello);
-            push(at, "client_certificate", "empty: no certificate");
+            let empty = "empty: no certificate".to_string();
+            added.push(Event::new(at, EventKind::ClientCertificate, Some(empty)));
         }
         if let Some(at) = done {
-            push(at, "finished", "from client, encrypted: read by mtlscope");
+            let read = "encrypted: read by mtlscope";
+            added.push(Event::from_peer(
+                at,
+                EventKind::Finished,
+                Peer::Client,
+                Some(read),
+            ));
         }
     } else {
-        const READ: &str = "from server, encrypted: read by mtlscope";
-        push(server_hello, "encrypted_extensions", READ);
-        if let Some(checked) = own_time(leg, "server_certificate_verify") {
-            push(checked, "finished", READ);
+        const READ: &str = "encrypted: read by mtlscope";
+        push(
+            server_hello,
+            EventKind::EncryptedExtensions,
+            Peer::Server,
+            READ,
+        );
+        if let Some(checked) = own_time(leg, &EventKind::ServerCertificateVerify) {
+            push(checked, EventKind::Finished, Peer::Server, READ);
         }
         if let Some(at) = done {
-            push(
-                at,
-                "finished",
-                "from client, encrypted: written by mtlscope",
-            );
+            let written = "encrypted: written by mtlscope";
+            push(at, EventKind::Finished, Peer::Client, written);
         }
     }
     leg.events.extend(added);
     leg.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
 }
 
-/// When the tap saw the event `name` whose detail starts with `from`.
-fn tap_time(tap: &TapFacts, name: &str, from: &str) -> Option<f64> {
+/// When the tap saw `kind` (sent by `from`, when given).
+fn tap_time(tap: &TapFacts, kind: &EventKind, from: Option<Peer>) -> Option<f64> {
     tap.events
         .iter()
-        .find(|e| e.name == name && e.detail.as_deref().unwrap_or("").starts_with(from))
+        .find(|e| &e.kind == kind && from.is_none_or(|p| e.sender == Some(p)))
         .map(|e| e.at_ms)
 }
 
-/// When the leg's own hooks recorded `name`.
-fn own_time(leg: &Leg, name: &str) -> Option<f64> {
-    leg.events.iter().find(|e| e.name == name).map(|e| e.at_ms)
+/// When the leg's own hooks recorded `kind`.
+fn own_time(leg: &Leg, kind: &EventKind) -> Option<f64> {
+    leg.events.iter().find(|e| &e.kind == kind).map(|e| e.at_ms)
 }
 
-fn has(leg: &Leg, name: &str) -> bool {
-    leg.events.iter().any(|e| e.name == name)
+fn has(leg: &Leg, kind: &EventKind) -> bool {
+    leg.events.iter().any(|e| &e.kind == kind)
 }
 
 #[cfg(test)]
@@ -118,11 +131,7 @@ mod tests {
     use crate::facts::{CertRequest, Phase};
 
     fn ev(at_ms: f64, name: &str, detail: &str) -> Event {
-        Event {
-            at_ms,
-            name: name.into(),
-            detail: Some(detail.into()),
-        }
+        Event::new(at_ms, EventKind::from_name(name), Some(detail.into()))
     }
 
     fn tap13() -> TapFacts {
@@ -131,11 +140,7 @@ mod tests {
             events: vec![
                 ev(1.0, "client_hello", "from client"),
                 ev(2.5, "server_hello", "from server"),
-                ev(
-                    3.0,
-                    crate::wire::CLIENT_ENCRYPTED_FLIGHT,
-                    "from client, encrypted",
-                ),
+                ev(3.0, "client_encrypted_flight", "from client, encrypted"),
             ],
             ..TapFacts::default()
         }
@@ -156,7 +161,7 @@ mod tests {
     fn names(leg: &Leg) -> Vec<(String, String)> {
         leg.events
             .iter()
-            .map(|e| (e.name.clone(), e.detail.clone().unwrap_or_default()))
+            .map(|e| (e.kind.to_string(), e.detail.clone().unwrap_or_default()))
             .collect()
     }
 
@@ -199,9 +204,11 @@ mod tests {
             ..Leg::default()
         };
         add(&mut leg, &tap13(), true);
-        assert!(!leg.events.iter().any(|e| e.name == "client_certificate"));
-        assert!(!leg.events.iter().any(|e| e.name == "finished"
-            && e.detail.as_deref().unwrap_or("").starts_with("from client")));
+        assert!(!has(&leg, &EventKind::ClientCertificate));
+        assert!(!leg
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::Finished && e.sender == Some(Peer::Client)));
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod wire_merge;
 
 pub use clock::ConnClock;
 
-use crate::facts::{Alert, Event, Leg};
+use crate::facts::{Alert, Event, EventKind, Leg, Peer};
 use crate::wire::TapHandle;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wire_merge::MergeContext;
@@ -103,14 +103,17 @@ impl LegRecorder {
     }
 
     /// Append a timed step.
-    pub fn event(&self, name: &str, detail: Option<String>) {
+    pub fn event(&self, kind: EventKind, detail: Option<String>) {
+        let at_ms = self.clock.ms();
+        self.with(|leg| leg.events.push(Event::new(at_ms, kind, detail)));
+    }
+
+    /// Append a message `peer` sent (`from client, {rest}`).
+    pub fn sent(&self, kind: EventKind, peer: Peer, rest: &str) {
         let at_ms = self.clock.ms();
         self.with(|leg| {
-            leg.events.push(Event {
-                at_ms,
-                name: name.to_string(),
-                detail,
-            })
+            leg.events
+                .push(Event::from_peer(at_ms, kind, peer, Some(rest)))
         });
     }
 
@@ -119,7 +122,9 @@ impl LegRecorder {
     pub fn alert(&self, alert: Alert) {
         self.with(|leg| {
             let dup = leg.alerts.iter().any(|a| {
-                a.direction == alert.direction && a.code == alert.code && a.source != alert.source
+                a.direction == alert.direction
+                    && a.description == alert.description
+                    && a.source != alert.source
             });
             if !dup {
                 leg.alerts.push(alert);
@@ -147,7 +152,7 @@ impl LegRecorder {
             leg.alpn = alpn;
             leg.handshake_done_ms = Some(at_ms);
         });
-        self.event("handshake_done", None);
+        self.event(EventKind::HandshakeDone, None);
     }
 
     /// Record the error that ended the leg: words, classification, and the alert it implies.
@@ -160,7 +165,7 @@ impl LegRecorder {
         if let Some((dir, desc)) = c.alert {
             self.alert(tls_error::alert_fact(dir, desc, at_ms));
         }
-        self.event("error", Some(c.words.clone()));
+        self.event(EventKind::Error, Some(c.words.clone()));
         self.with(|leg| {
             leg.error = Some(c.words.clone());
             leg.failure = Some(c.failure.clone());

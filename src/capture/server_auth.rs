@@ -4,6 +4,7 @@
 use super::signatures::SignatureChecks;
 use super::verdict_cache::{Question, VerdictCache};
 use super::LegRecorder;
+use crate::facts::EventKind;
 use crate::facts::{CertProblem, ServerVerification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -116,7 +117,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
         };
         let enforced = !self.trust.insecure;
         self.rec.event(
-            "server_certificate",
+            EventKind::ServerCertificate,
             chain.first().map(|c| c.subject.clone()),
         );
         self.rec.with(|leg| {
@@ -151,7 +152,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let checked = SignatureChecks(&self.trust.provider).tls12(message, cert, dss);
-        self.past_server_checks("server_key_exchange_signature", checked.is_ok());
+        self.past_server_checks(EventKind::ServerKeyExchangeSignature, checked.is_ok());
         checked
     }
 
@@ -162,7 +163,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         let checked = SignatureChecks(&self.trust.provider).tls13(message, cert, dss);
-        self.past_server_checks("server_certificate_verify", checked.is_ok());
+        self.past_server_checks(EventKind::ServerCertificateVerify, checked.is_ok());
         checked
     }
 
@@ -176,10 +177,10 @@ impl RecordingServerVerifier {
     /// thing rustls writes answers the CertificateRequest, or the handshake ends here.
     /// `event`: what was signed (TLS 1.2: the ServerKeyExchange, which the wire shows; TLS
     /// 1.3: the CertificateVerify, encrypted).
-    fn past_server_checks(&self, event: &str, ok: bool) {
+    fn past_server_checks(&self, event: EventKind, ok: bool) {
         let verdict = if ok { "valid" } else { "invalid" };
-        self.rec
-            .event(event, Some(format!("from server, signature {verdict}")));
+        let rest = format!("signature {verdict}");
+        self.rec.sent(event, crate::facts::Peer::Server, &rest);
         if ok {
             super::upstream_auth::record_past_server_checks(&self.rec);
         } else {

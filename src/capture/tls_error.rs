@@ -146,8 +146,7 @@ pub fn alert_fact(direction: Direction, desc: rustls::AlertDescription, at_ms: f
     Alert {
         direction,
         level: AlertLevel::Fatal,
-        description: alert_name(desc),
-        code: u8::from(desc),
+        description: desc.into(),
         at_ms,
         source: match direction {
             Direction::Received => AlertSource::Tls,

@@ -7,6 +7,7 @@
 
 use super::LegRecorder;
 use crate::cert::reason::match_ca_names;
+use crate::facts::EventKind;
 use crate::facts::{CertRequest, IdentityCandidate, IdentityChoice, Phase};
 use crate::pki::load::Identity;
 use rustls::client::ResolvesClientCert;
@@ -156,7 +157,7 @@ pub fn record_request(
         leg.certificate_sent = Some(true);
     });
     rec.event(
-        "certificate_presented",
+        EventKind::CertificatePresented,
         Some(
             chosen
                 .and_then(|i| policy.candidates().get(i))
@@ -186,7 +187,7 @@ pub fn choose_for_request(
     let ca_names = request.ca_names.clone().unwrap_or_default();
     let ca_names_der = request.ca_names_der.clone();
     rec.event(
-        "certificate_request",
+        EventKind::CertificateRequest,
         Some(format!("{} CA name(s)", ca_names.len())),
     );
     let chosen = rec.with(|leg| {
@@ -208,7 +209,7 @@ pub fn choose_for_request(
         index
     });
     rec.event(
-        "identity_chosen",
+        EventKind::IdentityChosen,
         Some(
             chosen
                 .and_then(|i| policy.candidates().get(i))
@@ -250,7 +251,7 @@ impl ResolvesClientCert for RecordingClientResolver {
                 }
             });
             self.rec.event(
-                "certificate_withheld",
+                EventKind::CertificateWithheld,
                 Some(format!("{}: no common signature scheme", id.label)),
             );
             return None;
@@ -312,7 +313,7 @@ impl rustls::sign::SigningKey for OnTheWire {
                         choice.reason.push_str(&format!("; but {detail}"));
                     }
                 });
-                self.rec.event(UNUSABLE_EVENT, Some(detail));
+                self.rec.event(EventKind::IdentityKeyUnusable, Some(detail));
                 None
             }
         }
@@ -326,16 +327,6 @@ impl rustls::sign::SigningKey for OnTheWire {
         self.inner.algorithm()
     }
 }
-
-/// The event of mtlscope's Certificate message on the upstream leg (TLS 1.3: encrypted, so
-/// recorded by mtlscope's TLS hooks); the leg's `chain` is what it carried.
-pub const CERTIFICATE_SENT: &str = "certificate_sent";
-
-/// The event of mtlscope's CertificateVerify on the upstream leg.
-pub const CERTIFICATE_VERIFY_SENT: &str = "certificate_verify_sent";
-
-/// The event of an identity whose key cannot sign with any scheme the server accepts.
-pub const UNUSABLE_EVENT: &str = "identity_key_unusable";
 
 /// The signer of [`OnTheWire`]: its first use means the Certificate carrying the chain was
 /// just written.
@@ -357,11 +348,13 @@ impl rustls::sign::Signer for SentSigner {
             leg.chain = chosen_chain(leg, Some(self.index));
             leg.certificate_sent = Some(true);
         });
-        self.rec
-            .event(CERTIFICATE_SENT, Some(format!("sent {}", self.label)));
+        self.rec.event(
+            EventKind::CertificateSent,
+            Some(format!("sent {}", self.label)),
+        );
         let signed = self.inner.sign(message);
         self.rec.event(
-            CERTIFICATE_VERIFY_SENT,
+            EventKind::CertificateVerifySent,
             Some(format!("{:?}", self.inner.scheme())),
         );
         signed
@@ -381,7 +374,10 @@ pub fn record_past_server_checks(rec: &LegRecorder) {
             return false;
         }
         leg.certificate_sent = Some(true);
-        let unusable = leg.events.iter().any(|e| e.name == UNUSABLE_EVENT);
+        let unusable = leg
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::IdentityKeyUnusable);
         let chose = leg.identity.as_ref().is_some_and(|i| i.chosen.is_some());
         let empty = unusable || !chose;
         if empty {
@@ -390,7 +386,10 @@ pub fn record_past_server_checks(rec: &LegRecorder) {
         empty
     });
     if empty {
-        rec.event(CERTIFICATE_SENT, Some("empty: no certificate".into()));
+        rec.event(
+            EventKind::CertificateSent,
+            Some("empty: no certificate".into()),
+        );
     }
 }
 

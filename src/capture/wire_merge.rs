@@ -5,7 +5,9 @@
 //! taken from the side that knows it: the library for decrypted alerts and errors, the tap for
 //! record timing, plaintext alerts and the peer's ClientHello.
 
-use crate::facts::{Alert, AlertLevel, CertRequest, Direction, Initiator, Leg, Phase};
+use crate::facts::{
+    Alert, AlertDescription, AlertLevel, CertRequest, Direction, EventKind, Initiator, Leg, Phase,
+};
 use crate::facts::{AlertSource, FailureKind, RenegotiationOutcome};
 use crate::wire::TapFacts;
 
@@ -33,7 +35,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
         let known = leg
             .alerts
             .iter()
-            .any(|a| a.direction == alert.direction && a.code == alert.code);
+            .any(|a| a.direction == alert.direction && a.description == alert.description);
         if !known {
             leg.alerts.push(alert.clone());
         }
@@ -48,12 +50,12 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
             // rustls does not renegotiate: it answered no_renegotiation.
             reneg.outcome = Some(RenegotiationOutcome::RefusedByMtlscope);
             reneg.refused_by_mtlscope = true;
-            if !leg.alerts.iter().any(|a| a.code == 100) {
+            let refusal = AlertDescription::NoRenegotiation;
+            if !leg.alerts.iter().any(|a| a.description == refusal) {
                 leg.alerts.push(Alert {
                     direction: Direction::Sent,
                     level: AlertLevel::Warning,
-                    description: crate::wire::alert_name(100).into(),
-                    code: 100,
+                    description: refusal,
                     at_ms: reneg.at_ms,
                     source: AlertSource::Inferred,
                     encrypted: false,
@@ -91,7 +93,7 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
                     .events
                     .iter()
                     .rev()
-                    .find(|e| e.name == "error")
+                    .find(|e| e.kind == EventKind::Error)
                     .map_or(0.0, |e| e.at_ms);
                 leg.cert_request = Some(late_request(Phase::PostHandshake, None, at, ctx));
                 withheld_because(leg, "the server asked only after the handshake (TLS 1.3 post-handshake auth), which mtlscope's TLS engine (rustls) cannot answer");
@@ -99,13 +101,13 @@ pub fn merge(leg: &mut Leg, tap: &TapFacts, ctx: MergeContext) {
         }
     }
 
-    let own: Vec<String> = leg.events.iter().map(|e| e.name.clone()).collect();
+    let own: Vec<EventKind> = leg.events.iter().map(|e| e.kind.clone()).collect();
     leg.events.extend(
         tap.events
             .iter()
             // The wire's CertificateRequest is kept beside the hook's: it was on the wire
             // first (TLS 1.2, before ServerHelloDone), where the ladder draws it.
-            .filter(|e| !own.contains(&e.name) || e.name == "certificate_request")
+            .filter(|e| !own.contains(&e.kind) || e.kind == EventKind::CertificateRequest)
             .cloned(),
     );
     leg.events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
@@ -181,7 +183,7 @@ mod tests {
             Some(RenegotiationOutcome::RefusedByMtlscope)
         );
         assert!(leg.renegotiations[0].refused_by_mtlscope);
-        assert_eq!(leg.alerts[0].description, "no_renegotiation");
+        assert_eq!(leg.alerts[0].description, AlertDescription::NoRenegotiation);
         // Merging the same facts again (a later snapshot) adds nothing.
         merge(
             &mut leg,
@@ -224,11 +226,8 @@ mod tests {
             }),
             ..Leg::default()
         };
-        leg.events.push(crate::facts::Event {
-            at_ms: 7.0,
-            name: "error".into(),
-            detail: None,
-        });
+        leg.events
+            .push(crate::facts::Event::new(7.0, EventKind::Error, None));
         merge(
             &mut leg,
             &TapFacts::default(),
@@ -251,8 +250,7 @@ mod tests {
         let enc = Alert {
             direction: Direction::Received,
             level: AlertLevel::Unknown,
-            description: "encrypted".into(),
-            code: 255,
+            description: AlertDescription::Unknown(crate::facts::ENCRYPTED_ALERT_CODE),
             at_ms: 3.0,
             source: AlertSource::Wire,
             encrypted: true,
@@ -264,8 +262,7 @@ mod tests {
                     enc.clone(),
                     // A presumed close_notify (encrypted, after application data).
                     Alert {
-                        description: "close_notify".into(),
-                        code: 0,
+                        description: AlertDescription::CloseNotify,
                         ..enc
                     },
                 ],

@@ -3,7 +3,7 @@
 //! The diagnosis rules and `certs inspect` share these, so a chain is judged the same way
 //! wherever it is shown.
 
-use crate::facts::CertSummary;
+use crate::facts::{joined, CertSummary, ExtKeyUsage, KeyUsage};
 use time::OffsetDateTime;
 
 /// Where in a chain a CA name matched.
@@ -117,9 +117,9 @@ pub fn validity_at(cert: &CertSummary, at: OffsetDateTime) -> Validity {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PurposeProblem {
     /// EKU present without clientAuth or anyExtendedKeyUsage; carries the EKUs it has.
-    NoClientAuthEku(Vec<String>),
+    NoClientAuthEku(Vec<ExtKeyUsage>),
     /// Key usage present without digitalSignature; carries the usages it has.
-    NoDigitalSignature(Vec<String>),
+    NoDigitalSignature(Vec<KeyUsage>),
 }
 
 impl std::fmt::Display for PurposeProblem {
@@ -131,7 +131,7 @@ impl std::fmt::Display for PurposeProblem {
                 if have.is_empty() {
                     "none".into()
                 } else {
-                    have.join(", ")
+                    joined(have)
                 }
             ),
             PurposeProblem::NoDigitalSignature(have) => write!(
@@ -140,7 +140,7 @@ impl std::fmt::Display for PurposeProblem {
                 if have.is_empty() {
                     "none".into()
                 } else {
-                    have.join(", ")
+                    joined(have)
                 }
             ),
         }
@@ -150,10 +150,11 @@ impl std::fmt::Display for PurposeProblem {
 /// What keeps `leaf` from being a client certificate; empty when nothing does.
 pub fn client_purpose_problems(leaf: &CertSummary) -> Vec<PurposeProblem> {
     let mut problems = Vec::new();
-    if leaf.has_eku && !leaf.eku.iter().any(|e| e == "clientAuth" || e == "any") {
+    let client_auth = |e: &ExtKeyUsage| matches!(e, ExtKeyUsage::ClientAuth | ExtKeyUsage::Any);
+    if leaf.has_eku && !leaf.eku.iter().any(client_auth) {
         problems.push(PurposeProblem::NoClientAuthEku(leaf.eku.clone()));
     }
-    if leaf.has_key_usage && !leaf.key_usage.iter().any(|k| k == "digitalSignature") {
+    if leaf.has_key_usage && !leaf.key_usage.contains(&KeyUsage::DigitalSignature) {
         problems.push(PurposeProblem::NoDigitalSignature(leaf.key_usage.clone()));
     }
     problems
@@ -162,7 +163,7 @@ pub fn client_purpose_problems(leaf: &CertSummary) -> Vec<PurposeProblem> {
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Hand-built certificate summaries for rule tests.
-    use crate::facts::CertSummary;
+    use crate::facts::{CertSummary, ExtKeyUsage, KeyUsage};
     use time::macros::datetime;
 
     /// A leaf `CN=<cn>` issued by `CN=<issuer>`, valid through 2030, clientAuth.
@@ -175,9 +176,9 @@ pub(crate) mod test_support {
             not_after: datetime!(2030-01-01 0:00 UTC),
             sha256: format!("{:0>64}", cn.len()),
             sha1: format!("{:0>40}", cn.len()),
-            eku: vec!["clientAuth".into()],
+            eku: vec![ExtKeyUsage::ClientAuth],
             has_eku: true,
-            key_usage: vec!["digitalSignature".into()],
+            key_usage: vec![KeyUsage::DigitalSignature],
             has_key_usage: true,
             sans: vec![],
             is_ca: false,
@@ -194,7 +195,7 @@ pub(crate) mod test_support {
             is_ca: true,
             eku: vec![],
             has_eku: false,
-            key_usage: vec!["keyCertSign".into(), "cRLSign".into()],
+            key_usage: vec![KeyUsage::KeyCertSign, KeyUsage::CrlSign],
             ..leaf(cn, issuer)
         }
     }
@@ -281,15 +282,17 @@ mod tests {
     fn purpose() {
         assert!(client_purpose_problems(&leaf("c", "i")).is_empty());
         let server_only = CertSummary {
-            eku: vec!["serverAuth".into()],
+            eku: vec![ExtKeyUsage::ServerAuth],
             ..leaf("c", "i")
         };
         assert_eq!(
             client_purpose_problems(&server_only),
-            vec![PurposeProblem::NoClientAuthEku(vec!["serverAuth".into()])]
+            vec![PurposeProblem::NoClientAuthEku(vec![
+                ExtKeyUsage::ServerAuth
+            ])]
         );
         let any = CertSummary {
-            eku: vec!["any".into()],
+            eku: vec![ExtKeyUsage::Any],
             ..leaf("c", "i")
         };
         assert!(client_purpose_problems(&any).is_empty());
@@ -302,7 +305,7 @@ mod tests {
         };
         assert!(client_purpose_problems(&no_ext).is_empty());
         let no_sig = CertSummary {
-            key_usage: vec!["keyEncipherment".into()],
+            key_usage: vec![KeyUsage::KeyEncipherment],
             ..leaf("c", "i")
         };
         assert_eq!(client_purpose_problems(&no_sig).len(), 1);

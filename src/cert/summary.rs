@@ -1,6 +1,6 @@
 //! Summarising a DER certificate into [`CertSummary`] facts, once, at capture time.
 
-use crate::facts::CertSummary;
+use crate::facts::{CertSummary, ExtKeyUsage, KeyUsage};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -49,41 +49,35 @@ fn summarize_uncached(der: &[u8]) -> Result<CertSummary, SummaryError> {
             ParsedExtension::ExtendedKeyUsage(e) => {
                 has_eku = true;
                 let named = [
-                    (e.any, "any"),
-                    (e.server_auth, "serverAuth"),
-                    (e.client_auth, "clientAuth"),
-                    (e.code_signing, "codeSigning"),
-                    (e.email_protection, "emailProtection"),
-                    (e.time_stamping, "timeStamping"),
-                    (e.ocsp_signing, "OCSPSigning"),
+                    (e.any, ExtKeyUsage::Any),
+                    (e.server_auth, ExtKeyUsage::ServerAuth),
+                    (e.client_auth, ExtKeyUsage::ClientAuth),
+                    (e.code_signing, ExtKeyUsage::CodeSigning),
+                    (e.email_protection, ExtKeyUsage::EmailProtection),
+                    (e.time_stamping, ExtKeyUsage::TimeStamping),
+                    (e.ocsp_signing, ExtKeyUsage::OcspSigning),
                 ];
+                eku.extend(named.into_iter().filter(|(set, _)| *set).map(|(_, u)| u));
                 eku.extend(
-                    named
+                    e.other
                         .iter()
-                        .filter(|(set, _)| *set)
-                        .map(|(_, n)| n.to_string()),
+                        .map(|oid| ExtKeyUsage::Other(oid.to_id_string())),
                 );
-                eku.extend(e.other.iter().map(|oid| oid.to_id_string()));
             }
             ParsedExtension::KeyUsage(k) => {
                 has_key_usage = true;
                 let named = [
-                    (k.digital_signature(), "digitalSignature"),
-                    (k.non_repudiation(), "nonRepudiation"),
-                    (k.key_encipherment(), "keyEncipherment"),
-                    (k.data_encipherment(), "dataEncipherment"),
-                    (k.key_agreement(), "keyAgreement"),
-                    (k.key_cert_sign(), "keyCertSign"),
-                    (k.crl_sign(), "cRLSign"),
-                    (k.encipher_only(), "encipherOnly"),
-                    (k.decipher_only(), "decipherOnly"),
+                    (k.digital_signature(), KeyUsage::DigitalSignature),
+                    (k.non_repudiation(), KeyUsage::NonRepudiation),
+                    (k.key_encipherment(), KeyUsage::KeyEncipherment),
+                    (k.data_encipherment(), KeyUsage::DataEncipherment),
+                    (k.key_agreement(), KeyUsage::KeyAgreement),
+                    (k.key_cert_sign(), KeyUsage::KeyCertSign),
+                    (k.crl_sign(), KeyUsage::CrlSign),
+                    (k.encipher_only(), KeyUsage::EncipherOnly),
+                    (k.decipher_only(), KeyUsage::DecipherOnly),
                 ];
-                key_usage.extend(
-                    named
-                        .iter()
-                        .filter(|(set, _)| *set)
-                        .map(|(_, n)| n.to_string()),
-                );
+                key_usage.extend(named.into_iter().filter(|(set, _)| *set).map(|(_, u)| u));
             }
             ParsedExtension::SubjectAlternativeName(s) => {
                 sans.extend(s.general_names.iter().map(general_name));

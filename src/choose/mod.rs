@@ -220,12 +220,12 @@ pub enum Skip {
     /// The leaf's extended key usage has neither clientAuth nor anyExtendedKeyUsage.
     NoClientAuthEku {
         /// The usages it has.
-        eku: Vec<String>,
+        eku: Vec<crate::facts::ExtKeyUsage>,
     },
     /// The leaf's key usage lacks digitalSignature.
     WrongKeyUsage {
         /// The usages it has.
-        usage: Vec<String>,
+        usage: Vec<crate::facts::KeyUsage>,
     },
     /// Eligible, but another candidate comes first in this stack's order.
     Outranked {
@@ -251,12 +251,15 @@ impl Skip {
             Skip::Expired { not_after } => format!("expired (notAfter {not_after})"),
             Skip::NotYetValid { not_before } => format!("not yet valid (notBefore {not_before})"),
             Skip::NoClientAuthEku { eku } => {
-                format!("no clientAuth extended key usage (has {})", eku.join(", "))
+                format!(
+                    "no clientAuth extended key usage (has {})",
+                    crate::facts::joined(eku)
+                )
             }
             Skip::WrongKeyUsage { usage } => {
                 format!(
                     "key usage lacks digitalSignature (has {})",
-                    usage.join(", ")
+                    crate::facts::joined(usage)
                 )
             }
             Skip::Outranked { by } => format!("eligible, but {by} comes first"),

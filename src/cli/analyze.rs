@@ -51,13 +51,13 @@ pub fn run(args: AnalyzeArgs) -> Result<(), CommandError> {
     let settings = RecordSettings {
         path: args.record.clone(),
         max_size: None,
-        print: !args.json,
     };
+    let printer = (!args.json).then(|| super::printer::Printer::new(args.explain));
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
         let sink = Sink::open(&settings)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-            .explaining(args.explain);
+            .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        let sink = super::printer::Printer::attach(printer, sink);
         let (sink, ui) = crate::cli::ui::attach(ui, sink).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(256);
         let captures = args.captures.clone();
@@ -78,7 +78,7 @@ pub fn run(args: AnalyzeArgs) -> Result<(), CommandError> {
         while let Some(flow) = rx.recv().await {
             let flow = sink.emit_returning(flow).await;
             if args.json {
-                match serde_json::to_string(&flow) {
+                match serde_json::to_string(&*flow) {
                     Ok(line) => {
                         crate::io::stdout::try_write(format_args!("{line}\n"));
                     }

@@ -225,7 +225,6 @@ fn live(args: &SourceArgs) -> Result<(String, Request), CommandError> {
     let sink = crate::record::Sink::open(&crate::record::RecordSettings {
         path: None,
         max_size: None,
-        print: false,
     })
     .map_err(|e| CommandError::runtime(format!("cannot start: {e}")))?;
     let mut last_error = None;

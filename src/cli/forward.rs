@@ -142,12 +142,12 @@ pub fn run(mut args: ForwardArgs) -> Result<(), CommandError> {
     let idle_timeout = Duration::from_secs(fwd.idle_timeout.unwrap_or(DEFAULT_IDLE_SECS).max(1));
     let session_idle = Duration::from_secs(
         fwd.idle_timeout
-            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .unwrap_or(crate::proxy::context::DEFAULT_IDLE_SECS)
             .max(1),
     );
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = built.open_sink()?.explaining(built.explain);
+        let sink = built.open_sink()?;
         let (sink, ui) = super::ui::attach(ui, sink).await?;
         let mut session = built.session_context(Mode::Forward, sink.clone());
         session.idle_timeout = session_idle;

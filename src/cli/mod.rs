@@ -10,6 +10,7 @@ pub mod forward;
 pub mod lint;
 pub mod observe;
 pub mod offload_args;
+pub mod printer;
 pub mod probe;
 pub mod proxy_args;
 pub mod reverse;

@@ -68,7 +68,7 @@ pub fn run(mut args: ObserveArgs) -> Result<(), CommandError> {
         )));
     }
     let recording = args.run.recording(&origins)?;
-    let explain = args.run.explain;
+    let printer = args.run.printer();
     let idle_secs = args
         .observe
         .idle_timeout
@@ -83,9 +83,9 @@ pub fn run(mut args: ObserveArgs) -> Result<(), CommandError> {
     let max_connections = args.run.max_connections;
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = Sink::open(&recording)
-            .map_err(|e| CommandError::usage(format!("--record: {e}")))?
-            .explaining(explain);
+        let sink =
+            Sink::open(&recording).map_err(|e| CommandError::usage(format!("--record: {e}")))?;
+        let sink = super::printer::Printer::attach(printer, sink);
         let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let listener = TcpListener::bind(listen)
             .await

@@ -95,7 +95,6 @@ pub fn run(mut args: ProbeArgs) -> Result<(), CommandError> {
         let sink = Sink::open(&crate::record::RecordSettings {
             path: args.record.clone(),
             max_size: None,
-            print: false,
         })
         .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
         Ok::<_, CommandError>(crate::probe::run(&plan, &sink).await)
@@ -138,7 +137,6 @@ fn run_paths(args: &ProbeOnly, plan: &ProbePlan) -> Result<(), CommandError> {
         let sink = Sink::open(&crate::record::RecordSettings {
             path: args.record.clone(),
             max_size: None,
-            print: false,
         })
         .map_err(|e| CommandError::usage(format!("--record: {e}")))?;
         Ok::<_, CommandError>(crate::probe::via::run(plan, &vias, &sink).await)

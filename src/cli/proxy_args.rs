@@ -17,8 +17,8 @@ use crate::faults::Faults;
 use crate::lifecycle::Lifecycle;
 use crate::pki::load::{load_certs, Identity};
 use crate::proxy::client_leg::{ClientLegSettings, FixedServerCert};
+use crate::proxy::context::SessionContext;
 use crate::proxy::resumption::{ClientSessions, UpstreamResume};
-use crate::proxy::session::SessionContext;
 use crate::record::RecordSettings;
 use crate::record::Sink;
 use crate::settings::{self, settings_group, CaNames, CertKey, Origins, Part};
@@ -128,8 +128,8 @@ pub struct Built {
     pub identity: IdentityPolicy,
     /// Redact credentials.
     pub redact: bool,
-    /// Print each finding's evidence and fix under its flow.
-    pub explain: bool,
+    /// The terminal printer (`--quiet` leaves it out; `-v` prints evidence and fix).
+    pub printer: Option<super::printer::Printer>,
     /// `--resolve` overrides.
     pub resolve: Resolve,
     /// `--fault`s.
@@ -160,7 +160,7 @@ impl Built {
             faults: self.faults.clone(),
             life: self.life.clone(),
             offload: None,
-            idle_timeout: Duration::from_secs(crate::proxy::session::DEFAULT_IDLE_SECS),
+            idle_timeout: Duration::from_secs(crate::proxy::context::DEFAULT_IDLE_SECS),
             served_names: None,
             pool: self
                 .upstream_pool
@@ -168,9 +168,10 @@ impl Built {
         }
     }
 
-    /// Open the recording (if any) with this listener's settings.
+    /// Open the recording (if any) with this listener's settings, printing unless `--quiet`.
     pub fn open_sink(&self) -> Result<Sink, CommandError> {
-        Sink::open(&self.recording).map_err(CommandError::usage)
+        let sink = Sink::open(&self.recording).map_err(CommandError::usage)?;
+        Ok(super::printer::Printer::attach(self.printer, sink))
     }
 }
 
@@ -358,7 +359,7 @@ impl ProxyArgs {
             identity,
             recording: run.recording(origins)?,
             redact: tls.redact.unwrap_or(true),
-            explain: run.explain,
+            printer: run.printer(),
             resolve: up.resolve(origins)?,
             faults: Arc::new(run.faults(origins)?),
             grace: run.grace(),

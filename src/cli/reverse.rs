@@ -86,7 +86,7 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
     let idle_timeout = std::time::Duration::from_secs(
         args.reverse
             .idle_timeout
-            .unwrap_or(crate::proxy::session::DEFAULT_IDLE_SECS)
+            .unwrap_or(crate::proxy::context::DEFAULT_IDLE_SECS)
             .max(1),
     );
     if built.faults.has(&crate::faults::Fault::BlockRenegotiation) {
@@ -116,7 +116,7 @@ pub fn run(mut args: ReverseArgs) -> Result<(), CommandError> {
     let ui = args.proxy.ui.options(built.keylog_path.clone())?;
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let sink = built.open_sink()?.explaining(built.explain);
+        let sink = built.open_sink()?;
         let (sink, _ui) = super::ui::attach(ui, sink).await?;
         let mut session = built.session_context(Mode::Reverse, sink.clone());
         session.offload = offload.map(std::sync::Arc::new);

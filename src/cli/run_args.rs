@@ -70,8 +70,12 @@ impl RunArgs {
         Ok(RecordSettings {
             path: self.record.clone(),
             max_size,
-            print: !self.quiet,
         })
+    }
+
+    /// The terminal printer to attach to the sink: none with `--quiet`.
+    pub fn printer(&self) -> Option<super::printer::Printer> {
+        (!self.quiet).then(|| super::printer::Printer::new(self.explain))
     }
 
     /// `--grace`.

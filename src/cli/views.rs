@@ -28,6 +28,10 @@ pub struct ReportArgs {
     /// After the table, print every finding's evidence and fix under its record.
     #[arg(long, short = 'v')]
     pub explain: bool,
+    /// Diagnose every record again with this mtlscope's rules (for a recording made by an
+    /// older one) instead of showing the findings it was recorded with.
+    #[arg(long)]
+    pub rediagnose: bool,
     /// Which records to show.
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -326,8 +330,10 @@ fn indent_rest(buf: &mut String, text: &str, n: usize) {
 /// Run `mtlscope report`: rows are printed as records are read; the summary follows.
 pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     let filter = args.filter.filter()?;
-    let stream = open(&args.files)?;
+    let stream = open(&args.files)?.rediagnosing(args.rediagnose);
     let mut out = Out::new();
+    // Records that do not say whether they were diagnosed (written before records said so).
+    let mut unmarked = 0usize;
     let mut table = report::TextTable::default();
     let mut json_rows = JsonRows { n: 0 };
     let mut summary = report::Summary::default();
@@ -344,6 +350,7 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
     };
     let mut piece = String::new();
     each_record(stream, &filter, &mut skipped, |r| {
+        unmarked += usize::from(!r.flow.diagnosed);
         let row = report::row(&r);
         if let Some((table_part, flows_part)) = html.as_mut() {
             piece.clear();
@@ -368,6 +375,11 @@ pub fn run_report(args: ReportArgs) -> Result<(), CommandError> {
         Ok(())
     })?;
     summary.skipped_lines = skipped.len();
+    if unmarked > 0 {
+        eprintln!(
+            "mtlscope report: {unmarked} record(s) come from an mtlscope that did not record whether it diagnosed them; their findings are shown as recorded (--rediagnose applies this mtlscope's rules)"
+        );
+    }
     if let (Some(path), Some((table_part, flows_part))) = (&args.html, html) {
         write_html(path, &summary, &skipped, table_part, flows_part).map_err(|e| {
             CommandError::runtime(format!("cannot write HTML report {}: {e}", path.display()))

@@ -3,7 +3,7 @@
 //! not the certificate), and `unexplained`, the rule of last resort that makes a gap in the
 //! catalogue visible.
 
-use super::finding;
+use super::finding::finding;
 use super::view::{Hop, HopKind, View};
 use crate::facts::{Finding, FindingId, Severity};
 

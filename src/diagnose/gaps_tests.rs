@@ -46,11 +46,8 @@ fn silent_close(chain: Vec<crate::facts::CertSummary>, stage: Stage) -> Flow {
                 kind: FailureKind::Eof,
             });
             l.error = Some("the peer closed the connection".into());
-            l.events.push(Event {
-                at_ms: 9.5,
-                name: "error".into(),
-                detail: None,
-            });
+            l.events
+                .push(Event::new(9.5, crate::facts::EventKind::Error, None));
         })
         .own_response(502)
         .build()

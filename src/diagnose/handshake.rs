@@ -1,11 +1,12 @@
 //! The catch-all of the catalogue section "Certificate sent and rejected": `handshake-rejected`,
 //! for a fatal alert during or right after a handshake that no more specific rule explains.
 
-use super::finding;
-use super::not_sent::{capital, no_cert_alert};
-use super::view::{Hop, HopKind, View};
+use super::alerts::{alert_usual_meaning, cert_verdict, CertVerdict};
+use super::finding::finding;
+use super::signals::{no_cert_alert, pha_inferred};
+use super::view::{capital, Hop, HopKind, View};
 use crate::cert::reason::client_purpose_problems;
-use crate::facts::{Alert, FailureKind, Finding, FindingId, Severity};
+use crate::facts::{Alert, AlertDescription, FailureKind, Finding, FindingId, Severity};
 
 /// Whether a more specific rule explains `a`.
 fn explained(v: &View<'_>, hop: &Hop<'_>, a: &Alert) -> bool {
@@ -16,13 +17,16 @@ fn explained(v: &View<'_>, hop: &Hop<'_>, a: &Alert) -> bool {
         if !hop.may_have_sent() {
             return false;
         }
-        return match a.code {
-            42 | 44 | 45 | 46 | 48 | 51 => true,
-            43 => hop
+        return match cert_verdict(a.description) {
+            CertVerdict::Untrusted
+            | CertVerdict::Revoked
+            | CertVerdict::Expired
+            | CertVerdict::BadSignature => true,
+            CertVerdict::WrongPurpose => hop
                 .presented()
                 .and_then(|c| c.first())
                 .is_some_and(|l| !client_purpose_problems(l).is_empty()),
-            _ => false,
+            CertVerdict::RefusedByPolicy | CertVerdict::NotACertificateRefusal => false,
         };
     }
     // The client side's own alerts: on the upstream leg, mtlscope refusing the server.
@@ -31,10 +35,17 @@ fn explained(v: &View<'_>, hop: &Hop<'_>, a: &Alert) -> bool {
             || hop
                 .failure
                 .is_some_and(|f| f.kind == FailureKind::PeerCertificateInvalid)
-            || super::late::pha_inferred(v, hop))
+            || pha_inferred(v, hop))
 }
 
-pub(super) fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
+pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
+    v.hops
+        .iter()
+        .filter_map(|hop| handshake_rejected(v, hop))
+        .collect()
+}
+
+fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     // mtlscope's decode_error to a client that does not speak TLS is client-not-tls.
     if hop.peer_not_tls() {
         return None;
@@ -59,23 +70,26 @@ pub(super) fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding>
     }
     let client_distrusts_us = hop.kind == HopKind::Client
         && !hop.sent_by_server(first)
-        && matches!(first.code, 42 | 43 | 45 | 46 | 48);
+        && matches!(
+            cert_verdict(first.description),
+            CertVerdict::Untrusted | CertVerdict::WrongPurpose | CertVerdict::Expired
+        );
     let (detail, fix) = if client_distrusts_us {
         (
             " The client does not accept mtlscope's own server certificate.".to_string(),
             "Client: trust mtlscope's CA (`mtlscope ca` prints where it is), or run mtlscope with `--server-cert` and a certificate the client trusts.".to_string(),
         )
     } else {
-        match first.code {
-            40 => (
+        match first.description {
+            AlertDescription::HandshakeFailure => (
                 " With a certificate sent (or none asked for), likely no common cipher suite, signature scheme or key type; to confirm, read the sender's log.".to_string(),
                 format!("Compare the TLS versions, cipher suites and signature schemes both sides allow; read {}'s log for the reason.", if hop.sent_by_server(first) { hop.server_name() } else { hop.client_name() }),
             ),
-            49 => (
+            AlertDescription::AccessDenied => (
                 " The certificate was valid but refused by policy.".to_string(),
                 "Server: its access rules (allow-lists, pins) refused this identity; change them, not the certificate.".to_string(),
             ),
-            70 => (
+            AlertDescription::ProtocolVersion => (
                 " The two sides share no TLS version.".to_string(),
                 "Enable a TLS version both sides support (TLS 1.2 or 1.3).".to_string(),
             ),
@@ -84,8 +98,8 @@ pub(super) fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding>
                 format!(
                     "Read the log of {} for why it sent {}{}.",
                     if hop.sent_by_server(first) { hop.server_name() } else { hop.client_name() },
-                    first.description,
-                    crate::diagnose::alert_usual_meaning(first.code)
+                    first.name(),
+                    alert_usual_meaning(first.description)
                         .map(|m| format!(" (usually: {m})"))
                         .unwrap_or_default()
                 ),
@@ -98,8 +112,8 @@ pub(super) fn handshake_rejected(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding>
         format!(
             "{who} ended the {} with the alert {} ({}).{detail}",
             hop.name(),
-            first.description,
-            first.code
+            first.name(),
+            first.code()
         ),
         evidence,
         fix,

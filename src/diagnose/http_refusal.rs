@@ -1,7 +1,7 @@
 //! Rules of the catalogue section "Accepted by TLS, refused by HTTP":
 //! `access-denied-after-auth`, `cert-not-registered`, `iis-substatus`.
 
-use super::finding;
+use super::finding::finding;
 use super::view::{cert_text, ms, Hop, HttpAnswer, View};
 use crate::facts::{CertSummary, Finding, FindingId, Severity};
 

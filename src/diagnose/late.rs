@@ -1,11 +1,11 @@
 //! Rules of the catalogue section "Asked for late": `renegotiation-requested`,
 //! `post-handshake-auth`, `http2-blocks-late-auth`.
 
-use super::not_sent::capital;
-use super::view::{ms, Hop, HopKind, View};
-use super::{finding, inferred};
-use crate::facts::{FailureKind, RenegotiationOutcome, Stage};
-use crate::facts::{Finding, FindingId, Initiator, Phase, Severity, TlsEngine, TlsVersion};
+use super::finding::{finding, inferred};
+use super::signals::{pha_inference, pha_inferred};
+use super::view::{capital, ms, Hop, HopKind, View};
+use crate::facts::{AlertDescription, FailureKind, RenegotiationOutcome};
+use crate::facts::{Finding, FindingId, Initiator, Phase, Severity, TlsEngine};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -90,7 +90,10 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let late_cr = hop
         .cert_request
         .filter(|cr| cr.phase == Phase::Renegotiation);
-    let refused_alert = hop.alerts.iter().find(|a| a.code == 100);
+    let refused_alert = hop
+        .alerts
+        .iter()
+        .find(|a| a.description == AlertDescription::NoRenegotiation);
     if renegs.is_empty() && late_cr.is_none() && refused_alert.is_none() {
         return None;
     }
@@ -196,48 +199,6 @@ fn renegotiation_requested(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         evidence,
         format!("Server: ask for the certificate in the initial handshake (IIS: enable client-certificate negotiation on the binding; Apache: `SSLVerifyClient` at virtual-host level, not per location), or raise the renegotiation buffer (Apache `SSLRenegBufferSize`) for large bodies. Clients, middleboxes and HTTP/2 that refuse renegotiation cannot be fixed from the client side.{}", if refused_by_mtlscope { ENGINE_FIX } else { "" }),
     ))
-}
-
-/// TLS 1.3 without a certificate request in the handshake, `post_handshake_auth` not offered,
-/// and an answer for a request that typically means the server wanted one after all.
-pub(super) fn pha_inferred(v: &View<'_>, hop: &Hop<'_>) -> bool {
-    pha_inference(v, hop).is_some()
-}
-
-fn pha_inference(v: &View<'_>, hop: &Hop<'_>) -> Option<String> {
-    if hop.kind == HopKind::Client
-        || hop.version != Some(TlsVersion::Tls13)
-        || hop.cert_request.is_some()
-        || hop.offered_pha != Some(false)
-    {
-        return None;
-    }
-    let req_at = v.request_at()?;
-    if let Some(h) = v.http_on(hop) {
-        if h.status == 403 && h.is_apache() {
-            return Some(format!("{} — Apache's answer when it cannot perform post-handshake authentication (error log AH10158)", h.evidence()));
-        }
-        if h.status == 500 && h.is_http_sys() {
-            return Some(format!("{} — HTTP.sys's answer when it cannot ask for the certificate after a TLS 1.3 handshake", h.evidence()));
-        }
-    }
-    if hop.failure.is_some_and(|f| {
-        f.kind == FailureKind::Reset && f.stage != Stage::Connect && f.stage != Stage::Handshake
-    }) {
-        return Some(format!(
-            "the server reset the {} after the request",
-            hop.name()
-        ));
-    }
-    hop.alerts
-        .iter()
-        .find(|a| a.code == 10 && !hop.sent_by_server(a) && a.at_ms >= req_at)
-        .map(|a| {
-            format!(
-                "{} — the typical answer of a client that did not offer post_handshake_auth to a post-handshake CertificateRequest",
-                hop.describe_alert(a)
-            )
-        })
 }
 
 fn post_handshake_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {

@@ -1,19 +1,16 @@
-//! Rules of the catalogue section "Middleboxes and proxies": `identity-not-forwarded`,
-//! `intercepted-upstream`, `server-cert-untrusted`, `proxy-auth-required`,
-//! `upstream-unreachable`, `injected-fault`, `proxy-limit-reached`; the offloader's header rules
-//! are in `offload`.
+//! Rules of the catalogue section "Middleboxes and proxies": `intercepted-upstream`,
+//! `server-cert-untrusted`, `proxy-auth-required`, `upstream-unreachable`, `injected-fault`,
+//! `proxy-limit-reached`; the rules about the client's identity crossing the proxy
+//! (`identity-not-forwarded`, `client-sent-identity-header`) are in `offload`.
 
+use super::finding::{finding, inferred};
+use super::signals::inspection_product;
 use super::view::{cert_text, chain_text, HopKind, View};
-use super::{finding, inferred};
-use crate::facts::{FailureKind, Stage};
+use crate::facts::{EventKind, FailureKind, Stage};
 use crate::facts::{Finding, FindingId, OwnLimit, Severity};
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     [
-        identity_not_forwarded(v),
-        super::offload::client_sent_identity_header(v),
         intercepted_upstream(v),
         server_cert_untrusted(v),
         proxy_auth_required(v),
@@ -24,131 +21,6 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     .into_iter()
     .flatten()
     .collect()
-}
-
-fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
-    if let Some(f) = super::offload::identity_header_view(v) {
-        return Some(f);
-    }
-    let client = v.hop(HopKind::Client)?;
-    let up = v.hop(HopKind::Upstream)?;
-    let client_leaf = client.presented()?.first()?;
-    // Only a server that asked can miss the identity.
-    up.cert_request?;
-    let up_leaf = up.presented().and_then(|c| c.first());
-    if up_leaf.is_some_and(|l| l.sha256 == client_leaf.sha256) {
-        return None;
-    }
-    // Nothing presented to a late request: the late findings explain that.
-    if up_leaf.is_none() && up.late_since().is_some() {
-        return None;
-    }
-    let http = v.http_on(up);
-    let refused = up.failed()
-        || http
-            .as_ref()
-            .is_some_and(|h| matches!(h.status, 400 | 401 | 403 | 495 | 496));
-    let mut evidence = vec![
-        format!(
-            "the client presented {} on the client leg",
-            cert_text(client_leaf)
-        ),
-        match up.presented() {
-            Some(chain) => format!(
-                "mtlscope presented a different chain upstream: {}",
-                chain_text(chain)
-            ),
-            None => "mtlscope presented no certificate upstream".into(),
-        },
-    ];
-    if let Some(cr) = up.cert_request {
-        evidence.push(up.describe_cr(cr));
-    }
-    evidence.extend(
-        v.flow
-            .faults
-            .iter()
-            .map(|f| format!("fault `{}`: {}", f.name, f.effect)),
-    );
-    if let Some(h) = http.filter(|_| refused) {
-        evidence.push(h.evidence());
-    }
-    let summary = if refused {
-        "The client's certificate stopped at the TLS-terminating proxy: the server asked for one and saw a different identity or none, and refused."
-    } else {
-        "The client's certificate stopped at the TLS-terminating proxy: the server saw a different identity (or none) and accepted that."
-    };
-    Some(finding(
-        FindingId::IdentityNotForwarded,
-        if refused { Severity::Error } else { Severity::Info },
-        summary,
-        evidence,
-        "Middlebox: a proxy that terminates TLS cannot forward the client's private key; configure the proxy's own client certificate deliberately (`--identity`), forward the identity in a header the server trusts (XFCC, RFC 9440 `Client-Cert`), or pass TLS through.",
-    ))
-}
-
-/// Issuer names of well-known TLS-inspection products, lowercase.
-const INSPECTION_CAS: &[&str] = &[
-    "zscaler",
-    "fortinet",
-    "fortigate",
-    "palo alto",
-    "blue coat",
-    "bluecoat",
-    "netskope",
-    "cisco umbrella",
-    "forcepoint",
-    "websense",
-    "sophos",
-    "check point",
-    "checkpoint",
-    "mcafee web gateway",
-    "barracuda",
-    "watchguard",
-    "sonicwall",
-    "kaspersky",
-    "eset ssl filter",
-    "avast",
-    "bitdefender",
-    "mitmproxy",
-    "charles proxy",
-    "portswigger",
-    "do_not_trust_fiddlerroot",
-    "untangle",
-    "contentkeeper",
-    "iboss",
-    "lightspeed",
-];
-
-/// The inspection product whose name appears in a certificate's subject or issuer, if any.
-pub(super) fn inspection_product(c: &crate::facts::CertSummary) -> Option<&'static str> {
-    // Every flow asks this of every server certificate, and a proxy meets the same few: the
-    // answer is remembered by the names it depends on (so it stays a function of them).
-    type Known = HashMap<u64, (String, String, Option<&'static str>)>;
-    static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
-    let key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&c.issuer, &c.subject).hash(&mut h);
-        h.finish()
-    };
-    let hit = KNOWN.lock().ok().and_then(|m| {
-        m.get(&key)
-            .filter(|(i, s, _)| *i == c.issuer && *s == c.subject)
-            .map(|(_, _, p)| *p)
-    });
-    if let Some(known) = hit {
-        return known;
-    }
-    let names = format!("{} {}", c.issuer, c.subject).to_lowercase();
-    let product = INSPECTION_CAS.iter().find(|p| names.contains(*p)).copied();
-    if let Ok(mut m) = KNOWN.lock() {
-        if m.len() >= 4096 {
-            m.clear();
-        }
-        m.insert(key, (c.issuer.clone(), c.subject.clone(), product));
-    }
-    product
 }
 
 fn intercepted_upstream(v: &View<'_>) -> Option<Finding> {
@@ -233,7 +105,7 @@ fn upstream_unreachable(v: &View<'_>) -> Option<Finding> {
     let up = v.hop(HopKind::Upstream)?;
     let f = up.failure?;
     let before_tls = up.version.is_none()
-        && !up.events.iter().any(|e| e.name == "server_hello")
+        && !up.events.iter().any(|e| e.kind == EventKind::ServerHello)
         && up.alerts.iter().all(|a| !up.sent_by_server(a));
     let tcp = f.stage == Stage::Connect
         || (before_tls

@@ -1,12 +1,13 @@
 //! Rules of the catalogue section "Certificate not sent": `no-client-cert`,
 //! `issuer-not-in-ca-list`, `empty-ca-list`.
 
-use super::finding;
-use super::rejected::rejection;
-use super::view::{ca_list, chain_text, Hop, HopKind, View};
+use super::finding::finding;
+use super::finding::inferred;
+use super::signals::{no_cert_alert, rejection};
+use super::view::{ca_list, capital, chain_text, lower_first, Hop, HopKind, View};
 use crate::cert::reason::match_ca_names;
 use crate::facts::FailureKind;
-use crate::facts::{Alert, Finding, FindingId, Phase, Severity};
+use crate::facts::{Finding, FindingId, Phase, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -16,15 +17,6 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
         out.extend(empty_ca_list(v, hop));
     }
     out
-}
-
-/// Whether `a` is the server's "certificate missing" alert: certificate_required (TLS 1.3), or
-/// handshake_failure / bad_certificate after a request answered with no certificate.
-pub(super) fn no_cert_alert(hop: &Hop<'_>, a: &Alert) -> bool {
-    hop.sent_by_server(a)
-        && hop.presented().is_none()
-        && (a.code == 116
-            || (matches!(a.code, 40 | 42) && hop.sent_none() && hop.cert_request.is_some()))
 }
 
 /// The server asked late and mtlscope's TLS engine could not answer: the certificate was never
@@ -46,7 +38,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         return None;
     }
     let mut signals = Vec::new();
-    let mut inferred = None;
+    let mut inference = None;
     for a in hop
         .server_failing_alerts()
         .filter(|a| no_cert_alert(hop, a))
@@ -80,7 +72,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             && !http.names_unknown_cert()
         {
             signals.push(http.evidence());
-            inferred = Some(super::inferred(format!("likely the server verifies client certificates as optional and its application refused the request without one; to confirm, check the server's log or retry with a certificate{}",
+            inference = Some(inferred(format!("likely the server verifies client certificates as optional and its application refused the request without one; to confirm, check the server's log or retry with a certificate{}",
                 if hop.kind == HopKind::Upstream { " (`--identity`)" } else { "" }
             )));
         }
@@ -109,7 +101,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
         }
     }
     evidence.extend(signals);
-    evidence.extend(inferred.clone());
+    evidence.extend(inference.clone());
     evidence.extend(stacks_line(hop));
     let mut summary = format!(
         "{} asked for a client certificate and {} sent none; {} then refused the {}.",
@@ -122,7 +114,7 @@ fn no_client_cert(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             "handshake"
         }
     );
-    if inferred.is_some() {
+    if inference.is_some() {
         summary = format!("Likely: {}", lower_first(&summary));
     }
     let fix = match hop.kind {
@@ -282,26 +274,6 @@ fn stacks_line(hop: &Hop<'_>) -> Option<String> {
         None => hop.withheld(),
     };
     crate::choose::flow::stacks_evidence(cr, hop.version, hop.now, &offered)
-}
-
-/// `mtlscope` stays as is; `the server` becomes `The server`.
-pub(super) fn capital(s: &str) -> String {
-    if s.starts_with("mtlscope") {
-        return s.to_string();
-    }
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match (c.next(), s.chars().nth(1)) {
-        (Some(f), Some(n)) if n.is_lowercase() => f.to_lowercase().chain(c).collect(),
-        _ => s.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
-//! Rules over the identity headers of mtlscope playing a TLS offloader (catalogue section
-//! "Middleboxes and proxies"): `client-sent-identity-header`, and the header view of
-//! `identity-not-forwarded` (a backend behind the offloader refused, and the identity header
-//! it reads was not among those forwarded).
+//! Rules about the client's identity crossing mtlscope (catalogue section "Middleboxes and
+//! proxies"): `identity-not-forwarded` (the upstream saw a different certificate or none; or,
+//! with mtlscope playing a TLS offloader, a backend refused and the identity header it reads
+//! was not among those forwarded) and `client-sent-identity-header`.
 
-use super::finding;
-use super::view::{cert_text, View};
+use super::finding::finding;
+use super::view::{cert_text, chain_text, HopKind, View};
 use crate::facts::{Finding, FindingId, ForwardedIdentity, Severity, Transport};
 
 /// Which `--forward-client-cert` format sends a header, by lowercase name.
@@ -32,7 +32,75 @@ const PRODUCT_SETTING: &[(&str, &str)] = &[
     ("azure-appgw", "an Application Gateway rewrite rule setting `X-ARR-ClientCert` (App Service: client certificates enabled)"),
 ];
 
-pub(super) fn client_sent_identity_header(v: &View<'_>) -> Option<Finding> {
+pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
+    [identity_not_forwarded(v), client_sent_identity_header(v)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn identity_not_forwarded(v: &View<'_>) -> Option<Finding> {
+    if let Some(f) = identity_header_view(v) {
+        return Some(f);
+    }
+    let client = v.hop(HopKind::Client)?;
+    let up = v.hop(HopKind::Upstream)?;
+    let client_leaf = client.presented()?.first()?;
+    // Only a server that asked can miss the identity.
+    up.cert_request?;
+    let up_leaf = up.presented().and_then(|c| c.first());
+    if up_leaf.is_some_and(|l| l.sha256 == client_leaf.sha256) {
+        return None;
+    }
+    // Nothing presented to a late request: the late findings explain that.
+    if up_leaf.is_none() && up.late_since().is_some() {
+        return None;
+    }
+    let http = v.http_on(up);
+    let refused = up.failed()
+        || http
+            .as_ref()
+            .is_some_and(|h| matches!(h.status, 400 | 401 | 403 | 495 | 496));
+    let mut evidence = vec![
+        format!(
+            "the client presented {} on the client leg",
+            cert_text(client_leaf)
+        ),
+        match up.presented() {
+            Some(chain) => format!(
+                "mtlscope presented a different chain upstream: {}",
+                chain_text(chain)
+            ),
+            None => "mtlscope presented no certificate upstream".into(),
+        },
+    ];
+    if let Some(cr) = up.cert_request {
+        evidence.push(up.describe_cr(cr));
+    }
+    evidence.extend(
+        v.flow
+            .faults
+            .iter()
+            .map(|f| format!("fault `{}`: {}", f.name, f.effect)),
+    );
+    if let Some(h) = http.filter(|_| refused) {
+        evidence.push(h.evidence());
+    }
+    let summary = if refused {
+        "The client's certificate stopped at the TLS-terminating proxy: the server asked for one and saw a different identity or none, and refused."
+    } else {
+        "The client's certificate stopped at the TLS-terminating proxy: the server saw a different identity (or none) and accepted that."
+    };
+    Some(finding(
+        FindingId::IdentityNotForwarded,
+        if refused { Severity::Error } else { Severity::Info },
+        summary,
+        evidence,
+        "Middlebox: a proxy that terminates TLS cannot forward the client's private key; configure the proxy's own client certificate deliberately (`--identity`), forward the identity in a header the server trusts (XFCC, RFC 9440 `Client-Cert`), or pass TLS through.",
+    ))
+}
+
+fn client_sent_identity_header(v: &View<'_>) -> Option<Finding> {
     let fi = forwarded(v)?;
     if fi.stripped.is_empty() {
         return None;
@@ -63,7 +131,7 @@ pub(super) fn client_sent_identity_header(v: &View<'_>) -> Option<Finding> {
 /// `identity-not-forwarded`, seen through the headers: the backend behind the offloader
 /// answered 401/403, the client had presented a certificate, and the header the backend reads
 /// (or any identity header at all) was not forwarded.
-pub(super) fn identity_header_view(v: &View<'_>) -> Option<Finding> {
+fn identity_header_view(v: &View<'_>) -> Option<Finding> {
     let plain = v
         .flow
         .upstream_leg

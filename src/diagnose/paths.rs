@@ -3,7 +3,7 @@
 //! paths' [`PathFacts`]; names of products are never the reason (the inspection-CA name list of
 //! `middlebox` only adds a line of evidence).
 
-use super::finding;
+use super::finding::finding;
 use super::view::{cert_text, chain_text};
 use crate::facts::path::{PathCheck, PathFacts};
 use crate::facts::{Finding, FindingId, Severity};
@@ -21,7 +21,7 @@ pub fn compare(direct: &PathFacts, path: &PathFacts) -> Vec<Finding> {
     .into_iter()
     .flatten()
     .collect();
-    super::finish(found)
+    super::catalogue::finish(found)
 }
 
 /// The checks of both paths with the same version offered, request path and identity.
@@ -88,7 +88,7 @@ fn intercepted(direct: &PathFacts, path: &PathFacts) -> Option<Finding> {
     let product = path
         .server_chain
         .iter()
-        .find_map(|c| super::middlebox::inspection_product(c).map(|p| (c, p)));
+        .find_map(|c| super::signals::inspection_product(c).map(|p| (c, p)));
     if let Some((c, p)) = product {
         evidence.push(format!(
             "{} matches the TLS-inspection product \"{p}\"",

@@ -2,12 +2,13 @@
 //! `chain-incomplete`, `cert-expired`, `cert-not-yet-valid`, `cert-revoked`, `wrong-purpose`,
 //! `key-unusable`, and `handshake-rejected` for the alerts nothing more specific explains.
 
-use super::not_sent::capital;
-use super::view::{cert_text, chain_text, when, Hop, HopKind, View};
-use super::{finding, inferred};
+use super::alerts::{cert_verdict, CertVerdict};
+use super::finding::{finding, inferred};
+use super::signals::rejection;
+use super::view::{capital, cert_text, chain_text, when, Hop, HopKind, View};
 use crate::cert::reason::{client_purpose_problems, validity_at, Validity};
 use crate::facts::FailureKind;
-use crate::facts::{CertSummary, Finding, FindingId, Severity};
+use crate::facts::{AlertDescription, CertSummary, Finding, FindingId, Severity};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -19,78 +20,8 @@ pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
         out.extend(cert_revoked(v, hop));
         out.extend(wrong_purpose(v, hop));
         out.extend(key_unusable(v, hop));
-        out.extend(super::handshake::handshake_rejected(v, hop));
     }
     out
-}
-
-/// Alerts by which a server refuses a certificate it was sent.
-const REJECT_CODES: [u8; 8] = [42, 43, 44, 45, 46, 48, 49, 51];
-/// Of those, the ones that say "not trusted" (OpenSSL, Java, Go).
-const TRUST_CODES: [u8; 3] = [42, 46, 48];
-
-/// The server side refused the certificate it was sent.
-pub(super) struct Rejection {
-    /// The signals, quoted.
-    pub evidence: Vec<String>,
-    /// Whether a signal says "untrusted / invalid" rather than naming a specific cause.
-    pub trust: bool,
-    /// Whether the server refused without a word (closed after the certificate).
-    pub silent: bool,
-}
-
-/// How the server side refused the certificate the client side (may have) sent, if it did.
-pub(super) fn rejection(v: &View<'_>, hop: &Hop<'_>) -> Option<Rejection> {
-    if !hop.may_have_sent() {
-        return None;
-    }
-    let mut evidence = Vec::new();
-    let mut trust = false;
-    let mut silent = false;
-    for a in hop
-        .server_failing_alerts()
-        .filter(|a| REJECT_CODES.contains(&a.code) && !hop.is_late(a))
-    {
-        trust |= TRUST_CODES.contains(&a.code);
-        evidence.push(hop.describe_alert(a));
-    }
-    if v.http_on(hop).is_none() && hop.presented().is_some() {
-        if let Some(after) = hop.silent_close_after_request() {
-            silent = true;
-            evidence.push(hop.describe_silent_close(after));
-        }
-    }
-    if let Some(http) = v.http_on(hop) {
-        if let Some(who) = http.says_cert_invalid() {
-            trust = true;
-            evidence.push(format!("{} — {who}", http.evidence()));
-        } else if matches!(http.iis_substatus(), Some(13 | 17)) {
-            evidence.push(http.evidence());
-        }
-    }
-    if hop.kind == HopKind::Client {
-        if let Some(verdict) = hop.verdict.filter(|v| !v.trusted && v.enforced) {
-            trust = true;
-            evidence.push(format!(
-                "mtlscope's check against `--client-ca` refused the chain: {}",
-                verdict.reason.as_deref().unwrap_or("not trusted")
-            ));
-        } else if hop
-            .failure
-            .is_some_and(|f| f.kind == FailureKind::PeerCertificateInvalid)
-        {
-            trust = true;
-            evidence.push(format!(
-                "the client leg ended: {}",
-                hop.error.unwrap_or("the client's certificate is invalid")
-            ));
-        }
-    }
-    (!evidence.is_empty()).then_some(Rejection {
-        evidence,
-        trust,
-        silent,
-    })
 }
 
 /// Certificates of the presented chain with a given validity at the hop's handshake time.
@@ -130,10 +61,14 @@ fn links_to_named_ca(hop: &Hop<'_>) -> bool {
 }
 
 fn stack_hint(hop: &Hop<'_>) -> Option<&'static str> {
-    let a = hop.server_alert(&TRUST_CODES)?;
-    Some(match a.code {
-        48 => " The unknown_ca alert points to an OpenSSL-based server (nginx, Apache, HAProxy).",
-        46 => " The certificate_unknown alert points to a Java server (or an Envoy pin mismatch).",
+    let a = hop.server_alert(|d| cert_verdict(d) == CertVerdict::Untrusted)?;
+    Some(match a.description {
+        AlertDescription::UnknownCa => {
+            " The unknown_ca alert points to an OpenSSL-based server (nginx, Apache, HAProxy)."
+        }
+        AlertDescription::CertificateUnknown => {
+            " The certificate_unknown alert points to a Java server (or an Envoy pin mismatch)."
+        }
         _ => " The bad_certificate alert points to a Go server (or OpenSSL).",
     })
 }
@@ -218,7 +153,9 @@ fn human_duration(d: time::Duration) -> String {
 
 fn cert_expired(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let expired = with_validity(hop, Validity::Expired);
-    let a45 = hop.server_alert(&[45]).filter(|a| !hop.is_late(a));
+    let a45 = hop
+        .server_alert(|d| d == AlertDescription::CertificateExpired)
+        .filter(|a| !hop.is_late(a));
     let http = v.http_on(hop);
     let iis17 = http.as_ref().is_some_and(|h| h.iis_substatus() == Some(17))
         && with_validity(hop, Validity::NotYetValid).is_empty();
@@ -370,7 +307,10 @@ fn cert_not_yet_valid(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
 
 fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let mut signals = Vec::new();
-    if let Some(a) = hop.server_alert(&[44]).filter(|a| !hop.is_late(a)) {
+    if let Some(a) = hop
+        .server_alert(|d| d == AlertDescription::CertificateRevoked)
+        .filter(|a| !hop.is_late(a))
+    {
         signals.push(hop.describe_alert(a));
     }
     if let Some(h) = v.http_on(hop).filter(|h| h.iis_substatus() == Some(13)) {
@@ -379,11 +319,10 @@ fn cert_revoked(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             h.evidence()
         ));
     }
-    if let Some(verdict) = hop.verdict.filter(|v| {
-        v.enforced
-            && (v.problem == Some(crate::facts::CertProblem::Revoked)
-                || v.reason.as_deref().is_some_and(|r| r.contains("revoked")))
-    }) {
+    if let Some(verdict) = hop
+        .verdict
+        .filter(|v| v.enforced && v.problem == Some(crate::facts::CertProblem::Revoked))
+    {
         signals.push(format!(
             "mtlscope's check against `--client-ca`: {}",
             verdict.reason.as_deref().unwrap_or("revoked")
@@ -572,7 +511,7 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
 fn key_unusable(_v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let mut evidence = Vec::new();
     if let Some(a) = hop
-        .server_alert(&[51])
+        .server_alert(|d| d == AlertDescription::DecryptError)
         .filter(|a| !hop.is_late(a) && hop.may_have_sent())
     {
         evidence.push(hop.describe_presented());

@@ -235,7 +235,7 @@ fn revoked_alert_and_iis_403_13() {
 
 fn server_auth_leaf() -> CertSummary {
     CertSummary {
-        eku: vec!["serverAuth".into()],
+        eku: vec![crate::facts::ExtKeyUsage::ServerAuth],
         ..leaf("client", "Inter")
     }
 }

@@ -2,10 +2,9 @@
 //! request's signature_algorithms exclude every scheme the identity's key can make) and
 //! `ca-list-too-large` (more CA names than some clients accept).
 
-use super::finding;
-use super::not_sent::capital;
-use super::view::{cert_text, ms, Hop, HopKind, View};
-use crate::facts::{CertSummary, Finding, FindingId, Severity, TlsVersion};
+use super::finding::finding;
+use super::view::{capital, cert_text, ms, Hop, HopKind, View};
+use crate::facts::{AlertDescription, CertSummary, Finding, FindingId, Severity, TlsVersion};
 
 pub(super) fn rules(v: &View<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -168,9 +167,14 @@ fn ca_list_too_large(hop: &Hop<'_>) -> Option<Finding> {
     let cr = hop.cert_request?;
     // Each name is a DER Name (hex) plus its two-byte length on the wire.
     let bytes: usize = cr.ca_names_der.iter().map(|h| h.len() / 2 + 2).sum();
-    let refused = hop
-        .failing_alerts()
-        .find(|a| !hop.sent_by_server(a) && matches!(a.code, 47 | 50) && a.at_ms >= cr.at_ms);
+    let refused = hop.failing_alerts().find(|a| {
+        !hop.sent_by_server(a)
+            && matches!(
+                a.description,
+                AlertDescription::IllegalParameter | AlertDescription::DecodeError
+            )
+            && a.at_ms >= cr.at_ms
+    });
     let large = bytes > CA_LIST_LIMIT;
     // A refusal right after a list of at least a few KiB is the symptom, even under the limit.
     if !large && !(refused.is_some() && bytes > CA_LIST_LIMIT / 4) {

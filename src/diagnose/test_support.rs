@@ -69,11 +69,11 @@ impl FlowBuilder {
         f(self.flow.wire.get_or_insert_with(|| Wire {
             tls_version: Some(TlsVersion::Tls12),
             client_chain: Some(vec![]),
-            events: vec![crate::facts::Event {
-                at_ms: 5.0,
-                name: "handshake_done".into(),
-                detail: None,
-            }],
+            events: vec![crate::facts::Event::new(
+                5.0,
+                crate::facts::EventKind::HandshakeDone,
+                None,
+            )],
             ..Wire::default()
         }));
         self
@@ -84,7 +84,7 @@ impl FlowBuilder {
         self.flow.request = Some(Request {
             method: "GET".into(),
             uri: uri.into(),
-            version: "HTTP/1.1".into(),
+            version: crate::facts::HttpVersion::Http11,
             headers: vec![],
             at_ms: 10.0,
             forwarded_at_ms: Some(10.1),
@@ -166,8 +166,7 @@ pub(crate) fn alert(direction: Direction, code: u8, at_ms: f64) -> Alert {
         } else {
             AlertLevel::Fatal
         },
-        description: super::alert_name(code).into(),
-        code,
+        description: crate::facts::AlertDescription::from_code(code),
         at_ms,
         source: AlertSource::Wire,
         encrypted: false,

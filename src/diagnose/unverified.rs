@@ -3,9 +3,8 @@
 //! client authentication). Such a server checks nothing, or leaves every decision to its
 //! application.
 
-use super::finding;
-use super::not_sent::capital;
-use super::view::{cert_text, when, Hop, HopKind, View};
+use super::finding::finding;
+use super::view::{capital, cert_text, when, Hop, HopKind, View};
 use crate::cert::reason::{client_purpose_problems, validity_at, Validity};
 use crate::facts::{Finding, FindingId, Severity};
 

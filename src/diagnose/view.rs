@@ -5,9 +5,10 @@
 use super::alerts::alert_usual_meaning;
 pub(crate) use super::http::HttpAnswer;
 use crate::facts::{
-    Alert, AlertLevel, CertRequest, CertSummary, ChainVerdict, Direction, Event, FailureKind, Flow,
-    IdentityChoice, Initiator, IssuerLookup, Leg, LegFailure, Phase, Renegotiation, ResponseSource,
-    RevocationCheck, RevocationStatus, ServerVerification, Stage, TlsEngine, TlsVersion,
+    Alert, AlertDescription, AlertLevel, CertRequest, CertSummary, ChainVerdict, Direction, Event,
+    EventKind, FailureKind, Flow, IdentityChoice, Initiator, IssuerLookup, Leg, LegFailure, Phase,
+    Renegotiation, ResponseSource, RevocationCheck, RevocationStatus, ServerVerification, Stage,
+    TlsEngine, TlsVersion,
 };
 use time::OffsetDateTime;
 
@@ -149,9 +150,9 @@ impl<'a> Hop<'a> {
 
     /// Alerts that end a connection (fatal, or of unknown level), close_notify excluded.
     pub fn failing_alerts(&self) -> impl Iterator<Item = &'a Alert> + '_ {
-        self.alerts
-            .iter()
-            .filter(|a| a.level != AlertLevel::Warning && a.code != 0)
+        self.alerts.iter().filter(|a| {
+            a.level != AlertLevel::Warning && a.description != AlertDescription::CloseNotify
+        })
     }
 
     /// The failing alerts the server side sent.
@@ -159,10 +160,9 @@ impl<'a> Hop<'a> {
         self.failing_alerts().filter(|a| self.sent_by_server(a))
     }
 
-    /// The first failing alert from the server with one of `codes`.
-    pub fn server_alert(&self, codes: &[u8]) -> Option<&'a Alert> {
-        self.server_failing_alerts()
-            .find(|a| codes.contains(&a.code))
+    /// The first failing alert from the server whose description is `want`.
+    pub fn server_alert(&self, want: impl Fn(AlertDescription) -> bool) -> Option<&'a Alert> {
+        self.server_failing_alerts().find(|a| want(a.description))
     }
 
     /// The presented chain, when one was presented.
@@ -196,7 +196,8 @@ impl<'a> Hop<'a> {
 
     /// Whether `alert` came after a late certificate request (the late rules explain it).
     pub fn is_late(&self, alert: &Alert) -> bool {
-        alert.code == 100 || self.late_since().is_some_and(|t| alert.at_ms >= t)
+        alert.description == AlertDescription::NoRenegotiation
+            || self.late_since().is_some_and(|t| alert.at_ms >= t)
     }
 
     /// Whether the session failed (a classified failure or a failing alert).
@@ -253,7 +254,7 @@ impl<'a> Hop<'a> {
             .events
             .iter()
             .rev()
-            .find(|e| e.name == "error")
+            .find(|e| e.kind == EventKind::Error)
             .map_or(cr.at_ms, |e| e.at_ms);
         Some((at - cr.at_ms).max(0.0))
     }
@@ -262,7 +263,7 @@ impl<'a> Hop<'a> {
     pub fn describe_silent_close(&self, after_ms: f64) -> String {
         format!(
             "{} closed the connection {} after its CertificateRequest, with no alert and no HTTP answer (a silent close){}",
-            capital_first(self.server_name()),
+            capital(self.server_name()),
             ms(after_ms),
             self.error.map(|e| format!(": {e}")).unwrap_or_default()
         )
@@ -351,12 +352,12 @@ impl<'a> Hop<'a> {
         };
         let mut s = format!(
             "{level}alert {} ({}) sent by {who} on the {} at {} ({when}{how})",
-            a.description,
-            a.code,
+            a.name(),
+            a.code(),
             self.name(),
             ms(a.at_ms)
         );
-        if let Some(m) = alert_usual_meaning(a.code) {
+        if let Some(m) = alert_usual_meaning(a.description) {
             s.push_str(&format!("; usually: {m}"));
         }
         s
@@ -412,14 +413,30 @@ impl<'a> Hop<'a> {
     }
 }
 
-/// The CA names of a request, quoted.
-fn capital_first(s: &str) -> String {
+/// The one capitaliser: the first letter upper-case (`the server` → `The server`), except
+/// `mtlscope`, which is always written lower-case.
+pub(crate) fn capital(s: &str) -> String {
+    if s.starts_with("mtlscope") {
+        return s.to_string();
+    }
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
+/// The first letter lower-case when the word is not an acronym (`The server` → `the server`,
+/// `TLS` stays): a sentence's start made a clause.
+pub(crate) fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match (c.next(), s.chars().nth(1)) {
+        (Some(f), Some(n)) if n.is_lowercase() => f.to_lowercase().chain(c).collect(),
+        _ => s.to_string(),
+    }
+}
+
+/// The CA names of a request, quoted.
 pub(crate) fn ca_list(cr: &CertRequest) -> String {
     match &cr.ca_names {
         None => "not visible (encrypted)".into(),
@@ -506,7 +523,7 @@ impl<'a> View<'a> {
                 handshake_done_ms: w
                     .events
                     .iter()
-                    .find(|e| e.name == "handshake_done")
+                    .find(|e| e.kind == EventKind::HandshakeDone)
                     .map(|e| e.at_ms),
                 failure: None,
                 error: flow.error.as_deref(),

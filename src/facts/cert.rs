@@ -22,13 +22,13 @@ pub struct CertSummary {
     pub sha256: String,
     /// SHA-1 fingerprint of the DER (some services register certificates by it).
     pub sha1: String,
-    /// Extended key usages by name (`clientAuth`, `serverAuth`, `any`, or a dotted OID); empty
-    /// when the extension is absent.
-    pub eku: Vec<String>,
+    /// Extended key usages (recorded by name: `clientAuth`, `serverAuth`, `any`, or a dotted
+    /// OID); empty when the extension is absent.
+    pub eku: Vec<ExtKeyUsage>,
     /// Whether the extended key usage extension is present at all (absent = any purpose).
     pub has_eku: bool,
-    /// Key usages by name (`digitalSignature`, `keyCertSign`, …); empty when absent.
-    pub key_usage: Vec<String>,
+    /// Key usages (recorded by name: `digitalSignature`, `keyCertSign`, …); empty when absent.
+    pub key_usage: Vec<KeyUsage>,
     /// Whether the key usage extension is present at all.
     pub has_key_usage: bool,
     /// Subject alternative names, as `DNS:…`, `IP:…`, `email:…`, `URI:…`.
@@ -43,6 +43,61 @@ pub struct CertSummary {
     pub issuer_der: String,
     /// Public key algorithm and size, e.g. `ECDSA P-256`, `RSA 2048`.
     pub key: String,
+}
+
+super::named::named_words! {
+    /// An extended key usage purpose (RFC 5280 §4.2.1.12), recorded by its OpenSSL-style name.
+    pub enum ExtKeyUsage {
+        /// anyExtendedKeyUsage: any purpose.
+        Any = "any",
+        /// id-kp-serverAuth.
+        ServerAuth = "serverAuth",
+        /// id-kp-clientAuth.
+        ClientAuth = "clientAuth",
+        /// id-kp-codeSigning.
+        CodeSigning = "codeSigning",
+        /// id-kp-emailProtection.
+        EmailProtection = "emailProtection",
+        /// id-kp-timeStamping.
+        TimeStamping = "timeStamping",
+        /// id-kp-OCSPSigning.
+        OcspSigning = "OCSPSigning",
+    }
+    /// Another purpose, by its dotted OID.
+}
+
+super::named::named_words! {
+    /// A key usage bit (RFC 5280 §4.2.1.3), recorded by its RFC name.
+    pub enum KeyUsage {
+        /// digitalSignature (bit 0).
+        DigitalSignature = "digitalSignature",
+        /// nonRepudiation / contentCommitment (bit 1).
+        NonRepudiation = "nonRepudiation",
+        /// keyEncipherment (bit 2).
+        KeyEncipherment = "keyEncipherment",
+        /// dataEncipherment (bit 3).
+        DataEncipherment = "dataEncipherment",
+        /// keyAgreement (bit 4).
+        KeyAgreement = "keyAgreement",
+        /// keyCertSign (bit 5).
+        KeyCertSign = "keyCertSign",
+        /// cRLSign (bit 6).
+        CrlSign = "cRLSign",
+        /// encipherOnly (bit 7).
+        EncipherOnly = "encipherOnly",
+        /// decipherOnly (bit 8).
+        DecipherOnly = "decipherOnly",
+    }
+    /// A name this version does not write (a newer recording), kept as read.
+}
+
+/// Names joined by `, `, for views.
+pub fn joined<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A verifier's verdict on a presented chain.

@@ -1,6 +1,8 @@
 //! Facts of one TLS leg: hello, certificate request, chains, alerts, timed events, the end.
 
+use super::alert::Alert;
 use super::cert::{CertSummary, ChainVerdict};
+use super::event::Event;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -298,91 +300,6 @@ pub struct ServerVerification {
     pub enforced: bool,
 }
 
-/// Direction of an alert, seen from mtlscope.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// mtlscope sent it (on observe: the client sent it).
-    Sent,
-    /// mtlscope received it (on observe: the server sent it).
-    Received,
-}
-
-/// Alert level.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertLevel {
-    /// Level 1.
-    Warning,
-    /// Level 2.
-    Fatal,
-    /// Unknown: the alert was encrypted or inferred from an error.
-    Unknown,
-}
-
-/// One TLS alert.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Alert {
-    /// Who sent it.
-    pub direction: Direction,
-    /// Warning or fatal.
-    pub level: AlertLevel,
-    /// RFC name, snake_case, e.g. `bad_certificate`.
-    pub description: String,
-    /// The numeric code, e.g. 42.
-    pub code: u8,
-    /// When, ms from connection start.
-    pub at_ms: f64,
-    /// How it is known.
-    pub source: AlertSource,
-    /// Read from an encrypted record: the level is unknown and the description is either
-    /// `encrypted` or presumed from context (`close_notify` when it follows application data).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub encrypted: bool,
-}
-
-/// How an alert is known.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertSource {
-    /// Read from the bytes on the wire.
-    Wire,
-    /// Reported by the TLS library.
-    Tls,
-    /// Inferred from an error (the library does not report alerts it sends).
-    Inferred,
-    /// Sent by a `--fault alert=NAME`.
-    Fault,
-    /// Sent by mtlscope refusing the client (a server name it does not answer for).
-    Refusal,
-}
-
-impl AlertSource {
-    /// The recorded spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSource::Wire => "wire",
-            AlertSource::Tls => "tls",
-            AlertSource::Inferred => "inferred",
-            AlertSource::Fault => "fault",
-            AlertSource::Refusal => "refusal",
-        }
-    }
-}
-
-/// One timed step.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// Ms from connection start.
-    pub at_ms: f64,
-    /// Step name, snake_case: `tcp_accept`, `tcp_connect`, `client_hello`, `server_hello`,
-    /// `certificate_request`, `certificate`, `handshake_done`, `request`, `response_head`, ….
-    pub name: String,
-    /// Detail in words, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
 /// A TLS 1.2 renegotiation attempt.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Renegotiation {
@@ -575,12 +492,6 @@ impl std::fmt::Display for FailureKind {
 }
 
 impl std::fmt::Display for RenegotiationOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Display for AlertSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }

@@ -5,23 +5,35 @@
 //! format of the interface contract (`schema: 1`), so renaming or removing a field here is a
 //! breaking change; adding one is free.
 
+#[macro_use]
+mod named;
+mod alert;
 mod capture;
 mod cert;
+mod event;
+mod http;
 mod leg;
 mod offload;
 pub mod path;
 mod revocation;
 mod wire;
 
+pub use alert::{
+    Alert, AlertDescription, AlertLevel, AlertSource, Direction, ENCRYPTED_ALERT_CODE,
+};
 pub use capture::{
     CaptureFacts, Decryption, FrameMark, GapEffect, GapKind, StreamDirection, StreamGap,
 };
-pub use cert::{CertProblem, CertSummary, ChainVerdict, IssuerLookup, KnownIssuer};
+pub use cert::{
+    joined, CertProblem, CertSummary, ChainVerdict, ExtKeyUsage, IssuerLookup, KeyUsage,
+    KnownIssuer,
+};
+pub use event::{Event, EventKind, Peer};
+pub use http::HttpVersion;
 pub use leg::{
-    Alert, AlertLevel, AlertSource, CertRequest, ChainFrom, ClientHelloFacts, Direction, Event,
-    FailureKind, IdentityCandidate, IdentityChoice, Initiator, Leg, LegFailure, Phase,
-    Renegotiation, RenegotiationOutcome, ServerVerification, Stage, TlsEngine, TlsVersion,
-    Transport,
+    CertRequest, ChainFrom, ClientHelloFacts, FailureKind, IdentityCandidate, IdentityChoice,
+    Initiator, Leg, LegFailure, Phase, Renegotiation, RenegotiationOutcome, ServerVerification,
+    Stage, TlsEngine, TlsVersion, Transport,
 };
 pub use offload::{ForwardedIdentity, HeaderExcerpt};
 pub use revocation::{RevocationCheck, RevocationSource, RevocationStatus};
@@ -111,6 +123,12 @@ pub struct Flow {
     /// Why the connection (or exchange) ended abnormally, in words; null when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether `findings` is the diagnosis mtlscope made when it wrote the record (empty then
+    /// means no rule applied). Absent in records written before it was recorded: readers show
+    /// what such a record carries and never diagnose it (`report --rediagnose` does). Written
+    /// only when true, so such a record reads and writes back unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnosed: bool,
     /// The diagnosis: filled by `diagnose`, never by a capturer.
     pub findings: Vec<Finding>,
 }
@@ -163,8 +181,8 @@ pub struct Request {
     pub method: String,
     /// Request target as the client sent it (origin-form or absolute-form).
     pub uri: String,
-    /// HTTP version on the client leg, e.g. `HTTP/1.1`, `HTTP/2.0`.
-    pub version: String,
+    /// HTTP version on the client leg (recorded as `HTTP/1.1`, `HTTP/2.0`, …).
+    pub version: HttpVersion,
     /// Selected headers; credential values redacted unless `--no-redact`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<Header>,
@@ -505,6 +523,7 @@ impl Flow {
             own_limit: None,
             replayed: None,
             error: None,
+            diagnosed: false,
             findings: Vec::new(),
         }
     }
@@ -520,3 +539,7 @@ pub fn ms_between(start: std::time::Instant, at: std::time::Instant) -> f64 {
     let micros = at.saturating_duration_since(start).as_micros() as f64;
     micros / 1000.0
 }
+
+#[cfg(test)]
+#[path = "compat_tests.rs"]
+mod compat_tests;

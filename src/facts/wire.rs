@@ -1,7 +1,9 @@
 //! Facts of one TLS session seen on the wire without terminating it (`observe`).
 
+use super::alert::Alert;
 use super::cert::CertSummary;
-use super::leg::{Alert, CertRequest, Event, LegFailure, Renegotiation, TlsVersion};
+use super::event::Event;
+use super::leg::{CertRequest, LegFailure, Renegotiation, TlsVersion};
 use serde::{Deserialize, Serialize};
 
 /// What the wire showed of one TLS session between a real client and a real server.

@@ -78,7 +78,7 @@ pub fn check_of(flow: &Flow) -> Option<PathCheck> {
                 Direction::Received => "received",
                 Direction::Sent => "sent",
             };
-            format!("{dir} {:?} {}", a.level, a.description).to_lowercase()
+            format!("{dir} {:?} {}", a.level, a.name()).to_lowercase()
         })
         .collect();
     Some(PathCheck {

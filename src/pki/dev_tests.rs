@@ -3,6 +3,7 @@
 use super::*;
 use crate::cert::reason::{client_purpose_problems, validity_at, Validity};
 use crate::facts::CertSummary;
+use crate::facts::{ExtKeyUsage, KeyUsage};
 use crate::pki::load::load_certs;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -39,7 +40,7 @@ fn generated_certificates_have_the_intended_issuer_usage_and_validity() {
     assert_eq!(server.len(), 2, "server PEM carries the intermediate");
     assert_eq!(server[0].issuer_der, inter.subject_der);
     assert_eq!(server[1].sha256, inter.sha256);
-    assert_eq!(server[0].eku, ["serverAuth"]);
+    assert_eq!(server[0].eku, [ExtKeyUsage::ServerAuth]);
     assert_eq!(server[0].sans, ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]);
 
     for which in ClientCert::ALL {
@@ -52,15 +53,15 @@ fn generated_certificates_have_the_intended_issuer_usage_and_validity() {
                 assert_eq!(c.len(), 2);
                 assert_eq!(leaf.issuer_der, inter.subject_der);
                 assert_eq!(c[1].sha256, inter.sha256);
-                assert_eq!(leaf.eku, ["clientAuth"]);
-                assert_eq!(leaf.key_usage, ["digitalSignature"]);
+                assert_eq!(leaf.eku, [ExtKeyUsage::ClientAuth]);
+                assert_eq!(leaf.key_usage, [KeyUsage::DigitalSignature]);
                 assert!(client_purpose_problems(leaf).is_empty());
                 assert_eq!(validity, Validity::Valid);
             }
             ClientCert::Expired => assert_eq!(validity, Validity::Expired),
             ClientCert::NotYetValid => assert_eq!(validity, Validity::NotYetValid),
             ClientCert::ServerAuthOnly => {
-                assert_eq!(leaf.eku, ["serverAuth"]);
+                assert_eq!(leaf.eku, [ExtKeyUsage::ServerAuth]);
                 assert_eq!(client_purpose_problems(leaf).len(), 1);
                 assert_eq!(validity, Validity::Valid);
             }

@@ -150,13 +150,13 @@ fn render_cert(s: &mut String, cert: &CertReport, at: OffsetDateTime) {
     line("SHA-1", &colons(&c.sha1));
 }
 
-fn listed(present: bool, items: &[String]) -> String {
+fn listed<T: std::fmt::Display>(present: bool, items: &[T]) -> String {
     if !present {
         "(extension absent: any)".into()
     } else if items.is_empty() {
         "(empty)".into()
     } else {
-        items.join(", ")
+        crate::facts::joined(items)
     }
 }
 

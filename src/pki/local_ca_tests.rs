@@ -119,7 +119,7 @@ fn leaves_have_the_right_sans_distinct_serials_and_are_cached() {
     assert_eq!(d.sans, ["DNS:example.test"]);
     assert_eq!(i4.sans, ["IP:127.0.0.1"]);
     assert_eq!(i6.sans, ["IP:::1"]);
-    assert_eq!(d.eku, ["serverAuth"]);
+    assert_eq!(d.eku, [crate::facts::ExtKeyUsage::ServerAuth]);
     assert!(!d.is_ca);
     let ca_summary = crate::cert::summarize(ca.ca_der()).unwrap();
     assert_eq!(d.issuer_der, ca_summary.subject_der);

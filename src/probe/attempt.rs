@@ -68,7 +68,7 @@ async fn exchange(
     let mut request = Request {
         method: "GET".into(),
         uri: path.to_string(),
-        version: "HTTP/1.1".into(),
+        version: crate::facts::HttpVersion::Http11,
         headers: Vec::new(),
         at_ms: clock.ms(),
         forwarded_at_ms: None,

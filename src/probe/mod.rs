@@ -212,7 +212,7 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
                     offered: version,
                     identity: identity.map(|i| i.label.clone()),
                     path: path.clone(),
-                    flow,
+                    flow: std::sync::Arc::unwrap_or_clone(flow),
                 });
                 if leg
                     .failure

@@ -4,8 +4,7 @@
 //! arrived whole.
 
 use crate::capture::LegRecorder;
-use crate::facts::Flow;
-use crate::record::Sink;
+use crate::record::{Emitted, Sink};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -28,8 +27,9 @@ enum Kind {
         prefix: VecDeque<Frame<Bytes>>,
         /// The rest of the upstream body.
         inner: Incoming,
-        /// The exchange record, emitted once when the body ends or is dropped.
-        record: Option<(Box<Flow>, Sink)>,
+        /// The exchange record (diagnosed already for an error response's header), emitted
+        /// once when the body ends or is dropped.
+        record: Option<(Box<Emitted>, Sink)>,
         /// The upstream leg, re-read into the record if the body fails.
         upstream: Option<LegRecorder>,
     },
@@ -47,7 +47,7 @@ impl RelayBody {
     pub fn relayed(
         prefix: VecDeque<Frame<Bytes>>,
         inner: Incoming,
-        flow: Flow,
+        flow: Emitted,
         sink: Sink,
         upstream: Option<LegRecorder>,
     ) -> RelayBody {
@@ -66,14 +66,24 @@ impl RelayBody {
             record, upstream, ..
         } = &mut self.kind
         {
-            if let Some((mut flow, sink)) = record.take() {
-                if error.is_some() {
-                    flow.error = error;
-                    if let Some(up) = upstream {
-                        flow.upstream_leg = Some(up.snapshot());
+            if let Some((record, sink)) = record.take() {
+                let record = match (*record, error) {
+                    (record, None) => record,
+                    // The body ended badly: the record's facts change, so a diagnosis made
+                    // for the header (which has gone out) no longer describes them.
+                    (record, Some(error)) => {
+                        let mut flow = match record {
+                            Emitted::Facts(flow) => flow,
+                            Emitted::Diagnosed(d) => d.into_facts(),
+                        };
+                        flow.error = Some(error);
+                        if let Some(up) = upstream {
+                            flow.upstream_leg = Some(up.snapshot());
+                        }
+                        Emitted::Facts(flow)
                     }
-                }
-                sink.emit_detached(*flow);
+                };
+                sink.emit_detached(record);
             }
         }
     }

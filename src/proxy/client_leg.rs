@@ -9,6 +9,7 @@ use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
 use crate::facts::ChainFrom;
 use crate::facts::ClientHelloFacts;
+use crate::facts::EventKind;
 use crate::facts::{AlertSource, FailureKind, Stage};
 use crate::upstream::BoxIo;
 use rustls::crypto::CryptoProvider;
@@ -157,7 +158,7 @@ fn record_resumed_chain(
         _ => None,
     };
     rec.event(
-        "session_resumed",
+        EventKind::SessionResumed,
         chain.first().map(|c| {
             format!(
                 "the client's certificate from the earlier handshake: {}",
@@ -208,7 +209,7 @@ fn record_hello(rec: &LegRecorder, hello: &rustls::server::ClientHello<'_>) {
         leg.client_hello = Some(facts);
         leg.handshake_at = Some(rec.clock().wall_now());
     });
-    rec.event("client_hello", None);
+    rec.event(EventKind::ClientHello, None);
 }
 
 /// Read the client's first bytes before rustls does: nothing at all is a port check, plain
@@ -250,7 +251,7 @@ async fn look_first(mut io: BoxIo, timeout: Duration, rec: &LegRecorder) -> Opti
             };
             if tokio::time::timeout(timeout, answer).await.is_ok() {
                 rec.event(
-                    "plain_http_answer",
+                    EventKind::PlainHttpAnswer,
                     Some("answered 400 in plain HTTP: use https://".into()),
                 );
             }
@@ -335,8 +336,7 @@ pub async fn refuse_with_alert(mut io: BoxIo, code: u8, rec: &LegRecorder, timeo
     rec.alert(crate::facts::Alert {
         direction: crate::facts::Direction::Sent,
         level: crate::facts::AlertLevel::Fatal,
-        description: name.to_string(),
-        code,
+        description: crate::facts::AlertDescription::from_code(code),
         at_ms,
         source: AlertSource::Fault,
         encrypted: false,

@@ -5,11 +5,14 @@
 //! upstream connection per client connection); anything else is tunnelled untouched.
 
 use super::body::RelayBody;
+use super::context::SessionContext;
 use super::hosts::{IdentityMap, Scope};
-use super::relay::{request_facts, respond_produced, respond_relayed, wants_json};
-use super::session::{self, Accepted, SessionContext};
+use super::relay::request_facts;
+use super::respond::{respond_produced, respond_relayed, wants_json};
+use super::session::{self, Accepted};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::EventKind;
 use crate::facts::{Event, Flow, Mode, RecordKind};
 use crate::facts::{FailureKind, Stage};
 use crate::io::Rewind;
@@ -319,7 +322,7 @@ async fn tunnel<S>(
     if is_tls && opts.scope.intercepts(&target.host, target.port) {
         let client = LegRecorder::new(clock);
         client.with(|leg| leg.peer = Some(peer.to_string()));
-        client.event("connect", Some(target.authority()));
+        client.event(EventKind::Connect, Some(target.authority()));
         let mut ctx = opts.session.clone();
         ctx.client.server_cert = (opts.leaves)(&target.host);
         let (identity, why) = opts.identities.policy_for(&target.host, target.port);
@@ -362,11 +365,7 @@ async fn passthrough<S>(
     } else {
         "not TLS: tunnelled untouched"
     };
-    let tunnel = Event {
-        at_ms: clock.ms(),
-        name: "tunnel".into(),
-        detail: Some(why.into()),
-    };
+    let tunnel = Event::new(clock.ms(), EventKind::Tunnel, Some(why.into()));
     let settings = crate::proxy::tunnel::TunnelSettings {
         block_renegotiation: opts
             .session

@@ -10,12 +10,14 @@
 //! OpenSSL too (the server would ask late again on a rustls leg).
 
 use super::body::RelayBody;
-use super::relay::{respond_produced, respond_relayed, Pair};
+use super::pair::{http_error, Pair};
 use super::request_excerpt::{Excerpt, TeeBody};
+use super::respond::{respond_produced, respond_relayed};
 use super::upstream_legs::{LegInUse, NoResponse, UpstreamBody};
 use crate::diagnose::unanswered_late_request;
+use crate::facts::EventKind;
 use crate::facts::{Replay, Request, Response, ResponseSource};
-use crate::upstream::{Engine, OpensslEngine};
+use crate::upstream::Engine;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
@@ -40,19 +42,6 @@ pub struct Kept {
     headers: HeaderMap,
     /// The whole body.
     body: Bytes,
-}
-
-/// The replay side of a connection pair under `--upstream-engine auto`.
-pub struct AutoReplay {
-    /// The engine of the replay leg.
-    engine: OpensslEngine,
-}
-
-impl AutoReplay {
-    /// Replays over `engine`.
-    pub fn new(engine: OpensslEngine) -> AutoReplay {
-        AutoReplay { engine }
-    }
 }
 
 /// Turn the client's request into the upstream request's body, with the excerpt the record
@@ -128,7 +117,7 @@ pub async fn after_first_attempt(
     leg: &LegInUse,
     first: FirstAttempt<'_>,
 ) -> Option<http::Response<RelayBody>> {
-    let auto = pair.replay.as_ref()?;
+    let engine = pair.replay.as_ref()?;
     let kept = kept?;
     let first_status = match &first {
         // A success needs no replay, whatever happened on the way.
@@ -166,10 +155,10 @@ pub async fn after_first_attempt(
         .is_some_and(|v| v.contains("json"));
     let new_leg = pair
         .legs
-        .switch_engine(Engine::Openssl(auto.engine.clone()))
+        .switch_engine(Engine::Openssl(engine.clone()))
         .await;
     new_leg.rec.event(
-        "replay",
+        EventKind::Replay,
         Some("the request is replayed over a new OpenSSL leg".into()),
     );
     let mut req = http::Request::new(UpstreamBody::Buffered(
@@ -202,7 +191,7 @@ pub async fn after_first_attempt(
         }
         Err(e) => {
             if let NoResponse::Http(e) = &e {
-                new_leg.rec.fail(&super::relay::http_error(e));
+                new_leg.rec.fail(&http_error(e));
             }
             flow.upstream_leg = Some(new_leg.rec.snapshot());
             respond_produced(

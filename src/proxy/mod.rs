@@ -2,14 +2,17 @@
 
 pub mod body;
 pub mod client_leg;
+pub mod context;
 pub mod forward;
 pub mod headers;
 pub mod hosts;
 pub mod idle;
 pub mod late_replay;
+pub mod pair;
 pub mod pool;
 pub mod relay;
 pub mod request_excerpt;
+pub mod respond;
 pub mod resumption;
 pub mod reverse;
 pub mod session;

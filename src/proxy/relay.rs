@@ -1,99 +1,32 @@
-//! The HTTP relay of one connection pair: each client request goes to the connection's own
-//! upstream connection; each exchange becomes a record.
+//! The HTTP relay of one connection pair ([`Pair`]): each client request goes to the
+//! connection's own upstream connection; each exchange becomes a record.
 //!
 //! Bodies stream both ways. Only error responses (400–599) are held back, and only for a bounded
 //! excerpt, so the diagnosis — and its `Mtlscope-Diagnosis` header — can quote the server's error
-//! page before the head goes to the client.
+//! page before the head goes to the client (see [`super::respond`]).
 
 use super::body::RelayBody;
-use super::headers::{asks_for_trailers, strip_hop_by_hop};
-use super::late_replay::{AutoReplay, FirstAttempt};
+use super::late_replay::FirstAttempt;
+use super::pair::{http_error, Pair};
+use super::respond::{respond_produced, respond_relayed, wants_json};
 use super::upgrade::UpgradeRequest;
-use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent, UpstreamBody, UpstreamLegs};
-use crate::capture::tls_error::{classify_io, find_io_error, Classified};
-use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{FailureKind, Stage};
-use crate::facts::{FaultEffect, Flow, Mode, RecordKind, Request, Response, ResponseSource};
-use crate::lifecycle::Lifecycle;
-use crate::record::headers::{kept_request, kept_response};
-use crate::record::Sink;
-use crate::upstream::Target;
-use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE, HOST, TE};
-use http::{StatusCode, Uri, Version};
-use http_body_util::BodyExt;
+use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent};
+use crate::capture::tls_error::Classified;
+use crate::capture::ConnClock;
+use crate::facts::{FailureKind, Flow, Request, Stage};
+use crate::record::headers::kept_request;
+use http::StatusCode;
+use http::Version;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The most a client may send as a request head (larger gets 431).
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// The most of an error body kept for the record and the diagnosis.
-const EXCERPT_BYTES: usize = 4096;
-/// How long to wait for that excerpt before relaying the head anyway.
-const EXCERPT_WAIT: Duration = Duration::from_secs(2);
-
-/// The header carrying the finding ids on diagnosed error responses.
-pub const DIAGNOSIS_HEADER: &str = "mtlscope-diagnosis";
-
-/// Everything the relay of one connection pair knows and writes.
-pub struct Pair {
-    /// Process-unique connection number.
-    pub id: u64,
-    /// The command relaying.
-    pub mode: Mode,
-    /// The connection's clock.
-    pub clock: ConnClock,
-    /// The client's address.
-    pub client_addr: String,
-    /// Where the upstream leg goes.
-    pub target: Target,
-    /// The client leg's facts.
-    pub client: LegRecorder,
-    /// The upstream legs, one at a time (each with its facts, present even when it failed).
-    pub legs: UpstreamLegs,
-    /// Faults that acted on this pair.
-    pub faults: Arc<Mutex<Vec<FaultEffect>>>,
-    /// Exchanges so far.
-    pub exchanges: AtomicU32,
-    /// The client speaks HTTP/1.x on this connection (its ALPN was not `h2`): a close the
-    /// upstream announces is passed on as `Connection: close`.
-    pub client_h1: bool,
-    /// Requests being handled now (their response heads not yet returned).
-    pub in_flight: std::sync::atomic::AtomicUsize,
-    /// Where finished flows go.
-    pub sink: Sink,
-    /// Redact credential headers in records.
-    pub redact: bool,
-    /// The listener's `--fault`s that act per exchange (allow-list, response delay).
-    pub fault_config: Arc<crate::faults::Faults>,
-    /// The process's stop signals: the client connection closes gracefully on stop.
-    pub life: Lifecycle,
-    /// Playing a TLS offloader: the identity headers for this connection's requests.
-    pub offload: Option<Arc<crate::offload::ConnOffload>>,
-    /// `--upstream-engine auto`: how a request refused for a late certificate request is
-    /// replayed over OpenSSL.
-    pub replay: Option<AutoReplay>,
-}
 
 impl Pair {
-    /// The pair's facts as they stand, with upstream leg `leg`, as a record of `kind`.
-    pub fn flow(&self, kind: RecordKind, leg: &LegInUse) -> Flow {
-        let mut flow = Flow::new(self.mode, self.id, self.clock.started_at());
-        flow.kind = kind;
-        flow.client_addr = Some(self.client_addr.clone());
-        flow.upstream = Some(self.target.authority());
-        flow.client_leg = Some(self.client.snapshot());
-        flow.upstream_leg = Some(leg.rec.snapshot());
-        flow.upstream_leg_index = Some(leg.index);
-        flow.upstream_connection = leg.pooled;
-        flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
-        flow
-    }
-
     /// Relay one request; never fails (failures become diagnosed responses).
     pub async fn handle(
         self: Arc<Self>,
@@ -202,63 +135,6 @@ impl Pair {
         })
     }
 
-    /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
-    /// upstream, hop-by-hop headers removed. Applying it twice (a request sent again on a new
-    /// leg) gives the same request.
-    pub(super) fn upstream_request(
-        &self,
-        req: http::Request<UpstreamBody>,
-        h2: bool,
-    ) -> http::Request<UpstreamBody> {
-        let (mut parts, body) = req.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .to_string();
-        // `TE: trailers` is the one TE HTTP/2 allows, and gRPC servers refuse requests without
-        // it ("used to detect incompatible proxies"): keep it on an h2 leg.
-        let te_trailers = h2 && asks_for_trailers(&parts.headers);
-        strip_hop_by_hop(&mut parts.headers);
-        if let Some(o) = &self.offload {
-            o.add_to(&mut parts.headers);
-        }
-        if te_trailers {
-            parts
-                .headers
-                .insert(TE, HeaderValue::from_static("trailers"));
-        }
-        let authority = self.target.authority();
-        if h2 {
-            match Uri::builder()
-                .scheme("https")
-                .authority(authority.as_str())
-                .path_and_query(path)
-                .build()
-            {
-                Ok(uri) => parts.uri = uri,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot form the upstream URI; sent as received")
-                }
-            }
-            parts.version = Version::HTTP_2;
-            parts.headers.remove(HOST);
-        } else {
-            match Uri::builder().path_and_query(path).build() {
-                Ok(uri) => parts.uri = uri,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot form the upstream URI; sent as received")
-                }
-            }
-            parts.version = Version::HTTP_11;
-            if let Ok(host) = HeaderValue::from_str(&authority) {
-                parts.headers.insert(HOST, host);
-            }
-        }
-        http::Request::from_parts(parts, body)
-    }
-
     async fn relay_response(
         self: &Arc<Self>,
         flow: Flow,
@@ -294,65 +170,6 @@ impl Pair {
     ) -> http::Response<RelayBody> {
         respond_produced(flow, status, json, Vec::new(), &self.sink, self.clock).await
     }
-
-    /// The `allow-fingerprint` fault: (fault name, effect, why) when the client's certificate
-    /// is not on the allow-list.
-    fn allow_list_refusal(&self) -> Option<(String, String, String)> {
-        let allowed = self.fault_config.allowed_fingerprints();
-        if allowed.is_empty() {
-            return None;
-        }
-        let leaf = self.client.with(|leg| {
-            leg.chain
-                .first()
-                .map(|c| (c.sha256.clone(), c.subject.clone()))
-        });
-        let why = match &leaf {
-            Some((sha, _)) if allowed.contains(&sha.as_str()) => return None,
-            Some((sha, subject)) => format!("the access manager's allow-list does not contain {subject} (SHA-256 {sha})"),
-            None => "the access manager's allow-list requires a client certificate, and the client presented none".into(),
-        };
-        Some((
-            "allow-fingerprint".into(),
-            format!("answered 403: {why}"),
-            why,
-        ))
-    }
-
-    fn add_fault(&self, name: String, effect: String) {
-        if let Ok(mut faults) = self.faults.lock() {
-            if !faults.iter().any(|f| f.name == name) {
-                faults.push(crate::facts::FaultEffect { name, effect });
-            }
-        }
-    }
-
-    /// `flow` with `leg`'s facts taken again (after recording a failure on it).
-    fn exchange_flow_again(&self, mut flow: Flow, leg: &LegInUse) -> Flow {
-        flow.upstream_leg = Some(leg.rec.snapshot());
-        flow
-    }
-
-    pub(super) fn exchange_flow(&self, index: u32, request: Request, leg: &LegInUse) -> Flow {
-        let mut flow = self.flow(RecordKind::Exchange, leg);
-        flow.exchange_index = Some(index);
-        flow.request = Some(request);
-        flow.response = Some(Response::default());
-        flow
-    }
-
-    /// Record that the client side ended the connection without any exchange.
-    pub async fn finish(&self, error: Option<String>) {
-        if self.exchanges.load(Ordering::Relaxed) == 0 {
-            let leg = self.legs.current().await;
-            let mut flow = self.flow(RecordKind::Connection, &leg);
-            // A client that completes the handshake and leaves (`openssl s_client`, a TLS
-            // health check) ended nothing in error: only a real error is recorded as one.
-            flow.error = error;
-            self.sink.emit(flow).await;
-        }
-        self.sink.connection_closed(self.id).await;
-    }
 }
 
 /// Counts a request as in flight until dropped.
@@ -362,109 +179,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Relay an upstream response to the client: `flow` holds the request and the legs; the response
-/// facts, the excerpt of an error body, and the diagnosis header are added here. The record is
-/// emitted when the body ends; if the body fails, `upstream`'s facts are taken again then, so the
-/// record shows how the upstream leg ended.
-pub async fn respond_relayed(
-    mut flow: Flow,
-    resp: http::Response<Incoming>,
-    sink: &Sink,
-    redact: bool,
-    clock: ConnClock,
-    upstream: Option<LegRecorder>,
-    client_h1: bool,
-) -> http::Response<RelayBody> {
-    let (mut parts, mut body) = resp.into_parts();
-    let status = parts.status;
-    let mut prefix = VecDeque::new();
-    let mut excerpt = None;
-    if status.is_client_error() || status.is_server_error() {
-        let (frames, text) = read_excerpt(&mut body).await;
-        prefix = frames;
-        excerpt = Some(text);
-    }
-    flow.response = Some(Response {
-        status: status.as_u16(),
-        source: ResponseSource::Upstream,
-        headers: kept_response(&parts.headers, redact),
-        body_excerpt: excerpt,
-        removed_headers: Vec::new(),
-        at_ms: clock.ms(),
-    });
-    // The upstream ends its connection after this response: pass that on to an HTTP/1.1
-    // client, as the server would have told it directly (HTTP/2 clients get a GOAWAY when the
-    // upstream connection ends; see `serve_client`).
-    let closing = upstream_closes(&parts.headers) && client_h1;
-    let switching_to = super::upgrade::switching_to(status, &parts.headers);
-    strip_hop_by_hop(&mut parts.headers);
-    if let Some(r) = flow.response.as_mut() {
-        r.removed_headers = super::headers::remove_around_the_proxy(&mut parts.headers);
-    }
-    super::upgrade::mark_switching(switching_to, &mut parts.headers);
-    if closing {
-        parts
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    if let Some(v) = diagnosis_header(&flow) {
-        parts.headers.insert(DIAGNOSIS_HEADER, v);
-    }
-    let body = RelayBody::relayed(prefix, body, flow, sink.clone(), upstream);
-    http::Response::from_parts(parts, body)
-}
-
-/// A response mtlscope produces itself (a failed upstream leg, a 407, a loop): the diagnosis is
-/// the body (JSON when the client accepts it). `headers` are added to the response. The record
-/// is emitted at once.
-pub async fn respond_produced(
-    mut flow: Flow,
-    status: StatusCode,
-    json: bool,
-    headers: Vec<(http::header::HeaderName, HeaderValue)>,
-    sink: &Sink,
-    clock: ConnClock,
-) -> http::Response<RelayBody> {
-    flow.response = Some(Response {
-        status: status.as_u16(),
-        source: ResponseSource::Mtlscope,
-        headers: headers
-            .iter()
-            .map(|(n, v)| crate::facts::Header {
-                name: n.to_string(),
-                value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            })
-            .collect(),
-        at_ms: clock.ms(),
-        ..Response::default()
-    });
-    flow.findings = crate::diagnose::diagnose(&flow);
-    let (body, content_type) = if json {
-        (
-            crate::render::explain::error_body_json(&flow).to_string(),
-            "application/json",
-        )
-    } else {
-        (
-            crate::render::explain::error_body_text(&flow),
-            "text/plain; charset=utf-8",
-        )
-    };
-    let header = diagnosis_header(&flow);
-    sink.emit(flow).await;
-    let mut resp = http::Response::new(RelayBody::full(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    for (n, v) in headers {
-        resp.headers_mut().insert(n, v);
-    }
-    if let Some(v) = header {
-        resp.headers_mut().insert(DIAGNOSIS_HEADER, v);
-    }
-    resp
 }
 
 /// The request facts of a client request.
@@ -485,86 +199,12 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
     Request {
         method: req.method().to_string(),
         uri,
-        version: format!("{:?}", req.version()),
+        version: req.version().into(),
         headers: kept_request(req.headers(), redact),
         at_ms: clock.ms(),
         forwarded_at_ms: None,
         body_excerpt: None,
         forwarded_identity: None,
-    }
-}
-
-/// Whether a response's `Connection` header says the connection ends after it.
-fn upstream_closes(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
-}
-
-/// Whether the client prefers a JSON error body.
-pub fn wants_json(req: &http::Request<Incoming>) -> bool {
-    accepts_json(req.headers().get(ACCEPT))
-}
-
-/// The `Mtlscope-Diagnosis` value for a 4xx/5xx flow with findings.
-fn diagnosis_header(flow: &Flow) -> Option<HeaderValue> {
-    let status = flow.status()?;
-    if status < 400 {
-        return None;
-    }
-    let findings = crate::diagnose::diagnose(flow);
-    let value = crate::render::explain::diagnosis_header_value(&findings)?;
-    HeaderValue::from_str(&value).ok()
-}
-
-async fn read_excerpt(body: &mut Incoming) -> (VecDeque<http_body::Frame<Bytes>>, String) {
-    let mut frames = VecDeque::new();
-    let mut text = Vec::new();
-    let collect = async {
-        while text.len() < EXCERPT_BYTES {
-            match body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        let room = EXCERPT_BYTES - text.len();
-                        text.extend_from_slice(&data[..data.len().min(room)]);
-                    }
-                    frames.push_back(frame);
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "error body ended early");
-                    break;
-                }
-                None => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(EXCERPT_WAIT, collect).await;
-    (frames, String::from_utf8_lossy(&text).into_owned())
-}
-
-fn accepts_json(accept: Option<&HeaderValue>) -> bool {
-    accept
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"))
-}
-
-/// Classify a hyper client error, using the I/O (and TLS) error inside it when there is one.
-pub(super) fn http_error(e: &hyper::Error) -> Classified {
-    match find_io_error(e) {
-        Some(io) => classify_io(Stage::AfterHandshake, io),
-        None if e.is_incomplete_message() => Classified::new(
-            Stage::AfterHandshake,
-            FailureKind::Eof,
-            "the server closed the connection before sending a response",
-        ),
-        None => Classified::new(
-            Stage::AfterHandshake,
-            FailureKind::Http,
-            format!("the upstream HTTP exchange failed: {e}"),
-        ),
     }
 }
 

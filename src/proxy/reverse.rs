@@ -1,8 +1,10 @@
 //! `mtlscope reverse`: a TLS listener whose every connection gets its own upstream connection.
 
-use super::session::{self, Accepted, SessionContext};
+use super::context::SessionContext;
+use super::session::{self, Accepted};
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::EventKind;
 use crate::lifecycle::{accept_loop, AcceptLimits};
 use crate::upstream::Target;
 use std::net::SocketAddr;
@@ -68,7 +70,7 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, id: u64, opts: Arc<Reverse
     let clock = ConnClock::start();
     let client = LegRecorder::new(clock);
     client.with(|leg| leg.peer = Some(peer.to_string()));
-    client.event("tcp_accept", Some(peer.to_string()));
+    client.event(EventKind::TcpAccept, Some(peer.to_string()));
     let accepted = Accepted {
         io: Box::new(tcp),
         peer: peer.to_string(),

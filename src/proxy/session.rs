@@ -1,51 +1,20 @@
 //! One client connection and its own upstream connection, from the TLS accept to the last
 //! exchange: shared by `reverse` and by `forward` for intercepted hosts.
 
-use super::client_leg::{read_hello, refuse_with_alert, ClientLegOutcome, ClientLegSettings};
+use super::client_leg::{read_hello, refuse_with_alert, ClientLegOutcome};
+use super::context::SessionContext;
+use super::pair::Pair;
 use super::pool::{PoolKey, PoolSlot};
-use super::relay::Pair;
 use super::upstream_legs::{LegOpener, UpstreamLegs};
 use crate::capture::client_auth::ClientAuthMode;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
-use crate::facts::{FaultEffect, Flow, Mode, RecordKind};
-use crate::faults::{effect, DelayStep, Fault, Faults};
-use crate::lifecycle::Lifecycle;
-use crate::record::Sink;
-use crate::upstream::{BoxIo, Engine, Target};
+use crate::facts::{FaultEffect, Flow, RecordKind};
+use crate::faults::{effect, DelayStep, Fault};
+use crate::upstream::{BoxIo, Target};
 use crate::wire::{Tap, TapHandle, TapRole};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
-
-/// What a session needs from its listener.
-#[derive(Clone)]
-pub struct SessionContext {
-    /// The command.
-    pub mode: Mode,
-    /// The client leg's TLS settings.
-    pub client: ClientLegSettings,
-    /// The upstream engine.
-    pub engine: Engine,
-    /// Where flows go.
-    pub sink: Sink,
-    /// Redact credentials in records.
-    pub redact: bool,
-    /// `--fault`s: middlebox behaviour on purpose.
-    pub faults: Arc<Faults>,
-    /// The process's stop signals and connection tasks.
-    pub life: Lifecycle,
-    /// Playing a TLS offloader: identity headers to pass on (None: not playing one).
-    pub offload: Option<Arc<crate::offload::OffloadSettings>>,
-    /// `--idle-timeout`: a client connection idle this long is closed with its upstream leg.
-    pub idle_timeout: std::time::Duration,
-    /// The server names answered for (reverse with the local CA); None answers any.
-    pub served_names: Option<Arc<super::sni_gate::ServedNames>>,
-    /// `--upstream-pool`: upstream connections reused across client connections.
-    pub pool: Option<Arc<super::pool::UpstreamPool>>,
-}
-
-/// `--idle-timeout` when not told: nginx's `keepalive_timeout`.
-pub const DEFAULT_IDLE_SECS: u64 = 75;
 
 /// One accepted client connection.
 pub struct Accepted {
@@ -176,10 +145,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     let presented = tls.get_ref().get_ref().1.peer_certificates();
     let offload = crate::offload::for_client(ctx.offload.as_deref(), presented, &client);
 
-    let replay = ctx
-        .engine
-        .replay_engine()
-        .map(|e| super::late_replay::AutoReplay::new(e.clone()));
+    let replay = ctx.engine.replay_engine().cloned();
     let pair = Arc::new(Pair {
         id,
         mode: ctx.mode,

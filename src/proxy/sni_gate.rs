@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// TLS alert `unrecognized_name` (RFC 6066 §3).
-const UNRECOGNIZED_NAME: u8 = 112;
+const UNRECOGNIZED_NAME: u8 = 112; // AlertDescription::UnrecognizedName, on the wire
 /// The largest TLS record.
 const MAX_RECORD: usize = 16 * 1024 + 5;
 
@@ -117,8 +117,7 @@ async fn refuse(mut io: BoxIo, sni: &str, names: &ServedNames, rec: &LegRecorder
     rec.alert(Alert {
         direction: Direction::Sent,
         level: AlertLevel::Fatal,
-        description: crate::wire::alert_name(UNRECOGNIZED_NAME).to_string(),
-        code: UNRECOGNIZED_NAME,
+        description: crate::facts::AlertDescription::UnrecognizedName,
         at_ms,
         source: AlertSource::Refusal,
         encrypted: false,

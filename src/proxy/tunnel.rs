@@ -7,7 +7,7 @@
 
 use crate::capture::tls_error::classify_io;
 use crate::capture::ConnClock;
-use crate::facts::{Event, FaultEffect, Flow, LegFailure, Mode, Wire};
+use crate::facts::{Event, EventKind, FaultEffect, Flow, LegFailure, Mode, Wire};
 use crate::facts::{FailureKind, Stage};
 use crate::faults::effect;
 use crate::io::cut::CutOnRenegotiation;
@@ -78,11 +78,7 @@ async fn relay(
     let mut flow = Flow::new(Mode::Observe, id, clock.started_at());
     flow.client_addr = Some(addr.to_string());
     flow.upstream = Some(upstream.to_string());
-    let accept = Event {
-        at_ms: 0.0,
-        name: "tcp_accept".into(),
-        detail: Some(addr.to_string()),
-    };
+    let accept = Event::new(0.0, EventKind::TcpAccept, Some(addr.to_string()));
     let (wire, error, fault) = tunnel_observed(
         &mut client,
         Connect::Authority(&upstream),
@@ -147,11 +143,11 @@ where
         }
         Ok(Ok(up)) => {
             let _ = up.set_nodelay(true);
-            outer.push(Event {
-                at_ms: clock.ms(),
-                name: "tcp_connect".into(),
-                detail: up.peer_addr().ok().map(|a| a.to_string()),
-            });
+            outer.push(Event::new(
+                clock.ms(),
+                EventKind::TcpConnect,
+                up.peer_addr().ok().map(|a| a.to_string()),
+            ));
             let mut tap = CutOnRenegotiation::new(Tap::new(up, handle.clone()), handle.clone());
             let activity = Activity::new();
             let mut client = Watched::new(client, activity.clone());
@@ -191,11 +187,7 @@ where
                     .failure,
                 );
             }
-            outer.push(Event {
-                at_ms: clock.ms(),
-                name: "tcp_close".into(),
-                detail: None,
-            });
+            outer.push(Event::new(clock.ms(), EventKind::TcpClose, None));
         }
     }
     let mut wire = handle.snapshot().into_wire();

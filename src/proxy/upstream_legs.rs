@@ -8,12 +8,13 @@
 //! facts (a server may ask for a certificate differently on a later connection) and its index
 //! go into the exchanges it carries.
 
-use super::session::SessionContext;
+use super::context::SessionContext;
 use super::upstream_sender::SendFailed;
 pub use super::upstream_sender::{EndedTx, UpstreamBody, UpstreamSender};
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
+use crate::facts::EventKind;
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, UpstreamRetry};
 use crate::faults::{effect, DelayStep, Fault};
@@ -307,7 +308,10 @@ impl UpstreamLegs {
             };
         }
         let rec = LegRecorder::new(self.opener.clock);
-        rec.event("new_upstream_leg", Some(format!("after leg {after}")));
+        rec.event(
+            EventKind::NewUpstreamLeg,
+            Some(format!("after leg {after}")),
+        );
         let sender = self
             .opener
             .open_with(

@@ -70,8 +70,6 @@ pub struct Writer {
     batch: Vec<u8>,
     /// Lines in `batch`, and of those, compacted ones.
     batch_lines: (u64, u64),
-    /// Gets each flow once written (the web view).
-    subscriber: Option<super::Subscriber>,
 }
 
 impl Writer {
@@ -92,7 +90,6 @@ impl Writer {
             stats: WriterStats::default(),
             batch: Vec::with_capacity(BATCH_BYTES),
             batch_lines: (0, 0),
-            subscriber: None,
         })
     }
 
@@ -120,13 +117,7 @@ impl Writer {
 
     fn handle(&mut self, msg: WriterMsg) {
         match msg {
-            WriterMsg::Flow(flow) => {
-                let flow = self.write(*flow);
-                if let Some(s) = &self.subscriber {
-                    s.offer(flow);
-                }
-            }
-            WriterMsg::Subscribe(s) => self.subscriber = Some(s),
+            WriterMsg::Flow(flow) => self.write(flow),
             WriterMsg::Closed(id) => self.close(id),
             WriterMsg::Flush(done) => {
                 self.write_batch();
@@ -165,9 +156,8 @@ impl Writer {
         self.closed.insert(id);
     }
 
-    /// Serialise one flow onto the batch (`size` counts batched lines too); the flow comes back
-    /// whole (its legs put back after compacting).
-    fn write(&mut self, mut flow: Flow) -> Flow {
+    /// Serialise one flow onto the batch (`size` counts batched lines too).
+    fn write(&mut self, flow: Arc<Flow>) {
         // Rotate once the file has reached the bound (the line that crossed it stays), and
         // start the new file without anything compacted lines could point at.
         if self.max_size.is_some_and(|max| self.size >= max) {
@@ -175,48 +165,47 @@ impl Writer {
             self.rotate();
             self.full.clear();
         }
-        let whole = (
-            flow.client_leg.clone(),
-            flow.upstream_leg.clone(),
-            flow.legs_from,
-        );
-        self.compact(&mut flow);
         let start = self.batch.len();
-        if let Err(e) = serde_json::to_writer(&mut self.batch, &flow) {
+        let compacted = self.compact(&flow);
+        let written = match compacted {
+            // Only a compacted line differs from the shared flow: copy it (cheaply, if no
+            // subscriber still holds it) to leave its legs out.
+            Some(index) => {
+                let mut flow = Arc::unwrap_or_clone(flow);
+                flow.legs_from = Some(index);
+                flow.client_leg = None;
+                flow.upstream_leg = None;
+                serde_json::to_writer(&mut self.batch, &flow)
+            }
+            None => serde_json::to_writer(&mut self.batch, &*flow),
+        };
+        if let Err(e) = written {
             self.batch.truncate(start);
             self.stats.failed += 1;
             tracing::error!(error = %e, "cannot serialise a flow; record lost");
-        } else {
-            self.batch.push(b'\n');
-            self.size += (self.batch.len() - start) as u64;
-            self.batch_lines.0 += 1;
-            if flow.legs_from.is_some() {
-                self.batch_lines.1 += 1;
-            }
+            return;
         }
-        (flow.client_leg, flow.upstream_leg, flow.legs_from) = whole;
-        flow
+        self.batch.push(b'\n');
+        self.size += (self.batch.len() - start) as u64;
+        self.batch_lines.0 += 1;
+        if compacted.is_some() {
+            self.batch_lines.1 += 1;
+        }
     }
 
-    /// Leave the legs out when an earlier full exchange of the connection carries the same
-    /// ones and this exchange has nothing to explain; otherwise remember these legs.
-    fn compact(&mut self, flow: &mut Flow) {
+    /// The `legs_from` of an exchange whose legs an earlier full exchange of its connection
+    /// carries unchanged, and which has nothing to explain; otherwise `None`, and these legs
+    /// are remembered.
+    fn compact(&mut self, flow: &Flow) -> Option<u32> {
         if flow.kind != RecordKind::Exchange {
-            return;
+            return None;
         }
-        let Some(index) = flow.exchange_index else {
-            return;
-        };
+        let index = flow.exchange_index?;
         let same = self.full.get(&flow.connection_id).is_some_and(|f| {
             same_leg(&f.client, &flow.client_leg) && same_leg(&f.upstream, &flow.upstream_leg)
         });
         if same && flow.findings.is_empty() && flow.legs_from.is_none() {
-            if let Some(f) = self.full.get(&flow.connection_id) {
-                flow.legs_from = Some(f.index);
-                flow.client_leg = None;
-                flow.upstream_leg = None;
-            }
-            return;
+            return self.full.get(&flow.connection_id).map(|f| f.index);
         }
         // A connection's last record can arrive after its "closed" message (bodies end on
         // tasks of their own): nothing can point at it any more, so it is not remembered.
@@ -237,6 +226,7 @@ impl Writer {
                 },
             );
         }
+        None
     }
 
     /// FILE → FILE.1 → FILE.2 …, keeping [`KEEP_ROTATED`]; then a new FILE.
@@ -315,8 +305,8 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg));
-        w.write(exchange(1, 1, &leg));
+        w.write(Arc::new(exchange(1, 0, &leg)));
+        w.write(Arc::new(exchange(1, 1, &leg)));
         let mut with_finding = exchange(1, 2, &leg);
         with_finding.findings.push(Finding {
             id: FindingId::Unexplained,
@@ -326,13 +316,13 @@ mod tests {
             fix: String::new(),
             inferred: false,
         });
-        w.write(with_finding);
+        w.write(Arc::new(with_finding));
         let changed = Arc::new(Leg {
             alpn: Some("h2".into()),
             ..Leg::default()
         });
-        w.write(exchange(1, 3, &changed));
-        w.write(exchange(1, 4, &changed));
+        w.write(Arc::new(exchange(1, 3, &changed)));
+        w.write(Arc::new(exchange(1, 4, &changed)));
         w.write_batch();
         let got = lines(&path);
         assert!(got[0]["client_leg"].is_object() && got[0].get("legs_from").is_none());
@@ -356,8 +346,8 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, Some(1)).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg));
-        w.write(exchange(1, 1, &leg));
+        w.write(Arc::new(exchange(1, 0, &leg)));
+        w.write(Arc::new(exchange(1, 1, &leg)));
         w.write_batch();
         assert_eq!(w.stats.rotations, 1);
         let rotated = lines(&dir.path().join("rec.jsonl.1"));
@@ -373,13 +363,13 @@ mod tests {
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(exchange(1, 0, &leg));
+        w.write(Arc::new(exchange(1, 0, &leg)));
         assert_eq!(w.full.len(), 1);
         w.close(1);
         w.close(2);
         assert!(w.full.is_empty());
         // Connection 2's only exchange ends after its close (`Connection: close`).
-        w.write(exchange(2, 0, &leg));
+        w.write(Arc::new(exchange(2, 0, &leg)));
         assert!(w.full.is_empty(), "its legs would be kept for nothing");
         w.write_batch();
         assert!(lines(&path)[1]["client_leg"].is_object());

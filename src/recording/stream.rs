@@ -13,7 +13,6 @@
 //! source is not in the files always was.
 
 use super::{parse_line, ReadError, Record, Skipped};
-use crate::diagnose::diagnose;
 use crate::facts::{Flow, Leg};
 use std::collections::HashMap;
 use std::fs::File;
@@ -200,6 +199,8 @@ pub struct RecordStream {
     last_offset: u64,
     /// `legs_from` resolution, across the files.
     resolver: Resolver,
+    /// `report --rediagnose`: replace every record's findings with today's rules'.
+    rediagnose: bool,
 }
 
 impl RecordStream {
@@ -222,6 +223,7 @@ impl RecordStream {
             cur: None,
             last_offset: 0,
             resolver: Resolver::new(paths.to_vec()),
+            rediagnose: false,
         })
     }
 
@@ -236,7 +238,15 @@ impl RecordStream {
             )),
             last_offset: 0,
             resolver: Resolver::new(Vec::new()),
+            rediagnose: false,
         }
+    }
+
+    /// The same stream, replacing every record's findings with what today's rules draw from
+    /// its facts (`report --rediagnose`), instead of showing those the recording carries.
+    pub fn rediagnosing(mut self, rediagnose: bool) -> RecordStream {
+        self.rediagnose = rediagnose;
+        self
     }
 
     /// Byte offset, within its file, of the line of the last item returned.
@@ -273,8 +283,11 @@ impl RecordStream {
                 continue;
             };
             match cur.next_item(&mut self.resolver)? {
-                Some((offset, item)) => {
+                Some((offset, mut item)) => {
                     self.last_offset = offset;
+                    if let (true, Item::Record(r)) = (self.rediagnose, &mut item) {
+                        r.rediagnose();
+                    }
                     return Ok(Some(item));
                 }
                 None => self.cur = None,
@@ -371,19 +384,16 @@ impl Cursor {
             }
             let item = match parse_line(raw) {
                 Ok(flow) => {
-                    let mut flow = resolver.record(flow, (self.number, offset));
-                    let mut diagnosed_on_read = false;
-                    if flow.findings.is_empty() {
-                        flow.findings = diagnose(&flow);
-                        diagnosed_on_read = !flow.findings.is_empty();
-                    }
+                    // The findings are the recording's: a reader never diagnoses (only
+                    // `rediagnosing` does, on request).
+                    let flow = resolver.record(flow, (self.number, offset));
                     self.index += 1;
                     Item::Record(Box::new(Record {
                         file: self.path.clone(),
                         line: self.line,
                         index: self.index,
                         flow,
-                        diagnosed_on_read,
+                        diagnosed_on_read: false,
                     }))
                 }
                 Err(reason) => {

@@ -4,7 +4,7 @@
 //! names the server sent, the chain presented, the alert) are the lead. Only facts are compared
 //! (plus the recorded finding ids); times and connection numbers always differ and are left out.
 
-use super::report::{cell, clean};
+use super::escape::{cell, clean};
 use crate::facts::{Alert, CertRequest, CertSummary, Direction, Flow, Leg, Phase};
 use crate::recording::Record;
 use serde::Serialize;
@@ -135,7 +135,12 @@ fn leg_facts(name: &str, leg: Option<&Leg>, put: &mut impl FnMut(&str, String)) 
     field("chain.sha256", sha256s(&l.chain));
     field(
         "chain.eku",
-        list(l.chain.first().into_iter().flat_map(|c| c.eku.clone())),
+        list(
+            l.chain
+                .first()
+                .into_iter()
+                .flat_map(|c| c.eku.iter().map(ToString::to_string)),
+        ),
     );
     field(
         "chain_verdict",
@@ -231,7 +236,7 @@ fn alerts(alerts: &[Alert]) -> String {
             Direction::Sent => "sent",
             Direction::Received => "received",
         };
-        format!("{dir} {} {}", enum_word(&a.level), a.description)
+        format!("{dir} {} {}", enum_word(&a.level), a.name())
     }))
 }
 

@@ -5,32 +5,13 @@
 //! Recordings carry attacker-controlled strings (headers, bodies, certificate names), so every
 //! recorded string goes through [`esc`]; nothing recorded is ever written raw.
 
+pub use super::escape::esc;
 use super::report::{self, Row, Summary};
 use crate::facts::{
     Alert, CertRequest, CertSummary, Event, Finding, Flow, Header, Leg, Renegotiation, Wire,
 };
 use crate::recording::{Record, Skipped};
 use std::fmt::Write as _;
-
-/// HTML-escape text for element content and double-quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Line breaks and tabs are text; a carriage return (HTTP bodies are full of CRLF)
-            // renders as a line break in HTML, so it is kept rather than shown as garbage.
-            '\n' | '\t' | '\r' => out.push(c),
-            c if c.is_control() => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;padding:2px 6px;\
@@ -184,7 +165,7 @@ pub fn flow_html(h: &mut String, i: usize, r: &Record, row: &Row) {
     let steps = super::ladder::ladder(f);
     if !steps.steps.is_empty() {
         h.push_str("<h3>Handshake ladder</h3><div class=\"ladder\">");
-        h.push_str(&super::ladder::svg(&steps));
+        h.push_str(&super::ladder_svg::svg(&steps));
         h.push_str("</div>\n");
     }
     for (name, leg) in [
@@ -213,9 +194,9 @@ fn table_kv(h: &mut String, kv: &[(&str, String)]) {
 
 fn findings_html(h: &mut String, findings: &[Finding], diagnosed_on_read: bool) {
     h.push_str("<h3>Findings</h3>");
-    if diagnosed_on_read && !findings.is_empty() {
+    if diagnosed_on_read {
         h.push_str(
-            "<p><em>The record carried no findings; these were diagnosed on reading.</em></p>",
+            "<p><em>Diagnosed on reading (--rediagnose) by this mtlscope's rules, not as recorded.</em></p>",
         );
     }
     if findings.is_empty() {
@@ -266,7 +247,7 @@ fn exchange_html(h: &mut String, f: &Flow) {
             "<h3>Request</h3><p><code>{} {} {}</code> at {} ms",
             esc(&q.method),
             esc(&q.uri),
-            esc(&q.version),
+            esc(q.version.as_str()),
             q.at_ms
         );
         if let Some(fw) = q.forwarded_at_ms {
@@ -453,11 +434,11 @@ fn chain_html(h: &mut String, title: &str, chain: Option<&[CertSummary]>) {
             c.not_before.date(),
             c.not_after.date(),
             esc(&if c.has_eku {
-                c.eku.join(", ")
+                crate::facts::joined(&c.eku)
             } else {
                 "(absent: any)".into()
             }),
-            esc(&c.key_usage.join(", ")),
+            esc(&crate::facts::joined(&c.key_usage)),
             esc(&c.sans.join(", ")),
             esc(&c.sha256),
             esc(&c.sha1),
@@ -480,12 +461,12 @@ fn alerts_html(h: &mut String, alerts: &[Alert]) {
             a.at_ms,
             word(&a.direction),
             word(&a.level),
-            esc(&a.description),
-            a.code,
-            match (a.encrypted, a.code) {
+            esc(a.name()),
+            a.code(),
+            match (a.encrypted, a.unreadable()) {
                 (false, _) => "",
-                (true, crate::wire::ENCRYPTED_ALERT_CODE) => " — encrypted",
-                (true, _) => " — encrypted; presumed from its place after application data",
+                (true, true) => " — encrypted",
+                (true, false) => " — encrypted; presumed from its place after application data",
             },
             esc(a.source.as_str())
         );
@@ -524,7 +505,7 @@ fn events_html(h: &mut String, events: &[Event]) {
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.at_ms,
-            esc(&e.name),
+            esc(e.kind.as_str()),
             esc(e.detail.as_deref().unwrap_or(""))
         );
     }
@@ -563,7 +544,7 @@ mod tests {
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("&lt;rec&gt;.jsonl:1"));
         assert!(page.contains("CN=client"));
-        assert!(page.contains("diagnosed on reading"));
+        assert!(page.contains("Diagnosed on reading (--rediagnose)"));
         assert!(page.contains("<b>Fix:</b>"));
         assert!(page.contains("<svg"), "the flow's handshake ladder");
     }

@@ -1,20 +1,19 @@
 //! The handshake ladder: every TLS message, alert and HTTP step of a flow's legs on one time
 //! axis, across three lanes (client · mtlscope · server). [`ladder`] turns the facts into steps
 //! (a view, deciding nothing); [`svg`] draws them for `report --html`, and the web view draws the
-//! same steps from their JSON.
+//! same steps from their JSON ([`super::ladder_svg`] draws them).
 //!
-//! Sources: each leg's `events` (the wire tap's handshake messages, "from client" / "from
-//! server"), its `cert_request` (with the CA names), `alerts`, `renegotiations`, chains and
+//! Sources: each leg's `events` (the wire tap's handshake messages, with their sender), its
+//! `cert_request` (with the CA names), `alerts`, `renegotiations`, chains and
 //! `error`, and the exchange's request and response times. Every `at_ms` counts from the client
 //! connection's accept, so both legs share the axis.
 
-use super::html::esc;
+use crate::diagnose::view::capital;
 use crate::facts::{
-    Alert, AlertLevel, CertRequest, CertSummary, Direction, Event, Flow, Initiator, Leg, Phase,
-    Renegotiation, ResponseSource,
+    Alert, AlertLevel, CertRequest, CertSummary, Direction, Event, EventKind, Flow, Initiator, Leg,
+    Peer, Phase, Renegotiation, ResponseSource,
 };
 use serde::Serialize;
-use std::fmt::Write as _;
 
 /// A vertical line of the ladder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -29,7 +28,8 @@ pub enum Lane {
 }
 
 impl Lane {
-    fn index(self) -> usize {
+    /// Left to right: client, mtlscope, server.
+    pub(crate) fn index(self) -> usize {
         match self {
             Lane::Client => 0,
             Lane::Mtlscope => 1,
@@ -145,6 +145,11 @@ impl Ends {
             (self.tls_server, self.tls_client)
         }
     }
+
+    /// (from, to) for something `peer` sent.
+    fn from(&self, peer: Peer) -> (Lane, Lane) {
+        self.dir(peer == Peer::Client)
+    }
 }
 
 /// The ladder of `flow`: both legs (or the observed wire) and the HTTP exchange.
@@ -215,54 +220,54 @@ impl<'a> LegView<'a> {
     }
 }
 
-/// A wire event's sender, from its detail ("from client…" / "from server…").
-fn sender(e: &Event) -> Option<bool> {
-    let d = e.detail.as_deref()?;
-    if d.starts_with("from client") {
-        Some(true)
-    } else if d.starts_with("from server") {
-        Some(false)
-    } else {
-        None
-    }
+/// `client_hello` → `ClientHello`: a message's name as the RFCs write it.
+fn message_name(kind: &EventKind) -> String {
+    kind.as_str().split('_').map(capital).collect()
 }
 
-/// `client_hello` → `ClientHello`.
-fn message_name(name: &str) -> String {
-    name.split('_')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect()
+/// A step the wire showed with its sender (an arrow), or a note at the leg.
+fn message_or_note(ends: Ends, e: &Event) -> Step {
+    match e.sender {
+        Some(peer) => {
+            let (from, to) = ends.from(peer);
+            let label = message_name(&e.kind);
+            let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, label);
+            s.details.extend(e.words().map(str::to_string));
+            s
+        }
+        None => {
+            let mut s = ends.note(e.at_ms, e.kind.as_str().replace('_', " "));
+            s.details.extend(e.detail.clone());
+            s
+        }
+    }
 }
 
 fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
     // Certificates seen on the wire make the TLS hooks' reports of the same chain redundant.
-    let wire_cert = |client: bool| {
+    let on_wire = |kind: EventKind, peer: Peer| {
         v.events
             .iter()
-            .any(|e| e.name == "certificate" && sender(e) == Some(client))
+            .any(|e| e.kind == kind && e.sender == Some(peer))
     };
-    let (wire_client_cert, wire_server_cert) = (wire_cert(true), wire_cert(false));
-    let wire_hello = v
-        .events
-        .iter()
-        .any(|e| e.name == "client_hello" && sender(e) == Some(true));
+    let wire_client_cert = on_wire(EventKind::Certificate, Peer::Client);
+    let wire_server_cert = on_wire(EventKind::Certificate, Peer::Server);
+    let wire_hello = on_wire(EventKind::ClientHello, Peer::Client);
     // A TLS hook's report of a CertificateVerify the wire also showed (TLS 1.2) is redundant.
-    let wire_verify = v
-        .events
-        .iter()
-        .any(|e| e.name == "certificate_verify" && sender(e) == Some(true));
+    let wire_verify = on_wire(EventKind::CertificateVerify, Peer::Client);
     let mut cr_drawn = false;
     let mut last_ms: f64 = 0.0;
     for e in v.events {
         last_ms = last_ms.max(e.at_ms);
-        let chain_step = |client: bool, label: String| {
+        let chain_step = |client: bool| {
             let (from, to) = ends.dir(client);
-            let mut s = ends.step(e.at_ms, from, to, StepKind::Certificate, label);
+            let mut s = ends.step(
+                e.at_ms,
+                from,
+                to,
+                StepKind::Certificate,
+                "Certificate".into(),
+            );
             s.certs = if client {
                 v.client_chain
             } else {
@@ -274,12 +279,19 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
             }
             s
         };
-        let step = match (e.name.as_str(), sender(e)) {
+        let verify_step = |peer: Peer| {
+            let (from, to) = ends.from(peer);
+            let label = "CertificateVerify".to_string();
+            let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, label);
+            s.details.extend(e.words().map(str::to_string));
+            s
+        };
+        let step = match &e.kind {
             // Shown from the structured facts instead, with names and levels.
-            ("alert", _) => continue,
+            EventKind::Alert => continue,
             // Drawn where the request went on the wire (or the hook read it), with its names.
-            ("certificate_request", _) if cr_drawn => continue,
-            ("certificate_request", _) => match v.cert_request {
+            EventKind::CertificateRequest if cr_drawn => continue,
+            EventKind::CertificateRequest => match v.cert_request {
                 Some(cr) if cr.phase == Phase::Handshake => {
                     cr_drawn = true;
                     let mut s = cert_request_step(ends, cr);
@@ -288,137 +300,114 @@ fn leg_steps(out: &mut Vec<Step>, ends: Ends, v: LegView<'_>) {
                 }
                 Some(_) => continue,
                 None => {
-                    let (from, to) = ends.dir(false);
-                    ends.step(
-                        e.at_ms,
-                        from,
-                        to,
-                        StepKind::CertRequest,
-                        "CertificateRequest".into(),
-                    )
+                    let (from, to) = ends.from(Peer::Server);
+                    let label = "CertificateRequest".to_string();
+                    ends.step(e.at_ms, from, to, StepKind::CertRequest, label)
                 }
             },
             // On a proxy leg mtlscope knows what the flight carried (drawn from its hooks).
-            (crate::wire::CLIENT_ENCRYPTED_FLIGHT, _) if ends.side != LegSide::Wire => continue,
-            (crate::wire::CLIENT_ENCRYPTED_FLIGHT, _) => {
-                let (from, to) = ends.dir(true);
-                let mut s = ends.step(
-                    e.at_ms,
-                    from,
-                    to,
-                    StepKind::Handshake,
-                    "encrypted flight".into(),
-                );
+            EventKind::ClientEncryptedFlight if ends.side != LegSide::Wire => continue,
+            EventKind::ClientEncryptedFlight => {
+                let (from, to) = ends.from(Peer::Client);
+                let label = "encrypted flight".to_string();
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, label);
                 s.details
                     .push("Finished (and Certificate, if asked) or an alert: cannot tell".into());
                 s
             }
             // mtlscope's own Certificate on the client leg: its server certificate.
-            (crate::capture::flights::OWN_CERTIFICATE, _) => {
-                let (from, to) = ends.dir(false);
-                let mut s = ends.step(
-                    e.at_ms,
-                    from,
-                    to,
-                    StepKind::Certificate,
-                    "Certificate".into(),
-                );
+            EventKind::OwnCertificate => {
+                let (from, to) = ends.from(Peer::Server);
+                let label = "Certificate".to_string();
+                let mut s = ends.step(e.at_ms, from, to, StepKind::Certificate, label);
                 s.details
                     .push("mtlscope's server certificate (encrypted)".into());
                 s
             }
             // What mtlscope sent upstream (TLS hooks): `chain` is what the Certificate carried.
-            (crate::capture::upstream_auth::CERTIFICATE_SENT, _) if !wire_client_cert => {
-                chain_step(true, "Certificate".into())
+            EventKind::CertificateSent if !wire_client_cert => chain_step(true),
+            EventKind::CertificateSent => continue,
+            EventKind::CertificateVerifySent | EventKind::ClientCertificateVerify
+                if !wire_verify =>
+            {
+                verify_step(Peer::Client)
             }
-            (crate::capture::upstream_auth::CERTIFICATE_SENT, _) => continue,
-            (
-                crate::capture::upstream_auth::CERTIFICATE_VERIFY_SENT
-                | crate::capture::flights::CLIENT_CERTIFICATE_VERIFY,
-                _,
-            ) if !wire_verify => {
-                let (from, to) = ends.dir(true);
-                let mut s = ends.step(
-                    e.at_ms,
-                    from,
-                    to,
-                    StepKind::Handshake,
-                    "CertificateVerify".into(),
-                );
-                s.details.extend(
-                    e.detail
-                        .clone()
-                        .map(|d| d.trim_start_matches("from client, ").to_string()),
-                );
-                s
-            }
-            (
-                crate::capture::upstream_auth::CERTIFICATE_VERIFY_SENT
-                | crate::capture::flights::CLIENT_CERTIFICATE_VERIFY,
-                _,
-            ) => continue,
+            EventKind::CertificateVerifySent | EventKind::ClientCertificateVerify => continue,
             // TLS 1.2: the ServerKeyExchange the wire shows; its check is no message.
-            ("server_key_exchange_signature", _) => continue,
-            ("server_certificate_verify", _) => {
-                let (from, to) = ends.dir(false);
-                let mut s = ends.step(
-                    e.at_ms,
-                    from,
-                    to,
-                    StepKind::Handshake,
-                    "CertificateVerify".into(),
-                );
-                s.details.extend(
-                    e.detail
-                        .clone()
-                        .map(|d| d.trim_start_matches("from server, ").to_string()),
-                );
-                s
-            }
-            ("tcp_connect_start", _) => continue,
-            ("tcp_accept", _) => {
-                let (from, to) = ends.dir(true);
+            EventKind::ServerKeyExchangeSignature => continue,
+            EventKind::ServerCertificateVerify => verify_step(Peer::Server),
+            EventKind::TcpConnectStart => continue,
+            EventKind::TcpAccept | EventKind::TcpConnect => {
+                let (from, to) = ends.from(Peer::Client);
                 ends.step(e.at_ms, from, to, StepKind::Tcp, "TCP connect".into())
             }
-            ("tcp_connect", _) => {
-                let (from, to) = ends.dir(true);
-                ends.step(e.at_ms, from, to, StepKind::Tcp, "TCP connect".into())
-            }
-            ("connect", _) => {
-                let (from, to) = ends.dir(true);
+            EventKind::Connect => {
+                let (from, to) = ends.from(Peer::Client);
                 let mut s = ends.step(e.at_ms, from, to, StepKind::Http, "CONNECT".into());
                 s.details.extend(e.detail.clone());
                 s
             }
-            ("certificate", Some(client)) => chain_step(client, "Certificate".into()),
-            ("client_certificate", _) if !wire_client_cert => {
-                chain_step(true, "Certificate".into())
+            EventKind::Certificate if e.sender.is_some() => {
+                chain_step(e.sender == Some(Peer::Client))
             }
-            ("certificate_presented", _) if !wire_client_cert => {
-                chain_step(true, "Certificate".into())
+            EventKind::ClientCertificate | EventKind::CertificatePresented if !wire_client_cert => {
+                chain_step(true)
             }
-            ("server_certificate", _) if !wire_server_cert => {
-                chain_step(false, "Certificate".into())
-            }
-            ("client_certificate" | "certificate_presented" | "server_certificate", _) => continue,
+            EventKind::ServerCertificate if !wire_server_cert => chain_step(false),
+            EventKind::ClientCertificate
+            | EventKind::CertificatePresented
+            | EventKind::ServerCertificate => continue,
             // The TLS engine's own note that it sent or read the ClientHello.
-            ("client_hello", None) if wire_hello => continue,
-            ("client_hello", None) => {
-                let (from, to) = ends.dir(true);
+            EventKind::ClientHello if e.sender.is_none() && wire_hello => continue,
+            EventKind::ClientHello if e.sender.is_none() => {
+                let (from, to) = ends.from(Peer::Client);
                 ends.step(e.at_ms, from, to, StepKind::Handshake, "ClientHello".into())
             }
-            (name, Some(client)) => {
-                let (from, to) = ends.dir(client);
-                let mut s = ends.step(e.at_ms, from, to, StepKind::Handshake, message_name(name));
-                let rest = e.detail.as_deref().and_then(|d| d.split_once(", "));
-                s.details.extend(rest.map(|(_, r)| r.to_string()));
-                s
-            }
-            (name, None) => {
-                let mut s = ends.note(e.at_ms, name.replace('_', " "));
-                s.details.extend(e.detail.clone());
-                s
-            }
+            EventKind::Certificate
+            | EventKind::ClientHello
+            | EventKind::TcpClose
+            | EventKind::TcpSyn
+            | EventKind::TcpReset
+            | EventKind::TcpFin
+            | EventKind::ProxyConnect
+            | EventKind::Tunnel
+            | EventKind::HelloRequest
+            | EventKind::ServerHello
+            | EventKind::HelloRetryRequest
+            | EventKind::NewSessionTicket
+            | EventKind::EndOfEarlyData
+            | EventKind::EncryptedExtensions
+            | EventKind::ServerKeyExchange
+            | EventKind::ServerHelloDone
+            | EventKind::CertificateVerify
+            | EventKind::ClientKeyExchange
+            | EventKind::Finished
+            | EventKind::CertificateStatus
+            | EventKind::KeyUpdate
+            | EventKind::HandshakeMessage
+            | EventKind::ChangeCipherSpec
+            | EventKind::HandshakeDone
+            | EventKind::RenegotiationRequest
+            | EventKind::RenegotiationDone
+            | EventKind::NotTls
+            | EventKind::WireAnomaly
+            | EventKind::IdentityChosen
+            | EventKind::CertificateWithheld
+            | EventKind::IdentityKeyUnusable
+            | EventKind::CertificateNotSet
+            | EventKind::LateRequestCompleted
+            | EventKind::SessionResumed
+            | EventKind::ResumptionRefused
+            | EventKind::SessionTicket
+            | EventKind::Error
+            | EventKind::Replay
+            | EventKind::NewUpstreamLeg
+            | EventKind::PlainHttpAnswer
+            | EventKind::CaptureGap
+            | EventKind::DecryptionGap
+            | EventKind::HttpRequest
+            | EventKind::HttpResponse
+            | EventKind::Other(_) => message_or_note(ends, e),
         };
         out.push(step);
     }
@@ -507,7 +496,7 @@ fn alert_step(ends: Ends, a: &Alert) -> Step {
         from,
         to,
         StepKind::Alert,
-        format!("Alert: {level} {} ({})", a.description, a.code),
+        format!("Alert: {level} {} ({})", a.name(), a.code()),
     );
     s.details.push(format!("known from: {}", a.source));
     s.fatal = a.level == AlertLevel::Fatal;
@@ -560,127 +549,3 @@ fn http_steps(out: &mut Vec<Step>, flow: &Flow) {
         out.push(s);
     }
 }
-
-/// Lane centres in the SVG.
-const LANE_X: [u32; 3] = [120, 430, 740];
-const SVG_WIDTH: u32 = 900;
-const ROW: u32 = 30;
-const DETAIL_LINE: u32 = 14;
-const LANE_NAMES: [&str; 3] = ["client", "mtlscope", "server"];
-
-/// The ladder as a self-contained SVG (no scripts; certificate facts in `<title>` tooltips).
-pub fn svg(l: &Ladder) -> String {
-    let rows: u32 = l
-        .steps
-        .iter()
-        .map(|s| ROW + DETAIL_LINE * s.details.len() as u32 + DETAIL_LINE * s.certs.len() as u32)
-        .sum();
-    let height = 50 + rows + 20;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"ladder\" width=\"{SVG_WIDTH}\" \
-         height=\"{height}\" viewBox=\"0 0 {SVG_WIDTH} {height}\" font-family=\"system-ui,sans-serif\" \
-         font-size=\"12\"><defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" \
-         markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" \
-         fill=\"#555\"/></marker></defs>"
-    );
-    for (i, x) in LANE_X.iter().enumerate() {
-        let _ = write!(
-            h,
-            "<text x=\"{x}\" y=\"20\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\
-             <line x1=\"{x}\" y1=\"30\" x2=\"{x}\" y2=\"{}\" stroke=\"#999\"/>",
-            LANE_NAMES[i],
-            height - 10
-        );
-    }
-    let mut y = 50;
-    for s in &l.steps {
-        let colour = colour(s);
-        let _ = write!(
-            h,
-            "<text x=\"4\" y=\"{}\" fill=\"#777\">{:.1} ms</text>",
-            y + 4,
-            s.at_ms
-        );
-        let (x1, x2) = (LANE_X[s.from.index()], LANE_X[s.to.index()]);
-        let mid = (x1 + x2) / 2;
-        if s.kind == StepKind::Note {
-            let _ = write!(
-                h,
-                "<line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"{colour}\" \
-                 stroke-dasharray=\"3 3\"/>"
-            );
-        } else {
-            let _ = write!(
-                h,
-                "<line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"{colour}\" \
-                 stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
-                if s.late || s.fatal { 2.5 } else { 1.5 }
-            );
-        }
-        let _ = write!(
-            h,
-            "<text x=\"{mid}\" y=\"{}\" text-anchor=\"middle\" fill=\"{colour}\">{}{}</text>",
-            y - 5,
-            esc(&s.label),
-            if s.late { " — late" } else { "" }
-        );
-        let mut dy = y + DETAIL_LINE;
-        for d in &s.details {
-            let _ = write!(
-                h,
-                "<text x=\"{mid}\" y=\"{dy}\" text-anchor=\"middle\" fill=\"#444\" font-size=\"11\">{}</text>",
-                esc(d)
-            );
-            dy += DETAIL_LINE;
-        }
-        for c in &s.certs {
-            let _ = write!(
-                h,
-                "<text x=\"{mid}\" y=\"{dy}\" text-anchor=\"middle\" fill=\"#046\" font-size=\"11\">\
-                 <title>{}</title>{}</text>",
-                esc(&cert_tooltip(c)),
-                esc(&c.subject)
-            );
-            dy += DETAIL_LINE;
-        }
-        y = dy - DETAIL_LINE + ROW;
-    }
-    h.push_str("</svg>");
-    h
-}
-
-/// Subject, issuer, validity, EKU and fingerprint, one per line.
-pub fn cert_tooltip(c: &CertSummary) -> String {
-    format!(
-        "subject: {}\nissuer: {}\nvalid: {} – {}\nEKU: {}\nSHA-256: {}",
-        c.subject,
-        c.issuer,
-        c.not_before.date(),
-        c.not_after.date(),
-        if c.has_eku {
-            c.eku.join(", ")
-        } else {
-            "(absent: any)".into()
-        },
-        c.sha256
-    )
-}
-
-fn colour(s: &Step) -> &'static str {
-    match s.kind {
-        _ if s.fatal => "#b00",
-        StepKind::Alert => "#c60",
-        StepKind::CertRequest | StepKind::Renegotiation if s.late => "#a0a",
-        StepKind::CertRequest | StepKind::Renegotiation => "#06c",
-        StepKind::Certificate => "#046",
-        StepKind::Http => "#070",
-        StepKind::Tcp | StepKind::Note => "#777",
-        StepKind::Handshake => "#333",
-    }
-}
-
-#[cfg(test)]
-#[path = "ladder_tests.rs"]
-mod tests;

@@ -1,7 +1,9 @@
 //! Tests of the handshake ladder: lanes, order, marks, and escaping in the SVG.
 
-use super::*;
+use super::svg;
 use crate::diagnose::test_support::*;
+use crate::facts::{Alert, AlertLevel, CertRequest, Direction, Phase};
+use crate::render::ladder::*;
 
 #[test]
 fn both_legs_share_one_axis_with_names_and_chains() {
@@ -42,8 +44,7 @@ fn late_requests_and_fatal_alerts_are_marked_and_text_is_escaped() {
             l.alerts.push(Alert {
                 direction: Direction::Received,
                 level: AlertLevel::Fatal,
-                description: "bad_certificate".into(),
-                code: 42,
+                description: crate::facts::AlertDescription::BadCertificate,
                 at_ms: 1001.0,
                 source: crate::facts::AlertSource::Wire,
                 encrypted: false,
@@ -83,8 +84,7 @@ fn an_observed_session_runs_from_client_to_server() {
             w.alerts.push(Alert {
                 direction: Direction::Sent,
                 level: AlertLevel::Fatal,
-                description: "unknown_ca".into(),
-                code: 48,
+                description: crate::facts::AlertDescription::UnknownCa,
                 at_ms: 4.0,
                 source: crate::facts::AlertSource::Wire,
                 encrypted: false,
@@ -104,4 +104,28 @@ fn an_observed_session_runs_from_client_to_server() {
     let alert = &l.steps[1];
     assert_eq!((alert.from, alert.to), (Lane::Client, Lane::Server));
     assert_eq!(l.steps[2].kind, StepKind::Note);
+}
+
+/// A recording written by mtlscope before events and alerts were typed draws the same ladders
+/// as that binary did (`before-typed-facts.ladders.json`, cut from its `report --html`): the
+/// senders, kinds and alert names read from the old JSON make the same steps.
+#[test]
+fn an_old_recording_draws_the_same_ladders() {
+    const RECORDING: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/recordings/before-typed-facts.jsonl"
+    ));
+    const LADDERS: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/recordings/before-typed-facts.ladders.json"
+    ));
+    let before: Vec<String> = serde_json::from_str(LADDERS).expect("ladders");
+    let flows: Vec<crate::facts::Flow> = RECORDING
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a Flow"))
+        .collect();
+    assert_eq!((before.len(), flows.len()), (14, 14));
+    for (i, (flow, old)) in flows.iter().zip(&before).enumerate() {
+        assert_eq!(&svg(&ladder(flow)), old, "ladder of record {}", i + 1);
+    }
 }

@@ -35,7 +35,7 @@ pub fn verdict(a: &Attempt) -> String {
             let ids: Vec<&str> = f.findings.iter().map(|x| x.id.as_str()).collect();
             format!(
                 "{outcome}; {} [{}]",
-                first_sentence(&top.summary),
+                super::explain::headline(&top.summary),
                 ids.join(", ")
             )
         }
@@ -63,21 +63,6 @@ fn refused_throwaway(a: &Attempt) -> Option<String> {
     Some(format!(
         "{how}; the server refused mtlscope's throw-away identity, as a server that verifies client certificates should"
     ))
-}
-
-/// A summary's first sentence as a clause: no final period, lowercase start unless an acronym.
-fn first_sentence(s: &str) -> String {
-    let first = match s.find(". ") {
-        Some(i) => &s[..i],
-        None => s.trim_end_matches('.'),
-    };
-    let mut chars = first.chars();
-    match (chars.next(), first.chars().nth(1)) {
-        (Some(c), Some(n)) if c.is_uppercase() && n.is_lowercase() => {
-            c.to_lowercase().chain(chars).collect()
-        }
-        _ => first.to_string(),
-    }
 }
 
 fn identity_name(a: &Attempt) -> &str {

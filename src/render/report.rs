@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 
+pub use super::escape::{cell, clean};
 pub use crate::recording::filter::{failed, port_check, Filter};
 
 /// `-v/--explain`: each shown record with findings, by its `FILE:N` and terminal line, then
@@ -70,9 +71,9 @@ pub struct Row {
     pub ca_names: Option<usize>,
     /// Subject of the leaf presented on that leg; null when none was.
     pub presented: Option<String>,
-    /// Finding ids, as recorded (or diagnosed on reading when none were recorded).
+    /// Finding ids, as recorded (or as `--rediagnose` drew them on reading).
     pub findings: Vec<String>,
-    /// Whether the findings were diagnosed on reading.
+    /// Whether the findings were diagnosed on reading (`--rediagnose`).
     pub diagnosed_on_read: bool,
 }
 
@@ -215,25 +216,6 @@ impl Summary {
             }
         }
     }
-}
-
-/// Replace control characters (escape sequences from recorded headers and bodies) so text
-/// output cannot drive the terminal.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
-}
-
-/// At most `max` characters of `s`, cleaned, with `…` when cut.
-pub fn cell(s: &str, max: usize) -> String {
-    let s = clean(s);
-    if s.chars().count() <= max {
-        return s;
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 fn phase_word(p: Phase) -> &'static str {

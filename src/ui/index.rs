@@ -293,18 +293,14 @@ impl FileIndex {
                 flow.legs_from = None;
             }
         }
-        let mut diagnosed_on_read = false;
-        if flow.findings.is_empty() {
-            flow.findings = crate::diagnose::diagnose(&flow);
-            diagnosed_on_read = !flow.findings.is_empty();
-        }
+        // The recording's findings, as recorded: the web view never diagnoses.
         let first = self.file_starts[usize::from(file)] as usize;
         Some(Record {
             file: self.files[usize::from(file)].clone(),
             line: 0,
             index: n - first + 1,
             flow,
-            diagnosed_on_read,
+            diagnosed_on_read: false,
         })
     }
 

@@ -6,6 +6,7 @@ use super::rustls_engine::fail;
 use super::{Connected, Failed, Target};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::LegRecorder;
+use crate::facts::EventKind;
 use crate::facts::{FailureKind, Stage, Transport};
 use std::time::Duration;
 
@@ -23,10 +24,10 @@ impl PlainEngine {
             leg.peer = Some(target.authority());
             leg.transport = Some(Transport::Plain);
         });
-        rec.event("tcp_connect_start", Some(target.authority()));
+        rec.event(EventKind::TcpConnectStart, Some(target.authority()));
         if let Some(proxy) = &target.via {
             // The path is a fact of the leg: which proxy carried it.
-            rec.event("proxy_connect", Some(proxy.url()));
+            rec.event(EventKind::ProxyConnect, Some(proxy.url()));
         }
         let tcp = match tokio::time::timeout(self.timeout, target.connect_tcp()).await {
             Ok(Ok(tcp)) => tcp,
@@ -41,7 +42,10 @@ impl PlainEngine {
             }
         };
         let _ = tcp.set_nodelay(true);
-        rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
+        rec.event(
+            EventKind::TcpConnect,
+            tcp.peer_addr().ok().map(|a| a.to_string()),
+        );
         Ok(Connected {
             io: Box::new(tcp),
             alpn: None,

@@ -8,6 +8,7 @@ use crate::capture::server_auth::{RecordingServerVerifier, UpstreamTrust};
 use crate::capture::tls_error::{classify_io, Classified};
 use crate::capture::upstream_auth::{IdentityPolicy, RecordingClientResolver};
 use crate::capture::LegRecorder;
+use crate::facts::EventKind;
 use crate::facts::{ClientHelloFacts, TlsVersion};
 use crate::facts::{FailureKind, Stage};
 use crate::io::Rewind;
@@ -76,10 +77,10 @@ impl RustlsEngine {
             leg.peer = Some(target.authority());
             leg.engine = Some(crate::facts::TlsEngine::Rustls);
         });
-        rec.event("tcp_connect_start", Some(target.authority()));
+        rec.event(EventKind::TcpConnectStart, Some(target.authority()));
         if let Some(proxy) = &target.via {
             // The path is a fact of the leg: which proxy carried it.
-            rec.event("proxy_connect", Some(proxy.url()));
+            rec.event(EventKind::ProxyConnect, Some(proxy.url()));
         }
         let connect_started = std::time::Instant::now();
         let tcp = match tokio::time::timeout(s.timeout, target.connect_tcp()).await {
@@ -89,7 +90,10 @@ impl RustlsEngine {
         };
         let _ = tcp.set_nodelay(true);
         let connect_rtt = connect_started.elapsed();
-        rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
+        rec.event(
+            EventKind::TcpConnect,
+            tcp.peer_addr().ok().map(|a| a.to_string()),
+        );
         let tap = TapHandle::new(rec.clock().instant(), TapRole::Client);
         rec.attach_tap(tap.clone(), true);
         let tcp = Tap::new(tcp, tap);
@@ -164,7 +168,7 @@ impl RustlsEngine {
             });
             leg.handshake_at = Some(rec.clock().wall_now());
         });
-        rec.event("client_hello", None);
+        rec.event(EventKind::ClientHello, None);
 
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         // rustls builds the ClientHello in `connect`: in scope, like the rest of the handshake.
@@ -257,7 +261,7 @@ fn record_resumption(rec: &LegRecorder, pair: &PairSessions, sessions: &LegSessi
     if resumed {
         let earlier = pair.chain();
         rec.event(
-            "session_resumed",
+            EventKind::SessionResumed,
             Some(
                 "the session of the upstream leg paired with the client's original handshake"
                     .into(),
@@ -272,7 +276,7 @@ fn record_resumption(rec: &LegRecorder, pair: &PairSessions, sessions: &LegSessi
     } else {
         if sessions.offered() {
             rec.event(
-                "resumption_refused",
+                EventKind::ResumptionRefused,
                 Some(
                     "the server did a full handshake instead of resuming the paired session".into(),
                 ),
@@ -313,7 +317,7 @@ where
     let read = tokio::select! {
         r = tokio::time::timeout(wait, tls.read(&mut buf)) => r,
         _ = ticket_seen.notified() => {
-            rec.event("session_ticket", Some("the server accepted the handshake".into()));
+            rec.event(EventKind::SessionTicket, Some("the server accepted the handshake".into()));
             return Ok(Bytes::new());
         }
     };

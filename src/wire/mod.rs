@@ -31,9 +31,10 @@ pub mod split;
 mod state;
 mod tap;
 
+pub use crate::facts::ENCRYPTED_ALERT_CODE;
 pub use alert_names::alert_name;
 pub use scheme_names::scheme_name;
-pub use state::{WireParser, CLIENT_ENCRYPTED_FLIGHT, ENCRYPTED_ALERT_CODE};
+pub use state::WireParser;
 pub use tap::{Tap, TapHandle};
 
 use crate::facts::{
@@ -56,6 +57,14 @@ impl Dir {
         match self {
             Dir::ClientToServer => 0,
             Dir::ServerToClient => 1,
+        }
+    }
+
+    /// Who sent bytes in this direction.
+    pub fn peer(self) -> crate::facts::Peer {
+        match self {
+            Dir::ClientToServer => crate::facts::Peer::Client,
+            Dir::ServerToClient => crate::facts::Peer::Server,
         }
     }
 

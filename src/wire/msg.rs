@@ -5,6 +5,8 @@
 //! anything malformed: no indexing, no panics, whatever the bytes. Results borrow from the body
 //! where they can (certificates and CA names are slices, not copies).
 
+use crate::facts::EventKind;
+
 /// Handshake message types (RFC 8446 §4, RFC 5246 §7.4).
 pub mod ty {
     /// HelloRequest (TLS 1.2 renegotiation request).
@@ -21,25 +23,25 @@ pub mod ty {
     pub const SERVER_HELLO_DONE: u8 = 14;
 }
 
-/// The snake_case event name of a handshake message type.
-pub fn handshake_name(t: u8) -> &'static str {
+/// The event of a handshake message type.
+pub fn handshake_kind(t: u8) -> EventKind {
     match t {
-        0 => "hello_request",
-        1 => "client_hello",
-        2 => "server_hello",
-        4 => "new_session_ticket",
-        5 => "end_of_early_data",
-        8 => "encrypted_extensions",
-        11 => "certificate",
-        12 => "server_key_exchange",
-        13 => "certificate_request",
-        14 => "server_hello_done",
-        15 => "certificate_verify",
-        16 => "client_key_exchange",
-        20 => "finished",
-        22 => "certificate_status",
-        24 => "key_update",
-        _ => "handshake_message",
+        0 => EventKind::HelloRequest,
+        1 => EventKind::ClientHello,
+        2 => EventKind::ServerHello,
+        4 => EventKind::NewSessionTicket,
+        5 => EventKind::EndOfEarlyData,
+        8 => EventKind::EncryptedExtensions,
+        11 => EventKind::Certificate,
+        12 => EventKind::ServerKeyExchange,
+        13 => EventKind::CertificateRequest,
+        14 => EventKind::ServerHelloDone,
+        15 => EventKind::CertificateVerify,
+        16 => EventKind::ClientKeyExchange,
+        20 => EventKind::Finished,
+        22 => EventKind::CertificateStatus,
+        24 => EventKind::KeyUpdate,
+        _ => EventKind::HandshakeMessage,
     }
 }
 

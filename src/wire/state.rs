@@ -4,7 +4,6 @@
 //! classifies TLS 1.2 records by outer type: a handshake record is a renegotiation, an alert
 //! record an encrypted alert. No I/O and no clock: the caller passes each chunk's time.
 
-use super::alert_names::alert_name;
 use super::msg::{self, ty};
 use super::split::{content, Item, Splitter};
 use super::{Dir, TapFacts, TapRole};
@@ -13,19 +12,14 @@ use crate::facts::{
     Alert, AlertLevel, CertRequest, ClientHelloFacts, Direction, Event, Initiator, Phase,
     Renegotiation, TlsVersion,
 };
-use crate::facts::{AlertSource, RenegotiationOutcome};
+use crate::facts::{
+    AlertDescription, AlertSource, EventKind, RenegotiationOutcome, ENCRYPTED_ALERT_CODE,
+};
 
 /// Caps on what one connection may accumulate, so a flood of tiny records stays bounded.
 const MAX_EVENTS: usize = 512;
 const MAX_ALERTS: usize = 64;
 const MAX_RENEGOTIATIONS: usize = 64;
-
-/// The event of a TLS 1.3 client's first encrypted flight after the server's: its Finished
-/// or an alert, which the wire cannot tell apart.
-pub const CLIENT_ENCRYPTED_FLIGHT: &str = "client_encrypted_flight";
-
-/// The code recorded for an alert whose description is encrypted (unassigned in the registry).
-pub const ENCRYPTED_ALERT_CODE: u8 = 255;
 
 /// Both directions of one connection, read incrementally.
 #[derive(Debug, Default)]
@@ -181,17 +175,22 @@ impl WireParser {
 }
 
 impl Session {
-    fn event(&mut self, at_ms: f64, name: &str, detail: Option<String>) {
+    fn event(&mut self, at_ms: f64, kind: EventKind, detail: Option<String>) {
+        self.push_event(Event::new(at_ms, kind, detail));
+    }
+
+    /// A message `dir`'s sender sent: `from client[, rest]`.
+    fn sent(&mut self, dir: Dir, at_ms: f64, kind: EventKind, rest: Option<&str>) {
+        self.push_event(Event::from_peer(at_ms, kind, dir.peer(), rest));
+    }
+
+    fn push_event(&mut self, e: Event) {
         self.generation += 1;
         if self.events.len() >= MAX_EVENTS {
             self.events_dropped += 1;
             return;
         }
-        self.events.push(Event {
-            at_ms,
-            name: name.to_string(),
-            detail,
-        });
+        self.events.push(e);
     }
 
     fn item(&mut self, dir: Dir, at: f64, item: Item<'_>) {
@@ -208,12 +207,10 @@ impl Session {
         match item {
             Item::Record { ty, len, plain, .. } => self.record(dir, at, ty, len, plain),
             Item::HandshakeStart { ty, len, kept } => {
-                let name = msg::handshake_name(ty);
-                let mut detail = format!("from {}", dir.sender());
-                if !kept && matches!(ty, ty::CLIENT_HELLO | ty::CERTIFICATE) {
-                    detail.push_str(&format!(", {len} bytes: too large to parse"));
-                }
-                self.event(at, name, Some(detail));
+                let kind = msg::handshake_kind(ty);
+                let too_large = (!kept && matches!(ty, ty::CLIENT_HELLO | ty::CERTIFICATE))
+                    .then(|| format!("{len} bytes: too large to parse"));
+                self.sent(dir, at, kind, too_large.as_deref());
             }
             Item::Handshake { ty, body } => self.handshake(dir, at, ty, body),
             Item::Alert { level, code } => {
@@ -227,7 +224,11 @@ impl Session {
             Item::NotTls(why) => {
                 self.not_tls
                     .get_or_insert_with(|| format!("from the {}: {why}", dir.sender()));
-                self.event(at, "not_tls", Some(format!("from {}: {why}", dir.sender())));
+                self.event(
+                    at,
+                    EventKind::NotTls,
+                    Some(format!("from {}: {why}", dir.sender())),
+                );
             }
         }
     }
@@ -236,12 +237,12 @@ impl Session {
         let d = dir.index();
         match t {
             content::CCS => {
-                let detail = if self.tls13 {
-                    format!("from {} (compatibility)", dir.sender())
+                if self.tls13 {
+                    let detail = format!("from {} (compatibility)", dir.sender());
+                    self.event(at, EventKind::ChangeCipherSpec, Some(detail));
                 } else {
-                    format!("from {}", dir.sender())
-                };
-                self.event(at, "change_cipher_spec", Some(detail));
+                    self.sent(dir, at, EventKind::ChangeCipherSpec, None);
+                }
                 if self.tls13 {
                     return;
                 }
@@ -267,8 +268,8 @@ impl Session {
                     // encrypted, the wire cannot tell which, so no `handshake_done` is claimed.
                     // The wire's own reading of the session goes on as after a handshake.
                     self.done_ms = Some(at);
-                    let detail = "from client, encrypted: its Finished (and Certificate, if asked for) or an alert; the wire cannot tell which".to_string();
-                    self.event(at, CLIENT_ENCRYPTED_FLIGHT, Some(detail));
+                    let rest = "encrypted: its Finished (and Certificate, if asked for) or an alert; the wire cannot tell which";
+                    self.sent(dir, at, EventKind::ClientEncryptedFlight, Some(rest));
                     return;
                 }
                 if self.done_ms.is_some() {
@@ -285,10 +286,10 @@ impl Session {
         if self.done_ms.is_none() {
             if self.enc[d] && !self.fin[d] {
                 self.fin[d] = true;
-                self.event(at, "finished", Some(format!("from {}", dir.sender())));
+                self.sent(dir, at, EventKind::Finished, None);
                 if self.fin == [true, true] {
                     self.done_ms = Some(at);
-                    self.event(at, "handshake_done", None);
+                    self.event(at, EventKind::HandshakeDone, None);
                 }
             }
             return;
@@ -302,7 +303,7 @@ impl Session {
                     if let Some(r) = self.renegotiations.get_mut(p.index) {
                         r.outcome = Some(RenegotiationOutcome::Completed);
                     }
-                    self.event(at, "renegotiation_done", None);
+                    self.event(at, EventKind::RenegotiationDone, None);
                 }
             } else {
                 p.pre_ccs[d] = p.pre_ccs[d].saturating_add(1);
@@ -339,7 +340,7 @@ impl Session {
         self.reneg = Some(p);
         self.event(
             at,
-            "renegotiation_request",
+            EventKind::RenegotiationRequest,
             Some(format!("{detail}, encrypted, {len} bytes")),
         );
     }
@@ -370,7 +371,7 @@ impl Session {
             "inferred: encrypted in a renegotiation; the client answered with {client_records} \
              handshake records before its ChangeCipherSpec"
         );
-        self.event(at, "certificate_request", Some(detail));
+        self.event(at, EventKind::CertificateRequest, Some(detail));
     }
 
     /// A TLS 1.2 alert in an encrypted record. After application data and outside a
@@ -402,10 +403,13 @@ impl Session {
         detail: &str,
         encrypted: bool,
     ) {
-        let description = if code == ENCRYPTED_ALERT_CODE && encrypted {
-            "encrypted"
-        } else {
-            alert_name(code)
+        let alert = Alert {
+            direction: Direction::Sent, // made relative to the role on snapshot
+            level,
+            description: AlertDescription::from_code(code),
+            at_ms: at,
+            source: AlertSource::Wire,
+            encrypted,
         };
         if let Some(p) = self.reneg.as_mut().filter(|p| !p.ended) {
             p.ended = true;
@@ -422,28 +426,17 @@ impl Session {
             AlertLevel::Unknown => "",
         };
         let shown = if detail.is_empty() {
-            description
+            alert.name()
         } else {
             detail
         };
         let detail = format!("{lvl}{shown} from {}", dir.sender());
-        self.event(at, "alert", Some(detail));
+        self.event(at, EventKind::Alert, Some(detail));
         if self.alerts.len() >= MAX_ALERTS {
             self.events_dropped += 1;
             return;
         }
-        self.alerts.push((
-            dir,
-            Alert {
-                direction: Direction::Sent, // made relative to the role on snapshot
-                level,
-                description: description.to_string(),
-                code,
-                at_ms: at,
-                source: AlertSource::Wire,
-                encrypted,
-            },
-        ));
+        self.alerts.push((dir, alert));
     }
 
     fn handshake(&mut self, dir: Dir, at: f64, t: u8, body: &[u8]) {
@@ -478,7 +471,7 @@ impl Session {
                     // Only TLS 1.3 retries: CCS from here on is for compatibility, and the next
                     // ClientHello and ServerHello are still plaintext.
                     self.tls13 = true;
-                    self.event(at, "hello_retry_request", None);
+                    self.event(at, EventKind::HelloRetryRequest, None);
                 }
                 Some(sh) => {
                     self.server_hello_seen = true;
@@ -526,7 +519,7 @@ impl Session {
 
     fn malformed(&mut self, dir: Dir, at: f64, what: &str) {
         let detail = format!("malformed {what} from {}", dir.sender());
-        self.event(at, "wire_anomaly", Some(detail));
+        self.event(at, EventKind::WireAnomaly, Some(detail));
     }
 }
 

@@ -2,10 +2,10 @@
 
 use crate::cert::{dn_to_string, hex, summarize_chain};
 use crate::facts::{
-    Alert, AlertLevel, AlertSource, CertRequest, CertSummary, Direction, Event, Flow, Phase,
-    Request, Response, ResponseSource, Wire,
+    Alert, AlertDescription, AlertLevel, AlertSource, CertRequest, CertSummary, Direction, Event,
+    EventKind, Flow, HttpVersion, Phase, Request, Response, ResponseSource, Wire,
 };
-use crate::wire::{alert_name, msg, Dir};
+use crate::wire::{msg, Dir};
 
 /// Largest body excerpt kept from an error response.
 const MAX_BODY: usize = 4096;
@@ -36,14 +36,18 @@ pub struct Found {
 }
 
 impl Found {
-    /// Note a step.
-    pub fn event(&mut self, at: f64, name: &str, detail: String) {
+    /// Note a message `dir`'s sender sent (`from client, {rest}`).
+    pub fn sent(&mut self, at: f64, kind: EventKind, dir: Dir, rest: &str) {
         if self.events.len() < 64 {
-            self.events.push(Event {
-                at_ms: at,
-                name: name.into(),
-                detail: Some(detail),
-            });
+            self.events
+                .push(Event::from_peer(at, kind, dir.peer(), Some(rest)));
+        }
+    }
+
+    /// Note a step.
+    pub fn event(&mut self, at: f64, kind: EventKind, detail: String) {
+        if self.events.len() < 64 {
+            self.events.push(Event::new(at, kind, Some(detail)));
         }
     }
 
@@ -61,11 +65,7 @@ impl Found {
         match t {
             8 => {
                 self.alpn = encrypted_extensions_alpn(body);
-                self.event(
-                    at,
-                    "encrypted_extensions",
-                    format!("from {from}, decrypted"),
-                );
+                self.sent(at, EventKind::EncryptedExtensions, dir, "decrypted");
             }
             13 => match msg::certificate_request(body, tls13) {
                 Some(cr) => {
@@ -75,7 +75,7 @@ impl Found {
                         (false, true) => Phase::Renegotiation,
                     };
                     let names: Vec<String> = cr.ca_names.iter().map(|n| dn_to_string(n)).collect();
-                    let detail = format!("from {from}, decrypted, {} CA names", names.len());
+                    let detail = format!("decrypted, {} CA names", names.len());
                     if self.cert_request.is_none() {
                         self.cert_request = Some(CertRequest {
                             phase,
@@ -91,11 +91,11 @@ impl Found {
                             after_request_ms: None,
                         });
                     }
-                    self.event(at, "certificate_request", detail);
+                    self.sent(at, EventKind::CertificateRequest, dir, &detail);
                 }
                 None => self.event(
                     at,
-                    "wire_anomaly",
+                    EventKind::WireAnomaly,
                     format!("malformed CertificateRequest from {from} (decrypted)"),
                 ),
             },
@@ -109,19 +109,20 @@ impl Found {
                     if slot.is_none() {
                         *slot = Some(summarize_chain(ders.iter().copied()));
                     }
-                    self.event(
+                    self.sent(
                         at,
-                        "certificate",
-                        format!("from {from}, decrypted, {n} certificates"),
+                        EventKind::Certificate,
+                        dir,
+                        &format!("decrypted, {n} certificates"),
                     );
                 }
                 None => self.event(
                     at,
-                    "wire_anomaly",
+                    EventKind::WireAnomaly,
                     format!("malformed Certificate from {from} (decrypted)"),
                 ),
             },
-            15 => self.event(at, "certificate_verify", format!("from {from}, decrypted")),
+            15 => self.sent(at, EventKind::CertificateVerify, dir, "decrypted"),
             _ => {}
         }
     }
@@ -133,7 +134,7 @@ impl Found {
             2 => AlertLevel::Fatal,
             _ => AlertLevel::Unknown,
         };
-        let description = alert_name(code).to_string();
+        let description = AlertDescription::from_code(code);
         let lvl = match level {
             AlertLevel::Warning => "warning ",
             AlertLevel::Fatal => "fatal ",
@@ -141,8 +142,12 @@ impl Found {
         };
         self.event(
             at,
-            "alert",
-            format!("{lvl}{description} from {} (decrypted)", dir.sender()),
+            EventKind::Alert,
+            format!(
+                "{lvl}{} from {} (decrypted)",
+                description.as_str(),
+                dir.sender()
+            ),
         );
         if self.alerts.len() < 64 {
             self.alerts.push(Alert {
@@ -152,7 +157,6 @@ impl Found {
                 },
                 level,
                 description,
-                code,
                 at_ms: at,
                 source: AlertSource::Wire,
                 encrypted: false,
@@ -206,7 +210,7 @@ impl Found {
                     });
                     self.event(
                         at,
-                        "http_response",
+                        EventKind::HttpResponse,
                         format!("HTTP/2 :status {status} (decrypted)"),
                     );
                 }
@@ -215,13 +219,13 @@ impl Found {
                 if let (Some(method), Some(path)) = (get(":method"), get(":path")) {
                     self.event(
                         at,
-                        "http_request",
+                        EventKind::HttpRequest,
                         format!("{method} {path} (HTTP/2, decrypted)"),
                     );
                     self.request = Some(Request {
                         method,
                         uri: path,
-                        version: "HTTP/2.0".into(),
+                        version: HttpVersion::Http2,
                         at_ms: at,
                         ..Request::default()
                     });
@@ -264,7 +268,7 @@ impl Found {
                     at_ms: at,
                     ..Response::default()
                 });
-                self.event(at, "http_response", format!("{line} (decrypted)"));
+                self.event(at, EventKind::HttpResponse, format!("{line} (decrypted)"));
             }
             Dir::ClientToServer => {
                 let (Some(method), Some(uri), Some(version)) =
@@ -280,11 +284,15 @@ impl Found {
                 self.request = Some(Request {
                     method: method.into(),
                     uri: uri.into(),
-                    version: version.into(),
+                    version: HttpVersion::from_name(version),
                     at_ms: at,
                     ..Request::default()
                 });
-                self.event(at, "http_request", format!("{method} {uri} (decrypted)"));
+                self.event(
+                    at,
+                    EventKind::HttpRequest,
+                    format!("{method} {uri} (decrypted)"),
+                );
             }
         }
     }
@@ -294,7 +302,7 @@ impl Found {
         let at = wire.renegotiations.first().map_or(0.0, |r| r.at_ms);
         self.event(
             at,
-            "decryption_gap",
+            EventKind::DecryptionGap,
             format!(
                 "{n} renegotiations: no CLIENT_RANDOM line in the key log for their ClientHello"
             ),

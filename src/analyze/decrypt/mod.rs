@@ -16,6 +16,7 @@ mod keylog;
 
 pub use keylog::{KeyLog, KeyLogError};
 
+use crate::facts::EventKind;
 use crate::facts::{Decryption, Flow, Wire};
 use crate::wire::{msg, Dir, WireParser};
 use cipher::{tls12_suite, tls13_suite, Cipher};
@@ -293,31 +294,23 @@ impl Decryptor {
     fn message(&mut self, dir: Dir, at: f64, t: u8, body: &[u8]) {
         let tls13 = self.is_tls13();
         let client_done = self.sides[Dir::ClientToServer.index()].finished;
-        let from = dir.sender();
         match t {
             0 => self
                 .found
-                .event(at, "hello_request", format!("from {from}, decrypted")),
+                .sent(at, EventKind::HelloRequest, dir, "decrypted"),
             1 if !tls13 => {
                 // A renegotiation's ClientHello: its random keys the new master secret.
                 self.client_random = body.get(2..34).and_then(|r| r.try_into().ok());
-                self.found.event(
-                    at,
-                    "client_hello",
-                    format!("from {from}, decrypted (renegotiation)"),
-                );
+                self.found
+                    .sent(at, EventKind::ClientHello, dir, "decrypted (renegotiation)");
             }
             2 if !tls13 => {
                 self.server_hello_body(body);
-                self.found.event(
-                    at,
-                    "server_hello",
-                    format!("from {from}, decrypted (renegotiation)"),
-                );
+                self.found
+                    .sent(at, EventKind::ServerHello, dir, "decrypted (renegotiation)");
             }
             20 => {
-                self.found
-                    .event(at, "finished", format!("from {from}, decrypted"));
+                self.found.sent(at, EventKind::Finished, dir, "decrypted");
                 let first = !self.sides[dir.index()].finished;
                 if let Some(side) = self.sides.get_mut(dir.index()) {
                     side.finished = true;
@@ -334,8 +327,7 @@ impl Decryptor {
                     });
                     side.cipher = next.and_then(|k| Cipher::tls13(suite, &k));
                 }
-                self.found
-                    .event(at, "key_update", format!("from {from}, decrypted"));
+                self.found.sent(at, EventKind::KeyUpdate, dir, "decrypted");
             }
             _ => self.found.message(dir, at, t, body, tls13, client_done),
         }

@@ -10,6 +10,7 @@
 use super::ffi::{Observer, CONTENT_ALERT, CONTENT_HANDSHAKE, CONTENT_INNER_TYPE};
 use crate::capture::upstream_auth::{cert_request, record_request, IdentityPolicy};
 use crate::capture::LegRecorder;
+use crate::facts::EventKind;
 use crate::facts::{Alert, AlertLevel, Direction, Phase};
 use crate::wire::msg::{self, ty as handshake_type};
 use openssl::pkey::{PKey, Private};
@@ -154,7 +155,7 @@ impl Capture {
                 if let Some(ders) = msg::certificate(body, tls13) {
                     let chain = crate::cert::summarize_chain(ders);
                     self.rec.event(
-                        "server_certificate",
+                        EventKind::ServerCertificate,
                         chain.first().map(|c| c.subject.clone()),
                     );
                     self.rec.with(|leg| leg.server_chain = chain);
@@ -204,7 +205,7 @@ impl Capture {
             self.rec
                 .with(|leg| leg.completed_late_request = Some(phase));
             self.rec.event(
-                "late_request_completed",
+                EventKind::LateRequestCompleted,
                 Some(format!(
                     "mtlscope answered the {} request",
                     phase_words(phase)
@@ -289,8 +290,7 @@ impl Capture {
                 Direction::Received
             },
             level,
-            description: crate::wire::alert_name(code).into(),
-            code,
+            description: crate::facts::AlertDescription::from_code(code),
             at_ms: self.rec.clock().ms(),
             source: crate::facts::AlertSource::Tls,
             encrypted: false,
@@ -327,7 +327,7 @@ impl Observer for Capture {
         };
         if let Err(e) = set() {
             self.rec.event(
-                "certificate_not_set",
+                EventKind::CertificateNotSet,
                 Some(format!("OpenSSL refused the identity: {e}")),
             );
         }

@@ -22,6 +22,7 @@ use super::rustls_engine::{await_verdict, fail, timed_out, verdict_wait};
 use super::{Connected, Failed, Target};
 use crate::capture::upstream_auth::{record_candidates, IdentityPolicy};
 use crate::capture::LegRecorder;
+use crate::facts::EventKind;
 use crate::facts::{ClientHelloFacts, ServerVerification, TlsEngine, TlsVersion};
 use crate::io::Rewind;
 use crate::wire::{Tap, TapHandle, TapRole};
@@ -144,7 +145,7 @@ impl OpensslEngine {
             leg.peer = Some(target.authority());
             leg.engine = Some(TlsEngine::Openssl);
         });
-        rec.event("tcp_connect_start", Some(target.authority()));
+        rec.event(EventKind::TcpConnectStart, Some(target.authority()));
         let connect_started = std::time::Instant::now();
         let tcp = match tokio::time::timeout(s.timeout, target.connect_tcp()).await {
             Ok(Ok(tcp)) => tcp,
@@ -163,7 +164,10 @@ impl OpensslEngine {
         };
         let _ = tcp.set_nodelay(true);
         let connect_rtt = connect_started.elapsed();
-        rec.event("tcp_connect", tcp.peer_addr().ok().map(|a| a.to_string()));
+        rec.event(
+            EventKind::TcpConnect,
+            tcp.peer_addr().ok().map(|a| a.to_string()),
+        );
         let tap = TapHandle::new(rec.clock().instant(), TapRole::Client);
         rec.attach_tap(tap.clone(), false);
         let tcp = Tap::new(tcp, tap);
@@ -205,7 +209,7 @@ impl OpensslEngine {
             });
             leg.handshake_at = Some(rec.clock().wall_now());
         });
-        rec.event("client_hello", None);
+        rec.event(EventKind::ClientHello, None);
 
         let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| {
             fail(
@@ -253,7 +257,7 @@ impl OpensslEngine {
                 .map(|p| String::from_utf8_lossy(p).into_owned());
             leg.handshake_done_ms = Some(at_ms);
         });
-        rec.event("handshake_done", None);
+        rec.event(EventKind::HandshakeDone, None);
 
         let ticket = capture.ticket();
         let mut tls = Recorded::new(tls, rec.clone(), capture.clone());
