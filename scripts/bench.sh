@@ -12,6 +12,8 @@
 #   mitmproxy   mitmdump in reverse mode presenting the same client certificate (if installed)
 #   mtlscope    recording on, --client-auth optional (the client is asked for a certificate);
 #               upstream sessions resumed when the client resumes (the default)
+#   mtlscope-pool  the same with --upstream-pool (upstream connections reused across clients)
+#   mtlscope-ui    the same as mtlscope with --ui and nobody watching (the web view's own cost)
 #
 # The paired rows open an upstream connection per request, which is per client connection only
 # with a new connection per request: they are measured on those loads only.
@@ -35,7 +37,7 @@ for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
 # mitmproxy last: it keeps working through its backlog on the shared CPU after wrk stops.
-targets=${BENCH_ONLY:-direct nginx paired paired-rs mtlscope mitmproxy}
+targets=${BENCH_ONLY:-direct nginx paired paired-rs mtlscope mtlscope-pool mtlscope-ui mitmproxy}
 command -v mitmdump >/dev/null || targets=${targets//mitmproxy/}
 ncpu=$(nproc)
 proxy_cpu=0
@@ -55,8 +57,9 @@ wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 pki=$work/pki
 cat "$pki/client-good.pem" "$pki/client-good.key" >"$work/client-good-combined.pem"
 up=$(free_port); open=$(free_port); base=$(free_port); mt=$(free_port); mp=$(free_port)
-pr=$(free_port); prs=$(free_port)
-declare -A port=([direct]=$open [nginx]=$base [paired]=$pr [paired-rs]=$prs [mitmproxy]=$mp [mtlscope]=$mt)
+pr=$(free_port); prs=$(free_port); mtp=$(free_port); mtu=$(free_port); mtuui=$(free_port)
+declare -A port=([direct]=$open [nginx]=$base [paired]=$pr [paired-rs]=$prs [mitmproxy]=$mp [mtlscope]=$mt
+    [mtlscope-pool]=$mtp [mtlscope-ui]=$mtu)
 ui_args=()
 if [ -n "${BENCH_UI:-}" ]; then
     uiport=$(free_port)
@@ -109,11 +112,24 @@ if [[ $targets == *mitmproxy* ]]; then
         --set client_certs="$work/client-good-combined.pem" --ssl-insecure \
         >"$work/mitm.log" 2>&1 </dev/null & mitm_pid=$!; pids+=($mitm_pid)
 fi
-taskset -c "$proxy_cpu" ${MTLSCOPE_WRAP:-} "$bin" reverse --quiet --listen "127.0.0.1:$mt" \
-    --upstream "https://localhost:$up" --server-cert "$pki/server.pem,$pki/server.key" \
-    --upstream-ca "$pki/root.pem" --identity "$pki/client-good.pem,$pki/client-good.key" \
-    --client-auth optional --client-ca "$pki/root.pem" --record "$work/record.jsonl" \
-    "${ui_args[@]}" 2>"$work/mtlscope.log" </dev/null & mpid=$!; pids+=($mpid)
+mtlscope_args=(reverse --quiet --upstream "https://localhost:$up"
+    --server-cert "$pki/server.pem,$pki/server.key" --upstream-ca "$pki/root.pem"
+    --identity "$pki/client-good.pem,$pki/client-good.key" --client-auth optional
+    --client-ca "$pki/root.pem")
+taskset -c "$proxy_cpu" ${MTLSCOPE_WRAP:-} "$bin" "${mtlscope_args[@]}" --listen "127.0.0.1:$mt" \
+    --record "$work/record.jsonl" "${ui_args[@]}" 2>"$work/mtlscope.log" </dev/null & mpid=$!
+pids+=($mpid)
+if [[ $targets == *mtlscope-pool* ]]; then
+    taskset -c "$proxy_cpu" "$bin" "${mtlscope_args[@]}" --listen "127.0.0.1:$mtp" --upstream-pool \
+        --record "$work/record-pool.jsonl" 2>"$work/mtlscope-pool.log" </dev/null & mppid=$!
+    pids+=($mppid)
+fi
+if [[ $targets == *mtlscope-ui* ]]; then
+    taskset -c "$proxy_cpu" "$bin" "${mtlscope_args[@]}" --listen "127.0.0.1:$mtu" \
+        --ui "127.0.0.1:$mtuui" --record "$work/record-ui.jsonl" 2>"$work/mtlscope-ui.log" \
+        </dev/null & mupid=$!
+    pids+=($mupid)
+fi
 for t in $targets; do wait_port "${port[$t]}"; done
 if [ -n "${BENCH_UI:-}" ] && [ "$BENCH_UI" != nobrowser ]; then
     # A browser on the live list for the whole run: the relay must not wait for it.
@@ -143,6 +159,8 @@ hz=$(getconf CLK_TCK)
 target_pids() {
     case $1 in
         mtlscope) echo "$mpid" ;;
+        mtlscope-pool) echo "${mppid:-}" ;;
+        mtlscope-ui) echo "${mupid:-}" ;;
         nginx) nginx_pids "$work/base" ;;
         paired) nginx_pids "$work/paired/" ;;
         paired-rs) nginx_pids "$work/paired-rs" ;;
@@ -191,6 +209,23 @@ for load in $loads; do
     printf '%-34s' "  its CPU busy (% of one)"; for t in $targets; do printf '%14s' "${busy[$t,$load]}"; done; echo
     printf '%-34s' "  failed (non-2xx, socket errors)"; for t in $targets; do printf '%14s' "${bad[$t,$load]}"; done; echo
 done
+# Same-run ratios of each mtlscope variant (req/s against nginx-proxy, and against paired-rs on
+# the new-connection loads; CPU per request nginx/variant, above 1 cheaper than nginx).
+echo "ratios (req/s variant/nginx, variant/paired-rs; CPU per request nginx/variant):"
+for t in $targets; do
+    [[ $t == mtlscope* ]] || continue
+    for load in $loads; do
+        printf '  %-14s %-10s %6s %6s %6s\n' "$t" "$load" "$(ratio "${rps[$t,$load]:-0}" "${rps[nginx,$load]:-0}")" \
+            "$(ratio "${rps[$t,$load]:-0}" "${rps[paired-rs,$load]:-0}")" \
+            "$(ratio "${cpu[nginx,$load]:-0}" "${cpu[$t,$load]:-0}")"
+    done
+done
+if [[ " $targets " == *" mtlscope-ui "* && " $targets " == *" mtlscope "* ]]; then
+    for load in $loads; do
+        echo "--ui unwatched, $load: CPU per request $(ratio "${cpu[mtlscope-ui,$load]:-0}" "${cpu[mtlscope,$load]:-0}")× mtlscope's, req/s $(ratio "${rps[mtlscope-ui,$load]:-0}" "${rps[mtlscope,$load]:-0}")×"
+    done
+fi
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ $targets == *direct* ]]; then
     # wrk's latency leaves out connecting; one client at a time, 1/rps is the whole request.
     added() { awk -v m="${rps[$1,single]:-0}" -v d="${rps[direct,single]}" 'BEGIN { if (m > 0 && d > 0) printf "%.2f", 1000/m - 1000/d; else print "n/a" }'; }

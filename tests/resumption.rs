@@ -85,17 +85,14 @@ async fn tls12_reconnect_resumes_through_mtlscope_as_directly() {
     let original = leaf_subject(leg(full[0], "client_leg")).expect("the client's certificate");
     assert!(leg(full[0], "client_leg")["chain_from"].is_null());
     assert!(leg(full[0], "client_leg")["cert_request"].is_object());
-    // Known defect (issue 18, open): about one run in eight, the upstream leg of this first,
-    // full client handshake is recorded as resumed although its pairing's store was new. Until
-    // that is found it is reported here, not asserted, so the rest of this test still guards
-    // the client side; `upstream_resume_never_…` and the TLS 1.3 test assert full upstream
-    // handshakes where they must happen.
+    // The upstream leg of the full client handshake is a full one, even when a reconnect that
+    // resumed this session was quicker to reach nginx (it waits for this leg's session).
     let up = leg(full[0], "upstream_leg");
-    if up["resumed"] != false || !up["cert_request"].is_object() {
-        eprintln!(
-            "KNOWN DEFECT (issue 18): a full client handshake's upstream leg resumed: {up:#}"
-        );
-    }
+    assert_eq!(up["resumed"], false, "{up:#}");
+    assert!(
+        up["cert_request"].is_object(),
+        "the full upstream handshake shows nginx's CertificateRequest: {up:#}"
+    );
     for r in resumed {
         let client = leg(r, "client_leg");
         assert_eq!(client["tls_version"], "TLSv1.2");

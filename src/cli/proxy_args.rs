@@ -77,6 +77,14 @@ settings_group! {
         /// handshake (never).
         #[arg(long, value_enum, value_name = "MODE")]
         pub upstream_resume: Option<UpstreamResume>,
+        /// Reuse upstream connections across client connections (for load), kept apart by
+        /// the identity presented, server name, verification settings, engine and the client's
+        /// own certificate. What you give up: the server's handshake, and its
+        /// CertificateRequest, is seen once per pooled connection, not per client connection
+        /// (a reused connection's exchanges say `upstream_connection.reused`), and upstream
+        /// sessions are not resumed. Not with --client-auth mirror.
+        #[arg(long)]
+        pub upstream_pool: bool,
         /// Check the certificates clients present for revocation: the CRL at their CRL
         /// distribution points and their OCSP responder (2 s each, cached until nextUpdate), and
         /// --crl files; off the relay's path, the answer joins the record when it arrives.
@@ -136,6 +144,8 @@ pub struct Built {
     pub life: Lifecycle,
     /// `--keylog`'s path, for the web view's per-flow key-log download.
     pub keylog_path: Option<PathBuf>,
+    /// `--upstream-pool`.
+    pub upstream_pool: bool,
 }
 
 impl Built {
@@ -152,6 +162,9 @@ impl Built {
             offload: None,
             idle_timeout: Duration::from_secs(crate::proxy::context::DEFAULT_IDLE_SECS),
             served_names: None,
+            pool: self
+                .upstream_pool
+                .then(crate::proxy::pool::UpstreamPool::new),
         }
     }
 
@@ -249,6 +262,14 @@ impl ProxyArgs {
         {
             eprintln!("mtlscope: warning: {warning}");
         }
+        if tls.upstream_pool && mode == ClientAuthMode::Mirror {
+            return Err(CommandError::usage(format!(
+                "{}: not with {} mirror: mirror asks each client what the server asked on that \
+                 client's own upstream connection, and a pooled connection was asked once",
+                origins.name("upstream_pool"),
+                origins.name("client_auth")
+            )));
+        }
         let mut policy =
             ClientAuthPolicy::new(mode, &client_cas, send_names, tls.enforce, provider.clone())
                 .map_err(|e| CommandError::usage(format!("{client_ca_name}: {e}")))?;
@@ -345,6 +366,7 @@ impl ProxyArgs {
             max_connections: run.max_connections,
             life: Lifecycle::new(),
             keylog_path: tls.keylog.clone(),
+            upstream_pool: tls.upstream_pool,
         })
     }
 }

@@ -94,6 +94,9 @@ pub struct Flow {
     /// The request was sent again on a new upstream leg, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_retry: Option<UpstreamRetry>,
+    /// `--upstream-pool`: the pooled upstream connection that carried this exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_connection: Option<PooledConnection>,
     /// `observe` mode: the one TLS session seen on the wire, instead of two legs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<Wire>,
@@ -240,6 +243,19 @@ pub struct UpstreamRetry {
     pub reason: String,
     /// Whether any byte of the first attempt had reached the upstream.
     pub was_sent: bool,
+}
+
+/// `--upstream-pool`: which pooled upstream connection carried an exchange. The record's
+/// `upstream_leg` holds that connection's handshake, which happened where `opened_for` says.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PooledConnection {
+    /// The upstream connection's number in the pool (1, 2, …; unique in the process).
+    pub id: u64,
+    /// The client connection it was opened (and its handshake recorded) for.
+    pub opened_for: u64,
+    /// Whether it was opened for an earlier client connection and reused for this one (so no
+    /// handshake, and no CertificateRequest, happened for this client connection).
+    pub reused: bool,
 }
 
 /// One header as a name/value pair (names lowercase).
@@ -498,6 +514,7 @@ impl Flow {
             legs_from: None,
             upstream_leg_index: None,
             upstream_retry: None,
+            upstream_connection: None,
             wire: None,
             capture: None,
             request: None,

@@ -33,6 +33,8 @@ pub struct SessionContext {
     pub idle_timeout: std::time::Duration,
     /// The server names answered for (reverse with the local CA); None answers any.
     pub served_names: Option<Arc<super::sni_gate::ServedNames>>,
+    /// `--upstream-pool`: upstream connections reused across client connections.
+    pub pool: Option<Arc<super::pool::UpstreamPool>>,
 }
 
 /// `--idle-timeout` when not told: nginx's `keepalive_timeout`.

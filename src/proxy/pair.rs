@@ -66,6 +66,7 @@ impl Pair {
         flow.client_leg = Some(self.client.snapshot());
         flow.upstream_leg = Some(leg.rec.snapshot());
         flow.upstream_leg_index = Some(leg.index);
+        flow.upstream_connection = leg.pooled;
         flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         flow
     }

@@ -14,7 +14,7 @@
 //! full handshake whenever the client did, so every full client handshake still shows the
 //! server's CertificateRequest.
 
-use crate::upstream::PairSessions;
+use crate::upstream::{PairSessions, PairedLeg};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -258,9 +258,10 @@ impl Pairing {
     /// handshake is over: a resumed client leg gets those of the leg paired with the handshake
     /// that created its session (nothing when they are forgotten or there were none); a full
     /// handshake gets a new, empty store (so a full upstream handshake) that later
-    /// resumptions of this connection's sessions will use. `None` with `--upstream-resume
-    /// never`.
-    pub fn upstream(&self, client_resumed: bool) -> Option<Arc<PairSessions>> {
+    /// resumptions of this connection's sessions will use, and that leg offers nothing even if
+    /// a quicker resuming connection stores a session there first. `None` with
+    /// `--upstream-resume never`.
+    pub fn upstream(&self, client_resumed: bool) -> Option<PairedLeg> {
         if self.sessions.upstream == UpstreamResume::Never {
             return None;
         }
@@ -269,12 +270,24 @@ impl Pairing {
             .then(|| self.current.resumed_from.lock().ok().and_then(|r| *r))
             .flatten();
         let paired = from.and_then(|p| registry.upstream.lock().ok().and_then(|u| u.get(&p)));
-        let sessions = paired.unwrap_or_else(|| Arc::new(PairSessions::new()));
+        let leg = match paired {
+            Some(sessions) => PairedLeg {
+                sessions,
+                original: None,
+            },
+            None => {
+                let (sessions, original) = PairSessions::fresh();
+                PairedLeg {
+                    sessions,
+                    original: Some(original),
+                }
+            }
+        };
         // Sessions this handshake issued resume into the same upstream sessions.
         if let Ok(mut u) = registry.upstream.lock() {
-            u.insert(self.current.pair, sessions.clone());
+            u.insert(self.current.pair, leg.sessions.clone());
         }
-        Some(sessions)
+        Some(leg)
     }
 }
 
@@ -301,17 +314,25 @@ mod tests {
             .scope(async { s.ticketer.encrypt(b"session").unwrap() })
             .await;
         let up = first.upstream(false).unwrap();
+        assert!(
+            up.original.is_some(),
+            "a full handshake's leg is the original"
+        );
         let second = s.pairing();
         second
             .scope(async { assert!(s.ticketer.decrypt(&ticket).is_some()) })
             .await;
         let again = second.upstream(true).unwrap();
         assert!(
-            Arc::ptr_eq(&up, &again),
+            Arc::ptr_eq(&up.sessions, &again.sessions),
             "the resumed pair gets the first pair's sessions"
         );
+        assert!(again.original.is_none(), "and resumes them");
         let third = s.pairing();
-        assert!(!Arc::ptr_eq(&third.upstream(false).unwrap(), &up));
+        assert!(!Arc::ptr_eq(
+            &third.upstream(false).unwrap().sessions,
+            &up.sessions
+        ));
     }
 
     #[tokio::test]

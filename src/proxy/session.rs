@@ -4,6 +4,7 @@
 use super::client_leg::{read_hello, refuse_with_alert, ClientLegOutcome};
 use super::context::SessionContext;
 use super::pair::Pair;
+use super::pool::{PoolKey, PoolSlot};
 use super::upstream_legs::{LegOpener, UpstreamLegs};
 use crate::capture::client_auth::ClientAuthMode;
 use crate::capture::upstream_auth::IdentityPolicy;
@@ -87,8 +88,8 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         identity,
         clock,
         faults: faults.clone(),
-        sessions: None,
-        first_opened: Default::default(),
+        sessions: Mutex::new(None),
+        pool: None,
     };
     let upstream = LegRecorder::new(clock);
     let pairing = ctx.client.sessions.pairing();
@@ -96,7 +97,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     // upstream leg cannot know whether the client will resume: a full handshake); otherwise
     // the client leg comes first, and the upstream leg resumes exactly when it did.
     let (outcome, legs) = if ctx.client.client_auth.mode == ClientAuthMode::Mirror {
-        opener.sessions = pairing.upstream(false);
+        opener.sessions = Mutex::new(pairing.upstream(false));
         let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
         let policy = Arc::new(ctx.client.client_auth.mirror_of(request.as_ref()));
@@ -108,9 +109,22 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     } else {
         let policy = with_ca_list_fault(ctx, ctx.client.client_auth.clone(), &faults);
         let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;
-        let legs = match outcome {
-            ClientLegOutcome::Established(_) => {
-                opener.sessions = pairing.upstream(client.with(|l| l.resumed));
+        let legs = match &outcome {
+            ClientLegOutcome::Established(tls) => {
+                match &ctx.pool {
+                    // A pooled leg resumes nothing: most are not new.
+                    Some(pool) => {
+                        let presented = tls.get_ref().get_ref().1.peer_certificates();
+                        opener.pool = Some(PoolSlot {
+                            pool: pool.clone(),
+                            key: PoolKey::new(&ctx.engine, &target, &opener.identity, presented),
+                            client_conn: id,
+                        });
+                    }
+                    None => {
+                        opener.sessions = Mutex::new(pairing.upstream(client.with(|l| l.resumed)));
+                    }
+                }
                 Some(UpstreamLegs::first(opener, upstream.clone()).await)
             }
             ClientLegOutcome::Failed => None,
@@ -154,6 +168,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     let error =
         super::relay::serve_client(*tls, pair.clone(), ctx.client.timeout, ctx.idle_timeout).await;
     pair.finish(error).await;
+    pair.legs.give_back().await;
 }
 
 /// The client leg's CertificateRequest policy with the `empty-ca-list` / `ca-list=FILE`

@@ -9,7 +9,8 @@
 //! go into the exchanges it carries.
 
 use super::context::SessionContext;
-use super::request_excerpt::TeeBody;
+use super::upstream_sender::SendFailed;
+pub use super::upstream_sender::{EndedTx, UpstreamBody, UpstreamSender};
 use crate::capture::tls_error::Classified;
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::{ConnClock, LegRecorder};
@@ -17,174 +18,10 @@ use crate::facts::EventKind;
 use crate::facts::{FailureKind, Stage};
 use crate::facts::{FaultEffect, UpstreamRetry};
 use crate::faults::{effect, DelayStep, Fault};
-use crate::upstream::{BoxIo, Target};
-use bytes::Bytes;
+use crate::upstream::Target;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-
-/// Where a leg's connection driver says that the upstream ended leg N.
-#[derive(Clone, Debug)]
-pub struct EndedTx {
-    /// To the pair.
-    tx: mpsc::UnboundedSender<u32>,
-    /// The leg this driver serves.
-    index: u32,
-}
-
-impl EndedTx {
-    fn notify(&self) {
-        let _ = self.tx.send(self.index);
-    }
-}
-
-/// The body of a request sent upstream.
-pub enum UpstreamBody {
-    /// The client's, streamed as it arrives (copying its excerpt).
-    Streaming(TeeBody),
-    /// Read whole (a request kept for a replay, or a body-less one sent again); taken on first
-    /// poll.
-    Buffered(Option<Bytes>),
-    /// The client's body failed while it was being read whole.
-    Broken(Option<hyper::Error>),
-}
-
-impl http_body::Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
-        use std::task::Poll;
-        match self.get_mut() {
-            UpstreamBody::Streaming(b) => std::pin::Pin::new(b).poll_frame(cx),
-            UpstreamBody::Buffered(b) => {
-                Poll::Ready(b.take().map(|b| Ok(http_body::Frame::data(b))))
-            }
-            UpstreamBody::Broken(e) => Poll::Ready(e.take().map(Err)),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Streaming(b) => b.is_end_stream(),
-            UpstreamBody::Buffered(b) => b.is_none(),
-            UpstreamBody::Broken(e) => e.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self {
-            UpstreamBody::Streaming(b) => b.size_hint(),
-            UpstreamBody::Buffered(b) => {
-                http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            UpstreamBody::Broken(_) => http_body::SizeHint::default(),
-        }
-    }
-}
-
-/// The HTTP connection of one upstream leg.
-pub enum UpstreamSender {
-    /// HTTP/1.1: one request at a time.
-    H1(tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<UpstreamBody>>),
-    /// HTTP/2: multiplexed.
-    H2(hyper::client::conn::http2::SendRequest<UpstreamBody>),
-}
-
-/// Why a send got no response.
-#[allow(clippy::large_enum_variant)] // built once per failed send; boxing buys nothing
-enum SendFailed {
-    /// No byte of the request reached the upstream (the connection had ended); here it is.
-    NotSent(http::Request<UpstreamBody>, hyper::Error),
-    /// The request went out (at least in part) and no response came.
-    Failed(hyper::Error),
-}
-
-impl From<hyper::client::conn::TrySendError<http::Request<UpstreamBody>>> for SendFailed {
-    fn from(mut e: hyper::client::conn::TrySendError<http::Request<UpstreamBody>>) -> SendFailed {
-        match e.take_message() {
-            Some(req) => SendFailed::NotSent(req, e.into_error()),
-            None => SendFailed::Failed(e.into_error()),
-        }
-    }
-}
-
-impl UpstreamSender {
-    /// Start HTTP on an established upstream TLS stream (h2 when ALPN chose it) and spawn the
-    /// connection driver, which signals `ended` (with the leg's index) when the connection ends.
-    pub async fn handshake(
-        io: BoxIo,
-        alpn: Option<&[u8]>,
-        ended: EndedTx,
-    ) -> Result<UpstreamSender, hyper::Error> {
-        let io = TokioIo::new(io);
-        if alpn == Some(b"h2") {
-            let (sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "upstream h2 connection ended");
-                }
-                ended.notify();
-            });
-            Ok(UpstreamSender::H2(sender))
-        } else {
-            let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-            tokio::spawn(async move {
-                // A 101 hands the connection to the upgrade (see `proxy::upgrade`).
-                if let Err(e) = conn.with_upgrades().await {
-                    tracing::debug!(error = %e, "upstream h1 connection ended");
-                }
-                ended.notify();
-            });
-            Ok(UpstreamSender::H1(tokio::sync::Mutex::new(sender)))
-        }
-    }
-
-    /// Send `req`; on failure the request comes back when no byte of it was sent.
-    async fn try_send(
-        &self,
-        req: http::Request<UpstreamBody>,
-    ) -> Result<http::Response<Incoming>, SendFailed> {
-        match self {
-            UpstreamSender::H1(s) => {
-                let fut = {
-                    let mut s = s.lock().await;
-                    // Waits for the previous response's body; fails when the connection ended.
-                    if let Err(e) = s.ready().await {
-                        return Err(SendFailed::NotSent(req, e));
-                    }
-                    s.try_send_request(req)
-                };
-                Ok(fut.await?)
-            }
-            UpstreamSender::H2(s) => {
-                let mut s = s.clone();
-                if let Err(e) = s.ready().await {
-                    return Err(SendFailed::NotSent(req, e));
-                }
-                Ok(s.try_send_request(req).await?)
-            }
-        }
-    }
-
-    /// Whether the upstream has ended this connection.
-    fn is_closed(&self) -> bool {
-        match self {
-            UpstreamSender::H1(s) => s.try_lock().map(|s| s.is_closed()).unwrap_or(false),
-            UpstreamSender::H2(s) => s.is_closed(),
-        }
-    }
-
-    /// Whether this leg speaks HTTP/2.
-    pub fn is_h2(&self) -> bool {
-        matches!(self, UpstreamSender::H2(_))
-    }
-}
 
 /// One upstream leg as a request sees it.
 #[derive(Clone)]
@@ -195,6 +32,8 @@ pub struct LegInUse {
     pub rec: LegRecorder,
     /// Its HTTP connection; `None` when the leg could not be established.
     pub sender: Option<Arc<UpstreamSender>>,
+    /// `--upstream-pool`: which pooled connection it is.
+    pub pooled: Option<crate::facts::PooledConnection>,
 }
 
 /// How to open an upstream leg for this client connection.
@@ -210,21 +49,18 @@ pub struct LegOpener {
     /// Where fault effects on the connection are collected.
     pub faults: Arc<Mutex<Vec<FaultEffect>>>,
     /// The upstream sessions paired with the client's handshake (see `proxy::resumption`),
-    /// for the first leg only: a later leg is opened without a client handshake to mirror.
-    pub sessions: Option<Arc<crate::upstream::PairSessions>>,
-    /// Whether the first leg was opened: later legs do a full handshake, so the server's
-    /// CertificateRequest is seen on each of them.
-    pub first_opened: std::sync::atomic::AtomicBool,
+    /// taken by the first leg: a later leg is opened without a client handshake to mirror, so
+    /// it does a full handshake and the server's CertificateRequest is seen on each of them.
+    pub sessions: Mutex<Option<crate::upstream::PairedLeg>>,
+    /// `--upstream-pool`: where legs are taken from and given back to.
+    pub pool: Option<super::pool::PoolSlot>,
 }
 
 impl LegOpener {
     /// Connect, handshake and start HTTP, recording into `rec`; `None` when the leg failed
     /// (the recorder says why).
     pub async fn open(&self, rec: &LegRecorder, ended: EndedTx) -> Option<UpstreamSender> {
-        let first = !self
-            .first_opened
-            .swap(true, std::sync::atomic::Ordering::Relaxed);
-        let sessions = if first { self.sessions.clone() } else { None };
+        let sessions = self.sessions.lock().ok().and_then(|mut s| s.take());
         self.open_with(None, sessions, rec, ended).await
     }
 
@@ -232,7 +68,7 @@ impl LegOpener {
     pub async fn open_with(
         &self,
         engine: Option<&crate::upstream::Engine>,
-        sessions: Option<Arc<crate::upstream::PairSessions>>,
+        sessions: Option<crate::upstream::PairedLeg>,
         rec: &LegRecorder,
         ended: EndedTx,
     ) -> Option<UpstreamSender> {
@@ -361,14 +197,27 @@ impl UpstreamLegs {
             tx: ended_tx.clone(),
             index: 0,
         };
-        let sender = opener.open(&rec, ended).await.map(Arc::new);
+        let first = match opener.pool.as_ref().and_then(|p| p.take()) {
+            Some(pooled) => LegInUse {
+                index: 0,
+                rec: pooled.rec,
+                sender: Some(pooled.sender),
+                pooled: Some(pooled.facts),
+            },
+            None => {
+                let sender = opener.open(&rec, ended).await.map(Arc::new);
+                let pooled = opener.pool.as_ref().filter(|_| sender.is_some());
+                LegInUse {
+                    index: 0,
+                    rec,
+                    sender,
+                    pooled: pooled.map(|p| p.opened()),
+                }
+            }
+        };
         UpstreamLegs {
             opener,
-            current: tokio::sync::Mutex::new(LegInUse {
-                index: 0,
-                rec,
-                sender,
-            }),
+            current: tokio::sync::Mutex::new(first),
             ended_tx,
             ended_rx: tokio::sync::Mutex::new(ended_rx),
             engine: Mutex::new(None),
@@ -447,12 +296,22 @@ impl UpstreamLegs {
     }
 
     async fn next_leg(&self, after: u32) -> LegInUse {
+        let engine = self.engine.lock().ok().and_then(|e| e.clone());
+        // Pooled legs are the listener's engine's; after a switch nothing is pooled.
+        let pool = self.opener.pool.as_ref().filter(|_| engine.is_none());
+        if let Some(pooled) = pool.and_then(|p| p.take()) {
+            return LegInUse {
+                index: after + 1,
+                rec: pooled.rec,
+                sender: Some(pooled.sender),
+                pooled: Some(pooled.facts),
+            };
+        }
         let rec = LegRecorder::new(self.opener.clock);
         rec.event(
             EventKind::NewUpstreamLeg,
             Some(format!("after leg {after}")),
         );
-        let engine = self.engine.lock().ok().and_then(|e| e.clone());
         let sender = self
             .opener
             .open_with(
@@ -469,7 +328,25 @@ impl UpstreamLegs {
         LegInUse {
             index: after + 1,
             rec,
+            pooled: pool.filter(|_| sender.is_some()).map(|p| p.opened()),
             sender,
+        }
+    }
+
+    /// `--upstream-pool`: give the current leg back to the pool (when the client connection
+    /// has ended and the leg is open and idle).
+    pub async fn give_back(&self) {
+        let Some(slot) = &self.opener.pool else {
+            return;
+        };
+        let cur = self.current.lock().await.clone();
+        if let (Some(facts), Some(sender)) = (cur.pooled, cur.sender) {
+            let leg = super::pool::PooledLeg {
+                facts,
+                rec: cur.rec,
+                sender,
+            };
+            slot.pool.give_back(slot.key.clone(), leg).await;
         }
     }
 

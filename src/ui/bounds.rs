@@ -49,25 +49,42 @@ pub fn cut_for_view(flow: &mut Flow) {
     }
 }
 
-/// Bytes counted by a writer that keeps none.
-struct Count(usize);
-
-impl std::io::Write for Count {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0 += b.len();
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// About how many bytes one leg holds: its certificates, events and request.
+fn leg_bytes(leg: &crate::facts::Leg) -> usize {
+    1024 + leg.chain.len() * 1536
+        + leg.events.len() * 128
+        + leg.cert_request.as_ref().map_or(0, |_| 1024)
 }
 
-/// About how many bytes `flow` holds in memory: its JSON size (what the page is sent and what
-/// the strings hold), twice, for the structures around the strings and the cached list row.
+/// About how many bytes of texts `headers` hold.
+fn headers_bytes(headers: &[crate::facts::Header]) -> usize {
+    headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 48)
+        .sum()
+}
+
+/// About how many bytes `flow` holds in memory, counted from the sizes of its texts and lists
+/// (serialising every flow to measure it cost more than the rest of the web view). A leg is
+/// shared by every exchange of its connection (an `Arc`), so each holder is charged its share.
 pub fn approx_bytes(flow: &Flow) -> usize {
-    let mut c = Count(0);
-    let _ = serde_json::to_writer(&mut c, flow);
-    c.0.saturating_mul(2).max(512)
+    let share = |leg: &Option<std::sync::Arc<crate::facts::Leg>>| {
+        leg.as_ref()
+            .map_or(0, |l| leg_bytes(l) / std::sync::Arc::strong_count(l).max(1))
+    };
+    let request = flow.request.as_ref().map_or(0, |r| {
+        r.uri.len() + headers_bytes(&r.headers) + r.body_excerpt.as_ref().map_or(0, String::len)
+    });
+    let response = flow.response.as_ref().map_or(0, |r| {
+        headers_bytes(&r.headers) + r.body_excerpt.as_ref().map_or(0, String::len)
+    });
+    let error = flow.error.as_ref().map_or(0, String::len);
+    512 + request
+        + response
+        + error
+        + flow.findings.len() * 1024
+        + share(&flow.client_leg)
+        + share(&flow.upstream_leg)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! the odd one out: plain HTTP to a backend behind a TLS offloader, recorded as such.
 
 pub mod connect_proxy;
+mod dns_cache;
 pub mod openssl;
 mod plain;
 mod resolve;
@@ -19,12 +20,13 @@ pub use connect_proxy::ConnectProxy;
 pub use plain::PlainEngine;
 pub use resolve::Resolve;
 pub use rustls_engine::{RustlsEngine, RustlsSettings};
-pub use tickets::PairSessions;
+pub use tickets::{PairSessions, PairedLeg};
 pub use url::{parse_upstream, parse_upstream_url};
 
 use crate::capture::upstream_auth::IdentityPolicy;
 use crate::capture::LegRecorder;
 pub use crate::io::{BoxIo, Io};
+use std::sync::Arc;
 
 /// Where the upstream leg goes.
 #[derive(Clone, Debug)]
@@ -63,18 +65,18 @@ impl Target {
         if let Some(addr) = self.connect_addr {
             return tokio::net::TcpStream::connect(addr).await;
         }
-        let addrs: Vec<std::net::SocketAddr> =
-            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
-                Ok(a) => a.collect(),
-                Err(source) => {
-                    let kind = source.kind();
-                    let dns = crate::capture::tls_error::DnsError {
-                        host: self.host.clone(),
-                        source,
-                    };
-                    return Err(std::io::Error::new(kind, dns));
-                }
-            };
+        let addrs: Vec<std::net::SocketAddr> = match dns_cache::lookup(&self.host, self.port).await
+        {
+            Ok(a) => a,
+            Err(source) => {
+                let kind = source.kind();
+                let dns = crate::capture::tls_error::DnsError {
+                    host: self.host.clone(),
+                    source,
+                };
+                return Err(std::io::Error::new(kind, dns));
+            }
+        };
         tokio::net::TcpStream::connect(&addrs[..]).await
     }
 
@@ -137,7 +139,7 @@ impl Engine {
         &self,
         target: &Target,
         identity: &IdentityPolicy,
-        sessions: Option<std::sync::Arc<PairSessions>>,
+        sessions: Option<PairedLeg>,
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         match self {
@@ -146,6 +148,17 @@ impl Engine {
             }
             Engine::Openssl(e) => e.connect(target, identity, rec).await,
             Engine::Plain(e) => e.connect(target, rec).await,
+        }
+    }
+
+    /// What identifies this engine and its settings in `--upstream-pool`'s key: its kind and
+    /// its settings object (one per configured engine, alive for the process).
+    pub fn pool_id(&self) -> (&'static str, usize) {
+        match self {
+            Engine::Rustls(e) => ("rustls", Arc::as_ptr(&e.settings) as usize),
+            Engine::Auto { rustls, .. } => ("auto", Arc::as_ptr(&rustls.settings) as usize),
+            Engine::Openssl(e) => ("openssl", e.settings_id()),
+            Engine::Plain(_) => ("plain", 0),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The rustls upstream engine.
 
 use super::routed::{self, LegAuth};
-use super::tickets::{LegSessions, PairSessions};
+use super::tickets::{LegSessions, PairSessions, PairedLeg};
 use super::{Connected, Failed, Target};
 use crate::capture::flush::FlushAfterRead;
 use crate::capture::server_auth::{RecordingServerVerifier, UpstreamTrust};
@@ -69,7 +69,7 @@ impl RustlsEngine {
         &self,
         target: &Target,
         identity: &IdentityPolicy,
-        pair: Option<Arc<PairSessions>>,
+        paired: Option<PairedLeg>,
         rec: &LegRecorder,
     ) -> Result<Connected, Failed> {
         let s = &self.settings;
@@ -98,11 +98,23 @@ impl RustlsEngine {
         rec.attach_tap(tap.clone(), true);
         let tcp = Tap::new(tcp, tap);
 
-        let in_flight = match &pair {
-            Some(pair) => Some(pair.begin_leg(SESSION_WAIT).await),
-            None => None,
+        // The leg of a full client handshake does a full handshake (its place among the legs
+        // on their way was taken with the pairing); a resuming one waits for a session to offer.
+        let (pair, in_flight, offers) = match paired {
+            Some(PairedLeg {
+                sessions,
+                original: Some(original),
+            }) => (Some(sessions), Some(original), false),
+            Some(PairedLeg {
+                sessions,
+                original: None,
+            }) => {
+                let leg = sessions.begin_leg(SESSION_WAIT).await;
+                (Some(sessions), Some(leg), true)
+            }
+            None => (None, None, false),
         };
-        let tickets = Arc::new(LegSessions::new(pair.clone(), in_flight));
+        let tickets = Arc::new(LegSessions::new(pair.clone(), in_flight, offers));
         let ticket_seen = tickets.notify();
         let auth = LegAuth {
             verifier: Arc::new(

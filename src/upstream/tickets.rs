@@ -56,6 +56,16 @@ impl PairSessions {
         }
     }
 
+    /// The store of a full client handshake's pairing, with its first upstream leg counted as
+    /// on its way: a client that resumes this session on another connection may be quicker
+    /// than this leg, and its leg then waits for this leg's session instead of making one that
+    /// this leg would take.
+    pub fn fresh() -> (Arc<PairSessions>, LegInFlight) {
+        let p = Arc::new(PairSessions::new());
+        p.state.send_modify(|s| s.in_flight = 1);
+        (p.clone(), LegInFlight(p))
+    }
+
     /// The verifier every leg of the pairing is configured with.
     pub fn verifier(&self) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
         self.verifier.clone()
@@ -130,6 +140,18 @@ impl Drop for LegInFlight {
     }
 }
 
+/// A pairing's sessions as a connection's first upstream leg gets them.
+#[derive(Debug)]
+pub struct PairedLeg {
+    /// The pairing's sessions.
+    pub sessions: Arc<PairSessions>,
+    /// `Some` for the leg of a full client handshake (its place among the legs on their way,
+    /// taken when the pairing was made): it offers nothing, whatever another leg of the pairing
+    /// stored meanwhile, so a full client handshake always has a full upstream handshake.
+    /// `None` for a resuming client: the leg waits for a session and offers it.
+    pub original: Option<LegInFlight>,
+}
+
 /// One upstream connection's session store.
 #[derive(Debug, Default)]
 pub struct LegSessions {
@@ -144,14 +166,22 @@ pub struct LegSessions {
     in_flight: Mutex<Option<LegInFlight>>,
     /// Whether the server gave this leg a session.
     got: AtomicBool,
+    /// Whether a stored session may be offered (false: store only).
+    offers: bool,
 }
 
 impl LegSessions {
-    /// A store for one connection, keeping sessions in `pair` when there is one.
-    pub fn new(pair: Option<Arc<PairSessions>>, in_flight: Option<LegInFlight>) -> LegSessions {
+    /// A store for one connection, keeping sessions in `pair` when there is one, and offering
+    /// them when `offers`.
+    pub fn new(
+        pair: Option<Arc<PairSessions>>,
+        in_flight: Option<LegInFlight>,
+        offers: bool,
+    ) -> LegSessions {
         LegSessions {
             pair,
             in_flight: Mutex::new(in_flight),
+            offers,
             ..LegSessions::default()
         }
     }
@@ -205,7 +235,11 @@ impl ClientSessionStore for LegSessions {
     }
 
     fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        let s = self.pair.as_ref().and_then(|p| p.cache.tls12_session(name));
+        let s = self
+            .pair
+            .as_ref()
+            .filter(|_| self.offers)
+            .and_then(|p| p.cache.tls12_session(name));
         if s.is_some() {
             self.offered.store(true, Ordering::Relaxed);
         }
@@ -230,7 +264,7 @@ impl ClientSessionStore for LegSessions {
     }
 
     fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
-        let p = self.pair.as_ref()?;
+        let p = self.pair.as_ref().filter(|_| self.offers)?;
         let t = p.cache.take_tls13_ticket(name);
         if t.is_some() {
             self.offered.store(true, Ordering::Relaxed);
@@ -238,5 +272,33 @@ impl ClientSessionStore for LegSessions {
                 .send_modify(|s| s.tickets = s.tickets.saturating_sub(1));
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_resuming_leg_waits_for_the_original_leg_not_past_it() {
+        let (pair, original) = PairSessions::fresh();
+        let waiting = tokio::spawn({
+            let pair = pair.clone();
+            async move { pair.begin_leg(Duration::from_secs(30)).await }
+        });
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !waiting.is_finished(),
+            "the original leg is on its way: nothing to resume yet"
+        );
+        drop(original);
+        let _leg = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the original leg's end lets it go on")
+            .unwrap();
+        assert!(pair.expects_tickets(), "no wait timed out");
     }
 }

@@ -90,6 +90,13 @@ impl std::fmt::Debug for OpensslEngine {
 }
 
 impl OpensslEngine {
+    /// The address of its settings: the same for every leg of one configured engine.
+    pub fn settings_id(&self) -> usize {
+        Arc::as_ptr(&self.settings) as usize
+    }
+}
+
+impl OpensslEngine {
     /// Build the shared context.
     pub fn new(settings: OpensslSettings) -> Result<OpensslEngine, SetupError> {
         let mut b = SslConnector::builder(SslMethod::tls_client())?;
