@@ -10,6 +10,8 @@
 
 pub mod filter;
 mod stream;
+#[cfg(test)]
+pub(crate) mod test_lines;
 
 use crate::facts::{Flow, RecordKind, SCHEMA};
 use serde::Deserialize;

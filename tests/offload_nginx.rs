@@ -9,7 +9,7 @@ mod fixture;
 
 use common::flows::{finding, has, ids, upstream};
 use common::process::{start_server, RunningServer};
-use common::{Curl, Proxy};
+use common::Curl;
 use fixture::{OffloadClient, OffloadLab};
 use mtlscope::facts::{FindingId, Severity, Transport};
 use mtlscope::lab::echo::LabEcho;
@@ -64,24 +64,6 @@ fn setup() -> Setup {
     OffloadLab::new()
 }
 
-async fn offloader(s: &Setup, upstream: &str, extra: &[&str]) -> Proxy {
-    let server = s.pki.server().arg();
-    let root = s.pki.root_ca().display().to_string();
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        upstream,
-        "--server-cert",
-        &server,
-        "--client-auth",
-        "optional",
-        "--client-ca",
-        &root,
-    ];
-    args.extend_from_slice(extra);
-    Proxy::start(&args).await
-}
-
 async fn get(s: &Setup, port: u16, with_cert: bool, headers: &[&str]) -> common::CurlResult {
     let mut curl = Curl::new(format!("https://localhost:{port}/app")).cacert(s.pki.root_ca());
     if with_cert {
@@ -97,12 +79,12 @@ async fn get(s: &Setup, port: u16, with_cert: bool, headers: &[&str]) -> common:
 async fn nginx_backend_gets_the_rfc9440_client_cert_and_accepts() {
     let s = setup();
     let backend = client_cert_backend();
-    let mut p = offloader(
-        &s,
-        &format!("http://127.0.0.1:{}", backend.port()),
-        &["--forward-client-cert", "rfc9440"],
-    )
-    .await;
+    let mut p = s
+        .reverse(
+            &format!("http://127.0.0.1:{}", backend.port()),
+            &["--forward-client-cert", "rfc9440"],
+        )
+        .await;
     let r = get(&s, p.port(), true, &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
@@ -121,12 +103,12 @@ async fn nginx_backend_gets_the_rfc9440_client_cert_and_accepts() {
 async fn a_forged_client_cert_never_reaches_nginx_and_no_certificate_means_no_header() {
     let s = setup();
     let backend = client_cert_backend();
-    let mut p = offloader(
-        &s,
-        &format!("http://127.0.0.1:{}", backend.port()),
-        &["--forward-client-cert", "rfc9440"],
-    )
-    .await;
+    let mut p = s
+        .reverse(
+            &format!("http://127.0.0.1:{}", backend.port()),
+            &["--forward-client-cert", "rfc9440"],
+        )
+        .await;
     let r = get(&s, p.port(), false, &["Client-Cert: :Zm9yZ2Vk:"]).await;
     assert_eq!(r.status, 401, "the forged header got through: {r:?}");
     assert_eq!(r.body, "no client certificate header\n");
@@ -156,7 +138,9 @@ async fn a_forged_client_cert_never_reaches_nginx_and_no_certificate_means_no_he
 async fn nginx_401_without_an_identity_header_is_identity_not_forwarded() {
     let s = setup();
     let backend = client_cert_backend();
-    let mut p = offloader(&s, &format!("http://127.0.0.1:{}", backend.port()), &[]).await;
+    let mut p = s
+        .reverse(&format!("http://127.0.0.1:{}", backend.port()), &[])
+        .await;
     let r = get(&s, p.port(), true, &[]).await;
     assert_eq!(r.status, 401);
     let rec = p.flow().await;
@@ -208,7 +192,9 @@ async fn the_nginx_format_matches_real_nginx_as_offloader_byte_for_byte() {
     });
     let by_nginx = get(&s, real.port(), true, &[]).await;
     assert_eq!(by_nginx.status, 200, "{by_nginx:?}");
-    let p = offloader(&s, &echo.url(), &["--forward-client-cert", "nginx"]).await;
+    let p = s
+        .reverse(&echo.url(), &["--forward-client-cert", "nginx"])
+        .await;
     let by_mtlscope = get(&s, p.port(), true, &[]).await;
     assert_eq!(by_mtlscope.status, 200);
     for name in [

@@ -131,24 +131,6 @@ fn setup() -> Setup {
     }
 }
 
-async fn reverse(s: &Setup, upstream: &str, extra: &[&str]) -> Proxy {
-    let server = s.pki.server().arg();
-    let root = s.pki.root_ca().display().to_string();
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        upstream,
-        "--server-cert",
-        &server,
-        "--client-auth",
-        "optional",
-        "--client-ca",
-        &root,
-    ];
-    args.extend_from_slice(extra);
-    Proxy::start(&args).await
-}
-
 fn forwarded(flow: &mtlscope::facts::Flow) -> &ForwardedIdentity {
     flow.request
         .as_ref()
@@ -218,19 +200,19 @@ async fn forged_identity_headers_never_reach_a_wsgi_or_echo_backend_in_any_spell
     let wsgi = Wsgi::start();
     let echo = LabEcho::start(None).await.unwrap();
     for upstream in [wsgi.url(), echo.url()] {
-        let mut p = reverse(
-            &s,
-            &upstream,
-            &[
-                "--forward-client-cert",
-                "nginx",
-                "--forward-client-cert",
-                "xfcc",
-                "--expect-client-cert-header",
-                "X-Client-Cert",
-            ],
-        )
-        .await;
+        let mut p = s
+            .reverse(
+                &upstream,
+                &[
+                    "--forward-client-cert",
+                    "nginx",
+                    "--forward-client-cert",
+                    "xfcc",
+                    "--expect-client-cert-header",
+                    "X-Client-Cert",
+                ],
+            )
+            .await;
         for (i, h2) in [false, true].into_iter().enumerate() {
             let mut curl =
                 Curl::new(format!("https://localhost:{}/who", p.port())).cacert(s.pki.root_ca());
@@ -266,16 +248,16 @@ async fn forged_identity_headers_never_reach_a_wsgi_or_echo_backend_in_any_spell
 async fn connection_cannot_drop_mtlscopes_headers() {
     let s = setup();
     let wsgi = Wsgi::start();
-    let p = reverse(
-        &s,
-        &wsgi.url(),
-        &[
-            "--forward-client-cert",
-            "nginx",
-            "--forward-client-cert-verify",
-        ],
-    )
-    .await;
+    let p = s
+        .reverse(
+            &wsgi.url(),
+            &[
+                "--forward-client-cert",
+                "nginx",
+                "--forward-client-cert-verify",
+            ],
+        )
+        .await;
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
         .identity(&s.client.chain, &s.client.key)
@@ -310,17 +292,17 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
     let wsgi = Wsgi::start();
     let (cert, key) = &s.rogue;
     for upstream in [wsgi.url(), echo.url()] {
-        let mut p = reverse(
-            &s,
-            &upstream,
-            &[
-                "--forward-client-cert",
-                "xfcc",
-                "--forward-client-cert",
-                "aws-alb",
-            ],
-        )
-        .await;
+        let mut p = s
+            .reverse(
+                &upstream,
+                &[
+                    "--forward-client-cert",
+                    "xfcc",
+                    "--forward-client-cert",
+                    "aws-alb",
+                ],
+            )
+            .await;
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(s.pki.root_ca())
             .identity(cert, key)
@@ -339,16 +321,16 @@ async fn an_unverified_certificate_is_not_forwarded_unless_asked_for() {
         assert!(fi.withheld.is_some(), "{rec:#?}");
     }
     // Asked for: forwarded, and always with its verify status.
-    let p = reverse(
-        &s,
-        &echo.url(),
-        &[
-            "--forward-client-cert",
-            "xfcc",
-            "--forward-client-cert-unverified",
-        ],
-    )
-    .await;
+    let p = s
+        .reverse(
+            &echo.url(),
+            &[
+                "--forward-client-cert",
+                "xfcc",
+                "--forward-client-cert-unverified",
+            ],
+        )
+        .await;
     let r = Curl::new(format!("https://localhost:{}/", p.port()))
         .cacert(s.pki.root_ca())
         .identity(cert, key)
@@ -451,7 +433,7 @@ async fn an_idle_client_is_closed_with_its_upstream_leg() {
         .trim_end_matches('/')
         .parse()
         .unwrap();
-    let p = reverse(&s, &echo.url(), &["--idle-timeout", "2"]).await;
+    let p = s.reverse(&echo.url(), &["--idle-timeout", "2"]).await;
     let mut roots = rustls::RootCertStore::empty();
     for c in mtlscope::pki::load::load_certs(s.pki.root_ca()).unwrap() {
         roots.add(c).unwrap();

@@ -419,27 +419,10 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{Mode, RecordKind};
+    use crate::recording::test_lines::{alpn, exchange_line};
 
     fn line(conn: u64, index: u32, from: Option<u32>, alpn: &str) -> String {
-        let mut f = Flow::new(Mode::Reverse, conn, time::OffsetDateTime::UNIX_EPOCH);
-        f.run = "r".into();
-        f.kind = RecordKind::Exchange;
-        f.exchange_index = Some(index);
-        f.legs_from = from;
-        if from.is_none() {
-            f.upstream_leg = Some(Arc::new(Leg {
-                alpn: Some(alpn.into()),
-                ..Leg::default()
-            }));
-        }
-        let mut s = serde_json::to_string(&f).unwrap();
-        s.push('\n');
-        s
-    }
-
-    fn alpn(r: &Record) -> Option<String> {
-        r.flow.upstream_leg.as_ref().and_then(|l| l.alpn.clone())
+        exchange_line(conn, index, from, alpn, "r", None)
     }
 
     #[test]

@@ -1,34 +1,10 @@
 //! Tests of the `ui FILE` index: the compact columns and their overflow maps.
 
 use super::*;
-use crate::facts::{Leg, Mode, RecordKind, Response};
-use std::sync::Arc;
+use crate::recording::test_lines::{alpn, exchange_line};
 
-/// An exchange of connection `conn` in run `run`: with its legs (ALPN `alpn`) or a
-/// `legs_from` reference, and a status.
 fn line(conn: u64, index: u32, from: Option<u32>, alpn: &str, run: &str, status: u16) -> String {
-    let mut f = Flow::new(Mode::Reverse, conn, time::OffsetDateTime::UNIX_EPOCH);
-    f.run = run.into();
-    f.kind = RecordKind::Exchange;
-    f.exchange_index = Some(index);
-    f.legs_from = from;
-    f.response = Some(Response {
-        status,
-        ..Response::default()
-    });
-    if from.is_none() {
-        f.upstream_leg = Some(Arc::new(Leg {
-            alpn: Some(alpn.into()),
-            ..Leg::default()
-        }));
-    }
-    let mut s = serde_json::to_string(&f).unwrap();
-    s.push('\n');
-    s
-}
-
-fn alpn(r: &Record) -> Option<String> {
-    r.flow.upstream_leg.as_ref().and_then(|l| l.alpn.clone())
+    exchange_line(conn, index, from, alpn, run, Some(status))
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! rustls server that asks with a case's CA names and signature schemes and answers with the
 //! subject it received, and `mtlscope certs choose --json` run as a user runs it.
 
+use mtlscope::capture::signatures::SignatureChecks;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
@@ -55,12 +56,7 @@ impl ClientCertVerifier for Asker {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        SignatureChecks(&self.provider).tls12(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -68,12 +64,7 @@ impl ClientCertVerifier for Asker {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        SignatureChecks(&self.provider).tls13(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.schemes.clone()

@@ -4,6 +4,7 @@
 //! own formatting code: a client certificate with URI and DNS names and a subject that needs
 //! RFC 2253 escapes, signed by the dev intermediate, and its fields as OpenSSL prints them.
 
+use crate::common::inproc_proxy::Proxy;
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -216,5 +217,25 @@ impl OffloadLab {
     /// A directory beside the client's files (for further test files).
     pub fn dir(&self) -> &Path {
         self._dirs.1.path()
+    }
+
+    /// `mtlscope reverse` in-process in front of `upstream`, serving the lab's server
+    /// certificate and asking (optionally) for a client certificate from its root, plus `extra`.
+    pub async fn reverse(&self, upstream: &str, extra: &[&str]) -> Proxy {
+        let server = self.pki.server().arg();
+        let root = self.pki.root_ca().display().to_string();
+        let mut args = vec![
+            "reverse",
+            "--upstream",
+            upstream,
+            "--server-cert",
+            &server,
+            "--client-auth",
+            "optional",
+            "--client-ca",
+            &root,
+        ];
+        args.extend_from_slice(extra);
+        Proxy::start(&args).await
     }
 }
