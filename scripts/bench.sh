@@ -9,6 +9,9 @@
 #   paired      nginx doing mtlscope's per-connection work: a new upstream connection (and a full
 #               client-certificate handshake) per client connection, proxy_ssl_session_reuse off
 #   paired-rs   the same nginx resuming its upstream sessions (proxy_ssl_session_reuse on)
+#   bare        the floor of mtlscope's stack: examples/bare_relay.rs, a relay built from the same
+#               crates (tokio, hyper, tokio-rustls, aws-lc-rs, mimalloc) with mtlscope's upstream
+#               pairing and session resumption, and none of its capture, diagnosis or recording
 #   mitmproxy   mitmdump in reverse mode presenting the same client certificate (if installed)
 #   mtlscope    recording on, --client-auth optional (the client is asked for a certificate);
 #               upstream sessions resumed when the client resumes (the default)
@@ -37,14 +40,16 @@ for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
 # mitmproxy last: it keeps working through its backlog on the shared CPU after wrk stops.
-targets=${BENCH_ONLY:-direct nginx paired paired-rs mtlscope mtlscope-pool mtlscope-ui mitmproxy}
+targets=${BENCH_ONLY:-direct nginx paired paired-rs bare mtlscope mtlscope-pool mtlscope-ui mitmproxy}
 command -v mitmdump >/dev/null || targets=${targets//mitmproxy/}
 ncpu=$(nproc)
 proxy_cpu=0
 other_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 
 cargo build --release --quiet
+[[ $targets == *bare* ]] && cargo build --release --quiet --example bare_relay
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release/mtlscope
+bare_bin=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/bare_relay
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -58,7 +63,8 @@ pki=$work/pki
 cat "$pki/client-good.pem" "$pki/client-good.key" >"$work/client-good-combined.pem"
 up=$(free_port); open=$(free_port); base=$(free_port); mt=$(free_port); mp=$(free_port)
 pr=$(free_port); prs=$(free_port); mtp=$(free_port); mtu=$(free_port); mtuui=$(free_port)
-declare -A port=([direct]=$open [nginx]=$base [paired]=$pr [paired-rs]=$prs [mitmproxy]=$mp [mtlscope]=$mt
+bare=$(free_port)
+declare -A port=([direct]=$open [nginx]=$base [paired]=$pr [paired-rs]=$prs [bare]=$bare [mitmproxy]=$mp [mtlscope]=$mt
     [mtlscope-pool]=$mtp [mtlscope-ui]=$mtu)
 ui_args=()
 if [ -n "${BENCH_UI:-}" ]; then
@@ -106,6 +112,11 @@ taskset -c "$other_cpus" nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($
 taskset -c "$proxy_cpu" nginx -p "$work/base" -c "$work/base/nginx.conf" & pids+=($!)
 taskset -c "$proxy_cpu" nginx -p "$work/paired" -c "$work/paired/nginx.conf" & pids+=($!)
 taskset -c "$proxy_cpu" nginx -p "$work/paired-rs" -c "$work/paired-rs/nginx.conf" & pids+=($!)
+if [[ $targets == *bare* ]]; then
+    taskset -c "$proxy_cpu" "$bare_bin" "127.0.0.1:$bare" "127.0.0.1:$up" "$pki/server.pem" \
+        "$pki/server.key" "$pki/client-good.pem" "$pki/client-good.key" "$pki/root.pem" \
+        2>"$work/bare.log" </dev/null & bare_pid=$!; pids+=($bare_pid)
+fi
 if [[ $targets == *mitmproxy* ]]; then
     taskset -c "$proxy_cpu" mitmdump -q --mode "reverse:https://localhost:$up" \
         --listen-host 127.0.0.1 --listen-port "$mp" --set confdir="$work/mitm" \
@@ -166,6 +177,7 @@ target_pids() {
         paired-rs) nginx_pids "$work/paired-rs" ;;
         direct) nginx_pids "$work/up" ;;
         mitmproxy) echo "${mitm_pid:-}" ;;
+        bare) echo "${bare_pid:-}" ;;
     esac
 }
 nginx_pids() { local m; for m in $(pgrep -f "nginx.*$1"); do echo "$m"; pgrep -P "$m"; done; }
@@ -213,7 +225,7 @@ done
 # the new-connection loads; CPU per request nginx/variant, above 1 cheaper than nginx).
 echo "ratios (req/s variant/nginx, variant/paired-rs; CPU per request nginx/variant):"
 for t in $targets; do
-    [[ $t == mtlscope* ]] || continue
+    [[ $t == mtlscope* || $t == bare ]] || continue
     for load in $loads; do
         printf '  %-14s %-10s %6s %6s %6s\n' "$t" "$load" "$(ratio "${rps[$t,$load]:-0}" "${rps[nginx,$load]:-0}")" \
             "$(ratio "${rps[$t,$load]:-0}" "${rps[paired-rs,$load]:-0}")" \

@@ -284,24 +284,39 @@ impl Sink {
         }
     }
 
-    /// Emit `flow` from a task of its own (for code that cannot wait, like a body's end);
-    /// [`Sink::flush`] waits for it. A flow already diagnosed is not diagnosed again.
+    /// Emit `flow` without waiting (for code that cannot, like a body's end): diagnosed (unless it
+    /// was already), handed to the subscribers and queued for the writer at once; only when the
+    /// writer's queue is full does a task of its own wait for room, which [`Sink::flush`] waits
+    /// for.
     pub fn emit_detached(&self, flow: impl Into<Emitted>) {
-        let flow = flow.into();
+        let flow = match flow.into() {
+            Emitted::Facts(flow) => Diagnosed::new(flow),
+            Emitted::Diagnosed(flow) => flow,
+        };
+        let flow = self.publish(flow);
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let msg = match tx.try_send(WriterMsg::Flow(flow)) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("recording writer has stopped; record lost");
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(msg)) => msg,
+        };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            tracing::error!("no runtime to record a flow; record lost");
+            tracing::error!("no runtime to wait for the recording writer; record lost");
             return;
         };
         self.pending.count.fetch_add(1, Ordering::AcqRel);
-        let sink = self.clone();
+        let (tx, pending) = (tx.clone(), self.pending.clone());
         rt.spawn(async move {
-            let flow = match flow {
-                Emitted::Facts(flow) => Diagnosed::new(flow),
-                Emitted::Diagnosed(flow) => flow,
-            };
-            sink.emit_diagnosed(flow).await;
-            if sink.pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-                sink.pending.zero.notify_waiters();
+            if tx.send(msg).await.is_err() {
+                tracing::error!("recording writer has stopped; record lost");
+            }
+            if pending.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                pending.zero.notify_waiters();
             }
         });
     }

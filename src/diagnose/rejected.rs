@@ -424,10 +424,13 @@ fn revocation_text(r: &crate::facts::RevocationCheck) -> String {
 }
 
 fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
-    let fix = format!(
+    // Written only for a finding: this rule runs on every exchange.
+    let fix = || {
+        format!(
         "{}: reissue the certificate with extended key usage clientAuth (1.3.6.1.5.5.7.3.2) and key usage digitalSignature.",
         capital(hop.client_fix_target())
-    );
+    )
+    };
     if let Some(leaf) = hop.presented().and_then(|c| c.first()) {
         let problems = client_purpose_problems(leaf);
         if problems.is_empty() {
@@ -467,7 +470,7 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             severity,
             summary,
             evidence,
-            fix,
+            fix(),
         ));
     }
     // Nothing presented: a configured identity may have been withheld for its purpose.
@@ -504,7 +507,7 @@ fn wrong_purpose(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
             capital(hop.client_name())
         ),
         evidence,
-        fix,
+        fix(),
     ))
 }
 

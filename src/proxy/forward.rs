@@ -8,7 +8,7 @@ use super::body::RelayBody;
 use super::context::SessionContext;
 use super::hosts::{IdentityMap, Scope};
 use super::relay::request_facts;
-use super::respond::{respond_produced, respond_relayed, wants_json};
+use super::respond::{respond_produced, respond_relayed, wants_json, RelayTo};
 use super::session::{self, Accepted};
 use crate::capture::tls_error::{classify_io, find_io_error};
 use crate::capture::{ConnClock, LegRecorder};
@@ -470,17 +470,15 @@ async fn plain_http(
     };
     match sent {
         Ok(resp) => {
-            respond_relayed(
-                flow,
-                resp,
-                &opts.session.sink,
-                opts.session.redact,
+            let to = RelayTo {
+                sink: &opts.session.sink,
+                redact: opts.session.redact,
                 clock,
-                None,
+                upstream: None,
                 // The proxy's own listener speaks HTTP/1.1 only.
-                true,
-            )
-            .await
+                client_h1: true,
+            };
+            respond_relayed(flow, resp, to).await
         }
         Err(c) => {
             upstream.fail(&c);

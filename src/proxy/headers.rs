@@ -2,22 +2,30 @@
 //! trailers`. The redacted selection kept in records is [`crate::record::headers`].
 
 use crate::facts::Header;
-use http::header::{HeaderMap, HeaderName, CONNECTION};
+use http::header::{
+    HeaderMap, HeaderName, ALT_SVC, CONNECTION, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Typed names: removing by `&str` parses the name again on every request.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 /// Remove hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages have none of them: one pass over the map instead of a lookup per name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -28,28 +36,28 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
 /// Response headers that would lead the client around mtlscope: `Alt-Svc` announces another
 /// endpoint (HTTP/3 on the server's UDP port, another host) the client may switch to, past the
 /// proxy and out of the recording.
-const AROUND_THE_PROXY: &[&str] = &["alt-svc"];
+static AROUND_THE_PROXY: [HeaderName; 1] = [ALT_SVC];
 
 /// Remove the response headers that lead the client around mtlscope; returns them, as
 /// recorded (never redacted: they name endpoints, not credentials).
 pub fn remove_around_the_proxy(headers: &mut HeaderMap) -> Vec<Header> {
     let mut removed = Vec::new();
-    for name in AROUND_THE_PROXY {
-        for v in headers.get_all(*name) {
+    for name in &AROUND_THE_PROXY {
+        for v in headers.get_all(name) {
             removed.push(Header {
-                name: (*name).to_string(),
+                name: name.to_string(),
                 value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
             });
         }
-        headers.remove(*name);
+        headers.remove(name);
     }
     removed
 }

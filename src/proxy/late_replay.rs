@@ -177,18 +177,7 @@ pub async fn after_first_attempt(
     let mut flow = pair.exchange_flow(index, request, &new_leg);
     flow.replayed = Some(replay);
     Some(match sent {
-        Ok(resp) => {
-            respond_relayed(
-                flow,
-                resp,
-                &pair.sink,
-                pair.redact,
-                pair.clock,
-                Some(new_leg.rec.clone()),
-                pair.client_h1,
-            )
-            .await
-        }
+        Ok(resp) => respond_relayed(flow, resp, pair.relay_to(Some(new_leg.rec.clone()))).await,
         Err(e) => {
             if let NoResponse::Http(e) = &e {
                 new_leg.rec.fail(&http_error(e));

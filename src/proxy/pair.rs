@@ -71,6 +71,17 @@ impl Pair {
         flow
     }
 
+    /// Where a relayed response of this pair is recorded, its upstream leg `upstream`.
+    pub(super) fn relay_to(&self, upstream: Option<LegRecorder>) -> super::respond::RelayTo<'_> {
+        super::respond::RelayTo {
+            sink: &self.sink,
+            redact: self.redact,
+            clock: self.clock,
+            upstream,
+            client_h1: self.client_h1,
+        }
+    }
+
     /// The request as it goes upstream: origin-form (h1) or absolute (h2), `Host` set to the
     /// upstream, hop-by-hop headers removed. Applying it twice (a request sent again on a new
     /// leg) gives the same request.

@@ -8,7 +8,9 @@
 use super::body::RelayBody;
 use super::late_replay::FirstAttempt;
 use super::pair::{http_error, Pair};
-use super::respond::{respond_produced, respond_relayed, wants_json};
+use super::respond::{
+    relay_head, respond_produced, respond_relayed, waits_for_excerpt, wants_json,
+};
 use super::upgrade::UpgradeRequest;
 use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent};
 use crate::capture::tls_error::Classified;
@@ -45,14 +47,14 @@ impl Pair {
             let leg = self.legs.current().await;
             let mut flow = self.exchange_flow(index, request, &leg);
             flow.error = Some(refusal.2);
-            return Ok(respond_produced(
+            return Ok(Box::pin(respond_produced(
                 flow,
                 StatusCode::FORBIDDEN,
                 wants_json,
                 vec![],
                 &self.sink,
                 self.clock,
-            )
+            ))
             .await);
         }
         let mut req = req;
@@ -105,10 +107,14 @@ impl Pair {
             Ok(resp) => FirstAttempt::Answered(resp),
             Err(_) => FirstAttempt::Failed,
         };
-        if let Some(replayed) =
-            super::late_replay::after_first_attempt(&self, kept, index, &request, &leg, first).await
-        {
-            return Ok(replayed);
+        // Boxed, and only with a replay engine: its future is large and most runs have none.
+        if self.replay.is_some() {
+            let replayed = Box::pin(super::late_replay::after_first_attempt(
+                &self, kept, index, &request, &leg, first,
+            ));
+            if let Some(replayed) = replayed.await {
+                return Ok(replayed);
+            }
         }
         let mut flow = self.exchange_flow(index, request, &leg);
         flow.upstream_retry = retry;
@@ -135,30 +141,32 @@ impl Pair {
         })
     }
 
+    /// Relay the upstream's response. A success with no fault to apply is relayed at once
+    /// (no await, so the per-request future stays small); an error response first reads an
+    /// excerpt of its body, in a boxed future.
     async fn relay_response(
         self: &Arc<Self>,
-        flow: Flow,
+        mut flow: Flow,
         leg: LegInUse,
         resp: http::Response<Incoming>,
     ) -> http::Response<RelayBody> {
-        if let Some(d) = self.fault_config.delay(crate::faults::DelayStep::Response) {
-            self.add_fault(
-                "delay=response".into(),
-                format!("held the response back {} ms", d.as_millis()),
-            );
-            tokio::time::sleep(d).await;
-        }
-        let mut flow = flow;
         flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
-        respond_relayed(
-            flow,
-            resp,
-            &self.sink,
-            self.redact,
-            self.clock,
-            Some(leg.rec),
-            self.client_h1,
-        )
+        let delay = self.fault_config.delay(crate::faults::DelayStep::Response);
+        if delay.is_none() && !waits_for_excerpt(resp.status()) {
+            let (parts, body) = resp.into_parts();
+            return relay_head(flow, parts, body, None, self.relay_to(Some(leg.rec)));
+        }
+        Box::pin(async move {
+            if let Some(d) = delay {
+                self.add_fault(
+                    "delay=response".into(),
+                    format!("held the response back {} ms", d.as_millis()),
+                );
+                flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+                tokio::time::sleep(d).await;
+            }
+            respond_relayed(flow, resp, self.relay_to(Some(leg.rec))).await
+        })
         .await
     }
 
@@ -168,7 +176,16 @@ impl Pair {
         status: StatusCode,
         json: bool,
     ) -> http::Response<RelayBody> {
-        respond_produced(flow, status, json, Vec::new(), &self.sink, self.clock).await
+        // Boxed: the rare path should not size every exchange's future.
+        Box::pin(respond_produced(
+            flow,
+            status,
+            json,
+            Vec::new(),
+            &self.sink,
+            self.clock,
+        ))
+        .await
     }
 }
 

@@ -33,40 +33,71 @@ pub fn wants_json(req: &http::Request<Incoming>) -> bool {
     accepts_json(req.headers().get(ACCEPT))
 }
 
+/// Whether relaying a response of `status` first reads an excerpt of its body: error responses
+/// do, so the diagnosis can quote the server's error page.
+pub fn waits_for_excerpt(status: StatusCode) -> bool {
+    status.is_client_error() || status.is_server_error()
+}
+
+/// What the relay of one response needs besides the response: where its record goes and how the
+/// connection's facts are read.
+pub struct RelayTo<'a> {
+    /// The recording.
+    pub sink: &'a Sink,
+    /// Whether credentials in the recorded headers are redacted.
+    pub redact: bool,
+    /// The connection's clock.
+    pub clock: ConnClock,
+    /// The upstream leg, whose facts are taken again if the body fails.
+    pub upstream: Option<LegRecorder>,
+    /// Whether the client speaks HTTP/1.1 (it is told when the upstream closes).
+    pub client_h1: bool,
+}
+
 /// Relay an upstream response to the client: `flow` holds the request and the legs; the response
 /// facts, the excerpt of an error body, and the diagnosis header are added here. The record is
 /// emitted when the body ends; if the body fails, `upstream`'s facts are taken again then, so the
 /// record shows how the upstream leg ended.
 pub async fn respond_relayed(
-    mut flow: Flow,
+    flow: Flow,
     resp: http::Response<Incoming>,
-    sink: &Sink,
-    redact: bool,
-    clock: ConnClock,
-    upstream: Option<LegRecorder>,
-    client_h1: bool,
+    to: RelayTo<'_>,
 ) -> http::Response<RelayBody> {
-    let (mut parts, mut body) = resp.into_parts();
+    let (parts, mut body) = resp.into_parts();
+    let excerpt = if waits_for_excerpt(parts.status) {
+        Some(read_excerpt(&mut body).await)
+    } else {
+        None
+    };
+    relay_head(flow, parts, body, excerpt, to)
+}
+
+/// [`respond_relayed`] once the excerpt of an error body, if any, is read. A success never waits:
+/// the relay calls this directly, so its per-request future stays small.
+pub fn relay_head(
+    mut flow: Flow,
+    mut parts: http::response::Parts,
+    body: Incoming,
+    excerpt: Option<(VecDeque<http_body::Frame<Bytes>>, String)>,
+    to: RelayTo<'_>,
+) -> http::Response<RelayBody> {
     let status = parts.status;
-    let mut prefix = VecDeque::new();
-    let mut excerpt = None;
-    if status.is_client_error() || status.is_server_error() {
-        let (frames, text) = read_excerpt(&mut body).await;
-        prefix = frames;
-        excerpt = Some(text);
-    }
+    let (prefix, excerpt) = match excerpt {
+        Some((frames, text)) => (frames, Some(text)),
+        None => (VecDeque::new(), None),
+    };
     flow.response = Some(Response {
         status: status.as_u16(),
         source: ResponseSource::Upstream,
-        headers: kept_response(&parts.headers, redact),
+        headers: kept_response(&parts.headers, to.redact),
         body_excerpt: excerpt,
         removed_headers: Vec::new(),
-        at_ms: clock.ms(),
+        at_ms: to.clock.ms(),
     });
     // The upstream ends its connection after this response: pass that on to an HTTP/1.1
     // client, as the server would have told it directly (HTTP/2 clients get a GOAWAY when the
     // upstream connection ends; see `serve_client`).
-    let closing = upstream_closes(&parts.headers) && client_h1;
+    let closing = upstream_closes(&parts.headers) && to.client_h1;
     let switching_to = super::upgrade::switching_to(status, &parts.headers);
     strip_hop_by_hop(&mut parts.headers);
     if let Some(r) = flow.response.as_mut() {
@@ -80,7 +111,7 @@ pub async fn respond_relayed(
     }
     // An error response is diagnosed now, once, for its header; the record carries the same
     // findings. A success is diagnosed when its body ends.
-    let record = if status.is_client_error() || status.is_server_error() {
+    let record = if waits_for_excerpt(status) {
         let diagnosed = Diagnosed::new(flow);
         if let Some(v) = diagnosis_header(&diagnosed) {
             parts.headers.insert(DIAGNOSIS_HEADER, v);
@@ -89,7 +120,7 @@ pub async fn respond_relayed(
     } else {
         Emitted::Facts(flow)
     };
-    let body = RelayBody::relayed(prefix, body, record, sink.clone(), upstream);
+    let body = RelayBody::relayed(prefix, body, record, to.sink.clone(), to.upstream);
     http::Response::from_parts(parts, body)
 }
 

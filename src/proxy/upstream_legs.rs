@@ -281,7 +281,8 @@ impl UpstreamLegs {
     async fn acquire(&self) -> LegInUse {
         let mut cur = self.current.lock().await;
         if cur.sender.as_ref().is_some_and(|s| s.is_closed()) {
-            *cur = self.next_leg(cur.index).await;
+            // Boxed: opening a connection is the rare path, and its future is large.
+            *cur = Box::pin(self.next_leg(cur.index)).await;
         }
         cur.clone()
     }
@@ -290,7 +291,7 @@ impl UpstreamLegs {
     async fn replace(&self, index: u32) -> LegInUse {
         let mut cur = self.current.lock().await;
         if cur.index == index {
-            *cur = self.next_leg(index).await;
+            *cur = Box::pin(self.next_leg(index)).await;
         }
         cur.clone()
     }
@@ -416,14 +417,14 @@ impl UpstreamLegs {
                 }
             },
         };
-        let next = self.replace(leg.index).await;
+        let next = Box::pin(self.replace(leg.index)).await;
         if next.sender.is_none() {
             return Err(NoLeg {
                 leg: next,
                 retry: Some(retry),
             });
         }
-        let result = self.send_on(&next, again, &build).await;
+        let result = Box::pin(self.send_on(&next, again, &build)).await;
         Ok(Sent {
             leg: next,
             result,
