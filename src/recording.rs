@@ -29,7 +29,7 @@ pub struct Record {
     /// 1-based position among the file's readable records (what `FILE:N` selects).
     pub index: usize,
     /// The record itself, with the findings it was recorded with.
-    pub flow: Flow,
+    pub flow: std::sync::Arc<Flow>,
     /// Whether the findings were computed on reading by today's rules (`report
     /// --rediagnose`) instead of taken from the recording.
     pub diagnosed_on_read: bool,
@@ -38,8 +38,10 @@ pub struct Record {
 impl Record {
     /// Replace the recorded findings with today's rules' (`report --rediagnose`).
     pub fn rediagnose(&mut self) {
-        self.flow.findings = crate::diagnose::diagnose(&self.flow);
-        self.flow.diagnosed = true;
+        let findings = crate::diagnose::diagnose(&self.flow);
+        let flow = std::sync::Arc::make_mut(&mut self.flow);
+        flow.findings = findings;
+        flow.diagnosed = true;
         self.diagnosed_on_read = true;
     }
 

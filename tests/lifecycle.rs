@@ -41,7 +41,7 @@ fn read_back(p: &Mtlscope) -> Vec<mtlscope::facts::Flow> {
         .expect("read recording")
         .records
         .into_iter()
-        .map(|r| r.flow)
+        .map(|r| std::sync::Arc::unwrap_or_clone(r.flow))
         .collect()
 }
 

@@ -394,7 +394,7 @@ impl Cursor {
                         file: self.path.clone(),
                         line: self.line,
                         index: self.index,
-                        flow,
+                        flow: flow.into(),
                         diagnosed_on_read: false,
                     }))
                 }

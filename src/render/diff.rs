@@ -407,7 +407,7 @@ mod tests {
             file: PathBuf::from("r.jsonl"),
             line: index,
             index,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: false,
         }
     }

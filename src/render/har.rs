@@ -279,7 +279,7 @@ mod tests {
             file: PathBuf::from("r"),
             line: 1,
             index: 1,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: false,
         }
     }

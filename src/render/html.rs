@@ -533,7 +533,7 @@ mod tests {
             file: PathBuf::from("<rec>.jsonl"),
             line: 1,
             index: 1,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: true,
         };
         let rows = vec![report::row(&rec)];

@@ -453,7 +453,7 @@ mod tests {
             file: PathBuf::from("rec.jsonl"),
             line: index,
             index,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: false,
         }
     }

@@ -232,7 +232,7 @@ mod tests {
             file: PathBuf::from("live"),
             line: 3,
             index: 3,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: false,
         };
         let row = row(3, &r);
@@ -265,7 +265,7 @@ mod tests {
             file: PathBuf::from("live"),
             line: 1,
             index: 1,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: false,
         };
         let row = row(1, &r);

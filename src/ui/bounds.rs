@@ -4,6 +4,7 @@
 //! of flows of any size.
 
 use crate::facts::Flow;
+use std::sync::Arc;
 
 /// The most of any one recorded text (request target, header value, body excerpt, error) the
 /// web view keeps, in characters.
@@ -27,6 +28,28 @@ fn cut(s: &mut String) {
     let mut cut = format!("{}… ({left} more bytes in the recording)", &s[..end]);
     cut.shrink_to_fit();
     *s = cut;
+}
+
+/// [`cut_for_view`] for a flow shared with the recording writer: copied only when one of its
+/// texts is too long to keep (most are not, and then the view keeps the writer's copy).
+pub fn cut_shared_for_view(flow: &mut Arc<Flow>) {
+    if needs_cut(flow) {
+        cut_for_view(Arc::make_mut(flow));
+    }
+}
+
+/// Whether [`cut_for_view`] would change `flow`.
+fn needs_cut(flow: &Flow) -> bool {
+    let long = |s: &String| s.len() > VIEW_TEXT;
+    let request = flow.request.as_ref().is_some_and(|r| {
+        long(&r.uri)
+            || r.headers.iter().any(|h| long(&h.value))
+            || r.body_excerpt.as_ref().is_some_and(long)
+    });
+    let response = flow.response.as_ref().is_some_and(|r| {
+        r.headers.iter().any(|h| long(&h.value)) || r.body_excerpt.as_ref().is_some_and(long)
+    });
+    request || response || flow.error.as_ref().is_some_and(long)
 }
 
 /// Cut the texts of `flow` a client controls to [`VIEW_TEXT`] for the web view.
@@ -106,5 +129,39 @@ mod tests {
         assert!(uri.ends_with("more bytes in the recording)"), "{uri}");
         assert!(approx_bytes(&flow) < before / 10);
         assert!(flow.request.as_ref().unwrap().uri.capacity() < VIEW_TEXT + 64);
+    }
+
+    #[test]
+    fn a_shared_flow_is_copied_only_when_a_text_is_cut() {
+        let short = Arc::new(
+            FlowBuilder::reverse()
+                .get("/")
+                .response(200, "", &[])
+                .build(),
+        );
+        let mut kept = short.clone();
+        cut_shared_for_view(&mut kept);
+        assert!(
+            Arc::ptr_eq(&short, &kept),
+            "nothing to cut: the writer's copy is kept"
+        );
+
+        let long = format!("/?q={}", "a".repeat(60_000));
+        let whole = Arc::new(
+            FlowBuilder::reverse()
+                .get(&long)
+                .response(200, "", &[])
+                .build(),
+        );
+        let mut viewed = whole.clone();
+        cut_shared_for_view(&mut viewed);
+        assert!(!Arc::ptr_eq(&whole, &viewed));
+        assert_eq!(
+            whole.request.as_ref().unwrap().uri,
+            long,
+            "the recording's copy stays whole"
+        );
+        let uri = &viewed.request.as_ref().unwrap().uri;
+        assert!(uri.ends_with("more bytes in the recording)"), "{uri}");
     }
 }

@@ -384,7 +384,7 @@ impl FileIndex {
             file: self.files[usize::from(file)].clone(),
             line: 0,
             index: n - first + 1,
-            flow,
+            flow: flow.into(),
             diagnosed_on_read: false,
         })
     }

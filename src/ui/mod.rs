@@ -118,9 +118,8 @@ impl Ui {
         let ingest = {
             let store = store.clone();
             tokio::spawn(async move {
-                while let Some(flow) = feed.recv().await {
-                    let mut flow = Arc::try_unwrap(flow).unwrap_or_else(|a| (*a).clone());
-                    bounds::cut_for_view(&mut flow);
+                while let Some(mut flow) = feed.recv().await {
+                    bounds::cut_shared_for_view(&mut flow);
                     store.push_with(|id| Record {
                         file: PathBuf::from("live"),
                         line: 0,
@@ -148,7 +147,7 @@ impl Ui {
     /// Show recorded flows (`mtlscope ui FILE…`), in order.
     pub fn load(&self, records: Vec<Record>) {
         for mut r in records {
-            bounds::cut_for_view(&mut r.flow);
+            bounds::cut_shared_for_view(&mut r.flow);
             self.store.push_with(|_| r);
         }
     }

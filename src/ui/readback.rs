@@ -85,7 +85,7 @@ impl ReadBack {
                     file: PathBuf::from("live"),
                     line: 0,
                     index: usize::try_from(id).unwrap_or(usize::MAX),
-                    flow,
+                    flow: flow.into(),
                     diagnosed_on_read: false,
                 })
             }

@@ -189,7 +189,7 @@ mod tests {
             file: PathBuf::from("live"),
             line: 0,
             index: 0,
-            flow: success(),
+            flow: success().into(),
             diagnosed_on_read: false,
         }
     }
