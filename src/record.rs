@@ -297,13 +297,19 @@ impl Sink {
         let Some(tx) = &self.tx else {
             return;
         };
-        let msg = match tx.try_send(WriterMsg::Flow(flow)) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("recording writer has stopped; record lost");
-                return;
+        let msg = WriterMsg::Flow(flow);
+        // Behind records already waiting for room, wait in turn: records keep their order.
+        let msg = if self.pending.count.load(Ordering::Acquire) > 0 {
+            msg
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("recording writer has stopped; record lost");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Full(msg)) => msg,
             }
-            Err(mpsc::error::TrySendError::Full(msg)) => msg,
         };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             tracing::error!("no runtime to wait for the recording writer; record lost");
@@ -369,6 +375,34 @@ mod tests {
         assert_eq!(dropped.load(Ordering::Relaxed), 2);
         assert_eq!(rx.try_recv().unwrap().connection_id, 7);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn records_emitted_faster_than_the_writer_writes_are_all_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let sink = Sink::open(&RecordSettings {
+            path: Some(path.clone()),
+            max_size: None,
+        })
+        .unwrap();
+        // Four queues' worth without yielding: the queue fills, and the rest wait their turn.
+        let n = 4 * CHANNEL_DEPTH;
+        for i in 0..n {
+            let mut flow = success();
+            flow.connection_id = i as u64;
+            sink.emit_detached(flow);
+        }
+        let stats = tokio::time::timeout(std::time::Duration::from_secs(30), sink.flush())
+            .await
+            .expect("flush");
+        assert_eq!(stats.written, n as u64);
+        let ids: Vec<u64> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Flow>(l).unwrap().connection_id)
+            .collect();
+        assert_eq!(ids, (0..n as u64).collect::<Vec<_>>());
     }
 
     #[tokio::test]
