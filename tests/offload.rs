@@ -40,22 +40,7 @@ async fn setup(require: Option<&'static str>) -> Setup {
 }
 
 async fn proxy(s: &Setup, extra: &[&str]) -> Proxy {
-    let upstream = s.echo.url();
-    let server = s.pki.server().arg();
-    let root = s.pki.root_ca().display().to_string();
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        &upstream,
-        "--server-cert",
-        &server,
-        "--client-auth",
-        "optional",
-        "--client-ca",
-        &root,
-    ];
-    args.extend_from_slice(extra);
-    Proxy::start(&args).await
+    s.reverse(&s.echo.url(), extra).await
 }
 
 /// One request through the proxy: (status, the backend's echo, the flow).

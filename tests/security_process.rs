@@ -13,21 +13,8 @@ use std::time::Duration;
 /// `mtlscope reverse` (a child process, recording to a file) in front of `upstream`, asking
 /// for optional client certificates.
 fn reverse(pki: &mtlscope::pki::DevPki, upstream: &str, extra: &[&str]) -> Mtlscope {
-    let server = pki.server().arg();
-    let root = pki.root_ca().display().to_string();
-    let mut args = vec![
-        "reverse",
-        "--upstream",
-        upstream,
-        "--server-cert",
-        &server,
-        "--client-auth",
-        "optional",
-        "--client-ca",
-        &root,
-    ];
-    args.extend_from_slice(extra);
-    Mtlscope::start(&args)
+    let args = common::reverse_args(pki, upstream, extra);
+    Mtlscope::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// `forward --ui`: the proxy does not reach its own web view, as a plain request or a CONNECT,

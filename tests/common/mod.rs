@@ -96,3 +96,24 @@ impl TlsVersion {
         }
     }
 }
+
+/// The words of `mtlscope reverse` in front of `upstream` with `pki`'s server certificate,
+/// asking (optionally) for a client certificate from its root, plus `extra`.
+pub fn reverse_args(pki: &::mtlscope::pki::DevPki, upstream: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "reverse",
+        "--upstream",
+        upstream,
+        "--server-cert",
+        &pki.server().arg(),
+        "--client-auth",
+        "optional",
+        "--client-ca",
+        &pki.root_ca().display().to_string(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}

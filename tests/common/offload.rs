@@ -222,20 +222,7 @@ impl OffloadLab {
     /// `mtlscope reverse` in-process in front of `upstream`, serving the lab's server
     /// certificate and asking (optionally) for a client certificate from its root, plus `extra`.
     pub async fn reverse(&self, upstream: &str, extra: &[&str]) -> Proxy {
-        let server = self.pki.server().arg();
-        let root = self.pki.root_ca().display().to_string();
-        let mut args = vec![
-            "reverse",
-            "--upstream",
-            upstream,
-            "--server-cert",
-            &server,
-            "--client-auth",
-            "optional",
-            "--client-ca",
-            &root,
-        ];
-        args.extend_from_slice(extra);
-        Proxy::start(&args).await
+        let args = crate::common::reverse_args(&self.pki, upstream, extra);
+        Proxy::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
 }
