@@ -47,15 +47,7 @@ impl Pair {
             let leg = self.legs.current().await;
             let mut flow = self.exchange_flow(index, request, &leg);
             flow.error = Some(refusal.2);
-            return Ok(Box::pin(respond_produced(
-                flow,
-                StatusCode::FORBIDDEN,
-                wants_json,
-                vec![],
-                &self.sink,
-                self.clock,
-            ))
-            .await);
+            return Ok(self.produce(flow, StatusCode::FORBIDDEN, wants_json).await);
         }
         let mut req = req;
         let upgrade = UpgradeRequest::take(&mut req);
@@ -150,19 +142,20 @@ impl Pair {
         leg: LegInUse,
         resp: http::Response<Incoming>,
     ) -> http::Response<RelayBody> {
-        flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         let delay = self.fault_config.delay(crate::faults::DelayStep::Response);
+        if let Some(d) = delay {
+            self.add_fault(
+                "delay=response".into(),
+                format!("held the response back {} ms", d.as_millis()),
+            );
+        }
+        flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         if delay.is_none() && !waits_for_excerpt(resp.status()) {
             let (parts, body) = resp.into_parts();
             return relay_head(flow, parts, body, None, self.relay_to(Some(leg.rec)));
         }
         Box::pin(async move {
             if let Some(d) = delay {
-                self.add_fault(
-                    "delay=response".into(),
-                    format!("held the response back {} ms", d.as_millis()),
-                );
-                flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
                 tokio::time::sleep(d).await;
             }
             respond_relayed(flow, resp, self.relay_to(Some(leg.rec))).await
