@@ -142,6 +142,20 @@ pub enum Emitted {
     Diagnosed(Diagnosed),
 }
 
+impl Emitted {
+    /// Set the excerpt of the client's request body (known once the body ended).
+    pub fn set_request_body_excerpt(&mut self, excerpt: Option<String>) {
+        match self {
+            Emitted::Facts(flow) => {
+                if let Some(r) = flow.request.as_mut() {
+                    r.body_excerpt = excerpt;
+                }
+            }
+            Emitted::Diagnosed(d) => d.set_request_body_excerpt(excerpt),
+        }
+    }
+}
+
 impl From<Flow> for Emitted {
     fn from(flow: Flow) -> Emitted {
         Emitted::Facts(flow)

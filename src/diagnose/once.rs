@@ -40,6 +40,14 @@ impl Diagnosed {
         &self.flow.findings
     }
 
+    /// Set the excerpt of the client's request body, known only once the body ended: no rule
+    /// reads it, so the findings stay true.
+    pub fn set_request_body_excerpt(&mut self, excerpt: Option<String>) {
+        if let Some(r) = self.flow.request.as_mut() {
+            r.body_excerpt = excerpt;
+        }
+    }
+
     /// Name the process that wrote the record (`Flow::run`): no rule reads it, so the findings
     /// stay true.
     pub fn stamp_run(&mut self, run: &str) {

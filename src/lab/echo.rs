@@ -3,8 +3,12 @@
 //! received): the backend behind a TLS offloader, for seeing exactly which identity headers
 //! arrived. With `require` set it answers 401 to requests without that header, as a backend
 //! that trusts its offloader's identity header does.
+//!
+//! It reads the request body before answering (and says how many bytes came, `body_bytes`), as
+//! most backends do; [`LabEcho::answering_before_the_body`] answers at the head instead and
+//! never reads the body, like a server refusing an upload before it starts.
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
@@ -28,6 +32,18 @@ impl Drop for LabEcho {
 impl LabEcho {
     /// Start on 127.0.0.1:0; `require`: answer 401 without this header.
     pub async fn start(require: Option<http::HeaderName>) -> std::io::Result<LabEcho> {
+        LabEcho::serve(require, true).await
+    }
+
+    /// Start on 127.0.0.1:0, answering every request at its head without reading its body.
+    pub async fn answering_before_the_body() -> std::io::Result<LabEcho> {
+        LabEcho::serve(None, false).await
+    }
+
+    async fn serve(
+        require: Option<http::HeaderName>,
+        reads_body: bool,
+    ) -> std::io::Result<LabEcho> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -37,10 +53,20 @@ impl LabEcho {
                 };
                 let require = require.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let reply = respond(require.as_ref(), &req);
-                        async move { Ok::<_, std::convert::Infallible>(reply) }
-                    });
+                    let service =
+                        hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                            let require = require.clone();
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let read = if reads_body {
+                                    body.collect().await.map(|b| b.to_bytes().len()).ok()
+                                } else {
+                                    None
+                                };
+                                let reply = respond(require.as_ref(), &parts, read);
+                                Ok::<_, std::convert::Infallible>(reply)
+                            }
+                        });
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
@@ -56,12 +82,14 @@ impl LabEcho {
     }
 }
 
+/// The echo of a request head; `body_bytes`: how much body was read, if it was.
 fn respond(
     require: Option<&http::HeaderName>,
-    req: &http::Request<Incoming>,
+    req: &http::request::Parts,
+    body_bytes: Option<usize>,
 ) -> http::Response<Full<Bytes>> {
     let headers: Vec<(String, String)> = req
-        .headers()
+        .headers
         .iter()
         .map(|(n, v)| {
             (
@@ -71,11 +99,12 @@ fn respond(
         })
         .collect();
     let body = serde_json::json!({
-        "method": req.method().as_str(),
-        "uri": req.uri().to_string(),
+        "method": req.method.as_str(),
+        "uri": req.uri.to_string(),
         "headers": headers,
+        "body_bytes": body_bytes,
     });
-    let missing = require.filter(|n| !req.headers().contains_key(*n));
+    let missing = require.filter(|n| !req.headers.contains_key(*n));
     let mut resp = http::Response::new(Full::new(Bytes::from(body.to_string())));
     if missing.is_some() {
         *resp.status_mut() = http::StatusCode::UNAUTHORIZED;

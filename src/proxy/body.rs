@@ -3,6 +3,8 @@
 //! hands its exchange record to the sink when it ends, so the record knows whether the body
 //! arrived whole.
 
+use super::request_excerpt::Excerpt;
+use super::respond::RelayTo;
 use crate::capture::LegRecorder;
 use crate::record::{Emitted, Sink};
 use bytes::Bytes;
@@ -32,6 +34,8 @@ enum Kind {
         record: Option<(Box<Emitted>, Sink)>,
         /// The upstream leg, re-read into the record if the body fails.
         upstream: Option<LegRecorder>,
+        /// The client's request body, whose end the record waits for (to carry its excerpt).
+        request_body: Option<Excerpt>,
     },
 }
 
@@ -43,27 +47,31 @@ impl RelayBody {
         }
     }
 
-    /// A relayed upstream body whose end emits `flow`.
+    /// A relayed upstream body whose end emits `flow`, as `to` says (once the client's request
+    /// body has ended too).
     pub fn relayed(
         prefix: VecDeque<Frame<Bytes>>,
         inner: Incoming,
         flow: Emitted,
-        sink: Sink,
-        upstream: Option<LegRecorder>,
+        to: RelayTo<'_>,
     ) -> RelayBody {
         RelayBody {
             kind: Kind::Relayed {
                 prefix,
                 inner,
-                record: Some((Box::new(flow), sink)),
-                upstream,
+                record: Some((Box::new(flow), to.sink.clone())),
+                upstream: to.upstream,
+                request_body: to.request_body,
             },
         }
     }
 
     fn finish(&mut self, error: Option<String>) {
         if let Kind::Relayed {
-            record, upstream, ..
+            record,
+            upstream,
+            request_body,
+            ..
         } = &mut self.kind
         {
             if let Some((record, sink)) = record.take() {
@@ -83,7 +91,10 @@ impl RelayBody {
                         Emitted::Facts(flow)
                     }
                 };
-                sink.emit_detached(record);
+                match request_body.take() {
+                    Some(excerpt) => excerpt.emit_when_ended(record, sink),
+                    None => sink.emit_detached(record),
+                }
             }
         }
     }

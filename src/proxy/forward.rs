@@ -477,6 +477,7 @@ async fn plain_http(
                 upstream: None,
                 // The proxy's own listener speaks HTTP/1.1 only.
                 client_h1: true,
+                request_body: None,
             };
             respond_relayed(flow, resp, to).await
         }

@@ -11,7 +11,8 @@
 
 use super::body::RelayBody;
 use super::pair::{http_error, Pair};
-use super::request_excerpt::{Excerpt, TeeBody};
+use super::request_body::TeeBody;
+use super::request_excerpt::Excerpt;
 use super::respond::{respond_produced, respond_relayed};
 use super::upstream_legs::{LegInUse, NoResponse, UpstreamBody};
 use crate::diagnose::unanswered_late_request;
@@ -74,8 +75,16 @@ pub async fn prepare(
         BODY_WAIT,
         http_body_util::Limited::new(body, MAX_REPLAY_BODY).collect(),
     );
-    let body = match read.await {
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let read = read.await;
+    // Read whole or given up on: either way the client's body is over for the record (which
+    // cannot be waiting yet).
+    excerpt.end();
+    let body = match read {
+        Ok(Ok(collected)) => {
+            let body = collected.to_bytes();
+            excerpt.copy(&body);
+            body
+        }
         Ok(Err(e)) => {
             let broken = e.downcast::<hyper::Error>().ok().map(|e| *e);
             let req = http::Request::from_parts(parts, UpstreamBody::Broken(broken));
@@ -86,7 +95,6 @@ pub async fn prepare(
             return (req, None, excerpt);
         }
     };
-    excerpt.copy(&body);
     let kept = Kept {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
@@ -177,7 +185,9 @@ pub async fn after_first_attempt(
     let mut flow = pair.exchange_flow(index, request, &new_leg);
     flow.replayed = Some(replay);
     Some(match sent {
-        Ok(resp) => respond_relayed(flow, resp, pair.relay_to(Some(new_leg.rec.clone()))).await,
+        Ok(resp) => {
+            respond_relayed(flow, resp, pair.relay_to(Some(new_leg.rec.clone()), None)).await
+        }
         Err(e) => {
             if let NoResponse::Http(e) = &e {
                 new_leg.rec.fail(&http_error(e));

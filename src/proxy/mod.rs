@@ -11,6 +11,7 @@ pub mod late_replay;
 pub mod pair;
 pub mod pool;
 pub mod relay;
+pub mod request_body;
 pub mod request_excerpt;
 pub mod respond;
 pub mod resumption;

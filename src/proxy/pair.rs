@@ -71,14 +71,20 @@ impl Pair {
         flow
     }
 
-    /// Where a relayed response of this pair is recorded, its upstream leg `upstream`.
-    pub(super) fn relay_to(&self, upstream: Option<LegRecorder>) -> super::respond::RelayTo<'_> {
+    /// Where a relayed response of this pair is recorded, its upstream leg `upstream`, the
+    /// record waiting for the end of the client's body behind `request_body`.
+    pub(super) fn relay_to(
+        &self,
+        upstream: Option<LegRecorder>,
+        request_body: Option<super::request_excerpt::Excerpt>,
+    ) -> super::respond::RelayTo<'_> {
         super::respond::RelayTo {
             sink: &self.sink,
             redact: self.redact,
             clock: self.clock,
             upstream,
             client_h1: self.client_h1,
+            request_body,
         }
     }
 

@@ -8,6 +8,7 @@
 use super::body::RelayBody;
 use super::late_replay::FirstAttempt;
 use super::pair::{http_error, Pair};
+use super::request_excerpt::Excerpt;
 use super::respond::{
     relay_head, respond_produced, respond_relayed, waits_for_excerpt, wants_json,
 };
@@ -111,7 +112,7 @@ impl Pair {
         let mut flow = self.exchange_flow(index, request, &leg);
         flow.upstream_retry = retry;
         Ok(match result {
-            Ok(resp) => self.relay_response(flow, leg, resp).await,
+            Ok(resp) => self.relay_response(flow, leg, resp, excerpt).await,
             Err(NoResponse::HeadTimeout(d)) => {
                 leg.rec.fail(&Classified::new(
                     Stage::AfterHandshake,
@@ -141,6 +142,7 @@ impl Pair {
         mut flow: Flow,
         leg: LegInUse,
         resp: http::Response<Incoming>,
+        request_body: Excerpt,
     ) -> http::Response<RelayBody> {
         let delay = self.fault_config.delay(crate::faults::DelayStep::Response);
         if let Some(d) = delay {
@@ -152,13 +154,15 @@ impl Pair {
         flow.faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         if delay.is_none() && !waits_for_excerpt(resp.status()) {
             let (parts, body) = resp.into_parts();
-            return relay_head(flow, parts, body, None, self.relay_to(Some(leg.rec)));
+            let to = self.relay_to(Some(leg.rec), Some(request_body));
+            return relay_head(flow, parts, body, None, to);
         }
         Box::pin(async move {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            respond_relayed(flow, resp, self.relay_to(Some(leg.rec))).await
+            let to = self.relay_to(Some(leg.rec), Some(request_body));
+            respond_relayed(flow, resp, to).await
         })
         .await
     }

@@ -2,15 +2,12 @@
 //! the body streams upstream (never held back), with credential-looking fields redacted, for
 //! the record of a failed POST (what mitmproxy users expect to see).
 //!
-//! [`TeeBody`] wraps the client's body on its way upstream and copies the prefix into a shared
-//! [`Excerpt`]; the relay takes the excerpt when the response head arrives.
+//! The exchange's record waits for the client's body to end ([`Excerpt::emit_when_ended`]):
+//! an upstream may answer before it has read the body, and the record still shows what the
+//! client sent (see [`super::request_body`]).
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use std::pin::Pin;
+use crate::record::{Emitted, Sink};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 /// The most of a request body kept in the record.
 pub const EXCERPT_BYTES: usize = 4096;
@@ -21,12 +18,36 @@ const REDACTED: &str = "<redacted>";
 /// The prefix of a request body, filled while the body streams.
 #[derive(Clone, Debug, Default)]
 pub struct Excerpt {
-    /// Bytes copied so far (at most [`EXCERPT_BYTES`]), and whether more followed.
-    inner: Arc<Mutex<(Vec<u8>, bool)>>,
+    /// The copied bytes and the body's progress, shared by the body and the relay.
+    shared: Arc<Mutex<Shared>>,
     /// The request's `Content-Type`, to know how to redact.
     content_type: Option<String>,
     /// Redact credential fields (unless `--no-redact`).
     redact: bool,
+}
+
+/// The state behind an [`Excerpt`]'s lock.
+#[derive(Default)]
+struct Shared {
+    /// Bytes copied so far (at most [`EXCERPT_BYTES`]).
+    bytes: Vec<u8>,
+    /// Whether more bytes followed than were kept.
+    more: bool,
+    /// Whether the client's body has ended: whole, failed, or given up on.
+    ended: bool,
+    /// The exchange's record, waiting for the body's end to carry its excerpt.
+    waiting: Option<(Emitted, Sink)>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("bytes", &self.bytes.len())
+            .field("more", &self.more)
+            .field("ended", &self.ended)
+            .field("waiting", &self.waiting.is_some())
+            .finish()
+    }
 }
 
 impl Excerpt {
@@ -41,14 +62,18 @@ impl Excerpt {
 
     /// The excerpt so far, lossily decoded and redacted; `None` when no body byte was sent.
     pub fn take(&self) -> Option<String> {
-        let (bytes, more) = match self.inner.lock() {
-            Ok(g) => (g.0.clone(), g.1),
+        let (bytes, more) = match self.shared.lock() {
+            Ok(g) => (g.bytes.clone(), g.more),
             Err(_) => return None,
         };
+        self.text(&bytes, more)
+    }
+
+    fn text(&self, bytes: &[u8], more: bool) -> Option<String> {
         if bytes.is_empty() {
             return None;
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = String::from_utf8_lossy(bytes).into_owned();
         let mut text = if self.redact {
             redact(&text, self.content_type.as_deref())
         } else {
@@ -60,69 +85,51 @@ impl Excerpt {
         Some(text)
     }
 
-    /// Copy `data`, as far as the excerpt has room.
-    pub fn copy(&self, data: &[u8]) {
-        if let Ok(mut g) = self.inner.lock() {
-            let room = EXCERPT_BYTES.saturating_sub(g.0.len());
-            let n = data.len().min(room);
-            g.0.extend_from_slice(&data[..n]);
-            if n < data.len() {
-                g.1 = true;
+    /// Copy `data`, as far as the excerpt has room; whether it is full now.
+    pub fn copy(&self, data: &[u8]) -> bool {
+        let Ok(mut g) = self.shared.lock() else {
+            return true;
+        };
+        let room = EXCERPT_BYTES.saturating_sub(g.bytes.len());
+        let n = data.len().min(room);
+        g.bytes.extend_from_slice(&data[..n]);
+        if n < data.len() {
+            g.more = true;
+        }
+        g.more
+    }
+
+    /// The client's body has ended (or will not be read further): a record waiting for it is
+    /// emitted now, with the excerpt. Idempotent.
+    pub fn end(&self) {
+        let waiting = match self.shared.lock() {
+            Ok(mut g) => {
+                g.ended = true;
+                g.waiting.take()
             }
+            Err(_) => None,
+        };
+        if let Some((record, sink)) = waiting {
+            self.emit(record, &sink);
         }
     }
-}
 
-/// The client's request body on its way upstream, copying its prefix into an [`Excerpt`].
-pub struct TeeBody {
-    /// The client's body.
-    inner: Incoming,
-    /// Where the prefix goes; `None` once it is full.
-    excerpt: Option<Excerpt>,
-}
-
-impl TeeBody {
-    /// Wrap `inner`; the returned excerpt fills as the body is sent.
-    pub fn new(inner: Incoming, content_type: Option<&str>, redact: bool) -> (TeeBody, Excerpt) {
-        let excerpt = Excerpt::new(content_type, redact);
-        (
-            TeeBody {
-                inner,
-                excerpt: Some(excerpt.clone()),
-            },
-            excerpt,
-        )
-    }
-}
-
-impl Body for TeeBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let (Some(data), Some(ex)) = (frame.data_ref(), &self.excerpt) {
-                ex.copy(data);
-                let full = ex.inner.lock().map(|g| g.1).unwrap_or(true);
-                if full {
-                    // Copy nothing more: the relay path stays one pass over the bytes.
-                    self.excerpt = None;
-                }
+    /// Emit the exchange's `record` once the client's body has ended (at once if it has),
+    /// carrying the excerpt of the whole body.
+    pub fn emit_when_ended(&self, record: Emitted, sink: Sink) {
+        let ready = match self.shared.lock() {
+            Ok(mut g) if !g.ended => {
+                g.waiting = Some((record, sink));
+                return;
             }
-        }
-        polled
+            _ => (record, sink),
+        };
+        self.emit(ready.0, &ready.1);
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn emit(&self, mut record: Emitted, sink: &Sink) {
+        record.set_request_body_excerpt(self.take());
+        sink.emit_detached(record);
     }
 }
 
@@ -231,6 +238,38 @@ mod tests {
             out,
             r#"{"user": "ann", "client_secret": "<redacted>", "n": 1, "apiKey": "<redacted>", "token": "<redacted>""#
         );
+    }
+
+    fn exchange() -> crate::facts::Flow {
+        crate::diagnose::test_support::FlowBuilder::reverse()
+            .get("/")
+            .build()
+    }
+
+    #[test]
+    fn a_record_waits_for_the_body_to_end_and_carries_all_of_it() {
+        let (sink, mut flows) = Sink::observed();
+        let excerpt = Excerpt::new(Some("application/x-www-form-urlencoded"), true);
+        excerpt.copy(b"user=ann&");
+        excerpt.emit_when_ended(exchange().into(), sink);
+        assert!(flows.try_recv().is_err(), "emitted before the body ended");
+        excerpt.copy(b"password=hunter2");
+        excerpt.end();
+        let flow = flows.try_recv().expect("emitted at the body's end");
+        let body = flow.request.and_then(|r| r.body_excerpt);
+        assert_eq!(body.as_deref(), Some("user=ann&password=<redacted>"));
+        excerpt.end();
+        assert!(flows.try_recv().is_err(), "emitted twice");
+    }
+
+    #[test]
+    fn a_record_after_the_body_ended_is_emitted_at_once() {
+        let (sink, mut flows) = Sink::observed();
+        let excerpt = Excerpt::new(None, false);
+        excerpt.end();
+        excerpt.emit_when_ended(exchange().into(), sink);
+        let flow = flows.try_recv().expect("emitted at once");
+        assert_eq!(flow.request.and_then(|r| r.body_excerpt), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use super::body::RelayBody;
 use super::headers::strip_hop_by_hop;
+use super::request_excerpt::Excerpt;
 use crate::capture::{ConnClock, LegRecorder};
 use crate::diagnose::Diagnosed;
 use crate::facts::{Flow, Response, ResponseSource};
@@ -52,6 +53,9 @@ pub struct RelayTo<'a> {
     pub upstream: Option<LegRecorder>,
     /// Whether the client speaks HTTP/1.1 (it is told when the upstream closes).
     pub client_h1: bool,
+    /// The excerpt of the client's request body, whose end the record waits for; `None` when
+    /// the body was read whole before it was sent.
+    pub request_body: Option<Excerpt>,
 }
 
 /// Relay an upstream response to the client: `flow` holds the request and the legs; the response
@@ -120,7 +124,7 @@ pub fn relay_head(
     } else {
         Emitted::Facts(flow)
     };
-    let body = RelayBody::relayed(prefix, body, record, to.sink.clone(), to.upstream);
+    let body = RelayBody::relayed(prefix, body, record, to);
     http::Response::from_parts(parts, body)
 }
 

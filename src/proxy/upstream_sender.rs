@@ -2,7 +2,7 @@
 //! leg's TLS stream, the body of a request sent on it, and the signal its driver gives when the
 //! upstream ends it.
 
-use super::request_excerpt::TeeBody;
+use super::request_body::TeeBody;
 use crate::upstream::BoxIo;
 use bytes::Bytes;
 use hyper::body::Incoming;
