@@ -468,3 +468,40 @@ async fn credentials_are_redacted_unless_no_redact() {
     assert_eq!(request_header(&record, "cookie").as_deref(), Some("a=b"));
     assert_clean_200(&r, &record);
 }
+
+/// A client still sending a refused head (the refusal goes out after 64 KiB) can send the rest
+/// and then read the 431, as with nginx: the connection lingers instead of closing on unread
+/// bytes, whose reset would make the client's next write fail ("curl: (55) Send failure").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_a_refused_head_reads_the_431() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut rig = rig(&[]).await;
+    let mut tls = common::inproc::connect(&rig.pki, rig.proxy.port(), &[b"http/1.1"]).await;
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}",
+        "a".repeat(80 * 1024)
+    );
+    tls.write_all(head.as_bytes()).await.expect("first part");
+    // The refusal is on its way; the client has not noticed and sends on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent_on = tls.write_all(&[b'a'; 32 * 1024]).await;
+    let sent_on = match sent_on {
+        Ok(()) => tls.write_all(b"\r\n\r\n").await,
+        e => e,
+    };
+    assert!(sent_on.is_ok(), "writing after the refusal: {sent_on:?}");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 431"), "{read:?} {text}");
+    let record = rig.last_record(1).await;
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("too large"),
+        "{record:#?}"
+    );
+    rig.still_serves().await;
+}

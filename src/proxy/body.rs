@@ -4,7 +4,6 @@
 //! arrived whole.
 
 use super::request_excerpt::Excerpt;
-use super::respond::RelayTo;
 use crate::capture::LegRecorder;
 use crate::record::{Emitted, Sink};
 use bytes::Bytes;
@@ -47,21 +46,23 @@ impl RelayBody {
         }
     }
 
-    /// A relayed upstream body whose end emits `flow`, as `to` says (once the client's request
-    /// body has ended too).
+    /// A relayed upstream body whose end emits `flow` to `sink`, once the client's request
+    /// body behind `request_body` has ended too.
     pub fn relayed(
         prefix: VecDeque<Frame<Bytes>>,
         inner: Incoming,
         flow: Emitted,
-        to: RelayTo<'_>,
+        sink: Sink,
+        upstream: Option<LegRecorder>,
+        request_body: Option<Excerpt>,
     ) -> RelayBody {
         RelayBody {
             kind: Kind::Relayed {
                 prefix,
                 inner,
-                record: Some((Box::new(flow), to.sink.clone())),
-                upstream: to.upstream,
-                request_body: to.request_body,
+                record: Some((Box::new(flow), sink)),
+                upstream,
+                request_body,
             },
         }
     }

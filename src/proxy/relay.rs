@@ -224,7 +224,8 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
 
 /// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.
 /// When the upstream ends a leg's connection, or the process stops, the client connection
-/// closes gracefully: after the response in flight (HTTP/1.1), with a GOAWAY (HTTP/2).
+/// closes gracefully: after the response in flight (HTTP/1.1), with a GOAWAY (HTTP/2). A
+/// connection whose request mtlscope refused lingers ([`super::linger`]).
 ///
 /// A connection idle for `idle` (no byte either way, no request in flight) is closed, and
 /// the record of its last exchange or its connection record says so.
@@ -251,7 +252,9 @@ where
     let served = pair.clone();
     let service = hyper::service::service_fn(move |req| served.clone().handle(req));
     let idle = super::idle::IdleClock::new(idle);
-    let io = super::idle::Activity::new(io, idle.clone());
+    let linger = super::linger::LingerSwitch::default();
+    let io =
+        super::linger::Lingering::new(super::idle::Activity::new(io, idle.clone()), linger.clone());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
@@ -287,6 +290,12 @@ where
             }
         }
     };
+    if let Err(e) = &result {
+        // Refused mid-request: the stream (dropped with `conn`) lingers so the refusal is read.
+        if super::linger::refused_mid_request(&**e) {
+            linger.on();
+        }
+    }
     if idled {
         return Some(format!(
             "mtlscope closed the client connection: idle for {} s (--idle-timeout)",

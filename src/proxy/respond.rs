@@ -124,7 +124,14 @@ pub fn relay_head(
     } else {
         Emitted::Facts(flow)
     };
-    let body = RelayBody::relayed(prefix, body, record, to);
+    let body = RelayBody::relayed(
+        prefix,
+        body,
+        record,
+        to.sink.clone(),
+        to.upstream,
+        to.request_body,
+    );
     http::Response::from_parts(parts, body)
 }
 
