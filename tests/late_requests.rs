@@ -193,3 +193,48 @@ async fn observe_reads_nginx_ca_names_and_the_client_chain_off_the_wire() {
     let server_chain = wire.server_chain.as_deref().unwrap_or_default();
     assert!(server_chain[0].subject.contains("localhost"));
 }
+
+/// Apache over HTTP/2 cannot ask for the certificate late: it resets the request with
+/// `HTTP_1_1_REQUIRED`. The upstream leg records that typed failure and the diagnosis names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_over_http2_resets_a_late_request_with_http_1_1_required() {
+    let (pki, _d) = pki();
+    let server = pki.server();
+    let apache = Apache::start(common::ApacheConfig {
+        protocols: vec![TlsVersion::Tls12],
+        ca_certificate: Some(pki.root_ca().to_path_buf()),
+        client_auth: common::ClientAuthScope::SecureLocation,
+        verify_depth: Some(3),
+        http2: true,
+        ..common::ApacheConfig::new(&server.cert, &server.key)
+    })
+    .expect("start apache");
+    let mut p = reverse(&pki, apache.localhost_url()).await;
+    let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
+        .cacert(pki.root_ca())
+        .arg("--http2")
+        .run_async()
+        .await;
+    assert_eq!(r.status, 502, "{r:?}");
+    let rec = p.flow().await;
+    let up = upstream(&rec);
+    assert_eq!(up.alpn.as_deref(), Some("h2"), "{up:#?}");
+    let failure = up.failure.as_ref().expect("the upstream leg failed");
+    assert_eq!(
+        failure.kind,
+        mtlscope::facts::FailureKind::Http11Required,
+        "{up:#?}"
+    );
+    assert!(
+        has(&rec, FindingId::Http2BlocksLateAuth),
+        "{:?}",
+        common::flows::ids(&rec)
+    );
+    assert!(
+        r.header("mtlscope-diagnosis")
+            .unwrap_or_default()
+            .contains("http2-blocks-late-auth"),
+        "{}",
+        r.headers
+    );
+}

@@ -284,7 +284,9 @@ pub fn unanswered_late_request(flow: &crate::facts::Flow) -> Option<Phase> {
 
 fn http2_blocks_late_auth(v: &View<'_>, hop: &Hop<'_>) -> Option<Finding> {
     let h2 = hop.alpn == Some("h2");
-    let http11_required = hop.error.is_some_and(|e| e.contains("HTTP_1_1_REQUIRED"));
+    let http11_required = hop
+        .failure
+        .is_some_and(|f| f.kind == FailureKind::Http11Required);
     let late = hop.late_since().is_some() || pha_inferred(v, hop);
     if !(http11_required || h2 && late) {
         return None;

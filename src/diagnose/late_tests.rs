@@ -347,3 +347,33 @@ fn a_completed_late_request_comes_before_the_empty_ca_list_advisory() {
         assert!(got.contains(&"empty-ca-list".to_string()), "{got:?}");
     }
 }
+
+#[test]
+fn an_http2_reset_asking_for_http11_is_a_late_request_blocked_by_http2() {
+    // Apache resets the request over HTTP/2 where it would ask for the certificate late; no
+    // CertificateRequest reaches the wire, so the typed failure is the evidence.
+    let flow = success_builder()
+        .upstream(|l| {
+            l.alpn = Some("h2".into());
+            l.error = Some("the server reset the request".into());
+            l.failure = Some(crate::facts::LegFailure {
+                stage: Stage::AfterHandshake,
+                kind: FailureKind::Http11Required,
+            });
+        })
+        .own_response(502)
+        .build();
+    let f = find(&flow, "http2-blocks-late-auth").expect("http2-blocks-late-auth");
+    assert!(
+        f.evidence.iter().any(|e| e.contains("HTTP_1_1_REQUIRED")),
+        "{f:#?}"
+    );
+    // The same words without the typed failure are not read as one.
+    let mut words = flow.clone();
+    if let Some(l) = words.upstream_leg.as_mut().map(std::sync::Arc::make_mut) {
+        l.failure = None;
+        l.alpn = Some("http/1.1".into());
+        l.error = Some("stream error: HTTP_1_1_REQUIRED".into());
+    }
+    assert!(find(&words, "http2-blocks-late-auth").is_none());
+}

@@ -454,6 +454,9 @@ pub enum FailureKind {
     InjectedAlert,
     /// The HTTP layer failed.
     Http,
+    /// The HTTP/2 server reset the request with `HTTP_1_1_REQUIRED` (RFC 9113 §7): it will
+    /// answer it only over HTTP/1.1 (Apache does so to ask a client certificate late).
+    Http11Required,
     /// The request could not be formed.
     BadRequest,
     /// The server name is not valid for SNI.

@@ -59,6 +59,8 @@ pub struct ApacheConfig {
     pub client_auth: ClientAuthScope,
     /// `SSLVerifyDepth`.
     pub verify_depth: Option<u32>,
+    /// Offer HTTP/2 (`mod_http2`, `Protocols h2 http/1.1`).
+    pub http2: bool,
     /// Free-form directives appended inside the `<VirtualHost>`.
     pub extra: String,
 }
@@ -74,6 +76,7 @@ impl ApacheConfig {
             ca_dn_request_file: None,
             client_auth: ClientAuthScope::Off,
             verify_depth: None,
+            http2: false,
             extra: String::new(),
         }
     }
@@ -86,6 +89,9 @@ impl ApacheConfig {
         let _ = writeln!(c, "Listen 127.0.0.1:{port} https");
         for (name, file) in LOAD {
             let _ = writeln!(c, "LoadModule {name} {MODULES}/{file}");
+        }
+        if self.http2 {
+            let _ = writeln!(c, "LoadModule http2_module {MODULES}/mod_http2.so");
         }
         let _ = writeln!(c, "PidFile \"{d}/httpd.pid\"\nDefaultRuntimeDir \"{d}\"");
         let _ = writeln!(c, "Mutex file:{d} default\nUser www-data\nGroup www-data");
@@ -110,6 +116,9 @@ impl ApacheConfig {
         let _ = writeln!(c, "Alias /secure \"{d}/htdocs/secure.txt\"");
         let _ = writeln!(c, "<VirtualHost 127.0.0.1:{port}>");
         let _ = writeln!(c, "  SSLEngine on");
+        if self.http2 {
+            let _ = writeln!(c, "  Protocols h2 http/1.1");
+        }
         let _ = writeln!(c, "  SSLCertificateFile \"{}\"", self.cert.display());
         let _ = writeln!(c, "  SSLCertificateKeyFile \"{}\"", self.key.display());
         let protocols: Vec<String> = self
