@@ -69,6 +69,29 @@ pub struct Attempt {
     pub flow: Flow,
 }
 
+impl Attempt {
+    /// Whether the server refused mtlscope's throw-away identity — what a server that verifies
+    /// client certificates does — and with which HTTP status, if it answered at all. A refusal
+    /// the findings attribute to an unverified certificate is not one.
+    pub fn throwaway_refused(&self) -> Option<ThrowawayRefused> {
+        let f = &self.flow;
+        let throwaway = self.identity.as_deref() == Some(throwaway::LABEL);
+        let accepted = f.status().is_some_and(|s| s < 400);
+        let unverified = f
+            .findings
+            .iter()
+            .any(|x| x.id == crate::facts::FindingId::ClientCertNotVerified);
+        (throwaway && !accepted && !unverified).then(|| ThrowawayRefused { status: f.status() })
+    }
+}
+
+/// The server refused the throw-away identity (see [`Attempt::throwaway_refused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrowawayRefused {
+    /// The HTTP status it answered with; `None` when the handshake or the request failed.
+    pub status: Option<u16>,
+}
+
 /// Everything the probe did.
 #[derive(Clone, Debug)]
 pub struct ProbeReport {

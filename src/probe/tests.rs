@@ -161,3 +161,30 @@ fn a_refused_connection_is_unreachable_and_not_negotiated() {
         "no path summary for a version never negotiated"
     );
 }
+
+#[test]
+fn the_throwaway_identity_refused_is_what_a_verifying_server_does() {
+    let mut a = attempt("/", Leg::default(), Some(403), &["client-cert-rejected"]);
+    a.identity = Some(super::throwaway::LABEL.to_string());
+    assert_eq!(
+        a.throwaway_refused(),
+        Some(super::ThrowawayRefused { status: Some(403) })
+    );
+    // Accepted, or refused as unverified, or another identity: not that.
+    let mut ok = attempt("/", Leg::default(), Some(200), &[]);
+    ok.identity = a.identity.clone();
+    assert_eq!(ok.throwaway_refused(), None);
+    let mut unverified = attempt(
+        "/",
+        Leg::default(),
+        Some(403),
+        &["client-cert-not-verified"],
+    );
+    unverified.identity = a.identity.clone();
+    assert_eq!(unverified.throwaway_refused(), None);
+    let mut named = a.clone();
+    named.identity = Some("alice".into());
+    assert_eq!(named.throwaway_refused(), None);
+    assert!(crate::render::probe::verdict(&a)
+        .starts_with("HTTP 403; the server refused mtlscope's throw-away identity"));
+}

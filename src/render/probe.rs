@@ -2,15 +2,15 @@
 //! attempt. It only shows what the probe found; `crate::probe` decides.
 
 use crate::facts::{CertRequest, Stage};
-use crate::probe::{Asked, Attempt, PathSummary, ProbeReport};
+use crate::probe::{Asked, Attempt, PathSummary, ProbeReport, ThrowawayRefused};
 use serde_json::{json, Value};
 
 /// One line saying how an attempt ended — could not connect, handshake failed, or the HTTP
 /// status — and its most severe finding with every finding's id.
 pub fn verdict(a: &Attempt) -> String {
     let f = &a.flow;
-    if let Some(refused) = refused_throwaway(a) {
-        return refused;
+    if let Some(refused) = a.throwaway_refused() {
+        return throwaway_refused(refused);
     }
     let leg = f.upstream_leg.as_ref();
     let error = leg
@@ -42,27 +42,16 @@ pub fn verdict(a: &Attempt) -> String {
     }
 }
 
-/// The throw-away identity refused: what a server that verifies client certificates does, so
-/// the line says that rather than why the certificate is not trusted (the findings keep it).
-fn refused_throwaway(a: &Attempt) -> Option<String> {
-    let f = &a.flow;
-    let throwaway = a.identity.as_deref() == Some(crate::probe::throwaway::LABEL);
-    let accepted = f.status().is_some_and(|s| s < 400);
-    if !throwaway
-        || accepted
-        || f.findings
-            .iter()
-            .any(|x| x.id == crate::facts::FindingId::ClientCertNotVerified)
-    {
-        return None;
-    }
-    let how = match f.status() {
+/// The throw-away identity refused: the line says the server did what it should rather than
+/// why the certificate is not trusted (the findings keep it).
+fn throwaway_refused(refused: ThrowawayRefused) -> String {
+    let how = match refused.status {
         Some(s) => format!("HTTP {s}"),
         None => "the handshake or request failed".to_string(),
     };
-    Some(format!(
+    format!(
         "{how}; the server refused mtlscope's throw-away identity, as a server that verifies client certificates should"
-    ))
+    )
 }
 
 fn identity_name(a: &Attempt) -> &str {
