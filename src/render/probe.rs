@@ -279,5 +279,11 @@ mod tests {
             verdict(&c),
             "no HTTP answer: the server closed the connection; no findings"
         );
+        let mut d = attempt("/", Leg::default(), Some(403), &["client-cert-rejected"]);
+        d.identity = Some(crate::probe::throwaway::LABEL.to_string());
+        assert_eq!(
+            verdict(&d),
+            "HTTP 403; the server refused mtlscope's throw-away identity, as a server that verifies client certificates should"
+        );
     }
 }
