@@ -6,7 +6,8 @@
 //! normally instead of a `RST_STREAM` (curl reports one arriving mid-upload as a stream error,
 //! although the answer arrived whole), and the record's excerpt shows what the client sent.
 //! The reading is bounded by [`DRAIN_BYTES`] and [`DRAIN_WAIT`], as nginx bounds its discarding
-//! of a body it will not use.
+//! of a body it will not use. The drain holds the client's stream, so the client connection ends
+//! only after it: a stopping mtlscope has the exchange's record before it flushes the recording.
 
 use super::request_excerpt::Excerpt;
 use bytes::Bytes;
