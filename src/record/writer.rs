@@ -116,13 +116,24 @@ impl Writer {
             // is a futex call and a context switch on the proxy's CPU). Records reach the
             // file at most this much later.
             std::thread::sleep(BATCH_PAUSE);
-            while self.batch.len() < BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(msg) => self.handle(msg),
-                    Err(_) => break,
+            // Write full batches until the queue is empty: a writer that paused again after
+            // each batch would fall behind a fast proxy, and records would queue up behind it.
+            loop {
+                let mut emptied = false;
+                while self.batch.len() < BATCH_BYTES {
+                    match rx.try_recv() {
+                        Ok(msg) => self.handle(msg),
+                        Err(_) => {
+                            emptied = true;
+                            break;
+                        }
+                    }
+                }
+                self.write_batch();
+                if emptied {
+                    break;
                 }
             }
-            self.write_batch();
         }
         self.write_batch();
         let _ = self.file.sync_data();
