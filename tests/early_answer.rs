@@ -56,20 +56,18 @@ async fn upload_after_answer(root: &std::path::Path, url: &str, http2: bool) -> 
     }
 }
 
+/// `mtlscope reverse` in front of `echo` (asking for a client certificate, which curl does not
+/// send).
+async fn reverse(pki: &mtlscope::pki::DevPki, echo: &LabEcho) -> Proxy {
+    let args = common::reverse_args(pki, &echo.url(), &["--quiet"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Proxy::start(&args).await
+}
+
 async fn answered_before_the_body(http2: bool) {
     let (pki, _dir) = common::dev_pki();
     let echo = LabEcho::answering_before_the_body().await.unwrap();
-    let server = pki.server().arg();
-    let upstream = echo.url();
-    let mut p = Proxy::start(&[
-        "reverse",
-        "--quiet",
-        "--upstream",
-        &upstream,
-        "--server-cert",
-        &server,
-    ])
-    .await;
+    let mut p = reverse(&pki, &echo).await;
     let url = format!("https://localhost:{}/upload", p.port());
     let r = upload_after_answer(pki.root_ca(), &url, http2).await;
     // Before the fix an HTTP/2 client got RST_STREAM mid-upload: curl (92), the answer lost.
@@ -109,17 +107,7 @@ async fn an_http1_client_finishes_its_upload_after_an_early_answer() {
 async fn every_record_carries_the_body_sent_with_the_head() {
     let (pki, _dir) = common::dev_pki();
     let echo = LabEcho::start(None).await.unwrap();
-    let server = pki.server().arg();
-    let upstream = echo.url();
-    let mut p = Proxy::start(&[
-        "reverse",
-        "--quiet",
-        "--upstream",
-        &upstream,
-        "--server-cert",
-        &server,
-    ])
-    .await;
+    let mut p = reverse(&pki, &echo).await;
     for i in 0..20 {
         let r = common::Curl::new(format!("https://localhost:{}/form", p.port()))
             .cacert(pki.root_ca())
