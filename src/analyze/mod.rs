@@ -5,8 +5,9 @@
 //! - [`pcap`]: frames from pcap / pcapng, decoded to TCP segments;
 //! - [`tcp`]: each direction put back in order, holes named as gaps;
 //! - [`session`]: the ordered bytes through `observe`'s wire parser (and [`decrypt`] with a key
-//!   log), ending in one `mode: capture` [`Flow`] per TLS connection;
-//! then the usual sink diagnoses, prints and records each flow.
+//!   log), ending in one `mode: capture` [`Flow`] per TLS connection.
+//!
+//! Then the usual sink diagnoses, prints and records each flow.
 
 pub mod decrypt;
 pub mod pcap;
@@ -163,8 +164,8 @@ impl Analyzer<'_> {
         let key = PairKey::of(pkt.src, pkt.dst);
         let fresh_syn = pkt.syn && pkt.ack.is_none();
         if let Some(c) = self.conns.get(&key) {
-            let reused = fresh_syn && c.syn_seq.is_some_and(|s| s != pkt.seq)
-                || fresh_syn && c.syn_seq.is_none();
+            // A new SYN on a known pair: a new connection unless it repeats the first SYN.
+            let reused = fresh_syn && c.syn_seq != Some(pkt.seq);
             if reused {
                 self.finish(key);
             }

@@ -75,7 +75,7 @@ pub(super) fn not_certificate_related(v: &View<'_>, found: &[Finding]) -> Option
     Some(finding(
         FindingId::NotCertificateRelated,
         Severity::Info,
-        &format!("The server answered {status} ({what}) and both legs' certificate story is clean: not a certificate problem."),
+        format!("The server answered {status} ({what}) and both legs' certificate story is clean: not a certificate problem."),
         evidence,
         "Check the URL, the method, the body or the request rate; the client certificate is not the cause.",
     ))

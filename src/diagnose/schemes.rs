@@ -177,7 +177,8 @@ fn ca_list_too_large(hop: &Hop<'_>) -> Option<Finding> {
     });
     let large = bytes > CA_LIST_LIMIT;
     // A refusal right after a list of at least a few KiB is the symptom, even under the limit.
-    if !large && !(refused.is_some() && bytes > CA_LIST_LIMIT / 4) {
+    let refused_after_a_long_list = refused.is_some() && bytes > CA_LIST_LIMIT / 4;
+    if !large && !refused_after_a_long_list {
         return None;
     }
     let mut evidence = vec![format!(

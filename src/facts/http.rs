@@ -1,13 +1,15 @@
 //! The HTTP version of a request, as recorded (`HTTP/1.1`, `HTTP/2.0`: hyper's spelling).
 
 super::named::named_words! {
-    /// An HTTP version.
+    /// An HTTP version (HTTP/1.1 when none is known).
+    #[derive(Default)]
     pub enum HttpVersion {
         /// HTTP/0.9.
         Http09 = "HTTP/0.9",
         /// HTTP/1.0.
         Http10 = "HTTP/1.0",
         /// HTTP/1.1.
+        #[default]
         Http11 = "HTTP/1.1",
         /// HTTP/2.
         Http2 = "HTTP/2.0",
@@ -15,12 +17,6 @@ super::named::named_words! {
         Http3 = "HTTP/3.0",
     }
     /// A version this version does not write (a newer recording), kept as read.
-}
-
-impl Default for HttpVersion {
-    fn default() -> HttpVersion {
-        HttpVersion::Http11
-    }
 }
 
 impl From<http::Version> for HttpVersion {

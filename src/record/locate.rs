@@ -53,7 +53,7 @@ impl Spot {
     /// The line at `offset` of generation `generation`; `None` past the packing's range.
     pub fn new(generation: u64, offset: u64) -> Option<Spot> {
         (generation < (1 << (64 - OFFSET_BITS)) && offset < (1 << OFFSET_BITS))
-            .then(|| Spot((generation << OFFSET_BITS) | offset))
+            .then_some(Spot((generation << OFFSET_BITS) | offset))
     }
 
     /// The generation of the file.

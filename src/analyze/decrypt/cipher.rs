@@ -53,7 +53,7 @@ pub fn tls12_suite(id: u16) -> Option<Suite> {
     match id {
         0x009C | 0x009E | 0xC02B | 0xC02F => Some(suite(&aead::AES_128_GCM, SHA256, 4)),
         0x009D | 0x009F | 0xC02C | 0xC030 => Some(suite(&aead::AES_256_GCM, SHA384, 4)),
-        0xCCA8 | 0xCCA9 | 0xCCAA => Some(suite(&aead::CHACHA20_POLY1305, SHA256, 12)),
+        0xCCA8..=0xCCAA => Some(suite(&aead::CHACHA20_POLY1305, SHA256, 12)),
         _ => None,
     }
 }
