@@ -125,3 +125,63 @@ async fn every_record_carries_the_body_sent_with_the_head() {
         assert_eq!(body, Some(BODY), "request {i}: {flow:#?}");
     }
 }
+
+/// Stopped (SIGTERM) while a client is still sending a body the upstream did not wait for: the
+/// exchange's record, which waits for the body, is in the recording when mtlscope exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_the_upload_still_writes_the_record_with_its_body() {
+    let (pki, _dir) = common::dev_pki();
+    let echo = LabEcho::answering_before_the_body().await.unwrap();
+    let args = common::reverse_args(&pki, &echo.url(), &["--quiet"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut p = common::Mtlscope::start(&args);
+    let url = format!("https://localhost:{}/upload", p.port());
+    let root = pki.root_ca().to_path_buf();
+    let mut child = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(&root)
+        .args(["-H", "content-type: application/x-www-form-urlencoded"])
+        .args(["-X", "POST", "-T", "-", "-H", "Expect:", "--http2"])
+        .arg(&url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The answer is back; the body has not been sent. Stop mtlscope now, then send the body.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    p.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stdin.write_all(BODY.as_bytes()).await;
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("curl within 30 s")
+        .expect("curl output");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(20)))
+        .expect("mtlscope exited");
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&p.record).expect("recording");
+    let exchange = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a whole record"))
+        .find(|r| r["kind"] == "exchange")
+        .unwrap_or_else(|| panic!("no exchange recorded: {text}"));
+    assert_eq!(exchange["request"]["body_excerpt"], BODY, "{exchange}");
+}
