@@ -195,12 +195,12 @@ async fn observe_reads_nginx_ca_names_and_the_client_chain_off_the_wire() {
 }
 
 /// Apache over HTTP/2 cannot ask for the certificate late: it resets the request with
-/// `HTTP_1_1_REQUIRED`. The upstream leg records that typed failure and the diagnosis names it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apache_over_http2_resets_a_late_request_with_http_1_1_required() {
-    let (pki, _d) = pki();
+/// `HTTP_1_1_REQUIRED`, and clients (curl) send it again over HTTP/1.1. mtlscope does the same for
+/// a request it can send twice, and says so; a POST it cannot send twice ends with the typed
+/// failure and `http2-blocks-late-auth`.
+fn apache_h2(pki: &DevPki) -> Apache {
     let server = pki.server();
-    let apache = Apache::start(common::ApacheConfig {
+    Apache::start(common::ApacheConfig {
         protocols: vec![TlsVersion::Tls12],
         ca_certificate: Some(pki.root_ca().to_path_buf()),
         client_auth: common::ClientAuthScope::SecureLocation,
@@ -208,15 +208,85 @@ async fn apache_over_http2_resets_a_late_request_with_http_1_1_required() {
         http2: true,
         ..common::ApacheConfig::new(&server.cert, &server.key)
     })
-    .expect("start apache");
+    .expect("start apache")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_over_http2_asking_for_http_1_1_gets_the_request_again_over_http_1_1() {
+    let (pki, _d) = pki();
+    let apache = apache_h2(&pki);
     let mut p = reverse(&pki, apache.localhost_url()).await;
     let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
         .cacert(pki.root_ca())
         .arg("--http2")
         .run_async()
         .await;
+    let rec = p.flow().await;
+    let retry = rec.upstream_retry.as_ref().expect("sent again");
+    assert!(retry.reason.contains("HTTP_1_1_REQUIRED"), "{retry:?}");
+    assert!(retry.was_sent);
+    let up = upstream(&rec);
+    assert_eq!(up.alpn.as_deref(), Some("http/1.1"), "{up:#?}");
+    // Over HTTP/1.1 Apache asks by renegotiation, which the rustls leg refuses: the real story.
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(
+        has(&rec, FindingId::RenegotiationRequested),
+        "{:?}",
+        common::flows::ids(&rec)
+    );
+
+    // With the OpenSSL engine to fall back on, the client gets what it gets directly.
+    let server = pki.server().arg();
+    let ca = pki.root_ca().display().to_string();
+    let id = pki.client(ClientCert::Good).arg();
+    let url = apache.localhost_url();
+    let auto = Proxy::start(&[
+        "reverse",
+        "--upstream",
+        &url,
+        "--server-cert",
+        &server,
+        "--upstream-ca",
+        &ca,
+        "--identity",
+        &id,
+        "--upstream-engine",
+        "auto",
+    ])
+    .await;
+    let r = Curl::new(format!("https://localhost:{}/secure", auto.port()))
+        .cacert(pki.root_ca())
+        .arg("--http2")
+        .run_async()
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let direct = Curl::new(format!("{url}/secure"))
+        .cacert(pki.root_ca())
+        .arg("--http2")
+        .identity(
+            &pki.client(ClientCert::Good).cert,
+            &pki.client(ClientCert::Good).key,
+        )
+        .run_async()
+        .await;
+    assert_eq!(direct.status, 200, "{direct:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_reset_with_http_1_1_required_is_a_typed_failure() {
+    let (pki, _d) = pki();
+    let apache = apache_h2(&pki);
+    let mut p = reverse(&pki, apache.localhost_url()).await;
+    let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
+        .cacert(pki.root_ca())
+        .arg("--http2")
+        .arg("--data")
+        .arg("a=1")
+        .run_async()
+        .await;
     assert_eq!(r.status, 502, "{r:?}");
     let rec = p.flow().await;
+    assert!(rec.upstream_retry.is_none(), "a body is not sent twice");
     let up = upstream(&rec);
     assert_eq!(up.alpn.as_deref(), Some("h2"), "{up:#?}");
     let failure = up.failure.as_ref().expect("the upstream leg failed");

@@ -210,7 +210,7 @@ impl Pair {
 pub(super) fn http_error(e: &hyper::Error) -> Classified {
     match find_io_error(e) {
         Some(io) => classify_io(Stage::AfterHandshake, io),
-        None if h2_reason(e) == Some(h2::Reason::HTTP_1_1_REQUIRED) => Classified::new(
+        None if super::upstream_legs::asks_for_http11(e) => Classified::new(
             Stage::AfterHandshake,
             FailureKind::Http11Required,
             "the server reset the request with HTTP_1_1_REQUIRED: it answers it only over HTTP/1.1",
@@ -226,16 +226,4 @@ pub(super) fn http_error(e: &hyper::Error) -> Classified {
             format!("the upstream HTTP exchange failed: {e}"),
         ),
     }
-}
-
-/// The HTTP/2 reason code an upstream sent with its reset or GOAWAY, if that ended `e`.
-fn h2_reason(e: &hyper::Error) -> Option<h2::Reason> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h2) = s.downcast_ref::<h2::Error>() {
-            return h2.reason();
-        }
-        source = s.source();
-    }
-    None
 }

@@ -224,6 +224,21 @@ impl UpstreamLegs {
         }
     }
 
+    /// Make every later leg offer only HTTP/1.1; false when they do already.
+    fn switch_to_http1(&self) -> bool {
+        let Ok(mut e) = self.engine.lock() else {
+            return false;
+        };
+        let current = e.clone().unwrap_or_else(|| self.opener.ctx.engine.clone());
+        match current.http1_only() {
+            Some(h1) => {
+                *e = Some(h1);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Open the next leg with `engine` and make it, and every later leg, use that engine.
     pub async fn switch_engine(&self, engine: crate::upstream::Engine) -> LegInUse {
         if let Ok(mut e) = self.engine.lock() {
@@ -396,6 +411,21 @@ impl UpstreamLegs {
                 )
             }
             SendFailed::Failed(e) => match resend {
+                // As curl does: the same request again, over a new HTTP/1.1 connection (and
+                // every later one: the server wants HTTP/1.1 for this target).
+                Some(copy) if asks_for_http11(&e) && self.switch_to_http1() => {
+                    let reason = format!(
+                        "the server reset the request with HTTP_1_1_REQUIRED (it answers it only over HTTP/1.1): {e}"
+                    );
+                    (
+                        copy.request(),
+                        UpstreamRetry {
+                            from_leg: leg.index,
+                            reason,
+                            was_sent: true,
+                        },
+                    )
+                }
                 Some(copy) if is_dropped_unanswered(&e) => {
                     let reason =
                         format!("the upstream closed the connection without answering: {e}");
@@ -431,6 +461,19 @@ impl UpstreamLegs {
             retry: Some(retry),
         })
     }
+}
+
+/// The HTTP/2 server reset the request with `HTTP_1_1_REQUIRED`: it answers it only over
+/// HTTP/1.1 (read from the h2 reason code behind hyper's error).
+pub fn asks_for_http11(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::HTTP_1_1_REQUIRED);
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The upstream closed or reset the connection before answering: what a server does to a

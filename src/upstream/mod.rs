@@ -123,6 +123,20 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// The same engine offering only HTTP/1.1, for a server that answers a request only over
+    /// HTTP/1.1 (`HTTP_1_1_REQUIRED`); `None` when it offers nothing else already (OpenSSL legs
+    /// and plain backends speak HTTP/1.1).
+    pub fn http1_only(&self) -> Option<Engine> {
+        match self {
+            Engine::Rustls(r) => r.http1_only().map(Engine::Rustls),
+            Engine::Auto { rustls, openssl } => rustls.http1_only().map(|rustls| Engine::Auto {
+                rustls,
+                openssl: openssl.clone(),
+            }),
+            Engine::Plain(_) | Engine::Openssl(_) => None,
+        }
+    }
+
     /// Connect to `target` and complete the TLS handshake, recording both into `rec`.
     pub async fn connect(
         &self,

@@ -64,6 +64,20 @@ pub struct RustlsEngine {
 }
 
 impl RustlsEngine {
+    /// The same engine offering only HTTP/1.1 (ALPN `http/1.1`); `None` when it offers
+    /// nothing else already.
+    pub fn http1_only(&self) -> Option<RustlsEngine> {
+        let h1 = b"http/1.1".to_vec();
+        if self.settings.alpn.iter().all(|p| *p == h1) {
+            return None;
+        }
+        let mut settings = (*self.settings).clone();
+        settings.alpn = vec![h1];
+        Some(RustlsEngine {
+            settings: Arc::new(settings),
+        })
+    }
+
     /// Connect and handshake, recording into `rec`.
     pub async fn connect(
         &self,
