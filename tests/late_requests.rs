@@ -19,21 +19,27 @@ fn apache(pki: &DevPki, version: TlsVersion) -> Apache {
 }
 
 async fn reverse(pki: &DevPki, upstream: String) -> Proxy {
+    reverse_with(pki, &upstream, &[]).await
+}
+
+/// `mtlscope reverse` in front of `upstream`, presenting the good identity, plus `extra`.
+async fn reverse_with(pki: &DevPki, upstream: &str, extra: &[&str]) -> Proxy {
     let server = pki.server().arg();
     let ca = pki.root_ca().display().to_string();
     let id = pki.client(ClientCert::Good).arg();
-    Proxy::start(&[
+    let mut args = vec![
         "reverse",
         "--upstream",
-        &upstream,
+        upstream,
         "--server-cert",
         &server,
         "--upstream-ca",
         &ca,
         "--identity",
         &id,
-    ])
-    .await
+    ];
+    args.extend_from_slice(extra);
+    Proxy::start(&args).await
 }
 
 async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
@@ -236,24 +242,8 @@ async fn apache_over_http2_asking_for_http_1_1_gets_the_request_again_over_http_
     );
 
     // With the OpenSSL engine to fall back on, the client gets what it gets directly.
-    let server = pki.server().arg();
-    let ca = pki.root_ca().display().to_string();
-    let id = pki.client(ClientCert::Good).arg();
     let url = apache.localhost_url();
-    let auto = Proxy::start(&[
-        "reverse",
-        "--upstream",
-        &url,
-        "--server-cert",
-        &server,
-        "--upstream-ca",
-        &ca,
-        "--identity",
-        &id,
-        "--upstream-engine",
-        "auto",
-    ])
-    .await;
+    let auto = reverse_with(&pki, &url, &["--upstream-engine", "auto"]).await;
     let r = Curl::new(format!("https://localhost:{}/secure", auto.port()))
         .cacert(pki.root_ca())
         .arg("--http2")
