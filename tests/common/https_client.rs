@@ -95,19 +95,47 @@ impl HttpsClient {
 
     /// GET `path`; reuses the connection unless the server has closed it. Returns the status
     /// once the whole body arrived.
+    ///
+    /// A request on a reused connection that the server closed before the request went out
+    /// (hyper: canceled) is sent once more on a new connection, as hyper-util's client, curl and
+    /// browsers do: a keep-alive close can always cross a request in flight, directly as
+    /// through a proxy.
     pub async fn get(&mut self, path: &str) -> Result<u16, String> {
-        let reusable = match &self.conn {
+        let reused = self.reusable();
+        match self.get_once(path).await {
+            Err(Attempt::NotSent(_)) if reused => {
+                self.conn = None;
+                self.get_once(path).await.map_err(Attempt::into_words)
+            }
+            r => r.map_err(Attempt::into_words),
+        }
+    }
+
+    /// Whether the connection in hand can take a request.
+    fn reusable(&self) -> bool {
+        match &self.conn {
             Some(Conn::H1(s)) => !s.is_closed(),
             Some(Conn::H2(s)) => !s.is_closed(),
             None => false,
-        };
-        if !reusable {
-            self.conn = Some(self.connect().await?);
+        }
+    }
+
+    async fn get_once(&mut self, path: &str) -> Result<u16, Attempt> {
+        if !self.reusable() {
+            self.conn = Some(self.connect().await.map_err(Attempt::Failed)?);
         }
         let uri = format!("https://localhost:{}{path}", self.port);
+        let not_sent = |what: &str, e: hyper::Error| {
+            let words = format!("{what}: {e}");
+            if e.is_canceled() || e.is_closed() {
+                Attempt::NotSent(words)
+            } else {
+                Attempt::Failed(words)
+            }
+        };
         let resp = match self.conn.as_mut().expect("connected") {
             Conn::H1(s) => {
-                s.ready().await.map_err(|e| format!("ready: {e}"))?;
+                s.ready().await.map_err(|e| not_sent("ready", e))?;
                 let req = http::Request::get(path)
                     .header(http::header::HOST, format!("localhost:{}", self.port))
                     .body(Empty::new())
@@ -115,17 +143,33 @@ impl HttpsClient {
                 s.send_request(req).await
             }
             Conn::H2(s) => {
-                s.ready().await.map_err(|e| format!("ready: {e}"))?;
+                s.ready().await.map_err(|e| not_sent("ready", e))?;
                 let req = http::Request::get(uri).body(Empty::new()).expect("request");
                 s.send_request(req).await
             }
         }
-        .map_err(|e| format!("request: {e}"))?;
+        .map_err(|e| not_sent("request", e))?;
         let status = resp.status().as_u16();
         resp.into_body()
             .collect()
             .await
-            .map_err(|e| format!("body: {e}"))?;
+            .map_err(|e| Attempt::Failed(format!("body: {e}")))?;
         Ok(status)
+    }
+}
+
+/// How a request failed.
+enum Attempt {
+    /// The connection closed before the request went out.
+    NotSent(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl Attempt {
+    fn into_words(self) -> String {
+        match self {
+            Attempt::NotSent(w) | Attempt::Failed(w) => w,
+        }
     }
 }
