@@ -75,23 +75,21 @@ pub async fn prepare(
         BODY_WAIT,
         http_body_util::Limited::new(body, MAX_REPLAY_BODY).collect(),
     );
-    let read = read.await;
-    // Read whole or given up on: either way the client's body is over for the record (which
-    // cannot be waiting yet).
+    // The body whole, or why not (the body's own error; none when it took too long).
+    let body = match read.await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => Err(e.downcast::<hyper::Error>().ok().map(|e| *e)),
+        Err(_) => Err(None),
+    };
+    if let Ok(body) = &body {
+        excerpt.copy(body);
+    }
+    // Read whole or given up on: either way the client's body is over for the record.
     excerpt.end();
-    let body = match read {
-        Ok(Ok(collected)) => {
-            let body = collected.to_bytes();
-            excerpt.copy(&body);
-            body
-        }
-        Ok(Err(e)) => {
-            let broken = e.downcast::<hyper::Error>().ok().map(|e| *e);
+    let body = match body {
+        Ok(body) => body,
+        Err(broken) => {
             let req = http::Request::from_parts(parts, UpstreamBody::Broken(broken));
-            return (req, None, excerpt);
-        }
-        Err(_) => {
-            let req = http::Request::from_parts(parts, UpstreamBody::Broken(None));
             return (req, None, excerpt);
         }
     };

@@ -31,8 +31,6 @@ pub struct TeeBody {
     excerpt: Excerpt,
     /// Whether the excerpt still has room (once full, nothing more is copied).
     copying: bool,
-    /// Whether the body has ended (or failed).
-    ended: bool,
 }
 
 impl TeeBody {
@@ -47,7 +45,6 @@ impl TeeBody {
             inner: Some(inner),
             excerpt: excerpt.clone(),
             copying: !ended,
-            ended,
         };
         (body, excerpt)
     }
@@ -72,10 +69,7 @@ impl Body for TeeBody {
                     self.copying = !self.excerpt.copy(data);
                 }
             }
-            Poll::Ready(_) => {
-                self.ended = true;
-                self.excerpt.end();
-            }
+            Poll::Ready(_) => self.excerpt.end(),
             Poll::Pending => {}
         }
         polled
@@ -94,13 +88,12 @@ impl Body for TeeBody {
 
 impl Drop for TeeBody {
     fn drop(&mut self) {
-        if self.ended {
-            return;
-        }
         let Some(inner) = self.inner.take() else {
-            self.excerpt.end();
             return;
         };
+        if self.excerpt.has_ended() {
+            return;
+        }
         if inner.is_end_stream() {
             self.excerpt.end();
             return;

@@ -66,14 +66,10 @@ impl Excerpt {
             Ok(g) => (g.bytes.clone(), g.more),
             Err(_) => return None,
         };
-        self.text(&bytes, more)
-    }
-
-    fn text(&self, bytes: &[u8], more: bool) -> Option<String> {
         if bytes.is_empty() {
             return None;
         }
-        let text = String::from_utf8_lossy(bytes).into_owned();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let mut text = if self.redact {
             redact(&text, self.content_type.as_deref())
         } else {
@@ -97,6 +93,11 @@ impl Excerpt {
             g.more = true;
         }
         g.more
+    }
+
+    /// Whether the client's body has ended (see [`Excerpt::end`]).
+    pub fn has_ended(&self) -> bool {
+        self.shared.lock().map_or(true, |g| g.ended)
     }
 
     /// The client's body has ended (or will not be read further): a record waiting for it is

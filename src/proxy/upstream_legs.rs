@@ -224,26 +224,22 @@ impl UpstreamLegs {
         }
     }
 
-    /// Make every later leg offer only HTTP/1.1; false when they do already.
-    fn switch_to_http1(&self) -> bool {
-        let Ok(mut e) = self.engine.lock() else {
-            return false;
-        };
-        let current = e.clone().unwrap_or_else(|| self.opener.ctx.engine.clone());
-        match current.http1_only() {
-            Some(h1) => {
-                *e = Some(h1);
-                true
-            }
-            None => false,
+    /// The engine the next leg is opened with: the listener's, unless the pair switched.
+    fn engine(&self) -> crate::upstream::Engine {
+        let switched = self.engine.lock().ok().and_then(|e| e.clone());
+        switched.unwrap_or_else(|| self.opener.ctx.engine.clone())
+    }
+
+    /// Open every later leg with `engine`.
+    fn use_engine(&self, engine: crate::upstream::Engine) {
+        if let Ok(mut e) = self.engine.lock() {
+            *e = Some(engine);
         }
     }
 
     /// Open the next leg with `engine` and make it, and every later leg, use that engine.
     pub async fn switch_engine(&self, engine: crate::upstream::Engine) -> LegInUse {
-        if let Ok(mut e) = self.engine.lock() {
-            *e = Some(engine);
-        }
+        self.use_engine(engine);
         let mut cur = self.current.lock().await;
         *cur = self.next_leg(cur.index).await;
         cur.clone()
@@ -398,6 +394,11 @@ impl UpstreamLegs {
                 })
             }
         };
+        // A server that wants HTTP/1.1 for this request, and an engine that can offer only that.
+        let http1_engine = match &failed {
+            SendFailed::Failed(e) if asks_for_http11(e) => self.engine().http1_only(),
+            _ => None,
+        };
         let (again, retry) = match failed {
             SendFailed::NotSent(req, why) => {
                 let reason = format!("the upstream had ended the connection: {why}");
@@ -410,10 +411,11 @@ impl UpstreamLegs {
                     },
                 )
             }
-            SendFailed::Failed(e) => match resend {
+            SendFailed::Failed(e) => match (resend, http1_engine) {
                 // As curl does: the same request again, over a new HTTP/1.1 connection (and
                 // every later one: the server wants HTTP/1.1 for this target).
-                Some(copy) if asks_for_http11(&e) && self.switch_to_http1() => {
+                (Some(copy), Some(h1)) => {
+                    self.use_engine(h1);
                     let reason = format!(
                         "the server reset the request with HTTP_1_1_REQUIRED (it answers it only over HTTP/1.1): {e}"
                     );
@@ -426,7 +428,7 @@ impl UpstreamLegs {
                         },
                     )
                 }
-                Some(copy) if is_dropped_unanswered(&e) => {
+                (Some(copy), None) if is_dropped_unanswered(&e) => {
                     let reason =
                         format!("the upstream closed the connection without answering: {e}");
                     (
