@@ -1,7 +1,7 @@
 //! An upstream that answers before it has read the request body (a refusal before the upload,
 //! a server that never reads it): the client gets the whole answer and ends its upload as it
 //! would with that server directly, and the record keeps the excerpt of what the client sent.
-//! Real curl uploads from a pipe, so the body leaves only after the answer came back.
+//! Real curl uploads from a pipe, and the body leaves only once the upstream has answered.
 
 mod common;
 
@@ -10,6 +10,7 @@ use mtlscope::lab::echo::LabEcho;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin};
 
 /// What the client sends, after the answer.
 const BODY: &str = "user=ann&note=late";
@@ -22,9 +23,9 @@ struct Upload {
     err: String,
 }
 
-/// `curl -T -` POSTs `BODY` to `url`: the head goes out at once (the length is unknown), the
-/// body 400 ms later, when the upstream has answered.
-async fn upload_after_answer(root: &std::path::Path, url: &str, http2: bool) -> Upload {
+/// `curl -T -` POSTing what the test writes into its stdin to `url`: the head goes out at once
+/// (the length is unknown), the body when the test writes it.
+fn start_upload(root: &std::path::Path, url: &str, http2: bool) -> (Child, ChildStdin) {
     let mut child = tokio::process::Command::new("curl")
         .args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
         .arg("--cacert")
@@ -40,8 +41,23 @@ async fn upload_after_answer(root: &std::path::Path, url: &str, http2: bool) -> 
         .stderr(Stdio::piped())
         .spawn()
         .expect("curl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stdin = child.stdin.take().expect("stdin");
+    (child, stdin)
+}
+
+/// Wait (≤ 10 s) until `echo` has answered the upload's head.
+async fn answered(echo: &LabEcho) {
+    for _ in 0..1000 {
+        if echo.answered() > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the upstream never answered the upload's head");
+}
+
+/// Send `BODY` on `stdin`, end it, and wait for curl.
+async fn finish_upload(child: Child, mut stdin: ChildStdin) -> Upload {
     // curl may have given up on the upload already; its exit code says so.
     let _ = stdin.write_all(BODY.as_bytes()).await;
     drop(stdin);
@@ -69,7 +85,10 @@ async fn answered_before_the_body(http2: bool) {
     let echo = LabEcho::answering_before_the_body().await.unwrap();
     let mut p = reverse(&pki, &echo).await;
     let url = format!("https://localhost:{}/upload", p.port());
-    let r = upload_after_answer(pki.root_ca(), &url, http2).await;
+    let (child, stdin) = start_upload(pki.root_ca(), &url, http2);
+    // The upstream answers at the head; only then does the body leave.
+    answered(&echo).await;
+    let r = finish_upload(child, stdin).await;
     // Before the fix an HTTP/2 client got RST_STREAM mid-upload: curl (92), the answer lost.
     assert_eq!(r.code, Some(0), "curl failed: {} {}", r.err, r.out);
     assert!(r.out.ends_with("\n200"), "{}", r.out);
@@ -136,44 +155,14 @@ async fn a_stop_during_the_upload_still_writes_the_record_with_its_body() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut p = common::Mtlscope::start(&args);
     let url = format!("https://localhost:{}/upload", p.port());
-    let root = pki.root_ca().to_path_buf();
-    let mut child = tokio::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg("--cacert")
-        .arg(&root)
-        .args(["-H", "content-type: application/x-www-form-urlencoded"])
-        .args(["-X", "POST", "-T", "-", "-H", "Expect:", "--http2"])
-        .arg(&url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("curl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    // The answer is back; the body has not been sent. Stop mtlscope now, then send the body.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (child, stdin) = start_upload(pki.root_ca(), &url, true);
+    // The answer is made; the body has not been sent. Stop mtlscope now, then send the body.
+    answered(&echo).await;
     p.signal("TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = stdin.write_all(BODY.as_bytes()).await;
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("curl within 30 s")
-        .expect("curl output");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "200",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let r = finish_upload(child, stdin).await;
+    assert_eq!(r.code, Some(0), "curl failed: {} {}", r.err, r.out);
+    assert!(r.out.ends_with("\n200"), "{}", r.out);
     let status = tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(20)))
         .expect("mtlscope exited");
     assert!(status.success(), "{status:?}");

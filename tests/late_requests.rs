@@ -42,6 +42,14 @@ async fn reverse_with(pki: &DevPki, upstream: &str, extra: &[&str]) -> Proxy {
     Proxy::start(&args).await
 }
 
+/// The record has finding `id`, and the client's response names it in `Mtlscope-Diagnosis`.
+#[track_caller]
+fn assert_diagnosed(rec: &mtlscope::facts::Flow, r: &common::CurlResult, id: FindingId) {
+    assert!(has(rec, id), "{:?}", common::flows::ids(rec));
+    let header = r.header("mtlscope-diagnosis").unwrap_or_default();
+    assert!(header.contains(id.as_str()), "{}", r.headers);
+}
+
 async fn get(pki: &DevPki, port: u16, path: &str) -> common::CurlResult {
     Curl::new(format!("https://localhost:{port}{path}"))
         .cacert(pki.root_ca())
@@ -90,18 +98,7 @@ async fn tls12_renegotiation_is_recorded_refused_and_answered_without_a_hang() {
         "{reneg:#?}"
     );
     assert!(sent_alerts(up).iter().any(|a| a == "no_renegotiation"));
-    assert!(
-        has(&rec, FindingId::RenegotiationRequested),
-        "{:?}",
-        common::flows::ids(&rec)
-    );
-    assert!(
-        r.header("mtlscope-diagnosis")
-            .unwrap_or_default()
-            .contains("renegotiation-requested"),
-        "{}",
-        r.headers
-    );
+    assert_diagnosed(&rec, &r, FindingId::RenegotiationRequested);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,15 +114,7 @@ async fn tls13_per_location_auth_is_a_403_without_post_handshake_auth() {
     assert_eq!(up.client_hello.as_ref().map(|h| h.offered_pha), Some(false));
     assert!(up.cert_request.is_none());
     assert_eq!(status(&rec), 403);
-    assert!(
-        has(&rec, FindingId::PostHandshakeAuth),
-        "{:?}",
-        common::flows::ids(&rec)
-    );
-    assert!(r
-        .header("mtlscope-diagnosis")
-        .unwrap_or_default()
-        .contains("post-handshake-auth"));
+    assert_diagnosed(&rec, &r, FindingId::PostHandshakeAuth);
     assert!(
         apache.wait_for_error_log("AH10158", std::time::Duration::from_secs(5)),
         "{}",
@@ -205,14 +194,10 @@ async fn observe_reads_nginx_ca_names_and_the_client_chain_off_the_wire() {
 /// a request it can send twice, and says so; a POST it cannot send twice ends with the typed
 /// failure and `http2-blocks-late-auth`.
 fn apache_h2(pki: &DevPki) -> Apache {
-    let server = pki.server();
+    let config = common::mtls::secure_location_config(pki, TlsVersion::Tls12);
     Apache::start(common::ApacheConfig {
-        protocols: vec![TlsVersion::Tls12],
-        ca_certificate: Some(pki.root_ca().to_path_buf()),
-        client_auth: common::ClientAuthScope::SecureLocation,
-        verify_depth: Some(3),
         http2: true,
-        ..common::ApacheConfig::new(&server.cert, &server.key)
+        ..config
     })
     .expect("start apache")
 }
@@ -235,11 +220,7 @@ async fn apache_over_http2_asking_for_http_1_1_gets_the_request_again_over_http_
     assert_eq!(up.alpn.as_deref(), Some("http/1.1"), "{up:#?}");
     // Over HTTP/1.1 Apache asks by renegotiation, which the rustls leg refuses: the real story.
     assert_eq!(r.status, 502, "{r:?}");
-    assert!(
-        has(&rec, FindingId::RenegotiationRequested),
-        "{:?}",
-        common::flows::ids(&rec)
-    );
+    assert_diagnosed(&rec, &r, FindingId::RenegotiationRequested);
 
     // With the OpenSSL engine to fall back on, the client gets what it gets directly.
     let url = apache.localhost_url();
@@ -285,16 +266,5 @@ async fn a_post_reset_with_http_1_1_required_is_a_typed_failure() {
         mtlscope::facts::FailureKind::Http11Required,
         "{up:#?}"
     );
-    assert!(
-        has(&rec, FindingId::Http2BlocksLateAuth),
-        "{:?}",
-        common::flows::ids(&rec)
-    );
-    assert!(
-        r.header("mtlscope-diagnosis")
-            .unwrap_or_default()
-            .contains("http2-blocks-late-auth"),
-        "{}",
-        r.headers
-    );
+    assert_diagnosed(&rec, &r, FindingId::Http2BlocksLateAuth);
 }

@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -21,6 +23,8 @@ pub struct LabEcho {
     pub addr: SocketAddr,
     /// The accept loop.
     task: JoinHandle<()>,
+    /// Requests answered so far.
+    answered: Arc<AtomicUsize>,
 }
 
 impl Drop for LabEcho {
@@ -46,16 +50,20 @@ impl LabEcho {
     ) -> std::io::Result<LabEcho> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
                 let require = require.clone();
+                let count = count.clone();
                 tokio::spawn(async move {
                     let service =
                         hyper::service::service_fn(move |req: http::Request<Incoming>| {
                             let require = require.clone();
+                            let count = count.clone();
                             async move {
                                 let (parts, body) = req.into_parts();
                                 let read = if reads_body {
@@ -64,6 +72,7 @@ impl LabEcho {
                                     None
                                 };
                                 let reply = respond(require.as_ref(), &parts, read);
+                                count.fetch_add(1, Ordering::Relaxed);
                                 Ok::<_, std::convert::Infallible>(reply)
                             }
                         });
@@ -73,7 +82,16 @@ impl LabEcho {
                 });
             }
         });
-        Ok(LabEcho { addr, task })
+        Ok(LabEcho {
+            addr,
+            task,
+            answered,
+        })
+    }
+
+    /// How many requests it has answered (the answer is made; it may still be on its way).
+    pub fn answered(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:PORT`.

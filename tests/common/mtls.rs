@@ -35,15 +35,19 @@ pub fn nginx_config(pki: &DevPki, verify: VerifyClient) -> NginxConfig {
 /// Apache on one TLS version asking for a client certificate only for `/secure`: by
 /// renegotiation on TLS 1.2, by post-handshake auth on TLS 1.3.
 pub fn apache_secure_location(pki: &DevPki, version: TlsVersion) -> Apache {
+    Apache::start(secure_location_config(pki, version)).expect("start apache")
+}
+
+/// The configuration of [`apache_secure_location`], to change before starting it.
+pub fn secure_location_config(pki: &DevPki, version: TlsVersion) -> ApacheConfig {
     let server = pki.server();
-    Apache::start(ApacheConfig {
+    ApacheConfig {
         protocols: vec![version],
         ca_certificate: Some(pki.root_ca().to_path_buf()),
         client_auth: ClientAuthScope::SecureLocation,
         verify_depth: Some(3),
         ..ApacheConfig::new(&server.cert, &server.key)
-    })
-    .expect("start apache")
+    }
 }
 
 /// The dev PKI and a real nginx configured from it: the set-up of the tests that put
