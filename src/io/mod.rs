@@ -2,6 +2,7 @@
 
 pub mod cut;
 pub mod idle;
+pub mod linger;
 pub mod rewind;
 pub mod stdout;
 

@@ -8,7 +8,6 @@ pub mod headers;
 pub mod hosts;
 pub mod idle;
 pub mod late_replay;
-pub mod linger;
 pub mod pair;
 pub mod pool;
 pub mod relay;

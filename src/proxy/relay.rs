@@ -17,6 +17,7 @@ use super::upstream_legs::{LegInUse, NoLeg, NoResponse, Sent};
 use crate::capture::tls_error::Classified;
 use crate::capture::ConnClock;
 use crate::facts::{FailureKind, Flow, Request, Stage};
+use crate::io::linger::{LingerSwitch, Lingering};
 use crate::record::headers::kept_request;
 use http::StatusCode;
 use http::Version;
@@ -225,7 +226,7 @@ pub fn request_facts(req: &http::Request<Incoming>, redact: bool, clock: ConnClo
 /// Serve HTTP/1.1 or HTTP/2 to the client over its TLS stream; the error that ended it, if any.
 /// When the upstream ends a leg's connection, or the process stops, the client connection
 /// closes gracefully: after the response in flight (HTTP/1.1), with a GOAWAY (HTTP/2). A
-/// connection whose request mtlscope refused lingers ([`super::linger`]).
+/// connection whose request mtlscope refused lingers ([`crate::io::linger`]).
 ///
 /// A connection idle for `idle` (no byte either way, no request in flight) is closed, and
 /// the record of its last exchange or its connection record says so.
@@ -252,9 +253,8 @@ where
     let served = pair.clone();
     let service = hyper::service::service_fn(move |req| served.clone().handle(req));
     let idle = super::idle::IdleClock::new(idle);
-    let linger = super::linger::LingerSwitch::default();
-    let io =
-        super::linger::Lingering::new(super::idle::Activity::new(io, idle.clone()), linger.clone());
+    let linger = LingerSwitch::default();
+    let io = Lingering::new(super::idle::Activity::new(io, idle.clone()), linger.clone());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
@@ -292,7 +292,7 @@ where
     };
     if let Err(e) = &result {
         // Refused mid-request: the stream (dropped with `conn`) lingers so the refusal is read.
-        if super::linger::refused_mid_request(&**e) {
+        if refused_mid_request(&**e) {
             linger.on();
         }
     }
@@ -305,4 +305,12 @@ where
     result
         .err()
         .map(|e| format!("client HTTP connection ended: {e}"))
+}
+
+/// Whether the error that ended a client's HTTP connection means mtlscope refused a request
+/// the client may still be sending (hyper answered 431, 400 or 408 before closing).
+fn refused_mid_request(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(|e| e.is_parse() || e.is_parse_too_large() || e.is_timeout())
 }

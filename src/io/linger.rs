@@ -1,7 +1,8 @@
-//! Lingering close of a client connection mtlscope refused mid-request (a head too large, a
-//! head that does not parse, a head that came too slowly): the refusal is sent, the write side
-//! is shut, and what the client still sends is read and discarded for a while before the
-//! socket closes, as nginx does (`lingering_close`).
+//! Lingering close of a stream whose peer may still be sending (the relay switches it on for a
+//! client connection it refused mid-request: a head too large, a head that does not parse, a
+//! head that came too slowly): the refusal is sent, the write side is shut, and what the peer
+//! still sends is read and discarded for a while before the socket closes, as nginx does
+//! (`lingering_close`).
 //!
 //! Closing at once would leave the client's unread bytes in the socket, and the kernel then
 //! answers with a reset that can reach the client before it has read the refusal: curl reports
@@ -20,7 +21,7 @@ pub const LINGER_WAIT: Duration = Duration::from_secs(5);
 /// The most read and discarded while lingering.
 pub const LINGER_BYTES: usize = 1024 * 1024;
 
-/// Whether a connection lingers when its stream is dropped; set by the relay loop.
+/// Whether a stream lingers when it is dropped; set by whoever learns that it should.
 #[derive(Clone, Debug, Default)]
 pub struct LingerSwitch(Arc<AtomicBool>);
 
@@ -33,14 +34,6 @@ impl LingerSwitch {
     fn is_on(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
-}
-
-/// Whether the error that ended a client's HTTP connection means mtlscope refused a request
-/// the client may still be sending (hyper answered 431, 400 or 408 before closing).
-pub fn refused_mid_request(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
-        .downcast_ref::<hyper::Error>()
-        .is_some_and(|e| e.is_parse() || e.is_parse_too_large() || e.is_timeout())
 }
 
 /// A client stream that lingers when dropped, if its [`LingerSwitch`] is on.
