@@ -9,8 +9,8 @@ use super::decrypt::{Decryptor, KeyLog};
 use super::tcp::{Chunk, GapCause};
 use crate::facts::EventKind;
 use crate::facts::{
-    CaptureFacts, Decryption, Event, Flow, FrameMark, GapEffect, GapKind, Mode, StreamDirection,
-    StreamGap,
+    CaptureFacts, Decryption, Event, Flow, FrameMark, GapEffect, GapKind, Mode, Peer,
+    StreamDirection, StreamGap,
 };
 use crate::wire::{Dir, TapRole, WireParser};
 use std::net::SocketAddr;
@@ -126,28 +126,29 @@ impl Session {
     pub fn close(&mut self, side: usize, rst: bool, frame: u64, ts: f64) {
         let at = self.at_ms(ts);
         let who = if Some(side) == self.client {
-            "client"
+            Peer::Client
         } else {
-            "server"
+            Peer::Server
         };
         if rst {
             if self.reset.is_none() && !self.fin_seen {
                 self.reset = Some((side, frame));
             }
-            self.event(
-                at,
-                EventKind::TcpReset,
-                Some(format!("from {who}, frame {frame}")),
-            );
+            let rest = format!("frame {frame}");
+            self.sent_by(Event::from_peer(at, EventKind::TcpReset, who, Some(&rest)));
         } else {
             self.fin_seen = true;
-            self.event(at, EventKind::TcpFin, Some(format!("from {who}")));
+            self.sent_by(Event::from_peer(at, EventKind::TcpFin, who, None));
         }
     }
 
     fn event(&mut self, at_ms: f64, kind: EventKind, detail: Option<String>) {
+        self.sent_by(Event::new(at_ms, kind, detail));
+    }
+
+    fn sent_by(&mut self, e: Event) {
         if self.events.len() < 16 {
-            self.events.push(Event::new(at_ms, kind, detail));
+            self.events.push(e);
         }
     }
 

@@ -130,17 +130,22 @@ mod tests {
     use super::*;
     use crate::facts::{CertRequest, Phase};
 
-    fn ev(at_ms: f64, name: &str, detail: &str) -> Event {
-        Event::new(at_ms, EventKind::from_name(name), Some(detail.into()))
+    fn ev(at_ms: f64, name: &str, peer: Peer, rest: Option<&str>) -> Event {
+        Event::from_peer(at_ms, EventKind::from_name(name), peer, rest)
     }
 
     fn tap13() -> TapFacts {
         TapFacts {
             tls_version: Some(TlsVersion::Tls13),
             events: vec![
-                ev(1.0, "client_hello", "from client"),
-                ev(2.5, "server_hello", "from server"),
-                ev(3.0, "client_encrypted_flight", "from client, encrypted"),
+                ev(1.0, "client_hello", Peer::Client, None),
+                ev(2.5, "server_hello", Peer::Server, None),
+                ev(
+                    3.0,
+                    "client_encrypted_flight",
+                    Peer::Client,
+                    Some("encrypted"),
+                ),
             ],
             ..TapFacts::default()
         }

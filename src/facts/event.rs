@@ -189,13 +189,12 @@ pub struct Event {
 }
 
 impl Event {
-    /// A step whose detail, if any, is in words (a sender it names first is read from them).
+    /// A step no peer sent (a TCP accept, a replay, an error), with its detail in words.
     pub fn new(at_ms: f64, kind: EventKind, detail: Option<String>) -> Event {
-        let sender = detail.as_deref().and_then(Peer::leading);
         Event {
             at_ms,
             kind,
-            sender,
+            sender: None,
             detail,
         }
     }
@@ -214,17 +213,42 @@ impl Event {
         }
     }
 
+    /// A message `peer` sent, its sender followed by a note in parentheses
+    /// (`from client (compatibility)`).
+    pub fn from_peer_noting(at_ms: f64, kind: EventKind, peer: Peer, note: &str) -> Event {
+        Event {
+            at_ms,
+            kind,
+            sender: Some(peer),
+            detail: Some(format!("from {peer} ({note})")),
+        }
+    }
+
+    /// A step read from a recording: the sender, if any, is the one its detail names first.
+    fn read(at_ms: f64, kind: EventKind, detail: Option<String>) -> Event {
+        let sender = detail.as_deref().and_then(Peer::leading);
+        Event {
+            at_ms,
+            kind,
+            sender,
+            detail,
+        }
+    }
+
     /// The detail without the sender it names first: the words after `from client, `; the
     /// whole detail when it names no sender.
     pub fn words(&self) -> Option<&str> {
         let d = self.detail.as_deref()?;
-        match self.sender {
-            Some(p) => d
-                .strip_prefix("from ")
-                .and_then(|d| d.strip_prefix(p.as_str()))
-                .and_then(|d| d.strip_prefix(", ")),
-            None => Some(d),
-        }
+        let Some(p) = self.sender else {
+            return Some(d);
+        };
+        let after = d.strip_prefix("from ")?.strip_prefix(p.as_str())?;
+        // A note in parentheses (`from client (compatibility)`) qualifies the sender, it is not
+        // words about the message.
+        after
+            .strip_prefix(", ")
+            .or_else(|| after.strip_prefix(": "))
+            .filter(|w| !w.is_empty())
     }
 }
 
@@ -259,7 +283,7 @@ impl Serialize for Event {
 
 impl From<EventRecord> for Event {
     fn from(r: EventRecord) -> Event {
-        Event::new(r.at_ms, r.name, r.detail)
+        Event::read(r.at_ms, r.name, r.detail)
     }
 }
 
@@ -296,11 +320,33 @@ mod tests {
         assert_eq!(serde_json::to_string(&e).unwrap(), json);
         let bare = Event::new(0.0, EventKind::Replay, Some("over a new leg".into()));
         assert_eq!((bare.sender, bare.words()), (None, Some("over a new leg")));
-        let ccs = Event::new(
+        let ccs = Event::from_peer_noting(
             0.0,
             EventKind::ChangeCipherSpec,
-            Some("from client (compatibility)".into()),
+            Peer::Client,
+            "compatibility",
         );
+        let json =
+            r#"{"at_ms":0.0,"name":"change_cipher_spec","detail":"from client (compatibility)"}"#;
+        assert_eq!(serde_json::to_string(&ccs).unwrap(), json);
+        let read: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(read, ccs);
         assert_eq!((ccs.sender, ccs.words()), (Some(Peer::Client), None));
+        let done = Event::from_peer(2.0, EventKind::Finished, Peer::Server, None);
+        assert_eq!((done.sender, done.words()), (Some(Peer::Server), None));
+    }
+
+    #[test]
+    fn a_step_built_in_process_never_reads_a_sender_out_of_its_words() {
+        // Words that happen to start like a sender are only words: the sender is given, typed.
+        let e = Event::new(
+            0.0,
+            EventKind::Error,
+            Some("from client code: refused".into()),
+        );
+        assert_eq!(
+            (e.sender, e.words()),
+            (None, Some("from client code: refused"))
+        );
     }
 }

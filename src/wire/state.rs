@@ -224,11 +224,12 @@ impl Session {
             Item::NotTls(why) => {
                 self.not_tls
                     .get_or_insert_with(|| format!("from the {}: {why}", dir.sender()));
-                self.event(
+                self.push_event(Event::from_peer(
                     at,
                     EventKind::NotTls,
-                    Some(format!("from {}: {why}", dir.sender())),
-                );
+                    dir.peer(),
+                    Some(why),
+                ));
             }
         }
     }
@@ -238,8 +239,13 @@ impl Session {
         match t {
             content::CCS => {
                 if self.tls13 {
-                    let detail = format!("from {} (compatibility)", dir.sender());
-                    self.event(at, EventKind::ChangeCipherSpec, Some(detail));
+                    let ccs = Event::from_peer_noting(
+                        at,
+                        EventKind::ChangeCipherSpec,
+                        dir.peer(),
+                        "compatibility",
+                    );
+                    self.push_event(ccs);
                 } else {
                     self.sent(dir, at, EventKind::ChangeCipherSpec, None);
                 }
