@@ -117,3 +117,71 @@ async fn evicted_flows_are_read_back_from_the_recording() {
     assert_eq!(r.status, 404);
     drop(p);
 }
+
+/// With `--record`, the list keeps showing `--ui-max-flows` flows while only the newest 512 are
+/// held in memory: a page that opens after 600 exchanges gets all 600 rows (the oldest 88 read
+/// back from the recording), and the counters say how many are in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_shows_older_flows_read_back_from_the_recording() {
+    const TOTAL: u64 = 600;
+    const HOT: u64 = 512;
+    let (pki, _pki_dir) = common::dev_pki();
+    let echo = LabEcho::start(None).await.unwrap();
+    let ui = format!("127.0.0.1:{}", free_port().unwrap());
+    let (server, echo_url) = (pki.server().arg(), echo.url());
+    let p = Mtlscope::start(&[
+        "reverse",
+        "--upstream",
+        &echo_url,
+        "--server-cert",
+        &server,
+        "--ui",
+        &ui,
+        "--quiet",
+    ]);
+    let mut c = HttpsClient::new(pki.root_ca(), p.port(), Proto::H1);
+    for i in 0..TOTAL {
+        assert_eq!(c.get(&format!("/g{i}")).await.expect("request"), 200);
+    }
+    p.records(TOTAL as usize);
+    let stats_url = format!("http://{ui}/api/stats");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        let (_, v, _) = get_json(&stats_url).await;
+        if v["kept"].as_u64() == Some(TOTAL) || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stats["kept"], TOTAL, "{stats}");
+    assert_eq!(stats["in_memory"], HOT, "{stats}");
+    assert_eq!(stats["evicted"], 0, "{stats}");
+
+    // The page's live stream: its first `flows` events list every flow once, oldest first.
+    let r = Curl::new(format!("http://{ui}/api/events"))
+        .arg("-N")
+        .arg("--max-time")
+        .arg("3")
+        .run_async()
+        .await;
+    let mut ids = Vec::new();
+    let mut paths = std::collections::HashSet::new();
+    for data in r.body.lines().filter_map(|l| l.strip_prefix("data: [")) {
+        let rows: Vec<Value> = serde_json::from_str(&format!("[{data}")).expect("a flows event");
+        for row in rows {
+            ids.push(row["id"].as_u64().unwrap());
+            paths.insert(row["path"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(
+        ids,
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "every listed flow once, in order"
+    );
+    assert_eq!(paths.len() as u64, TOTAL, "each request's own row");
+    // The oldest is opened from the file.
+    let (status, v, body) = get_json(&format!("http://{ui}/api/flows/1")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(v["flow"]["client_leg"]["tls_version"].is_string(), "{body}");
+    drop(p);
+}

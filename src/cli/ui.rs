@@ -22,8 +22,9 @@ settings_group! {
         /// USER:PASS, @FILE (its first line) or env:NAME (kept out of the process list).
         #[arg(long, value_name = "USER:PASS")]
         pub ui_auth: Option<String>,
-        /// Flows the web view keeps in memory; older ones stay in the recording (default
-        /// 10000).
+        /// Flows the web view lists; older ones stay in the recording (default 10000). With
+        /// --record only the newest 512 are held in memory, the rest read back when a page
+        /// opens.
         #[arg(long, value_name = "N")]
         pub ui_max_flows: Option<usize>,
         /// Megabytes of flows the web view keeps in memory, the oldest dropped first (default

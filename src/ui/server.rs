@@ -206,8 +206,8 @@ fn flow_route(state: &State, rest: &str) -> Response<UiBody> {
     }
 }
 
-/// `text/event-stream`: every flow in memory, then each new one, and the counters every few
-/// seconds. A page that falls behind catches up from the store, never blocking the feed.
+/// `text/event-stream`: every listed flow (those in memory, and older ones the recording gives
+/// back), then each new one, and the counters every few seconds. A page that falls behind catches up from the store, never blocking the feed.
 fn events(store: Arc<Store>) -> Response<UiBody> {
     let (tx, rx) = mpsc::channel(STREAM_DEPTH);
     tokio::spawn(pump(store, tx));
@@ -272,7 +272,19 @@ async fn send(tx: &mpsc::Sender<Bytes>, event: Bytes) -> bool {
 async fn pump(store: Arc<Store>, tx: mpsc::Sender<Bytes>) {
     // Subscribe before the snapshot so nothing falls between; numbers drop the overlap.
     let mut live = store.subscribe();
-    let mut last = 0;
+    // The listed flows no longer in memory, read back from the recording off the runtime's
+    // threads; only when the page opens (a page that lags behind the relay resyncs from memory).
+    let cold = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.listed_before_memory(0))
+            .await
+            .unwrap_or_default()
+    };
+    if !send_rows(&tx, &cold).await {
+        return;
+    }
+    let mut last = cold.last().map_or(0, |e| e.id);
+    drop(cold);
     let mut tick = tokio::time::interval(STATS_EVERY);
     'resync: loop {
         let rows = store.since(last);

@@ -4,6 +4,11 @@
 //! Older flows fall out of memory (they stay in the recording, and with `--record` they are
 //! read back from it when asked for: [`ReadBack`]). Numbers are never reused, so a page that
 //! links `#/flow/17` gets flow 17 or "no longer in memory", never another flow.
+//!
+//! With a recording to read back from, only the newest [`HOT_FLOWS`] of the N listed flows are
+//! held whole: the rest of the list is read back when a page opens it. Holding 10,000 flows
+//! whole cost the relay 15–20% of its CPU per request on keep-alive with nobody watching
+//! (every new flow's memory replaced a cold, evicted one's); 512 cost about 4%.
 
 use super::api::row;
 use super::readback::ReadBack;
@@ -15,6 +20,9 @@ use tokio::sync::broadcast;
 
 /// Rows in flight to each live stream before a slow page is told it lagged.
 const BROADCAST_DEPTH: usize = 1024;
+
+/// Flows held whole in memory when older ones can be read back from the recording.
+pub const HOT_FLOWS: usize = 512;
 
 /// One flow in memory.
 pub struct Entry {
@@ -42,10 +50,12 @@ impl Entry {
 
 /// The flows in memory and the live feed of new rows.
 pub struct Store {
-    /// Flows in arrival order, at most `max`.
+    /// Flows held in memory, in arrival order, at most `hot`.
     entries: Mutex<VecDeque<Arc<Entry>>>,
-    /// How many flows to keep.
+    /// How many flows the list shows (`--ui-max-flows`).
     max: usize,
+    /// How many of those are held in memory: all of them, unless older ones can be read back.
+    hot: usize,
     /// How many bytes of flows to keep (the oldest go first; the newest always stays).
     max_bytes: usize,
     /// Bytes held by `entries`, changed under its lock.
@@ -56,8 +66,6 @@ pub struct Store {
     live: broadcast::Sender<Arc<Entry>>,
     /// Flows the proxy dropped before they reached the web view (its channel was full).
     pub dropped: Arc<AtomicU64>,
-    /// Flows that fell out of memory.
-    evicted: AtomicU64,
     /// Where flows that fell out of memory are in the recording, when there is one.
     read_back: Option<ReadBack>,
 }
@@ -69,19 +77,21 @@ impl Store {
         Store {
             entries: Mutex::new(VecDeque::new()),
             max: max.max(1),
+            hot: max.max(1),
             max_bytes: usize::MAX,
             bytes: std::sync::atomic::AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             live,
             dropped,
-            evicted: AtomicU64::new(0),
             read_back: None,
         }
     }
 
-    /// Read flows that fall out of memory back from the recording.
+    /// Read flows that fall out of memory back from the recording, and hold only the newest
+    /// [`HOT_FLOWS`] of the listed ones in memory.
     pub fn with_read_back(mut self, read_back: ReadBack) -> Store {
         self.read_back = Some(read_back);
+        self.hot = self.max.min(HOT_FLOWS);
         self
     }
 
@@ -111,14 +121,13 @@ impl Store {
             });
             e.push_back(entry.clone());
             let mut held = self.bytes.load(Ordering::Relaxed) + bytes;
-            while e.len() > self.max || (held > self.max_bytes && e.len() > 1) {
+            while e.len() > self.hot || (held > self.max_bytes && e.len() > 1) {
                 if let Some(old) = e.pop_front() {
                     held -= old.bytes;
                     if let Some(rb) = &self.read_back {
                         rb.evict(old.id, &old.record);
                     }
                 }
-                self.evicted.fetch_add(1, Ordering::Relaxed);
             }
             self.bytes.store(held, Ordering::Relaxed);
             entry
@@ -160,18 +169,58 @@ impl Store {
             .collect()
     }
 
+    /// The listed flows that are no longer in memory, numbered above `after`, read back from
+    /// the recording, oldest first (file reads: call it off the runtime's threads).
+    pub fn listed_before_memory(&self, after: u64) -> Vec<Arc<Entry>> {
+        let Some(rb) = &self.read_back else {
+            return Vec::new();
+        };
+        let (first_hot, total, _) = self.window();
+        let oldest_listed = total.saturating_sub(self.max as u64) + 1;
+        (oldest_listed.max(after + 1)..first_hot)
+            .filter_map(|id| {
+                let record = rb.get(id)?;
+                Some(Arc::new(Entry {
+                    id,
+                    bytes: super::bounds::approx_bytes(&record.flow),
+                    record: Arc::new(record),
+                    row_json: std::sync::OnceLock::new(),
+                }))
+            })
+            .collect()
+    }
+
+    /// The number of the oldest flow in memory (the next one's when none is), how many flows
+    /// were numbered, and how many are in memory.
+    fn window(&self) -> (u64, u64, usize) {
+        let e = self.lock();
+        let next = self.next_id.load(Ordering::Relaxed);
+        (e.front().map_or(next, |x| x.id), next - 1, e.len())
+    }
+
     /// A receiver of every flow pushed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Entry>> {
         self.live.subscribe()
     }
 
-    /// `{kept, max, evicted, dropped}` for the page's status line.
+    /// `{kept, in_memory, max, evicted, dropped}` for the page's status line: `kept` flows are
+    /// listed, `in_memory` of them held whole, `evicted` ones only in the recording (a few
+    /// `readable` by number).
     pub fn stats(&self) -> serde_json::Value {
+        let (first_hot, total, in_memory) = self.window();
+        // Older listed flows: those the recording can give back, up to `--ui-max-flows`.
+        let oldest_listed = total.saturating_sub(self.max as u64) + 1;
+        let cold = match &self.read_back {
+            Some(rb) => first_hot.saturating_sub(oldest_listed).min(rb.len() as u64),
+            None => 0,
+        };
+        let listed = in_memory as u64 + cold;
         serde_json::json!({
-            "kept": self.lock().len(),
+            "kept": listed,
+            "in_memory": in_memory,
             "max": self.max,
             "bytes": self.bytes.load(Ordering::Relaxed),
-            "evicted": self.evicted.load(Ordering::Relaxed),
+            "evicted": total.saturating_sub(listed),
             "readable": self.read_back.as_ref().map_or(0, |r| r.len()),
             "dropped": self.dropped.load(Ordering::Relaxed),
         })

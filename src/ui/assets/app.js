@@ -392,7 +392,9 @@ function connect() {
     const s = JSON.parse(ev.data);
     // Flows that fell out of memory leave the list too (they stay in the recording).
     for (const id of flows.keys()) { if (flows.size <= s.kept) break; flows.delete(id); }
-    document.getElementById('stats').textContent = s.kept + ' flows in memory (max ' + s.max + ')' +
+    const held = s.in_memory !== undefined && s.in_memory < s.kept
+      ? ' (' + s.in_memory + ' in memory, the older ones read back from the recording)' : '';
+    document.getElementById('stats').textContent = s.kept + ' flows listed (max ' + s.max + ')' + held +
       (s.evicted ? ', ' + s.evicted + ' older ones only in the recording' +
         (s.readable ? ' (' + s.readable + ' of them open by number: #/flow/N)' : '') : '') +
       (s.dropped ? ', ' + s.dropped + ' not shown: the view fell behind the relay' : '');
