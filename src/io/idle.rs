@@ -1,105 +1,112 @@
-//! Idle detection for relays that copy bytes blindly (observe, passthrough tunnels): a stream
-//! wrapper that notes when bytes last moved, and a future that resolves once none have for a
-//! while.
+//! Idle detection, one clock for every relay: `--idle-timeout` closes a connection on which no
+//! byte moved either way for that long, as nginx closes an idle keep-alive connection after
+//! `keepalive_timeout`.
+//!
+//! [`Activity`] wraps a stream and tells its [`IdleClock`] whenever bytes move; the relay asks
+//! the clock. The HTTP relay also checks that no request is in flight before closing (see
+//! `proxy::relay`); relays that copy bytes blindly (observe, passthrough tunnels) wait for
+//! [`IdleClock::idle`].
 
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
-/// When bytes last moved, as milliseconds since `start`. Cheap to clone.
+/// When bytes last moved on a connection, shared by its stream and its relay loop.
 #[derive(Clone, Debug)]
-pub struct Activity {
-    /// The reference instant.
+pub struct IdleClock {
+    /// The connection's start: activity is kept as milliseconds since it.
     start: Instant,
-    /// Milliseconds from `start` to the last read or write that moved bytes.
+    /// Milliseconds from `start` to the last byte moved.
     last_ms: Arc<AtomicU64>,
+    /// How long the connection may idle.
+    pub limit: Duration,
 }
 
-impl Activity {
-    /// Activity as of now.
-    pub fn new() -> Activity {
-        Activity {
+impl IdleClock {
+    /// A clock for a connection starting now, which may idle `limit`.
+    pub fn new(limit: Duration) -> IdleClock {
+        IdleClock {
             start: Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            limit,
         }
     }
 
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
-    /// Resolves once no bytes have moved for `limit`.
-    pub async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let quiet = self.start.elapsed().saturating_sub(last);
-            if quiet >= limit {
-                return;
-            }
-            tokio::time::sleep(limit - quiet).await;
+    /// When the connection will have idled its limit, if nothing moves before.
+    pub fn deadline(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + self.limit
+    }
+
+    /// Whether the connection has idled its limit.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline()
+    }
+
+    /// Resolves once the connection has idled its limit.
+    pub async fn idle(&self) {
+        while !self.expired() {
+            tokio::time::sleep_until(self.deadline()).await;
         }
     }
 }
 
-impl Default for Activity {
-    fn default() -> Self {
-        Activity::new()
-    }
-}
-
-/// A stream whose reads and writes count as activity.
-pub struct Watched<S> {
+/// A stream that tells its [`IdleClock`] whenever bytes move.
+pub struct Activity<S> {
     /// The stream.
     inner: S,
-    /// Where activity is noted.
-    activity: Activity,
+    /// Told of each read or write that moved bytes.
+    clock: IdleClock,
 }
 
-impl<S> Watched<S> {
-    /// Watch `inner`.
-    pub fn new(inner: S, activity: Activity) -> Watched<S> {
-        Watched { inner, activity }
+impl<S> Activity<S> {
+    /// Wrap `inner`.
+    pub fn new(inner: S, clock: IdleClock) -> Activity<S> {
+        Activity { inner, clock }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Activity<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.clock.touch();
         }
-        polled
+        r
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Activity<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.clock.touch();
         }
-        polled
+        r
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -110,24 +117,38 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
+    async fn bytes_moving_push_the_deadline_back() {
+        let limit = Duration::from_millis(300);
+        let clock = IdleClock::new(limit);
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut a = Activity::new(a, clock.clone());
+        let first = clock.deadline();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        a.write_all(b"x").await.unwrap();
+        let mut one = [0u8; 1];
+        b.read_exact(&mut one).await.unwrap();
+        assert!(clock.deadline() >= first + Duration::from_millis(100));
+        assert!(!clock.expired());
+        tokio::time::sleep_until(clock.deadline()).await;
+        assert!(clock.expired());
+    }
+
+    #[tokio::test]
     async fn idle_resolves_only_after_quiet() {
         let (a, mut b) = tokio::io::duplex(64);
-        let activity = Activity::new();
-        let mut watched = Watched::new(a, activity.clone());
+        let clock = IdleClock::new(Duration::from_secs(5));
+        let mut watched = Activity::new(a, clock.clone());
         b.write_all(b"x").await.unwrap();
         let mut one = [0u8; 1];
         watched.read_exact(&mut one).await.unwrap();
-        let idle = tokio::time::timeout(
-            Duration::from_millis(20),
-            activity.idle_for(Duration::from_secs(5)),
-        )
-        .await;
+        let idle = tokio::time::timeout(Duration::from_millis(20), clock.idle()).await;
         assert!(idle.is_err(), "bytes just moved: not idle yet");
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            activity.idle_for(Duration::from_millis(30)),
-        )
-        .await
-        .expect("idle after 30 ms of quiet");
+        let short = IdleClock::new(Duration::from_millis(30));
+        let mut watched = Activity::new(watched, short.clone());
+        b.write_all(b"y").await.unwrap();
+        watched.read_exact(&mut one).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), short.idle())
+            .await
+            .expect("idle after 30 ms of quiet");
     }
 }

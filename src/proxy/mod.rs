@@ -6,7 +6,6 @@ pub mod context;
 pub mod forward;
 pub mod headers;
 pub mod hosts;
-pub mod idle;
 pub mod late_replay;
 pub mod pair;
 pub mod pool;

@@ -252,9 +252,12 @@ where
         .max_header_list_size(MAX_HEAD_BYTES as u32);
     let served = pair.clone();
     let service = hyper::service::service_fn(move |req| served.clone().handle(req));
-    let idle = super::idle::IdleClock::new(idle);
+    let idle = crate::io::idle::IdleClock::new(idle);
     let linger = LingerSwitch::default();
-    let io = Lingering::new(super::idle::Activity::new(io, idle.clone()), linger.clone());
+    let io = Lingering::new(
+        crate::io::idle::Activity::new(io, idle.clone()),
+        linger.clone(),
+    );
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;

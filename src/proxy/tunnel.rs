@@ -11,7 +11,7 @@ use crate::facts::{Event, EventKind, FaultEffect, Flow, LegFailure, Mode, Wire};
 use crate::facts::{FailureKind, Stage};
 use crate::faults::effect;
 use crate::io::cut::CutOnRenegotiation;
-use crate::io::idle::{Activity, Watched};
+use crate::io::idle::{Activity, IdleClock};
 use crate::lifecycle::{accept_loop, AcceptLimits, Lifecycle};
 use crate::record::Sink;
 use crate::upstream::Target;
@@ -149,8 +149,8 @@ where
                 up.peer_addr().ok().map(|a| a.to_string()),
             ));
             let mut tap = CutOnRenegotiation::new(Tap::new(up, handle.clone()), handle.clone());
-            let activity = Activity::new();
-            let mut client = Watched::new(client, activity.clone());
+            let idle = IdleClock::new(settings.idle_timeout);
+            let mut client = Activity::new(client, idle.clone());
             let copy = async {
                 if settings.block_renegotiation {
                     tokio::io::copy_bidirectional(&mut client, &mut tap).await
@@ -158,12 +158,11 @@ where
                     tokio::io::copy_bidirectional(&mut client, tap.inner_mut()).await
                 }
             };
-            let idle = settings.idle_timeout;
             let copied = tokio::select! {
                 r = copy => r.map(|_| ()),
-                _ = activity.idle_for(idle) => Err(io::Error::new(
+                _ = idle.idle() => Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("no byte moved either way for {} s (--idle-timeout)", idle.as_secs()),
+                    format!("no byte moved either way for {} s (--idle-timeout)", idle.limit.as_secs()),
                 )),
                 _ = settings.life.ending() => Err(io::Error::other(
                     "mtlscope stopped: the grace period ended",
