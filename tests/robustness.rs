@@ -482,8 +482,9 @@ async fn a_client_still_sending_a_refused_head_reads_the_431() {
         "a".repeat(80 * 1024)
     );
     tls.write_all(head.as_bytes()).await.expect("first part");
-    // The refusal is on its way; the client has not noticed and sends on.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // mtlscope has refused the head and ended the connection (its record is written then); the
+    // client has not noticed and sends on.
+    let record = rig.last_record(1).await;
     let sent_on = tls.write_all(&[b'a'; 32 * 1024]).await;
     let sent_on = match sent_on {
         Ok(()) => tls.write_all(b"\r\n\r\n").await,
@@ -494,7 +495,6 @@ async fn a_client_still_sending_a_refused_head_reads_the_431() {
     let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 431"), "{read:?} {text}");
-    let record = rig.last_record(1).await;
     assert!(
         record
             .error
