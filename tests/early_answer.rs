@@ -56,6 +56,20 @@ async fn answered(echo: &LabEcho) {
     panic!("the upstream never answered the upload's head");
 }
 
+/// Wait (≤ 10 s) until mtlscope, told to stop, has closed its listener: it is stopping.
+async fn stopped_listening(port: u16) {
+    for _ in 0..1000 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("mtlscope still accepts connections 10 s after SIGTERM");
+}
+
 /// Send `BODY` on `stdin`, end it, and wait for curl.
 async fn finish_upload(child: Child, mut stdin: ChildStdin) -> Upload {
     // curl may have given up on the upload already; its exit code says so.
@@ -159,7 +173,7 @@ async fn a_stop_during_the_upload_still_writes_the_record_with_its_body() {
     // The answer is made; the body has not been sent. Stop mtlscope now, then send the body.
     answered(&echo).await;
     p.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stopped_listening(p.port()).await;
     let r = finish_upload(child, stdin).await;
     assert_eq!(r.code, Some(0), "curl failed: {} {}", r.err, r.out);
     assert!(r.out.ends_with("\n200"), "{}", r.out);
