@@ -22,13 +22,16 @@ async fn get_json(url: &str) -> (u16, Value, String) {
     (r.status, v, r.body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evicted_flows_are_read_back_from_the_recording() {
-    let (pki, _pki_dir) = common::dev_pki();
-    let echo = LabEcho::start(None).await.unwrap();
+/// `mtlscope reverse --ui` (recording to a file of its own) in front of `echo`, with `extra`
+/// flags; the process and the web view's address.
+fn reverse_with_view(
+    pki: &mtlscope::pki::DevPki,
+    echo: &LabEcho,
+    extra: &[&str],
+) -> (Mtlscope, String) {
     let ui = format!("127.0.0.1:{}", free_port().unwrap());
-    let (server, echo_url, kept) = (pki.server().arg(), echo.url(), KEPT.to_string());
-    let p = Mtlscope::start(&[
+    let (server, echo_url) = (pki.server().arg(), echo.url());
+    let mut args = vec![
         "reverse",
         "--upstream",
         &echo_url,
@@ -36,10 +39,17 @@ async fn evicted_flows_are_read_back_from_the_recording() {
         &server,
         "--ui",
         &ui,
-        "--ui-max-flows",
-        &kept,
         "--quiet",
-    ]);
+    ];
+    args.extend(extra);
+    (Mtlscope::start(&args), ui)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_flows_are_read_back_from_the_recording() {
+    let (pki, _pki_dir) = common::dev_pki();
+    let echo = LabEcho::start(None).await.unwrap();
+    let (p, ui) = reverse_with_view(&pki, &echo, &["--ui-max-flows", &KEPT.to_string()]);
     // Two keep-alive connections, one after the other: flows 1–30, then 31–40.
     for (from, n) in [(0, FIRST_CONN), (FIRST_CONN, SECOND_CONN)] {
         let mut c = HttpsClient::new(pki.root_ca(), p.port(), Proto::H1);
@@ -127,18 +137,7 @@ async fn the_list_shows_older_flows_read_back_from_the_recording() {
     const HOT: u64 = 512;
     let (pki, _pki_dir) = common::dev_pki();
     let echo = LabEcho::start(None).await.unwrap();
-    let ui = format!("127.0.0.1:{}", free_port().unwrap());
-    let (server, echo_url) = (pki.server().arg(), echo.url());
-    let p = Mtlscope::start(&[
-        "reverse",
-        "--upstream",
-        &echo_url,
-        "--server-cert",
-        &server,
-        "--ui",
-        &ui,
-        "--quiet",
-    ]);
+    let (p, ui) = reverse_with_view(&pki, &echo, &[]);
     let mut c = HttpsClient::new(pki.root_ca(), p.port(), Proto::H1);
     for i in 0..TOTAL {
         assert_eq!(c.get(&format!("/g{i}")).await.expect("request"), 200);
