@@ -155,6 +155,10 @@ impl Built {
             mode,
             client: self.client.clone(),
             engine: self.engine.clone(),
+            engine_h1: self
+                .engine
+                .http1_only()
+                .unwrap_or_else(|| self.engine.clone()),
             sink,
             redact: self.redact,
             faults: self.faults.clone(),

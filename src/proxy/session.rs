@@ -97,6 +97,13 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     // upstream leg cannot know whether the client will resume: a full handshake); otherwise
     // the client leg comes first, and the upstream leg resumes exactly when it did.
     let (outcome, legs) = if ctx.client.client_auth.mode == ClientAuthMode::Mirror {
+        // Before the client's handshake ends: its offer decides the upstream's.
+        let offers_h2 = client.with(|l| {
+            l.client_hello
+                .as_ref()
+                .is_some_and(|h| h.alpn.iter().any(|p| p == "h2"))
+        });
+        opener.ctx.engine = ctx.engine_for(offers_h2).clone();
         opener.sessions = Mutex::new(pairing.upstream(false));
         let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
@@ -111,13 +118,20 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;
         let legs = match &outcome {
             ClientLegOutcome::Established(tls) => {
+                let speaks_h2 = tls.get_ref().get_ref().1.alpn_protocol() == Some(b"h2");
+                opener.ctx.engine = ctx.engine_for(speaks_h2).clone();
                 match &ctx.pool {
                     // A pooled leg resumes nothing: most are not new.
                     Some(pool) => {
                         let presented = tls.get_ref().get_ref().1.peer_certificates();
                         opener.pool = Some(PoolSlot {
                             pool: pool.clone(),
-                            key: PoolKey::new(&ctx.engine, &target, &opener.identity, presented),
+                            key: PoolKey::new(
+                                &opener.ctx.engine,
+                                &target,
+                                &opener.identity,
+                                presented,
+                            ),
                             client_conn: id,
                         });
                     }
