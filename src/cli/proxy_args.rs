@@ -155,10 +155,6 @@ impl Built {
             mode,
             client: self.client.clone(),
             engine: self.engine.clone(),
-            engine_h1: self
-                .engine
-                .http1_only()
-                .unwrap_or_else(|| self.engine.clone()),
             sink,
             redact: self.redact,
             faults: self.faults.clone(),
@@ -314,17 +310,15 @@ impl ProxyArgs {
         roots.add_parsable_certificates(root_certs.iter().cloned());
         let trust = UpstreamTrust::new(roots, up.insecure_upstream, provider.clone());
         let engines = Engines {
-            rustls: RustlsEngine {
-                settings: Arc::new(RustlsSettings {
-                    provider: provider.clone(),
-                    trust,
-                    alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-                    keylog: keylog.clone(),
-                    timeout,
-                    versions: None,
-                    known: known.clone(),
-                }),
-            },
+            rustls: RustlsEngine::new(Arc::new(RustlsSettings {
+                provider: provider.clone(),
+                trust,
+                alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                keylog: keylog.clone(),
+                timeout,
+                versions: None,
+                known: known.clone(),
+            })),
             openssl: OpensslEngine::new(OpensslSettings {
                 roots: root_certs,
                 insecure: up.insecure_upstream,

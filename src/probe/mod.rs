@@ -170,13 +170,11 @@ pub async fn run(plan: &ProbePlan, sink: &Sink) -> ProbeReport {
         // whether the server, or a device on the path, asks for a certificate.
         let mut look_trust = settings.trust.clone();
         look_trust.insecure = true;
-        let look = Engine::Rustls(RustlsEngine {
-            settings: Arc::new(RustlsSettings {
-                trust: look_trust,
-                ..(*settings).clone()
-            }),
-        });
-        let rustls = Engine::Rustls(RustlsEngine { settings });
+        let look = Engine::Rustls(RustlsEngine::new(Arc::new(RustlsSettings {
+            trust: look_trust,
+            ..(*settings).clone()
+        })));
+        let rustls = Engine::Rustls(RustlsEngine::new(settings));
         let openssl = match plan.engine {
             EngineChoice::Rustls => None,
             _ => match OpensslEngine::new(OpensslSettings {

@@ -19,10 +19,6 @@ pub struct SessionContext {
     pub client: ClientLegSettings,
     /// The upstream engine.
     pub engine: Engine,
-    /// The same engine offering only HTTP/1.1 upstream, for clients that do not speak HTTP/2:
-    /// the upstream leg speaks the client's protocol, as the server would with the client
-    /// directly. Built once, so pooled legs of HTTP/1.1 clients share a pool key.
-    pub engine_h1: Engine,
     /// Where flows go.
     pub sink: Sink,
     /// Redact credentials in records.
@@ -42,12 +38,15 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
-    /// The engine for a client that offered (or negotiated) HTTP/2 or not.
-    pub fn engine_for(&self, client_h2: bool) -> &Engine {
-        if client_h2 {
-            &self.engine
-        } else {
-            &self.engine_h1
+    /// The engine for a client that offered (or negotiated) HTTP/2 or not: the upstream leg
+    /// speaks the client's protocol, as the server would with the client directly.
+    pub fn engine_for(&self, client_h2: bool) -> Engine {
+        match client_h2 {
+            true => self.engine.clone(),
+            false => self
+                .engine
+                .http1_only()
+                .unwrap_or_else(|| self.engine.clone()),
         }
     }
 }

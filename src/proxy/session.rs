@@ -103,7 +103,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
                 .as_ref()
                 .is_some_and(|h| h.alpn.iter().any(|p| p == "h2"))
         });
-        opener.ctx.engine = ctx.engine_for(offers_h2).clone();
+        opener.ctx.engine = ctx.engine_for(offers_h2);
         opener.sessions = Mutex::new(pairing.upstream(false));
         let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
@@ -119,7 +119,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         let legs = match &outcome {
             ClientLegOutcome::Established(tls) => {
                 let speaks_h2 = tls.get_ref().get_ref().1.alpn_protocol() == Some(b"h2");
-                opener.ctx.engine = ctx.engine_for(speaks_h2).clone();
+                opener.ctx.engine = ctx.engine_for(speaks_h2);
                 match &ctx.pool {
                     // A pooled leg resumes nothing: most are not new.
                     Some(pool) => {

@@ -61,21 +61,34 @@ impl RustlsSettings {
 pub struct RustlsEngine {
     /// Shared settings.
     pub settings: Arc<RustlsSettings>,
+    /// The same engine offering only HTTP/1.1, built the first time it is asked for and shared
+    /// by every clone (so its legs share a pool key).
+    http1: Arc<std::sync::OnceLock<Option<RustlsEngine>>>,
 }
 
 impl RustlsEngine {
+    /// An engine with these settings.
+    pub fn new(settings: Arc<RustlsSettings>) -> RustlsEngine {
+        RustlsEngine {
+            settings,
+            http1: Arc::default(),
+        }
+    }
+
     /// The same engine offering only HTTP/1.1 (ALPN `http/1.1`); `None` when it offers
     /// nothing else already.
     pub fn http1_only(&self) -> Option<RustlsEngine> {
-        let h1 = b"http/1.1".to_vec();
-        if self.settings.alpn.iter().all(|p| *p == h1) {
-            return None;
-        }
-        let mut settings = (*self.settings).clone();
-        settings.alpn = vec![h1];
-        Some(RustlsEngine {
-            settings: Arc::new(settings),
-        })
+        self.http1
+            .get_or_init(|| {
+                let h1 = b"http/1.1".to_vec();
+                if self.settings.alpn.iter().all(|p| *p == h1) {
+                    return None;
+                }
+                let mut settings = (*self.settings).clone();
+                settings.alpn = vec![h1];
+                Some(RustlsEngine::new(Arc::new(settings)))
+            })
+            .clone()
     }
 
     /// Connect and handshake, recording into `rec`.
