@@ -191,11 +191,19 @@ pub fn listen_addr(text: &str) -> Result<std::net::SocketAddr, CommandError> {
         .ok_or_else(|| bad(format!("{host:?} resolves to no address")))
 }
 
-/// A multi-threaded tokio runtime for the network commands.
+/// The tokio runtime for the network commands: one worker per CPU the process may run on, and
+/// with a single CPU (`taskset`, a one-CPU container) a single-threaded scheduler, as an event
+/// loop would be: work stealing between threads that share one CPU only adds hand-offs.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     // The first handshake would otherwise pay for seeding the random generator.
     crate::warm::thread();
-    tokio::runtime::Builder::new_multi_thread()
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
         .enable_all()
         .on_thread_start(crate::warm::thread)
         .build()

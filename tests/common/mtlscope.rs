@@ -29,9 +29,21 @@ impl Mtlscope {
     /// Start `mtlscope <args> --listen 127.0.0.1:0 --record <tmp>` and wait (≤ 15 s) for its
     /// "listening on" line.
     pub fn start(args: &[&str]) -> Mtlscope {
+        Mtlscope::start_command(Command::new(env!("CARGO_BIN_EXE_mtlscope")), args)
+    }
+
+    /// [`Mtlscope::start`] allowed to run on CPU 0 only (`taskset -c 0`), as on a one-CPU
+    /// machine or container.
+    pub fn start_on_one_cpu(args: &[&str]) -> Mtlscope {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "0", env!("CARGO_BIN_EXE_mtlscope")]);
+        Mtlscope::start_command(taskset, args)
+    }
+
+    fn start_command(mut command: Command, args: &[&str]) -> Mtlscope {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
         let record = dir.path().join("record.jsonl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mtlscope"))
+        let mut child = command
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--record"])
             .arg(&record)
