@@ -64,9 +64,9 @@ fn main() -> Result<(), Failure> {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     let upstream = upstream.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // mtlscope's own runtime choice (a current-thread scheduler on one CPU), so the two differ
+    // only in what mtlscope does per connection.
+    let rt = mtlscope::cli::runtime().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener = TcpListener::bind(listen.as_str()).await?;
         loop {
