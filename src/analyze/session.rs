@@ -353,8 +353,8 @@ impl Session {
                 m.what = e.kind.as_str().to_string();
             }
         }
-        flow.wire = Some(wire);
-        flow.capture = Some(CaptureFacts {
+        flow.wire = Some(Box::new(wire));
+        flow.capture = Some(Box::new(CaptureFacts {
             file: self.file.to_string(),
             first_frame: self.frames.0,
             last_frame: self.frames.1,
@@ -363,7 +363,7 @@ impl Session {
             gaps: self.gaps,
             retransmitted_bytes: 0,
             decryption,
-        });
+        }));
         Some(flow)
     }
 }

@@ -266,12 +266,12 @@ fn a_late_request_openssl_could_not_complete_says_why() {
 fn a_replayed_exchange_says_so() {
     let mut flow = completed_by_openssl(Phase::PostHandshake, TlsVersion::Tls13);
     let first = std::sync::Arc::unwrap_or_clone(apache_pha_403().upstream_leg.unwrap());
-    flow.replayed = Some(crate::facts::Replay {
+    flow.replayed = Some(Box::new(crate::facts::Replay {
         reason: Phase::PostHandshake,
         first_leg: first,
         first_status: Some(403),
         at_ms: 12.0,
-    });
+    }));
     let f = find(&flow, "post-handshake-auth").unwrap();
     assert!(
         f.summary

@@ -66,15 +66,17 @@ impl FlowBuilder {
 
     /// Set or edit the wire session (created as a completed TLS 1.2 session).
     pub fn wire(mut self, f: impl FnOnce(&mut Wire)) -> FlowBuilder {
-        f(self.flow.wire.get_or_insert_with(|| Wire {
-            tls_version: Some(TlsVersion::Tls12),
-            client_chain: Some(vec![]),
-            events: vec![crate::facts::Event::new(
-                5.0,
-                crate::facts::EventKind::HandshakeDone,
-                None,
-            )],
-            ..Wire::default()
+        f(self.flow.wire.get_or_insert_with(|| {
+            Box::new(Wire {
+                tls_version: Some(TlsVersion::Tls12),
+                client_chain: Some(vec![]),
+                events: vec![crate::facts::Event::new(
+                    5.0,
+                    crate::facts::EventKind::HandshakeDone,
+                    None,
+                )],
+                ..Wire::default()
+            })
         }));
         self
     }

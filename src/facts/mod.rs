@@ -99,10 +99,10 @@ pub struct Flow {
     pub upstream_connection: Option<PooledConnection>,
     /// `observe` mode: the one TLS session seen on the wire, instead of two legs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wire: Option<Wire>,
+    pub wire: Option<Box<Wire>>,
     /// `analyze`: the capture file and frames the record was read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capture: Option<CaptureFacts>,
+    pub capture: Option<Box<CaptureFacts>>,
     /// The HTTP request of this exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
@@ -119,7 +119,7 @@ pub struct Flow {
     /// could not answer the server's late certificate request, and then replayed once over a
     /// new OpenSSL leg (`upstream_leg` and `response` are the replay's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replayed: Option<Replay>,
+    pub replayed: Option<Box<Replay>>,
     /// Why the connection (or exchange) ended abnormally, in words; null when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

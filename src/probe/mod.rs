@@ -331,7 +331,7 @@ async fn again_if_asked_late(
         return first;
     };
     let mut second = attempt(plan, openssl, identity, path, first.connection_id).await;
-    second.replayed = Some(crate::facts::Replay {
+    second.replayed = Some(Box::new(crate::facts::Replay {
         reason,
         first_leg: first
             .upstream_leg
@@ -344,7 +344,7 @@ async fn again_if_asked_late(
             .as_ref()
             .and_then(|r| r.forwarded_at_ms)
             .unwrap_or(0.0),
-    });
+    }));
     second
 }
 

@@ -387,7 +387,7 @@ async fn passthrough<S>(
         &settings,
     )
     .await;
-    flow.wire = Some(wire);
+    flow.wire = Some(Box::new(wire));
     flow.error = error;
     flow.faults.extend(fault);
     opts.session.sink.emit(flow).await;

@@ -181,7 +181,7 @@ pub async fn after_first_attempt(
     let mut request = request.clone();
     request.forwarded_at_ms = Some(replay.at_ms);
     let mut flow = pair.exchange_flow(index, request, &new_leg);
-    flow.replayed = Some(replay);
+    flow.replayed = Some(Box::new(replay));
     Some(match sent {
         Ok(resp) => {
             respond_relayed(flow, resp, pair.relay_to(Some(new_leg.rec.clone()), None)).await

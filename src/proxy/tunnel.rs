@@ -87,7 +87,7 @@ async fn relay(
         &settings,
     )
     .await;
-    flow.wire = Some(wire);
+    flow.wire = Some(Box::new(wire));
     flow.error = error;
     flow.faults.extend(fault);
     sink.emit(flow).await;
