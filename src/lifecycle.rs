@@ -45,6 +45,12 @@ impl Lifecycle {
         self.tasks.spawn(task);
     }
 
+    /// The tracker of the tasks the stop waits for (a cheap clone, for a task spawned where
+    /// the whole lifecycle is not needed).
+    pub fn tracker(&self) -> TaskTracker {
+        self.tasks.clone()
+    }
+
     /// Resolves when the process starts stopping.
     pub async fn stopping(&self) {
         self.stopping.cancelled().await

@@ -51,6 +51,7 @@ pub async fn prepare(
     req: http::Request<Incoming>,
     keep: bool,
     redact: bool,
+    life: &crate::lifecycle::Lifecycle,
 ) -> (http::Request<UpstreamBody>, Option<Kept>, Excerpt) {
     let content_type = req
         .headers()
@@ -66,7 +67,7 @@ pub async fn prepare(
             .is_some_and(|n| n <= MAX_REPLAY_BODY as u64);
     let (parts, body) = req.into_parts();
     if !keepable {
-        let (body, excerpt) = TeeBody::new(body, content_type.as_deref(), redact);
+        let (body, excerpt) = TeeBody::new(body, content_type.as_deref(), redact, life);
         let req = http::Request::from_parts(parts, UpstreamBody::Streaming(body));
         return (req, None, excerpt);
     }

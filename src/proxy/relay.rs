@@ -62,7 +62,7 @@ impl Pair {
         // The body copies its bounded, redacted excerpt as it goes (or is read whole when
         // `--upstream-engine auto` may have to send it again).
         let (req, kept, excerpt) =
-            super::late_replay::prepare(req, self.replay.is_some(), self.redact).await;
+            super::late_replay::prepare(req, self.replay.is_some(), self.redact, &self.life).await;
         let sent = self
             .legs
             .send(req, |r, h2| {

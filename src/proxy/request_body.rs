@@ -6,10 +6,12 @@
 //! normally instead of a `RST_STREAM` (curl reports one arriving mid-upload as a stream error,
 //! although the answer arrived whole), and the record's excerpt shows what the client sent.
 //! The reading is bounded by [`DRAIN_BYTES`] and [`DRAIN_WAIT`], as nginx bounds its discarding
-//! of a body it will not use. The drain holds the client's stream, so the client connection ends
-//! only after it: a stopping mtlscope has the exchange's record before it flushes the recording.
+//! of a body it will not use. The drain is one of the process's tracked tasks ([`Lifecycle`]): a
+//! stopping mtlscope waits for it, so the exchange's record is written before the recording is
+//! flushed, even when the client connection has closed first.
 
 use super::request_excerpt::Excerpt;
+use crate::lifecycle::Lifecycle;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -17,6 +19,7 @@ use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// The most of a body mtlscope reads on after the upstream stopped reading it.
 pub const DRAIN_BYTES: usize = 1024 * 1024;
@@ -31,11 +34,18 @@ pub struct TeeBody {
     excerpt: Excerpt,
     /// Whether the excerpt still has room (once full, nothing more is copied).
     copying: bool,
+    /// Where the drain runs as a task the stop waits for.
+    tasks: TaskTracker,
 }
 
 impl TeeBody {
     /// Wrap `inner`; the returned excerpt fills as the body is sent.
-    pub fn new(inner: Incoming, content_type: Option<&str>, redact: bool) -> (TeeBody, Excerpt) {
+    pub fn new(
+        inner: Incoming,
+        content_type: Option<&str>,
+        redact: bool,
+        life: &Lifecycle,
+    ) -> (TeeBody, Excerpt) {
         let excerpt = Excerpt::new(content_type, redact);
         let ended = inner.is_end_stream();
         if ended {
@@ -45,6 +55,7 @@ impl TeeBody {
             inner: Some(inner),
             excerpt: excerpt.clone(),
             copying: !ended,
+            tasks: life.tracker(),
         };
         (body, excerpt)
     }
@@ -100,8 +111,8 @@ impl Drop for TeeBody {
         }
         let ends = EndsBody(self.excerpt.clone());
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(drain(inner, ends, self.copying));
+            Ok(_) => {
+                self.tasks.spawn(drain(inner, ends, self.copying));
             }
             // No runtime to read on: `ends` tells the excerpt as it drops.
             Err(_) => drop(ends),
