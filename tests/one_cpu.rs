@@ -7,7 +7,6 @@ mod common;
 use common::https_client::{HttpsClient, Proto};
 use common::Mtlscope;
 use mtlscope::lab::echo::LabEcho;
-use std::time::Duration;
 
 const PER_CLIENT: usize = 25;
 
@@ -43,14 +42,10 @@ async fn one_cpu_relays_records_and_stops_like_many() {
     let total = 4 * PER_CLIENT;
     assert_eq!(p.records(total).len(), total);
     p.signal("TERM");
-    let exit = tokio::task::block_in_place(|| p.wait_exit(Duration::from_secs(20)))
-        .expect("mtlscope exited");
-    assert!(exit.success(), "{exit:?}");
-    let text = std::fs::read_to_string(&p.record).expect("recording");
-    let exchanges = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a whole record"))
+    let records = tokio::task::block_in_place(|| p.exited_records());
+    let exchanges = records
+        .iter()
         .filter(|r| r["kind"] == "exchange" && r["response"]["status"] == 200)
         .count();
-    assert_eq!(exchanges, total, "{text}");
+    assert_eq!(exchanges, total, "{records:#?}");
 }

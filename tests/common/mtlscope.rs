@@ -130,6 +130,19 @@ impl Mtlscope {
         }
     }
 
+    /// Wait (≤ 20 s) for the child, told to stop (SIGTERM), to exit with success, and return
+    /// every record of its recording (each line must be a whole record).
+    pub fn exited_records(&mut self) -> Vec<Value> {
+        let status = self
+            .wait_exit(Duration::from_secs(20))
+            .expect("mtlscope exited");
+        assert!(status.success(), "{status:?}");
+        let text = std::fs::read_to_string(&self.record).expect("recording");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a whole record"))
+            .collect()
+    }
+
     /// Wait (≤ 10 s) until the recording has at least `n` records, and return them.
     pub fn records(&self, n: usize) -> Vec<Value> {
         wait_records(&self.record, n)
