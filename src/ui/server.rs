@@ -207,7 +207,8 @@ fn flow_route(state: &State, rest: &str) -> Response<UiBody> {
 }
 
 /// `text/event-stream`: every listed flow (those in memory, and older ones the recording gives
-/// back), then each new one, and the counters every few seconds. A page that falls behind catches up from the store, never blocking the feed.
+/// back), then each new one, and the counters every few seconds. A page that falls behind
+/// catches up from the store, never blocking the feed.
 fn events(store: Arc<Store>) -> Response<UiBody> {
     let (tx, rx) = mpsc::channel(STREAM_DEPTH);
     tokio::spawn(pump(store, tx));

@@ -7,8 +7,8 @@
 //!
 //! With a recording to read back from, only the newest [`HOT_FLOWS`] of the N listed flows are
 //! held whole: the rest of the list is read back when a page opens it. Holding 10,000 flows
-//! whole cost the relay 15–20% of its CPU per request on keep-alive with nobody watching
-//! (every new flow's memory replaced a cold, evicted one's); 512 cost about 4%.
+//! whole cost the relay 15–23% of its CPU per request on keep-alive with nobody watching
+//! (every new flow's memory replaced a cold, evicted one's); 512 cost 4–9%.
 
 use super::api::row;
 use super::readback::ReadBack;
@@ -38,6 +38,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Flow `id`, read back from the recording.
+    fn read_back(id: u64, record: Record) -> Arc<Entry> {
+        Arc::new(Entry {
+            id,
+            bytes: super::bounds::approx_bytes(&record.flow),
+            record: Arc::new(record),
+            row_json: std::sync::OnceLock::new(),
+        })
+    }
+
     /// Its list row as JSON.
     pub fn row_json(&self) -> &str {
         self.row_json.get_or_init(|| {
@@ -46,6 +56,18 @@ impl Entry {
                 .into()
         })
     }
+}
+
+/// Which flows a store has numbered, lists and holds, at one instant.
+struct Window {
+    /// The number of the oldest flow in memory (the next one's when none is).
+    first_in_memory: u64,
+    /// How many flows are in memory.
+    in_memory: u64,
+    /// How many flows were numbered so far.
+    numbered: u64,
+    /// The number of the oldest flow the list shows (`--ui-max-flows` back from the newest).
+    oldest_listed: u64,
 }
 
 /// The flows in memory and the live feed of new rows.
@@ -152,12 +174,7 @@ impl Store {
             }
         }
         let record = self.read_back.as_ref()?.get(id)?;
-        Some(Arc::new(Entry {
-            id,
-            bytes: super::bounds::approx_bytes(&record.flow),
-            record: Arc::new(record),
-            row_json: std::sync::OnceLock::new(),
-        }))
+        Some(Entry::read_back(id, record))
     }
 
     /// Every flow in memory with a number above `after`, oldest first.
@@ -175,27 +192,23 @@ impl Store {
         let Some(rb) = &self.read_back else {
             return Vec::new();
         };
-        let (first_hot, total, _) = self.window();
-        let oldest_listed = total.saturating_sub(self.max as u64) + 1;
-        (oldest_listed.max(after + 1)..first_hot)
-            .filter_map(|id| {
-                let record = rb.get(id)?;
-                Some(Arc::new(Entry {
-                    id,
-                    bytes: super::bounds::approx_bytes(&record.flow),
-                    record: Arc::new(record),
-                    row_json: std::sync::OnceLock::new(),
-                }))
-            })
+        let w = self.window();
+        (w.oldest_listed.max(after + 1)..w.first_in_memory)
+            .filter_map(|id| Some(Entry::read_back(id, rb.get(id)?)))
             .collect()
     }
 
-    /// The number of the oldest flow in memory (the next one's when none is), how many flows
-    /// were numbered, and how many are in memory.
-    fn window(&self) -> (u64, u64, usize) {
+    /// Which flows are numbered, listed and in memory now.
+    fn window(&self) -> Window {
         let e = self.lock();
         let next = self.next_id.load(Ordering::Relaxed);
-        (e.front().map_or(next, |x| x.id), next - 1, e.len())
+        let numbered = next - 1;
+        Window {
+            first_in_memory: e.front().map_or(next, |x| x.id),
+            in_memory: e.len() as u64,
+            numbered,
+            oldest_listed: numbered.saturating_sub(self.max as u64) + 1,
+        }
     }
 
     /// A receiver of every flow pushed from now on.
@@ -207,20 +220,19 @@ impl Store {
     /// listed, `in_memory` of them held whole, `evicted` ones only in the recording (a few
     /// `readable` by number).
     pub fn stats(&self) -> serde_json::Value {
-        let (first_hot, total, in_memory) = self.window();
+        let w = self.window();
         // Older listed flows: those the recording can give back, up to `--ui-max-flows`.
-        let oldest_listed = total.saturating_sub(self.max as u64) + 1;
         let cold = match &self.read_back {
-            Some(rb) => first_hot.saturating_sub(oldest_listed).min(rb.len() as u64),
+            Some(rb) => (w.first_in_memory.saturating_sub(w.oldest_listed)).min(rb.len() as u64),
             None => 0,
         };
-        let listed = in_memory as u64 + cold;
+        let listed = w.in_memory + cold;
         serde_json::json!({
             "kept": listed,
-            "in_memory": in_memory,
+            "in_memory": w.in_memory,
             "max": self.max,
             "bytes": self.bytes.load(Ordering::Relaxed),
-            "evicted": total.saturating_sub(listed),
+            "evicted": w.numbered.saturating_sub(listed),
             "readable": self.read_back.as_ref().map_or(0, |r| r.len()),
             "dropped": self.dropped.load(Ordering::Relaxed),
         })
