@@ -41,13 +41,12 @@ impl SessionContext {
     /// The engine for a client that offered (or negotiated) HTTP/2 or not: the upstream leg
     /// speaks the client's protocol, as the server would with the client directly.
     pub fn engine_for(&self, client_h2: bool) -> Engine {
-        match client_h2 {
-            true => self.engine.clone(),
-            false => self
-                .engine
-                .http1_only()
-                .unwrap_or_else(|| self.engine.clone()),
+        if client_h2 {
+            return self.engine.clone();
         }
+        self.engine
+            .http1_only()
+            .unwrap_or_else(|| self.engine.clone())
     }
 }
 
