@@ -271,33 +271,41 @@ async fn a_post_reset_with_http_1_1_required_is_a_typed_failure() {
 
 /// The upstream leg speaks the client's protocol: an HTTP/1.1 client's requests go to Apache
 /// (which offers HTTP/2) over HTTP/1.1, as they would directly, and an HTTP/2 client's over
-/// HTTP/2; neither needs an `HTTP_1_1_REQUIRED` retry.
+/// HTTP/2; neither needs an `HTTP_1_1_REQUIRED` retry. With `--client-auth mirror` the upstream
+/// leg is opened before the client's handshake ends, from what the client offered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upstream_leg_speaks_the_clients_protocol() {
     let (pki, _d) = pki();
     let apache = apache_h2(&pki);
-    for (flag, alpn) in [("--http1.1", "http/1.1"), ("--http2", "h2")] {
-        let mut p = reverse(&pki, apache.localhost_url()).await;
+    let cases = [
+        ("--http1.1", "http/1.1", "optional"),
+        ("--http2", "h2", "optional"),
+        ("--http1.1", "http/1.1", "mirror"),
+        ("--http2", "h2", "mirror"),
+    ];
+    for (flag, alpn, mode) in cases {
+        let url = apache.localhost_url();
+        let mut p = reverse_with(&pki, &url, &["--client-auth", mode]).await;
         let r = Curl::new(format!("https://localhost:{}/", p.port()))
             .cacert(pki.root_ca())
             .arg(flag)
             .run_async()
             .await;
-        assert!(r.status > 0 && r.status < 500, "{flag}: {r:?}");
+        assert!(r.status > 0 && r.status < 500, "{flag} {mode}: {r:?}");
         let rec = p.flow().await;
         assert_eq!(rec.client_leg.as_ref().unwrap().alpn.as_deref(), Some(alpn));
         let up = upstream(&rec);
-        assert_eq!(up.alpn.as_deref(), Some(alpn), "{flag}: {up:#?}");
+        assert_eq!(up.alpn.as_deref(), Some(alpn), "{flag} {mode}: {up:#?}");
         let offered = &up.client_hello.as_ref().expect("the ClientHello").alpn;
         let expected: &[&str] = if alpn == "h2" {
             &["h2", "http/1.1"]
         } else {
             &["http/1.1"]
         };
-        assert_eq!(offered, expected, "{flag}");
+        assert_eq!(offered, expected, "{flag} {mode}");
         assert!(
             rec.upstream_retry.is_none(),
-            "{flag}: {:?}",
+            "{flag} {mode}: {:?}",
             rec.upstream_retry
         );
     }

@@ -135,18 +135,19 @@ impl Session {
                 self.reset = Some((side, frame));
             }
             let rest = format!("frame {frame}");
-            self.sent_by(Event::from_peer(at, EventKind::TcpReset, who, Some(&rest)));
+            self.push(Event::from_peer(at, EventKind::TcpReset, who, Some(&rest)));
         } else {
             self.fin_seen = true;
-            self.sent_by(Event::from_peer(at, EventKind::TcpFin, who, None));
+            self.push(Event::from_peer(at, EventKind::TcpFin, who, None));
         }
     }
 
     fn event(&mut self, at_ms: f64, kind: EventKind, detail: Option<String>) {
-        self.sent_by(Event::new(at_ms, kind, detail));
+        self.push(Event::new(at_ms, kind, detail));
     }
 
-    fn sent_by(&mut self, e: Event) {
+    /// Keep `e`, unless the session already holds as many steps as it keeps.
+    fn push(&mut self, e: Event) {
         if self.events.len() < 16 {
             self.events.push(e);
         }

@@ -136,19 +136,19 @@ mod tests {
     #[tokio::test]
     async fn idle_resolves_only_after_quiet() {
         let (a, mut b) = tokio::io::duplex(64);
-        let clock = IdleClock::new(Duration::from_secs(5));
+        let clock = IdleClock::new(Duration::from_millis(200));
         let mut watched = Activity::new(a, clock.clone());
-        b.write_all(b"x").await.unwrap();
         let mut one = [0u8; 1];
-        watched.read_exact(&mut one).await.unwrap();
-        let idle = tokio::time::timeout(Duration::from_millis(20), clock.idle()).await;
-        assert!(idle.is_err(), "bytes just moved: not idle yet");
-        let short = IdleClock::new(Duration::from_millis(30));
-        let mut watched = Activity::new(watched, short.clone());
-        b.write_all(b"y").await.unwrap();
-        watched.read_exact(&mut one).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), short.idle())
+        // Bytes keep moving every 20 ms: never idle meanwhile.
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b.write_all(b"x").await.unwrap();
+            watched.read_exact(&mut one).await.unwrap();
+            assert!(!clock.expired(), "bytes just moved: not idle");
+        }
+        tokio::time::timeout(Duration::from_secs(5), clock.idle())
             .await
-            .expect("idle after 30 ms of quiet");
+            .expect("idle once quiet for its limit");
+        assert!(clock.expired());
     }
 }

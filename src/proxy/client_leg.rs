@@ -85,6 +85,14 @@ pub async fn read_hello(
 }
 
 impl Hello {
+    /// Whether the client offers HTTP/2 (ALPN `h2`).
+    pub fn offers_h2(&self) -> bool {
+        self.start
+            .client_hello()
+            .alpn()
+            .is_some_and(|mut protos| protos.any(|p| p == b"h2"))
+    }
+
     /// Complete the handshake with `policy` (the listener's, or a `mirror` one).
     pub async fn finish(
         self,

@@ -98,12 +98,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
     // the client leg comes first, and the upstream leg resumes exactly when it did.
     let (outcome, legs) = if ctx.client.client_auth.mode == ClientAuthMode::Mirror {
         // Before the client's handshake ends: its offer decides the upstream's.
-        let offers_h2 = client.with(|l| {
-            l.client_hello
-                .as_ref()
-                .is_some_and(|h| h.alpn.iter().any(|p| p == "h2"))
-        });
-        opener.ctx.engine = ctx.engine_for(offers_h2);
+        opener.ctx.engine = ctx.engine_for(hello.offers_h2());
         opener.sessions = Mutex::new(pairing.upstream(false));
         let legs = UpstreamLegs::first(opener, upstream.clone()).await;
         let request = upstream.with(|leg| leg.cert_request.clone());
