@@ -17,6 +17,7 @@
 #               upstream sessions resumed when the client resumes (the default)
 #   mtlscope-pool  the same with --upstream-pool (upstream connections reused across clients)
 #   mtlscope-ui    the same as mtlscope with --ui and nobody watching (the web view's own cost)
+#   mtlscope-norec the same as mtlscope without --record: what writing the recording costs
 #
 # The paired rows open an upstream connection per request, which is per client connection only
 # with a new connection per request: they are measured on those loads only.
@@ -40,7 +41,7 @@ for tool in wrk nginx taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
 # mitmproxy last: it keeps working through its backlog on the shared CPU after wrk stops.
-targets=${BENCH_ONLY:-direct nginx paired paired-rs bare mtlscope mtlscope-pool mtlscope-ui mitmproxy}
+targets=${BENCH_ONLY:-direct nginx paired paired-rs bare mtlscope mtlscope-pool mtlscope-ui mtlscope-norec mitmproxy}
 command -v mitmdump >/dev/null || targets=${targets//mitmproxy/}
 ncpu=$(nproc)
 proxy_cpu=0
@@ -63,9 +64,9 @@ pki=$work/pki
 cat "$pki/client-good.pem" "$pki/client-good.key" >"$work/client-good-combined.pem"
 up=$(free_port); open=$(free_port); base=$(free_port); mt=$(free_port); mp=$(free_port)
 pr=$(free_port); prs=$(free_port); mtp=$(free_port); mtu=$(free_port); mtuui=$(free_port)
-bare=$(free_port)
+bare=$(free_port); mtn=$(free_port)
 declare -A port=([direct]=$open [nginx]=$base [paired]=$pr [paired-rs]=$prs [bare]=$bare [mitmproxy]=$mp [mtlscope]=$mt
-    [mtlscope-pool]=$mtp [mtlscope-ui]=$mtu)
+    [mtlscope-pool]=$mtp [mtlscope-ui]=$mtu [mtlscope-norec]=$mtn)
 ui_args=()
 if [ -n "${BENCH_UI:-}" ]; then
     uiport=$(free_port)
@@ -141,6 +142,11 @@ if [[ $targets == *mtlscope-ui* ]]; then
         </dev/null & mupid=$!
     pids+=($mupid)
 fi
+if [[ $targets == *mtlscope-norec* ]]; then
+    taskset -c "$proxy_cpu" "$bin" "${mtlscope_args[@]}" --listen "127.0.0.1:$mtn" \
+        2>"$work/mtlscope-norec.log" </dev/null & mnpid=$!
+    pids+=($mnpid)
+fi
 for t in $targets; do wait_port "${port[$t]}"; done
 if [ -n "${BENCH_UI:-}" ] && [ "$BENCH_UI" != nobrowser ]; then
     # A browser on the live list for the whole run: the relay must not wait for it.
@@ -172,6 +178,7 @@ target_pids() {
         mtlscope) echo "$mpid" ;;
         mtlscope-pool) echo "${mppid:-}" ;;
         mtlscope-ui) echo "${mupid:-}" ;;
+        mtlscope-norec) echo "${mnpid:-}" ;;
         nginx) nginx_pids "$work/base" ;;
         paired) nginx_pids "$work/paired/" ;;
         paired-rs) nginx_pids "$work/paired-rs" ;;
@@ -235,6 +242,11 @@ done
 if [[ " $targets " == *" mtlscope-ui "* && " $targets " == *" mtlscope "* ]]; then
     for load in $loads; do
         echo "--ui unwatched, $load: CPU per request $(ratio "${cpu[mtlscope-ui,$load]:-0}" "${cpu[mtlscope,$load]:-0}")× mtlscope's, req/s $(ratio "${rps[mtlscope-ui,$load]:-0}" "${rps[mtlscope,$load]:-0}")×"
+    done
+fi
+if [[ " $targets " == *" mtlscope-norec "* && " $targets " == *" mtlscope "* ]]; then
+    for load in $loads; do
+        echo "--record, $load: CPU per request $(ratio "${cpu[mtlscope,$load]:-0}" "${cpu[mtlscope-norec,$load]:-0}")× that without, req/s $(ratio "${rps[mtlscope,$load]:-0}" "${rps[mtlscope-norec,$load]:-0}")×"
     done
 fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,10 +1,12 @@
 //! The end of the pipeline for one flow: diagnose it (unless it was diagnosed already, see
 //! [`Diagnosed`]), hand it to the subscribers the command attached (the terminal printer, the
-//! web view), and append it to the JSON Lines recording through one writer thread.
+//! web view), and append it to the JSON Lines recording through one writer task and the file's
+//! own thread.
 //!
-//! Connection tasks never touch the file: they hand finished flows to a bounded channel, and the
-//! writer appends one line per flow, so a slow disk slows recording, not relaying (until the
-//! channel is full, which then applies back-pressure rather than losing records). The writer
+//! Connection tasks never touch the file: they hand finished flows to a bounded channel; the
+//! writer task serialises one line per flow, and only the file's thread writes, so a slow disk
+//! slows recording, not relaying (until the channel is full, which then applies back-pressure
+//! rather than losing records). The writer
 //! also keeps the recording small (schema 2, `docs/recording.md`): an exchange whose legs are
 //! unchanged since an earlier full exchange of its connection, and which has no finding, names
 //! that exchange in `legs_from` instead of repeating the legs. It rotates the file at
@@ -15,6 +17,7 @@
 //! dropped for that subscriber and counted, so a slow browser never slows the relay. The
 //! recording keeps everything.
 
+mod file;
 pub mod headers;
 pub mod locate;
 pub mod redact;
@@ -65,7 +68,7 @@ pub trait Subscribe: Send + Sync {
 /// Where finished flows go. Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct Sink {
-    /// To the writer thread; `None` when there is no `--record` file.
+    /// To the writer task; `None` when there is no `--record` file.
     tx: Option<mpsc::Sender<WriterMsg>>,
     /// Everything that sees each diagnosed flow, in the order attached.
     subscribers: Arc<[Arc<dyn Subscribe>]>,
@@ -175,7 +178,7 @@ struct Pending {
     zero: Notify,
 }
 
-/// What the writer thread is asked to do.
+/// What the writer task is asked to do.
 enum WriterMsg {
     /// Append this flow (shared with the subscribers, not copied for the writer).
     Flow(Arc<Flow>),
@@ -196,12 +199,13 @@ pub struct RecordOpenError {
 }
 
 impl Sink {
-    /// Open (append, create) the recording, if any, and start its writer thread.
+    /// Open (append, create) the recording, if any, and start its writer task (on the current
+    /// tokio runtime) and the file's thread.
     pub fn open(settings: &RecordSettings) -> Result<Sink, RecordOpenError> {
         let locator = settings.path.as_ref().map(|p| {
             Arc::new(locate::Locator::new(
                 p.clone(),
-                u64::from(writer::KEEP_ROTATED),
+                u64::from(file::KEEP_ROTATED),
             ))
         });
         let tx = match &settings.path {
@@ -209,13 +213,11 @@ impl Sink {
             Some(path) => {
                 let writer = writer::Writer::open(path, settings.max_size, locator.clone())?;
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                std::thread::Builder::new()
-                    .name("mtlscope-record".into())
-                    .spawn(move || writer.run(rx))
-                    .map_err(|source| RecordOpenError {
-                        path: PathBuf::from("<writer thread>"),
-                        source,
-                    })?;
+                let rt = tokio::runtime::Handle::try_current().map_err(|e| RecordOpenError {
+                    path: path.clone(),
+                    source: std::io::Error::other(format!("no runtime for the writer: {e}")),
+                })?;
+                rt.spawn(writer.run(rx));
                 Some(tx)
             }
         };

@@ -59,10 +59,16 @@ impl HttpAnswer<'_> {
         }
     }
 
+    /// Whether the body contains `needle`, ASCII case aside. Asked of every answer, most of
+    /// them empty or a success: no copies.
     fn body_has(&self, needle: &str) -> bool {
-        self.body
-            .to_ascii_lowercase()
-            .contains(&needle.to_ascii_lowercase())
+        let needle = needle.as_bytes();
+        needle.is_empty()
+            || self
+                .body
+                .as_bytes()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
     }
 
     /// A header value by (lowercase) name.

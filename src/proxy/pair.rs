@@ -28,6 +28,8 @@ pub struct Pair {
     pub client_addr: String,
     /// Where the upstream leg goes.
     pub target: Target,
+    /// `target`'s `host:port`, formed once: every record and every upstream request names it.
+    pub authority: String,
     /// The client leg's facts.
     pub client: LegRecorder,
     /// The upstream legs, one at a time (each with its facts, present even when it failed).
@@ -62,7 +64,7 @@ impl Pair {
         let mut flow = Flow::new(self.mode, self.id, self.clock.started_at());
         flow.kind = kind;
         flow.client_addr = Some(self.client_addr.clone());
-        flow.upstream = Some(self.target.authority());
+        flow.upstream = Some(self.authority.clone());
         flow.client_leg = Some(self.client.snapshot());
         flow.upstream_leg = Some(leg.rec.snapshot());
         flow.upstream_leg_index = Some(leg.index);
@@ -115,11 +117,11 @@ impl Pair {
                 .headers
                 .insert(TE, HeaderValue::from_static("trailers"));
         }
-        let authority = self.target.authority();
+        let authority = self.authority.as_str();
         if h2 {
             match Uri::builder()
                 .scheme("https")
-                .authority(authority.as_str())
+                .authority(authority)
                 .path_and_query(path)
                 .build()
             {
@@ -138,7 +140,7 @@ impl Pair {
                 }
             }
             parts.version = Version::HTTP_11;
-            if let Ok(host) = HeaderValue::from_str(&authority) {
+            if let Ok(host) = HeaderValue::from_str(authority) {
                 parts.headers.insert(HOST, host);
             }
         }

@@ -160,6 +160,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         mode: ctx.mode,
         clock,
         client_addr: peer,
+        authority: target.authority(),
         target,
         client,
         legs,

@@ -1,15 +1,16 @@
-//! The recording's writer thread: one `write` per line, legs left out where an earlier full
-//! exchange of the same connection carries them (schema 2), rotation at a size bound.
+//! The recording's writer task: it decides each line — legs left out where an earlier full
+//! exchange of the same connection carries them (schema 2) — serialises it, and decides when the
+//! file rotates at its size bound. It runs on the runtime, where the flows were built (see
+//! [`super::file`] for why), and hands batches of lines to the file's own thread.
 
+use super::file::{Batch, FileMsg, Written};
 use super::locate::{FlowKey, Location, Locator, Spot};
 use super::{RecordOpenError, WriterMsg};
 use crate::facts::{Flow, Leg, RecordKind};
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How many connections' legs the writer remembers for `legs_from` at most.
 const MAX_TRACKED: usize = 16 * 1024;
@@ -20,12 +21,9 @@ const MAX_CLOSED: usize = 64 * 1024;
 /// How long the writer lets records gather after a wake-up.
 const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Bytes of lines the writer gathers before writing them, at most (it writes sooner when the
-/// queue is empty).
+/// Bytes of lines the writer gathers before handing them on, at most (it hands them on sooner
+/// when the queue is empty).
 const BATCH_BYTES: usize = 256 * 1024;
-
-/// How many rotated files are kept (`FILE.1` … `FILE.N`).
-pub(super) const KEEP_ROTATED: u32 = 9;
 
 /// What the writer did, reported at exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,13 +50,11 @@ struct FullLegs {
     at: Option<Spot>,
 }
 
-/// The open recording.
+/// The open recording, as the writer task sees it.
 pub struct Writer {
-    /// `--record`.
-    path: PathBuf,
-    /// The file being appended to.
-    file: File,
-    /// Its size so far.
+    /// To the file's thread.
+    file: mpsc::Sender<FileMsg>,
+    /// The file's size once every line handed on is written.
     size: u64,
     /// `--record-max-size`.
     max_size: Option<u64>,
@@ -66,116 +62,115 @@ pub struct Writer {
     full: HashMap<u64, FullLegs>,
     /// Connections already closed: their late records are written in full and not tracked.
     closed: HashSet<u64>,
-    /// Totals.
-    stats: WriterStats,
-    /// Lines serialised but not yet written: whatever queued while the writer was busy goes
+    /// Flows that could not be serialised.
+    unserialisable: u64,
+    /// Times the file was rotated.
+    rotations: u64,
+    /// Lines serialised but not yet handed on: whatever queued while the writer paused goes
     /// out in one `write` (one line at a time cost a syscall and a wake-up per record).
-    batch: Vec<u8>,
-    /// Lines in `batch`, and of those, compacted ones.
-    batch_lines: (u64, u64),
-    /// Where each line is reported to (the live web view reads evicted flows back).
+    batch: Batch,
+    /// Told where each line is (the live web view reads evicted flows back).
     locator: Option<Arc<Locator>>,
-    /// Where the lines in `batch` are, reported once they are written.
-    located: Vec<(FlowKey, Location)>,
 }
 
 impl Writer {
-    /// Open `path` for appending; each line written is reported to `locator` once it asks.
+    /// Open `path` for appending and start its thread; each line written is reported to
+    /// `locator` once it asks.
     pub fn open(
         path: &Path,
         max_size: Option<u64>,
         locator: Option<Arc<Locator>>,
     ) -> Result<Writer, RecordOpenError> {
-        let file = open_append(path).map_err(|source| RecordOpenError {
+        let failed = |source| RecordOpenError {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = super::file::open_append(path).map_err(failed)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let file = super::file::start(path, file, locator.clone()).map_err(failed)?;
         Ok(Writer {
-            path: path.to_path_buf(),
             file,
             size,
             max_size,
             full: HashMap::new(),
             closed: HashSet::new(),
-            stats: WriterStats::default(),
-            batch: Vec::with_capacity(BATCH_BYTES),
-            batch_lines: (0, 0),
+            unserialisable: 0,
+            rotations: 0,
+            batch: Batch::default(),
             locator,
-            located: Vec::new(),
         })
     }
 
     /// Serve messages until every sender is gone. Each wake-up handles everything queued,
-    /// then writes the lines it made at once; no line waits for a later message.
-    pub fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
-        while let Some(msg) = rx.blocking_recv() {
-            self.handle(msg);
-            // Let records gather before writing: while the writer sleeps it waits on nothing,
-            // so the connection tasks queue records without waking it (a wake-up per record
-            // is a futex call and a context switch on the proxy's CPU). Records reach the
-            // file at most this much later.
-            std::thread::sleep(BATCH_PAUSE);
-            // Write full batches until the queue is empty: a writer that paused again after
+    /// then hands the lines it made on at once; no line waits for a later message.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) {
+        while let Some(msg) = rx.recv().await {
+            self.handle(msg).await;
+            // Let records gather: one wake-up of this task, and one batch for the file's
+            // thread, per pause rather than per record. Records reach the file at most this
+            // much later.
+            tokio::time::sleep(BATCH_PAUSE).await;
+            // Hand on full batches until the queue is empty: a writer that paused again after
             // each batch would fall behind a fast proxy, and records would queue up behind it.
             loop {
                 let mut emptied = false;
-                while self.batch.len() < BATCH_BYTES {
+                while self.batch.bytes.len() < BATCH_BYTES {
                     match rx.try_recv() {
-                        Ok(msg) => self.handle(msg),
+                        Ok(msg) => self.handle(msg).await,
                         Err(_) => {
                             emptied = true;
                             break;
                         }
                     }
                 }
-                self.write_batch();
+                self.hand_on().await;
                 if emptied {
                     break;
                 }
             }
         }
-        self.write_batch();
-        let _ = self.file.sync_data();
+        // The file's thread writes what it was handed, syncs and ends once this is dropped.
+        self.hand_on().await;
     }
 
-    fn handle(&mut self, msg: WriterMsg) {
+    async fn handle(&mut self, msg: WriterMsg) {
         match msg {
-            WriterMsg::Flow(flow) => self.write(flow),
+            WriterMsg::Flow(flow) => self.write(flow).await,
             WriterMsg::Closed(id) => self.close(id),
             WriterMsg::Flush(done) => {
-                self.write_batch();
-                let _ = self.file.sync_data();
-                let _ = done.send(self.stats);
+                let _ = done.send(self.flush().await);
             }
         }
     }
 
-    /// Write the batched lines.
-    fn write_batch(&mut self) {
-        let (lines, compacted) = std::mem::take(&mut self.batch_lines);
-        if self.batch.is_empty() {
+    /// Hand every line so far to the file and wait until it is written and synced; the
+    /// totals.
+    pub async fn flush(&mut self) -> WriterStats {
+        self.hand_on().await;
+        let (tx, rx) = oneshot::channel();
+        let written = match self.file.send(FileMsg::Sync(tx)).await {
+            Ok(()) => rx.await.unwrap_or_default(),
+            Err(_) => Written::default(),
+        };
+        WriterStats {
+            written: written.lines,
+            compacted: written.compacted,
+            failed: written.failed + self.unserialisable,
+            rotations: self.rotations,
+        }
+    }
+
+    /// Hand the lines so far to the file's thread.
+    async fn hand_on(&mut self) {
+        if self.batch.bytes.is_empty() {
             return;
         }
-        match self.file.write_all(&self.batch) {
-            Ok(()) => {
-                self.stats.written += lines;
-                self.stats.compacted += compacted;
-                if let Some(l) = &self.locator {
-                    l.wrote(self.located.drain(..));
-                }
-            }
-            Err(e) => {
-                self.stats.failed += lines;
-                tracing::error!(path = %self.path.display(), error = %e, lines, "cannot write recording");
-            }
+        let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(BATCH_BYTES));
+        if self.file.send(FileMsg::Append(batch)).await.is_err() {
+            tracing::error!("the recording's file thread has stopped; records lost");
         }
-        self.batch.clear();
-        self.located.clear();
     }
 
-    /// A connection ended: forget its legs, and do not remember any record of it that is
-    /// still on its way.
     fn close(&mut self, id: u64) {
         self.full.remove(&id);
         if self.closed.len() >= MAX_CLOSED {
@@ -184,18 +179,20 @@ impl Writer {
         self.closed.insert(id);
     }
 
-    /// Serialise one flow onto the batch (`size` counts batched lines too).
-    fn write(&mut self, flow: Arc<Flow>) {
+    async fn write(&mut self, flow: Arc<Flow>) {
         // Rotate once the file has reached the bound (the line that crossed it stays), and
         // start the new file without anything compacted lines could point at.
         if self.max_size.is_some_and(|max| self.size >= max) {
-            self.write_batch();
-            self.rotate();
-            self.full.clear();
+            self.hand_on().await;
+            if self.rotate().await {
+                self.size = 0;
+                self.rotations += 1;
+                self.full.clear();
+            }
         }
-        let here = Spot::new(self.stats.rotations, self.size);
+        let here = Spot::new(self.rotations, self.size);
         let key = FlowKey::of(&flow);
-        let start = self.batch.len();
+        let start = self.batch.bytes.len();
         let compacted = self.compact(&flow, here);
         let written = match compacted {
             // Only a compacted line differs from the shared flow: copy it (cheaply, if no
@@ -205,29 +202,38 @@ impl Writer {
                 flow.legs_from = Some(index);
                 flow.client_leg = None;
                 flow.upstream_leg = None;
-                serde_json::to_writer(&mut self.batch, &flow)
+                serde_json::to_writer(&mut self.batch.bytes, &flow)
             }
-            None => serde_json::to_writer(&mut self.batch, &*flow),
+            None => serde_json::to_writer(&mut self.batch.bytes, &*flow),
         };
         if let Err(e) = written {
-            self.batch.truncate(start);
-            self.stats.failed += 1;
+            self.batch.bytes.truncate(start);
+            self.unserialisable += 1;
             tracing::error!(error = %e, "cannot serialise a flow; record lost");
             return;
         }
-        self.batch.push(b'\n');
-        self.size += (self.batch.len() - start) as u64;
-        self.batch_lines.0 += 1;
+        self.batch.bytes.push(b'\n');
+        self.size += (self.batch.bytes.len() - start) as u64;
+        self.batch.lines += 1;
         if compacted.is_some() {
-            self.batch_lines.1 += 1;
+            self.batch.compacted += 1;
         }
         if let (Some(l), Some(line)) = (&self.locator, here) {
             // A compacted line whose full exchange has no known spot cannot be read back.
             let legs = compacted.and_then(|(_, at)| at);
             if l.enabled() && (compacted.is_none() || legs.is_some()) {
-                self.located.push((key, Location { line, legs }));
+                self.batch.located.push((key, Location { line, legs }));
             }
         }
+    }
+
+    /// Ask the file's thread to rotate; whether a new file is open.
+    async fn rotate(&mut self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.file.send(FileMsg::Rotate(tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// The `legs_from` of an exchange whose legs an earlier full exchange of its connection
@@ -266,37 +272,6 @@ impl Writer {
         }
         None
     }
-
-    /// FILE → FILE.1 → FILE.2 …, keeping [`KEEP_ROTATED`]; then a new FILE.
-    fn rotate(&mut self) {
-        let _ = self.file.sync_data();
-        let name = |n: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        let _ = std::fs::remove_file(name(KEEP_ROTATED));
-        for n in (1..KEEP_ROTATED).rev() {
-            let _ = std::fs::rename(name(n), name(n + 1));
-        }
-        if let Err(e) = std::fs::rename(&self.path, name(1)) {
-            tracing::error!(path = %self.path.display(), error = %e, "cannot rotate the recording; appending on");
-            return;
-        }
-        match open_append(&self.path) {
-            Ok(file) => {
-                self.file = file;
-                self.size = 0;
-                self.stats.rotations += 1;
-                if let Some(l) = &self.locator {
-                    l.rotated();
-                }
-            }
-            Err(e) => {
-                tracing::error!(path = %self.path.display(), error = %e, "cannot open the new recording after rotating; writing to the rotated file");
-            }
-        }
-    }
 }
 
 /// Equal legs: the same snapshot (the usual case on a keep-alive connection), or equal facts.
@@ -306,16 +281,6 @@ fn same_leg(a: &Option<Arc<Leg>>, b: &Option<Arc<Leg>>) -> bool {
         (None, None) => true,
         _ => false,
     }
-}
-
-/// Open for appending; a new file is created 0600 (recordings carry certificates, headers and
-/// request excerpts: not for other users of the machine).
-fn open_append(path: &Path) -> std::io::Result<File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)
 }
 
 #[cfg(test)]
@@ -340,14 +305,14 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn unchanged_legs_without_findings_point_at_the_full_exchange() {
+    #[tokio::test]
+    async fn unchanged_legs_without_findings_point_at_the_full_exchange() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(Arc::new(exchange(1, 0, &leg)));
-        w.write(Arc::new(exchange(1, 1, &leg)));
+        w.write(Arc::new(exchange(1, 0, &leg))).await;
+        w.write(Arc::new(exchange(1, 1, &leg))).await;
         let mut with_finding = exchange(1, 2, &leg);
         with_finding.findings.push(Finding {
             id: FindingId::Unexplained,
@@ -357,14 +322,14 @@ mod tests {
             fix: String::new(),
             inferred: false,
         });
-        w.write(Arc::new(with_finding));
+        w.write(Arc::new(with_finding)).await;
         let changed = Arc::new(Leg {
             alpn: Some("h2".into()),
             ..Leg::default()
         });
-        w.write(Arc::new(exchange(1, 3, &changed)));
-        w.write(Arc::new(exchange(1, 4, &changed)));
-        w.write_batch();
+        w.write(Arc::new(exchange(1, 3, &changed))).await;
+        w.write(Arc::new(exchange(1, 4, &changed))).await;
+        w.flush().await;
         let got = lines(&path);
         assert!(got[0]["client_leg"].is_object() && got[0].get("legs_from").is_none());
         assert_eq!(got[1]["legs_from"], 0);
@@ -378,19 +343,18 @@ mod tests {
             "changed legs are written in full"
         );
         assert_eq!(got[4]["legs_from"], 3);
-        assert_eq!(w.stats.compacted, 2);
+        assert_eq!(w.flush().await.compacted, 2);
     }
 
-    #[test]
-    fn a_rotated_file_starts_with_full_legs() {
+    #[tokio::test]
+    async fn a_rotated_file_starts_with_full_legs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, Some(1), None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(Arc::new(exchange(1, 0, &leg)));
-        w.write(Arc::new(exchange(1, 1, &leg)));
-        w.write_batch();
-        assert_eq!(w.stats.rotations, 1);
+        w.write(Arc::new(exchange(1, 0, &leg))).await;
+        w.write(Arc::new(exchange(1, 1, &leg))).await;
+        assert_eq!(w.flush().await.rotations, 1);
         let rotated = lines(&dir.path().join("rec.jsonl.1"));
         let current = lines(&path);
         assert_eq!(rotated.len(), 1);
@@ -398,21 +362,21 @@ mod tests {
         assert!(current[0].get("legs_from").is_none());
     }
 
-    #[test]
-    fn a_record_after_its_connection_closed_is_not_remembered() {
+    #[tokio::test]
+    async fn a_record_after_its_connection_closed_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rec.jsonl");
         let mut w = Writer::open(&path, None, None).unwrap();
         let leg = Arc::new(Leg::default());
-        w.write(Arc::new(exchange(1, 0, &leg)));
+        w.write(Arc::new(exchange(1, 0, &leg))).await;
         assert_eq!(w.full.len(), 1);
         w.close(1);
         w.close(2);
         assert!(w.full.is_empty());
         // Connection 2's only exchange ends after its close (`Connection: close`).
-        w.write(Arc::new(exchange(2, 0, &leg)));
+        w.write(Arc::new(exchange(2, 0, &leg))).await;
         assert!(w.full.is_empty(), "its legs would be kept for nothing");
-        w.write_batch();
+        w.flush().await;
         assert!(lines(&path)[1]["client_leg"].is_object());
     }
 }
