@@ -212,21 +212,21 @@ done
 ratio() { awk -v m="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "n/a" }'; }
 echo "wrk -t1, ${secs}s per run; proxies pinned to CPU $proxy_cpu; ratios against nginx as TLS reverse proxy"
 echo "(CPU per request: the target's own processes; its ratio is nginx/mtlscope, so above 1 means cheaper than nginx)"
-printf '%-34s' "load"; for t in $targets; do printf '%14s' "$t"; done; printf '%18s%18s\n' "mtlscope/nginx" "mtlscope/paired-rs"
+printf '%-34s' "load"; for t in $targets; do printf '%16s' "$t"; done; printf '%20s%20s\n' "mtlscope/nginx" "mtlscope/paired-rs"
 for load in $loads; do
     case $load in
         keepalive) label="keep-alive, $conns conns (req/s)" ;;
         close) label="new conn/request, $conns (req/s)" ;;
         single) label="new conn/request, 1 (req/s)" ;;
     esac
-    printf '%-34s' "$label"; for t in $targets; do printf '%14s' "${rps[$t,$load]}"; done
-    printf '%18s%18s\n' "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[nginx,$load]:-0}")" \
+    printf '%-34s' "$label"; for t in $targets; do printf '%16s' "${rps[$t,$load]}"; done
+    printf '%20s%20s\n' "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[nginx,$load]:-0}")" \
         "$(ratio "${rps[mtlscope,$load]:-0}" "${rps[paired-rs,$load]:-0}")"
-    printf '%-34s' "  p99 latency (ms)"; for t in $targets; do printf '%14s' "${p99[$t,$load]}"; done; echo
-    printf '%-34s' "  CPU per request (ms)"; for t in $targets; do printf '%14s' "${cpu[$t,$load]}"; done
-    printf '%18s\n' "$(ratio "${cpu[nginx,$load]:-0}" "${cpu[mtlscope,$load]:-0}")"
-    printf '%-34s' "  its CPU busy (% of one)"; for t in $targets; do printf '%14s' "${busy[$t,$load]}"; done; echo
-    printf '%-34s' "  failed (non-2xx, socket errors)"; for t in $targets; do printf '%14s' "${bad[$t,$load]}"; done; echo
+    printf '%-34s' "  p99 latency (ms)"; for t in $targets; do printf '%16s' "${p99[$t,$load]}"; done; echo
+    printf '%-34s' "  CPU per request (ms)"; for t in $targets; do printf '%16s' "${cpu[$t,$load]}"; done
+    printf '%20s\n' "$(ratio "${cpu[nginx,$load]:-0}" "${cpu[mtlscope,$load]:-0}")"
+    printf '%-34s' "  its CPU busy (% of one)"; for t in $targets; do printf '%16s' "${busy[$t,$load]}"; done; echo
+    printf '%-34s' "  failed (non-2xx, socket errors)"; for t in $targets; do printf '%16s' "${bad[$t,$load]}"; done; echo
 done
 # Same-run ratios of each mtlscope variant (req/s against nginx-proxy, and against paired-rs on
 # the new-connection loads; CPU per request nginx/variant, above 1 cheaper than nginx).
