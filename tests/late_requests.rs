@@ -243,22 +243,43 @@ async fn apache_over_http2_asking_for_http_1_1_gets_the_request_again_over_http_
     assert_eq!(direct.status, 200, "{direct:?}");
 }
 
+/// ... and the next request on the same client connection goes over a new HTTP/1.1 leg at once,
+/// as curl's own next request would (no second `HTTP_1_1_REQUIRED`, no retry).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_reset_with_http_1_1_required_is_a_typed_failure() {
     let (pki, _d) = pki();
     let apache = apache_h2(&pki);
     let mut p = reverse(&pki, apache.localhost_url()).await;
-    let r = Curl::new(format!("https://localhost:{}/secure", p.port()))
+    let url = format!("https://localhost:{}/secure", p.port());
+    let r = Curl::new(format!("{url}?then=get"))
         .cacert(pki.root_ca())
         .arg("--http2")
         .arg("--data")
         .arg("a=1")
+        .arg(&url)
+        .arg("--next")
+        .cacert(pki.root_ca())
+        .arg("--http2")
         .run_async()
         .await;
-    assert_eq!(r.status, 502, "{r:?}");
-    let rec = p.flow().await;
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    let mut recs = p.flows(2).await;
+    recs.sort_by_key(|f| f.exchange_index);
+    let [rec, then] = &recs[..] else {
+        panic!("two exchanges: {recs:#?}")
+    };
+    assert_eq!(
+        rec.connection_id, then.connection_id,
+        "one client connection"
+    );
+    assert_eq!(rec.request.as_ref().unwrap().method, "POST");
+    assert_eq!(common::flows::status(rec), 502);
+    assert_eq!(then.request.as_ref().unwrap().method, "GET");
+    assert!(then.upstream_retry.is_none(), "{:?}", then.upstream_retry);
+    assert_eq!(then.upstream_leg_index, Some(1));
+    assert_eq!(upstream(then).alpn.as_deref(), Some("http/1.1"));
     assert!(rec.upstream_retry.is_none(), "a body is not sent twice");
-    let up = upstream(&rec);
+    let up = upstream(rec);
     assert_eq!(up.alpn.as_deref(), Some("h2"), "{up:#?}");
     let failure = up.failure.as_ref().expect("the upstream leg failed");
     assert_eq!(
@@ -266,7 +287,11 @@ async fn a_post_reset_with_http_1_1_required_is_a_typed_failure() {
         mtlscope::facts::FailureKind::Http11Required,
         "{up:#?}"
     );
-    assert_diagnosed(&rec, &r, FindingId::Http2BlocksLateAuth);
+    assert!(
+        has(rec, FindingId::Http2BlocksLateAuth),
+        "{:?}",
+        common::flows::ids(rec)
+    );
 }
 
 /// The upstream leg speaks the client's protocol: an HTTP/1.1 client's requests go to Apache

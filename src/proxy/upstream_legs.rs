@@ -129,6 +129,9 @@ pub struct UpstreamLegs {
     /// Set after a switch (`--upstream-engine auto` replaying over OpenSSL): the engine of
     /// every later leg, since the server would ask late again on a leg of the first engine.
     engine: Mutex<Option<crate::upstream::Engine>>,
+    /// One more than the index of a leg that is open but must not carry another request (the
+    /// server wants HTTP/1.1 and it speaks HTTP/2); 0 when there is none.
+    retired: std::sync::atomic::AtomicU64,
 }
 
 /// What sending a request upstream came to.
@@ -221,6 +224,7 @@ impl UpstreamLegs {
             ended_tx,
             ended_rx: tokio::sync::Mutex::new(ended_rx),
             engine: Mutex::new(None),
+            retired: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -291,7 +295,9 @@ impl UpstreamLegs {
     /// connection is answered from its facts, as the first was.
     async fn acquire(&self) -> LegInUse {
         let mut cur = self.current.lock().await;
-        if cur.sender.as_ref().is_some_and(|s| s.is_closed()) {
+        let retired =
+            self.retired.load(std::sync::atomic::Ordering::Relaxed) == u64::from(cur.index) + 1;
+        if cur.sender.as_ref().is_some_and(|s| s.is_closed()) || retired {
             // Boxed: opening a connection is the rare path, and its future is large.
             *cur = Box::pin(self.next_leg(cur.index)).await;
         }
@@ -440,12 +446,21 @@ impl UpstreamLegs {
                         },
                     )
                 }
-                _ => {
+                (copy, h1) => {
+                    if let (None, Some(h1)) = (copy, h1) {
+                        // Not sent twice (it has a body), but the next request goes over a new
+                        // HTTP/1.1 connection, as curl's would.
+                        self.use_engine(h1);
+                        self.retired.store(
+                            u64::from(leg.index) + 1,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                    }
                     return Ok(Sent {
                         leg,
                         result: Err(NoResponse::Http(e)),
                         retry: None,
-                    })
+                    });
                 }
             },
         };
