@@ -211,12 +211,13 @@ impl Sink {
         let tx = match &settings.path {
             None => None,
             Some(path) => {
-                let writer = writer::Writer::open(path, settings.max_size, locator.clone())?;
-                let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+                // Asked first, so a failure leaves no file behind.
                 let rt = tokio::runtime::Handle::try_current().map_err(|e| RecordOpenError {
                     path: path.clone(),
                     source: std::io::Error::other(format!("no runtime for the writer: {e}")),
                 })?;
+                let writer = writer::Writer::open(path, settings.max_size, locator.clone())?;
+                let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
                 rt.spawn(writer.run(rx));
                 Some(tx)
             }
@@ -374,6 +375,21 @@ impl Sink {
 mod tests {
     use super::*;
     use crate::diagnose::test_support::success;
+
+    #[test]
+    fn a_recording_opened_outside_a_runtime_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        let Err(e) = Sink::open(&RecordSettings {
+            path: Some(path.clone()),
+            max_size: None,
+        }) else {
+            panic!("the writer task needs a runtime");
+        };
+        assert_eq!(e.path, path);
+        assert!(e.to_string().contains("no runtime for the writer"), "{e}");
+        assert!(!path.exists(), "nothing is created");
+    }
 
     #[tokio::test]
     async fn a_full_subscriber_drops_and_counts_without_waiting() {
