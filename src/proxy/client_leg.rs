@@ -41,6 +41,11 @@ pub struct ClientLegSettings {
     pub sessions: super::resumption::ClientSessions,
 }
 
+/// Whether the client negotiated HTTP/2 on `tls` (its ALPN).
+pub fn speaks_h2(tls: &ClientTls) -> bool {
+    tls.get_ref().get_ref().1.alpn_protocol() == Some(b"h2")
+}
+
 /// How the client leg's handshake ended. Built once per connection; the facts are in the
 /// recorder either way.
 pub enum ClientLegOutcome {

@@ -113,8 +113,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
         let outcome = hello.finish(&ctx.client, policy, &pairing, &client).await;
         let legs = match &outcome {
             ClientLegOutcome::Established(tls) => {
-                let speaks_h2 = tls.get_ref().get_ref().1.alpn_protocol() == Some(b"h2");
-                opener.ctx.engine = ctx.engine_for(speaks_h2);
+                opener.ctx.engine = ctx.engine_for(super::client_leg::speaks_h2(tls));
                 match &ctx.pool {
                     // A pooled leg resumes nothing: most are not new.
                     Some(pool) => {
@@ -150,7 +149,7 @@ pub async fn run(acc: Accepted, target: Target, identity: IdentityPolicy, ctx: &
             return emit_client_failure(ctx, id, clock, &peer, &target, client, up, faults).await;
         }
     };
-    let client_h1 = tls.get_ref().get_ref().1.alpn_protocol() != Some(b"h2");
+    let client_h1 = !super::client_leg::speaks_h2(&tls);
     let presented = tls.get_ref().get_ref().1.peer_certificates();
     let offload = crate::offload::for_client(ctx.offload.as_deref(), presented, &client);
 
