@@ -128,13 +128,14 @@ async fn evicted_flows_are_read_back_from_the_recording() {
     drop(p);
 }
 
-/// With `--record`, the list keeps showing `--ui-max-flows` flows while only the newest 512 are
-/// held in memory: a page that opens after 600 exchanges gets all 600 rows (the oldest 88 read
-/// back from the recording), and the counters say how many are in memory.
+/// With `--record`, the list keeps showing `--ui-max-flows` flows while only the newest
+/// `HOT_FLOWS` are held in memory: a page that opens after 600 exchanges gets all 600 rows (the
+/// oldest read back from the recording), and the counters say how many are in memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_list_shows_older_flows_read_back_from_the_recording() {
     const TOTAL: u64 = 600;
-    const HOT: u64 = 512;
+    const HOT: u64 = mtlscope::ui::store::HOT_FLOWS as u64;
+    const { assert!(HOT < TOTAL, "some flows must be read back") };
     let (pki, _pki_dir) = common::dev_pki();
     let echo = LabEcho::start(None).await.unwrap();
     let (p, ui) = reverse_with_view(&pki, &echo, &[]);

@@ -126,11 +126,12 @@ pub struct UpstreamLegs {
     ended_tx: mpsc::UnboundedSender<u32>,
     /// Where [`UpstreamLegs::ended`] waits for that.
     ended_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<u32>>,
-    /// Set after a switch (`--upstream-engine auto` replaying over OpenSSL): the engine of
-    /// every later leg, since the server would ask late again on a leg of the first engine.
+    /// Set after a switch (`--upstream-engine auto` replaying over OpenSSL, a server that
+    /// wants HTTP/1.1): the engine of every later leg, since the server would refuse a leg of
+    /// the first engine again.
     engine: Mutex<Option<crate::upstream::Engine>>,
-    /// One more than the index of a leg that is open but must not carry another request (the
-    /// server wants HTTP/1.1 and it speaks HTTP/2); 0 when there is none.
+    /// One more than the index of the leg in use at the last switch, which must not carry
+    /// another request even while it is open; 0 before any switch.
     retired: std::sync::atomic::AtomicU64,
 }
 
@@ -234,17 +235,20 @@ impl UpstreamLegs {
         switched.unwrap_or_else(|| self.opener.ctx.engine.clone())
     }
 
-    /// Open every later leg with `engine`.
-    fn use_engine(&self, engine: crate::upstream::Engine) {
+    /// Open every later leg with `engine`; leg `in_use`, of the engine before, carries no
+    /// further request (the next one opens a new leg).
+    fn use_engine(&self, engine: crate::upstream::Engine, in_use: u32) {
         if let Ok(mut e) = self.engine.lock() {
             *e = Some(engine);
         }
+        self.retired
+            .store(u64::from(in_use) + 1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Open the next leg with `engine` and make it, and every later leg, use that engine.
     pub async fn switch_engine(&self, engine: crate::upstream::Engine) -> LegInUse {
-        self.use_engine(engine);
         let mut cur = self.current.lock().await;
+        self.use_engine(engine, cur.index);
         *cur = self.next_leg(cur.index).await;
         cur.clone()
     }
@@ -421,7 +425,7 @@ impl UpstreamLegs {
                 // As curl does: the same request again, over a new HTTP/1.1 connection (and
                 // every later one: the server wants HTTP/1.1 for this target).
                 (Some(copy), Some(h1)) => {
-                    self.use_engine(h1);
+                    self.use_engine(h1, leg.index);
                     let reason = format!(
                         "the server reset the request with HTTP_1_1_REQUIRED (it answers it only over HTTP/1.1): {e}"
                     );
@@ -450,11 +454,7 @@ impl UpstreamLegs {
                     if let (None, Some(h1)) = (copy, h1) {
                         // Not sent twice (it has a body), but the next request goes over a new
                         // HTTP/1.1 connection, as curl's would.
-                        self.use_engine(h1);
-                        self.retired.store(
-                            u64::from(leg.index) + 1,
-                            std::sync::atomic::Ordering::Relaxed,
-                        );
+                        self.use_engine(h1, leg.index);
                     }
                     return Ok(Sent {
                         leg,
